@@ -1,0 +1,73 @@
+// swift-tools-version:6.0
+// StreamTube: one node binary (`streamtube`) and the libraries it is made of.
+import PackageDescription
+
+let package = Package(
+    name: "StreamTube",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "streamtube", targets: ["Node"]),
+        .library(name: "Origin", targets: ["Origin"]),
+        .library(name: "Gossip", targets: ["Gossip"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+    ],
+    targets: [
+        // FFmpeg 5.1 libraries from Debian, found with pkg-config.
+        .systemLibrary(
+            name: "CFFmpeg",
+            path: "Sources/CFFmpeg",
+            pkgConfig: "libavformat",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev"])]
+        ),
+        // RocksDB from Debian (edge cache store), found with pkg-config.
+        .systemLibrary(
+            name: "CRocksDB",
+            path: "Sources/CRocksDB",
+            pkgConfig: "rocksdb",
+            providers: [.apt(["librocksdb-dev", "liblz4-dev"])]
+        ),
+        .target(
+            name: "Origin",
+            dependencies: ["CFFmpeg"],
+            path: "Sources/Origin"
+        ),
+        .target(
+            name: "Gossip",
+            path: "Sources/Gossip"
+        ),
+        .executableTarget(
+            name: "Node",
+            dependencies: [
+                "Origin", "Gossip",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            ],
+            path: "Sources/Node"
+        ),
+        .testTarget(name: "OriginTests", dependencies: ["Origin"], path: "Tests/OriginTests"),
+        .testTarget(
+            name: "NodeTests",
+            dependencies: [
+                "Node",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/NodeTests"
+        ),
+    ]
+)

@@ -1,0 +1,15 @@
+// What Origin owns: RTMP ingest protocol core, FLV parsing, CMAF (fMP4) packaging,
+// LL-HLS playlists and the per-stream live state. It knows nothing of HTTP or sockets.
+import CFFmpeg
+
+/// Versions of the FFmpeg libraries this binary is linked against, for logs and `/healthz`.
+public enum MediaLibraries {
+    public static var versions: [String: String] {
+        func format(_ v: UInt32) -> String { "\(v >> 16).\((v >> 8) & 0xFF).\(v & 0xFF)" }
+        return [
+            "libavformat": format(avformat_version()),
+            "libavcodec": format(avcodec_version()),
+            "libavutil": format(avutil_version()),
+        ]
+    }
+}
