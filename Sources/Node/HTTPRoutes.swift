@@ -1,0 +1,245 @@
+// HTTP routes: the operator API, health and metrics, LL-HLS delivery and the watch page.
+// Routes are thin: they parse, ask the registry or the stream's live state, and encode.
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Origin
+import Metrics
+import Prometheus
+
+struct NodeInfo: Sendable {
+    var nodeID: String
+    var region: String
+    var rtmpPort: Int
+    var httpPort: Int
+    var publicHost: String?
+    var startedAt = Date()
+}
+
+/// Guards the operator API with `Authorization: Bearer <admin token>`.
+struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+              Self.constantTimeEqual(Array(header.utf8.dropFirst(7)), Array(token.utf8)) else {
+            var headers = HTTPFields()
+            headers[.wwwAuthenticate] = "Bearer realm=\"streamtube\""
+            headers[.contentType] = "application/json"
+            return Response(status: .unauthorized, headers: headers,
+                            body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"message":"missing or wrong admin token: send Authorization: Bearer <token>"}}"#)))
+        }
+        return try await next(request, context)
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in a.indices { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+}
+
+struct CreateStreamRequest: Decodable { var title: String }
+
+struct StreamResponse: ResponseEncodable {
+    var id: String
+    var title: String
+    var key: String
+    var rtmpURL: String
+    var watchURL: String
+    var playlistURL: String
+    var createdAt: Date
+    var live: LiveStreamStatus?
+}
+
+enum HTTPRoutes {
+    static let playlistType = "application/vnd.apple.mpegurl"
+
+    static func build(registry: StreamRegistry, info: NodeInfo, adminToken: String,
+                      metrics: PrometheusCollectorRegistry, logger: Logger) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .authorization, .contentType, .origin, .range],
+                                              allowMethods: [.get, .head, .post, .options], maxAge: .seconds(3600)))
+
+        router.get("/healthz") { _, _ -> Response in
+            let body: [String: Any] = [
+                "status": "ok", "nodeID": info.nodeID, "region": info.region,
+                "uptimeSeconds": Int(Date().timeIntervalSince(info.startedAt)),
+                "streamsPublishing": registry.liveCount, "media": MediaLibraries.versions,
+            ]
+            return json(body)
+        }
+        router.get("/metrics") { _, _ -> Response in
+            Metrics.Gauge(label: "streamtube_streams_publishing").record(registry.liveCount)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+        }
+
+        // Operator API.
+        let api = router.group("api").add(middleware: AdminAuthMiddleware(token: adminToken))
+        api.post("streams") { request, context -> EditedResponse<StreamResponse> in
+            let body: CreateStreamRequest
+            do { body = try await request.decode(as: CreateStreamRequest.self, context: context) } catch {
+                throw HTTPError(.badRequest, message: "expected a JSON body like {\"title\": \"My event\"}")
+            }
+            let record: StreamRecord
+            do { record = try await registry.create(title: body.title) } catch let e as StreamError {
+                throw HTTPError(.badRequest, message: e.description)
+            }
+            logger.info("stream created", metadata: ["stream": "\(record.id)"])
+            return EditedResponse(status: .created, response: describe(record, request: request, info: info, registry: registry))
+        }
+        api.get("streams") { request, _ -> [StreamResponse] in
+            registry.all.map { describe($0, request: request, info: info, registry: registry) }
+        }
+        api.get("streams/:id") { request, context -> StreamResponse in
+            let id = try context.parameters.require("id")
+            guard let record = registry.record(id: id) else { throw HTTPError(.notFound, message: "no stream \(id)") }
+            return describe(record, request: request, info: info, registry: registry)
+        }
+
+        // LL-HLS delivery.
+        router.get("/live/:id/master.m3u8") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            guard let live = liveStream(id, registry) else { return notFound("no stream \(id)") }
+            guard let r = live.rendition else { return notFound("stream \(id) is offline") }
+            var lines = ["#EXTM3U", "#EXT-X-VERSION:9", "#EXT-X-INDEPENDENT-SEGMENTS"]
+            var attrs = "BANDWIDTH=\(r.bandwidth),AVERAGE-BANDWIDTH=\(r.averageBandwidth),CODECS=\"\(r.codecs)\""
+            if let w = r.width, let h = r.height { attrs += ",RESOLUTION=\(w)x\(h)" }
+            if let f = r.frameRate { attrs += ",FRAME-RATE=\(String(format: "%.3f", f))" }
+            lines.append("#EXT-X-STREAM-INF:\(attrs)")
+            lines.append("source/index.m3u8")
+            return text(lines.joined(separator: "\n") + "\n", type: playlistType, cache: "public, max-age=1")
+        }
+        router.get("/live/:id/:rendition/:file") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            let rendition = try context.parameters.require("rendition")
+            let file = try context.parameters.require("file")
+            guard rendition == "source", let live = liveStream(id, registry) else { return notFound("no such rendition") }
+            if file == "index.m3u8" { return try await mediaPlaylist(live, request: request) }
+            return try await mediaObject(live, file: file)
+        }
+
+        router.get("/watch/:id") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            guard StreamRegistry.isWellFormedToken(Substring(id)), let record = registry.record(id: id) else {
+                return Response(status: .notFound, headers: [.contentType: "text/html; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: WatchPage.notFound)))
+            }
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+                            body: .init(byteBuffer: ByteBuffer(string: WatchPage.render(id: record.id, title: record.title))))
+        }
+        return router
+    }
+
+    static func liveStream(_ id: String, _ registry: StreamRegistry) -> LiveStream? {
+        guard StreamRegistry.isWellFormedToken(Substring(id)) else { return nil }
+        return registry.live(id: id)
+    }
+
+    /// Media playlist, with LL-HLS blocking reload (`_HLS_msn`, `_HLS_part`) and delta updates (`_HLS_skip`).
+    static func mediaPlaylist(_ live: LiveStream, request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        let msn = q.get("_HLS_msn").map { Int($0) }
+        let part = q.get("_HLS_part").map { Int($0) }
+        let skip = q.get("_HLS_skip").map { $0 == "YES" || $0 == "v2" } ?? false
+        if case .some(nil) = msn { return badRequest("_HLS_msn must be a whole number") }
+        if case .some(nil) = part { return badRequest("_HLS_part must be a whole number") }
+        if part != nil && msn == nil { return badRequest("_HLS_part needs _HLS_msn") }
+        if let m = msn ?? nil {
+            let target: LiveTarget = (part ?? nil).map { .part(sequence: m, index: $0) } ?? .segment(sequence: m)
+            if m < 0 || (part ?? nil).map({ $0 < 0 }) == true { return badRequest("_HLS_msn and _HLS_part cannot be negative") }
+            guard live.isWithinReach(target) else { return badRequest("_HLS_msn \(m) is more than two segments ahead of the live edge") }
+            let timeout = Duration.milliseconds(Int(live.settings.segmentTarget * 3 * 1000))
+            let ok = await live.wait(for: target, timeout: timeout)
+            if !ok && live.status.publishing {
+                return Response(status: .serviceUnavailable, headers: [.cacheControl: "no-cache", .retryAfter: "1"],
+                                body: .init(byteBuffer: ByteBuffer(string: "the requested part did not arrive in time\n")))
+            }
+        }
+        guard let body = live.mediaPlaylist(skip: skip) else { return notFound("stream is offline") }
+        let ended = !live.status.publishing
+        return text(body, type: playlistType, cache: ended ? "public, max-age=10" : "public, max-age=1")
+    }
+
+    /// Init segments, segments and parts: immutable. The next part (the preload hint) is waited for.
+    static func mediaObject(_ live: LiveStream, file: String) async throws -> Response {
+        if file.hasPrefix("init"), file.hasSuffix(".mp4"), let v = Int(file.dropFirst(4).dropLast(4)) {
+            guard let bytes = live.initSegment(version: v) else { return notFound("no such init segment") }
+            return media(bytes)
+        }
+        if file.hasPrefix("seg"), file.hasSuffix(".m4s"), let n = Int(file.dropFirst(3).dropLast(4)) {
+            guard let bytes = live.segment(sequence: n) else { return notFound("no such segment") }
+            return media(bytes)
+        }
+        if file.hasPrefix("part"), file.hasSuffix(".m4s") {
+            let numbers = file.dropFirst(4).dropLast(4).split(separator: ".", omittingEmptySubsequences: false)
+            guard numbers.count == 2, let n = Int(numbers[0]), let i = Int(numbers[1]), n >= 0, i >= 0 else {
+                return notFound("no such part")
+            }
+            if let bytes = live.part(sequence: n, index: i) { return media(bytes) }
+            // A request for the part that is being made now (the preload hint) waits for it.
+            if live.isWithinReach(.part(sequence: n, index: i)) {
+                let timeout = Duration.milliseconds(Int(live.settings.partTarget * 6 * 1000))
+                if await live.wait(for: .part(sequence: n, index: i), timeout: timeout), let bytes = live.part(sequence: n, index: i) {
+                    return media(bytes)
+                }
+            }
+            return notFound("no such part")
+        }
+        return notFound("no such file")
+    }
+
+    static func describe(_ r: StreamRecord, request: Request, info: NodeInfo, registry: StreamRegistry) -> StreamResponse {
+        let authority = request.head.authority ?? "127.0.0.1:\(info.httpPort)"
+        let host = info.publicHost ?? hostOnly(authority)
+        let port = authority.split(separator: "]").last.flatMap { $0.split(separator: ":").count > 1 ? Int($0.split(separator: ":").last!) : nil } ?? 80
+        let base = port == 80 ? "http://\(host)" : "http://\(host):\(port)"
+        return StreamResponse(
+            id: r.id, title: r.title, key: r.key,
+            rtmpURL: "rtmp://\(host):\(info.rtmpPort)/live/\(r.key)",
+            watchURL: "\(base)/watch/\(r.id)",
+            playlistURL: "\(base)/live/\(r.id)/master.m3u8",
+            createdAt: r.createdAt,
+            live: registry.existingLive(id: r.id)?.status)
+    }
+
+    static func hostOnly(_ authority: String) -> String {
+        if authority.hasPrefix("[") { return String(authority.prefix { $0 != "]" }) + "]" }
+        return String(authority.split(separator: ":").first ?? Substring(authority))
+    }
+
+    static func media(_ bytes: [UInt8]) -> Response {
+        Response(status: .ok,
+                 headers: [.contentType: "video/mp4", .cacheControl: "public, max-age=31536000, immutable",
+                           .accessControlAllowOrigin: "*"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func text(_ body: String, type: String, cache: String) -> Response {
+        Response(status: .ok, headers: [.contentType: type, .cacheControl: cache, .accessControlAllowOrigin: "*"],
+                 body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func notFound(_ message: String) -> Response {
+        Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-cache",
+                                              .accessControlAllowOrigin: "*"],
+                 body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
+    }
+
+    static func badRequest(_ message: String) -> Response {
+        Response(status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-cache",
+                                                .accessControlAllowOrigin: "*"],
+                 body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
+    }
+
+    static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,109 @@
+// StreamRegistry: the node's view of streams — records (from the store, kept in memory so
+// ingest and playback never wait on the database) and the live state of each one.
+import Foundation
+import Origin
+import Synchronization
+
+enum StreamError: Error, CustomStringConvertible, Equatable {
+    case badTitle(String)
+    var description: String {
+        switch self {
+        case .badTitle(let why): return "bad title: \(why)"
+        }
+    }
+}
+
+final class StreamRegistry: Sendable {
+    let store: StreamStore
+    let packaging: PackagingSettings
+
+    private struct State {
+        var byID: [String: StreamRecord] = [:]
+        var idByKey: [String: String] = [:]
+        var live: [String: LiveStream] = [:]
+        var publishers: [String: UInt64] = [:]
+    }
+    private let state = Mutex(State())
+
+    init(store: StreamStore, packaging: PackagingSettings) {
+        self.store = store
+        self.packaging = packaging
+    }
+
+    func load() async throws {
+        let records = try await store.all()
+        state.withLock { s in
+            for r in records {
+                s.byID[r.id] = r
+                s.idByKey[r.key] = r.id
+            }
+        }
+    }
+
+    func create(title raw: String) async throws -> StreamRecord {
+        let title = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !title.isEmpty else { throw StreamError.badTitle("a stream needs a title") }
+        guard title.count <= 200 else { throw StreamError.badTitle("at most 200 characters, got \(title.count)") }
+        guard !title.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw StreamError.badTitle("control characters are not allowed")
+        }
+        let record = StreamRecord(id: Self.randomID(length: 12), key: Self.randomKey(), title: title, createdAt: Date())
+        try await store.insert(record)
+        state.withLock { s in
+            s.byID[record.id] = record
+            s.idByKey[record.key] = record.id
+        }
+        return record
+    }
+
+    func record(id: String) -> StreamRecord? { state.withLock { $0.byID[id] } }
+    func record(key: String) -> StreamRecord? { state.withLock { s in s.idByKey[key].flatMap { s.byID[$0] } } }
+    var all: [StreamRecord] { state.withLock { Array($0.byID.values).sorted { $0.createdAt < $1.createdAt } } }
+
+    /// The live state of a stream that exists, made on first use.
+    func live(id: String) -> LiveStream? {
+        state.withLock { s in
+            guard s.byID[id] != nil else { return nil }
+            if let l = s.live[id] { return l }
+            let l = LiveStream(id: id, settings: packaging)
+            s.live[id] = l
+            return l
+        }
+    }
+
+    /// The live state only if the stream has ever been published on this node.
+    func existingLive(id: String) -> LiveStream? { state.withLock { $0.live[id] } }
+
+    var liveCount: Int { state.withLock { $0.publishers.count } }
+
+    /// Takes the publisher slot of a stream; false if another connection holds it.
+    func claimPublisher(id: String, connection: UInt64) -> Bool {
+        state.withLock { s in
+            if s.publishers[id] != nil { return false }
+            s.publishers[id] = connection
+            return true
+        }
+    }
+
+    func releasePublisher(id: String, connection: UInt64) {
+        state.withLock { s in
+            if s.publishers[id] == connection { s.publishers[id] = nil }
+        }
+    }
+
+    static func randomID(length: Int) -> String {
+        let alphabet = Array("abcdefghijkmnopqrstuvwxyz23456789")
+        var g = SystemRandomNumberGenerator()
+        return String((0..<length).map { _ in alphabet[Int(g.next(upperBound: UInt32(alphabet.count)))] })
+    }
+
+    static func randomKey() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+    }
+
+    /// Stream ids and keys are short, URL-safe tokens; anything else is refused before lookup.
+    static func isWellFormedToken(_ s: Substring) -> Bool {
+        !s.isEmpty && s.count <= 64 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+    }
+}

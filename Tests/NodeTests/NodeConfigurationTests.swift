@@ -1,0 +1,80 @@
+import Foundation
+import XCTest
+@testable import Node
+import Hummingbird
+
+final class NodeConfigurationTests: XCTestCase {
+    func testEnvironmentNames() {
+        XCTAssertEqual(NodeConfiguration.environmentName("httpPort"), "STREAMTUBE_HTTP_PORT")
+        XCTAssertEqual(NodeConfiguration.environmentName("nodeID"), "STREAMTUBE_NODE_ID")
+        XCTAssertEqual(NodeConfiguration.environmentName("dataDir"), "STREAMTUBE_DATA_DIR")
+        XCTAssertEqual(NodeConfiguration.environmentName("region"), "STREAMTUBE_REGION")
+    }
+
+    func testDefaults() throws {
+        let c = try NodeConfiguration.load(file: nil, environment: [:])
+        XCTAssertEqual(c.httpPort, 8080)
+        XCTAssertEqual(c.rtmpPort, 1935)
+        XCTAssertEqual(c.dataDir, "./data")
+        XCTAssertNil(c.adminToken)
+    }
+
+    func testFileThenEnvironmentThenFlags() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let file = dir.appendingPathComponent("node.json")
+        try Data(#"{"httpPort": 9000, "rtmpPort": 2935, "region": "eu-west", "nodeID": "n1"}"#.utf8).write(to: file)
+        let c = try NodeConfiguration.load(file: file.path, environment: ["STREAMTUBE_RTMP_PORT": "3935", "STREAMTUBE_NODE_ID": "n2"])
+        XCTAssertEqual(c.httpPort, 9000)
+        XCTAssertEqual(c.rtmpPort, 3935)
+        XCTAssertEqual(c.region, "eu-west")
+        XCTAssertEqual(c.nodeID, "n2")
+
+        let serve = try Serve.parse(["--config", file.path, "--rtmp-port", "4935"])
+        let merged = try serve.resolvedConfiguration(environment: ["STREAMTUBE_RTMP_PORT": "3935", "STREAMTUBE_REGION": "us"])
+        XCTAssertEqual(merged.rtmpPort, 4935)
+        XCTAssertEqual(merged.region, "us")
+        XCTAssertEqual(merged.httpPort, 9000)
+    }
+
+    func testBadValuesAreClearErrors() throws {
+        XCTAssertThrowsError(try NodeConfiguration.load(file: nil, environment: ["STREAMTUBE_HTTP_PORT": "eighty"])) { e in
+            XCTAssertTrue("\(e)".contains("STREAMTUBE_HTTP_PORT"))
+        }
+        XCTAssertThrowsError(try NodeConfiguration.load(file: nil, environment: ["STREAMTUBE_HTTP_PORT": "70000"]))
+        XCTAssertThrowsError(try NodeConfiguration.load(file: "/nonexistent/streamtube.json", environment: [:])) { e in
+            XCTAssertTrue("\(e)".contains("cannot read config file"))
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString + ".json")
+        try Data(#"{"htpPort": 1}"#.utf8).write(to: file)
+        XCTAssertThrowsError(try NodeConfiguration.load(file: file.path, environment: [:])) { e in
+            XCTAssertTrue("\(e)".contains("unknown setting \"htpPort\""))
+        }
+    }
+
+    func testConstantTimeCompare() {
+        XCTAssertTrue(AdminAuthMiddleware<BasicRequestContext>.constantTimeEqual(Array("abc".utf8), Array("abc".utf8)))
+        XCTAssertFalse(AdminAuthMiddleware<BasicRequestContext>.constantTimeEqual(Array("abc".utf8), Array("abd".utf8)))
+        XCTAssertFalse(AdminAuthMiddleware<BasicRequestContext>.constantTimeEqual(Array("abc".utf8), Array("abcd".utf8)))
+    }
+
+    func testNodeStateKeepsIdAndTokenAcrossStarts() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path
+        let first = try NodeState.prepare(dataDir: dir, nodeID: nil, adminToken: nil)
+        XCTAssertTrue(first.tokenIsNew)
+        XCTAssertEqual(first.adminToken.count, 64)
+        let second = try NodeState.prepare(dataDir: dir, nodeID: nil, adminToken: nil)
+        XCTAssertFalse(second.tokenIsNew)
+        XCTAssertEqual(first.adminToken, second.adminToken)
+        XCTAssertEqual(first.nodeID, second.nodeID)
+        let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/admin-token")
+        XCTAssertEqual((attrs[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/cache"))
+    }
+
+    func testWatchPageEscapesTheTitle() {
+        let html = WatchPage.render(id: "abc", title: "<script>alert(1)</script> & \"x\"")
+        XCTAssertFalse(html.contains("<script>alert(1)"))
+        XCTAssertTrue(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot;"))
+    }
+}
