@@ -1,0 +1,165 @@
+"""Fixtures for the integration tests: a real `streamtube serve` process on free ports,
+real ffmpeg as broadcaster and player, real SQLite underneath."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ADMIN_TOKEN = "integration-admin-token"
+
+
+def binary():
+    path = os.environ.get("STREAMTUBE_BIN")
+    if not path:
+        out = subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True, check=True)
+        path = os.path.join(out.stdout.strip(), "streamtube")
+    assert os.path.exists(path), f"build streamtube first: {path} is missing"
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class HTTPResult:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def text(self):
+        return self.body.decode()
+
+
+def http(method, url, body=None, token=None, timeout=30, headers=None):
+    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return HTTPResult(r.status, dict(r.headers), r.read())
+    except urllib.error.HTTPError as e:
+        return HTTPResult(e.code, dict(e.headers), e.read())
+
+
+class Node:
+    def __init__(self, data_dir, extra_args=()):
+        self.http_port = free_port()
+        self.rtmp_port = free_port()
+        self.data_dir = data_dir
+        self.log_path = os.path.join(data_dir, "node.log")
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.extra_args = list(extra_args)
+        self.proc = None
+
+    def start(self):
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [binary(), "serve", "--host", "127.0.0.1", "--http-port", str(self.http_port), "--rtmp-port", str(self.rtmp_port),
+             "--data-dir", self.data_dir, "--admin-token", ADMIN_TOKEN, "--log-format", "json", *self.extra_args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            assert self.proc.poll() is None, f"node exited early:\n{self.logs()}"
+            try:
+                if http("GET", self.base + "/healthz", timeout=2).status == 200 and self._rtmp_open():
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"node did not start:\n{self.logs()}")
+
+    def _rtmp_open(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.rtmp_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+
+    def logs(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_records(self):
+        out = []
+        for line in self.logs().splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+
+    def create_stream(self, title="Test stream"):
+        r = http("POST", self.base + "/api/streams", {"title": title}, token=ADMIN_TOKEN)
+        assert r.status == 201, r.text
+        return r.json()
+
+    def rtmp_url(self, key):
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
+
+    def wait_playable(self, stream_id, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if http("GET", f"{self.base}/live/{stream_id}/master.m3u8").status == 200:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"stream {stream_id} never became playable:\n{self.logs()[-3000:]}")
+
+
+@pytest.fixture
+def node():
+    d = tempfile.mkdtemp(prefix="streamtube-it-")
+    n = Node(d).start()
+    yield n
+    n.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def push(node_or_url, key=None, seconds=10, video="libx264", audio="aac", extra=(), size="640x360", rate=30):
+    """Starts ffmpeg publishing lavfi test media in real time; returns the Popen."""
+    url = node_or_url.rtmp_url(key) if key is not None else node_or_url
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+           "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}",
+           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+           "-t", str(seconds)]
+    if video == "libx264":
+        cmd += ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", str(rate), "-pix_fmt", "yuv420p"]
+    else:
+        cmd += ["-c:v", video]
+    cmd += ["-c:a", audio] if audio else ["-an"]
+    cmd += list(extra) + ["-f", "flv", url]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

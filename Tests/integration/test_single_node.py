@@ -1,0 +1,224 @@
+"""One node end to end: the operator API, RTMP in from ffmpeg, LL-HLS out to ffmpeg."""
+import re
+import subprocess
+import time
+
+from conftest import ADMIN_TOKEN, Node, binary, http, push
+
+
+def media_playlist(node, sid, query=""):
+    return http("GET", f"{node.base}/live/{sid}/source/index.m3u8{query}")
+
+
+def last_part(playlist_text):
+    parts = re.findall(r'#EXT-X-PART:.*URI="part(\d+)\.(\d+)\.m4s"', playlist_text)
+    assert parts, playlist_text
+    return int(parts[-1][0]), int(parts[-1][1])
+
+
+def hinted_part(playlist_text):
+    m = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part(\d+)\.(\d+)\.m4s"', playlist_text)
+    assert m, playlist_text
+    return int(m.group(1)), int(m.group(2))
+
+
+def decode_seconds(url, timeout=60):
+    """Plays `url` with ffmpeg, decoding every frame; returns (video s, audio s, stderr)."""
+    p = subprocess.run(["ffmpeg", "-hide_banner", "-v", "error", "-nostdin", "-i", url,
+                        "-map", "0:v:0", "-map", "0:a:0", "-f", "framecrc", "-"],
+                       capture_output=True, text=True, timeout=timeout)
+    tb, dur = {}, {0: 0, 1: 0}
+    for line in p.stdout.splitlines():
+        m = re.match(r"#tb (\d+): (\d+)/(\d+)", line)
+        if m:
+            tb[int(m.group(1))] = int(m.group(2)) / int(m.group(3))
+            continue
+        if line.startswith("#") or not line.strip():
+            continue
+        f = [x.strip() for x in line.split(",")]
+        dur[int(f[0])] += int(f[3])
+    return dur[0] * tb.get(0, 0), dur[1] * tb.get(1, 0), p.stderr
+
+
+def test_operator_api_requires_the_admin_token(node):
+    assert http("POST", node.base + "/api/streams", {"title": "x"}).status == 401
+    assert http("POST", node.base + "/api/streams", {"title": "x"}, token="wrong").status == 401
+    r = http("POST", node.base + "/api/streams", {"title": "Keynote"}, token=ADMIN_TOKEN)
+    assert r.status == 201
+    s = r.json()
+    assert set(["id", "key", "rtmpURL", "watchURL", "playlistURL"]) <= set(s)
+    assert s["rtmpURL"] == f"rtmp://127.0.0.1:{node.rtmp_port}/live/{s['key']}"
+    assert s["watchURL"] == f"{node.base}/watch/{s['id']}"
+    assert s["playlistURL"] == f"{node.base}/live/{s['id']}/master.m3u8"
+    got = http("GET", f"{node.base}/api/streams/{s['id']}", token=ADMIN_TOKEN)
+    assert got.status == 200 and got.json()["title"] == "Keynote"
+    assert http("GET", f"{node.base}/api/streams/{s['id']}").status == 401
+    assert http("GET", f"{node.base}/api/streams/doesnotexist", token=ADMIN_TOKEN).status == 404
+
+
+def test_bad_requests_get_clear_errors(node):
+    r = http("POST", node.base + "/api/streams", b"{not json", token=ADMIN_TOKEN)
+    assert r.status == 400 and b"title" in r.body
+    r = http("POST", node.base + "/api/streams", {"title": "   "}, token=ADMIN_TOKEN)
+    assert r.status == 400 and b"title" in r.body
+    r = http("POST", node.base + "/api/streams", {"title": "x" * 201}, token=ADMIN_TOKEN)
+    assert r.status == 400
+    assert http("GET", node.base + "/live/nope/master.m3u8").status == 404
+    assert http("GET", node.base + "/live/../../etc/passwd").status == 404
+    assert http("GET", node.base + "/watch/nope").status == 404
+    s = node.create_stream()
+    assert http("GET", f"{node.base}/live/{s['id']}/master.m3u8").status == 404  # offline: not published yet
+    assert http("GET", node.base + "/healthz").json()["status"] == "ok"
+
+
+def test_cli_creates_a_stream_through_the_api(node):
+    out = subprocess.run([binary(), "streams", "create", "--title", "From the CLI", "--server", node.base,
+                          "--admin-token", ADMIN_TOKEN], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    fields = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
+    assert fields["rtmpURL"].endswith("/live/" + fields["key"])
+    assert fields["watchURL"].endswith("/watch/" + fields["id"])
+    assert http("GET", f"{node.base}/api/streams/{fields['id']}", token=ADMIN_TOKEN).json()["title"] == "From the CLI"
+    bad = subprocess.run([binary(), "streams", "create", "--title", "x", "--server", node.base, "--admin-token", "wrong"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "401" in bad.stderr
+
+
+def test_streams_survive_a_restart(tmp_path):
+    n = Node(str(tmp_path / "data")).start()
+    s = n.create_stream("Kept")
+    n.stop()
+    n2 = Node(str(tmp_path / "data")).start()
+    try:
+        assert http("GET", f"{n2.base}/api/streams/{s['id']}", token=ADMIN_TOKEN).json()["key"] == s["key"]
+    finally:
+        n2.stop()
+
+
+def test_live_push_is_played_back_while_live_and_ends(node):
+    s = node.create_stream("Ten seconds")
+    pub = push(node, s["key"], seconds=10, size="320x240")
+    node.wait_playable(s["id"])
+    assert pub.poll() is None, "the reader must start while the stream is live"
+    master = http("GET", s["playlistURL"])
+    assert master.status == 200
+    assert master.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    assert "RESOLUTION=320x240" in master.text and 'CODECS="avc1.' in master.text and "mp4a.40.2" in master.text
+    video_s, audio_s, errors = decode_seconds(s["playlistURL"])
+    assert pub.wait(30) == 0, pub.stderr.read()
+    assert errors.strip() == "", errors
+    assert video_s >= 9.0, (video_s, node.logs()[-2000:])
+    assert audio_s >= 9.0, audio_s
+    deadline = time.time() + 5
+    while "#EXT-X-ENDLIST" not in media_playlist(node, s["id"]).text and time.time() < deadline:
+        time.sleep(0.1)
+    pl = media_playlist(node, s["id"]).text
+    assert "#EXT-X-ENDLIST" in pl
+    assert "#EXT-X-PRELOAD-HINT" not in pl
+    status = http("GET", f"{node.base}/api/streams/{s['id']}", token=ADMIN_TOKEN).json()["live"]
+    assert status["state"] == "ended" and status["videoFrames"] >= 290
+
+
+def test_ll_hls_playlist_blocking_reload_and_preload_hint(node):
+    s = node.create_stream("Blocking")
+    pub = push(node, s["key"], seconds=14, size="320x240")
+    try:
+        node.wait_playable(s["id"])
+        r = media_playlist(node, s["id"])
+        pl = r.text
+        assert r.headers["Cache-Control"].startswith("public, max-age=")
+        assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.50000" in pl
+        assert "#EXT-X-PART-INF:PART-TARGET=0.50000" in pl
+        assert '#EXT-X-MAP:URI="init0.mp4"' in pl
+        durations = [float(d) for d in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", pl)]
+        assert durations and max(durations) <= 0.5 + 1e-6
+        assert re.search(r"#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part\d+\.\d+\.m4s\"", pl)
+
+        seq, idx = hinted_part(pl)
+        # Ask for the hinted part, then for the one after it: each request holds until its part exists.
+        t0 = time.time()
+        first = media_playlist(node, s["id"], f"?_HLS_msn={seq}&_HLS_part={idx}")
+        t1 = time.time()
+        nseq, nidx = hinted_part(first.text)
+        second = media_playlist(node, s["id"], f"?_HLS_msn={nseq}&_HLS_part={nidx}")
+        t2 = time.time()
+        assert first.status == 200 and second.status == 200
+        assert last_part(first.text) == (seq, idx) or last_part(first.text) == (seq + 1, 0), (last_part(first.text), seq, idx)
+        assert last_part(second.text) == (nseq, nidx) or last_part(second.text) == (nseq + 1, 0)
+        assert t1 - t0 < 1.5, t1 - t0
+        # The second answer comes one part duration after the first: it waited, then returned at once.
+        assert 0.25 < t2 - t1 < 1.0, t2 - t1
+
+        # The preload hint's part is served as soon as it is made.
+        hint = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(part\d+\.\d+\.m4s)"', second.text).group(1)
+        part = http("GET", f"{node.base}/live/{s['id']}/source/{hint}")
+        assert part.status == 200 and part.body[4:8] == b"moof"
+        assert part.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert part.headers["Content-Type"] == "video/mp4"
+        init = http("GET", f"{node.base}/live/{s['id']}/source/init0.mp4")
+        assert init.status == 200 and init.body[4:8] == b"ftyp"
+
+        # Bad blocking requests get clear errors.
+        assert media_playlist(node, s["id"], f"?_HLS_msn={seq + 10}").status == 400
+        assert media_playlist(node, s["id"], "?_HLS_part=1").status == 400
+        assert media_playlist(node, s["id"], "?_HLS_msn=abc").status == 400
+    finally:
+        pub.wait(30)
+    # Once the stream has ended, a blocking request returns at once with the final playlist.
+    time.sleep(0.5)
+    t0 = time.time()
+    r = media_playlist(node, s["id"], f"?_HLS_msn={nseq + 1}")
+    assert time.time() - t0 < 1.0 and "#EXT-X-ENDLIST" in r.text
+
+
+def test_wrong_key_is_refused_and_other_streams_go_on(node):
+    good = node.create_stream("Good")
+    pub = push(node, good["key"], seconds=12, size="320x240")
+    node.wait_playable(good["id"])
+    before = last_part(media_playlist(node, good["id"]).text)
+    bad = push(node, "not-a-key", seconds=5, size="320x240")
+    assert bad.wait(20) != 0
+    bad2 = push(node, "../../etc", seconds=5, size="320x240")
+    assert bad2.wait(20) != 0
+    time.sleep(1)
+    after = last_part(media_playlist(node, good["id"]).text)
+    assert after > before and pub.poll() is None
+    refused = [r for r in node.log_records() if r.get("msg") == "rtmp publish refused"]
+    # ffmpeg sends "live/../.." as the application of the second URL: refused as an unknown app.
+    assert sorted(r["reason"] for r in refused) == ["bad_app", "bad_key"]
+    assert pub.wait(30) == 0
+
+
+def test_second_publisher_on_a_live_key_is_refused(node):
+    s = node.create_stream("Only one")
+    first = push(node, s["key"], seconds=10, size="320x240")
+    node.wait_playable(s["id"])
+    second = push(node, s["key"], seconds=5, size="320x240")
+    assert second.wait(20) != 0
+    assert first.poll() is None
+    assert any(r.get("reason") == "already_publishing" for r in node.log_records())
+    assert first.wait(30) == 0
+    video_s, _, errors = decode_seconds(s["playlistURL"])
+    assert errors.strip() == "" and video_s >= 9.0
+
+
+def test_unsupported_codec_is_refused_without_harm(node):
+    s = node.create_stream("Old codec")
+    old = push(node, s["key"], seconds=5, video="flv", size="320x240")
+    assert old.wait(20) != 0
+    assert any(r.get("msg") == "rtmp media refused, closing" and "H.264" in r.get("error", "") for r in node.log_records())
+    assert http("GET", node.base + "/healthz").status == 200
+    # The key is free again, and a proper stream on it plays.
+    ok = push(node, s["key"], seconds=4, size="320x240")
+    node.wait_playable(s["id"])
+    assert ok.wait(30) == 0
+
+
+def test_metrics_are_prometheus_text(node):
+    s = node.create_stream()
+    push(node, s["key"], seconds=3, size="320x240").wait(30)
+    r = http("GET", node.base + "/metrics")
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+    assert re.search(r"^streamtube_rtmp_connections_total \d+", r.text, re.M), r.text[:2000]
+    assert "streamtube_rtmp_publish_started_total" in r.text
+    assert "hb_requests" in r.text or "http" in r.text
