@@ -81,7 +81,7 @@ final class AACConfigTests: XCTestCase {
     }
 
     func testSeededFuzzNeverCrashes() {
-        var random = SeededRandom(seed: 44_100)
+        var random = SeededRNG(seed: 44_100)
         var accepted = 0
         for _ in 0..<20_000 {
             let bytes = (0..<Int.random(in: 0...8, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }

@@ -187,7 +187,7 @@ final class H264ConfigurationTests: XCTestCase {
     }
 
     func testSeededFuzzNeverCrashes() {
-        var random = SeededRandom(seed: 0x5EED_CAF0)
+        var random = SeededRNG(seed: 0x5EED_CAF0)
         var accepted = 0
         for round in 0..<20_000 {
             var bytes: [UInt8]

@@ -118,23 +118,30 @@ public final class LiveStream: Sendable {
     }
 
     public func ingest(video tag: FLVVideoTag, timestamp: UInt32, byteCount: Int) throws(PackagingError) {
-        let resumed = try state.withLock { s throws(PackagingError) -> [Waiter] in
-            guard s.publishing, var p = s.packager else { return [] }
-            s.bytesIn += UInt64(byteCount)
-            if case .avcNALUs = tag.packet { s.videoFrames += 1 }
-            let out = try p.push(video: tag, timestamp: timestamp)
-            s.packager = p
-            return apply(out, to: &s)
+        let isFrame: Bool
+        if case .avcNALUs = tag.packet { isFrame = true } else { isFrame = false }
+        try ingest(byteCount: byteCount, videoFrame: isFrame, audioFrame: false) { p throws(PackagingError) in
+            try p.push(video: tag, timestamp: timestamp)
         }
-        for w in resumed { w.continuation.resume(returning: true) }
     }
 
     public func ingest(audio tag: FLVAudioTag, timestamp: UInt32, byteCount: Int) throws(PackagingError) {
+        let isFrame: Bool
+        if case .aacRaw = tag.packet { isFrame = true } else { isFrame = false }
+        try ingest(byteCount: byteCount, videoFrame: false, audioFrame: isFrame) { p throws(PackagingError) in
+            try p.push(audio: tag, timestamp: timestamp)
+        }
+    }
+
+    /// Runs one packager step under the lock and answers the viewers it satisfied.
+    private func ingest(byteCount: Int, videoFrame: Bool, audioFrame: Bool,
+                        _ push: (inout LivePackager) throws(PackagingError) -> [PackagerOutput]) throws(PackagingError) {
         let resumed = try state.withLock { s throws(PackagingError) -> [Waiter] in
             guard s.publishing, var p = s.packager else { return [] }
             s.bytesIn += UInt64(byteCount)
-            if case .aacRaw = tag.packet { s.audioFrames += 1 }
-            let out = try p.push(audio: tag, timestamp: timestamp)
+            if videoFrame { s.videoFrames += 1 }
+            if audioFrame { s.audioFrames += 1 }
+            let out = try push(&p)
             s.packager = p
             return apply(out, to: &s)
         }
@@ -238,9 +245,7 @@ public final class LiveStream: Sendable {
 
     public var status: LiveStreamStatus {
         state.withLock { s in
-            let video = s.inits[s.nextInitVersion - 1]?.tracks.compactMap { t -> AVCDecoderConfiguration? in
-                if case .avc(let c) = t.format { return c } else { return nil }
-            }.first
+            let video = currentVideoConfig(s)
             let st = s.publishing ? "live" : (s.sessions > 0 ? "ended" : "offline")
             return LiveStreamStatus(
                 state: st, publishing: s.publishing, sessions: s.sessions,
@@ -253,14 +258,15 @@ public final class LiveStream: Sendable {
         }
     }
 
+    private func currentVideoConfig(_ s: State) -> AVCDecoderConfiguration? {
+        s.inits[s.nextInitVersion - 1]?.tracks.lazy.compactMap { t -> AVCDecoderConfiguration? in
+            if case .avc(let c) = t.format { return c } else { return nil }
+        }.first
+    }
+
     private func codecs(_ s: State) -> String? {
         guard let tracks = s.inits[s.nextInitVersion - 1]?.tracks else { return nil }
-        return tracks.map { t -> String in
-            switch t.format {
-            case .avc(let c): return c.codecString
-            case .aac(let a): return a.codecString
-            }
-        }.joined(separator: ",")
+        return tracks.map(\.format.codecString).joined(separator: ",")
     }
 
     /// True once a first complete segment exists: the stream can be played.
@@ -321,9 +327,7 @@ public final class LiveStream: Sendable {
     public var rendition: (bandwidth: Int, averageBandwidth: Int, width: Int?, height: Int?, frameRate: Double?, codecs: String)? {
         state.withLock { s in
             guard s.lastCompleteSequence != nil, let codecs = codecs(s) else { return nil }
-            let video = s.inits[s.nextInitVersion - 1]?.tracks.compactMap { t -> AVCDecoderConfiguration? in
-                if case .avc(let c) = t.format { return c } else { return nil }
-            }.first
+            let video = currentVideoConfig(s)
             let avg = s.bandwidthSeconds > 0 ? s.bandwidthBits / s.bandwidthSeconds : 1_000_000
             let peak = max(s.peakBandwidth, avg)
             // Frame rate from the SPS if it says, else from the frames counted over the media.
