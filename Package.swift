@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // FFmpeg 5.1 libraries from Debian, found with pkg-config.
@@ -42,6 +43,7 @@ let package = Package(
         ),
         .target(
             name: "Gossip",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             path: "Sources/Gossip"
         ),
         .executableTarget(

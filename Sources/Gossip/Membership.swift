@@ -1,0 +1,573 @@
+// SWIM membership with Lifeguard, as a value type without I/O.
+//
+// Owns: the membership table, probing (ping, ping-req, nack), suspicion and refutation, the
+// local health multiplier, piggybacked dissemination, full-state merge, tombstones, leave,
+// and this node's Vivaldi coordinate. Must not touch: sockets, timers, clocks, the system
+// random source. Every handler takes `now` and returns `[Directive]`; randomness comes from a
+// seeded generator, so the same seed and the same events replay the same run.
+
+/// The SWIM/Lifeguard state machine of one node.
+public struct Membership: Sendable {
+    public let config: GossipConfig
+    public let localID: NodeID
+    public private(set) var health: LocalHealth
+    public private(set) var vivaldi: VivaldiClient
+    public private(set) var counters = ProtocolCounters()
+    /// True once `leave` was called: the node stops probing and only spreads its goodbye.
+    public private(set) var isLeaving = false
+
+    private var table: [NodeID: Member]
+    private var rng: GossipRandom
+    private var broadcasts = BroadcastQueue()
+    private var suspicions: [NodeID: Suspicion] = [:]
+    private var probeOrder: [NodeID] = []
+    private var probeIndex = 0
+    private var probe: ProbeInFlight?
+    private var relays: [UInt32: Relay] = [:]
+    private var sequence: UInt32 = 0
+    private var nextProbeAt: GossipInstant
+    private var nextGossipAt: GossipInstant
+    private var nextPushPullAt: GossipInstant
+    private var seeds: [Endpoint] = []
+
+    /// Counters of protocol events (traffic counters live in `PacketCodec.stats`).
+    public struct ProtocolCounters: Hashable, Sendable {
+        public var probesStarted = 0
+        public var probesSucceeded = 0
+        public var probesFailed = 0
+        public var indirectProbesSent = 0
+        public var nacksReceived = 0
+        public var suspicionsRaised = 0
+        public var refutations = 0
+        public var deathsDeclared = 0
+        public var fullStateExchanges = 0
+    }
+
+    struct ProbeInFlight: Hashable, Sendable {
+        var target: NodeID
+        var sequence: UInt32
+        var sentAt: GossipInstant
+        var ackDeadline: GossipInstant
+        var end: GossipInstant
+        var indirectSent = false
+        var expectedNacks = 0
+        var nacks = 0
+    }
+
+    struct Relay: Hashable, Sendable {
+        var requesterAddress: Endpoint
+        var originalSequence: UInt32
+        var nackAt: GossipInstant
+        var wantsNack: Bool
+    }
+
+    /// - Parameters:
+    ///   - local: this node's metadata.
+    ///   - incarnation: start incarnation; a restarted node may start at 0 and will refute
+    ///     its old state (dead or suspect at a higher incarnation) when it learns it.
+    ///   - seed: seeds the generator for probe order, helpers, gossip targets and Vivaldi.
+    ///   - now: the caller's clock; the periodic tasks start staggered after it.
+    public init(config: GossipConfig, local: MemberMetadata, incarnation: UInt64 = 0, seed: UInt64, now: GossipInstant) {
+        self.config = config
+        self.localID = local.id
+        self.health = LocalHealth(maximum: config.awarenessMaxMultiplier)
+        self.vivaldi = VivaldiClient(config: config.vivaldi)
+        var rng = GossipRandom(seed: seed)
+        func stagger(_ d: Duration) -> Duration { .nanoseconds(Int64.random(in: 0..<max(d.nanoseconds, 1), using: &rng)) }
+        self.nextProbeAt = now + stagger(config.probeInterval)
+        self.nextGossipAt = now + stagger(config.gossipInterval)
+        self.nextPushPullAt = now + config.pushPullInterval + stagger(config.pushPullInterval)
+        self.rng = rng
+        let me = Member(metadata: local, incarnation: incarnation, status: .alive, statusChangedAt: now, coordinate: vivaldi.coordinate)
+        self.table = [local.id: me]
+        broadcasts.enqueue(.alive(.init(incarnation: incarnation, metadata: local)), about: local.id)
+    }
+
+    // MARK: Queries
+
+    /// This node's own row.
+    public var localMember: Member {
+        var me = table[localID]!
+        me.coordinate = vivaldi.coordinate
+        return me
+    }
+
+    /// Every known member (tombstones included), sorted by id.
+    public var members: [Member] { table.values.sorted { $0.id < $1.id } }
+
+    /// Members currently alive (this node included), sorted by id: the input of the ring.
+    public var aliveMembers: [Member] { members.filter { $0.status == .alive } }
+
+    public func member(_ id: NodeID) -> Member? { id == localID ? localMember : table[id] }
+
+    /// Members that are not dead or left, this node included: the N of the formulas.
+    public var estimatedMemberCount: Int { table.values.reduce(0) { $0 + ($1.status.isDeadOrLeft ? 0 : 1) } }
+
+    /// Updates waiting to be piggybacked.
+    public var pendingBroadcasts: BroadcastQueue { broadcasts }
+
+    /// The active suspicion timer about a member, if it is suspect.
+    public func suspicion(of id: NodeID) -> Suspicion? { suspicions[id] }
+
+    /// Estimated round trip from this node to `id`, from network coordinates.
+    public func estimatedRTT(to id: NodeID) -> Duration? {
+        guard let other = table[id]?.coordinate, other.isCompatible(with: vivaldi.coordinate) else { return nil }
+        return vivaldi.coordinate.distance(to: other)
+    }
+
+    /// Estimated round trip between any two members whose coordinates this node knows.
+    public func estimatedRTT(from a: NodeID, to b: NodeID) -> Duration? {
+        guard let ca = member(a)?.coordinate, let cb = member(b)?.coordinate, ca.isCompatible(with: cb) else { return nil }
+        return ca.distance(to: cb)
+    }
+
+    /// The instant of the next timer-driven action.
+    public var nextDeadline: GossipInstant {
+        var t = min(nextProbeAt, nextGossipAt, nextPushPullAt)
+        if let p = probe {
+            t = min(t, p.end)
+            if !p.indirectSent { t = min(t, p.ackDeadline) }
+        }
+        for r in relays.values { t = min(t, r.nackAt) }
+        for s in suspicions.values { t = min(t, s.deadline) }
+        for m in table.values where m.status.isDeadOrLeft { t = min(t, m.statusChangedAt + config.deadReapTime) }
+        return t
+    }
+
+    // MARK: Events
+
+    /// Joins through seed addresses: a full-state exchange with each (the reply arrives
+    /// through `onFullState`). Seeds are kept: while this node knows no other member, each
+    /// push-pull round retries one of them.
+    public mutating func join(seeds: [Endpoint], now: GossipInstant) -> [Directive] {
+        let own = table[localID]!.metadata.gossipAddress
+        self.seeds = seeds.filter { $0 != own }
+        var out: [Directive] = []
+        for seed in self.seeds {
+            counters.fullStateExchanges += 1
+            out.append(.sendFullState(to: seed, fullState(join: true, isResponse: false)))
+        }
+        return finish(out)
+    }
+
+    /// Handles the messages of one incoming datagram (already opened and decoded).
+    /// Membership updates are applied before probes are answered, so a refutation of a
+    /// piggybacked suspicion (buddy system) rides on the very ack it triggers.
+    public mutating func onMessages(_ messages: [GossipMessage], from: Endpoint, now: GossipInstant) -> [Directive] {
+        var out: [Directive] = []
+        for m in messages {
+            switch m {
+            case .alive(let a): handleAlive(a, now: now, &out)
+            case .suspect(let s): handleSuspect(s, now: now, &out)
+            case .dead(let d): handleDead(d, now: now, &out)
+            case .pushPull(let p): merge(p.members, now: now, &out)
+            case .ping, .pingReq, .ack, .nack: break
+            }
+        }
+        for m in messages {
+            switch m {
+            case .ping(let p): handlePing(p, &out)
+            case .pingReq(let p): handlePingReq(p, now: now, &out)
+            case .ack(let a): handleAck(a, now: now, &out)
+            case .nack(let n): handleNack(n)
+            case .alive, .suspect, .dead, .pushPull: break
+            }
+        }
+        return finish(out)
+    }
+
+    /// Handles a full-state message from the stream transport: answers a request with this
+    /// node's state, then merges the remote state.
+    public mutating func onFullState(_ state: GossipMessage.PushPull, from: Endpoint, now: GossipInstant) -> [Directive] {
+        var out: [Directive] = []
+        if !state.isResponse {
+            out.append(.sendFullState(to: from, fullState(join: false, isResponse: true)))
+        }
+        merge(state.members, now: now, &out)
+        return finish(out)
+    }
+
+    /// Runs everything due at `now`: probe phases, nack timers, suspicion timeouts, gossip,
+    /// push-pull and tombstone reaping.
+    public mutating func onTick(now: GossipInstant) -> [Directive] {
+        var out: [Directive] = []
+        advanceProbe(now: now, &out)
+        if probe == nil, now >= nextProbeAt { startProbe(now: now, &out) }
+        for (seq, relay) in relays.sorted(by: { $0.key < $1.key }) where relay.nackAt <= now {
+            relays[seq] = nil
+            if relay.wantsNack {
+                out.append(datagram(to: relay.requesterAddress, [.nack(.init(sequence: relay.originalSequence))]))
+            }
+        }
+        for (id, s) in suspicions.sorted(by: { $0.key < $1.key }) where s.deadline <= now {
+            suspicions[id] = nil
+            if let m = table[id], m.status == .suspect {
+                counters.deathsDeclared += 1
+                handleDead(.init(incarnation: m.incarnation, node: id, from: localID), now: now, &out)
+            }
+        }
+        if now >= nextGossipAt {
+            nextGossipAt = now + config.gossipInterval
+            gossip(now: now, &out)
+        }
+        if now >= nextPushPullAt {
+            nextPushPullAt = now + config.pushPullInterval(memberCount: estimatedMemberCount)
+            if !isLeaving { pushPull(&out) }
+        }
+        reap(now: now, &out)
+        return finish(out)
+    }
+
+    /// Leaves gracefully: announces `dead` about itself (which others record as `left`),
+    /// sends it at once to a few members and keeps gossiping it; probing stops.
+    public mutating func leave(now: GossipInstant) -> [Directive] {
+        guard !isLeaving else { return finish([]) }
+        isLeaving = true
+        probe = nil
+        var me = table[localID]!
+        let previous = me.status
+        me.status = .left
+        me.statusChangedAt = now
+        table[localID] = me
+        broadcasts.enqueue(.dead(.init(incarnation: me.incarnation, node: localID, from: localID)), about: localID)
+        var out: [Directive] = [.membershipChanged(.init(member: me, previousStatus: previous))]
+        var targets = table.values.filter { $0.id != localID && !$0.status.isDeadOrLeft }.map(\.id).sorted()
+        targets.shuffle(using: &rng)
+        for id in targets.prefix(max(config.gossipNodes, 1)) {
+            out.append(datagram(to: table[id]!.metadata.gossipAddress, []))
+        }
+        return finish(out)
+    }
+
+    /// Changes this node's metadata (load, say): bumps its version and gossips it.
+    /// The node id cannot change.
+    public mutating func updateMetadata(now: GossipInstant, _ change: (inout MemberMetadata) -> Void) -> [Directive] {
+        var me = table[localID]!
+        let previous = me.status
+        var metadata = me.metadata
+        change(&metadata)
+        metadata.id = localID
+        metadata.version = me.metadata.version + 1
+        me.metadata = metadata
+        table[localID] = me
+        broadcasts.enqueue(.alive(.init(incarnation: me.incarnation, metadata: metadata)), about: localID)
+        return finish([.membershipChanged(.init(member: me, previousStatus: previous))])
+    }
+
+    // MARK: Probing
+
+    private mutating func startProbe(now: GossipInstant, _ out: inout [Directive]) {
+        guard !isLeaving else {
+            nextProbeAt = now + config.probeInterval
+            return
+        }
+        let interval = health.scale(config.probeInterval)
+        nextProbeAt = now + interval
+        guard let target = nextProbeTarget(), let member = table[target] else { return }
+        let seq = nextSequence()
+        probe = ProbeInFlight(
+            target: target, sequence: seq, sentAt: now, ackDeadline: now + health.scale(config.probeTimeout), end: now + interval)
+        counters.probesStarted += 1
+        var primary: [GossipMessage] = [
+            .ping(.init(sequence: seq, target: target, source: localID, sourceAddress: localAddress))
+        ]
+        if member.status == .suspect {
+            // Buddy system: tell the suspect directly so it can refute at once.
+            primary.append(.suspect(.init(incarnation: member.incarnation, node: target, from: localID)))
+        }
+        out.append(datagram(to: member.metadata.gossipAddress, primary))
+    }
+
+    private mutating func advanceProbe(now: GossipInstant, _ out: inout [Directive]) {
+        guard var p = probe else { return }
+        if !p.indirectSent, now >= p.ackDeadline, now < p.end {
+            p.indirectSent = true
+            if let target = table[p.target] {
+                var helpers = table.values
+                    .filter { $0.id != localID && $0.id != p.target && $0.status == .alive }
+                    .map(\.id).sorted()
+                helpers.shuffle(using: &rng)
+                for helper in helpers.prefix(config.indirectChecks) {
+                    let req = GossipMessage.PingReq(
+                        sequence: p.sequence, target: p.target, targetAddress: target.metadata.gossipAddress,
+                        source: localID, sourceAddress: localAddress, wantsNack: true)
+                    out.append(datagram(to: table[helper]!.metadata.gossipAddress, [.pingReq(req)]))
+                    p.expectedNacks += 1
+                    counters.indirectProbesSent += 1
+                }
+            }
+        }
+        probe = p
+        guard now >= p.end else { return }
+        probe = nil
+        counters.probesFailed += 1
+        // Lifeguard: with helpers, each missing nack says "the problem may be me"; without
+        // them, any failed probe does.
+        health.apply(p.expectedNacks > 0 ? max(0, p.expectedNacks - p.nacks) : 1)
+        if let m = table[p.target], !m.status.isDeadOrLeft {
+            handleSuspect(.init(incarnation: m.incarnation, node: p.target, from: localID), now: now, &out)
+        }
+    }
+
+    /// Randomised round robin: each round visits every member once in a fresh random order;
+    /// members that joined mid-round were inserted at random positions.
+    private mutating func nextProbeTarget() -> NodeID? {
+        var visited = 0
+        while visited <= probeOrder.count {
+            if probeIndex >= probeOrder.count {
+                probeOrder = probeOrder.filter { table[$0].map { !$0.status.isDeadOrLeft } ?? false }
+                probeOrder.shuffle(using: &rng)
+                probeIndex = 0
+                if probeOrder.isEmpty { return nil }
+            }
+            let id = probeOrder[probeIndex]
+            probeIndex += 1
+            visited += 1
+            if id != localID, let m = table[id], !m.status.isDeadOrLeft { return id }
+        }
+        return nil
+    }
+
+    private mutating func insertIntoProbeOrder(_ id: NodeID) {
+        guard id != localID, !probeOrder.contains(id) else { return }
+        let position = Int.random(in: 0...probeOrder.count, using: &rng)
+        probeOrder.insert(id, at: position)
+        if position < probeIndex { probeIndex += 1 }
+    }
+
+    private mutating func handlePing(_ p: GossipMessage.Ping, _ out: inout [Directive]) {
+        // A ping for a former owner of our address is not ours to answer.
+        guard p.target == localID else { return }
+        let ack = GossipMessage.ack(.init(sequence: p.sequence, responder: localID, coordinate: vivaldi.coordinate))
+        out.append(datagram(to: p.sourceAddress, [ack]))
+    }
+
+    private mutating func handlePingReq(_ p: GossipMessage.PingReq, now: GossipInstant, _ out: inout [Directive]) {
+        guard p.target != localID else { return }
+        let seq = nextSequence()
+        relays[seq] = Relay(
+            requesterAddress: p.sourceAddress, originalSequence: p.sequence, nackAt: now + config.nackTimeout,
+            wantsNack: p.wantsNack)
+        let ping = GossipMessage.ping(.init(sequence: seq, target: p.target, source: localID, sourceAddress: localAddress))
+        out.append(datagram(to: p.targetAddress, [ping]))
+    }
+
+    private mutating func handleAck(_ a: GossipMessage.Ack, now: GossipInstant, _ out: inout [Directive]) {
+        if let relay = relays.removeValue(forKey: a.sequence) {
+            // Forwarded without the coordinate: the requester's RTT to the target is unknown.
+            let forwarded = GossipMessage.ack(.init(sequence: relay.originalSequence, responder: a.responder, coordinate: nil))
+            out.append(datagram(to: relay.requesterAddress, [forwarded]))
+            return
+        }
+        guard let p = probe, p.sequence == a.sequence, a.responder == p.target else { return }
+        probe = nil
+        counters.probesSucceeded += 1
+        health.apply(-1)
+        if let c = a.coordinate, c.isValid, var m = table[p.target] {
+            vivaldi.update(peer: p.target, other: c, rtt: now - p.sentAt, rng: &rng)
+            m.coordinate = c
+            table[p.target] = m
+        }
+    }
+
+    private mutating func handleNack(_ n: GossipMessage.Nack) {
+        guard var p = probe, p.sequence == n.sequence else { return }
+        p.nacks += 1
+        counters.nacksReceived += 1
+        probe = p
+    }
+
+    // MARK: Membership updates
+
+    private mutating func handleAlive(_ a: GossipMessage.Alive, now: GossipInstant, _ out: inout [Directive]) {
+        let id = a.metadata.id
+        if id == localID {
+            // Someone holds a newer incarnation of us (we restarted): outbid it.
+            if !isLeaving, a.incarnation > table[localID]!.incarnation { refute(accused: a.incarnation, &out) }
+            return
+        }
+        guard let existing = table[id] else {
+            table[id] = Member(metadata: a.metadata, incarnation: a.incarnation, status: .alive, statusChangedAt: now)
+            insertIntoProbeOrder(id)
+            broadcasts.enqueue(.alive(a), about: id)
+            out.append(.membershipChanged(.init(member: table[id]!, previousStatus: nil)))
+            return
+        }
+        if a.incarnation > existing.incarnation {
+            var m = existing
+            m.metadata = a.metadata
+            m.incarnation = a.incarnation
+            if m.status != .alive {
+                m.status = .alive
+                m.statusChangedAt = now
+            }
+            table[id] = m
+            suspicions[id] = nil
+            insertIntoProbeOrder(id)
+            broadcasts.enqueue(.alive(a), about: id)
+            out.append(.membershipChanged(.init(member: m, previousStatus: existing.status)))
+        } else if a.incarnation == existing.incarnation, a.metadata.version > existing.metadata.version,
+            !existing.status.isDeadOrLeft
+        {
+            // A metadata update at the same incarnation: never clears a suspicion.
+            var m = existing
+            m.metadata = a.metadata
+            table[id] = m
+            broadcasts.enqueue(.alive(a), about: id)
+            out.append(.membershipChanged(.init(member: m, previousStatus: existing.status)))
+        }
+    }
+
+    private mutating func handleSuspect(_ s: GossipMessage.Suspect, now: GossipInstant, _ out: inout [Directive]) {
+        guard let existing = table[s.node], s.incarnation >= existing.incarnation else { return }
+        if s.node == localID {
+            if !isLeaving { refute(accused: s.incarnation, &out) }
+            return
+        }
+        switch existing.status {
+        case .dead, .left:
+            return
+        case .suspect:
+            if suspicions[s.node]?.confirm(by: s.from) == true {
+                broadcasts.enqueue(.suspect(s), about: s.node)
+            }
+        case .alive:
+            var m = existing
+            m.status = .suspect
+            m.incarnation = s.incarnation
+            m.statusChangedAt = now
+            table[s.node] = m
+            let n = estimatedMemberCount
+            suspicions[s.node] = Suspicion(
+                from: s.from, start: now, minTimeout: config.suspicionMinTimeout(memberCount: n),
+                maxTimeout: config.suspicionMaxTimeout(memberCount: n), wanted: config.suspicionConfirmationsWanted(memberCount: n))
+            if s.from == localID { counters.suspicionsRaised += 1 }
+            broadcasts.enqueue(.suspect(s), about: s.node)
+            out.append(.membershipChanged(.init(member: m, previousStatus: existing.status)))
+        }
+    }
+
+    private mutating func handleDead(_ d: GossipMessage.Dead, now: GossipInstant, _ out: inout [Directive]) {
+        guard let existing = table[d.node], d.incarnation >= existing.incarnation, !existing.status.isDeadOrLeft else { return }
+        if d.node == localID {
+            if !isLeaving { refute(accused: d.incarnation, &out) }
+            return
+        }
+        var m = existing
+        m.status = d.from == d.node ? .left : .dead
+        m.incarnation = d.incarnation
+        m.statusChangedAt = now
+        table[d.node] = m
+        suspicions[d.node] = nil
+        vivaldi.forget(peer: d.node)
+        broadcasts.enqueue(.dead(d), about: d.node)
+        out.append(.membershipChanged(.init(member: m, previousStatus: existing.status)))
+    }
+
+    /// Outbids an accusation: a new incarnation above it, gossiped as `alive`. Being accused
+    /// hints that we are slow to answer, so it also raises the local health multiplier.
+    private mutating func refute(accused: UInt64, _ out: inout [Directive]) {
+        var me = table[localID]!
+        me.incarnation = max(me.incarnation, accused) + 1
+        table[localID] = me
+        counters.refutations += 1
+        health.apply(1)
+        broadcasts.enqueue(.alive(.init(incarnation: me.incarnation, metadata: me.metadata)), about: localID)
+    }
+
+    /// Merges a remote full state. A remote "dead" only makes us suspect (we let the member
+    /// refute); "left" is taken as is.
+    private mutating func merge(_ remote: [Member], now: GossipInstant, _ out: inout [Directive]) {
+        for r in remote {
+            switch r.status {
+            case .alive:
+                handleAlive(.init(incarnation: r.incarnation, metadata: r.metadata), now: now, &out)
+            case .suspect, .dead:
+                handleSuspect(.init(incarnation: r.incarnation, node: r.id, from: localID), now: now, &out)
+            case .left:
+                handleDead(.init(incarnation: r.incarnation, node: r.id, from: r.id), now: now, &out)
+            }
+            if r.id != localID, let c = r.coordinate, c.isValid, var m = table[r.id], m.coordinate == nil {
+                m.coordinate = c
+                table[r.id] = m
+            }
+        }
+    }
+
+    // MARK: Dissemination
+
+    private mutating func gossip(now: GossipInstant, _ out: inout [Directive]) {
+        guard !broadcasts.isEmpty else { return }
+        var targets = table.values.filter { m in
+            guard m.id != localID else { return false }
+            if m.status.isDeadOrLeft { return now - m.statusChangedAt < config.gossipToTheDeadTime }
+            return true
+        }.map(\.id).sorted()
+        targets.shuffle(using: &rng)
+        for id in targets.prefix(config.gossipNodes) {
+            let d = datagram(to: table[id]!.metadata.gossipAddress, [])
+            if case .sendDatagram(_, let messages) = d, messages.isEmpty { break }
+            out.append(d)
+        }
+    }
+
+    private mutating func pushPull(_ out: inout [Directive]) {
+        var candidates = table.values.filter { $0.id != localID && $0.status == .alive }.map(\.id).sorted()
+        if candidates.isEmpty {
+            guard !seeds.isEmpty else { return }
+            let seed = seeds[Int.random(in: 0..<seeds.count, using: &rng)]
+            counters.fullStateExchanges += 1
+            out.append(.sendFullState(to: seed, fullState(join: true, isResponse: false)))
+            return
+        }
+        candidates.shuffle(using: &rng)
+        counters.fullStateExchanges += 1
+        out.append(.sendFullState(to: table[candidates[0]]!.metadata.gossipAddress, fullState(join: false, isResponse: false)))
+    }
+
+    private func fullState(join: Bool, isResponse: Bool) -> GossipMessage.PushPull {
+        var all = members
+        if let i = all.firstIndex(where: { $0.id == localID }) { all[i].coordinate = vivaldi.coordinate }
+        return .init(join: join, isResponse: isResponse, members: all)
+    }
+
+    private mutating func reap(now: GossipInstant, _ out: inout [Directive]) {
+        for m in members where m.id != localID && m.status.isDeadOrLeft && now - m.statusChangedAt >= config.deadReapTime {
+            table[m.id] = nil
+            suspicions[m.id] = nil
+            broadcasts.remove(about: m.id)
+            if let i = probeOrder.firstIndex(of: m.id) {
+                probeOrder.remove(at: i)
+                if i < probeIndex { probeIndex -= 1 }
+            }
+            out.append(.membershipChanged(.init(member: m, previousStatus: m.status, isRemoval: true)))
+        }
+    }
+
+    // MARK: Helpers
+
+    private var localAddress: Endpoint { table[localID]!.metadata.gossipAddress }
+
+    private mutating func nextSequence() -> UInt32 {
+        sequence &+= 1
+        return sequence
+    }
+
+    /// Builds a datagram: the primary messages, then as many queued updates as fit.
+    private mutating func datagram(to address: Endpoint, _ primary: [GossipMessage]) -> Directive {
+        let used = MessageCodec.packetHeaderSize + primary.reduce(0) { $0 + MessageCodec.framedSize($1) }
+        let budget = config.maxPacketSize - Keyring.overhead - used
+        let extra = broadcasts.take(
+            budget: budget, maxCount: 255 - primary.count, limit: config.retransmitLimit(memberCount: estimatedMemberCount))
+        // A buddy suspicion may also be queued (perhaps from another accuser): one suspicion
+        // about the target is enough.
+        let buddies = Set(primary.compactMap { if case .suspect(let s) = $0 { s.node } else { nil } })
+        let rest = extra.filter { m in
+            if case .suspect(let s) = m { return !buddies.contains(s.node) }
+            return true
+        }
+        return .sendDatagram(to: address, messages: primary + rest)
+    }
+
+    private func finish(_ out: [Directive]) -> [Directive] { out + [.scheduleTick(at: nextDeadline)] }
+}
