@@ -1,6 +1,7 @@
 // HTTP routes: the operator API, health and metrics, LL-HLS delivery and the watch page.
 // Routes are thin: they parse, ask the registry or the stream's live state, and encode.
 import Foundation
+import Gossip
 import Hummingbird
 import Logging
 import NIOCore
@@ -58,7 +59,7 @@ enum HTTPRoutes {
     static let playlistType = "application/vnd.apple.mpegurl"
 
     static func build(registry: StreamRegistry, info: NodeInfo, adminToken: String,
-                      metrics: PrometheusCollectorRegistry, logger: Logger) -> Router<BasicRequestContext> {
+                      metrics: PrometheusCollectorRegistry, cluster: ClusterView, logger: Logger) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .authorization, .contentType, .origin, .range],
@@ -95,6 +96,9 @@ enum HTTPRoutes {
         }
         api.get("streams") { request, _ -> [StreamResponse] in
             registry.all.map { describe($0, request: request, info: info, registry: registry) }
+        }
+        api.get("cluster") { _, _ -> Response in
+            json(clusterJSON(cluster.snapshot, registry: registry))
         }
         api.get("streams/:id") { request, context -> StreamResponse in
             let id = try context.parameters.require("id")
@@ -134,6 +138,32 @@ enum HTTPRoutes {
                             body: .init(byteBuffer: ByteBuffer(string: WatchPage.render(id: record.id, title: record.title))))
         }
         return router
+    }
+
+    /// Members, their state and coordinates, and how many streams the ring gives each.
+    static func clusterJSON(_ v: ClusterView.Snapshot, registry: StreamRegistry) -> [String: Any] {
+        let assignment = v.ring.assign(registry.all.map(\.id))
+        let members: [[String: Any]] = v.members.map { m in
+            var row: [String: Any] = [
+                "id": m.id.rawValue, "status": "\(m.status)", "incarnation": m.incarnation,
+                "region": m.metadata.region, "capacity": m.metadata.capacity, "load": m.metadata.load,
+                "softwareVersion": m.metadata.softwareVersion, "gossipAddress": m.metadata.gossipAddress.description,
+                "httpAddress": m.metadata.httpAddress.description, "rtmpAddress": m.metadata.rtmpAddress.description,
+                "streamsOwned": assignment.loads[m.id, default: 0], "self": m.id == v.localID,
+            ]
+            if let c = m.coordinate {
+                row["coordinate"] = ["vector": c.vector, "height": c.height, "error": c.error, "adjustment": c.adjustment]
+            }
+            if let rtt = v.rtt[m.id] { row["rttMs"] = rtt.seconds * 1000 }
+            return row
+        }
+        var counts: [String: Int] = [:]
+        for m in v.members { counts["\(m.status)", default: 0] += 1 }
+        return [
+            "self": v.localID.rawValue, "members": members, "counts": counts, "localHealth": v.healthScore,
+            "packets": ["sent": v.stats.packetsSent, "received": v.stats.packetsReceived, "dropped": v.stats.totalDropped],
+            "bytes": ["sent": v.stats.bytesSent, "received": v.stats.bytesReceived],
+        ]
     }
 
     static func liveStream(_ id: String, _ registry: StreamRegistry) -> LiveStream? {

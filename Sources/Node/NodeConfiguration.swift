@@ -1,6 +1,7 @@
 // NodeConfiguration: every setting of `streamtube serve`, merged from (lowest first)
 // built-in defaults, a JSON config file, STREAMTUBE_* environment variables, and flags.
 import Foundation
+import Gossip
 
 struct NodeConfiguration: Codable, Equatable, Sendable {
     var host = "0.0.0.0"
@@ -17,11 +18,24 @@ struct NodeConfiguration: Codable, Equatable, Sendable {
     var windowSegments = 8
     var logLevel = "info"
     var logFormat = "text"
+    var gossipPort = 7946
+    /// Other nodes to join through, "host:port,host:port".
+    var seeds = ""
+    /// Base64 AES key (16, 24 or 32 bytes) shared by the cluster; more keys after commas are
+    /// accepted for rotation, the first one encrypts.
+    var clusterKey: String?
+    var clusterName = "streamtube"
+    /// Address other nodes reach this one at (default: --public-host, else 127.0.0.1).
+    var advertiseHost: String?
+    /// Gossip timing preset: lan, wan or local.
+    var gossipPreset = "lan"
+    var capacity = 1
 
     /// The keys of the config file and, upper-cased with underscores behind `STREAMTUBE_`,
     /// of the environment (`httpPort` is `STREAMTUBE_HTTP_PORT`).
     static let keys = ["host", "httpPort", "rtmpPort", "dataDir", "nodeID", "region", "adminToken",
-                       "publicHost", "partTarget", "segmentTarget", "windowSegments", "logLevel", "logFormat"]
+                       "publicHost", "partTarget", "segmentTarget", "windowSegments", "logLevel", "logFormat",
+                       "gossipPort", "seeds", "clusterKey", "clusterName", "advertiseHost", "gossipPreset", "capacity"]
 
     static func environmentName(_ key: String) -> String {
         var out = "STREAMTUBE_"
@@ -76,6 +90,13 @@ struct NodeConfiguration: Codable, Equatable, Sendable {
         case "windowSegments": windowSegments = try int()
         case "logLevel": logLevel = value
         case "logFormat": logFormat = value
+        case "gossipPort": gossipPort = try int()
+        case "seeds": seeds = value
+        case "clusterKey": clusterKey = value
+        case "clusterName": clusterName = value
+        case "advertiseHost": advertiseHost = value
+        case "gossipPreset": gossipPreset = value
+        case "capacity": capacity = try int()
         default: break
         }
     }
@@ -109,5 +130,55 @@ struct NodeConfiguration: Codable, Equatable, Sendable {
             if let value = environment[name] { try config.set(key, value, source: "environment \(name)") }
         }
         return config
+    }
+}
+
+extension NodeConfiguration {
+    enum ClusterSettingError: Error, CustomStringConvertible {
+        case badSeed(String)
+        case badKey(String)
+        case badPreset(String)
+        var description: String {
+            switch self {
+            case .badSeed(let s): return "seed \"\(s)\" is not host:port"
+            case .badKey(let why): return "cluster key: \(why) (make one with `streamtube keygen`)"
+            case .badPreset(let p): return "gossip preset \"\(p)\" is not lan, wan or local"
+            }
+        }
+    }
+
+    func seedEndpoints() throws -> [Endpoint] {
+        try seeds.split(separator: ",").map { raw in
+            let seed = raw.trimmingCharacters(in: .whitespaces)
+            guard let colon = seed.lastIndex(of: ":"), let port = UInt16(seed[seed.index(after: colon)...]), colon > seed.startIndex else {
+                throw ClusterSettingError.badSeed(seed)
+            }
+            var host = String(seed[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            return Endpoint(host: host, port: port)
+        }
+    }
+
+    static func decodeKeys(_ text: String) throws -> Keyring {
+        let keys = try text.split(separator: ",").map { part -> [UInt8] in
+            guard let data = Data(base64Encoded: part.trimmingCharacters(in: .whitespaces)) else {
+                throw ClusterSettingError.badKey("not base64")
+            }
+            guard [16, 24, 32].contains(data.count) else { throw ClusterSettingError.badKey("\(data.count) bytes; want 16, 24 or 32") }
+            return [UInt8](data)
+        }
+        guard let first = keys.first else { throw ClusterSettingError.badKey("empty") }
+        do { return try Keyring(primary: first, secondary: Array(keys.dropFirst())) } catch {
+            throw ClusterSettingError.badKey("\(error)")
+        }
+    }
+
+    func gossipConfig() throws -> GossipConfig {
+        switch gossipPreset {
+        case "lan": return .lan(clusterName: clusterName)
+        case "wan": return .wan(clusterName: clusterName)
+        case "local": return .local(clusterName: clusterName)
+        default: throw ClusterSettingError.badPreset(gossipPreset)
+        }
     }
 }

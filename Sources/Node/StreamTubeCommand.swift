@@ -4,6 +4,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import Gossip
 import Hummingbird
 import Logging
 import Metrics
@@ -16,7 +17,7 @@ struct StreamTubeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamtube",
         abstract: "StreamTube: a self-hosted live-streaming node.",
-        subcommands: [Serve.self, Streams.self, Version.self],
+        subcommands: [Serve.self, Streams.self, Members.self, Keygen.self, Version.self],
         defaultSubcommand: nil)
 }
 
@@ -52,6 +53,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Segment duration in seconds (default 2).") var segmentTarget: Double?
     @Option(help: "Log format: text or json (default text).") var logFormat: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error (default info).") var logLevel: String?
+    @Option(help: "Gossip port, UDP and TCP (default 7946).") var gossipPort: Int?
+    @Option(help: "Nodes to join through: host:port,host:port (their gossip ports).") var seeds: String?
+    @Option(help: "Cluster key(s), base64, comma-separated; the first encrypts (default: made once, kept in the data folder).") var clusterKey: String?
+    @Option(help: "Cluster name; nodes of other clusters are ignored (default streamtube).") var clusterName: String?
+    @Option(help: "Address other nodes reach this one at (default --public-host, else 127.0.0.1).") var advertiseHost: String?
+    @Option(help: "Gossip timing preset: lan, wan or local (default lan).") var gossipPreset: String?
+    @Option(help: "Relative capacity for stream ownership (default 1; 0 takes no streams).") var capacity: Int?
 
     func resolvedConfiguration(environment: [String: String]) throws -> NodeConfiguration {
         var c = try NodeConfiguration.load(file: config, environment: environment)
@@ -67,6 +75,13 @@ struct Serve: AsyncParsableCommand {
         if let segmentTarget { c.segmentTarget = segmentTarget }
         if let logFormat { c.logFormat = logFormat }
         if let logLevel { c.logLevel = logLevel }
+        if let gossipPort { c.gossipPort = gossipPort }
+        if let seeds { c.seeds = seeds }
+        if let clusterKey { c.clusterKey = clusterKey }
+        if let clusterName { c.clusterName = clusterName }
+        if let advertiseHost { c.advertiseHost = advertiseHost }
+        if let gossipPreset { c.gossipPreset = gossipPreset }
+        if let capacity { c.capacity = capacity }
         return c
     }
 
@@ -82,6 +97,16 @@ struct Serve: AsyncParsableCommand {
         let packaging = PackagingSettings(partTarget: config.partTarget, segmentTarget: config.segmentTarget,
                                           windowSegments: config.windowSegments)
         do { try packaging.validate() } catch { throw ValidationError("\(error)") }
+
+        let seedList: [Endpoint]
+        let gossipConfig: GossipConfig
+        do {
+            seedList = try config.seedEndpoints()
+            gossipConfig = try config.gossipConfig()
+        } catch { throw ValidationError("\(error)") }
+        guard (0...65535).contains(config.gossipPort), config.capacity >= 0 else {
+            throw ValidationError("--gossip-port must be a port number and --capacity at least 0")
+        }
 
         LogSetup.bootstrap(format: config.logFormat, level: config.logLevel)
         let metrics = PrometheusCollectorRegistry()
@@ -99,22 +124,39 @@ struct Serve: AsyncParsableCommand {
             """)
         }
 
+        let keyring: Keyring
+        do {
+            keyring = try NodeConfiguration.decodeKeys(config.clusterKey ?? node.clusterKey())
+        } catch { throw ValidationError("\(error)") }
+
         let store = try await StreamStore.open(path: node.databasePath, logger: logger)
         let registry = StreamRegistry(store: store, packaging: packaging)
         try await registry.load()
 
         let info = NodeInfo(nodeID: node.nodeID, region: config.region, rtmpPort: config.rtmpPort,
                             httpPort: config.httpPort, publicHost: config.publicHost)
-        let router = HTTPRoutes.build(registry: registry, info: info, adminToken: node.adminToken, metrics: metrics, logger: logger)
         let rtmp = RTMPServer(host: config.host, port: config.rtmpPort, registry: registry, logger: logger)
+        let advertise = config.advertiseHost ?? config.publicHost ?? "127.0.0.1"
+        let metadata = MemberMetadata(
+            id: NodeID(node.nodeID),
+            gossipAddress: Endpoint(host: advertise, port: UInt16(config.gossipPort)),
+            httpAddress: Endpoint(host: advertise, port: UInt16(config.httpPort)),
+            rtmpAddress: Endpoint(host: advertise, port: UInt16(config.rtmpPort)),
+            region: config.region, capacity: UInt32(config.capacity), load: 0, softwareVersion: Version.version)
+        let gossip = GossipNode(settings: GossipSettings(bindHost: config.host, port: config.gossipPort, seeds: seedList,
+                                                         config: gossipConfig, keyring: keyring),
+                                local: metadata, logger: logger)
+        let router = HTTPRoutes.build(registry: registry, info: info, adminToken: node.adminToken, metrics: metrics,
+                                      cluster: gossip.view, logger: logger)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(config.host, port: config.httpPort), serverName: "streamtube"),
-            services: [rtmp],
+            services: [rtmp, gossip],
             onServerRunning: { channel in
                 logger.info("node ready", metadata: [
                     "http": "\(channel.localAddress?.description ?? "?")", "rtmpPort": "\(config.rtmpPort)",
                     "dataDir": "\(config.dataDir)", "region": "\(config.region)", "streams": "\(registry.all.count)",
+                    "gossipPort": "\(config.gossipPort)",
                 ])
             },
             logger: logger)
@@ -131,6 +173,7 @@ struct NodeState {
     var tokenFile: String
     var databasePath: String
     var cacheDir: String
+    var dataDir: URL
 
     static func prepare(dataDir: String, nodeID: String?, adminToken: String?) throws -> NodeState {
         let fm = FileManager.default
@@ -160,7 +203,21 @@ struct NodeState {
             (token, isNew) = try readOrMake("admin-token") { StreamRegistry.randomKey() + StreamRegistry.randomKey() }
         }
         return NodeState(nodeID: id, adminToken: token, tokenIsNew: isNew, tokenFile: tokenFile,
-                         databasePath: base.appendingPathComponent("streamtube.sqlite").path, cacheDir: cache.path)
+                         databasePath: base.appendingPathComponent("streamtube.sqlite").path, cacheDir: cache.path,
+                         dataDir: base)
+    }
+
+    /// The cluster key kept in the data folder, made on first use (a single node needs none
+    /// given; every node of a cluster must be started with the same --cluster-key).
+    func clusterKey() throws -> String {
+        let url = dataDir.appendingPathComponent("cluster-key")
+        if let s = try? String(contentsOf: url, encoding: .utf8), !s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            return s.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let key = Keygen.makeKey()
+        try Data((key + "\n").utf8).write(to: url, options: .atomic)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: url.path)
+        return key
     }
 }
 
@@ -232,6 +289,31 @@ struct Streams: AsyncParsableCommand {
                 let live = (s["live"] as? [String: Any])?["state"] as? String ?? "offline"
                 print("\(s["id"] as? String ?? "")\t\(live)\t\(s["title"] as? String ?? "")\t\(s["watchURL"] as? String ?? "")")
             }
+        }
+    }
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a new random cluster key (base64, 32 bytes) for --cluster-key.")
+    static func makeKey() -> String { Data(Keyring.generateKey(bitCount: 256)).base64EncodedString() }
+    func run() { print(Self.makeKey()) }
+}
+
+struct Members: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the cluster's members as a running node sees them.")
+    @OptionGroup var connection: Streams.Connection
+
+    func run() async throws {
+        let (status, data) = try await connection.request("GET", "/api/cluster")
+        guard status == 200, let body = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let members = body["members"] as? [[String: Any]] else {
+            throw ValidationError("the node answered \(status): \(String(decoding: data, as: UTF8.self))")
+        }
+        print(["ID", "STATUS", "INCARNATION", "REGION", "GOSSIP", "HTTP", "RTT_MS", "LOAD", "STREAMS"].joined(separator: "\t"))
+        for m in members {
+            let rtt = (m["rttMs"] as? Double).map { String(format: "%.1f", $0) } ?? "-"
+            print([m["id"], m["status"], m["incarnation"], m["region"], m["gossipAddress"], m["httpAddress"], rtt, m["load"], m["streamsOwned"]]
+                .map { "\($0 ?? "-")" }.joined(separator: "\t"))
         }
     }
 }

@@ -60,9 +60,10 @@ def http(method, url, body=None, token=None, timeout=30, headers=None):
 
 
 class Node:
-    def __init__(self, data_dir, extra_args=()):
+    def __init__(self, data_dir, extra_args=(), gossip_port=None):
         self.http_port = free_port()
         self.rtmp_port = free_port()
+        self.gossip_port = gossip_port or free_port()
         self.data_dir = data_dir
         self.log_path = os.path.join(data_dir, "node.log")
         self.base = f"http://127.0.0.1:{self.http_port}"
@@ -74,13 +75,15 @@ class Node:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [binary(), "serve", "--host", "127.0.0.1", "--http-port", str(self.http_port), "--rtmp-port", str(self.rtmp_port),
+             "--gossip-port", str(self.gossip_port),
              "--data-dir", self.data_dir, "--admin-token", ADMIN_TOKEN, "--log-format", "json", *self.extra_args],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline:
             assert self.proc.poll() is None, f"node exited early:\n{self.logs()}"
             try:
-                if http("GET", self.base + "/healthz", timeout=2).status == 200 and self._rtmp_open():
+                if http("GET", self.base + "/healthz", timeout=2).status == 200 and self._rtmp_open() \
+                        and self._port_open(self.gossip_port):
                     return self
             except OSError:
                 pass
@@ -88,11 +91,29 @@ class Node:
         raise AssertionError(f"node did not start:\n{self.logs()}")
 
     def _rtmp_open(self):
+        return self._port_open(self.rtmp_port)
+
+    @staticmethod
+    def _port_open(port):
         try:
-            with socket.create_connection(("127.0.0.1", self.rtmp_port), timeout=1):
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return True
         except OSError:
             return False
+
+    def kill(self):
+        """SIGKILL: the node dies without a word."""
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+    def cluster(self):
+        r = http("GET", self.base + "/api/cluster", token=ADMIN_TOKEN, timeout=5)
+        assert r.status == 200, r.text
+        return r.json()
+
+    def statuses(self):
+        return {m["id"]: m["status"] for m in self.cluster()["members"]}
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -1,0 +1,349 @@
+// GossipNode: the SwiftNIO shell around Gossip's membership state machine. One event loop
+// owns the state machine, the UDP socket (probes and piggybacked gossip) and the TCP
+// listener (push-pull full-state exchanges); it carries out the machine's directives and
+// publishes a read-only snapshot (`ClusterView`) for HTTP handlers and ingest.
+import Foundation
+import Gossip
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The cluster as this node sees it, readable from any thread.
+final class ClusterView: Sendable {
+    struct Snapshot: Sendable {
+        var localID: NodeID
+        var members: [Member] = []
+        var ring = HashRing(nodes: [])
+        var rtt: [NodeID: Duration] = [:]
+        var stats = GossipStats()
+        var counters: Membership.ProtocolCounters?
+        var healthScore = 0
+    }
+    private let state: Mutex<Snapshot>
+
+    init(localID: NodeID) { state = Mutex(Snapshot(localID: localID)) }
+
+    var snapshot: Snapshot { state.withLock { $0 } }
+    func update(_ body: (inout Snapshot) -> Void) { state.withLock { body(&$0) } }
+
+    /// Owner and standbys of a stream by the ring over the alive members.
+    func placement(of streamID: String) -> HashRing.Placement? { state.withLock { $0.ring.placement(for: streamID) } }
+}
+
+struct GossipSettings: Sendable {
+    var bindHost: String
+    var port: Int
+    var seeds: [Endpoint]
+    var config: GossipConfig
+    var keyring: Keyring
+}
+
+final class GossipNode: Service, Sendable {
+    let settings: GossipSettings
+    let view: ClusterView
+    private let logger: Logger
+    private let loop: any EventLoop
+    private let local: MemberMetadata
+    /// Everything below lives on `loop`.
+    private let box: NIOLoopBoundBox<LoopState>
+
+    final class LoopState {
+        var membership: Membership
+        var codec: PacketCodec
+        var udp: (any Channel)?
+        var tick: Scheduled<Void>?
+        var inbound: [Endpoint: any Channel] = [:]
+        var resolved: [Endpoint: SocketAddress] = [:]
+        var lastStats = GossipStats()
+        var joinRetryScheduled = false
+        init(membership: Membership, codec: PacketCodec) {
+            self.membership = membership
+            self.codec = codec
+        }
+    }
+
+    init(settings: GossipSettings, local: MemberMetadata, logger: Logger) {
+        self.settings = settings
+        self.local = local
+        self.logger = logger
+        self.view = ClusterView(localID: local.id)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        self.loop = loop
+        let seed = UInt64.random(in: 0...UInt64.max)
+        let membership = Membership(config: settings.config, local: local, incarnation: GossipNode.startIncarnation(),
+                                    seed: seed, now: GossipNode.now())
+        self.box = NIOLoopBoundBox.makeBoxSendingValue(LoopState(membership: membership, codec: PacketCodec(keyring: settings.keyring, config: settings.config)),
+                                   as: LoopState.self, eventLoop: loop)
+    }
+
+    /// A restarted node comes back with a higher incarnation than any it had before: the
+    /// wall clock in seconds grows across restarts without keeping state on disk.
+    static func startIncarnation() -> UInt64 { UInt64(Date().timeIntervalSince1970) }
+
+    static func now() -> GossipInstant { GossipInstant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)) }
+
+    func run() async throws {
+        let udp = try await DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(DatagramHandler(node: self))
+                }
+            }
+            .bind(host: settings.bindHost, port: settings.port).get()
+        let tcp = try await ServerBootstrap(group: loop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.addStreamHandlers(channel, peer: nil)
+                }
+            }
+            .bind(host: settings.bindHost, port: settings.port).get()
+        logger.info("gossip listening", metadata: ["port": "\(settings.port)", "seeds": "\(settings.seeds.map(\.description))",
+                                                   "cluster": "\(settings.config.clusterName)"])
+        try await loop.submit {
+            let s = self.box.value
+            s.udp = udp
+            self.perform(s.membership.join(seeds: self.settings.seeds, now: Self.now()))
+        }.get()
+        try await withGracefulShutdownHandler {
+            try await udp.closeFuture.get()
+        } onGracefulShutdown: {
+            // Say goodbye so the others see a leave rather than a failure, then close.
+            self.loop.execute {
+                let s = self.box.value
+                self.perform(s.membership.leave(now: Self.now()))
+                self.loop.scheduleTask(in: .milliseconds(300)) {
+                    s.tick?.cancel()
+                    udp.close(promise: nil)
+                    tcp.close(promise: nil)
+                }
+            }
+        }
+        try? await tcp.close()
+    }
+
+    // MARK: On the loop
+
+    private func perform(_ directives: [Directive]) {
+        let s = box.value
+        for d in directives {
+            switch d {
+            case .sendDatagram(let to, let messages):
+                do {
+                    let bytes = try s.codec.sealDatagram(messages)
+                    guard let address = resolve(to), let udp = s.udp else { continue }
+                    udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: bytes)), promise: nil)
+                } catch {
+                    logger.warning("gossip datagram not sent", metadata: ["to": "\(to)", "error": "\(error)"])
+                }
+            case .sendFullState(let to, let state):
+                sendFullState(state, to: to)
+            case .membershipChanged(let change):
+                logger.info("member changed", metadata: ["member": "\(change.member.id)", "from": "\(change.previousStatus.map { "\($0)" } ?? "unknown")",
+                                                         "to": "\(change.isRemoval ? "removed" : "\(change.member.status)")",
+                                                         "incarnation": "\(change.member.incarnation)"])
+            case .scheduleTick(let at):
+                s.tick?.cancel()
+                let delay = max(0, at.nanoseconds - Self.now().nanoseconds)
+                s.tick = loop.scheduleTask(in: .nanoseconds(delay)) {
+                    self.perform(self.box.value.membership.onTick(now: Self.now()))
+                }
+            }
+        }
+        publish()
+    }
+
+    private func publish() {
+        let s = box.value
+        let m = s.membership
+        let members = [m.localMember] + m.members.filter { $0.id != m.localID }
+        var rtt: [NodeID: Duration] = [:]
+        for member in members where member.id != m.localID {
+            rtt[member.id] = m.estimatedRTT(to: member.id)
+        }
+        let stats = s.codec.stats
+        view.update { v in
+            v.members = members
+            v.ring = HashRing(members: members)
+            v.rtt = rtt
+            v.stats = stats
+            v.counters = m.counters
+            v.healthScore = m.health.score
+        }
+        // Counters grow by what happened since the last snapshot.
+        let last = s.lastStats
+        if stats.packetsSent > last.packetsSent { Counter(label: "streamtube_gossip_packets_sent_total").increment(by: Int(stats.packetsSent - last.packetsSent)) }
+        if stats.packetsReceived > last.packetsReceived { Counter(label: "streamtube_gossip_packets_received_total").increment(by: Int(stats.packetsReceived - last.packetsReceived)) }
+        if stats.bytesSent > last.bytesSent { Counter(label: "streamtube_gossip_bytes_sent_total").increment(by: Int(stats.bytesSent - last.bytesSent)) }
+        if stats.bytesReceived > last.bytesReceived { Counter(label: "streamtube_gossip_bytes_received_total").increment(by: Int(stats.bytesReceived - last.bytesReceived)) }
+        for (reason, n) in stats.packetsDropped where n > last.packetsDropped[reason, default: 0] {
+            Counter(label: "streamtube_gossip_packets_dropped_total", dimensions: [("reason", reason.rawValue)])
+                .increment(by: Int(n - last.packetsDropped[reason, default: 0]))
+        }
+        s.lastStats = stats
+        for status in [MemberStatus.alive, .suspect, .dead, .left] {
+            Gauge(label: "streamtube_gossip_members", dimensions: [("status", "\(status)")])
+                .record(members.filter { $0.status == status }.count)
+        }
+    }
+
+    private func resolve(_ endpoint: Endpoint) -> SocketAddress? {
+        let s = box.value
+        if let a = s.resolved[endpoint] { return a }
+        guard let a = try? SocketAddress.makeAddressResolvingHost(endpoint.host, port: Int(endpoint.port)) else {
+            logger.warning("cannot resolve gossip address", metadata: ["address": "\(endpoint)"])
+            return nil
+        }
+        s.resolved[endpoint] = a
+        return a
+    }
+
+    func onDatagram(_ bytes: [UInt8], from address: SocketAddress) {
+        let s = box.value
+        guard let from = Self.endpoint(address) else { return }
+        let messages: [GossipMessage]
+        do {
+            messages = try s.codec.openDatagram(bytes)
+        } catch {
+            logger.debug("gossip packet dropped", metadata: ["from": "\(from)", "error": "\(error)"])
+            publish()
+            return
+        }
+        perform(s.membership.onMessages(messages, from: from, now: Self.now()))
+    }
+
+    func onStreamFrame(_ bytes: [UInt8], from: Endpoint, channel: any Channel) {
+        let s = box.value
+        do {
+            for message in try s.codec.openStreamFrame(bytes) {
+                guard case .pushPull(let state) = message else { continue }
+                if !state.isResponse { s.inbound[from] = channel }
+                perform(s.membership.onFullState(state, from: from, now: Self.now()))
+                if !state.isResponse { s.inbound[from] = nil }
+            }
+        } catch {
+            logger.debug("gossip stream frame dropped", metadata: ["from": "\(from)", "error": "\(error)"])
+            publish()
+            channel.close(promise: nil)
+        }
+    }
+
+    private func sendFullState(_ state: GossipMessage.PushPull, to: Endpoint) {
+        let s = box.value
+        let frame: [UInt8]
+        do { frame = try s.codec.sealStreamFrame([.pushPull(state)]) } catch {
+            logger.warning("gossip full state not sent", metadata: ["error": "\(error)"])
+            return
+        }
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32(frame.count))
+        buffer.writeBytes(frame)
+        if let channel = s.inbound[to] {
+            // The answer to a request goes back on the request's own connection.
+            channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        guard let address = resolve(to) else { return }
+        ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(2))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try self.addStreamHandlers(channel, peer: to) }
+            }
+            .connect(to: address)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    channel.writeAndFlush(buffer, promise: nil)
+                    // The peer answers a request and closes; an answer needs no answer.
+                    channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+                    if state.isResponse { channel.close(promise: nil) }
+                case .failure(let error):
+                    self.logger.debug("gossip push-pull connect failed", metadata: ["to": "\(to)", "error": "\(error)"])
+                    if state.join { self.retryJoin() }
+                }
+            }
+    }
+
+    /// A seed that is not up yet is tried again every two seconds while this node is alone
+    /// (nodes of a cluster may start in any order).
+    private func retryJoin() {
+        let s = box.value
+        guard !s.joinRetryScheduled else { return }
+        s.joinRetryScheduled = true
+        loop.scheduleTask(in: .seconds(2)) {
+            s.joinRetryScheduled = false
+            guard s.membership.members.filter({ $0.id != s.membership.localID && !$0.status.isDeadOrLeft }).isEmpty,
+                  !s.membership.isLeaving else { return }
+            self.logger.info("gossip join retry", metadata: ["seeds": "\(self.settings.seeds.map(\.description))"])
+            self.perform(s.membership.join(seeds: self.settings.seeds, now: Self.now()))
+        }
+    }
+
+    fileprivate func addStreamHandlers(_ channel: any Channel, peer: Endpoint?) throws {
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+        try channel.pipeline.syncOperations.addHandler(StreamFrameHandler(node: self, peer: peer))
+    }
+
+    static func endpoint(_ address: SocketAddress) -> Endpoint? {
+        guard let ip = address.ipAddress, let port = address.port, let p = UInt16(exactly: port) else { return nil }
+        return Endpoint(host: ip, port: p)
+    }
+}
+
+/// UDP datagrams in.
+private final class DatagramHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let node: GossipNode
+    init(node: GossipNode) { self.node = node }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var envelope = unwrapInboundIn(data)
+        let bytes = envelope.data.readBytes(length: envelope.data.readableBytes) ?? []
+        node.onDatagram(bytes, from: envelope.remoteAddress)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A refused datagram (ICMP) is no reason to stop listening.
+    }
+}
+
+/// Length-prefixed frames on a push-pull TCP connection; a frame past 4 MiB is refused.
+private struct FrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = [UInt8]
+    static let maxFrame = 4 << 20
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard Int(length) <= Self.maxFrame else { throw GossipFrameTooLarge(length: Int(length)) }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        context.fireChannelRead(wrapInboundOut(buffer.readBytes(length: Int(length))!))
+        return .continue
+    }
+}
+
+struct GossipFrameTooLarge: Error { var length: Int }
+
+private final class StreamFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = [UInt8]
+    let node: GossipNode
+    let peer: Endpoint?
+    init(node: GossipNode, peer: Endpoint?) {
+        self.node = node
+        self.peer = peer
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard let from = peer ?? context.channel.remoteAddress.flatMap(GossipNode.endpoint) else { return }
+        node.onStreamFrame(frame, from: from, channel: context.channel)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,161 @@
+"""Five real nodes on loopback gossiping with SWIM + Lifeguard (the `local` preset)."""
+import os
+import random
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import ADMIN_TOKEN, Node, binary, free_port, http
+
+N = 5
+# The local preset: probe every 1 s; Lifeguard suspicion timeout between
+# 3·max(1, log10 5)·1 s = 3 s and 6× that = 18 s. A member must be probed (at most N-1
+# rounds), time out, and its suspicion expire and spread: 4 s + 18 s + 3 s of slack.
+DETECTION_BOUND = 25.0
+
+
+def keygen():
+    return subprocess.run([binary(), "keygen"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (OSError, AssertionError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")
+
+
+@pytest.fixture
+def cluster():
+    key = keygen()
+    root = tempfile.mkdtemp(prefix="streamtube-cluster-")
+    seed_port = free_port()
+    nodes = []
+    for i in range(N):
+        args = ["--node-id", f"n{i}", "--region", f"r{i % 2}", "--cluster-key", key, "--gossip-preset", "local"]
+        if i > 0:
+            args += ["--seeds", f"127.0.0.1:{seed_port}"]
+        nodes.append(Node(os.path.join(root, f"n{i}"), args, gossip_port=seed_port if i == 0 else None).start())
+    yield key, nodes
+    for n in nodes:
+        n.stop()
+
+
+def converged(nodes, alive_ids):
+    for n in nodes:
+        st = n.statuses()
+        if {k for k, v in st.items() if v == "alive"} != set(alive_ids):
+            return False
+    return True
+
+
+def test_five_nodes_converge_detect_a_failure_and_take_a_rejoin(cluster):
+    key, nodes = cluster
+    ids = [f"n{i}" for i in range(N)]
+    wait_for(lambda: converged(nodes, ids), 20, "five nodes to converge")
+    view = nodes[0].cluster()
+    assert {m["region"] for m in view["members"]} == {"r0", "r1"}
+    assert sum(m["self"] for m in view["members"]) == 1
+
+    victim = nodes[4]
+    old_incarnation = next(m["incarnation"] for m in view["members"] if m["id"] == "n4")
+    victim.kill()
+    killed_at = time.time()
+    detected = {}
+    while len(detected) < N - 1 and time.time() - killed_at < DETECTION_BOUND:
+        for n in nodes[:4]:
+            if n.base not in detected and n.statuses().get("n4") == "dead":
+                detected[n.base] = time.time() - killed_at
+        time.sleep(0.1)
+    assert len(detected) == N - 1, f"not every node declared n4 dead within {DETECTION_BOUND}s: {detected}"
+    print(f"\nfailure detection (s): {sorted(round(v, 2) for v in detected.values())}")
+    # No false alarms: the living stay alive everywhere.
+    for n in nodes[:4]:
+        st = n.statuses()
+        assert all(st[i] == "alive" for i in ids[:4]), st
+
+    time.sleep(1.1)  # a restart in a later second comes back with a higher incarnation
+    victim.start()
+    wait_for(lambda: converged(nodes, ids), 20, "n4 to rejoin")
+    for n in nodes:
+        inc = next(m["incarnation"] for m in n.cluster()["members"] if m["id"] == "n4")
+        assert inc > old_incarnation
+
+
+def test_wrong_key_never_joins_and_garbage_changes_nothing(cluster):
+    key, nodes = cluster
+    ids = [f"n{i}" for i in range(N)]
+    wait_for(lambda: converged(nodes, ids), 20, "five nodes to converge")
+    intruder = Node(tempfile.mkdtemp(prefix="streamtube-intruder-"),
+                    ["--node-id", "intruder", "--cluster-key", keygen(), "--gossip-preset", "local",
+                     "--seeds", f"127.0.0.1:{nodes[0].gossip_port}"]).start()
+    try:
+        # Garbage at the gossip port, over UDP and TCP.
+        rng = random.Random(7)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            for _ in range(300):
+                u.sendto(bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 1400))), ("127.0.0.1", nodes[0].gossip_port))
+                time.sleep(0.002)
+        for size in (0, 3, 100, 5000):
+            with socket.create_connection(("127.0.0.1", nodes[0].gossip_port), timeout=2) as t:
+                t.sendall(bytes(rng.getrandbits(8) for _ in range(size)))
+        time.sleep(6)
+        for n in nodes:
+            st = n.statuses()
+            assert "intruder" not in st
+            assert all(st[i] == "alive" for i in ids), st
+        assert set(intruder.statuses()) == {"intruder"}
+        dropped = nodes[0].cluster()["packets"]["dropped"]
+        assert dropped >= 250, dropped  # a few datagrams may be lost on the way
+        metrics = http("GET", nodes[0].base + "/metrics").text
+        assert "streamtube_gossip_packets_dropped_total" in metrics
+    finally:
+        intruder.stop()
+
+
+def test_graceful_leave_is_not_a_failure(cluster):
+    key, nodes = cluster
+    ids = [f"n{i}" for i in range(N)]
+    wait_for(lambda: converged(nodes, ids), 20, "five nodes to converge")
+    nodes[3].stop()  # SIGTERM
+    wait_for(lambda: all(n.statuses().get("n3") == "left" for n in nodes[:3] + nodes[4:]), 10, "n3 to be seen as left")
+
+
+def test_members_command_lists_the_cluster(cluster):
+    key, nodes = cluster
+    ids = [f"n{i}" for i in range(N)]
+    wait_for(lambda: converged(nodes, ids), 20, "five nodes to converge")
+    out = subprocess.run([binary(), "members", "--server", nodes[1].base, "--admin-token", ADMIN_TOKEN],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("\t") for line in out.stdout.strip().splitlines()]
+    assert rows[0][:2] == ["ID", "STATUS"]
+    assert sorted(r[0] for r in rows[1:]) == ids
+    assert all(r[1] == "alive" for r in rows[1:])
+
+
+def test_a_node_started_before_its_seed_joins_when_the_seed_comes_up(tmp_path):
+    key = keygen()
+    seed_port = free_port()
+    common = ["--cluster-key", key, "--gossip-preset", "local"]
+    early = Node(str(tmp_path / "early"), ["--node-id", "early", "--seeds", f"127.0.0.1:{seed_port}", *common]).start()
+    seed = None
+    try:
+        time.sleep(1)
+        seed = Node(str(tmp_path / "seed"), ["--node-id", "seed", *common], gossip_port=seed_port).start()
+        wait_for(lambda: converged([early, seed], ["early", "seed"]), 15, "the early node to join")
+    finally:
+        early.stop()
+        if seed:
+            seed.stop()
