@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "streamtube", targets: ["Node"]),
+        .executable(name: "transcode-bench", targets: ["TranscodeBench"]),
         .library(name: "Origin", targets: ["Origin"]),
         .library(name: "Gossip", targets: ["Gossip"]),
     ],
@@ -61,6 +62,11 @@ let package = Package(
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
             ],
             path: "Sources/Node"
+        ),
+        .executableTarget(
+            name: "TranscodeBench",
+            dependencies: ["Origin", "CFFmpeg"],
+            path: "Sources/TranscodeBench"
         ),
         .testTarget(name: "OriginTests", dependencies: ["Origin"], path: "Tests/OriginTests"),
         .testTarget(

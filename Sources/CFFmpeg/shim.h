@@ -10,4 +10,13 @@
 /* Function-like macros do not import into Swift. */
 static inline int st_averror_eagain(void) { return AVERROR(EAGAIN); }
 static inline int st_averror_eof(void) { return AVERROR_EOF; }
+
+/* Helpers for the transcoder (Origin/Transcode): macros that do not import. */
+static inline int64_t st_av_nopts_value(void) { return AV_NOPTS_VALUE; }
+static inline int st_averror_invaliddata(void) { return AVERROR_INVALIDDATA; }
+static inline int st_averror_enomem(void) { return AVERROR(ENOMEM); }
+static inline int st_av_pkt_flag_key(void) { return AV_PKT_FLAG_KEY; }
+static inline int st_av_codec_flag_global_header(void) { return AV_CODEC_FLAG_GLOBAL_HEADER; }
+static inline int st_av_frame_flag_corrupt(void) { return AV_FRAME_FLAG_CORRUPT; }
+static inline int st_av_input_buffer_padding_size(void) { return AV_INPUT_BUFFER_PADDING_SIZE; }
 #endif
