@@ -110,22 +110,34 @@ enum HTTPRoutes {
         router.get("/live/:id/master.m3u8") { _, context -> Response in
             let id = try context.parameters.require("id")
             guard let live = liveStream(id, registry) else { return notFound("no stream \(id)") }
-            guard let r = live.rendition else { return notFound("stream \(id) is offline") }
+            let renditions = live.renditions
+            guard !renditions.isEmpty else { return notFound("stream \(id) is offline") }
             var lines = ["#EXTM3U", "#EXT-X-VERSION:9", "#EXT-X-INDEPENDENT-SEGMENTS"]
-            var attrs = "BANDWIDTH=\(r.bandwidth),AVERAGE-BANDWIDTH=\(r.averageBandwidth),CODECS=\"\(r.codecs)\""
-            if let w = r.width, let h = r.height { attrs += ",RESOLUTION=\(w)x\(h)" }
-            if let f = r.frameRate { attrs += ",FRAME-RATE=\(String(format: "%.3f", f))" }
-            lines.append("#EXT-X-STREAM-INF:\(attrs)")
-            lines.append("source/index.m3u8")
+            for r in renditions {
+                var attrs = "BANDWIDTH=\(r.bandwidth),AVERAGE-BANDWIDTH=\(r.averageBandwidth),CODECS=\"\(r.codecs)\""
+                if let w = r.width, let h = r.height { attrs += ",RESOLUTION=\(w)x\(h)" }
+                if let f = r.frameRate { attrs += ",FRAME-RATE=\(String(format: "%.3f", f))" }
+                lines.append("#EXT-X-STREAM-INF:\(attrs)")
+                lines.append("\(r.name)/index.m3u8")
+            }
             return text(lines.joined(separator: "\n") + "\n", type: playlistType, cache: "public, max-age=1")
         }
         router.get("/live/:id/:rendition/:file") { request, context -> Response in
             let id = try context.parameters.require("id")
             let rendition = try context.parameters.require("rendition")
             let file = try context.parameters.require("file")
-            guard rendition == "source", let live = liveStream(id, registry) else { return notFound("no such rendition") }
-            if file == "index.m3u8" { return try await mediaPlaylist(live, request: request) }
-            return try await mediaObject(live, file: file)
+            guard StreamRegistry.isWellFormedToken(Substring(rendition)), let live = liveStream(id, registry),
+                  live.hasRendition(rendition) else { return notFound("no such rendition") }
+            if file == "index.m3u8" { return try await mediaPlaylist(live, rendition: rendition, request: request) }
+            return try await mediaObject(live, rendition: rendition, file: file)
+        }
+        api.get("streams/:id/health") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            guard registry.record(id: id) != nil else { throw HTTPError(.notFound, message: "no stream \(id)") }
+            let health = registry.existingLive(id: id)?.health
+            let data = try JSONEncoder().encode(health ?? LiveStream(id: id).health)
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
 
         router.get("/watch/:id") { _, context -> Response in
@@ -172,7 +184,7 @@ enum HTTPRoutes {
     }
 
     /// Media playlist, with LL-HLS blocking reload (`_HLS_msn`, `_HLS_part`) and delta updates (`_HLS_skip`).
-    static func mediaPlaylist(_ live: LiveStream, request: Request) async throws -> Response {
+    static func mediaPlaylist(_ live: LiveStream, rendition: String, request: Request) async throws -> Response {
         let q = request.uri.queryParameters
         let msn = q.get("_HLS_msn").map { Int($0) }
         let part = q.get("_HLS_part").map { Int($0) }
@@ -183,27 +195,27 @@ enum HTTPRoutes {
         if let m = msn ?? nil {
             let target: LiveTarget = (part ?? nil).map { .part(sequence: m, index: $0) } ?? .segment(sequence: m)
             if m < 0 || (part ?? nil).map({ $0 < 0 }) == true { return badRequest("_HLS_msn and _HLS_part cannot be negative") }
-            guard live.isWithinReach(target) else { return badRequest("_HLS_msn \(m) is more than two segments ahead of the live edge") }
+            guard live.isWithinReach(target, rendition: rendition) else { return badRequest("_HLS_msn \(m) is more than two segments ahead of the live edge") }
             let timeout = Duration.milliseconds(Int(live.settings.segmentTarget * 3 * 1000))
-            let ok = await live.wait(for: target, timeout: timeout)
-            if !ok && live.status.publishing {
+            let ok = await live.wait(for: target, rendition: rendition, timeout: timeout)
+            if !ok && live.isLive(rendition: rendition) {
                 return Response(status: .serviceUnavailable, headers: [.cacheControl: "no-cache", .retryAfter: "1"],
                                 body: .init(byteBuffer: ByteBuffer(string: "the requested part did not arrive in time\n")))
             }
         }
-        guard let body = live.mediaPlaylist(skip: skip) else { return notFound("stream is offline") }
-        let ended = !live.status.publishing
+        guard let body = live.mediaPlaylist(rendition: rendition, skip: skip) else { return notFound("stream is offline") }
+        let ended = !live.isLive(rendition: rendition)
         return text(body, type: playlistType, cache: ended ? "public, max-age=10" : "public, max-age=1")
     }
 
     /// Init segments, segments and parts: immutable. The next part (the preload hint) is waited for.
-    static func mediaObject(_ live: LiveStream, file: String) async throws -> Response {
+    static func mediaObject(_ live: LiveStream, rendition: String, file: String) async throws -> Response {
         if file.hasPrefix("init"), file.hasSuffix(".mp4"), let v = Int(file.dropFirst(4).dropLast(4)) {
-            guard let bytes = live.initSegment(version: v) else { return notFound("no such init segment") }
+            guard let bytes = live.initSegment(rendition: rendition, version: v) else { return notFound("no such init segment") }
             return media(bytes)
         }
         if file.hasPrefix("seg"), file.hasSuffix(".m4s"), let n = Int(file.dropFirst(3).dropLast(4)) {
-            guard let bytes = live.segment(sequence: n) else { return notFound("no such segment") }
+            guard let bytes = live.segment(rendition: rendition, sequence: n) else { return notFound("no such segment") }
             return media(bytes)
         }
         if file.hasPrefix("part"), file.hasSuffix(".m4s") {
@@ -211,11 +223,11 @@ enum HTTPRoutes {
             guard numbers.count == 2, let n = Int(numbers[0]), let i = Int(numbers[1]), n >= 0, i >= 0 else {
                 return notFound("no such part")
             }
-            if let bytes = live.part(sequence: n, index: i) { return media(bytes) }
+            if let bytes = live.part(rendition: rendition, sequence: n, index: i) { return media(bytes) }
             // A request for the part that is being made now (the preload hint) waits for it.
-            if live.isWithinReach(.part(sequence: n, index: i)) {
+            if live.isWithinReach(.part(sequence: n, index: i), rendition: rendition) {
                 let timeout = Duration.milliseconds(Int(live.settings.partTarget * 6 * 1000))
-                if await live.wait(for: .part(sequence: n, index: i), timeout: timeout), let bytes = live.part(sequence: n, index: i) {
+                if await live.wait(for: .part(sequence: n, index: i), rendition: rendition, timeout: timeout), let bytes = live.part(rendition: rendition, sequence: n, index: i) {
                     return media(bytes)
                 }
             }

@@ -2,6 +2,7 @@
 // built-in defaults, a JSON config file, STREAMTUBE_* environment variables, and flags.
 import Foundation
 import Gossip
+import Origin
 
 struct NodeConfiguration: Codable, Equatable, Sendable {
     var host = "0.0.0.0"
@@ -30,12 +31,17 @@ struct NodeConfiguration: Codable, Equatable, Sendable {
     /// Gossip timing preset: lan, wan or local.
     var gossipPreset = "lan"
     var capacity = 1
+    /// Transcoding ladder: "name:height:kbps[:maxkbps],..." or "none" (passthrough only).
+    var ladder = "720p:720:3000:3300,480p:480:1400:1540,360p:360:800:880"
+    var x264Preset = "veryfast"
+    var transcodeThreads = 1
 
     /// The keys of the config file and, upper-cased with underscores behind `STREAMTUBE_`,
     /// of the environment (`httpPort` is `STREAMTUBE_HTTP_PORT`).
     static let keys = ["host", "httpPort", "rtmpPort", "dataDir", "nodeID", "region", "adminToken",
                        "publicHost", "partTarget", "segmentTarget", "windowSegments", "logLevel", "logFormat",
-                       "gossipPort", "seeds", "clusterKey", "clusterName", "advertiseHost", "gossipPreset", "capacity"]
+                       "gossipPort", "seeds", "clusterKey", "clusterName", "advertiseHost", "gossipPreset", "capacity",
+                       "ladder", "x264Preset", "transcodeThreads"]
 
     static func environmentName(_ key: String) -> String {
         var out = "STREAMTUBE_"
@@ -97,6 +103,9 @@ struct NodeConfiguration: Codable, Equatable, Sendable {
         case "advertiseHost": advertiseHost = value
         case "gossipPreset": gossipPreset = value
         case "capacity": capacity = try int()
+        case "ladder": ladder = value
+        case "x264Preset": x264Preset = value
+        case "transcodeThreads": transcodeThreads = try int()
         default: break
         }
     }
@@ -180,5 +189,41 @@ extension NodeConfiguration {
         case "local": return .local(clusterName: clusterName)
         default: throw ClusterSettingError.badPreset(gossipPreset)
         }
+    }
+}
+
+extension NodeConfiguration {
+    struct LadderError: Error, CustomStringConvertible {
+        var message: String
+        var description: String { "ladder: \(message)" }
+    }
+
+    /// Parses "name:height:kbps[:maxkbps],...". nil for "none".
+    static func parseLadder(_ text: String) throws -> [LadderRung]? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed.isEmpty || trimmed == "none" { return nil }
+        return try trimmed.split(separator: ",").map { item in
+            let f = item.split(separator: ":").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard f.count == 3 || f.count == 4, !f[0].isEmpty, let h = Int(f[1]), h >= 64, h <= 4320, h % 2 == 0,
+                  let kbps = Int(f[2]), kbps > 0 else {
+                throw LadderError(message: "\"\(item)\" is not name:height:kbps[:maxkbps] (an even height from 64 to 4320)")
+            }
+            let maxKbps = f.count == 4 ? Int(f[3]) : kbps * 11 / 10
+            guard let maxKbps, maxKbps >= kbps else { throw LadderError(message: "\"\(item)\": max rate below the rate") }
+            guard f[0] != LiveStream.sourceRendition, f[0].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
+                throw LadderError(message: "\"\(f[0])\" cannot name a rendition")
+            }
+            return LadderRung(name: f[0], height: h, videoBitrate: kbps * 1000, maxBitrate: maxKbps * 1000)
+        }
+    }
+
+    func transcodeSettings() throws -> TranscodeSettings? {
+        guard let rungs = try Self.parseLadder(ladder) else { return nil }
+        var t = TranscodeSettings.default
+        t.rungs = rungs
+        t.preset = x264Preset
+        t.threads = transcodeThreads
+        do { try t.validate() } catch { throw LadderError(message: "\(error)") }
+        return t
     }
 }

@@ -1,6 +1,8 @@
 // StreamRegistry: the node's view of streams — records (from the store, kept in memory so
 // ingest and playback never wait on the database) and the live state of each one.
 import Foundation
+import Logging
+import Metrics
 import Origin
 import Synchronization
 
@@ -16,6 +18,8 @@ enum StreamError: Error, CustomStringConvertible, Equatable {
 final class StreamRegistry: Sendable {
     let store: StreamStore
     let packaging: PackagingSettings
+    let ladder: TranscodeSettings?
+    let logger: Logger
 
     private struct State {
         var byID: [String: StreamRecord] = [:]
@@ -25,9 +29,11 @@ final class StreamRegistry: Sendable {
     }
     private let state = Mutex(State())
 
-    init(store: StreamStore, packaging: PackagingSettings) {
+    init(store: StreamStore, packaging: PackagingSettings, ladder: TranscodeSettings? = nil, logger: Logger = Logger(label: "streamtube")) {
         self.store = store
         self.packaging = packaging
+        self.ladder = ladder
+        self.logger = logger
     }
 
     func load() async throws {
@@ -65,7 +71,20 @@ final class StreamRegistry: Sendable {
         state.withLock { s in
             guard s.byID[id] != nil else { return nil }
             if let l = s.live[id] { return l }
-            let l = LiveStream(id: id, settings: packaging)
+            var streamLogger = logger
+            streamLogger[metadataKey: "stream"] = "\(id)"
+            let l = LiveStream(id: id, settings: packaging, ladder: ladder) { [streamLogger] event in
+                switch event {
+                case .transcodeStarted(let rungs):
+                    streamLogger.info("transcoding started", metadata: ["rungs": "\(rungs.joined(separator: ","))"])
+                case .renditionShed(let rendition, let reason):
+                    streamLogger.warning("rendition shed: encoding cannot keep up", metadata: ["rendition": "\(rendition)", "reason": "\(reason)"])
+                    Counter(label: "streamtube_renditions_shed_total", dimensions: [("rendition", rendition)]).increment()
+                case .transcodeFailed(let reason):
+                    streamLogger.error("transcoding failed; serving the source only", metadata: ["error": "\(reason)"])
+                    Counter(label: "streamtube_transcode_failures_total").increment()
+                }
+            }
             s.live[id] = l
             return l
         }

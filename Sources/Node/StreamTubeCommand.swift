@@ -60,6 +60,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address other nodes reach this one at (default --public-host, else 127.0.0.1).") var advertiseHost: String?
     @Option(help: "Gossip timing preset: lan, wan or local (default lan).") var gossipPreset: String?
     @Option(help: "Relative capacity for stream ownership (default 1; 0 takes no streams).") var capacity: Int?
+    @Option(help: "Transcoding ladder, name:height:kbps[:maxkbps],... or none (default 720p:720:3000,480p:480:1400,360p:360:800).") var ladder: String?
+    @Option(help: "x264 preset for the ladder (default veryfast).") var x264Preset: String?
+    @Option(help: "x264 threads per rendition (default 1).") var transcodeThreads: Int?
 
     func resolvedConfiguration(environment: [String: String]) throws -> NodeConfiguration {
         var c = try NodeConfiguration.load(file: config, environment: environment)
@@ -82,6 +85,9 @@ struct Serve: AsyncParsableCommand {
         if let advertiseHost { c.advertiseHost = advertiseHost }
         if let gossipPreset { c.gossipPreset = gossipPreset }
         if let capacity { c.capacity = capacity }
+        if let ladder { c.ladder = ladder }
+        if let x264Preset { c.x264Preset = x264Preset }
+        if let transcodeThreads { c.transcodeThreads = transcodeThreads }
         return c
     }
 
@@ -100,15 +106,18 @@ struct Serve: AsyncParsableCommand {
 
         let seedList: [Endpoint]
         let gossipConfig: GossipConfig
+        let transcode: TranscodeSettings?
         do {
             seedList = try config.seedEndpoints()
             gossipConfig = try config.gossipConfig()
+            transcode = try config.transcodeSettings()
         } catch { throw ValidationError("\(error)") }
         guard (0...65535).contains(config.gossipPort), config.capacity >= 0 else {
             throw ValidationError("--gossip-port must be a port number and --capacity at least 0")
         }
 
         LogSetup.bootstrap(format: config.logFormat, level: config.logLevel)
+        MediaLibraries.quietLogs()
         let metrics = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
 
@@ -130,7 +139,7 @@ struct Serve: AsyncParsableCommand {
         } catch { throw ValidationError("\(error)") }
 
         let store = try await StreamStore.open(path: node.databasePath, logger: logger)
-        let registry = StreamRegistry(store: store, packaging: packaging)
+        let registry = StreamRegistry(store: store, packaging: packaging, ladder: transcode, logger: logger)
         try await registry.load()
 
         let info = NodeInfo(nodeID: node.nodeID, region: config.region, rtmpPort: config.rtmpPort,

@@ -4,6 +4,10 @@ import CFFmpeg
 
 /// Versions of the FFmpeg libraries this binary is linked against, for logs and `/healthz`.
 public enum MediaLibraries {
+    /// FFmpeg's own log lines (x264's statistics, decoder chatter) go to standard error and
+    /// are not structured: keep only its errors.
+    public static func quietLogs() { av_log_set_level(AV_LOG_ERROR) }
+
     public static var versions: [String: String] {
         func format(_ v: UInt32) -> String { "\(v >> 16).\((v >> 8) & 0xFF).\(v & 0xFF)" }
         return [

@@ -1,6 +1,8 @@
-// LiveStream: the live state of one stream on its origin — the packager, the segments and
-// parts it made, and the viewers waiting for the next one (LL-HLS blocking requests).
-// Thread-safe; the RTMP connection pushes media in, HTTP handlers read and wait.
+// LiveStream: the live state of one stream on its origin — one packager per rendition
+// (the source passed through, plus the transcoded ladder), the segments and parts they
+// made, the stream's health figures, and the viewers waiting for the next part (LL-HLS
+// blocking requests). Thread-safe: the RTMP connection pushes media in, the transcoder's
+// thread pushes its rungs in, HTTP handlers read and wait.
 import Foundation
 import Synchronization
 
@@ -28,11 +30,61 @@ public struct LiveStreamStatus: Sendable, Equatable, Codable {
     public var height: Int?
     public var frameRate: Double?
     public var codecs: String?
+    public var renditions: [String]
+}
+
+/// A rendition as the master playlist lists it.
+public struct RenditionInfo: Sendable, Equatable {
+    public var name: String
+    public var bandwidth: Int
+    public var averageBandwidth: Int
+    public var width: Int?
+    public var height: Int?
+    public var frameRate: Double?
+    public var codecs: String
+}
+
+/// Health of a live stream: what the broadcaster sends and what the origin makes of it.
+public struct StreamHealth: Sendable, Equatable, Codable {
+    public struct Output: Sendable, Equatable, Codable {
+        public var rendition: String
+        public var width: Int?
+        public var height: Int?
+        /// Bits per second over the segments made so far, and over the last one.
+        public var averageBitrate: Int?
+        public var lastSegmentBitrate: Int?
+        public var shed: Bool
+    }
+    public var state: String
+    /// Over the last five seconds of input.
+    public var inputBitrate: Int
+    public var frameRate: Double
+    /// Time between the last two keyframes, in seconds.
+    public var keyframeInterval: Double?
+    /// Last video timestamp minus last audio timestamp, in milliseconds.
+    public var audioVideoDriftMs: Int?
+    /// Frames the transcoder dropped or skipped as corrupt.
+    public var droppedFrames: Int
+    /// Media seconds transcoded per second of work (1.0 = just real time); nil without a ladder.
+    public var encoderSpeed: Double?
+    public var shedRenditions: [String]
+    public var outputs: [Output]
+}
+
+/// Something an operator wants to know: the node logs it and counts it.
+public enum LiveStreamEvent: Sendable, Equatable {
+    case transcodeStarted(rungs: [String])
+    case renditionShed(rendition: String, reason: String)
+    case transcodeFailed(reason: String)
 }
 
 public final class LiveStream: Sendable {
+    public static let sourceRendition = "source"
+
     public let id: String
     public let settings: PackagingSettings
+    public let ladder: TranscodeSettings?
+    private let onEvent: @Sendable (LiveStreamEvent) -> Void
     private let state: Mutex<State>
 
     struct Segment {
@@ -46,30 +98,29 @@ public final class LiveStream: Sendable {
         var duration: Double { parts.reduce(0) { $0 + $1.duration } }
     }
 
-    struct Waiter {
-        var target: LiveTarget
-        var continuation: CheckedContinuation<Bool, Never>
-    }
-
-    struct State {
+    /// One rendition: its packager and everything it made.
+    struct Rendition {
+        var name: String
         var packager: LivePackager?
-        var publishing = false
-        var sessions = 0
         var inits: [Int: (bytes: [UInt8], tracks: [CMAFTrack])] = [:]
         var segments: [Segment] = []
         var discontinuitySequence = 0
         var maxSegmentDuration = 0.0
-        var waiters: [UInt64: Waiter] = [:]
-        var nextWaiter: UInt64 = 0
-        var bytesIn: UInt64 = 0
-        var videoFrames: UInt64 = 0
-        var audioFrames: UInt64 = 0
         var bandwidthBits = 0.0
         var bandwidthSeconds = 0.0
         var peakBandwidth = 0.0
+        var lastSegmentBitrate: Double?
         var nextSequence = 0
         var nextInitVersion = 0
         var timelineEnd: Double?
+        var shed = false
+        /// Audio waiting for this rung's video to catch up (transcoded rungs only).
+        var pendingAudio: [(tag: FLVAudioTag, timestamp: UInt32)] = []
+        var lastVideoTimestamp: UInt32?
+        var firstVideoTimestamp: UInt32?
+        var session = 0
+
+        var live: Bool { packager != nil }
 
         var lastPart: (sequence: Int, index: Int)? {
             for s in segments.reversed() {
@@ -78,7 +129,6 @@ public final class LiveStream: Sendable {
             return nil
         }
         var lastCompleteSequence: Int? { segments.last { $0.complete }?.sequence }
-        var ended: Bool { !publishing }
 
         func isSatisfied(_ target: LiveTarget) -> Bool {
             switch target {
@@ -95,119 +145,377 @@ public final class LiveStream: Sendable {
                 return last.sequence > seq || (last.sequence == seq && last.index >= index)
             }
         }
+
+        var videoConfig: AVCDecoderConfiguration? {
+            inits[nextInitVersion - 1]?.tracks.lazy.compactMap { t -> AVCDecoderConfiguration? in
+                if case .avc(let c) = t.format { return c } else { return nil }
+            }.first
+        }
+
+        var codecs: String? {
+            inits[nextInitVersion - 1].map { $0.tracks.map(\.format.codecString).joined(separator: ",") }
+        }
     }
 
-    public init(id: String, settings: PackagingSettings = .default) {
+    struct Waiter {
+        var rendition: String
+        var target: LiveTarget
+        var continuation: CheckedContinuation<Bool, Never>
+    }
+
+    struct State {
+        var renditions: [String: Rendition] = [:]
+        /// Source first, then the rungs from the top of the ladder down.
+        var order: [String] = []
+        var publishing = false
+        var sessions = 0
+        var waiters: [UInt64: Waiter] = [:]
+        var nextWaiter: UInt64 = 0
+        var bytesIn: UInt64 = 0
+        var videoFrames: UInt64 = 0
+        var audioFrames: UInt64 = 0
+        var transcoder: StreamTranscoder?
+        var transcoderStats: TranscodeStats?
+        var sourceConfig: AVCDecoderConfiguration?
+        var audioHeader: (tag: FLVAudioTag, timestamp: UInt32)?
+        /// Recent source audio, handed to a rung that starts after it arrived.
+        var recentAudio: [(tag: FLVAudioTag, timestamp: UInt32)] = []
+        // Health over a sliding window of input.
+        var inputWindow: [(at: Double, bytes: Int)] = []
+        var frameWindow: [Double] = []
+        var keyframeTimestamps: [UInt32] = []
+        var lastVideoTimestamp: UInt32?
+        var lastAudioTimestamp: UInt32?
+        /// Where this session's media starts: rungs that appear during it start here too.
+        var sessionFirstSequence = 0
+        var sessionTimelineStart: Double?
+
+        var source: Rendition? { renditions[LiveStream.sourceRendition] }
+    }
+
+    public init(id: String, settings: PackagingSettings = .default, ladder: TranscodeSettings? = nil,
+                onEvent: @escaping @Sendable (LiveStreamEvent) -> Void = { _ in }) {
         self.id = id
         self.settings = settings
-        self.state = Mutex(State())
+        self.ladder = ladder.flatMap { $0.rungs.isEmpty ? nil : $0 }
+        self.onEvent = onEvent
+        var s = State()
+        s.renditions[Self.sourceRendition] = Rendition(name: Self.sourceRendition)
+        s.order = [Self.sourceRendition]
+        self.state = Mutex(s)
     }
 
     // MARK: Publishing
 
-    /// A publisher starts. A stream that was live before continues its playlist with a
-    /// discontinuity, its sequence numbers and timeline always growing.
+    /// A publisher starts. A stream that was live before continues its playlists with a
+    /// discontinuity, their sequence numbers and timeline always growing.
     public func beginPublishing() {
         state.withLock { s in
-            s.packager = LivePackager(settings: settings, firstSequence: s.nextSequence,
-                                      firstInitVersion: s.nextInitVersion, timelineStart: s.timelineEnd,
-                                      discontinuity: s.sessions > 0)
-            s.publishing = true
             s.sessions += 1
+            s.publishing = true
+            s.sourceConfig = nil
+            s.audioHeader = nil
+            s.recentAudio = []
+            s.keyframeTimestamps = []
+            // Every rendition continues from the same sequence number and time, so they stay aligned.
+            let next = s.renditions.values.map(\.nextSequence).max() ?? 0
+            let timeline = s.source?.timelineEnd
+            s.sessionFirstSequence = next
+            s.sessionTimelineStart = timeline
+            for name in s.order {
+                guard var r = s.renditions[name] else { continue }
+                r.nextSequence = next
+                r.timelineEnd = timeline
+                r.pendingAudio = []
+                r.lastVideoTimestamp = nil
+                r.firstVideoTimestamp = nil
+                if name == Self.sourceRendition {
+                    r.packager = makePackager(for: r, discontinuity: s.sessions > 1)
+                    r.session = s.sessions
+                }
+                s.renditions[name] = r
+            }
         }
+    }
+
+    private func makePackager(for r: Rendition, discontinuity: Bool) -> LivePackager {
+        LivePackager(settings: settings, firstSequence: r.nextSequence, firstInitVersion: r.nextInitVersion,
+                     timelineStart: r.timelineEnd, discontinuity: discontinuity)
     }
 
     public func ingest(video tag: FLVVideoTag, timestamp: UInt32, byteCount: Int) throws(PackagingError) {
-        let isFrame: Bool
-        if case .avcNALUs = tag.packet { isFrame = true } else { isFrame = false }
-        try ingest(byteCount: byteCount, videoFrame: isFrame, audioFrame: false) { p throws(PackagingError) in
-            try p.push(video: tag, timestamp: timestamp)
+        var startTranscoder: (AVCDecoderConfiguration, [UInt8])?
+        let resumed = try state.withLock { s throws(PackagingError) -> [Waiter] in
+            guard s.publishing else { return [] }
+            noteInput(&s, bytes: byteCount)
+            switch tag.packet {
+            case .avcNALUs(let data, let cts):
+                s.videoFrames += 1
+                s.frameWindow.append(Self.clock())
+                s.lastVideoTimestamp = timestamp
+                if tag.isKeyframe {
+                    s.keyframeTimestamps.append(timestamp)
+                    if s.keyframeTimestamps.count > 2 { s.keyframeTimestamps.removeFirst() }
+                }
+                if let t = s.transcoder {
+                    _ = t.submit(data: data, dts: Int64(timestamp), pts: Int64(timestamp) + Int64(cts), isKeyframe: tag.isKeyframe)
+                }
+            case .avcSequenceHeader(let record):
+                if let config = try? AVCDecoderConfiguration(record: record), s.sourceConfig?.record != record {
+                    s.sourceConfig = config
+                    startTranscoder = (config, record)
+                }
+            default:
+                break
+            }
+            return try push(&s, rendition: Self.sourceRendition) { p throws(PackagingError) in
+                try p.push(video: tag, timestamp: timestamp)
+            }
         }
+        resume(resumed)
+        if let (config, record) = startTranscoder { startLadder(config: config, record: record) }
     }
 
     public func ingest(audio tag: FLVAudioTag, timestamp: UInt32, byteCount: Int) throws(PackagingError) {
-        let isFrame: Bool
-        if case .aacRaw = tag.packet { isFrame = true } else { isFrame = false }
-        try ingest(byteCount: byteCount, videoFrame: false, audioFrame: isFrame) { p throws(PackagingError) in
-            try p.push(audio: tag, timestamp: timestamp)
-        }
-    }
-
-    /// Runs one packager step under the lock and answers the viewers it satisfied.
-    private func ingest(byteCount: Int, videoFrame: Bool, audioFrame: Bool,
-                        _ push: (inout LivePackager) throws(PackagingError) -> [PackagerOutput]) throws(PackagingError) {
         let resumed = try state.withLock { s throws(PackagingError) -> [Waiter] in
-            guard s.publishing, var p = s.packager else { return [] }
-            s.bytesIn += UInt64(byteCount)
-            if videoFrame { s.videoFrames += 1 }
-            if audioFrame { s.audioFrames += 1 }
-            let out = try push(&p)
-            s.packager = p
-            return apply(out, to: &s)
-        }
-        for w in resumed { w.continuation.resume(returning: true) }
-    }
-
-    /// The publisher is gone: flush, end the playlist, and answer every waiting viewer.
-    public func endPublishing() {
-        let (ready, rest) = state.withLock { s -> ([Waiter], [Waiter]) in
-            guard s.publishing else { return ([], []) }
-            var ready: [Waiter] = []
-            if var p = s.packager {
-                ready = apply(p.finish(), to: &s)
-                s.timelineEnd = p.timelineEnd
-                s.packager = nil
+            guard s.publishing else { return [] }
+            noteInput(&s, bytes: byteCount)
+            var ready = try push(&s, rendition: Self.sourceRendition) { p throws(PackagingError) in
+                try p.push(audio: tag, timestamp: timestamp)
             }
-            s.publishing = false
-            let rest = Array(s.waiters.values)
-            s.waiters.removeAll()
-            return (ready, rest)
+            switch tag.packet {
+            case .aacSequenceHeader:
+                s.audioHeader = (tag, timestamp)
+            case .aacRaw:
+                s.audioFrames += 1
+                s.lastAudioTimestamp = timestamp
+                s.recentAudio.append((tag, timestamp))
+                if s.recentAudio.count > 500 { s.recentAudio.removeFirst(s.recentAudio.count - 500) }
+                // The rungs get the same audio once their video has caught up with it.
+                for name in s.order where name != Self.sourceRendition {
+                    guard s.renditions[name]?.live == true else { continue }
+                    s.renditions[name]!.pendingAudio.append((tag, timestamp))
+                    ready += releaseAudio(&s, rendition: name)
+                }
+            case .other:
+                break
+            }
+            return ready
         }
-        for w in ready { w.continuation.resume(returning: true) }
-        for w in rest { w.continuation.resume(returning: false) }
+        resume(resumed)
     }
 
-    /// Applies packager output to the state; returns the waiters now satisfied.
-    private func apply(_ outputs: [PackagerOutput], to s: inout State) -> [Waiter] {
-        guard !outputs.isEmpty else { return [] }
+    /// The publisher is gone: flush the source, end its playlist, and answer its viewers.
+    /// The transcoder drains on its own thread; the rungs end when it has.
+    public func endPublishing() {
+        let (resumed, transcoder, session) = state.withLock { s -> ([(Waiter, Bool)], StreamTranscoder?, Int) in
+            guard s.publishing else { return ([], nil, s.sessions) }
+            s.publishing = false
+            var out = finish(&s, rendition: Self.sourceRendition)
+            let t = s.transcoder
+            s.transcoder = nil
+            if t == nil {
+                for name in s.order where name != Self.sourceRendition { out += finish(&s, rendition: name) }
+            }
+            return (out, t, s.sessions)
+        }
+        for (w, ok) in resumed { w.continuation.resume(returning: ok) }
+        if let transcoder {
+            Thread.detachNewThread {
+                transcoder.finish()
+                let (rest, stats) = self.state.withLock { s -> ([(Waiter, Bool)], TranscodeStats) in
+                    s.transcoderStats = transcoder.stats
+                    guard s.sessions == session else { return ([], transcoder.stats) }
+                    var out: [(Waiter, Bool)] = []
+                    for name in s.order where name != Self.sourceRendition { out += self.finish(&s, rendition: name) }
+                    return (out, transcoder.stats)
+                }
+                _ = stats
+                for (w, ok) in rest { w.continuation.resume(returning: ok) }
+            }
+        }
+    }
+
+    /// Flushes a rendition's packager and ends it; returns its waiters with their answers.
+    private func finish(_ s: inout State, rendition name: String) -> [(Waiter, Bool)] {
+        guard var r = s.renditions[name], var p = r.packager else { return [] }
+        r.packager = nil
+        let out = p.finish()
+        r.timelineEnd = p.timelineEnd
+        s.renditions[name] = r
+        let ready = apply(out, to: &s, rendition: name)
+        var result = ready.map { ($0, true) }
+        for (id, w) in s.waiters where w.rendition == name {
+            s.waiters[id] = nil
+            result.append((w, s.renditions[name]!.isSatisfied(w.target)))
+        }
+        return result
+    }
+
+    private func resume(_ waiters: [Waiter]) {
+        for w in waiters { w.continuation.resume(returning: true) }
+    }
+
+    private func noteInput(_ s: inout State, bytes: Int) {
+        let now = Self.clock()
+        s.bytesIn += UInt64(bytes)
+        s.inputWindow.append((now, bytes))
+        while let first = s.inputWindow.first, now - first.at > 5 { s.inputWindow.removeFirst() }
+        while let first = s.frameWindow.first, now - first > 5 { s.frameWindow.removeFirst() }
+    }
+
+    static func clock() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// Runs one packager step of a rendition and returns the waiters it satisfied.
+    private func push(_ s: inout State, rendition name: String,
+                      _ step: (inout LivePackager) throws(PackagingError) -> [PackagerOutput]) throws(PackagingError) -> [Waiter] {
+        guard var p = s.renditions[name]?.packager else { return [] }
+        let out = try step(&p)
+        s.renditions[name]!.packager = p
+        return apply(out, to: &s, rendition: name)
+    }
+
+    // MARK: The ladder
+
+    private func startLadder(config: AVCDecoderConfiguration, record: [UInt8]) {
+        guard let ladder else { return }
+        let fitting = ladder.rungs.filter { $0.outputSize(sourceWidth: config.width, sourceHeight: config.height) != nil }
+        guard !fitting.isEmpty else { return }
+        let session = state.withLock { $0.sessions }
+        let transcoder: StreamTranscoder
+        do {
+            transcoder = try StreamTranscoder(settings: ladder, sourceAVCC: record, sourceWidth: config.width,
+                                              sourceHeight: config.height) { [weak self] output in
+                self?.transcoded(output, session: session)
+            }
+        } catch {
+            onEvent(.transcodeFailed(reason: "\(error)"))
+            return
+        }
+        let old = state.withLock { s -> StreamTranscoder? in
+            guard s.sessions == session, s.publishing else { return transcoder }
+            let old = s.transcoder
+            s.transcoder = transcoder
+            for rung in fitting where s.renditions[rung.name] == nil {
+                var r = Rendition(name: rung.name)
+                r.nextSequence = s.sessionFirstSequence
+                r.timelineEnd = s.sessionTimelineStart
+                s.renditions[rung.name] = r
+                s.order.append(rung.name)
+            }
+            return old
+        }
+        if let old { Thread.detachNewThread { old.finish() } }
+        onEvent(.transcodeStarted(rungs: fitting.map(\.name)))
+    }
+
+    /// Output of the transcoder, on its thread.
+    private func transcoded(_ output: TranscodeOutput, session: Int) {
+        let resumed = state.withLock { s -> [(Waiter, Bool)] in
+            guard s.sessions == session else { return [] }
+            switch output {
+            case .config(let rung, let avcC, _, _):
+                guard var r = s.renditions[rung], !r.live else { return [] }
+                r.shed = false
+                r.packager = makePackager(for: r, discontinuity: r.nextSequence > 0 || r.session > 0)
+                r.session = session
+                r.pendingAudio = []
+                s.renditions[rung] = r
+                var ready: [Waiter] = []
+                if let header = s.audioHeader {
+                    ready += (try? push(&s, rendition: rung) { p throws(PackagingError) in
+                        try p.push(audio: header.tag, timestamp: header.timestamp)
+                    }) ?? []
+                }
+                let tag = FLVVideoTag(frameType: 1, codecID: 7, packet: .avcSequenceHeader(avcC))
+                ready += (try? push(&s, rendition: rung) { p throws(PackagingError) in try p.push(video: tag, timestamp: 0) }) ?? []
+                return ready.map { ($0, true) }
+            case .frame(let f):
+                guard s.renditions[f.rung]?.live == true else { return [] }
+                let ts = UInt32(truncatingIfNeeded: f.dts)
+                let tag = FLVVideoTag(frameType: f.isKeyframe ? 1 : 2, codecID: 7,
+                                      packet: .avcNALUs(f.data, compositionTime: Int32(clamping: f.pts - f.dts)))
+                var ready = (try? push(&s, rendition: f.rung) { p throws(PackagingError) in try p.push(video: tag, timestamp: ts) }) ?? []
+                if s.renditions[f.rung]!.firstVideoTimestamp == nil {
+                    // The rung starts now: it takes the source audio from this moment on.
+                    s.renditions[f.rung]!.firstVideoTimestamp = ts
+                    s.renditions[f.rung]!.pendingAudio = s.recentAudio.filter { $0.timestamp >= ts }
+                }
+                s.renditions[f.rung]!.lastVideoTimestamp = ts
+                ready += releaseAudio(&s, rendition: f.rung)
+                return ready.map { ($0, true) }
+            case .shed(let rung, _):
+                s.renditions[rung]?.shed = true
+                return finish(&s, rendition: rung)
+            }
+        }
+        if case .shed(let rung, let reason) = output { onEvent(.renditionShed(rendition: rung, reason: reason)) }
+        for (w, ok) in resumed { w.continuation.resume(returning: ok) }
+    }
+
+    /// Hands a rung the audio its video has caught up with, in timestamp order.
+    private func releaseAudio(_ s: inout State, rendition name: String) -> [Waiter] {
+        guard let r = s.renditions[name], let upTo = r.lastVideoTimestamp else { return [] }
+        var ready: [Waiter] = []
+        var rest: [(tag: FLVAudioTag, timestamp: UInt32)] = []
+        for a in r.pendingAudio {
+            if a.timestamp <= upTo {
+                ready += (try? push(&s, rendition: name) { p throws(PackagingError) in try p.push(audio: a.tag, timestamp: a.timestamp) }) ?? []
+            } else {
+                rest.append(a)
+            }
+        }
+        s.renditions[name]?.pendingAudio = rest
+        return ready
+    }
+
+    // MARK: Segments
+
+    /// Applies packager output to a rendition; returns the waiters now satisfied.
+    private func apply(_ outputs: [PackagerOutput], to s: inout State, rendition name: String) -> [Waiter] {
+        guard !outputs.isEmpty, var r = s.renditions[name] else { return [] }
         for o in outputs {
             switch o {
             case .initSegment(let version, let bytes, let tracks):
-                s.inits[version] = (bytes, tracks)
-                s.nextInitVersion = version + 1
+                r.inits[version] = (bytes, tracks)
+                r.nextInitVersion = version + 1
             case .segmentStarted(let seq, let discontinuity, let initVersion):
-                s.segments.append(Segment(sequence: seq, parts: [], complete: false, discontinuity: discontinuity,
+                r.segments.append(Segment(sequence: seq, parts: [], complete: false, discontinuity: discontinuity,
                                           initVersion: initVersion, programDateTime: Date()))
-                s.nextSequence = seq + 1
+                r.nextSequence = seq + 1
             case .part(let part):
-                if let i = s.segments.lastIndex(where: { $0.sequence == part.segment }) {
-                    s.segments[i].parts.append(part)
-                    if s.segments[i].parts.count == 1 {
-                        // The segment's wall-clock time is when its first media was packaged,
-                        // less the part's own duration.
-                        s.segments[i].programDateTime = Date().addingTimeInterval(-part.duration)
+                if let i = r.segments.lastIndex(where: { $0.sequence == part.segment }) {
+                    r.segments[i].parts.append(part)
+                    if r.segments[i].parts.count == 1 {
+                        // The segment's wall-clock time is when its first media was packaged.
+                        r.segments[i].programDateTime = Date().addingTimeInterval(-part.duration)
                     }
                 }
             case .segmentEnded(let seq):
-                if let i = s.segments.lastIndex(where: { $0.sequence == seq }) {
-                    if s.segments[i].parts.isEmpty {
-                        s.segments.remove(at: i)
+                if let i = r.segments.lastIndex(where: { $0.sequence == seq }) {
+                    if r.segments[i].parts.isEmpty {
+                        r.segments.remove(at: i)
                     } else {
-                        s.segments[i].complete = true
-                        s.segments[i].bytes = s.segments[i].parts.flatMap(\.bytes)
-                        let d = s.segments[i].duration
-                        s.maxSegmentDuration = max(s.maxSegmentDuration, d)
-                        let bits = Double(s.segments[i].bytes!.count * 8)
-                        s.bandwidthBits += bits
-                        s.bandwidthSeconds += d
-                        if d > 0.2 { s.peakBandwidth = max(s.peakBandwidth, bits / d) }
+                        r.segments[i].complete = true
+                        let bytes = r.segments[i].parts.flatMap(\.bytes)
+                        r.segments[i].bytes = bytes
+                        let d = r.segments[i].duration
+                        r.maxSegmentDuration = max(r.maxSegmentDuration, d)
+                        let bits = Double(bytes.count * 8)
+                        r.bandwidthBits += bits
+                        r.bandwidthSeconds += d
+                        if d > 0.2 {
+                            r.peakBandwidth = max(r.peakBandwidth, bits / d)
+                            r.lastSegmentBitrate = bits / d
+                        }
                     }
                 }
-                trim(&s)
+                trim(&r)
             }
         }
+        s.renditions[name] = r
         var ready: [Waiter] = []
-        for (id, w) in s.waiters where s.isSatisfied(w.target) {
+        for (id, w) in s.waiters where w.rendition == name && r.isSatisfied(w.target) {
             ready.append(w)
             s.waiters[id] = nil
         }
@@ -215,72 +523,88 @@ public final class LiveStream: Sendable {
     }
 
     /// Keeps the live window plus a margin for slow players; drops the parts of old segments.
-    private func trim(_ s: inout State) {
+    private func trim(_ r: inout Rendition) {
         let keep = settings.windowSegments + 6
-        let complete = s.segments.filter(\.complete).count
-        if complete > keep {
-            let drop = complete - keep
-            var dropped = 0
-            while dropped < drop, let first = s.segments.first, first.complete {
-                if s.segments.removeFirst().discontinuity { s.discontinuitySequence += 1 }
-                dropped += 1
-            }
+        var complete = r.segments.filter(\.complete).count
+        while complete > keep, let first = r.segments.first, first.complete {
+            if r.segments.removeFirst().discontinuity { r.discontinuitySequence += 1 }
+            complete -= 1
         }
         // Parts are only listed near the live edge; keep them a little longer than that.
-        let keepPartsFor = Int((Double(targetDuration(s)) * 3 / settings.segmentTarget).rounded(.up)) + 3
-        if s.segments.count > keepPartsFor {
-            for i in 0..<(s.segments.count - keepPartsFor) where s.segments[i].complete {
-                for j in s.segments[i].parts.indices { s.segments[i].parts[j].bytes = [] }
+        let keepPartsFor = Int((Double(targetDuration(r)) * 3 / settings.segmentTarget).rounded(.up)) + 3
+        if r.segments.count > keepPartsFor {
+            for i in 0..<(r.segments.count - keepPartsFor) where r.segments[i].complete {
+                for j in r.segments[i].parts.indices { r.segments[i].parts[j].bytes = [] }
             }
         }
-        let usedInits = Set(s.segments.map(\.initVersion))
-        for v in s.inits.keys where !usedInits.contains(v) && v < s.nextInitVersion - 1 { s.inits[v] = nil }
+        let used = Set(r.segments.map(\.initVersion))
+        for v in r.inits.keys where !used.contains(v) && v < r.nextInitVersion - 1 { r.inits[v] = nil }
     }
 
-    private func targetDuration(_ s: State) -> Int {
-        Int(max(settings.segmentTarget, s.maxSegmentDuration).rounded(.up))
+    private func targetDuration(_ r: Rendition) -> Int {
+        Int(max(settings.segmentTarget, r.maxSegmentDuration).rounded(.up))
     }
 
     // MARK: Reading
 
     public var status: LiveStreamStatus {
         state.withLock { s in
-            let video = currentVideoConfig(s)
+            let src = s.source!
+            let video = src.videoConfig
             let st = s.publishing ? "live" : (s.sessions > 0 ? "ended" : "offline")
             return LiveStreamStatus(
                 state: st, publishing: s.publishing, sessions: s.sessions,
-                firstSequence: s.segments.first?.sequence, lastSequence: s.segments.last?.sequence,
+                firstSequence: src.segments.first?.sequence, lastSequence: src.segments.last?.sequence,
                 bytesIn: s.bytesIn, videoFrames: s.videoFrames, audioFrames: s.audioFrames,
-                averageBandwidth: s.bandwidthSeconds > 0 ? Int(s.bandwidthBits / s.bandwidthSeconds) : nil,
-                peakBandwidth: s.peakBandwidth > 0 ? Int(s.peakBandwidth) : nil,
+                averageBandwidth: src.bandwidthSeconds > 0 ? Int(src.bandwidthBits / src.bandwidthSeconds) : nil,
+                peakBandwidth: src.peakBandwidth > 0 ? Int(src.peakBandwidth) : nil,
                 width: video?.width, height: video?.height, frameRate: video?.frameRate,
-                codecs: codecs(s))
+                codecs: src.codecs, renditions: s.order.filter { s.renditions[$0]?.lastCompleteSequence != nil })
         }
     }
 
-    private func currentVideoConfig(_ s: State) -> AVCDecoderConfiguration? {
-        s.inits[s.nextInitVersion - 1]?.tracks.lazy.compactMap { t -> AVCDecoderConfiguration? in
-            if case .avc(let c) = t.format { return c } else { return nil }
-        }.first
-    }
-
-    private func codecs(_ s: State) -> String? {
-        guard let tracks = s.inits[s.nextInitVersion - 1]?.tracks else { return nil }
-        return tracks.map(\.format.codecString).joined(separator: ",")
+    public var health: StreamHealth {
+        let transcoder = state.withLock { $0.transcoder }
+        let stats = transcoder?.stats
+        return state.withLock { s in
+            let window = max(0.5, min(5, (s.inputWindow.last?.at ?? 0) - (s.inputWindow.first?.at ?? 0)))
+            let bits = Double(s.inputWindow.reduce(0) { $0 + $1.bytes } * 8)
+            let fpsWindow = max(0.5, min(5, (s.frameWindow.last ?? 0) - (s.frameWindow.first ?? 0)))
+            let fps = s.frameWindow.count > 1 ? Double(s.frameWindow.count - 1) / fpsWindow : 0
+            let k = s.keyframeTimestamps
+            let t = stats ?? s.transcoderStats
+            let outputs = s.order.compactMap { name -> StreamHealth.Output? in
+                guard let r = s.renditions[name] else { return nil }
+                let v = r.videoConfig
+                return StreamHealth.Output(
+                    rendition: name, width: v?.width, height: v?.height,
+                    averageBitrate: r.bandwidthSeconds > 0 ? Int(r.bandwidthBits / r.bandwidthSeconds) : nil,
+                    lastSegmentBitrate: r.lastSegmentBitrate.map { Int($0) }, shed: r.shed)
+            }
+            return StreamHealth(
+                state: s.publishing ? "live" : (s.sessions > 0 ? "ended" : "offline"),
+                inputBitrate: s.publishing ? Int(bits / window) : 0, frameRate: s.publishing ? (fps * 10).rounded() / 10 : 0,
+                keyframeInterval: k.count == 2 ? Double(Int64(k[1]) - Int64(k[0])) / 1000 : nil,
+                audioVideoDriftMs: s.lastVideoTimestamp.flatMap { v in s.lastAudioTimestamp.map { Int(Int64(v) - Int64($0)) } },
+                droppedFrames: (t?.framesDropped ?? 0) + (t?.framesSkippedCorrupt ?? 0),
+                encoderSpeed: t.map { $0.encoderSpeed },
+                shedRenditions: s.order.filter { s.renditions[$0]?.shed == true },
+                outputs: outputs)
+        }
     }
 
     /// True once a first complete segment exists: the stream can be played.
-    public var isPlayable: Bool { state.withLock { $0.lastCompleteSequence != nil } }
+    public var isPlayable: Bool { state.withLock { $0.source?.lastCompleteSequence != nil } }
 
-    /// The media playlist as it stands.
-    public func mediaPlaylist(skip: Bool = false) -> String? {
+    /// The media playlist of a rendition as it stands.
+    public func mediaPlaylist(rendition name: String = LiveStream.sourceRendition, skip: Bool = false) -> String? {
         state.withLock { s in
-            guard s.lastCompleteSequence != nil else { return nil }
-            let target = targetDuration(s)
+            guard let r = s.renditions[name], r.lastCompleteSequence != nil else { return nil }
+            let target = targetDuration(r)
             // The live window: the last `windowSegments` complete segments and the growing one.
-            var listed = s.segments
+            var listed = r.segments
+            var discontinuities = r.discontinuitySequence
             let complete = listed.filter(\.complete).count
-            var discontinuities = s.discontinuitySequence
             if complete > settings.windowSegments {
                 let drop = complete - settings.windowSegments
                 discontinuities += listed.prefix(drop).filter(\.discontinuity).count
@@ -294,60 +618,69 @@ public final class LiveStream: Sendable {
                                     duration: seg.duration, complete: seg.complete, discontinuity: seg.discontinuity,
                                     initVersion: seg.initVersion, programDateTime: seg.programDateTime)
                 },
-                ended: !s.publishing, discontinuitySequence: discontinuities)
+                ended: !r.live, discontinuitySequence: discontinuities)
             return playlist.render(skipOlderThan: skip ? Double(target) * 6 : nil)
         }
     }
 
+    public func hasRendition(_ name: String) -> Bool { state.withLock { $0.renditions[name] != nil } }
+    public func isLive(rendition name: String) -> Bool { state.withLock { $0.renditions[name]?.live == true } }
+
     /// Whether a blocking request for `target` is reasonable: at most two segments ahead.
-    public func isWithinReach(_ target: LiveTarget) -> Bool {
+    public func isWithinReach(_ target: LiveTarget, rendition name: String = LiveStream.sourceRendition) -> Bool {
         state.withLock { s in
-            let next = s.segments.last.map { $0.complete ? $0.sequence + 1 : $0.sequence } ?? s.nextSequence
+            guard let r = s.renditions[name] else { return false }
+            let next = r.segments.last.map { $0.complete ? $0.sequence + 1 : $0.sequence } ?? r.nextSequence
             switch target {
             case .part(let seq, _), .segment(let seq): return seq <= next + 2
             }
         }
     }
 
-    public func initSegment(version: Int) -> [UInt8]? { state.withLock { $0.inits[version]?.bytes } }
-
-    public func segment(sequence: Int) -> [UInt8]? {
-        state.withLock { s in s.segments.first { $0.sequence == sequence && $0.complete }?.bytes }
+    public func initSegment(rendition name: String = LiveStream.sourceRendition, version: Int) -> [UInt8]? {
+        state.withLock { $0.renditions[name]?.inits[version]?.bytes }
     }
 
-    public func part(sequence: Int, index: Int) -> [UInt8]? {
+    public func segment(rendition name: String = LiveStream.sourceRendition, sequence: Int) -> [UInt8]? {
+        state.withLock { s in s.renditions[name]?.segments.first { $0.sequence == sequence && $0.complete }?.bytes }
+    }
+
+    public func part(rendition name: String = LiveStream.sourceRendition, sequence: Int, index: Int) -> [UInt8]? {
         state.withLock { s in
-            guard let seg = s.segments.first(where: { $0.sequence == sequence }),
+            guard let seg = s.renditions[name]?.segments.first(where: { $0.sequence == sequence }),
                   index < seg.parts.count, !seg.parts[index].bytes.isEmpty else { return nil }
             return seg.parts[index].bytes
         }
     }
 
-    /// Master playlist figures: the one passthrough rendition as it is.
-    public var rendition: (bandwidth: Int, averageBandwidth: Int, width: Int?, height: Int?, frameRate: Double?, codecs: String)? {
+    /// Master playlist figures of the renditions that can be played, source first.
+    public var renditions: [RenditionInfo] {
         state.withLock { s in
-            guard s.lastCompleteSequence != nil, let codecs = codecs(s) else { return nil }
-            let video = currentVideoConfig(s)
-            let avg = s.bandwidthSeconds > 0 ? s.bandwidthBits / s.bandwidthSeconds : 1_000_000
-            let peak = max(s.peakBandwidth, avg)
-            // Frame rate from the SPS if it says, else from the frames counted over the media.
-            var fps = video?.frameRate
-            if fps == nil, s.bandwidthSeconds > 0, s.videoFrames > 0 {
-                fps = (Double(s.videoFrames) / max(s.bandwidthSeconds, 1)).rounded()
+            s.order.compactMap { name -> RenditionInfo? in
+                guard let r = s.renditions[name], !r.shed, r.lastCompleteSequence != nil, let codecs = r.codecs else { return nil }
+                let video = r.videoConfig
+                let avg = r.bandwidthSeconds > 0 ? r.bandwidthBits / r.bandwidthSeconds : 1_000_000
+                let peak = max(r.peakBandwidth, avg)
+                // Frame rate from the SPS if it says, else from the frames counted over the media.
+                var fps = video?.frameRate
+                if fps == nil, r.bandwidthSeconds > 0, s.videoFrames > 0, let src = s.source, src.bandwidthSeconds > 0 {
+                    fps = (Double(s.videoFrames) / max(src.bandwidthSeconds, 1)).rounded()
+                }
+                return RenditionInfo(name: name, bandwidth: Int(peak), averageBandwidth: Int(avg),
+                                     width: video?.width, height: video?.height, frameRate: fps, codecs: codecs)
             }
-            return (Int(peak), Int(avg), video?.width, video?.height, fps, codecs)
         }
     }
 
-    /// Waits until `target` exists, the stream ends, or `timeout` passes.
+    /// Waits until `target` exists in a rendition, the rendition ends, or `timeout` passes.
     /// Returns true when the target exists.
-    public func wait(for target: LiveTarget, timeout: Duration) async -> Bool {
+    public func wait(for target: LiveTarget, rendition name: String = LiveStream.sourceRendition, timeout: Duration) async -> Bool {
         let id: UInt64? = state.withLock { s in
-            if s.isSatisfied(target) || !s.publishing { return nil }
+            guard let r = s.renditions[name], !r.isSatisfied(target), r.live else { return nil }
             s.nextWaiter += 1
             return s.nextWaiter
         }
-        guard let id else { return state.withLock { $0.isSatisfied(target) } }
+        guard let id else { return state.withLock { $0.renditions[name]?.isSatisfied(target) ?? false } }
         let timer = Task {
             try? await Task.sleep(for: timeout)
             self.cancelWaiter(id)
@@ -356,9 +689,10 @@ public final class LiveStream: Sendable {
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
                 let now: Bool? = state.withLock { s in
-                    if s.isSatisfied(target) { return true }
-                    if !s.publishing { return false }
-                    s.waiters[id] = Waiter(target: target, continuation: c)
+                    guard let r = s.renditions[name] else { return false }
+                    if r.isSatisfied(target) { return true }
+                    if !r.live { return false }
+                    s.waiters[id] = Waiter(rendition: name, target: target, continuation: c)
                     return nil
                 }
                 if let now { c.resume(returning: now) }

@@ -1,0 +1,170 @@
+"""The origin's ladder: renditions transcoded with libavcodec/libswscale/libx264, aligned
+keyframes, stream health, and bad input that harms no one else."""
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import ADMIN_TOKEN, Node, http, push
+from test_single_node import decode_seconds
+
+LADDER = "240p:240:400,180p:180:250"
+
+
+@pytest.fixture
+def ladder_node():
+    d = tempfile.mkdtemp(prefix="streamtube-ladder-")
+    n = Node(d, ["--ladder", LADDER]).start()
+    yield n
+    n.stop()
+
+
+def master_renditions(text):
+    out = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            attrs = dict(re.findall(r'([A-Z-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1]))
+            out.append((lines[i + 1].split("/")[0], attrs))
+    return out
+
+
+def wait_ended(node, sid, renditions, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all("#EXT-X-ENDLIST" in http("GET", f"{node.base}/live/{sid}/{r}/index.m3u8").text for r in renditions):
+            return
+        time.sleep(0.2)
+    raise AssertionError("renditions did not end")
+
+
+def download(node, sid, rendition, folder):
+    """The rendition's init segment and every listed segment, as one fMP4 file."""
+    pl = http("GET", f"{node.base}/live/{sid}/{rendition}/index.m3u8").text
+    maps = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', pl)
+    segs = re.findall(r"^(seg\d+\.m4s)$", pl, re.M)
+    durations = [float(x) for x in re.findall(r"#EXTINF:([\d.]+),", pl)]
+    path = os.path.join(folder, f"{rendition}.mp4")
+    with open(path, "wb") as f:
+        f.write(http("GET", f"{node.base}/live/{sid}/{rendition}/{maps[0]}").body)
+        for s in segs:
+            r = http("GET", f"{node.base}/live/{sid}/{rendition}/{s}")
+            assert r.status == 200
+            f.write(r.body)
+    return path, durations
+
+
+def probe(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_packets", "-show_entries",
+                          "stream=codec_name,codec_type,width,height:packet=stream_index,pts_time,flags,duration_time",
+                          "-of", "json", path], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_each_rendition_is_transcoded_aligned_and_listed(ladder_node):
+    node = ladder_node
+    s = node.create_stream("Ladder")
+    pub = push(node, s["key"], seconds=9, size="640x360")
+    node.wait_playable(s["id"])
+    deadline = time.time() + 15
+    while len(master_renditions(http("GET", s["playlistURL"]).text)) < 3 and time.time() < deadline:
+        time.sleep(0.2)
+    master = master_renditions(http("GET", s["playlistURL"]).text)
+    assert [name for name, _ in master] == ["source", "240p", "180p"], master
+    for name, attrs in master:
+        for key in ("BANDWIDTH", "AVERAGE-BANDWIDTH", "RESOLUTION", "CODECS", "FRAME-RATE"):
+            assert key in attrs, (name, attrs)
+        assert attrs["CODECS"].startswith('"avc1.') and "mp4a.40.2" in attrs["CODECS"]
+    sizes = {name: attrs["RESOLUTION"] for name, attrs in master}
+    assert sizes == {"source": "640x360", "240p": "426x240", "180p": "320x180"}
+    assert pub.wait(30) == 0
+    names = [name for name, _ in master]
+    wait_ended(node, s["id"], names)
+
+    folder = tempfile.mkdtemp()
+    keyframes, durations, media = {}, {}, {}
+    for name in names:
+        path, durations[name] = download(node, s["id"], name, folder)
+        info = probe(path)
+        streams = {st["codec_type"]: st for st in info["streams"]}
+        assert streams["video"]["codec_name"] == "h264" and streams["audio"]["codec_name"] == "aac"
+        assert f'{streams["video"]["width"]}x{streams["video"]["height"]}' == sizes[name]
+        vindex = next(i for i, st in enumerate(info["streams"]) if st["codec_type"] == "video")
+        packets = [p for p in info["packets"] if p["stream_index"] == vindex]
+        keyframes[name] = [round(float(p["pts_time"]), 3) for p in packets if "K" in p["flags"]]
+        media[name] = len(packets)
+        errors = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "null", "-"], capture_output=True, text=True).stderr
+        assert errors.strip() == "", (name, errors)
+    # Same keyframes, same segment boundaries, same duration in every rendition.
+    assert keyframes["240p"] == keyframes["source"] and keyframes["180p"] == keyframes["source"], keyframes
+    assert len(keyframes["source"]) >= 8
+    assert durations["240p"] == durations["source"] and durations["180p"] == durations["source"], durations
+    assert sum(durations["source"]) >= 8.5
+    for name in names:
+        assert abs(media[name] - media["source"]) <= 1, media
+
+
+def test_health_while_live(ladder_node):
+    node = ladder_node
+    s = node.create_stream("Health")
+    pub = push(node, s["key"], seconds=10, size="640x360")
+    try:
+        node.wait_playable(s["id"])
+        time.sleep(3)
+        h = http("GET", f"{node.base}/api/streams/{s['id']}/health", token=ADMIN_TOKEN)
+        assert h.status == 200
+        h = h.json()
+        assert h["state"] == "live"
+        assert h["inputBitrate"] > 50_000
+        assert 25 <= h["frameRate"] <= 35, h
+        assert h["keyframeInterval"] == pytest.approx(1.0, abs=0.05)
+        assert abs(h["audioVideoDriftMs"]) < 500
+        assert h["encoderSpeed"] > 0
+        assert h["droppedFrames"] == 0
+        outs = {o["rendition"]: o for o in h["outputs"]}
+        assert set(outs) == {"source", "240p", "180p"}
+        assert outs["240p"]["height"] == 240 and outs["240p"]["averageBitrate"] > 0
+        assert http("GET", f"{node.base}/api/streams/{s['id']}/health").status == 401
+    finally:
+        pub.wait(30)
+
+
+def test_two_streams_are_transcoded_and_served_at_once(ladder_node):
+    node = ladder_node
+    a, b = node.create_stream("A"), node.create_stream("B")
+    pa = push(node, a["key"], seconds=10, size="640x360")
+    pb = push(node, b["key"], seconds=10, size="640x360")
+    node.wait_playable(a["id"])
+    node.wait_playable(b["id"])
+    for s in (a, b):
+        deadline = time.time() + 15
+        while len(master_renditions(http("GET", s["playlistURL"]).text)) < 3 and time.time() < deadline:
+            time.sleep(0.2)
+        assert [n for n, _ in master_renditions(http("GET", s["playlistURL"]).text)] == ["source", "240p", "180p"]
+    assert pa.wait(30) == 0 and pb.wait(30) == 0
+    for s in (a, b):
+        wait_ended(node, s["id"], ["source", "240p", "180p"])
+        v, au, err = decode_seconds(f"{node.base}/live/{s['id']}/180p/index.m3u8")
+        assert err.strip() == "" and v >= 8.5 and au >= 8.5, (v, au, err)
+
+
+def test_a_corrupt_stream_harms_no_one_else(ladder_node):
+    node = ladder_node
+    good, bad = node.create_stream("Good"), node.create_stream("Corrupt")
+    pg = push(node, good["key"], seconds=10, size="640x360")
+    pbad = push(node, bad["key"], seconds=8, size="640x360", extra=["-bsf:v", "noise=amount=500"])
+    node.wait_playable(good["id"])
+    pbad.wait(30)
+    assert pg.wait(30) == 0
+    assert http("GET", node.base + "/healthz").status == 200
+    wait_ended(node, good["id"], ["source", "240p", "180p"])
+    for rendition in ("source", "180p"):
+        v, au, err = decode_seconds(f"{node.base}/live/{good['id']}/{rendition}/index.m3u8")
+        assert err.strip() == "" and v >= 8.5 and au >= 8.5, (rendition, v, au, err)
+    # The corrupt stream got through as far as it could, and the node said what it dropped.
+    h = http("GET", f"{node.base}/api/streams/{bad['id']}/health", token=ADMIN_TOKEN).json()
+    assert h["state"] in ("ended", "live")
