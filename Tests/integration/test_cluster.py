@@ -68,6 +68,15 @@ def test_five_nodes_converge_detect_a_failure_and_take_a_rejoin(cluster):
     assert {m["region"] for m in view["members"]} == {"r0", "r1"}
     assert sum(m["self"] for m in view["members"]) == 1
 
+    # Steady-state cost: bytes each node sends per second (probes, acks, piggybacked gossip).
+    before = [n.cluster()["bytes"]["sent"] for n in nodes]
+    t0 = time.time()
+    time.sleep(5)
+    after = [n.cluster()["bytes"]["sent"] for n in nodes]
+    rates = [(a - b) / (time.time() - t0) for a, b in zip(after, before)]
+    print(f"\nbytes sent per node per second: {[round(r) for r in rates]}")
+    assert all(0 < r < 20_000 for r in rates), rates
+
     victim = nodes[4]
     old_incarnation = next(m["incarnation"] for m in view["members"] if m["id"] == "n4")
     victim.kill()
