@@ -42,7 +42,12 @@ struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-struct CreateStreamRequest: Decodable { var title: String }
+struct CreateStreamRequest: Decodable {
+    var title: String
+    /// Optional: this stream's ladder ("name:height:kbps[:maxkbps],..." or "none") and x264 preset.
+    var ladder: String?
+    var x264Preset: String?
+}
 
 struct StreamResponse: ResponseEncodable {
     var id: String
@@ -52,6 +57,8 @@ struct StreamResponse: ResponseEncodable {
     var watchURL: String
     var playlistURL: String
     var createdAt: Date
+    var ladder: String?
+    var x264Preset: String?
     var live: LiveStreamStatus?
 }
 
@@ -75,6 +82,22 @@ enum HTTPRoutes {
         }
         router.get("/metrics") { _, _ -> Response in
             Metrics.Gauge(label: "streamtube_streams_publishing").record(registry.liveCount)
+            for (id, live) in registry.liveStreams {
+                let h = live.health
+                guard h.state == "live" else { continue }
+                let stream = [("stream", id)]
+                Metrics.Gauge(label: "streamtube_stream_input_bitrate_bps", dimensions: stream).record(h.inputBitrate)
+                Metrics.Gauge(label: "streamtube_stream_frame_rate", dimensions: stream).record(h.frameRate)
+                Metrics.Gauge(label: "streamtube_stream_dropped_frames", dimensions: stream).record(h.droppedFrames)
+                if let k = h.keyframeInterval { Metrics.Gauge(label: "streamtube_stream_keyframe_interval_seconds", dimensions: stream).record(k) }
+                if let d = h.audioVideoDriftMs { Metrics.Gauge(label: "streamtube_stream_av_drift_ms", dimensions: stream).record(d) }
+                if let e = h.encoderSpeed { Metrics.Gauge(label: "streamtube_stream_encoder_speed", dimensions: stream).record(e) }
+                for o in h.outputs {
+                    if let b = o.lastSegmentBitrate {
+                        Metrics.Gauge(label: "streamtube_rendition_bitrate_bps", dimensions: stream + [("rendition", o.rendition)]).record(b)
+                    }
+                }
+            }
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
@@ -85,10 +108,10 @@ enum HTTPRoutes {
         api.post("streams") { request, context -> EditedResponse<StreamResponse> in
             let body: CreateStreamRequest
             do { body = try await request.decode(as: CreateStreamRequest.self, context: context) } catch {
-                throw HTTPError(.badRequest, message: "expected a JSON body like {\"title\": \"My event\"}")
+                throw HTTPError(.badRequest, message: "expected a JSON body like {\"title\": \"My event\"} (optional: \"ladder\", \"x264Preset\")")
             }
             let record: StreamRecord
-            do { record = try await registry.create(title: body.title) } catch let e as StreamError {
+            do { record = try await registry.create(title: body.title, ladder: body.ladder, x264Preset: body.x264Preset) } catch let e as StreamError {
                 throw HTTPError(.badRequest, message: e.description)
             }
             logger.info("stream created", metadata: ["stream": "\(record.id)"])
@@ -246,7 +269,7 @@ enum HTTPRoutes {
             rtmpURL: "rtmp://\(host):\(info.rtmpPort)/live/\(r.key)",
             watchURL: "\(base)/watch/\(r.id)",
             playlistURL: "\(base)/live/\(r.id)/master.m3u8",
-            createdAt: r.createdAt,
+            createdAt: r.createdAt, ladder: r.ladder, x264Preset: r.x264Preset,
             live: registry.existingLive(id: r.id)?.status)
     }
 

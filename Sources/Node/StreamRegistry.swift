@@ -8,9 +8,11 @@ import Synchronization
 
 enum StreamError: Error, CustomStringConvertible, Equatable {
     case badTitle(String)
+    case badLadder(String)
     var description: String {
         switch self {
         case .badTitle(let why): return "bad title: \(why)"
+        case .badLadder(let why): return "bad ladder: \(why)"
         }
     }
 }
@@ -46,14 +48,18 @@ final class StreamRegistry: Sendable {
         }
     }
 
-    func create(title raw: String) async throws -> StreamRecord {
+    func create(title raw: String, ladder: String? = nil, x264Preset: String? = nil) async throws -> StreamRecord {
         let title = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !title.isEmpty else { throw StreamError.badTitle("a stream needs a title") }
         guard title.count <= 200 else { throw StreamError.badTitle("at most 200 characters, got \(title.count)") }
         guard !title.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw StreamError.badTitle("control characters are not allowed")
         }
-        let record = StreamRecord(id: Self.randomID(length: 12), key: Self.randomKey(), title: title, createdAt: Date())
+        let record = StreamRecord(id: Self.randomID(length: 12), key: Self.randomKey(), title: title, createdAt: Date(),
+                                  ladder: ladder, x264Preset: x264Preset)
+        if ladder != nil || x264Preset != nil {
+            do { _ = try transcodeSettings(for: record) } catch { throw StreamError.badLadder("\(error)") }
+        }
         try await store.insert(record)
         state.withLock { s in
             s.byID[record.id] = record
@@ -73,7 +79,7 @@ final class StreamRegistry: Sendable {
             if let l = s.live[id] { return l }
             var streamLogger = logger
             streamLogger[metadataKey: "stream"] = "\(id)"
-            let l = LiveStream(id: id, settings: packaging, ladder: ladder) { [streamLogger] event in
+            let l = LiveStream(id: id, settings: packaging, ladder: (try? transcodeSettings(for: s.byID[id]!)) ?? ladder) { [streamLogger] event in
                 switch event {
                 case .transcodeStarted(let rungs):
                     streamLogger.info("transcoding started", metadata: ["rungs": "\(rungs.joined(separator: ","))"])
@@ -90,10 +96,25 @@ final class StreamRegistry: Sendable {
         }
     }
 
+    /// The stream's own ladder and preset over the node's.
+    func transcodeSettings(for r: StreamRecord) throws -> TranscodeSettings? {
+        guard r.ladder != nil || r.x264Preset != nil else { return ladder }
+        var t = ladder ?? TranscodeSettings.default
+        if let text = r.ladder {
+            guard let rungs = try NodeConfiguration.parseLadder(text) else { return nil }
+            t.rungs = rungs
+        }
+        if let preset = r.x264Preset { t.preset = preset }
+        try t.validate()
+        return t
+    }
+
     /// The live state only if the stream has ever been published on this node.
     func existingLive(id: String) -> LiveStream? { state.withLock { $0.live[id] } }
 
     var liveCount: Int { state.withLock { $0.publishers.count } }
+    /// Streams published on this node since it started.
+    var liveStreams: [(String, LiveStream)] { state.withLock { $0.live.map { ($0.key, $0.value) } } }
 
     /// Takes the publisher slot of a stream; false if another connection holds it.
     func claimPublisher(id: String, connection: UInt64) -> Bool {

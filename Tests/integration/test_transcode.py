@@ -129,6 +129,9 @@ def test_health_while_live(ladder_node):
         assert set(outs) == {"source", "240p", "180p"}
         assert outs["240p"]["height"] == 240 and outs["240p"]["averageBitrate"] > 0
         assert http("GET", f"{node.base}/api/streams/{s['id']}/health").status == 401
+        metrics = http("GET", node.base + "/metrics").text
+        for name in ("streamtube_stream_input_bitrate_bps", "streamtube_stream_frame_rate", "streamtube_stream_encoder_speed"):
+            assert re.search(rf'^{name}{{stream="{s["id"]}"}} [\d.]+', metrics, re.M), name
     finally:
         pub.wait(30)
 
@@ -168,3 +171,23 @@ def test_a_corrupt_stream_harms_no_one_else(ladder_node):
     # The corrupt stream got through as far as it could, and the node said what it dropped.
     h = http("GET", f"{node.base}/api/streams/{bad['id']}/health", token=ADMIN_TOKEN).json()
     assert h["state"] in ("ended", "live")
+
+
+def test_a_stream_can_have_its_own_ladder(node):
+    bad = http("POST", node.base + "/api/streams", {"title": "x", "ladder": "tall:9999:1"}, token=ADMIN_TOKEN)
+    assert bad.status == 400 and b"ladder" in bad.body
+    bad = http("POST", node.base + "/api/streams", {"title": "x", "x264Preset": "warp"}, token=ADMIN_TOKEN)
+    assert bad.status == 400
+    r = http("POST", node.base + "/api/streams", {"title": "Own ladder", "ladder": "200p:200:300", "x264Preset": "ultrafast"},
+             token=ADMIN_TOKEN)
+    assert r.status == 201, r.text
+    s = r.json()
+    assert s["ladder"] == "200p:200:300"
+    pub = push(node, s["key"], seconds=6, size="640x360")
+    node.wait_playable(s["id"])
+    deadline = time.time() + 10
+    while len(master_renditions(http("GET", s["playlistURL"]).text)) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    master = master_renditions(http("GET", s["playlistURL"]).text)
+    assert [(n, a["RESOLUTION"]) for n, a in master] == [("source", "640x360"), ("200p", "356x200")]
+    assert pub.wait(30) == 0
