@@ -45,7 +45,8 @@ let package = Package(
         .target(
             name: "Gossip",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
-            path: "Sources/Gossip"
+            path: "Sources/Gossip",
+            exclude: ["README.md"]
         ),
         .executableTarget(
             name: "Node",
@@ -69,6 +70,7 @@ let package = Package(
             path: "Sources/TranscodeBench"
         ),
         .testTarget(name: "OriginTests", dependencies: ["Origin"], path: "Tests/OriginTests"),
+        .testTarget(name: "GossipTests", dependencies: ["Gossip"], path: "Tests/GossipTests"),
         .testTarget(
             name: "NodeTests",
             dependencies: [

@@ -31,11 +31,20 @@ public struct GossipConfig: Hashable, Sendable {
     /// Largest encrypted datagram the state machine will ask the shell to send.
     public var maxPacketSize: Int
     /// Dead members keep being gossiped to for this long, so a wrongly declared node hears
-    /// about it and refutes. Derived: equal to the push-pull interval (memberlist's value).
-    public var gossipToTheDeadTime: Duration
+    /// about it and refutes. Derived unless set: the push-pull interval (memberlist's value).
+    public var gossipToTheDeadTime: Duration {
+        get { gossipToTheDeadTimeOverride ?? pushPullInterval }
+        set { gossipToTheDeadTimeOverride = newValue }
+    }
     /// Dead and left members stay as tombstones this long (stale `alive` messages at an old
-    /// incarnation cannot resurrect them), then are reaped. Derived: 10 push-pull intervals.
-    public var deadReapTime: Duration
+    /// incarnation cannot resurrect them), then are reaped. Derived unless set: 10 push-pull
+    /// intervals.
+    public var deadReapTime: Duration {
+        get { deadReapTimeOverride ?? pushPullInterval * 10 }
+        set { deadReapTimeOverride = newValue }
+    }
+    private var gossipToTheDeadTimeOverride: Duration?
+    private var deadReapTimeOverride: Duration?
     /// Tuning of the network coordinates.
     public var vivaldi: VivaldiConfig
 
@@ -57,8 +66,8 @@ public struct GossipConfig: Hashable, Sendable {
         self.pushPullInterval = pushPullInterval
         self.awarenessMaxMultiplier = awarenessMaxMultiplier
         self.maxPacketSize = maxPacketSize
-        self.gossipToTheDeadTime = gossipToTheDeadTime ?? pushPullInterval
-        self.deadReapTime = deadReapTime ?? pushPullInterval * 10
+        self.gossipToTheDeadTimeOverride = gossipToTheDeadTime
+        self.deadReapTimeOverride = deadReapTime
         self.vivaldi = vivaldi
     }
 

@@ -76,7 +76,7 @@ public struct Membership: Sendable {
         func stagger(_ d: Duration) -> Duration { .nanoseconds(Int64.random(in: 0..<max(d.nanoseconds, 1), using: &rng)) }
         self.nextProbeAt = now + stagger(config.probeInterval)
         self.nextGossipAt = now + stagger(config.gossipInterval)
-        self.nextPushPullAt = now + config.pushPullInterval + stagger(config.pushPullInterval)
+        self.nextPushPullAt = now + stagger(config.pushPullInterval)
         self.rng = rng
         let me = Member(metadata: local, incarnation: incarnation, status: .alive, statusChangedAt: now, coordinate: vivaldi.coordinate)
         self.table = [local.id: me]
@@ -240,8 +240,9 @@ public struct Membership: Sendable {
     }
 
     /// Changes this node's metadata (load, say): bumps its version and gossips it.
-    /// The node id cannot change.
+    /// The node id cannot change; a leaving node announces nothing more.
     public mutating func updateMetadata(now: GossipInstant, _ change: (inout MemberMetadata) -> Void) -> [Directive] {
+        guard !isLeaving else { return finish([]) }
         var me = table[localID]!
         let previous = me.status
         var metadata = me.metadata
@@ -513,6 +514,18 @@ public struct Membership: Sendable {
 
     private mutating func pushPull(_ out: inout [Directive]) {
         var candidates = table.values.filter { $0.id != localID && $0.status == .alive }.map(\.id).sorted()
+        // Reconnect, as Serf does: a member declared dead may only have been cut off by a
+        // partition. With probability failed/(alive + failed), exchange full state with a
+        // random failed member: each side then learns the other declared it dead, refutes
+        // with a higher incarnation, and the halves merge again.
+        let failed = table.values.filter { $0.status == .dead }.map(\.id).sorted()
+        if !failed.isEmpty,
+            Double.random(in: 0..<1, using: &rng) < Double(failed.count) / Double(failed.count + candidates.count)
+        {
+            let id = failed[Int.random(in: 0..<failed.count, using: &rng)]
+            counters.fullStateExchanges += 1
+            out.append(.sendFullState(to: table[id]!.metadata.gossipAddress, fullState(join: false, isResponse: false)))
+        }
         if candidates.isEmpty {
             guard !seeds.isEmpty else { return }
             let seed = seeds[Int.random(in: 0..<seeds.count, using: &rng)]

@@ -8,6 +8,9 @@ public struct PacketCodec: Sendable {
     public let clusterName: String
     /// Size limit of a sealed datagram.
     public let maxPacketSize: Int
+    /// Size limit of a stream frame (full state): bounds what a hostile peer can make us
+    /// decrypt and decode. 8 MiB holds tens of thousands of members.
+    public var maxStreamFrameSize = 8 << 20
     public private(set) var stats = GossipStats()
     private let aad: [UInt8]
 
@@ -46,7 +49,11 @@ public struct PacketCodec: Sendable {
 
     /// Opens and decodes a stream frame.
     public mutating func openStreamFrame(_ frame: [UInt8]) throws(GossipError) -> [GossipMessage] {
-        try open(frame)
+        if frame.count > maxStreamFrameSize {
+            stats.recordDrop(.tooLarge)
+            throw .packetTooLarge(size: frame.count, limit: maxStreamFrameSize)
+        }
+        return try open(frame)
     }
 
     private mutating func seal(_ messages: [GossipMessage], limit: Int?) throws(GossipError) -> [UInt8] {
