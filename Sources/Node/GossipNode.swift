@@ -65,8 +65,12 @@ final class GossipNode: Service, Sendable {
         }
     }
 
-    init(settings: GossipSettings, local: MemberMetadata, logger: Logger) {
+    /// The node's current load (streams it is publishing), gossiped in its metadata.
+    private let load: @Sendable () -> Int
+
+    init(settings: GossipSettings, local: MemberMetadata, logger: Logger, load: @escaping @Sendable () -> Int = { 0 }) {
         self.settings = settings
+        self.load = load
         self.local = local
         self.logger = logger
         self.view = ClusterView(localID: local.id)
@@ -108,6 +112,13 @@ final class GossipNode: Service, Sendable {
             let s = self.box.value
             s.udp = udp
             self.perform(s.membership.join(seeds: self.settings.seeds, now: Self.now()))
+            // Load changes ride in the metadata; checked every few seconds, sent only on change.
+            self.loop.scheduleRepeatedTask(initialDelay: .seconds(2), delay: .seconds(2)) { _ in
+                let s = self.box.value
+                let current = UInt32(clamping: self.load())
+                guard !s.membership.isLeaving, s.membership.localMember.metadata.load != current else { return }
+                self.perform(s.membership.updateMetadata(now: Self.now()) { $0.load = current })
+            }
         }.get()
         try await withGracefulShutdownHandler {
             try await udp.closeFuture.get()
@@ -180,6 +191,14 @@ final class GossipNode: Service, Sendable {
         if stats.packetsReceived > last.packetsReceived { Counter(label: "streamtube_gossip_packets_received_total").increment(by: Int(stats.packetsReceived - last.packetsReceived)) }
         if stats.bytesSent > last.bytesSent { Counter(label: "streamtube_gossip_bytes_sent_total").increment(by: Int(stats.bytesSent - last.bytesSent)) }
         if stats.bytesReceived > last.bytesReceived { Counter(label: "streamtube_gossip_bytes_received_total").increment(by: Int(stats.bytesReceived - last.bytesReceived)) }
+        for (kind, n) in stats.messagesSent where n > last.messagesSent[kind, default: 0] {
+            Counter(label: "streamtube_gossip_messages_sent_total", dimensions: [("type", "\(kind)")])
+                .increment(by: Int(n - last.messagesSent[kind, default: 0]))
+        }
+        for (kind, n) in stats.messagesReceived where n > last.messagesReceived[kind, default: 0] {
+            Counter(label: "streamtube_gossip_messages_received_total", dimensions: [("type", "\(kind)")])
+                .increment(by: Int(n - last.messagesReceived[kind, default: 0]))
+        }
         for (reason, n) in stats.packetsDropped where n > last.packetsDropped[reason, default: 0] {
             Counter(label: "streamtube_gossip_packets_dropped_total", dimensions: [("reason", reason.rawValue)])
                 .increment(by: Int(n - last.packetsDropped[reason, default: 0]))

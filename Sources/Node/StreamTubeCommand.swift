@@ -154,7 +154,7 @@ struct Serve: AsyncParsableCommand {
             region: config.region, capacity: UInt32(config.capacity), load: 0, softwareVersion: Version.version)
         let gossip = GossipNode(settings: GossipSettings(bindHost: config.host, port: config.gossipPort, seeds: seedList,
                                                          config: gossipConfig, keyring: keyring),
-                                local: metadata, logger: logger)
+                                local: metadata, logger: logger, load: { registry.liveCount })
         let router = HTTPRoutes.build(registry: registry, info: info, adminToken: node.adminToken, metrics: metrics,
                                       cluster: gossip.view, logger: logger)
         let app = Application(

@@ -1,6 +1,7 @@
 """Five real nodes on loopback gossiping with SWIM + Lifeguard (the `local` preset)."""
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ADMIN_TOKEN, Node, binary, free_port, http
+from conftest import ADMIN_TOKEN, Node, binary, free_port, http, push
 
 N = 5
 # The local preset: probe every 1 s; Lifeguard suspicion timeout between
@@ -129,6 +130,8 @@ def test_wrong_key_never_joins_and_garbage_changes_nothing(cluster):
         assert dropped >= 250, dropped  # a few datagrams may be lost on the way
         metrics = http("GET", nodes[0].base + "/metrics").text
         assert "streamtube_gossip_packets_dropped_total" in metrics
+        assert re.search(r'^streamtube_gossip_messages_sent_total\{type="ping"\} \d+', metrics, re.M)
+        assert re.search(r'^streamtube_gossip_members\{status="alive"\} 5', metrics, re.M)
     finally:
         intruder.stop()
 
@@ -152,6 +155,13 @@ def test_members_command_lists_the_cluster(cluster):
     assert rows[0][:2] == ["ID", "STATUS"]
     assert sorted(r[0] for r in rows[1:]) == ids
     assert all(r[1] == "alive" for r in rows[1:])
+    # A node's load (streams it is publishing) reaches the others in its metadata.
+    s = nodes[1].create_stream("Load")
+    pub = push(nodes[1], s["key"], seconds=8, size="320x240")
+    try:
+        wait_for(lambda: next(m["load"] for m in nodes[0].cluster()["members"] if m["id"] == "n1") == 1, 10, "n1's load to spread")
+    finally:
+        pub.wait(30)
 
 
 def test_a_node_started_before_its_seed_joins_when_the_seed_comes_up(tmp_path):
