@@ -1,0 +1,12 @@
+/// What an ``RTMPClientSession`` asks its host to do or tells it, in order.
+public enum RTMPClientEvent: Equatable, Sendable {
+    /// Bytes to write to the server, in order (C2, connect, createStream, publish, acks, pong...).
+    case send([UInt8])
+    /// onStatus `NetStream.Publish.Start` arrived: media and metadata may flow.
+    case publishing
+    /// The server refused: onStatus with level "error", or `_error` answering `connect`,
+    /// `createStream` or `publish`. The host should close the connection.
+    case rejected(code: String, description: String)
+    /// Any other onStatus (for example `NetStream.Unpublish.Success`), for the host to log.
+    case status(code: String)
+}
