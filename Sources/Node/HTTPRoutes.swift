@@ -66,7 +66,8 @@ enum HTTPRoutes {
     static let playlistType = "application/vnd.apple.mpegurl"
 
     static func build(registry: StreamRegistry, info: NodeInfo, adminToken: String,
-                      metrics: PrometheusCollectorRegistry, cluster: ClusterView, logger: Logger) -> Router<BasicRequestContext> {
+                      metrics: PrometheusCollectorRegistry, cluster: ClusterView, edge: EdgeProxy? = nil,
+                      logger: Logger) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .authorization, .contentType, .origin, .range],
@@ -130,9 +131,17 @@ enum HTTPRoutes {
         }
 
         // LL-HLS delivery.
-        router.get("/live/:id/master.m3u8") { _, context -> Response in
+        router.get("/live/:id/master.m3u8") { request, context -> Response in
             let id = try context.parameters.require("id")
-            guard let live = liveStream(id, registry) else { return notFound("no stream \(id)") }
+            guard StreamRegistry.isWellFormedToken(Substring(id)), let record = await registry.find(id: id) else {
+                return notFound("no stream \(id)")
+            }
+            if let edge, let redirect = redirectToEdge(edge, request: request) { return redirect }
+            if let edge, !edge.router.ownsLocally(record.id) {
+                return await edge.serve(streamID: record.id, path: request.uri.path, query: nil, immutable: false)
+            }
+            noteEdgeRequest(request)
+            guard let live = registry.live(id: record.id) else { return notFound("no stream \(id)") }
             let renditions = live.renditions
             guard !renditions.isEmpty else { return notFound("stream \(id) is offline") }
             var lines = ["#EXTM3U", "#EXT-X-VERSION:9", "#EXT-X-INDEPENDENT-SEGMENTS"]
@@ -149,10 +158,39 @@ enum HTTPRoutes {
             let id = try context.parameters.require("id")
             let rendition = try context.parameters.require("rendition")
             let file = try context.parameters.require("file")
-            guard StreamRegistry.isWellFormedToken(Substring(rendition)), let live = liveStream(id, registry),
-                  live.hasRendition(rendition) else { return notFound("no such rendition") }
+            guard StreamRegistry.isWellFormedToken(Substring(rendition)), StreamRegistry.isWellFormedToken(Substring(id)),
+                  let record = await registry.find(id: id) else { return notFound("no such rendition") }
+            if let edge, !edge.router.ownsLocally(record.id) {
+                return await edge.serve(streamID: record.id, path: request.uri.path, query: request.uri.query,
+                                        immutable: file != "index.m3u8")
+            }
+            noteEdgeRequest(request)
+            guard let live = registry.live(id: record.id), live.hasRendition(rendition) else { return notFound("no such rendition") }
             if file == "index.m3u8" { return try await mediaPlaylist(live, rendition: rendition, request: request) }
             return try await mediaObject(live, rendition: rendition, file: file)
+        }
+        router.get("/api/route/:id") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            guard StreamRegistry.isWellFormedToken(Substring(id)), let record = await registry.find(id: id) else {
+                return json(["error": ["message": "no stream \(id)"]], status: .notFound)
+            }
+            let hint = regionHint(request)
+            guard let edge, let member = edge.router.chooseEdge(regionHint: hint) else {
+                let authority = request.head.authority ?? "127.0.0.1:\(info.httpPort)"
+                return json(["stream": record.id, "edge": info.nodeID, "region": info.region,
+                             "watchURL": "http://\(authority)/watch/\(record.id)",
+                             "playlistURL": "http://\(authority)/live/\(record.id)/master.m3u8"])
+            }
+            let snap = edge.router.view.snapshot
+            var body: [String: Any] = [
+                "stream": record.id, "edge": member.id.rawValue, "region": member.metadata.region,
+                "watchURL": "http://\(member.metadata.httpAddress)/watch/\(record.id)",
+                "playlistURL": "http://\(member.metadata.httpAddress)/live/\(record.id)/master.m3u8",
+                "load": member.metadata.load,
+            ]
+            if let owner = edge.router.placement(of: record.id)?.owner.id.rawValue { body["origin"] = owner }
+            if let rtt = member.id == snap.localID ? Duration.zero : snap.rtt[member.id] { body["rttMs"] = rtt.seconds * 1000 }
+            return json(body)
         }
         api.get("streams/:id/health") { _, context -> Response in
             let id = try context.parameters.require("id")
@@ -163,16 +201,49 @@ enum HTTPRoutes {
                             body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
 
-        router.get("/watch/:id") { _, context -> Response in
+        router.get("/watch/:id") { request, context -> Response in
             let id = try context.parameters.require("id")
-            guard StreamRegistry.isWellFormedToken(Substring(id)), let record = registry.record(id: id) else {
+            guard StreamRegistry.isWellFormedToken(Substring(id)), let record = await registry.find(id: id) else {
                 return Response(status: .notFound, headers: [.contentType: "text/html; charset=utf-8"],
                                 body: .init(byteBuffer: ByteBuffer(string: WatchPage.notFound)))
             }
+            if let edge, let redirect = redirectToEdge(edge, request: request) { return redirect }
             return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
                             body: .init(byteBuffer: ByteBuffer(string: WatchPage.render(id: record.id, title: record.title))))
         }
         return router
+    }
+
+    /// The viewer's region, if it says: `?region=` or the `X-StreamTube-Region` header.
+    static func regionHint(_ request: Request) -> String? {
+        if let r = request.uri.queryParameters.get("region"), !r.isEmpty { return r }
+        return header(request, "x-streamtube-region").flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// A header by its lower-case name.
+    static func header(_ request: Request, _ name: String) -> String? {
+        request.headers.first { $0.name.canonicalName == name }?.value
+    }
+
+    /// Sends a viewer to the nearest healthy edge unless that is this node (or the viewer
+    /// was sent here already: `routed=1`).
+    static func redirectToEdge(_ edge: EdgeProxy, request: Request) -> Response? {
+        guard request.uri.queryParameters.get("routed") == nil,
+              header(request, EdgeProxy.edgeHeader.lowercased()) == nil,  // an edge asking its origin
+              let member = edge.router.chooseEdge(regionHint: regionHint(request)),
+              member.id.rawValue != edge.localID else { return nil }
+        var query = request.uri.query.map { $0 + "&" } ?? ""
+        query += "routed=1"
+        Counter(label: "streamtube_viewer_redirects_total").increment()
+        return Response(status: .found, headers: [.location: "http://\(member.metadata.httpAddress)\(request.uri.path)?\(query)",
+                                                  .cacheControl: "no-cache", .accessControlAllowOrigin: "*"])
+    }
+
+    /// Counts what edges ask of this node as an origin.
+    static func noteEdgeRequest(_ request: Request) {
+        if header(request, EdgeProxy.edgeHeader.lowercased()) != nil {
+            Counter(label: "streamtube_origin_edge_requests_total").increment()
+        }
     }
 
     /// Members, their state and coordinates, and how many streams the ring gives each.

@@ -31,6 +31,9 @@ struct NodeConfiguration: Codable, Equatable, Sendable {
     /// Gossip timing preset: lan, wan or local.
     var gossipPreset = "lan"
     var capacity = 1
+    /// SQLite file with the platform's records (default: streamtube.sqlite in the data folder).
+    /// Nodes on one machine can share one; a cluster across machines needs a shared database.
+    var database: String?
     /// Transcoding ladder: "name:height:kbps[:maxkbps],..." or "none" (passthrough only).
     var ladder = "720p:720:3000:3300,480p:480:1400:1540,360p:360:800:880"
     var x264Preset = "veryfast"
@@ -41,7 +44,7 @@ struct NodeConfiguration: Codable, Equatable, Sendable {
     static let keys = ["host", "httpPort", "rtmpPort", "dataDir", "nodeID", "region", "adminToken",
                        "publicHost", "partTarget", "segmentTarget", "windowSegments", "logLevel", "logFormat",
                        "gossipPort", "seeds", "clusterKey", "clusterName", "advertiseHost", "gossipPreset", "capacity",
-                       "ladder", "x264Preset", "transcodeThreads"]
+                       "ladder", "x264Preset", "transcodeThreads", "database"]
 
     static func environmentName(_ key: String) -> String {
         var out = "STREAMTUBE_"
@@ -104,6 +107,7 @@ struct NodeConfiguration: Codable, Equatable, Sendable {
         case "gossipPreset": gossipPreset = value
         case "capacity": capacity = try int()
         case "ladder": ladder = value
+        case "database": database = value
         case "x264Preset": x264Preset = value
         case "transcodeThreads": transcodeThreads = try int()
         default: break

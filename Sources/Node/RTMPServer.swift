@@ -10,17 +10,26 @@ import Origin
 import ServiceLifecycle
 import Synchronization
 
+/// What ingest needs to know of the cluster: who owns a stream, and the relay keys.
+struct IngestCluster: Sendable {
+    let router: ClusterRouter
+    let auth: RelayAuth
+}
+
 struct RTMPServer: Service {
     let host: String
     let port: Int
     let registry: StreamRegistry
+    let cluster: IngestCluster?
     let logger: Logger
     let onBound: @Sendable (Int) -> Void
 
-    init(host: String, port: Int, registry: StreamRegistry, logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
+    init(host: String, port: Int, registry: StreamRegistry, cluster: IngestCluster? = nil, logger: Logger,
+         onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.host = host
         self.port = port
         self.registry = registry
+        self.cluster = cluster
         self.logger = logger
         self.onBound = onBound
     }
@@ -28,6 +37,7 @@ struct RTMPServer: Service {
     func run() async throws {
         let registry = self.registry
         let logger = self.logger
+        let cluster = self.cluster
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -36,7 +46,8 @@ struct RTMPServer: Service {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(30)))
                     try channel.pipeline.syncOperations.addHandler(
-                        RTMPConnectionHandler(registry: registry, logger: logger, peer: channel.remoteAddress?.description ?? "?"))
+                        RTMPConnectionHandler(registry: registry, cluster: cluster, logger: logger,
+                                              peer: channel.remoteAddress?.description ?? "?"))
                 }
             }
             .bind(host: host, port: port).get()
@@ -59,14 +70,22 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private static let nextID = Atomic<UInt64>(0)
 
     private let registry: StreamRegistry
+    private let cluster: IngestCluster?
     private var logger: Logger
     private let connectionID: UInt64
     private var session: RTMPServerSession
-    private var publishing: (id: String, live: LiveStream)?
+    /// Where this connection's media goes: this node's origin pipeline, or a relay to the owner.
+    private enum Target {
+        case local(id: String, live: LiveStream)
+        case relay(id: String, relay: IngestRelay)
+    }
+    private var publishing: Target?
+    private var pendingLookup = false
     private var closed = false
 
-    init(registry: StreamRegistry, logger: Logger, peer: String) {
+    init(registry: StreamRegistry, cluster: IngestCluster?, logger: Logger, peer: String) {
         self.registry = registry
+        self.cluster = cluster
         self.connectionID = Self.nextID.add(1, ordering: .relaxed).newValue
         var logger = logger
         logger[metadataKey: "conn"] = "\(connectionID)"
@@ -113,18 +132,34 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .metadata:
             break
         case .video(let timestamp, let payload):
-            guard let (_, live) = publishing else { return }
+            guard let target = publishing else { return }
             do {
                 let tag = try FLVVideoTag.parse(payload)
-                try live.ingest(video: tag, timestamp: timestamp, byteCount: payload.count)
+                switch target {
+                case .local(_, let live):
+                    try live.ingest(video: tag, timestamp: timestamp, byteCount: payload.count)
+                case .relay(_, let relay):
+                    guard tag.codecID == 7 else { throw PackagingError.unsupportedVideoCodec(tag.codecID) }
+                    var header = false
+                    if case .avcSequenceHeader = tag.packet { header = true }
+                    relay.send(video: payload, timestamp: timestamp, isKeyframe: tag.isKeyframe, isHeader: header)
+                }
             } catch {
                 refuseMedia(error, context: context)
             }
         case .audio(let timestamp, let payload):
-            guard let (_, live) = publishing else { return }
+            guard let target = publishing else { return }
             do {
                 let tag = try FLVAudioTag.parse(payload)
-                try live.ingest(audio: tag, timestamp: timestamp, byteCount: payload.count)
+                switch target {
+                case .local(_, let live):
+                    try live.ingest(audio: tag, timestamp: timestamp, byteCount: payload.count)
+                case .relay(_, let relay):
+                    guard tag.soundFormat == 10 else { throw PackagingError.unsupportedAudioCodec(tag.soundFormat) }
+                    var header = false
+                    if case .aacSequenceHeader = tag.packet { header = true }
+                    relay.send(audio: payload, timestamp: timestamp, isHeader: header)
+                }
             } catch {
                 refuseMedia(error, context: context)
             }
@@ -135,30 +170,83 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
     }
 
+    private func reject(_ code: String, _ description: String, reason: String, app: String, context: ChannelHandlerContext) {
+        logger.warning("rtmp publish refused", metadata: ["reason": "\(reason)", "app": "\(app)"])
+        Counter(label: "streamtube_rtmp_publish_refused_total", dimensions: [("reason", reason)]).increment()
+        send(session.rejectPublish(code: code, description: description), context: context)
+        close(context)
+    }
+
     private func publish(app: String, key: String, context: ChannelHandlerContext) {
-        func reject(_ code: String, _ description: String, reason: String) {
-            logger.warning("rtmp publish refused", metadata: ["reason": "\(reason)", "app": "\(app)"])
-            Counter(label: "streamtube_rtmp_publish_refused_total", dimensions: [("reason", reason)]).increment()
-            send(session.rejectPublish(code: code, description: description), context: context)
-            close(context)
+        guard publishing == nil, !pendingLookup else {
+            return reject("NetStream.Publish.BadName", "This connection is already publishing", reason: "second_publish", app: app, context: context)
         }
-        guard publishing == nil else {
-            return reject("NetStream.Publish.BadName", "This connection is already publishing", reason: "second_publish")
+        if app == RelayAuth.app, let cluster {
+            // Another node relays a broadcaster's stream to this one, the stream's owner.
+            guard let id = cluster.auth.verify(key) else {
+                return reject("NetStream.Publish.BadName", "Bad relay key", reason: "bad_relay_key", app: app, context: context)
+            }
+            return lookUp(app: app, context: context, { await $0.find(id: id) })
         }
         guard app == "live" else {
-            return reject("NetStream.Publish.BadName", "Unknown application \"\(app)\": publish to rtmp://host/live/<stream key>", reason: "bad_app")
+            return reject("NetStream.Publish.BadName", "Unknown application \"\(app)\": publish to rtmp://host/live/<stream key>",
+                          reason: "bad_app", app: app, context: context)
         }
-        guard StreamRegistry.isWellFormedToken(Substring(key)), let record = registry.record(key: key), let live = registry.live(id: record.id) else {
-            return reject("NetStream.Publish.BadName", "Unknown stream key", reason: "bad_key")
+        guard StreamRegistry.isWellFormedToken(Substring(key)) else {
+            return reject("NetStream.Publish.BadName", "Unknown stream key", reason: "bad_key", app: app, context: context)
+        }
+        if let record = registry.record(key: key) { return start(record, app: app, context: context) }
+        lookUp(app: app, context: context, { await $0.find(key: key) })
+    }
+
+    /// Looks a stream up in the database (made on another node, say), then goes on on the loop.
+    private func lookUp(app: String, context: ChannelHandlerContext, _ find: @escaping @Sendable (StreamRegistry) async -> StreamRecord?) {
+        pendingLookup = true
+        let registry = self.registry
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask { await find(registry) }.whenComplete { result in
+            let (handler, context) = bound.value
+            handler.pendingLookup = false
+            guard !handler.closed else { return }
+            guard case .success(let record?) = result else {
+                return handler.reject("NetStream.Publish.BadName", "Unknown stream key", reason: "bad_key", app: app, context: context)
+            }
+            handler.start(record, app: app, context: context)
+            context.flush()
+        }
+    }
+
+    private func start(_ record: StreamRecord, app: String, context: ChannelHandlerContext) {
+        logger[metadataKey: "stream"] = "\(record.id)"
+        let isRelay = app == RelayAuth.app
+        if !isRelay, let cluster, !cluster.router.ownsLocally(record.id) {
+            // Not ours: accept the broadcaster here and relay to the owner.
+            let relay = IngestRelay(streamID: record.id, router: cluster.router, auth: cluster.auth, eventLoop: context.eventLoop,
+                                    logger: logger) { [weak self] why in
+                guard let self, !self.closed else { return }
+                self.logger.warning("relay ended; closing the broadcaster's connection", metadata: ["why": "\(why)"])
+                self.send(self.session.rejectPublish(code: "NetStream.Publish.Failed", description: why), context: context)
+                self.publishing = nil
+                self.close(context)
+            }
+            publishing = .relay(id: record.id, relay: relay)
+            relay.start()
+            send(session.acceptPublish(), context: context)
+            logger.info("rtmp publish started, relaying to the origin", metadata: ["title": "\(record.title)"])
+            Counter(label: "streamtube_rtmp_publish_started_total").increment()
+            return
+        }
+        guard let live = registry.live(id: record.id) else {
+            return reject("NetStream.Publish.BadName", "Unknown stream key", reason: "bad_key", app: app, context: context)
         }
         guard registry.claimPublisher(id: record.id, connection: connectionID) else {
-            return reject("NetStream.Publish.BadName", "Stream \(record.id) is already being published", reason: "already_publishing")
+            return reject("NetStream.Publish.BadName", "Stream \(record.id) is already being published", reason: "already_publishing",
+                          app: app, context: context)
         }
-        publishing = (record.id, live)
-        logger[metadataKey: "stream"] = "\(record.id)"
+        publishing = .local(id: record.id, live: live)
         live.beginPublishing()
         send(session.acceptPublish(), context: context)
-        logger.info("rtmp publish started", metadata: ["title": "\(record.title)"])
+        logger.info(isRelay ? "rtmp relay publish started" : "rtmp publish started", metadata: ["title": "\(record.title)"])
         Counter(label: "streamtube_rtmp_publish_started_total").increment()
     }
 
@@ -172,10 +260,15 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private func stopPublishing(reason: String) {
-        guard let (id, live) = publishing else { return }
+        guard let target = publishing else { return }
         publishing = nil
-        live.endPublishing()
-        registry.releasePublisher(id: id, connection: connectionID)
+        switch target {
+        case .local(let id, let live):
+            live.endPublishing()
+            registry.releasePublisher(id: id, connection: connectionID)
+        case .relay(_, let relay):
+            relay.stop()
+        }
         logger.info("rtmp publish ended", metadata: ["reason": "\(reason)"])
     }
 

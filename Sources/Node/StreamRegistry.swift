@@ -69,6 +69,33 @@ final class StreamRegistry: Sendable {
     }
 
     func record(id: String) -> StreamRecord? { state.withLock { $0.byID[id] } }
+
+    /// A record, reloading from the database when it is not known here yet (nodes that share
+    /// a database see each other's new streams).
+    func find(id: String) async -> StreamRecord? {
+        if let r = record(id: id) { return r }
+        try? await reloadIfStale()
+        return record(id: id)
+    }
+
+    func find(key: String) async -> StreamRecord? {
+        if let r = record(key: key) { return r }
+        try? await reloadIfStale()
+        return record(key: key)
+    }
+
+    private let lastReload = Mutex<Double>(0)
+
+    /// Reloads at most twice a second, so unknown ids cannot hammer the database.
+    private func reloadIfStale() async throws {
+        let now = Date().timeIntervalSince1970
+        let due = lastReload.withLock { last -> Bool in
+            guard now - last > 0.5 else { return false }
+            last = now
+            return true
+        }
+        if due { try await load() }
+    }
     func record(key: String) -> StreamRecord? { state.withLock { s in s.idByKey[key].flatMap { s.byID[$0] } } }
     var all: [StreamRecord] { state.withLock { Array($0.byID.values).sorted { $0.createdAt < $1.createdAt } } }
 

@@ -63,6 +63,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Transcoding ladder, name:height:kbps[:maxkbps],... or none (default 720p:720:3000,480p:480:1400,360p:360:800).") var ladder: String?
     @Option(help: "x264 preset for the ladder (default veryfast).") var x264Preset: String?
     @Option(help: "x264 threads per rendition (default 1).") var transcodeThreads: Int?
+    @Option(help: "SQLite file for stream records (default DATA_DIR/streamtube.sqlite; nodes on one machine may share one).") var database: String?
 
     func resolvedConfiguration(environment: [String: String]) throws -> NodeConfiguration {
         var c = try NodeConfiguration.load(file: config, environment: environment)
@@ -88,6 +89,7 @@ struct Serve: AsyncParsableCommand {
         if let ladder { c.ladder = ladder }
         if let x264Preset { c.x264Preset = x264Preset }
         if let transcodeThreads { c.transcodeThreads = transcodeThreads }
+        if let database { c.database = database }
         return c
     }
 
@@ -138,13 +140,13 @@ struct Serve: AsyncParsableCommand {
             keyring = try NodeConfiguration.decodeKeys(config.clusterKey ?? node.clusterKey())
         } catch { throw ValidationError("\(error)") }
 
-        let store = try await StreamStore.open(path: node.databasePath, logger: logger)
+        let store = try await StreamStore.open(path: config.database ?? node.databasePath, logger: logger)
         let registry = StreamRegistry(store: store, packaging: packaging, ladder: transcode, logger: logger)
         try await registry.load()
 
         let info = NodeInfo(nodeID: node.nodeID, region: config.region, rtmpPort: config.rtmpPort,
                             httpPort: config.httpPort, publicHost: config.publicHost)
-        let rtmp = RTMPServer(host: config.host, port: config.rtmpPort, registry: registry, logger: logger)
+
         let advertise = config.advertiseHost ?? config.publicHost ?? "127.0.0.1"
         let metadata = MemberMetadata(
             id: NodeID(node.nodeID),
@@ -155,8 +157,14 @@ struct Serve: AsyncParsableCommand {
         let gossip = GossipNode(settings: GossipSettings(bindHost: config.host, port: config.gossipPort, seeds: seedList,
                                                          config: gossipConfig, keyring: keyring),
                                 local: metadata, logger: logger, load: { registry.liveCount })
+        let clusterRouter = ClusterRouter(view: gossip.view, region: config.region)
+        let rtmp = RTMPServer(host: config.host, port: config.rtmpPort, registry: registry,
+                              cluster: IngestCluster(router: clusterRouter, auth: RelayAuth(clusterKey: keyring.primaryKey)),
+                              logger: logger)
+        let edge = EdgeProxy(router: clusterRouter,
+                             cache: MemoryMediaCache(budget: 256 << 20), localID: node.nodeID, logger: logger)
         let router = HTTPRoutes.build(registry: registry, info: info, adminToken: node.adminToken, metrics: metrics,
-                                      cluster: gossip.view, logger: logger)
+                                      cluster: gossip.view, edge: edge, logger: logger)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(config.host, port: config.httpPort), serverName: "streamtube"),
@@ -170,6 +178,7 @@ struct Serve: AsyncParsableCommand {
             },
             logger: logger)
         try await app.runService()
+        await edge.shutdown()
         await store.close()
     }
 }

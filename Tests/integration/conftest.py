@@ -43,7 +43,15 @@ class HTTPResult:
         return self.body.decode()
 
 
-def http(method, url, body=None, token=None, timeout=30, headers=None):
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_no_redirect_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def http(method, url, body=None, token=None, timeout=30, headers=None, follow=True):
     data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
     req = urllib.request.Request(url, data=data, method=method)
     if token:
@@ -53,7 +61,8 @@ def http(method, url, body=None, token=None, timeout=30, headers=None):
     for k, v in (headers or {}).items():
         req.add_header(k, v)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        opener = urllib.request.urlopen if follow else _no_redirect_opener.open
+        with opener(req, timeout=timeout) as r:
             return HTTPResult(r.status, dict(r.headers), r.read())
     except urllib.error.HTTPError as e:
         return HTTPResult(e.code, dict(e.headers), e.read())

@@ -53,6 +53,24 @@ def cluster():
         n.stop()
 
 
+def dump(nodes):
+    out = []
+    for n in nodes:
+        try:
+            out.append(f"{n.base}: {n.statuses()}")
+        except Exception as e:  # noqa: BLE001 - diagnostics only
+            out.append(f"{n.base}: {e}")
+        out.append(n.logs()[-1500:])
+    return "\n".join(out)
+
+
+def wait_converged(nodes, ids, timeout=40):
+    try:
+        wait_for(lambda: converged(nodes, ids), timeout, f"{len(ids)} nodes to converge")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{dump(nodes)}") from None
+
+
 def converged(nodes, alive_ids):
     for n in nodes:
         st = n.statuses()
@@ -64,7 +82,7 @@ def converged(nodes, alive_ids):
 def test_five_nodes_converge_detect_a_failure_and_take_a_rejoin(cluster):
     key, nodes = cluster
     ids = [f"n{i}" for i in range(N)]
-    wait_for(lambda: converged(nodes, ids), 20, "five nodes to converge")
+    wait_converged(nodes, ids)
     view = nodes[0].cluster()
     assert {m["region"] for m in view["members"]} == {"r0", "r1"}
     assert sum(m["self"] for m in view["members"]) == 1
@@ -97,7 +115,7 @@ def test_five_nodes_converge_detect_a_failure_and_take_a_rejoin(cluster):
 
     time.sleep(1.1)  # a restart in a later second comes back with a higher incarnation
     victim.start()
-    wait_for(lambda: converged(nodes, ids), 20, "n4 to rejoin")
+    wait_converged(nodes, ids)
     for n in nodes:
         inc = next(m["incarnation"] for m in n.cluster()["members"] if m["id"] == "n4")
         assert inc > old_incarnation
@@ -106,7 +124,7 @@ def test_five_nodes_converge_detect_a_failure_and_take_a_rejoin(cluster):
 def test_wrong_key_never_joins_and_garbage_changes_nothing(cluster):
     key, nodes = cluster
     ids = [f"n{i}" for i in range(N)]
-    wait_for(lambda: converged(nodes, ids), 20, "five nodes to converge")
+    wait_converged(nodes, ids)
     intruder = Node(tempfile.mkdtemp(prefix="streamtube-intruder-"),
                     ["--node-id", "intruder", "--cluster-key", keygen(), "--gossip-preset", "local",
                      "--seeds", f"127.0.0.1:{nodes[0].gossip_port}"]).start()
@@ -139,7 +157,7 @@ def test_wrong_key_never_joins_and_garbage_changes_nothing(cluster):
 def test_graceful_leave_is_not_a_failure(cluster):
     key, nodes = cluster
     ids = [f"n{i}" for i in range(N)]
-    wait_for(lambda: converged(nodes, ids), 20, "five nodes to converge")
+    wait_converged(nodes, ids)
     nodes[3].stop()  # SIGTERM
     wait_for(lambda: all(n.statuses().get("n3") == "left" for n in nodes[:3] + nodes[4:]), 10, "n3 to be seen as left")
 
@@ -147,7 +165,7 @@ def test_graceful_leave_is_not_a_failure(cluster):
 def test_members_command_lists_the_cluster(cluster):
     key, nodes = cluster
     ids = [f"n{i}" for i in range(N)]
-    wait_for(lambda: converged(nodes, ids), 20, "five nodes to converge")
+    wait_converged(nodes, ids)
     out = subprocess.run([binary(), "members", "--server", nodes[1].base, "--admin-token", ADMIN_TOKEN],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
@@ -173,7 +191,7 @@ def test_a_node_started_before_its_seed_joins_when_the_seed_comes_up(tmp_path):
     try:
         time.sleep(1)
         seed = Node(str(tmp_path / "seed"), ["--node-id", "seed", *common], gossip_port=seed_port).start()
-        wait_for(lambda: converged([early, seed], ["early", "seed"]), 15, "the early node to join")
+        wait_converged([early, seed], ["early", "seed"], timeout=20)
     finally:
         early.stop()
         if seed:

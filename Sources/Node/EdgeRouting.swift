@@ -1,0 +1,202 @@
+// Edge routing: which node owns a stream (the ring), which node a viewer should use (the
+// nearest healthy edge), and the edge's fetch from the origin — one upstream request per
+// object however many viewers ask, immutable media kept in the edge store.
+import AsyncHTTPClient
+import Foundation
+import Gossip
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import Origin
+import Synchronization
+
+/// Stream placement and viewer routing over the cluster view.
+struct ClusterRouter: Sendable {
+    let view: ClusterView
+    let region: String
+
+    /// Owner and standbys of a stream; nil when the ring is empty (a node on its own).
+    func placement(of streamID: String) -> (owner: Member, standbys: [Member])? {
+        let snap = view.snapshot
+        guard let p = snap.ring.placement(for: streamID),
+              let owner = snap.members.first(where: { $0.id == p.owner }) else { return nil }
+        let standbys = p.standbys.compactMap { id in snap.members.first { $0.id == id && $0.status == .alive } }
+        return (owner, standbys)
+    }
+
+    /// True when this node is the stream's origin (or the only node there is).
+    func ownsLocally(_ streamID: String) -> Bool {
+        guard let p = placement(of: streamID) else { return true }
+        return p.owner.id == view.snapshot.localID
+    }
+
+    /// The nearest healthy edge for a viewer: alive members in the viewer's region (else
+    /// all), the closest three by estimated round-trip time, then the less loaded of two
+    /// picked at random.
+    func chooseEdge(regionHint: String?) -> Member? {
+        let snap = view.snapshot
+        let alive = snap.members.filter { $0.status == .alive }
+        guard !alive.isEmpty else { return nil }
+        let wanted = regionHint ?? region
+        let inRegion = alive.filter { $0.metadata.region == wanted }
+        let pool = inRegion.isEmpty ? alive : inRegion
+        let byDistance = pool.sorted { a, b in
+            let ra = a.id == snap.localID ? .zero : (snap.rtt[a.id] ?? .seconds(1))
+            let rb = b.id == snap.localID ? .zero : (snap.rtt[b.id] ?? .seconds(1))
+            return ra != rb ? ra < rb : a.id < b.id
+        }
+        let close = Array(byDistance.prefix(3))
+        guard close.count > 1 else { return close.first }
+        var picks = close.shuffled()
+        picks = Array(picks.prefix(2))
+        return picks.min { $0.metadata.load != $1.metadata.load ? $0.metadata.load < $1.metadata.load : $0.id < $1.id }
+    }
+}
+
+/// Coalesces concurrent work: callers asking for a key already in flight wait for that
+/// one result instead of starting their own.
+final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private let inFlight = Mutex<[Key: Task<Value, any Error>]>([:])
+
+    func value(for key: Key, _ work: @escaping @Sendable () async throws -> Value) async throws -> Value {
+        let task = inFlight.withLock { map -> Task<Value, any Error> in
+            if let t = map[key] { return t }
+            let t = Task { try await work() }
+            map[key] = t
+            return t
+        }
+        defer { inFlight.withLock { if $0[key] == task { $0[key] = nil } } }
+        return try await task.value
+    }
+}
+
+/// What an edge got from upstream.
+struct UpstreamResponse: Sendable {
+    var status: Int
+    var contentType: String?
+    var cacheControl: String?
+    var body: [UInt8]
+}
+
+/// The edge side of the media path.
+final class EdgeProxy: Sendable {
+    static let edgeHeader = "X-StreamTube-Edge"
+    let router: ClusterRouter
+    let cache: any MediaCache
+    let client: HTTPClient
+    let localID: String
+    private let flights = SingleFlight<String, UpstreamResponse>()
+    private let logger: Logger
+
+    init(router: ClusterRouter, cache: any MediaCache, localID: String, logger: Logger) {
+        self.router = router
+        self.cache = cache
+        self.localID = localID
+        self.logger = logger
+        var config = HTTPClient.Configuration()
+        config.connectionPool = .init(idleTimeout: .seconds(30))
+        config.redirectConfiguration = .disallow
+        config.timeout = .init(connect: .seconds(2), read: .seconds(20))
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }
+
+    func shutdown() async { try? await client.shutdown() }
+
+    /// Serves `path?query` of a stream owned elsewhere: immutable media from the store or
+    /// one upstream fetch; playlists always upstream (blocking requests shared).
+    func serve(streamID: String, path: String, query: String?, immutable: Bool) async -> Response {
+        let key = query.map { "\(path)?\($0)" } ?? path
+        if immutable, let bytes = cache.get(key) {
+            Counter(label: "streamtube_edge_cache_hits_total").increment()
+            return HTTPRoutes.media(bytes)
+        }
+        do {
+            let upstream = try await flights.value(for: key) { [self] in
+                let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: key)
+                if immutable, r.status == 200 { cache.put(key, r.body) }
+                return r
+            }
+            if upstream.status == 200, immutable { return HTTPRoutes.media(upstream.body) }
+            var headers = HTTPFields()
+            headers[.contentType] = upstream.contentType ?? "application/octet-stream"
+            headers[.cacheControl] = upstream.cacheControl ?? "no-cache"
+            headers[.accessControlAllowOrigin] = "*"
+            return Response(status: .init(code: upstream.status), headers: headers,
+                            body: .init(byteBuffer: ByteBuffer(bytes: upstream.body)))
+        } catch {
+            logger.warning("edge: origin and standbys failed", metadata: ["stream": "\(streamID)", "path": "\(key)", "error": "\(error)"])
+            return Response(status: .serviceUnavailable, headers: [.retryAfter: "1", .cacheControl: "no-cache"],
+                            body: .init(byteBuffer: ByteBuffer(string: "the stream's origin cannot be reached; try again\n")))
+        }
+    }
+
+    struct NoOrigin: Error {}
+
+    /// One request to the origin; on failure the standbys in order.
+    private func fetchFromOrigin(streamID: String, pathAndQuery: String) async throws -> UpstreamResponse {
+        guard let placement = router.placement(of: streamID) else { throw NoOrigin() }
+        var lastError: any Error = NoOrigin()
+        for member in [placement.owner] + placement.standbys where member.id.rawValue != localID {
+            Counter(label: "streamtube_edge_upstream_requests_total").increment()
+            var request = HTTPClientRequest(url: "http://\(member.metadata.httpAddress)\(pathAndQuery)")
+            request.headers.add(name: Self.edgeHeader, value: localID)
+            do {
+                let response = try await client.execute(request, timeout: .seconds(20))
+                let body = try await response.body.collect(upTo: 64 << 20)
+                guard response.status.code < 500 else {
+                    lastError = HTTPError(.badGateway, message: "origin answered \(response.status.code)")
+                    continue
+                }
+                return UpstreamResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
+                                        cacheControl: response.headers.first(name: "Cache-Control"),
+                                        body: Array(buffer: body))
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+}
+
+/// The edge's object store: immutable media by key.
+protocol MediaCache: Sendable {
+    func get(_ key: String) -> [UInt8]?
+    func put(_ key: String, _ value: [UInt8])
+}
+
+/// Stand-in store until the RocksDB-backed edge store is wired: memory only, LRU by bytes.
+final class MemoryMediaCache: MediaCache {
+    private struct State {
+        var items: [String: (bytes: [UInt8], tick: UInt64)] = [:]
+        var bytes = 0
+        var tick: UInt64 = 0
+    }
+    private let state = Mutex(State())
+    let budget: Int
+    init(budget: Int) { self.budget = budget }
+
+    func get(_ key: String) -> [UInt8]? {
+        state.withLock { s in
+            guard let item = s.items[key] else { return nil }
+            s.tick += 1
+            s.items[key] = (item.bytes, s.tick)
+            return item.bytes
+        }
+    }
+
+    func put(_ key: String, _ value: [UInt8]) {
+        guard value.count <= budget else { return }
+        state.withLock { s in
+            s.tick += 1
+            if let old = s.items[key] { s.bytes -= old.bytes.count }
+            s.items[key] = (value, s.tick)
+            s.bytes += value.count
+            while s.bytes > budget, let oldest = s.items.min(by: { $0.value.tick < $1.value.tick }) {
+                s.items[oldest.key] = nil
+                s.bytes -= oldest.value.bytes.count
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+// IngestRelay: a broadcaster may push to any node. A node that does not own the stream
+// relays it to the owner over RTMP, as a publisher to the owner's "relay" application with
+// a key signed by the cluster key. It keeps the last GOP (and the codec headers) so that a
+// new connection — to the same owner or, after a failover, to the next one — starts with a
+// decodable picture at once.
+import Crypto
+import Foundation
+import Gossip
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import Origin
+
+/// Signs and checks the keys relays publish with: `<stream id>.<expiry>.<hmac>`, an HMAC-SHA256
+/// under the cluster's primary key, good for a few minutes.
+struct RelayAuth: Sendable {
+    private let keyBytes: [UInt8]
+    static let app = "relay"
+    private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+
+    init(clusterKey: [UInt8]) {
+        // A key of its own, derived from the cluster key, so the two uses never mix.
+        keyBytes = Array(HMAC<SHA256>.authenticationCode(for: Array("streamtube relay v1".utf8), using: SymmetricKey(data: clusterKey)))
+    }
+
+    func token(streamID: String, now: Date = Date()) -> String {
+        let expiry = Int(now.timeIntervalSince1970) + 300
+        return "\(streamID).\(expiry).\(mac(streamID, expiry))"
+    }
+
+    /// The stream id a relay key is good for, or nil.
+    func verify(_ token: String, now: Date = Date()) -> String? {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let expiry = Int(parts[1]), expiry >= Int(now.timeIntervalSince1970),
+              StreamRegistry.isWellFormedToken(parts[0]) else { return nil }
+        let expected = mac(String(parts[0]), expiry)
+        guard AdminAuthMiddleware<BasicRequestContextShim>.constantTimeEqual(Array(parts[2].utf8), Array(expected.utf8)) else { return nil }
+        return String(parts[0])
+    }
+
+    private func mac(_ streamID: String, _ expiry: Int) -> String {
+        HMAC<SHA256>.authenticationCode(for: Array("\(streamID):\(expiry)".utf8), using: key)
+            .map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+import Hummingbird
+typealias BasicRequestContextShim = BasicRequestContext
+
+/// One relay, living on the broadcaster's connection's event loop.
+final class IngestRelay {
+    enum Tag {
+        case video(UInt32, [UInt8])
+        case audio(UInt32, [UInt8])
+    }
+
+    let streamID: String
+    private let router: ClusterRouter
+    private let auth: RelayAuth
+    private let eventLoop: any EventLoop
+    private var logger: Logger
+    private let onGiveUp: (String) -> Void
+
+    private var channel: (any Channel)?
+    private var session: RTMPClientSession?
+    private var target: NodeID?
+    private var stopped = false
+    private var reconnects = 0
+    // What a new connection needs first: codec headers, then the GOP in progress.
+    private var videoHeader: (UInt32, [UInt8])?
+    private var audioHeader: (UInt32, [UInt8])?
+    private var gop: [Tag] = []
+    private var gopBytes = 0
+    static let maxGOPBytes = 32 << 20
+
+    init(streamID: String, router: ClusterRouter, auth: RelayAuth, eventLoop: any EventLoop, logger: Logger,
+         onGiveUp: @escaping (String) -> Void) {
+        self.streamID = streamID
+        self.router = router
+        self.auth = auth
+        self.eventLoop = eventLoop
+        var l = logger
+        l[metadataKey: "relay"] = "\(streamID)"
+        self.logger = l
+        self.onGiveUp = onGiveUp
+    }
+
+    /// The node the relay is sending to now.
+    var currentTarget: NodeID? { target }
+
+    func start() { connect() }
+
+    func send(video payload: [UInt8], timestamp: UInt32, isKeyframe: Bool, isHeader: Bool) {
+        if isHeader {
+            videoHeader = (timestamp, payload)
+        } else {
+            if isKeyframe {
+                gop.removeAll(keepingCapacity: true)
+                gopBytes = 0
+            }
+            if gopBytes + payload.count <= Self.maxGOPBytes {
+                gop.append(.video(timestamp, payload))
+                gopBytes += payload.count
+            }
+        }
+        write { $0.sendVideo(timestamp: timestamp, payload: payload) }
+    }
+
+    func send(audio payload: [UInt8], timestamp: UInt32, isHeader: Bool) {
+        if isHeader {
+            audioHeader = (timestamp, payload)
+        } else if !gop.isEmpty, gopBytes + payload.count <= Self.maxGOPBytes {
+            gop.append(.audio(timestamp, payload))
+            gopBytes += payload.count
+        }
+        write { $0.sendAudio(timestamp: timestamp, payload: payload) }
+    }
+
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        if var s = session, s.isPublishing, let channel {
+            channel.writeAndFlush(ByteBuffer(bytes: s.unpublish()), promise: nil)
+            session = s
+        }
+        channel?.close(promise: nil)
+        channel = nil
+    }
+
+    private func write(_ make: (inout RTMPClientSession) -> [UInt8]) {
+        guard var s = session, s.isPublishing, let channel else { return }
+        let bytes = make(&s)
+        session = s
+        if !bytes.isEmpty { channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil) }
+    }
+
+    private func connect() {
+        guard !stopped else { return }
+        guard let placement = router.placement(of: streamID) else {
+            return retry("no owner known for the stream")
+        }
+        let owner = placement.owner
+        target = owner.id
+        let address = owner.metadata.rtmpAddress
+        let key = auth.token(streamID: streamID)
+        var s = RTMPClientSession(app: RelayAuth.app, tcURL: "rtmp://\(address)/\(RelayAuth.app)", streamKey: key,
+                                  randomBytes: { n in (0..<n).map { _ in UInt8.random(in: 0...255) } })
+        let hello = s.start()
+        session = s
+        logger.info("relay connecting to the stream's origin", metadata: ["origin": "\(owner.id)", "address": "\(address)"])
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.seconds(3))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RelayChannelHandler(relay: self))
+                }
+            }
+            .connect(host: address.host, port: Int(address.port))
+            .hop(to: eventLoop)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    guard !self.stopped else { channel.close(promise: nil); return }
+                    self.channel = channel
+                    channel.writeAndFlush(ByteBuffer(bytes: hello), promise: nil)
+                case .failure(let error):
+                    self.retry("cannot connect to \(address): \(error)")
+                }
+            }
+    }
+
+    fileprivate func received(_ bytes: [UInt8]) {
+        guard var s = session, let channel else { return }
+        let events: [RTMPClientEvent]
+        do { events = try s.receive(bytes) } catch {
+            session = s
+            logger.warning("relay protocol error", metadata: ["error": "\(error)"])
+            channel.close(promise: nil)
+            return
+        }
+        session = s
+        for e in events {
+            switch e {
+            case .send(let out):
+                channel.write(ByteBuffer(bytes: out), promise: nil)
+            case .publishing:
+                logger.info("relay publishing to the origin", metadata: ["origin": "\(target.map { "\($0)" } ?? "?")",
+                                                                         "replayedTags": "\(gop.count)"])
+                Counter(label: "streamtube_relay_connections_total").increment()
+                reconnects = 0
+                replay()
+            case .rejected(let code, let description):
+                logger.warning("origin refused the relay", metadata: ["code": "\(code)", "description": "\(description)"])
+                stopped = true
+                channel.close(promise: nil)
+                onGiveUp("the stream's origin refused it: \(description)")
+                return
+            case .status:
+                break
+            }
+        }
+        channel.flush()
+    }
+
+    /// Codec headers, then the GOP in progress: the origin can decode from the first frame.
+    private func replay() {
+        if let (ts, h) = videoHeader { write { $0.sendVideo(timestamp: ts, payload: h) } }
+        if let (ts, h) = audioHeader { write { $0.sendAudio(timestamp: ts, payload: h) } }
+        for tag in gop {
+            switch tag {
+            case .video(let ts, let p): write { $0.sendVideo(timestamp: ts, payload: p) }
+            case .audio(let ts, let p): write { $0.sendAudio(timestamp: ts, payload: p) }
+            }
+        }
+    }
+
+    fileprivate func closed() {
+        channel = nil
+        session = nil
+        guard !stopped else { return }
+        retry("connection to the origin closed")
+    }
+
+    /// Tries again, against whoever owns the stream by then, for up to a minute.
+    private func retry(_ why: String) {
+        guard !stopped else { return }
+        reconnects += 1
+        guard reconnects <= 60 else {
+            stopped = true
+            onGiveUp("relay gave up: \(why)")
+            return
+        }
+        logger.warning("relay reconnecting", metadata: ["why": "\(why)", "attempt": "\(reconnects)"])
+        eventLoop.scheduleTask(in: .milliseconds(reconnects == 1 ? 200 : 1000)) { self.connect() }
+    }
+}
+
+private final class RelayChannelHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let relay: IngestRelay
+    init(relay: IngestRelay) { self.relay = relay }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        relay.received(buffer.readBytes(length: buffer.readableBytes) ?? [])
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        relay.closed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,131 @@
+"""Three nodes as a CDN: ingest relayed to the ring's owner, viewers routed to the nearest
+healthy edge, edges asking the origin once per object."""
+import asyncio
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import ADMIN_TOKEN, Node, binary, free_port, http, push
+from test_cluster import keygen, wait_converged, wait_for
+from test_single_node import decode_seconds, hinted_part
+
+
+def metric(node, name):
+    text = http("GET", node.base + "/metrics").text
+    m = re.search(rf"^{name} (\d+)", text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+@pytest.fixture
+def trio():
+    key = keygen()
+    root = tempfile.mkdtemp(prefix="streamtube-trio-")
+    db = os.path.join(root, "streamtube.sqlite")
+    seed_port = free_port()
+    nodes = {}
+    for name, region in (("a", "r1"), ("b", "r1"), ("c", "r2")):
+        args = ["--node-id", name, "--region", region, "--cluster-key", key, "--gossip-preset", "local",
+                "--database", db, "--ladder", "180p:180:250"]
+        if name != "a":
+            args += ["--seeds", f"127.0.0.1:{seed_port}"]
+        nodes[name] = Node(os.path.join(root, name), args, gossip_port=seed_port if name == "a" else None).start()
+    wait_converged(list(nodes.values()), ["a", "b", "c"])
+    yield nodes
+    for n in nodes.values():
+        n.stop()
+
+
+def stream_owned_by(nodes, owner, via="a"):
+    """Creates streams until the ring gives one to `owner`."""
+    for i in range(40):
+        s = nodes[via].create_stream(f"Stream {i}")
+        route = http("GET", f"{nodes[via].base}/api/route/{s['id']}").json()
+        if route.get("origin") == owner:
+            return s
+    raise AssertionError(f"no stream landed on {owner}")
+
+
+def test_push_anywhere_watch_at_the_nearest_edge(trio):
+    a, b, c = trio["a"], trio["b"], trio["c"]
+    s = stream_owned_by(trio, "b")
+    pub = push(a, s["key"], seconds=12, size="320x240")  # the broadcaster uses node a
+    try:
+        b.wait_playable(s["id"])
+        # A viewer in region r2 asking node a is sent to c, the edge there.
+        r = http("GET", f"{a.base}/live/{s['id']}/master.m3u8?region=r2", follow=False)
+        assert r.status == 302, r.status
+        assert r.headers["Location"].startswith(c.base + f"/live/{s['id']}/master.m3u8"), r.headers["Location"]
+        route = http("GET", f"{a.base}/api/route/{s['id']}?region=r2").json()
+        assert route["edge"] == "c" and route["origin"] == "b"
+        page = http("GET", f"{a.base}/watch/{s['id']}?region=r2", follow=False)
+        assert page.status == 302 and page.headers["Location"].startswith(c.base + "/watch/")
+        # The origin b transcodes; a only relays.
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            h = http("GET", f"{b.base}/api/streams/{s['id']}/health", token=ADMIN_TOKEN).json()
+            if {o["rendition"] for o in h["outputs"]} >= {"source", "180p"} and h["state"] == "live":
+                break
+            time.sleep(0.3)
+        assert h["state"] == "live" and "180p" in {o["rendition"] for o in h["outputs"]}, h
+        assert http("GET", f"{a.base}/api/streams/{s['id']}/health", token=ADMIN_TOKEN).json()["state"] == "offline"
+        assert any(rec.get("msg") == "relay publishing to the origin" for rec in a.log_records())
+        video, audio, errors = decode_seconds(r.headers["Location"])
+        assert errors.strip() == "", errors
+        assert video >= 9.0 and audio >= 9.0, (video, audio)
+    finally:
+        pub.wait(30)
+    # c stops: the next viewer in r2 is sent to a node that is up.
+    c.stop()
+    wait_for(lambda: a.statuses().get("c") in ("left", "dead"), 15, "c to be gone")
+    r = http("GET", f"{a.base}/live/{s['id']}/master.m3u8?region=r2", follow=False)
+    assert r.status in (200, 302)
+    if r.status == 302:
+        assert not r.headers["Location"].startswith(c.base)
+    route = http("GET", f"{a.base}/api/route/{s['id']}?region=r2").json()
+    assert route["edge"] in ("a", "b")
+
+
+async def get_many(host, port, path, count):
+    async def one():
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        data = await reader.read()
+        writer.close()
+        return data
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
+def test_a_thousand_viewers_cost_the_origin_one_request(trio):
+    a, b, c = trio["a"], trio["b"], trio["c"]
+    s = stream_owned_by(trio, "b")
+    pub = push(b, s["key"], seconds=12, size="320x240")
+    try:
+        b.wait_playable(s["id"])
+        edge_playlist = http("GET", f"{c.base}/live/{s['id']}/source/index.m3u8")
+        assert edge_playlist.status == 200
+        seq, idx = hinted_part(edge_playlist.text)
+        # Next-but-one part: surely not made yet when the thousand requests arrive.
+        path = f"/live/{s['id']}/source/part{seq}.{idx + 1}.m4s"
+        before_origin = metric(b, "streamtube_origin_edge_requests_total")
+        before_edge = metric(c, "streamtube_edge_upstream_requests_total")
+        answers = asyncio.run(get_many("127.0.0.1", c.http_port, path, 1000))
+        ok = [x for x in answers if x.startswith(b"HTTP/1.1 200")]
+        assert len(ok) == 1000, {x.split(b"\r\n")[0] for x in answers}
+        bodies = {x.split(b"\r\n\r\n", 1)[1] for x in ok}
+        assert len(bodies) == 1 and list(bodies)[0][4:8] == b"moof"
+        assert metric(b, "streamtube_origin_edge_requests_total") - before_origin == 1
+        assert metric(c, "streamtube_edge_upstream_requests_total") - before_edge == 1
+        # Asked again, the part comes from the edge's store.
+        hits = metric(c, "streamtube_edge_cache_hits_total")
+        assert http("GET", c.base + path).status == 200
+        assert metric(c, "streamtube_edge_cache_hits_total") == hits + 1
+        assert metric(b, "streamtube_origin_edge_requests_total") - before_origin == 1
+        # A stream that does not exist is 404 at the edge too.
+        assert http("GET", f"{c.base}/live/nosuchstream/source/index.m3u8").status == 404
+    finally:
+        pub.wait(30)
