@@ -44,6 +44,12 @@ let package = Package(
             path: "Sources/Origin"
         ),
         .target(
+            name: "Edge",
+            dependencies: ["CRocksDB"],
+            path: "Sources/Edge",
+            exclude: ["README.md"]
+        ),
+        .target(
             name: "Gossip",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             path: "Sources/Gossip",
@@ -52,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "Node",
             dependencies: [
-                "Origin", "Gossip",
+                "Origin", "Gossip", "Edge",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -74,6 +80,7 @@ let package = Package(
         ),
         .testTarget(name: "OriginTests", dependencies: ["Origin"], path: "Tests/OriginTests"),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"], path: "Tests/GossipTests"),
+        .testTarget(name: "EdgeTests", dependencies: ["Edge"], path: "Tests/EdgeTests"),
         .testTarget(
             name: "NodeTests",
             dependencies: [

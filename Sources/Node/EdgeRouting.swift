@@ -2,6 +2,7 @@
 // nearest healthy edge), and the edge's fetch from the origin — one upstream request per
 // object however many viewers ask, immutable media kept in the edge store.
 import AsyncHTTPClient
+import Edge
 import Foundation
 import Gossip
 import Hummingbird
@@ -55,23 +56,6 @@ struct ClusterRouter: Sendable {
     }
 }
 
-/// Coalesces concurrent work: callers asking for a key already in flight wait for that
-/// one result instead of starting their own.
-final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Sendable {
-    private let inFlight = Mutex<[Key: Task<Value, any Error>]>([:])
-
-    func value(for key: Key, _ work: @escaping @Sendable () async throws -> Value) async throws -> Value {
-        let task = inFlight.withLock { map -> Task<Value, any Error> in
-            if let t = map[key] { return t }
-            let t = Task { try await work() }
-            map[key] = t
-            return t
-        }
-        defer { inFlight.withLock { if $0[key] == task { $0[key] = nil } } }
-        return try await task.value
-    }
-}
-
 /// What an edge got from upstream.
 struct UpstreamResponse: Sendable {
     var status: Int
@@ -84,13 +68,13 @@ struct UpstreamResponse: Sendable {
 final class EdgeProxy: Sendable {
     static let edgeHeader = "X-StreamTube-Edge"
     let router: ClusterRouter
-    let cache: any MediaCache
+    let cache: EdgeStore
     let client: HTTPClient
     let localID: String
     private let flights = SingleFlight<String, UpstreamResponse>()
     private let logger: Logger
 
-    init(router: ClusterRouter, cache: any MediaCache, localID: String, logger: Logger) {
+    init(router: ClusterRouter, cache: EdgeStore, localID: String, logger: Logger) {
         self.router = router
         self.cache = cache
         self.localID = localID
@@ -102,7 +86,10 @@ final class EdgeProxy: Sendable {
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
 
-    func shutdown() async { try? await client.shutdown() }
+    func shutdown() async {
+        try? await client.shutdown()
+        cache.close()
+    }
 
     /// Serves `path?query` of a stream owned elsewhere: immutable media from the store or
     /// one upstream fetch; playlists always upstream (blocking requests shared).
@@ -113,7 +100,7 @@ final class EdgeProxy: Sendable {
             return HTTPRoutes.media(bytes)
         }
         do {
-            let upstream = try await flights.value(for: key) { [self] in
+            let upstream = try await flights.value(for: key) { [self] () async throws -> UpstreamResponse in
                 let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: key)
                 if immutable, r.status == 200 { cache.put(key, r.body) }
                 return r
@@ -160,43 +147,4 @@ final class EdgeProxy: Sendable {
     }
 }
 
-/// The edge's object store: immutable media by key.
-protocol MediaCache: Sendable {
-    func get(_ key: String) -> [UInt8]?
-    func put(_ key: String, _ value: [UInt8])
-}
 
-/// Stand-in store until the RocksDB-backed edge store is wired: memory only, LRU by bytes.
-final class MemoryMediaCache: MediaCache {
-    private struct State {
-        var items: [String: (bytes: [UInt8], tick: UInt64)] = [:]
-        var bytes = 0
-        var tick: UInt64 = 0
-    }
-    private let state = Mutex(State())
-    let budget: Int
-    init(budget: Int) { self.budget = budget }
-
-    func get(_ key: String) -> [UInt8]? {
-        state.withLock { s in
-            guard let item = s.items[key] else { return nil }
-            s.tick += 1
-            s.items[key] = (item.bytes, s.tick)
-            return item.bytes
-        }
-    }
-
-    func put(_ key: String, _ value: [UInt8]) {
-        guard value.count <= budget else { return }
-        state.withLock { s in
-            s.tick += 1
-            if let old = s.items[key] { s.bytes -= old.bytes.count }
-            s.items[key] = (value, s.tick)
-            s.bytes += value.count
-            while s.bytes > budget, let oldest = s.items.min(by: { $0.value.tick < $1.value.tick }) {
-                s.items[oldest.key] = nil
-                s.bytes -= oldest.value.bytes.count
-            }
-        }
-    }
-}

@@ -34,6 +34,9 @@ struct NodeConfiguration: Codable, Equatable, Sendable {
     /// SQLite file with the platform's records (default: streamtube.sqlite in the data folder).
     /// Nodes on one machine can share one; a cluster across machines needs a shared database.
     var database: String?
+    /// Edge cache budgets: memory tier and RocksDB tier.
+    var cacheMemoryMB = 256
+    var cacheDiskMB = 4096
     /// Transcoding ladder: "name:height:kbps[:maxkbps],..." or "none" (passthrough only).
     var ladder = "720p:720:3000:3300,480p:480:1400:1540,360p:360:800:880"
     var x264Preset = "veryfast"
@@ -44,15 +47,18 @@ struct NodeConfiguration: Codable, Equatable, Sendable {
     static let keys = ["host", "httpPort", "rtmpPort", "dataDir", "nodeID", "region", "adminToken",
                        "publicHost", "partTarget", "segmentTarget", "windowSegments", "logLevel", "logFormat",
                        "gossipPort", "seeds", "clusterKey", "clusterName", "advertiseHost", "gossipPreset", "capacity",
-                       "ladder", "x264Preset", "transcodeThreads", "database"]
+                       "ladder", "x264Preset", "transcodeThreads", "database", "cacheMemoryMB", "cacheDiskMB"]
 
     static func environmentName(_ key: String) -> String {
+        // camelCase to SNAKE_CASE; a run of capitals (ID, MB) stays one word.
         var out = "STREAMTUBE_"
+        var previous: Character?
         for c in key {
-            if c.isUppercase, out.last != "_" { out += "_" }
+            if c.isUppercase, let p = previous, p.isLowercase || p.isNumber { out += "_" }
             out += c.uppercased()
+            previous = c
         }
-        return out.replacingOccurrences(of: "NODE_I_D", with: "NODE_ID")
+        return out
     }
 
     enum LoadError: Error, CustomStringConvertible {
@@ -108,6 +114,8 @@ struct NodeConfiguration: Codable, Equatable, Sendable {
         case "capacity": capacity = try int()
         case "ladder": ladder = value
         case "database": database = value
+        case "cacheMemoryMB": cacheMemoryMB = try int()
+        case "cacheDiskMB": cacheDiskMB = try int()
         case "x264Preset": x264Preset = value
         case "transcodeThreads": transcodeThreads = try int()
         default: break

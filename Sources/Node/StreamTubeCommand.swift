@@ -4,6 +4,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import Edge
 import Gossip
 import Hummingbird
 import Logging
@@ -63,6 +64,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Transcoding ladder, name:height:kbps[:maxkbps],... or none (default 720p:720:3000,480p:480:1400,360p:360:800).") var ladder: String?
     @Option(help: "x264 preset for the ladder (default veryfast).") var x264Preset: String?
     @Option(help: "x264 threads per rendition (default 1).") var transcodeThreads: Int?
+    @Option(help: "Edge cache memory budget in MiB (default 256).") var cacheMemoryMb: Int?
+    @Option(help: "Edge cache disk budget in MiB (default 4096).") var cacheDiskMb: Int?
     @Option(help: "SQLite file for stream records (default DATA_DIR/streamtube.sqlite; nodes on one machine may share one).") var database: String?
 
     func resolvedConfiguration(environment: [String: String]) throws -> NodeConfiguration {
@@ -90,6 +93,8 @@ struct Serve: AsyncParsableCommand {
         if let x264Preset { c.x264Preset = x264Preset }
         if let transcodeThreads { c.transcodeThreads = transcodeThreads }
         if let database { c.database = database }
+        if let cacheMemoryMb { c.cacheMemoryMB = cacheMemoryMb }
+        if let cacheDiskMb { c.cacheDiskMB = cacheDiskMb }
         return c
     }
 
@@ -162,7 +167,11 @@ struct Serve: AsyncParsableCommand {
                               cluster: IngestCluster(router: clusterRouter, auth: RelayAuth(clusterKey: keyring.primaryKey)),
                               logger: logger)
         let edge = EdgeProxy(router: clusterRouter,
-                             cache: MemoryMediaCache(budget: 256 << 20), localID: node.nodeID, logger: logger)
+                             cache: EdgeStore(directory: URL(fileURLWithPath: node.cacheDir), memoryBudget: config.cacheMemoryMB << 20,
+                                              diskBudget: config.cacheDiskMB << 20) { message in
+                                 logger.warning("edge store", metadata: ["detail": "\(message)"])
+                             },
+                             localID: node.nodeID, logger: logger)
         let router = HTTPRoutes.build(registry: registry, info: info, adminToken: node.adminToken, metrics: metrics,
                                       cluster: gossip.view, edge: edge, logger: logger)
         let app = Application(

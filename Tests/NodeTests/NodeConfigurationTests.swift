@@ -9,6 +9,8 @@ final class NodeConfigurationTests: XCTestCase {
         XCTAssertEqual(NodeConfiguration.environmentName("nodeID"), "STREAMTUBE_NODE_ID")
         XCTAssertEqual(NodeConfiguration.environmentName("dataDir"), "STREAMTUBE_DATA_DIR")
         XCTAssertEqual(NodeConfiguration.environmentName("region"), "STREAMTUBE_REGION")
+        XCTAssertEqual(NodeConfiguration.environmentName("cacheMemoryMB"), "STREAMTUBE_CACHE_MEMORY_MB")
+        XCTAssertEqual(NodeConfiguration.environmentName("x264Preset"), "STREAMTUBE_X264_PRESET")
     }
 
     func testDefaults() throws {

@@ -129,3 +129,13 @@ def test_a_thousand_viewers_cost_the_origin_one_request(trio):
         assert http("GET", f"{c.base}/live/nosuchstream/source/index.m3u8").status == 404
     finally:
         pub.wait(30)
+    # The edge restarts: what it cached is served from its RocksDB store, without asking the origin.
+    body = http("GET", c.base + path).body
+    c.stop()
+    c.start()
+    wait_converged([a, b, c], ["a", "b", "c"])
+    origin_before = metric(b, "streamtube_origin_edge_requests_total")
+    again = http("GET", c.base + path)
+    assert again.status == 200 and again.body == body
+    assert metric(c, "streamtube_edge_upstream_requests_total") == 0
+    assert metric(b, "streamtube_origin_edge_requests_total") == origin_before
