@@ -131,6 +131,11 @@ def main():
             with open(os.path.join(www, name), "wb") as f:
                 f.write(body)
             files[label] = {"edgeURL": nodes["edge"]["base"] + path, "bytes": len(body), "name": name}
+        # nginx's workers run as an unprivileged user: let them read the files.
+        os.chmod(tmp, 0o755)
+        os.chmod(www, 0o755)
+        for name in os.listdir(www):
+            os.chmod(os.path.join(www, name), 0o644)
         nginx_port = free_port()
         conf = os.path.join(tmp, "nginx.conf")
         with open(conf, "w") as f:
@@ -146,6 +151,7 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
         for label, info in files.items():
             ours = wrk(info["edgeURL"], args.seconds)
             theirs = wrk(f"http://127.0.0.1:{nginx_port}/{info['name']}", args.seconds)
+            assert ours["non2xx"] == 0 and theirs["non2xx"] == 0, (ours, theirs)
             results[label] = {"bytes": info["bytes"], "streamtube": ours, "nginx": theirs,
                               "rps_ratio": ours["rps"] / theirs["rps"], "p99_ratio": ours["p99_ms"] / theirs["p99_ms"]}
             print(f"{label}: {info['bytes']} B  streamtube {ours['rps']:.0f} req/s p99 {ours['p99_ms']:.1f} ms | "
