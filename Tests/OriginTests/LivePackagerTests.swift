@@ -293,3 +293,39 @@ final class LiveStreamLadderTests: XCTestCase {
         XCTAssertEqual(extinf(src).count, 2)
     }
 }
+
+/// An empty AVC sequence header (ffmpeg's tee muxer sends one) is not fatal: the parameter
+/// sets carried in band by the first keyframe make the configuration.
+final class InBandParameterSetTests: XCTestCase {
+    func testEmptyHeaderThenInBandSPSAndPPS() throws {
+        let tags = try FLVFile(try MediaFixtures.flv(name: "cut-4s", seconds: 4)).tags
+        var p = LivePackager()
+        var out: [PackagerOutput] = []
+        var avcC: AVCDecoderConfiguration?
+        for tag in tags where tag.type == 9 {
+            let parsed = try FLVVideoTag.parse(tag.body)
+            switch parsed.packet {
+            case .avcSequenceHeader(let record):
+                avcC = try AVCDecoderConfiguration(record: record)
+                out += try p.push(video: FLVVideoTag(frameType: 1, codecID: 7, packet: .avcSequenceHeader([])), timestamp: 0)
+            case .avcNALUs(let data, let cts) where parsed.isKeyframe:
+                // Put the parameter sets in band, as encoders without global headers do.
+                var inband: [UInt8] = []
+                for nal in [avcC!.sps[0], avcC!.pps[0]] {
+                    inband += [UInt8(nal.count >> 24), UInt8((nal.count >> 16) & 0xFF), UInt8((nal.count >> 8) & 0xFF), UInt8(nal.count & 0xFF)] + nal
+                }
+                out += try p.push(video: FLVVideoTag(frameType: 1, codecID: 7, packet: .avcNALUs(inband + data, compositionTime: cts)), timestamp: tag.timestamp)
+            default:
+                out += try p.push(video: parsed, timestamp: tag.timestamp)
+            }
+        }
+        out += p.finish()
+        guard case .initSegment(_, _, let tracks) = out.first, case .avc(let config) = tracks.first?.format else {
+            return XCTFail("an init segment from the in-band parameter sets")
+        }
+        XCTAssertEqual(config.width, 320)
+        XCTAssertEqual(config.height, 240)
+        XCTAssertEqual(config.sps, avcC!.sps)
+        XCTAssertGreaterThan(out.filter { if case .part = $0 { return true } else { return false } }.count, 6)
+    }
+}

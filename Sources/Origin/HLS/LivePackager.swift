@@ -151,6 +151,9 @@ public struct LivePackager: Sendable {
         guard tag.codecID == 7 else { throw .unsupportedVideoCodec(tag.codecID) }
         switch tag.packet {
         case .avcSequenceHeader(let record):
+            // Some encoders (ffmpeg's tee muxer, for one) send an empty header first and the
+            // parameter sets in band: wait for them rather than refusing the stream.
+            if record.isEmpty { return [] }
             let config: AVCDecoderConfiguration
             do { config = try AVCDecoderConfiguration(record: record) } catch {
                 throw .badCodecConfiguration("AVC sequence header: \(error)")
@@ -163,6 +166,10 @@ public struct LivePackager: Sendable {
         case .other:
             throw .unsupportedVideoCodec(tag.codecID)
         case .avcNALUs(let data, let compositionTime):
+            if videoConfig == nil, tag.isKeyframe, let record = Self.recordFromInBandParameterSets(data),
+               let config = try? AVCDecoderConfiguration(record: record) {
+                videoConfig = config
+            }
             guard videoConfig != nil else { return [] }  // no configuration yet: nothing decodable
             return pushVideoSample(inputMS: Int64(timestamp), cts: compositionTime, sync: tag.isKeyframe, data: data)
         }
@@ -205,6 +212,28 @@ public struct LivePackager: Sendable {
     /// The sequence number the next segment will get.
     public var nextSequence: Int { segmentOpen ? sequence + 1 : sequence }
     public var lastInitVersion: Int { initVersion }
+
+    /// An AVCDecoderConfigurationRecord built from the SPS and PPS NAL units a keyframe
+    /// carries in band (4-byte length-prefixed), or nil when it carries none.
+    static func recordFromInBandParameterSets(_ data: [UInt8]) -> [UInt8]? {
+        var sps: [UInt8]?, pps: [UInt8]?
+        var i = 0
+        while i + 4 <= data.count {
+            let n = Int(data[i]) << 24 | Int(data[i + 1]) << 16 | Int(data[i + 2]) << 8 | Int(data[i + 3])
+            i += 4
+            guard n > 0, i + n <= data.count else { return nil }
+            let nal = Array(data[i..<(i + n)])
+            switch nal[0] & 0x1F {
+            case 7 where sps == nil: sps = nal
+            case 8 where pps == nil: pps = nal
+            default: break
+            }
+            i += n
+        }
+        guard let sps, let pps, sps.count >= 4, sps.count <= 0xFFFF, pps.count <= 0xFFFF else { return nil }
+        return [1, sps[1], sps[2], sps[3], 0xFF, 0xE1, UInt8(sps.count >> 8), UInt8(sps.count & 0xFF)] + sps
+            + [1, UInt8(pps.count >> 8), UInt8(pps.count & 0xFF)] + pps
+    }
 
     // MARK: Cutting
 

@@ -259,12 +259,18 @@ public final class LiveStream: Sendable {
                 }
                 if let t = s.transcoder {
                     _ = t.submit(data: data, dts: Int64(timestamp), pts: Int64(timestamp) + Int64(cts), isKeyframe: tag.isKeyframe)
+                } else if s.sourceConfig == nil, tag.isKeyframe, let record = LivePackager.recordFromInBandParameterSets(data),
+                          let config = try? AVCDecoderConfiguration(record: record) {
+                    // Parameter sets in band only: the ladder starts from those (at the next keyframe).
+                    s.sourceConfig = config
+                    startTranscoder = (config, record)
                 }
             case .avcSequenceHeader(let record):
                 if let config = try? AVCDecoderConfiguration(record: record), s.sourceConfig?.record != record {
                     s.sourceConfig = config
                     startTranscoder = (config, record)
                 }
+
             default:
                 break
             }

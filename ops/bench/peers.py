@@ -1,0 +1,141 @@
+"""Shared pieces of the benchmarks: free ports, a StreamTube node, nginx with nginx-rtmp."""
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOKEN = "bench-token"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def release_binary(path=None):
+    if path:
+        return path
+    subprocess.run(["swift", "build", "-c", "release", "--product", "streamtube"], cwd=ROOT, check=True)
+    out = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return os.path.join(out.stdout.strip(), "streamtube")
+
+
+def cpu_seconds(pid, children=True):
+    """User + system CPU seconds of a process (and, for nginx, its workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    if children:
+        pids += [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+    total = 0.0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except FileNotFoundError:
+            pass
+    return total
+
+
+class StreamTubeNode:
+    def __init__(self, binary, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="streamtube-bench-")
+        self.http_port, self.rtmp_port, self.gossip_port = free_port(), free_port(), free_port()
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--host", "127.0.0.1", "--http-port", str(self.http_port), "--rtmp-port", str(self.rtmp_port),
+             "--gossip-port", str(self.gossip_port), "--data-dir", self.dir, "--admin-token", TOKEN, "--log-level", "warning", *extra],
+            stdout=open(os.path.join(self.dir, "node.log"), "wb"), stderr=subprocess.STDOUT)
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(self.base + "/healthz", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("node did not start")
+
+    def create_stream(self, title="bench"):
+        req = urllib.request.Request(self.base + "/api/streams", data=json.dumps({"title": title}).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(req).read())
+
+    def rtmp_url(self, key):
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class NginxRTMP:
+    """nginx with libnginx-mod-rtmp: `live` application writing HLS with 1 s fragments."""
+
+    def __init__(self, fragment="1s"):
+        self.dir = tempfile.mkdtemp(prefix="nginx-rtmp-bench-")
+        os.chmod(self.dir, 0o777)
+        self.hls = os.path.join(self.dir, "hls")
+        os.makedirs(self.hls)
+        os.chmod(self.hls, 0o777)
+        self.rtmp_port, self.http_port = free_port(), free_port()
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+worker_processes 1; daemon off; pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
+events {{ worker_connections 4096; }}
+rtmp {{ server {{ listen 127.0.0.1:{self.rtmp_port}; chunk_size 4096;
+  application live {{ live on; record off; hls on; hls_path {self.hls}; hls_fragment {fragment}; hls_playlist_length 20s; }} }} }}
+http {{ access_log off; sendfile on;
+  server {{ listen 127.0.0.1:{self.http_port}; location /hls {{ alias {self.hls}; add_header Cache-Control no-cache; }} }} }}
+""")
+        self.proc = subprocess.Popen(["nginx", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", self.rtmp_port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("nginx did not start")
+
+    def rtmp_url(self, key):
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
+
+    def playlist_url(self, key):
+        return f"http://127.0.0.1:{self.http_port}/hls/{key}.m3u8"
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def ts_video_pts(data):
+    """Presentation times (seconds) of the video PES packets in an MPEG-TS file."""
+    out = []
+    for i in range(0, len(data) - 187, 188):
+        pkt = data[i:i + 188]
+        if pkt[0] != 0x47 or not pkt[1] & 0x40:
+            continue
+        afc = (pkt[3] >> 4) & 3
+        p = 4
+        if afc in (2, 3):
+            p += 1 + pkt[4]
+        if afc == 2 or p + 14 > 188:
+            continue
+        if pkt[p:p + 3] != b"\x00\x00\x01" or not 0xE0 <= pkt[p + 3] <= 0xEF:
+            continue
+        if not pkt[p + 7] & 0x80:
+            continue
+        b = pkt[p + 9:p + 14]
+        pts = ((b[0] >> 1) & 7) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
+        out.append(pts / 90000)
+    return out
