@@ -128,7 +128,7 @@ final class GossipNode: Service, Sendable {
                 let s = self.box.value
                 self.perform(s.membership.leave(now: Self.now()))
                 self.loop.scheduleTask(in: .milliseconds(300)) {
-                    s.tick?.cancel()
+                    self.box.value.tick?.cancel()
                     udp.close(promise: nil)
                     tcp.close(promise: nil)
                 }
@@ -267,6 +267,7 @@ final class GossipNode: Service, Sendable {
             return
         }
         guard let address = resolve(to) else { return }
+        let frameBuffer = buffer
         ClientBootstrap(group: loop)
             .connectTimeout(.seconds(2))
             .channelInitializer { channel in
@@ -276,7 +277,7 @@ final class GossipNode: Service, Sendable {
             .whenComplete { result in
                 switch result {
                 case .success(let channel):
-                    channel.writeAndFlush(buffer, promise: nil)
+                    channel.writeAndFlush(frameBuffer, promise: nil)
                     // The peer answers a request and closes; an answer needs no answer.
                     channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
                     if state.isResponse { channel.close(promise: nil) }
@@ -294,6 +295,7 @@ final class GossipNode: Service, Sendable {
         guard !s.joinRetryScheduled else { return }
         s.joinRetryScheduled = true
         loop.scheduleTask(in: .seconds(2)) {
+            let s = self.box.value
             s.joinRetryScheduled = false
             guard s.membership.members.filter({ $0.id != s.membership.localID && !$0.status.isDeadOrLeft }).isEmpty,
                   !s.membership.isLeaving else { return }

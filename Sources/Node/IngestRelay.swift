@@ -48,8 +48,9 @@ struct RelayAuth: Sendable {
 import Hummingbird
 typealias BasicRequestContextShim = BasicRequestContext
 
-/// One relay, living on the broadcaster's connection's event loop.
-final class IngestRelay {
+/// One relay, living on the broadcaster's connection's event loop: every method runs there
+/// (callbacks hop to it), which is what makes the unchecked Sendable sound.
+final class IngestRelay: @unchecked Sendable {
     enum Tag {
         case video(UInt32, [UInt8])
         case audio(UInt32, [UInt8])
