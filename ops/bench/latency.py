@@ -136,6 +136,7 @@ def main():
                              "--data-dir", data, "--admin-token", TOKEN, "--part-target", str(args.part_target)],
                             stdout=log, stderr=subprocess.STDOUT)
     pub = None
+    peer_pub = None
     try:
         for _ in range(300):
             try:
@@ -148,15 +149,16 @@ def main():
         stream = json.loads(urllib.request.urlopen(req).read())
         t0 = time.time()
         t0_us = int(t0 * 1e6)
-        ours_url = f"rtmp://127.0.0.1:{rtmp_port}/live/{stream['key']}"
-        output = ["-f", "flv", ours_url]
-        if nginx:
-            output = ["-map", "0:v", "-f", "tee", f"[f=flv]{ours_url}|[f=flv]{nginx.rtmp_url('bench')}"]
-        pub = subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-             "-t", str(args.seconds + 4), "-vf", f"settb=1/1000000,setpts=RTCTIME-{t0_us}",
-             "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-pix_fmt", "yuv420p", "-an",
-             *output])
+        def publisher(url):
+            # Every frame is stamped with the wall clock as ffmpeg makes it, so two publishers
+            # of the same source at the same time are measured on one clock.
+            return subprocess.Popen(
+                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+                 "-t", str(args.seconds + 4), "-vf", f"settb=1/1000000,setpts=RTCTIME-{t0_us}",
+                 "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-pix_fmt", "yuv420p", "-an",
+                 "-f", "flv", url])
+        pub = publisher(f"rtmp://127.0.0.1:{rtmp_port}/live/{stream['key']}")
+        peer_pub = publisher(nginx.rtmp_url("bench")) if nginx else None
         peer_latencies = []
         stop_peer = threading.Event()
 
@@ -175,7 +177,9 @@ def main():
                         st, data = get(nginx.playlist_url("bench").rsplit("/", 1)[0] + "/" + name)
                         now = time.time()
                         if st == 200 and len(seen) > 1:  # the first fragment was there before we looked
-                            peer_latencies.extend(now - (t0 + t) for t in peers.ts_video_pts(data))
+                            # nginx-rtmp writes every TS timestamp 0.7 s late (its HLS delay of
+                            # 63000 ticks, checked: a stream starting at 0 has its first PTS at 0.7).
+                            peer_latencies.extend(now - (t0 + t - 0.7) for t in peers.ts_video_pts(data))
                 time.sleep(0.05)
 
         follower = None
@@ -232,6 +236,8 @@ def main():
                 json.dump(result, f, indent=2)
     finally:
         if nginx:
+            if peer_pub:
+                peer_pub.kill()
             nginx.stop()
         if pub:
             pub.kill()
