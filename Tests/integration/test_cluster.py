@@ -44,7 +44,8 @@ def cluster():
     seed_port = free_port()
     nodes = []
     for i in range(N):
-        args = ["--node-id", f"n{i}", "--region", f"r{i % 2}", "--cluster-key", key, "--gossip-preset", "local"]
+        args = ["--node-id", f"n{i}", "--region", f"r{i % 2}", "--cluster-key", key, "--gossip-preset", "local",
+                "--database", os.path.join(root, "streamtube.sqlite")]
         if i > 0:
             args += ["--seeds", f"127.0.0.1:{seed_port}"]
         nodes.append(Node(os.path.join(root, f"n{i}"), args, gossip_port=seed_port if i == 0 else None).start())
