@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "streamtube", targets: ["Node"]),
         .executable(name: "transcode-bench", targets: ["TranscodeBench"]),
+        .executable(name: "streamtube-sim", targets: ["Simulator"]),
         .library(name: "Origin", targets: ["Origin"]),
         .library(name: "Gossip", targets: ["Gossip"]),
     ],
@@ -77,6 +78,25 @@ let package = Package(
             name: "TranscodeBench",
             dependencies: ["Origin", "CFFmpeg"],
             path: "Sources/TranscodeBench"
+        ),
+        // The deterministic cluster simulator: the real Gossip code under a virtual clock and network.
+        .target(
+            name: "SimulationKit",
+            dependencies: ["Gossip"],
+            path: "Simulations/Sources/SimulationKit"
+        ),
+        .executableTarget(
+            name: "Simulator",
+            dependencies: [
+                "SimulationKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Simulations/Sources/Simulator"
+        ),
+        .testTarget(
+            name: "SimulationTests",
+            dependencies: ["SimulationKit"],
+            path: "Simulations/Tests/SimulationTests"
         ),
         .testTarget(name: "OriginTests", dependencies: ["Origin"], path: "Tests/OriginTests"),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"], path: "Tests/GossipTests"),
