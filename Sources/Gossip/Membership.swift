@@ -545,7 +545,13 @@ public struct Membership: Sendable {
     }
 
     private mutating func reap(now: GossipInstant, _ out: inout [Directive]) {
-        for m in members where m.id != localID && m.status.isDeadOrLeft && now - m.statusChangedAt >= config.deadReapTime {
+        // Runs on every tick: filter the table first and sort only what is due (usually
+        // nothing), rather than sorting every member each time.
+        let due = table.values.filter { m in
+            m.id != localID && m.status.isDeadOrLeft && now - m.statusChangedAt >= config.deadReapTime
+        }
+        guard !due.isEmpty else { return }
+        for m in due.sorted(by: { $0.id < $1.id }) {
             table[m.id] = nil
             suspicions[m.id] = nil
             broadcasts.remove(about: m.id)
