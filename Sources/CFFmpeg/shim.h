@@ -6,6 +6,8 @@
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
 #include <libswresample/swresample.h>
+#include <libavutil/audio_fifo.h>
+#include <libavutil/channel_layout.h>
 
 /* Function-like macros do not import into Swift. */
 static inline int st_averror_eagain(void) { return AVERROR(EAGAIN); }

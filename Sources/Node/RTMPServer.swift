@@ -155,7 +155,6 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 case .local(_, let live):
                     try live.ingest(audio: tag, timestamp: timestamp, byteCount: payload.count)
                 case .relay(_, let relay):
-                    guard tag.soundFormat == 10 else { throw PackagingError.unsupportedAudioCodec(tag.soundFormat) }
                     var header = false
                     if case .aacSequenceHeader = tag.packet { header = true }
                     relay.send(audio: payload, timestamp: timestamp, isHeader: header)

@@ -191,3 +191,15 @@ def test_a_stream_can_have_its_own_ladder(node):
     master = master_renditions(http("GET", s["playlistURL"]).text)
     assert [(n, a["RESOLUTION"]) for n, a in master] == [("source", "640x360"), ("200p", "356x200")]
     assert pub.wait(30) == 0
+
+
+def test_audio_that_is_not_aac_is_transcoded_to_aac(node):
+    s = node.create_stream("MP3 audio")
+    pub = push(node, s["key"], seconds=10, size="320x240", audio="libmp3lame")
+    node.wait_playable(s["id"])
+    master = http("GET", s["playlistURL"]).text
+    assert "mp4a.40.2" in master, master
+    video, audio, errors = decode_seconds(s["playlistURL"])
+    assert pub.wait(30) == 0
+    assert errors.strip() == "", errors
+    assert video >= 9.0 and audio >= 9.0, (video, audio)

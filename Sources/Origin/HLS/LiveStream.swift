@@ -175,6 +175,9 @@ public final class LiveStream: Sendable {
         var videoFrames: UInt64 = 0
         var audioFrames: UInt64 = 0
         var transcoder: StreamTranscoder?
+        /// Non-AAC audio in: its AAC encoder, and where its output timeline starts.
+        var audioTranscoder: AudioTranscoder?
+        var audioTranscodeBase: (timestamp: UInt32, samples: Int64)?
         var transcoderStats: TranscodeStats?
         var sourceConfig: AVCDecoderConfiguration?
         var audioHeader: (tag: FLVAudioTag, timestamp: UInt32)?
@@ -215,6 +218,8 @@ public final class LiveStream: Sendable {
             s.publishing = true
             s.sourceConfig = nil
             s.audioHeader = nil
+            s.audioTranscoder = nil
+            s.audioTranscodeBase = nil
             s.recentAudio = []
             s.keyframeTimestamps = []
             // Every rendition continues from the same sequence number and time, so they stay aligned.
@@ -286,29 +291,60 @@ public final class LiveStream: Sendable {
         let resumed = try state.withLock { s throws(PackagingError) -> [Waiter] in
             guard s.publishing else { return [] }
             noteInput(&s, bytes: byteCount)
-            var ready = try push(&s, rendition: Self.sourceRendition) { p throws(PackagingError) in
-                try p.push(audio: tag, timestamp: timestamp)
-            }
-            switch tag.packet {
-            case .aacSequenceHeader:
-                s.audioHeader = (tag, timestamp)
-            case .aacRaw:
-                s.audioFrames += 1
-                s.lastAudioTimestamp = timestamp
-                s.recentAudio.append((tag, timestamp))
-                if s.recentAudio.count > 500 { s.recentAudio.removeFirst(s.recentAudio.count - 500) }
-                // The rungs get the same audio once their video has caught up with it.
-                for name in s.order where name != Self.sourceRendition {
-                    guard s.renditions[name]?.live == true else { continue }
-                    s.renditions[name]!.pendingAudio.append((tag, timestamp))
-                    ready += releaseAudio(&s, rendition: name)
+            guard tag.soundFormat != 10 else { return try ingestAAC(&s, tag, timestamp) }
+            // Audio that is not AAC is transcoded to AAC, so every rendition carries AAC.
+            guard case .other(let payload) = tag.packet else { return [] }
+            if s.audioTranscoder == nil {
+                let t: AudioTranscoder
+                do {
+                    t = try AudioTranscoder(soundFormat: tag.soundFormat, sampleRate: tag.sampleRate,
+                                            channels: Int(tag.channels), sampleSize: Int(tag.soundSize))
+                } catch {
+                    throw .unsupportedAudioCodec(tag.soundFormat)
                 }
-            case .other:
-                break
+                s.audioTranscoder = t
+                s.audioTranscodeBase = (timestamp, 0)
+                let header = FLVAudioTag(soundFormat: 10, soundRate: 3, soundSize: 16, channels: 2,
+                                         packet: .aacSequenceHeader(t.audioSpecificConfig))
+                _ = try ingestAAC(&s, header, timestamp)
             }
+            guard let t = s.audioTranscoder, var base = s.audioTranscodeBase else { return [] }
+            var ready: [Waiter] = []
+            for frame in t.push(payload) {
+                let ts = base.timestamp &+ UInt32(truncatingIfNeeded: base.samples * 1000 / Int64(t.outputSampleRate))
+                base.samples += 1024
+                let aac = FLVAudioTag(soundFormat: 10, soundRate: 3, soundSize: 16, channels: 2, packet: .aacRaw(frame))
+                ready += try ingestAAC(&s, aac, ts)
+            }
+            s.audioTranscodeBase = base
             return ready
         }
         resume(resumed)
+    }
+
+    /// AAC into the source rendition and, once their video catches up, the rungs.
+    private func ingestAAC(_ s: inout State, _ tag: FLVAudioTag, _ timestamp: UInt32) throws(PackagingError) -> [Waiter] {
+        var ready = try push(&s, rendition: Self.sourceRendition) { p throws(PackagingError) in
+            try p.push(audio: tag, timestamp: timestamp)
+        }
+        switch tag.packet {
+        case .aacSequenceHeader:
+            s.audioHeader = (tag, timestamp)
+        case .aacRaw:
+            s.audioFrames += 1
+            s.lastAudioTimestamp = timestamp
+            s.recentAudio.append((tag, timestamp))
+            if s.recentAudio.count > 500 { s.recentAudio.removeFirst(s.recentAudio.count - 500) }
+            // The rungs get the same audio once their video has caught up with it.
+            for name in s.order where name != Self.sourceRendition {
+                guard s.renditions[name]?.live == true else { continue }
+                s.renditions[name]!.pendingAudio.append((tag, timestamp))
+                ready += releaseAudio(&s, rendition: name)
+            }
+        case .other:
+            break
+        }
+        return ready
     }
 
     /// The publisher is gone: flush the source, end its playlist, and answer its viewers.
