@@ -329,3 +329,43 @@ final class InBandParameterSetTests: XCTestCase {
         XCTAssertGreaterThan(out.filter { if case .part = $0 { return true } else { return false } }.count, 6)
     }
 }
+
+/// Corrupt NAL units in the passthrough: the broken frame and the frames after it are
+/// skipped to the next keyframe; what comes out still decodes.
+final class CorruptFrameTests: XCTestCase {
+    func testABrokenFrameSkipsToTheNextKeyframe() throws {
+        let tags = try FLVFile(try MediaFixtures.flv(name: "cut-4s", seconds: 4)).tags
+        var p = LivePackager()
+        var out: [PackagerOutput] = []
+        var videoFrames = 0
+        var broken = false
+        for tag in tags where tag.type == 9 {
+            var parsed = try FLVVideoTag.parse(tag.body)
+            if case .avcNALUs(var data, let cts) = parsed.packet {
+                videoFrames += 1
+                if videoFrames == 40 {  // inside the second GOP (keyframes every 30 frames)
+                    data[0] = 0xFF  // a NAL length far past the end
+                    parsed.packet = .avcNALUs(data, compositionTime: cts)
+                    broken = true
+                }
+            }
+            out += try p.push(video: parsed, timestamp: tag.timestamp)
+        }
+        out += p.finish()
+        XCTAssertTrue(broken)
+        // Frames 40…60 (0-based 39…59) are dropped: the broken one and the rest of its GOP.
+        XCTAssertEqual(p.droppedCorruptFrames, 21)
+        var file: [UInt8] = []
+        for o in out {
+            if case .initSegment(_, let b, _) = o { file += b }
+            if case .part(let part) = o { file += part.bytes }
+        }
+        let path = MediaFixtures.folder.appendingPathComponent("corrupt-skipped.mp4")
+        try Data(file).write(to: path)
+        let errors = try MediaFixtures.run("/usr/bin/ffmpeg", ["-v", "error", "-i", path.path, "-f", "null", "-"])
+        XCTAssertEqual(errors.trimmingCharacters(in: .whitespacesAndNewlines), "")
+        XCTAssertFalse(LivePackager.isWellFormed([0, 0, 0, 5, 0x65, 1], lengthSize: 4))
+        XCTAssertTrue(LivePackager.isWellFormed([0, 0, 0, 2, 0x65, 1], lengthSize: 4))
+        XCTAssertFalse(LivePackager.isWellFormed([0, 0, 0, 2, 0x80, 1], lengthSize: 4), "forbidden bit")
+    }
+}

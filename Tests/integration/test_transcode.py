@@ -169,8 +169,13 @@ def test_a_corrupt_stream_harms_no_one_else(ladder_node):
         v, au, err = decode_seconds(f"{node.base}/live/{good['id']}/{rendition}/index.m3u8")
         assert err.strip() == "" and v >= 8.5 and au >= 8.5, (rendition, v, au, err)
     # The corrupt stream got through as far as it could, and the node said what it dropped.
-    h = http("GET", f"{node.base}/api/streams/{bad['id']}/health", token=ADMIN_TOKEN).json()
-    assert h["state"] in ("ended", "live")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        h = http("GET", f"{node.base}/api/streams/{bad['id']}/health", token=ADMIN_TOKEN).json()
+        if h["state"] == "ended" and h["droppedFrames"] > 0:
+            break
+        time.sleep(0.3)
+    assert h["state"] == "ended" and h["droppedFrames"] > 0, h
 
 
 def test_a_stream_can_have_its_own_ladder(node):

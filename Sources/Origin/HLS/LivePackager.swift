@@ -171,6 +171,20 @@ public struct LivePackager: Sendable {
                 videoConfig = config
             }
             guard videoConfig != nil else { return [] }  // no configuration yet: nothing decodable
+            // A frame whose NAL units do not hold together is dropped, and so is everything
+            // that depends on it: up to the next keyframe.
+            if !Self.isWellFormed(data, lengthSize: videoConfig!.nalLengthSize) {
+                skippingToKeyframe = true
+                droppedCorruptFrames += 1
+                return []
+            }
+            if skippingToKeyframe {
+                guard tag.isKeyframe else {
+                    droppedCorruptFrames += 1
+                    return []
+                }
+                skippingToKeyframe = false
+            }
             return pushVideoSample(inputMS: Int64(timestamp), cts: compositionTime, sync: tag.isKeyframe, data: data)
         }
     }
@@ -212,6 +226,28 @@ public struct LivePackager: Sendable {
     /// The sequence number the next segment will get.
     public var nextSequence: Int { segmentOpen ? sequence + 1 : sequence }
     public var lastInitVersion: Int { initVersion }
+
+    /// Frames dropped because they (or a frame they depend on) were malformed.
+    public private(set) var droppedCorruptFrames = 0
+    private var skippingToKeyframe = false
+
+    /// Length-prefixed NAL units that exactly fill the frame, each with a clear forbidden bit
+    /// and a NAL unit type H.264 defines (1–23).
+    static func isWellFormed(_ data: [UInt8], lengthSize: Int) -> Bool {
+        guard (1...4).contains(lengthSize), !data.isEmpty else { return false }
+        var i = 0
+        while i < data.count {
+            guard i + lengthSize <= data.count else { return false }
+            var n = 0
+            for k in 0..<lengthSize { n = n << 8 | Int(data[i + k]) }
+            i += lengthSize
+            guard n > 0, n <= data.count - i else { return false }
+            let header = data[i]
+            guard header & 0x80 == 0, (1...23).contains(header & 0x1F) else { return false }
+            i += n
+        }
+        return true
+    }
 
     /// An AVCDecoderConfigurationRecord built from the SPS and PPS NAL units a keyframe
     /// carries in band (4-byte length-prefixed), or nil when it carries none.

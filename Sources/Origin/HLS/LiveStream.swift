@@ -178,6 +178,8 @@ public final class LiveStream: Sendable {
         /// Non-AAC audio in: its AAC encoder, and where its output timeline starts.
         var audioTranscoder: AudioTranscoder?
         var audioTranscodeBase: (timestamp: UInt32, samples: Int64)?
+        /// Source frames dropped as malformed this session (up to the next keyframe each time).
+        var sourceCorruptFrames = 0
         var transcoderStats: TranscodeStats?
         var sourceConfig: AVCDecoderConfiguration?
         var audioHeader: (tag: FLVAudioTag, timestamp: UInt32)?
@@ -220,6 +222,7 @@ public final class LiveStream: Sendable {
             s.audioHeader = nil
             s.audioTranscoder = nil
             s.audioTranscodeBase = nil
+            s.sourceCorruptFrames = 0
             s.recentAudio = []
             s.keyframeTimestamps = []
             // Every rendition continues from the same sequence number and time, so they stay aligned.
@@ -279,9 +282,11 @@ public final class LiveStream: Sendable {
             default:
                 break
             }
-            return try push(&s, rendition: Self.sourceRendition) { p throws(PackagingError) in
+            let ready = try push(&s, rendition: Self.sourceRendition) { p throws(PackagingError) in
                 try p.push(video: tag, timestamp: timestamp)
             }
+            s.sourceCorruptFrames = s.renditions[Self.sourceRendition]?.packager?.droppedCorruptFrames ?? s.sourceCorruptFrames
+            return ready
         }
         resume(resumed)
         if let (config, record) = startTranscoder { startLadder(config: config, record: record) }
@@ -628,7 +633,7 @@ public final class LiveStream: Sendable {
                 inputBitrate: s.publishing ? Int(bits / window) : 0, frameRate: s.publishing ? (fps * 10).rounded() / 10 : 0,
                 keyframeInterval: k.count == 2 ? Double(Int64(k[1]) - Int64(k[0])) / 1000 : nil,
                 audioVideoDriftMs: s.lastVideoTimestamp.flatMap { v in s.lastAudioTimestamp.map { Int(Int64(v) - Int64($0)) } },
-                droppedFrames: (t?.framesDropped ?? 0) + (t?.framesSkippedCorrupt ?? 0),
+                droppedFrames: (t?.framesDropped ?? 0) + (t?.framesSkippedCorrupt ?? 0) + s.sourceCorruptFrames,
                 encoderSpeed: t.map { $0.encoderSpeed },
                 shedRenditions: s.order.filter { s.renditions[$0]?.shed == true },
                 outputs: outputs)
