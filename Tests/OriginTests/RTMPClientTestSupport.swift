@@ -78,27 +78,10 @@ struct RTMPClientServerLink {
     }
 }
 
-/// Decodes what a client wrote: skips C0+C1 and C2, then follows the client's Set Chunk Size.
-struct ClientOutputReader {
-    var handshakeLeft = 1 + 2 * 1536
-    var decoder = RTMPChunkDecoder()
+/// Decodes what a client wrote: C0+C1 and C2, then chunks at the client's chunk size.
+typealias ClientOutputReader = PeerOutputReader
 
-    mutating func feed(_ bytes: [UInt8]) throws -> [RTMPMessage] {
-        var rest = bytes[...]
-        let skip = min(handshakeLeft, rest.count)
-        handshakeLeft -= skip
-        rest = rest.dropFirst(skip)
-        decoder.append(rest)
-        var messages: [RTMPMessage] = []
-        while let chunk = try decoder.nextChunk() {
-            if let m = chunk.message {
-                if m.typeID == 1 { try decoder.setChunkSize(UInt32(m.payload[0]) << 24 | UInt32(m.payload[1]) << 16 | UInt32(m.payload[2]) << 8 | UInt32(m.payload[3])) }
-                messages.append(m)
-            }
-        }
-        return messages
-    }
-
+extension PeerOutputReader {
     mutating func feed(_ events: [RTMPClientEvent]) throws -> [RTMPMessage] {
         var all: [RTMPMessage] = []
         for case .send(let bytes) in events { all += try feed(bytes) }

@@ -105,9 +105,11 @@ struct RTMPTestClient {
     }
 }
 
-/// Reads what the server sent: skips S0+S1+S2 and decodes chunks, following the server's
-/// own Set Chunk Size.
-struct ServerOutputReader {
+/// Reads what one side sent: skips its handshake (S0+S1+S2 or C0+C1+C2, the same length)
+/// and decodes chunks, following that side's own Set Chunk Size.
+typealias ServerOutputReader = PeerOutputReader
+
+struct PeerOutputReader {
     var handshakeLeft = 1 + 2 * 1536
     var decoder = RTMPChunkDecoder()
 
