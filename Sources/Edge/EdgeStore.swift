@@ -1,6 +1,7 @@
 // Edge: the edge node's two-tier cache for immutable media objects. Owns its directory's
 // `db` folder; knows nothing of HTTP or playlists. See README.md.
 import Foundation
+import NIOCore
 import Synchronization
 
 /// A two-tier cache for immutable media objects keyed by `String`: a memory tier over a
@@ -122,15 +123,13 @@ public final class EdgeStore: Sendable {
     }
 
     /// The object for `key`: memory first, then disk (promoting to memory); nil on a miss.
-    public func get(_ key: String) -> [UInt8]? {
-        if let v = memory.withLock({ $0.get(key) }) {
-            counters.withLock { $0.memoryHits += 1 }
-            disk?.touch(key)
-            return v
-        }
+    /// A memory hit is the stored buffer itself (no copy).
+    public func buffer(_ key: String) -> ByteBuffer? {
+        if let v = memoryBuffer(key) { return v }
         if let disk {
             do {
-                if let v = try disk.get(key) {
+                if let bytes = try disk.get(key) {
+                    let v = ByteBuffer(bytes: bytes)
                     let evicted = memory.withLock { $0.insert(key, v) }
                     counters.withLock { $0.diskHits += 1; $0.memoryEvictions += evicted }
                     return v
@@ -143,18 +142,38 @@ public final class EdgeStore: Sendable {
         return nil
     }
 
+    /// The object for `key` if the memory tier holds it; never touches the disk's data (a
+    /// hit only marks the disk copy as used), so it is safe on an event loop. A miss here
+    /// is not counted: the caller goes on to `buffer(_:)`.
+    public func memoryBuffer(_ key: String) -> ByteBuffer? {
+        guard let v = memory.withLock({ $0.get(key) }) else { return nil }
+        counters.withLock { $0.memoryHits += 1 }
+        disk?.touch(key)
+        return v
+    }
+
+    /// `buffer(_:)` as bytes.
+    public func get(_ key: String) -> [UInt8]? {
+        buffer(key).map { Array($0.readableBytesView) }
+    }
+
     /// Stores `value` under `key` in both tiers. Never fails: a disk error leaves the object
     /// in memory only.
-    public func put(_ key: String, _ value: [UInt8]) {
+    public func put(_ key: String, _ value: ByteBuffer) {
         let evicted = memory.withLock { $0.insert(key, value) }
         if evicted > 0 { counters.withLock { $0.memoryEvictions += evicted } }
         guard let disk else { return }
         do {
-            let diskEvicted = try disk.put(key, value)
+            let diskEvicted = try disk.put(key, Array(value.readableBytesView))
             if diskEvicted > 0 { counters.withLock { $0.diskEvictions += diskEvicted } }
         } catch {
             diskWriteFailed(error)
         }
+    }
+
+    /// `put(_:_:)` from bytes.
+    public func put(_ key: String, _ value: [UInt8]) {
+        put(key, ByteBuffer(bytes: value))
     }
 
     /// Removes `key` from both tiers.

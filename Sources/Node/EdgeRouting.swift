@@ -29,8 +29,9 @@ struct ClusterRouter: Sendable {
 
     /// True when this node is the stream's origin (or the only node there is).
     func ownsLocally(_ streamID: String) -> Bool {
-        guard let p = placement(of: streamID) else { return true }
-        return p.owner.id == view.snapshot.localID
+        let snap = view.snapshot
+        guard let owner = snap.ring.placement(for: streamID)?.owner else { return true }
+        return owner == snap.localID
     }
 
     /// The nearest healthy edge for a viewer: alive members in the viewer's region (else
@@ -61,7 +62,7 @@ struct UpstreamResponse: Sendable {
     var status: Int
     var contentType: String?
     var cacheControl: String?
-    var body: [UInt8]
+    var body: ByteBuffer
 }
 
 /// The edge side of the media path.
@@ -95,8 +96,8 @@ final class EdgeProxy: Sendable {
     /// one upstream fetch; playlists always upstream (blocking requests shared).
     func serve(streamID: String, path: String, query: String?, immutable: Bool) async -> Response {
         let key = query.map { "\(path)?\($0)" } ?? path
-        if immutable, let bytes = cache.get(key) {
-            Counter(label: "streamtube_edge_cache_hits_total").increment()
+        if immutable, let bytes = cache.buffer(key) {
+            Self.hits.increment()
             return HTTPRoutes.media(bytes)
         }
         do {
@@ -111,13 +112,25 @@ final class EdgeProxy: Sendable {
             headers[.cacheControl] = upstream.cacheControl ?? "no-cache"
             headers[.accessControlAllowOrigin] = "*"
             return Response(status: .init(code: upstream.status), headers: headers,
-                            body: .init(byteBuffer: ByteBuffer(bytes: upstream.body)))
+                            body: .init(byteBuffer: upstream.body))
         } catch {
             logger.warning("edge: origin and standbys failed", metadata: ["stream": "\(streamID)", "path": "\(key)", "error": "\(error)"])
             return Response(status: .serviceUnavailable, headers: [.retryAfter: "1", .cacheControl: "no-cache"],
                             body: .init(byteBuffer: ByteBuffer(string: "the stream's origin cannot be reached; try again\n")))
         }
     }
+
+    /// A memory-tier hit for the media path `path` of a stream owned elsewhere, for
+    /// `MediaFastPath` (on the event loop: no disk, no waiting).
+    func cachedMedia(path: String, streamExists: (String) -> Bool) -> ByteBuffer? {
+        guard let id = MediaFastPath.streamID(in: path), streamExists(id), !router.ownsLocally(id),
+              let bytes = cache.memoryBuffer(path) else { return nil }
+        Self.hits.increment()
+        return bytes
+    }
+
+    static let hits = Counter(label: "streamtube_edge_cache_hits_total")
+    static let upstreamRequests = Counter(label: "streamtube_edge_upstream_requests_total")
 
     struct NoOrigin: Error {}
 
@@ -126,7 +139,7 @@ final class EdgeProxy: Sendable {
         guard let placement = router.placement(of: streamID) else { throw NoOrigin() }
         var lastError: any Error = NoOrigin()
         for member in [placement.owner] + placement.standbys where member.id.rawValue != localID {
-            Counter(label: "streamtube_edge_upstream_requests_total").increment()
+            Self.upstreamRequests.increment()
             var request = HTTPClientRequest(url: "http://\(member.metadata.httpAddress)\(pathAndQuery)")
             request.headers.add(name: Self.edgeHeader, value: localID)
             do {
@@ -138,7 +151,7 @@ final class EdgeProxy: Sendable {
                 }
                 return UpstreamResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
                                         cacheControl: response.headers.first(name: "Cache-Control"),
-                                        body: Array(buffer: body))
+                                        body: body)
             } catch {
                 lastError = error
             }

@@ -350,10 +350,14 @@ enum HTTPRoutes {
     }
 
     static func media(_ bytes: [UInt8]) -> Response {
+        media(ByteBuffer(bytes: bytes))
+    }
+
+    static func media(_ bytes: ByteBuffer) -> Response {
         Response(status: .ok,
                  headers: [.contentType: "video/mp4", .cacheControl: "public, max-age=31536000, immutable",
                            .accessControlAllowOrigin: "*"],
-                 body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+                 body: .init(byteBuffer: bytes))
     }
 
     static func text(_ body: String, type: String, cache: String) -> Response {

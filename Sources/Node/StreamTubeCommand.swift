@@ -174,8 +174,13 @@ struct Serve: AsyncParsableCommand {
                              localID: node.nodeID, logger: logger)
         let router = HTTPRoutes.build(registry: registry, info: info, adminToken: node.adminToken, metrics: metrics,
                                       cluster: gossip.view, edge: edge, logger: logger)
+        // Cached media is answered on the event loop, in front of the router.
+        let fastPath: MediaFastPath.Lookup = { path in
+            edge.cachedMedia(path: path) { registry.record(id: $0) != nil }
+        }
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [MediaFastPath(lookup: fastPath)])),
             configuration: .init(address: .hostname(config.host, port: config.httpPort), serverName: "streamtube"),
             services: [rtmp, gossip],
             onServerRunning: { channel in

@@ -1,6 +1,7 @@
 """Three nodes as a CDN: ingest relayed to the ring's owner, viewers routed to the nearest
 healthy edge, edges asking the origin once per object."""
 import asyncio
+from http.client import HTTPConnection
 import os
 import re
 import subprocess
@@ -125,6 +126,27 @@ def test_a_thousand_viewers_cost_the_origin_one_request(trio):
         assert http("GET", c.base + path).status == 200
         assert metric(c, "streamtube_edge_cache_hits_total") == hits + 1
         assert metric(b, "streamtube_origin_edge_requests_total") - before_origin == 1
+        # On a kept-alive connection hits are answered by the lean media route, in order with
+        # requests the router answers (a playlist between them).
+        cached = http("GET", c.base + path).body
+        hits = metric(c, "streamtube_edge_cache_hits_total")
+        origin_now = metric(b, "streamtube_origin_edge_requests_total")
+        conn = HTTPConnection("127.0.0.1", c.http_port, timeout=10)
+        try:
+            for target in (path, path, f"/live/{s['id']}/source/index.m3u8", path):
+                conn.request("GET", target)
+                r = conn.getresponse()
+                body = r.read()
+                assert r.status == 200, (target, r.status)
+                if target == path:
+                    assert body == cached and r.getheader("Content-Type") == "video/mp4"
+                    assert r.getheader("Cache-Control") == "public, max-age=31536000, immutable" and r.getheader("Date")
+                else:
+                    assert body.startswith(b"#EXTM3U")
+        finally:
+            conn.close()
+        assert metric(c, "streamtube_edge_cache_hits_total") == hits + 3
+        assert metric(b, "streamtube_origin_edge_requests_total") == origin_now + 1  # the playlist only
         # A stream that does not exist is 404 at the edge too.
         assert http("GET", f"{c.base}/live/nosuchstream/source/index.m3u8").status == 404
     finally:
