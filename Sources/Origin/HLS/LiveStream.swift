@@ -87,7 +87,7 @@ public final class LiveStream: Sendable {
     private let onEvent: @Sendable (LiveStreamEvent) -> Void
     private let state: Mutex<State>
 
-    struct Segment {
+    struct Segment: Sendable, Equatable {
         var sequence: Int
         var parts: [PackagedPart]
         var complete: Bool
@@ -114,13 +114,17 @@ public final class LiveStream: Sendable {
         var nextInitVersion = 0
         var timelineEnd: Double?
         var shed = false
+        /// Held as a standby's replica: the origin says it is still being made.
+        var replicaLive = false
+        /// End of the last part's media (seconds on the output timeline).
+        var partEnd: Double?
         /// Audio waiting for this rung's video to catch up (transcoded rungs only).
         var pendingAudio: [(tag: FLVAudioTag, timestamp: UInt32)] = []
         var lastVideoTimestamp: UInt32?
         var firstVideoTimestamp: UInt32?
         var session = 0
 
-        var live: Bool { packager != nil }
+        var live: Bool { packager != nil || replicaLive }
 
         var lastPart: (sequence: Int, index: Int)? {
             for s in segments.reversed() {
@@ -194,6 +198,11 @@ public final class LiveStream: Sendable {
         /// Where this session's media starts: rungs that appear during it start here too.
         var sessionFirstSequence = 0
         var sessionTimelineStart: Double?
+        /// Where what this node makes is replicated to (its standby), if anywhere.
+        var sink: (@Sendable (ReplicaBatch) -> Void)?
+        /// The replica epoch and the last batch applied (standby side).
+        var replicaEpoch: UInt64?
+        var replicaSequence: UInt64 = 0
 
         var source: Rendition? { renditions[LiveStream.sourceRendition] }
     }
@@ -215,7 +224,8 @@ public final class LiveStream: Sendable {
     /// A publisher starts. A stream that was live before continues its playlists with a
     /// discontinuity, their sequence numbers and timeline always growing.
     public func beginPublishing() {
-        state.withLock { s in
+        let resumed = state.withLock { s -> [Waiter] in
+            let ready = promoteReplica(&s)
             s.sessions += 1
             s.publishing = true
             s.sourceConfig = nil
@@ -227,7 +237,7 @@ public final class LiveStream: Sendable {
             s.keyframeTimestamps = []
             // Every rendition continues from the same sequence number and time, so they stay aligned.
             let next = s.renditions.values.map(\.nextSequence).max() ?? 0
-            let timeline = s.source?.timelineEnd
+            let timeline = s.source.flatMap { r in [r.timelineEnd, r.partEnd].compactMap { $0 }.max() }
             s.sessionFirstSequence = next
             s.sessionTimelineStart = timeline
             for name in s.order {
@@ -243,7 +253,27 @@ public final class LiveStream: Sendable {
                 }
                 s.renditions[name] = r
             }
+            return ready
         }
+        resume(resumed)
+    }
+
+    /// A standby takes the stream over: what the old origin left unfinished ends here (its
+    /// last segment is completed with the parts it announced), and nothing is a replica any more.
+    private func promoteReplica(_ s: inout State) -> [Waiter] {
+        var ready: [Waiter] = []
+        for name in s.order {
+            guard var r = s.renditions[name], r.packager == nil else { continue }
+            let wasReplica = r.replicaLive
+            r.replicaLive = false
+            r.timelineEnd = [r.timelineEnd, r.partEnd].compactMap { $0 }.max()
+            s.renditions[name] = r
+            if wasReplica, let last = r.segments.last, !last.complete {
+                ready += apply([.segmentEnded(sequence: last.sequence)], to: &s, rendition: name, replicate: false)
+            }
+        }
+        s.replicaEpoch = nil
+        return ready
     }
 
     private func makePackager(for r: Rendition, discontinuity: Bool) -> LivePackager {
@@ -391,6 +421,7 @@ public final class LiveStream: Sendable {
         r.timelineEnd = p.timelineEnd
         s.renditions[name] = r
         let ready = apply(out, to: &s, rendition: name)
+        if out.isEmpty { replicate(&s, rendition: name, outputs: []) }
         var result = ready.map { ($0, true) }
         for (id, w) in s.waiters where w.rendition == name {
             s.waiters[id] = nil
@@ -519,7 +550,8 @@ public final class LiveStream: Sendable {
     // MARK: Segments
 
     /// Applies packager output to a rendition; returns the waiters now satisfied.
-    private func apply(_ outputs: [PackagerOutput], to s: inout State, rendition name: String) -> [Waiter] {
+    private func apply(_ outputs: [PackagerOutput], to s: inout State, rendition name: String,
+                       replicate: Bool = true) -> [Waiter] {
         guard !outputs.isEmpty, var r = s.renditions[name] else { return [] }
         for o in outputs {
             switch o {
@@ -531,6 +563,7 @@ public final class LiveStream: Sendable {
                                           initVersion: initVersion, programDateTime: Date()))
                 r.nextSequence = seq + 1
             case .part(let part):
+                r.partEnd = max(r.partEnd ?? 0, part.startTime + part.duration)
                 if let i = r.segments.lastIndex(where: { $0.sequence == part.segment }) {
                     r.segments[i].parts.append(part)
                     if r.segments[i].parts.count == 1 {
@@ -561,6 +594,7 @@ public final class LiveStream: Sendable {
             }
         }
         s.renditions[name] = r
+        if replicate { self.replicate(&s, rendition: name, outputs: outputs) }
         var ready: [Waiter] = []
         for (id, w) in s.waiters where w.rendition == name && r.isSatisfied(w.target) {
             ready.append(w)
@@ -591,6 +625,121 @@ public final class LiveStream: Sendable {
     private func targetDuration(_ r: Rendition) -> Int {
         Int(max(settings.segmentTarget, r.maxSegmentDuration).rounded(.up))
     }
+
+    // MARK: Replication
+
+    /// Sends everything this node makes of the stream from now on to `sink` (the standby's
+    /// sender), one batch per packager step, in order. Called with the stream's lock held:
+    /// `sink` must only queue.
+    public func replicate(to sink: (@Sendable (ReplicaBatch) -> Void)?) {
+        state.withLock { $0.sink = sink }
+    }
+
+    private func replicate(_ s: inout State, rendition name: String, outputs: [PackagerOutput]) {
+        guard let sink = s.sink, let r = s.renditions[name] else { return }
+        var dates: [Int: Date] = [:]
+        for o in outputs {
+            let touched: Int
+            switch o {
+            case .part(let p): touched = p.segment
+            case .segmentStarted(let sequence, _, _): touched = sequence
+            default: continue
+            }
+            if let seg = r.segments.last(where: { $0.sequence == touched }) { dates[touched] = seg.programDateTime }
+        }
+        sink(ReplicaBatch(snapshot: false, sessions: s.sessions, order: s.order,
+                          renditions: [ReplicaRendition(name: name, live: r.live, shed: r.shed, outputs: outputs, dates: dates, state: nil)]))
+    }
+
+    /// The whole stream as a snapshot batch. `whileLocked` runs before the lock is released:
+    /// batches queued by the sink before it are covered by the snapshot, later ones are not.
+    public func snapshot(_ whileLocked: () -> Void = {}) -> ReplicaBatch {
+        state.withLock { s in
+            whileLocked()
+            let renditions = s.order.compactMap { name -> ReplicaRendition? in
+                guard let r = s.renditions[name] else { return nil }
+                let inits = r.inits.keys.sorted().map { v in ReplicaState.Init(version: v, bytes: r.inits[v]!.bytes, tracks: r.inits[v]!.tracks) }
+                let state = ReplicaState(
+                    inits: inits, segments: r.segments, discontinuitySequence: r.discontinuitySequence,
+                    nextSequence: r.nextSequence, nextInitVersion: r.nextInitVersion, timelineEnd: r.timelineEnd, partEnd: r.partEnd,
+                    maxSegmentDuration: r.maxSegmentDuration, bandwidthBits: r.bandwidthBits, bandwidthSeconds: r.bandwidthSeconds,
+                    peakBandwidth: r.peakBandwidth, lastSegmentBitrate: r.lastSegmentBitrate)
+                return ReplicaRendition(name: name, live: r.live, shed: r.shed, outputs: [], state: state)
+            }
+            return ReplicaBatch(snapshot: true, sessions: s.sessions, order: s.order, renditions: renditions)
+        }
+    }
+
+    /// A standby applies a batch from the stream's origin. A snapshot replaces what it held;
+    /// an incremental batch must follow the last one applied (same epoch, next sequence).
+    public func applyReplica(_ batch: ReplicaBatch) throws(ReplicaError) {
+        let resumed = try state.withLock { s throws(ReplicaError) -> [Waiter] in
+            guard !s.publishing else { throw .publishingHere }
+            if batch.snapshot {
+                s.renditions = [:]
+                for r in batch.renditions {
+                    var rendition = Rendition(name: r.name)
+                    if let st = r.state {
+                        for i in st.inits { rendition.inits[i.version] = (i.bytes, i.tracks) }
+                        rendition.segments = st.segments
+                        rendition.discontinuitySequence = st.discontinuitySequence
+                        rendition.nextSequence = st.nextSequence
+                        rendition.nextInitVersion = st.nextInitVersion
+                        rendition.timelineEnd = st.timelineEnd
+                        rendition.partEnd = st.partEnd
+                        rendition.maxSegmentDuration = st.maxSegmentDuration
+                        rendition.bandwidthBits = st.bandwidthBits
+                        rendition.bandwidthSeconds = st.bandwidthSeconds
+                        rendition.peakBandwidth = st.peakBandwidth
+                        rendition.lastSegmentBitrate = st.lastSegmentBitrate
+                    }
+                    rendition.replicaLive = r.live
+                    rendition.shed = r.shed
+                    s.renditions[r.name] = rendition
+                }
+                if s.renditions[Self.sourceRendition] == nil { s.renditions[Self.sourceRendition] = Rendition(name: Self.sourceRendition) }
+                s.replicaEpoch = batch.epoch
+                s.replicaSequence = batch.sequence
+            } else {
+                guard s.replicaEpoch == batch.epoch, batch.sequence == s.replicaSequence &+ 1 else {
+                    throw .outOfSequence(expected: s.replicaEpoch == batch.epoch ? s.replicaSequence &+ 1 : nil, got: batch.sequence)
+                }
+                s.replicaSequence = batch.sequence
+            }
+            s.order = batch.order.filter { name in s.renditions[name] != nil || batch.renditions.contains { $0.name == name } }
+            if !s.order.contains(Self.sourceRendition) { s.order.insert(Self.sourceRendition, at: 0) }
+            s.sessions = max(s.sessions, batch.sessions)
+            var ready: [Waiter] = []
+            for r in batch.renditions {
+                if s.renditions[r.name] == nil { s.renditions[r.name] = Rendition(name: r.name) }
+                if !batch.snapshot {
+                    ready += apply(r.outputs, to: &s, rendition: r.name, replicate: false)
+                    for (sequence, date) in r.dates {
+                        if let i = s.renditions[r.name]!.segments.lastIndex(where: { $0.sequence == sequence }) {
+                            s.renditions[r.name]!.segments[i].programDateTime = date
+                        }
+                    }
+                }
+                s.renditions[r.name]!.replicaLive = r.live
+                s.renditions[r.name]!.shed = r.shed
+                if !r.live {
+                    // The origin's publisher stopped: blocking viewers get their answer now.
+                    for (id, w) in s.waiters where w.rendition == r.name {
+                        s.waiters[id] = nil
+                        if s.renditions[r.name]!.isSatisfied(w.target) { ready.append(w) } else { w.continuation.resume(returning: false) }
+                    }
+                }
+            }
+            return ready
+        }
+        resume(resumed)
+    }
+
+    /// True when this node holds something of the stream to serve (made here or replicated).
+    public var hasMedia: Bool { state.withLock { $0.source?.lastCompleteSequence != nil || $0.source?.lastPart != nil } }
+
+    /// True while this node holds the stream as a standby's replica (not publishing it here).
+    public var isReplica: Bool { state.withLock { !$0.publishing && $0.replicaEpoch != nil } }
 
     // MARK: Reading
 

@@ -1,0 +1,197 @@
+import Foundation
+import Synchronization
+import XCTest
+@testable import Origin
+
+/// An origin's stream replicated to a standby through the wire codec, the way the node's
+/// sender numbers batches; then the standby takes over.
+final class ReplicationTests: XCTestCase {
+    /// Collects an origin's batches and numbers them like the node's sender does.
+    final class Wire: Sendable {
+        let batches = Mutex<[ReplicaBatch]>([])
+        let epoch: UInt64
+        init(epoch: UInt64 = 7) { self.epoch = epoch }
+
+        func sink(_ b: ReplicaBatch) {
+            batches.withLock { list in
+                var b = b
+                b.epoch = epoch
+                b.sequence = UInt64(list.count + 1)
+                list.append(b)
+            }
+        }
+
+        /// Starts the standby the way the node's sender does: with a snapshot (sequence 0).
+        func attach(_ origin: LiveStream, _ standby: LiveStream) throws {
+            var snap = origin.snapshot { batches.withLock { $0 = [] } }
+            snap.epoch = epoch
+            snap.sequence = 0
+            try standby.applyReplica(ReplicaBatch(decoding: snap.encoded()))
+        }
+
+        /// Delivers every batch not yet delivered, through the codec.
+        func deliver(to standby: LiveStream, from index: inout Int) throws {
+            let all = batches.withLock { $0 }
+            while index < all.count {
+                try standby.applyReplica(ReplicaBatch(decoding: all[index].encoded()))
+                index += 1
+            }
+        }
+    }
+
+    func tags(_ seconds: Double = 6) throws -> [FLVFile.Tag] {
+        try FLVFile(try MediaFixtures.flv(name: "cut-\(Int(seconds))s", seconds: seconds)).tags
+    }
+
+    func feed(_ live: LiveStream, _ tags: ArraySlice<FLVFile.Tag>, shift: UInt32 = 0) throws {
+        for tag in tags {
+            if tag.type == 9 { try live.ingest(video: FLVVideoTag.parse(tag.body), timestamp: tag.timestamp + shift, byteCount: tag.body.count) }
+            if tag.type == 8 { try live.ingest(audio: FLVAudioTag.parse(tag.body), timestamp: tag.timestamp + shift, byteCount: tag.body.count) }
+        }
+    }
+
+    func segmentNumbers(_ playlist: String) -> [Int] {
+        playlist.split(separator: "\n").compactMap { line in
+            line.hasPrefix("seg") ? Int(line.dropFirst(3).dropLast(4)) : nil
+        }
+    }
+
+    func testTheStandbyServesWhatTheOriginMadeAsItGoes() throws {
+        let all = try tags()
+        let origin = LiveStream(id: "r1")
+        let standby = LiveStream(id: "r1")
+        let wire = Wire()
+        origin.replicate(to: { wire.sink($0) })
+        try wire.attach(origin, standby)
+        origin.beginPublishing()
+        var delivered = 0
+        // Deliver after every few tags: the standby's view equals the origin's at each step.
+        for chunk in stride(from: 0, to: all.count, by: 40) {
+            try feed(origin, all[chunk..<min(chunk + 40, all.count)])
+            try wire.deliver(to: standby, from: &delivered)
+            XCTAssertEqual(standby.mediaPlaylist(), origin.mediaPlaylist(), "after \(chunk) tags")
+        }
+        XCTAssertTrue(standby.isReplica)
+        XCTAssertFalse(standby.mediaPlaylist()!.contains("ENDLIST"), "the origin is still publishing")
+        let playlist = origin.mediaPlaylist()!
+        for n in segmentNumbers(playlist) {
+            XCTAssertEqual(standby.segment(sequence: n), origin.segment(sequence: n))
+            XCTAssertNotNil(standby.segment(sequence: n))
+        }
+        XCTAssertEqual(standby.initSegment(version: 0), origin.initSegment(version: 0))
+        XCTAssertEqual(standby.renditions, origin.renditions)
+        // The origin's publisher stops: the standby's playlist ends too.
+        origin.endPublishing()
+        try wire.deliver(to: standby, from: &delivered)
+        XCTAssertEqual(standby.mediaPlaylist(), origin.mediaPlaylist())
+        XCTAssertTrue(standby.mediaPlaylist()!.hasSuffix("#EXT-X-ENDLIST\n"))
+    }
+
+    func testASnapshotCatchesANewStandbyUpAndBatchesFollowIt() throws {
+        let all = try tags()
+        let origin = LiveStream(id: "r2")
+        let wire = Wire()
+        origin.replicate(to: { wire.sink($0) })
+        origin.beginPublishing()
+        try feed(origin, all[..<(all.count / 2)])
+        // A standby that saw nothing: a snapshot, then the batches after it.
+        let standby = LiveStream(id: "r2")
+        var delivered = 0
+        var snap = origin.snapshot { delivered = wire.batches.withLock { $0.count } }
+        snap.epoch = wire.epoch
+        snap.sequence = UInt64(delivered)
+        try standby.applyReplica(ReplicaBatch(decoding: snap.encoded()))
+        XCTAssertEqual(standby.mediaPlaylist(), origin.mediaPlaylist())
+        try feed(origin, all[(all.count / 2)...])
+        try wire.deliver(to: standby, from: &delivered)
+        XCTAssertEqual(standby.mediaPlaylist(), origin.mediaPlaylist())
+        XCTAssertEqual(standby.status.lastSequence, origin.status.lastSequence)
+    }
+
+    func testABatchOutOfSequenceOrToAPublishingNodeIsRefused() throws {
+        let all = try tags()
+        let origin = LiveStream(id: "r3")
+        let wire = Wire()
+        origin.replicate(to: { wire.sink($0) })
+        origin.beginPublishing()
+        try feed(origin, all[..<200])
+        let batches = wire.batches.withLock { $0 }
+        XCTAssertGreaterThan(batches.count, 3)
+        let standby = LiveStream(id: "r3")
+        // Nothing applied yet: an incremental batch needs a snapshot first.
+        XCTAssertThrowsError(try standby.applyReplica(batches[2])) { XCTAssertEqual($0 as? ReplicaError, .outOfSequence(expected: nil, got: 3)) }
+        var empty = LiveStream(id: "r3").snapshot()
+        empty.epoch = wire.epoch
+        try standby.applyReplica(empty)
+        try standby.applyReplica(batches[0])
+        XCTAssertThrowsError(try standby.applyReplica(batches[0])) { e in
+            XCTAssertEqual(e as? ReplicaError, .outOfSequence(expected: 2, got: 1))
+        }
+        // Publishing here makes this node the origin: replicas are refused.
+        let here = LiveStream(id: "r3")
+        here.beginPublishing()
+        XCTAssertThrowsError(try here.applyReplica(origin.snapshot())) { XCTAssertEqual($0 as? ReplicaError, .publishingHere) }
+    }
+
+    func testTheStandbyTakesOverWithGrowingSequenceNumbersAndADiscontinuity() throws {
+        let all = try tags()
+        let origin = LiveStream(id: "r4")
+        let standby = LiveStream(id: "r4")
+        let wire = Wire()
+        origin.replicate(to: { wire.sink($0) })
+        try wire.attach(origin, standby)
+        origin.beginPublishing()
+        // The origin dies mid-segment: 3.3 s in.
+        let cut = all.firstIndex { $0.timestamp > 3300 }!
+        try feed(origin, all[..<cut])
+        var delivered = 0
+        try wire.deliver(to: standby, from: &delivered)
+        let before = origin.mediaPlaylist()!
+        let announced = segmentNumbers(before)
+        let lastAnnounced = try XCTUnwrap(announced.last)
+        let growing = lastAnnounced + 1
+        XCTAssertNotNil(standby.part(sequence: growing, index: 0), "the growing segment's parts were replicated")
+        // The standby becomes the origin; the relay replays from the last keyframe on.
+        standby.beginPublishing()
+        XCTAssertFalse(standby.isReplica)
+        let headers = all.filter { ($0.type == 9 || $0.type == 8) && $0.body.count > 1 && $0.body[1] == 0 }
+        XCTAssertEqual(headers.count, 2)
+        let keyframe = all[..<cut].lastIndex { $0.type == 9 && $0.body.first.map { $0 >> 4 == 1 } == true }!
+        try feed(standby, headers[...])
+        try feed(standby, all[keyframe...])
+        standby.endPublishing()
+        let after = standby.mediaPlaylist()!
+        let numbers = segmentNumbers(after)
+        XCTAssertEqual(numbers, Array(numbers.first!...numbers.last!), "sequence numbers only grow, by one")
+        XCTAssertTrue(numbers.contains(growing), "the segment the origin left unfinished is completed")
+        XCTAssertGreaterThan(numbers.last!, growing)
+        // The discontinuity sits between the old origin's media and the new.
+        let lines = after.split(separator: "\n").map(String.init)
+        let discontinuity = try XCTUnwrap(lines.firstIndex(of: "#EXT-X-DISCONTINUITY"))
+        let firstAfter = lines[discontinuity...].first { $0.hasPrefix("seg") }!
+        XCTAssertEqual(firstAfter, "seg\(growing + 1).m4s")
+        // Everything the origin announced is still served, byte for byte.
+        for n in announced { XCTAssertEqual(standby.segment(sequence: n), origin.segment(sequence: n), "seg\(n)") }
+        // The media timeline goes on from where the old origin stopped.
+        XCTAssertGreaterThan(standby.status.lastSequence!, origin.status.lastSequence!)
+    }
+
+    func testMalformedBatchesAreErrorsNotCrashes() throws {
+        let all = try tags()
+        let origin = LiveStream(id: "r5")
+        origin.beginPublishing()
+        try feed(origin, all[..<150])
+        let bytes = origin.snapshot().encoded()
+        XCTAssertEqual(try ReplicaBatch(decoding: bytes), origin.snapshot())
+        for n in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 300)) {
+            XCTAssertThrowsError(try ReplicaBatch(decoding: Array(bytes[..<n])), "prefix \(n)")
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            var b = bytes
+            for _ in 0..<4 { b[Int.random(in: 0..<b.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            _ = try? ReplicaBatch(decoding: b)  // must not trap
+        }
+        XCTAssertThrowsError(try ReplicaBatch(decoding: Array("hello".utf8)))
+    }
+}
