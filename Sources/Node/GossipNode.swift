@@ -121,7 +121,13 @@ final class GossipNode: Service, Sendable {
             }
         }.get()
         try await withGracefulShutdownHandler {
-            try await udp.closeFuture.get()
+            // Cancelled (the node is going down hard): close rather than wait for the goodbye.
+            try await withTaskCancellationHandler {
+                try await udp.closeFuture.get()
+            } onCancel: {
+                udp.close(promise: nil)
+                tcp.close(promise: nil)
+            }
         } onGracefulShutdown: {
             // Say goodbye so the others see a leave rather than a failure, then close.
             self.loop.execute {
@@ -135,6 +141,16 @@ final class GossipNode: Service, Sendable {
             }
         }
         try? await tcp.close()
+    }
+
+    /// Leaves the cluster now, before the rest of the node stops (a graceful handover), and
+    /// gives the goodbye a moment to spread. Idempotent.
+    func leave() async {
+        try? await loop.submit {
+            let s = self.box.value
+            self.perform(s.membership.leave(now: Self.now()))
+        }.get()
+        try? await Task.sleep(for: .milliseconds(300))
     }
 
     // MARK: On the loop

@@ -67,7 +67,7 @@ enum HTTPRoutes {
 
     static func build(registry: StreamRegistry, info: NodeInfo, adminToken: String,
                       metrics: PrometheusCollectorRegistry, cluster: ClusterView, edge: EdgeProxy? = nil,
-                      logger: Logger) -> Router<BasicRequestContext> {
+                      replicaAuth: RelayAuth? = nil, logger: Logger) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .authorization, .contentType, .origin, .range],
@@ -130,6 +130,28 @@ enum HTTPRoutes {
             return describe(record, request: request, info: info, registry: registry)
         }
 
+        // A stream's origin replicating to this node, its standby.
+        if let replicaAuth {
+            router.post("\(Replicator.path):id") { request, context -> Response in
+                let id = try context.parameters.require("id")
+                guard let key = header(request, Replicator.authHeader.lowercased()), replicaAuth.verify(key) == id else {
+                    return Response(status: .unauthorized, body: .init(byteBuffer: ByteBuffer(string: "bad replica key\n")))
+                }
+                guard let record = await registry.find(id: id), let live = registry.live(id: record.id) else { return notFound("no stream \(id)") }
+                let body = try await request.body.collect(upTo: 1 << 30)
+                do throws(ReplicaError) {
+                    for batch in try Replicator.decodeBundle(body) { try live.applyReplica(batch) }
+                } catch {
+                    switch error {
+                    case .malformed: return badRequest("\(error)")
+                    case .outOfSequence, .publishingHere:
+                        return Response(status: .conflict, body: .init(byteBuffer: ByteBuffer(string: "\(error)\n")))
+                    }
+                }
+                return Response(status: .noContent)
+            }
+        }
+
         // LL-HLS delivery.
         router.get("/live/:id/master.m3u8") { request, context -> Response in
             let id = try context.parameters.require("id")
@@ -138,7 +160,13 @@ enum HTTPRoutes {
             }
             if let edge, let redirect = redirectToEdge(edge, request: request) { return redirect }
             if let edge, !edge.router.ownsLocally(record.id) {
-                return await edge.serve(streamID: record.id, path: request.uri.path, query: nil, immutable: false)
+                let replica = registry.existingLive(id: record.id).flatMap { $0.hasMedia ? $0 : nil }
+                if replica == nil || header(request, EdgeProxy.edgeHeader.lowercased()) == nil {
+                    let upstream = await edge.serve(streamID: record.id, path: request.uri.path, query: nil, immutable: false)
+                    guard upstream.status == .serviceUnavailable, replica != nil else { return upstream }
+                }
+                // Asked by a node whose origin failed, or the origin is unreachable from here:
+                // this node's replica answers (it is the standby).
             }
             noteEdgeRequest(request)
             guard let live = registry.live(id: record.id) else { return notFound("no stream \(id)") }
@@ -161,8 +189,12 @@ enum HTTPRoutes {
             guard StreamRegistry.isWellFormedToken(Substring(rendition)), StreamRegistry.isWellFormedToken(Substring(id)),
                   let record = await registry.find(id: id) else { return notFound("no such rendition") }
             if let edge, !edge.router.ownsLocally(record.id) {
-                return await edge.serve(streamID: record.id, path: request.uri.path, query: request.uri.query,
-                                        immutable: file != "index.m3u8")
+                let replica = registry.existingLive(id: record.id).flatMap { $0.hasMedia ? $0 : nil }
+                if replica == nil || header(request, EdgeProxy.edgeHeader.lowercased()) == nil {
+                    let upstream = await edge.serve(streamID: record.id, path: request.uri.path, query: request.uri.query,
+                                                    immutable: file != "index.m3u8")
+                    guard upstream.status == .serviceUnavailable, replica != nil else { return upstream }
+                }
             }
             noteEdgeRequest(request)
             guard let live = registry.live(id: record.id), live.hasRendition(rendition) else { return notFound("no such rendition") }

@@ -2,7 +2,8 @@
 // relays it to the owner over RTMP, as a publisher to the owner's "relay" application with
 // a key signed by the cluster key. It keeps the last GOP (and the codec headers) so that a
 // new connection — to the same owner or, after a failover, to the next one — starts with a
-// decodable picture at once.
+// decodable picture at once; while no origin is connected it keeps everything since that
+// GOP began (up to a budget), so a failover loses no media.
 import Crypto
 import Foundation
 import Gossip
@@ -92,11 +93,16 @@ final class IngestRelay: @unchecked Sendable {
 
     func start() { connect() }
 
+    /// True while an origin takes what is sent.
+    private var connected: Bool { channel != nil && session?.isPublishing == true }
+
     func send(video payload: [UInt8], timestamp: UInt32, isKeyframe: Bool, isHeader: Bool) {
         if isHeader {
             videoHeader = (timestamp, payload)
         } else {
-            if isKeyframe {
+            // Connected, the replay buffer restarts at every keyframe. Cut off, it holds all
+            // media since the GOP in progress began, until half the budget is used.
+            if isKeyframe && (connected || gopBytes > Self.maxGOPBytes / 2) {
                 gop.removeAll(keepingCapacity: true)
                 gopBytes = 0
             }
@@ -205,7 +211,8 @@ final class IngestRelay: @unchecked Sendable {
         channel.flush()
     }
 
-    /// Codec headers, then the GOP in progress: the origin can decode from the first frame.
+    /// Codec headers, then the GOP in progress (and what came while no origin was
+    /// connected): the origin can decode from the first frame and nothing is lost.
     private func replay() {
         if let (ts, h) = videoHeader { write { $0.sendVideo(timestamp: ts, payload: h) } }
         if let (ts, h) = audioHeader { write { $0.sendAudio(timestamp: ts, payload: h) } }
@@ -234,7 +241,8 @@ final class IngestRelay: @unchecked Sendable {
             return
         }
         logger.warning("relay reconnecting", metadata: ["why": "\(why)", "attempt": "\(reconnects)"])
-        eventLoop.scheduleTask(in: .milliseconds(reconnects == 1 ? 200 : 1000)) { self.connect() }
+        // Quickly at first (a failover or a handover takes a moment), then once a second.
+        eventLoop.scheduleTask(in: .milliseconds(reconnects <= 10 ? 200 : 1000)) { self.connect() }
     }
 }
 

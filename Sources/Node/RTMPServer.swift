@@ -10,10 +10,36 @@ import Origin
 import ServiceLifecycle
 import Synchronization
 
-/// What ingest needs to know of the cluster: who owns a stream, and the relay keys.
+/// What ingest needs to know of the cluster: who owns a stream, the relay keys, and where
+/// what is published here is replicated.
 struct IngestCluster: Sendable {
     let router: ClusterRouter
     let auth: RelayAuth
+    var replicator: Replicator?
+}
+
+/// The RTMP server's listener and the connections publishing on this node, for a graceful
+/// leave: stop taking publishers, then close the ones there are so their relays move on.
+final class RTMPControl: Sendable {
+    private let listener = Mutex<(any Channel)?>(nil)
+    private let publishers = Mutex<[UInt64: NIOLoopBound<RTMPConnectionHandler>]>([:])
+
+    func listening(on channel: any Channel) { listener.withLock { $0 = channel } }
+
+    func add(_ id: UInt64, _ handler: NIOLoopBound<RTMPConnectionHandler>) { publishers.withLock { $0[id] = handler } }
+    func remove(_ id: UInt64) { _ = publishers.withLock { $0.removeValue(forKey: id) } }
+    var publishingCount: Int { publishers.withLock { $0.count } }
+
+    /// Stops accepting connections and closes every publishing one; returns how many.
+    @discardableResult
+    func closeAll(reason: String) async -> Int {
+        if let channel = listener.withLock({ $0 }) { try? await channel.close() }
+        let all = publishers.withLock { p in defer { p = [:] }; return Array(p.values) }
+        for handler in all {
+            try? await handler.eventLoop.submit { handler.value.closeForHandover(reason: reason) }.get()
+        }
+        return all.count
+    }
 }
 
 struct RTMPServer: Service {
@@ -21,15 +47,17 @@ struct RTMPServer: Service {
     let port: Int
     let registry: StreamRegistry
     let cluster: IngestCluster?
+    let control: RTMPControl
     let logger: Logger
     let onBound: @Sendable (Int) -> Void
 
-    init(host: String, port: Int, registry: StreamRegistry, cluster: IngestCluster? = nil, logger: Logger,
-         onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
+    init(host: String, port: Int, registry: StreamRegistry, cluster: IngestCluster? = nil, control: RTMPControl = RTMPControl(),
+         logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.host = host
         self.port = port
         self.registry = registry
         self.cluster = cluster
+        self.control = control
         self.logger = logger
         self.onBound = onBound
     }
@@ -38,6 +66,7 @@ struct RTMPServer: Service {
         let registry = self.registry
         let logger = self.logger
         let cluster = self.cluster
+        let control = self.control
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -46,16 +75,19 @@ struct RTMPServer: Service {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(30)))
                     try channel.pipeline.syncOperations.addHandler(
-                        RTMPConnectionHandler(registry: registry, cluster: cluster, logger: logger,
+                        RTMPConnectionHandler(registry: registry, cluster: cluster, control: control, logger: logger,
                                               peer: channel.remoteAddress?.description ?? "?"))
                 }
             }
             .bind(host: host, port: port).get()
         let bound = channel.localAddress?.port ?? port
+        control.listening(on: channel)
         onBound(bound)
         logger.info("rtmp listening", metadata: ["host": "\(host)", "port": "\(bound)"])
         try await withGracefulShutdownHandler {
             try await channel.closeFuture.get()
+            // Closed by a handover: the service still runs until it is told to stop.
+            try? await gracefulShutdown()
         } onGracefulShutdown: {
             channel.close(promise: nil)
         }
@@ -71,6 +103,8 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private let registry: StreamRegistry
     private let cluster: IngestCluster?
+    private let control: RTMPControl
+    private var context: ChannelHandlerContext?
     private var logger: Logger
     private let connectionID: UInt64
     private var session: RTMPServerSession
@@ -83,9 +117,10 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var pendingLookup = false
     private var closed = false
 
-    init(registry: StreamRegistry, cluster: IngestCluster?, logger: Logger, peer: String) {
+    init(registry: StreamRegistry, cluster: IngestCluster?, control: RTMPControl, logger: Logger, peer: String) {
         self.registry = registry
         self.cluster = cluster
+        self.control = control
         self.connectionID = Self.nextID.add(1, ordering: .relaxed).newValue
         var logger = logger
         logger[metadataKey: "conn"] = "\(connectionID)"
@@ -93,6 +128,18 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         self.logger = logger
         self.session = RTMPServerSession(randomBytes: { n in (0..<n).map { _ in UInt8.random(in: 0...255) } })
         Counter(label: "streamtube_rtmp_connections_total").increment()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    /// Graceful leave: the stream is handed over (the standby has it); the publisher is
+    /// closed so that its relay reconnects to the new owner.
+    func closeForHandover(reason: String) {
+        guard let context, !closed else { return }
+        stopPublishing(reason: reason)
+        close(context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -243,6 +290,8 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                           app: app, context: context)
         }
         publishing = .local(id: record.id, live: live)
+        cluster?.replicator?.attach(live)
+        control.add(connectionID, NIOLoopBound(self, eventLoop: context.eventLoop))
         live.beginPublishing()
         send(session.acceptPublish(), context: context)
         logger.info(isRelay ? "rtmp relay publish started" : "rtmp publish started", metadata: ["title": "\(record.title)"])
@@ -265,6 +314,7 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .local(let id, let live):
             live.endPublishing()
             registry.releasePublisher(id: id, connection: connectionID)
+            control.remove(connectionID)
         case .relay(_, let relay):
             relay.stop()
         }

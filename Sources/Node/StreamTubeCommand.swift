@@ -163,17 +163,20 @@ struct Serve: AsyncParsableCommand {
                                                          config: gossipConfig, keyring: keyring),
                                 local: metadata, logger: logger, load: { registry.liveCount })
         let clusterRouter = ClusterRouter(view: gossip.view, region: config.region)
-        let rtmp = RTMPServer(host: config.host, port: config.rtmpPort, registry: registry,
-                              cluster: IngestCluster(router: clusterRouter, auth: RelayAuth(clusterKey: keyring.primaryKey)),
-                              logger: logger)
+        let relayAuth = RelayAuth(clusterKey: keyring.primaryKey)
+        let rtmpControl = RTMPControl()
         let edge = EdgeProxy(router: clusterRouter,
                              cache: EdgeStore(directory: URL(fileURLWithPath: node.cacheDir), memoryBudget: config.cacheMemoryMB << 20,
                                               diskBudget: config.cacheDiskMB << 20) { message in
                                  logger.warning("edge store", metadata: ["detail": "\(message)"])
                              },
                              localID: node.nodeID, logger: logger)
+        let replicator = Replicator(router: clusterRouter, client: edge.client, auth: relayAuth, localID: node.nodeID, logger: logger)
+        let rtmp = RTMPServer(host: config.host, port: config.rtmpPort, registry: registry,
+                              cluster: IngestCluster(router: clusterRouter, auth: relayAuth, replicator: replicator),
+                              control: rtmpControl, logger: logger)
         let router = HTTPRoutes.build(registry: registry, info: info, adminToken: node.adminToken, metrics: metrics,
-                                      cluster: gossip.view, edge: edge, logger: logger)
+                                      cluster: gossip.view, edge: edge, replicaAuth: relayAuth, logger: logger)
         // Cached media is answered on the event loop, in front of the router.
         let fastPath: MediaFastPath.Lookup = { path in
             edge.cachedMedia(path: path) { registry.record(id: $0) != nil }
@@ -182,7 +185,6 @@ struct Serve: AsyncParsableCommand {
             router: router,
             server: .http1(configuration: .init(additionalChannelHandlers: [MediaFastPath(lookup: fastPath)])),
             configuration: .init(address: .hostname(config.host, port: config.httpPort), serverName: "streamtube"),
-            services: [rtmp, gossip],
             onServerRunning: { channel in
                 logger.info("node ready", metadata: [
                     "http": "\(channel.localAddress?.description ?? "?")", "rtmpPort": "\(config.rtmpPort)",
@@ -191,7 +193,13 @@ struct Serve: AsyncParsableCommand {
                 ])
             },
             logger: logger)
-        try await app.runService()
+        // Shut down in reverse order: the handover first (while everything still runs), then
+        // the HTTP server, gossip and RTMP.
+        let handover = HandoverService(gossip: gossip, rtmp: rtmpControl, replicator: replicator, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: rtmp), .init(service: gossip), .init(service: app), .init(service: handover)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
         await edge.shutdown()
         await store.close()
     }
@@ -347,5 +355,35 @@ struct Members: AsyncParsableCommand {
             print([m["id"], m["status"], m["incarnation"], m["region"], m["gossipAddress"], m["httpAddress"], rtt, m["load"], m["streamsOwned"]]
                 .map { "\($0 ?? "-")" }.joined(separator: "\t"))
         }
+    }
+}
+
+/// Graceful leave (SIGTERM, a rolling upgrade): the streams published here are handed to
+/// their standbys before the node stops. The node leaves the cluster (the ring names the
+/// standbys owners), stops taking publishers and closes the ones it has — their relays
+/// reconnect to the new owners and replay their last GOP — and sends the standbys the last
+/// of what it made, marked as going on, so their playlists continue without a gap.
+struct HandoverService: Service {
+    let gossip: GossipNode
+    let rtmp: RTMPControl
+    let replicator: Replicator
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        let publishing = rtmp.publishingCount
+        guard publishing > 0 else {
+            await gossip.leave()
+            return
+        }
+        let started = ContinuousClock.now
+        logger.info("handing streams over to their standbys", metadata: ["streams": "\(publishing)"])
+        _ = await replicator.flush(timeout: .seconds(3))
+        await gossip.leave()
+        replicator.beginHandover()
+        let closed = await rtmp.closeAll(reason: "handed over to the standby")
+        let sent = await replicator.flush(timeout: .seconds(5))
+        logger.info("streams handed over", metadata: ["streams": "\(closed)", "replicated": "\(sent)",
+                                                       "ms": "\((ContinuousClock.now - started).components.seconds * 1000 + (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000)"])
     }
 }

@@ -1,0 +1,223 @@
+// Replication, the node's side: every stream published here is sent, as it is made, to the
+// next node in its preference list (the standby that takes it over if this node dies or
+// leaves), over HTTP with a key signed by the cluster key. A new standby, a lost message or
+// a restart on either side costs one snapshot; nothing blocks the media path: the stream
+// only queues, one task per stream sends.
+import AsyncHTTPClient
+import Foundation
+import Gossip
+import Logging
+import Metrics
+import NIOCore
+import Origin
+import Synchronization
+
+final class Replicator: Sendable {
+    static let path = "/internal/replica/"
+    static let authHeader = "X-StreamTube-Replica-Key"
+    /// Past this many queued batches (a standby that cannot keep up) the queue is dropped
+    /// and the standby gets a snapshot instead.
+    static let maxQueued = 2_000
+
+    private struct Stream {
+        weak var live: LiveStream?
+        var queue: [ReplicaBatch] = []
+        var target: NodeID?
+        var epoch: UInt64 = 0
+        var sequence: UInt64 = 0
+        var needSnapshot = true
+        var sending = false
+        /// Handing over (graceful leave): the standby must keep the stream live.
+        var handingOver = false
+    }
+
+    private let streams = Mutex<[String: Stream]>([:])
+    private let router: ClusterRouter
+    private let client: HTTPClient
+    private let auth: RelayAuth
+    private let localID: String
+    private let logger: Logger
+
+    init(router: ClusterRouter, client: HTTPClient, auth: RelayAuth, localID: String, logger: Logger) {
+        self.router = router
+        self.client = client
+        self.auth = auth
+        self.localID = localID
+        self.logger = logger
+    }
+
+    /// Replicates what `live` makes from now on.
+    func attach(_ live: LiveStream) {
+        let id = live.id
+        streams.withLock { s in
+            var st = s[id] ?? Stream()
+            st.live = live
+            st.handingOver = false
+            s[id] = st
+        }
+        live.replicate { [weak self] batch in self?.enqueue(id, batch) }
+    }
+
+    /// Called with the stream's lock held: queue only.
+    private func enqueue(_ id: String, _ batch: ReplicaBatch) {
+        let start = streams.withLock { s -> Bool in
+            guard var st = s[id] else { return false }
+            if !st.needSnapshot {
+                st.queue.append(batch)
+                if st.queue.count > Self.maxQueued {
+                    st.queue = []
+                    st.needSnapshot = true
+                }
+            }
+            let start = !st.sending
+            st.sending = true
+            s[id] = st
+            return start
+        }
+        if start { Task { await self.send(id) } }
+    }
+
+    /// Where a stream's replica goes: the first node of its preference list other than this one.
+    func target(of id: String) -> Member? {
+        guard let p = router.placement(of: id) else { return nil }
+        return ([p.owner] + p.standbys).first { $0.id.rawValue != localID && $0.status == .alive }
+    }
+
+    /// Sends a stream's queue until it is empty; one task per stream at a time.
+    private func send(_ id: String) async {
+        var failures = 0
+        while true {
+            let standby = target(of: id)
+            enum Step { case done, snapshot(LiveStream, Member), batches([ReplicaBatch], Member) }
+            let step = streams.withLock { s -> Step in
+                guard var st = s[id], let live = st.live else {
+                    s[id] = nil
+                    return .done
+                }
+                defer { s[id] = st }
+                guard let member = standby else {
+                    // No one to replicate to (a node on its own): a snapshot when someone comes.
+                    st.queue = []
+                    st.needSnapshot = true
+                    st.sending = false
+                    return .done
+                }
+                if st.needSnapshot || st.target != member.id { return .snapshot(live, member) }
+                if st.queue.isEmpty {
+                    st.sending = false
+                    return .done
+                }
+                var out = st.queue
+                st.queue = []
+                for i in out.indices {
+                    st.sequence += 1
+                    out[i].epoch = st.epoch
+                    out[i].sequence = st.sequence
+                    if st.handingOver { out[i].renditions = out[i].renditions.map { var r = $0; r.live = true; return r } }
+                }
+                return .batches(out, member)
+            }
+            let batches: [ReplicaBatch]
+            let member: Member
+            switch step {
+            case .done:
+                return
+            case .snapshot(let live, let m):
+                member = m
+                var snap = live.snapshot {
+                    streams.withLock { s in
+                        s[id]?.queue = []
+                        s[id]?.needSnapshot = false
+                        s[id]?.target = m.id
+                        s[id]?.epoch = UInt64.random(in: 1...UInt64.max)
+                        s[id]?.sequence = 0
+                    }
+                }
+                let (epoch, handingOver) = streams.withLock { s in (s[id]?.epoch ?? 0, s[id]?.handingOver ?? false) }
+                snap.epoch = epoch
+                snap.sequence = 0
+                if handingOver { snap.renditions = snap.renditions.map { var r = $0; r.live = true; return r } }
+                batches = [snap]
+                Counter(label: "streamtube_replica_snapshots_total").increment()
+            case .batches(let b, let m):
+                batches = b
+                member = m
+            }
+            let result = await post(id, batches, to: member)
+            switch result {
+            case .ok:
+                failures = 0
+                Counter(label: "streamtube_replica_batches_total").increment(by: batches.count)
+            case .needSnapshot(let why):
+                streams.withLock { $0[id]?.needSnapshot = true }
+                failures += 1
+                logger.info("replica: standby asks for a snapshot", metadata: ["stream": "\(id)", "standby": "\(member.id)", "why": "\(why)"])
+                if failures > 1 { try? await Task.sleep(for: .milliseconds(min(2_000, 100 * failures))) }
+            case .failed(let why):
+                streams.withLock { $0[id]?.needSnapshot = true }
+                failures += 1
+                if failures == 1 || failures % 20 == 0 {
+                    logger.warning("replica: standby unreachable", metadata: ["stream": "\(id)", "standby": "\(member.id)",
+                                                                               "error": "\(why)", "attempt": "\(failures)"])
+                }
+                try? await Task.sleep(for: .milliseconds(min(2_000, 100 * failures)))
+            }
+        }
+    }
+
+    private enum PostResult { case ok, needSnapshot(String), failed(String) }
+
+    private func post(_ id: String, _ batches: [ReplicaBatch], to member: Member) async -> PostResult {
+        var request = HTTPClientRequest(url: "http://\(member.metadata.httpAddress)\(Self.path)\(id)")
+        request.method = .POST
+        request.headers.add(name: Self.authHeader, value: auth.token(streamID: id))
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        var body: [UInt8] = []
+        for b in batches {
+            let bytes = b.encoded()
+            body += [UInt8(bytes.count >> 24 & 0xFF), UInt8(bytes.count >> 16 & 0xFF), UInt8(bytes.count >> 8 & 0xFF), UInt8(bytes.count & 0xFF)]
+            body += bytes
+        }
+        Counter(label: "streamtube_replica_bytes_sent_total").increment(by: body.count)
+        request.body = .bytes(ByteBuffer(bytes: body))
+        do {
+            let response = try await client.execute(request, timeout: .seconds(10))
+            let text = String(buffer: try await response.body.collect(upTo: 1 << 16))
+            switch response.status.code {
+            case 200..<300: return .ok
+            case 409: return .needSnapshot(text)
+            default: return .failed("HTTP \(response.status.code): \(text)")
+            }
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    /// A bundle of length-prefixed batches, as `post` sends them.
+    static func decodeBundle(_ bytes: ByteBuffer) throws(ReplicaError) -> [ReplicaBatch] {
+        var buffer = bytes
+        var out: [ReplicaBatch] = []
+        while buffer.readableBytes > 0 {
+            guard let n = buffer.readInteger(as: UInt32.self), let b = buffer.readBytes(length: Int(n)) else {
+                throw .malformed("truncated bundle")
+            }
+            out.append(try ReplicaBatch(decoding: b))
+        }
+        return out
+    }
+
+    /// Graceful leave: from now on the standby is told the stream goes on (it is taking over).
+    func beginHandover() {
+        streams.withLock { s in for id in s.keys { s[id]?.handingOver = true } }
+    }
+
+    /// Waits until every queue is sent (or `timeout` passes); true when all were.
+    func flush(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if streams.withLock({ s in s.values.allSatisfy { !$0.sending && $0.queue.isEmpty } }) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+}
