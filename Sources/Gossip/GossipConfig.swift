@@ -120,6 +120,15 @@ public struct GossipConfig: Hashable, Sendable {
         return n - 2 < k ? 0 : k
     }
 
+    /// How long after a node dies the others should all hold it dead, as operators plan
+    /// for it: a probe reaches it within a protocol period and fails after the probe
+    /// timeout, the other members' own probes confirm the suspicion within another period
+    /// or two, the minimum suspicion timeout runs, and the verdict spreads in a few gossip
+    /// rounds: `3·probeInterval + probeTimeout + suspicionMin + retransmitLimit·gossipInterval`.
+    public func failureDetectionBound(memberCount n: Int) -> Duration {
+        probeInterval * 3 + probeTimeout + suspicionMinTimeout(memberCount: n) + gossipInterval * retransmitLimit(memberCount: n)
+    }
+
     /// Full-state exchange interval, scaled up above 32 members so the cluster-wide rate of
     /// these expensive exchanges stays bounded (memberlist's pushPullScale).
     public func pushPullInterval(memberCount n: Int) -> Duration {

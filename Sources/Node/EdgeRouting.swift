@@ -83,7 +83,9 @@ final class EdgeProxy: Sendable {
         var config = HTTPClient.Configuration()
         config.connectionPool = .init(idleTimeout: .seconds(30))
         config.redirectConfiguration = .disallow
-        config.timeout = .init(connect: .seconds(2), read: .seconds(20))
+        // Inside the cluster a connection is made in well under a second; a dead origin must not hold
+        // viewers up longer than that before the standby is asked.
+        config.timeout = .init(connect: .seconds(1), read: .seconds(20))
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
 

@@ -21,6 +21,7 @@ final class ClusterView: Sendable {
         var stats = GossipStats()
         var counters: Membership.ProtocolCounters?
         var healthScore = 0
+        var failureDetectionBound: Duration?
     }
     private let state: Mutex<Snapshot>
 
@@ -200,6 +201,7 @@ final class GossipNode: Service, Sendable {
             v.stats = stats
             v.counters = m.counters
             v.healthScore = m.health.score
+            v.failureDetectionBound = self.settings.config.failureDetectionBound(memberCount: members.count)
         }
         // Counters grow by what happened since the last snapshot.
         let last = s.lastStats

@@ -220,7 +220,10 @@ enum HTTPRoutes {
                 "playlistURL": "http://\(member.metadata.httpAddress)/live/\(record.id)/master.m3u8",
                 "load": member.metadata.load,
             ]
-            if let owner = edge.router.placement(of: record.id)?.owner.id.rawValue { body["origin"] = owner }
+            if let placement = edge.router.placement(of: record.id) {
+                body["origin"] = placement.owner.id.rawValue
+                body["standbys"] = placement.standbys.map(\.id.rawValue)  // the first holds the replica
+            }
             if let rtt = member.id == snap.localID ? Duration.zero : snap.rtt[member.id] { body["rttMs"] = rtt.seconds * 1000 }
             return json(body)
         }
@@ -299,6 +302,7 @@ enum HTTPRoutes {
         for m in v.members { counts["\(m.status)", default: 0] += 1 }
         return [
             "self": v.localID.rawValue, "members": members, "counts": counts, "localHealth": v.healthScore,
+            "failureDetectionBoundSeconds": v.failureDetectionBound?.seconds ?? 0,
             "packets": ["sent": v.stats.packetsSent, "received": v.stats.packetsReceived, "dropped": v.stats.totalDropped],
             "bytes": ["sent": v.stats.bytesSent, "received": v.stats.bytesReceived],
         ]

@@ -176,6 +176,30 @@ final class ReplicationTests: XCTestCase {
         XCTAssertGreaterThan(standby.status.lastSequence!, origin.status.lastSequence!)
     }
 
+    /// The origin dies just as a segment began (its keyframe in, no part yet): the standby
+    /// has the segment begun and empty; after the takeover no number is skipped.
+    func testATakeoverRightAfterASegmentBeganSkipsNoNumber() throws {
+        let all = try tags()
+        let origin = LiveStream(id: "r6")
+        let standby = LiveStream(id: "r6")
+        let wire = Wire()
+        origin.replicate(to: { wire.sink($0) })
+        try wire.attach(origin, standby)
+        origin.beginPublishing()
+        let boundary = all.firstIndex { $0.type == 9 && $0.timestamp >= 4000 && $0.body.first.map { $0 >> 4 == 1 } == true }!
+        try feed(origin, all[...boundary])
+        var delivered = 0
+        try wire.deliver(to: standby, from: &delivered)
+        standby.beginPublishing()
+        let headers = all.filter { ($0.type == 9 || $0.type == 8) && $0.body.count > 1 && $0.body[1] == 0 }
+        try feed(standby, headers[...])
+        try feed(standby, all[boundary...])
+        standby.endPublishing()
+        let numbers = segmentNumbers(standby.mediaPlaylist()!)
+        XCTAssertEqual(numbers, Array(0...numbers.last!), standby.mediaPlaylist()!)
+        XCTAssertEqual(numbers, [0, 1, 2], "two segments from the old origin, one from the new")
+    }
+
     func testMalformedBatchesAreErrorsNotCrashes() throws {
         let all = try tags()
         let origin = LiveStream(id: "r5")

@@ -269,7 +269,13 @@ public final class LiveStream: Sendable {
             r.timelineEnd = [r.timelineEnd, r.partEnd].compactMap { $0 }.max()
             s.renditions[name] = r
             if wasReplica, let last = r.segments.last, !last.complete {
-                ready += apply([.segmentEnded(sequence: last.sequence)], to: &s, rendition: name, replicate: false)
+                if last.parts.isEmpty {
+                    // Begun but nothing in it yet: it never happened, and its number is free again.
+                    s.renditions[name]!.segments.removeLast()
+                    s.renditions[name]!.nextSequence = last.sequence
+                } else {
+                    ready += apply([.segmentEnded(sequence: last.sequence)], to: &s, rendition: name, replicate: false)
+                }
             }
         }
         s.replicaEpoch = nil

@@ -1,0 +1,134 @@
+"""One origin failover, end to end, measured: three nodes, a stamped broadcast pushed to node a
+and relayed to its origin b (standby c), a player (ffmpeg) reading the HLS from edge a; then b
+dies (SIGKILL) or leaves (SIGTERM). Used by test_failover.py (asserted bounds) and by
+ops/bench/failover.py (five runs each, min/median/max)."""
+import os
+import re
+import shutil
+import tempfile
+import time
+
+from conftest import ADMIN_TOKEN, Node, free_port, http
+from gaptools import FrameReader, max_gap, playback_gaps, repeats, stamped_publisher, unreadable
+from test_cluster import keygen, wait_converged, wait_for
+
+SEGMENT_SECONDS = 2.0  # the node's default segment target
+
+
+def start_trio(root, ladder):
+    key = keygen()
+    db = os.path.join(root, "streamtube.sqlite")
+    seed_port = free_port()
+    nodes = {}
+    for name, region in (("a", "r1"), ("b", "r1"), ("c", "r2")):
+        args = ["--node-id", name, "--region", region, "--cluster-key", key, "--gossip-preset", "local",
+                "--database", db, "--ladder", ladder]
+        if name != "a":
+            args += ["--seeds", f"127.0.0.1:{seed_port}"]
+        nodes[name] = Node(os.path.join(root, name), args, gossip_port=seed_port if name == "a" else None).start()
+    wait_converged(list(nodes.values()), ["a", "b", "c"])
+    return nodes
+
+
+def stream_placed(nodes, owner, standby, via="a"):
+    """Creates streams until the ring gives one to `owner` with `standby` next."""
+    for i in range(60):
+        s = nodes[via].create_stream(f"Failover {i}")
+        route = http("GET", f"{nodes[via].base}/api/route/{s['id']}").json()
+        if route.get("origin") == owner and route.get("standbys", [None])[0] == standby:
+            return s
+    raise AssertionError(f"no stream landed on {owner} with standby {standby}")
+
+
+def segments(playlist):
+    return [int(n) for n in re.findall(r"^seg(\d+)\.m4s$", playlist, re.M)]
+
+
+def renditions(master):
+    return [line.split("/")[0] for line in master.splitlines() if line.endswith("/index.m3u8")]
+
+
+def run(mode, ladder="180p:180:250", before=8.0, after=10.0, root=None):
+    """One failover; returns what was measured (see the keys below). `mode` is "kill" or "term"."""
+    assert mode in ("kill", "term")
+    own_root = root is None
+    root = root or tempfile.mkdtemp(prefix=f"streamtube-failover-{mode}-")
+    nodes = start_trio(root, ladder)
+    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    publisher = reader = None
+    out = {"mode": mode}
+    try:
+        s = stream_placed(nodes, "b", "c")
+        sid = s["id"]
+        publisher = stamped_publisher(a.rtmp_url(s["key"]), seconds=int(before + after + 30))
+        b.wait_playable(sid, timeout=30)
+        # The player reads from edge a (routed=1: no redirect to another edge).
+        reader = FrameReader(f"{a.base}/live/{sid}/master.m3u8?routed=1").start()
+        wait_for(lambda: len(reader.frames) >= before * 30, before + 30, "the player to decode the stream")
+        # What the origin announced until now, fetched from the origin itself (edge a has not seen the parts).
+        master = http("GET", f"{b.base}/live/{sid}/master.m3u8").text
+        announced = {}
+        hinted_part = None
+        for r in renditions(master):
+            pl = http("GET", f"{b.base}/live/{sid}/{r}/index.m3u8").text
+            for n in segments(pl):
+                announced[f"{r}/seg{n}.m4s"] = http("GET", f"{b.base}/live/{sid}/{r}/seg{n}.m4s").body
+            parts = re.findall(r'URI="(part\d+\.\d+\.m4s)"', pl)
+            if r == "source" and parts:
+                hinted_part = f"{r}/{parts[-1]}"
+                announced[hinted_part] = http("GET", f"{b.base}/live/{sid}/{hinted_part}").body
+        last_before = max(segments(http("GET", f"{b.base}/live/{sid}/source/index.m3u8").text))
+        frames_before = len(reader.frames)
+        t0 = time.time()
+        if mode == "kill":
+            b.kill()
+        else:
+            b.stop()
+            out["exit_code"] = b.proc.returncode
+            out["exit_seconds"] = time.time() - t0
+        # Straight away (before the cluster holds b dead), edge a is asked for a part it never
+        # fetched: its origin fails, the standby answers.
+        if hinted_part:
+            r = http("GET", f"{a.base}/live/{sid}/{hinted_part}")
+            out["edge_during_failover"] = {"status": r.status, "same_bytes": r.body == announced[hinted_part],
+                                           "after_seconds": time.time() - t0}
+        wait_for(lambda: http("GET", f"{a.base}/api/route/{sid}").json().get("origin") == "c", 30,
+                 "the ring to name c the origin")
+        out["owner_moved_seconds"] = time.time() - t0
+        # The new origin's playlist goes on: two more segments after the takeover.
+        wait_for(lambda: max(segments(http("GET", f"{c.base}/live/{sid}/source/index.m3u8").text) or [0]) >= last_before + 3,
+                 30, "the new origin to make segments")
+        wait_for(lambda: len(reader.frames) >= frames_before + after * 30 or not reader.alive, after + 30,
+                 "the player to go on")
+        out["player_alive"] = reader.alive
+        out["cluster"] = http("GET", f"{a.base}/api/cluster", token=ADMIN_TOKEN).json()
+        out["detection_bound_seconds"] = out["cluster"].get("failureDetectionBoundSeconds")
+        # Every object announced before is still there, byte for byte, at the new origin and at the edge.
+        missing = [p for p, body in announced.items() if http("GET", f"{c.base}/live/{sid}/{p}").body != body]
+        missing += [f"edge:{p}" for p, body in announced.items() if http("GET", f"{a.base}/live/{sid}/{p}").body != body]
+        out["announced"] = len(announced)
+        out["missing"] = missing
+        playlist = http("GET", f"{c.base}/live/{sid}/source/index.m3u8").text
+        out["playlist"] = playlist
+        numbers = segments(playlist)
+        out["sequence_continuous"] = numbers == list(range(numbers[0], numbers[-1] + 1))
+        out["discontinuity"] = "#EXT-X-DISCONTINUITY" in playlist
+        out["last_before"] = last_before
+        reader.stop()
+        out["gaps"] = playback_gaps(reader.frames)
+        out["gap_seconds"] = max_gap(reader.frames)
+        out["repeats"] = repeats(reader.frames)
+        out["unreadable"] = unreadable(reader.frames)
+        out["frames"] = len(reader.frames)
+        out["frames_after"] = len(reader.frames) - frames_before
+        out["reader_stderr"] = reader.stderr_text()[-2000:]
+        return out
+    finally:
+        if reader:
+            reader.stop()
+        if publisher and publisher.poll() is None:
+            publisher.kill()
+        for n in nodes.values():
+            n.stop()
+        if own_root:
+            shutil.rmtree(root, ignore_errors=True)
