@@ -112,10 +112,13 @@ def read_stamp(strip):
     return n if check == n % CHECK_MODULUS else None
 
 
-# Demuxer options that keep ffmpeg 5.1's HLS reader waiting on a live playlist that stalls or fails for a while.
+# The player's HLS demuxer options (ffmpeg 5.1). Its defaults already sit through a playlist that does not grow
+# (reloaded every half target duration, up to m3u8_hold_counters times) and through a discontinuity; these pin that
+# down against other versions' defaults. No option makes 5.1 survive a failed playlist or init-segment request
+# (-reconnect* options do not reach its playlist reloads): see probe_hls_reader.py.
 HLS_PATIENCE = [
-    "-http_persistent", "0",       # a fresh connection per request: no stale keep-alive socket after a failure
-    "-max_reload", "1000",         # reloads of a playlist that failed or did not grow, before giving up
+    "-http_persistent", "0",        # a fresh connection per request: no kept-alive socket to a node that went away
+    "-max_reload", "1000",          # reloads of a playlist that did not grow, before giving up
     "-m3u8_hold_counters", "1000",  # reloads without a new segment, before giving up
 ]
 
@@ -150,6 +153,9 @@ class FrameReader:
         self._threads = []
 
     def command(self, audio_fd=None):
+        # One decoding thread: frame threads would hold back a frame per thread, making arrival times late.
+        # passthrough: every decoded frame once, none duplicated or dropped to make a constant rate.
+        # flush_packets: each frame is written to the pipe at once, not in 32 KiB blocks.
         cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", self.loglevel,
                *self.hls_options, "-threads", "1", *self.extra_input, "-i", self.url,
                "-map", "0:v:0", "-vf", f"crop={STRIP_WIDTH}:{STRIP_HEIGHT}:0:0,format=gray",
