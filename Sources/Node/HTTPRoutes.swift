@@ -152,6 +152,20 @@ enum HTTPRoutes {
             }
         }
 
+        // Another node asking for a stream record it does not have (this node's own only).
+        if let replicaAuth {
+            router.get(RouterPath(PeerRecords.path)) { request, _ -> Response in
+                guard let key = header(request, Replicator.authHeader.lowercased()), replicaAuth.verify(key) == PeerRecords.scope else {
+                    return Response(status: .unauthorized, body: .init(byteBuffer: ByteBuffer(string: "bad cluster key\n")))
+                }
+                let q = request.uri.queryParameters
+                let record = q.get("id").flatMap { registry.record(id: $0) } ?? q.get("key").flatMap { registry.record(key: $0) }
+                guard let record, let data = try? PeerRecords.encoder.encode(record) else { return notFound("no such stream here") }
+                return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                                body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            }
+        }
+
         // LL-HLS delivery.
         router.get("/live/:id/master.m3u8") { request, context -> Response in
             let id = try context.parameters.require("id")

@@ -71,17 +71,64 @@ final class StreamRegistry: Sendable {
     func record(id: String) -> StreamRecord? { state.withLock { $0.byID[id] } }
 
     /// A record, reloading from the database when it is not known here yet (nodes that share
-    /// a database see each other's new streams).
+    /// a database see each other's new streams), then asking the other nodes (each node with
+    /// its own database: the record is kept here from then on).
     func find(id: String) async -> StreamRecord? {
         if let r = record(id: id) { return r }
         try? await reloadIfStale()
-        return record(id: id)
+        if let r = record(id: id) { return r }
+        return await askPeers(.id(id))
     }
 
     func find(key: String) async -> StreamRecord? {
         if let r = record(key: key) { return r }
         try? await reloadIfStale()
-        return record(key: key)
+        if let r = record(key: key) { return r }
+        return await askPeers(.key(key))
+    }
+
+    enum Query: Hashable, Sendable {
+        case id(String)
+        case key(String)
+    }
+
+    /// How this node asks the others for a record (set once the cluster is up).
+    typealias PeerLookup = @Sendable (Query) async -> StreamRecord?
+    private let peerLookup = Mutex<PeerLookup?>(nil)
+    /// Queries the peers did not know, and when: asked again at most once a second.
+    private let peerMisses = Mutex<[Query: Double]>([:])
+
+    func lookUpPeers(with lookup: @escaping PeerLookup) { peerLookup.withLock { $0 = lookup } }
+
+    private func askPeers(_ query: Query) async -> StreamRecord? {
+        guard let lookup = peerLookup.withLock({ $0 }) else { return nil }
+        let now = Date().timeIntervalSince1970
+        let due = peerMisses.withLock { m -> Bool in
+            if m.count > 10_000 { m = m.filter { now - $0.value < 1 } }
+            if let last = m[query], now - last < 1 { return false }
+            m[query] = now
+            return true
+        }
+        guard due, let record = await lookup(query) else { return nil }
+        peerMisses.withLock { _ = $0.removeValue(forKey: query) }
+        await adopt(record)
+        return record
+    }
+
+    /// Keeps a record another node made: in memory, and in this node's database.
+    func adopt(_ record: StreamRecord) async {
+        let known = state.withLock { s -> Bool in
+            if s.byID[record.id] != nil { return true }
+            s.byID[record.id] = record
+            s.idByKey[record.key] = record.id
+            return false
+        }
+        guard !known else { return }
+        do { try await store.insert(record) } catch {
+            // Already there (a database shared with the node that made it) is fine.
+            logger.debug("stream record from a peer not stored", metadata: ["stream": "\(record.id)", "error": "\(error)"])
+        }
+        logger.info("stream record learned from a peer", metadata: ["stream": "\(record.id)"])
     }
 
     private let lastReload = Mutex<Double>(0)

@@ -171,6 +171,9 @@ struct Serve: AsyncParsableCommand {
                                  logger.warning("edge store", metadata: ["detail": "\(message)"])
                              },
                              localID: node.nodeID, logger: logger)
+        registry.lookUpPeers { query in
+            await PeerRecords.lookup(query, router: clusterRouter, client: edge.client, auth: relayAuth, localID: node.nodeID)
+        }
         let replicator = Replicator(router: clusterRouter, client: edge.client, auth: relayAuth, localID: node.nodeID, logger: logger)
         let rtmp = RTMPServer(host: config.host, port: config.rtmpPort, registry: registry,
                               cluster: IngestCluster(router: clusterRouter, auth: relayAuth, replicator: replicator),

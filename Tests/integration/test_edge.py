@@ -72,7 +72,8 @@ def test_push_anywhere_watch_at_the_nearest_edge(trio):
                 break
             time.sleep(0.3)
         assert h["state"] == "live" and "180p" in {o["rendition"] for o in h["outputs"]}, h
-        assert http("GET", f"{a.base}/api/streams/{s['id']}/health", token=ADMIN_TOKEN).json()["state"] == "offline"
+        # (a may hold the stream as b's standby: a replica of what b makes, nothing made on a.)
+        assert http("GET", f"{a.base}/api/streams/{s['id']}/health", token=ADMIN_TOKEN).json()["state"] in ("offline", "standby")
         assert any(rec.get("msg") == "relay publishing to the origin" for rec in a.log_records())
         video, audio, errors = decode_seconds(r.headers["Location"])
         assert errors.strip() == "", errors

@@ -6,7 +6,9 @@ Starts an origin and an edge node (release build), pushes two streams with ffmpe
 one request each, writes the same bytes to files served by nginx, then runs wrk with 256
 connections against both. Also reports resident memory with 10,000 idle connections.
 
-Usage: ops/bench/edge.py [--seconds 10] [--json out.json]
+Each side runs --rounds times, alternating, and the median run counts.
+
+Usage: ops/bench/edge.py [--seconds 10] [--rounds 3] [--json out.json]
 Needs: nginx, wrk, ffmpeg (ops/install-deps --bench installs them).
 """
 import argparse
@@ -74,7 +76,9 @@ def idle_connections(port, n):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--seconds", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating runs per side; the median counts")
+    ap.add_argument("--perf", help="also record the edge with perf during one extra run into PERF.part / PERF.segment")
     ap.add_argument("--json")
     ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
     args = ap.parse_args()
@@ -149,8 +153,20 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
         time.sleep(1)
         results = {}
         for label, info in files.items():
-            ours = wrk(info["edgeURL"], args.seconds)
-            theirs = wrk(f"http://127.0.0.1:{nginx_port}/{info['name']}", args.seconds)
+            # Alternating rounds, the median of each side: a busy shared machine slows one
+            # run or another, not one side.
+            rounds = {"ours": [], "theirs": []}
+            if args.perf:
+                # Where the edge's time goes (not counted): perf on the edge process during one run.
+                rec = subprocess.Popen(["perf", "record", "-g", "-o", f"{args.perf}.{label}", "-p", str(nodes["edge"]["proc"].pid)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                wrk(info["edgeURL"], args.seconds)
+                rec.send_signal(signal.SIGINT)
+                rec.wait(30)
+            for _ in range(args.rounds):
+                rounds["ours"].append(wrk(info["edgeURL"], args.seconds))
+                rounds["theirs"].append(wrk(f"http://127.0.0.1:{nginx_port}/{info['name']}", args.seconds))
+            ours, theirs = (sorted(rounds[k], key=lambda r: r["rps"])[len(rounds[k]) // 2] for k in ("ours", "theirs"))
             assert ours["non2xx"] == 0 and theirs["non2xx"] == 0, (ours, theirs)
             results[label] = {"bytes": info["bytes"], "streamtube": ours, "nginx": theirs,
                               "rps_ratio": ours["rps"] / theirs["rps"], "p99_ratio": ours["p99_ms"] / theirs["p99_ms"]}

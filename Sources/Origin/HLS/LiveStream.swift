@@ -16,7 +16,7 @@ public enum LiveTarget: Sendable, Equatable {
 
 /// A stream's live figures, for the API and metrics.
 public struct LiveStreamStatus: Sendable, Equatable, Codable {
-    public var state: String            // "offline" (never published), "live", "ended"
+    public var state: String            // "offline" (never published), "live", "ended", "standby" (a replica)
     public var publishing: Bool
     public var sessions: Int
     public var firstSequence: Int?
@@ -753,7 +753,7 @@ public final class LiveStream: Sendable {
         state.withLock { s in
             let src = s.source!
             let video = src.videoConfig
-            let st = s.publishing ? "live" : (s.sessions > 0 ? "ended" : "offline")
+            let st = Self.stateName(s)
             return LiveStreamStatus(
                 state: st, publishing: s.publishing, sessions: s.sessions,
                 firstSequence: src.segments.first?.sequence, lastSequence: src.segments.last?.sequence,
@@ -784,7 +784,7 @@ public final class LiveStream: Sendable {
                     lastSegmentBitrate: r.lastSegmentBitrate.map { Int($0) }, shed: r.shed)
             }
             return StreamHealth(
-                state: s.publishing ? "live" : (s.sessions > 0 ? "ended" : "offline"),
+                state: Self.stateName(s),
                 inputBitrate: s.publishing ? Int(bits / window) : 0, frameRate: s.publishing ? (fps * 10).rounded() / 10 : 0,
                 keyframeInterval: k.count == 2 ? Double(Int64(k[1]) - Int64(k[0])) / 1000 : nil,
                 audioVideoDriftMs: s.lastVideoTimestamp.flatMap { v in s.lastAudioTimestamp.map { Int(Int64(v) - Int64($0)) } },
@@ -793,6 +793,12 @@ public final class LiveStream: Sendable {
                 shedRenditions: s.order.filter { s.renditions[$0]?.shed == true },
                 outputs: outputs)
         }
+    }
+
+    private static func stateName(_ s: State) -> String {
+        if s.publishing { return "live" }
+        if s.replicaEpoch != nil { return "standby" }
+        return s.sessions > 0 ? "ended" : "offline"
     }
 
     /// True once a first complete segment exists: the stream can be played.
