@@ -56,14 +56,20 @@ final class ReplicationTests: XCTestCase {
         }
     }
 
-    func testTheStandbyServesWhatTheOriginMadeAsItGoes() throws {
-        let all = try tags()
-        let origin = LiveStream(id: "r1")
-        let standby = LiveStream(id: "r1")
+    /// An origin publishing, replicating through a `Wire` to a standby that got its first snapshot.
+    func publishingPair(_ id: String) throws -> (origin: LiveStream, standby: LiveStream, wire: Wire) {
+        let origin = LiveStream(id: id)
+        let standby = LiveStream(id: id)
         let wire = Wire()
         origin.replicate(to: { wire.sink($0) })
         try wire.attach(origin, standby)
         origin.beginPublishing()
+        return (origin, standby, wire)
+    }
+
+    func testTheStandbyServesWhatTheOriginMadeAsItGoes() throws {
+        let all = try tags()
+        let (origin, standby, wire) = try publishingPair("r1")
         var delivered = 0
         // Deliver after every few tags: the standby's view equals the origin's at each step.
         for chunk in stride(from: 0, to: all.count, by: 40) {
@@ -135,12 +141,7 @@ final class ReplicationTests: XCTestCase {
 
     func testTheStandbyTakesOverWithGrowingSequenceNumbersAndADiscontinuity() throws {
         let all = try tags()
-        let origin = LiveStream(id: "r4")
-        let standby = LiveStream(id: "r4")
-        let wire = Wire()
-        origin.replicate(to: { wire.sink($0) })
-        try wire.attach(origin, standby)
-        origin.beginPublishing()
+        let (origin, standby, wire) = try publishingPair("r4")
         // The origin dies mid-segment: 3.3 s in.
         let cut = all.firstIndex { $0.timestamp > 3300 }!
         try feed(origin, all[..<cut])
@@ -180,12 +181,7 @@ final class ReplicationTests: XCTestCase {
     /// has the segment begun and empty; after the takeover no number is skipped.
     func testATakeoverRightAfterASegmentBeganSkipsNoNumber() throws {
         let all = try tags()
-        let origin = LiveStream(id: "r6")
-        let standby = LiveStream(id: "r6")
-        let wire = Wire()
-        origin.replicate(to: { wire.sink($0) })
-        try wire.attach(origin, standby)
-        origin.beginPublishing()
+        let (origin, standby, wire) = try publishingPair("r6")
         let boundary = all.firstIndex { $0.type == 9 && $0.timestamp >= 4000 && $0.body.first.map { $0 >> 4 == 1 } == true }!
         try feed(origin, all[...boundary])
         var delivered = 0
