@@ -1,8 +1,10 @@
-// The edge's lean route for cached media: a channel handler in front of the router that
-// answers `GET /live/{id}/{rendition}/{object}` from the memory tier on the event loop. A
-// hit costs no task, no middleware and no copy: its response head is written as bytes
-// straight to the socket's end of the pipeline, then the cached buffer itself. Everything
-// else (misses, playlists, the API) passes through to the router untouched.
+// The edge's lean route for cached media: `GET /live/{id}/{rendition}/{object}` answered
+// from the memory tier on the event loop. A hit costs no task, no middleware and no copy:
+// `RawMediaFastPath`, in front of the HTTP decoder, answers a plain GET straight from the
+// request's bytes; `MediaFastPath`, after the decoder, answers what reaches it typed (and
+// keeps count of the requests the router holds, so answers stay in request order). The
+// response is the head as bytes, then the cached buffer itself. Everything else (misses,
+// playlists, the API) goes to the router untouched.
 import Foundation
 import Hummingbird
 import NIOCore
@@ -22,16 +24,20 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// The object for a request path, or nil when the router should answer.
     typealias Lookup = @Sendable (_ path: String) -> ByteBuffer?
 
-    private let lookup: Lookup
+    let lookup: Lookup
     /// Requests handed to the router and not yet answered in full.
-    private var withRouter = 0
+    private(set) var withRouter = 0
     /// True while the body parts of a request answered here are still arriving.
-    private var swallowing = false
-    /// Writes bytes at the socket's end of the pipeline (after the HTTP encoder).
-    private let raw = RawWriter()
+    private(set) var swallowing = false
+    /// Set by the raw handler for a head it read and passed on: the router answers that one.
+    var routeNext = false
+    /// In front of the HTTP decoder: answers plain GETs from their bytes, and writes this
+    /// handler's answers at the socket's end of the pipeline (after the HTTP encoder).
+    private var raw: RawMediaFastPath!
 
     init(lookup: @escaping Lookup) {
         self.lookup = lookup
+        self.raw = RawMediaFastPath(typed: self)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -42,7 +48,9 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         let part = unwrapInboundIn(data)
         switch part {
         case .head(let request):
-            if withRouter == 0, let body = answerable(request) {
+            let decided = routeNext
+            routeNext = false
+            if !decided, withRouter == 0, let body = answerable(request) {
                 swallowing = true
                 respond(context: context, body: body)
                 return
@@ -67,20 +75,26 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private func answerable(_ request: HTTPRequest) -> ByteBuffer? {
         guard request.method == .get, let path = request.path, path.hasPrefix("/live/"),
               !path.utf8.contains(UInt8(ascii: "?")), !path.hasSuffix(".m3u8") else { return nil }
-        // A client that asks to close gets the router's full connection handling.
+        // A client that asks to close (or to upgrade) gets the router's full connection handling.
         if let connection = request.headerFields[.connection], connection.lowercased().contains("close") { return nil }
+        if request.headerFields[.upgrade] != nil { return nil }
         return lookup(path)
+    }
+
+    /// The response head up to the end, as bytes.
+    static func rawHead(allocator: ByteBufferAllocator, length: Int) -> ByteBuffer {
+        var head = allocator.buffer(capacity: rawHead.readableBytes + 80)
+        head.writeImmutableBuffer(rawHead)
+        head.writeString(date.current)
+        head.writeStaticString("\r\ncontent-length: ")
+        head.writeString(String(length))
+        head.writeStaticString("\r\n\r\n")
+        return head
     }
 
     private func respond(context: ChannelHandlerContext, body: ByteBuffer) {
         if let rawContext = raw.context {
-            var head = context.channel.allocator.buffer(capacity: Self.rawHead.readableBytes + 80)
-            head.writeImmutableBuffer(Self.rawHead)
-            head.writeString(Self.date.current)
-            head.writeStaticString("\r\ncontent-length: ")
-            head.writeString(String(body.readableBytes))
-            head.writeStaticString("\r\n\r\n")
-            rawContext.write(NIOAny(head), promise: nil)
+            rawContext.write(NIOAny(Self.rawHead(allocator: context.channel.allocator, length: body.readableBytes)), promise: nil)
             rawContext.writeAndFlush(NIOAny(body), promise: nil)
             return
         }
@@ -147,12 +161,141 @@ final class HTTPDate: Sendable {
     }
 }
 
-/// Sits at the socket's end of the pipeline so `MediaFastPath` can write a response already
-/// in bytes; passes everything else through.
-final class RawWriter: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = NIOAny
+/// In front of the HTTP decoder: a complete request head that is a plain `GET` (HTTP/1.1, no
+/// body, not asking to close) of a cached media object, with no earlier request still at the
+/// router, is answered here from its bytes. Anything else goes on to the decoder a whole
+/// request head at a time; a request with a body, or a head too long, turns this handler
+/// into a pass-through for the rest of the connection.
+final class RawMediaFastPath: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    static let maxHead = 16 * 1024
+
+    private unowned let typed: MediaFastPath
     private(set) var context: ChannelHandlerContext?
+    private var pending: ByteBuffer?
+    private var passThrough = false
+
+    init(typed: MediaFastPath) { self.typed = typed }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !passThrough else { return context.fireChannelRead(data) }
+        var input = unwrapInboundIn(data)
+        if var earlier = pending {
+            earlier.writeBuffer(&input)
+            input = earlier
+            pending = nil
+        }
+        while input.readableBytes > 0 {
+            guard let length = Self.headLength(input) else {
+                if input.readableBytes > Self.maxHead || Self.hasBareLineFeeds(input) {
+                    // Too long, or lines ended the lenient way: the decoder handles the rest.
+                    passThrough = true
+                    context.fireChannelRead(wrapInboundOut(input))
+                } else {
+                    pending = input
+                }
+                return
+            }
+            let head = input.readSlice(length: length)!
+            switch classify(head) {
+            case .answer(let body):
+                context.write(NIOAny(MediaFastPath.rawHead(allocator: context.channel.allocator, length: body.readableBytes)), promise: nil)
+                context.writeAndFlush(NIOAny(body), promise: nil)
+            case .forward:
+                typed.routeNext = true
+                context.fireChannelRead(wrapInboundOut(head))
+                typed.routeNext = false
+            case .bodyFollows:
+                passThrough = true
+                context.fireChannelRead(wrapInboundOut(head))
+                if input.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(input)) }
+                return
+            }
+        }
+    }
+
+    /// Bytes up to and including the blank line ending the head, if it is all here.
+    static func headLength(_ buffer: ByteBuffer) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes -> Int? in
+            guard bytes.count >= 4 else { return nil }
+            var i = 3
+            while i < bytes.count {
+                if bytes[i] == 10, bytes[i - 1] == 13, bytes[i - 2] == 10, bytes[i - 3] == 13 { return i + 1 }
+                i += 1
+            }
+            return nil
+        }
+    }
+
+    /// A blank line made of bare line feeds (`\n\n`): not a head this handler reads.
+    static func hasBareLineFeeds(_ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            bytes.count >= 2 && zip(bytes, bytes.dropFirst()).contains { $0 == 10 && $1 == 10 }
+        }
+    }
+
+    enum Verdict { case answer(ByteBuffer), forward, bodyFollows }
+
+    func classify(_ head: ByteBuffer) -> Verdict {
+        let parsed: (path: String, eligible: Bool, body: Bool)? = head.withUnsafeReadableBytes { b in
+            // Request line: "GET <target> HTTP/1.1\r\n".
+            guard let lineEnd = b.firstIndex(of: 13) else { return nil }
+            let line = b[..<lineEnd]
+            guard let sp1 = line.firstIndex(of: 32), let sp2 = line[(sp1 + 1)...].firstIndex(of: 32) else { return nil }
+            let isGet = sp1 == 3 && b[0] == 71 && b[1] == 69 && b[2] == 84
+            let version = line[(sp2 + 1)...]
+            let http11 = version.elementsEqual("HTTP/1.1".utf8)
+            var eligible = isGet && http11
+            var body = false
+            // Header lines: only the ones that change how the request must be handled matter.
+            var start = lineEnd + 2
+            while start < b.count - 2 {
+                guard let end = b[start...].firstIndex(of: 13), end > start else { break }
+                let field = UnsafeRawBufferPointer(rebasing: b[start..<end])
+                if Self.hasName(field, "content-length") {
+                    if !Self.value(field).elementsEqual("0".utf8) { body = true }
+                } else if Self.hasName(field, "transfer-encoding") {
+                    body = true
+                } else if Self.hasName(field, "connection") {
+                    if Self.lowercased(Self.value(field)).contains("close") { eligible = false }
+                } else if Self.hasName(field, "upgrade") || Self.hasName(field, "expect") {
+                    eligible = false
+                }
+                start = end + 2
+            }
+            let path = eligible ? String(decoding: b[(sp1 + 1)..<sp2], as: UTF8.self) : ""
+            return (path, eligible, body)
+        }
+        guard let parsed else { return .forward }  // the decoder says what is wrong with it
+        if parsed.body { return .bodyFollows }
+        guard parsed.eligible, typed.withRouter == 0, !typed.swallowing, parsed.path.hasPrefix("/live/"),
+              !parsed.path.utf8.contains(UInt8(ascii: "?")), !parsed.path.hasSuffix(".m3u8"),
+              let body = typed.lookup(parsed.path) else { return .forward }
+        return .answer(body)
+    }
+
+    /// Whether a header line's name is `name` (lower case), in any case.
+    static func hasName(_ field: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
+        let n = name.utf8CodeUnitCount
+        guard field.count > n, field[n] == 58 else { return false }
+        let p = name.utf8Start
+        for i in 0..<n where field[i] | 0x20 != p[i] { return false }
+        return true
+    }
+
+    static func value(_ field: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer.SubSequence {
+        guard let colon = field.firstIndex(of: 58) else { return field[field.endIndex...] }
+        var v = field[(colon + 1)...]
+        while let f = v.first, f == 32 || f == 9 { v = v.dropFirst() }
+        while let l = v.last, l == 32 || l == 9 { v = v.dropLast() }
+        return v
+    }
+
+    static func lowercased(_ bytes: UnsafeRawBufferPointer.SubSequence) -> String {
+        String(decoding: bytes.map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
 }

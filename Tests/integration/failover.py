@@ -115,6 +115,12 @@ def run(mode, ladder="180p:180:250", before=8.0, after=10.0, root=None):
         out["discontinuity"] = "#EXT-X-DISCONTINUITY" in playlist
         out["last_before"] = last_before
         reader.stop()
+        # How long the player went without a new frame, before and around the failover
+        # (frames arrive a segment at a time: about 2 s apart at best).
+        arrivals = [t for t, _ in reader.frames]
+        steps = [(b2 - a2, a2) for a2, b2 in zip(arrivals, arrivals[1:])]
+        out["stall_before_seconds"] = max((d for d, t in steps if t < t0 - 1), default=0.0)
+        out["stall_seconds"] = max((d for d, t in steps if t >= t0 - 3), default=0.0)
         out["gaps"] = playback_gaps(reader.frames)
         out["gap_seconds"] = max_gap(reader.frames)
         out["repeats"] = repeats(reader.frames)

@@ -41,23 +41,30 @@ def main():
         for i in range(args.runs):
             out = failover.run(mode, ladder=args.ladder)
             row = {k: out[k] for k in ("gap_seconds", "gaps", "repeats", "owner_moved_seconds", "missing", "player_alive",
+                                       "stall_seconds", "stall_before_seconds",
                                        "sequence_continuous", "discontinuity", "detection_bound_seconds", "frames_after")}
             row["repeat_seconds"] = max((r for r, _, _ in out["repeats"]), default=0.0)
             runs.append(row)
             print(f"{mode} run {i + 1}/{args.runs}: gap {row['gap_seconds']:.2f} s, repeat {row['repeat_seconds']:.2f} s, "
+                  f"player waited {row['stall_seconds']:.1f} s for a frame (at most {row['stall_before_seconds']:.1f} s before), "
                   f"owner moved after {row['owner_moved_seconds']:.2f} s, missing {len(row['missing'])}, "
                   f"player {'alive' if row['player_alive'] else 'DEAD'}", file=sys.stderr, flush=True)
         results[mode] = {"runs": runs, "gap": summary([r["gap_seconds"] for r in runs]),
                          "repeat": summary([r["repeat_seconds"] for r in runs]),
                          "owner_moved": summary([r["owner_moved_seconds"] for r in runs]),
+                         "stall": summary([r["stall_seconds"] for r in runs]),
+                         "stall_before": summary([r["stall_before_seconds"] for r in runs]),
                          "detection_bound_seconds": runs[0]["detection_bound_seconds"]}
-    print("| origin | playback gap min / median / max | repeated media (max per run) | ring names the new origin after |")
-    print("| --- | --- | --- | --- |")
+    print("| origin | playback gap min / median / max | repeated media (max per run) | ring names the new origin after "
+          "| longest wait for a frame around the failover (before it) |")
+    print("| --- | --- | --- | --- | --- |")
     for mode, label in (("kill", "SIGKILL"), ("term", "SIGTERM")):
         r = results[mode]
         g, p, o = r["gap"], r["repeat"], r["owner_moved"]
         print(f"| {label} ({args.runs} runs) | {g['min']:.2f} / {g['median']:.2f} / {g['max']:.2f} s | "
-              f"{p['min']:.2f} / {p['median']:.2f} / {p['max']:.2f} s | {o['min']:.1f} / {o['median']:.1f} / {o['max']:.1f} s |")
+              f"{p['min']:.2f} / {p['median']:.2f} / {p['max']:.2f} s | {o['min']:.1f} / {o['median']:.1f} / {o['max']:.1f} s | "
+              f"{r['stall']['min']:.1f} / {r['stall']['median']:.1f} / {r['stall']['max']:.1f} s "
+              f"({r['stall_before']['median']:.1f} s) |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
