@@ -138,7 +138,7 @@ enum HTTPRoutes {
                     return Response(status: .unauthorized, body: .init(byteBuffer: ByteBuffer(string: "bad replica key\n")))
                 }
                 guard let record = await registry.find(id: id), let live = registry.live(id: record.id) else { return notFound("no stream \(id)") }
-                let body = try await request.body.collect(upTo: 1 << 30)
+                let body = try await request.body.collect(upTo: 256 << 20)  // a snapshot of a whole ladder's window fits
                 do throws(ReplicaError) {
                     for batch in try Replicator.decodeBundle(body) { try live.applyReplica(batch) }
                 } catch {
