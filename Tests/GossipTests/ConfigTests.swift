@@ -82,6 +82,16 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(s.deadline, T.at(3000))
     }
 
+    func testFailureDetectionBound() {
+        // local, 3 members: 3·1 s + 0.2 s + 3 s (suspicion minimum) + 2·0.1 s (gossip rounds).
+        let local = GossipConfig.local(clusterName: "t")
+        XCTAssertEqual(local.failureDetectionBound(memberCount: 3), .milliseconds(6_400))
+        // More members: a longer suspicion minimum and more rounds to spread the verdict.
+        XCTAssertGreaterThan(local.failureDetectionBound(memberCount: 1_000), local.failureDetectionBound(memberCount: 3))
+        let lan = GossipConfig.lan(clusterName: "t")
+        XCTAssertGreaterThan(lan.failureDetectionBound(memberCount: 3), local.failureDetectionBound(memberCount: 3))
+    }
+
     func testPushPullIntervalScalesAbove32Members() {
         let lan = GossipConfig.lan(clusterName: "c")
         XCTAssertEqual(lan.pushPullInterval(memberCount: 32), .seconds(30))
