@@ -2,20 +2,23 @@
 // full-state exchange travels on a stream transport and carries `pushPull` alone.
 
 /// One protocol message.
+///
+/// Kept small (24 bytes) because nodes queue one update per member: the larger cases are
+/// `indirect` (boxed), `alive` holds the shared metadata reference.
 public enum GossipMessage: Hashable, Sendable {
     /// Direct probe. `target` lets a node ignore pings meant for a previous owner of its
     /// address; `source` is where the ack goes.
-    case ping(Ping)
+    indirect case ping(Ping)
     /// "Please probe `target` for me": indirect probe through a helper.
-    case pingReq(PingReq)
+    indirect case pingReq(PingReq)
     /// Probe answer; a direct ack carries the responder's network coordinate.
-    case ack(Ack)
+    indirect case ack(Ack)
     /// A helper's "I asked, no ack yet": tells the requester that the helper is healthy,
     /// so a missing nack counts against the requester's own health (Lifeguard).
     case nack(Nack)
     case alive(Alive)
-    case suspect(Suspect)
-    case dead(Dead)
+    indirect case suspect(Suspect)
+    indirect case dead(Dead)
     /// Full-state exchange (anti-entropy and join).
     case pushPull(PushPull)
 

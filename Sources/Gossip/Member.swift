@@ -20,15 +20,23 @@ public enum MemberStatus: UInt8, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// One row of the membership table.
+///
+/// Compact (40 bytes): the metadata and the coordinate are shared references, so a node's
+/// table, its full states and its neighbours' tables hold pointers to the same objects.
 public struct Member: Hashable, Sendable {
     public var metadata: MemberMetadata
     /// Only the member itself raises its incarnation (to refute a suspicion or rejoin).
     public var incarnation: UInt64
-    public var status: MemberStatus
     /// When this node last saw the status change; drives tombstone reaping.
     public var statusChangedAt: GossipInstant
     /// Last Vivaldi coordinate the member reported (on an ack or a full-state exchange).
-    public var coordinate: VivaldiCoordinate?
+    public var coordinate: VivaldiCoordinate? {
+        get { coordinateBox?.value }
+        set { coordinateBox = newValue.map(CoordinateBox.init) }
+    }
+    /// The coordinate, boxed once where it was received and shared from then on.
+    var coordinateBox: CoordinateBox?
+    public var status: MemberStatus
 
     public var id: NodeID { metadata.id }
 
@@ -40,7 +48,31 @@ public struct Member: Hashable, Sendable {
         self.incarnation = incarnation
         self.status = status
         self.statusChangedAt = statusChangedAt
-        self.coordinate = coordinate
+        self.coordinateBox = coordinate.map(CoordinateBox.init)
+    }
+
+    public static func == (lhs: Member, rhs: Member) -> Bool {
+        lhs.metadata == rhs.metadata && lhs.incarnation == rhs.incarnation && lhs.status == rhs.status
+            && lhs.statusChangedAt == rhs.statusChangedAt
+            && (lhs.coordinateBox === rhs.coordinateBox || lhs.coordinate == rhs.coordinate)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(metadata)
+        hasher.combine(incarnation)
+        hasher.combine(status)
+        hasher.combine(statusChangedAt)
+        hasher.combine(coordinate)
+    }
+}
+
+/// An immutable coordinate behind a reference, so that rows holding it share it.
+final class CoordinateBox: Sendable {
+    let value: VivaldiCoordinate
+    let isValid: Bool
+    init(_ value: VivaldiCoordinate) {
+        self.value = value
+        self.isValid = value.isValid
     }
 }
 

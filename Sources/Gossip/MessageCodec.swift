@@ -62,7 +62,61 @@ public enum MessageCodec {
         return w.bytes
     }
 
-    public static func framedSize(_ message: GossipMessage) -> Int { encodeFramed(message).count }
+    /// `encodeFramed(message).count`, computed without encoding: the state machine sizes
+    /// every datagram it builds and every update it queues.
+    public static func framedSize(_ message: GossipMessage) -> Int {
+        let body = bodySize(message)
+        return 1 + varintSize(UInt64(body)) + body
+    }
+
+    // MARK: Sizes (mirror the encoders below)
+
+    static func varintSize(_ value: UInt64) -> Int {
+        // 7 bits a byte: 1 byte up to 127, 10 bytes for the largest values.
+        value == 0 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7
+    }
+
+    static func stringSize(_ s: String) -> Int {
+        let n = s.utf8.count
+        return varintSize(UInt64(n)) + n
+    }
+
+    static func endpointSize(_ e: Endpoint) -> Int { stringSize(e.host) + 2 }
+
+    static func coordinateSize(_ c: VivaldiCoordinate) -> Int { 1 + 8 * min(c.vector.count, 255) + 24 }
+
+    static func metadataSize(_ m: MemberMetadata.Fields) -> Int {
+        stringSize(m.id.rawValue) + endpointSize(m.gossipAddress) + endpointSize(m.httpAddress) + endpointSize(m.rtmpAddress)
+            + stringSize(m.region) + varintSize(UInt64(m.capacity)) + varintSize(UInt64(m.load))
+            + stringSize(m.softwareVersion) + varintSize(m.version)
+    }
+
+    static func memberSize(_ m: Member) -> Int {
+        m.metadata.encodedSize + varintSize(m.incarnation) + 2 + (m.coordinate.map(coordinateSize) ?? 0)
+    }
+
+    static func bodySize(_ message: GossipMessage) -> Int {
+        switch message {
+        case .ping(let p):
+            return varintSize(UInt64(p.sequence)) + stringSize(p.target.rawValue) + stringSize(p.source.rawValue)
+                + endpointSize(p.sourceAddress)
+        case .pingReq(let p):
+            return varintSize(UInt64(p.sequence)) + stringSize(p.target.rawValue) + endpointSize(p.targetAddress)
+                + stringSize(p.source.rawValue) + endpointSize(p.sourceAddress) + 1
+        case .ack(let a):
+            return varintSize(UInt64(a.sequence)) + stringSize(a.responder.rawValue) + 1 + (a.coordinate.map(coordinateSize) ?? 0)
+        case .nack(let n):
+            return varintSize(UInt64(n.sequence))
+        case .alive(let a):
+            return varintSize(a.incarnation) + a.metadata.encodedSize
+        case .suspect(let s):
+            return varintSize(s.incarnation) + stringSize(s.node.rawValue) + stringSize(s.from.rawValue)
+        case .dead(let d):
+            return varintSize(d.incarnation) + stringSize(d.node.rawValue) + stringSize(d.from.rawValue)
+        case .pushPull(let p):
+            return 1 + varintSize(UInt64(p.members.count)) + p.members.reduce(0) { $0 + memberSize($1) }
+        }
+    }
 
     // MARK: Bodies
 

@@ -49,6 +49,51 @@ final class CodecTests: XCTestCase {
         }
     }
 
+    func testFramedSizeIsTheEncodedSizeWithoutEncoding() {
+        let long = String(repeating: "x", count: 200)  // two-byte length prefixes
+        var meta = T.meta("plain")
+        meta.region = long
+        meta.version = 1 << 35
+        var messages = Self.everyMessage
+        messages += [
+            .alive(.init(incarnation: 127, metadata: meta)),
+            .alive(.init(incarnation: 128, metadata: meta)),
+            .suspect(.init(incarnation: UInt64.max, node: NodeID(long), from: "f")),
+            .ack(.init(sequence: 16_383, responder: "r", coordinate: VivaldiCoordinate(vector: [], error: 0, adjustment: 0, height: 0))),
+            .pushPull(.init(join: false, isResponse: false, members: (0..<200).map {
+                Member(metadata: T.meta("m\($0)"), incarnation: UInt64($0) << 20, status: .alive, statusChangedAt: .zero,
+                       coordinate: $0 % 3 == 0 ? Self.coordinate : nil)
+            })),
+        ]
+        for m in messages { XCTAssertEqual(MessageCodec.framedSize(m), MessageCodec.encodeFramed(m).count, "\(m.kind)") }
+        for v: UInt64 in [0, 1, 127, 128, 16_383, 16_384, 1 << 62, UInt64.max] {
+            var w = WireWriter()
+            w.writeVarint(v)
+            XCTAssertEqual(MessageCodec.varintSize(v), w.bytes.count, "\(v)")
+        }
+    }
+
+    func testMetadataCopiesShareStorageUntilChanged() {
+        let a = T.meta("a")
+        var b = a
+        XCTAssertTrue(b.isSameStorage(as: a))
+        b.load = 7
+        XCTAssertFalse(b.isSameStorage(as: a))
+        XCTAssertEqual(a.load, 0, "changing a copy leaves the original alone")
+        XCTAssertNotEqual(a, b)
+        b.load = 0
+        XCTAssertEqual(a, b, "equal fields are equal, shared or not")
+        XCTAssertEqual(a.hashValue, b.hashValue)
+        XCTAssertEqual(a.idHash, a.id.hashValue)
+        var m = Member(metadata: a, incarnation: 1, status: .alive, statusChangedAt: .zero, coordinate: Self.coordinate)
+        let copy = m
+        m.coordinate?.height = 1
+        XCTAssertEqual(copy.coordinate, Self.coordinate)
+        XCTAssertNotEqual(m, copy)
+        XCTAssertEqual(MemoryLayout<Member>.stride, 40, "a row of the table stays compact")
+        XCTAssertEqual(MemoryLayout<GossipMessage>.stride, 16, "a queued update stays compact")
+    }
+
     func testCompoundPacketRoundTripsSealed() throws {
         var a = codec(), b = codec()
         let messages = Array(Self.everyMessage.filter { $0.kind != .pushPull })
