@@ -5,6 +5,12 @@
 // and this node's Vivaldi coordinate. Must not touch: sockets, timers, clocks, the system
 // random source. Every handler takes `now` and returns `[Directive]`; randomness comes from a
 // seeded generator, so the same seed and the same events replay the same run.
+//
+// Scale: a node of a 10,000-member cluster handles every message and tick without walking
+// its table. Rows live in a `MemberTable` (slots, an index, counts by status, tombstones by
+// age); suspicion deadlines are a heap; the broadcast queue keeps its own take order.
+
+import HeapModule
 
 /// The SWIM/Lifeguard state machine of one node.
 public struct Membership: Sendable {
@@ -16,11 +22,17 @@ public struct Membership: Sendable {
     /// True once `leave` was called: the node stops probing and only spreads its goodbye.
     public private(set) var isLeaving = false
 
-    private var table: [NodeID: Member]
+    private var table = MemberTable()
+    /// This node's own row: the first slot, never reaped.
+    private let localSlot: Int
     private var rng: GossipRandom
     private var broadcasts = BroadcastQueue()
     private var suspicions: [NodeID: Suspicion] = [:]
-    private var probeOrder: [NodeID] = []
+    /// Deadlines of `suspicions`, soonest first. An entry is stale once its suspicion ended
+    /// or its timeout shrank (a new entry was pushed then); stale minimums are dropped.
+    private var suspicionDeadlines = Heap<SuspicionDeadline>()
+    /// Slots in probe order.
+    private var probeOrder: [Int32] = []
     private var probeIndex = 0
     private var probe: ProbeInFlight?
     private var relays: [UInt32: Relay] = [:]
@@ -54,6 +66,12 @@ public struct Membership: Sendable {
         var nacks = 0
     }
 
+    struct SuspicionDeadline: Comparable, Sendable {
+        var at: GossipInstant
+        var id: NodeID
+        static func < (a: SuspicionDeadline, b: SuspicionDeadline) -> Bool { (a.at, a.id) < (b.at, b.id) }
+    }
+
     struct Relay: Hashable, Sendable {
         var requesterAddress: Endpoint
         var originalSequence: UInt32
@@ -79,7 +97,7 @@ public struct Membership: Sendable {
         self.nextPushPullAt = now + stagger(config.pushPullInterval)
         self.rng = rng
         let me = Member(metadata: local, incarnation: incarnation, status: .alive, statusChangedAt: now, coordinate: vivaldi.coordinate)
-        self.table = [local.id: me]
+        self.localSlot = table.insert(me)
         broadcasts.enqueue(.alive(.init(incarnation: incarnation, metadata: local)), about: local.id)
     }
 
@@ -87,21 +105,23 @@ public struct Membership: Sendable {
 
     /// This node's own row.
     public var localMember: Member {
-        var me = table[localID]!
+        var me = table[localSlot]
         me.coordinate = vivaldi.coordinate
         return me
     }
 
     /// Every known member (tombstones included), sorted by id.
-    public var members: [Member] { table.values.sorted { $0.id < $1.id } }
+    public var members: [Member] { table.slotsByID.map { table[Int($0)] } }
 
     /// Members currently alive (this node included), sorted by id: the input of the ring.
-    public var aliveMembers: [Member] { members.filter { $0.status == .alive } }
+    public var aliveMembers: [Member] {
+        table.slotsByID.lazy.map { self.table[Int($0)] }.filter { $0.status == .alive }
+    }
 
-    public func member(_ id: NodeID) -> Member? { id == localID ? localMember : table[id] }
+    public func member(_ id: NodeID) -> Member? { id == localID ? localMember : table.slot(of: id).map { table[$0] } }
 
     /// Members that are not dead or left, this node included: the N of the formulas.
-    public var estimatedMemberCount: Int { table.values.reduce(0) { $0 + ($1.status.isDeadOrLeft ? 0 : 1) } }
+    public var estimatedMemberCount: Int { table.aliveCount + table.suspectCount }
 
     /// Updates waiting to be piggybacked.
     public var pendingBroadcasts: BroadcastQueue { broadcasts }
@@ -111,7 +131,9 @@ public struct Membership: Sendable {
 
     /// Estimated round trip from this node to `id`, from network coordinates.
     public func estimatedRTT(to id: NodeID) -> Duration? {
-        guard let other = table[id]?.coordinate, other.isCompatible(with: vivaldi.coordinate) else { return nil }
+        guard let s = table.slot(of: id), let other = table[s].coordinate, other.isCompatible(with: vivaldi.coordinate) else {
+            return nil
+        }
         return vivaldi.coordinate.distance(to: other)
     }
 
@@ -129,8 +151,8 @@ public struct Membership: Sendable {
             if !p.indirectSent { t = min(t, p.ackDeadline) }
         }
         for r in relays.values { t = min(t, r.nackAt) }
-        for s in suspicions.values { t = min(t, s.deadline) }
-        for m in table.values where m.status.isDeadOrLeft { t = min(t, m.statusChangedAt + config.deadReapTime) }
+        if let s = suspicionDeadlines.min { t = min(t, s.at) }
+        if let d = table.oldestTombstone { t = min(t, d.since + config.deadReapTime) }
         return t
     }
 
@@ -140,7 +162,7 @@ public struct Membership: Sendable {
     /// through `onFullState`). Seeds are kept: while this node knows no other member, each
     /// push-pull round retries one of them.
     public mutating func join(seeds: [Endpoint], now: GossipInstant) -> [Directive] {
-        let own = table[localID]!.metadata.gossipAddress
+        let own = localAddress
         self.seeds = seeds.filter { $0 != own }
         var out: [Directive] = []
         for seed in self.seeds {
@@ -193,17 +215,24 @@ public struct Membership: Sendable {
         var out: [Directive] = []
         advanceProbe(now: now, &out)
         if probe == nil, now >= nextProbeAt { startProbe(now: now, &out) }
-        for (seq, relay) in relays.sorted(by: { $0.key < $1.key }) where relay.nackAt <= now {
-            relays[seq] = nil
-            if relay.wantsNack {
-                out.append(datagram(to: relay.requesterAddress, [.nack(.init(sequence: relay.originalSequence))]))
+        if relays.values.contains(where: { $0.nackAt <= now }) {
+            for (seq, relay) in relays.sorted(by: { $0.key < $1.key }) where relay.nackAt <= now {
+                relays[seq] = nil
+                if relay.wantsNack {
+                    out.append(datagram(to: relay.requesterAddress, [.nack(.init(sequence: relay.originalSequence))]))
+                }
             }
         }
-        for (id, s) in suspicions.sorted(by: { $0.key < $1.key }) where s.deadline <= now {
+        var expired: [NodeID] = []
+        while let d = suspicionDeadlines.min, d.at <= now {
+            suspicionDeadlines.removeMin()
+            if suspicions[d.id]?.deadline == d.at { expired.append(d.id) }
+        }
+        for id in Set(expired).sorted() {
             suspicions[id] = nil
-            if let m = table[id], m.status == .suspect {
+            if let slot = table.slot(of: id), table[slot].status == .suspect {
                 counters.deathsDeclared += 1
-                handleDead(.init(incarnation: m.incarnation, node: id, from: localID), now: now, &out)
+                handleDead(.init(incarnation: table[slot].incarnation, node: id, from: localID), now: now, &out)
             }
         }
         if now >= nextGossipAt {
@@ -224,17 +253,18 @@ public struct Membership: Sendable {
         guard !isLeaving else { return finish([]) }
         isLeaving = true
         probe = nil
-        var me = table[localID]!
-        let previous = me.status
-        me.status = .left
-        me.statusChangedAt = now
-        table[localID] = me
+        let previous = table[localSlot].status
+        table.update(localSlot) {
+            $0.status = .left
+            $0.statusChangedAt = now
+        }
+        let me = table[localSlot]
         broadcasts.enqueue(.dead(.init(incarnation: me.incarnation, node: localID, from: localID)), about: localID)
         var out: [Directive] = [.membershipChanged(.init(member: me, previousStatus: previous))]
-        var targets = table.values.filter { $0.id != localID && !$0.status.isDeadOrLeft }.map(\.id).sorted()
+        var targets = slotsByID { $0 != localSlot && !table[$0].status.isDeadOrLeft }
         targets.shuffle(using: &rng)
-        for id in targets.prefix(max(config.gossipNodes, 1)) {
-            out.append(datagram(to: table[id]!.metadata.gossipAddress, []))
+        for slot in targets.prefix(max(config.gossipNodes, 1)) {
+            out.append(datagram(to: table[slot].metadata.gossipAddress, []))
         }
         return finish(out)
     }
@@ -243,14 +273,14 @@ public struct Membership: Sendable {
     /// The node id cannot change; a leaving node announces nothing more.
     public mutating func updateMetadata(now: GossipInstant, _ change: (inout MemberMetadata) -> Void) -> [Directive] {
         guard !isLeaving else { return finish([]) }
-        var me = table[localID]!
+        var me = table[localSlot]
         let previous = me.status
         var metadata = me.metadata
         change(&metadata)
         metadata.id = localID
         metadata.version = me.metadata.version + 1
         me.metadata = metadata
-        table[localID] = me
+        table.update(localSlot) { $0.metadata = metadata }
         broadcasts.enqueue(.alive(.init(incarnation: me.incarnation, metadata: metadata)), about: localID)
         return finish([.membershipChanged(.init(member: me, previousStatus: previous))])
     }
@@ -264,7 +294,9 @@ public struct Membership: Sendable {
         }
         let interval = health.scale(config.probeInterval)
         nextProbeAt = now + interval
-        guard let target = nextProbeTarget(), let member = table[target] else { return }
+        guard let slot = nextProbeTarget() else { return }
+        let member = table[slot]
+        let target = member.id
         let seq = nextSequence()
         probe = ProbeInFlight(
             target: target, sequence: seq, sentAt: now, ackDeadline: now + health.scale(config.probeTimeout), end: now + interval)
@@ -283,16 +315,15 @@ public struct Membership: Sendable {
         guard var p = probe else { return }
         if !p.indirectSent, now >= p.ackDeadline, now < p.end {
             p.indirectSent = true
-            if let target = table[p.target] {
-                var helpers = table.values
-                    .filter { $0.id != localID && $0.id != p.target && $0.status == .alive }
-                    .map(\.id).sorted()
+            if let targetSlot = table.slot(of: p.target) {
+                let target = table[targetSlot]
+                var helpers = slotsByID { $0 != localSlot && $0 != targetSlot && table[$0].status == .alive }
                 helpers.shuffle(using: &rng)
                 for helper in helpers.prefix(config.indirectChecks) {
                     let req = GossipMessage.PingReq(
                         sequence: p.sequence, target: p.target, targetAddress: target.metadata.gossipAddress,
                         source: localID, sourceAddress: localAddress, wantsNack: true)
-                    out.append(datagram(to: table[helper]!.metadata.gossipAddress, [.pingReq(req)]))
+                    out.append(datagram(to: table[helper].metadata.gossipAddress, [.pingReq(req)]))
                     p.expectedNacks += 1
                     counters.indirectProbesSent += 1
                 }
@@ -305,34 +336,40 @@ public struct Membership: Sendable {
         // Lifeguard: with helpers, each missing nack says "the problem may be me"; without
         // them, any failed probe does.
         health.apply(p.expectedNacks > 0 ? max(0, p.expectedNacks - p.nacks) : 1)
-        if let m = table[p.target], !m.status.isDeadOrLeft {
-            handleSuspect(.init(incarnation: m.incarnation, node: p.target, from: localID), now: now, &out)
+        if let slot = table.slot(of: p.target), !table[slot].status.isDeadOrLeft {
+            handleSuspect(.init(incarnation: table[slot].incarnation, node: p.target, from: localID), now: now, &out)
         }
     }
 
     /// Randomised round robin: each round visits every member once in a fresh random order;
     /// members that joined mid-round were inserted at random positions.
-    private mutating func nextProbeTarget() -> NodeID? {
+    private mutating func nextProbeTarget() -> Int? {
         var visited = 0
         while visited <= probeOrder.count {
             if probeIndex >= probeOrder.count {
-                probeOrder = probeOrder.filter { table[$0].map { !$0.status.isDeadOrLeft } ?? false }
+                var kept: [Int32] = []
+                kept.reserveCapacity(probeOrder.count)
+                for s in probeOrder {
+                    if table[Int(s)].status.isDeadOrLeft { table.setInProbeOrder(Int(s), false) } else { kept.append(s) }
+                }
+                probeOrder = kept
                 probeOrder.shuffle(using: &rng)
                 probeIndex = 0
                 if probeOrder.isEmpty { return nil }
             }
-            let id = probeOrder[probeIndex]
+            let slot = Int(probeOrder[probeIndex])
             probeIndex += 1
             visited += 1
-            if id != localID, let m = table[id], !m.status.isDeadOrLeft { return id }
+            if slot != localSlot, !table[slot].status.isDeadOrLeft { return slot }
         }
         return nil
     }
 
-    private mutating func insertIntoProbeOrder(_ id: NodeID) {
-        guard id != localID, !probeOrder.contains(id) else { return }
+    private mutating func insertIntoProbeOrder(_ slot: Int) {
+        guard slot != localSlot, !table.isInProbeOrder(slot) else { return }
         let position = Int.random(in: 0...probeOrder.count, using: &rng)
-        probeOrder.insert(id, at: position)
+        probeOrder.insert(Int32(slot), at: position)
+        table.setInProbeOrder(slot, true)
         if position < probeIndex { probeIndex += 1 }
     }
 
@@ -364,10 +401,9 @@ public struct Membership: Sendable {
         probe = nil
         counters.probesSucceeded += 1
         health.apply(-1)
-        if let c = a.coordinate, c.isValid, var m = table[p.target] {
+        if let c = a.coordinate, c.isValid, let slot = table.slot(of: p.target) {
             vivaldi.update(peer: p.target, other: c, rtt: now - p.sentAt, rng: &rng)
-            m.coordinate = c
-            table[p.target] = m
+            table.update(slot) { $0.coordinate = c }
         }
     }
 
@@ -381,47 +417,48 @@ public struct Membership: Sendable {
     // MARK: Membership updates
 
     private mutating func handleAlive(_ a: GossipMessage.Alive, now: GossipInstant, _ out: inout [Directive]) {
-        let id = a.metadata.id
-        if id == localID {
-            // Someone holds a newer incarnation of us (we restarted): outbid it.
-            if !isLeaving, a.incarnation > table[localID]!.incarnation { refute(accused: a.incarnation, &out) }
+        guard let slot = table.slot(of: a.metadata) else {
+            let m = Member(metadata: a.metadata, incarnation: a.incarnation, status: .alive, statusChangedAt: now)
+            let slot = table.insert(m)
+            insertIntoProbeOrder(slot)
+            broadcasts.enqueue(.alive(a), about: m.id)
+            out.append(.membershipChanged(.init(member: m, previousStatus: nil)))
             return
         }
-        guard let existing = table[id] else {
-            table[id] = Member(metadata: a.metadata, incarnation: a.incarnation, status: .alive, statusChangedAt: now)
-            insertIntoProbeOrder(id)
-            broadcasts.enqueue(.alive(a), about: id)
-            out.append(.membershipChanged(.init(member: table[id]!, previousStatus: nil)))
+        let existing = table[slot]
+        if slot == localSlot {
+            // Someone holds a newer incarnation of us (we restarted): outbid it.
+            if !isLeaving, a.incarnation > existing.incarnation { refute(accused: a.incarnation, &out) }
             return
         }
         if a.incarnation > existing.incarnation {
-            var m = existing
-            m.metadata = a.metadata
-            m.incarnation = a.incarnation
-            if m.status != .alive {
-                m.status = .alive
-                m.statusChangedAt = now
+            table.update(slot) { m in
+                m.metadata = a.metadata
+                m.incarnation = a.incarnation
+                if m.status != .alive {
+                    m.status = .alive
+                    m.statusChangedAt = now
+                }
             }
-            table[id] = m
-            suspicions[id] = nil
-            insertIntoProbeOrder(id)
-            broadcasts.enqueue(.alive(a), about: id)
-            out.append(.membershipChanged(.init(member: m, previousStatus: existing.status)))
+            suspicions[existing.id] = nil
+            insertIntoProbeOrder(slot)
+            broadcasts.enqueue(.alive(a), about: existing.id)
+            out.append(.membershipChanged(.init(member: table[slot], previousStatus: existing.status)))
         } else if a.incarnation == existing.incarnation, a.metadata.version > existing.metadata.version,
             !existing.status.isDeadOrLeft
         {
             // A metadata update at the same incarnation: never clears a suspicion.
-            var m = existing
-            m.metadata = a.metadata
-            table[id] = m
-            broadcasts.enqueue(.alive(a), about: id)
-            out.append(.membershipChanged(.init(member: m, previousStatus: existing.status)))
+            table.update(slot) { $0.metadata = a.metadata }
+            broadcasts.enqueue(.alive(a), about: existing.id)
+            out.append(.membershipChanged(.init(member: table[slot], previousStatus: existing.status)))
         }
     }
 
     private mutating func handleSuspect(_ s: GossipMessage.Suspect, now: GossipInstant, _ out: inout [Directive]) {
-        guard let existing = table[s.node], s.incarnation >= existing.incarnation else { return }
-        if s.node == localID {
+        guard let slot = table.slot(of: s.node) else { return }
+        let existing = table[slot]
+        guard s.incarnation >= existing.incarnation else { return }
+        if slot == localSlot {
             if !isLeaving { refute(accused: s.incarnation, &out) }
             return
         }
@@ -430,18 +467,22 @@ public struct Membership: Sendable {
             return
         case .suspect:
             if suspicions[s.node]?.confirm(by: s.from) == true {
+                suspicionDeadlines.insert(SuspicionDeadline(at: suspicions[s.node]!.deadline, id: s.node))
                 broadcasts.enqueue(.suspect(s), about: s.node)
             }
         case .alive:
-            var m = existing
-            m.status = .suspect
-            m.incarnation = s.incarnation
-            m.statusChangedAt = now
-            table[s.node] = m
+            table.update(slot) { m in
+                m.status = .suspect
+                m.incarnation = s.incarnation
+                m.statusChangedAt = now
+            }
+            let m = table[slot]
             let n = estimatedMemberCount
-            suspicions[s.node] = Suspicion(
+            let suspicion = Suspicion(
                 from: s.from, start: now, minTimeout: config.suspicionMinTimeout(memberCount: n),
                 maxTimeout: config.suspicionMaxTimeout(memberCount: n), wanted: config.suspicionConfirmationsWanted(memberCount: n))
+            suspicions[s.node] = suspicion
+            suspicionDeadlines.insert(SuspicionDeadline(at: suspicion.deadline, id: s.node))
             if s.from == localID { counters.suspicionsRaised += 1 }
             broadcasts.enqueue(.suspect(s), about: s.node)
             out.append(.membershipChanged(.init(member: m, previousStatus: existing.status)))
@@ -449,16 +490,19 @@ public struct Membership: Sendable {
     }
 
     private mutating func handleDead(_ d: GossipMessage.Dead, now: GossipInstant, _ out: inout [Directive]) {
-        guard let existing = table[d.node], d.incarnation >= existing.incarnation, !existing.status.isDeadOrLeft else { return }
-        if d.node == localID {
+        guard let slot = table.slot(of: d.node) else { return }
+        let existing = table[slot]
+        guard d.incarnation >= existing.incarnation, !existing.status.isDeadOrLeft else { return }
+        if slot == localSlot {
             if !isLeaving { refute(accused: d.incarnation, &out) }
             return
         }
-        var m = existing
-        m.status = d.from == d.node ? .left : .dead
-        m.incarnation = d.incarnation
-        m.statusChangedAt = now
-        table[d.node] = m
+        table.update(slot) { m in
+            m.status = d.from == d.node ? .left : .dead
+            m.incarnation = d.incarnation
+            m.statusChangedAt = now
+        }
+        let m = table[slot]
         suspicions[d.node] = nil
         vivaldi.forget(peer: d.node)
         broadcasts.enqueue(.dead(d), about: d.node)
@@ -468,9 +512,8 @@ public struct Membership: Sendable {
     /// Outbids an accusation: a new incarnation above it, gossiped as `alive`. Being accused
     /// hints that we are slow to answer, so it also raises the local health multiplier.
     private mutating func refute(accused: UInt64, _ out: inout [Directive]) {
-        var me = table[localID]!
-        me.incarnation = max(me.incarnation, accused) + 1
-        table[localID] = me
+        table.update(localSlot) { $0.incarnation = max($0.incarnation, accused) + 1 }
+        let me = table[localSlot]
         counters.refutations += 1
         health.apply(1)
         broadcasts.enqueue(.alive(.init(incarnation: me.incarnation, metadata: me.metadata)), about: localID)
@@ -479,6 +522,12 @@ public struct Membership: Sendable {
     /// Merges a remote full state. A remote "dead" only makes us suspect (we let the member
     /// refute); "left" is taken as is.
     private mutating func merge(_ remote: [Member], now: GossipInstant, _ out: inout [Directive]) {
+        if remote.count > 2 * table.count {
+            // Joining: most of these are new; grow the tables once.
+            table.reserveCapacity(adding: remote.count)
+            broadcasts.reserveCapacity(adding: remote.count)
+            probeOrder.reserveCapacity(probeOrder.count + remote.count)
+        }
         for r in remote {
             switch r.status {
             case .alive:
@@ -488,9 +537,10 @@ public struct Membership: Sendable {
             case .left:
                 handleDead(.init(incarnation: r.incarnation, node: r.id, from: r.id), now: now, &out)
             }
-            if r.id != localID, let c = r.coordinate, c.isValid, var m = table[r.id], m.coordinate == nil {
-                m.coordinate = c
-                table[r.id] = m
+            if let box = r.coordinateBox, box.isValid, let slot = table.slot(of: r.metadata), slot != localSlot,
+                table[slot].coordinateBox == nil
+            {
+                table.update(slot) { $0.coordinateBox = box }
             }
         }
     }
@@ -499,32 +549,33 @@ public struct Membership: Sendable {
 
     private mutating func gossip(now: GossipInstant, _ out: inout [Directive]) {
         guard !broadcasts.isEmpty else { return }
-        var targets = table.values.filter { m in
-            guard m.id != localID else { return false }
+        var targets = slotsByID { s in
+            guard s != localSlot else { return false }
+            let m = table[s]
             if m.status.isDeadOrLeft { return now - m.statusChangedAt < config.gossipToTheDeadTime }
             return true
-        }.map(\.id).sorted()
+        }
         targets.shuffle(using: &rng)
-        for id in targets.prefix(config.gossipNodes) {
-            let d = datagram(to: table[id]!.metadata.gossipAddress, [])
+        for slot in targets.prefix(config.gossipNodes) {
+            let d = datagram(to: table[slot].metadata.gossipAddress, [])
             if case .sendDatagram(_, let messages) = d, messages.isEmpty { break }
             out.append(d)
         }
     }
 
     private mutating func pushPull(_ out: inout [Directive]) {
-        var candidates = table.values.filter { $0.id != localID && $0.status == .alive }.map(\.id).sorted()
+        var candidates = slotsByID { $0 != localSlot && table[$0].status == .alive }
         // Reconnect, as Serf does: a member declared dead may only have been cut off by a
         // partition. With probability failed/(alive + failed), exchange full state with a
         // random failed member: each side then learns the other declared it dead, refutes
         // with a higher incarnation, and the halves merge again.
-        let failed = table.values.filter { $0.status == .dead }.map(\.id).sorted()
+        let failed = slotsByID { table[$0].status == .dead }
         if !failed.isEmpty,
             Double.random(in: 0..<1, using: &rng) < Double(failed.count) / Double(failed.count + candidates.count)
         {
-            let id = failed[Int.random(in: 0..<failed.count, using: &rng)]
+            let slot = failed[Int.random(in: 0..<failed.count, using: &rng)]
             counters.fullStateExchanges += 1
-            out.append(.sendFullState(to: table[id]!.metadata.gossipAddress, fullState(join: false, isResponse: false)))
+            out.append(.sendFullState(to: table[slot].metadata.gossipAddress, fullState(join: false, isResponse: false)))
         }
         if candidates.isEmpty {
             guard !seeds.isEmpty else { return }
@@ -535,37 +586,42 @@ public struct Membership: Sendable {
         }
         candidates.shuffle(using: &rng)
         counters.fullStateExchanges += 1
-        out.append(.sendFullState(to: table[candidates[0]]!.metadata.gossipAddress, fullState(join: false, isResponse: false)))
+        out.append(.sendFullState(to: table[candidates[0]].metadata.gossipAddress, fullState(join: false, isResponse: false)))
     }
 
     private func fullState(join: Bool, isResponse: Bool) -> GossipMessage.PushPull {
-        var all = members
-        if let i = all.firstIndex(where: { $0.id == localID }) { all[i].coordinate = vivaldi.coordinate }
+        let all = table.slotsByID.map { Int($0) == localSlot ? localMember : table[Int($0)] }
         return .init(join: join, isResponse: isResponse, members: all)
     }
 
+    /// Reaps the tombstones older than `deadReapTime` (this node's own, after a leave, is
+    /// never reaped). Their heap makes a tick with nothing due cost nothing.
     private mutating func reap(now: GossipInstant, _ out: inout [Directive]) {
-        // Runs on every tick: filter the table first and sort only what is due (usually
-        // nothing), rather than sorting every member each time.
-        let due = table.values.filter { m in
-            m.id != localID && m.status.isDeadOrLeft && now - m.statusChangedAt >= config.deadReapTime
-        }
-        guard !due.isEmpty else { return }
-        for m in due.sorted(by: { $0.id < $1.id }) {
-            table[m.id] = nil
+        guard let oldest = table.oldestTombstone, now - oldest.since >= config.deadReapTime else { return }
+        let due = table.popTombstones(through: now - config.deadReapTime).map { Int($0.slot) }.filter { $0 != localSlot }
+        for slot in due.sorted(by: { table[$0].id < table[$1].id }) {
+            let m = table[slot]
             suspicions[m.id] = nil
             broadcasts.remove(about: m.id)
-            if let i = probeOrder.firstIndex(of: m.id) {
+            if table.isInProbeOrder(slot), let i = probeOrder.firstIndex(of: Int32(slot)) {
                 probeOrder.remove(at: i)
                 if i < probeIndex { probeIndex -= 1 }
             }
+            table.remove(slot)
             out.append(.membershipChanged(.init(member: m, previousStatus: m.status, isRemoval: true)))
         }
     }
 
     // MARK: Helpers
 
-    private var localAddress: Endpoint { table[localID]!.metadata.gossipAddress }
+    private var localAddress: Endpoint { table[localSlot].metadata.gossipAddress }
+
+    /// Slots, in id order, of the members that pass `include`.
+    private func slotsByID(where include: (Int) -> Bool) -> [Int] {
+        var result: [Int] = []
+        for s in table.slotsByID where include(Int(s)) { result.append(Int(s)) }
+        return result
+    }
 
     private mutating func nextSequence() -> UInt32 {
         sequence &+= 1
@@ -580,7 +636,8 @@ public struct Membership: Sendable {
             budget: budget, maxCount: 255 - primary.count, limit: config.retransmitLimit(memberCount: estimatedMemberCount))
         // A buddy suspicion may also be queued (perhaps from another accuser): one suspicion
         // about the target is enough.
-        let buddies = Set(primary.compactMap { if case .suspect(let s) = $0 { s.node } else { nil } })
+        let buddies = primary.compactMap { if case .suspect(let s) = $0 { s.node } else { nil } }
+        if buddies.isEmpty { return .sendDatagram(to: address, messages: primary + extra) }
         let rest = extra.filter { m in
             if case .suspect(let s) = m { return !buddies.contains(s.node) }
             return true
@@ -588,5 +645,10 @@ public struct Membership: Sendable {
         return .sendDatagram(to: address, messages: primary + rest)
     }
 
-    private func finish(_ out: [Directive]) -> [Directive] { out + [.scheduleTick(at: nextDeadline)] }
+    private mutating func finish(_ out: [Directive]) -> [Directive] {
+        while let d = suspicionDeadlines.min, suspicions[d.id]?.deadline != d.at { suspicionDeadlines.removeMin() }
+        var out = out
+        out.append(.scheduleTick(at: nextDeadline))
+        return out
+    }
 }

@@ -307,6 +307,20 @@ final class MembershipTests: XCTestCase {
         XCTAssertNotEqual(Array(targets[0..<9]), Array(targets[9..<18]), "each round is reshuffled")
     }
 
+    func testLeavingNodeStopsAskingForTicksOnceItsTombstoneIsDue() {
+        var cfg = GossipConfig.lan(clusterName: "t")
+        cfg.deadReapTime = .seconds(5)
+        var m = T.instance("a", others: peers, config: cfg)
+        _ = m.leave(now: T.at(1000))
+        var t = T.at(1000)
+        while t < T.at(20_000) {
+            t = m.nextDeadline
+            _ = m.onTick(now: t)
+            XCTAssertGreaterThan(m.nextDeadline, t, "a tick runs everything due, the own tombstone included")
+        }
+        XCTAssertEqual(m.localMember.status, .left, "this node's own row is never reaped")
+    }
+
     func testJoinThroughSeedExchangesFullState() {
         var seed = T.instance("s", others: ["x", "y"])
         var joiner = Membership(config: .lan(clusterName: "t"), local: T.meta("j"), seed: 2, now: .zero)
