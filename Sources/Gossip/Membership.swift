@@ -261,9 +261,11 @@ public struct Membership: Sendable {
         let me = table[localSlot]
         broadcasts.enqueue(.dead(.init(incarnation: me.incarnation, node: localID, from: localID)), about: localID)
         var out: [Directive] = [.membershipChanged(.init(member: me, previousStatus: previous))]
-        var targets = slotsByID { $0 != localSlot && !table[$0].status.isDeadOrLeft }
-        targets.shuffle(using: &rng)
-        for slot in targets.prefix(max(config.gossipNodes, 1)) {
+        let local = localSlot
+        let targets = randomSlots(max(config.gossipNodes, 1), among: table.count - 1) { s, m in
+            s != local && !m.status.isDeadOrLeft
+        }
+        for slot in targets {
             out.append(datagram(to: table[slot].metadata.gossipAddress, []))
         }
         return finish(out)
@@ -317,9 +319,11 @@ public struct Membership: Sendable {
             p.indirectSent = true
             if let targetSlot = table.slot(of: p.target) {
                 let target = table[targetSlot]
-                var helpers = slotsByID { $0 != localSlot && $0 != targetSlot && table[$0].status == .alive }
-                helpers.shuffle(using: &rng)
-                for helper in helpers.prefix(config.indirectChecks) {
+                let me = localSlot
+                let helpers = randomSlots(config.indirectChecks, among: table.aliveCount) { s, m in
+                    s != me && s != targetSlot && m.status == .alive
+                }
+                for helper in helpers {
                     let req = GossipMessage.PingReq(
                         sequence: p.sequence, target: p.target, targetAddress: target.metadata.gossipAddress,
                         source: localID, sourceAddress: localAddress, wantsNack: true)
@@ -367,10 +371,19 @@ public struct Membership: Sendable {
 
     private mutating func insertIntoProbeOrder(_ slot: Int) {
         guard slot != localSlot, !table.isInProbeOrder(slot) else { return }
+        // A random position, by swapping rather than shifting (memberlist does the same): a
+        // position among the members already probed this round makes it wait for the next
+        // round, the first member still to probe moving to the end; otherwise it takes the
+        // position and the member there moves to the end.
         let position = Int.random(in: 0...probeOrder.count, using: &rng)
-        probeOrder.insert(Int32(slot), at: position)
+        probeOrder.append(Int32(slot))
         table.setInProbeOrder(slot, true)
-        if position < probeIndex { probeIndex += 1 }
+        if position < probeIndex {
+            probeOrder.swapAt(probeIndex, probeOrder.count - 1)
+            probeIndex += 1
+        } else {
+            probeOrder.swapAt(position, probeOrder.count - 1)
+        }
     }
 
     private mutating func handlePing(_ p: GossipMessage.Ping, _ out: inout [Directive]) {
@@ -549,14 +562,13 @@ public struct Membership: Sendable {
 
     private mutating func gossip(now: GossipInstant, _ out: inout [Directive]) {
         guard !broadcasts.isEmpty else { return }
-        var targets = slotsByID { s in
-            guard s != localSlot else { return false }
-            let m = table[s]
-            if m.status.isDeadOrLeft { return now - m.statusChangedAt < config.gossipToTheDeadTime }
+        let me = localSlot, toTheDead = config.gossipToTheDeadTime
+        let targets = randomSlots(config.gossipNodes, among: table.count - 1) { s, m in
+            guard s != me else { return false }
+            if m.status.isDeadOrLeft { return now - m.statusChangedAt < toTheDead }
             return true
         }
-        targets.shuffle(using: &rng)
-        for slot in targets.prefix(config.gossipNodes) {
+        for slot in targets {
             let d = datagram(to: table[slot].metadata.gossipAddress, [])
             if case .sendDatagram(_, let messages) = d, messages.isEmpty { break }
             out.append(d)
@@ -564,29 +576,31 @@ public struct Membership: Sendable {
     }
 
     private mutating func pushPull(_ out: inout [Directive]) {
-        var candidates = slotsByID { $0 != localSlot && table[$0].status == .alive }
+        let candidates = table.aliveCount - (table[localSlot].status == .alive ? 1 : 0)
         // Reconnect, as Serf does: a member declared dead may only have been cut off by a
         // partition. With probability failed/(alive + failed), exchange full state with a
         // random failed member: each side then learns the other declared it dead, refutes
         // with a higher incarnation, and the halves merge again.
-        let failed = slotsByID { table[$0].status == .dead }
-        if !failed.isEmpty,
-            Double.random(in: 0..<1, using: &rng) < Double(failed.count) / Double(failed.count + candidates.count)
+        let failed = table.deadCount
+        if failed > 0, Double.random(in: 0..<1, using: &rng) < Double(failed) / Double(failed + candidates),
+            let slot = randomSlots(1, among: failed, where: { $1.status == .dead }).first
         {
-            let slot = failed[Int.random(in: 0..<failed.count, using: &rng)]
             counters.fullStateExchanges += 1
             out.append(.sendFullState(to: table[slot].metadata.gossipAddress, fullState(join: false, isResponse: false)))
         }
-        if candidates.isEmpty {
+        if candidates == 0 {
             guard !seeds.isEmpty else { return }
             let seed = seeds[Int.random(in: 0..<seeds.count, using: &rng)]
             counters.fullStateExchanges += 1
             out.append(.sendFullState(to: seed, fullState(join: true, isResponse: false)))
             return
         }
-        candidates.shuffle(using: &rng)
+        let me = localSlot
+        guard let slot = randomSlots(1, among: candidates, where: { $0 != me && $1.status == .alive }).first else {
+            return
+        }
         counters.fullStateExchanges += 1
-        out.append(.sendFullState(to: table[candidates[0]].metadata.gossipAddress, fullState(join: false, isResponse: false)))
+        out.append(.sendFullState(to: table[slot].metadata.gossipAddress, fullState(join: false, isResponse: false)))
     }
 
     private func fullState(join: Bool, isResponse: Bool) -> GossipMessage.PushPull {
@@ -616,11 +630,35 @@ public struct Membership: Sendable {
 
     private var localAddress: Endpoint { table[localSlot].metadata.gossipAddress }
 
-    /// Slots, in id order, of the members that pass `include`.
-    private func slotsByID(where include: (Int) -> Bool) -> [Int] {
-        var result: [Int] = []
-        for s in table.slotsByID where include(Int(s)) { result.append(Int(s)) }
-        return result
+    /// Up to `k` distinct members that pass `eligible`, uniformly at random and in random
+    /// order (sampling without replacement), as slots. `count` bounds how many are eligible.
+    /// Draws random slots and keeps those that qualify, which takes about k draws when most
+    /// members qualify; when few do, or the draws keep missing, it picks among a list of the
+    /// eligible ones. Either way the cost does not grow with the table.
+    private mutating func randomSlots(_ k: Int, among count: Int, where eligible: (Int, Member) -> Bool) -> [Int] {
+        guard k > 0, count > 0 else { return [] }
+        let slots = table.entries.count
+        var picked: [Int] = []
+        picked.reserveCapacity(k)
+        if count > k, count * 4 >= slots {
+            var draws = 4 * k + 16
+            while picked.count < k, draws > 0 {
+                draws -= 1
+                let s = Int.random(in: 0..<slots, using: &rng)
+                if table.isOccupied(s), eligible(s, table[s]), !picked.contains(s) { picked.append(s) }
+            }
+        }
+        if picked.count < k {
+            var rest: [Int] = []
+            for s in 0..<slots where table.isOccupied(s) && eligible(s, table[s]) && !picked.contains(s) { rest.append(s) }
+            var i = 0
+            while picked.count < k, i < rest.count {
+                rest.swapAt(i, Int.random(in: i..<rest.count, using: &rng))
+                picked.append(rest[i])
+                i += 1
+            }
+        }
+        return picked
     }
 
     private mutating func nextSequence() -> UInt32 {

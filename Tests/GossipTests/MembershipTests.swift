@@ -307,6 +307,57 @@ final class MembershipTests: XCTestCase {
         XCTAssertNotEqual(Array(targets[0..<9]), Array(targets[9..<18]), "each round is reshuffled")
     }
 
+    func testMembersJoiningMidRoundDoNotUpsetTheRound() {
+        let names = (0..<12).map { "n\($0)" }
+        let joiners = (0..<6).map { "j\($0)" }
+        var m = T.instance("a", others: names)
+        var targets: [NodeID] = []
+        var t = m.nextDeadline
+        while targets.count < 40 {
+            let ds = m.onTick(now: t)
+            for p in T.pings(ds) {
+                targets.append(p.ping.target)
+                _ = m.onMessages([.ack(.init(sequence: p.ping.sequence, responder: p.ping.target, coordinate: nil))], from: p.to, now: t)
+                if targets.count == 5 {
+                    _ = m.onMessages(joiners.map { .alive(.init(incarnation: 0, metadata: T.meta($0))) }, from: T.addr("j0"), now: t)
+                }
+            }
+            t = max(m.nextDeadline, t + .nanoseconds(1))
+        }
+        // The round under way still visits each of the first members once (joiners that drew
+        // a place behind the members already probed wait for the next round)...
+        var seen = Set<NodeID>()
+        let firstRepeat = targets.firstIndex { !seen.insert($0).inserted }!
+        XCTAssertEqual(Set(targets[..<firstRepeat].filter { $0.rawValue.hasPrefix("n") }).count, 12)
+        // ...and from then on every member is visited round after round.
+        for name in names + joiners {
+            let visits = targets.filter { $0.rawValue == name }.count
+            XCTAssertTrue((1...3).contains(visits), "\(name) probed \(visits) times in 40 probes over 18 members")
+        }
+    }
+
+    func testGossipGoesToDistinctRandomMembers() {
+        let names = (0..<30).map { "g\($0)" }
+        var m = T.instance("a", others: names)
+        var covered = Set<NodeID>()
+        var t = GossipInstant.zero
+        for round in 0..<60 {
+            // Something new to spread in every round.
+            _ = m.onMessages([.alive(.init(incarnation: UInt64(round + 1), metadata: T.meta("g0")))], from: T.addr("g0"), now: t)
+            t = t + m.config.gossipInterval
+            let ds = m.onTick(now: t)
+            for p in T.pings(ds) {
+                _ = m.onMessages([.ack(.init(sequence: p.ping.sequence, responder: p.ping.target, coordinate: nil))], from: p.to, now: t)
+            }
+            let gossip = T.datagrams(ds).filter { d in !d.messages.contains { [.ping, .ack, .pingReq, .nack].contains($0.kind) } }
+            XCTAssertEqual(gossip.count, m.config.gossipNodes)
+            XCTAssertEqual(Set(gossip.map(\.to)).count, gossip.count, "distinct targets in one round")
+            XCTAssertFalse(gossip.contains { $0.to == T.addr("a") })
+            covered.formUnion(gossip.map { NodeID($0.to.host) })
+        }
+        XCTAssertGreaterThanOrEqual(covered.count, 28, "180 random picks among 30 members reach nearly all of them")
+    }
+
     func testLeavingNodeStopsAskingForTicksOnceItsTombstoneIsDue() {
         var cfg = GossipConfig.lan(clusterName: "t")
         cfg.deadReapTime = .seconds(5)
