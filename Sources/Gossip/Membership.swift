@@ -41,6 +41,8 @@ public struct Membership: Sendable {
     private var nextGossipAt: GossipInstant
     private var nextPushPullAt: GossipInstant
     private var seeds: [Endpoint] = []
+    /// Where `MemberTable.touchRows` results go, so the loads are kept.
+    private var touchSink = 0
 
     /// Counters of protocol events (traffic counters live in `PacketCodec.stats`).
     public struct ProtocolCounters: Hashable, Sendable {
@@ -177,6 +179,7 @@ public struct Membership: Sendable {
     /// piggybacked suspicion (buddy system) rides on the very ack it triggers.
     public mutating func onMessages(_ messages: [GossipMessage], from: Endpoint, now: GossipInstant) -> [Directive] {
         var out: [Directive] = []
+        if messages.count > 4 { touchSink &+= table.touchRows(of: messages) }
         for m in messages {
             switch m {
             case .alive(let a): handleAlive(a, now: now, &out)

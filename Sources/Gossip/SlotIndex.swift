@@ -25,6 +25,10 @@ struct SlotIndex: Sendable {
         }
     }
 
+    /// The slot in the home bucket of `hash` (-1 if it is empty): the likely answer of
+    /// `find`, for reading ahead.
+    func firstBucket(hash: Int) -> Int { Int(buckets[hash & mask]) - 1 }
+
     /// Adds `slot` under `hash` (the key must not be present). `hashOf` gives the hash of
     /// any slot already indexed, for growing.
     mutating func insert(slot: Int, hash: Int, hashOf: (Int) -> Int) {
