@@ -38,6 +38,8 @@ public struct Membership: Sendable {
     private var relays: [UInt32: Relay] = [:]
     private var sequence: UInt32 = 0
     private var nextProbeAt: GossipInstant
+    /// Gossip rounds fall on a grid, every `gossipInterval` from a random start. While
+    /// nothing is queued no tick is asked for them; the grid is caught up on the next event.
     private var nextGossipAt: GossipInstant
     private var nextPushPullAt: GossipInstant
     private var seeds: [Endpoint] = []
@@ -147,7 +149,8 @@ public struct Membership: Sendable {
 
     /// The instant of the next timer-driven action.
     public var nextDeadline: GossipInstant {
-        var t = min(nextProbeAt, nextGossipAt, nextPushPullAt)
+        var t = min(nextProbeAt, nextPushPullAt)
+        if !broadcasts.isEmpty { t = min(t, nextGossipAt) }
         if let p = probe {
             t = min(t, p.end)
             if !p.indirectSent { t = min(t, p.ackDeadline) }
@@ -164,6 +167,7 @@ public struct Membership: Sendable {
     /// through `onFullState`). Seeds are kept: while this node knows no other member, each
     /// push-pull round retries one of them.
     public mutating func join(seeds: [Endpoint], now: GossipInstant) -> [Directive] {
+        skipIdleGossipRounds(now: now)
         let own = localAddress
         self.seeds = seeds.filter { $0 != own }
         var out: [Directive] = []
@@ -171,13 +175,14 @@ public struct Membership: Sendable {
             counters.fullStateExchanges += 1
             out.append(.sendFullState(to: seed, fullState(join: true, isResponse: false)))
         }
-        return finish(out)
+        return finish(out, now: now)
     }
 
     /// Handles the messages of one incoming datagram (already opened and decoded).
     /// Membership updates are applied before probes are answered, so a refutation of a
     /// piggybacked suspicion (buddy system) rides on the very ack it triggers.
     public mutating func onMessages(_ messages: [GossipMessage], from: Endpoint, now: GossipInstant) -> [Directive] {
+        skipIdleGossipRounds(now: now)
         var out: [Directive] = []
         if messages.count > 4 { touchSink &+= table.touchRows(of: messages) }
         for m in messages {
@@ -198,23 +203,25 @@ public struct Membership: Sendable {
             case .alive, .suspect, .dead, .pushPull: break
             }
         }
-        return finish(out)
+        return finish(out, now: now)
     }
 
     /// Handles a full-state message from the stream transport: answers a request with this
     /// node's state, then merges the remote state.
     public mutating func onFullState(_ state: GossipMessage.PushPull, from: Endpoint, now: GossipInstant) -> [Directive] {
+        skipIdleGossipRounds(now: now)
         var out: [Directive] = []
         if !state.isResponse {
             out.append(.sendFullState(to: from, fullState(join: false, isResponse: true)))
         }
         merge(state.members, now: now, &out)
-        return finish(out)
+        return finish(out, now: now)
     }
 
     /// Runs everything due at `now`: probe phases, nack timers, suspicion timeouts, gossip,
     /// push-pull and tombstone reaping.
     public mutating func onTick(now: GossipInstant) -> [Directive] {
+        skipIdleGossipRounds(now: now)
         var out: [Directive] = []
         advanceProbe(now: now, &out)
         if probe == nil, now >= nextProbeAt { startProbe(now: now, &out) }
@@ -239,7 +246,7 @@ public struct Membership: Sendable {
             }
         }
         if now >= nextGossipAt {
-            nextGossipAt = now + config.gossipInterval
+            nextGossipAt = gossipRound(after: now)
             gossip(now: now, &out)
         }
         if now >= nextPushPullAt {
@@ -247,13 +254,14 @@ public struct Membership: Sendable {
             if !isLeaving { pushPull(&out) }
         }
         reap(now: now, &out)
-        return finish(out)
+        return finish(out, now: now)
     }
 
     /// Leaves gracefully: announces `dead` about itself (which others record as `left`),
     /// sends it at once to a few members and keeps gossiping it; probing stops.
     public mutating func leave(now: GossipInstant) -> [Directive] {
-        guard !isLeaving else { return finish([]) }
+        skipIdleGossipRounds(now: now)
+        guard !isLeaving else { return finish([], now: now) }
         isLeaving = true
         probe = nil
         let previous = table[localSlot].status
@@ -271,13 +279,14 @@ public struct Membership: Sendable {
         for slot in targets {
             out.append(datagram(to: table[slot].metadata.gossipAddress, []))
         }
-        return finish(out)
+        return finish(out, now: now)
     }
 
     /// Changes this node's metadata (load, say): bumps its version and gossips it.
     /// The node id cannot change; a leaving node announces nothing more.
     public mutating func updateMetadata(now: GossipInstant, _ change: (inout MemberMetadata) -> Void) -> [Directive] {
-        guard !isLeaving else { return finish([]) }
+        skipIdleGossipRounds(now: now)
+        guard !isLeaving else { return finish([], now: now) }
         var me = table[localSlot]
         let previous = me.status
         var metadata = me.metadata
@@ -287,7 +296,7 @@ public struct Membership: Sendable {
         me.metadata = metadata
         table.update(localSlot) { $0.metadata = metadata }
         broadcasts.enqueue(.alive(.init(incarnation: me.incarnation, metadata: metadata)), about: localID)
-        return finish([.membershipChanged(.init(member: me, previousStatus: previous))])
+        return finish([.membershipChanged(.init(member: me, previousStatus: previous))], now: now)
     }
 
     // MARK: Probing
@@ -664,6 +673,19 @@ public struct Membership: Sendable {
         return picked
     }
 
+    /// Rounds that passed while nothing was queued were empty (no tick was asked for them):
+    /// the next round is the first of the grid after `now`.
+    private mutating func skipIdleGossipRounds(now: GossipInstant) {
+        if broadcasts.isEmpty, nextGossipAt < now { nextGossipAt = gossipRound(after: now) }
+    }
+
+    /// The first gossip round of the grid after `now`.
+    private func gossipRound(after now: GossipInstant) -> GossipInstant {
+        let interval = max(config.gossipInterval.nanoseconds, 1)
+        let rounds = (now.nanoseconds - nextGossipAt.nanoseconds) / interval + 1
+        return nextGossipAt + .nanoseconds(rounds * interval)
+    }
+
     private mutating func nextSequence() -> UInt32 {
         sequence &+= 1
         return sequence
@@ -686,7 +708,7 @@ public struct Membership: Sendable {
         return .sendDatagram(to: address, messages: primary + rest)
     }
 
-    private mutating func finish(_ out: [Directive]) -> [Directive] {
+    private mutating func finish(_ out: [Directive], now: GossipInstant) -> [Directive] {
         while let d = suspicionDeadlines.min, suspicions[d.id]?.deadline != d.at { suspicionDeadlines.removeMin() }
         var out = out
         out.append(.scheduleTick(at: nextDeadline))

@@ -358,6 +358,29 @@ final class MembershipTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(covered.count, 28, "180 random picks among 30 members reach nearly all of them")
     }
 
+    func testEmptyGossipRoundsAskForNoTickAndRoundsKeepTheirGrid() {
+        var cfg = GossipConfig.lan(clusterName: "t")
+        cfg.probeInterval = .seconds(600)  // keep probes out of the way
+        cfg.probeTimeout = .seconds(300)
+        var m = T.instance("a", others: peers, config: cfg)
+        var rounds: [GossipInstant] = []
+        let isGossip = { (ds: [Directive]) in T.datagrams(ds).contains { !$0.messages.contains { $0.kind == .ping } } }
+        T.tick(&m, until: T.at(5000)) { t, ds in if isGossip(ds) { rounds.append(t) } }
+        XCTAssertTrue(m.pendingBroadcasts.isEmpty, "the start-up updates went out")
+        XCTAssertGreaterThanOrEqual(rounds.count, 2)
+        let interval = cfg.gossipInterval.nanoseconds
+        for r in rounds { XCTAssertEqual((r - rounds[0]).nanoseconds % interval, 0, "rounds fall on one grid") }
+        XCTAssertGreaterThan(m.nextDeadline, T.at(5000) + cfg.gossipInterval, "nothing to gossip: no tick every round")
+        // Something to spread at an arbitrary instant goes out at the next round of the grid.
+        let t = T.at(7_777)
+        _ = m.onMessages([.alive(.init(incarnation: 0, metadata: T.meta("z")))], from: T.addr("z"), now: t)
+        let next = m.nextDeadline
+        XCTAssertGreaterThan(next, t)
+        XCTAssertLessThanOrEqual(next, t + cfg.gossipInterval)
+        XCTAssertEqual((next - rounds[0]).nanoseconds % interval, 0)
+        XCTAssertTrue(isGossip(m.onTick(now: next)))
+    }
+
     func testLeavingNodeStopsAskingForTicksOnceItsTombstoneIsDue() {
         var cfg = GossipConfig.lan(clusterName: "t")
         cfg.deadReapTime = .seconds(5)
@@ -535,6 +558,8 @@ final class MembershipRobustnessTests: XCTestCase {
                     XCTAssertGreaterThan(m.nextDeadline, now, "a tick runs everything due")
                 }
                 XCTAssertEqual(m.localMember.status, .alive, "a node never accepts its own death")
+                // A reaped tombstone is forgotten: the member may come back at any incarnation.
+                for change in T.changes(ds) where change.isRemoval { highest[change.member.id] = nil }
                 for member in m.members {
                     if let h = highest[member.id] { XCTAssertGreaterThanOrEqual(member.incarnation, h) }
                     highest[member.id] = member.incarnation
