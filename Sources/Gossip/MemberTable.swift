@@ -54,8 +54,7 @@ struct MemberTable: Sendable {
     /// Lookup by a metadata value: uses the hash it carries, and an identity check first.
     func slot(of metadata: MemberMetadata) -> Int? {
         index.find(hash: metadata.idHash) { s in
-            let m = entries[s].member.metadata
-            return m.isSameStorage(as: metadata) || m.id == metadata.id
+            entries[s].member.metadata.isSameStorage(as: metadata) || entries[s].member.metadata.id == metadata.id
         }
     }
 
@@ -72,6 +71,16 @@ struct MemberTable: Sendable {
             if s >= 0 { sum &+= Int(truncatingIfNeeded: entries[s].member.incarnation) }
         }
         return sum
+    }
+
+    /// True when the row in `slot` is at least as recent as `update` (a higher incarnation,
+    /// or the same incarnation with the same or a newer metadata version): the update changes
+    /// nothing. Reads the row in place, without copying it.
+    func holdsNoOlder(than update: GossipMessage.Alive, at slot: Int) -> Bool {
+        let inc = entries[slot].member.incarnation
+        if update.incarnation != inc { return update.incarnation < inc }
+        return entries[slot].member.metadata.isSameStorage(as: update.metadata)
+            || update.metadata.version <= entries[slot].member.metadata.version
     }
 
     /// Makes room for `n` more members (a full state about to be merged).

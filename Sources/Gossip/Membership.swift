@@ -175,7 +175,7 @@ public struct Membership: Sendable {
             counters.fullStateExchanges += 1
             out.append(.sendFullState(to: seed, fullState(join: true, isResponse: false)))
         }
-        return finish(out, now: now)
+        return finish(&out, now: now)
     }
 
     /// Handles the messages of one incoming datagram (already opened and decoded).
@@ -185,16 +185,17 @@ public struct Membership: Sendable {
         skipIdleGossipRounds(now: now)
         var out: [Directive] = []
         if messages.count > 4 { touchSink &+= table.touchRows(of: messages) }
+        var probing = false
         for m in messages {
             switch m {
             case .alive(let a): handleAlive(a, now: now, &out)
             case .suspect(let s): handleSuspect(s, now: now, &out)
             case .dead(let d): handleDead(d, now: now, &out)
             case .pushPull(let p): merge(p.members, now: now, &out)
-            case .ping, .pingReq, .ack, .nack: break
+            case .ping, .pingReq, .ack, .nack: probing = true
             }
         }
-        for m in messages {
+        for m in messages where probing {
             switch m {
             case .ping(let p): handlePing(p, &out)
             case .pingReq(let p): handlePingReq(p, now: now, &out)
@@ -203,7 +204,7 @@ public struct Membership: Sendable {
             case .alive, .suspect, .dead, .pushPull: break
             }
         }
-        return finish(out, now: now)
+        return finish(&out, now: now)
     }
 
     /// Handles a full-state message from the stream transport: answers a request with this
@@ -215,7 +216,7 @@ public struct Membership: Sendable {
             out.append(.sendFullState(to: from, fullState(join: false, isResponse: true)))
         }
         merge(state.members, now: now, &out)
-        return finish(out, now: now)
+        return finish(&out, now: now)
     }
 
     /// Runs everything due at `now`: probe phases, nack timers, suspicion timeouts, gossip,
@@ -254,14 +255,15 @@ public struct Membership: Sendable {
             if !isLeaving { pushPull(&out) }
         }
         reap(now: now, &out)
-        return finish(out, now: now)
+        return finish(&out, now: now)
     }
 
     /// Leaves gracefully: announces `dead` about itself (which others record as `left`),
     /// sends it at once to a few members and keeps gossiping it; probing stops.
     public mutating func leave(now: GossipInstant) -> [Directive] {
         skipIdleGossipRounds(now: now)
-        guard !isLeaving else { return finish([], now: now) }
+        var out: [Directive] = []
+        guard !isLeaving else { return finish(&out, now: now) }
         isLeaving = true
         probe = nil
         let previous = table[localSlot].status
@@ -271,7 +273,7 @@ public struct Membership: Sendable {
         }
         let me = table[localSlot]
         broadcasts.enqueue(.dead(.init(incarnation: me.incarnation, node: localID, from: localID)), about: localID)
-        var out: [Directive] = [.membershipChanged(.init(member: me, previousStatus: previous))]
+        out.append(.membershipChanged(.init(member: me, previousStatus: previous)))
         let local = localSlot
         let targets = randomSlots(max(config.gossipNodes, 1), among: table.count - 1) { s, m in
             s != local && !m.status.isDeadOrLeft
@@ -279,14 +281,15 @@ public struct Membership: Sendable {
         for slot in targets {
             out.append(datagram(to: table[slot].metadata.gossipAddress, []))
         }
-        return finish(out, now: now)
+        return finish(&out, now: now)
     }
 
     /// Changes this node's metadata (load, say): bumps its version and gossips it.
     /// The node id cannot change; a leaving node announces nothing more.
     public mutating func updateMetadata(now: GossipInstant, _ change: (inout MemberMetadata) -> Void) -> [Directive] {
         skipIdleGossipRounds(now: now)
-        guard !isLeaving else { return finish([], now: now) }
+        var out: [Directive] = []
+        guard !isLeaving else { return finish(&out, now: now) }
         var me = table[localSlot]
         let previous = me.status
         var metadata = me.metadata
@@ -296,7 +299,8 @@ public struct Membership: Sendable {
         me.metadata = metadata
         table.update(localSlot) { $0.metadata = metadata }
         broadcasts.enqueue(.alive(.init(incarnation: me.incarnation, metadata: metadata)), about: localID)
-        return finish([.membershipChanged(.init(member: me, previousStatus: previous))], now: now)
+        out.append(.membershipChanged(.init(member: me, previousStatus: previous)))
+        return finish(&out, now: now)
     }
 
     // MARK: Probing
@@ -442,7 +446,9 @@ public struct Membership: Sendable {
     // MARK: Membership updates
 
     private mutating func handleAlive(_ a: GossipMessage.Alive, now: GossipInstant, _ out: inout [Directive]) {
-        guard let slot = table.slot(of: a.metadata) else {
+        let found = table.slot(of: a.metadata)
+        if let slot = found, slot != localSlot, table.holdsNoOlder(than: a, at: slot) { return }  // the usual case: known
+        guard let slot = found else {
             let m = Member(metadata: a.metadata, incarnation: a.incarnation, status: .alive, statusChangedAt: now)
             let slot = table.insert(m)
             insertIntoProbeOrder(slot)
@@ -552,6 +558,7 @@ public struct Membership: Sendable {
             table.reserveCapacity(adding: remote.count)
             broadcasts.reserveCapacity(adding: remote.count)
             probeOrder.reserveCapacity(probeOrder.count + remote.count)
+            out.reserveCapacity(out.count + remote.count + 1)
         }
         for r in remote {
             switch r.status {
@@ -708,9 +715,8 @@ public struct Membership: Sendable {
         return .sendDatagram(to: address, messages: primary + rest)
     }
 
-    private mutating func finish(_ out: [Directive], now: GossipInstant) -> [Directive] {
+    private mutating func finish(_ out: inout [Directive], now: GossipInstant) -> [Directive] {
         while let d = suspicionDeadlines.min, suspicions[d.id]?.deadline != d.at { suspicionDeadlines.removeMin() }
-        var out = out
         out.append(.scheduleTick(at: nextDeadline))
         return out
     }
