@@ -12,16 +12,19 @@ enum SimEvent {
     case sample
 }
 
-/// Binary min-heap of events ordered by (time, sequence).
+/// Binary min-heap of events ordered by (time, sequence). The heap holds plain keys (no
+/// reference counting while sifting); the events wait in slots beside it.
 struct EventQueue {
-    private struct Entry {
+    private struct Key {
         var time: Int64
         var seq: UInt64
-        var event: SimEvent
-        @inline(__always) func precedes(_ o: Entry) -> Bool { time != o.time ? time < o.time : seq < o.seq }
+        var slot: Int
+        @inline(__always) func precedes(_ o: Key) -> Bool { time != o.time ? time < o.time : seq < o.seq }
     }
 
-    private var heap: [Entry] = []
+    private var heap: [Key] = []
+    private var events: [SimEvent?] = []
+    private var freeSlots: [Int] = []
     private var nextSeq: UInt64 = 0
 
     var count: Int { heap.count }
@@ -29,32 +32,45 @@ struct EventQueue {
     var nextTime: Int64? { heap.first?.time }
 
     mutating func push(_ event: SimEvent, at time: Int64) {
-        heap.append(Entry(time: time, seq: nextSeq, event: event))
+        let slot: Int
+        if let s = freeSlots.popLast() {
+            slot = s
+            events[s] = event
+        } else {
+            slot = events.count
+            events.append(event)
+        }
+        let key = Key(time: time, seq: nextSeq, slot: slot)
         nextSeq &+= 1
+        heap.append(key)
         var i = heap.count - 1
         while i > 0 {
             let parent = (i - 1) / 2
-            guard heap[i].precedes(heap[parent]) else { break }
-            heap.swapAt(i, parent)
+            guard key.precedes(heap[parent]) else { break }
+            heap[i] = heap[parent]
             i = parent
         }
+        heap[i] = key
     }
 
     mutating func pop() -> (time: Int64, event: SimEvent)? {
-        guard !heap.isEmpty else { return nil }
-        heap.swapAt(0, heap.count - 1)
-        let top = heap.removeLast()
-        var i = 0
+        guard let top = heap.first else { return nil }
+        let last = heap.removeLast()
         let n = heap.count
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < n, heap[l].precedes(heap[m]) { m = l }
-            if r < n, heap[r].precedes(heap[m]) { m = r }
-            if m == i { break }
-            heap.swapAt(i, m)
-            i = m
+        if n > 0 {
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                guard l < n else { break }
+                let c = r < n && heap[r].precedes(heap[l]) ? r : l
+                guard heap[c].precedes(last) else { break }
+                heap[i] = heap[c]
+                i = c
+            }
+            heap[i] = last
         }
-        return (top.time, top.event)
+        let event = events[top.slot].take()!
+        freeSlots.append(top.slot)
+        return (top.time, event)
     }
 }
