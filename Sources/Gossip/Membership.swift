@@ -721,3 +721,15 @@ public struct Membership: Sendable {
         return out
     }
 }
+
+extension Membership {
+    /// Drops every queued update, as if each had been sent its full number of times.
+    ///
+    /// For simulations that start from a cluster at rest: they hand every node the full
+    /// member list (as after a completed join), whose merge queues an update about every
+    /// member, and then drop those updates, which every node already knows. A running node has
+    /// no use for it; hence the SPI.
+    @_spi(Simulation) public mutating func dropPendingBroadcasts() {
+        broadcasts = BroadcastQueue()
+    }
+}
