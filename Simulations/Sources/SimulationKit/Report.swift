@@ -49,6 +49,7 @@ public struct Report {
         o += "| seed | \(scenario.seed) |\n| nodes | \(scenario.nodes) |\n"
         o += "| regions | \(metrics.regionNames.joined(separator: ", ")) |\n"
         o += "| simulated | \(fmt(Double(scenario.warmupSeconds ?? 20))) s warm-up + \(fmt(measuredSeconds)) s measured |\n"
+        o += "| start | \(scenario.start == "settled" ? "settled (initial dissemination already over)" : "joined (every node gossips the member list it was handed)") |\n"
         o += "| preset | \(scenario.preset ?? "lan"), Lifeguard \(scenario.lifeguard == false ? "off (awarenessMaxMultiplier 0, suspicionMaxTimeoutMult 1)" : "on") |\n"
         o += "| probe interval / timeout | \(fmt(config.probeInterval.seconds)) s / \(fmt(config.probeTimeout.seconds)) s |\n"
         o += "| gossip interval / nodes | \(fmt(config.gossipInterval.seconds)) s / \(config.gossipNodes) |\n"

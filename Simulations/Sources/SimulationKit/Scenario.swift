@@ -22,6 +22,12 @@ public struct Scenario: Codable, Sendable {
     public var overrides: ConfigOverrides?
     public var network: NetworkSpec?
     public var streams: Int?
+    /// How the cluster starts. Every node is handed the full member list, as after a
+    /// completed join. "joined" (default): each node then gossips what it learned, as after
+    /// a mass join (N² updates, N·20 transmissions each at 10,000 nodes, spread over minutes).
+    /// "settled": that initial dissemination is already over (nothing queued), as in a
+    /// cluster that has been running; it costs nothing to simulate.
+    public var start: String?
     /// How often views, owners and invariants are sampled (simulated seconds).
     public var sampleIntervalSeconds: Double?
     /// Seconds without scheduled faults after which views must agree.

@@ -7,7 +7,7 @@
 // the Gossip sources (it runs them as they are) or the wall clock (only for progress).
 
 import Foundation
-import Gossip
+@_spi(Simulation) import Gossip
 
 /// Status of a member in an observer's view, one byte per (observer, subject).
 enum ViewStatus {
@@ -103,6 +103,9 @@ public final class Simulation {
         guard scenario.nodes >= 2, scenario.nodes < 65_535 else {
             throw SimulationError.invalidScenario("nodes must be between 2 and 65534, got \(scenario.nodes)")
         }
+        guard ["joined", "settled"].contains(scenario.start ?? "joined") else {
+            throw SimulationError.invalidScenario("start must be 'joined' or 'settled', got '\(scenario.start ?? "")'")
+        }
         self.scenario = scenario
         self.config = try scenario.gossipConfig()
         n = scenario.nodes
@@ -157,7 +160,8 @@ public final class Simulation {
     }
 
     /// Every node starts knowing every other (as after a completed join), so the figures
-    /// describe a running cluster; the warm-up lets the initial dissemination settle.
+    /// describe a running cluster; the warm-up lets the initial dissemination settle, or, with
+    /// `"start": "settled"`, it is over before the run begins (the queued updates are dropped).
     private func bootstrap() {
         let everyone = metadata.map { Member(metadata: $0, incarnation: 0, status: .alive, statusChangedAt: .zero) }
         let state = GossipMessage.PushPull(join: false, isResponse: true, members: everyone)
@@ -168,8 +172,10 @@ public final class Simulation {
             fingerprint[i] = zobrist[i]
             truthFingerprint ^= zobrist[i]
         }
+        let settled = scenario.start == "settled"
         for i in 0..<n {
             let d = nodes[i].membership.onFullState(state, from: addresses[(i + 1) % n], now: .zero)
+            if settled { nodes[i].membership.dropPendingBroadcasts() }
             perform(d, at: i)
         }
         recountConverged()

@@ -123,6 +123,20 @@ final class SimulationTests: XCTestCase {
         }
     }
 
+    func testSettledStartHasNothingLeftToGossip() throws {
+        var s = Self.scenario("settled", nodes: 30, duration: 60, events: [Self.event("crash", at: 5, nodes: [7])])
+        s.start = "settled"
+        let sim = try Simulation(scenario: s)
+        XCTAssertTrue(sim.nodes.allSatisfy { $0.membership.pendingBroadcasts.isEmpty })
+        XCTAssertTrue(sim.nodes.allSatisfy { $0.membership.members.count == 30 })
+        let m = sim.run()
+        XCTAssertEqual(m.violations, [])
+        XCTAssertNotNil(m.failures.first?.allDead)
+        XCTAssertEqual(m.finalConverged, 29)
+        s.start = "later"
+        XCTAssertThrowsError(try Simulation(scenario: s))
+    }
+
     func testScenarioFilesParse() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scenarios")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") }.sorted()
