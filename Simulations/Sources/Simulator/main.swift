@@ -26,6 +26,9 @@ struct StreamTubeSim: ParsableCommand {
     @Option(help: "Override the measured duration (simulated seconds).")
     var duration: Double?
 
+    @Option(help: "Override how the cluster starts: joined (every node gossips the member list it was handed) or settled.")
+    var start: String?
+
     @Flag(help: "Show a progress bar on stderr even when it is not a terminal.")
     var progress = false
 
@@ -39,6 +42,7 @@ struct StreamTubeSim: ParsableCommand {
             if let s = seed { scenario.seed = s }
             if let n = nodes { scenario.nodes = n }
             if let d = duration { scenario.durationSeconds = d }
+            if let s = start { scenario.start = s }
             let sim = try Simulation(scenario: scenario)
             let bar = ProgressBar(label: scenario.name, enabled: !noProgress && (progress || isatty(2) != 0))
             let start = Date()
