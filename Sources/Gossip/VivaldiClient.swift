@@ -47,12 +47,18 @@ public struct VivaldiClient: Sendable {
     public mutating func forget(peer: NodeID) { latencyFilter[peer] = nil }
 
     private mutating func filterLatency(peer: NodeID, rtt: Double) -> Double {
-        var samples = latencyFilter[peer, default: []]
+        // Taken out of the dictionary and put back, so it is appended to in place; the median
+        // of up to three without sorting a copy (a probe's ack comes every second).
+        var samples = latencyFilter.removeValue(forKey: peer) ?? []
         samples.append(rtt)
         if samples.count > config.latencyFilterSize { samples.removeFirst(samples.count - config.latencyFilterSize) }
         latencyFilter[peer] = samples
-        let sorted = samples.sorted()
-        return sorted[sorted.count / 2]
+        switch samples.count {
+        case 1: return samples[0]
+        case 2: return max(samples[0], samples[1])
+        case 3: return max(min(samples[0], samples[1]), min(max(samples[0], samples[1]), samples[2]))
+        default: return samples.sorted()[samples.count / 2]
+        }
     }
 
     private mutating func updateVivaldi(other: VivaldiCoordinate, rtt rawRTT: Double, rng: inout GossipRandom) {

@@ -43,7 +43,7 @@ public struct VivaldiCoordinate: Hashable, Sendable {
     }
 
     func rawDistance(to other: VivaldiCoordinate) -> Double {
-        Self.magnitude(Self.difference(vector, other.vector)) + height + other.height
+        Self.euclidean(vector, other.vector) + height + other.height
     }
 
     /// Moves this coordinate by `force` along the line from `other` (positive pushes away).
@@ -52,8 +52,14 @@ public struct VivaldiCoordinate: Hashable, Sendable {
         -> VivaldiCoordinate
     {
         var result = self
-        let (unit, magnitude) = Self.unitVector(from: other.vector, to: vector, rng: &rng)
-        for i in result.vector.indices { result.vector[i] += unit[i] * force }
+        let magnitude = Self.euclidean(vector, other.vector)
+        if magnitude > VivaldiConfig.zeroThreshold, vector.count == other.vector.count {
+            // The unit vector from `other` to here, without building it: (v − o)/|v − o|.
+            for i in result.vector.indices { result.vector[i] += (vector[i] - other.vector[i]) / magnitude * force }
+        } else {
+            let (unit, _) = Self.unitVector(from: other.vector, to: vector, rng: &rng)
+            for i in result.vector.indices { result.vector[i] += unit[i] * force }
+        }
         if magnitude > VivaldiConfig.zeroThreshold {
             result.height = (result.height + other.height) * force / magnitude + result.height
             result.height = max(result.height, config.heightMin)
@@ -67,6 +73,17 @@ public struct VivaldiCoordinate: Hashable, Sendable {
 
     static func magnitude(_ v: [Double]) -> Double {
         v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+    }
+
+    /// `magnitude(difference(a, b))`, the same arithmetic in the same order, without the
+    /// intermediate array (every probe's ack updates a coordinate).
+    static func euclidean(_ a: [Double], _ b: [Double]) -> Double {
+        var sum = 0.0
+        for i in 0..<min(a.count, b.count) {
+            let d = a[i] - b[i]
+            sum = sum + d * d
+        }
+        return sum.squareRoot()
     }
 
     /// Unit vector pointing from `from` to `to`, and the distance between them. Two equal

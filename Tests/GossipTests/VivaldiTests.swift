@@ -49,6 +49,30 @@ final class VivaldiTests: XCTestCase {
         }
     }
 
+    func testArithmeticWithoutArraysIsBitForBitTheSame() {
+        var rng = GossipRandom(seed: 77)
+        let config = VivaldiConfig()
+        for _ in 0..<500 {
+            func random() -> VivaldiCoordinate {
+                VivaldiCoordinate(
+                    vector: (0..<8).map { _ in Double.random(in: -0.1..<0.1, using: &rng) }, error: 1, adjustment: 0,
+                    height: Double.random(in: 0..<0.01, using: &rng))
+            }
+            let a = random(), b = random()
+            let force = Double.random(in: -0.05..<0.05, using: &rng)
+            XCTAssertEqual(
+                VivaldiCoordinate.euclidean(a.vector, b.vector),
+                VivaldiCoordinate.magnitude(VivaldiCoordinate.difference(a.vector, b.vector)))
+            // The definition: move along the unit vector from b to a.
+            var copy = rng
+            let (unit, magnitude) = VivaldiCoordinate.unitVector(from: b.vector, to: a.vector, rng: &copy)
+            var expected = a
+            for i in expected.vector.indices { expected.vector[i] += unit[i] * force }
+            expected.height = max((expected.height + b.height) * force / magnitude + expected.height, config.heightMin)
+            XCTAssertEqual(a.applying(force: force, from: b, config: config, rng: &rng), expected)
+        }
+    }
+
     func testBadObservationsAreRejected() {
         var client = VivaldiClient()
         var rng = GossipRandom(seed: 2)
