@@ -378,7 +378,7 @@ public final class Simulation {
                 metrics.falseSuspicions += 1
             }
         }
-        if new != ViewStatus.dead { falselyDead[k] = nil }
+        if new != ViewStatus.dead, !falselyDead.isEmpty { falselyDead[k] = nil }
     }
 
     func recountConverged() {
