@@ -292,16 +292,7 @@ final class MembershipTests: XCTestCase {
     func testRandomisedRoundRobinVisitsEveryMemberOncePerRound() {
         let names = (0..<9).map { "n\($0)" }
         var m = T.instance("a", others: names)
-        var targets: [NodeID] = []
-        var t = m.nextDeadline
-        while targets.count < 18 {
-            let ds = m.onTick(now: t)
-            for p in T.pings(ds) {
-                targets.append(p.ping.target)
-                _ = m.onMessages([.ack(.init(sequence: p.ping.sequence, responder: p.ping.target, coordinate: nil))], from: p.to, now: t)
-            }
-            t = max(m.nextDeadline, t + .nanoseconds(1))
-        }
+        let targets = T.probeTargets(&m, count: 18)
         XCTAssertEqual(Set(targets[0..<9]).count, 9)
         XCTAssertEqual(Set(targets[9..<18]).count, 9)
         XCTAssertNotEqual(Array(targets[0..<9]), Array(targets[9..<18]), "each round is reshuffled")
@@ -311,18 +302,10 @@ final class MembershipTests: XCTestCase {
         let names = (0..<12).map { "n\($0)" }
         let joiners = (0..<6).map { "j\($0)" }
         var m = T.instance("a", others: names)
-        var targets: [NodeID] = []
-        var t = m.nextDeadline
-        while targets.count < 40 {
-            let ds = m.onTick(now: t)
-            for p in T.pings(ds) {
-                targets.append(p.ping.target)
-                _ = m.onMessages([.ack(.init(sequence: p.ping.sequence, responder: p.ping.target, coordinate: nil))], from: p.to, now: t)
-                if targets.count == 5 {
-                    _ = m.onMessages(joiners.map { .alive(.init(incarnation: 0, metadata: T.meta($0))) }, from: T.addr("j0"), now: t)
-                }
+        let targets = T.probeTargets(&m, count: 40) { m, probed, t in
+            if probed == 5 {
+                _ = m.onMessages(joiners.map { .alive(.init(incarnation: 0, metadata: T.meta($0))) }, from: T.addr("j0"), now: t)
             }
-            t = max(m.nextDeadline, t + .nanoseconds(1))
         }
         // The round under way still visits each of the first members once (joiners that drew
         // a place behind the members already probed wait for the next round)...

@@ -57,6 +57,25 @@ enum T {
         }
     }
 
+    /// Ticks at every deadline, acking each probe at once, until `count` probes went out;
+    /// returns their targets. `afterProbe` runs after each, with the number so far.
+    static func probeTargets(
+        _ m: inout Membership, count: Int, afterProbe: (inout Membership, Int, GossipInstant) -> Void = { _, _, _ in }
+    ) -> [NodeID] {
+        var targets: [NodeID] = []
+        var t = m.nextDeadline
+        while targets.count < count {
+            let ds = m.onTick(now: t)
+            for p in pings(ds) {
+                targets.append(p.ping.target)
+                _ = m.onMessages([.ack(.init(sequence: p.ping.sequence, responder: p.ping.target, coordinate: nil))], from: p.to, now: t)
+                afterProbe(&m, targets.count, t)
+            }
+            t = max(m.nextDeadline, t + .nanoseconds(1))
+        }
+        return targets
+    }
+
     /// Ticks until the first probe goes out; returns its time, target and sequence.
     static func firstPing(_ m: inout Membership) -> (time: GossipInstant, ping: GossipMessage.Ping, buddy: [GossipMessage.Suspect]) {
         var t = m.nextDeadline
