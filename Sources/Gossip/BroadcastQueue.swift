@@ -171,7 +171,7 @@ public struct BroadcastQueue: Hashable, Sendable {
 
     private static func subject(of message: GossipMessage) -> NodeID? {
         switch message {
-        case .alive(let a): a.metadata.id
+        case .alive(let a): a.metadataBox.value.id
         case .suspect(let s): s.node
         case .dead(let d): d.node
         default: nil
@@ -179,7 +179,7 @@ public struct BroadcastQueue: Hashable, Sendable {
     }
 
     private static func hash(of node: NodeID, in message: GossipMessage) -> Int {
-        if case .alive(let a) = message, a.metadata.id == node { return a.metadata.idHash }
+        if case .alive(let a) = message, a.metadataBox.value.id == node { return a.metadataBox.idHash }
         return node.hashValue
     }
 

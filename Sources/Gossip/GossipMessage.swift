@@ -86,10 +86,29 @@ public enum GossipMessage: Hashable, Sendable {
 
     public struct Alive: Hashable, Sendable {
         public var incarnation: UInt64
-        public var metadata: MemberMetadata
+        public var metadata: MemberMetadata {
+            get { metadataBox.value }
+            set { metadataBox = MetadataBox(newValue) }
+        }
+        /// Shared with the table rows and queued copies of this update.
+        var metadataBox: MetadataBox
+
         public init(incarnation: UInt64, metadata: MemberMetadata) {
+            self.init(incarnation: incarnation, metadataBox: MetadataBox(metadata))
+        }
+
+        init(incarnation: UInt64, metadataBox: MetadataBox) {
             self.incarnation = incarnation
-            self.metadata = metadata
+            self.metadataBox = metadataBox
+        }
+
+        public static func == (lhs: Alive, rhs: Alive) -> Bool {
+            lhs.incarnation == rhs.incarnation && (lhs.metadataBox === rhs.metadataBox || lhs.metadata == rhs.metadata)
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(incarnation)
+            hasher.combine(metadata)
         }
     }
 

@@ -24,7 +24,12 @@ public enum MemberStatus: UInt8, Sendable, Hashable, CustomStringConvertible {
 /// Compact (40 bytes): the metadata and the coordinate are shared references, so a node's
 /// table, its full states and its neighbours' tables hold pointers to the same objects.
 public struct Member: Hashable, Sendable {
-    public var metadata: MemberMetadata
+    public var metadata: MemberMetadata {
+        get { metadataBox.value }
+        set { metadataBox = MetadataBox(newValue) }
+    }
+    /// The metadata, boxed once where it was received or made and shared from then on.
+    var metadataBox: MetadataBox
     /// Only the member itself raises its incarnation (to refute a suspicion or rejoin).
     public var incarnation: UInt64
     /// When this node last saw the status change; drives tombstone reaping.
@@ -38,21 +43,31 @@ public struct Member: Hashable, Sendable {
     var coordinateBox: CoordinateBox?
     public var status: MemberStatus
 
-    public var id: NodeID { metadata.id }
+    public var id: NodeID { metadataBox.value.id }
 
     public init(
         metadata: MemberMetadata, incarnation: UInt64, status: MemberStatus,
         statusChangedAt: GossipInstant, coordinate: VivaldiCoordinate? = nil
     ) {
-        self.metadata = metadata
+        self.init(
+            metadataBox: MetadataBox(metadata), incarnation: incarnation, status: status, statusChangedAt: statusChangedAt,
+            coordinateBox: coordinate.map(CoordinateBox.init))
+    }
+
+    init(
+        metadataBox: MetadataBox, incarnation: UInt64, status: MemberStatus, statusChangedAt: GossipInstant,
+        coordinateBox: CoordinateBox? = nil
+    ) {
+        self.metadataBox = metadataBox
         self.incarnation = incarnation
         self.status = status
         self.statusChangedAt = statusChangedAt
-        self.coordinateBox = coordinate.map(CoordinateBox.init)
+        self.coordinateBox = coordinateBox
     }
 
     public static func == (lhs: Member, rhs: Member) -> Bool {
-        lhs.metadata == rhs.metadata && lhs.incarnation == rhs.incarnation && lhs.status == rhs.status
+        (lhs.metadataBox === rhs.metadataBox || lhs.metadata == rhs.metadata) && lhs.incarnation == rhs.incarnation
+            && lhs.status == rhs.status
             && lhs.statusChangedAt == rhs.statusChangedAt
             && (lhs.coordinateBox === rhs.coordinateBox || lhs.coordinate == rhs.coordinate)
     }

@@ -45,16 +45,17 @@ struct MemberTable: Sendable {
 
     mutating func setInProbeOrder(_ slot: Int, _ value: Bool) { entries[slot].inProbeOrder = value }
 
-    private static func hashOf(_ slot: Int, in entries: [Entry]) -> Int { entries[slot].member.metadata.idHash }
+    private static func hashOf(_ slot: Int, in entries: [Entry]) -> Int { entries[slot].member.metadataBox.idHash }
 
     func slot(of id: NodeID) -> Int? {
-        index.find(hash: id.hashValue) { entries[$0].member.metadata.id == id }
+        index.find(hash: id.hashValue) { entries[$0].member.metadataBox.value.id == id }
     }
 
-    /// Lookup by a metadata value: uses the hash it carries, and an identity check first.
-    func slot(of metadata: MemberMetadata) -> Int? {
+    /// Lookup by the member's boxed metadata: uses the hash it carries, and an identity
+    /// check first (the row usually holds the very same box).
+    func slot(of metadata: MetadataBox) -> Int? {
         index.find(hash: metadata.idHash) { s in
-            entries[s].member.metadata.isSameStorage(as: metadata) || entries[s].member.metadata.id == metadata.id
+            entries[s].member.metadataBox === metadata || entries[s].member.metadataBox.value.id == metadata.value.id
         }
     }
 
@@ -65,9 +66,9 @@ struct MemberTable: Sendable {
     /// taking them one after another. Returns a value only so that the reads are kept.
     func touchRows(of messages: [GossipMessage]) -> Int {
         var sum = 0
-        for case .alive(let a) in messages { sum &+= index.firstBucket(hash: a.metadata.idHash) }
+        for case .alive(let a) in messages { sum &+= index.firstBucket(hash: a.metadataBox.idHash) }
         for case .alive(let a) in messages {
-            let s = index.firstBucket(hash: a.metadata.idHash)
+            let s = index.firstBucket(hash: a.metadataBox.idHash)
             if s >= 0 { sum &+= Int(truncatingIfNeeded: entries[s].member.incarnation) }
         }
         return sum
@@ -79,8 +80,8 @@ struct MemberTable: Sendable {
     func holdsNoOlder(than update: GossipMessage.Alive, at slot: Int) -> Bool {
         let inc = entries[slot].member.incarnation
         if update.incarnation != inc { return update.incarnation < inc }
-        return entries[slot].member.metadata.isSameStorage(as: update.metadata)
-            || update.metadata.version <= entries[slot].member.metadata.version
+        return entries[slot].member.metadataBox === update.metadataBox
+            || update.metadataBox.value.version <= entries[slot].member.metadataBox.value.version
     }
 
     /// Makes room for `n` more members (a full state about to be merged).
@@ -102,9 +103,9 @@ struct MemberTable: Sendable {
             slot = entries.count
             entries.append(Entry(member: member))
         }
-        index.insert(slot: slot, hash: member.metadata.idHash) { [entries] in Self.hashOf($0, in: entries) }
-        let id = member.metadata.id
-        if let last = slotsByID.last, entries[Int(last)].member.metadata.id > id {
+        index.insert(slot: slot, hash: member.metadataBox.idHash) { [entries] in Self.hashOf($0, in: entries) }
+        let id = member.id
+        if let last = slotsByID.last, entries[Int(last)].member.id > id {
             slotsByID.insert(Int32(slot), at: positionByID(id))
         } else {
             slotsByID.append(Int32(slot))
@@ -119,7 +120,7 @@ struct MemberTable: Sendable {
         let before = entries[slot].member
         change(&entries[slot].member)
         let after = entries[slot].member
-        assert(after.metadata.id == before.metadata.id, "a member's id cannot change")
+        assert(after.id == before.id, "a member's id cannot change")
         if after.status != before.status {
             count(before.status, -1)
             count(after.status, +1)
@@ -131,8 +132,8 @@ struct MemberTable: Sendable {
     @discardableResult
     mutating func remove(_ slot: Int) -> Member {
         let member = entries[slot].member
-        index.remove(slot: slot, hash: member.metadata.idHash) { [entries] in Self.hashOf($0, in: entries) }
-        slotsByID.remove(at: positionByID(member.metadata.id))
+        index.remove(slot: slot, hash: member.metadataBox.idHash) { [entries] in Self.hashOf($0, in: entries) }
+        slotsByID.remove(at: positionByID(member.id))
         count(member.status, -1)
         entries[slot].isVacant = true
         entries[slot].inProbeOrder = false
@@ -189,7 +190,7 @@ struct MemberTable: Sendable {
         var lo = 0, hi = slotsByID.count
         while lo < hi {
             let mid = (lo + hi) / 2
-            if entries[Int(slotsByID[mid])].member.metadata.id < id { lo = mid + 1 } else { hi = mid }
+            if entries[Int(slotsByID[mid])].member.id < id { lo = mid + 1 } else { hi = mid }
         }
         return lo
     }

@@ -297,8 +297,8 @@ public struct Membership: Sendable {
         metadata.id = localID
         metadata.version = me.metadata.version + 1
         me.metadata = metadata
-        table.update(localSlot) { $0.metadata = metadata }
-        broadcasts.enqueue(.alive(.init(incarnation: me.incarnation, metadata: metadata)), about: localID)
+        table.update(localSlot) { [box = me.metadataBox] in $0.metadataBox = box }
+        broadcasts.enqueue(.alive(.init(incarnation: me.incarnation, metadataBox: me.metadataBox)), about: localID)
         out.append(.membershipChanged(.init(member: me, previousStatus: previous)))
         return finish(&out, now: now)
     }
@@ -446,10 +446,10 @@ public struct Membership: Sendable {
     // MARK: Membership updates
 
     private mutating func handleAlive(_ a: GossipMessage.Alive, now: GossipInstant, _ out: inout [Directive]) {
-        let found = table.slot(of: a.metadata)
+        let found = table.slot(of: a.metadataBox)
         if let slot = found, slot != localSlot, table.holdsNoOlder(than: a, at: slot) { return }  // the usual case: known
         guard let slot = found else {
-            let m = Member(metadata: a.metadata, incarnation: a.incarnation, status: .alive, statusChangedAt: now)
+            let m = Member(metadataBox: a.metadataBox, incarnation: a.incarnation, status: .alive, statusChangedAt: now)
             let slot = table.insert(m)
             insertIntoProbeOrder(slot)
             broadcasts.enqueue(.alive(a), about: m.id)
@@ -464,7 +464,7 @@ public struct Membership: Sendable {
         }
         if a.incarnation > existing.incarnation {
             table.update(slot) { m in
-                m.metadata = a.metadata
+                m.metadataBox = a.metadataBox
                 m.incarnation = a.incarnation
                 if m.status != .alive {
                     m.status = .alive
@@ -479,7 +479,7 @@ public struct Membership: Sendable {
             !existing.status.isDeadOrLeft
         {
             // A metadata update at the same incarnation: never clears a suspicion.
-            table.update(slot) { $0.metadata = a.metadata }
+            table.update(slot) { $0.metadataBox = a.metadataBox }
             broadcasts.enqueue(.alive(a), about: existing.id)
             out.append(.membershipChanged(.init(member: table[slot], previousStatus: existing.status)))
         }
@@ -547,7 +547,7 @@ public struct Membership: Sendable {
         let me = table[localSlot]
         counters.refutations += 1
         health.apply(1)
-        broadcasts.enqueue(.alive(.init(incarnation: me.incarnation, metadata: me.metadata)), about: localID)
+        broadcasts.enqueue(.alive(.init(incarnation: me.incarnation, metadataBox: me.metadataBox)), about: localID)
     }
 
     /// Merges a remote full state. A remote "dead" only makes us suspect (we let the member
@@ -563,13 +563,13 @@ public struct Membership: Sendable {
         for r in remote {
             switch r.status {
             case .alive:
-                handleAlive(.init(incarnation: r.incarnation, metadata: r.metadata), now: now, &out)
+                handleAlive(.init(incarnation: r.incarnation, metadataBox: r.metadataBox), now: now, &out)
             case .suspect, .dead:
                 handleSuspect(.init(incarnation: r.incarnation, node: r.id, from: localID), now: now, &out)
             case .left:
                 handleDead(.init(incarnation: r.incarnation, node: r.id, from: r.id), now: now, &out)
             }
-            if let box = r.coordinateBox, box.isValid, let slot = table.slot(of: r.metadata), slot != localSlot,
+            if let box = r.coordinateBox, box.isValid, let slot = table.slot(of: r.metadataBox), slot != localSlot,
                 table[slot].coordinateBox == nil
             {
                 table.update(slot) { $0.coordinateBox = box }

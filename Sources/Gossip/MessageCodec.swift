@@ -85,14 +85,14 @@ public enum MessageCodec {
 
     static func coordinateSize(_ c: VivaldiCoordinate) -> Int { 1 + 8 * min(c.vector.count, 255) + 24 }
 
-    static func metadataSize(_ m: MemberMetadata.Fields) -> Int {
+    static func metadataSize(_ m: MemberMetadata) -> Int {
         stringSize(m.id.rawValue) + endpointSize(m.gossipAddress) + endpointSize(m.httpAddress) + endpointSize(m.rtmpAddress)
             + stringSize(m.region) + varintSize(UInt64(m.capacity)) + varintSize(UInt64(m.load))
             + stringSize(m.softwareVersion) + varintSize(m.version)
     }
 
     static func memberSize(_ m: Member) -> Int {
-        m.metadata.encodedSize + varintSize(m.incarnation) + 2 + (m.coordinate.map(coordinateSize) ?? 0)
+        m.metadataBox.encodedSize + varintSize(m.incarnation) + 2 + (m.coordinate.map(coordinateSize) ?? 0)
     }
 
     static func bodySize(_ message: GossipMessage) -> Int {
@@ -108,7 +108,7 @@ public enum MessageCodec {
         case .nack(let n):
             return varintSize(UInt64(n.sequence))
         case .alive(let a):
-            return varintSize(a.incarnation) + a.metadata.encodedSize
+            return varintSize(a.incarnation) + a.metadataBox.encodedSize
         case .suspect(let s):
             return varintSize(s.incarnation) + stringSize(s.node.rawValue) + stringSize(s.from.rawValue)
         case .dead(let d):

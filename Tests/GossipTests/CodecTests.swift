@@ -73,23 +73,26 @@ final class CodecTests: XCTestCase {
         }
     }
 
-    func testMetadataCopiesShareStorageUntilChanged() {
-        let a = T.meta("a")
-        var b = a
-        XCTAssertTrue(b.isSameStorage(as: a))
-        b.load = 7
-        XCTAssertFalse(b.isSameStorage(as: a))
-        XCTAssertEqual(a.load, 0, "changing a copy leaves the original alone")
-        XCTAssertNotEqual(a, b)
-        b.load = 0
-        XCTAssertEqual(a, b, "equal fields are equal, shared or not")
-        XCTAssertEqual(a.hashValue, b.hashValue)
-        XCTAssertEqual(a.idHash, a.id.hashValue)
-        var m = Member(metadata: a, incarnation: 1, status: .alive, statusChangedAt: .zero, coordinate: Self.coordinate)
+    func testRowsAndUpdatesShareTheirMetadataUntilChanged() {
+        let meta = T.meta("a")
+        var m = Member(metadata: meta, incarnation: 1, status: .alive, statusChangedAt: .zero, coordinate: Self.coordinate)
         let copy = m
+        XCTAssertTrue(copy.metadataBox === m.metadataBox)
+        XCTAssertEqual(m.metadataBox.idHash, meta.id.hashValue)
+        XCTAssertEqual(m.metadataBox.encodedSize, MessageCodec.framedSize(.alive(.init(incarnation: 0, metadata: meta))) - 3)
+        m.metadata.load = 7
+        XCTAssertFalse(copy.metadataBox === m.metadataBox, "changing a copy leaves the original alone")
+        XCTAssertEqual(copy.metadata.load, 0)
+        XCTAssertNotEqual(m, copy)
+        m.metadata.load = 0
+        XCTAssertEqual(m, copy, "equal fields are equal, shared or not")
+        XCTAssertEqual(m.hashValue, copy.hashValue)
         m.coordinate?.height = 1
         XCTAssertEqual(copy.coordinate, Self.coordinate)
         XCTAssertNotEqual(m, copy)
+        let alive = GossipMessage.Alive(incarnation: 2, metadata: meta)
+        XCTAssertEqual(alive, GossipMessage.Alive(incarnation: 2, metadata: meta))
+        XCTAssertNotEqual(alive, GossipMessage.Alive(incarnation: 3, metadata: meta))
         XCTAssertEqual(MemoryLayout<Member>.stride, 40, "a row of the table stays compact")
         XCTAssertEqual(MemoryLayout<GossipMessage>.stride, 16, "a queued update stays compact")
     }

@@ -59,7 +59,7 @@ final class MemberTableTests: XCTestCase {
             } else {
                 let m = Member(metadata: T.meta(id.rawValue), incarnation: 0, status: status, statusChangedAt: now)
                 let slot = table.insert(m)
-                XCTAssertEqual(table.slot(of: m.metadata), slot)
+                XCTAssertEqual(table.slot(of: m.metadataBox), slot)
                 model[id] = m
             }
             XCTAssertEqual(table.count, model.count, "step \(step)")
