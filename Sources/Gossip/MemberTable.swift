@@ -43,6 +43,9 @@ struct MemberTable: Sendable {
 
     func isInProbeOrder(_ slot: Int) -> Bool { entries[slot].inProbeOrder }
 
+    /// True when `slot` holds the member `id`.
+    func holds(_ id: NodeID, at slot: Int) -> Bool { isOccupied(slot) && entries[slot].member.metadataBox.value.id == id }
+
     mutating func setInProbeOrder(_ slot: Int, _ value: Bool) { entries[slot].inProbeOrder = value }
 
     private static func hashOf(_ slot: Int, in entries: [Entry]) -> Int { entries[slot].member.metadataBox.idHash }
@@ -78,11 +81,16 @@ struct MemberTable: Sendable {
     /// or the same incarnation with the same or a newer metadata version): the update changes
     /// nothing. Reads the row in place, without copying it.
     func holdsNoOlder(than update: GossipMessage.Alive, at slot: Int) -> Bool {
-        let inc = entries[slot].member.incarnation
-        if update.incarnation != inc { return update.incarnation < inc }
-        return entries[slot].member.metadataBox === update.metadataBox
-            || update.metadataBox.value.version <= entries[slot].member.metadataBox.value.version
+        holdsNoOlder(incarnation: update.incarnation, metadata: update.metadataBox, at: slot)
     }
+
+    func holdsNoOlder(incarnation: UInt64, metadata: MetadataBox, at slot: Int) -> Bool {
+        let inc = entries[slot].member.incarnation
+        if incarnation != inc { return incarnation < inc }
+        return entries[slot].member.metadataBox === metadata || metadata.value.version <= entries[slot].member.metadataBox.value.version
+    }
+
+    func hasCoordinate(at slot: Int) -> Bool { entries[slot].member.coordinateBox != nil }
 
     /// Makes room for `n` more members (a full state about to be merged).
     mutating func reserveCapacity(adding n: Int) {

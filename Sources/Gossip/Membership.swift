@@ -61,6 +61,8 @@ public struct Membership: Sendable {
 
     struct ProbeInFlight: Hashable, Sendable {
         var target: NodeID
+        /// Where the target's row was when the probe started (checked before use).
+        var targetSlot: Int
         var sequence: UInt32
         var sentAt: GossipInstant
         var ackDeadline: GossipInstant
@@ -317,7 +319,8 @@ public struct Membership: Sendable {
         let target = member.id
         let seq = nextSequence()
         probe = ProbeInFlight(
-            target: target, sequence: seq, sentAt: now, ackDeadline: now + health.scale(config.probeTimeout), end: now + interval)
+            target: target, targetSlot: slot, sequence: seq, sentAt: now, ackDeadline: now + health.scale(config.probeTimeout),
+            end: now + interval)
         counters.probesStarted += 1
         var primary: [GossipMessage] = [
             .ping(.init(sequence: seq, target: target, source: localID, sourceAddress: localAddress))
@@ -333,7 +336,7 @@ public struct Membership: Sendable {
         guard var p = probe else { return }
         if !p.indirectSent, now >= p.ackDeadline, now < p.end {
             p.indirectSent = true
-            if let targetSlot = table.slot(of: p.target) {
+            if let targetSlot = slotOfTarget(p) {
                 let target = table[targetSlot]
                 let me = localSlot
                 let helpers = randomSlots(config.indirectChecks, among: table.aliveCount) { s, m in
@@ -356,7 +359,7 @@ public struct Membership: Sendable {
         // Lifeguard: with helpers, each missing nack says "the problem may be me"; without
         // them, any failed probe does.
         health.apply(p.expectedNacks > 0 ? max(0, p.expectedNacks - p.nacks) : 1)
-        if let slot = table.slot(of: p.target), !table[slot].status.isDeadOrLeft {
+        if let slot = slotOfTarget(p), !table[slot].status.isDeadOrLeft {
             handleSuspect(.init(incarnation: table[slot].incarnation, node: p.target, from: localID), now: now, &out)
         }
     }
@@ -383,6 +386,12 @@ public struct Membership: Sendable {
             if slot != localSlot, !table[slot].status.isDeadOrLeft { return slot }
         }
         return nil
+    }
+
+    /// The probe target's slot: where it was when the probe started, unless it was reaped
+    /// since (no hashing of its id on every ack).
+    private func slotOfTarget(_ p: ProbeInFlight) -> Int? {
+        table.holds(p.target, at: p.targetSlot) ? p.targetSlot : table.slot(of: p.target)
     }
 
     private mutating func insertIntoProbeOrder(_ slot: Int) {
@@ -430,7 +439,7 @@ public struct Membership: Sendable {
         probe = nil
         counters.probesSucceeded += 1
         health.apply(-1)
-        if let c = a.coordinate, c.isValid, let slot = table.slot(of: p.target) {
+        if let c = a.coordinate, c.isValid, let slot = slotOfTarget(p) {
             vivaldi.update(peer: p.target, other: c, rtt: now - p.sentAt, rng: &rng)
             table.update(slot) { $0.coordinate = c }
         }
@@ -561,18 +570,25 @@ public struct Membership: Sendable {
             out.reserveCapacity(out.count + remote.count + 1)
         }
         for r in remote {
-            switch r.status {
-            case .alive:
-                handleAlive(.init(incarnation: r.incarnation, metadataBox: r.metadataBox), now: now, &out)
-            case .suspect, .dead:
-                handleSuspect(.init(incarnation: r.incarnation, node: r.id, from: localID), now: now, &out)
-            case .left:
-                handleDead(.init(incarnation: r.incarnation, node: r.id, from: r.id), now: now, &out)
+            // Most of a full state is already known: one lookup serves the check and the
+            // coordinate below.
+            var slot = table.slot(of: r.metadataBox)
+            let known =
+                r.status == .alive && slot.map { $0 != localSlot && table.holdsNoOlder(incarnation: r.incarnation, metadata: r.metadataBox, at: $0) }
+                ?? false
+            if !known {
+                switch r.status {
+                case .alive:
+                    handleAlive(.init(incarnation: r.incarnation, metadataBox: r.metadataBox), now: now, &out)
+                case .suspect, .dead:
+                    handleSuspect(.init(incarnation: r.incarnation, node: r.id, from: localID), now: now, &out)
+                case .left:
+                    handleDead(.init(incarnation: r.incarnation, node: r.id, from: r.id), now: now, &out)
+                }
+                if slot == nil { slot = table.slot(of: r.metadataBox) }
             }
-            if let box = r.coordinateBox, box.isValid, let slot = table.slot(of: r.metadataBox), slot != localSlot,
-                table[slot].coordinateBox == nil
-            {
-                table.update(slot) { $0.coordinateBox = box }
+            if let box = r.coordinateBox, box.isValid, let s = slot, s != localSlot, !table.hasCoordinate(at: s) {
+                table.update(s) { $0.coordinateBox = box }
             }
         }
     }
