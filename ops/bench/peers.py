@@ -42,7 +42,21 @@ def cpu_seconds(pid, children=True):
     return total
 
 
-class StreamTubeNode:
+class RTMPPeer:
+    """What a node and nginx-rtmp have in common: an RTMP port to push to, a process to stop."""
+
+    def rtmp_url(self, key):
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class StreamTubeNode(RTMPPeer):
     def __init__(self, binary, extra=()):
         self.dir = tempfile.mkdtemp(prefix="streamtube-bench-")
         self.http_port, self.rtmp_port, self.gossip_port = free_port(), free_port(), free_port()
@@ -64,18 +78,10 @@ class StreamTubeNode:
                                      headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
         return json.loads(urllib.request.urlopen(req).read())
 
-    def rtmp_url(self, key):
-        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
-class NginxRTMP:
+
+class NginxRTMP(RTMPPeer):
     """nginx with libnginx-mod-rtmp: `live` application writing HLS with 1 s fragments."""
 
     def __init__(self, fragment="1s"):
@@ -104,18 +110,10 @@ http {{ access_log off; sendfile on;
                 time.sleep(0.1)
         raise RuntimeError("nginx did not start")
 
-    def rtmp_url(self, key):
-        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
 
     def playlist_url(self, key):
         return f"http://127.0.0.1:{self.http_port}/hls/{key}.m3u8"
 
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def ts_video_pts(data):
