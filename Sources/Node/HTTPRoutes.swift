@@ -173,14 +173,8 @@ enum HTTPRoutes {
                 return notFound("no stream \(id)")
             }
             if let edge, let redirect = redirectToEdge(edge, request: request) { return redirect }
-            if let edge, !edge.router.ownsLocally(record.id) {
-                let replica = registry.existingLive(id: record.id).flatMap { $0.hasMedia ? $0 : nil }
-                if replica == nil || header(request, EdgeProxy.edgeHeader.lowercased()) == nil {
-                    let upstream = await edge.serve(streamID: record.id, path: request.uri.path, query: nil, immutable: false)
-                    guard upstream.status == .serviceUnavailable, replica != nil else { return upstream }
-                }
-                // Asked by a node whose origin failed, or the origin is unreachable from here:
-                // this node's replica answers (it is the standby).
+            if let edge, let upstream = await fromOrigin(edge, registry, record.id, request, query: nil, immutable: false) {
+                return upstream
             }
             noteEdgeRequest(request)
             guard let live = registry.live(id: record.id) else { return notFound("no stream \(id)") }
@@ -202,13 +196,9 @@ enum HTTPRoutes {
             let file = try context.parameters.require("file")
             guard StreamRegistry.isWellFormedToken(Substring(rendition)), StreamRegistry.isWellFormedToken(Substring(id)),
                   let record = await registry.find(id: id) else { return notFound("no such rendition") }
-            if let edge, !edge.router.ownsLocally(record.id) {
-                let replica = registry.existingLive(id: record.id).flatMap { $0.hasMedia ? $0 : nil }
-                if replica == nil || header(request, EdgeProxy.edgeHeader.lowercased()) == nil {
-                    let upstream = await edge.serve(streamID: record.id, path: request.uri.path, query: request.uri.query,
-                                                    immutable: file != "index.m3u8")
-                    guard upstream.status == .serviceUnavailable, replica != nil else { return upstream }
-                }
+            if let edge, let upstream = await fromOrigin(edge, registry, record.id, request, query: request.uri.query,
+                                                         immutable: file != "index.m3u8") {
+                return upstream
             }
             noteEdgeRequest(request)
             guard let live = registry.live(id: record.id), live.hasRendition(rendition) else { return notFound("no such rendition") }
@@ -289,6 +279,18 @@ enum HTTPRoutes {
     }
 
     /// Counts what edges ask of this node as an origin.
+    /// For a stream owned elsewhere: the origin's answer through the edge, or nil when this
+    /// node answers itself — it is the stream's owner, or it holds the stream's replica (it is
+    /// the standby) and a node whose origin failed asks it, or the origin cannot be reached.
+    static func fromOrigin(_ edge: EdgeProxy, _ registry: StreamRegistry, _ id: String, _ request: Request,
+                           query: String?, immutable: Bool) async -> Response? {
+        guard !edge.router.ownsLocally(id) else { return nil }
+        let replica = registry.existingLive(id: id).flatMap { $0.hasMedia ? $0 : nil }
+        if replica != nil, header(request, EdgeProxy.edgeHeader.lowercased()) != nil { return nil }
+        let upstream = await edge.serve(streamID: id, path: request.uri.path, query: query, immutable: immutable)
+        return upstream.status == .serviceUnavailable && replica != nil ? nil : upstream
+    }
+
     static func noteEdgeRequest(_ request: Request) {
         if header(request, EdgeProxy.edgeHeader.lowercased()) != nil {
             Counter(label: "streamtube_origin_edge_requests_total").increment()

@@ -73,8 +73,7 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The cached object for a plain GET of a media object, if the memory tier has it.
     private func answerable(_ request: HTTPRequest) -> ByteBuffer? {
-        guard request.method == .get, let path = request.path, path.hasPrefix("/live/"),
-              !path.utf8.contains(UInt8(ascii: "?")), !path.hasSuffix(".m3u8") else { return nil }
+        guard request.method == .get, let path = request.path, Self.isMediaObject(path) else { return nil }
         // A client that asks to close (or to upgrade) gets the router's full connection handling.
         if let connection = request.headerFields[.connection], connection.lowercased().contains("close") { return nil }
         if request.headerFields[.upgrade] != nil { return nil }
@@ -105,6 +104,11 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    /// A path the fast path may answer: an object under `/live/`, no query, not a playlist.
+    static func isMediaObject(_ path: String) -> Bool {
+        path.hasPrefix("/live/") && !path.utf8.contains(UInt8(ascii: "?")) && !path.hasSuffix(".m3u8")
     }
 
     /// The stream id of a media object's path (`/live/{id}/{rendition}/{object}`).
@@ -272,8 +276,7 @@ final class RawMediaFastPath: ChannelInboundHandler, RemovableChannelHandler {
         }
         guard let parsed else { return .forward }  // the decoder says what is wrong with it
         if parsed.body { return .bodyFollows }
-        guard parsed.eligible, typed.withRouter == 0, !typed.swallowing, parsed.path.hasPrefix("/live/"),
-              !parsed.path.utf8.contains(UInt8(ascii: "?")), !parsed.path.hasSuffix(".m3u8"),
+        guard parsed.eligible, typed.withRouter == 0, !typed.swallowing, MediaFastPath.isMediaObject(parsed.path),
               let body = typed.lookup(parsed.path) else { return .forward }
         return .answer(body)
     }

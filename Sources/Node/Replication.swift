@@ -113,7 +113,7 @@ final class Replicator: Sendable {
                     st.sequence += 1
                     out[i].epoch = st.epoch
                     out[i].sequence = st.sequence
-                    if st.handingOver { out[i].renditions = out[i].renditions.map { var r = $0; r.live = true; return r } }
+                    if st.handingOver { out[i].markLive() }
                 }
                 return .batches(out, member)
             }
@@ -136,7 +136,7 @@ final class Replicator: Sendable {
                 let (epoch, handingOver) = streams.withLock { s in (s[id]?.epoch ?? 0, s[id]?.handingOver ?? false) }
                 snap.epoch = epoch
                 snap.sequence = 0
-                if handingOver { snap.renditions = snap.renditions.map { var r = $0; r.live = true; return r } }
+                if handingOver { snap.markLive() }
                 batches = [snap]
                 Counter(label: "streamtube_replica_snapshots_total").increment()
             case .batches(let b, let m):
@@ -219,5 +219,12 @@ final class Replicator: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         return false
+    }
+}
+
+extension ReplicaBatch {
+    /// During a handover the standby is told every rendition goes on (it takes them over).
+    mutating func markLive() {
+        for i in renditions.indices { renditions[i].live = true }
     }
 }
