@@ -386,7 +386,8 @@ struct HandoverService: Service {
         replicator.beginHandover()
         let closed = await rtmp.closeAll(reason: "handed over to the standby")
         let sent = await replicator.flush(timeout: .seconds(5))
+        let elapsed = ContinuousClock.now - started
         logger.info("streams handed over", metadata: ["streams": "\(closed)", "replicated": "\(sent)",
-                                                       "ms": "\((ContinuousClock.now - started).components.seconds * 1000 + (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000)"])
+                                                       "ms": "\(Int(elapsed.seconds * 1000))"])
     }
 }
