@@ -62,24 +62,101 @@ let package = Package(
             path: "Sources/Gossip",
             exclude: ["README.md"]
         ),
-        .executableTarget(
-            name: "Node",
+        // Shared by every node feature: metric names, declared once.
+        .target(
+            name: "NodeMetrics",
+            dependencies: [.product(name: "Metrics", package: "swift-metrics")],
+            path: "Sources/NodeMetrics",
+            exclude: ["README.md"]
+        ),
+        // HTTP types every route collection shares: the request context (who is calling), one
+        // error format (problem+json), the operator-token middleware, header names, responses.
+        // Knows nothing of streams, media or the cluster.
+        .target(
+            name: "HTTPSupport",
             dependencies: [
-                "Origin", "Gossip", "Edge",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Sources/HTTPSupport",
+            exclude: ["README.md"]
+        ),
+        // Stream records, the database and its numbered migrations, and the policies the
+        // platform implements. No HTTP, no media, no cluster.
+        .target(
+            name: "Catalog",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            ],
+            path: "Sources/Catalog",
+            exclude: ["README.md"]
+        ),
+        // The gossip service around the Gossip core, the cluster view, placement and viewer
+        // routing, cluster-key tokens and records asked of peers.
+        .target(
+            name: "Cluster",
+            dependencies: [
+                "Gossip", "Catalog", "HTTPSupport", "NodeMetrics",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Sources/Cluster",
+            exclude: ["README.md"]
+        ),
+        // The media path on a node: RTMP server and ingest policy, relay, replication, the
+        // edge proxy and its fast path, LL-HLS routes.
+        .target(
+            name: "Live",
+            dependencies: [
+                "Origin", "Edge", "Cluster", "Catalog", "HTTPSupport", "NodeMetrics",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Sources/Live",
+            exclude: ["README.md"]
+        ),
+        // Platform features: one target each, depending only on Catalog and HTTPSupport.
+        .target(
+            name: "Web",
+            dependencies: ["Catalog", "HTTPSupport", .product(name: "Hummingbird", package: "hummingbird")],
+            path: "Sources/Platform/Web",
+            exclude: ["README.md"]
+        ),
+        // Configuration (each setting declared once), node state files, and the one function
+        // that assembles a node: `buildApplication(config)`, used by `serve` and by tests.
+        .target(
+            name: "App",
+            dependencies: [
+                "Origin", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "SQLiteNIO", package: "sqlite-nio"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
-            path: "Sources/Node"
+            path: "Sources/App",
+            exclude: ["README.md"]
+        ),
+        // The `streamtube` executable: commands only.
+        .executableTarget(
+            name: "Node",
+            dependencies: [
+                "App", "Gossip", "Origin",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Node",
+            exclude: ["README.md"]
         ),
         .executableTarget(
             name: "TranscodeBench",
@@ -115,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node",
+                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

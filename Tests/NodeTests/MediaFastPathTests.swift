@@ -5,7 +5,8 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import XCTest
-@testable import Node
+@testable import Live
+import HTTPSupport
 
 /// The edge's lean media route in an `EmbeddedChannel` with the server's HTTP pipeline, fed
 /// raw bytes: hits answered in front of the decoder, everything else reaching the router
@@ -18,7 +19,7 @@ final class MediaFastPathTests: XCTestCase {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-        try channel.pipeline.syncOperations.addHandler(MediaFastPath { $0 == Self.hitPath ? Self.object : nil })
+        try channel.pipeline.syncOperations.addHandler(MediaFastPath { $0.path == Self.hitPath ? Self.object : nil })
         return channel
     }
 

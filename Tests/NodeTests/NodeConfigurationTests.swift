@@ -1,7 +1,10 @@
 import Foundation
 import XCTest
 @testable import Node
+@testable import App
+import HTTPSupport
 import Hummingbird
+import Web
 
 final class NodeConfigurationTests: XCTestCase {
     func testEnvironmentNames() {
@@ -55,9 +58,9 @@ final class NodeConfigurationTests: XCTestCase {
     }
 
     func testConstantTimeCompare() {
-        XCTAssertTrue(AdminAuthMiddleware<BasicRequestContext>.constantTimeEqual(Array("abc".utf8), Array("abc".utf8)))
-        XCTAssertFalse(AdminAuthMiddleware<BasicRequestContext>.constantTimeEqual(Array("abc".utf8), Array("abd".utf8)))
-        XCTAssertFalse(AdminAuthMiddleware<BasicRequestContext>.constantTimeEqual(Array("abc".utf8), Array("abcd".utf8)))
+        XCTAssertTrue(OperatorAuthMiddleware(token: "abc").accepts("abc"))
+        XCTAssertFalse(OperatorAuthMiddleware(token: "abc").accepts("abd"))
+        XCTAssertFalse(OperatorAuthMiddleware(token: "abc").accepts("abcd"))
     }
 
     func testNodeStateKeepsIdAndTokenAcrossStarts() throws {

@@ -5,26 +5,72 @@
 // keeps count of the requests the router holds, so answers stay in request order). The
 // response is the head as bytes, then the cached buffer itself. Everything else (misses,
 // playlists, the API) goes to the router untouched.
+//
+// The contract, all of it: the fast path may answer a request only when
+// - it is a `GET` over HTTP/1.1 with no body, not asking to close or upgrade, and no earlier
+//   request of the connection is still with the router;
+// - its target is a media object (`/live/{id}/{rendition}/{object}`, not a playlist) whose
+//   query, if any, is only a playback token (`?token=...`);
+// - its `MediaFastPathSource` hands back the bytes: the source decides whether the caller may
+//   have them (the playback policy, checked from memory) and whether they are cached here.
+// Its answer is `200` with the immutable media headers. Anything else goes to the router,
+// which answers with every middleware, the same policy, and the same headers.
 import Foundation
+import HTTPSupport
 import Hummingbird
 import NIOCore
 import NIOHTTPTypes
 import Synchronization
 
+/// A request the fast path may answer, as the source sees it.
+package struct MediaObjectRequest: Sendable, Equatable {
+    /// The target without its query: `/live/{id}/{rendition}/{object}`.
+    package var path: String
+    package var streamID: Substring
+    /// The playback token the request carried, if any.
+    package var token: Substring?
+
+    /// The request for a target, or nil when the fast path must leave it to the router.
+    package init?(target: String) {
+        var path = target
+        var token: Substring?
+        if let q = target.firstIndex(of: "?") {
+            let query = target[target.index(after: q)...]
+            guard query.hasPrefix("token="), !query.contains("&") else { return nil }
+            token = query.dropFirst(6)
+            path = String(target[..<q])
+        }
+        guard MediaFastPath.isMediaObject(path), let id = MediaFastPath.streamID(in: path) else { return nil }
+        self.path = path
+        self.streamID = Substring(id)
+        self.token = token
+    }
+}
+
+/// Where the fast path gets bytes: from memory only, on the event loop (no disk, no waiting).
+package protocol MediaFastPathSource: Sendable {
+    /// The object's bytes when this node may answer the request now; nil: the router answers.
+    func object(for request: MediaObjectRequest) -> ByteBuffer?
+}
+
+/// A source made of a closure (tests, benchmarks).
+package struct MediaFastPathClosureSource: MediaFastPathSource {
+    let body: @Sendable (MediaObjectRequest) -> ByteBuffer?
+    package init(_ body: @escaping @Sendable (MediaObjectRequest) -> ByteBuffer?) { self.body = body }
+    package func object(for request: MediaObjectRequest) -> ByteBuffer? { body(request) }
+}
+
 /// Answers memory-tier hits for immutable media objects; passes every other request on.
 ///
 /// Order on a connection is kept: a request is only answered here when no earlier request
 /// of the same connection is still with the router (HTTP/1.1 pipelining answers in order).
-final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+package final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
+    package typealias InboundIn = HTTPRequestPart
+    package typealias InboundOut = HTTPRequestPart
+    package typealias OutboundIn = HTTPResponsePart
+    package typealias OutboundOut = HTTPResponsePart
 
-    /// The object for a request path, or nil when the router should answer.
-    typealias Lookup = @Sendable (_ path: String) -> ByteBuffer?
-
-    let lookup: Lookup
+    let source: any MediaFastPathSource
     /// Requests handed to the router and not yet answered in full.
     private(set) var withRouter = 0
     /// True while the body parts of a request answered here are still arriving.
@@ -35,16 +81,25 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// handler's answers at the socket's end of the pipeline (after the HTTP encoder).
     private var raw: RawMediaFastPath!
 
-    init(lookup: @escaping Lookup) {
-        self.lookup = lookup
+    package init(source: any MediaFastPathSource) {
+        self.source = source
         self.raw = RawMediaFastPath(typed: self)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package convenience init(lookup: @escaping @Sendable (MediaObjectRequest) -> ByteBuffer?) {
+        self.init(source: MediaFastPathClosureSource(lookup))
+    }
+
+    /// The bytes for a request target, if the fast path may answer it.
+    func lookup(_ target: String) -> ByteBuffer? {
+        MediaObjectRequest(target: target).flatMap { source.object(for: $0) }
+    }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
         try? context.pipeline.syncOperations.addHandler(raw, position: .first)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch part {
         case .head(let request):
@@ -66,14 +121,14 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) { withRouter = max(0, withRouter - 1) }
         context.write(data, promise: promise)
     }
 
     /// The cached object for a plain GET of a media object, if the memory tier has it.
     private func answerable(_ request: HTTPRequest) -> ByteBuffer? {
-        guard request.method == .get, let path = request.path, Self.isMediaObject(path) else { return nil }
+        guard request.method == .get, let path = request.path else { return nil }
         // A client that asks to close (or to upgrade) gets the router's full connection handling.
         if let connection = request.headerFields[.connection], connection.lowercased().contains("close") { return nil }
         if request.headerFields[.upgrade] != nil { return nil }
@@ -107,12 +162,12 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// A path the fast path may answer: an object under `/live/`, no query, not a playlist.
-    static func isMediaObject(_ path: String) -> Bool {
+    package static func isMediaObject(_ path: String) -> Bool {
         path.hasPrefix("/live/") && !path.utf8.contains(UInt8(ascii: "?")) && !path.hasSuffix(".m3u8")
     }
 
     /// The stream id of a media object's path (`/live/{id}/{rendition}/{object}`).
-    static func streamID(in path: String) -> String? {
+    package static func streamID(in path: String) -> String? {
         let utf8 = path.utf8
         guard path.hasPrefix("/live/") else { return nil }
         let idStart = utf8.index(utf8.startIndex, offsetBy: 6)
@@ -138,31 +193,6 @@ final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         .contentType: "video/mp4", .cacheControl: "public, max-age=31536000, immutable",
         .accessControlAllowOrigin: "*", .server: "streamtube",
     ]
-}
-
-/// The `Date` header's value, formatted at most once a second.
-final class HTTPDate: Sendable {
-    private let cache = Mutex<(second: Int, text: String)>((-1, ""))
-
-    var current: String {
-        let now = Int(Date().timeIntervalSince1970)
-        return cache.withLock { c in
-            if c.second != now { c = (now, Self.format(now)) }
-            return c.text
-        }
-    }
-
-    /// RFC 9110 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-    static func format(_ seconds: Int) -> String {
-        var t = time_t(seconds)
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(days[Int(tm.tm_wday)]), \(two(tm.tm_mday)) \(months[Int(tm.tm_mon)]) \(tm.tm_year + 1900) "
-            + "\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)) GMT"
-    }
 }
 
 /// In front of the HTTP decoder: a complete request head that is a plain `GET` (HTTP/1.1, no
@@ -276,8 +306,7 @@ final class RawMediaFastPath: ChannelInboundHandler, RemovableChannelHandler {
         }
         guard let parsed else { return .forward }  // the decoder says what is wrong with it
         if parsed.body { return .bodyFollows }
-        guard parsed.eligible, typed.withRouter == 0, !typed.swallowing, MediaFastPath.isMediaObject(parsed.path),
-              let body = typed.lookup(parsed.path) else { return .forward }
+        guard parsed.eligible, typed.withRouter == 0, !typed.swallowing, let body = typed.lookup(parsed.path) else { return .forward }
         return .answer(body)
     }
 

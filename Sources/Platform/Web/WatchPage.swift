@@ -1,8 +1,8 @@
 // WatchPage: the viewer's page. A <video> element plays the LL-HLS stream natively
 // (Chromium, Safari); while the stream is offline the page says so and keeps checking.
 
-enum WatchPage {
-    static func escape(_ s: String) -> String {
+package enum WatchPage {
+    package static func escape(_ s: String) -> String {
         var out = ""
         for c in s {
             switch c {
@@ -17,13 +17,13 @@ enum WatchPage {
         return out
     }
 
-    static let notFound = """
+    package static let notFound = """
     <!doctype html><html lang="en"><head><meta charset="utf-8"><title>No such stream · StreamTube</title></head>
     <body style="font-family:system-ui,sans-serif;background:#111;color:#eee;padding:3em">
     <h1>No such stream</h1><p>Check the link you were given.</p></body></html>
     """
 
-    static func render(id: String, title: String) -> String {
+    package static func render(id: String, title: String) -> String {
         let t = escape(title)
         let sid = escape(id)
         return """

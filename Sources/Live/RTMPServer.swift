@@ -1,26 +1,22 @@
 // RTMPServer: the thin SwiftNIO shell around Origin's RTMP session core. It carries bytes
-// in and out, asks the registry whether a key may publish, and pushes media into the
-// stream's live state. One bad connection is closed; nothing else is touched.
+// in and out, asks the ingest policy whether and where a key may publish, and pushes media
+// into the stream's live state or its relay. One bad connection is closed; nothing else is
+// touched.
+import Catalog
+import Cluster
 import Foundation
 import Logging
-import Metrics
+import NodeMetrics
 import NIOCore
 import NIOPosix
 import Origin
 import ServiceLifecycle
 import Synchronization
 
-/// What ingest needs to know of the cluster: who owns a stream, the relay keys, and where
-/// what is published here is replicated.
-struct IngestCluster: Sendable {
-    let router: ClusterRouter
-    let auth: RelayAuth
-    var replicator: Replicator?
-}
-
 /// The RTMP server's listener and the connections publishing on this node, for a graceful
 /// leave: stop taking publishers, then close the ones there are so their relays move on.
-final class RTMPControl: Sendable {
+package final class RTMPControl: Sendable {
+    package init() {}
     private let listener = Mutex<(any Channel)?>(nil)
     private let publishers = Mutex<[UInt64: NIOLoopBound<RTMPConnectionHandler>]>([:])
 
@@ -28,11 +24,11 @@ final class RTMPControl: Sendable {
 
     func add(_ id: UInt64, _ handler: NIOLoopBound<RTMPConnectionHandler>) { publishers.withLock { $0[id] = handler } }
     func remove(_ id: UInt64) { _ = publishers.withLock { $0.removeValue(forKey: id) } }
-    var publishingCount: Int { publishers.withLock { $0.count } }
+    package var publishingCount: Int { publishers.withLock { $0.count } }
 
     /// Stops accepting connections and closes every publishing one; returns how many.
     @discardableResult
-    func closeAll(reason: String) async -> Int {
+    package func closeAll(reason: String) async -> Int {
         if let channel = listener.withLock({ $0 }) { try? await channel.close() }
         let all = publishers.withLock { p in defer { p = [:] }; return Array(p.values) }
         for handler in all {
@@ -42,30 +38,27 @@ final class RTMPControl: Sendable {
     }
 }
 
-struct RTMPServer: Service {
+package struct RTMPServer: Service {
     let host: String
     let port: Int
-    let registry: StreamRegistry
-    let cluster: IngestCluster?
+    let policy: IngestPolicy
     let control: RTMPControl
     let logger: Logger
     let onBound: @Sendable (Int) -> Void
 
-    init(host: String, port: Int, registry: StreamRegistry, cluster: IngestCluster? = nil, control: RTMPControl = RTMPControl(),
-         logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
+    package init(host: String, port: Int, policy: IngestPolicy, control: RTMPControl = RTMPControl(),
+                 logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.host = host
         self.port = port
-        self.registry = registry
-        self.cluster = cluster
+        self.policy = policy
         self.control = control
         self.logger = logger
         self.onBound = onBound
     }
 
-    func run() async throws {
-        let registry = self.registry
+    package func run() async throws {
+        let policy = self.policy
         let logger = self.logger
-        let cluster = self.cluster
         let control = self.control
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
@@ -75,7 +68,7 @@ struct RTMPServer: Service {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(30)))
                     try channel.pipeline.syncOperations.addHandler(
-                        RTMPConnectionHandler(registry: registry, cluster: cluster, control: control, logger: logger,
+                        RTMPConnectionHandler(policy: policy, control: control, logger: logger,
                                               peer: channel.remoteAddress?.description ?? "?"))
                 }
             }
@@ -95,14 +88,13 @@ struct RTMPServer: Service {
 }
 
 /// One RTMP connection.
-final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
 
     private static let nextID = Atomic<UInt64>(0)
 
-    private let registry: StreamRegistry
-    private let cluster: IngestCluster?
+    private let policy: IngestPolicy
     private let control: RTMPControl
     private var context: ChannelHandlerContext?
     private var logger: Logger
@@ -117,9 +109,8 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var pendingLookup = false
     private var closed = false
 
-    init(registry: StreamRegistry, cluster: IngestCluster?, control: RTMPControl, logger: Logger, peer: String) {
-        self.registry = registry
-        self.cluster = cluster
+    init(policy: IngestPolicy, control: RTMPControl, logger: Logger, peer: String) {
+        self.policy = policy
         self.control = control
         self.connectionID = Self.nextID.add(1, ordering: .relaxed).newValue
         var logger = logger
@@ -127,10 +118,10 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         logger[metadataKey: "peer"] = "\(peer)"
         self.logger = logger
         self.session = RTMPServerSession(randomBytes: { n in (0..<n).map { _ in UInt8.random(in: 0...255) } })
-        Counter(label: "streamtube_rtmp_connections_total").increment()
+        NodeMetrics.rtmpConnections.increment()
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
     }
 
@@ -142,17 +133,17 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         close(context)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
         var buffer = unwrapInboundIn(data)
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-        Counter(label: "streamtube_rtmp_bytes_received_total").increment(by: bytes.count)
+        NodeMetrics.rtmpBytesReceived.increment(by: bytes.count)
         let events: [RTMPServerEvent]
         do {
             events = try session.receive(bytes)
         } catch {
             logger.warning("rtmp protocol error, closing", metadata: ["error": "\(error)"])
-            Counter(label: "streamtube_rtmp_errors_total", dimensions: [("kind", "protocol")]).increment()
+            NodeMetrics.rtmpProtocolErrors.increment()
             close(context)
             return
         }
@@ -216,58 +207,50 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
     }
 
-    private func reject(_ code: String, _ description: String, reason: String, app: String, context: ChannelHandlerContext) {
-        logger.warning("rtmp publish refused", metadata: ["reason": "\(reason)", "app": "\(app)"])
-        Counter(label: "streamtube_rtmp_publish_refused_total", dimensions: [("reason", reason)]).increment()
-        send(session.rejectPublish(code: code, description: description), context: context)
+    private func reject(_ refusal: IngestRefusal, app: String, context: ChannelHandlerContext) {
+        logger.warning("rtmp publish refused", metadata: ["reason": "\(refusal.reason)", "app": "\(app)"])
+        NodeMetrics.publishRefused(reason: refusal.reason).increment()
+        send(session.rejectPublish(code: refusal.code, description: refusal.description), context: context)
         close(context)
     }
 
     private func publish(app: String, key: String, context: ChannelHandlerContext) {
         guard publishing == nil, !pendingLookup else {
-            return reject("NetStream.Publish.BadName", "This connection is already publishing", reason: "second_publish", app: app, context: context)
+            return reject(.init(code: "NetStream.Publish.BadName", description: "This connection is already publishing",
+                                reason: "second_publish"), app: app, context: context)
         }
-        if app == RelayAuth.app, let cluster {
-            // Another node relays a broadcaster's stream to this one, the stream's owner.
-            guard let id = cluster.auth.verify(key) else {
-                return reject("NetStream.Publish.BadName", "Bad relay key", reason: "bad_relay_key", app: app, context: context)
-            }
-            return lookUp(app: app, context: context, { await $0.find(id: id) })
+        switch policy.resolve(app: app, key: key) {
+        case .refused(let refusal):
+            reject(refusal, app: app, context: context)
+        case .known(let record, let relayed):
+            start(record, relayed: relayed, app: app, context: context)
+        case .lookUp(let query, let relayed):
+            lookUp(query, relayed: relayed, app: app, context: context)
         }
-        guard app == "live" else {
-            return reject("NetStream.Publish.BadName", "Unknown application \"\(app)\": publish to rtmp://host/live/<stream key>",
-                          reason: "bad_app", app: app, context: context)
-        }
-        guard StreamRegistry.isWellFormedToken(Substring(key)) else {
-            return reject("NetStream.Publish.BadName", "Unknown stream key", reason: "bad_key", app: app, context: context)
-        }
-        if let record = registry.record(key: key) { return start(record, app: app, context: context) }
-        lookUp(app: app, context: context, { await $0.find(key: key) })
     }
 
     /// Looks a stream up in the database (made on another node, say), then goes on on the loop.
-    private func lookUp(app: String, context: ChannelHandlerContext, _ find: @escaping @Sendable (StreamRegistry) async -> StreamRecord?) {
+    private func lookUp(_ query: StreamCatalog.Query, relayed: Bool, app: String, context: ChannelHandlerContext) {
         pendingLookup = true
-        let registry = self.registry
+        let catalog = policy.streams.catalog
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.makeFutureWithTask { await find(registry) }.whenComplete { result in
+        context.eventLoop.makeFutureWithTask { await catalog.find(query) }.whenComplete { result in
             let (handler, context) = bound.value
             handler.pendingLookup = false
             guard !handler.closed else { return }
-            guard case .success(let record?) = result else {
-                return handler.reject("NetStream.Publish.BadName", "Unknown stream key", reason: "bad_key", app: app, context: context)
-            }
-            handler.start(record, app: app, context: context)
+            guard case .success(let record?) = result else { return handler.reject(.unknownKey, app: app, context: context) }
+            handler.start(record, relayed: relayed, app: app, context: context)
             context.flush()
         }
     }
 
-    private func start(_ record: StreamRecord, app: String, context: ChannelHandlerContext) {
+    private func start(_ record: StreamRecord, relayed: Bool, app: String, context: ChannelHandlerContext) {
         logger[metadataKey: "stream"] = "\(record.id)"
-        let isRelay = app == RelayAuth.app
-        if !isRelay, let cluster, !cluster.router.ownsLocally(record.id) {
-            // Not ours: accept the broadcaster here and relay to the owner.
-            let relay = IngestRelay(streamID: record.id, router: cluster.router, auth: cluster.auth, eventLoop: context.eventLoop,
+        switch policy.admit(record, relayed: relayed, connection: connectionID) {
+        case .failure(let refusal):
+            reject(refusal, app: app, context: context)
+        case .success(.relay(let record, let cluster)):
+            let relay = IngestRelay(streamID: record.id, router: cluster.router, tokens: cluster.tokens, eventLoop: context.eventLoop,
                                     logger: logger) { [weak self] why in
                 guard let self, !self.closed else { return }
                 self.logger.warning("relay ended; closing the broadcaster's connection", metadata: ["why": "\(why)"])
@@ -279,29 +262,21 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             relay.start()
             send(session.acceptPublish(), context: context)
             logger.info("rtmp publish started, relaying to the origin", metadata: ["title": "\(record.title)"])
-            Counter(label: "streamtube_rtmp_publish_started_total").increment()
-            return
+            NodeMetrics.publishStarted.increment()
+        case .success(.local(let record, let live)):
+            publishing = .local(id: record.id, live: live)
+            control.add(connectionID, NIOLoopBound(self, eventLoop: context.eventLoop))
+            live.beginPublishing()
+            send(session.acceptPublish(), context: context)
+            logger.info(relayed ? "rtmp relay publish started" : "rtmp publish started", metadata: ["title": "\(record.title)"])
+            NodeMetrics.publishStarted.increment()
         }
-        guard let live = registry.live(id: record.id) else {
-            return reject("NetStream.Publish.BadName", "Unknown stream key", reason: "bad_key", app: app, context: context)
-        }
-        guard registry.claimPublisher(id: record.id, connection: connectionID) else {
-            return reject("NetStream.Publish.BadName", "Stream \(record.id) is already being published", reason: "already_publishing",
-                          app: app, context: context)
-        }
-        publishing = .local(id: record.id, live: live)
-        cluster?.replicator?.attach(live)
-        control.add(connectionID, NIOLoopBound(self, eventLoop: context.eventLoop))
-        live.beginPublishing()
-        send(session.acceptPublish(), context: context)
-        logger.info(isRelay ? "rtmp relay publish started" : "rtmp publish started", metadata: ["title": "\(record.title)"])
-        Counter(label: "streamtube_rtmp_publish_started_total").increment()
     }
 
     private func refuseMedia(_ error: any Error, context: ChannelHandlerContext) {
         let message = "\(error)"
         logger.warning("rtmp media refused, closing", metadata: ["error": "\(message)"])
-        Counter(label: "streamtube_rtmp_errors_total", dimensions: [("kind", "media")]).increment()
+        NodeMetrics.rtmpMediaErrors.increment()
         send(session.rejectPublish(code: "NetStream.Publish.Failed", description: message), context: context)
         stopPublishing(reason: "media refused")
         close(context)
@@ -313,7 +288,7 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         switch target {
         case .local(let id, let live):
             live.endPublishing()
-            registry.releasePublisher(id: id, connection: connectionID)
+            policy.release(id, connection: connectionID)
             control.remove(connectionID)
         case .relay(_, let relay):
             relay.stop()
@@ -328,7 +303,7 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         context.close(promise: nil)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
             logger.info("rtmp connection idle, closing")
             stopPublishing(reason: "idle")
@@ -338,13 +313,13 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         stopPublishing(reason: "connection closed")
         closed = true
         context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("rtmp connection error", metadata: ["error": "\(error)"])
         stopPublishing(reason: "connection error")
         close(context)

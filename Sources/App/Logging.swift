@@ -3,20 +3,20 @@ import Foundation
 import Logging
 
 /// Writes each log record as one JSON line on standard error.
-struct JSONLogHandler: LogHandler {
+package struct JSONLogHandler: LogHandler {
     let label: String
-    var logLevel: Logger.Level = .info
-    var metadata: Logger.Metadata = [:]
-    var metadataProvider: Logger.MetadataProvider?
+    package var logLevel: Logger.Level = .info
+    package var metadata: Logger.Metadata = [:]
+    package var metadataProvider: Logger.MetadataProvider?
 
-    init(label: String) { self.label = label }
+    package init(label: String) { self.label = label }
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         var fields: [String: Any] = [
             "ts": Date().timeIntervalSince1970,
             "level": event.level.rawValue,
@@ -43,9 +43,9 @@ struct JSONLogHandler: LogHandler {
     }
 }
 
-enum LogSetup {
+package enum LogSetup {
     /// Sets up swift-log once per process.
-    static func bootstrap(format: String, level: String) {
+    package static func bootstrap(format: String, level: String) {
         let lvl = Logger.Level(rawValue: level) ?? .info
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler = format == "json" ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)

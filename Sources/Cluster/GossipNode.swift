@@ -2,49 +2,39 @@
 // owns the state machine, the UDP socket (probes and piggybacked gossip) and the TCP
 // listener (push-pull full-state exchanges); it carries out the machine's directives and
 // publishes a read-only snapshot (`ClusterView`) for HTTP handlers and ingest.
+//
+// Publishing costs what changed: the member list and the hash ring are rebuilt only when
+// the membership or a member's metadata changes (a `membershipChanged` directive); round
+// trips, coordinates and traffic counters, which move with every ack, are refreshed once a
+// second. No datagram pays for a walk of the member table.
 import Foundation
 import Gossip
 import Logging
-import Metrics
+import NodeMetrics
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
-/// The cluster as this node sees it, readable from any thread.
-final class ClusterView: Sendable {
-    struct Snapshot: Sendable {
-        var localID: NodeID
-        var members: [Member] = []
-        var ring = HashRing(nodes: [])
-        var rtt: [NodeID: Duration] = [:]
-        var stats = GossipStats()
-        var counters: Membership.ProtocolCounters?
-        var healthScore = 0
-        var failureDetectionBound: Duration?
+package struct GossipSettings: Sendable {
+    package var bindHost: String
+    package var port: Int
+    package var seeds: [Endpoint]
+    package var config: GossipConfig
+    package var keyring: Keyring
+
+    package init(bindHost: String, port: Int, seeds: [Endpoint], config: GossipConfig, keyring: Keyring) {
+        self.bindHost = bindHost
+        self.port = port
+        self.seeds = seeds
+        self.config = config
+        self.keyring = keyring
     }
-    private let state: Mutex<Snapshot>
-
-    init(localID: NodeID) { state = Mutex(Snapshot(localID: localID)) }
-
-    var snapshot: Snapshot { state.withLock { $0 } }
-    func update(_ body: (inout Snapshot) -> Void) { state.withLock { body(&$0) } }
-
-    /// Owner and standbys of a stream by the ring over the alive members.
-    func placement(of streamID: String) -> HashRing.Placement? { state.withLock { $0.ring.placement(for: streamID) } }
 }
 
-struct GossipSettings: Sendable {
-    var bindHost: String
-    var port: Int
-    var seeds: [Endpoint]
-    var config: GossipConfig
-    var keyring: Keyring
-}
-
-final class GossipNode: Service, Sendable {
-    let settings: GossipSettings
-    let view: ClusterView
+package final class GossipNode: Service, Sendable {
+    package let settings: GossipSettings
+    package let view: ClusterView
     private let logger: Logger
     private let loop: any EventLoop
     private let local: MemberMetadata
@@ -60,6 +50,8 @@ final class GossipNode: Service, Sendable {
         var resolved: [Endpoint: SocketAddress] = [:]
         var lastStats = GossipStats()
         var joinRetryScheduled = false
+        /// The member list or a member's metadata changed since the view was last rebuilt.
+        var membersChanged = true
         init(membership: Membership, codec: PacketCodec) {
             self.membership = membership
             self.codec = codec
@@ -69,7 +61,7 @@ final class GossipNode: Service, Sendable {
     /// The node's current load (streams it is publishing), gossiped in its metadata.
     private let load: @Sendable () -> Int
 
-    init(settings: GossipSettings, local: MemberMetadata, logger: Logger, load: @escaping @Sendable () -> Int = { 0 }) {
+    package init(settings: GossipSettings, local: MemberMetadata, logger: Logger, load: @escaping @Sendable () -> Int = { 0 }) {
         self.settings = settings
         self.load = load
         self.local = local
@@ -86,11 +78,11 @@ final class GossipNode: Service, Sendable {
 
     /// A restarted node comes back with a higher incarnation than any it had before: the
     /// wall clock in seconds grows across restarts without keeping state on disk.
-    static func startIncarnation() -> UInt64 { UInt64(Date().timeIntervalSince1970) }
+    package static func startIncarnation() -> UInt64 { UInt64(Date().timeIntervalSince1970) }
 
-    static func now() -> GossipInstant { GossipInstant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)) }
+    package static func now() -> GossipInstant { GossipInstant(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)) }
 
-    func run() async throws {
+    package func run() async throws {
         let udp = try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
@@ -120,6 +112,12 @@ final class GossipNode: Service, Sendable {
                 guard !s.membership.isLeaving, s.membership.localMember.metadata.load != current else { return }
                 self.perform(s.membership.updateMetadata(now: Self.now()) { $0.load = current })
             }
+            // Round trips, coordinates and counters move with every ack: refreshed once a second.
+            self.loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                self.box.value.membersChanged = true
+                self.publish()
+                self.recordMetrics()
+            }
         }.get()
         try await withGracefulShutdownHandler {
             // Cancelled (the node is going down hard): close rather than wait for the goodbye.
@@ -146,7 +144,7 @@ final class GossipNode: Service, Sendable {
 
     /// Leaves the cluster now, before the rest of the node stops (a graceful handover), and
     /// gives the goodbye a moment to spread. Idempotent.
-    func leave() async {
+    package func leave() async {
         try? await loop.submit {
             let s = self.box.value
             self.perform(s.membership.leave(now: Self.now()))
@@ -171,6 +169,7 @@ final class GossipNode: Service, Sendable {
             case .sendFullState(let to, let state):
                 sendFullState(state, to: to)
             case .membershipChanged(let change):
+                s.membersChanged = true
                 logger.info("member changed", metadata: ["member": "\(change.member.id)", "from": "\(change.previousStatus.map { "\($0)" } ?? "unknown")",
                                                          "to": "\(change.isRemoval ? "removed" : "\(change.member.status)")",
                                                          "incarnation": "\(change.member.incarnation)"])
@@ -185,46 +184,74 @@ final class GossipNode: Service, Sendable {
         publish()
     }
 
+    /// Brings the view up to date: the member list, round trips and the ring only when the
+    /// membership changed (or the once-a-second refresh asks), the cheap figures every time.
     private func publish() {
         let s = box.value
         let m = s.membership
+        guard s.membersChanged else {
+            let (health, counters) = (m.health.score, m.counters)
+            view.update { v in
+                v.healthScore = health
+                v.counters = counters
+            }
+            return
+        }
+        s.membersChanged = false
         let members = [m.localMember] + m.members.filter { $0.id != m.localID }
         var rtt: [NodeID: Duration] = [:]
         for member in members where member.id != m.localID {
             rtt[member.id] = m.estimatedRTT(to: member.id)
         }
         let stats = s.codec.stats
+        let bound = settings.config.failureDetectionBound(memberCount: members.count)
+        // The ring hashes every stream against every member: rebuilt only when who is a
+        // member (or their capacity) changed, not when coordinates moved.
+        let old = view.snapshot
+        let ring = Self.sameRingMembers(old.members, members) ? old.ring : HashRing(members: members)
         view.update { v in
             v.members = members
-            v.ring = HashRing(members: members)
+            v.ring = ring
             v.rtt = rtt
             v.stats = stats
             v.counters = m.counters
             v.healthScore = m.health.score
-            v.failureDetectionBound = self.settings.config.failureDetectionBound(memberCount: members.count)
+            v.failureDetectionBound = bound
         }
-        // Counters grow by what happened since the last snapshot.
+    }
+
+    /// Whether two member lists give the same ring: the same members, statuses and capacities.
+    static func sameRingMembers(_ a: [Member], _ b: [Member]) -> Bool {
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) where x.id != y.id || x.status != y.status || x.metadata.capacity != y.metadata.capacity {
+            return false
+        }
+        return true
+    }
+
+    /// Counters grow by what happened since the last time (once a second).
+    private func recordMetrics() {
+        let s = box.value
+        let stats = s.codec.stats
         let last = s.lastStats
-        if stats.packetsSent > last.packetsSent { Counter(label: "streamtube_gossip_packets_sent_total").increment(by: Int(stats.packetsSent - last.packetsSent)) }
-        if stats.packetsReceived > last.packetsReceived { Counter(label: "streamtube_gossip_packets_received_total").increment(by: Int(stats.packetsReceived - last.packetsReceived)) }
-        if stats.bytesSent > last.bytesSent { Counter(label: "streamtube_gossip_bytes_sent_total").increment(by: Int(stats.bytesSent - last.bytesSent)) }
-        if stats.bytesReceived > last.bytesReceived { Counter(label: "streamtube_gossip_bytes_received_total").increment(by: Int(stats.bytesReceived - last.bytesReceived)) }
+        if stats.packetsSent > last.packetsSent { NodeMetrics.Gossip.packetsSent.increment(by: Int(stats.packetsSent - last.packetsSent)) }
+        if stats.packetsReceived > last.packetsReceived { NodeMetrics.Gossip.packetsReceived.increment(by: Int(stats.packetsReceived - last.packetsReceived)) }
+        if stats.bytesSent > last.bytesSent { NodeMetrics.Gossip.bytesSent.increment(by: Int(stats.bytesSent - last.bytesSent)) }
+        if stats.bytesReceived > last.bytesReceived { NodeMetrics.Gossip.bytesReceived.increment(by: Int(stats.bytesReceived - last.bytesReceived)) }
         for (kind, n) in stats.messagesSent where n > last.messagesSent[kind, default: 0] {
-            Counter(label: "streamtube_gossip_messages_sent_total", dimensions: [("type", "\(kind)")])
-                .increment(by: Int(n - last.messagesSent[kind, default: 0]))
+            NodeMetrics.Gossip.messagesSent(type: "\(kind)").increment(by: Int(n - last.messagesSent[kind, default: 0]))
         }
         for (kind, n) in stats.messagesReceived where n > last.messagesReceived[kind, default: 0] {
-            Counter(label: "streamtube_gossip_messages_received_total", dimensions: [("type", "\(kind)")])
-                .increment(by: Int(n - last.messagesReceived[kind, default: 0]))
+            NodeMetrics.Gossip.messagesReceived(type: "\(kind)").increment(by: Int(n - last.messagesReceived[kind, default: 0]))
         }
         for (reason, n) in stats.packetsDropped where n > last.packetsDropped[reason, default: 0] {
-            Counter(label: "streamtube_gossip_packets_dropped_total", dimensions: [("reason", reason.rawValue)])
-                .increment(by: Int(n - last.packetsDropped[reason, default: 0]))
+            NodeMetrics.Gossip.packetsDropped(reason: reason.rawValue).increment(by: Int(n - last.packetsDropped[reason, default: 0]))
         }
         s.lastStats = stats
+        var byStatus: [MemberStatus: Int] = [:]
+        for member in view.snapshot.members { byStatus[member.status, default: 0] += 1 }
         for status in [MemberStatus.alive, .suspect, .dead, .left] {
-            Gauge(label: "streamtube_gossip_members", dimensions: [("status", "\(status)")])
-                .record(members.filter { $0.status == status }.count)
+            NodeMetrics.Gossip.members(status: "\(status)").record(byStatus[status, default: 0])
         }
     }
 
@@ -239,7 +266,7 @@ final class GossipNode: Service, Sendable {
         return a
     }
 
-    func onDatagram(_ bytes: [UInt8], from address: SocketAddress) {
+    package func onDatagram(_ bytes: [UInt8], from address: SocketAddress) {
         let s = box.value
         guard let from = Self.endpoint(address) else { return }
         let messages: [GossipMessage]
@@ -327,7 +354,7 @@ final class GossipNode: Service, Sendable {
         try channel.pipeline.syncOperations.addHandler(StreamFrameHandler(node: self, peer: peer))
     }
 
-    static func endpoint(_ address: SocketAddress) -> Endpoint? {
+    package static func endpoint(_ address: SocketAddress) -> Endpoint? {
         guard let ip = address.ipAddress, let port = address.port, let p = UInt16(exactly: port) else { return nil }
         return Endpoint(host: ip, port: p)
     }
@@ -365,7 +392,7 @@ private struct FrameDecoder: ByteToMessageDecoder {
     }
 }
 
-struct GossipFrameTooLarge: Error { var length: Int }
+package struct GossipFrameTooLarge: Error { var length: Int }
 
 private final class StreamFrameHandler: ChannelInboundHandler {
     typealias InboundIn = [UInt8]

@@ -4,17 +4,19 @@
 // a restart on either side costs one snapshot; nothing blocks the media path: the stream
 // only queues, one task per stream sends.
 import AsyncHTTPClient
+import Cluster
 import Foundation
 import Gossip
+import HTTPSupport
+import HTTPTypes
 import Logging
-import Metrics
+import NodeMetrics
 import NIOCore
 import Origin
 import Synchronization
 
-final class Replicator: Sendable {
-    static let path = "/internal/replica/"
-    static let authHeader = "X-StreamTube-Replica-Key"
+package final class Replicator: Sendable {
+    package static let path = "/internal/replica/"
     /// Past this many queued batches (a standby that cannot keep up) the queue is dropped
     /// and the standby gets a snapshot instead.
     static let maxQueued = 2_000
@@ -34,20 +36,20 @@ final class Replicator: Sendable {
     private let streams = Mutex<[String: Stream]>([:])
     private let router: ClusterRouter
     private let client: HTTPClient
-    private let auth: RelayAuth
+    private let tokens: ClusterTokens
     private let localID: String
     private let logger: Logger
 
-    init(router: ClusterRouter, client: HTTPClient, auth: RelayAuth, localID: String, logger: Logger) {
+    package init(router: ClusterRouter, client: HTTPClient, tokens: ClusterTokens, localID: String, logger: Logger) {
         self.router = router
         self.client = client
-        self.auth = auth
+        self.tokens = tokens
         self.localID = localID
         self.logger = logger
     }
 
     /// Replicates what `live` makes from now on.
-    func attach(_ live: LiveStream) {
+    package func attach(_ live: LiveStream) {
         let id = live.id
         streams.withLock { s in
             var st = s[id] ?? Stream()
@@ -78,7 +80,7 @@ final class Replicator: Sendable {
     }
 
     /// Where a stream's replica goes: the first node of its preference list other than this one.
-    func target(of id: String) -> Member? {
+    package func target(of id: String) -> Member? {
         guard let p = router.placement(of: id) else { return nil }
         return ([p.owner] + p.standbys).first { $0.id.rawValue != localID && $0.status == .alive }
     }
@@ -138,7 +140,7 @@ final class Replicator: Sendable {
                 snap.sequence = 0
                 if handingOver { snap.markLive() }
                 batches = [snap]
-                Counter(label: "streamtube_replica_snapshots_total").increment()
+                NodeMetrics.replicaSnapshots.increment()
             case .batches(let b, let m):
                 batches = b
                 member = m
@@ -147,7 +149,7 @@ final class Replicator: Sendable {
             switch result {
             case .ok:
                 failures = 0
-                Counter(label: "streamtube_replica_batches_total").increment(by: batches.count)
+                NodeMetrics.replicaBatches.increment(by: batches.count)
             case .needSnapshot(let why):
                 streams.withLock { $0[id]?.needSnapshot = true }
                 failures += 1
@@ -170,7 +172,7 @@ final class Replicator: Sendable {
     private func post(_ id: String, _ batches: [ReplicaBatch], to member: Member) async -> PostResult {
         var request = HTTPClientRequest(url: "http://\(member.metadata.httpAddress)\(Self.path)\(id)")
         request.method = .POST
-        request.headers.add(name: Self.authHeader, value: auth.token(streamID: id))
+        request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName, value: tokens.token(scope: id))
         request.headers.add(name: "Content-Type", value: "application/octet-stream")
         var body: [UInt8] = []
         for b in batches {
@@ -178,7 +180,7 @@ final class Replicator: Sendable {
             body += [UInt8(bytes.count >> 24 & 0xFF), UInt8(bytes.count >> 16 & 0xFF), UInt8(bytes.count >> 8 & 0xFF), UInt8(bytes.count & 0xFF)]
             body += bytes
         }
-        Counter(label: "streamtube_replica_bytes_sent_total").increment(by: body.count)
+        NodeMetrics.replicaBytesSent.increment(by: body.count)
         request.body = .bytes(ByteBuffer(bytes: body))
         do {
             let response = try await client.execute(request, timeout: .seconds(10))
@@ -194,7 +196,7 @@ final class Replicator: Sendable {
     }
 
     /// A bundle of length-prefixed batches, as `post` sends them.
-    static func decodeBundle(_ bytes: ByteBuffer) throws(ReplicaError) -> [ReplicaBatch] {
+    package static func decodeBundle(_ bytes: ByteBuffer) throws(ReplicaError) -> [ReplicaBatch] {
         var buffer = bytes
         var out: [ReplicaBatch] = []
         while buffer.readableBytes > 0 {
@@ -207,12 +209,12 @@ final class Replicator: Sendable {
     }
 
     /// Graceful leave: from now on the standby is told the stream goes on (it is taking over).
-    func beginHandover() {
+    package func beginHandover() {
         streams.withLock { s in for id in s.keys { s[id]?.handingOver = true } }
     }
 
     /// Waits until every queue is sent (or `timeout` passes); true when all were.
-    func flush(timeout: Duration) async -> Bool {
+    package func flush(timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if streams.withLock({ s in s.values.allSatisfy { !$0.sending && $0.queue.isEmpty } }) { return true }
@@ -224,7 +226,7 @@ final class Replicator: Sendable {
 
 extension ReplicaBatch {
     /// During a handover the standby is told every rendition goes on (it takes them over).
-    mutating func markLive() {
+    package mutating func markLive() {
         for i in renditions.indices { renditions[i].live = true }
     }
 }

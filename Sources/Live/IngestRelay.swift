@@ -4,54 +4,18 @@
 // new connection — to the same owner or, after a failover, to the next one — starts with a
 // decodable picture at once; while no origin is connected it keeps everything since that
 // GOP began (up to a budget), so a failover loses no media.
-import Crypto
+import Cluster
 import Foundation
 import Gossip
 import Logging
-import Metrics
+import NodeMetrics
 import NIOCore
 import NIOPosix
 import Origin
 
-/// Signs and checks the keys relays publish with: `<stream id>.<expiry>.<hmac>`, an HMAC-SHA256
-/// under the cluster's primary key, good for a few minutes.
-struct RelayAuth: Sendable {
-    private let keyBytes: [UInt8]
-    static let app = "relay"
-    private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
-
-    init(clusterKey: [UInt8]) {
-        // A key of its own, derived from the cluster key, so the two uses never mix.
-        keyBytes = Array(HMAC<SHA256>.authenticationCode(for: Array("streamtube relay v1".utf8), using: SymmetricKey(data: clusterKey)))
-    }
-
-    func token(streamID: String, now: Date = Date()) -> String {
-        let expiry = Int(now.timeIntervalSince1970) + 300
-        return "\(streamID).\(expiry).\(mac(streamID, expiry))"
-    }
-
-    /// The stream id a relay key is good for, or nil.
-    func verify(_ token: String, now: Date = Date()) -> String? {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let expiry = Int(parts[1]), expiry >= Int(now.timeIntervalSince1970),
-              StreamRegistry.isWellFormedToken(parts[0]) else { return nil }
-        let expected = mac(String(parts[0]), expiry)
-        guard AdminAuthMiddleware<BasicRequestContextShim>.constantTimeEqual(Array(parts[2].utf8), Array(expected.utf8)) else { return nil }
-        return String(parts[0])
-    }
-
-    private func mac(_ streamID: String, _ expiry: Int) -> String {
-        HMAC<SHA256>.authenticationCode(for: Array("\(streamID):\(expiry)".utf8), using: key)
-            .map { String(format: "%02x", $0) }.joined()
-    }
-}
-
-import Hummingbird
-typealias BasicRequestContextShim = BasicRequestContext
-
 /// One relay, living on the broadcaster's connection's event loop: every method runs there
 /// (callbacks hop to it), which is what makes the unchecked Sendable sound.
-final class IngestRelay: @unchecked Sendable {
+package final class IngestRelay: @unchecked Sendable {
     enum Tag {
         case video(UInt32, [UInt8])
         case audio(UInt32, [UInt8])
@@ -59,7 +23,7 @@ final class IngestRelay: @unchecked Sendable {
 
     let streamID: String
     private let router: ClusterRouter
-    private let auth: RelayAuth
+    private let tokens: ClusterTokens
     private let eventLoop: any EventLoop
     private var logger: Logger
     private let onGiveUp: (String) -> Void
@@ -76,11 +40,11 @@ final class IngestRelay: @unchecked Sendable {
     private var gopBytes = 0
     static let maxGOPBytes = 32 << 20
 
-    init(streamID: String, router: ClusterRouter, auth: RelayAuth, eventLoop: any EventLoop, logger: Logger,
+    init(streamID: String, router: ClusterRouter, tokens: ClusterTokens, eventLoop: any EventLoop, logger: Logger,
          onGiveUp: @escaping (String) -> Void) {
         self.streamID = streamID
         self.router = router
-        self.auth = auth
+        self.tokens = tokens
         self.eventLoop = eventLoop
         var l = logger
         l[metadataKey: "relay"] = "\(streamID)"
@@ -150,8 +114,8 @@ final class IngestRelay: @unchecked Sendable {
         let owner = placement.owner
         target = owner.id
         let address = owner.metadata.rtmpAddress
-        let key = auth.token(streamID: streamID)
-        var s = RTMPClientSession(app: RelayAuth.app, tcURL: "rtmp://\(address)/\(RelayAuth.app)", streamKey: key,
+        let key = tokens.token(scope: streamID)
+        var s = RTMPClientSession(app: ClusterTokens.relayApp, tcURL: "rtmp://\(address)/\(ClusterTokens.relayApp)", streamKey: key,
                                   randomBytes: { n in (0..<n).map { _ in UInt8.random(in: 0...255) } })
         let hello = s.start()
         session = s
@@ -195,7 +159,7 @@ final class IngestRelay: @unchecked Sendable {
             case .publishing:
                 logger.info("relay publishing to the origin", metadata: ["origin": "\(target.map { "\($0)" } ?? "?")",
                                                                          "replayedTags": "\(gop.count)"])
-                Counter(label: "streamtube_relay_connections_total").increment()
+                NodeMetrics.relayConnections.increment()
                 reconnects = 0
                 replay()
             case .rejected(let code, let description):

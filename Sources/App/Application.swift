@@ -1,0 +1,151 @@
+// buildApplication: the one place a node is assembled, from its configuration, for `serve`
+// and for tests alike.
+import Catalog
+import Cluster
+import Edge
+import Foundation
+import Gossip
+import HTTPSupport
+import Hummingbird
+import Live
+import Logging
+import Origin
+import Prometheus
+import ServiceLifecycle
+import Web
+
+/// A configuration that cannot run, with what to change.
+package struct ConfigurationError: Error, CustomStringConvertible {
+    package var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A node ready to run: its router (tests drive it directly) and its services in start order.
+package struct NodeApplication {
+    package let router: Router<NodeRequestContext>
+    package let http: Application<RouterResponder<NodeRequestContext>>
+    package let rtmp: RTMPServer
+    package let gossip: GossipNode
+    package let handover: HandoverService
+    package let state: NodeState
+    package let streams: LiveStreams
+    package let edge: EdgeProxy
+    package let database: Database
+    package let logger: Logger
+
+    /// Runs until SIGTERM or SIGINT; shuts down in reverse order: the handover first (while
+    /// everything still runs), then the HTTP server, gossip and RTMP.
+    package func run() async throws {
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: rtmp), .init(service: gossip), .init(service: http), .init(service: handover)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await close()
+    }
+
+    /// Closes what the services do not: the edge's client and store, and the database.
+    package func close() async {
+        await edge.shutdown()
+        await database.close()
+    }
+}
+
+/// The node's software version, gossiped in its metadata.
+package let streamTubeVersion = "0.1.0"
+
+package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+                              logger baseLogger: Logger = Logger(label: "streamtube")) async throws -> NodeApplication {
+    guard ["text", "json"].contains(config.logFormat) else { throw ConfigurationError("--log-format must be text or json") }
+    let packaging = PackagingSettings(partTarget: config.partTarget, segmentTarget: config.segmentTarget,
+                                      windowSegments: config.windowSegments)
+    let seeds: [Endpoint]
+    let gossipConfig: GossipConfig
+    let ladder: TranscodeSettings?
+    do {
+        try packaging.validate()
+        seeds = try config.seedEndpoints()
+        gossipConfig = try config.gossipConfig()
+        ladder = try config.transcodeSettings()
+    } catch { throw ConfigurationError("\(error)") }
+    guard config.capacity >= 0 else { throw ConfigurationError("--capacity must be at least 0") }
+
+    let state = try NodeState.prepare(dataDir: config.dataDir, nodeID: config.nodeID, adminToken: config.adminToken)
+    var nodeLogger = baseLogger
+    nodeLogger[metadataKey: "node"] = "\(state.nodeID)"
+    let logger = nodeLogger
+    let keyring: Keyring
+    do { keyring = try NodeConfiguration.decodeKeys(config.clusterKey ?? state.clusterKey()) } catch {
+        throw ConfigurationError("\(error)")
+    }
+
+    let database = try await Database.open(path: config.database ?? state.databasePath, logger: logger)
+    let catalog = StreamCatalog(store: StreamStore(database: database), logger: logger)
+    try await catalog.load()
+    let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, logger: logger)
+    let info = NodeInfo(nodeID: state.nodeID, region: config.region, rtmpPort: config.rtmpPort, httpPort: config.httpPort,
+                        publicHost: config.publicHost)
+
+    // The cluster.
+    let advertise = config.advertiseHost ?? config.publicHost ?? "127.0.0.1"
+    let metadata = MemberMetadata(
+        id: NodeID(state.nodeID),
+        gossipAddress: Endpoint(host: advertise, port: UInt16(config.gossipPort)),
+        httpAddress: Endpoint(host: advertise, port: UInt16(config.httpPort)),
+        rtmpAddress: Endpoint(host: advertise, port: UInt16(config.rtmpPort)),
+        region: config.region, capacity: UInt32(config.capacity), load: 0, softwareVersion: streamTubeVersion)
+    let gossip = GossipNode(settings: GossipSettings(bindHost: config.host, port: config.gossipPort, seeds: seeds,
+                                                     config: gossipConfig, keyring: keyring),
+                            local: metadata, logger: logger, load: { streams.publishingCount })
+    let router = ClusterRouter(view: gossip.view, region: config.region)
+    let tokens = ClusterTokens(clusterKey: keyring.primaryKey)
+
+    // The media path.
+    let store = EdgeStore(directory: URL(fileURLWithPath: state.cacheDir), memoryBudget: config.cacheMemoryMB << 20,
+                          diskBudget: config.cacheDiskMB << 20) { message in
+        logger.warning("edge store", metadata: ["detail": "\(message)"])
+    }
+    let edge = EdgeProxy(router: router, cache: store, localID: state.nodeID, logger: logger)
+    catalog.lookUpPeers { query in
+        await PeerRecords.lookup(query, router: router, client: edge.client, tokens: tokens, localID: state.nodeID)
+    }
+    let replicator = Replicator(router: router, client: edge.client, tokens: tokens, localID: state.nodeID, logger: logger)
+    let control = RTMPControl()
+    let rtmp = RTMPServer(host: config.host, port: config.rtmpPort,
+                          policy: IngestPolicy(streams: streams, cluster: IngestCluster(router: router, tokens: tokens, replicator: replicator)),
+                          control: control, logger: logger)
+    let playback = PublicPlayback()
+    let live = LiveRoutes(streams: streams, edge: edge, info: info, playback: playback)
+
+    // HTTP: one router, a route collection per feature.
+    let httpRouter = Router(context: NodeRequestContext.self)
+    httpRouter.add(middleware: ProblemMiddleware())
+    httpRouter.add(middleware: MetricsMiddleware())
+    httpRouter.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .authorization, .contentType, .origin, .range],
+                                              allowMethods: [.get, .head, .post, .options], maxAge: .seconds(3600)))
+    httpRouter.addRoutes(SystemRoutes(streams: streams, info: info, metrics: metrics).collection)
+    httpRouter.addRoutes(OperatorRoutes(streams: streams, cluster: gossip.view, info: info, logger: logger)
+        .collection(token: state.adminToken), atPath: "/api")
+    httpRouter.addRoutes(live.collection)
+    httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens))
+    httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
+    let viewers = live.viewers
+    httpRouter.addRoutes(WebRoutes(catalog: catalog) { viewers?.redirect($0) }.collection)
+
+    // Cached media is answered on the event loop, in front of the router.
+    let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)
+    let http = Application(
+        router: httpRouter,
+        server: .http1(configuration: .init(additionalChannelHandlers: [MediaFastPath(source: fastPath)])),
+        configuration: .init(address: .hostname(config.host, port: config.httpPort), serverName: "streamtube"),
+        onServerRunning: { channel in
+            logger.info("node ready", metadata: [
+                "http": "\(channel.localAddress?.description ?? "?")", "rtmpPort": "\(config.rtmpPort)",
+                "dataDir": "\(config.dataDir)", "region": "\(config.region)", "streams": "\(catalog.all.count)",
+                "gossipPort": "\(config.gossipPort)",
+            ])
+        },
+        logger: logger)
+    let handover = HandoverService(gossip: gossip, rtmp: control, replicator: replicator, logger: logger)
+    return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, state: state,
+                           streams: streams, edge: edge, database: database, logger: logger)
+}

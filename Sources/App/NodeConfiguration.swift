@@ -1,0 +1,283 @@
+// NodeConfiguration: every setting of `streamtube serve`, merged from (lowest first) built-in
+// defaults, a JSON config file, STREAMTUBE_* environment variables, and flags. Each setting
+// is declared once, in `NodeConfiguration.settings`: its file key names its environment
+// variable (`httpPort` is `STREAMTUBE_HTTP_PORT`) and its flag (`--http-port`).
+import Foundation
+import Gossip
+import Origin
+
+package struct NodeConfiguration: Codable, Equatable, Sendable {
+    package var host = "0.0.0.0"
+    package var httpPort = 8080
+    package var rtmpPort = 1935
+    package var dataDir = "./data"
+    package var nodeID: String?
+    package var region = "local"
+    package var adminToken: String?
+    package var publicHost: String?
+    package var partTarget = 0.5
+    package var segmentTarget = 2.0
+    package var windowSegments = 8
+    package var logLevel = "info"
+    package var logFormat = "text"
+    package var gossipPort = 7946
+    package var seeds = ""
+    package var clusterKey: String?
+    package var clusterName = "streamtube"
+    package var advertiseHost: String?
+    package var gossipPreset = "lan"
+    package var capacity = 1
+    package var database: String?
+    package var cacheMemoryMB = 256
+    package var cacheDiskMB = 4096
+    package var ladder = "720p:720:3000:3300,480p:480:1400:1540,360p:360:800:880"
+    package var x264Preset = "veryfast"
+    package var transcodeThreads = 1
+
+    package init() {}
+}
+
+/// One setting: its key, what it means, and how text sets it.
+package struct Setting {
+    package let key: String
+    package let help: String
+    let apply: (inout NodeConfiguration, String, String) throws -> Void
+    let current: (NodeConfiguration) -> String?
+
+    package var environmentName: String { NodeConfiguration.environmentName(key) }
+    package var flag: String { "--" + NodeConfiguration.words(key).joined(separator: "-").lowercased() }
+
+    static func text(_ key: String, _ path: WritableKeyPath<NodeConfiguration, String>, _ help: String) -> Setting {
+        Setting(key: key, help: help, apply: { c, v, _ in c[keyPath: path] = v }, current: { $0[keyPath: path] })
+    }
+
+    static func text(_ key: String, _ path: WritableKeyPath<NodeConfiguration, String?>, _ help: String) -> Setting {
+        Setting(key: key, help: help, apply: { c, v, _ in c[keyPath: path] = v }, current: { $0[keyPath: path] })
+    }
+
+    static func int(_ key: String, _ path: WritableKeyPath<NodeConfiguration, Int>, _ help: String, port: Bool = false) -> Setting {
+        Setting(key: key, help: help, apply: { c, v, source in
+            guard let n = Int(v), !port || (0...65535).contains(n) else {
+                throw NodeConfiguration.LoadError.badValue(source: source, key: key, value: v,
+                                                           expected: port ? "a port number" : "a whole number")
+            }
+            c[keyPath: path] = n
+        }, current: { String($0[keyPath: path]) })
+    }
+
+    static func seconds(_ key: String, _ path: WritableKeyPath<NodeConfiguration, Double>, _ help: String) -> Setting {
+        Setting(key: key, help: help, apply: { c, v, source in
+            guard let d = Double(v), d.isFinite else {
+                throw NodeConfiguration.LoadError.badValue(source: source, key: key, value: v, expected: "a number of seconds")
+            }
+            c[keyPath: path] = d
+        }, current: { String($0[keyPath: path]) })
+    }
+}
+
+extension NodeConfiguration {
+    /// Every setting, once.
+    package static var settings: [Setting] {
+        [
+            .text("host", \.host, "Address to listen on."),
+            .int("httpPort", \.httpPort, "HTTP port.", port: true),
+            .int("rtmpPort", \.rtmpPort, "RTMP port.", port: true),
+            .text("dataDir", \.dataDir, "Folder for the SQLite file, the cache and node state."),
+            .text("nodeID", \.nodeID, "This node's id (default: made once and kept in the data folder)."),
+            .text("region", \.region, "Region this node runs in."),
+            .text("adminToken", \.adminToken, "Operator token (default: made once, printed, kept in the data folder)."),
+            .text("publicHost", \.publicHost, "Host name to put in stream URLs (default: the Host the request came to)."),
+            .seconds("partTarget", \.partTarget, "LL-HLS part duration in seconds."),
+            .seconds("segmentTarget", \.segmentTarget, "Segment duration in seconds."),
+            .int("windowSegments", \.windowSegments, "Segments in a live playlist."),
+            .text("logLevel", \.logLevel, "Log level: trace, debug, info, notice, warning, error."),
+            .text("logFormat", \.logFormat, "Log format: text or json."),
+            .int("gossipPort", \.gossipPort, "Gossip port, UDP and TCP.", port: true),
+            .text("seeds", \.seeds, "Nodes to join through: host:port,host:port (their gossip ports)."),
+            .text("clusterKey", \.clusterKey, "Cluster key(s), base64, comma-separated; the first encrypts (default: made once, kept in the data folder)."),
+            .text("clusterName", \.clusterName, "Cluster name; nodes of other clusters are ignored."),
+            .text("advertiseHost", \.advertiseHost, "Address other nodes reach this one at (default --public-host, else 127.0.0.1)."),
+            .text("gossipPreset", \.gossipPreset, "Gossip timing preset: lan, wan or local."),
+            .int("capacity", \.capacity, "Relative capacity for stream ownership (0 takes no streams)."),
+            .text("database", \.database, "SQLite file for the platform's records (default DATA_DIR/streamtube.sqlite; nodes on one machine may share one)."),
+            .int("cacheMemoryMB", \.cacheMemoryMB, "Edge cache memory budget in MiB."),
+            .int("cacheDiskMB", \.cacheDiskMB, "Edge cache disk budget in MiB."),
+            .text("ladder", \.ladder, "Transcoding ladder, name:height:kbps[:maxkbps],... or none."),
+            .text("x264Preset", \.x264Preset, "x264 preset for the ladder."),
+            .int("transcodeThreads", \.transcodeThreads, "x264 threads per rendition."),
+        ]
+    }
+
+    /// The keys of the config file.
+    package static var keys: [String] { settings.map(\.key) }
+
+    /// `camelCase` as words; a run of capitals (ID, MB) stays one word.
+    static func words(_ key: String) -> [String] {
+        var words: [String] = []
+        var current = ""
+        var previous: Character?
+        for c in key {
+            if c.isUppercase, let p = previous, p.isLowercase || p.isNumber {
+                words.append(current)
+                current = ""
+            }
+            current.append(c)
+            previous = c
+        }
+        words.append(current)
+        return words
+    }
+
+    package static func environmentName(_ key: String) -> String {
+        "STREAMTUBE_" + words(key).joined(separator: "_").uppercased()
+    }
+
+    package enum LoadError: Error, CustomStringConvertible {
+        case unreadableFile(String, String)
+        case badValue(source: String, key: String, value: String, expected: String)
+        case unknownKey(String, file: String)
+        case unknownFlag(String)
+        case missingValue(String)
+
+        package var description: String {
+            switch self {
+            case .unreadableFile(let path, let why): return "cannot read config file \(path): \(why)"
+            case .badValue(let source, let key, let value, let expected): return "\(source): \(key) = \(value) is not \(expected)"
+            case .unknownKey(let key, let file):
+                return "config file \(file): unknown setting \"\(key)\" (known: \(NodeConfiguration.keys.joined(separator: ", ")))"
+            case .unknownFlag(let flag): return "unknown option \(flag) (see streamtube serve --help)"
+            case .missingValue(let flag): return "option \(flag) needs a value"
+            }
+        }
+    }
+
+    /// Applies one setting given as text.
+    package mutating func set(_ key: String, _ value: String, source: String) throws {
+        guard let setting = Self.settings.first(where: { $0.key == key }) else { return }
+        try setting.apply(&self, value, source)
+    }
+
+    /// Loads the file (if any) and then the environment over the defaults.
+    package static func load(file: String?, environment: [String: String]) throws -> NodeConfiguration {
+        var config = NodeConfiguration()
+        if let file = file ?? environment["STREAMTUBE_CONFIG"] {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+                throw LoadError.unreadableFile(file, error.localizedDescription)
+            }
+            let object: Any
+            do { object = try JSONSerialization.jsonObject(with: data) } catch {
+                throw LoadError.unreadableFile(file, "not valid JSON (\(error.localizedDescription))")
+            }
+            guard let dict = object as? [String: Any] else { throw LoadError.unreadableFile(file, "expected a JSON object") }
+            for (key, value) in dict.sorted(by: { $0.key < $1.key }) {
+                guard keys.contains(key) else { throw LoadError.unknownKey(key, file: file) }
+                let text: String
+                switch value {
+                case let s as String: text = s
+                case let n as NSNumber: text = n.stringValue
+                default: throw LoadError.badValue(source: file, key: key, value: "\(value)", expected: "a string or a number")
+                }
+                try config.set(key, text, source: "config file \(file)")
+            }
+        }
+        for setting in settings {
+            if let value = environment[setting.environmentName] {
+                try setting.apply(&config, value, "environment \(setting.environmentName)")
+            }
+        }
+        return config
+    }
+
+    /// Flags over the file and the environment: `--http-port 9090` or `--http-port=9090`.
+    package static func load(file: String?, environment: [String: String], flags: [String]) throws -> NodeConfiguration {
+        var config = try load(file: file, environment: environment)
+        let byFlag = Dictionary(uniqueKeysWithValues: settings.map { ($0.flag, $0) })
+        var i = 0
+        while i < flags.count {
+            var flag = flags[i]
+            var value: String?
+            if let eq = flag.firstIndex(of: "=") {
+                value = String(flag[flag.index(after: eq)...])
+                flag = String(flag[..<eq])
+            }
+            guard let setting = byFlag[flag] else { throw LoadError.unknownFlag(flag) }
+            if value == nil {
+                i += 1
+                guard i < flags.count else { throw LoadError.missingValue(flag) }
+                value = flags[i]
+            }
+            try setting.apply(&config, value!, "option \(flag)")
+            i += 1
+        }
+        return config
+    }
+
+    /// The settings as `serve --help` shows them: flag, environment variable, default.
+    package static var helpText: String {
+        let defaults = NodeConfiguration()
+        return settings.map { s in
+            let d = s.current(defaults).map { $0.isEmpty ? "" : " (default \($0))" } ?? ""
+            return "  \(s.flag) <value>\n        \(s.help)\(d)\n        environment \(s.environmentName), file key \"\(s.key)\""
+        }.joined(separator: "\n")
+    }
+}
+
+extension NodeConfiguration {
+    package enum ClusterSettingError: Error, CustomStringConvertible {
+        case badSeed(String)
+        case badKey(String)
+        case badPreset(String)
+        package var description: String {
+            switch self {
+            case .badSeed(let s): return "seed \"\(s)\" is not host:port"
+            case .badKey(let why): return "cluster key: \(why) (make one with `streamtube keygen`)"
+            case .badPreset(let p): return "gossip preset \"\(p)\" is not lan, wan or local"
+            }
+        }
+    }
+
+    package func seedEndpoints() throws -> [Endpoint] {
+        try seeds.split(separator: ",").map { raw in
+            let seed = raw.trimmingCharacters(in: .whitespaces)
+            guard let colon = seed.lastIndex(of: ":"), let port = UInt16(seed[seed.index(after: colon)...]), colon > seed.startIndex else {
+                throw ClusterSettingError.badSeed(seed)
+            }
+            var host = String(seed[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            return Endpoint(host: host, port: port)
+        }
+    }
+
+    package static func decodeKeys(_ text: String) throws -> Keyring {
+        let keys = try text.split(separator: ",").map { part -> [UInt8] in
+            guard let data = Data(base64Encoded: part.trimmingCharacters(in: .whitespaces)) else {
+                throw ClusterSettingError.badKey("not base64")
+            }
+            guard [16, 24, 32].contains(data.count) else { throw ClusterSettingError.badKey("\(data.count) bytes; want 16, 24 or 32") }
+            return [UInt8](data)
+        }
+        guard let first = keys.first else { throw ClusterSettingError.badKey("empty") }
+        do { return try Keyring(primary: first, secondary: Array(keys.dropFirst())) } catch {
+            throw ClusterSettingError.badKey("\(error)")
+        }
+    }
+
+    package func gossipConfig() throws -> GossipConfig {
+        switch gossipPreset {
+        case "lan": return .lan(clusterName: clusterName)
+        case "wan": return .wan(clusterName: clusterName)
+        case "local": return .local(clusterName: clusterName)
+        default: throw ClusterSettingError.badPreset(gossipPreset)
+        }
+    }
+
+    package func transcodeSettings() throws -> TranscodeSettings? {
+        try TranscodeSettings.default.overriding(ladder: ladder, preset: x264Preset).map { t in
+            var t = t
+            t.threads = transcodeThreads
+            try t.validate()
+            return t
+        }
+    }
+}

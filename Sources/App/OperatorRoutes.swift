@@ -1,0 +1,97 @@
+// OperatorRoutes: the operator API behind the operator token — streams, their live health,
+// and the cluster as this node sees it.
+import Catalog
+import Cluster
+import Foundation
+import Gossip
+import HTTPSupport
+import Hummingbird
+import Live
+import Logging
+import Origin
+
+package struct OperatorRoutes: Sendable {
+    let streams: LiveStreams
+    let cluster: ClusterView
+    let info: NodeInfo
+    let logger: Logger
+
+    var catalog: StreamCatalog { streams.catalog }
+
+    /// Mounted at `/api`, behind `OperatorAuthMiddleware`.
+    package func collection(token: String) -> RouteCollection<NodeRequestContext> {
+        let api = RouteCollection(context: NodeRequestContext.self)
+        api.add(middleware: OperatorAuthMiddleware(token: token))
+        api.post("streams") { request, context -> Response in
+            let body: CreateStreamRequest
+            do { body = try await request.decode(as: CreateStreamRequest.self, context: context) } catch {
+                throw Problem.badRequest("expected a JSON body like {\"title\": \"My event\"} (optional: \"ladder\", \"x264Preset\")")
+            }
+            let record: StreamRecord
+            do {
+                record = try await catalog.create(title: body.title, ladder: body.ladder, x264Preset: body.x264Preset) { r in
+                    _ = try streams.transcodeSettings(for: r)
+                }
+            } catch let e as StreamError {
+                throw Problem.badRequest(e.description)
+            }
+            logger.info("stream created", metadata: ["stream": "\(record.id)"])
+            return try Responses.json(describe(record, request: request), status: .created)
+        }
+        api.get("streams") { request, _ -> Response in
+            try Responses.json(catalog.all.map { describe($0, request: request) })
+        }
+        api.get("streams/:id") { request, context -> Response in
+            try Responses.json(describe(try await LiveRoutes.stream(context, in: catalog), request: request))
+        }
+        api.get("streams/:id/health") { _, context -> Response in
+            let record = try await LiveRoutes.stream(context, in: catalog)
+            return try Responses.json(streams.existing(id: record.id)?.health ?? LiveStream(id: record.id).health)
+        }
+        api.get("cluster") { _, _ -> Response in
+            try Responses.json(clusterResponse(cluster.snapshot))
+        }
+        return api
+    }
+
+    func describe(_ r: StreamRecord, request: Request) -> StreamResponse {
+        let authority = request.head.authority ?? "127.0.0.1:\(info.httpPort)"
+        let host = info.publicHost ?? Self.hostOnly(authority)
+        let port = authority.split(separator: "]").last.flatMap { $0.split(separator: ":").count > 1 ? Int($0.split(separator: ":").last!) : nil } ?? 80
+        let base = port == 80 ? "http://\(host)" : "http://\(host):\(port)"
+        return StreamResponse(
+            id: r.id, title: r.title, key: r.key,
+            rtmpURL: "rtmp://\(host):\(info.rtmpPort)/live/\(r.key)",
+            watchURL: "\(base)/watch/\(r.id)",
+            playlistURL: "\(base)/live/\(r.id)/master.m3u8",
+            createdAt: r.createdAt, ladder: r.ladder, x264Preset: r.x264Preset,
+            live: streams.existing(id: r.id)?.status)
+    }
+
+    static func hostOnly(_ authority: String) -> String {
+        if authority.hasPrefix("[") { return String(authority.prefix { $0 != "]" }) + "]" }
+        return String(authority.split(separator: ":").first ?? Substring(authority))
+    }
+
+    /// Members, their state and coordinates, and how many streams the ring gives each.
+    func clusterResponse(_ v: ClusterView.Snapshot) -> ClusterResponse {
+        let assignment = v.ring.assign(catalog.all.map(\.id))
+        let members = v.members.map { m in
+            ClusterResponse.MemberRow(
+                id: m.id.rawValue, status: "\(m.status)", incarnation: m.incarnation, region: m.metadata.region,
+                capacity: m.metadata.capacity, load: m.metadata.load, softwareVersion: m.metadata.softwareVersion,
+                gossipAddress: m.metadata.gossipAddress.description, httpAddress: m.metadata.httpAddress.description,
+                rtmpAddress: m.metadata.rtmpAddress.description, streamsOwned: assignment.loads[m.id, default: 0],
+                isSelf: m.id == v.localID,
+                coordinate: m.coordinate.map { .init(vector: $0.vector, height: $0.height, error: $0.error, adjustment: $0.adjustment) },
+                rttMs: v.rtt[m.id].map { $0.seconds * 1000 })
+        }
+        var counts: [String: Int] = [:]
+        for m in v.members { counts["\(m.status)", default: 0] += 1 }
+        return ClusterResponse(
+            localID: v.localID.rawValue, members: members, counts: counts, localHealth: v.healthScore,
+            failureDetectionBoundSeconds: v.failureDetectionBound?.seconds ?? 0,
+            packets: .init(sent: v.stats.packetsSent, received: v.stats.packetsReceived, dropped: v.stats.totalDropped),
+            bytes: .init(sent: v.stats.bytesSent, received: v.stats.bytesReceived))
+    }
+}

@@ -1,0 +1,127 @@
+// StreamCatalog: the node's stream records, kept in memory so ingest and playback never wait
+// on the database; a record not known here is looked for again in the database (nodes that
+// share one) and then asked of the other nodes (nodes with their own).
+import Foundation
+import Logging
+import Synchronization
+
+package final class StreamCatalog: Sendable {
+    package let store: StreamStore
+    private let logger: Logger
+
+    private struct Records {
+        var byID: [String: StreamRecord] = [:]
+        var idByKey: [String: String] = [:]
+
+        mutating func add(_ r: StreamRecord) {
+            byID[r.id] = r
+            idByKey[r.key] = r.id
+        }
+    }
+    private let records = Mutex(Records())
+
+    package init(store: StreamStore, logger: Logger = Logger(label: "streamtube")) {
+        self.store = store
+        self.logger = logger
+    }
+
+    package func load() async throws {
+        let all = try await store.all()
+        records.withLock { s in for r in all { s.add(r) } }
+    }
+
+    /// Makes and keeps a stream. `validate` checks what the catalog cannot judge (a ladder).
+    package func create(title raw: String, ladder: String? = nil, x264Preset: String? = nil,
+                        validate: (StreamRecord) throws -> Void = { _ in }) async throws -> StreamRecord {
+        let title = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !title.isEmpty else { throw StreamError.badTitle("a stream needs a title") }
+        guard title.count <= 200 else { throw StreamError.badTitle("at most 200 characters, got \(title.count)") }
+        guard !title.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw StreamError.badTitle("control characters are not allowed")
+        }
+        let record = StreamRecord(id: StreamIdentifiers.randomID(length: 12), key: StreamIdentifiers.randomKey(), title: title,
+                                  createdAt: Date(), ladder: ladder, x264Preset: x264Preset)
+        do { try validate(record) } catch { throw StreamError.badLadder("\(error)") }
+        try await store.insert(record)
+        records.withLock { $0.add(record) }
+        return record
+    }
+
+    package func record(id: String) -> StreamRecord? { records.withLock { $0.byID[id] } }
+    package func record(key: String) -> StreamRecord? { records.withLock { s in s.idByKey[key].flatMap { s.byID[$0] } } }
+    package var all: [StreamRecord] { records.withLock { Array($0.byID.values).sorted { $0.createdAt < $1.createdAt } } }
+
+    /// A record by id or key, from memory, the database, or another node.
+    package func find(_ query: Query) async -> StreamRecord? {
+        if let r = record(query) { return r }
+        try? await reloadIfStale()
+        if let r = record(query) { return r }
+        return await askPeers(query)
+    }
+
+    package func find(id: String) async -> StreamRecord? { await find(.id(id)) }
+    package func find(key: String) async -> StreamRecord? { await find(.key(key)) }
+
+    private func record(_ query: Query) -> StreamRecord? {
+        switch query {
+        case .id(let id): return record(id: id)
+        case .key(let key): return record(key: key)
+        }
+    }
+
+    package enum Query: Hashable, Sendable {
+        case id(String)
+        case key(String)
+    }
+
+    /// How this node asks the others for a record (set once the cluster is up).
+    package typealias PeerLookup = @Sendable (Query) async -> StreamRecord?
+    private let peerLookup = Mutex<PeerLookup?>(nil)
+    /// Queries the peers did not know, and when: asked again at most once a second.
+    private let peerMisses = Mutex<[Query: Double]>([:])
+
+    package func lookUpPeers(with lookup: @escaping PeerLookup) { peerLookup.withLock { $0 = lookup } }
+
+    private func askPeers(_ query: Query) async -> StreamRecord? {
+        guard let lookup = peerLookup.withLock({ $0 }) else { return nil }
+        let now = Date().timeIntervalSince1970
+        let due = peerMisses.withLock { m -> Bool in
+            if m.count > 10_000 { m = m.filter { now - $0.value < 1 } }
+            if let last = m[query], now - last < 1 { return false }
+            m[query] = now
+            return true
+        }
+        guard due, let record = await lookup(query) else { return nil }
+        peerMisses.withLock { _ = $0.removeValue(forKey: query) }
+        await adopt(record)
+        return record
+    }
+
+    /// Keeps a record another node made: in memory, and in this node's database.
+    package func adopt(_ record: StreamRecord) async {
+        let known = records.withLock { s -> Bool in
+            if s.byID[record.id] != nil { return true }
+            s.add(record)
+            return false
+        }
+        guard !known else { return }
+        do { try await store.insert(record) } catch {
+            // Already there (a database shared with the node that made it) is fine.
+            logger.debug("stream record from a peer not stored", metadata: ["stream": "\(record.id)", "error": "\(error)"])
+        }
+        logger.info("stream record learned from a peer", metadata: ["stream": "\(record.id)"])
+    }
+
+    private let lastReload = Mutex<Double>(0)
+
+    /// Reloads at most twice a second, so unknown ids cannot hammer the database.
+    private func reloadIfStale() async throws {
+        let now = Date().timeIntervalSince1970
+        let due = lastReload.withLock { last -> Bool in
+            guard now - last > 0.5 else { return false }
+            last = now
+            return true
+        }
+        if due { try await load() }
+    }
+}

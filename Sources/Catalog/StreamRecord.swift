@@ -1,0 +1,51 @@
+// A stream as the platform records it.
+import Foundation
+
+package struct StreamRecord: Codable, Equatable, Sendable {
+    package var id: String
+    package var key: String
+    package var title: String
+    package var createdAt: Date
+    /// This stream's own ladder ("name:height:kbps,..." or "none") and x264 preset; nil: the node's.
+    package var ladder: String? = nil
+    package var x264Preset: String? = nil
+
+    package init(id: String, key: String, title: String, createdAt: Date, ladder: String? = nil, x264Preset: String? = nil) {
+        self.id = id
+        self.key = key
+        self.title = title
+        self.createdAt = createdAt
+        self.ladder = ladder
+        self.x264Preset = x264Preset
+    }
+}
+
+package enum StreamError: Error, CustomStringConvertible, Equatable {
+    case badTitle(String)
+    case badLadder(String)
+    package var description: String {
+        switch self {
+        case .badTitle(let why): return "bad title: \(why)"
+        case .badLadder(let why): return "bad ladder: \(why)"
+        }
+    }
+}
+
+/// Stream ids and keys: short, URL-safe tokens.
+package enum StreamIdentifiers {
+    package static func randomID(length: Int) -> String {
+        let alphabet = Array("abcdefghijkmnopqrstuvwxyz23456789")
+        var g = SystemRandomNumberGenerator()
+        return String((0..<length).map { _ in alphabet[Int(g.next(upperBound: UInt32(alphabet.count)))] })
+    }
+
+    package static func randomKey() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+    }
+
+    /// Anything else is refused before it is looked up.
+    package static func isWellFormed(_ s: Substring) -> Bool {
+        !s.isEmpty && s.count <= 64 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+    }
+}

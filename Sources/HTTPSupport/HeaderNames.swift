@@ -1,0 +1,11 @@
+// The node's own HTTP headers, named once.
+import HTTPTypes
+
+extension HTTPField.Name {
+    /// Set by an edge asking a stream's origin (or standby); its value is the edge's node id.
+    package static let streamTubeEdge = HTTPField.Name("X-StreamTube-Edge")!
+    /// The viewer's region, chosen by the player or a load balancer.
+    package static let streamTubeRegion = HTTPField.Name("X-StreamTube-Region")!
+    /// A cluster-key token between nodes (replication, record lookups).
+    package static let streamTubeClusterToken = HTTPField.Name("X-StreamTube-Replica-Key")!
+}

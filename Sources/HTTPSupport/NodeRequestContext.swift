@@ -1,0 +1,24 @@
+// The request context every route of a node sees: Hummingbird's core storage plus who is
+// calling, as established by the authentication middleware in front of the route.
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Who a request comes from, once a middleware has checked it.
+package enum Caller: Sendable, Equatable {
+    /// Holder of the node's operator token (scripts, the CLI).
+    case `operator`
+    /// Another node of the cluster, with a cluster-key token for `purpose`.
+    case node(purpose: String)
+}
+
+package struct NodeRequestContext: RequestContext {
+    package var coreContext: CoreRequestContextStorage
+    /// Set by an authentication middleware; nil for anonymous callers.
+    package var caller: Caller?
+
+    package init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.caller = nil
+    }
+}

@@ -1,0 +1,223 @@
+// LiveRoutes: LL-HLS delivery (master and media playlists, init segments, segments and parts)
+// and viewer routing (`/api/route/{id}`). Thin: each route finds the stream, asks the playback
+// policy, and answers from the stream's live state here, its replica, or the origin through
+// the edge.
+import Catalog
+import Cluster
+import Foundation
+import Gossip
+import HTTPSupport
+import Hummingbird
+import NodeMetrics
+import NIOCore
+import Origin
+
+/// `GET /api/route/{id}`: where a viewer of a stream should go.
+package struct RouteAnswer: Codable, Equatable, Sendable {
+    package var stream: String
+    package var edge: String
+    package var region: String
+    package var watchURL: String
+    package var playlistURL: String
+    package var load: UInt32?
+    package var origin: String?
+    /// The first holds the replica.
+    package var standbys: [String]?
+    package var rttMs: Double?
+}
+
+package struct LiveRoutes: Sendable {
+    package let streams: LiveStreams
+    package let edge: EdgeProxy?
+    package let viewers: ViewerRouting?
+    package let info: NodeInfo
+    package let playback: any PlaybackPolicy
+
+    package init(streams: LiveStreams, edge: EdgeProxy?, info: NodeInfo, playback: any PlaybackPolicy = PublicPlayback()) {
+        self.streams = streams
+        self.edge = edge
+        self.viewers = edge.map { ViewerRouting(router: $0.router, localID: $0.localID) }
+        self.info = info
+        self.playback = playback
+    }
+
+    package var collection: RouteCollection<NodeRequestContext> {
+        let routes = RouteCollection(context: NodeRequestContext.self)
+        routes.get("/live/:id/master.m3u8") { request, context in try await master(request, context) }
+        routes.get("/live/:id/:rendition/:file") { request, context in try await object(request, context) }
+        routes.get("/api/route/:id") { request, context in try await route(request, context) }
+        return routes
+    }
+
+    /// The stream a route's `:id` names, or a 404.
+    package static func stream(_ context: NodeRequestContext, in catalog: StreamCatalog) async throws -> StreamRecord {
+        let id = try context.parameters.require("id")
+        guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
+            throw Problem.notFound("no stream \(id)")
+        }
+        return record
+    }
+
+    private func authorize(_ request: Request, _ id: String) throws {
+        let token = request.uri.queryParameters.get("token").map { Substring($0) }
+        guard playback.allowsPlayback(streamID: Substring(id), token: token) else {
+            throw Problem(.forbidden, "this stream needs a valid playback token")
+        }
+    }
+
+    private func master(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
+        let record = try await Self.stream(context, in: streams.catalog)
+        try authorize(request, record.id)
+        if let redirect = viewers?.redirect(request) { return redirect }
+        if let upstream = await fromOrigin(record.id, request, query: nil, immutable: false) { return upstream }
+        noteEdgeRequest(request)
+        guard let live = streams.live(id: record.id) else { throw Problem.notFound("no stream \(record.id)") }
+        let renditions = live.renditions
+        guard !renditions.isEmpty else { throw Problem.notFound("stream \(record.id) is offline") }
+        return Responses.text(Self.masterPlaylist(renditions), type: Responses.playlistType, cache: "public, max-age=1")
+    }
+
+    static func masterPlaylist(_ renditions: [RenditionInfo]) -> String {
+        var lines = ["#EXTM3U", "#EXT-X-VERSION:9", "#EXT-X-INDEPENDENT-SEGMENTS"]
+        for r in renditions {
+            var attrs = "BANDWIDTH=\(r.bandwidth),AVERAGE-BANDWIDTH=\(r.averageBandwidth),CODECS=\"\(r.codecs)\""
+            if let w = r.width, let h = r.height { attrs += ",RESOLUTION=\(w)x\(h)" }
+            if let f = r.frameRate { attrs += ",FRAME-RATE=\(String(format: "%.3f", f))" }
+            lines.append("#EXT-X-STREAM-INF:\(attrs)")
+            lines.append("\(r.name)/index.m3u8")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func object(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
+        let rendition = try context.parameters.require("rendition")
+        let file = try context.parameters.require("file")
+        guard StreamIdentifiers.isWellFormed(Substring(rendition)) else { throw Problem.notFound("no such rendition") }
+        let record = try await Self.stream(context, in: streams.catalog)
+        try authorize(request, record.id)
+        if let upstream = await fromOrigin(record.id, request, query: request.uri.query, immutable: file != "index.m3u8") {
+            return upstream
+        }
+        noteEdgeRequest(request)
+        guard let live = streams.live(id: record.id), live.hasRendition(rendition) else { throw Problem.notFound("no such rendition") }
+        if file == "index.m3u8" { return try await mediaPlaylist(live, rendition: rendition, request: request) }
+        return try await mediaObject(live, rendition: rendition, file: file)
+    }
+
+    private func route(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
+        let record = try await Self.stream(context, in: streams.catalog)
+        guard let edge, let member = edge.router.chooseEdge(regionHint: ViewerRouting.regionHint(request)) else {
+            let authority = request.head.authority ?? "127.0.0.1:\(info.httpPort)"
+            return try Responses.json(RouteAnswer(stream: record.id, edge: info.nodeID, region: info.region,
+                                                  watchURL: "http://\(authority)/watch/\(record.id)",
+                                                  playlistURL: "http://\(authority)/live/\(record.id)/master.m3u8"))
+        }
+        let snap = edge.router.view.snapshot
+        var answer = RouteAnswer(stream: record.id, edge: member.id.rawValue, region: member.metadata.region,
+                                 watchURL: "http://\(member.metadata.httpAddress)/watch/\(record.id)",
+                                 playlistURL: "http://\(member.metadata.httpAddress)/live/\(record.id)/master.m3u8",
+                                 load: member.metadata.load)
+        if let placement = edge.router.placement(of: record.id) {
+            answer.origin = placement.owner.id.rawValue
+            answer.standbys = placement.standbys.map(\.id.rawValue)
+        }
+        if let rtt = member.id == snap.localID ? Duration.zero : snap.rtt[member.id] { answer.rttMs = rtt.seconds * 1000 }
+        return try Responses.json(answer)
+    }
+
+    /// For a stream owned elsewhere: the origin's answer through the edge, or nil when this
+    /// node answers itself — it is the stream's owner, or it holds the stream's replica (it is
+    /// the standby) and a node whose origin failed asks it, or the origin cannot be reached.
+    private func fromOrigin(_ id: String, _ request: Request, query: String?, immutable: Bool) async -> Response? {
+        guard let edge, !edge.router.ownsLocally(id) else { return nil }
+        let replica = streams.existing(id: id).flatMap { $0.hasMedia ? $0 : nil }
+        if replica != nil, request.headers[.streamTubeEdge] != nil { return nil }
+        let upstream = await edge.serve(streamID: id, path: request.uri.path, query: query, immutable: immutable)
+        return upstream.status == .serviceUnavailable && replica != nil ? nil : upstream
+    }
+
+    /// Counts what edges ask of this node as an origin.
+    private func noteEdgeRequest(_ request: Request) {
+        if request.headers[.streamTubeEdge] != nil { NodeMetrics.originEdgeRequests.increment() }
+    }
+
+    /// Media playlist, with LL-HLS blocking reload (`_HLS_msn`, `_HLS_part`) and delta updates (`_HLS_skip`).
+    private func mediaPlaylist(_ live: LiveStream, rendition: String, request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        let msn = q.get("_HLS_msn").map { Int($0) }
+        let part = q.get("_HLS_part").map { Int($0) }
+        let skip = q.get("_HLS_skip").map { $0 == "YES" || $0 == "v2" } ?? false
+        if case .some(nil) = msn { throw Problem.badRequest("_HLS_msn must be a whole number") }
+        if case .some(nil) = part { throw Problem.badRequest("_HLS_part must be a whole number") }
+        if part != nil && msn == nil { throw Problem.badRequest("_HLS_part needs _HLS_msn") }
+        if let m = msn ?? nil {
+            let target: LiveTarget = (part ?? nil).map { .part(sequence: m, index: $0) } ?? .segment(sequence: m)
+            if m < 0 || (part ?? nil).map({ $0 < 0 }) == true { throw Problem.badRequest("_HLS_msn and _HLS_part cannot be negative") }
+            guard live.isWithinReach(target, rendition: rendition) else {
+                throw Problem.badRequest("_HLS_msn \(m) is more than two segments ahead of the live edge")
+            }
+            let timeout = Duration.milliseconds(Int(live.settings.segmentTarget * 3 * 1000))
+            let ok = await live.wait(for: target, rendition: rendition, timeout: timeout)
+            if !ok && live.isLive(rendition: rendition) {
+                throw Problem(.serviceUnavailable, "the requested part did not arrive in time", headers: [.retryAfter: "1"])
+            }
+        }
+        guard let body = live.mediaPlaylist(rendition: rendition, skip: skip) else { throw Problem.notFound("stream is offline") }
+        let ended = !live.isLive(rendition: rendition)
+        return Responses.text(body, type: Responses.playlistType, cache: ended ? "public, max-age=10" : "public, max-age=1")
+    }
+
+    /// Init segments, segments and parts: immutable. The next part (the preload hint) is waited for.
+    private func mediaObject(_ live: LiveStream, rendition: String, file: String) async throws -> Response {
+        if file.hasPrefix("init"), file.hasSuffix(".mp4"), let v = Int(file.dropFirst(4).dropLast(4)) {
+            guard let bytes = live.initSegment(rendition: rendition, version: v) else { throw Problem.notFound("no such init segment") }
+            return Responses.media(ByteBuffer(bytes: bytes))
+        }
+        if file.hasPrefix("seg"), file.hasSuffix(".m4s"), let n = Int(file.dropFirst(3).dropLast(4)) {
+            guard let bytes = live.segment(rendition: rendition, sequence: n) else { throw Problem.notFound("no such segment") }
+            return Responses.media(ByteBuffer(bytes: bytes))
+        }
+        if file.hasPrefix("part"), file.hasSuffix(".m4s") {
+            let numbers = file.dropFirst(4).dropLast(4).split(separator: ".", omittingEmptySubsequences: false)
+            guard numbers.count == 2, let n = Int(numbers[0]), let i = Int(numbers[1]), n >= 0, i >= 0 else {
+                throw Problem.notFound("no such part")
+            }
+            if let bytes = live.part(rendition: rendition, sequence: n, index: i) { return Responses.media(ByteBuffer(bytes: bytes)) }
+            // A request for the part that is being made now (the preload hint) waits for it.
+            if live.isWithinReach(.part(sequence: n, index: i), rendition: rendition) {
+                let timeout = Duration.milliseconds(Int(live.settings.partTarget * 6 * 1000))
+                if await live.wait(for: .part(sequence: n, index: i), rendition: rendition, timeout: timeout),
+                   let bytes = live.part(rendition: rendition, sequence: n, index: i) {
+                    return Responses.media(ByteBuffer(bytes: bytes))
+                }
+            }
+            throw Problem.notFound("no such part")
+        }
+        throw Problem.notFound("no such file")
+    }
+}
+
+/// Sends viewers to the nearest healthy edge.
+package struct ViewerRouting: Sendable {
+    let router: ClusterRouter
+    let localID: String
+
+    /// The viewer's region, if it says: `?region=` or the `X-StreamTube-Region` header.
+    package static func regionHint(_ request: Request) -> String? {
+        if let r = request.uri.queryParameters.get("region"), !r.isEmpty { return r }
+        return request.headers[.streamTubeRegion].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// A redirect to the nearest healthy edge, unless that is this node, the viewer was sent
+    /// here already (`routed=1`), or the caller is an edge asking its origin.
+    package func redirect(_ request: Request) -> Response? {
+        guard request.uri.queryParameters.get("routed") == nil, request.headers[.streamTubeEdge] == nil,
+              let member = router.chooseEdge(regionHint: Self.regionHint(request)),
+              member.id.rawValue != localID else { return nil }
+        var query = request.uri.query.map { $0 + "&" } ?? ""
+        query += "routed=1"
+        NodeMetrics.viewerRedirects.increment()
+        return Response(status: .found, headers: [.location: "http://\(member.metadata.httpAddress)\(request.uri.path)?\(query)",
+                                                  .cacheControl: "no-cache", .accessControlAllowOrigin: "*"])
+    }
+}

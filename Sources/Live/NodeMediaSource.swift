@@ -1,0 +1,23 @@
+// NodeMediaSource: what the fast path may answer on this node — a media object of a stream
+// this node knows, the caller allowed by the playback policy, held in the edge's memory tier.
+import Catalog
+import HTTPSupport
+import NIOCore
+
+package struct NodeMediaSource: MediaFastPathSource {
+    let catalog: StreamCatalog
+    let edge: EdgeProxy
+    let playback: any PlaybackPolicy
+
+    package init(catalog: StreamCatalog, edge: EdgeProxy, playback: any PlaybackPolicy) {
+        self.catalog = catalog
+        self.edge = edge
+        self.playback = playback
+    }
+
+    package func object(for request: MediaObjectRequest) -> ByteBuffer? {
+        guard catalog.record(id: String(request.streamID)) != nil,
+              playback.allowsPlayback(streamID: request.streamID, token: request.token) else { return nil }
+        return edge.cachedMedia(request)
+    }
+}

@@ -1,0 +1,69 @@
+// Every metric a node exports, declared once. The values are made on first use, after
+// `MetricsSystem.bootstrap` (the `serve` command bootstraps before anything else runs).
+import Metrics
+
+package enum NodeMetrics {
+    // MARK: RTMP ingest
+    package static let rtmpConnections = Counter(label: "streamtube_rtmp_connections_total")
+    package static let rtmpBytesReceived = Counter(label: "streamtube_rtmp_bytes_received_total")
+    package static let rtmpProtocolErrors = Counter(label: "streamtube_rtmp_errors_total", dimensions: [("kind", "protocol")])
+    package static let rtmpMediaErrors = Counter(label: "streamtube_rtmp_errors_total", dimensions: [("kind", "media")])
+    package static let publishStarted = Counter(label: "streamtube_rtmp_publish_started_total")
+    package static func publishRefused(reason: String) -> Counter {
+        Counter(label: "streamtube_rtmp_publish_refused_total", dimensions: [("reason", reason)])
+    }
+    package static let relayConnections = Counter(label: "streamtube_relay_connections_total")
+
+    // MARK: Transcoding
+    package static func renditionShed(_ rendition: String) -> Counter {
+        Counter(label: "streamtube_renditions_shed_total", dimensions: [("rendition", rendition)])
+    }
+    package static let transcodeFailures = Counter(label: "streamtube_transcode_failures_total")
+
+    // MARK: Replication
+    package static let replicaSnapshots = Counter(label: "streamtube_replica_snapshots_total")
+    package static let replicaBatches = Counter(label: "streamtube_replica_batches_total")
+    package static let replicaBytesSent = Counter(label: "streamtube_replica_bytes_sent_total")
+
+    // MARK: Edge and viewers
+    package static let edgeCacheHits = Counter(label: "streamtube_edge_cache_hits_total")
+    package static let edgeUpstreamRequests = Counter(label: "streamtube_edge_upstream_requests_total")
+    package static let originEdgeRequests = Counter(label: "streamtube_origin_edge_requests_total")
+    package static let viewerRedirects = Counter(label: "streamtube_viewer_redirects_total")
+
+    // MARK: Streams (gauges set when /metrics is read)
+    package static let streamsPublishing = Gauge(label: "streamtube_streams_publishing")
+    /// Per-stream health gauges, dimensioned by stream (and rendition).
+    package enum Stream {
+        package static func inputBitrate(_ stream: String) -> Gauge { gauge("streamtube_stream_input_bitrate_bps", stream) }
+        package static func frameRate(_ stream: String) -> Gauge { gauge("streamtube_stream_frame_rate", stream) }
+        package static func droppedFrames(_ stream: String) -> Gauge { gauge("streamtube_stream_dropped_frames", stream) }
+        package static func keyframeInterval(_ stream: String) -> Gauge { gauge("streamtube_stream_keyframe_interval_seconds", stream) }
+        package static func avDrift(_ stream: String) -> Gauge { gauge("streamtube_stream_av_drift_ms", stream) }
+        package static func encoderSpeed(_ stream: String) -> Gauge { gauge("streamtube_stream_encoder_speed", stream) }
+        package static func renditionBitrate(_ stream: String, _ rendition: String) -> Gauge {
+            Gauge(label: "streamtube_rendition_bitrate_bps", dimensions: [("stream", stream), ("rendition", rendition)])
+        }
+        private static func gauge(_ label: String, _ stream: String) -> Gauge { Gauge(label: label, dimensions: [("stream", stream)]) }
+    }
+
+    // MARK: Gossip
+    package enum Gossip {
+        package static let packetsSent = Counter(label: "streamtube_gossip_packets_sent_total")
+        package static let packetsReceived = Counter(label: "streamtube_gossip_packets_received_total")
+        package static let bytesSent = Counter(label: "streamtube_gossip_bytes_sent_total")
+        package static let bytesReceived = Counter(label: "streamtube_gossip_bytes_received_total")
+        package static func messagesSent(type: String) -> Counter {
+            Counter(label: "streamtube_gossip_messages_sent_total", dimensions: [("type", type)])
+        }
+        package static func messagesReceived(type: String) -> Counter {
+            Counter(label: "streamtube_gossip_messages_received_total", dimensions: [("type", type)])
+        }
+        package static func packetsDropped(reason: String) -> Counter {
+            Counter(label: "streamtube_gossip_packets_dropped_total", dimensions: [("reason", reason)])
+        }
+        package static func members(status: String) -> Gauge {
+            Gauge(label: "streamtube_gossip_members", dimensions: [("status", status)])
+        }
+    }
+}
