@@ -21,7 +21,9 @@ package struct ConfigurationError: Error, CustomStringConvertible {
 }
 
 /// A node ready to run: its router (tests drive it directly) and its services in start order.
-package struct NodeApplication {
+/// Unchecked: the router is the one member that is not Sendable, and nothing adds routes to
+/// it once `buildApplication` has returned.
+package struct NodeApplication: @unchecked Sendable {
     package let router: Router<NodeRequestContext>
     package let http: Application<RouterResponder<NodeRequestContext>>
     package let rtmp: RTMPServer
