@@ -80,8 +80,10 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         throw ConfigurationError("\(error)")
     }
 
-    let database = try await Database.open(path: config.database ?? state.databasePath, logger: logger)
-    let catalog = StreamCatalog(store: StreamStore(database: database), logger: logger)
+    let sealer = ClusterKeySealer(clusterKeys: keyring.keys)
+    let database = try await Database.open(path: config.database ?? state.databasePath, logger: logger,
+                                           migrations: Migrations.all(sealer: sealer))
+    let catalog = StreamCatalog(store: StreamStore(database: database, sealer: sealer), logger: logger)
     try await catalog.load()
     let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, logger: logger)
     let info = NodeInfo(nodeID: state.nodeID, region: config.region, rtmpPort: config.rtmpPort, httpPort: config.httpPort,
@@ -99,7 +101,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                                      config: gossipConfig, keyring: keyring),
                             local: metadata, logger: logger, load: { streams.publishingCount })
     let router = ClusterRouter(view: gossip.view, region: config.region)
-    let tokens = ClusterTokens(clusterKey: keyring.primaryKey)
+    let tokens = ClusterTokens(clusterKeys: keyring.keys, localID: state.nodeID)
 
     // The media path.
     let store = EdgeStore(directory: URL(fileURLWithPath: state.cacheDir), memoryBudget: config.cacheMemoryMB << 20,
@@ -128,7 +130,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     httpRouter.addRoutes(OperatorRoutes(streams: streams, cluster: gossip.view, info: info, logger: logger)
         .collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
-    httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens))
+    httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
     let viewers = live.viewers
     httpRouter.addRoutes(WebRoutes(catalog: catalog) { viewers?.redirect($0) }.collection)

@@ -18,8 +18,9 @@ package struct CreateStreamRequest: Codable, Sendable {
 package struct StreamResponse: Codable, Equatable, Sendable {
     package var id: String
     package var title: String
-    package var key: String
-    package var rtmpURL: String
+    /// nil on a node that learned the stream from another and was never shown its key.
+    package var key: String?
+    package var rtmpURL: String?
     package var watchURL: String
     package var playlistURL: String
     package var createdAt: Date

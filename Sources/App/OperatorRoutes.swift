@@ -61,7 +61,7 @@ package struct OperatorRoutes: Sendable {
         let base = port == 80 ? "http://\(host)" : "http://\(host):\(port)"
         return StreamResponse(
             id: r.id, title: r.title, key: r.key,
-            rtmpURL: "rtmp://\(host):\(info.rtmpPort)/live/\(r.key)",
+            rtmpURL: r.key.map { "rtmp://\(host):\(info.rtmpPort)/live/\($0)" },
             watchURL: "\(base)/watch/\(r.id)",
             playlistURL: "\(base)/live/\(r.id)/master.m3u8",
             createdAt: r.createdAt, ladder: r.ladder, x264Preset: r.x264Preset,

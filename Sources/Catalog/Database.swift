@@ -34,7 +34,7 @@ package final class Database: Sendable {
     }
 
     /// Opens the file and brings its schema up to date.
-    package static func open(path: String, logger: Logger, migrations: [Migration] = Migrations.all) async throws -> Database {
+    package static func open(path: String, logger: Logger, migrations: [Migration]) async throws -> Database {
         let connection: SQLiteConnection
         do { connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger) } catch {
             throw DatabaseError.cannotOpen(path, "\(error)")
@@ -79,7 +79,8 @@ package final class Database: Sendable {
 }
 
 package enum Migrations {
-    package static let all: [Migration] = [
+    /// Every migration, in order; `sealer` seals what is kept secret at rest.
+    package static func all(sealer: any SecretSealer) -> [Migration] { [
         Migration(version: 1, name: "streams") { c in
             // Files made before numbered migrations already have the table.
             _ = try await c.query("""
@@ -97,5 +98,29 @@ package enum Migrations {
                 _ = try await c.query("ALTER TABLE streams ADD COLUMN \(column) \(type)", [])
             }
         },
-    ]
+        Migration(version: 3, name: "stream keys kept as a digest and sealed") { c in
+            _ = try await c.query("""
+                CREATE TABLE streams_v3 (
+                    id TEXT PRIMARY KEY,
+                    key_digest TEXT NOT NULL UNIQUE,
+                    key_sealed TEXT,
+                    title TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    ladder TEXT,
+                    x264_preset TEXT
+                )
+                """, [])
+            let rows = try await c.query("SELECT id, stream_key, title, created_at, ladder, x264_preset FROM streams", [])
+            for row in rows {
+                guard let id = row.column("id")?.string, let key = row.column("stream_key")?.string else { continue }
+                _ = try await c.query(
+                    "INSERT INTO streams_v3 (id, key_digest, key_sealed, title, created_at, ladder, x264_preset) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [.text(id), .text(StreamIdentifiers.digest(key)), .text(try sealer.seal(key)),
+                     row.column("title") ?? .null, row.column("created_at") ?? .null, row.column("ladder") ?? .null,
+                     row.column("x264_preset") ?? .null])
+            }
+            _ = try await c.query("DROP TABLE streams", [])
+            _ = try await c.query("ALTER TABLE streams_v3 RENAME TO streams", [])
+        },
+    ] }
 }

@@ -11,11 +11,11 @@ package final class StreamCatalog: Sendable {
 
     private struct Records {
         var byID: [String: StreamRecord] = [:]
-        var idByKey: [String: String] = [:]
+        var idByKeyDigest: [String: String] = [:]
 
         mutating func add(_ r: StreamRecord) {
             byID[r.id] = r
-            idByKey[r.key] = r.id
+            idByKeyDigest[r.keyDigest] = r.id
         }
     }
     private let records = Mutex(Records())
@@ -27,7 +27,14 @@ package final class StreamCatalog: Sendable {
 
     package func load() async throws {
         let all = try await store.all()
-        records.withLock { s in for r in all { s.add(r) } }
+        records.withLock { s in
+            for r in all {
+                // A key learned since the row was read stays.
+                var r = r
+                if r.key == nil { r.key = s.byID[r.id]?.key }
+                s.add(r)
+            }
+        }
     }
 
     /// Makes and keeps a stream. `validate` checks what the catalog cannot judge (a ladder).
@@ -48,12 +55,20 @@ package final class StreamCatalog: Sendable {
     }
 
     package func record(id: String) -> StreamRecord? { records.withLock { $0.byID[id] } }
-    package func record(key: String) -> StreamRecord? { records.withLock { s in s.idByKey[key].flatMap { s.byID[$0] } } }
+    /// The record a presented stream key opens.
+    package func record(key: String) -> StreamRecord? {
+        let digest = StreamIdentifiers.digest(key)
+        return records.withLock { s in s.idByKeyDigest[digest].flatMap { s.byID[$0] } }
+    }
     package var all: [StreamRecord] { records.withLock { Array($0.byID.values).sorted { $0.createdAt < $1.createdAt } } }
 
     /// A record by id or key, from memory, the database, or another node.
     package func find(_ query: Query) async -> StreamRecord? {
-        if let r = record(query) { return r }
+        if let r = record(query) {
+            // Known by id until now: a broadcaster presenting the key teaches it to this node.
+            if case .key(let key) = query, r.key == nil { await learnKey(key, of: r) }
+            return record(query)
+        }
         try? await reloadIfStale()
         if let r = record(query) { return r }
         return await askPeers(query)
@@ -97,14 +112,25 @@ package final class StreamCatalog: Sendable {
         return record
     }
 
+    private func learnKey(_ key: String, of record: StreamRecord) async {
+        guard StreamIdentifiers.digest(key) == record.keyDigest else { return }
+        records.withLock { $0.byID[record.id]?.key = key }
+        do { try await store.storeKey(id: record.id, key: key) } catch {
+            logger.warning("stream key not stored", metadata: ["stream": "\(record.id)", "error": "\(error)"])
+        }
+    }
+
     /// Keeps a record another node made: in memory, and in this node's database.
     package func adopt(_ record: StreamRecord) async {
-        let known = records.withLock { s -> Bool in
-            if s.byID[record.id] != nil { return true }
+        let known = records.withLock { s -> StreamRecord? in
+            if let r = s.byID[record.id] { return r }
             s.add(record)
-            return false
+            return nil
         }
-        guard !known else { return }
+        if let known {
+            if known.key == nil, let key = record.key { await learnKey(key, of: known) }
+            return
+        }
         do { try await store.insert(record) } catch {
             // Already there (a database shared with the node that made it) is fine.
             logger.debug("stream record from a peer not stored", metadata: ["stream": "\(record.id)", "error": "\(error)"])

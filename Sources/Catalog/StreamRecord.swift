@@ -1,18 +1,25 @@
 // A stream as the platform records it.
+import Crypto
 import Foundation
 
 package struct StreamRecord: Codable, Equatable, Sendable {
     package var id: String
-    package var key: String
+    /// The stream key, when this node knows it: it made the stream, or a broadcaster presented
+    /// it. Never sent to another node; kept sealed at rest.
+    package var key: String?
+    /// SHA-256 of the key (hex): how a presented key is checked, and all another node is told.
+    package var keyDigest: String
     package var title: String
     package var createdAt: Date
     /// This stream's own ladder ("name:height:kbps,..." or "none") and x264 preset; nil: the node's.
     package var ladder: String? = nil
     package var x264Preset: String? = nil
 
-    package init(id: String, key: String, title: String, createdAt: Date, ladder: String? = nil, x264Preset: String? = nil) {
+    package init(id: String, key: String?, keyDigest: String? = nil, title: String, createdAt: Date, ladder: String? = nil,
+                 x264Preset: String? = nil) {
         self.id = id
         self.key = key
+        self.keyDigest = keyDigest ?? key.map(StreamIdentifiers.digest) ?? ""
         self.title = title
         self.createdAt = createdAt
         self.ladder = ladder
@@ -44,8 +51,21 @@ package enum StreamIdentifiers {
         return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
     }
 
+    /// SHA-256, hex: what is kept of a stream key to check one presented.
+    package static func digest(_ key: String) -> String {
+        SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
     /// Anything else is refused before it is looked up.
     package static func isWellFormed(_ s: Substring) -> Bool {
         !s.isEmpty && s.count <= 64 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
     }
+}
+
+/// Seals secrets kept at rest (stream keys) so the database file alone does not give them
+/// away; the node provides one made from the cluster key.
+package protocol SecretSealer: Sendable {
+    func seal(_ plaintext: String) throws -> String
+    /// nil when the text was sealed with another key or altered.
+    func open(_ sealed: String) -> String?
 }

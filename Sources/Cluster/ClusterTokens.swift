@@ -1,42 +1,135 @@
-// ClusterTokens: short-lived tokens between nodes, signed with a key derived from the
-// cluster key: `<scope>.<expiry>.<hmac>`. A relay publishes with one whose scope is the
-// stream id; a replica post carries one for its stream; a record lookup one for "records".
+// ClusterTokens: what one node signs for another, with keys derived from the cluster
+// keyring. A token authorizes one request and nothing else: its purpose, the node that sends
+// it, the method and path it is for, a digest of its body, a scope (the stream it concerns),
+// a short expiry and a nonce that is refused the second time. Anyone holding the cluster key
+// can make one; anyone who captures one can use it for nothing but the request it was made for,
+// once.
+//
+// Format: `v2.<purpose>.<from>.<scope>.<expiry>.<nonce>.<body digest or ->.<hmac>`, the HMAC-SHA256
+// over every field and the method and path.
 import Catalog
 import Crypto
 import Foundation
+import Synchronization
 
-package struct ClusterTokens: Sendable {
-    private let keyBytes: [UInt8]
-    private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+package enum ClusterPurpose: String, Sendable, CaseIterable {
+    /// A relay publishing a broadcaster's stream to its origin over RTMP.
+    case relay
+    /// An origin replicating to its standby.
+    case replica
+    /// A node asking another for a stream record.
+    case records
+}
+
+/// The request a token is made for, as the receiver sees it too.
+package struct ClusterRequest: Sendable, Equatable {
+    package var purpose: ClusterPurpose
+    package var method: String
+    /// Path and query.
+    package var target: String
+
+    package init(_ purpose: ClusterPurpose, _ method: String, _ target: String) {
+        self.purpose = purpose
+        self.method = method
+        self.target = target
+    }
+
+    /// The relay of a stream, published over RTMP.
+    package static let relay = ClusterRequest(.relay, "PUBLISH", "rtmp:/relay")
+}
+
+/// What a verified token says.
+package struct ClusterGrant: Sendable, Equatable {
+    package var from: String
+    package var scope: String
+    /// Hex SHA-256 of the body the sender signed, nil for none: the receiver checks the body it
+    /// reads against it.
+    package var bodyDigest: String?
+}
+
+package enum ClusterTokenError: Error, Equatable, CustomStringConvertible {
+    case malformed, badSignature, expired, replayed, wrongBody
+
+    package var description: String {
+        switch self {
+        case .malformed: return "malformed cluster token"
+        case .badSignature: return "cluster token not signed by this cluster for this request"
+        case .expired: return "cluster token expired"
+        case .replayed: return "cluster token already used"
+        case .wrongBody: return "the body is not the one the cluster token was signed for"
+        }
+    }
+}
+
+package final class ClusterTokens: Sendable {
+    /// How long a token is good for: long enough for a request between nodes to arrive.
+    package static let lifetime = 30
     /// The RTMP application relays publish to.
     package static let relayApp = "relay"
-    /// How long a token is good for.
-    package static let lifetime = 300
+    /// Nonces kept (until their tokens expire) at the most; past it, tokens are refused until some expire.
+    package static let maxRemembered = 200_000
 
-    package init(clusterKey: [UInt8]) {
-        // A key of its own, derived from the cluster key, so the two uses never mix.
-        keyBytes = Array(HMAC<SHA256>.authenticationCode(for: Array("streamtube relay v1".utf8), using: SymmetricKey(data: clusterKey)))
+    /// Signing keys, derived from the cluster keyring's: the first signs, all verify (rotation).
+    private let keys: [[UInt8]]
+    private let localID: String
+    private let seen = Mutex<(nonces: [String: Int], oldest: Int)>(([:], 0))
+
+    package init(clusterKeys: [[UInt8]], localID: String) {
+        // Keys of their own, derived from the cluster keys, so the two uses never mix.
+        keys = clusterKeys.map { key in
+            Array(HMAC<SHA256>.authenticationCode(for: Array("streamtube cluster tokens v2".utf8), using: SymmetricKey(data: key)))
+        }
+        self.localID = localID
     }
 
-    package func token(scope: String, now: Date = Date()) -> String {
+    package static func digest(_ body: some Sequence<UInt8>) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Array(body))
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    package func token(for request: ClusterRequest, scope: String, body: [UInt8]? = nil, now: Date = Date()) -> String {
         let expiry = Int(now.timeIntervalSince1970) + Self.lifetime
-        let mac = HMAC<SHA256>.authenticationCode(for: Self.message(scope, expiry), using: key)
-        return "\(scope).\(expiry).\(Self.hex(mac))"
+        let nonce = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let digest = body.map(Self.digest) ?? "-"
+        let fields = [request.purpose.rawValue, localID, scope, String(expiry), nonce, digest]
+        let mac = HMAC<SHA256>.authenticationCode(for: Self.message(fields, request), using: SymmetricKey(data: keys[0]))
+        return "v2." + fields.joined(separator: ".") + "." + mac.map { String(format: "%02x", $0) }.joined()
     }
 
-    /// The scope a token is good for, or nil (malformed, expired, or not signed by this cluster).
-    package func verify(_ token: String, now: Date = Date()) -> String? {
+    /// Checks a token for `request`; its nonce is used up. Throws what is wrong with it.
+    package func verify(_ token: String, for request: ClusterRequest, now: Date = Date()) throws(ClusterTokenError) -> ClusterGrant {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let expiry = Int(parts[1]), expiry >= Int(now.timeIntervalSince1970),
-              StreamIdentifiers.isWellFormed(parts[0]), let mac = Self.bytes(hex: parts[2]) else { return nil }
-        let scope = String(parts[0])
-        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Self.message(scope, expiry), using: key) else { return nil }
-        return scope
+        guard token.utf8.count <= 512, parts.count == 8, parts[0] == "v2", parts[1] == request.purpose.rawValue,
+              StreamIdentifiers.isWellFormed(parts[2]), StreamIdentifiers.isWellFormed(parts[3]), let expiry = Int(parts[4]),
+              parts[5].utf8.count == 32, parts[6] == "-" || parts[6].utf8.count == 64, let mac = Self.bytes(hex: parts[7]) else {
+            throw .malformed
+        }
+        let fields = parts[1...6].map(String.init)
+        let message = Self.message(fields, request)
+        guard keys.contains(where: { HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: message, using: SymmetricKey(data: $0)) }) else {
+            throw .badSignature
+        }
+        let nowSeconds = Int(now.timeIntervalSince1970)
+        // Expired, or made to outlive the lifetime (another node's clock may run a little ahead).
+        guard expiry >= nowSeconds, expiry <= nowSeconds + Self.lifetime + 5 else { throw .expired }
+        let fresh = seen.withLock { s -> Bool in
+            if s.nonces.count >= Self.maxRemembered || (s.oldest < nowSeconds && s.nonces.count > 1024) {
+                s.nonces = s.nonces.filter { $0.value >= nowSeconds }
+                s.oldest = s.nonces.values.min() ?? nowSeconds
+            }
+            guard s.nonces.count < Self.maxRemembered, s.nonces[String(parts[5])] == nil else { return false }
+            s.nonces[String(parts[5])] = expiry
+            s.oldest = min(s.oldest == 0 ? expiry : s.oldest, expiry)
+            return true
+        }
+        guard fresh else { throw .replayed }
+        return ClusterGrant(from: String(parts[2]), scope: String(parts[3]), bodyDigest: parts[6] == "-" ? nil : String(parts[6]))
     }
 
-    private static func message(_ scope: String, _ expiry: Int) -> [UInt8] { Array("\(scope):\(expiry)".utf8) }
-
-    private static func hex(_ mac: some Sequence<UInt8>) -> String { mac.map { String(format: "%02x", $0) }.joined() }
+    private static func message(_ fields: [String], _ request: ClusterRequest) -> [UInt8] {
+        Array((fields + [request.method, request.target]).joined(separator: "\n").utf8)
+    }
 
     private static func bytes(hex: Substring) -> [UInt8]? {
         let utf8 = Array(hex.utf8)

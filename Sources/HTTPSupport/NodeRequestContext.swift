@@ -8,8 +8,9 @@ import NIOCore
 package enum Caller: Sendable, Equatable {
     /// Holder of the node's operator token (scripts, the CLI).
     case `operator`
-    /// Another node of the cluster, with a cluster-key token for `purpose`.
-    case node(purpose: String)
+    /// Another node of the cluster (`id`), with a cluster token for one request: its purpose,
+    /// the scope it names (a stream), and the digest of the body it signed, if any.
+    case node(id: String, purpose: String, scope: String, bodyDigest: String?)
 }
 
 package struct NodeRequestContext: RequestContext {

@@ -51,7 +51,9 @@ package struct IngestPolicy: Sendable {
     package func resolve(app: String, key: String) -> Resolution {
         if app == ClusterTokens.relayApp, let cluster {
             // Another node relays a broadcaster's stream to this one, the stream's owner.
-            guard let id = cluster.tokens.verify(key) else { return .refused(.badName("Bad relay key", reason: "bad_relay_key")) }
+            guard let id = try? cluster.tokens.verify(key, for: .relay).scope else {
+                return .refused(.badName("Bad relay key", reason: "bad_relay_key"))
+            }
             return streams.catalog.record(id: id).map { .known($0, relayed: true) } ?? .lookUp(.id(id), relayed: true)
         }
         guard app == "live" else {

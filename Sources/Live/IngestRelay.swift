@@ -114,7 +114,7 @@ package final class IngestRelay: @unchecked Sendable {
         let owner = placement.owner
         target = owner.id
         let address = owner.metadata.rtmpAddress
-        let key = tokens.token(scope: streamID)
+        let key = tokens.token(for: .relay, scope: streamID)
         var s = RTMPClientSession(app: ClusterTokens.relayApp, tcURL: "rtmp://\(address)/\(ClusterTokens.relayApp)", streamKey: key,
                                   randomBytes: { n in (0..<n).map { _ in UInt8.random(in: 0...255) } })
         let hello = s.start()

@@ -172,7 +172,6 @@ package final class Replicator: Sendable {
     private func post(_ id: String, _ batches: [ReplicaBatch], to member: Member) async -> PostResult {
         var request = HTTPClientRequest(url: "http://\(member.metadata.httpAddress)\(Self.path)\(id)")
         request.method = .POST
-        request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName, value: tokens.token(scope: id))
         request.headers.add(name: "Content-Type", value: "application/octet-stream")
         var body: [UInt8] = []
         for b in batches {
@@ -181,6 +180,9 @@ package final class Replicator: Sendable {
             body += bytes
         }
         NodeMetrics.replicaBytesSent.increment(by: body.count)
+        let target = "\(Self.path)\(id)"
+        request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName,
+                            value: tokens.token(for: ClusterRequest(.replica, "POST", target), scope: id, body: body))
         request.body = .bytes(ByteBuffer(bytes: body))
         do {
             let response = try await client.execute(request, timeout: .seconds(10))

@@ -67,7 +67,7 @@ struct Streams: AsyncParsableCommand {
                 print(String(decoding: try encoder.encode(s), as: UTF8.self))
                 return
             }
-            for (k, v) in [("id", s.id), ("key", s.key), ("rtmpURL", s.rtmpURL), ("watchURL", s.watchURL), ("playlistURL", s.playlistURL)] {
+            for (k, v) in [("id", s.id), ("key", s.key ?? ""), ("rtmpURL", s.rtmpURL ?? ""), ("watchURL", s.watchURL), ("playlistURL", s.playlistURL)] {
                 print("\(k): \(v)")
             }
         }

@@ -1,6 +1,7 @@
 import Catalog
 import Cluster
 import Foundation
+import Gossip
 import HTTPSupport
 import Hummingbird
 import HummingbirdTesting
@@ -80,7 +81,7 @@ final class RouteTests: XCTestCase {
         try await withRouter { client, _ in
             let s = try await Self.createStream(client, title: "Concert")
             XCTAssertEqual(s.title, "Concert")
-            XCTAssertEqual(s.rtmpURL, "rtmp://localhost:1935/live/\(s.key)")
+            XCTAssertEqual(s.rtmpURL, "rtmp://localhost:1935/live/\(s.key!)")
             XCTAssertTrue(s.watchURL.hasSuffix("/watch/\(s.id)"))
             try await client.execute(uri: "/api/streams", method: .get, headers: Self.operatorHeaders) { r in
                 XCTAssertEqual(r.status, .ok)
@@ -148,34 +149,114 @@ final class RouteTests: XCTestCase {
 
     // MARK: Node to node
 
-    func testNodeRoutesNeedATokenForTheirPurpose() async throws {
+    static func member(_ id: String, capacity: UInt32, status: MemberStatus = .alive) -> Member {
+        let address = Endpoint(host: "127.0.0.1", port: 1)
+        return Member(metadata: MemberMetadata(id: NodeID(id), gossipAddress: address, httpAddress: address, rtmpAddress: address,
+                                               capacity: capacity),
+                      incarnation: 1, status: status, statusChangedAt: GossipInstant(nanoseconds: 0))
+    }
+
+    /// This node (n1) takes no streams; n2 owns them all; n3 is another member.
+    static func cluster(_ app: NodeApplication, n2: MemberStatus = .alive) {
+        let members = [member("n1", capacity: 0), member("n2", capacity: 1, status: n2), member("n3", capacity: 0)]
+        app.gossip.view.update { v in
+            v.members = members
+            v.ring = HashRing(members: members)
+        }
+    }
+
+    static var clusterKeys: [[UInt8]] { [Array(Data(base64Encoded: clusterKey)!)] }
+
+    func testRecordsNeedATokenMadeForTheRequestAndNeverTellTheKey() async throws {
         try await withRouter { client, _ in
             let s = try await Self.createStream(client)
-            let tokens = ClusterTokens(clusterKey: Array(Data(base64Encoded: Self.clusterKey)!))
-            let otherCluster = ClusterTokens(clusterKey: Array(repeating: 9, count: 32))
-            let records = "/internal/streams?id=\(s.id)"
-            for token in [nil, tokens.token(scope: s.id), otherCluster.token(scope: PeerRecords.scope),
-                          tokens.token(scope: PeerRecords.scope, now: Date(timeIntervalSinceNow: -1000))] {
+            let n2 = ClusterTokens(clusterKeys: Self.clusterKeys, localID: "n2")
+            let otherCluster = ClusterTokens(clusterKeys: [Array(repeating: 9, count: 32)], localID: "n2")
+            let target = "/internal/streams?id=\(s.id)"
+            let right = ClusterRequest(.records, "GET", target)
+            for token in [nil, "garbage",
+                          otherCluster.token(for: right, scope: PeerRecords.scope),
+                          n2.token(for: ClusterRequest(.replica, "GET", target), scope: PeerRecords.scope),
+                          n2.token(for: ClusterRequest(.records, "GET", "/internal/streams?id=other"), scope: PeerRecords.scope),
+                          n2.token(for: right, scope: PeerRecords.scope, now: Date(timeIntervalSinceNow: -60))] {
                 let headers: HTTPFields = token.map { [.streamTubeClusterToken: $0] } ?? [:]
-                try await client.execute(uri: records, method: .get, headers: headers) { r in
+                try await client.execute(uri: target, method: .get, headers: headers) { r in
                     XCTAssertEqual(r.status, .unauthorized, "records with \(token ?? "no token")")
                 }
             }
-            try await client.execute(uri: records, method: .get, headers: [.streamTubeClusterToken: tokens.token(scope: PeerRecords.scope)]) { r in
+            let token = n2.token(for: right, scope: PeerRecords.scope)
+            try await client.execute(uri: target, method: .get, headers: [.streamTubeClusterToken: token]) { r in
                 XCTAssertEqual(r.status, .ok)
-                XCTAssertEqual(try PeerRecords.decoder.decode(StreamRecord.self, from: Data(buffer: r.body)).key, s.key)
+                let body = String(buffer: r.body)
+                XCTAssertFalse(body.contains(s.key ?? "?"), "the key never leaves the node")
+                let peer = try PeerRecords.decoder.decode(PeerRecord.self, from: Data(buffer: r.body))
+                XCTAssertNil(peer.record(for: .id(s.id))?.key)
+                XCTAssertEqual(peer.record(for: .key(s.key!))?.key, s.key, "a node shown the key can check it")
+                XCTAssertNil(peer.record(for: .key("wrongkey")))
             }
-            let replica = Replicator.path + s.id
-            for token in [nil, tokens.token(scope: PeerRecords.scope), tokens.token(scope: "otherstream"), otherCluster.token(scope: s.id)] {
+            try await client.execute(uri: target, method: .get, headers: [.streamTubeClusterToken: token]) { r in
+                XCTAssertEqual(r.status, .unauthorized, "a token is good once")
+                XCTAssertEqual(try Self.problem(r).detail, "cluster token already used")
+            }
+        }
+    }
+
+    func testReplicaOnlyFromTheOriginWithItsOwnToken() async throws {
+        try await withRouter { client, app in
+            let s = try await Self.createStream(client)
+            Self.cluster(app)
+            let target = Replicator.path + s.id
+            let body: [UInt8] = [0, 0, 0, 9, 1]  // a truncated bundle: refused as malformed once authorized
+            let n2 = ClusterTokens(clusterKeys: Self.clusterKeys, localID: "n2")
+            let n3 = ClusterTokens(clusterKeys: Self.clusterKeys, localID: "n3")
+            let replica = ClusterRequest(.replica, "POST", target)
+            let cases: [(String?, HTTPResponse.Status, String)] = [
+                (nil, .unauthorized, "no token"),
+                (n2.token(for: .relay, scope: s.id), .unauthorized, "a relay key"),
+                (n2.token(for: ClusterRequest(.records, "POST", target), scope: s.id, body: body), .unauthorized, "a records token"),
+                (n2.token(for: replica, scope: "otherstream", body: body), .unauthorized, "another stream"),
+                (n2.token(for: replica, scope: s.id, body: [1, 2, 3]), .unauthorized, "another body"),
+                (n3.token(for: replica, scope: s.id, body: body), .forbidden, "not the origin"),
+                (n2.token(for: replica, scope: s.id, body: body), .badRequest, "the origin"),
+            ]
+            for (token, status, what) in cases {
                 let headers: HTTPFields = token.map { [.streamTubeClusterToken: $0] } ?? [:]
-                try await client.execute(uri: replica, method: .post, headers: headers, body: ByteBuffer(bytes: [0, 0, 0, 9, 1])) { r in
-                    XCTAssertEqual(r.status, .unauthorized, "replica with \(token ?? "no token")")
+                try await client.execute(uri: target, method: .post, headers: headers, body: ByteBuffer(bytes: body)) { r in
+                    XCTAssertEqual(r.status, status, what)
                 }
             }
-            try await client.execute(uri: replica, method: .post, headers: [.streamTubeClusterToken: tokens.token(scope: s.id)],
-                                     body: ByteBuffer(bytes: [0, 0, 0, 9, 1])) { r in
-                XCTAssertEqual(r.status, .badRequest, "a truncated bundle is refused, not applied")
+            // The origin's last batches after it left (a handover) are taken.
+            Self.cluster(app, n2: .left)
+            try await client.execute(uri: target, method: .post, headers: [.streamTubeClusterToken: n2.token(for: replica, scope: s.id, body: body)],
+                                     body: ByteBuffer(bytes: body)) { r in
+                XCTAssertEqual(r.status, .badRequest, "a node that left may send its last batches")
             }
+            // A captured token is no good a second time.
+            let once = n2.token(for: replica, scope: s.id, body: body)
+            Self.cluster(app)
+            for expected: HTTPResponse.Status in [.badRequest, .unauthorized] {
+                try await client.execute(uri: target, method: .post, headers: [.streamTubeClusterToken: once], body: ByteBuffer(bytes: body)) { r in
+                    XCTAssertEqual(r.status, expected)
+                }
+            }
+        }
+    }
+
+    func testRelayKeysAreGoodOnceAndOnlyForRelaying() async throws {
+        let tokens = ClusterTokens(clusterKeys: Self.clusterKeys, localID: "n2")
+        let verifier = ClusterTokens(clusterKeys: Self.clusterKeys, localID: "n1")
+        let key = tokens.token(for: .relay, scope: "stream1")
+        XCTAssertThrowsError(try verifier.verify(key, for: ClusterRequest(.replica, "POST", "/internal/replica/stream1")))
+        XCTAssertEqual(try verifier.verify(key, for: .relay).scope, "stream1")
+        XCTAssertThrowsError(try verifier.verify(key, for: .relay)) { XCTAssertEqual($0 as? ClusterTokenError, .replayed) }
+        // Rotation: a token signed with the old primary still verifies on a node that has both keys.
+        let rotated = ClusterTokens(clusterKeys: [Array(repeating: 3, count: 32)] + Self.clusterKeys, localID: "n1")
+        XCTAssertEqual(try rotated.verify(tokens.token(for: .relay, scope: "s"), for: .relay).from, "n2")
+        // Tampered: any field changed breaks the signature.
+        var parts = tokens.token(for: .relay, scope: "stream1").split(separator: ".").map(String.init)
+        parts[3] = "stream2"
+        XCTAssertThrowsError(try verifier.verify(parts.joined(separator: "."), for: .relay)) {
+            XCTAssertEqual($0 as? ClusterTokenError, .badSignature)
         }
     }
 

@@ -1,0 +1,76 @@
+import Catalog
+import Cluster
+import Foundation
+import Logging
+import SQLiteNIO
+import XCTest
+
+/// The database and its migrations, on real SQLite files.
+final class CatalogTests: XCTestCase {
+    let sealer = ClusterKeySealer(clusterKeys: [Array(repeating: 5, count: 32)])
+    let logger = Logger(label: "test")
+
+    func tempFile() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("catalog-\(UUID().uuidString).sqlite").path
+    }
+
+    /// A file as the first releases left it: the streams table with the key in clear, no version.
+    func makeLegacyFile(withLadderColumns: Bool) async throws -> String {
+        let path = tempFile()
+        let c = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        _ = try await c.query("CREATE TABLE streams (id TEXT PRIMARY KEY, stream_key TEXT NOT NULL UNIQUE, title TEXT NOT NULL, created_at REAL NOT NULL"
+                              + (withLadderColumns ? ", ladder TEXT, x264_preset TEXT)" : ")"), [])
+        _ = try await c.query("INSERT INTO streams (id, stream_key, title, created_at) VALUES ('s1', 'key1', 'Old', 1000)", [])
+        try await c.close()
+        return path
+    }
+
+    func testEveryEarlierSchemaMigratesAndKeepsItsStreams() async throws {
+        for ladderColumns in [false, true] {
+            let path = try await makeLegacyFile(withLadderColumns: ladderColumns)
+            let db = try await Database.open(path: path, logger: logger, migrations: Migrations.all(sealer: sealer))
+            let version = try await db.schemaVersion()
+            XCTAssertEqual(version, Migrations.all(sealer: sealer).count)
+            let records = try await StreamStore(database: db, sealer: sealer).all()
+            XCTAssertEqual(records.map(\.id), ["s1"])
+            XCTAssertEqual(records.first?.key, "key1", "the key opens again")
+            XCTAssertEqual(records.first?.keyDigest, StreamIdentifiers.digest("key1"))
+            let raw = try await db.connection.query("SELECT * FROM streams", [])
+            XCTAssertFalse("\(raw)".contains("key1"), "no key in clear at rest")
+            await db.close()
+        }
+    }
+
+    func testMigrationsRunOnceAndANewerSchemaIsRefused() async throws {
+        let path = tempFile()
+        let db = try await Database.open(path: path, logger: logger, migrations: Migrations.all(sealer: sealer))
+        let store = StreamStore(database: db, sealer: sealer)
+        try await store.insert(StreamRecord(id: "a", key: "k", title: "A", createdAt: Date()))
+        await db.close()
+        let again = try await Database.open(path: path, logger: logger, migrations: Migrations.all(sealer: sealer))
+        let count = try await StreamStore(database: again, sealer: sealer).all().count
+        XCTAssertEqual(count, 1)
+        _ = try await again.connection.query("PRAGMA user_version = 99", [])
+        await again.close()
+        do {
+            _ = try await Database.open(path: path, logger: logger, migrations: Migrations.all(sealer: sealer))
+            XCTFail("a newer schema must be refused")
+        } catch let error as DatabaseError {
+            XCTAssertTrue("\(error)".contains("schema version 99, newer than this streamtube knows"), "\(error)")
+        }
+    }
+
+    func testACatalogLearnsAKeyOnlyFromTheBroadcasterWhoHasIt() async throws {
+        let db = try await Database.open(path: tempFile(), logger: logger, migrations: Migrations.all(sealer: sealer))
+        let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer), logger: logger)
+        // Learned from a peer by id: the digest, not the key.
+        await catalog.adopt(StreamRecord(id: "s9", key: nil, keyDigest: StreamIdentifiers.digest("secret"), title: "T", createdAt: Date()))
+        XCTAssertNil(catalog.record(id: "s9")?.key)
+        XCTAssertNil(catalog.record(key: "wrong"))
+        let found = await catalog.find(key: "secret")
+        XCTAssertEqual(found?.key, "secret")
+        try await catalog.load()
+        XCTAssertEqual(catalog.record(id: "s9")?.key, "secret", "kept sealed in the database")
+        await db.close()
+    }
+}
