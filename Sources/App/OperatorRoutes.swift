@@ -42,10 +42,10 @@ package struct OperatorRoutes: Sendable {
             try Responses.json(catalog.all.map { describe($0, request: request) })
         }
         api.get("streams/:id") { request, context -> Response in
-            try Responses.json(describe(try await LiveRoutes.stream(context, in: catalog), request: request))
+            try Responses.json(describe(try await LiveRoutes.stream(context, in: catalog, here: true), request: request))
         }
         api.get("streams/:id/health") { _, context -> Response in
-            let record = try await LiveRoutes.stream(context, in: catalog)
+            let record = try await LiveRoutes.stream(context, in: catalog, here: true)
             return try Responses.json(streams.existing(id: record.id)?.health ?? LiveStream(id: record.id).health)
         }
         api.get("cluster") { _, _ -> Response in

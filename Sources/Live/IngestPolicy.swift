@@ -60,7 +60,9 @@ package struct IngestPolicy: Sendable {
             return .refused(.badName("Unknown application \"\(app)\": publish to rtmp://host/live/<stream key>", reason: "bad_app"))
         }
         guard StreamIdentifiers.isWellFormed(Substring(key)) else { return .refused(.unknownKey) }
-        return streams.catalog.record(key: key).map { .known($0, relayed: false) } ?? .lookUp(.key(key), relayed: false)
+        // A record known here without its key (learned by id) goes through the lookup, which keeps the key.
+        guard let record = streams.catalog.record(key: key), record.key != nil else { return .lookUp(.key(key), relayed: false) }
+        return .known(record, relayed: false)
     }
 
     /// Where an admitted stream's media goes.

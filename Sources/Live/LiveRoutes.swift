@@ -49,10 +49,12 @@ package struct LiveRoutes: Sendable {
         return routes
     }
 
-    /// The stream a route's `:id` names, or a 404.
-    package static func stream(_ context: NodeRequestContext, in catalog: StreamCatalog) async throws -> StreamRecord {
+    /// The stream a route's `:id` names, or a 404. `here`: only what this node holds, without
+    /// asking the database again or the other nodes (the operator's view of this node).
+    package static func stream(_ context: NodeRequestContext, in catalog: StreamCatalog, here: Bool = false) async throws -> StreamRecord {
         let id = try context.parameters.require("id")
-        guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
+        guard StreamIdentifiers.isWellFormed(Substring(id)),
+              let record = here ? catalog.record(id: id) : await catalog.find(id: id) else {
             throw Problem.notFound("no stream \(id)")
         }
         return record
