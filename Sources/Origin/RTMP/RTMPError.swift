@@ -9,6 +9,9 @@ public enum RTMPError: Error, Equatable, Sendable, CustomStringConvertible {
     case chunkSizeOutOfRange(UInt32)
     /// A chunk header declared a message longer than `RTMPLimits.maxMessageLength`.
     case messageTooLarge(Int)
+    /// Decoding an AMF0 command or data message would take more memory than its budget
+    /// (far more values than a real client sends: a hostile or broken peer).
+    case amfTooLarge(inputBytes: Int, budget: Int)
     /// More chunk stream ids are in use than `RTMPLimits.maxChunkStreams` allows.
     case tooManyChunkStreams
     /// A chunk of header type 1, 2 or 3 arrived on a chunk stream that never had a type 0 header.
@@ -30,6 +33,8 @@ public enum RTMPError: Error, Equatable, Sendable, CustomStringConvertible {
             return "peer announced chunk size \(size), outside 1...limit"
         case .messageTooLarge(let length):
             return "peer declared a message of \(length) bytes, more than the configured limit"
+        case .amfTooLarge(let input, let budget):
+            return "AMF0 message of \(input) bytes would decode to more than \(budget) bytes of values (too many values for a command or metadata)"
         case .tooManyChunkStreams:
             return "peer opened more chunk streams than the configured limit"
         case .noPreviousHeader(let csid):
