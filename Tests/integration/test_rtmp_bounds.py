@@ -33,9 +33,9 @@ def recv_exactly(sock, n):
     return data
 
 
-def handshake(port):
+def handshake(port, source="127.0.0.1"):
     """C0+C1, read S0+S1+S2, send C2 (an echo of S1): plain RTMP, no digest."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(b"\x03" + os.urandom(1536))
     s0s1s2 = recv_exactly(sock, 1 + 2 * 1536)
@@ -68,8 +68,8 @@ def bomb(port, outcome, index):
     sent = 0
     try:
         sock = handshake(port)
-    except OSError as e:
-        outcome[index] = ("handshake failed", repr(e), 0)
+    except OSError as e:  # a node that caps connections per address may refuse it at once
+        outcome[index] = ("refused before the handshake completed", repr(e), 0)
         return
     try:
         sock.settimeout(1)
@@ -91,9 +91,9 @@ def bomb(port, outcome, index):
         sock.close()
 
 
-def connect_works(port):
+def connect_works(port, source="127.0.0.1"):
     """A well-behaved client: handshake, `connect`, and the node answers Connect.Success."""
-    sock = handshake(port)
+    sock = handshake(port, source)
     try:
         obj = b"\x03" + b"".join(
             len(k).to_bytes(2, "big") + k.encode() + amf_string(v)
@@ -122,8 +122,9 @@ def test_amf_bomb_before_connect_keeps_memory_bounded(node):
     started = time.time()
     for t in threads:
         t.start()
-    # While the bombs are in flight, other clients are served as usual.
-    assert connect_works(node.rtmp_port)
+    # While the bombs are in flight, other clients are served as usual (from another
+    # address: the bombs may fill a per-address quota of 127.0.0.1).
+    assert connect_works(node.rtmp_port, source="127.0.0.2")
     for t in threads:
         t.join(ATTACK_SECONDS + 10)
     elapsed = time.time() - started
@@ -134,11 +135,13 @@ def test_amf_bomb_before_connect_keeps_memory_bounded(node):
 
     assert node.proc.poll() is None, node.logs()[-3000:]
     assert growth < MAX_GROWTH_KB, (baseline, peak, outcome[:3])
-    closed = [o for o in outcome if o and o[0] == "closed by the node"]
-    assert len(closed) == CONNECTIONS, outcome
+    # The node closed every bomb: on its chunk header, or earlier if it caps connections.
+    assert all(o and o[0] != "still open" for o in outcome), outcome
+    on_header = [o for o in outcome if o[0] == "closed by the node"]
+    assert on_header, outcome
     refused = [r for r in node.log_records()
                if r.get("msg") == "rtmp protocol error, closing" and "before its publish was accepted" in str(r.get("error"))]
-    assert len(refused) == CONNECTIONS, node.logs()[-3000:]
+    assert len(refused) == len(on_header), node.logs()[-3000:]
 
     # And a real broadcaster still gets in and plays.
     assert connect_works(node.rtmp_port)
