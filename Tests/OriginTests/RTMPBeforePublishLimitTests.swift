@@ -9,6 +9,10 @@ final class RTMPBeforePublishLimitTests: XCTestCase {
 
     private func afterHandshake() throws -> RTMPServerSession {
         var session = makeSession()
+        XCTAssertFalse(session.isHandshakeComplete)
+        _ = try session.receive(Array(handshakeC0C1.prefix(100)))
+        XCTAssertFalse(session.isHandshakeComplete)
+        session = makeSession()
         XCTAssertTrue(try session.receive(handshakeC0C1 + handshakeC2).count == 1)
         XCTAssertTrue(session.isHandshakeComplete)
         XCTAssertFalse(session.isAuthenticated)
