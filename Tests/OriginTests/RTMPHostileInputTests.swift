@@ -99,6 +99,9 @@ final class RTMPHostileInputTests: XCTestCase {
         try expect(.chunkSizeOutOfRange(0x7FFF_FFFF), after: RTMPTestClient().control(1, be32(0x7FFF_FFFF)))
         var session = try afterHandshake(limits)
         var client = RTMPTestClient()
+        // Megabyte messages are for an accepted publisher only (see RTMPBeforePublishLimitTests).
+        _ = try session.receive(client.publishPreamble())
+        _ = session.acceptPublish()
         _ = try session.receive(client.setChunkSize(60_000))
         var threw: RTMPError?
         for csid: UInt32 in 4..<20 {

@@ -239,9 +239,12 @@ final class RTMPServerSessionTests: XCTestCase {
             .unsupportedVersion(6), .chunkSizeOutOfRange(0), .messageTooLarge(1), .tooManyChunkStreams,
             .noPreviousHeader(chunkStreamID: 3), .bufferLimitExceeded(10), .malformedAMF("x"),
             .malformedFLVTag("y"), .protocolViolation("z"),
+            .messageTooLargeBeforePublish(length: 15_000_000, limit: 65536), .amfTooLarge(inputBytes: 60_000, budget: 496_384),
         ]
         XCTAssertEqual(Set(errors.map(\.description)).count, errors.count)
         XCTAssertTrue(RTMPError.unsupportedVersion(6).description.contains("6"))
         XCTAssertTrue(RTMPError.noPreviousHeader(chunkStreamID: 77).description.contains("77"))
+        let early = RTMPError.messageTooLargeBeforePublish(length: 15_000_000, limit: 65536).description
+        XCTAssertTrue(early.contains("15000000") && early.contains("65536") && early.contains("stream key"), early)
     }
 }

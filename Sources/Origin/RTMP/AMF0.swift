@@ -2,7 +2,11 @@
 /// and data (type 18) messages.
 ///
 /// Decoding never trusts a length or count from the wire: every read is bounds-checked,
-/// counts are checked against the bytes left, and nesting is limited by `maxDepth`.
+/// counts are checked against the bytes left, nesting is limited by `maxDepth`, and the
+/// memory the decoded values take is charged against a budget in bytes (by default
+/// ``decodedByteBudget(forInputCount:)``, a small multiple of the input), so one decode
+/// can never cost more than a small multiple of what it read. Array growth may add up to
+/// as much again while a container is being filled.
 public enum AMF0 {
     enum Marker: UInt8 {
         case number = 0x00, boolean = 0x01, string = 0x02, object = 0x03, movieClip = 0x04
@@ -74,15 +78,31 @@ public enum AMF0 {
         }
     }
 
+    /// Bytes of decoded values allowed per input byte by the default budget.
+    public static let decodedBytesPerInputByte = 8
+    /// Bytes of decoded values every decode may use whatever its input size, so that small
+    /// messages (a `connect` of a few hundred bytes is a few KB decoded) always fit.
+    public static let decodedBytesAllowance = 16 * 1024
+
+    /// The default memory budget of a decode: 8 bytes per input byte plus 16 KiB. Real
+    /// commands and metadata take 2-5 times their wire size (strings, numbers, objects);
+    /// only long runs of one- and two-byte values (nulls, booleans) need more.
+    public static func decodedByteBudget(forInputCount count: Int) -> Int {
+        decodedBytesAllowance + decodedBytesPerInputByte * count
+    }
+
     /// Decodes every value in `bytes`. Throws ``RTMPError/malformedAMF(_:)`` on truncated or
-    /// garbled input, unknown markers, AMF3 switches, or nesting deeper than `maxDepth`.
-    public static func decode(_ bytes: [UInt8], maxDepth: Int = 16) throws(RTMPError) -> [AMF0Value] {
-        try decode(bytes[...], maxDepth: maxDepth)
+    /// garbled input, unknown markers, AMF3 switches, or nesting deeper than `maxDepth`, and
+    /// ``RTMPError/amfTooLarge(inputBytes:budget:)`` when the values would take more than
+    /// `maxDecodedBytes` (default: ``decodedByteBudget(forInputCount:)``).
+    public static func decode(_ bytes: [UInt8], maxDepth: Int = 16, maxDecodedBytes: Int? = nil) throws(RTMPError) -> [AMF0Value] {
+        try decode(bytes[...], maxDepth: maxDepth, maxDecodedBytes: maxDecodedBytes)
     }
 
     /// Decodes every value in a slice (avoids a copy when skipping a leading byte).
-    public static func decode(_ bytes: ArraySlice<UInt8>, maxDepth: Int = 16) throws(RTMPError) -> [AMF0Value] {
-        var reader = Reader(bytes: bytes, maxDepth: maxDepth)
+    public static func decode(_ bytes: ArraySlice<UInt8>, maxDepth: Int = 16, maxDecodedBytes: Int? = nil) throws(RTMPError) -> [AMF0Value] {
+        let budget = maxDecodedBytes ?? decodedByteBudget(forInputCount: bytes.count)
+        var reader = Reader(bytes: bytes, maxDepth: maxDepth, budget: budget)
         var values: [AMF0Value] = []
         while !reader.isAtEnd {
             values.append(try reader.value(depth: 0))
@@ -135,14 +155,31 @@ public enum AMF0 {
     // MARK: - Decoding
 
     private struct Reader {
+        /// What one value takes in its container (inline, see ``AMF0Value``).
+        static let valueCost = MemoryLayout<AMF0Value>.stride
+        /// What one property takes in its object beside its value: the key.
+        static let propertyCost = max(MemoryLayout<AMF0Property>.stride - MemoryLayout<AMF0Value>.stride, MemoryLayout<String>.stride)
+
         let bytes: ArraySlice<UInt8>
         var index: Int
         let maxDepth: Int
+        let budget: Int
+        /// Estimated bytes the values decoded so far take.
+        var charged = 0
 
-        init(bytes: ArraySlice<UInt8>, maxDepth: Int) {
+        init(bytes: ArraySlice<UInt8>, maxDepth: Int, budget: Int) {
             self.bytes = bytes
             self.index = bytes.startIndex
             self.maxDepth = maxDepth
+            self.budget = budget
+        }
+
+        /// Charges `cost` bytes of decoded structure, before they are allocated.
+        mutating func charge(_ cost: Int) throws(RTMPError) {
+            guard cost <= budget - charged else {
+                throw .amfTooLarge(inputBytes: bytes.count, budget: budget)
+            }
+            charged += cost
         }
 
         var isAtEnd: Bool { index >= bytes.endIndex }
@@ -179,8 +216,12 @@ public enum AMF0 {
             return Double(bitPattern: v)
         }
 
+        /// Strings of up to 15 UTF-8 bytes are stored inline; longer ones take their bytes
+        /// and a heap header.
         mutating func utf8(count: Int, _ what: String) throws(RTMPError) -> String {
-            String(decoding: try take(count, what), as: UTF8.self)
+            let raw = try take(count, what)
+            if count > 15 { try charge(count + 32) }
+            return String(decoding: raw, as: UTF8.self)
         }
 
         mutating func shortString(_ what: String) throws(RTMPError) -> String {
@@ -205,6 +246,7 @@ public enum AMF0 {
                 if isAtEnd {
                     throw .malformedAMF("object is missing its end marker")
                 }
+                try charge(Self.propertyCost)
                 props.append(AMF0Property(key, try value(depth: depth + 1)))
             }
         }
@@ -216,6 +258,7 @@ public enum AMF0 {
         }
 
         mutating func value(depth: Int) throws(RTMPError) -> AMF0Value {
+            try charge(Self.valueCost)
             let markerByte = try u8("value marker")
             guard let marker = Marker(rawValue: markerByte) else {
                 throw .malformedAMF("unknown marker 0x\(String(markerByte, radix: 16))")
@@ -247,6 +290,10 @@ public enum AMF0 {
                 let count = Int(try u32("strict array count"))
                 guard count <= remaining else {
                     throw .malformedAMF("strict array claims \(count) items but only \(remaining) bytes remain")
+                }
+                // Refuse a hostile count up front rather than after decoding most of it.
+                guard count <= (budget - charged) / Self.valueCost else {
+                    throw .amfTooLarge(inputBytes: bytes.count, budget: budget)
                 }
                 var items: [AMF0Value] = []
                 for _ in 0..<count { items.append(try value(depth: depth + 1)) }

@@ -11,7 +11,11 @@ public struct AMF0Property: Equatable, Sendable {
 }
 
 /// An AMF0 value (Adobe AMF0 specification, section 2).
-public indirect enum AMF0Value: Equatable, Sendable {
+///
+/// Not `indirect`: nesting goes through arrays, which are already references, so a scalar
+/// (a boolean, a null) is stored inline instead of in a heap box of its own. That box made a
+/// decoded strict array of booleans cost ~20 times its wire size.
+public enum AMF0Value: Equatable, Sendable {
     case number(Double)
     case boolean(Bool)
     /// A UTF-8 string. Encoded as a long string (marker 0x0C) when longer than 65535 bytes.

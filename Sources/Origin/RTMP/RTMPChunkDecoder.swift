@@ -6,6 +6,11 @@
 /// a type-3 chunk on a chunk stream whose last header had an extended timestamp carries the
 /// 4-byte extended timestamp again. A type-3 chunk that starts a new message reuses the
 /// previous header's timestamp field as its delta.
+///
+/// A decoder made with `peerTrusted: false` applies the small `...BeforePublish` bounds of
+/// its limits until ``trustPeer()``: a longer message is refused as soon as its header is
+/// parsed, before any of its payload is held, and the chunk size the peer sets cannot make
+/// it hold more (payload moves into the message as it arrives; a chunk is never buffered whole).
 public struct RTMPChunkDecoder: Sendable {
     /// What the decoder produces at each chunk boundary.
     public struct Chunk: Equatable, Sendable {
@@ -37,8 +42,23 @@ public struct RTMPChunkDecoder: Sendable {
     private var current: (csid: UInt32, remaining: Int, size: Int)?
     private var partialMessageBytes = 0
 
-    public init(limits: RTMPLimits = .default) {
+    /// False until ``trustPeer()`` when made untrusted: the before-publish bounds apply.
+    public private(set) var isPeerTrusted: Bool
+
+    public init(limits: RTMPLimits = .default, peerTrusted: Bool = true) {
         self.limits = limits
+        self.isPeerTrusted = peerTrusted
+    }
+
+    /// Lifts the before-publish bounds: from the next chunk header on, the full limits apply.
+    public mutating func trustPeer() {
+        isPeerTrusted = true
+    }
+
+    /// The largest total of partially received message bytes allowed now.
+    public var bufferedMessageByteLimit: Int {
+        isPeerTrusted ? limits.maxBufferedMessageBytes
+            : min(limits.maxBufferedMessageBytes, limits.maxBufferedMessageBytesBeforePublish)
     }
 
     /// Bytes held: unparsed input plus partially assembled messages.
@@ -170,6 +190,9 @@ public struct RTMPChunkDecoder: Sendable {
         case 0, 1:
             let length = Int(uint24(offset + 3))
             guard length <= limits.maxMessageLength else { throw .messageTooLarge(length) }
+            if !isPeerTrusted, length > limits.maxMessageLengthBeforePublish {
+                throw .messageTooLargeBeforePublish(length: length, limit: limits.maxMessageLengthBeforePublish)
+            }
             stream.messageLength = length
             stream.typeID = buffer[readIndex + offset + 6]
             if format == 0 {
@@ -193,8 +216,9 @@ public struct RTMPChunkDecoder: Sendable {
 
         let remainingInMessage = stream.messageLength - stream.payload.count
         let chunkPayload = min(chunkSize, remainingInMessage)
-        if partialMessageBytes + chunkPayload > limits.maxBufferedMessageBytes {
-            throw .bufferLimitExceeded(limits.maxBufferedMessageBytes)
+        let bufferLimit = bufferedMessageByteLimit
+        if partialMessageBytes + chunkPayload > bufferLimit {
+            throw .bufferLimitExceeded(bufferLimit)
         }
         streams[csid] = stream
         readIndex += headerSize

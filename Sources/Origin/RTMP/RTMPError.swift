@@ -9,6 +9,12 @@ public enum RTMPError: Error, Equatable, Sendable, CustomStringConvertible {
     case chunkSizeOutOfRange(UInt32)
     /// A chunk header declared a message longer than `RTMPLimits.maxMessageLength`.
     case messageTooLarge(Int)
+    /// Before a publish was accepted, a chunk header declared a message longer than
+    /// `RTMPLimits.maxMessageLengthBeforePublish`. Refused on the header, before its bytes.
+    case messageTooLargeBeforePublish(length: Int, limit: Int)
+    /// Decoding an AMF0 command or data message would take more memory than its budget
+    /// (far more values than a real client sends: a hostile or broken peer).
+    case amfTooLarge(inputBytes: Int, budget: Int)
     /// More chunk stream ids are in use than `RTMPLimits.maxChunkStreams` allows.
     case tooManyChunkStreams
     /// A chunk of header type 1, 2 or 3 arrived on a chunk stream that never had a type 0 header.
@@ -30,6 +36,10 @@ public enum RTMPError: Error, Equatable, Sendable, CustomStringConvertible {
             return "peer announced chunk size \(size), outside 1...limit"
         case .messageTooLarge(let length):
             return "peer declared a message of \(length) bytes, more than the configured limit"
+        case .messageTooLargeBeforePublish(let length, let limit):
+            return "peer declared a message of \(length) bytes before its publish was accepted; at most \(limit) bytes are allowed until the stream key is checked"
+        case .amfTooLarge(let input, let budget):
+            return "AMF0 message of \(input) bytes would decode to more than \(budget) bytes of values (too many values for a command or metadata)"
         case .tooManyChunkStreams:
             return "peer opened more chunk streams than the configured limit"
         case .noPreviousHeader(let csid):

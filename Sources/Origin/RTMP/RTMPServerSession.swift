@@ -9,6 +9,15 @@
 /// `releaseStream`, `FCPublish`, `createStream`, `publish`, `@setDataFrame onMetaData`,
 /// audio/video (and aggregate) messages, `FCUnpublish` / `deleteStream` / `closeStream`.
 /// Playback (`play`) is not supported; unknown commands surface as `.unknownCommand`.
+///
+/// Until the host accepts a publish (``acceptPublish()``, after it checked the stream key)
+/// the peer is anonymous (``isAuthenticated`` is false): every message is bounded by
+/// `limits.maxMessageLengthBeforePublish` (refused with
+/// ``RTMPError/messageTooLargeBeforePublish(length:limit:)`` as soon as its chunk header
+/// declares a longer one, before its bytes are held), partial messages by
+/// `limits.maxBufferedMessageBytesBeforePublish`, and every AMF decode by a budget
+/// proportional to the message. So an anonymous connection holds at most tens of KB. The
+/// host must still bound how many anonymous connections it keeps and for how long.
 public struct RTMPServerSession: Sendable {
     /// Values this server announces after `connect`.
     public static let announcedWindowAcknowledgementSize: UInt32 = 2_500_000
@@ -53,8 +62,19 @@ public struct RTMPServerSession: Sendable {
     public init(limits: RTMPLimits = .default, randomBytes: @escaping @Sendable (Int) -> [UInt8]) {
         self.limits = limits
         self.randomBytes = randomBytes
-        self.decoder = RTMPChunkDecoder(limits: limits)
+        self.decoder = RTMPChunkDecoder(limits: limits, peerTrusted: false)
     }
+
+    /// True once the RTMP handshake (C0, C1, C2) is complete.
+    public var isHandshakeComplete: Bool {
+        if case .handshake = phase { return false }
+        return true
+    }
+
+    /// True once the host accepted a publish: the peer proved a stream key. Stays true after
+    /// the publish ends. Until then the small before-publish limits apply, and a host should
+    /// count the connection as anonymous (caps per address and in total, a deadline).
+    public var isAuthenticated: Bool { decoder.isPeerTrusted }
 
     /// Bytes held in memory for incomplete input (handshake, chunk headers, partial messages).
     public var bufferedByteCount: Int { handshake.bufferedByteCount + decoder.bufferedByteCount }
@@ -93,16 +113,20 @@ public struct RTMPServerSession: Sendable {
             try process(bytes, into: &events)
         } catch {
             phase = .failed(error)
+            // Failed for good: let go of partial input now rather than when the host closes.
+            decoder = RTMPChunkDecoder(limits: limits, peerTrusted: decoder.isPeerTrusted)
             throw error
         }
         return events
     }
 
     /// Accepts the pending publish: User Control Stream Begin and onStatus
-    /// `NetStream.Publish.Start`. Returns no bytes if no publish is pending.
+    /// `NetStream.Publish.Start`. Returns no bytes if no publish is pending. From now on the
+    /// peer is authenticated and the full limits for media apply.
     public mutating func acceptPublish() -> [UInt8] {
         guard case .requested(let key, let streamID) = publishState else { return [] }
         publishState = .publishing(key: key, streamID: streamID)
+        decoder.trustPeer()
         var out: [UInt8] = []
         var begin: [UInt8] = [0, 0]  // Stream Begin
         Self.appendUInt32(streamID, to: &begin)
@@ -192,16 +216,22 @@ public struct RTMPServerSession: Sendable {
         case RTMPMessage.TypeID.aggregate:
             if deliversMedia { try handleAggregate(message, into: &events) }
         case RTMPMessage.TypeID.dataAMF0:
-            try handleData(try AMF0.decode(payload[...], maxDepth: limits.maxAMFDepth), into: &events)
+            try handleData(try decodeAMF(payload[...]), into: &events)
         case RTMPMessage.TypeID.dataAMF3:
-            try handleData(try AMF0.decode(Self.skippingAMF3Prefix(payload), maxDepth: limits.maxAMFDepth), into: &events)
+            try handleData(try decodeAMF(Self.skippingAMF3Prefix(payload)), into: &events)
         case RTMPMessage.TypeID.commandAMF0:
-            try handleCommand(try AMF0.decode(payload[...], maxDepth: limits.maxAMFDepth), message: message, into: &events)
+            try handleCommand(try decodeAMF(payload[...]), message: message, into: &events)
         case RTMPMessage.TypeID.commandAMF3:
-            try handleCommand(try AMF0.decode(Self.skippingAMF3Prefix(payload), maxDepth: limits.maxAMFDepth), message: message, into: &events)
+            try handleCommand(try decodeAMF(Self.skippingAMF3Prefix(payload)), message: message, into: &events)
         default:
             break  // shared objects and unknown types carry nothing a publisher needs
         }
+    }
+
+    /// Decodes within AMF0's budget proportional to the input, capped by `maxAMFDecodedBytes`.
+    private func decodeAMF(_ bytes: ArraySlice<UInt8>) throws(RTMPError) -> [AMF0Value] {
+        let budget = min(AMF0.decodedByteBudget(forInputCount: bytes.count), limits.maxAMFDecodedBytes)
+        return try AMF0.decode(bytes, maxDepth: limits.maxAMFDepth, maxDecodedBytes: budget)
     }
 
     /// AMF3 command/data messages start with a 0 format byte followed by AMF0 values.
