@@ -83,6 +83,12 @@ package struct IngestPolicy: Sendable {
         return .success(.local(record, live))
     }
 
+    /// Whether an address is a cluster member's (its relays are not limited per address).
+    package func isClusterMember(address: String) -> Bool {
+        guard let cluster else { return false }
+        return cluster.router.view.snapshot.members.contains { $0.metadata.rtmpAddress.host == address || $0.metadata.gossipAddress.host == address }
+    }
+
     package func release(_ id: String, connection: UInt64) {
         streams.releasePublisher(id: id, connection: connection)
     }

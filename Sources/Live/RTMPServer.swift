@@ -38,20 +38,81 @@ package final class RTMPControl: Sendable {
     }
 }
 
+/// How many connections the RTMP server holds before anyone is trusted: per address and in
+/// total while anonymous (no stream key accepted yet), and overall. A connection over a
+/// limit is closed as soon as it opens; relays from cluster members are not counted per
+/// address (a failover reconnects many at once).
+package final class RTMPAdmission: Sendable {
+    package struct Limits: Sendable {
+        package var anonymousPerAddress = 64
+        package var anonymousTotal = 512
+        package var total = 4096
+        /// The handshake must be done by then, and a key accepted by `authDeadline`.
+        package var handshakeDeadline: TimeAmount = .seconds(5)
+        package var authDeadline: TimeAmount = .seconds(15)
+        package init() {}
+    }
+
+    package let limits: Limits
+    private let state = Mutex<(byAddress: [String: Int], anonymous: Int, total: Int)>(([:], 0, 0))
+
+    package init(limits: Limits = Limits()) { self.limits = limits }
+
+    /// Takes a slot for a new connection; the refusal reason when there is none.
+    func open(address: String, exempt: Bool) -> String? {
+        state.withLock { s in
+            if s.total >= limits.total { return "too_many_connections" }
+            if s.anonymous >= limits.anonymousTotal { return "too_many_anonymous" }
+            if !exempt, s.byAddress[address, default: 0] >= limits.anonymousPerAddress { return "too_many_from_address" }
+            s.total += 1
+            s.anonymous += 1
+            if !exempt { s.byAddress[address, default: 0] += 1 }
+            return nil
+        }
+    }
+
+    /// The connection's key was accepted: it no longer counts as anonymous.
+    func authenticated(address: String, exempt: Bool) {
+        state.withLock { s in
+            s.anonymous -= 1
+            if !exempt { Self.release(&s.byAddress, address) }
+        }
+    }
+
+    func close(address: String, exempt: Bool, anonymous: Bool) {
+        state.withLock { s in
+            s.total -= 1
+            if anonymous {
+                s.anonymous -= 1
+                if !exempt { Self.release(&s.byAddress, address) }
+            }
+        }
+    }
+
+    private static func release(_ counts: inout [String: Int], _ address: String) {
+        let n = counts[address, default: 0] - 1
+        counts[address] = n > 0 ? n : nil
+    }
+
+    package var anonymousCount: Int { state.withLock { $0.anonymous } }
+}
+
 package struct RTMPServer: Service {
     let host: String
     let port: Int
     let policy: IngestPolicy
     let control: RTMPControl
+    let admission: RTMPAdmission
     let logger: Logger
     let onBound: @Sendable (Int) -> Void
 
     package init(host: String, port: Int, policy: IngestPolicy, control: RTMPControl = RTMPControl(),
-                 logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
+                 admission: RTMPAdmission = RTMPAdmission(), logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.host = host
         self.port = port
         self.policy = policy
         self.control = control
+        self.admission = admission
         self.logger = logger
         self.onBound = onBound
     }
@@ -60,6 +121,7 @@ package struct RTMPServer: Service {
         let policy = self.policy
         let logger = self.logger
         let control = self.control
+        let admission = self.admission
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -68,8 +130,8 @@ package struct RTMPServer: Service {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(30)))
                     try channel.pipeline.syncOperations.addHandler(
-                        RTMPConnectionHandler(policy: policy, control: control, logger: logger,
-                                              peer: channel.remoteAddress?.description ?? "?"))
+                        RTMPConnectionHandler(policy: policy, control: control, admission: admission, logger: logger,
+                                              peer: channel.remoteAddress))
                 }
             }
             .bind(host: host, port: port).get()
@@ -108,14 +170,21 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
     private var publishing: Target?
     private var pendingLookup = false
     private var closed = false
+    private let admission: RTMPAdmission
+    /// The peer's IP address, as admission counts it; nil until the connection is admitted.
+    private var admitted: (address: String, exempt: Bool, anonymous: Bool)?
+    private var deadline: Scheduled<Void>?
+    private let peerAddress: String
 
-    init(policy: IngestPolicy, control: RTMPControl, logger: Logger, peer: String) {
+    init(policy: IngestPolicy, control: RTMPControl, admission: RTMPAdmission, logger: Logger, peer: SocketAddress?) {
         self.policy = policy
         self.control = control
+        self.admission = admission
+        self.peerAddress = peer?.ipAddress ?? "?"
         self.connectionID = Self.nextID.add(1, ordering: .relaxed).newValue
         var logger = logger
         logger[metadataKey: "conn"] = "\(connectionID)"
-        logger[metadataKey: "peer"] = "\(peer)"
+        logger[metadataKey: "peer"] = "\(peer?.description ?? "?")"
         self.logger = logger
         self.session = RTMPServerSession(randomBytes: { n in (0..<n).map { _ in UInt8.random(in: 0...255) } })
         NodeMetrics.rtmpConnections.increment()
@@ -123,6 +192,47 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
 
     package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+    }
+
+    package func channelActive(context: ChannelHandlerContext) {
+        let exempt = policy.isClusterMember(address: peerAddress)
+        if let refusal = admission.open(address: peerAddress, exempt: exempt) {
+            logger.warning("rtmp connection refused", metadata: ["reason": "\(refusal)"])
+            NodeMetrics.rtmpConnectionsRefused(reason: refusal).increment()
+            closed = true
+            context.close(promise: nil)
+            return
+        }
+        admitted = (peerAddress, exempt, true)
+        // The handshake must be over soon, and a key accepted soon after.
+        deadline = context.eventLoop.scheduleTask(in: admission.limits.handshakeDeadline) { [weak self] in
+            guard let self, !self.closed, !self.session.isHandshakeComplete else { return self?.scheduleAuthDeadline(context) ?? () }
+            self.logger.info("rtmp handshake too slow, closing")
+            NodeMetrics.rtmpConnectionsRefused(reason: "handshake_timeout").increment()
+            self.close(context)
+        }
+        context.fireChannelActive()
+    }
+
+    private func scheduleAuthDeadline(_ context: ChannelHandlerContext) {
+        let remaining = admission.limits.authDeadline - admission.limits.handshakeDeadline
+        deadline = context.eventLoop.scheduleTask(in: remaining) { [weak self] in
+            guard let self, !self.closed, !self.session.isAuthenticated else { return }
+            // A key being looked up in the database or on other nodes gets its answer first.
+            if self.pendingLookup { return self.scheduleAuthDeadline(context) }
+            self.logger.info("rtmp connection published nothing in time, closing")
+            NodeMetrics.rtmpConnectionsRefused(reason: "auth_timeout").increment()
+            self.close(context)
+        }
+    }
+
+    /// The key was accepted: the connection is no longer anonymous.
+    private func noteAuthenticated() {
+        guard let a = admitted, a.anonymous else { return }
+        admitted?.anonymous = false
+        admission.authenticated(address: a.address, exempt: a.exempt)
+        deadline?.cancel()
+        deadline = nil
     }
 
     /// Graceful leave: the stream is handed over (the standby has it); the publisher is
@@ -261,6 +371,7 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
             publishing = .relay(id: record.id, relay: relay)
             relay.start()
             send(session.acceptPublish(), context: context)
+            noteAuthenticated()
             logger.info("rtmp publish started, relaying to the origin", metadata: ["title": "\(record.title)"])
             NodeMetrics.publishStarted.increment()
         case .success(.local(let record, let live)):
@@ -268,6 +379,7 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
             control.add(connectionID, NIOLoopBound(self, eventLoop: context.eventLoop))
             live.beginPublishing()
             send(session.acceptPublish(), context: context)
+            noteAuthenticated()
             logger.info(relayed ? "rtmp relay publish started" : "rtmp publish started", metadata: ["title": "\(record.title)"])
             NodeMetrics.publishStarted.increment()
         }
@@ -314,6 +426,11 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        if let a = admitted {
+            admission.close(address: a.address, exempt: a.exempt, anonymous: a.anonymous)
+            admitted = nil
+        }
         stopPublishing(reason: "connection closed")
         closed = true
         context.fireChannelInactive()

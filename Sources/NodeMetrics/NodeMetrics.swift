@@ -12,6 +12,9 @@ package enum NodeMetrics {
     package static func publishRefused(reason: String) -> Counter {
         Counter(label: "streamtube_rtmp_publish_refused_total", dimensions: [("reason", reason)])
     }
+    package static func rtmpConnectionsRefused(reason: String) -> Counter {
+        Counter(label: "streamtube_rtmp_connections_refused_total", dimensions: [("reason", reason)])
+    }
     package static let relayConnections = Counter(label: "streamtube_relay_connections_total")
 
     // MARK: Transcoding

@@ -149,3 +149,38 @@ def test_amf_bomb_before_connect_keeps_memory_bounded(node):
     pub = push(node, s["key"], seconds=5, size="320x240")
     node.wait_playable(s["id"])
     assert pub.wait(30) == 0, pub.stderr.read()
+
+
+def closed_by_peer(sock, within):
+    """True when the node closes the connection within `within` seconds."""
+    sock.settimeout(within)
+    try:
+        while True:
+            if not sock.recv(4096):
+                return True
+    except (socket.timeout, TimeoutError):
+        return False
+    except OSError:
+        return True
+
+
+def test_anonymous_connections_are_capped_and_timed_out(node):
+    """More than 64 silent connections from one address: the ones past the cap are closed at
+    once; the others are closed when the handshake deadline (5 s) passes. A broadcaster from
+    another address is not held up by them."""
+    port = node.rtmp_port
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0)) for _ in range(70)]
+    try:
+        time.sleep(0.5)
+        time.sleep(0.5)
+        over = [s for s in socks if closed_by_peer(s, 0.05)]
+        assert len(over) == 6, f"{len(over)} closed at once; the 6 past the per-address cap should be"
+        s = node.create_stream("Beside the crowd")
+        pub = push(node, s["key"], seconds=3, size="320x240")
+        assert pub.wait(30) == 0, pub.stderr
+        started = time.time()
+        still = [s for s in socks if s not in over and not closed_by_peer(s, max(0.1, 8 - (time.time() - started)))]
+        assert not still, f"{len(still)} silent connections outlived the handshake deadline"
+    finally:
+        for s in socks:
+            s.close()
