@@ -95,15 +95,18 @@ package struct LiveRoutes: Sendable {
         let rendition = try context.parameters.require("rendition")
         let file = try context.parameters.require("file")
         guard StreamIdentifiers.isWellFormed(Substring(rendition)) else { throw Problem.notFound("no such rendition") }
+        guard let name = MediaName(file) else { throw Problem.notFound("no such file") }
         let record = try await Self.stream(context, in: streams.catalog)
         try authorize(request, record.id)
-        if let upstream = await fromOrigin(record.id, request, query: request.uri.query, immutable: file != "index.m3u8") {
+        // Immutable objects are fetched and cached under their name alone; a playlist's query
+        // (blocking reload, delta update) is the origin's to answer.
+        if let upstream = await fromOrigin(record.id, request, query: name.isImmutable ? nil : request.uri.query, immutable: name.isImmutable) {
             return upstream
         }
         noteEdgeRequest(request)
         guard let live = streams.live(id: record.id), live.hasRendition(rendition) else { throw Problem.notFound("no such rendition") }
-        if file == "index.m3u8" { return try await mediaPlaylist(live, rendition: rendition, request: request) }
-        return try await mediaObject(live, rendition: rendition, file: file)
+        if name == .playlist { return try await mediaPlaylist(live, rendition: rendition, request: request) }
+        return try await mediaObject(live, rendition: rendition, name: name)
     }
 
     private func route(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
@@ -170,20 +173,17 @@ package struct LiveRoutes: Sendable {
     }
 
     /// Init segments, segments and parts: immutable. The next part (the preload hint) is waited for.
-    private func mediaObject(_ live: LiveStream, rendition: String, file: String) async throws -> Response {
-        if file.hasPrefix("init"), file.hasSuffix(".mp4"), let v = Int(file.dropFirst(4).dropLast(4)) {
+    private func mediaObject(_ live: LiveStream, rendition: String, name: MediaName) async throws -> Response {
+        switch name {
+        case .playlist:
+            throw Problem.notFound("no such file")
+        case .initSegment(let v):
             guard let bytes = live.initSegment(rendition: rendition, version: v) else { throw Problem.notFound("no such init segment") }
             return Responses.media(ByteBuffer(bytes: bytes))
-        }
-        if file.hasPrefix("seg"), file.hasSuffix(".m4s"), let n = Int(file.dropFirst(3).dropLast(4)) {
+        case .segment(let n):
             guard let bytes = live.segment(rendition: rendition, sequence: n) else { throw Problem.notFound("no such segment") }
             return Responses.media(ByteBuffer(bytes: bytes))
-        }
-        if file.hasPrefix("part"), file.hasSuffix(".m4s") {
-            let numbers = file.dropFirst(4).dropLast(4).split(separator: ".", omittingEmptySubsequences: false)
-            guard numbers.count == 2, let n = Int(numbers[0]), let i = Int(numbers[1]), n >= 0, i >= 0 else {
-                throw Problem.notFound("no such part")
-            }
+        case .part(let n, let i):
             if let bytes = live.part(rendition: rendition, sequence: n, index: i) { return Responses.media(ByteBuffer(bytes: bytes)) }
             // A request for the part that is being made now (the preload hint) waits for it.
             if live.isWithinReach(.part(sequence: n, index: i), rendition: rendition) {
@@ -195,7 +195,39 @@ package struct LiveRoutes: Sendable {
             }
             throw Problem.notFound("no such part")
         }
-        throw Problem.notFound("no such file")
+    }
+}
+
+/// The name of an object in a rendition, parsed strictly: numbers are canonical (no sign, no
+/// leading zero), so each object has one name — the one its playlist gives — and a viewer
+/// cannot make an edge fetch or cache one object under many names.
+package enum MediaName: Equatable, Sendable {
+    case playlist
+    case initSegment(Int)
+    case segment(Int)
+    case part(Int, Int)
+
+    package init?(_ file: String) {
+        if file == "index.m3u8" { self = .playlist; return }
+        if file.hasPrefix("init"), file.hasSuffix(".mp4"), let v = Self.number(file.dropFirst(4).dropLast(4)) {
+            self = .initSegment(v)
+        } else if file.hasPrefix("seg"), file.hasSuffix(".m4s"), let n = Self.number(file.dropFirst(3).dropLast(4)) {
+            self = .segment(n)
+        } else if file.hasPrefix("part"), file.hasSuffix(".m4s") {
+            let numbers = file.dropFirst(4).dropLast(4).split(separator: ".", omittingEmptySubsequences: false)
+            guard numbers.count == 2, let n = Self.number(numbers[0]), let i = Self.number(numbers[1]) else { return nil }
+            self = .part(n, i)
+        } else {
+            return nil
+        }
+    }
+
+    package var isImmutable: Bool { self != .playlist }
+
+    /// A whole number written the one way: digits only, no leading zero (but "0"), at most 9 digits.
+    static func number(_ s: Substring) -> Int? {
+        guard !s.isEmpty, s.count <= 9, s.allSatisfy({ $0.isASCII && $0.isNumber }), s == "0" || s.first != "0" else { return nil }
+        return Int(s)
     }
 }
 

@@ -40,7 +40,8 @@ package struct MediaObjectRequest: Sendable, Equatable {
             token = query.dropFirst(6)
             path = String(target[..<q])
         }
-        guard MediaFastPath.isMediaObject(path), let id = MediaFastPath.streamID(in: path) else { return nil }
+        guard MediaFastPath.isMediaObject(path), let id = MediaFastPath.streamID(in: path),
+              let slash = path.lastIndex(of: "/"), MediaName(String(path[path.index(after: slash)...]))?.isImmutable == true else { return nil }
         self.path = path
         self.streamID = Substring(id)
         self.token = token

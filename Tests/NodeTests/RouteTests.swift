@@ -271,7 +271,10 @@ final class RouteTests: XCTestCase {
                                   ("/live/\(s.id)/source/index.m3u8", "stream is offline"),
                                   ("/live/\(s.id)/source/seg1.m4s", "no such segment"),
                                   ("/live/\(s.id)/1080p/index.m3u8", "no such rendition"),
-                                  ("/live/\(s.id)/source/seg005.m4s", "no such segment")] {
+                                  ("/live/\(s.id)/source/seg005.m4s", "no such file"),
+                                  ("/live/\(s.id)/source/seg+5.m4s", "no such file"),
+                                  ("/live/\(s.id)/source/part1.01.m4s", "no such file"),
+                                  ("/live/\(s.id)/source/init0.mp4", "no such init segment")] {
                 try await client.execute(uri: uri, method: .get) { r in
                     XCTAssertEqual(r.status, .notFound, uri)
                     XCTAssertEqual(try Self.problem(r).detail, detail, uri)
@@ -288,6 +291,21 @@ final class RouteTests: XCTestCase {
                 XCTAssertEqual(r.status, .notFound)
             }
         }
+    }
+
+    func testMediaNamesAreCanonical() {
+        XCTAssertEqual(MediaName("index.m3u8"), .playlist)
+        XCTAssertEqual(MediaName("seg0.m4s"), .segment(0))
+        XCTAssertEqual(MediaName("seg12.m4s"), .segment(12))
+        XCTAssertEqual(MediaName("part12.3.m4s"), .part(12, 3))
+        XCTAssertEqual(MediaName("init1.mp4"), .initSegment(1))
+        for bad in ["seg005.m4s", "seg+5.m4s", "seg-1.m4s", "seg.m4s", "seg1.m4s.m4s", "part1.m4s", "part1.2.3.m4s", "part01.2.m4s",
+                    "seg1234567890.m4s", "init.mp4", "seg1.mp4", "index.m3u", "seg１.m4s"] {
+            XCTAssertNil(MediaName(bad), bad)
+        }
+        XCTAssertNil(MediaObjectRequest(target: "/live/s1/source/seg005.m4s"), "the fast path leaves other spellings to the router")
+        XCTAssertEqual(MediaObjectRequest(target: "/live/s1/source/seg5.m4s?token=abc")?.token, "abc")
+        XCTAssertNil(MediaObjectRequest(target: "/live/s1/source/seg5.m4s?x=1"))
     }
 
     // MARK: Pages
