@@ -139,7 +139,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)
     let http = Application(
         router: httpRouter,
-        server: .http1(configuration: .init(additionalChannelHandlers: [MediaFastPath(source: fastPath)])),
+        server: .http1(configuration: .init(additionalChannelHandlers: [MediaFastPath(source: fastPath)], idleTimeout: .seconds(60))),
         configuration: .init(address: .hostname(config.host, port: config.httpPort), serverName: "streamtube"),
         onServerRunning: { channel in
             logger.info("node ready", metadata: [

@@ -201,15 +201,23 @@ package final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler
 /// router, is answered here from its bytes. Anything else goes on to the decoder a whole
 /// request head at a time; a request with a body, or a head too long, turns this handler
 /// into a pass-through for the rest of the connection.
-final class RawMediaFastPath: ChannelInboundHandler, RemovableChannelHandler {
+final class RawMediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
     static let maxHead = 16 * 1024
 
     private unowned let typed: MediaFastPath
     private(set) var context: ChannelHandlerContext?
+    /// Bytes of a head not complete yet, and how far they were scanned.
     private var pending: ByteBuffer?
+    private var scanned = 0
     private var passThrough = false
+    /// The client is not reading its answers: no more are written, nor requests read, until
+    /// the socket drains (a client that pipelines and never reads cannot grow memory).
+    private var paused = false
+    private var readWanted = false
 
     init(typed: MediaFastPath) { self.typed = typed }
 
@@ -224,52 +232,103 @@ final class RawMediaFastPath: ChannelInboundHandler, RemovableChannelHandler {
             input = earlier
             pending = nil
         }
+        process(input, context: context)
+    }
+
+    private func process(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        var input = bytes
         while input.readableBytes > 0 {
-            guard let length = Self.headLength(input) else {
-                if input.readableBytes > Self.maxHead || Self.hasBareLineFeeds(input) {
-                    // Too long, or lines ended the lenient way: the decoder handles the rest.
-                    passThrough = true
-                    context.fireChannelRead(wrapInboundOut(input))
-                } else {
-                    pending = input
-                }
+            if paused || !context.channel.isWritable {
+                paused = true
+                pending = input
                 return
             }
-            let head = input.readSlice(length: length)!
-            switch classify(head) {
-            case .answer(let body):
-                context.write(NIOAny(MediaFastPath.rawHead(allocator: context.channel.allocator, length: body.readableBytes)), promise: nil)
-                context.writeAndFlush(NIOAny(body), promise: nil)
-            case .forward:
-                typed.routeNext = true
-                context.fireChannelRead(wrapInboundOut(head))
-                typed.routeNext = false
-            case .bodyFollows:
-                passThrough = true
-                context.fireChannelRead(wrapInboundOut(head))
-                if input.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(input)) }
+            switch Self.scanHead(input, from: scanned) {
+            case .incomplete(let upTo):
+                if input.readableBytes > Self.maxHead { return handOver(input, context: context) }
+                pending = input
+                scanned = upTo
                 return
+            case .lenient:
+                // Lines ended the lenient way (a bare CR or LF): the strict decoder has the rest.
+                return handOver(input, context: context)
+            case .complete(let length):
+                scanned = 0
+                let head = input.readSlice(length: length)!
+                switch classify(head) {
+                case .answer(let body):
+                    context.write(NIOAny(MediaFastPath.rawHead(allocator: context.channel.allocator, length: body.readableBytes)), promise: nil)
+                    context.writeAndFlush(NIOAny(body), promise: nil)
+                case .forward:
+                    typed.routeNext = true
+                    context.fireChannelRead(wrapInboundOut(head))
+                    typed.routeNext = false
+                case .bodyFollows:
+                    context.fireChannelRead(wrapInboundOut(head))
+                    return handOver(input, context: context)
+                }
             }
         }
     }
 
-    /// Bytes up to and including the blank line ending the head, if it is all here.
-    static func headLength(_ buffer: ByteBuffer) -> Int? {
-        buffer.withUnsafeReadableBytes { bytes -> Int? in
-            guard bytes.count >= 4 else { return nil }
-            var i = 3
-            while i < bytes.count {
-                if bytes[i] == 10, bytes[i - 1] == 13, bytes[i - 2] == 10, bytes[i - 3] == 13 { return i + 1 }
+    /// From here on every byte goes to the decoder.
+    private func handOver(_ rest: ByteBuffer, context: ChannelHandlerContext) {
+        passThrough = true
+        paused = false
+        pending = nil
+        if rest.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(rest)) }
+        if readWanted {
+            readWanted = false
+            context.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused {
+            readWanted = true
+            return
+        }
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if paused, context.channel.isWritable {
+            paused = false
+            if let rest = pending {
+                pending = nil
+                process(rest, context: context)
+            }
+            if !paused, readWanted {
+                readWanted = false
+                context.read()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    enum Scan: Equatable { case complete(Int), incomplete(Int), lenient }
+
+    /// Looks for the blank line ending a head, from `from` (bytes before it were scanned by an
+    /// earlier read and found wanting); a bare CR or LF makes the head one this handler leaves
+    /// to the decoder.
+    static func scanHead(_ buffer: ByteBuffer, from: Int) -> Scan {
+        buffer.withUnsafeReadableBytes { b -> Scan in
+            var i = from
+            while i < b.count {
+                switch b[i] {
+                case 10:
+                    guard i > 0, b[i - 1] == 13 else { return .lenient }
+                    if i >= 3, b[i - 2] == 10, b[i - 3] == 13 { return .complete(i + 1) }
+                case 13:
+                    // A CR must be followed by LF; at the end of what came so far, wait for the next byte.
+                    if i + 1 < b.count, b[i + 1] != 10 { return .lenient }
+                    if i + 1 == b.count { return .incomplete(i) }
+                default:
+                    break
+                }
                 i += 1
             }
-            return nil
-        }
-    }
-
-    /// A blank line made of bare line feeds (`\n\n`): not a head this handler reads.
-    static func hasBareLineFeeds(_ buffer: ByteBuffer) -> Bool {
-        buffer.withUnsafeReadableBytes { bytes in
-            bytes.count >= 2 && zip(bytes, bytes.dropFirst()).contains { $0 == 10 && $1 == 10 }
+            return .incomplete(b.count)
         }
     }
 
@@ -291,6 +350,9 @@ final class RawMediaFastPath: ChannelInboundHandler, RemovableChannelHandler {
             while start < b.count - 2 {
                 guard let end = b[start...].firstIndex(of: 13), end > start else { break }
                 let field = UnsafeRawBufferPointer(rebasing: b[start..<end])
+                // What the strict decoder refuses (folded lines, white space before the colon,
+                // no colon) is left to it: it says what is wrong.
+                guard Self.isStrictField(field) else { return nil }
                 if Self.hasName(field, "content-length") {
                     if !Self.value(field).elementsEqual("0".utf8) { body = true }
                 } else if Self.hasName(field, "transfer-encoding") {
@@ -309,6 +371,16 @@ final class RawMediaFastPath: ChannelInboundHandler, RemovableChannelHandler {
         if parsed.body { return .bodyFollows }
         guard parsed.eligible, typed.withRouter == 0, !typed.swallowing, let body = typed.lookup(parsed.path) else { return .forward }
         return .answer(body)
+    }
+
+    /// A header line a strict parser takes: a name of token characters, then a colon.
+    static func isStrictField(_ field: UnsafeRawBufferPointer) -> Bool {
+        guard let colon = field.firstIndex(of: 58), colon > 0 else { return false }
+        for c in field[..<colon] {
+            // tchar: visible ASCII except separators.
+            guard c > 32, c < 127, !"\"(),/:;<=>?@[\\]{}".utf8.contains(c) else { return false }
+        }
+        return true
     }
 
     /// Whether a header line's name is `name` (lower case), in any case.

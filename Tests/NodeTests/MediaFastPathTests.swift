@@ -154,6 +154,44 @@ final class MediaFastPathTests: XCTestCase {
         XCTAssertEqual(try responses(channel).count, 0)
     }
 
+    /// Heads the strict decoder refuses are never answered here, whatever the path.
+    func testHeadsTheDecoderRefusesAreNeverAnsweredHere() throws {
+        let heads = [
+            "GET \(Self.hitPath) HTTP/1.1\r\nHost: edge\nX: y\r\n\r\n",            // a bare LF inside
+            "GET \(Self.hitPath) HTTP/1.1\r\nHost: edge\rX: y\r\n\r\n",            // a bare CR
+            "GET \(Self.hitPath) HTTP/1.1\r\nHost : edge\r\n\r\n",                  // space before the colon
+            "GET \(Self.hitPath) HTTP/1.1\r\nHost: edge\r\n folded\r\n\r\n",      // obsolete line folding
+            "GET \(Self.hitPath) HTTP/1.1\r\nNo colon here\r\n\r\n",
+        ]
+        for head in heads {
+            let channel = try makeChannel()
+            _ = try? send(channel, head)
+            let answered = try responses(channel).filter { $0.status == 200 }
+            XCTAssertEqual(answered.count, 0, head.debugDescription)
+        }
+    }
+
+    /// A client that pipelines requests and never reads its answers: once the socket stops
+    /// taking bytes, nothing more is answered or read until it drains.
+    func testAClientThatDoesNotReadIsNotAnsweredFurther() throws {
+        let channel = try makeChannel()
+        // Small water marks, so two answers of 10 KB fill the socket's budget.
+        try channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 1024, high: 16 * 1024)).wait()
+        channel.isWritable = true
+        var pipelined = ""
+        for _ in 0..<100 { pipelined += get(Self.hitPath) }
+        // An EmbeddedChannel takes every write; say the socket is full after the first answer.
+        channel.pipeline.fireChannelWritabilityChanged()
+        try channel.writeInbound(ByteBuffer(string: get(Self.hitPath)))
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        try channel.writeInbound(ByteBuffer(string: pipelined))
+        XCTAssertEqual(try responses(channel).count, 1, "answered only while the socket took bytes")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertEqual(try responses(channel).count, 100, "the rest once it drained")
+    }
+
     func testStreamIDOfAMediaPath() {
         XCTAssertEqual(MediaFastPath.streamID(in: "/live/abc/source/seg3.m4s"), "abc")
         XCTAssertNil(MediaFastPath.streamID(in: "/live/abc/master.m3u8"))
