@@ -20,9 +20,14 @@ package final class StreamCatalog: Sendable {
     }
     private let records = Mutex(Records())
 
-    package init(store: StreamStore, logger: Logger = Logger(label: "streamtube")) {
+    /// Seconds, injected so tests control time.
+    private let now: @Sendable () -> Double
+
+    package init(store: StreamStore, logger: Logger = Logger(label: "streamtube"),
+                 now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.store = store
         self.logger = logger
+        self.now = now
     }
 
     package func load() async throws {
@@ -92,22 +97,38 @@ package final class StreamCatalog: Sendable {
     /// How this node asks the others for a record (set once the cluster is up).
     package typealias PeerLookup = @Sendable (Query) async -> StreamRecord?
     private let peerLookup = Mutex<PeerLookup?>(nil)
-    /// Queries the peers did not know, and when: asked again at most once a second.
-    private let peerMisses = Mutex<[Query: Double]>([:])
+
+    /// Unknown ids and keys cost the other nodes a bounded number of questions: a query the
+    /// peers did not know is not asked again for `missMemory` seconds, and all questions
+    /// together are held to `lookupsPerSecond` (a bucket of `lookupBurst`).
+    package static let missMemory = 30.0
+    package static let maxMisses = 10_000
+    package static let lookupsPerSecond = 10.0
+    package static let lookupBurst = 20.0
+    private struct Budget {
+        var misses: [Query: Double] = [:]
+        var tokens = StreamCatalog.lookupBurst
+        var refilled = 0.0
+    }
+    private let budget = Mutex(Budget())
 
     package func lookUpPeers(with lookup: @escaping PeerLookup) { peerLookup.withLock { $0 = lookup } }
 
     private func askPeers(_ query: Query) async -> StreamRecord? {
         guard let lookup = peerLookup.withLock({ $0 }) else { return nil }
-        let now = Date().timeIntervalSince1970
-        let due = peerMisses.withLock { m -> Bool in
-            if m.count > 10_000 { m = m.filter { now - $0.value < 1 } }
-            if let last = m[query], now - last < 1 { return false }
-            m[query] = now
+        let t = now()
+        let allowed = budget.withLock { b -> Bool in
+            if let missed = b.misses[query], t - missed < Self.missMemory { return false }
+            b.tokens = min(Self.lookupBurst, b.tokens + (t - b.refilled) * Self.lookupsPerSecond)
+            b.refilled = t
+            guard b.tokens >= 1 else { return false }
+            b.tokens -= 1
+            if b.misses.count >= Self.maxMisses { b.misses = b.misses.filter { t - $0.value < Self.missMemory } }
+            if b.misses.count < Self.maxMisses { b.misses[query] = t }
             return true
         }
-        guard due, let record = await lookup(query) else { return nil }
-        peerMisses.withLock { _ = $0.removeValue(forKey: query) }
+        guard allowed, let record = await lookup(query) else { return nil }
+        budget.withLock { _ = $0.misses.removeValue(forKey: query) }
         await adopt(record)
         return record
     }
@@ -142,7 +163,7 @@ package final class StreamCatalog: Sendable {
 
     /// Reloads at most twice a second, so unknown ids cannot hammer the database.
     private func reloadIfStale() async throws {
-        let now = Date().timeIntervalSince1970
+        let now = self.now()
         let due = lastReload.withLock { last -> Bool in
             guard now - last > 0.5 else { return false }
             last = now

@@ -73,4 +73,39 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(catalog.record(id: "s9")?.key, "secret", "kept sealed in the database")
         await db.close()
     }
+
+    func testUnknownIdsCostThePeersABoundedNumberOfQuestions() async throws {
+        let db = try await Database.open(path: tempFile(), logger: logger, migrations: Migrations.all(sealer: sealer))
+        let clock = Clock()
+        let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer), logger: logger, now: { clock.seconds })
+        let asked = Counter()
+        catalog.lookUpPeers { _ in asked.add(); return nil }
+        for _ in 0..<10_000 { _ = await catalog.find(id: StreamIdentifiers.randomID(length: 12)) }
+        XCTAssertEqual(asked.value, Int(StreamCatalog.lookupBurst), "a burst, then nothing while no time passes")
+        clock.seconds += 10
+        for _ in 0..<10_000 { _ = await catalog.find(id: StreamIdentifiers.randomID(length: 12)) }
+        XCTAssertEqual(asked.value, Int(StreamCatalog.lookupBurst) * 2, "ten seconds refill the bucket, no more")
+        // The same unknown id is not asked again for a while, even with budget to spare.
+        clock.seconds += 100
+        let before = asked.value
+        for _ in 0..<5 { _ = await catalog.find(id: "samestream") }
+        XCTAssertEqual(asked.value, before + 1)
+        await db.close()
+    }
+}
+
+final class Clock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 1_000_000.0
+    var seconds: Double {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
 }
