@@ -126,8 +126,9 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     httpRouter.add(middleware: MetricsMiddleware())
     httpRouter.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .authorization, .contentType, .origin, .range],
                                               allowMethods: [.get, .head, .post, .options], maxAge: .seconds(3600)))
-    httpRouter.addRoutes(SystemRoutes(streams: streams, info: info, metrics: metrics).collection)
-    httpRouter.addRoutes(OperatorRoutes(streams: streams, cluster: gossip.view, info: info, logger: logger)
+    let system = SystemRoutes(streams: streams, info: info, metrics: metrics)
+    httpRouter.addRoutes(system.collection)
+    httpRouter.addRoutes(OperatorRoutes(streams: streams, cluster: gossip.view, info: info, system: system, logger: logger)
         .collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))

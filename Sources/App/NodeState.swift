@@ -28,7 +28,14 @@ package struct NodeState: Sendable {
     package static func prepare(dataDir: String, nodeID: String?, adminToken: String?) throws -> NodeState {
         let base = URL(fileURLWithPath: dataDir)
         let cache = base.appendingPathComponent("cache")
-        do { try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true) } catch {
+        // What the node writes from here on (database, cache, state files) is its own alone:
+        // created 0600 / 0700, with no window in which another user could open it.
+        umask(0o077)
+        do {
+            try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
+            // A folder made before (or by hand) is closed to others too.
+            try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: base.path)
+        } catch {
             throw StateError.cannotCreate(dataDir, error.localizedDescription)
         }
         let id = try nodeID ?? readOrMake(base, "node-id") { "node-" + StreamIdentifiers.randomID(length: 8) }.value

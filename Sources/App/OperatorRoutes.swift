@@ -14,6 +14,7 @@ package struct OperatorRoutes: Sendable {
     let streams: LiveStreams
     let cluster: ClusterView
     let info: NodeInfo
+    let system: SystemRoutes
     let logger: Logger
 
     var catalog: StreamCatalog { streams.catalog }
@@ -47,6 +48,9 @@ package struct OperatorRoutes: Sendable {
         api.get("streams/:id/health") { _, context -> Response in
             let record = try await LiveRoutes.stream(context, in: catalog, here: true)
             return try Responses.json(streams.existing(id: record.id)?.health ?? LiveStream(id: record.id).health)
+        }
+        api.get("metrics") { _, _ -> Response in
+            system.scrape(perStream: true)
         }
         api.get("cluster") { _, _ -> Response in
             try Responses.json(clusterResponse(cluster.snapshot))

@@ -21,12 +21,25 @@ package struct SystemRoutes: Sendable {
                                               uptimeSeconds: Int(Date().timeIntervalSince(info.startedAt)),
                                               streamsPublishing: streams.publishingCount, media: MediaLibraries.versions))
         }
+        // Public: the node's own series. Per-stream series name streams, which may be private:
+        // those are at /api/metrics, behind the operator token.
         routes.get("/metrics") { _, _ -> Response in
-            recordStreamGauges()
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+            scrape(perStream: false)
         }
         return routes
+    }
+
+    /// The Prometheus text; without the series labelled by stream unless `perStream`.
+    func scrape(perStream: Bool) -> Response {
+        recordStreamGauges()
+        var bytes = metrics.emitToBuffer()
+        if !perStream {
+            let text = String(decoding: bytes, as: UTF8.self)
+            bytes = Array(text.split(separator: "\n", omittingEmptySubsequences: false)
+                .filter { !$0.contains("stream=\"") }.joined(separator: "\n").utf8)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// Per-stream gauges, set from the streams' health as the scrape reads them.

@@ -74,6 +74,8 @@ final class NodeConfigurationTests: XCTestCase {
         XCTAssertEqual(first.nodeID, second.nodeID)
         let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/admin-token")
         XCTAssertEqual((attrs[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+        let folder = try FileManager.default.attributesOfItem(atPath: dir)
+        XCTAssertEqual((folder[.posixPermissions] as? NSNumber)?.intValue, 0o700, "the data folder is the node's alone")
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/cache"))
     }
 

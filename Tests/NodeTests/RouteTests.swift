@@ -118,6 +118,18 @@ final class RouteTests: XCTestCase {
         }
     }
 
+    func testTheDatabaseAndCacheAreTheNodesAlone() async throws {
+        let app = try await makeApp()
+        defer { Task { await app.close() } }
+        let mode = { (path: String) in (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue }
+        XCTAssertEqual(try mode(app.state.databasePath), 0o600)
+        XCTAssertEqual(try mode(app.state.cacheDir), 0o700)
+        XCTAssertEqual(try mode(app.state.dataDir.path), 0o700)
+        for file in ["admin-token", "cluster-key", "node-id"] where FileManager.default.fileExists(atPath: app.state.dataDir.appendingPathComponent(file).path) {
+            XCTAssertEqual(try mode(app.state.dataDir.appendingPathComponent(file).path), 0o600, file)
+        }
+    }
+
     func testClusterAnswerIsTyped() async throws {
         try await withRouter { client, _ in
             try await client.execute(uri: "/api/cluster", method: .get, headers: Self.operatorHeaders) { r in

@@ -129,9 +129,13 @@ def test_health_while_live(ladder_node):
         assert set(outs) == {"source", "240p", "180p"}
         assert outs["240p"]["height"] == 240 and outs["240p"]["averageBitrate"] > 0
         assert http("GET", f"{node.base}/api/streams/{s['id']}/health").status == 401
-        metrics = http("GET", node.base + "/metrics").text
+        # Per-stream series name the stream: behind the operator token, not on the public /metrics.
+        assert http("GET", node.base + "/api/metrics").status == 401
+        metrics = http("GET", node.base + "/api/metrics", token=ADMIN_TOKEN).text
         for name in ("streamtube_stream_input_bitrate_bps", "streamtube_stream_frame_rate", "streamtube_stream_encoder_speed"):
             assert re.search(rf'^{name}{{stream="{s["id"]}"}} [\d.]+', metrics, re.M), name
+        public = http("GET", node.base + "/metrics").text
+        assert s["id"] not in public and "streamtube_rtmp_connections_total" in public
     finally:
         pub.wait(30)
 
