@@ -58,6 +58,22 @@ package final class GossipNode: Service, Sendable {
         }
     }
 
+    /// Push-pull over TCP (framing, decryption) runs on a loop of its own, so a slow or hostile
+    /// peer never delays the probes and acks of the failure detector.
+    private static let streamGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let streamCodec: Mutex<PacketCodec>
+    /// The largest full-state frame accepted: room for the members known, and no more.
+    private let frameLimit = Atomic<Int>(GossipNode.frameLimit(members: 1))
+    private let inboundConnections = Atomic<Int>(0)
+    /// Inbound push-pull connections held at once; more are closed as they open.
+    package static let maxInboundStreams = 64
+    /// A push-pull connection that sends nothing for this long is closed, and any inbound one
+    /// at the deadline.
+    package static let streamReadTimeout: TimeAmount = .seconds(5)
+    package static let streamDeadline: TimeAmount = .seconds(10)
+
+    static func frameLimit(members: Int) -> Int { 64 << 10 + 256 * members }
+
     /// The node's current load (streams it is publishing), gossiped in its metadata.
     private let load: @Sendable () -> Int
 
@@ -74,6 +90,7 @@ package final class GossipNode: Service, Sendable {
                                     seed: seed, now: GossipNode.now())
         self.box = NIOLoopBoundBox.makeBoxSendingValue(LoopState(membership: membership, codec: PacketCodec(keyring: settings.keyring, config: settings.config)),
                                    as: LoopState.self, eventLoop: loop)
+        self.streamCodec = Mutex(PacketCodec(keyring: settings.keyring, config: settings.config))
     }
 
     /// A restarted node comes back with a higher incarnation than any it had before: the
@@ -91,10 +108,21 @@ package final class GossipNode: Service, Sendable {
                 }
             }
             .bind(host: settings.bindHost, port: settings.port).get()
-        let tcp = try await ServerBootstrap(group: loop)
+        let tcp = try await ServerBootstrap(group: Self.streamGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard self.inboundConnections.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maxInboundStreams else {
+                        self.inboundConnections.wrappingSubtract(1, ordering: .relaxed)
+                        channel.close(promise: nil)
+                        return
+                    }
+                    // An exchange takes milliseconds: no connection is held past the deadline, however it trickles.
+                    let deadline = channel.eventLoop.scheduleTask(in: Self.streamDeadline) { channel.close(promise: nil) }
+                    channel.closeFuture.whenComplete { _ in
+                        deadline.cancel()
+                        self.inboundConnections.wrappingSubtract(1, ordering: .relaxed)
+                    }
                     try self.addStreamHandlers(channel, peer: nil)
                 }
             }
@@ -203,7 +231,8 @@ package final class GossipNode: Service, Sendable {
         for member in members where member.id != m.localID {
             rtt[member.id] = m.estimatedRTT(to: member.id)
         }
-        let stats = s.codec.stats
+        let stats = combinedStats()
+        frameLimit.store(Self.frameLimit(members: members.count), ordering: .relaxed)
         let bound = settings.config.failureDetectionBound(memberCount: members.count)
         // The ring hashes every stream against every member: rebuilt only when who is a
         // member (or their capacity) changed, not when coordinates moved.
@@ -232,7 +261,7 @@ package final class GossipNode: Service, Sendable {
     /// Counters grow by what happened since the last time (once a second).
     private func recordMetrics() {
         let s = box.value
-        let stats = s.codec.stats
+        let stats = combinedStats()
         let last = s.lastStats
         if stats.packetsSent > last.packetsSent { NodeMetrics.Gossip.packetsSent.increment(by: Int(stats.packetsSent - last.packetsSent)) }
         if stats.packetsReceived > last.packetsReceived { NodeMetrics.Gossip.packetsReceived.increment(by: Int(stats.packetsReceived - last.packetsReceived)) }
@@ -280,20 +309,37 @@ package final class GossipNode: Service, Sendable {
         perform(s.membership.onMessages(messages, from: from, now: Self.now()))
     }
 
+    /// A push-pull frame, on the stream loop: opened here, applied on the probe loop.
     func onStreamFrame(_ bytes: [UInt8], from: Endpoint, channel: any Channel) {
-        let s = box.value
+        let messages: [GossipMessage]
         do {
-            for message in try s.codec.openStreamFrame(bytes) {
-                guard case .pushPull(let state) = message else { continue }
-                if !state.isResponse { s.inbound[from] = channel }
-                perform(s.membership.onFullState(state, from: from, now: Self.now()))
-                if !state.isResponse { s.inbound[from] = nil }
-            }
+            messages = try streamCodec.withLock { try $0.openStreamFrame(bytes) }
         } catch {
             logger.debug("gossip stream frame dropped", metadata: ["from": "\(from)", "error": "\(error)"])
-            publish()
             channel.close(promise: nil)
+            return
         }
+        loop.execute {
+            let s = self.box.value
+            for message in messages {
+                guard case .pushPull(let state) = message else { continue }
+                if !state.isResponse { s.inbound[from] = channel }
+                self.perform(s.membership.onFullState(state, from: from, now: Self.now()))
+                if !state.isResponse { s.inbound[from] = nil }
+            }
+        }
+    }
+
+    /// Both codecs' traffic: datagrams on the probe loop, full-state frames on the stream loop.
+    private func combinedStats() -> GossipStats {
+        var stats = box.value.codec.stats
+        let frames = streamCodec.withLock { $0.stats }
+        stats.packetsReceived += frames.packetsReceived
+        stats.bytesReceived += frames.bytesReceived
+        for (k, v) in frames.messagesReceived { stats.messagesReceived[k, default: 0] += v }
+        for (k, v) in frames.bytesReceivedByKind { stats.bytesReceivedByKind[k, default: 0] += v }
+        for (k, v) in frames.packetsDropped { stats.packetsDropped[k, default: 0] += v }
+        return stats
     }
 
     private func sendFullState(_ state: GossipMessage.PushPull, to: Endpoint) {
@@ -313,7 +359,7 @@ package final class GossipNode: Service, Sendable {
         }
         guard let address = resolve(to) else { return }
         let frameBuffer = buffer
-        ClientBootstrap(group: loop)
+        ClientBootstrap(group: Self.streamGroup)
             .connectTimeout(.seconds(2))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try self.addStreamHandlers(channel, peer: to) }
@@ -328,7 +374,7 @@ package final class GossipNode: Service, Sendable {
                     if state.isResponse { channel.close(promise: nil) }
                 case .failure(let error):
                     self.logger.debug("gossip push-pull connect failed", metadata: ["to": "\(to)", "error": "\(error)"])
-                    if state.join { self.retryJoin() }
+                    if state.join { self.loop.execute { self.retryJoin() } }
                 }
             }
     }
@@ -350,7 +396,8 @@ package final class GossipNode: Service, Sendable {
     }
 
     fileprivate func addStreamHandlers(_ channel: any Channel, peer: Endpoint?) throws {
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.streamReadTimeout))
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limit: frameLimit.load(ordering: .relaxed))))
         try channel.pipeline.syncOperations.addHandler(StreamFrameHandler(node: self, peer: peer))
     }
 
@@ -377,14 +424,15 @@ private final class DatagramHandler: ChannelInboundHandler {
     }
 }
 
-/// Length-prefixed frames on a push-pull TCP connection; a frame past 4 MiB is refused.
+/// Length-prefixed frames on a push-pull TCP connection; a frame past the limit (room for the
+/// members known) is refused before its bytes are held.
 private struct FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = [UInt8]
-    static let maxFrame = 4 << 20
+    let limit: Int
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard Int(length) <= Self.maxFrame else { throw GossipFrameTooLarge(length: Int(length)) }
+        guard Int(length) <= limit else { throw GossipFrameTooLarge(length: Int(length)) }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
         context.fireChannelRead(wrapInboundOut(buffer.readBytes(length: Int(length))!))
@@ -407,6 +455,14 @@ private final class StreamFrameHandler: ChannelInboundHandler {
         let frame = unwrapInboundIn(data)
         guard let from = peer ?? context.channel.remoteAddress.flatMap(GossipNode.endpoint) else { return }
         node.onStreamFrame(frame, from: from, channel: context.channel)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)  // a peer that sends nothing is not waited for
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
