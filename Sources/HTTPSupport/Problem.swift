@@ -53,7 +53,7 @@ extension JSONEncoder {
     /// Keys sorted, so answers are stable.
     package static var sorted: JSONEncoder {
         let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         e.dateEncodingStrategy = .iso8601
         return e
     }
@@ -71,7 +71,8 @@ package struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let problem as Problem {
             return problem.response
         } catch let error as HTTPError {
-            return Problem(error.status, error.body ?? error.status.reasonPhrase, headers: error.headers).response
+            let detail = error.body ?? (error.status == .notFound ? "nothing at \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
+            return Problem(error.status, detail, headers: error.headers).response
         } catch let error as any HTTPResponseError {
             return Problem(error.status, error.status.reasonPhrase).response
         } catch {

@@ -140,6 +140,15 @@ final class RouteTests: XCTestCase {
         }
     }
 
+    func testAnUnknownRouteIsAProblemToo() async throws {
+        try await withRouter { client, _ in
+            try await client.execute(uri: "/no/such/place", method: .get) { r in
+                XCTAssertEqual(r.status, .notFound)
+                XCTAssertEqual(try Self.problem(r).detail, "nothing at GET /no/such/place")
+            }
+        }
+    }
+
     // MARK: Health and metrics
 
     func testHealthzAndMetricsArePublic() async throws {
