@@ -154,6 +154,14 @@ final class LiveStreamTests: XCTestCase {
         }
     }
 
+    /// Waits until `count` viewers are blocked on the stream: the event the tests need before
+    /// they change the stream under those viewers. Yields, never sleeps a fixed time.
+    func waitUntilBlocked(_ live: LiveStream, count: Int = 1, file: StaticString = #filePath, line: UInt = #line) async {
+        // Gives up (and fails) only after a minute: a bound for a hang, not a timing assumption.
+        for _ in 0..<60_000 where live.waiterCount < count { try? await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertEqual(live.waiterCount, count, file: file, line: line)
+    }
+
     func testBlockingWaitReturnsWhenThePartArrives() async throws {
         let tags = try FLVFile(try MediaFixtures.flv(name: "cut-4s", seconds: 4)).tags
         let live = LiveStream(id: "s1")
@@ -167,9 +175,8 @@ final class LiveStreamTests: XCTestCase {
         let early = await live.wait(for: .part(sequence: 1, index: 2), timeout: .milliseconds(100))
         XCTAssertFalse(early, "times out")
         XCTAssertEqual(live.waiterCount, 0)
-        async let waited = live.wait(for: .part(sequence: 1, index: 2), timeout: .seconds(10))
-        try await Task.sleep(for: .milliseconds(50))
-        XCTAssertEqual(live.waiterCount, 1)
+        async let waited = live.wait(for: .part(sequence: 1, index: 2), timeout: .seconds(60))
+        await waitUntilBlocked(live)
         try feed(live, tags[half...])
         let got = await waited
         XCTAssertTrue(got)
@@ -182,8 +189,8 @@ final class LiveStreamTests: XCTestCase {
         let live = LiveStream(id: "s2")
         live.beginPublishing()
         try feed(live, tags[...])
-        async let waited = live.wait(for: .segment(sequence: 5), timeout: .seconds(10))
-        try await Task.sleep(for: .milliseconds(50))
+        async let waited = live.wait(for: .segment(sequence: 5), timeout: .seconds(60))
+        await waitUntilBlocked(live)
         live.endPublishing()
         let got = await waited
         XCTAssertFalse(got)
@@ -202,9 +209,8 @@ final class LiveStreamTests: XCTestCase {
         let live = LiveStream(id: "s5")
         live.beginPublishing()
         try feed(live, tags[...])
-        async let waited = live.wait(for: .part(sequence: 1, index: 3), timeout: .seconds(10))
-        try await Task.sleep(for: .milliseconds(50))
-        XCTAssertEqual(live.waiterCount, 1)
+        async let waited = live.wait(for: .part(sequence: 1, index: 3), timeout: .seconds(60))
+        await waitUntilBlocked(live)
         live.endPublishing()
         let got = await waited
         XCTAssertTrue(got)
@@ -267,15 +273,16 @@ final class LiveStreamLadderTests: XCTestCase {
         let events = Events()
         let live = LiveStream(id: "ladder", ladder: ladder) { events.add($0) }
         live.beginPublishing()
+        // The threshold no encoder meets makes every speed window slow, whatever the pace of
+        // the input: the outcome depends on media time only, so the tags go in at once.
         for tag in tags {
-            // About four times real time: the speed windows pass while media flows.
-            try await Task.sleep(for: .milliseconds(5))
             if tag.type == 9 { try live.ingest(video: FLVVideoTag.parse(tag.body), timestamp: tag.timestamp, byteCount: tag.body.count) }
             if tag.type == 8 { try live.ingest(audio: FLVAudioTag.parse(tag.body), timestamp: tag.timestamp, byteCount: tag.body.count) }
         }
         live.endPublishing()
-        let deadline = Date().addingTimeInterval(20)
-        while live.isLive(rendition: "180p"), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        // Waits for the transcoder to drain (a minute bounds a hang).
+        for _ in 0..<60_000 where live.isLive(rendition: "180p") { try await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertFalse(live.isLive(rendition: "180p"), "the ladder drained and ended")
 
         XCTAssertEqual(events.all.first, .transcodeStarted(rungs: ["240p", "180p"]))
         let shed = events.all.compactMap { e -> String? in if case .renditionShed(let r, _) = e { return r } else { return nil } }
@@ -284,7 +291,9 @@ final class LiveStreamLadderTests: XCTestCase {
         XCTAssertEqual(live.renditions.map(\.name), ["source", "180p"])
         XCTAssertEqual(live.renditions.last?.height, 180)
         XCTAssertFalse(live.isLive(rendition: "240p"))
-        if let pl = live.mediaPlaylist(rendition: "240p") { XCTAssertTrue(pl.hasSuffix("#EXT-X-ENDLIST\n")) }
+        // The shed rung's playlist stays, ended, for the viewers that were on it.
+        let shedPlaylist = try XCTUnwrap(live.mediaPlaylist(rendition: "240p"), "the shed rung's playlist is still served")
+        XCTAssertTrue(shedPlaylist.hasSuffix("#EXT-X-ENDLIST\n"), shedPlaylist)
         // The source and the lowest rung carry the whole stream, with the same segment boundaries.
         let src = try XCTUnwrap(live.mediaPlaylist(rendition: "source"))
         let low = try XCTUnwrap(live.mediaPlaylist(rendition: "180p"))
