@@ -199,6 +199,10 @@ public struct LivePackager: Sendable {
                 throw .badCodecConfiguration("AAC sequence header: \(error)")
             }
             if let old = audioConfig, old.bytes != config.bytes, started { formatChanged = true }
+            // Audio that begins after the media started (its header came after the first
+            // keyframe, as with audio transcoded to AAC from its first tag on): the init
+            // segment has no audio track, so the next keyframe starts one with both.
+            if started, !tracks.contains(where: { $0.id == Self.audioTrackID }) { formatChanged = true }
             audioConfig = config
             return []
         case .other:
@@ -355,6 +359,8 @@ public struct LivePackager: Sendable {
             }
         } else if !started || !segmentOpen {
             return []  // audio before the first video keyframe is dropped
+        } else if !tracks.contains(where: { $0.id == Self.audioTrackID }) {
+            return []  // the init segment in use has no audio track: dropped until the restart with one
         }
         // Derive the output time from the sample count, resyncing to the input clock when
         // it drifts by more than a frame (gaps, jumps).
