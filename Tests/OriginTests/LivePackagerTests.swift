@@ -281,9 +281,11 @@ final class LiveStreamLadderTests: XCTestCase {
             if tag.type == 8 { try live.ingest(audio: FLVAudioTag.parse(tag.body), timestamp: tag.timestamp, byteCount: tag.body.count) }
         }
         live.endPublishing()
-        // Waits for the transcoder to drain (a minute bounds a hang).
-        for _ in 0..<60_000 where live.isLive(rendition: "180p") { try await Task.sleep(for: .milliseconds(1)) }
-        XCTAssertFalse(live.isLive(rendition: "180p"), "the ladder drained and ended")
+        // Waits for the transcoder to drain: the lowest rung's playlist ends once it has put
+        // out everything (a minute bounds a hang).
+        func lowestEnded() -> Bool { live.mediaPlaylist(rendition: "180p")?.hasSuffix("#EXT-X-ENDLIST\n") == true }
+        for _ in 0..<60_000 where !lowestEnded() { try await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertTrue(lowestEnded(), "the ladder drained and ended")
 
         XCTAssertEqual(events.all.first, .transcodeStarted(rungs: ["240p", "180p"]))
         let shed = events.all.compactMap { e -> String? in if case .renditionShed(let r, _) = e { return r } else { return nil } }
@@ -414,10 +416,9 @@ final class NonAACAudioTests: XCTestCase {
                 }
             }
             XCTAssertFalse(groups.isEmpty, playlist)
-            // Audio that starts after the first keyframe (transcoded from its first tag on)
-            // restarts the media with an init segment that has it, at the next keyframe: at
-            // most the first segment goes without audio.
-            XCTAssertLessThanOrEqual(groups.dropLast().reduce(0) { $0 + $1.segments.count }, 1, "\(codec.name): \(playlist)")
+            // Audio that starts a few frames after the first keyframe (PCM and G.711 from
+            // ffmpeg) is waited for: one init segment with both tracks from the start.
+            XCTAssertEqual(groups.count, 1, "\(codec.name): \(playlist)")
             for (g, group) in groups.enumerated() {
                 var file = try XCTUnwrap(live.initSegment(version: group.map), codec.name)
                 for n in group.segments { file += try XCTUnwrap(live.segment(sequence: n), "\(codec.name) seg\(n)") }
@@ -431,5 +432,46 @@ final class NonAACAudioTests: XCTestCase {
                 XCTAssertEqual(errors.trimmingCharacters(in: .whitespacesAndNewlines), "", "\(codec.name) init\(group.map)")
             }
         }
+    }
+}
+
+/// Audio whose header comes long after the video started (later than the packager waits for
+/// it) restarts the media at the next keyframe with an init segment that has both tracks; no
+/// fragment ever carries a track its init segment does not declare.
+final class LateAudioTests: XCTestCase {
+    func testAudioLaterThanTheWaitRestartsWithBothTracks() throws {
+        let tags = try FLVFile(try MediaFixtures.flv(name: "cut-4s", seconds: 4)).tags
+        var p = LivePackager()
+        var out: [PackagerOutput] = []
+        let audioFrom: UInt32 = 1500  // ms: well past the wait
+        var headerSent = false
+        var header: FLVAudioTag?
+        for tag in tags {
+            if tag.type == 9 { out += try p.push(video: FLVVideoTag.parse(tag.body), timestamp: tag.timestamp) }
+            guard tag.type == 8 else { continue }
+            let audio = try FLVAudioTag.parse(tag.body)
+            if case .aacSequenceHeader = audio.packet { header = audio; continue }
+            guard tag.timestamp >= audioFrom, let header else { continue }
+            if !headerSent { out += try p.push(audio: header, timestamp: tag.timestamp); headerSent = true }
+            out += try p.push(audio: audio, timestamp: tag.timestamp)
+        }
+        out += p.finish()
+        let inits = out.compactMap { o -> [CMAFTrack]? in if case .initSegment(_, _, let t) = o { return t } else { return nil } }
+        XCTAssertEqual(inits.map { $0.map(\.id) }, [[1], [1, 2]], "video alone, then both from a keyframe")
+        var declared: Set<UInt32> = []
+        var audioParts = 0
+        for o in out {
+            switch o {
+            case .initSegment(_, _, let t): declared = Set(t.map(\.id))
+            case .part(let part):
+                let ids = BoxParser.find(part.bytes, ["moof", "traf", "tfhd"]).map { BoxParser.be32(part.bytes, $0.bodyStart + 4) }
+                XCTAssertTrue(Set(ids).isSubset(of: declared), "a fragment carries tracks \(ids) its init segment (\(declared)) lacks")
+                if ids.contains(2) { audioParts += 1 }
+            default: break
+            }
+        }
+        XCTAssertGreaterThan(audioParts, 2)
+        XCTAssertEqual(out.filter { if case .segmentStarted(_, true, _) = $0 { return true } else { return false } }.count, 1,
+                       "one discontinuity, where the audio came in")
     }
 }
