@@ -153,9 +153,10 @@ def test_wrong_key_never_joins_and_garbage_changes_nothing(cluster):
 def test_viewers_go_to_the_less_loaded_of_two_among_the_three_closest(cluster):
     """The README's edge choice, through the real routes: alive members of the viewer's region
     (here given to n4 in r1 as ?region=r0 or X-StreamTube-Region), the three closest by the
-    asking node's Vivaldi estimate, then the less loaded of two picked at random (loads are
-    equal here, 0, so the lower id of the two). So the farthest of the four is never chosen,
-    nor the highest id of the three closest; the other two both are (the pair is random)."""
+    asking node's Vivaldi estimate, then the less loaded of two picked at random (the lower
+    id between equal loads). So the farthest of the four is never chosen, nor the most
+    loaded (then highest id) of the three closest; the other two both are, the pair being
+    random. Then n0 and n1 take a publisher each (load 1) and lose to unloaded members."""
     key, nodes = cluster
     ids = [f"n{i}" for i in range(N)]
     wait_converged(nodes, ids)
@@ -163,32 +164,64 @@ def test_viewers_go_to_the_less_loaded_of_two_among_the_three_closest(cluster):
     s = asker.create_stream("Edge choice")
     region_r0 = {"n0", "n1", "n2", "n3"}
 
-    def estimates():
+    def view():
+        """The three closest r0 members by the asker's estimates, and every r0 member's load."""
         rows = {m["id"]: m for m in asker.cluster()["members"]}
         if not all("rttMs" in rows[i] for i in region_r0):
             return None
-        assert all(rows[i]["load"] == 0 for i in region_r0), rows
-        return tuple(sorted(region_r0, key=lambda i: (rows[i]["rttMs"], i))[:3])
-    wait_for(estimates, 30, "round-trip estimates to every r0 member")
-    samples = []
-    for k in range(80):
-        before = estimates()
-        if k % 2:
-            route = http("GET", f"{asker.base}/api/route/{s['id']}", headers={"X-StreamTube-Region": "r0"}).json()
-        else:
-            route = http("GET", f"{asker.base}/api/route/{s['id']}?region=r0").json()
-        after = estimates()
-        assert route["edge"] in region_r0 and route["region"] == "r0", route
-        if before == after:  # the estimates did not move around this request
-            samples.append((before, route["edge"]))
-    assert len(samples) >= 30, f"the estimates moved during most requests: {len(samples)} steady samples"
-    for closest, edge in samples:
-        assert edge in closest, (edge, closest)
-        assert edge != max(closest), (edge, closest)
-    by_rank = [sorted(closest).index(edge) for closest, edge in samples]
-    # The lowest id wins whenever it is in the pair (2 of 3 pairs), the middle one otherwise:
-    # both come up (the chance that one of them never does in 30 samples is below 1e-5).
-    assert by_rank.count(0) > 0 and by_rank.count(1) > 0, by_rank
+        closest = tuple(sorted(region_r0, key=lambda i: (rows[i]["rttMs"], i))[:3])
+        return closest, tuple(sorted((i, rows[i]["load"]) for i in region_r0))
+
+    def sample(count):
+        samples = []
+        for k in range(count):
+            before = view()
+            if k % 2:
+                route = http("GET", f"{asker.base}/api/route/{s['id']}", headers={"X-StreamTube-Region": "r0"}).json()
+            else:
+                route = http("GET", f"{asker.base}/api/route/{s['id']}?region=r0").json()
+            after = view()
+            assert route["edge"] in region_r0 and route["region"] == "r0", route
+            if before == after:  # nothing moved around this request
+                closest, loads = before
+                samples.append((closest, dict(loads), route["edge"]))
+        assert len(samples) >= 30, f"the estimates moved during most requests: {len(samples)} steady samples"
+        for closest, loads, edge in samples:
+            ranked = sorted(closest, key=lambda i: (loads[i], i))
+            assert edge in closest, (edge, closest)
+            assert edge != ranked[-1], (edge, ranked, loads)
+        return [sorted(closest, key=lambda i: (loads[i], i)).index(edge) for closest, loads, edge in samples], samples
+
+    wait_for(view, 30, "round-trip estimates to every r0 member")
+    ranks, _ = sample(80)
+    # The first by (load, id) wins whenever it is in the pair (2 of 3 pairs), the second
+    # otherwise: both come up (the chance that one never does in 30 samples is below 1e-5).
+    assert ranks.count(0) > 0 and ranks.count(1) > 0, ranks
+
+    # Load: a broadcaster on n0 and one on n1, each for a stream that node owns (so no other
+    # node takes a publisher). With the two lowest ids loaded, load and id order any three of
+    # the four differently, whichever one is left out.
+    owned = {}
+    for i in range(80):
+        stream = asker.create_stream(f"Load {i}")
+        origin = http("GET", f"{asker.base}/api/route/{stream['id']}").json().get("origin")
+        if origin in ("n0", "n1") and origin not in owned:
+            owned[origin] = stream
+        if len(owned) == 2:
+            break
+    assert len(owned) == 2, f"no streams landed on n0 and n1: {list(owned)}"
+    pubs = [push(nodes[int(n[1])], owned[n]["key"], seconds=30, size="160x120", rate=10) for n in ("n0", "n1")]
+    try:
+        wait_for(lambda: (v := view()) and dict(v[1]) == {"n0": 1, "n1": 1, "n2": 0, "n3": 0}, 20,
+                 "the loads of n0 and n1 to reach n4")
+        _, samples = sample(80)
+        # Load and id order the three closest differently in every sample, so the rule above
+        # tells them apart: choosing by id alone would pick the most loaded a third of the time.
+        assert all(sorted(c) != sorted(c, key=lambda i: (loads[i], i)) for c, loads, _ in samples)
+    finally:
+        for p in pubs:
+            p.kill()
+            p.wait()
 
 
 def test_graceful_leave_is_not_a_failure(cluster):
