@@ -6,12 +6,17 @@
 /// low bits across the whole word. Fixed forever: changing it reassigns every stream.
 public enum StableHash {
     public static func hash64(_ bytes: some Sequence<UInt8>) -> UInt64 {
+        mix(fnv1a64(bytes))
+    }
+
+    /// Plain 64-bit FNV-1a (offset basis 0xCBF29CE484222325, prime 0x100000001B3).
+    public static func fnv1a64(_ bytes: some Sequence<UInt8>) -> UInt64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         for b in bytes {
             h ^= UInt64(b)
             h &*= 0x0000_0100_0000_01B3
         }
-        return mix(h)
+        return h
     }
 
     public static func hash64(_ string: String) -> UInt64 { hash64(string.utf8) }

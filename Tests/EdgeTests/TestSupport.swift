@@ -58,6 +58,15 @@ func overwriteWithGarbage(_ url: URL, seed: UInt64) throws {
     try Data(mediaBytes(max(size, 64), seed: seed)).write(to: url)
 }
 
+/// Overwrites a file with garbage except its first `head` and last `tail` bytes.
+func overwriteWithGarbage(_ url: URL, seed: UInt64, keepingHead head: Int, tail: Int) throws {
+    var bytes = [UInt8](try Data(contentsOf: url))
+    precondition(bytes.count > head + tail, "\(url.lastPathComponent) is too short to damage its middle")
+    let garbage = mediaBytes(bytes.count - head - tail, seed: seed)
+    bytes.replaceSubrange(head..<(bytes.count - tail), with: garbage)
+    try Data(bytes).write(to: url)
+}
+
 /// A shared counter for `@Sendable` closures.
 final class Counter: Sendable {
     private let a = Atomic<Int>(0)

@@ -10,12 +10,42 @@ final class HashRingTests: XCTestCase {
         (0..<n).map { HashRing.Node(id: NodeID("node-\($0)"), weight: weight($0)) }
     }
 
+    /// Pinned values: a change here reassigns every stream in every running cluster. The
+    /// FNV-1a figures are the published test vectors of the FNV reference; the others were
+    /// computed outside this code base (FNV-1a, then MurmurHash3's fmix64, in Python).
     func testStableHashIsFixed() {
-        // Pinned values: a change here reassigns every stream in every running cluster.
-        XCTAssertEqual(StableHash.hash64(""), StableHash.mix(0xCBF2_9CE4_8422_2325))
-        XCTAssertEqual(StableHash.hash64("stream-1"), StableHash.hash64(Array("stream-1".utf8)))
-        XCTAssertNotEqual(StableHash.hash64("stream-1"), StableHash.hash64("stream-2"))
+        XCTAssertEqual(StableHash.fnv1a64("".utf8), 0xCBF2_9CE4_8422_2325)
+        XCTAssertEqual(StableHash.fnv1a64("a".utf8), 0xAF63_DC4C_8601_EC8C)
+        XCTAssertEqual(StableHash.fnv1a64("foobar".utf8), 0x8594_4171_F739_67E8)
         XCTAssertEqual(StableHash.mix(0), 0)
+        XCTAssertEqual(StableHash.hash64(""), 0xEFD0_1F60_BA99_2926)
+        XCTAssertEqual(StableHash.hash64("a"), 0x82A2_A958_A9BE_CE5B)
+        XCTAssertEqual(StableHash.hash64("foobar"), 0x2C22_1949_22D1_672B)
+        XCTAssertEqual(StableHash.hash64("stream-1"), 0x72FF_E926_0A44_924E)
+        XCTAssertEqual(StableHash.hash64("stream-2"), 0x1DC5_F848_9704_09EC)
+        XCTAssertEqual(StableHash.hash64("node-0#0"), 0xF489_257A_27D6_2D0A, "a virtual node's point")
+        XCTAssertEqual(StableHash.hash64(Array("stream-1".utf8)), 0x72FF_E926_0A44_924E)
+    }
+
+    /// Pinned placements on a ring of five equal nodes (160 points each), computed outside
+    /// this code base from the points' hashes: owner, then the two standbys.
+    func testPlacementsArePinned() {
+        let ring = HashRing(nodes: Self.nodes(5))
+        let expected: [(String, [NodeID])] = [
+            ("stream-0", ["node-4", "node-2", "node-0"]),
+            ("stream-1", ["node-3", "node-2", "node-1"]),
+            ("stream-2", ["node-4", "node-2", "node-0"]),
+            ("stream-3", ["node-3", "node-2", "node-0"]),
+            ("stream-42", ["node-2", "node-3", "node-0"]),
+            ("f3c9a1e0-live", ["node-1", "node-0", "node-3"]),
+            ("8d1b6c2e", ["node-0", "node-3", "node-4"]),
+        ]
+        for (stream, list) in expected {
+            let p = ring.placement(for: stream)
+            XCTAssertEqual(p?.owner, list[0], stream)
+            XCTAssertEqual(p?.standbys, Array(list.dropFirst()), stream)
+            XCTAssertEqual(Array(ring.preferenceList(for: stream).prefix(3)), list, stream)
+        }
     }
 
     func testSameMembersSamePlacementWhateverTheOrder() {

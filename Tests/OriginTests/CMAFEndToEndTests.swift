@@ -248,16 +248,73 @@ final class CMAFEndToEndTests: XCTestCase {
 
     func testJoinMidStreamOther() throws { try checkJoinMidStream(try other()) }
 
-    /// Parts written separately concatenate into the same bytes as the segment: no shared state.
+    /// Every fragment stands alone, as ISO/IEC 14496-12 and CMAF require for a part a player
+    /// may fetch on its own: its own sequence number; per track a `tfhd` with
+    /// default-base-is-moof and no base data offset (so no offset depends on bytes before the
+    /// fragment); an absolute `tfdt`; a `trun` whose data offset and sample sizes fall inside
+    /// this fragment's own `mdat` and cover exactly the samples. Then ffmpeg reads each
+    /// fragment alone after the init segment: all its audio frames, and all its video frames
+    /// when it starts at a keyframe, on the stream's timeline.
     func testFragmentsAreIndependentOfEachOther() throws {
         let cmaf = try FLVToCMAF(try FLVMedia(flv: try basic().flv))
-        for fragment in cmaf.fragments {
-            XCTAssertEqual(CMAFWriter.fragment(sequenceNumber: fragment.sequenceNumber, runs: fragment.runs), fragment.bytes)
-            let boxes = BoxParser.boxes(fragment.bytes)
-            XCTAssertEqual(boxes.map(\.type), ["moof", "mdat"])
-            XCTAssertEqual(boxes.last?.end, fragment.bytes.count)
+        XCTAssertGreaterThan(cmaf.fragments.count, 4)
+        for (n, fragment) in cmaf.fragments.enumerated() {
+            let bytes = fragment.bytes
+            let boxes = BoxParser.boxes(bytes)
+            XCTAssertEqual(boxes.map(\.type), ["moof", "mdat"], "fragment \(n)")
+            guard boxes.count == 2 else { continue }
+            let moof = boxes[0], mdat = boxes[1]
+            XCTAssertEqual(moof.start, 0)
+            XCTAssertEqual(mdat.end, bytes.count)
+            let mfhd = try XCTUnwrap(BoxParser.find(bytes, ["moof", "mfhd"]).first)
+            XCTAssertEqual(BoxParser.be32(bytes, mfhd.bodyStart + 4), UInt32(n + 1), "sequence numbers start at 1 and grow by one")
+            let trafs = BoxParser.find(bytes, ["moof", "traf"])
+            XCTAssertEqual(trafs.count, fragment.runs.count)
+            var covered: [Range<Int>] = []
+            for (traf, run) in zip(trafs, fragment.runs) {
+                let range = traf.bodyStart..<traf.end
+                XCTAssertEqual(BoxParser.boxes(bytes, in: range).map(\.type), ["tfhd", "tfdt", "trun"])
+                let tfhd = try XCTUnwrap(BoxParser.find(bytes, ["tfhd"], in: range).first)
+                let tfhdFlags = BoxParser.be32(bytes, tfhd.bodyStart) & 0x00FF_FFFF
+                XCTAssertEqual(tfhdFlags & 0x02_0000, 0x02_0000, "default-base-is-moof")
+                XCTAssertEqual(tfhdFlags & 0x00_0001, 0, "no base-data-offset")
+                XCTAssertEqual(BoxParser.be32(bytes, tfhd.bodyStart + 4), run.trackID)
+                let tfdt = try XCTUnwrap(BoxParser.find(bytes, ["tfdt"], in: range).first)
+                XCTAssertEqual(bytes[tfdt.bodyStart], 1, "64-bit decode time")
+                XCTAssertEqual(BoxParser.be64(bytes, tfdt.bodyStart + 4), run.baseDecodeTime, "absolute decode time")
+                let trun = try XCTUnwrap(BoxParser.find(bytes, ["trun"], in: range).first)
+                let trunFlags = BoxParser.be32(bytes, trun.bodyStart) & 0x00FF_FFFF
+                XCTAssertEqual(trunFlags & 0x00_0201, 0x00_0201, "data offset and sample sizes present")
+                let count = Int(BoxParser.be32(bytes, trun.bodyStart + 4))
+                XCTAssertEqual(count, run.samples.count)
+                let offset = Int(Int32(bitPattern: BoxParser.be32(bytes, trun.bodyStart + 8)))
+                // Per sample: duration, size, flags, composition offset (flags 0xF00).
+                XCTAssertEqual(trunFlags & 0x00_0F00, 0x00_0F00)
+                var sizes: [Int] = []
+                for i in 0..<count { sizes.append(Int(BoxParser.be32(bytes, trun.bodyStart + 12 + i * 16 + 4))) }
+                let dataRange = (moof.start + offset)..<(moof.start + offset + sizes.reduce(0, +))
+                XCTAssertTrue(dataRange.lowerBound >= mdat.bodyStart && dataRange.upperBound <= mdat.end,
+                              "fragment \(n) track \(run.trackID): data \(dataRange) outside its own mdat \(mdat.bodyStart..<mdat.end)")
+                guard dataRange.lowerBound >= mdat.bodyStart, dataRange.upperBound <= mdat.end else { continue }
+                XCTAssertEqual(Array(bytes[dataRange]), run.samples.flatMap(\.data), "the samples, in order")
+                covered.append(dataRange)
+            }
+            XCTAssertEqual(covered.map(\.count).reduce(0, +), mdat.end - mdat.bodyStart, "mdat holds exactly the samples")
+
+            // Decoded alone, after the init segment only.
+            let file = try write([cmaf.initSegment, bytes])
+            defer { try? FileManager.default.removeItem(at: file) }
+            let probe = try Tools.probe(file.path, ["-show_frames"])
+            XCTAssertEqual(frames(probe, "audio").count, fragment.audioSamples.count, "fragment \(n) alone: audio")
+            if fragment.startsWithKeyframe {
+                let video = frames(probe, "video")
+                XCTAssertEqual(video.count, fragment.videoSamples.count, "fragment \(n) alone: video")
+                let base = Int64(try XCTUnwrap(fragment.runs.first { $0.trackID == 1 }).baseDecodeTime)
+                let minPTS = video.compactMap { ($0["pts"] as? Int).map(Int64.init) }.min()
+                XCTAssertEqual(minPTS, base + Int64(fragment.videoSamples[0].compositionOffset), "on the stream's timeline")
+            }
         }
-        XCTAssertEqual(cmaf.fragments.map(\.sequenceNumber), Array(1...UInt32(cmaf.fragments.count)))
+        XCTAssertGreaterThan(cmaf.fragments.filter(\.startsWithKeyframe).count, 2)
     }
 
     // MARK: - As HLS

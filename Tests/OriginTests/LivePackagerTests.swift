@@ -11,14 +11,15 @@ enum MediaFixtures {
 
     /// Makes an FLV with ffmpeg's lavfi sources (nothing downloaded).
     static func flv(name: String, seconds: Double, size: String = "320x240", rate: Int = 30, gop: Int = 30,
-                    bframes: Int = 0, audio: Bool = true, videoCodec: [String]? = nil) throws -> [UInt8] {
+                    bframes: Int = 0, audio: Bool = true, videoCodec: [String]? = nil,
+                    audioCodec: [String]? = nil) throws -> [UInt8] {
         let out = folder.appendingPathComponent(name + ".flv")
         if let data = try? Data(contentsOf: out) { return [UInt8](data) }
         var args = ["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=\(size):rate=\(rate)"]
         if audio { args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"] }
         args += ["-t", "\(seconds)"]
         args += videoCodec ?? ["-c:v", "libx264", "-preset", "veryfast", "-g", "\(gop)", "-bf", "\(bframes)", "-pix_fmt", "yuv420p"]
-        if audio { args += ["-c:a", "aac", "-b:a", "96k"] }
+        if audio { args += audioCodec ?? ["-c:a", "aac", "-b:a", "96k"] }
         args += ["-f", "flv", out.path]
         try run("/usr/bin/ffmpeg", args)
         return [UInt8](try Data(contentsOf: out))
@@ -154,6 +155,14 @@ final class LiveStreamTests: XCTestCase {
         }
     }
 
+    /// Waits until `count` viewers are blocked on the stream: the event the tests need before
+    /// they change the stream under those viewers. Yields, never sleeps a fixed time.
+    func waitUntilBlocked(_ live: LiveStream, count: Int = 1, file: StaticString = #filePath, line: UInt = #line) async {
+        // Gives up (and fails) only after a minute: a bound for a hang, not a timing assumption.
+        for _ in 0..<60_000 where live.waiterCount < count { try? await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertEqual(live.waiterCount, count, file: file, line: line)
+    }
+
     func testBlockingWaitReturnsWhenThePartArrives() async throws {
         let tags = try FLVFile(try MediaFixtures.flv(name: "cut-4s", seconds: 4)).tags
         let live = LiveStream(id: "s1")
@@ -167,9 +176,8 @@ final class LiveStreamTests: XCTestCase {
         let early = await live.wait(for: .part(sequence: 1, index: 2), timeout: .milliseconds(100))
         XCTAssertFalse(early, "times out")
         XCTAssertEqual(live.waiterCount, 0)
-        async let waited = live.wait(for: .part(sequence: 1, index: 2), timeout: .seconds(10))
-        try await Task.sleep(for: .milliseconds(50))
-        XCTAssertEqual(live.waiterCount, 1)
+        async let waited = live.wait(for: .part(sequence: 1, index: 2), timeout: .seconds(60))
+        await waitUntilBlocked(live)
         try feed(live, tags[half...])
         let got = await waited
         XCTAssertTrue(got)
@@ -182,8 +190,8 @@ final class LiveStreamTests: XCTestCase {
         let live = LiveStream(id: "s2")
         live.beginPublishing()
         try feed(live, tags[...])
-        async let waited = live.wait(for: .segment(sequence: 5), timeout: .seconds(10))
-        try await Task.sleep(for: .milliseconds(50))
+        async let waited = live.wait(for: .segment(sequence: 5), timeout: .seconds(60))
+        await waitUntilBlocked(live)
         live.endPublishing()
         let got = await waited
         XCTAssertFalse(got)
@@ -202,9 +210,8 @@ final class LiveStreamTests: XCTestCase {
         let live = LiveStream(id: "s5")
         live.beginPublishing()
         try feed(live, tags[...])
-        async let waited = live.wait(for: .part(sequence: 1, index: 3), timeout: .seconds(10))
-        try await Task.sleep(for: .milliseconds(50))
-        XCTAssertEqual(live.waiterCount, 1)
+        async let waited = live.wait(for: .part(sequence: 1, index: 3), timeout: .seconds(60))
+        await waitUntilBlocked(live)
         live.endPublishing()
         let got = await waited
         XCTAssertTrue(got)
@@ -267,15 +274,18 @@ final class LiveStreamLadderTests: XCTestCase {
         let events = Events()
         let live = LiveStream(id: "ladder", ladder: ladder) { events.add($0) }
         live.beginPublishing()
+        // The threshold no encoder meets makes every speed window slow, whatever the pace of
+        // the input: the outcome depends on media time only, so the tags go in at once.
         for tag in tags {
-            // About four times real time: the speed windows pass while media flows.
-            try await Task.sleep(for: .milliseconds(5))
             if tag.type == 9 { try live.ingest(video: FLVVideoTag.parse(tag.body), timestamp: tag.timestamp, byteCount: tag.body.count) }
             if tag.type == 8 { try live.ingest(audio: FLVAudioTag.parse(tag.body), timestamp: tag.timestamp, byteCount: tag.body.count) }
         }
         live.endPublishing()
-        let deadline = Date().addingTimeInterval(20)
-        while live.isLive(rendition: "180p"), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        // Waits for the transcoder to drain: the lowest rung's playlist ends once it has put
+        // out everything (a minute bounds a hang).
+        func lowestEnded() -> Bool { live.mediaPlaylist(rendition: "180p")?.hasSuffix("#EXT-X-ENDLIST\n") == true }
+        for _ in 0..<60_000 where !lowestEnded() { try await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertTrue(lowestEnded(), "the ladder drained and ended")
 
         XCTAssertEqual(events.all.first, .transcodeStarted(rungs: ["240p", "180p"]))
         let shed = events.all.compactMap { e -> String? in if case .renditionShed(let r, _) = e { return r } else { return nil } }
@@ -284,7 +294,9 @@ final class LiveStreamLadderTests: XCTestCase {
         XCTAssertEqual(live.renditions.map(\.name), ["source", "180p"])
         XCTAssertEqual(live.renditions.last?.height, 180)
         XCTAssertFalse(live.isLive(rendition: "240p"))
-        if let pl = live.mediaPlaylist(rendition: "240p") { XCTAssertTrue(pl.hasSuffix("#EXT-X-ENDLIST\n")) }
+        // The shed rung's playlist stays, ended, for the viewers that were on it.
+        let shedPlaylist = try XCTUnwrap(live.mediaPlaylist(rendition: "240p"), "the shed rung's playlist is still served")
+        XCTAssertTrue(shedPlaylist.hasSuffix("#EXT-X-ENDLIST\n"), shedPlaylist)
         // The source and the lowest rung carry the whole stream, with the same segment boundaries.
         let src = try XCTUnwrap(live.mediaPlaylist(rendition: "source"))
         let low = try XCTUnwrap(live.mediaPlaylist(rendition: "180p"))
@@ -367,5 +379,99 @@ final class CorruptFrameTests: XCTestCase {
         XCTAssertFalse(LivePackager.isWellFormed([0, 0, 0, 5, 0x65, 1], lengthSize: 4))
         XCTAssertTrue(LivePackager.isWellFormed([0, 0, 0, 2, 0x65, 1], lengthSize: 4))
         XCTAssertFalse(LivePackager.isWellFormed([0, 0, 0, 2, 0x80, 1], lengthSize: 4), "forbidden bit")
+    }
+}
+
+/// Audio that is not AAC (the README's list: MP3, PCM, G.711, Speex, Nellymoser) is
+/// transcoded to AAC inside the live stream: the source rendition carries H.264 and AAC,
+/// and both decode cleanly with ffmpeg.
+final class NonAACAudioTests: XCTestCase {
+    static let codecs: [(name: String, args: [String])] = [
+        ("mp3", ["-c:a", "libmp3lame", "-ar", "44100"]),
+        ("pcm", ["-c:a", "pcm_s16le", "-ar", "44100"]),
+        ("alaw", ["-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1"]),
+        ("mulaw", ["-c:a", "pcm_mulaw", "-ar", "8000", "-ac", "1"]),
+        ("speex", ["-c:a", "libspeex", "-ar", "16000", "-ac", "1"]),
+        ("nellymoser", ["-c:a", "nellymoser", "-ar", "44100", "-ac", "1"]),
+    ]
+
+    func testEveryFLVAudioCodecComesOutAsAAC() throws {
+        for codec in Self.codecs {
+            let tags = try FLVFile(try MediaFixtures.flv(name: "audio-\(codec.name)", seconds: 3, audioCodec: codec.args)).tags
+            let live = LiveStream(id: "audio-\(codec.name)")
+            live.beginPublishing()
+            for tag in tags {
+                if tag.type == 9 { try live.ingest(video: FLVVideoTag.parse(tag.body), timestamp: tag.timestamp, byteCount: tag.body.count) }
+                if tag.type == 8 { try live.ingest(audio: FLVAudioTag.parse(tag.body), timestamp: tag.timestamp, byteCount: tag.body.count) }
+            }
+            live.endPublishing()
+            // The playlist as a player reads it: segments grouped under their init segment.
+            let playlist = try XCTUnwrap(live.mediaPlaylist(), codec.name)
+            var groups: [(map: Int, segments: [Int])] = []
+            for line in playlist.split(separator: "\n") {
+                if line.hasPrefix("#EXT-X-MAP:URI=\"init"), let v = Int(line.dropFirst(20).prefix { $0.isNumber }) {
+                    groups.append((v, []))
+                } else if line.hasPrefix("seg"), let n = Int(line.dropFirst(3).prefix { $0.isNumber }), !groups.isEmpty {
+                    groups[groups.count - 1].segments.append(n)
+                }
+            }
+            XCTAssertFalse(groups.isEmpty, playlist)
+            // Audio that starts a few frames after the first keyframe (PCM and G.711 from
+            // ffmpeg) is waited for: one init segment with both tracks from the start.
+            XCTAssertEqual(groups.count, 1, "\(codec.name): \(playlist)")
+            for (g, group) in groups.enumerated() {
+                var file = try XCTUnwrap(live.initSegment(version: group.map), codec.name)
+                for n in group.segments { file += try XCTUnwrap(live.segment(sequence: n), "\(codec.name) seg\(n)") }
+                let path = MediaFixtures.folder.appendingPathComponent("audio-\(codec.name)-\(g).mp4")
+                try Data(file).write(to: path)
+                let streams = try MediaFixtures.run("/usr/bin/ffprobe", ["-v", "error", "-show_entries", "stream=codec_name",
+                                                                         "-of", "csv=p=0", path.path])
+                let expected = g == groups.count - 1 ? ["h264", "aac"] : ["h264"]
+                XCTAssertEqual(streams.split(separator: "\n").map(String.init), expected, "\(codec.name) init\(group.map)")
+                let errors = try MediaFixtures.run("/usr/bin/ffmpeg", ["-v", "error", "-i", path.path, "-f", "null", "-"])
+                XCTAssertEqual(errors.trimmingCharacters(in: .whitespacesAndNewlines), "", "\(codec.name) init\(group.map)")
+            }
+        }
+    }
+}
+
+/// Audio whose header comes long after the video started (later than the packager waits for
+/// it) restarts the media at the next keyframe with an init segment that has both tracks; no
+/// fragment ever carries a track its init segment does not declare.
+final class LateAudioTests: XCTestCase {
+    func testAudioLaterThanTheWaitRestartsWithBothTracks() throws {
+        let tags = try FLVFile(try MediaFixtures.flv(name: "cut-4s", seconds: 4)).tags
+        var p = LivePackager()
+        var out: [PackagerOutput] = []
+        let audioFrom: UInt32 = 1500  // ms: well past the wait
+        var headerSent = false
+        var header: FLVAudioTag?
+        for tag in tags {
+            if tag.type == 9 { out += try p.push(video: FLVVideoTag.parse(tag.body), timestamp: tag.timestamp) }
+            guard tag.type == 8 else { continue }
+            let audio = try FLVAudioTag.parse(tag.body)
+            if case .aacSequenceHeader = audio.packet { header = audio; continue }
+            guard tag.timestamp >= audioFrom, let header else { continue }
+            if !headerSent { out += try p.push(audio: header, timestamp: tag.timestamp); headerSent = true }
+            out += try p.push(audio: audio, timestamp: tag.timestamp)
+        }
+        out += p.finish()
+        let inits = out.compactMap { o -> [CMAFTrack]? in if case .initSegment(_, _, let t) = o { return t } else { return nil } }
+        XCTAssertEqual(inits.map { $0.map(\.id) }, [[1], [1, 2]], "video alone, then both from a keyframe")
+        var declared: Set<UInt32> = []
+        var audioParts = 0
+        for o in out {
+            switch o {
+            case .initSegment(_, _, let t): declared = Set(t.map(\.id))
+            case .part(let part):
+                let ids = BoxParser.find(part.bytes, ["moof", "traf", "tfhd"]).map { BoxParser.be32(part.bytes, $0.bodyStart + 4) }
+                XCTAssertTrue(Set(ids).isSubset(of: declared), "a fragment carries tracks \(ids) its init segment (\(declared)) lacks")
+                if ids.contains(2) { audioParts += 1 }
+            default: break
+            }
+        }
+        XCTAssertGreaterThan(audioParts, 2)
+        XCTAssertEqual(out.filter { if case .segmentStarted(_, true, _) = $0 { return true } else { return false } }.count, 1,
+                       "one discontinuity, where the audio came in")
     }
 }

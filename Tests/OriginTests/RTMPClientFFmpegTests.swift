@@ -10,11 +10,9 @@ import Glibc
 final class RTMPClientFFmpegTests: XCTestCase {
     enum HarnessError: Error { case socket(String), timeout(String), ffmpeg(String) }
 
+    /// ffmpeg and ffprobe are test dependencies (ops/install-deps --test): without them the test fails.
     private func tool(_ name: String) throws -> String {
-        for dir in ["/usr/bin", "/usr/local/bin"] where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") {
-            return "\(dir)/\(name)"
-        }
-        throw XCTSkip("\(name) is not installed (apt-get install -y ffmpeg)")
+        try Tools.path(of: name)
     }
 
     @discardableResult

@@ -16,11 +16,9 @@ final class RTMPFFmpegTests: XCTestCase {
 
     enum HarnessError: Error { case socket(String), timeout(String) }
 
+    /// ffmpeg is a test dependency (ops/install-deps --test): without it the test fails.
     private func ffmpegPath() throws -> String {
-        for path in ["/usr/bin/ffmpeg", "/usr/local/bin/ffmpeg"] where FileManager.default.isExecutableFile(atPath: path) {
-            return path
-        }
-        throw XCTSkip("ffmpeg is not installed (apt-get install -y ffmpeg)")
+        try Tools.path(of: "ffmpeg")
     }
 
     /// Runs ffmpeg publishing to rtmp://127.0.0.1:PORT/live/testkey with `encodeArgs`,

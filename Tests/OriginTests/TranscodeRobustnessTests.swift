@@ -130,40 +130,64 @@ final class TranscodeRobustnessTests: XCTestCase {
         }
     }
 
-    /// With a tiny queue and a slow preset, a burst of access units is refused instead of
-    /// blocking; after a refusal only a keyframe is taken again; what is taken all comes out.
+    /// A full queue refuses instead of blocking; after a refusal only a keyframe is taken
+    /// again; what is taken all comes out.
     func testFullQueueDropsInsteadOfBlocking() throws {
+        // A stuck encoder never holds up the ingest. The transcoder thread is held (as if
+        // the encoder were stuck) and let go only to drain the queue at fixed points: at
+        // every source keyframe, and six frames into every GOP. So what is accepted is the
+        // same on any machine: the 3-frame queue takes the first three frames of each GOP;
+        // after that drop, a drained queue still refuses frames until the next keyframe.
         let source = try TranscodeTestMedia.source(width: 640, height: 360, seconds: 2)
         let settings = TranscodeSettings(
             rungs: [LadderRung(name: "360p", height: 360, videoBitrate: 800_000, maxBitrate: 880_000)],
-            preset: "veryslow", maxQueuedFrames: 3, shedSpeedThreshold: 0)
+            preset: "ultrafast", maxQueuedFrames: 3, shedSpeedThreshold: 0)
         let collector = TranscodeCollector()
         let transcoder = try StreamTranscoder(settings: settings, sourceAVCC: source.avcC,
                                               sourceWidth: 640, sourceHeight: 360, output: collector.sink)
-        var accepted: [TranscodeTestMedia.AccessUnit] = []
-        var refused: [Int] = []
-        var waitingForKey = false
-        var slowest: UInt64 = 0
-        for (index, unit) in source.units.enumerated() {
-            let started = DispatchTime.now().uptimeNanoseconds
-            let ok = transcoder.submit(data: unit.data, dts: unit.dts, pts: unit.pts, isKeyframe: unit.isKeyframe)
-            slowest = max(slowest, DispatchTime.now().uptimeNanoseconds - started)
-            if ok {
-                XCTAssertTrue(!waitingForKey || unit.isKeyframe, "after a drop only a keyframe is taken (unit \(index))")
-                waitingForKey = false
-                accepted.append(unit)
-            } else {
-                waitingForKey = true
-                refused.append(index)
+        let keys = source.keyframeIndices
+        XCTAssertGreaterThan(keys.count, 2)
+        let drainPoints = Set(keys.filter { $0 > 0 } + keys.map { $0 + 6 })
+        final class Outcome: @unchecked Sendable { var accepted: [Int] = []; var refused: [Int] = [] }
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        let units = source.units
+        transcoder.holdWork()
+        // On another thread, so that a submit that waited for the held encoder fails the
+        // test instead of hanging it.
+        Thread {
+            for (index, unit) in units.enumerated() {
+                if drainPoints.contains(index) {
+                    transcoder.resumeWork()
+                    transcoder.waitUntilIdle()
+                    transcoder.holdWork()
+                }
+                if transcoder.submit(data: unit.data, dts: unit.dts, pts: unit.pts, isKeyframe: unit.isKeyframe) {
+                    outcome.accepted.append(index)
+                } else {
+                    outcome.refused.append(index)
+                }
             }
+            transcoder.resumeWork()
+            done.signal()
+        }.start()
+        guard done.wait(timeout: .now() + 300) == .success else {
+            return XCTFail("submit blocked while the encoder was held")
         }
-        XCTAssertLessThan(slowest, 20_000_000, "submit never waits for the encoder")
-        XCTAssertFalse(refused.isEmpty, "a burst into a 3-frame queue must drop")
+        var expected: [Int] = []
+        for (g, k) in keys.enumerated() {
+            let end = g + 1 < keys.count ? keys[g + 1] : units.count
+            expected += Array(k..<min(k + 3, end))
+        }
+        XCTAssertEqual(outcome.accepted, expected, "the first three frames of every GOP")
+        XCTAssertEqual(outcome.refused, units.indices.filter { !expected.contains($0) })
+        XCTAssertTrue(outcome.refused.contains { keys.contains($0 - 6) }, "a drained queue still refused a non-keyframe")
         transcoder.finish()
         let stats = transcoder.stats
-        XCTAssertEqual(stats.framesDropped, refused.count)
-        XCTAssertEqual(stats.framesIn, accepted.count)
+        XCTAssertEqual(stats.framesDropped, outcome.refused.count)
+        XCTAssertEqual(stats.framesIn, outcome.accepted.count)
         // Everything accepted decodes (it starts at keyframes) and comes out, aligned.
+        let accepted = outcome.accepted.map { units[$0] }
         let frames = collector.frames("360p")
         XCTAssertEqual(Set(frames.map(\.pts)), Set(accepted.map(\.pts)))
         XCTAssertEqual(Set(frames.filter(\.isKeyframe).map(\.pts)), Set(accepted.filter(\.isKeyframe).map(\.pts)))

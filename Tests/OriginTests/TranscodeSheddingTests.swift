@@ -47,7 +47,8 @@ final class TranscodeSheddingTests: XCTestCase {
     }
 
     /// Overflowing a small queue sheds the top rung at once (reason: queue full), and
-    /// submit keeps returning at once.
+    /// submit keeps returning at once. The transcoder thread is held while the burst goes
+    /// in, so the queue fills on any machine.
     func testQueueOverflowShedsHighestRung() throws {
         let source = try TranscodeTestMedia.source(width: 640, height: 360, seconds: 2)
         let settings = TranscodeSettings(
@@ -55,16 +56,18 @@ final class TranscodeSheddingTests: XCTestCase {
                 LadderRung(name: "360p", height: 360, videoBitrate: 800_000, maxBitrate: 880_000),
                 LadderRung(name: "180p", height: 180, videoBitrate: 300_000, maxBitrate: 350_000),
             ],
-            preset: "veryslow", maxQueuedFrames: 2, shedSpeedThreshold: 0)
+            preset: "ultrafast", maxQueuedFrames: 2, shedSpeedThreshold: 0)
         let collector = TranscodeCollector()
         let transcoder = try StreamTranscoder(settings: settings, sourceAVCC: source.avcC,
                                               sourceWidth: 640, sourceHeight: 360, output: collector.sink)
         var refused = 0
+        transcoder.holdWork()
         for unit in source.units where !transcoder.submit(data: unit.data, dts: unit.dts, pts: unit.pts, isKeyframe: unit.isKeyframe) {
             refused += 1
         }
+        transcoder.resumeWork()
         transcoder.finish()
-        XCTAssertGreaterThan(refused, 0)
+        XCTAssertEqual(refused, source.units.count - 2)
         XCTAssertEqual(collector.shed.map(\.rung), ["360p"])
         XCTAssertTrue(collector.shed.first?.reason.contains("queue full") ?? false)
         XCTAssertEqual(transcoder.stats.shedRungs, ["360p"])
@@ -72,29 +75,52 @@ final class TranscodeSheddingTests: XCTestCase {
         XCTAssertGreaterThan(collector.frames("180p").count, 0)
     }
 
-    /// No test hook: x264 "placebo" at 640x360 is far slower than real time here. Fed at
-    /// real time (2 s), the measured speed (or the queue filling) sheds 360p; 180p stays.
-    func testPlaceboAtRealTimeShedsTopRung() throws {
+    /// The encode speed is measured, not assumed: the work clock is injected, so each access
+    /// unit costs a known amount of work. At 0.33× real time (100 ms of work per 33 ms frame)
+    /// the default threshold (1.0×) sheds 360p after the first window and keeps 180p, the
+    /// lowest rung; at 3.3× (10 ms per frame) nothing is shed.
+    func testMeasuredSpeedBelowTheThresholdShedsTopRung() throws {
         let source = try TranscodeTestMedia.source(width: 640, height: 360, seconds: 2)
-        let settings = TranscodeSettings(
-            rungs: [
-                LadderRung(name: "360p", height: 360, videoBitrate: 800_000, maxBitrate: 880_000),
-                LadderRung(name: "180p", height: 180, videoBitrate: 300_000, maxBitrate: 350_000),
-            ],
-            preset: "placebo", speedWindowSeconds: 0.5)
-        let collector = TranscodeCollector()
-        let transcoder = try StreamTranscoder(settings: settings, sourceAVCC: source.avcC,
-                                              sourceWidth: 640, sourceHeight: 360, output: collector.sink)
-        let start = DispatchTime.now().uptimeNanoseconds
-        for unit in source.units {
-            let due = start + UInt64(unit.dts - source.units[0].dts) * 1_000_000
-            let now = DispatchTime.now().uptimeNanoseconds
-            if due > now { usleep(UInt32((due - now) / 1000)) }
-            transcoder.submit(data: unit.data, dts: unit.dts, pts: unit.pts, isKeyframe: unit.isKeyframe)
+        func run(workPerUnitMs: UInt64) throws -> (TranscodeCollector, TranscodeStats) {
+            let settings = TranscodeSettings(
+                rungs: [
+                    LadderRung(name: "360p", height: 360, videoBitrate: 800_000, maxBitrate: 880_000),
+                    LadderRung(name: "180p", height: 180, videoBitrate: 300_000, maxBitrate: 350_000),
+                ],
+                preset: "ultrafast", maxQueuedFrames: 1000, speedWindowSeconds: 0.5)
+            XCTAssertEqual(settings.shedSpeedThreshold, 1.0)
+            // The pipeline reads the clock when a unit starts and when it is done: every
+            // second reading is `workPerUnitMs` later.
+            final class FakeClock: @unchecked Sendable {
+                let lock = NSLock()
+                var readings: UInt64 = 0
+                let step: UInt64
+                init(step: UInt64) { self.step = step }
+                func now() -> UInt64 { lock.lock(); defer { lock.unlock() }; readings += 1; return (readings / 2) * step }
+            }
+            let clock = FakeClock(step: workPerUnitMs * 1_000_000)
+            let collector = TranscodeCollector()
+            let transcoder = try StreamTranscoder(settings: settings, sourceAVCC: source.avcC, sourceWidth: 640, sourceHeight: 360,
+                                                  trustsSignalledFrameRate: true, workClock: { clock.now() }, output: collector.sink)
+            for unit in source.units {
+                XCTAssertTrue(transcoder.submit(data: unit.data, dts: unit.dts, pts: unit.pts, isKeyframe: unit.isKeyframe))
+            }
+            transcoder.finish()
+            return (collector, transcoder.stats)
         }
-        transcoder.finish()
-        XCTAssertEqual(collector.shed.map(\.rung), ["360p"], "\(collector.shed)")
-        XCTAssertEqual(transcoder.stats.shedRungs, ["360p"])
-        XCTAssertGreaterThan(collector.frames("180p").count, 0)
+
+        let (slow, slowStats) = try run(workPerUnitMs: 100)
+        XCTAssertEqual(slow.shed.map(\.rung), ["360p"], "\(slow.shed)")
+        XCTAssertTrue(slow.shed.first?.reason.contains("real time") ?? false, "\(slow.shed)")
+        XCTAssertEqual(slowStats.shedRungs, ["360p"])
+        XCTAssertEqual(slowStats.encoderSpeed, 1.0 / 3, accuracy: 0.02)
+        XCTAssertEqual(slow.frames("180p").count, source.units.count, "the lowest rung is whole")
+        XCTAssertLessThan(slow.frames("360p").count, source.units.count)
+
+        let (fast, fastStats) = try run(workPerUnitMs: 10)
+        XCTAssertEqual(fast.shed.map(\.rung), [])
+        XCTAssertEqual(fastStats.shedRungs, [])
+        XCTAssertEqual(fastStats.encoderSpeed, 10.0 / 3, accuracy: 0.2)
+        XCTAssertEqual(fast.frames("360p").count, source.units.count)
     }
 }

@@ -1,6 +1,7 @@
 """Fixtures for the integration tests: a real `streamtube serve` process on free ports,
 real ffmpeg as broadcaster and player, real SQLite underneath."""
 import json
+import math
 import os
 import shutil
 import socket
@@ -25,10 +26,42 @@ def binary():
     return path
 
 
+# The `local` gossip preset (Sources/Gossip/GossipConfig.swift), as configured.
+LOCAL_PRESET = {"probe_interval": 1.0, "probe_timeout": 0.2, "suspicion_mult": 3, "gossip_interval": 0.1,
+                "retransmit_mult": 2}
+
+
+def detection_bound(members, preset=LOCAL_PRESET):
+    """The failure-detection bound from the configured timings, computed here (not read back
+    from the node): 3 probe periods + the probe timeout + the minimum suspicion timeout
+    (suspicion_mult · max(1, log10 N) · period) + the piggyback rounds
+    (retransmit_mult · ⌈log10(N+1)⌉ gossip intervals). 6.4 s for 3 or 5 members."""
+    p = preset
+    suspicion = p["suspicion_mult"] * max(1.0, math.log10(members)) * p["probe_interval"]
+    rounds = p["retransmit_mult"] * math.ceil(math.log10(members + 1))
+    return 3 * p["probe_interval"] + p["probe_timeout"] + suspicion + rounds * p["gossip_interval"]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what, every=0.2):
+    """Polls `predicate` until it returns something true (returned); fails after `timeout` s.
+    The timeout bounds a hang: it is no measurement."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (OSError, AssertionError, KeyError):
+            pass
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
 class HTTPResult:
@@ -190,6 +223,10 @@ def push(node_or_url, key=None, seconds=10, video="libx264", audio="aac", extra=
         cmd += ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", str(rate), "-pix_fmt", "yuv420p"]
     else:
         cmd += ["-c:v", video]
-    cmd += ["-c:a", audio] if audio else ["-an"]
+    # `audio`: an encoder name, or the whole list of audio options.
+    if not audio:
+        cmd += ["-an"]
+    else:
+        cmd += ["-c:a", audio] if isinstance(audio, str) else list(audio)
     cmd += list(extra) + ["-f", "flv", url]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

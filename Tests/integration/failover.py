@@ -8,11 +8,13 @@ import shutil
 import tempfile
 import time
 
-from conftest import ADMIN_TOKEN, Node, free_port, http
+from conftest import ADMIN_TOKEN, Node, detection_bound, free_port, http  # noqa: F401 (detection_bound: for test_failover)
 from gaptools import FrameReader, max_gap, playback_gaps, repeats, stamped_publisher, unreadable
 from test_cluster import keygen, wait_converged, wait_for
 
 SEGMENT_SECONDS = 2.0  # the node's default segment target
+PART_SECONDS = 0.5     # the node's default part target
+
 
 
 def start_trio(root, ladder):

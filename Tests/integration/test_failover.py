@@ -3,6 +3,8 @@
 import re
 import time
 
+import pytest
+
 import failover
 from conftest import http, push
 from gaptools import max_gap, stamped_publisher, FrameReader
@@ -19,22 +21,33 @@ def check_common(out):
     assert out["edge_during_failover"]["status"] == 200 and out["edge_during_failover"]["same_bytes"], out
 
 
+# Slack for a noisy, shared machine on top of the configured detection bound: the test polls
+# the route every 0.2 s and the nodes' timers run late under load.
+SLACK_SECONDS = 1.5
+
+
 def test_sigkill_of_the_origin_mid_stream():
     out = failover.run("kill")
     check_common(out)
-    bound = 2 * failover.SEGMENT_SECONDS + out["detection_bound_seconds"]
-    assert 0 < out["detection_bound_seconds"] < 30
-    assert out["gap_seconds"] <= bound, (out["gaps"], bound)
-    assert out["owner_moved_seconds"] <= out["detection_bound_seconds"] + 2, out["owner_moved_seconds"]
+    bound = failover.detection_bound(3)
+    assert bound == pytest.approx(6.4)
+    # The node reports the bound of its configured timings...
+    assert out["detection_bound_seconds"] == pytest.approx(bound, abs=0.01), out["detection_bound_seconds"]
+    # ...and keeps it: the ring names the new origin within it.
+    assert out["owner_moved_seconds"] <= bound + SLACK_SECONDS, out["owner_moved_seconds"]
+    # The relay replays the last GOP to the new origin: the player loses at most a segment
+    # (the README's runs show none).
+    assert out["gap_seconds"] <= failover.SEGMENT_SECONDS, out["gaps"]
 
 
 def test_sigterm_of_the_origin_hands_the_stream_over():
     out = failover.run("term")
     check_common(out)
     assert out["exit_code"] == 0 and out["exit_seconds"] < 5, out
-    assert out["gap_seconds"] <= failover.SEGMENT_SECONDS, out["gaps"]
-    # A leave is no failure: the ring moves at once, not after the detection bound.
-    assert out["owner_moved_seconds"] < 3, out["owner_moved_seconds"]
+    # A hand-over loses at most a part (the README's runs show none).
+    assert out["gap_seconds"] <= failover.PART_SECONDS, out["gaps"]
+    # A leave is no failure: the ring moves at once, well before the detection bound.
+    assert out["owner_moved_seconds"] < failover.detection_bound(3) / 2, out["owner_moved_seconds"]
 
 
 def test_a_broadcaster_on_the_dead_origin_reconnects_to_any_node(tmp_path):

@@ -3,7 +3,7 @@ import re
 import subprocess
 import time
 
-from conftest import ADMIN_TOKEN, Node, binary, http, push
+from conftest import ADMIN_TOKEN, Node, binary, http, push, wait_for
 
 
 def media_playlist(node, sid, query=""):
@@ -109,9 +109,7 @@ def test_live_push_is_played_back_while_live_and_ends(node):
     assert errors.strip() == "", errors
     assert video_s >= 9.0, (video_s, node.logs()[-2000:])
     assert audio_s >= 9.0, audio_s
-    deadline = time.time() + 5
-    while "#EXT-X-ENDLIST" not in media_playlist(node, s["id"]).text and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: "#EXT-X-ENDLIST" in media_playlist(node, s["id"]).text, 30, "the playlist to end", every=0.1)
     pl = media_playlist(node, s["id"]).text
     assert "#EXT-X-ENDLIST" in pl
     assert "#EXT-X-PRELOAD-HINT" not in pl
@@ -119,9 +117,13 @@ def test_live_push_is_played_back_while_live_and_ends(node):
     assert status["state"] == "ended" and status["videoFrames"] >= 290
 
 
+def parts_of(playlist_text):
+    return [(int(a), int(b)) for a, b in re.findall(r'#EXT-X-PART:.*URI="part(\d+)\.(\d+)\.m4s"', playlist_text)]
+
+
 def test_ll_hls_playlist_blocking_reload_and_preload_hint(node):
     s = node.create_stream("Blocking")
-    pub = push(node, s["key"], seconds=14, size="320x240")
+    pub = push(node, s["key"], seconds=19, size="320x240")
     try:
         node.wait_playable(s["id"])
         r = media_playlist(node, s["id"])
@@ -134,20 +136,20 @@ def test_ll_hls_playlist_blocking_reload_and_preload_hint(node):
         assert durations and max(durations) <= 0.5 + 1e-6
         assert re.search(r"#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part\d+\.\d+\.m4s\"", pl)
 
+        # Ask for the hinted part, then for the one after it. The hinted part is by definition
+        # not in the playlist that hints it; each blocking answer must hold it (the server
+        # waited until it existed rather than answer without it). How long that takes is a
+        # latency figure: ops/bench/latency.py measures it.
         seq, idx = hinted_part(pl)
-        # Ask for the hinted part, then for the one after it: each request holds until its part exists.
-        t0 = time.time()
+        assert (seq, idx) not in parts_of(pl)
         first = media_playlist(node, s["id"], f"?_HLS_msn={seq}&_HLS_part={idx}")
-        t1 = time.time()
         nseq, nidx = hinted_part(first.text)
+        assert (nseq, nidx) not in parts_of(first.text)
         second = media_playlist(node, s["id"], f"?_HLS_msn={nseq}&_HLS_part={nidx}")
-        t2 = time.time()
         assert first.status == 200 and second.status == 200
-        assert last_part(first.text) == (seq, idx) or last_part(first.text) == (seq + 1, 0), (last_part(first.text), seq, idx)
-        assert last_part(second.text) == (nseq, nidx) or last_part(second.text) == (nseq + 1, 0)
-        assert t1 - t0 < 1.5, t1 - t0
-        # The second answer comes one part duration after the first: it waited, then returned at once.
-        assert 0.25 < t2 - t1 < 1.0, t2 - t1
+        # A part index one past a segment's last part means the next segment's first part.
+        assert (seq, idx) in parts_of(first.text) or (seq + 1, 0) in parts_of(first.text), (parts_of(first.text), seq, idx)
+        assert (nseq, nidx) in parts_of(second.text) or (nseq + 1, 0) in parts_of(second.text)
 
         # The preload hint's part is served as soon as it is made.
         hint = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(part\d+\.\d+\.m4s)"', second.text).group(1)
@@ -162,13 +164,41 @@ def test_ll_hls_playlist_blocking_reload_and_preload_hint(node):
         assert media_playlist(node, s["id"], f"?_HLS_msn={seq + 10}").status == 400
         assert media_playlist(node, s["id"], "?_HLS_part=1").status == 400
         assert media_playlist(node, s["id"], "?_HLS_msn=abc").status == 400
+
+        # Delta updates over HTTP (_HLS_skip=YES): once the live playlist holds more than
+        # CAN-SKIP-UNTIL seconds, the oldest segments are replaced by one EXT-X-SKIP tag;
+        # what is listed still covers at least CAN-SKIP-UNTIL seconds from the live edge.
+        until = float(re.search(r"CAN-SKIP-UNTIL=([\d.]+)", pl).group(1))
+
+        def delta_if_skipping():
+            d = media_playlist(node, s["id"], "?_HLS_skip=YES")
+            return d if "#EXT-X-SKIP:" in d.text else None
+        delta = wait_for(delta_if_skipping, 25, "a delta update that skips")
+        assert delta.status == 200 and "#EXT-X-ENDLIST" not in delta.text
+        skipped = int(re.search(r"#EXT-X-SKIP:SKIPPED-SEGMENTS=(\d+)", delta.text).group(1))
+        msn = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", delta.text).group(1))
+        listed = [int(n) for n in re.findall(r"^seg(\d+)\.m4s$", delta.text, re.M)]
+        assert skipped >= 1 and listed and listed[0] == msn + skipped, delta.text
+        after_last = delta.text.split(f"seg{listed[-1]}.m4s")[-1]
+        covered = sum(float(x) for x in re.findall(r"#EXTINF:([\d.]+),", delta.text)) \
+            + sum(float(x) for x in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", after_last))
+        assert covered >= until - 0.01, (covered, until, delta.text)
+        full = media_playlist(node, s["id"]).text
+        assert "#EXT-X-SKIP" not in full
+        full_segments = [int(n) for n in re.findall(r"^seg(\d+)\.m4s$", full, re.M)]
+        assert full_segments[:skipped + 1] == list(range(msn, msn + skipped + 1)), full
     finally:
-        pub.wait(30)
-    # Once the stream has ended, a blocking request returns at once with the final playlist.
-    time.sleep(0.5)
+        assert pub.wait(40) == 0, pub.stderr.read()
+    # Once the stream has ended, a blocking request for the segment after the last one (which
+    # will never come) is answered with the final playlist, without holding: a held request
+    # would return only after the node's block timeout, three segment targets (6 s).
+    final = wait_for(lambda: (lambda t: t if "#EXT-X-ENDLIST" in t else None)(media_playlist(node, s["id"]).text),
+                     30, "the playlist to end", every=0.1)
+    last_segment = max(int(n) for n in re.findall(r"^seg(\d+)\.m4s$", final, re.M))
     t0 = time.time()
-    r = media_playlist(node, s["id"], f"?_HLS_msn={nseq + 1}")
-    assert time.time() - t0 < 1.0 and "#EXT-X-ENDLIST" in r.text
+    r = media_playlist(node, s["id"], f"?_HLS_msn={last_segment + 1}")
+    assert r.status == 200 and "#EXT-X-ENDLIST" in r.text
+    assert time.time() - t0 < 3 * 2.0, "an ended stream's blocking request was held"
 
 
 def test_wrong_key_is_refused_and_other_streams_go_on(node):
@@ -180,9 +210,9 @@ def test_wrong_key_is_refused_and_other_streams_go_on(node):
     assert bad.wait(20) != 0
     bad2 = push(node, "../../etc", seconds=5, size="320x240")
     assert bad2.wait(20) != 0
-    time.sleep(1)
-    after = last_part(media_playlist(node, good["id"]).text)
-    assert after > before and pub.poll() is None
+    # The good stream goes on: new parts after the refusals, its publisher still on.
+    wait_for(lambda: last_part(media_playlist(node, good["id"]).text) > before, 30, "the good stream to go on", every=0.1)
+    assert pub.poll() is None
     refused = [r for r in node.log_records() if r.get("msg") == "rtmp publish refused"]
     # ffmpeg sends "live/../.." as the application of the second URL: refused as an unknown app.
     assert sorted(r["reason"] for r in refused) == ["bad_app", "bad_key"]
@@ -215,10 +245,20 @@ def test_unsupported_codec_is_refused_without_harm(node):
 
 
 def test_metrics_are_prometheus_text(node):
+    def value(text, series):
+        m = re.search(rf"^{re.escape(series)} (\d+)(\.0)?$", text, re.M)
+        assert m, f"{series} missing:\n{text[:3000]}"
+        return int(m.group(1))
+    # The fixture's readiness check has connected to the RTMP port already.
+    connections = value(http("GET", node.base + "/metrics").text, "streamtube_rtmp_connections_total")
     s = node.create_stream()
-    push(node, s["key"], seconds=3, size="320x240").wait(30)
+    pub = push(node, s["key"], seconds=3, size="320x240")
+    assert pub.wait(30) == 0, pub.stderr.read()
     r = http("GET", node.base + "/metrics")
     assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
-    assert re.search(r"^streamtube_rtmp_connections_total \d+", r.text, re.M), r.text[:2000]
-    assert "streamtube_rtmp_publish_started_total" in r.text
-    assert "hb_requests" in r.text or "http" in r.text
+    # One publisher: one more connection, one publish.
+    assert value(r.text, "streamtube_rtmp_connections_total") == connections + 1
+    assert value(r.text, "streamtube_rtmp_publish_started_total") == 1
+    # HTTP requests are counted per route: this scrape is one more /metrics request.
+    series = 'hb_requests{http_route="/metrics",http_request_method="GET",http_response_status_code="200"}'
+    assert value(http("GET", node.base + "/metrics").text, series) == value(r.text, series) + 1

@@ -8,7 +8,7 @@ connections against both. Also reports resident memory with 10,000 idle connecti
 
 Each side runs --rounds times, alternating, and the median run counts.
 
-Usage: ops/bench/edge.py [--seconds 10] [--rounds 3] [--json out.json]
+Usage: ops/bench/edge.py [--seconds 8] [--rounds 3] [--json out.json]
 Needs: nginx, wrk, ffmpeg (ops/install-deps --bench installs them).
 """
 import argparse
@@ -76,7 +76,7 @@ def idle_connections(port, n):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--seconds", type=int, default=8, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="alternating runs per side; the median counts")
     ap.add_argument("--perf", help="also record the edge with perf during one extra run into PERF.part / PERF.segment")
     ap.add_argument("--json")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Glass-to-downloadable latency of StreamTube's LL-HLS parts.
+"""Frame to downloadable: the latency of StreamTube's LL-HLS parts, on its own.
 
 ffmpeg stamps every frame with the wall clock as it makes it (setpts from RTCTIME, relative
 to a start time this script picks), encodes it with x264 (zerolatency) and pushes it over
@@ -7,16 +7,15 @@ RTMP to a node started here. A client follows the stream the way an LL-HLS playe
 (it asks for the next part and waits for it) and notes when each part has downloaded. For
 every frame: latency = the moment its part finished downloading - the moment ffmpeg made it.
 
-With --nginx-rtmp the same ffmpeg output (tee) also feeds nginx-rtmp's HLS (1 s fragments),
-and a second client polls its playlist every 50 ms and downloads each new fragment: the same
-figure for the peer, in the same run, and the ratio.
+This is no comparison with another server: a side-by-side figure would mostly measure the
+settings of each (part or fragment length, how often a client polls), not the code. The
+browser glass-to-glass benchmark (the player's) is the end-to-end one.
 
-Usage: ops/bench/latency.py [--seconds 60] [--nginx-rtmp] [--json out.json]
+Usage: ops/bench/latency.py [--seconds 60] [--part-target 0.5] [--json out.json]
 """
 import argparse
 import json
 import re
-import threading
 import os
 import shutil
 import socket
@@ -118,11 +117,7 @@ def main():
     ap.add_argument("--part-target", type=float, default=0.5)
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
-    ap.add_argument("--nginx-rtmp", action="store_true", help="measure nginx-rtmp's HLS side by side")
     args = ap.parse_args()
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import peers
-    nginx = peers.NginxRTMP() if args.nginx_rtmp else None
     binary = args.bin
     if not binary:
         subprocess.run(["swift", "build", "-c", "release", "--product", "streamtube"], cwd=ROOT, check=True)
@@ -136,7 +131,6 @@ def main():
                              "--data-dir", data, "--admin-token", TOKEN, "--part-target", str(args.part_target)],
                             stdout=log, stderr=subprocess.STDOUT)
     pub = None
-    peer_pub = None
     try:
         for _ in range(300):
             try:
@@ -149,43 +143,12 @@ def main():
         stream = json.loads(urllib.request.urlopen(req).read())
         t0 = time.time()
         t0_us = int(t0 * 1e6)
-        def publisher(url):
-            # Every frame is stamped with the wall clock as ffmpeg makes it, so two publishers
-            # of the same source at the same time are measured on one clock.
-            return subprocess.Popen(
-                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-                 "-t", str(args.seconds + 4), "-vf", f"settb=1/1000000,setpts=RTCTIME-{t0_us}",
-                 "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-pix_fmt", "yuv420p", "-an",
-                 "-f", "flv", url])
-        pub = publisher(f"rtmp://127.0.0.1:{rtmp_port}/live/{stream['key']}")
-        peer_pub = publisher(nginx.rtmp_url("bench")) if nginx else None
-        peer_latencies = []
-        stop_peer = threading.Event()
-
-        def follow_nginx():
-            seen = set()
-            while not stop_peer.is_set():
-                try:
-                    status, body = get(nginx.playlist_url("bench"), timeout=2)
-                except OSError:
-                    status = 0
-                if status == 200:
-                    for name in re.findall(r"^(\S+\.ts)$", body.decode(), re.M):
-                        if name in seen:
-                            continue
-                        seen.add(name)
-                        st, data = get(nginx.playlist_url("bench").rsplit("/", 1)[0] + "/" + name)
-                        now = time.time()
-                        if st == 200 and len(seen) > 1:  # the first fragment was there before we looked
-                            # nginx-rtmp writes every TS timestamp 0.7 s late (its HLS delay of
-                            # 63000 ticks, checked: a stream starting at 0 has its first PTS at 0.7).
-                            peer_latencies.extend(now - (t0 + t - 0.7) for t in peers.ts_video_pts(data))
-                time.sleep(0.05)
-
-        follower = None
-        if nginx:
-            follower = threading.Thread(target=follow_nginx, daemon=True)
-            follower.start()
+        # Every frame is stamped with the wall clock as ffmpeg makes it.
+        pub = subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+             "-t", str(args.seconds + 4), "-vf", f"settb=1/1000000,setpts=RTCTIME-{t0_us}",
+             "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-pix_fmt", "yuv420p", "-an",
+             "-f", "flv", f"rtmp://127.0.0.1:{rtmp_port}/live/{stream['key']}"])
         media = f"{base}/live/{stream['id']}/source/"
         while get(f"{base}/live/{stream['id']}/master.m3u8")[0] != 200:
             time.sleep(0.05)
@@ -210,35 +173,19 @@ def main():
             done += 1
             print(f"\rparts {done}  frames {len(latencies)}  last part latency {part_first[-1] if part_first else 0:.3f}s", end="", file=sys.stderr)
         print(file=sys.stderr)
-        if follower:
-            stop_peer.set()
-            follower.join(5)
         result = {
             "frames": len(latencies), "parts": done, "partTarget": args.part_target,
             "p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95),
             "partFirstFrameP50": percentile(part_first, 0.5), "partFirstFrameP95": percentile(part_first, 0.95),
             "target": args.part_target + 0.1,
         }
-        if nginx:
-            result["nginxRTMP"] = {"frames": len(peer_latencies), "p50": percentile(peer_latencies, 0.5),
-                                   "p95": percentile(peer_latencies, 0.95), "fragment": 1.0}
-            result["ratioP50"] = result["p50"] / result["nginxRTMP"]["p50"]
-            result["ratioP95"] = result["p95"] / result["nginxRTMP"]["p95"]
         print(json.dumps(result, indent=2))
         print(f"| StreamTube LL-HLS part | frame→downloadable p50 {result['p50']*1000:.0f} ms | p95 {result['p95']*1000:.0f} ms "
               f"| target ≤ {result['target']*1000:.0f} ms |")
-        if nginx:
-            n = result["nginxRTMP"]
-            print(f"| nginx-rtmp HLS (1 s fragments), same input | p50 {n['p50']*1000:.0f} ms | p95 {n['p95']*1000:.0f} ms "
-                  f"| ratio ours/nginx-rtmp: p50 {result['ratioP50']:.2f}, p95 {result['ratioP95']:.2f} |")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(result, f, indent=2)
     finally:
-        if nginx:
-            if peer_pub:
-                peer_pub.kill()
-            nginx.stop()
         if pub:
             pub.kill()
         node.terminate()

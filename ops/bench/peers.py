@@ -109,31 +109,3 @@ http {{ access_log off; sendfile on;
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("nginx did not start")
-
-
-    def playlist_url(self, key):
-        return f"http://127.0.0.1:{self.http_port}/hls/{key}.m3u8"
-
-
-
-def ts_video_pts(data):
-    """Presentation times (seconds) of the video PES packets in an MPEG-TS file."""
-    out = []
-    for i in range(0, len(data) - 187, 188):
-        pkt = data[i:i + 188]
-        if pkt[0] != 0x47 or not pkt[1] & 0x40:
-            continue
-        afc = (pkt[3] >> 4) & 3
-        p = 4
-        if afc in (2, 3):
-            p += 1 + pkt[4]
-        if afc == 2 or p + 14 > 188:
-            continue
-        if pkt[p:p + 3] != b"\x00\x00\x01" or not 0xE0 <= pkt[p + 3] <= 0xEF:
-            continue
-        if not pkt[p + 7] & 0x80:
-            continue
-        b = pkt[p + 9:p + 14]
-        pts = ((b[0] >> 1) & 7) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
-        out.append(pts / 90000)
-    return out

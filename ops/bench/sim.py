@@ -2,7 +2,8 @@
 """Simulator scale: runs the baseline scenarios (100, 1,000 and 10,000 nodes) through the
 release build of streamtube-sim and prints, for each, simulated time against wall-clock time
 (the simulator's own figure, which leaves out building the cluster), the whole process's wall
-time and its peak resident memory (/usr/bin/time -v).
+time, its peak resident memory (/usr/bin/time -v), and that memory per observer and member
+(peak RSS / nodes²: every node holds a view of every member).
 
 Targets: baseline-1000 at least 100x real time; baseline-10000 (10 simulated minutes) done
 within 10 minutes of wall clock on a 2-core machine.
@@ -48,14 +49,17 @@ def main():
         seconds = sum(float(x) * 60 ** i for i, x in enumerate(reversed(elapsed.split(":"))))
         row = {"scenario": name, "nodes": int(m.group(1)), "simulatedSeconds": float(m.group(2)),
                "runWallSeconds": float(m.group(3)), "speed": float(m.group(4)), "violations": int(m.group(5)),
-               "processWallSeconds": seconds, "peakRSSMB": rss / 1024}
+               "processWallSeconds": seconds, "peakRSSMB": rss / 1024,
+               "bytesPerObserverAndMember": rss * 1024 / int(m.group(1)) ** 2}
         rows.append(row)
         print(f"{name}: {row['speed']}x real time, process {seconds:.1f} s, {row['peakRSSMB']:.0f} MB", file=sys.stderr)
-    print("| scenario | nodes | simulated | run (wall) | × real time | whole process (wall) | peak RSS | violations |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| scenario | nodes | simulated | run (wall) | × real time | whole process (wall) | peak RSS "
+          "| bytes per observer and member | violations |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['scenario']} | {r['nodes']:,} | {r['simulatedSeconds']:.0f} s | {r['runWallSeconds']:.1f} s | "
-              f"{r['speed']:.1f}× | {r['processWallSeconds']:.1f} s | {r['peakRSSMB']:,.0f} MB | {r['violations']} |")
+              f"{r['speed']:.1f}× | {r['processWallSeconds']:.1f} s | {r['peakRSSMB']:,.0f} MB "
+              f"| {r['bytesPerObserverAndMember']:,.0f} | {r['violations']} |")
     if args.json:
         json.dump(rows, open(args.json, "w"), indent=2)
 

@@ -91,6 +91,14 @@ public struct LivePackager: Sendable {
     private var initVersion = -1
     private var formatChanged = false
 
+    /// Media time video waits at the start for an audio header, so audio that begins a few
+    /// frames after the first keyframe (PCM and G.711 from ffmpeg: about 70 ms) is in the
+    /// first init segment. Audio later than that restarts the media at a keyframe.
+    static let audioWaitMS: Int64 = 500
+    /// Video held at the start while waiting for audio.
+    private var heldVideo: [(inputMS: Int64, cts: Int32, sync: Bool, data: [UInt8])] = []
+    private var stoppedWaitingForAudio = false
+
     // Output timeline. Video in 90 kHz, audio in its sample rate.
     private var pendingVideo: (dts: Int64, cts: Int32, sync: Bool, data: [UInt8])?
     private var lastVideoDuration: Int64 = 3000
@@ -185,8 +193,28 @@ public struct LivePackager: Sendable {
                 }
                 skippingToKeyframe = false
             }
-            return pushVideoSample(inputMS: Int64(timestamp), cts: compositionTime, sync: tag.isKeyframe, data: data)
+            return holdOrPushVideoSample(inputMS: Int64(timestamp), cts: compositionTime, sync: tag.isKeyframe, data: data)
         }
+    }
+
+    /// Before the start, with no audio header yet, video from the first keyframe is held for
+    /// up to `audioWaitMS` of media time; then it goes out without audio.
+    private mutating func holdOrPushVideoSample(inputMS: Int64, cts: Int32, sync: Bool, data: [UInt8]) -> [PackagerOutput] {
+        guard !started, audioConfig == nil, !stoppedWaitingForAudio, sync || !heldVideo.isEmpty else {
+            return pushVideoSample(inputMS: inputMS, cts: cts, sync: sync, data: data)
+        }
+        heldVideo.append((inputMS, cts, sync, data))
+        guard let first = heldVideo.first, inputMS - first.inputMS >= Self.audioWaitMS || inputMS < first.inputMS else { return [] }
+        stoppedWaitingForAudio = true
+        return releaseHeldVideo()
+    }
+
+    private mutating func releaseHeldVideo() -> [PackagerOutput] {
+        let held = heldVideo
+        heldVideo = []
+        var out: [PackagerOutput] = []
+        for v in held { out += pushVideoSample(inputMS: v.inputMS, cts: v.cts, sync: v.sync, data: v.data) }
+        return out
     }
 
     /// Feeds one FLV audio tag.
@@ -199,8 +227,13 @@ public struct LivePackager: Sendable {
                 throw .badCodecConfiguration("AAC sequence header: \(error)")
             }
             if let old = audioConfig, old.bytes != config.bytes, started { formatChanged = true }
+            // Audio that begins after the media started (its header came after the first
+            // keyframe, as with audio transcoded to AAC from its first tag on): the init
+            // segment has no audio track, so the next keyframe starts one with both.
+            if started, !tracks.contains(where: { $0.id == Self.audioTrackID }) { formatChanged = true }
             audioConfig = config
-            return []
+            // Video waiting for this header starts now, with both tracks.
+            return heldVideo.isEmpty ? [] : releaseHeldVideo()
         case .other:
             throw .unsupportedAudioCodec(tag.soundFormat)
         case .aacRaw(let data):
@@ -211,7 +244,7 @@ public struct LivePackager: Sendable {
 
     /// The publisher stopped: flush what is buffered into a last part and segment.
     public mutating func finish() -> [PackagerOutput] {
-        var out: [PackagerOutput] = []
+        var out: [PackagerOutput] = releaseHeldVideo()
         flushPendingVideo()
         let end = hasVideo ? (lastVideoOutputEnd ?? partStart) : (nextAudioDTS ?? partStart)
         closePart(at: end, into: &out)
@@ -355,6 +388,8 @@ public struct LivePackager: Sendable {
             }
         } else if !started || !segmentOpen {
             return []  // audio before the first video keyframe is dropped
+        } else if !tracks.contains(where: { $0.id == Self.audioTrackID }) {
+            return []  // the init segment in use has no audio track: dropped until the restart with one
         }
         // Derive the output time from the sample count, resyncing to the input clock when
         // it drifts by more than a frame (gaps, jumps).

@@ -46,6 +46,7 @@ public final class StreamTranscoder: @unchecked Sendable {
         sourceWidth: Int,
         sourceHeight: Int,
         trustsSignalledFrameRate: Bool,
+        workClock: (@Sendable () -> UInt64)? = nil,
         output: @escaping @Sendable (TranscodeOutput) -> Void
     ) throws {
         try settings.validate()
@@ -56,6 +57,7 @@ public final class StreamTranscoder: @unchecked Sendable {
         let pipeline = try TranscodePipeline(settings: settings, sourceAVCC: sourceAVCC,
                                              sourceWidth: sourceWidth, sourceHeight: sourceHeight, stats: stats)
         pipeline.trustsSignalledFrameRate = trustsSignalledFrameRate
+        if let workClock { pipeline.workClock = workClock }
         worker = Worker(pipeline: pipeline, stats: stats, maxQueued: settings.maxQueuedFrames, output: output)
         worker.start()
     }
@@ -78,6 +80,16 @@ public final class StreamTranscoder: @unchecked Sendable {
         worker.finish()
     }
 
+    /// Test hook: the transcoder thread takes no more input until ``resumeWork()``, as if the
+    /// encoder were stuck; `submit` must still answer at once.
+    func holdWork() { worker.setHolding(true) }
+
+    /// Test hook: ends ``holdWork()``.
+    func resumeWork() { worker.setHolding(false) }
+
+    /// Test hook: waits until the transcoder thread has processed everything queued.
+    func waitUntilIdle() { worker.waitUntilIdle() }
+
     /// Counters so far.
     public var stats: TranscodeStats {
         worker.stats.snapshot
@@ -95,6 +107,8 @@ private final class Worker: @unchecked Sendable {
     private var droppingUntilKeyframe = false
     private var overflowed = false
     private var started = false
+    private var holding = false
+    private var processing = false
     /// The transcoder thread, to tell a finish() from inside `output` (no strong reference:
     /// the thread's closure holds this worker).
     private var workerThread: pthread_t?
@@ -139,7 +153,7 @@ private final class Worker: @unchecked Sendable {
             accept = false
             droppingUntilKeyframe = true
             overflowed = true
-            condition.signal()
+            condition.broadcast()
         } else if droppingUntilKeyframe && !unit.isKeyframe {
             accept = false
         } else {
@@ -156,7 +170,7 @@ private final class Worker: @unchecked Sendable {
         }
         queue.append(unit)
         stats.update { $0.framesIn += 1 }
-        condition.signal()
+        condition.broadcast()
         return true
     }
 
@@ -172,11 +186,24 @@ private final class Worker: @unchecked Sendable {
         condition.unlock()
     }
 
+    func setHolding(_ hold: Bool) {
+        condition.lock()
+        holding = hold
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func waitUntilIdle() {
+        condition.lock()
+        while (head < queue.count || processing || overflowed) && !finished { condition.wait() }
+        condition.unlock()
+    }
+
     private func run() {
         let emit = output
         while true {
             condition.lock()
-            while head == queue.count && !finishing && !overflowed { condition.wait() }
+            while (head == queue.count && !finishing && !overflowed) || (holding && !finishing) { condition.wait() }
             let overflow = overflowed
             overflowed = false
             var unit: SourceAccessUnit? = nil
@@ -186,10 +213,15 @@ private final class Worker: @unchecked Sendable {
                 head += 1
             }
             let stop = unit == nil && finishing
+            processing = true
             condition.unlock()
 
             if let unit { pipeline.process(unit, emit: emit) }
             if overflow { pipeline.queueOverflowed(emit: emit) }
+            condition.lock()
+            processing = false
+            condition.broadcast()
+            condition.unlock()
             if stop { break }
         }
         pipeline.finish(emit: emit)

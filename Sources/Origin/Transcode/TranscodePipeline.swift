@@ -54,6 +54,9 @@ final class TranscodePipeline {
     private var heldFrame: (frame: UnsafeMutablePointer<AVFrame>, pts: Int64, keyframe: Bool)? = nil
     /// Test hook: act as if the SPS had no timing info.
     var trustsSignalledFrameRate = true
+    /// The clock work time is measured with (nanoseconds). Tests inject one to make the
+    /// measured encode speed, and so the speed policy, deterministic.
+    var workClock: @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds }
     private var lastDts: Int64? = nil
     private var mediaSeconds = 0.0
     private var busySeconds = 0.0
@@ -109,7 +112,7 @@ final class TranscodePipeline {
     /// Decodes and encodes one access unit, calling `emit` with what comes out.
     func process(_ unit: SourceAccessUnit, emit: (TranscodeOutput) -> Void) {
         guard let decoder, liveSlotCount > 0 else { return }
-        let started = DispatchTime.now().uptimeNanoseconds
+        let started = workClock()
         defer { account(unit: unit, startedNs: started, emit: emit) }
 
         if awaitingKeyframe {
@@ -290,7 +293,8 @@ final class TranscodePipeline {
 
     /// Books the work time and media time of one access unit and applies the speed policy.
     private func account(unit: SourceAccessUnit, startedNs: UInt64, emit: (TranscodeOutput) -> Void) {
-        let busy = Double(DispatchTime.now().uptimeNanoseconds - startedNs) / 1e9
+        let now = workClock()
+        let busy = Double(now >= startedNs ? now - startedNs : 0) / 1e9
         busySeconds += busy
         if let last = lastDts, unit.dts > last, unit.dts - last <= 10_000 {
             mediaSeconds += Double(unit.dts - last) / 1000
