@@ -42,10 +42,25 @@ def detection_bound(members, preset=LOCAL_PRESET):
     return 3 * p["probe_interval"] + p["probe_timeout"] + suspicion + rounds * p["gossip_interval"]
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this run (the kernel may offer a port
+    again once its socket is closed: two nodes' ports must never collide)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        # Free for UDP too: the gossip port is both.
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_for(predicate, timeout, what, every=0.2):
