@@ -15,7 +15,8 @@
 /// `NetStream.Publish.Start` means publishing. The server's Set Chunk Size, Abort, Window
 /// Acknowledgement Size (answered with Acknowledgements), Set Peer Bandwidth (answered with
 /// our Window Acknowledgement Size) and Ping Request (answered with Ping Response) are
-/// handled whenever they arrive. The session never reads the server's media.
+/// handled whenever they arrive, by the ``RTMPProtocolControl`` the server session shares.
+/// The session never reads the server's media.
 ///
 /// Chunk streams, as ffmpeg uses them: 2 protocol control, 3 commands on message stream 0,
 /// 4 audio and data (metadata), 6 video, 8 `publish` on the created stream. Headers are
@@ -23,7 +24,7 @@
 public struct RTMPClientSession: Sendable {
     /// Chunk stream ids this session writes on.
     public enum ChunkStreamID {
-        public static let control: UInt32 = 2
+        public static let control: UInt32 = RTMPProtocolControl.chunkStreamID
         public static let command: UInt32 = 3
         public static let audio: UInt32 = 4
         public static let data: UInt32 = 4
@@ -69,15 +70,15 @@ public struct RTMPClientSession: Sendable {
     private var pending: [Double: String] = [:]
     private var nextTransactionID: Double = 1
     private var handshakeBytes: UInt64 = 0
-    private var lastAcknowledged: UInt64 = 0
-    private var sentWindowAcknowledgementSize: UInt32?
+    /// Set Peer Bandwidth is answered with our Window Acknowledgement Size.
+    private var control = RTMPProtocolControl(answersSetPeerBandwidth: true)
 
     /// Total bytes passed to ``receive(_:)``.
     public private(set) var bytesReceived: UInt64 = 0
     /// The server's Window Acknowledgement Size; 0 until it sends one (then we acknowledge).
-    public private(set) var peerWindowAcknowledgementSize: UInt32 = 0
+    public var peerWindowAcknowledgementSize: UInt32 { control.peerWindowAcknowledgementSize }
     /// The server's Set Peer Bandwidth (window, limit type), if it sent one.
-    public private(set) var peerBandwidth: (window: UInt32, limitType: UInt8)?
+    public var peerBandwidth: (window: UInt32, limitType: UInt8)? { control.peerBandwidth }
 
     /// `app` and `tcURL` go into `connect` (for example "relay" and
     /// "rtmp://owner:1935/relay"); `streamKey` into `releaseStream`, `FCPublish` and `publish`.
@@ -200,7 +201,10 @@ public struct RTMPClientSession: Sendable {
             decoder.append(bytes[index...])
         }
         while let chunk = try decoder.nextChunk() {
-            acknowledgeIfNeeded(into: &events)
+            // At chunk boundaries, so the output does not depend on how input was split.
+            if let ack = control.acknowledgement(received: handshakeBytes + decoder.consumedBytes) {
+                events.append(.send(encodeControl(ack)))
+            }
             if let message = chunk.message {
                 try handle(message, into: &events)
             }
@@ -208,7 +212,7 @@ public struct RTMPClientSession: Sendable {
     }
 
     private mutating func sendChunkSizeAndConnect() -> [UInt8] {
-        var out = control(RTMPMessage.TypeID.setChunkSize, Self.bigEndian(Self.outgoingChunkSize))
+        var out = encodeControl(RTMPProtocolControl.setChunkSize(Self.outgoingChunkSize))
         encoder.chunkSize = Int(Self.outgoingChunkSize)
         out += command("connect", [.object([
             AMF0Property("app", .string(app)),
@@ -219,41 +223,14 @@ public struct RTMPClientSession: Sendable {
         return out
     }
 
-    /// Sends Acknowledgement when the bytes since the last one reach the server's window.
-    /// Checked at chunk boundaries so the output does not depend on how input was split.
-    private mutating func acknowledgeIfNeeded(into events: inout [RTMPClientEvent]) {
-        let window = UInt64(peerWindowAcknowledgementSize)
-        guard window > 0 else { return }
-        let received = handshakeBytes + decoder.consumedBytes
-        guard received - lastAcknowledged >= window else { return }
-        lastAcknowledged = received
-        events.append(.send(control(RTMPMessage.TypeID.acknowledgement, Self.bigEndian(UInt32(truncatingIfNeeded: received)))))
-    }
-
     private mutating func handle(_ message: RTMPMessage, into events: inout [RTMPClientEvent]) throws(RTMPError) {
+        // Stream Begin and the other User Control events need nothing from a publisher.
+        if let outcome = try control.handle(message, decoder: &decoder) {
+            if let reply = outcome.reply { events.append(.send(encodeControl(reply))) }
+            return
+        }
         let payload = message.payload
         switch message.typeID {
-        case RTMPMessage.TypeID.setChunkSize:
-            try decoder.setChunkSize(try Self.uint32(payload, "Set Chunk Size"))
-        case RTMPMessage.TypeID.abort:
-            decoder.abort(chunkStreamID: try Self.uint32(payload, "Abort"))
-        case RTMPMessage.TypeID.acknowledgement:
-            break
-        case RTMPMessage.TypeID.userControl:
-            try handleUserControl(payload, into: &events)
-        case RTMPMessage.TypeID.windowAcknowledgementSize:
-            peerWindowAcknowledgementSize = try Self.uint32(payload, "Window Acknowledgement Size")
-        case RTMPMessage.TypeID.setPeerBandwidth:
-            guard payload.count >= 5 else {
-                throw .protocolViolation("Set Peer Bandwidth has \(payload.count) bytes, expected 5")
-            }
-            let window = try Self.uint32(payload, "Set Peer Bandwidth")
-            peerBandwidth = (window, payload[4])
-            // RTMP 1.0 section 5.4.5: answer with our Window Acknowledgement Size if it differs.
-            if window > 0, window != sentWindowAcknowledgementSize {
-                sentWindowAcknowledgementSize = window
-                events.append(.send(control(RTMPMessage.TypeID.windowAcknowledgementSize, Self.bigEndian(window))))
-            }
         case RTMPMessage.TypeID.commandAMF0:
             try handleCommand(try AMF0.decode(payload[...], maxDepth: limits.maxAMFDepth), into: &events)
         case RTMPMessage.TypeID.commandAMF3:
@@ -262,16 +239,6 @@ public struct RTMPClientSession: Sendable {
         default:
             break  // media, data and shared objects from the server mean nothing to a publisher
         }
-    }
-
-    private mutating func handleUserControl(_ payload: [UInt8], into events: inout [RTMPClientEvent]) throws(RTMPError) {
-        guard payload.count >= 2 else {
-            throw .protocolViolation("User Control message has \(payload.count) bytes, expected at least 2")
-        }
-        let eventType = UInt16(payload[0]) << 8 | UInt16(payload[1])
-        guard eventType == 6 else { return }  // Stream Begin and the rest need no answer
-        let timestamp = try Self.uint32(Array(payload.dropFirst(2)), "Ping Request")
-        events.append(.send(control(RTMPMessage.TypeID.userControl, [0, 7] + Self.bigEndian(timestamp))))
     }
 
     // MARK: - Commands
@@ -366,20 +333,8 @@ public struct RTMPClientSession: Sendable {
                               chunkStreamID: ChunkStreamID.command)
     }
 
-    private mutating func control(_ typeID: UInt8, _ payload: [UInt8]) -> [UInt8] {
-        encoder.encode(RTMPMessage(typeID: typeID, streamID: 0, timestamp: 0, payload: payload), chunkStreamID: ChunkStreamID.control)
-    }
-
-    // MARK: - Bytes
-
-    private static func uint32(_ payload: [UInt8], _ what: String) throws(RTMPError) -> UInt32 {
-        guard payload.count >= 4 else {
-            throw .protocolViolation("\(what) message has \(payload.count) bytes, expected 4")
-        }
-        return UInt32(payload[0]) << 24 | UInt32(payload[1]) << 16 | UInt32(payload[2]) << 8 | UInt32(payload[3])
-    }
-
-    private static func bigEndian(_ v: UInt32) -> [UInt8] {
-        [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)]
+    /// A protocol control message on chunk stream 2, message stream 0.
+    private mutating func encodeControl(_ controlMessage: RTMPMessage) -> [UInt8] {
+        encoder.encode(controlMessage, chunkStreamID: ChunkStreamID.control)
     }
 }

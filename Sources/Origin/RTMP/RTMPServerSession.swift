@@ -48,16 +48,18 @@ public struct RTMPServerSession: Sendable {
     private var encoder = RTMPChunkEncoder()
     private var publishState: PublishState = .idle
     private var handshakeBytes: UInt64 = 0
-    private var lastAcknowledged: UInt64 = 0
+    /// A publisher's Set Peer Bandwidth is only recorded: the server announces its own
+    /// window after `connect`.
+    private var control = RTMPProtocolControl(answersSetPeerBandwidth: false)
 
     /// Total bytes passed to ``receive(_:)``.
     public private(set) var bytesReceived: UInt64 = 0
     /// The `app` from `connect`, once connected.
     public private(set) var app: String?
     /// The peer's Window Acknowledgement Size; 0 until it sends one (then we acknowledge).
-    public private(set) var peerWindowAcknowledgementSize: UInt32 = 0
+    public var peerWindowAcknowledgementSize: UInt32 { control.peerWindowAcknowledgementSize }
     /// The peer's Set Peer Bandwidth (window, limit type), if it sent one.
-    public private(set) var peerBandwidth: (window: UInt32, limitType: UInt8)?
+    public var peerBandwidth: (window: UInt32, limitType: UInt8)? { control.peerBandwidth }
 
     public init(limits: RTMPLimits = .default, randomBytes: @escaping @Sendable (Int) -> [UInt8]) {
         self.limits = limits
@@ -127,10 +129,7 @@ public struct RTMPServerSession: Sendable {
         guard case .requested(let key, let streamID) = publishState else { return [] }
         publishState = .publishing(key: key, streamID: streamID)
         decoder.trustPeer()
-        var out: [UInt8] = []
-        var begin: [UInt8] = [0, 0]  // Stream Begin
-        Self.appendUInt32(streamID, to: &begin)
-        encoder.encode(RTMPMessage(typeID: RTMPMessage.TypeID.userControl, streamID: 0, timestamp: 0, payload: begin), chunkStreamID: 2, into: &out)
+        var out = encodeControl(RTMPProtocolControl.streamBegin(streamID: streamID))
         out += onStatus(level: "status", code: "NetStream.Publish.Start", description: "\(key) is now published.", streamID: streamID)
         return out
     }
@@ -169,46 +168,24 @@ public struct RTMPServerSession: Sendable {
             decoder.append(bytes[index...])
         }
         while let chunk = try decoder.nextChunk() {
-            acknowledgeIfNeeded(into: &events)
+            // At chunk boundaries, so the output does not depend on how input was split.
+            if let ack = control.acknowledgement(received: handshakeBytes + decoder.consumedBytes) {
+                events.append(.send(encodeControl(ack)))
+            }
             if let message = chunk.message {
                 try handle(message, into: &events)
             }
         }
     }
 
-    /// Sends Acknowledgement when the bytes since the last one reach the peer's window.
-    /// Checked at chunk boundaries so the output does not depend on how input was split.
-    private mutating func acknowledgeIfNeeded(into events: inout [RTMPServerEvent]) {
-        let window = UInt64(peerWindowAcknowledgementSize)
-        guard window > 0 else { return }
-        let received = handshakeBytes + decoder.consumedBytes
-        guard received - lastAcknowledged >= window else { return }
-        lastAcknowledged = received
-        var payload: [UInt8] = []
-        Self.appendUInt32(UInt32(truncatingIfNeeded: received), to: &payload)
-        events.append(.send(encoder.encode(
-            RTMPMessage(typeID: RTMPMessage.TypeID.acknowledgement, streamID: 0, timestamp: 0, payload: payload),
-            chunkStreamID: 2)))
-    }
-
     private mutating func handle(_ message: RTMPMessage, into events: inout [RTMPServerEvent]) throws(RTMPError) {
+        // Only Ping Request needs an answer; the other User Control events mean nothing here.
+        if let outcome = try control.handle(message, decoder: &decoder) {
+            if let reply = outcome.reply { events.append(.send(encodeControl(reply))) }
+            return
+        }
         let payload = message.payload
         switch message.typeID {
-        case RTMPMessage.TypeID.setChunkSize:
-            try decoder.setChunkSize(try Self.uint32(payload, "Set Chunk Size"))
-        case RTMPMessage.TypeID.abort:
-            decoder.abort(chunkStreamID: try Self.uint32(payload, "Abort"))
-        case RTMPMessage.TypeID.acknowledgement:
-            break
-        case RTMPMessage.TypeID.userControl:
-            try handleUserControl(payload, into: &events)
-        case RTMPMessage.TypeID.windowAcknowledgementSize:
-            peerWindowAcknowledgementSize = try Self.uint32(payload, "Window Acknowledgement Size")
-        case RTMPMessage.TypeID.setPeerBandwidth:
-            guard payload.count >= 5 else {
-                throw .protocolViolation("Set Peer Bandwidth has \(payload.count) bytes, expected 5")
-            }
-            peerBandwidth = (try Self.uint32(payload, "Set Peer Bandwidth"), payload[4])
         case RTMPMessage.TypeID.audio:
             if deliversMedia { events.append(.audio(timestamp: message.timestamp, payload: payload)) }
         case RTMPMessage.TypeID.video:
@@ -237,20 +214,6 @@ public struct RTMPServerSession: Sendable {
     /// AMF3 command/data messages start with a 0 format byte followed by AMF0 values.
     private static func skippingAMF3Prefix(_ payload: [UInt8]) -> ArraySlice<UInt8> {
         payload.first == 0 ? payload.dropFirst() : payload[...]
-    }
-
-    private mutating func handleUserControl(_ payload: [UInt8], into events: inout [RTMPServerEvent]) throws(RTMPError) {
-        guard payload.count >= 2 else {
-            throw .protocolViolation("User Control message has \(payload.count) bytes, expected at least 2")
-        }
-        let eventType = UInt16(payload[0]) << 8 | UInt16(payload[1])
-        guard eventType == 6 else { return }  // only Ping Request needs an answer
-        let timestamp = try Self.uint32(Array(payload.dropFirst(2)), "Ping Request")
-        var response: [UInt8] = [0, 7]
-        Self.appendUInt32(timestamp, to: &response)
-        events.append(.send(encoder.encode(
-            RTMPMessage(typeID: RTMPMessage.TypeID.userControl, streamID: 0, timestamp: 0, payload: response),
-            chunkStreamID: 2)))
     }
 
     /// Aggregate messages hold FLV tags (11-byte header, body, 4-byte back pointer) whose
@@ -304,17 +267,9 @@ public struct RTMPServerSession: Sendable {
                 throw .protocolViolation("connect without an app name")
             }
             app = appName
-            var out: [UInt8] = []
-            var window: [UInt8] = []
-            Self.appendUInt32(Self.announcedWindowAcknowledgementSize, to: &window)
-            encoder.encode(RTMPMessage(typeID: RTMPMessage.TypeID.windowAcknowledgementSize, streamID: 0, timestamp: 0, payload: window), chunkStreamID: 2, into: &out)
-            var bandwidth: [UInt8] = []
-            Self.appendUInt32(Self.announcedPeerBandwidth, to: &bandwidth)
-            bandwidth.append(2)  // dynamic
-            encoder.encode(RTMPMessage(typeID: RTMPMessage.TypeID.setPeerBandwidth, streamID: 0, timestamp: 0, payload: bandwidth), chunkStreamID: 2, into: &out)
-            var chunkSize: [UInt8] = []
-            Self.appendUInt32(Self.outgoingChunkSize, to: &chunkSize)
-            encoder.encode(RTMPMessage(typeID: RTMPMessage.TypeID.setChunkSize, streamID: 0, timestamp: 0, payload: chunkSize), chunkStreamID: 2, into: &out)
+            var out = encodeControl(RTMPProtocolControl.windowAcknowledgementSize(Self.announcedWindowAcknowledgementSize))
+            out += encodeControl(RTMPProtocolControl.setPeerBandwidth(Self.announcedPeerBandwidth, limitType: 2))  // dynamic
+            out += encodeControl(RTMPProtocolControl.setChunkSize(Self.outgoingChunkSize))
             encoder.chunkSize = Int(Self.outgoingChunkSize)
             out += command([
                 .string("_result"), .number(transactionID),
@@ -394,19 +349,8 @@ public struct RTMPServerSession: Sendable {
         return encoder.encode(RTMPMessage(typeID: RTMPMessage.TypeID.commandAMF0, streamID: streamID, timestamp: 0, payload: AMF0.encode(values)), chunkStreamID: 5)
     }
 
-    // MARK: - Bytes
-
-    private static func uint32(_ payload: [UInt8], _ what: String) throws(RTMPError) -> UInt32 {
-        guard payload.count >= 4 else {
-            throw .protocolViolation("\(what) message has \(payload.count) bytes, expected 4")
-        }
-        return UInt32(payload[0]) << 24 | UInt32(payload[1]) << 16 | UInt32(payload[2]) << 8 | UInt32(payload[3])
-    }
-
-    static func appendUInt32(_ v: UInt32, to out: inout [UInt8]) {
-        out.append(UInt8(v >> 24))
-        out.append(UInt8((v >> 16) & 0xFF))
-        out.append(UInt8((v >> 8) & 0xFF))
-        out.append(UInt8(v & 0xFF))
+    /// A protocol control message on chunk stream 2, message stream 0.
+    private func encodeControl(_ controlMessage: RTMPMessage) -> [UInt8] {
+        encoder.encode(controlMessage, chunkStreamID: RTMPProtocolControl.chunkStreamID)
     }
 }
