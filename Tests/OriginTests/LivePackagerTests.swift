@@ -157,12 +157,12 @@ final class LiveStreamTests: XCTestCase {
     func testBlockingWaitReturnsWhenThePartArrives() async throws {
         let tags = try FLVFile(try MediaFixtures.flv(name: "cut-4s", seconds: 4)).tags
         let live = LiveStream(id: "s1")
-        XCTAssertEqual(live.status.state, "offline")
+        XCTAssertEqual(live.status.state, .offline)
         live.beginPublishing()
         // Up to 2.6 s: segment 0 is complete, segment 1 has a part or two.
         let half = tags.firstIndex { $0.timestamp > 2600 }!
         try feed(live, tags[..<half])
-        XCTAssertEqual(live.status.state, "live")
+        XCTAssertEqual(live.status.state, .live)
         XCTAssertNotNil(live.mediaPlaylist())
         let early = await live.wait(for: .part(sequence: 1, index: 2), timeout: .milliseconds(100))
         XCTAssertFalse(early, "times out")
@@ -189,7 +189,7 @@ final class LiveStreamTests: XCTestCase {
         XCTAssertFalse(got)
         let pl = live.mediaPlaylist()!
         XCTAssertTrue(pl.hasSuffix("#EXT-X-ENDLIST\n"))
-        XCTAssertEqual(live.status.state, "ended")
+        XCTAssertEqual(live.status.state, .ended)
         XCTAssertTrue(live.segment(sequence: 1) != nil)
         XCTAssertTrue(live.isWithinReach(.segment(sequence: 3)))
         XCTAssertFalse(live.isWithinReach(.segment(sequence: 9)))

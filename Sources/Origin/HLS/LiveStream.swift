@@ -16,7 +16,7 @@ public enum LiveTarget: Sendable, Equatable {
 
 /// A stream's live figures, for the API and metrics.
 public struct LiveStreamStatus: Sendable, Equatable, Codable {
-    public var state: String            // "offline" (never published), "live", "ended", "standby" (a replica)
+    public var state: LiveStreamState
     public var publishing: Bool
     public var sessions: Int
     public var firstSequence: Int?
@@ -55,7 +55,7 @@ public struct StreamHealth: Sendable, Equatable, Codable {
         public var lastSegmentBitrate: Int?
         public var shed: Bool
     }
-    public var state: String
+    public var state: LiveStreamState
     /// Over the last five seconds of input.
     public var inputBitrate: Int
     public var frameRate: Double
@@ -753,9 +753,8 @@ public final class LiveStream: Sendable {
         state.withLock { s in
             let src = s.source!
             let video = src.videoConfig
-            let st = Self.stateName(s)
             return LiveStreamStatus(
-                state: st, publishing: s.publishing, sessions: s.sessions,
+                state: Self.state(of: s), publishing: s.publishing, sessions: s.sessions,
                 firstSequence: src.segments.first?.sequence, lastSequence: src.segments.last?.sequence,
                 bytesIn: s.bytesIn, videoFrames: s.videoFrames, audioFrames: s.audioFrames,
                 averageBandwidth: src.bandwidthSeconds > 0 ? Int(src.bandwidthBits / src.bandwidthSeconds) : nil,
@@ -784,7 +783,7 @@ public final class LiveStream: Sendable {
                     lastSegmentBitrate: r.lastSegmentBitrate.map { Int($0) }, shed: r.shed)
             }
             return StreamHealth(
-                state: Self.stateName(s),
+                state: Self.state(of: s),
                 inputBitrate: s.publishing ? Int(bits / window) : 0, frameRate: s.publishing ? (fps * 10).rounded() / 10 : 0,
                 keyframeInterval: k.count == 2 ? Double(Int64(k[1]) - Int64(k[0])) / 1000 : nil,
                 audioVideoDriftMs: s.lastVideoTimestamp.flatMap { v in s.lastAudioTimestamp.map { Int(Int64(v) - Int64($0)) } },
@@ -795,10 +794,10 @@ public final class LiveStream: Sendable {
         }
     }
 
-    private static func stateName(_ s: State) -> String {
-        if s.publishing { return "live" }
-        if s.replicaEpoch != nil { return "standby" }
-        return s.sessions > 0 ? "ended" : "offline"
+    private static func state(of s: State) -> LiveStreamState {
+        if s.publishing { return .live }
+        if s.replicaEpoch != nil { return .standby }
+        return s.sessions > 0 ? .ended : .offline
     }
 
     /// True once a first complete segment exists: the stream can be played.
