@@ -43,8 +43,15 @@ let package = Package(
         ),
         .target(
             name: "Origin",
-            dependencies: ["CFFmpeg"],
-            path: "Sources/Origin"
+            path: "Sources/Origin",
+            exclude: ["README.md"]
+        ),
+        // The ladder and non-AAC audio with FFmpeg, behind Origin's transcoder protocols.
+        .target(
+            name: "Transcode",
+            dependencies: ["Origin", "CFFmpeg"],
+            path: "Sources/Transcode",
+            exclude: ["README.md"]
         ),
         .target(
             name: "Edge",
@@ -137,7 +144,7 @@ let package = Package(
         .target(
             name: "App",
             dependencies: [
-                "Origin", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web",
+                "Origin", "Transcode", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -152,7 +159,7 @@ let package = Package(
         .executableTarget(
             name: "Node",
             dependencies: [
-                "App", "Gossip", "Origin",
+                "App", "Gossip", "Transcode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Node",
@@ -160,7 +167,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "TranscodeBench",
-            dependencies: ["Origin", "CFFmpeg"],
+            dependencies: ["Origin", "Transcode", "CFFmpeg"],
             path: "Sources/TranscodeBench"
         ),
         // The deterministic cluster simulator: the real Gossip code under a virtual clock and network.
@@ -187,6 +194,7 @@ let package = Package(
             path: "Simulations/Tests/SimulationTests"
         ),
         .testTarget(name: "OriginTests", dependencies: ["Origin"], path: "Tests/OriginTests"),
+        .testTarget(name: "TranscodeTests", dependencies: ["Transcode", "Origin"], path: "Tests/TranscodeTests"),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"], path: "Tests/GossipTests"),
         .testTarget(name: "EdgeTests", dependencies: ["Edge"], path: "Tests/EdgeTests"),
         .testTarget(

@@ -8,6 +8,7 @@ import NodeMetrics
 import NIOCore
 import Origin
 import Prometheus
+import Transcode
 
 package struct SystemRoutes: Sendable {
     let streams: LiveStreams

@@ -4,16 +4,17 @@
 
 /// The AAC encoding of a session's non-AAC audio.
 struct AudioConversion {
-    private let transcoder: AudioTranscoder
+    private let transcoder: any AACEncoder
     /// The timestamp of the first input, and the AAC samples made since.
     private let base: UInt32
     private var samples: Int64 = 0
 
-    /// Starts converting from the first non-AAC tag of a session, at its timestamp.
-    init(from tag: FLVAudioTag, at timestamp: UInt32) throws(PackagingError) {
+    /// Starts converting from the first non-AAC tag of a session, at its timestamp, with an
+    /// encoder made by `make` (none: this audio cannot be carried).
+    init(from tag: FLVAudioTag, at timestamp: UInt32, make: Transcoders.MakeAAC?) throws(PackagingError) {
         do {
-            transcoder = try AudioTranscoder(soundFormat: tag.soundFormat, sampleRate: tag.sampleRate,
-                                             channels: Int(tag.channels), sampleSize: Int(tag.soundSize))
+            guard let make else { throw PackagingError.unsupportedAudioCodec(tag.soundFormat) }
+            transcoder = try make(tag.soundFormat, tag.sampleRate, Int(tag.channels), Int(tag.soundSize))
         } catch {
             throw .unsupportedAudioCodec(tag.soundFormat)
         }

@@ -8,7 +8,7 @@ struct LadderHost {
     static let recentAudioLimit = 500
 
     /// This session's transcoder, once the ladder has started.
-    var transcoder: StreamTranscoder?
+    var transcoder: (any LadderTranscoder)?
     /// The figures of the last transcoder that drained, for the health report after a session.
     var finishedStats: TranscodeStats?
     /// The source's decoder configuration the ladder was (or is being) started from.

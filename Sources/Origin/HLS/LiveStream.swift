@@ -14,9 +14,12 @@ public final class LiveStream: Sendable {
     public let id: String
     public let settings: PackagingSettings
     public let ladder: TranscodeSettings?
+    /// What makes the ladder and encodes non-AAC audio; nil: neither is done.
+    private let transcoders: Transcoders?
     private let onEvent: @Sendable (LiveStreamEvent) -> Void
     private let state: Mutex<State>
 
+    /// Everything under the one lock, grouped by concept: each part's rules live in its type.
     struct State {
         var renditions: [String: LiveRendition] = [:]
         /// Source first, then the rungs from the top of the ladder down.
@@ -45,11 +48,15 @@ public final class LiveStream: Sendable {
         }
     }
 
+    /// A stream packages what it receives; with `transcoders`, it also makes `ladder` and
+    /// carries audio that is not AAC (encoded to AAC). Without them a ladder is reported as
+    /// failed when it would start, and audio that is not AAC is refused.
     public init(id: String, settings: PackagingSettings = .default, ladder: TranscodeSettings? = nil,
-                onEvent: @escaping @Sendable (LiveStreamEvent) -> Void = { _ in }) {
+                transcoders: Transcoders? = nil, onEvent: @escaping @Sendable (LiveStreamEvent) -> Void = { _ in }) {
         self.id = id
         self.settings = settings
         self.ladder = ladder.flatMap { $0.rungs.isEmpty ? nil : $0 }
+        self.transcoders = transcoders
         self.onEvent = onEvent
         var s = State()
         s.renditions[Self.sourceRendition] = LiveRendition(name: Self.sourceRendition)
@@ -128,7 +135,7 @@ public final class LiveStream: Sendable {
             // Audio that is not AAC is transcoded to AAC, so every rendition carries AAC.
             guard case .other(let payload) = tag.packet else { return [] }
             if s.audioConversion == nil {
-                let conversion = try AudioConversion(from: tag, at: timestamp)
+                let conversion = try AudioConversion(from: tag, at: timestamp, make: transcoders?.aac)
                 s.audioConversion = conversion
                 _ = try ingestAAC(&s, conversion.sequenceHeader, timestamp)
             }
@@ -158,7 +165,7 @@ public final class LiveStream: Sendable {
     /// The publisher is gone: flush the source, end its playlist, and answer its viewers.
     /// The transcoder drains on its own thread; the rungs end when it has.
     public func endPublishing() {
-        let (answers, transcoder, session) = state.withLock { s -> ([PlaylistWaiters.Answer], StreamTranscoder?, Int) in
+        let (answers, transcoder, session) = state.withLock { s -> ([PlaylistWaiters.Answer], (any LadderTranscoder)?, Int) in
             guard s.publishing else { return ([], nil, s.sessions) }
             s.publishing = false
             var out = finish(&s, rendition: Self.sourceRendition)
@@ -215,18 +222,21 @@ public final class LiveStream: Sendable {
         guard let ladder else { return }
         let fitting = ladder.rungs.filter { $0.outputSize(sourceWidth: config.width, sourceHeight: config.height) != nil }
         guard !fitting.isEmpty else { return }
+        guard let transcoders else {
+            onEvent(.transcodeFailed(reason: "this node has no transcoder"))
+            return
+        }
         let session = state.withLock { $0.sessions }
-        let transcoder: StreamTranscoder
+        let transcoder: any LadderTranscoder
         do {
-            transcoder = try StreamTranscoder(settings: ladder, sourceAVCC: record, sourceWidth: config.width,
-                                              sourceHeight: config.height) { [weak self] output in
+            transcoder = try transcoders.ladder(ladder, record, config.width, config.height) { [weak self] output in
                 self?.transcoded(output, session: session)
             }
         } catch {
             onEvent(.transcodeFailed(reason: "\(error)"))
             return
         }
-        let old = state.withLock { s -> StreamTranscoder? in
+        let old = state.withLock { s -> (any LadderTranscoder)? in
             guard s.sessions == session, s.publishing else { return transcoder }
             let old = s.ladder.transcoder
             s.ladder.transcoder = transcoder
