@@ -43,8 +43,15 @@ let package = Package(
         ),
         .target(
             name: "Origin",
-            dependencies: ["CFFmpeg"],
-            path: "Sources/Origin"
+            path: "Sources/Origin",
+            exclude: ["README.md"]
+        ),
+        // The ladder and non-AAC audio with FFmpeg, behind Origin's transcoder protocols.
+        .target(
+            name: "Transcode",
+            dependencies: ["Origin", "CFFmpeg"],
+            path: "Sources/Transcode",
+            exclude: ["README.md"]
         ),
         .target(
             name: "Edge",
@@ -138,7 +145,7 @@ let package = Package(
         .target(
             name: "App",
             dependencies: [
-                "Origin", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web",
+                "Origin", "Transcode", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -153,7 +160,7 @@ let package = Package(
         .executableTarget(
             name: "Node",
             dependencies: [
-                "App", "Gossip", "Origin",
+                "App", "Gossip", "Transcode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Node",
@@ -161,7 +168,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "TranscodeBench",
-            dependencies: ["Origin", "CFFmpeg"],
+            dependencies: ["Origin", "Transcode", "CFFmpeg"],
             path: "Sources/TranscodeBench"
         ),
         // The deterministic cluster simulator: the real Gossip code under a virtual clock and network.
@@ -188,6 +195,7 @@ let package = Package(
             path: "Simulations/Tests/SimulationTests"
         ),
         .testTarget(name: "OriginTests", dependencies: ["Origin"], path: "Tests/OriginTests"),
+        .testTarget(name: "TranscodeTests", dependencies: ["Transcode", "Origin"], path: "Tests/TranscodeTests"),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"], path: "Tests/GossipTests"),
         .testTarget(name: "EdgeTests", dependencies: ["Edge"], path: "Tests/EdgeTests"),
         .testTarget(

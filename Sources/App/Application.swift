@@ -12,6 +12,7 @@ import Logging
 import Origin
 import Prometheus
 import ServiceLifecycle
+import Transcode
 import Web
 
 /// A configuration that cannot run, with what to change.
@@ -85,7 +86,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                            migrations: Migrations.all(sealer: sealer))
     let catalog = StreamCatalog(store: StreamStore(database: database, sealer: sealer), logger: logger)
     try await catalog.load()
-    let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, logger: logger)
+    let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, logger: logger)
     let info = NodeInfo(nodeID: state.nodeID, region: config.region, rtmpPort: config.rtmpPort, httpPort: config.httpPort,
                         publicHost: config.publicHost)
 

@@ -8,6 +8,7 @@ import NodeMetrics
 import NIOCore
 import Origin
 import Prometheus
+import Transcode
 
 package struct SystemRoutes: Sendable {
     let streams: LiveStreams
@@ -47,7 +48,7 @@ package struct SystemRoutes: Sendable {
         NodeMetrics.streamsPublishing.record(streams.publishingCount)
         for (id, live) in streams.all {
             let h = live.health
-            guard h.state == "live" else { continue }
+            guard h.state == .live else { continue }
             NodeMetrics.Stream.inputBitrate(id).record(h.inputBitrate)
             NodeMetrics.Stream.frameRate(id).record(h.frameRate)
             NodeMetrics.Stream.droppedFrames(id).record(h.droppedFrames)

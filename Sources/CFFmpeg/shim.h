@@ -13,7 +13,7 @@
 static inline int st_averror_eagain(void) { return AVERROR(EAGAIN); }
 static inline int st_averror_eof(void) { return AVERROR_EOF; }
 
-/* Helpers for the transcoder (Origin/Transcode): macros that do not import. */
+/* Helpers for the transcoder (Sources/Transcode): macros that do not import. */
 static inline int64_t st_av_nopts_value(void) { return AV_NOPTS_VALUE; }
 static inline int st_averror_invaliddata(void) { return AVERROR_INVALIDDATA; }
 static inline int st_averror_enomem(void) { return AVERROR(ENOMEM); }

@@ -11,6 +11,8 @@ package final class LiveStreams: Sendable {
     package let packaging: PackagingSettings
     /// The node's ladder; nil: passthrough only.
     package let ladder: TranscodeSettings?
+    /// What makes the ladders and encodes non-AAC audio (the app injects FFmpeg's).
+    private let transcoders: Transcoders?
     private let logger: Logger
 
     private struct State {
@@ -19,10 +21,12 @@ package final class LiveStreams: Sendable {
     }
     private let state = Mutex(State())
 
-    package init(catalog: StreamCatalog, packaging: PackagingSettings, ladder: TranscodeSettings?, logger: Logger) {
+    package init(catalog: StreamCatalog, packaging: PackagingSettings, ladder: TranscodeSettings?,
+                 transcoders: Transcoders? = nil, logger: Logger) {
         self.catalog = catalog
         self.packaging = packaging
         self.ladder = ladder
+        self.transcoders = transcoders
         self.logger = logger
     }
 
@@ -34,7 +38,8 @@ package final class LiveStreams: Sendable {
             // A stream's own "none" means passthrough; settings that no longer parse fall back to the node's.
             let streamLadder: TranscodeSettings?
             do { streamLadder = try transcodeSettings(for: record) } catch { streamLadder = ladder }
-            let l = LiveStream(id: id, settings: packaging, ladder: streamLadder, onEvent: Self.eventLogger(stream: id, logger))
+            let l = LiveStream(id: id, settings: packaging, ladder: streamLadder, transcoders: transcoders,
+                               onEvent: Self.eventLogger(stream: id, logger))
             s.live[id] = l
             return l
         }

@@ -79,7 +79,7 @@ struct Streams: AsyncParsableCommand {
 
         func run() async throws {
             for s in try await connection.request("GET", "/api/streams", as: [StreamResponse].self) {
-                print("\(s.id)\t\(s.live?.state ?? "offline")\t\(s.title)\t\(s.watchURL)")
+                print("\(s.id)\t\((s.live?.state ?? .offline).rawValue)\t\(s.title)\t\(s.watchURL)")
             }
         }
     }

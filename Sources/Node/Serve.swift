@@ -4,8 +4,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import Metrics
-import Origin
 import Prometheus
+import Transcode
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,7 @@
 // The `streamtube` command.
 import App
 import ArgumentParser
-import Origin
+import Transcode
 
 @main
 struct StreamTubeCommand: AsyncParsableCommand {

@@ -9,6 +9,7 @@
 import CFFmpeg
 import Foundation
 import Origin
+import Transcode
 
 struct AccessUnit { var data: [UInt8]; var dts: Int64; var pts: Int64; var isKeyframe: Bool }
 

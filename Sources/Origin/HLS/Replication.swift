@@ -51,7 +51,7 @@ struct ReplicaState: Sendable, Equatable {
         var tracks: [CMAFTrack]
     }
     var inits: [Init]
-    var segments: [LiveStream.Segment]
+    var segments: [LiveSegment]
     var discontinuitySequence: Int
     var nextSequence: Int
     var nextInitVersion: Int
@@ -322,7 +322,7 @@ struct ReplicaReader {
             let b = try data()
             inits.append(.init(version: version, bytes: b, tracks: try tracks()))
         }
-        var segments: [LiveStream.Segment] = []
+        var segments: [LiveSegment] = []
         for _ in 0..<(try count()) {
             let sequence = try int()
             let complete = try bool()
@@ -332,7 +332,7 @@ struct ReplicaReader {
             let b = try bool() ? try data() : nil
             var parts: [PackagedPart] = []
             for _ in 0..<(try count()) { parts.append(try part()) }
-            segments.append(LiveStream.Segment(sequence: sequence, parts: parts, complete: complete, discontinuity: discontinuity,
+            segments.append(LiveSegment(sequence: sequence, parts: parts, complete: complete, discontinuity: discontinuity,
                                                initVersion: initVersion, programDateTime: date, bytes: b))
         }
         return ReplicaState(inits: inits, segments: segments, discontinuitySequence: try int(), nextSequence: try int(),

@@ -1,4 +1,5 @@
 import CFFmpeg
+import Origin
 
 /// libavcodec's H.264 decoder fed with length-prefixed access units (as FLV carries them),
 /// configured from the avcC record. Used on the transcoder thread only.

@@ -1,6 +1,7 @@
 import CFFmpeg
 import Dispatch
 import Foundation
+import Origin
 
 /// One source access unit waiting for the transcoder thread.
 struct SourceAccessUnit: Sendable {

@@ -1,3 +1,5 @@
+import Origin
+
 /// The H.264 decoder configuration record (ISO/IEC 14496-15 `avcC`) as the transcoder needs
 /// it: parsed from the source's sequence header (for the NAL length size) and built from
 /// x264's Annex-B global header for each rung. (CMAF's `AVCDecoderConfiguration` keeps a

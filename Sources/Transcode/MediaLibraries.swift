@@ -1,5 +1,4 @@
-// What Origin owns: RTMP ingest protocol core, FLV parsing, CMAF (fMP4) packaging,
-// LL-HLS playlists and the per-stream live state. It knows nothing of HTTP or sockets.
+// MediaLibraries: the FFmpeg libraries this binary links, as the node reports and quiets them.
 import CFFmpeg
 
 /// Versions of the FFmpeg libraries this binary is linked against, for logs and `/healthz`.

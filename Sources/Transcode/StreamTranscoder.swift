@@ -1,4 +1,4 @@
-// Origin/Transcode: the per-stream ABR ladder of the origin. H.264 access units in (as
+// Transcode: the per-stream ABR ladder of the origin. H.264 access units in (as
 // RTMP/FLV carries them), decode (libavcodec) -> scale (libswscale) -> encode (libx264)
 // per rung out, with IDRs exactly on the source keyframes and the source timestamps.
 //
@@ -9,6 +9,7 @@
 // Needs the st_* helpers in Sources/CFFmpeg/shim.h.
 
 import Foundation
+import Origin
 
 /// Transcodes one live stream into its ladder, on a thread of its own.
 ///

@@ -2,6 +2,7 @@ import CFFmpeg
 import Foundation
 import XCTest
 @testable import Origin
+@testable import Transcode
 
 /// Seeded damage of every kind to a real stream: flipped bytes (keyframes too), cut
 /// access units, broken length prefixes, duplicated and missing units, timestamps going

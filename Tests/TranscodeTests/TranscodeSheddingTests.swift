@@ -2,6 +2,7 @@ import CFFmpeg
 import Foundation
 import XCTest
 @testable import Origin
+@testable import Transcode
 
 /// Falling behind real time sheds the highest rung first, and never the last one.
 final class TranscodeSheddingTests: XCTestCase {

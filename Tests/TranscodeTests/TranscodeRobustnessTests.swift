@@ -2,6 +2,7 @@ import CFFmpeg
 import Foundation
 import XCTest
 @testable import Origin
+@testable import Transcode
 
 /// Bad input and overload: corrupt access units, garbage configuration, a full queue.
 final class TranscodeRobustnessTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Origin
+@testable import Transcode
 
 /// The pure parts: ladder sizing, settings, avcC and NAL framing, the shed policy.
 final class TranscodeUnitTests: XCTestCase {

@@ -1,4 +1,5 @@
 import CFFmpeg
+import Origin
 
 /// One rung: libswscale from the decoded frame to the rung's size, then libx264 through
 /// libavcodec with keyframes only where the caller forces them. Used on one thread at a time.

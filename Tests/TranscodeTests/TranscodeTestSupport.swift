@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Origin
+@testable import Transcode
 
 /// Test media for the transcoder: H.264 in FLV made by ffmpeg's lavfi `testsrc2`, read back
 /// with a tiny FLV tag reader into what an RTMP session would hand over.

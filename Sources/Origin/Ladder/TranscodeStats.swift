@@ -12,6 +12,16 @@ public struct TranscodeStats: Sendable, Equatable {
         public var bytesOut: Int
         /// Whether the rung was shed.
         public var isShed: Bool
+
+        public init(name: String, width: Int, height: Int, framesIn: Int, framesOut: Int, bytesOut: Int, isShed: Bool) {
+            self.name = name
+            self.width = width
+            self.height = height
+            self.framesIn = framesIn
+            self.framesOut = framesOut
+            self.bytesOut = bytesOut
+            self.isShed = isShed
+        }
     }
 
     /// Access units accepted by `submit`.
@@ -37,4 +47,6 @@ public struct TranscodeStats: Sendable, Equatable {
     public var mediaSeconds: Double = 0
     /// Wall seconds spent working.
     public var busySeconds: Double = 0
+
+    public init() {}
 }

@@ -1,6 +1,5 @@
-import CFFmpeg
-
-/// Why a transcoder could not be made.
+/// Why a transcoder could not be made. Declared here, with the settings it checks, so that
+/// configuration is validated without FFmpeg; `Transcode` adds the FFmpeg failures' text.
 public enum TranscodeError: Error, Equatable, CustomStringConvertible {
     /// The settings are inconsistent; the message names the field.
     case invalidSettings(String)
@@ -22,15 +21,4 @@ public enum TranscodeError: Error, Equatable, CustomStringConvertible {
         case .ffmpeg(let call, let code, let message): return "\(call) failed: \(message) (\(code))"
         }
     }
-
-    static func ffmpeg(_ call: String, _ code: Int32) -> TranscodeError {
-        .ffmpeg(call: call, code: code, message: ffmpegErrorString(code))
-    }
-}
-
-/// The text FFmpeg gives for an error code.
-func ffmpegErrorString(_ code: Int32) -> String {
-    var buffer = [CChar](repeating: 0, count: 128)
-    av_strerror(code, &buffer, buffer.count)
-    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

@@ -2,6 +2,7 @@ import CFFmpeg
 import Foundation
 import XCTest
 @testable import Origin
+@testable import Transcode
 
 /// The ladder end to end with real FFmpeg: sizes, frame counts, keyframe alignment, timestamps.
 final class TranscodeLadderTests: XCTestCase {

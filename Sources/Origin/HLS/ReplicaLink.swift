@@ -1,0 +1,37 @@
+// ReplicaLink: a stream's replication, both ways. On its origin: where the batches of what
+// this node makes are sent (the standby's sender). On a standby: which batch was applied
+// last, so a lost or repeated one is refused and a snapshot asked for.
+
+/// The replication state of one stream on this node.
+struct ReplicaLink {
+    /// Origin side: the standby's sender, if the stream is replicated. It only queues.
+    var sink: (@Sendable (ReplicaBatch) -> Void)?
+    /// Standby side: the epoch of the snapshot applied and the last batch since; no epoch
+    /// when this node holds no replica of the stream.
+    private(set) var epoch: UInt64?
+    private(set) var sequence: UInt64 = 0
+
+    var holdsReplica: Bool { epoch != nil }
+
+    /// Takes a batch's place as the last applied: a snapshot starts an epoch; an incremental
+    /// batch must follow the last one applied (same epoch, next sequence).
+    mutating func accept(_ batch: ReplicaBatch) throws(ReplicaError) {
+        if batch.snapshot {
+            epoch = batch.epoch
+        } else {
+            guard epoch == batch.epoch, batch.sequence == sequence &+ 1 else {
+                throw .outOfSequence(expected: epoch == batch.epoch ? sequence &+ 1 : nil, got: batch.sequence)
+            }
+        }
+        sequence = batch.sequence
+    }
+
+    /// This node took the stream over: it holds no replica any more.
+    mutating func stopHolding() { epoch = nil }
+
+    /// Sends what a rendition just made to the standby, if there is one.
+    func send(_ rendition: @autoclosure () -> ReplicaRendition, sessions: Int, order: [String]) {
+        guard let sink else { return }
+        sink(ReplicaBatch(snapshot: false, sessions: sessions, order: order, renditions: [rendition()]))
+    }
+}
