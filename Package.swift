@@ -194,8 +194,10 @@ let package = Package(
             dependencies: ["SimulationKit"],
             path: "Simulations/Tests/SimulationTests"
         ),
-        .testTarget(name: "OriginTests", dependencies: ["Origin"], path: "Tests/OriginTests"),
-        .testTarget(name: "TranscodeTests", dependencies: ["Transcode", "Origin"], path: "Tests/TranscodeTests"),
+        // Real test media (ffmpeg from lavfi sources) and an FLV reader, for the media test targets.
+        .target(name: "MediaTestSupport", path: "Tests/MediaTestSupport"),
+        .testTarget(name: "OriginTests", dependencies: ["Origin", "MediaTestSupport"], path: "Tests/OriginTests"),
+        .testTarget(name: "TranscodeTests", dependencies: ["Transcode", "Origin", "MediaTestSupport"], path: "Tests/TranscodeTests"),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"], path: "Tests/GossipTests"),
         .testTarget(name: "EdgeTests", dependencies: ["Edge"], path: "Tests/EdgeTests"),
         .testTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import MediaTestSupport
 import XCTest
 @testable import Origin
 

@@ -1,4 +1,5 @@
 import Foundation
+import MediaTestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import MediaTestSupport
 import XCTest
 @testable import Origin
 

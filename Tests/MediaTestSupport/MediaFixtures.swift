@@ -1,16 +1,17 @@
+// Test media made with the ffmpeg command line from lavfi sources (nothing downloaded),
+// shared by the test targets that need real media.
 import Foundation
 
-/// Test media made with the ffmpeg command line, as OriginTests makes it (a copy: each test
-/// target builds on its own).
-enum MediaFixtures {
-    static let folder: URL = {
+/// Makes test media once per process and keeps it in a temporary folder.
+package enum MediaFixtures {
+    package static let folder: URL = {
         let u = FileManager.default.temporaryDirectory.appendingPathComponent("streamtube-tests-\(getpid())")
         try? FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
         return u
     }()
 
     /// Makes an FLV with ffmpeg's lavfi sources (nothing downloaded).
-    static func flv(name: String, seconds: Double, size: String = "320x240", rate: Int = 30, gop: Int = 30,
+    package static func flv(name: String, seconds: Double, size: String = "320x240", rate: Int = 30, gop: Int = 30,
                     bframes: Int = 0, audio: Bool = true, videoCodec: [String]? = nil,
                     audioCodec: [String]? = nil) throws -> [UInt8] {
         let out = folder.appendingPathComponent(name + ".flv")
@@ -26,7 +27,7 @@ enum MediaFixtures {
     }
 
     @discardableResult
-    static func run(_ tool: String, _ args: [String]) throws -> String {
+    package static func run(_ tool: String, _ args: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
         p.arguments = args

@@ -1,21 +1,20 @@
 import Foundation
-@testable import Origin
 
 /// A minimal FLV file reader (tests only): header, then tags with their previous-tag sizes.
-struct FLVFile {
-    struct Tag: Equatable {
-        var type: UInt8
-        var timestamp: UInt32
-        var body: [UInt8]
+package struct FLVFile {
+    package struct Tag: Equatable {
+        package var type: UInt8
+        package var timestamp: UInt32
+        package var body: [UInt8]
     }
 
-    var hasAudio: Bool
-    var hasVideo: Bool
-    var tags: [Tag]
+    package var hasAudio: Bool
+    package var hasVideo: Bool
+    package var tags: [Tag]
 
-    enum ParseError: Error { case notFLV, truncated(at: Int), badBackPointer(at: Int) }
+    package enum ParseError: Error { case notFLV, truncated(at: Int), badBackPointer(at: Int) }
 
-    init(_ bytes: [UInt8]) throws {
+    package init(_ bytes: [UInt8]) throws {
         guard bytes.count >= 13, bytes[0] == 0x46, bytes[1] == 0x4C, bytes[2] == 0x56 else { throw ParseError.notFLV }
         hasAudio = bytes[4] & 0x04 != 0
         hasVideo = bytes[4] & 0x01 != 0
