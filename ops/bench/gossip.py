@@ -48,7 +48,8 @@ def main():
     print("| members | scenario | datagrams/s | datagrams timed | timed |")
     print("| --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['members']:,} | {r['scenario']} | {r['perSecond']:,.0f} | {r['datagrams']:,} | {r['seconds']:.1f} s |")
+        rate = f"{r['perSecond']:,.0f}" if r["perSecond"] >= 100 else f"{r['perSecond']:.1f}"
+        print(f"| {r['members']:,} | {r['scenario']} | {rate} | {r['datagrams']:,} | {r['seconds']:.1f} s |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
