@@ -36,7 +36,9 @@ package final class GossipNode: Service, Sendable {
     package let settings: GossipSettings
     package let view: ClusterView
     private let logger: Logger
-    private let loop: any EventLoop
+    /// The loop that owns the state below. `package` so the datagram benchmark
+    /// (`GossipNodeBench`) can drive `onDatagram` on it as the socket handler does.
+    package let loop: any EventLoop
     private let local: MemberMetadata
     /// Everything below lives on `loop`.
     private let box: NIOLoopBoundBox<LoopState>
