@@ -96,6 +96,8 @@ private final class Bench {
         let from = Self.metadata(1).gossipAddress
         let node = node
         try node.loop.submit { node.onStreamFrame(frame, from: from, channel: EmbeddedChannel()) }.wait()
+        // The frame is opened apart from the probe loop and applied on it: wait for that.
+        try node.loop.submit {}.wait()
         let members = node.view.snapshot.members
         precondition(members.count == n && members.allSatisfy { $0.status == .alive }, "membership not filled: \(members.count) of \(n)")
     }
