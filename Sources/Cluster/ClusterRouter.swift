@@ -22,11 +22,7 @@ package struct ClusterRouter: Sendable {
     }
 
     /// True when this node is the stream's origin (or the only node there is).
-    package func ownsLocally(_ streamID: String) -> Bool {
-        let snap = view.snapshot
-        guard let owner = snap.ring.placement(for: streamID)?.owner else { return true }
-        return owner == snap.localID
-    }
+    package func ownsLocally(_ streamID: String) -> Bool { view.ownsLocally(streamID) }
 
     /// The nearest healthy edge for a viewer: alive members in the viewer's region (else
     /// all), the closest three by estimated round-trip time, then the less loaded of two

@@ -22,6 +22,12 @@ package final class ClusterView: Sendable {
     package var snapshot: Snapshot { state.withLock { $0 } }
     package func update(_ body: (inout Snapshot) -> Void) { state.withLock { body(&$0) } }
 
+    /// Whether this node owns a stream (or the ring is empty: a node on its own). Read under
+    /// the lock without copying the snapshot: the edge's fast path asks it for every hit.
+    package func ownsLocally(_ streamID: String) -> Bool {
+        state.withLock { s in s.ring.placement(for: streamID).map { $0.owner == s.localID } ?? true }
+    }
+
     /// Owner and standbys of a stream by the ring over the alive members.
     package func placement(of streamID: String) -> HashRing.Placement? { state.withLock { $0.ring.placement(for: streamID) } }
 }

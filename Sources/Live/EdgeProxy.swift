@@ -79,7 +79,7 @@ package final class EdgeProxy: Sendable {
     /// A memory-tier hit for a media object of a stream owned elsewhere, for the fast path
     /// (on the event loop: no disk, no waiting).
     package func cachedMedia(_ object: MediaObjectRequest) -> ByteBuffer? {
-        guard !router.ownsLocally(String(object.streamID)), let bytes = cache.memoryBuffer(object.path) else { return nil }
+        guard !router.ownsLocally(object.streamID), let bytes = cache.memoryBuffer(object.path) else { return nil }
         NodeMetrics.edgeCacheHits.increment()
         return bytes
     }

@@ -224,6 +224,30 @@ package enum MediaName: Equatable, Sendable {
 
     package var isImmutable: Bool { self != .playlist }
 
+    /// Whether `name` is an init segment, segment or part, spelled canonically — the same
+    /// answer as `MediaName(name)?.isImmutable`, read off the bytes without allocating (the
+    /// fast path asks it for every request).
+    package static func isImmutableObject(_ name: Substring.UTF8View) -> Bool {
+        var rest = name[...]
+        func take(_ prefix: StaticString) -> Bool {
+            let p = UnsafeRawBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+            guard rest.starts(with: p) else { return false }
+            rest = rest.dropFirst(p.count)
+            return true
+        }
+        /// A canonical number: 1 to 9 digits, no leading zero but "0" itself.
+        func number() -> Bool {
+            let digits = rest.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+            guard (1...9).contains(digits.count), digits.count == 1 || digits.first != UInt8(ascii: "0") else { return false }
+            rest = rest.dropFirst(digits.count)
+            return true
+        }
+        if take("init") { return number() && take(".mp4") && rest.isEmpty }
+        if take("seg") { return number() && take(".m4s") && rest.isEmpty }
+        if take("part") { return number() && take(".") && number() && take(".m4s") && rest.isEmpty }
+        return false
+    }
+
     /// A whole number written the one way: digits only, no leading zero (but "0"), at most 9 digits.
     static func number(_ s: Substring) -> Int? {
         guard !s.isEmpty, s.count <= 9, s.allSatisfy({ $0.isASCII && $0.isNumber }), s == "0" || s.first != "0" else { return nil }

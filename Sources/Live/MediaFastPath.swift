@@ -26,24 +26,26 @@ import Synchronization
 package struct MediaObjectRequest: Sendable, Equatable {
     /// The target without its query: `/live/{id}/{rendition}/{object}`.
     package var path: String
-    package var streamID: Substring
+    package var streamID: String
     /// The playback token the request carried, if any.
     package var token: Substring?
 
     /// The request for a target, or nil when the fast path must leave it to the router.
+    /// Checked on the bytes: a hit allocates the stream id and nothing else.
     package init?(target: String) {
         var path = target
         var token: Substring?
-        if let q = target.firstIndex(of: "?") {
+        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             let query = target[target.index(after: q)...]
-            guard query.hasPrefix("token="), !query.contains("&") else { return nil }
+            guard query.hasPrefix("token="), !query.utf8.contains(UInt8(ascii: "&")) else { return nil }
             token = query.dropFirst(6)
             path = String(target[..<q])
         }
-        guard MediaFastPath.isMediaObject(path), let id = MediaFastPath.streamID(in: path),
-              let slash = path.lastIndex(of: "/"), MediaName(String(path[path.index(after: slash)...]))?.isImmutable == true else { return nil }
+        guard let id = MediaFastPath.streamID(in: path),
+              let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")),
+              MediaName.isImmutableObject(path.utf8[path.utf8.index(after: slash)...]) else { return nil }
         self.path = path
-        self.streamID = Substring(id)
+        self.streamID = id
         self.token = token
     }
 }
@@ -376,11 +378,13 @@ final class RawMediaFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// A header line a strict parser takes: a name of token characters, then a colon.
     static func isStrictField(_ field: UnsafeRawBufferPointer) -> Bool {
         guard let colon = field.firstIndex(of: 58), colon > 0 else { return false }
-        for c in field[..<colon] {
-            // tchar: visible ASCII except separators.
-            guard c > 32, c < 127, !"\"(),/:;<=>?@[\\]{}".utf8.contains(c) else { return false }
-        }
+        for c in field[..<colon] where !tchar[Int(c)] { return false }
         return true
+    }
+
+    /// RFC 9110 token characters: visible ASCII except separators.
+    static let tchar: [Bool] = (0..<256).map { c in
+        c > 32 && c < 127 && !"\"(),/:;<=>?@[\\]{}".utf8.contains(UInt8(c))
     }
 
     /// Whether a header line's name is `name` (lower case), in any case.

@@ -16,8 +16,8 @@ package struct NodeMediaSource: MediaFastPathSource {
     }
 
     package func object(for request: MediaObjectRequest) -> ByteBuffer? {
-        guard catalog.record(id: String(request.streamID)) != nil,
-              playback.allowsPlayback(streamID: request.streamID, token: request.token) else { return nil }
+        guard catalog.record(id: request.streamID) != nil,
+              playback.allowsPlayback(streamID: Substring(request.streamID), token: request.token) else { return nil }
         return edge.cachedMedia(request)
     }
 }

@@ -325,6 +325,12 @@ final class RouteTests: XCTestCase {
             XCTAssertNil(MediaName(bad), bad)
         }
         XCTAssertNil(MediaObjectRequest(target: "/live/s1/source/seg005.m4s"), "the fast path leaves other spellings to the router")
+        // The fast path's byte-level check agrees with the parser on every name.
+        for name in ["index.m3u8", "seg0.m4s", "seg12.m4s", "part12.3.m4s", "init1.mp4", "seg005.m4s", "seg+5.m4s", "seg-1.m4s",
+                     "seg.m4s", "seg1.m4s.m4s", "part1.m4s", "part1.2.3.m4s", "part01.2.m4s", "part1.02.m4s", "seg1234567890.m4s",
+                     "seg123456789.m4s", "init.mp4", "seg1.mp4", "index.m3u", "seg１.m4s", "part0.0.m4s", "init01.mp4", ""] {
+            XCTAssertEqual(MediaName.isImmutableObject(Substring(name).utf8), MediaName(name)?.isImmutable == true, name)
+        }
         XCTAssertEqual(MediaObjectRequest(target: "/live/s1/source/seg5.m4s?token=abc")?.token, "abc")
         XCTAssertNil(MediaObjectRequest(target: "/live/s1/source/seg5.m4s?x=1"))
     }
