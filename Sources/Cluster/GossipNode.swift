@@ -52,8 +52,11 @@ package final class GossipNode: Service, Sendable {
         var resolved: [Endpoint: SocketAddress] = [:]
         var lastStats = GossipStats()
         var joinRetryScheduled = false
-        /// The member list or a member's metadata changed since the view was last rebuilt.
+        /// Who is a member, or a status, changed since the view was last rebuilt: rebuilt at once.
         var membersChanged = true
+        /// Only a member's metadata (its load, say) changed: the rebuild waits a moment, so a
+        /// burst of such updates costs one rebuild, not one a datagram.
+        var metadataRebuildScheduled = false
         init(membership: Membership, codec: PacketCodec) {
             self.membership = membership
             self.codec = codec
@@ -73,6 +76,9 @@ package final class GossipNode: Service, Sendable {
     /// at the deadline.
     package static let streamReadTimeout: TimeAmount = .seconds(5)
     package static let streamDeadline: TimeAmount = .seconds(10)
+
+    /// How long a metadata-only change waits for others before the view is rebuilt.
+    package static let metadataRebuildDelay: TimeAmount = .milliseconds(100)
 
     static func frameLimit(members: Int) -> Int { 64 << 10 + 256 * members }
 
@@ -198,6 +204,18 @@ package final class GossipNode: Service, Sendable {
                 }
             case .sendFullState(let to, let state):
                 sendFullState(state, to: to)
+            case .membershipChanged(let change) where !change.isRemoval && change.previousStatus == change.member.status:
+                // The same member, the same status: new metadata only.
+                logger.debug("member metadata changed", metadata: ["member": "\(change.member.id)", "load": "\(change.member.metadata.load)"])
+                if !s.metadataRebuildScheduled {
+                    s.metadataRebuildScheduled = true
+                    loop.scheduleTask(in: Self.metadataRebuildDelay) {
+                        let s = self.box.value
+                        s.metadataRebuildScheduled = false
+                        s.membersChanged = true
+                        self.publish()
+                    }
+                }
             case .membershipChanged(let change):
                 s.membersChanged = true
                 logger.info("member changed", metadata: ["member": "\(change.member.id)", "from": "\(change.previousStatus.map { "\($0)" } ?? "unknown")",

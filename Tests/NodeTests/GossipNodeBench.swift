@@ -172,6 +172,11 @@ private final class Bench {
     /// the traffic counters as published.
     func flush() throws -> GossipStats {
         _ = try deliver([try datagram(0, .load)])
+        // The view is rebuilt a moment after a metadata change (HEAD) or at once (7782dbf):
+        // wait for the figures to arrive, bounded.
+        let deadline = Date().addingTimeInterval(5)
+        func arrived(_ s: GossipStats) -> Bool { s.packetsReceived >= UInt64(sent) && s.messagesSent[.ack, default: 0] >= UInt64(sent) }
+        while !arrived(node.view.snapshot.stats), Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         return node.view.snapshot.stats
     }
 }
