@@ -15,17 +15,6 @@ final class TranscodeFuzzTests: XCTestCase {
         av_log_set_level(AV_LOG_QUIET)
     }
 
-    private struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     func testSeededDamageNeverCrashesAndRecoversAtTheLastGOP() throws {
         let source = try TranscodeTestMedia.source(width: 320, height: 240, seconds: 2, keyframeTimes: [0, 0.3, 1.0, 1.5])
         let lastKey = source.keyframeIndices.last!

@@ -15,18 +15,6 @@ final class TranscodeRobustnessTests: XCTestCase {
         rungs: [LadderRung(name: "180p", height: 180, videoBitrate: 300_000, maxBitrate: 350_000)],
         maxQueuedFrames: 1000, shedSpeedThreshold: 0)
 
-    /// A deterministic generator so a failing corruption replays.
-    private struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Random bytes inside the NAL units of some non-key frames: no crash, the frames before
     /// the damage and every frame from the next keyframe on come out, aligned.
     func testCorruptNonKeyFramesSkipToNextKeyframe() throws {
