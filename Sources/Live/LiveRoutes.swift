@@ -177,19 +177,22 @@ package struct LiveRoutes: Sendable {
         switch name {
         case .playlist:
             throw Problem.notFound("no such file")
-        case .initSegment(let v):
-            guard let bytes = live.initSegment(rendition: rendition, version: v) else { throw Problem.notFound("no such init segment") }
+        case .initSegment(let v, let epoch):
+            guard let bytes = live.initSegment(rendition: rendition, version: v, epoch: epoch) else {
+                throw Problem.notFound("no such init segment")
+            }
             return Responses.media(ByteBuffer(bytes: bytes))
-        case .segment(let n):
-            guard let bytes = live.segment(rendition: rendition, sequence: n) else { throw Problem.notFound("no such segment") }
+        case .segment(let n, let epoch):
+            guard let bytes = live.segment(rendition: rendition, sequence: n, epoch: epoch) else { throw Problem.notFound("no such segment") }
             return Responses.media(ByteBuffer(bytes: bytes))
-        case .part(let n, let i):
-            if let bytes = live.part(rendition: rendition, sequence: n, index: i) { return Responses.media(ByteBuffer(bytes: bytes)) }
-            // A request for the part that is being made now (the preload hint) waits for it.
-            if live.isWithinReach(.part(sequence: n, index: i), rendition: rendition) {
+        case .part(let n, let i, let epoch):
+            if let bytes = live.part(rendition: rendition, sequence: n, index: i, epoch: epoch) { return Responses.media(ByteBuffer(bytes: bytes)) }
+            // A request for the part that is being made now (the preload hint) waits for it; a
+            // name from another life of the stream does not.
+            if epoch == live.epoch, live.isWithinReach(.part(sequence: n, index: i), rendition: rendition) {
                 let timeout = Duration.milliseconds(Int(live.settings.partTarget * 6 * 1000))
                 if await live.wait(for: .part(sequence: n, index: i), rendition: rendition, timeout: timeout),
-                   let bytes = live.part(rendition: rendition, sequence: n, index: i) {
+                   let bytes = live.part(rendition: rendition, sequence: n, index: i, epoch: epoch) {
                     return Responses.media(ByteBuffer(bytes: bytes))
                 }
             }
@@ -199,24 +202,32 @@ package struct LiveRoutes: Sendable {
 }
 
 /// The name of an object in a rendition, parsed strictly: numbers are canonical (no sign, no
-/// leading zero), so each object has one name — the one its playlist gives — and a viewer
-/// cannot make an edge fetch or cache one object under many names.
+/// leading zero) and the stream's epoch is 8 lowercase hex digits, so each object has one
+/// name — the one its playlist gives — and a viewer cannot make an edge fetch or cache one
+/// object under many names (`MediaPlaylist.segmentURI` and its siblings write them).
 package enum MediaName: Equatable, Sendable {
     case playlist
-    case initSegment(Int)
-    case segment(Int)
-    case part(Int, Int)
+    /// `init{version}-{epoch}.mp4`
+    case initSegment(Int, StreamEpoch)
+    /// `seg{sequence}-{epoch}.m4s`
+    case segment(Int, StreamEpoch)
+    /// `part{sequence}.{index}-{epoch}.m4s`
+    case part(Int, Int, StreamEpoch)
 
     package init?(_ file: String) {
         if file == "index.m3u8" { self = .playlist; return }
-        if file.hasPrefix("init"), file.hasSuffix(".mp4"), let v = Self.number(file.dropFirst(4).dropLast(4)) {
-            self = .initSegment(v)
-        } else if file.hasPrefix("seg"), file.hasSuffix(".m4s"), let n = Self.number(file.dropFirst(3).dropLast(4)) {
-            self = .segment(n)
-        } else if file.hasPrefix("part"), file.hasSuffix(".m4s") {
-            let numbers = file.dropFirst(4).dropLast(4).split(separator: ".", omittingEmptySubsequences: false)
+        let ext = file.suffix(4)
+        guard ext == ".mp4" || ext == ".m4s", let dash = file.lastIndex(of: "-"),
+              let epoch = StreamEpoch(file[file.index(after: dash)...].dropLast(4)) else { return nil }
+        let stem = file[..<dash]
+        if ext == ".mp4", stem.hasPrefix("init"), let v = Self.number(stem.dropFirst(4)) {
+            self = .initSegment(v, epoch)
+        } else if ext == ".m4s", stem.hasPrefix("seg"), let n = Self.number(stem.dropFirst(3)) {
+            self = .segment(n, epoch)
+        } else if ext == ".m4s", stem.hasPrefix("part") {
+            let numbers = stem.dropFirst(4).split(separator: ".", omittingEmptySubsequences: false)
             guard numbers.count == 2, let n = Self.number(numbers[0]), let i = Self.number(numbers[1]) else { return nil }
-            self = .part(n, i)
+            self = .part(n, i, epoch)
         } else {
             return nil
         }
@@ -242,9 +253,17 @@ package enum MediaName: Equatable, Sendable {
             rest = rest.dropFirst(digits.count)
             return true
         }
-        if take("init") { return number() && take(".mp4") && rest.isEmpty }
-        if take("seg") { return number() && take(".m4s") && rest.isEmpty }
-        if take("part") { return number() && take(".") && number() && take(".m4s") && rest.isEmpty }
+        /// `-` and an epoch: exactly 8 lowercase hex digits.
+        func epoch() -> Bool {
+            guard take("-") else { return false }
+            let digits = rest.prefix(8)
+            guard digits.count == 8, digits.allSatisfy(StreamEpoch.isLowerHex) else { return false }
+            rest = rest.dropFirst(8)
+            return true
+        }
+        if take("init") { return number() && epoch() && take(".mp4") && rest.isEmpty }
+        if take("seg") { return number() && epoch() && take(".m4s") && rest.isEmpty }
+        if take("part") { return number() && take(".") && number() && epoch() && take(".m4s") && rest.isEmpty }
         return false
     }
 

@@ -13,7 +13,7 @@ import HTTPSupport
 /// typed, answers in request order.
 final class MediaFastPathTests: XCTestCase {
     static let object = ByteBuffer(bytes: (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7) })
-    static let hitPath = "/live/s1/source/part3.1.m4s"
+    static let hitPath = "/live/s1/source/part3.1-0a1b2c3d.m4s"
 
     func makeChannel() throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
@@ -94,7 +94,7 @@ final class MediaFastPathTests: XCTestCase {
 
     func testMissesPlaylistsQueriesOtherMethodsOldVersionsAndClosingClientsGoToTheRouter() throws {
         let cases = [
-            get("/live/s1/source/part9.0.m4s"),
+            get("/live/s1/source/part9.0-0a1b2c3d.m4s"),
             get("/live/s1/source/index.m3u8"),
             get(Self.hitPath + "?x=1"),
             get(Self.hitPath, "Connection: Close\r\n"),
@@ -113,8 +113,8 @@ final class MediaFastPathTests: XCTestCase {
     func testAnswersStayInRequestOrderWhileTheRouterHoldsARequest() throws {
         let channel = try makeChannel()
         // A miss and a hit pipelined in one read: the hit waits its turn at the router.
-        try send(channel, get("/live/s1/source/part9.0.m4s") + get(Self.hitPath))
-        XCTAssertEqual(try routed(channel), ["GET /live/s1/source/part9.0.m4s", "GET \(Self.hitPath)"])
+        try send(channel, get("/live/s1/source/part9.0-0a1b2c3d.m4s") + get(Self.hitPath))
+        XCTAssertEqual(try routed(channel), ["GET /live/s1/source/part9.0-0a1b2c3d.m4s", "GET \(Self.hitPath)"])
         XCTAssertEqual(try responses(channel).count, 0)
         try routerAnswers(channel, body: "first")
         try routerAnswers(channel, body: "second")

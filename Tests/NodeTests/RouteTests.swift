@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import Live
 import NIOCore
+import Origin
 import Prometheus
 import XCTest
 @testable import App
@@ -290,12 +291,13 @@ final class RouteTests: XCTestCase {
                                   ("/live/nosuch/master.m3u8", "no stream nosuch"),
                                   ("/live/bad..id/master.m3u8", "no stream bad..id"),
                                   ("/live/\(s.id)/source/index.m3u8", "stream is offline"),
-                                  ("/live/\(s.id)/source/seg1.m4s", "no such segment"),
+                                  ("/live/\(s.id)/source/seg1-0a1b2c3d.m4s", "no such segment"),
+                                  ("/live/\(s.id)/source/seg1.m4s", "no such file"),
                                   ("/live/\(s.id)/1080p/index.m3u8", "no such rendition"),
                                   ("/live/\(s.id)/source/seg005.m4s", "no such file"),
                                   ("/live/\(s.id)/source/seg+5.m4s", "no such file"),
                                   ("/live/\(s.id)/source/part1.01.m4s", "no such file"),
-                                  ("/live/\(s.id)/source/init0.mp4", "no such init segment")] {
+                                  ("/live/\(s.id)/source/init0-0a1b2c3d.mp4", "no such init segment")] {
                 try await client.execute(uri: uri, method: .get) { r in
                     XCTAssertEqual(r.status, .notFound, uri)
                     XCTAssertEqual(try Self.problem(r).detail, detail, uri)
@@ -315,24 +317,30 @@ final class RouteTests: XCTestCase {
     }
 
     func testMediaNamesAreCanonical() {
+        let e = StreamEpoch(0x0a1b_2c3d)
         XCTAssertEqual(MediaName("index.m3u8"), .playlist)
-        XCTAssertEqual(MediaName("seg0.m4s"), .segment(0))
-        XCTAssertEqual(MediaName("seg12.m4s"), .segment(12))
-        XCTAssertEqual(MediaName("part12.3.m4s"), .part(12, 3))
-        XCTAssertEqual(MediaName("init1.mp4"), .initSegment(1))
-        for bad in ["seg005.m4s", "seg+5.m4s", "seg-1.m4s", "seg.m4s", "seg1.m4s.m4s", "part1.m4s", "part1.2.3.m4s", "part01.2.m4s",
-                    "seg1234567890.m4s", "init.mp4", "seg1.mp4", "index.m3u", "seg１.m4s"] {
-            XCTAssertNil(MediaName(bad), bad)
-        }
-        XCTAssertNil(MediaObjectRequest(target: "/live/s1/source/seg005.m4s"), "the fast path leaves other spellings to the router")
+        XCTAssertEqual(MediaName("seg0-0a1b2c3d.m4s"), .segment(0, e))
+        XCTAssertEqual(MediaName("seg12-0a1b2c3d.m4s"), .segment(12, e))
+        XCTAssertEqual(MediaName("part12.3-0a1b2c3d.m4s"), .part(12, 3, e))
+        XCTAssertEqual(MediaName("init1-0a1b2c3d.mp4"), .initSegment(1, e))
+        // Each object has one name: canonical numbers, an epoch of 8 lowercase hex digits.
+        let bad = ["seg005-0a1b2c3d.m4s", "seg+5-0a1b2c3d.m4s", "seg-1-0a1b2c3d.m4s", "seg-0a1b2c3d.m4s", "seg1.m4s-0a1b2c3d.m4s",
+                   "part1-0a1b2c3d.m4s", "part1.2.3-0a1b2c3d.m4s", "part01.2-0a1b2c3d.m4s", "part1.02-0a1b2c3d.m4s",
+                   "seg1234567890-0a1b2c3d.m4s", "init-0a1b2c3d.mp4", "seg1-0a1b2c3d.mp4", "init1-0a1b2c3d.m4s", "index.m3u",
+                   "seg１-0a1b2c3d.m4s", "init01-0a1b2c3d.mp4",
+                   // the epoch: missing, short, long, upper case, not hex, a sign
+                   "seg1.m4s", "part1.2.m4s", "init0.mp4", "seg1-.m4s", "seg1-0a1b2c3.m4s", "seg1-0a1b2c3d0.m4s",
+                   "seg1-0A1B2C3D.m4s", "seg1-0a1b2c3g.m4s", "seg1-+a1b2c3d.m4s", "seg1--0a1b2c3.m4s", "seg1-0a1b2c3d-0a1b2c3d.m4s"]
+        for name in bad { XCTAssertNil(MediaName(name), name) }
+        XCTAssertNil(MediaObjectRequest(target: "/live/s1/source/seg005-0a1b2c3d.m4s"), "the fast path leaves other spellings to the router")
         // The fast path's byte-level check agrees with the parser on every name.
-        for name in ["index.m3u8", "seg0.m4s", "seg12.m4s", "part12.3.m4s", "init1.mp4", "seg005.m4s", "seg+5.m4s", "seg-1.m4s",
-                     "seg.m4s", "seg1.m4s.m4s", "part1.m4s", "part1.2.3.m4s", "part01.2.m4s", "part1.02.m4s", "seg1234567890.m4s",
-                     "seg123456789.m4s", "init.mp4", "seg1.mp4", "index.m3u", "seg１.m4s", "part0.0.m4s", "init01.mp4", ""] {
+        let good = ["index.m3u8", "seg0-0a1b2c3d.m4s", "seg12-0a1b2c3d.m4s", "part12.3-0a1b2c3d.m4s", "init1-0a1b2c3d.mp4",
+                    "seg123456789-ffffffff.m4s", "part0.0-00000000.m4s"]
+        for name in good + bad + ["", "seg", "seg1-", "part1.2-0a1b2c3d"] {
             XCTAssertEqual(MediaName.isImmutableObject(Substring(name).utf8), MediaName(name)?.isImmutable == true, name)
         }
-        XCTAssertEqual(MediaObjectRequest(target: "/live/s1/source/seg5.m4s?token=abc")?.token, "abc")
-        XCTAssertNil(MediaObjectRequest(target: "/live/s1/source/seg5.m4s?x=1"))
+        XCTAssertEqual(MediaObjectRequest(target: "/live/s1/source/seg5-0a1b2c3d.m4s?token=abc")?.token, "abc")
+        XCTAssertNil(MediaObjectRequest(target: "/live/s1/source/seg5-0a1b2c3d.m4s?x=1"))
     }
 
     // MARK: Pages

@@ -140,7 +140,7 @@ final class LiveStreamTests: XCTestCase {
         let got = await waited
         XCTAssertTrue(got)
         XCTAssertTrue(live.part(sequence: 1, index: 2) != nil)
-        XCTAssertTrue(live.mediaPlaylist()!.contains("part1.2.m4s"))
+        XCTAssertTrue(live.mediaPlaylist()!.contains("part1.2-\(live.epoch).m4s"))
     }
 
     func testEndingAnswersEveryWaiterAndEndsThePlaylist() async throws {
@@ -206,8 +206,8 @@ final class LiveStreamTests: XCTestCase {
         live.endPublishing()
         let pl = live.mediaPlaylist()!
         XCTAssertEqual(pl.components(separatedBy: "#EXT-X-DISCONTINUITY\n").count - 1, 1, pl)
-        XCTAssertTrue(pl.contains(#"#EXT-X-MAP:URI="init1.mp4""#))
-        XCTAssertTrue(pl.contains("seg3.m4s"))
+        XCTAssertTrue(pl.contains(#"#EXT-X-MAP:URI="init1-\#(live.epoch).mp4""#))
+        XCTAssertTrue(pl.contains("seg3-\(live.epoch).m4s"))
         XCTAssertEqual(live.status.sessions, 2)
     }
 }

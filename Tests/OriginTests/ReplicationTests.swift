@@ -53,7 +53,7 @@ final class ReplicationTests: XCTestCase {
 
     func segmentNumbers(_ playlist: String) -> [Int] {
         playlist.split(separator: "\n").compactMap { line in
-            line.hasPrefix("seg") ? Int(line.dropFirst(3).dropLast(4)) : nil
+            line.hasPrefix("seg") ? Int(line.dropFirst(3).dropLast(13)) : nil
         }
     }
 
@@ -94,6 +94,28 @@ final class ReplicationTests: XCTestCase {
         XCTAssertTrue(standby.mediaPlaylist()!.hasSuffix("#EXT-X-ENDLIST\n"))
     }
 
+    /// A stream that starts again from nothing (its origin restarted, no replica) reuses
+    /// sequence numbers but not names: the epoch in them is new, and the old names find nothing.
+    func testAStreamStartedAgainWithoutAReplicaNamesItsObjectsAnew() throws {
+        let all = try tags()
+        let first = LiveStream(id: "r6")
+        first.beginPublishing()
+        try feed(first, all[...])
+        let again = LiveStream(id: "r6")
+        again.beginPublishing()
+        try feed(again, all[...])
+        XCTAssertNotEqual(first.epoch, again.epoch)
+        XCTAssertEqual(segmentNumbers(first.mediaPlaylist()!), segmentNumbers(again.mediaPlaylist()!), "the same numbers")
+        let old = first.mediaPlaylist()!.split(separator: "\n").filter { $0.hasPrefix("seg") }
+        XCTAssertFalse(old.isEmpty)
+        for name in old { XCTAssertFalse(again.mediaPlaylist()!.contains(name), "\(name) is not reused") }
+        XCTAssertNotNil(again.segment(sequence: 0, epoch: again.epoch))
+        XCTAssertNil(again.segment(sequence: 0, epoch: first.epoch), "an old name finds nothing")
+        XCTAssertNil(again.initSegment(version: 0, epoch: first.epoch))
+        XCTAssertNil(again.part(sequence: 0, index: 0, epoch: first.epoch))
+        XCTAssertNotNil(again.part(sequence: 0, index: 0, epoch: again.epoch))
+    }
+
     func testASnapshotCatchesANewStandbyUpAndBatchesFollowIt() throws {
         let all = try tags()
         let origin = LiveStream(id: "r2")
@@ -127,7 +149,12 @@ final class ReplicationTests: XCTestCase {
         let standby = LiveStream(id: "r3")
         // Nothing applied yet: an incremental batch needs a snapshot first.
         XCTAssertThrowsError(try standby.applyReplica(batches[2])) { XCTAssertEqual($0 as? ReplicaError, .outOfSequence(expected: nil, got: 3)) }
-        var empty = LiveStream(id: "r3").snapshot()
+        // A snapshot of another life of the stream (another stream epoch): its batches do not follow.
+        var other = LiveStream(id: "r3").snapshot()
+        other.epoch = wire.epoch
+        try standby.applyReplica(other)
+        XCTAssertThrowsError(try standby.applyReplica(batches[0])) { XCTAssertEqual($0 as? ReplicaError, .outOfSequence(expected: nil, got: 1)) }
+        var empty = LiveStream(id: "r3", epoch: origin.epoch).snapshot()
         empty.epoch = wire.epoch
         try standby.applyReplica(empty)
         try standby.applyReplica(batches[0])
@@ -171,7 +198,7 @@ final class ReplicationTests: XCTestCase {
         let lines = after.split(separator: "\n").map(String.init)
         let discontinuity = try XCTUnwrap(lines.firstIndex(of: "#EXT-X-DISCONTINUITY"))
         let firstAfter = lines[discontinuity...].first { $0.hasPrefix("seg") }!
-        XCTAssertEqual(firstAfter, "seg\(growing + 1).m4s")
+        XCTAssertEqual(firstAfter, "seg\(growing + 1)-\(origin.epoch).m4s", "the standby keeps the origin's epoch in its names")
         // Everything the origin announced is still served, byte for byte.
         for n in announced { XCTAssertEqual(standby.segment(sequence: n), origin.segment(sequence: n), "seg\(n)") }
         // The media timeline goes on from where the old origin stopped.

@@ -3,6 +3,7 @@ real ffmpeg as broadcaster and player, real SQLite underneath."""
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -114,6 +115,13 @@ def http(method, url, body=None, token=None, timeout=30, headers=None, follow=Tr
             return HTTPResult(r.status, dict(r.headers), r.read())
     except urllib.error.HTTPError as e:
         return HTTPResult(e.code, dict(e.headers), e.read())
+
+
+def epoch_of(playlist_text):
+    """The stream epoch in a media playlist's object names (`seg5-1f2a3b4c.m4s`)."""
+    m = re.search(r'(?:seg\d+|part\d+\.\d+|init\d+)-([0-9a-f]{8})\.m[p4][4s]', playlist_text)
+    assert m, playlist_text
+    return m.group(1)
 
 
 class Node:

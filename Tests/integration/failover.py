@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 
-from conftest import ADMIN_TOKEN, Node, detection_bound, free_port, http  # noqa: F401 (detection_bound: for test_failover)
+from conftest import ADMIN_TOKEN, Node, detection_bound, epoch_of, free_port, http  # noqa: F401 (detection_bound: for test_failover)
 from gaptools import FrameReader, max_gap, playback_gaps, repeats, stamped_publisher, unreadable
 from test_cluster import keygen, wait_converged, wait_for
 
@@ -43,7 +43,7 @@ def stream_placed(nodes, owner, standby, via="a"):
 
 
 def segments(playlist):
-    return [int(n) for n in re.findall(r"^seg(\d+)\.m4s$", playlist, re.M)]
+    return [int(n) for n in re.findall(r"^seg(\d+)-[0-9a-f]{8}\.m4s$", playlist, re.M)]
 
 
 def renditions(master):
@@ -73,9 +73,10 @@ def run(mode, ladder="180p:180:250", before=8.0, after=10.0, root=None):
         hinted_part = None
         for r in renditions(master):
             pl = http("GET", f"{b.base}/live/{sid}/{r}/index.m3u8").text
+            epoch = epoch_of(pl)
             for n in segments(pl):
-                announced[f"{r}/seg{n}.m4s"] = http("GET", f"{b.base}/live/{sid}/{r}/seg{n}.m4s").body
-            parts = re.findall(r'URI="(part\d+\.\d+\.m4s)"', pl)
+                announced[f"{r}/seg{n}-{epoch}.m4s"] = http("GET", f"{b.base}/live/{sid}/{r}/seg{n}-{epoch}.m4s").body
+            parts = re.findall(r'URI="(part\d+\.\d+-[0-9a-f]{8}\.m4s)"', pl)
             if r == "source" and parts:
                 hinted_part = f"{r}/{parts[-1]}"
                 announced[hinted_part] = http("GET", f"{b.base}/live/{sid}/{hinted_part}").body

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ADMIN_TOKEN, Node, binary, free_port, http, push
+from conftest import ADMIN_TOKEN, Node, binary, epoch_of, free_port, http, push
 from test_cluster import keygen, wait_converged, wait_for
 from test_single_node import decode_seconds, hinted_part
 
@@ -124,7 +124,7 @@ def test_a_thousand_viewers_cost_the_origin_one_request(trio):
         assert edge_playlist.status == 200
         seq, idx = hinted_part(edge_playlist.text)
         # Next-but-one part: surely not made yet when the thousand requests arrive.
-        path = f"/live/{s['id']}/source/part{seq}.{idx + 1}.m4s"
+        path = f"/live/{s['id']}/source/part{seq}.{idx + 1}-{epoch_of(edge_playlist.text)}.m4s"
         before_origin = metric(b, "streamtube_origin_edge_requests_total", before_first_use=True)
         before_edge = metric(c, "streamtube_edge_upstream_requests_total", before_first_use=True)
         answers = asyncio.run(get_many("127.0.0.1", c.http_port, path, 1000))

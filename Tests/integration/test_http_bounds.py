@@ -11,7 +11,7 @@ def test_a_client_that_pipelines_and_never_reads_is_bounded(node):
     """100,000 pipelined GETs on one connection, none of the answers read: the node stops
     reading when its answers back up, and its memory stays within a fixed bound."""
     s = node.create_stream("Pipelined")
-    requests = [f"GET /live/{s['id']}/source/seg{i}.m4s HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(100)]
+    requests = [f"GET /live/{s['id']}/source/seg{i}-00000000.m4s HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(100)]
     requests += [b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"] * 100
     batch = b"".join(requests)  # 200 requests
     base = peak_rss_kb(node.proc.pid)

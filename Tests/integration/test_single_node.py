@@ -3,7 +3,7 @@ import re
 import subprocess
 import time
 
-from conftest import ADMIN_TOKEN, Node, binary, http, push, wait_for
+from conftest import ADMIN_TOKEN, Node, binary, epoch_of, http, push, wait_for
 
 
 def media_playlist(node, sid, query=""):
@@ -11,13 +11,13 @@ def media_playlist(node, sid, query=""):
 
 
 def last_part(playlist_text):
-    parts = re.findall(r'#EXT-X-PART:.*URI="part(\d+)\.(\d+)\.m4s"', playlist_text)
+    parts = re.findall(r'#EXT-X-PART:.*URI="part(\d+)\.(\d+)-[0-9a-f]{8}\.m4s"', playlist_text)
     assert parts, playlist_text
     return int(parts[-1][0]), int(parts[-1][1])
 
 
 def hinted_part(playlist_text):
-    m = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part(\d+)\.(\d+)\.m4s"', playlist_text)
+    m = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part(\d+)\.(\d+)-[0-9a-f]{8}\.m4s"', playlist_text)
     assert m, playlist_text
     return int(m.group(1)), int(m.group(2))
 
@@ -134,7 +134,7 @@ def test_ll_hls_playlist_blocking_reload_and_preload_hint(node):
         assert '#EXT-X-MAP:URI="init0.mp4"' in pl
         durations = [float(d) for d in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", pl)]
         assert durations and max(durations) <= 0.5 + 1e-6
-        assert re.search(r"#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part\d+\.\d+\.m4s\"", pl)
+        assert re.search(r"#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part\d+\.\d+-[0-9a-f]{8}\.m4s\"", pl)
 
         # Ask for the hinted part, then for the one after it. The hinted part is by definition
         # not in the playlist that hints it; each blocking answer must hold it (the server
@@ -152,13 +152,19 @@ def test_ll_hls_playlist_blocking_reload_and_preload_hint(node):
         assert (nseq, nidx) in parts_of(second.text) or (nseq + 1, 0) in parts_of(second.text)
 
         # The preload hint's part is served as soon as it is made.
-        hint = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(part\d+\.\d+\.m4s)"', second.text).group(1)
+        hint = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(part\d+\.\d+-[0-9a-f]{8}\.m4s)"', second.text).group(1)
         part = http("GET", f"{node.base}/live/{s['id']}/source/{hint}")
         assert part.status == 200 and part.body[4:8] == b"moof"
         assert part.headers["Cache-Control"] == "public, max-age=31536000, immutable"
         assert part.headers["Content-Type"] == "video/mp4"
-        init = http("GET", f"{node.base}/live/{s['id']}/source/init0.mp4")
+        epoch = epoch_of(second.text)
+        init = http("GET", f"{node.base}/live/{s['id']}/source/init0-{epoch}.mp4")
         assert init.status == 200 and init.body[4:8] == b"ftyp"
+        # Another epoch's name, or none, finds nothing (a stream started again never serves
+        # new bytes under an old name).
+        other = "00000000" if epoch != "00000000" else "00000001"
+        assert http("GET", f"{node.base}/live/{s['id']}/source/init0-{other}.mp4").status == 404
+        assert http("GET", f"{node.base}/live/{s['id']}/source/init0.mp4").status == 404
 
         # Bad blocking requests get clear errors.
         assert media_playlist(node, s["id"], f"?_HLS_msn={seq + 10}").status == 400
@@ -177,15 +183,15 @@ def test_ll_hls_playlist_blocking_reload_and_preload_hint(node):
         assert delta.status == 200 and "#EXT-X-ENDLIST" not in delta.text
         skipped = int(re.search(r"#EXT-X-SKIP:SKIPPED-SEGMENTS=(\d+)", delta.text).group(1))
         msn = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", delta.text).group(1))
-        listed = [int(n) for n in re.findall(r"^seg(\d+)\.m4s$", delta.text, re.M)]
+        listed = [int(n) for n in re.findall(r"^seg(\d+)-[0-9a-f]{8}\.m4s$", delta.text, re.M)]
         assert skipped >= 1 and listed and listed[0] == msn + skipped, delta.text
-        after_last = delta.text.split(f"seg{listed[-1]}.m4s")[-1]
+        after_last = delta.text.split(f"seg{listed[-1]}-{epoch}.m4s")[-1]
         covered = sum(float(x) for x in re.findall(r"#EXTINF:([\d.]+),", delta.text)) \
             + sum(float(x) for x in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", after_last))
         assert covered >= until - 0.01, (covered, until, delta.text)
         full = media_playlist(node, s["id"]).text
         assert "#EXT-X-SKIP" not in full
-        full_segments = [int(n) for n in re.findall(r"^seg(\d+)\.m4s$", full, re.M)]
+        full_segments = [int(n) for n in re.findall(r"^seg(\d+)-[0-9a-f]{8}\.m4s$", full, re.M)]
         assert full_segments[:skipped + 1] == list(range(msn, msn + skipped + 1)), full
     finally:
         assert pub.wait(40) == 0, pub.stderr.read()
@@ -194,7 +200,7 @@ def test_ll_hls_playlist_blocking_reload_and_preload_hint(node):
     # would return only after the node's block timeout, three segment targets (6 s).
     final = wait_for(lambda: (lambda t: t if "#EXT-X-ENDLIST" in t else None)(media_playlist(node, s["id"]).text),
                      30, "the playlist to end", every=0.1)
-    last_segment = max(int(n) for n in re.findall(r"^seg(\d+)\.m4s$", final, re.M))
+    last_segment = max(int(n) for n in re.findall(r"^seg(\d+)-[0-9a-f]{8}\.m4s$", final, re.M))
     t0 = time.time()
     r = media_playlist(node, s["id"], f"?_HLS_msn={last_segment + 1}")
     assert r.status == 200 and "#EXT-X-ENDLIST" in r.text

@@ -46,7 +46,7 @@ def download(node, sid, rendition, folder):
     """The rendition's init segment and every listed segment, as one fMP4 file."""
     pl = http("GET", f"{node.base}/live/{sid}/{rendition}/index.m3u8").text
     maps = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', pl)
-    segs = re.findall(r"^(seg\d+\.m4s)$", pl, re.M)
+    segs = re.findall(r"^(seg\d+-[0-9a-f]{8}\.m4s)$", pl, re.M)
     durations = [float(x) for x in re.findall(r"#EXTINF:([\d.]+),", pl)]
     path = os.path.join(folder, f"{rendition}.mp4")
     with open(path, "wb") as f:

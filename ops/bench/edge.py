@@ -129,7 +129,11 @@ def main():
         files = {}
         www = os.path.join(tmp, "www")
         os.makedirs(www)
-        for label, name in (("segment", "seg1.m4s"), ("part", "part1.1.m4s")):
+        for label, stem in (("segment", "seg1"), ("part", "part1.1")):
+            # Object names carry the stream's epoch (seg1-1f2a3b4c.m4s): read it off the playlist.
+            playlist = get(nodes["origin"]["base"] + f"/live/{streams[label]['id']}/source/index.m3u8").decode()
+            epoch = re.search(r"-([0-9a-f]{8})\.m(?:4s|p4)", playlist).group(1)
+            name = f"{stem}-{epoch}.m4s"
             path = f"/live/{streams[label]['id']}/source/{name}"
             body = get(nodes["edge"]["base"] + path)  # warms the edge
             with open(os.path.join(www, name), "wb") as f:

@@ -153,13 +153,14 @@ def main():
         while get(f"{base}/live/{stream['id']}/master.m3u8")[0] != 200:
             time.sleep(0.05)
         playlist = get(media + "index.m3u8")[1].decode()
-        seq, idx = [int(x) for x in re.findall(r'URI="part(\d+)\.(\d+)\.m4s"', playlist)[-1]]
+        seq, idx, epoch = re.findall(r'URI="part(\d+)\.(\d+)-([0-9a-f]{8})\.m4s"', playlist)[-1]
+        seq, idx = int(seq), int(idx)
         idx += 1
         latencies, part_first = [], []
         end = time.time() + args.seconds
         done = 0
         while time.time() < end:
-            status, body = get(f"{media}part{seq}.{idx}.m4s")
+            status, body = get(f"{media}part{seq}.{idx}-{epoch}.m4s")
             now = time.time()
             if status != 200:
                 seq, idx = seq + 1, 0

@@ -182,7 +182,7 @@ struct LiveRendition {
     // MARK: Reading
 
     /// The media playlist as it stands; nil until a first segment is complete.
-    func mediaPlaylist(settings: PackagingSettings, skip: Bool) -> String? {
+    func mediaPlaylist(settings: PackagingSettings, epoch: StreamEpoch, skip: Bool) -> String? {
         guard lastCompleteSequence != nil else { return nil }
         let target = targetDuration(settings: settings)
         // The live window: the last `windowSegments` complete segments and the growing one.
@@ -202,7 +202,7 @@ struct LiveRendition {
                                 duration: seg.duration, complete: seg.complete, discontinuity: seg.discontinuity,
                                 initVersion: seg.initVersion, programDateTime: seg.programDateTime)
             },
-            ended: !live, discontinuitySequence: discontinuities)
+            ended: !live, discontinuitySequence: discontinuities, epoch: epoch)
         return playlist.render(skipOlderThan: skip ? Double(target) * 6 : nil)
     }
 

@@ -26,6 +26,8 @@ public final class LiveStream: Sendable {
         var order: [String] = []
         var publishing = false
         var sessions = 0
+        /// In every object's name; kept across publishing sessions and taken from a replica.
+        var epoch: StreamEpoch
         /// Where this session's media starts: rungs that appear during it start here too.
         var sessionFirstSequence = 0
         var sessionTimelineStart: Double?
@@ -52,13 +54,14 @@ public final class LiveStream: Sendable {
     /// carries audio that is not AAC (encoded to AAC). Without them a ladder is reported as
     /// failed when it would start, and audio that is not AAC is refused.
     public init(id: String, settings: PackagingSettings = .default, ladder: TranscodeSettings? = nil,
-                transcoders: Transcoders? = nil, onEvent: @escaping @Sendable (LiveStreamEvent) -> Void = { _ in }) {
+                transcoders: Transcoders? = nil, epoch: StreamEpoch = .random(),
+                onEvent: @escaping @Sendable (LiveStreamEvent) -> Void = { _ in }) {
         self.id = id
         self.settings = settings
         self.ladder = ladder.flatMap { $0.rungs.isEmpty ? nil : $0 }
         self.transcoders = transcoders
         self.onEvent = onEvent
-        var s = State()
+        var s = State(epoch: epoch)
         s.renditions[Self.sourceRendition] = LiveRendition(name: Self.sourceRendition)
         s.order = [Self.sourceRendition]
         self.state = Mutex(s)
@@ -314,7 +317,7 @@ public final class LiveStream: Sendable {
 
     private func replicate(_ s: inout State, rendition name: String, outputs: [PackagerOutput]) {
         guard let r = s.renditions[name] else { return }
-        s.replica.send(r.replicaRendition(outputs: outputs), sessions: s.sessions, order: s.order)
+        s.replica.send(r.replicaRendition(outputs: outputs), sessions: s.sessions, order: s.order, streamEpoch: s.epoch)
     }
 
     /// The whole stream as a snapshot batch. `whileLocked` runs before the lock is released:
@@ -326,7 +329,9 @@ public final class LiveStream: Sendable {
                 guard let r = s.renditions[name] else { return nil }
                 return ReplicaRendition(name: name, live: r.live, shed: r.shed, outputs: [], state: r.replicaState)
             }
-            return ReplicaBatch(snapshot: true, sessions: s.sessions, order: s.order, renditions: renditions)
+            var batch = ReplicaBatch(snapshot: true, sessions: s.sessions, order: s.order, renditions: renditions)
+            batch.streamEpoch = s.epoch
+            return batch
         }
     }
 
@@ -335,8 +340,11 @@ public final class LiveStream: Sendable {
     public func applyReplica(_ batch: ReplicaBatch) throws(ReplicaError) {
         try state.withLock { s throws(ReplicaError) -> [PlaylistWaiters.Answer] in
             guard !s.publishing else { throw .publishingHere }
+            if !batch.snapshot, batch.streamEpoch != s.epoch { throw .outOfSequence(expected: nil, got: batch.sequence) }
             try s.replica.accept(batch)
             if batch.snapshot {
+                // The origin's names continue here: its objects keep their names.
+                s.epoch = batch.streamEpoch
                 s.renditions = [:]
                 for r in batch.renditions {
                     var rendition = r.state.map { LiveRendition(name: r.name, replica: $0) } ?? LiveRendition(name: r.name)
@@ -412,7 +420,7 @@ public final class LiveStream: Sendable {
 
     /// The media playlist of a rendition as it stands.
     public func mediaPlaylist(rendition name: String = LiveStream.sourceRendition, skip: Bool = false) -> String? {
-        state.withLock { $0.renditions[name]?.mediaPlaylist(settings: settings, skip: skip) }
+        state.withLock { $0.renditions[name]?.mediaPlaylist(settings: settings, epoch: $0.epoch, skip: skip) }
     }
 
     public func hasRendition(_ name: String) -> Bool { state.withLock { $0.renditions[name] != nil } }
@@ -428,16 +436,22 @@ public final class LiveStream: Sendable {
         }
     }
 
-    public func initSegment(rendition name: String = LiveStream.sourceRendition, version: Int) -> [UInt8]? {
-        state.withLock { $0.renditions[name]?.inits[version]?.bytes }
+    /// The epoch in this stream's object names.
+    public var epoch: StreamEpoch { state.withLock { $0.epoch } }
+
+    // Objects by number. With `epoch`, only of that epoch: a name from an earlier life of the
+    // stream finds nothing.
+
+    public func initSegment(rendition name: String = LiveStream.sourceRendition, version: Int, epoch: StreamEpoch? = nil) -> [UInt8]? {
+        state.withLock { s in epoch.map { $0 == s.epoch } == false ? nil : s.renditions[name]?.inits[version]?.bytes }
     }
 
-    public func segment(rendition name: String = LiveStream.sourceRendition, sequence: Int) -> [UInt8]? {
-        state.withLock { $0.renditions[name]?.segment(sequence: sequence) }
+    public func segment(rendition name: String = LiveStream.sourceRendition, sequence: Int, epoch: StreamEpoch? = nil) -> [UInt8]? {
+        state.withLock { s in epoch.map { $0 == s.epoch } == false ? nil : s.renditions[name]?.segment(sequence: sequence) }
     }
 
-    public func part(rendition name: String = LiveStream.sourceRendition, sequence: Int, index: Int) -> [UInt8]? {
-        state.withLock { $0.renditions[name]?.part(sequence: sequence, index: index) }
+    public func part(rendition name: String = LiveStream.sourceRendition, sequence: Int, index: Int, epoch: StreamEpoch? = nil) -> [UInt8]? {
+        state.withLock { s in epoch.map { $0 == s.epoch } == false ? nil : s.renditions[name]?.part(sequence: sequence, index: index) }
     }
 
     /// Master playlist figures of the renditions that can be played, source first.

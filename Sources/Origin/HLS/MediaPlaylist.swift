@@ -32,10 +32,14 @@ public struct MediaPlaylist: Sendable, Equatable {
     public var ended: Bool
     /// Discontinuities before the first listed segment (`EXT-X-DISCONTINUITY-SEQUENCE`).
     public var discontinuitySequence: Int
+    /// The stream's epoch, in every object's name.
+    public var epoch: StreamEpoch
     /// Only segments within this many seconds of the live edge list their parts.
     public var partHistory: Double { Double(targetDuration) * 3 }
 
-    public init(partTarget: Double, targetDuration: Int, segments: [PlaylistSegment], ended: Bool, discontinuitySequence: Int) {
+    public init(partTarget: Double, targetDuration: Int, segments: [PlaylistSegment], ended: Bool, discontinuitySequence: Int,
+                epoch: StreamEpoch) {
+        self.epoch = epoch
         self.partTarget = partTarget
         self.targetDuration = targetDuration
         self.segments = segments
@@ -43,9 +47,10 @@ public struct MediaPlaylist: Sendable, Equatable {
         self.discontinuitySequence = discontinuitySequence
     }
 
-    public static func partURI(sequence: Int, index: Int) -> String { "part\(sequence).\(index).m4s" }
-    public static func segmentURI(sequence: Int) -> String { "seg\(sequence).m4s" }
-    public static func initURI(version: Int) -> String { "init\(version).mp4" }
+    /// Object names: canonical numbers and the stream's epoch (`LiveRoutes.MediaName` reads them).
+    public static func partURI(sequence: Int, index: Int, epoch: StreamEpoch) -> String { "part\(sequence).\(index)-\(epoch).m4s" }
+    public static func segmentURI(sequence: Int, epoch: StreamEpoch) -> String { "seg\(sequence)-\(epoch).m4s" }
+    public static func initURI(version: Int, epoch: StreamEpoch) -> String { "init\(version)-\(epoch).mp4" }
 
     /// Formats a duration the way the tags want it: decimal seconds, no exponent.
     static func seconds(_ value: Double) -> String { String(format: "%.5f", value) }
@@ -95,7 +100,7 @@ public struct MediaPlaylist: Sendable, Equatable {
             if i < skipCount { continue }  // the first listed segment still names its map
             if s.discontinuity { lines.append("#EXT-X-DISCONTINUITY") }
             if s.initVersion != currentMap {
-                lines.append("#EXT-X-MAP:URI=\"\(Self.initURI(version: s.initVersion))\"")
+                lines.append("#EXT-X-MAP:URI=\"\(Self.initURI(version: s.initVersion, epoch: epoch))\"")
                 currentMap = s.initVersion
             }
             if let date = s.programDateTime {
@@ -103,22 +108,22 @@ public struct MediaPlaylist: Sendable, Equatable {
             }
             if i >= partsFrom {
                 for p in s.parts {
-                    var line = "#EXT-X-PART:DURATION=\(Self.seconds(p.duration)),URI=\"\(Self.partURI(sequence: s.sequence, index: p.index))\""
+                    var line = "#EXT-X-PART:DURATION=\(Self.seconds(p.duration)),URI=\"\(Self.partURI(sequence: s.sequence, index: p.index, epoch: epoch))\""
                     if p.independent { line += ",INDEPENDENT=YES" }
                     lines.append(line)
                 }
             }
             if s.complete {
                 lines.append("#EXTINF:\(Self.seconds(s.duration)),")
-                lines.append(Self.segmentURI(sequence: s.sequence))
+                lines.append(Self.segmentURI(sequence: s.sequence, epoch: epoch))
             }
         }
         if ended {
             lines.append("#EXT-X-ENDLIST")
         } else if let last = segments.last {
             let next = last.complete
-                ? Self.partURI(sequence: last.sequence + 1, index: 0)
-                : Self.partURI(sequence: last.sequence, index: last.parts.count)
+                ? Self.partURI(sequence: last.sequence + 1, index: 0, epoch: epoch)
+                : Self.partURI(sequence: last.sequence, index: last.parts.count, epoch: epoch)
             lines.append("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"\(next)\"")
         }
         return lines.joined(separator: "\n") + "\n"

@@ -30,8 +30,10 @@ struct ReplicaLink {
     mutating func stopHolding() { epoch = nil }
 
     /// Sends what a rendition just made to the standby, if there is one.
-    func send(_ rendition: @autoclosure () -> ReplicaRendition, sessions: Int, order: [String]) {
+    func send(_ rendition: @autoclosure () -> ReplicaRendition, sessions: Int, order: [String], streamEpoch: StreamEpoch) {
         guard let sink else { return }
-        sink(ReplicaBatch(snapshot: false, sessions: sessions, order: order, renditions: [rendition()]))
+        var batch = ReplicaBatch(snapshot: false, sessions: sessions, order: order, renditions: [rendition()])
+        batch.streamEpoch = streamEpoch
+        sink(batch)
     }
 }

@@ -16,6 +16,9 @@ public struct ReplicaBatch: Sendable, Equatable {
     public var snapshot: Bool
     /// Publishing sessions the stream has had on its origin.
     public var sessions: Int
+    /// The stream's epoch on its origin (in its object names), which a standby taking the
+    /// stream over keeps.
+    public var streamEpoch = StreamEpoch(0)
     /// Renditions in master-playlist order (source first).
     public var order: [String]
     public var renditions: [ReplicaRendition]
@@ -86,7 +89,7 @@ public enum ReplicaError: Error, Equatable, Sendable, CustomStringConvertible {
 
 extension ReplicaBatch {
     static let magic: [UInt8] = Array("STRB".utf8)
-    static let version: UInt8 = 1
+    static let version: UInt8 = 2
 
     /// The batch as bytes: big-endian integers, length-prefixed strings and byte strings.
     public func encoded() -> [UInt8] {
@@ -97,6 +100,7 @@ extension ReplicaBatch {
         w.u64(sequence)
         w.bool(snapshot)
         w.int(sessions)
+        w.u32(streamEpoch.value)
         w.u32(UInt32(order.count))
         for name in order { w.string(name) }
         w.u32(UInt32(renditions.count))
@@ -126,6 +130,7 @@ extension ReplicaBatch {
         let sequence = try r.u64()
         let snapshot = try r.bool()
         let sessions = try r.int()
+        let streamEpoch = StreamEpoch(try r.u32())
         var order: [String] = []
         for _ in 0..<(try r.count()) { order.append(try r.string()) }
         var renditions: [ReplicaRendition] = []
@@ -147,6 +152,7 @@ extension ReplicaBatch {
         self.init(snapshot: snapshot, sessions: sessions, order: order, renditions: renditions)
         self.epoch = epoch
         self.sequence = sequence
+        self.streamEpoch = streamEpoch
     }
 }
 
