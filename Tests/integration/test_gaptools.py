@@ -1,4 +1,6 @@
 """The playback-gap tools against a real node: stamped broadcasts read back frame by frame by ffmpeg as a player."""
+import re
+
 import pytest
 
 from conftest import http, wait_for
@@ -98,7 +100,7 @@ def test_a_stall_and_discontinuity_show_as_one_gap(node):
         finally:
             reader.stop()
     pl = http("GET", f"{node.base}/live/{s['id']}/source/index.m3u8").text
-    assert "#EXT-X-DISCONTINUITY" in pl and 'URI="init1.mp4"' in pl, pl
+    assert "#EXT-X-DISCONTINUITY" in pl and re.search(r'URI="init1-[0-9a-f]{8}\.mp4"', pl), pl
     ns = reader.numbers()
     assert unreadable(reader.frames) == 0, ns
     assert ns[-1] == 389
