@@ -30,6 +30,7 @@ package struct NodeApplication: @unchecked Sendable {
     package let rtmp: RTMPServer
     package let gossip: GossipNode
     package let handover: HandoverService
+    package let records: RecordPlacement
     package let state: NodeState
     package let streams: LiveStreams
     package let edge: EdgeProxy
@@ -40,7 +41,8 @@ package struct NodeApplication: @unchecked Sendable {
     /// everything still runs), then the HTTP server, gossip and RTMP.
     package func run() async throws {
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: rtmp), .init(service: gossip), .init(service: http), .init(service: handover)],
+            services: [.init(service: rtmp), .init(service: gossip), .init(service: http), .init(service: records),
+                       .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await close()
@@ -113,6 +115,9 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     catalog.lookUpPeers { query in
         await PeerRecords.lookup(query, router: router, client: edge.client, tokens: tokens, localID: state.nodeID)
     }
+    let records = RecordPlacement(catalog: catalog, router: router, client: edge.client, tokens: tokens, localID: state.nodeID,
+                                  logger: logger)
+    catalog.whenCreated { records.placeNew($0) }
     let replicator = Replicator(router: router, client: edge.client, tokens: tokens, localID: state.nodeID, logger: logger)
     let control = RTMPControl()
     let rtmp = RTMPServer(host: config.host, port: config.rtmpPort,
@@ -152,6 +157,6 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         },
         logger: logger)
     let handover = HandoverService(gossip: gossip, rtmp: control, replicator: replicator, logger: logger)
-    return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, state: state,
+    return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
                            streams: streams, edge: edge, database: database, logger: logger)
 }

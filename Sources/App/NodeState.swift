@@ -42,7 +42,7 @@ package struct NodeState: Sendable {
         var token = adminToken ?? ""
         var isNew = false
         if adminToken == nil {
-            (token, isNew) = try readOrMake(base, "admin-token") { StreamIdentifiers.randomKey() + StreamIdentifiers.randomKey() }
+            (token, isNew) = try readOrMake(base, "admin-token") { StreamIdentifiers.randomSecret(bytes: 32) }
         }
         return NodeState(nodeID: id, adminToken: token, tokenIsNew: isNew, tokenFile: base.appendingPathComponent("admin-token").path,
                          databasePath: base.appendingPathComponent("streamtube.sqlite").path, cacheDir: cache.path, dataDir: base)

@@ -51,11 +51,13 @@ package final class StreamCatalog: Sendable {
         guard !title.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw StreamError.badTitle("control characters are not allowed")
         }
-        let record = StreamRecord(id: StreamIdentifiers.randomID(length: 12), key: StreamIdentifiers.randomKey(), title: title,
+        let id = StreamIdentifiers.randomID()
+        let record = StreamRecord(id: id, key: StreamIdentifiers.randomKey(for: id), title: title,
                                   createdAt: Date(), ladder: ladder, x264Preset: x264Preset)
         do { try validate(record) } catch { throw StreamError.badLadder("\(error)") }
         try await store.insert(record)
         records.withLock { $0.add(record) }
+        if let created = onCreate.withLock({ $0 }) { created(record) }
         return record
     }
 
@@ -113,6 +115,11 @@ package final class StreamCatalog: Sendable {
     private let budget = Mutex(Budget())
 
     package func lookUpPeers(with lookup: @escaping PeerLookup) { peerLookup.withLock { $0 = lookup } }
+
+    /// Told of every stream made on this node (set once the cluster is up): the cluster
+    /// places the record with the nodes other nodes will ask. Must not block.
+    package func whenCreated(_ body: @escaping @Sendable (StreamRecord) -> Void) { onCreate.withLock { $0 = body } }
+    private let onCreate = Mutex<(@Sendable (StreamRecord) -> Void)?>(nil)
 
     private func askPeers(_ query: Query) async -> StreamRecord? {
         guard let lookup = peerLookup.withLock({ $0 }) else { return nil }

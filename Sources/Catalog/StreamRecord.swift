@@ -40,15 +40,34 @@ package enum StreamError: Error, CustomStringConvertible, Equatable {
 
 /// Stream ids and keys: short, URL-safe tokens.
 package enum StreamIdentifiers {
-    package static func randomID(length: Int) -> String {
+    /// Length and letters of the ids the node makes.
+    package static let idLength = 12
+    static let idAlphabet = Set("abcdefghijkmnopqrstuvwxyz23456789")
+
+    package static func randomID(length: Int = idLength) -> String {
         let alphabet = Array("abcdefghijkmnopqrstuvwxyz23456789")
         var g = SystemRandomNumberGenerator()
         return String((0..<length).map { _ in alphabet[Int(g.next(upperBound: UInt32(alphabet.count)))] })
     }
 
-    package static func randomKey() -> String {
+    /// A stream key: the stream's id, `_`, and 128 random bits in hex. The id in front lets
+    /// any node tell which node to ask about a key it does not know (the stream's place on
+    /// the ring); the secret is the random part.
+    package static func randomKey(for id: String) -> String { id + "_" + randomSecret() }
+
+    /// `bytes` random bytes in hex.
+    package static func randomSecret(bytes: Int = 16) -> String {
         var g = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+    }
+
+    /// The stream id a key names in front (`{id}_{secret}`); nil for keys without one (made
+    /// before keys carried it) and anything else.
+    package static func streamID(inKey key: String) -> String? {
+        guard let underscore = key.firstIndex(of: "_") else { return nil }
+        let id = key[..<underscore]
+        guard id.count == idLength, id.allSatisfy(idAlphabet.contains) else { return nil }
+        return String(id)
     }
 
     /// SHA-256, hex: what is kept of a stream key to check one presented.

@@ -1,7 +1,9 @@
-// PeerRecords: stream records across nodes that each keep their own database. A node asked
-// for a stream it does not know (a broadcaster's key, a viewer's stream id) asks the other
-// alive members, over HTTP with a cluster token, and keeps what it learns. The same file
-// answers such a question (`routes`).
+// PeerRecords: stream records across nodes that each keep their own database. A record is
+// placed where the ring puts its stream (owner and standbys): the node that makes a stream
+// sends the record there, and when the ring changes the nodes that held a record send it on
+// to the ones that hold it now (`RecordPlacement`). A node asked for a stream it does not
+// know (a broadcaster's key, a viewer's stream id) asks those nodes only, over HTTP with a
+// cluster token, and keeps what it learns. The same file answers both requests (`routes`).
 import AsyncHTTPClient
 import Catalog
 import Foundation
@@ -9,17 +11,41 @@ import Gossip
 import HTTPSupport
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
+import NodeMetrics
 
 package enum PeerRecords {
     package static let path = "/internal/streams"
     /// What the cluster token is good for (relay and replica tokens name a stream instead).
     package static let scope = "records"
+    /// Records in one placement request, and its largest body.
+    package static let maxBatch = 500
+    package static let maxBody = 1 << 20
 
-    /// Asks every other alive member at once; the first that knows the record answers.
+    /// Whom to ask about `query`: the holders of its stream by the ring (owner, then standbys)
+    /// when the query names the stream (an id, or a key made with the id in front); every
+    /// other alive member only for a key from before keys carried their stream's id.
+    package static func targets(_ query: StreamCatalog.Query, view: ClusterView.Snapshot, localID: String) -> [Member] {
+        let id: String?
+        switch query {
+        case .id(let i): id = i
+        case .key(let key): id = StreamIdentifiers.streamID(inKey: key)
+        }
+        guard let id else { return view.members.filter { $0.id.rawValue != localID && $0.status == .alive } }
+        return holders(of: id, ring: view.ring, members: view.members).filter { $0.id.rawValue != localID }
+    }
+
+    /// The alive members that keep the record of stream `id`: its owner and standbys.
+    package static func holders(of id: String, ring: HashRing, members: [Member]) -> [Member] {
+        guard let p = ring.placement(for: id) else { return [] }
+        return ([p.owner] + p.standbys).compactMap { holder in members.first { $0.id == holder && $0.status == .alive } }
+    }
+
+    /// Asks the nodes `targets` names, all at once; the first that knows the record answers.
     package static func lookup(_ query: StreamCatalog.Query, router: ClusterRouter, client: HTTPClient, tokens: ClusterTokens,
                                localID: String) async -> StreamRecord? {
-        let peers = router.view.snapshot.members.filter { $0.id.rawValue != localID && $0.status == .alive }
+        let peers = targets(query, view: router.view.snapshot, localID: localID)
         guard !peers.isEmpty else { return nil }
         let parameter: String
         switch query {
@@ -28,6 +54,7 @@ package enum PeerRecords {
         }
         return await withTaskGroup(of: StreamRecord?.self) { group in
             for peer in peers {
+                NodeMetrics.recordLookupsSent.increment()
                 group.addTask {
                     let target = "\(path)?\(parameter)"
                     var request = HTTPClientRequest(url: "http://\(peer.metadata.httpAddress)\(target)")
@@ -47,18 +74,60 @@ package enum PeerRecords {
         }
     }
 
-    /// `GET /internal/streams?id=|key=`: this node's own record, for a node holding a token
-    /// for `records`.
+    /// Sends `records` to `member` (in batches); true when it took them all.
+    @discardableResult
+    package static func place(_ records: [StreamRecord], at member: Member, client: HTTPClient, tokens: ClusterTokens) async -> Bool {
+        var ok = true
+        for start in stride(from: 0, to: records.count, by: maxBatch) {
+            let batch = records[start..<min(start + maxBatch, records.count)].map(PeerRecord.init)
+            guard let body = try? encoder.encode(batch) else { return false }
+            var request = HTTPClientRequest(url: "http://\(member.metadata.httpAddress)\(path)")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName,
+                                value: tokens.token(for: ClusterRequest(.records, "POST", path), scope: scope, body: Array(body)))
+            request.body = .bytes(ByteBuffer(bytes: body))
+            guard let response = try? await client.execute(request, timeout: .seconds(10)), response.status == .noContent else {
+                ok = false
+                continue
+            }
+            NodeMetrics.recordsPlaced.increment(by: batch.count)
+        }
+        return ok
+    }
+
+    /// `GET /internal/streams?id=|key=`: this node's own record; `POST /internal/streams`: records
+    /// placed here. Both for a node holding a token for `records`.
     package static func routes(catalog: StreamCatalog, tokens: ClusterTokens) -> RouteCollection<NodeRequestContext> {
         let routes = RouteCollection(context: NodeRequestContext.self)
         routes.add(middleware: ClusterTokenMiddleware(tokens: tokens, purpose: .records))
         routes.get(RouterPath(path)) { request, _ -> Response in
+            NodeMetrics.recordLookupsAnswered.increment()
             let q = request.uri.queryParameters
             let record = q.get("id").flatMap { catalog.record(id: $0) } ?? q.get("key").flatMap { catalog.record(key: $0) }
             guard let record else { throw Problem.notFound("no such stream here") }
             let data = try encoder.encode(PeerRecord(record))
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                             body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        routes.post(RouterPath(path)) { request, context -> Response in
+            guard case .node(_, _, _, let digest?) = context.caller else { throw Problem(.unauthorized, "the cluster token names no body") }
+            let body = try await request.body.collect(upTo: maxBody)
+            guard ClusterTokens.digest(body.readableBytesView) == digest else {
+                throw Problem(.unauthorized, ClusterTokenError.wrongBody.description)
+            }
+            let placed: [PeerRecord]
+            do { placed = try decoder.decode([PeerRecord].self, from: Data(buffer: body)) } catch {
+                throw Problem.badRequest("not a list of stream records: \(error)")
+            }
+            guard placed.count <= maxBatch else { throw Problem.badRequest("at most \(maxBatch) records at once") }
+            for r in placed {
+                guard StreamIdentifiers.isWellFormed(Substring(r.id)), r.keyDigest.count == 64 else {
+                    throw Problem.badRequest("malformed record \(r.id.prefix(64))")
+                }
+            }
+            for r in placed { await catalog.adopt(r.record) }
+            return Response(status: .noContent)
         }
         return routes
     }
@@ -85,8 +154,13 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     package var ladder: String?
     package var x264Preset: String?
 
-    init(_ r: StreamRecord) {
+    package init(_ r: StreamRecord) {
         (id, keyDigest, title, createdAt, ladder, x264Preset) = (r.id, r.keyDigest, r.title, r.createdAt, r.ladder, r.x264Preset)
+    }
+
+    /// The record as this node keeps one another node placed here: without the key.
+    package var record: StreamRecord {
+        StreamRecord(id: id, key: nil, keyDigest: keyDigest, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset)
     }
 
     /// The record this answer gives for `query`: with the key when the asker presented it (and

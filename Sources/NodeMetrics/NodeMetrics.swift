@@ -34,6 +34,14 @@ package enum NodeMetrics {
     package static let originEdgeRequests = Counter(label: "streamtube_origin_edge_requests_total")
     package static let viewerRedirects = Counter(label: "streamtube_viewer_redirects_total")
 
+    // Stream records across nodes with their own databases.
+    /// Questions this node sent to others about a stream it did not know (one per node asked).
+    package static let recordLookupsSent = Counter(label: "streamtube_record_lookups_sent_total")
+    /// Questions other nodes asked this one (`GET /internal/streams`).
+    package static let recordLookupsAnswered = Counter(label: "streamtube_record_lookups_answered_total")
+    /// Records this node sent to the nodes the ring places them with.
+    package static let recordsPlaced = Counter(label: "streamtube_records_placed_total")
+
     // MARK: Streams (gauges set when /metrics is read)
     package static let streamsPublishing = Gauge(label: "streamtube_streams_publishing")
     /// Per-stream health gauges, dimensioned by stream (and rendition).

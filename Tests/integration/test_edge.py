@@ -178,3 +178,47 @@ def test_a_thousand_viewers_cost_the_origin_one_request(trio):
     assert http("GET", f"{c.base}/live/{s['id']}/source/index.m3u8").status == 200
     assert metric(c, "streamtube_edge_upstream_requests_total") == 1
     assert metric(b, "streamtube_origin_edge_requests_total") == origin_before + 1
+
+
+def test_an_edge_never_serves_a_restarted_streams_old_bytes():
+    """An origin restarted from nothing (no replica anywhere: the edge takes no streams)
+    numbers its segments from 0 again. The edge holds the first life's segments in its cache;
+    the names of the second life carry a new epoch, so the edge fetches them and serves the
+    new bytes, never the old ones under a reused number."""
+    key = keygen()
+    root = tempfile.mkdtemp(prefix="streamtube-epoch-")
+    db = os.path.join(root, "streamtube.sqlite")
+    seed_port = free_port()
+    common = ["--cluster-key", key, "--gossip-preset", "local", "--database", db]
+    edge = Node(os.path.join(root, "edge"), ["--node-id", "edge", "--capacity", "0", *common], gossip_port=seed_port).start()
+    origin = Node(os.path.join(root, "origin"), ["--node-id", "origin", "--seeds", f"127.0.0.1:{seed_port}", *common])
+    origin.start()
+    try:
+        wait_converged([edge, origin], ["edge", "origin"])
+        s = origin.create_stream("Restarted")
+        lives = []
+        for pattern in ("testsrc2", "smptebars"):  # different pictures: different bytes in each life
+            pub = subprocess.Popen(
+                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i", f"{pattern}=size=320x240:rate=30",
+                 "-t", "5", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-an", "-f", "flv", origin.rtmp_url(s["key"])])
+            assert pub.wait(60) == 0
+            pl = wait_for(lambda: (lambda r: r.text if r.status == 200 and "#EXT-X-ENDLIST" in r.text else None)(
+                http("GET", f"{edge.base}/live/{s['id']}/source/index.m3u8?routed=1")), 30, "the ended playlist at the edge")
+            epoch = epoch_of(pl)
+            seg0 = f"/live/{s['id']}/source/seg0-{epoch}.m4s"
+            via_edge = http("GET", edge.base + seg0 + "?routed=1")
+            assert via_edge.status == 200
+            assert http("GET", edge.base + seg0).body == via_edge.body, "the edge holds it now"
+            lives.append((epoch, via_edge.body, http("GET", origin.base + seg0).body))
+            if pattern == "testsrc2":
+                origin.kill()  # the stream's state is gone with the process
+                origin.start()
+                wait_converged([edge, origin], ["edge", "origin"])
+        (e1, edge1, origin1), (e2, edge2, origin2) = lives
+        assert e1 != e2, "a stream started again from nothing has a new epoch"
+        assert edge1 == origin1 and edge2 == origin2, "the edge serves what the origin made, in each life"
+        assert edge1 != edge2, "different media, so the check above could tell old bytes from new"
+        assert http("GET", f"{origin.base}/live/{s['id']}/source/seg0-{e1}.m4s").status == 404, "the old name is gone at the origin"
+    finally:
+        origin.stop()
+        edge.stop()

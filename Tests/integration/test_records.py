@@ -2,9 +2,10 @@
 one node can be pushed to and watched on any other; the others learn its record from the
 node that has it."""
 import os
+import re
 import tempfile
 
-from conftest import ADMIN_TOKEN, Node, free_port, http, push
+from conftest import ADMIN_TOKEN, Node, free_port, http, push, wait_for
 from test_cluster import keygen, wait_converged
 from test_single_node import decode_seconds
 
@@ -40,3 +41,82 @@ def test_a_stream_made_on_one_node_is_pushed_and_watched_on_another():
     finally:
         a.stop()
         b.stop()
+
+
+def counter(node, name):
+    m = re.search(rf"^{name} (\d+)", http("GET", node.base + "/metrics").text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def holders(node, sid):
+    r = http("GET", f"{node.base}/api/route/{sid}").json()
+    return [r["origin"], *r.get("standbys", [])]
+
+
+def knows(node, sid):
+    """The node has the record in its own database (the operator API asks no one else)."""
+    return http("GET", f"{node.base}/api/streams/{sid}", token=ADMIN_TOKEN).status == 200
+
+
+def test_records_live_where_the_ring_puts_them_and_only_those_nodes_are_asked():
+    key = keygen()
+    root = tempfile.mkdtemp(prefix="streamtube-placement-")
+    seed = free_port()
+
+    def make(name, seeds=True):
+        args = ["--node-id", name, "--cluster-key", key, "--gossip-preset", "local", "--ladder", "none"]
+        if seeds:
+            args += ["--seeds", f"127.0.0.1:{seed}"]
+        return Node(os.path.join(root, name), args, gossip_port=None if seeds else seed)
+
+    nodes = {"n0": make("n0", seeds=False).start()}
+    for name in ("n1", "n2", "n3", "n4"):
+        nodes[name] = make(name).start()
+    try:
+        wait_converged(list(nodes.values()), list(nodes))
+        n0 = nodes["n0"]
+        streams = [n0.create_stream(f"Placed {i}") for i in range(12)]
+        # Each record reaches its stream's holders (owner and two standbys) from the node that made it.
+        for s in streams:
+            for h in holders(n0, s["id"]):
+                wait_for(lambda: knows(nodes[h], s["id"]), 10, f"{h} to hold {s['id']}")
+        # A node that does not hold a stream asks its holders, and only them: not n0, which
+        # made the stream and has its record but is not one of its holders.
+        s = next(s for s in streams if "n0" not in holders(n0, s["id"]))
+        outsider = nodes[sorted(set(nodes) - set(holders(n0, s["id"])) - {"n0"})[0]]
+        assert not knows(outsider, s["id"])
+        answered = {n: counter(node, "streamtube_record_lookups_answered_total") for n, node in nodes.items()}
+        r = http("GET", f"{outsider.base}/live/{s['id']}/master.m3u8?routed=1")
+        assert r.status == 404 and r.json()["detail"] == f"stream {s['id']} is offline", r.text  # known now, not "no stream"
+        asked = {n for n, node in nodes.items() if counter(node, "streamtube_record_lookups_answered_total") > answered[n]}
+        assert asked and asked <= set(holders(n0, s["id"])) and "n0" not in asked, (asked, holders(n0, s["id"]))
+        # Its key (the id in front) is asked of the same nodes: a broadcaster may push to any node.
+        before = counter(outsider, "streamtube_record_lookups_sent_total")
+        unknown_keys = [f"{x['id']}_{'0' * 32}" for x in streams[:3]]  # right stream, wrong secret
+        for k in unknown_keys:
+            bad = push(outsider, k, seconds=1, size="160x120")
+            assert bad.wait(20) != 0
+        assert counter(outsider, "streamtube_record_lookups_sent_total") - before <= 3 * len(unknown_keys)
+        # Random ids: at most three questions each, and at most a burst of them in all.
+        before = counter(outsider, "streamtube_record_lookups_sent_total")
+        for i in range(60):
+            assert http("GET", f"{outsider.base}/live/zzzz{i:08d}/master.m3u8?routed=1").status == 404
+        sent = counter(outsider, "streamtube_record_lookups_sent_total") - before
+        assert sent <= 3 * 20, sent
+
+        # A node joins with an empty database: the records it now holds are sent to it by
+        # their old holders, so it answers for them without asking anyone.
+        nodes["n5"] = make("n5").start()
+        wait_converged(list(nodes.values()), list(nodes))
+        mine = [s for s in streams if "n5" in holders(n0, s["id"])]
+        assert mine, "with six nodes and three holders each, n5 holds some of twelve streams"
+        for s in mine:
+            wait_for(lambda: knows(nodes["n5"], s["id"]), 15, f"n5 to be given {s['id']}")
+        sent = counter(nodes["n5"], "streamtube_record_lookups_sent_total")
+        for s in mine:
+            r = http("GET", f"{nodes['n5'].base}/live/{s['id']}/master.m3u8?routed=1")
+            assert r.status == 404 and "offline" in r.json()["detail"]
+        assert counter(nodes["n5"], "streamtube_record_lookups_sent_total") == sent
+    finally:
+        for n in nodes.values():
+            n.stop()

@@ -1,0 +1,86 @@
+// RecordPlacement: keeps every stream record with the nodes the ring places its stream on
+// (owner and standbys), for clusters whose nodes each keep their own database. A record made
+// here is sent to them at once; when the ring changes, a node that held a record under the
+// old ring sends it to the nodes that hold it under the new one and did not before. A node
+// starting up held everything it has (its old ring was itself alone), so its records reach
+// their holders once the cluster forms. Lookups (`PeerRecords.lookup`) then ask those holders
+// and no one else.
+import AsyncHTTPClient
+import Catalog
+import Gossip
+import Logging
+import ServiceLifecycle
+
+package struct RecordPlacement: Service {
+    let catalog: StreamCatalog
+    let router: ClusterRouter
+    let client: HTTPClient
+    let tokens: ClusterTokens
+    let localID: String
+    let logger: Logger
+    /// How often the ring is looked at.
+    let interval: Duration
+
+    package init(catalog: StreamCatalog, router: ClusterRouter, client: HTTPClient, tokens: ClusterTokens, localID: String,
+                 logger: Logger, interval: Duration = .seconds(1)) {
+        self.catalog = catalog
+        self.router = router
+        self.client = client
+        self.tokens = tokens
+        self.localID = localID
+        self.logger = logger
+        self.interval = interval
+    }
+
+    /// Sends a record made here to its holders (without waiting for them).
+    package func placeNew(_ record: StreamRecord) {
+        let view = router.view.snapshot
+        let targets = PeerRecords.holders(of: record.id, ring: view.ring, members: view.members).filter { $0.id.rawValue != localID }
+        guard !targets.isEmpty else { return }
+        Task {
+            for member in targets where !(await PeerRecords.place([record], at: member, client: client, tokens: tokens)) {
+                logger.warning("stream record not placed", metadata: ["stream": "\(record.id)", "at": "\(member.id)"])
+            }
+        }
+    }
+
+    package func run() async throws {
+        var previous = HashRing(nodes: [.init(id: NodeID(localID))])
+        while !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: interval)
+            let view = router.view.snapshot
+            guard !view.ring.isEmpty, view.ring.nodes != previous.nodes else { continue }
+            let moves = Self.moves(catalog.all, from: previous, to: view.ring, members: view.members, localID: localID)
+            previous = view.ring
+            guard !moves.isEmpty else { continue }
+            var placed = 0
+            for (member, records) in moves {
+                if await PeerRecords.place(records, at: member, client: client, tokens: tokens) {
+                    placed += records.count
+                } else {
+                    logger.warning("stream records not placed", metadata: ["at": "\(member.id)", "records": "\(records.count)"])
+                }
+            }
+            logger.info("stream records placed after a ring change", metadata: ["records": "\(placed)", "nodes": "\(moves.count)"])
+        }
+    }
+
+    /// What to send where after the ring went from `old` to `new`: each record this node held
+    /// under `old` goes to its holders under `new` that were not holders under `old`.
+    package static func moves(_ records: [StreamRecord], from old: HashRing, to new: HashRing, members: [Member],
+                              localID: String) -> [(Member, [StreamRecord])] {
+        let local = NodeID(localID)
+        var byMember: [NodeID: [StreamRecord]] = [:]
+        for record in records {
+            guard let was = old.placement(for: record.id), was.owner == local || was.standbys.contains(local),
+                  let now = new.placement(for: record.id) else { continue }
+            let before = Set([was.owner] + was.standbys)
+            for holder in [now.owner] + now.standbys where holder != local && !before.contains(holder) {
+                byMember[holder, default: []].append(record)
+            }
+        }
+        return byMember.sorted { $0.key < $1.key }.compactMap { id, records in
+            members.first { $0.id == id && $0.status == .alive }.map { ($0, records) }
+        }
+    }
+}
