@@ -136,9 +136,12 @@ let package = Package(
         // Platform features: one target each, depending only on Catalog and HTTPSupport.
         .target(
             name: "Web",
-            dependencies: ["Catalog", "HTTPSupport", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["Catalog", "HTTPSupport", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Crypto", package: "swift-crypto")],
             path: "Sources/Platform/Web",
-            exclude: ["README.md"]
+            exclude: ["README.md"],
+            // The page's script, plain JavaScript kept in the repository, built into the binary.
+            resources: [.embedInCode("Assets/player.js")]
         ),
         // Configuration (each setting declared once), node state files, and the one function
         // that assembles a node: `buildApplication(config)`, used by `serve` and by tests.

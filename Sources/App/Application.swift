@@ -140,7 +140,10 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
     let viewers = live.viewers
-    httpRouter.addRoutes(WebRoutes(catalog: catalog) { viewers?.redirect($0) }.collection)
+    let localID = NodeID(state.nodeID)
+    httpRouter.addRoutes(WebRoutes(catalog: catalog, redirect: { viewers?.redirect($0) }, nodes: {
+        gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
+    }).collection)
 
     // Cached media is answered on the event loop, in front of the router.
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)

@@ -9,6 +9,7 @@ import Live
 import NIOCore
 import Origin
 import Prometheus
+import Web
 import XCTest
 @testable import App
 
@@ -354,6 +355,21 @@ final class RouteTests: XCTestCase {
                 let html = String(buffer: r.body)
                 XCTAssertTrue(html.contains("A &lt;b&gt;bold&lt;/b&gt; show"))
                 XCTAssertTrue(html.contains(#"data-stream="\#(s.id)""#))
+                XCTAssertTrue(html.contains("import { Player } from '/assets/player.js?v=\(WatchPage.playerVersion)'"))
+                for remote in ["src=\"http", "href=\"http", "from 'http", "url(http"] {
+                    XCTAssertFalse(html.contains(remote), "nothing is loaded from another site")
+                }
+            }
+            // The script the page names: the repository's file, cached for good under its version.
+            try await client.execute(uri: "/assets/player.js?v=\(WatchPage.playerVersion)", method: .get) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertEqual(r.headers[.contentType], "text/javascript; charset=utf-8")
+                XCTAssertEqual(r.headers[.cacheControl], "public, max-age=31536000, immutable")
+                XCTAssertEqual(Array(buffer: r.body), WatchPage.playerScript)
+                XCTAssertTrue(String(buffer: r.body).contains("export class Player"))
+            }
+            try await client.execute(uri: "/assets/player.js", method: .get) { r in
+                XCTAssertEqual(r.headers[.cacheControl], "no-cache", "an unversioned URL is checked again")
             }
             try await client.execute(uri: "/watch/nosuch", method: .get) { r in
                 XCTAssertEqual(r.status, .notFound)

@@ -1,16 +1,21 @@
-// WebRoutes: the pages a viewer opens.
+// WebRoutes: the pages a viewer opens, and the script they run.
 import Catalog
 import HTTPSupport
 import Hummingbird
+import NIOCore
 
 package struct WebRoutes: Sendable {
     let catalog: StreamCatalog
     /// Sends the viewer to another node (the nearest healthy edge), or nil to answer here.
     let redirect: @Sendable (Request) -> Response?
+    /// The other nodes' base URLs, for the player to ask when its edge fails.
+    let nodes: @Sendable () -> [String]
 
-    package init(catalog: StreamCatalog, redirect: @escaping @Sendable (Request) -> Response? = { _ in nil }) {
+    package init(catalog: StreamCatalog, redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
+                 nodes: @escaping @Sendable () -> [String] = { [] }) {
         self.catalog = catalog
         self.redirect = redirect
+        self.nodes = nodes
     }
 
     package var collection: RouteCollection<NodeRequestContext> {
@@ -21,7 +26,14 @@ package struct WebRoutes: Sendable {
                 return Responses.html(WatchPage.notFound, status: .notFound)
             }
             if let redirect = redirect(request) { return redirect }
-            return Responses.html(WatchPage.render(id: record.id, title: record.title))
+            return Responses.html(WatchPage.render(id: record.id, title: record.title, nodes: nodes()))
+        }
+        routes.get("/assets/player.js") { request, _ -> Response in
+            // The page names the version it wants; that one is cached for good.
+            let versioned = request.uri.queryParameters.get("v") == WatchPage.playerVersion
+            return Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8",
+                                                   .cacheControl: versioned ? Responses.immutable : "no-cache"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: WatchPage.playerScript)))
         }
         return routes
     }
