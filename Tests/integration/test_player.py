@@ -58,6 +58,14 @@ def test_it_plays_at_the_live_edge_with_the_stats_shown(node, chromium):
         # Held near the target distance behind live (PART-HOLD-BACK), not a segment or more behind.
         assert st["latency"] is not None and st["latency"] < st["target"] + 1.0, st
         assert st["rendition"] == "source" and st["auto"], st
+        # A viewer who pauses for a while and plays again is brought back to live, not left behind.
+        chromium.execute_script("document.getElementById('video').pause()")
+        time.sleep(6)
+        chromium.execute_script("document.getElementById('video').play()")
+        time.sleep(1.5)
+        st = stats(chromium)
+        assert st["latency"] < st["target"] + 1.0, st
+        advances(chromium, 2, 1.5)
         # The stats overlay: a keyboard-reachable button shows the figures.
         chromium.execute_script("document.getElementById('toggle-stats').focus()")
         chromium.switch_to.active_element.send_keys("\n")

@@ -265,6 +265,7 @@ export class Player {
       if (this.firstFrameMs === null) this.firstFrameMs = Math.round(performance.now() - this.started);
     });
     this.video.addEventListener('waiting', () => { if (this.state === 'playing') this.stalls += 1; });
+    this.video.addEventListener('play', () => { if (this.state === 'paused') this.setState('playing'); this.tick(); });
     if (!MS || !MS.isTypeSupported('video/mp4; codecs="avc1.42c01e,mp4a.40.2"')) return this.native();
     this.mediaSource = new MS();
     this.video.disableRemotePlayback = true;  // ManagedMediaSource wants it
@@ -544,8 +545,7 @@ export class Player {
     await this.appendBuffer(sb, data);
     if (this.state !== 'playing') {
       this.setState('playing');
-      this.autoResume = true;
-      this.video.play().catch(() => { this.autoResume = false; this.setState('paused'); });
+      this.video.play().catch(() => this.setState('paused'));
     }
   }
 
@@ -595,6 +595,7 @@ export class Player {
         if (b.start(i) > t && b.start(i) - t < 10) { v.currentTime = b.start(i) + 0.01; this.log('gap', { at: t }); return; }
       }
     }
+    if (v.paused) return;  // the viewer paused: on play, the jump below brings them back to live
     const end = b.end(b.length - 1);
     const target = this.target || 1.5;
     const behind = end - t;
@@ -608,7 +609,6 @@ export class Player {
     } else {
       v.playbackRate = 1;
     }
-    if (v.paused && this.autoResume && behind > 0.5) v.play().catch(() => {});
     if (this.sourceBuffer && !this.sourceBuffer.updating && Math.random() < 0.02) this.trim(this.sourceBuffer, 30).catch(() => {});
   }
 
