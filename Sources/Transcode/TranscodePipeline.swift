@@ -47,6 +47,8 @@ final class TranscodePipeline {
     private var lastKeyframePTS: Int64? = nil
     /// Source keyframe flags by pts, until the decoder puts that frame out.
     private var keyframeByPTS: [Int64: Bool] = [:]
+    /// The pts of the keyframe the rungs' current segment starts with (`settings.keyframeInterval`).
+    private var segmentKeyframePTS: Int64? = nil
     private var lastMediaMs: Int64? = nil
     /// The nominal frame rate the encoders are opened with (x264's zerolatency rate control
     /// needs it): from the SPS timing info, else from the first two frames.
@@ -202,6 +204,20 @@ final class TranscodePipeline {
         encode(frame, pts: pts, keyframe: keyframe, emit: emit)
     }
 
+    /// Whether every rung encodes the frame at `pts` as an IDR: the source has a keyframe
+    /// there, or a segment's worth of time (`keyframeInterval`, less half a frame: the
+    /// packager's own rule for cutting a segment) has passed since the last keyframe that
+    /// started one. Rungs therefore start segments on a grid of the segment target, aligned
+    /// across the ladder, whatever the source's GOP.
+    func keyframeDue(pts: Int64, sourceKeyframe: Bool) -> Bool {
+        guard let interval = settings.keyframeInterval else { return sourceKeyframe }
+        let rate = frameRate ?? AVRational(num: 30, den: 1)
+        let halfFrameMs = 500 * Double(rate.den) / Double(max(rate.num, 1))
+        let due = segmentKeyframePTS.map { Double(pts - $0) >= interval * 1000 - halfFrameMs } ?? true
+        if due || segmentKeyframePTS.map({ pts < $0 }) == true { segmentKeyframePTS = pts }
+        return due || sourceKeyframe
+    }
+
     /// The nominal frame rate for a frame spacing in ms: a common rate within 3%, else 1000/spacing.
     static func frameRate(forSpacingMs spacing: Int64) -> AVRational {
         guard (3...1000).contains(spacing) else { return AVRational(num: 30, den: 1) }
@@ -218,7 +234,8 @@ final class TranscodePipeline {
         return AVRational(num: 1000, den: Int32(spacing))
     }
 
-    private func encode(_ frame: UnsafeMutablePointer<AVFrame>, pts: Int64, keyframe: Bool, emit: (TranscodeOutput) -> Void) {
+    private func encode(_ frame: UnsafeMutablePointer<AVFrame>, pts: Int64, keyframe sourceKeyframe: Bool, emit: (TranscodeOutput) -> Void) {
+        let keyframe = keyframeDue(pts: pts, sourceKeyframe: sourceKeyframe)
         replanIfSourceSizeDiffers(frame)
         openPendingEncoders(emit: emit)
         var active: [(slot: Int, encoder: RungEncoder)] = []

@@ -14,6 +14,8 @@ public final class LiveStream: Sendable {
     public let id: String
     public let settings: PackagingSettings
     public let ladder: TranscodeSettings?
+    /// Keep the source rendition in the master playlist even when its keyframes are far apart.
+    public let keepSource: Bool
     /// What makes the ladder and encodes non-AAC audio; nil: neither is done.
     private let transcoders: Transcoders?
     private let onEvent: @Sendable (LiveStreamEvent) -> Void
@@ -54,12 +56,19 @@ public final class LiveStream: Sendable {
     /// carries audio that is not AAC (encoded to AAC). Without them a ladder is reported as
     /// failed when it would start, and audio that is not AAC is refused.
     public init(id: String, settings: PackagingSettings = .default, ladder: TranscodeSettings? = nil,
-                transcoders: Transcoders? = nil, epoch: StreamEpoch = .random(),
+                transcoders: Transcoders? = nil, keepSource: Bool = false, epoch: StreamEpoch = .random(),
                 onEvent: @escaping @Sendable (LiveStreamEvent) -> Void = { _ in }) {
         self.id = id
         self.settings = settings
-        self.ladder = ladder.flatMap { $0.rungs.isEmpty ? nil : $0 }
+        // Rungs start a segment every segment target, whatever the source's GOP.
+        self.ladder = ladder.flatMap { l in
+            guard !l.rungs.isEmpty else { return nil }
+            var l = l
+            if l.keyframeInterval == nil { l.keyframeInterval = settings.segmentTarget }
+            return l
+        }
         self.transcoders = transcoders
+        self.keepSource = keepSource
         self.onEvent = onEvent
         var s = State(epoch: epoch)
         s.renditions[Self.sourceRendition] = LiveRendition(name: Self.sourceRendition)
@@ -411,8 +420,48 @@ public final class LiveStream: Sendable {
                 droppedFrames: (t?.framesDropped ?? 0) + (t?.framesSkippedCorrupt ?? 0) + s.input.sourceCorruptFrames,
                 encoderSpeed: t.map { $0.encoderSpeed },
                 shedRenditions: s.order.filter { s.renditions[$0]?.shed == true },
-                outputs: s.order.compactMap { s.renditions[$0]?.healthOutput })
+                outputs: s.order.compactMap { s.renditions[$0]?.healthOutput },
+                sourceInMaster: !leavesSourceOut(s), advice: advice(s))
         }
+    }
+
+    /// The source rendition (passed through) keeps the broadcaster's keyframes. When they are
+    /// more than two segment targets apart, a player could only start, switch or recover that
+    /// late on it: the master playlist leaves it out, the ladder (keyframes every segment
+    /// target) standing in, unless the stream keeps it or there is no ladder to play.
+    private func leavesSourceOut(_ s: State) -> Bool {
+        guard !keepSource, ladder != nil, let source = s.source,
+              source.longestListedSegment > 2 * settings.segmentTarget else { return false }
+        return s.rungs.contains { s.renditions[$0].map { !$0.shed && $0.lastCompleteSequence != nil } ?? false }
+    }
+
+    /// Advice for the broadcaster, from what they send: keyframe interval, frame rate, bitrate.
+    private func advice(_ s: State) -> [String] {
+        var out: [String] = []
+        let target = settings.segmentTarget
+        let seconds = { (v: Double) in v == v.rounded() ? "\(Int(v))" : String(format: "%.1f", v) }
+        if let k = s.input.keyframeInterval, k > target * 1.25 + 0.05 {
+            var line = "Keyframes arrive every \(seconds(k)) s; set Keyframe Interval to \(seconds(target)) s "
+                + "(OBS: Settings → Output → Streaming → Keyframe Interval)."
+            if ladder == nil {
+                line += " Without a ladder segments follow your keyframes, so players start and recover \(seconds(k)) s late."
+            } else if leavesSourceOut(s) {
+                line += " The ladder's renditions get a keyframe every \(seconds(target)) s anyway; the source rendition is left out "
+                    + "of the master playlist until then."
+            }
+            out.append(line)
+        }
+        let fps = s.input.frameRate
+        if s.publishing, fps > 0, fps < 20 || fps > 61 {
+            out.append("The frame rate is \(seconds(fps)) fps; 30 or 60 fps plays most smoothly (OBS: Settings → Video → Common FPS Values).")
+        }
+        if s.publishing, let top = ladder?.rungs.map(\.videoBitrate).max(), s.input.inputBitrate > 0,
+           s.input.inputBitrate < top * 8 / 10 {
+            out.append("The input is \(s.input.inputBitrate / 1000) kbit/s, less than the top rendition's \(top / 1000) kbit/s: "
+                + "raise Bitrate to at least \(top / 1000) kbit/s (OBS: Settings → Output → Streaming → Bitrate), or that rendition "
+                + "adds bits but no quality.")
+        }
+        return out
     }
 
     /// True once a first complete segment exists: the stream can be played.
@@ -457,8 +506,10 @@ public final class LiveStream: Sendable {
     /// Master playlist figures of the renditions that can be played, source first.
     public var renditions: [RenditionInfo] {
         state.withLock { s in
-            s.order.compactMap { name -> RenditionInfo? in
+            let sourceOut = leavesSourceOut(s)
+            return s.order.compactMap { name -> RenditionInfo? in
                 guard let r = s.renditions[name], !r.shed, r.lastCompleteSequence != nil, let codecs = r.codecs else { return nil }
+                if name == Self.sourceRendition && sourceOut { return nil }
                 let video = r.videoConfig
                 let avg = r.averageBandwidth ?? 1_000_000
                 let peak = max(r.peakBandwidth, avg)

@@ -26,4 +26,9 @@ public struct StreamHealth: Sendable, Equatable, Codable {
     public var encoderSpeed: Double?
     public var shedRenditions: [String]
     public var outputs: [Output]
+    /// Whether the master playlist lists the source rendition (it is left out when its
+    /// keyframes are too far apart for low latency and the ladder can stand in for it).
+    public var sourceInMaster: Bool = true
+    /// What the broadcaster could change, in words they can act on.
+    public var advice: [String] = []
 }

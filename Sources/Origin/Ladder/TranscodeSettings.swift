@@ -16,6 +16,11 @@ public struct TranscodeSettings: Sendable, Equatable, Codable {
     /// Media seconds over which encode speed is measured, and the least media time between
     /// two sheds.
     public var speedWindowSeconds: Double
+    /// Seconds between the keyframes every rung starts a segment with, whatever the source's
+    /// keyframe interval (its keyframes are kept too); nil: only the source's. A live stream
+    /// sets its segment target here, so that segments stay at the target for a source with
+    /// a long GOP (OBS's "auto": 250 frames).
+    public var keyframeInterval: Double?
 
     public init(
         rungs: [LadderRung],
@@ -23,7 +28,8 @@ public struct TranscodeSettings: Sendable, Equatable, Codable {
         threads: Int = 1,
         maxQueuedFrames: Int = 60,
         shedSpeedThreshold: Double = 1.0,
-        speedWindowSeconds: Double = 2.0
+        speedWindowSeconds: Double = 2.0,
+        keyframeInterval: Double? = nil
     ) {
         self.rungs = rungs
         self.preset = preset
@@ -31,6 +37,7 @@ public struct TranscodeSettings: Sendable, Equatable, Codable {
         self.maxQueuedFrames = maxQueuedFrames
         self.shedSpeedThreshold = shedSpeedThreshold
         self.speedWindowSeconds = speedWindowSeconds
+        self.keyframeInterval = keyframeInterval
     }
 
     /// 720p 3000k, 480p 1400k, 360p 800k (sized after Apple's HLS authoring specification
@@ -54,6 +61,9 @@ public struct TranscodeSettings: Sendable, Equatable, Codable {
         }
         guard (1...64).contains(threads) else { throw .invalidSettings("threads must be 1...64, got \(threads)") }
         guard maxQueuedFrames >= 1 else { throw .invalidSettings("maxQueuedFrames must be at least 1, got \(maxQueuedFrames)") }
+        if let k = keyframeInterval, !(k > 0 && k <= 30) {
+            throw .invalidSettings("keyframeInterval must be more than 0 and at most 30 seconds, got \(k)")
+        }
         guard shedSpeedThreshold >= 0, speedWindowSeconds > 0 else {
             throw .invalidSettings("shedSpeedThreshold must be >= 0 and speedWindowSeconds > 0")
         }
@@ -70,7 +80,7 @@ public struct TranscodeSettings: Sendable, Equatable, Codable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case rungs, preset, threads, maxQueuedFrames, shedSpeedThreshold, speedWindowSeconds
+        case rungs, preset, threads, maxQueuedFrames, shedSpeedThreshold, speedWindowSeconds, keyframeInterval
     }
 
     /// Decodes with defaults for every key but `rungs`, so stored configurations stay valid
@@ -83,7 +93,8 @@ public struct TranscodeSettings: Sendable, Equatable, Codable {
             threads: try c.decodeIfPresent(Int.self, forKey: .threads) ?? 1,
             maxQueuedFrames: try c.decodeIfPresent(Int.self, forKey: .maxQueuedFrames) ?? 60,
             shedSpeedThreshold: try c.decodeIfPresent(Double.self, forKey: .shedSpeedThreshold) ?? 1.0,
-            speedWindowSeconds: try c.decodeIfPresent(Double.self, forKey: .speedWindowSeconds) ?? 2.0
+            speedWindowSeconds: try c.decodeIfPresent(Double.self, forKey: .speedWindowSeconds) ?? 2.0,
+            keyframeInterval: try c.decodeIfPresent(Double.self, forKey: .keyframeInterval)
         )
     }
 }
