@@ -30,7 +30,7 @@ package enum PeerRecords {
             for peer in peers {
                 group.addTask {
                     let target = "\(path)?\(parameter)"
-                    var request = HTTPClientRequest(url: "http://\(peer.metadata.httpAddress)\(target)")
+                    var request = HTTPClientRequest(url: router.transport.baseURL(for: peer) + target)
                     request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName,
                                         value: tokens.token(for: ClusterRequest(.records, "GET", target), scope: scope))
                     guard let response = try? await client.execute(request, timeout: .seconds(2)), response.status == .ok,
