@@ -5,9 +5,9 @@ certificate made by `streamtube cluster-cert` from the same key is taken, and on
 key is not."""
 import os
 import re
+import shutil
 import subprocess
 import tempfile
-import time
 
 import pytest
 
@@ -62,6 +62,7 @@ def trio():
     finally:
         for n in nodes.values():
             n.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def placed(nodes, owner, standby, via):
