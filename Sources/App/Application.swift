@@ -103,7 +103,25 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let gossip = GossipNode(settings: GossipSettings(bindHost: config.host, port: config.gossipPort, seeds: seeds,
                                                      config: gossipConfig, keyring: keyring),
                             local: metadata, logger: logger, load: { streams.publishingCount })
-    let router = ClusterRouter(view: gossip.view, region: config.region)
+    // Between nodes: plaintext, or mutual TLS with a certificate made now, signed by the CA
+    // every node derives from the cluster key.
+    var clusterTLS: ClusterTLS?
+    if config.clusterTLS {
+        let hosts = [advertise] + (config.publicHost.map { [$0] } ?? [])
+        let tls: ClusterTLS
+        do { tls = try ClusterTLS(clusterKeys: keyring.keys, nodeID: state.nodeID, hosts: hosts) } catch {
+            throw ConfigurationError("\(error)")
+        }
+        // The CAs' fingerprints name them; no key is logged.
+        logger.info("cluster TLS on: HTTP and RTMP between nodes use mutual TLS", metadata: [
+            "ca": "\(tls.identity.fingerprints.joined(separator: ","))", "hosts": "\(hosts.joined(separator: ","))",
+            "validUntil": "\(tls.identity.certificate.notValidAfter)",
+        ])
+        clusterTLS = tls
+    } else {
+        logger.info("cluster TLS off: HTTP and RTMP between nodes are plaintext (authenticated by cluster tokens)")
+    }
+    let router = ClusterRouter(view: gossip.view, region: config.region, transport: ClusterTransport(tls: clusterTLS))
     let tokens = ClusterTokens(clusterKeys: keyring.keys, localID: state.nodeID)
 
     // The media path.
@@ -122,13 +140,14 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let control = RTMPControl()
     let rtmp = RTMPServer(host: config.host, port: config.rtmpPort,
                           policy: IngestPolicy(streams: streams, cluster: IngestCluster(router: router, tokens: tokens, replicator: replicator)),
-                          control: control, logger: logger)
+                          control: control, clusterTLS: clusterTLS, logger: logger)
     let playback = PublicPlayback()
     let live = LiveRoutes(streams: streams, edge: edge, info: info, playback: playback)
 
     // HTTP: one router, a route collection per feature.
     let httpRouter = Router(context: NodeRequestContext.self)
     httpRouter.add(middleware: ProblemMiddleware())
+    if clusterTLS != nil { httpRouter.add(middleware: ClusterTLSMiddleware()) }
     httpRouter.add(middleware: MetricsMiddleware())
     httpRouter.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .authorization, .contentType, .origin, .range],
                                               allowMethods: [.get, .head, .post, .options], maxAge: .seconds(3600)))
@@ -149,13 +168,14 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)
     let http = Application(
         router: httpRouter,
-        server: .http1(configuration: .init(additionalChannelHandlers: [MediaFastPath(source: fastPath)], idleTimeout: .seconds(60))),
+        server: .http1(configuration: .init(additionalChannelHandlers: [MediaFastPath(source: fastPath)], idleTimeout: .seconds(60)),
+                       clusterTLS: clusterTLS, logger: logger),
         configuration: .init(address: .hostname(config.host, port: config.httpPort), serverName: "streamtube"),
         onServerRunning: { channel in
             logger.info("node ready", metadata: [
                 "http": "\(channel.localAddress?.description ?? "?")", "rtmpPort": "\(config.rtmpPort)",
                 "dataDir": "\(config.dataDir)", "region": "\(config.region)", "streams": "\(catalog.all.count)",
-                "gossipPort": "\(config.gossipPort)",
+                "gossipPort": "\(config.gossipPort)", "clusterTLS": "\(config.clusterTLS ? "on" : "off")",
             ])
         },
         logger: logger)

@@ -33,6 +33,7 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var ladder = "720p:720:3000:3300,480p:480:1400:1540,360p:360:800:880"
     package var x264Preset = "veryfast"
     package var transcodeThreads = 1
+    package var clusterTLS = false
 
     package init() {}
 }
@@ -41,6 +42,8 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
 package struct Setting {
     package let key: String
     package let help: String
+    /// On or off: the flag alone turns it on (`--cluster-tls`), or takes true/false.
+    package var isSwitch = false
     let apply: (inout NodeConfiguration, String, String) throws -> Void
     let current: (NodeConfiguration) -> String?
 
@@ -64,6 +67,18 @@ package struct Setting {
             c[keyPath: path] = n
         }, current: { String($0[keyPath: path]) })
     }
+
+    static func boolean(_ key: String, _ path: WritableKeyPath<NodeConfiguration, Bool>, _ help: String) -> Setting {
+        Setting(key: key, help: help, isSwitch: true, apply: { c, v, source in
+            guard let b = Self.booleans[v.lowercased()] else {
+                throw NodeConfiguration.LoadError.badValue(source: source, key: key, value: v, expected: "true or false")
+            }
+            c[keyPath: path] = b
+        }, current: { String($0[keyPath: path]) })
+    }
+
+    /// What turns a switch on or off (a JSON file's true and false arrive as 1 and 0).
+    static let booleans = ["true": true, "false": false, "1": true, "0": false, "yes": true, "no": false, "on": true, "off": false]
 
     static func seconds(_ key: String, _ path: WritableKeyPath<NodeConfiguration, Double>, _ help: String) -> Setting {
         Setting(key: key, help: help, apply: { c, v, source in
@@ -105,6 +120,8 @@ extension NodeConfiguration {
             .text("ladder", \.ladder, "Transcoding ladder, name:height:kbps[:maxkbps],... or none."),
             .text("x264Preset", \.x264Preset, "x264 preset for the ladder."),
             .int("transcodeThreads", \.transcodeThreads, "x264 threads per rendition."),
+            .boolean("clusterTLS", \.clusterTLS,
+                     "Mutual TLS between nodes (relays, replication, record lookups, edge fetches), certificates from a CA derived from the cluster key; give it to every node."),
         ]
     }
 
@@ -202,6 +219,15 @@ extension NodeConfiguration {
                 flag = String(flag[..<eq])
             }
             guard let setting = byFlag[flag] else { throw LoadError.unknownFlag(flag) }
+            if value == nil, setting.isSwitch {
+                // `--cluster-tls` alone, or followed by true/false.
+                if i + 1 < flags.count, Setting.booleans[flags[i + 1].lowercased()] != nil {
+                    i += 1
+                    value = flags[i]
+                } else {
+                    value = "true"
+                }
+            }
             if value == nil {
                 i += 1
                 guard i < flags.count else { throw LoadError.missingValue(flag) }
@@ -218,7 +244,8 @@ extension NodeConfiguration {
         let defaults = NodeConfiguration()
         return settings.map { s in
             let d = s.current(defaults).map { $0.isEmpty ? "" : " (default \($0))" } ?? ""
-            return "  \(s.flag) <value>\n        \(s.help)\(d)\n        environment \(s.environmentName), file key \"\(s.key)\""
+            let form = s.isSwitch ? "\(s.flag)[=true|false]" : "\(s.flag) <value>"
+            return "  \(form)\n        \(s.help)\(d)\n        environment \(s.environmentName), file key \"\(s.key)\""
         }.joined(separator: "\n")
     }
 }

@@ -54,6 +54,14 @@ package struct NodeState: Sendable {
         try Self.readOrMake(dataDir, "cluster-key") { Self.makeClusterKey() }.value
     }
 
+    /// The cluster key a node made in `dataDir` before, if there is one (nothing is made here).
+    package static func existingClusterKey(dataDir: String) -> String? {
+        let url = URL(fileURLWithPath: dataDir).appendingPathComponent("cluster-key")
+        guard let s = try? String(contentsOf: url, encoding: .utf8) else { return nil }
+        let v = s.trimmingCharacters(in: .whitespacesAndNewlines)
+        return v.isEmpty ? nil : v
+    }
+
     /// A new random cluster key: 32 bytes, base64.
     package static func makeClusterKey() -> String { Data(Keyring.generateKey(bitCount: 256)).base64EncodedString() }
 

@@ -1,15 +1,18 @@
-// ClusterRouter: which node owns a stream (the ring), and which node a viewer should use
-// (the nearest healthy edge), over the cluster view.
+// ClusterRouter: which node owns a stream (the ring), which node a viewer should use (the
+// nearest healthy edge), over the cluster view, and how to reach another node (its transport).
 import Gossip
 
 /// Stream placement and viewer routing over the cluster view.
 package struct ClusterRouter: Sendable {
     package let view: ClusterView
     package let region: String
+    /// How this node reaches the others: plaintext, or mutual TLS (cluster-tls).
+    package let transport: ClusterTransport
 
-    package init(view: ClusterView, region: String) {
+    package init(view: ClusterView, region: String, transport: ClusterTransport = .plaintext) {
         self.view = view
         self.region = region
+        self.transport = transport
     }
 
     /// Owner and standbys of a stream; nil when the ring is empty (a node on its own).

@@ -57,7 +57,7 @@ package enum PeerRecords {
                 NodeMetrics.recordLookupsSent.increment()
                 group.addTask {
                     let target = "\(path)?\(parameter)"
-                    var request = HTTPClientRequest(url: "http://\(peer.metadata.httpAddress)\(target)")
+                    var request = HTTPClientRequest(url: router.transport.baseURL(for: peer) + target)
                     request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName,
                                         value: tokens.token(for: ClusterRequest(.records, "GET", target), scope: scope))
                     guard let response = try? await client.execute(request, timeout: .seconds(2)), response.status == .ok,
@@ -76,12 +76,13 @@ package enum PeerRecords {
 
     /// Sends `records` to `member` (in batches); true when it took them all.
     @discardableResult
-    package static func place(_ records: [StreamRecord], at member: Member, client: HTTPClient, tokens: ClusterTokens) async -> Bool {
+    package static func place(_ records: [StreamRecord], at member: Member, transport: ClusterTransport, client: HTTPClient,
+                              tokens: ClusterTokens) async -> Bool {
         var ok = true
         for start in stride(from: 0, to: records.count, by: maxBatch) {
             let batch = records[start..<min(start + maxBatch, records.count)].map(PeerRecord.init)
             guard let body = try? encoder.encode(batch) else { return false }
-            var request = HTTPClientRequest(url: "http://\(member.metadata.httpAddress)\(path)")
+            var request = HTTPClientRequest(url: transport.baseURL(for: member) + path)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName,

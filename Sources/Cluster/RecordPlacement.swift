@@ -38,7 +38,7 @@ package struct RecordPlacement: Service {
         let targets = PeerRecords.holders(of: record.id, ring: view.ring, members: view.members).filter { $0.id.rawValue != localID }
         guard !targets.isEmpty else { return }
         Task {
-            for member in targets where !(await PeerRecords.place([record], at: member, client: client, tokens: tokens)) {
+            for member in targets where !(await PeerRecords.place([record], at: member, transport: router.transport, client: client, tokens: tokens)) {
                 logger.warning("stream record not placed", metadata: ["stream": "\(record.id)", "at": "\(member.id)"])
             }
         }
@@ -55,7 +55,7 @@ package struct RecordPlacement: Service {
             guard !moves.isEmpty else { continue }
             var placed = 0
             for (member, records) in moves {
-                if await PeerRecords.place(records, at: member, client: client, tokens: tokens) {
+                if await PeerRecords.place(records, at: member, transport: router.transport, client: client, tokens: tokens) {
                     placed += records.count
                 } else {
                     logger.warning("stream records not placed", metadata: ["at": "\(member.id)", "records": "\(records.count)"])

@@ -1,5 +1,6 @@
 // The request context every route of a node sees: Hummingbird's core storage plus who is
-// calling, as established by the authentication middleware in front of the route.
+// calling, as established by the authentication middleware in front of the route, and the
+// connection it came on.
 import Hummingbird
 import Logging
 import NIOCore
@@ -17,9 +18,12 @@ package struct NodeRequestContext: RequestContext {
     package var coreContext: CoreRequestContextStorage
     /// Set by an authentication middleware; nil for anonymous callers.
     package var caller: Caller?
+    /// The connection the request came on (whether it is over TLS, say).
+    package let channel: any Channel
 
     package init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.caller = nil
+        self.channel = source.channel
     }
 }

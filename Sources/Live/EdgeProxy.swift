@@ -40,7 +40,9 @@ package final class EdgeProxy: Sendable {
         // Inside the cluster a connection is made in well under a second; a dead origin must not hold
         // viewers up longer than that before the standby is asked.
         config.timeout = .init(connect: .seconds(1), read: .seconds(20))
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        // The client of every request to another node (the edge's, replication, record lookups):
+        // with cluster TLS, it presents this node's certificate and trusts the cluster CAs only.
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: router.transport.httpClientConfiguration(config))
     }
 
     package func shutdown() async {
@@ -92,7 +94,7 @@ package final class EdgeProxy: Sendable {
         var lastError: any Error = NoOrigin()
         for member in [placement.owner] + placement.standbys where member.id.rawValue != localID {
             NodeMetrics.edgeUpstreamRequests.increment()
-            var request = HTTPClientRequest(url: "http://\(member.metadata.httpAddress)\(pathAndQuery)")
+            var request = HTTPClientRequest(url: router.transport.baseURL(for: member) + pathAndQuery)
             request.headers.add(name: HTTPField.Name.streamTubeEdge.rawName, value: localID)
             do {
                 let response = try await client.execute(request, timeout: .seconds(20))

@@ -29,6 +29,8 @@ package struct IngestRefusal: Error, Equatable, Sendable {
         IngestRefusal(code: "NetStream.Publish.BadName", description: description, reason: reason)
     }
     static let unknownKey = badName("Unknown stream key", reason: "bad_key")
+    /// A relay from another node in plaintext while cluster TLS is on.
+    package static let relayWithoutTLS = badName("cluster traffic must use TLS (cluster-tls is on)", reason: "relay_without_tls")
 }
 
 package struct IngestPolicy: Sendable {
@@ -48,9 +50,13 @@ package struct IngestPolicy: Sendable {
         case lookUp(StreamCatalog.Query, relayed: Bool)
     }
 
-    package func resolve(app: String, key: String) -> Resolution {
+    /// `overTLS`: the connection came over mutual TLS (a certificate from the cluster CA).
+    package func resolve(app: String, key: String, overTLS: Bool = false) -> Resolution {
         if app == ClusterTokens.relayApp, let cluster {
             // Another node relays a broadcaster's stream to this one, the stream's owner.
+            guard overTLS || !cluster.router.transport.requiresTLS else {
+                return .refused(.relayWithoutTLS)
+            }
             guard let id = try? cluster.tokens.verify(key, for: .relay).scope else {
                 return .refused(.badName("Bad relay key", reason: "bad_relay_key"))
             }

@@ -1,9 +1,9 @@
 // IngestRelay: a broadcaster may push to any node. A node that does not own the stream
-// relays it to the owner over RTMP, as a publisher to the owner's "relay" application with
-// a key signed by the cluster key. It keeps the last GOP (and the codec headers) so that a
-// new connection — to the same owner or, after a failover, to the next one — starts with a
-// decodable picture at once; while no origin is connected it keeps everything since that
-// GOP began (up to a budget), so a failover loses no media.
+// relays it to the owner over RTMP (over mutual TLS when cluster-tls is on), as a publisher to
+// the owner's "relay" application with a key signed by the cluster key. It keeps the last GOP
+// (and the codec headers) so that a new connection — to the same owner or, after a failover,
+// to the next one — starts with a decodable picture at once; while no origin is connected it
+// keeps everything since that GOP began (up to a budget), so a failover loses no media.
 import Cluster
 import Foundation
 import Gossip
@@ -119,13 +119,18 @@ package final class IngestRelay: @unchecked Sendable {
                                   randomBytes: { n in (0..<n).map { _ in UInt8.random(in: 0...255) } })
         let hello = s.start()
         session = s
-        logger.info("relay connecting to the stream's origin", metadata: ["origin": "\(owner.id)", "address": "\(address)"])
+        let transport = router.transport
+        logger.info("relay connecting to the stream's origin", metadata: [
+            "origin": "\(owner.id)", "address": "\(address)", "tls": "\(transport.requiresTLS ? "on" : "off")",
+        ])
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(3))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(RelayChannelHandler(relay: self))
+                    // With cluster TLS, the origin is spoken to over mutual TLS (in front of everything).
+                    try transport.addClientTLS(to: channel.pipeline.syncOperations, host: address.host)
                 }
             }
             .connect(host: address.host, port: Int(address.port))

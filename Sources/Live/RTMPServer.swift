@@ -104,15 +104,19 @@ package struct RTMPServer: Service {
     let control: RTMPControl
     let admission: RTMPAdmission
     let logger: Logger
+    /// With cluster TLS, relays from other nodes come over TLS on the same port.
+    let clusterTLS: ClusterTLS?
     let onBound: @Sendable (Int) -> Void
 
     package init(host: String, port: Int, policy: IngestPolicy, control: RTMPControl = RTMPControl(),
-                 admission: RTMPAdmission = RTMPAdmission(), logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
+                 admission: RTMPAdmission = RTMPAdmission(), clusterTLS: ClusterTLS? = nil, logger: Logger,
+                 onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.host = host
         self.port = port
         self.policy = policy
         self.control = control
         self.admission = admission
+        self.clusterTLS = clusterTLS
         self.logger = logger
         self.onBound = onBound
     }
@@ -122,12 +126,17 @@ package struct RTMPServer: Service {
         let logger = self.logger
         let control = self.control
         let admission = self.admission
+        let clusterTLS = self.clusterTLS
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let clusterTLS {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ClusterTLSSniffer(context: clusterTLS.serverContext, listener: "rtmp", logger: logger))
+                    }
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(30)))
                     try channel.pipeline.syncOperations.addHandler(
                         RTMPConnectionHandler(policy: policy, control: control, admission: admission, logger: logger,
@@ -138,7 +147,7 @@ package struct RTMPServer: Service {
         let bound = channel.localAddress?.port ?? port
         control.listening(on: channel)
         onBound(bound)
-        logger.info("rtmp listening", metadata: ["host": "\(host)", "port": "\(bound)"])
+        logger.info("rtmp listening", metadata: ["host": "\(host)", "port": "\(bound)", "clusterTLS": "\(clusterTLS != nil ? "on" : "off")"])
         try await withGracefulShutdownHandler {
             try await channel.closeFuture.get()
             // Closed by a handover: the service still runs until it is told to stop.
@@ -329,8 +338,10 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
             return reject(.init(code: "NetStream.Publish.BadName", description: "This connection is already publishing",
                                 reason: "second_publish"), app: app, context: context)
         }
-        switch policy.resolve(app: app, key: key) {
+        let overTLS = ClusterTransport.isMutualTLS(context.pipeline.syncOperations)
+        switch policy.resolve(app: app, key: key, overTLS: overTLS) {
         case .refused(let refusal):
+            if refusal == .relayWithoutTLS { NodeMetrics.clusterPlaintextRefused(listener: "rtmp").increment() }
             reject(refusal, app: app, context: context)
         case .known(let record, let relayed):
             start(record, relayed: relayed, app: app, context: context)

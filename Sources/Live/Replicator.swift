@@ -170,7 +170,7 @@ package final class Replicator: Sendable {
     private enum PostResult { case ok, needSnapshot(String), failed(String) }
 
     private func post(_ id: String, _ batches: [ReplicaBatch], to member: Member) async -> PostResult {
-        var request = HTTPClientRequest(url: "http://\(member.metadata.httpAddress)\(Self.path)\(id)")
+        var request = HTTPClientRequest(url: router.transport.baseURL(for: member) + Self.path + id)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/octet-stream")
         var body: [UInt8] = []

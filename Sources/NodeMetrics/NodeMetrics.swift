@@ -42,6 +42,17 @@ package enum NodeMetrics {
     /// Records this node sent to the nodes the ring places them with.
     package static let recordsPlaced = Counter(label: "streamtube_records_placed_total")
 
+    // MARK: Cluster TLS (node-to-node connections on the HTTP and RTMP listeners)
+    /// A TLS connection on `listener` (http, rtmp): accepted (a client certificate from a cluster
+    /// CA verified) or refused (no certificate, another cluster's, a bad handshake).
+    package static func clusterTLSConnections(listener: String, result: String) -> Counter {
+        Counter(label: "streamtube_cluster_tls_connections_total", dimensions: [("listener", listener), ("result", result)])
+    }
+    /// Node-to-node requests and relays that came in plaintext while cluster TLS is on.
+    package static func clusterPlaintextRefused(listener: String) -> Counter {
+        Counter(label: "streamtube_cluster_plaintext_refused_total", dimensions: [("listener", listener)])
+    }
+
     // MARK: Streams (gauges set when /metrics is read)
     package static let streamsPublishing = Gauge(label: "streamtube_streams_publishing")
     /// Per-stream health gauges, dimensioned by stream (and rendition).

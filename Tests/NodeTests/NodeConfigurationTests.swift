@@ -57,6 +57,44 @@ final class NodeConfigurationTests: XCTestCase {
         }
     }
 
+    func testClusterTLSIsASwitch() throws {
+        XCTAssertFalse(try NodeConfiguration.load(file: nil, environment: [:]).clusterTLS)
+        XCTAssertTrue(try NodeConfiguration.load(file: nil, environment: [:], flags: ["--cluster-tls", "--http-port", "9"]).clusterTLS)
+        XCTAssertTrue(try NodeConfiguration.load(file: nil, environment: [:], flags: ["--http-port", "9", "--cluster-tls"]).clusterTLS)
+        XCTAssertFalse(try NodeConfiguration.load(file: nil, environment: ["STREAMTUBE_CLUSTER_TLS": "true"],
+                                                  flags: ["--cluster-tls", "false"]).clusterTLS)
+        XCTAssertFalse(try NodeConfiguration.load(file: nil, environment: [:], flags: ["--cluster-tls=off"]).clusterTLS)
+        XCTAssertTrue(try NodeConfiguration.load(file: nil, environment: ["STREAMTUBE_CLUSTER_TLS": "1"]).clusterTLS)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString + ".json")
+        try Data(#"{"clusterTLS": true}"#.utf8).write(to: file)
+        XCTAssertTrue(try NodeConfiguration.load(file: file.path, environment: [:]).clusterTLS)
+        XCTAssertThrowsError(try NodeConfiguration.load(file: nil, environment: ["STREAMTUBE_CLUSTER_TLS": "maybe"])) { e in
+            XCTAssertTrue("\(e)".contains("STREAMTUBE_CLUSTER_TLS") && "\(e)".contains("true or false"), "\(e)")
+        }
+        XCTAssertTrue(NodeConfiguration.helpText.contains("--cluster-tls[=true|false]"))
+    }
+
+    func testClusterCertWritesTheCAAndAClientCertificateFromTheNodesKey() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path
+        var config = NodeConfiguration()
+        config.dataDir = dir
+        XCTAssertThrowsError(try ClusterCertificateFiles.keyring(config)) { e in XCTAssertTrue("\(e)".contains("no cluster key"), "\(e)") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/cluster-key"), "cluster-cert makes no key")
+        let key = try NodeState.prepare(dataDir: dir, nodeID: "n1", adminToken: "t").clusterKey()
+        let keyring = try ClusterCertificateFiles.keyring(config)
+        XCTAssertEqual(keyring.keys, try NodeConfiguration.decodeKeys(key).keys)
+        let out = dir + "/certs"
+        let written = try ClusterCertificateFiles.write(keyring: keyring, name: "monitor", validDays: 30, to: out)
+        XCTAssertEqual(written.key, out + "/monitor-key.pem")
+        for (path, mode) in [(written.ca, 0o644), (written.certificate, 0o644), (written.key, 0o600)] {
+            let attrs = try FileManager.default.attributesOfItem(atPath: path)
+            XCTAssertEqual((attrs[.posixPermissions] as? NSNumber)?.intValue, mode, path)
+        }
+        XCTAssertTrue(try String(contentsOfFile: written.key, encoding: .utf8).hasPrefix("-----BEGIN PRIVATE KEY-----"))
+        XCTAssertTrue(try String(contentsOfFile: written.ca, encoding: .utf8).hasPrefix("-----BEGIN CERTIFICATE-----"))
+        XCTAssertThrowsError(try ClusterCertificateFiles.write(keyring: keyring, name: "../x", validDays: 30, to: out))
+    }
+
     func testConstantTimeCompare() {
         XCTAssertTrue(OperatorAuthMiddleware(token: "abc").accepts("abc"))
         XCTAssertFalse(OperatorAuthMiddleware(token: "abc").accepts("abd"))
