@@ -240,7 +240,7 @@ final class ClusterTLSTests: XCTestCase {
         XCTAssertLessThan(try XCTUnwrap(before.range(of: "ClusterTLSSniffer")).lowerBound,
                           try XCTUnwrap(before.range(of: "RawMediaFastPath")).lowerBound, before)
         // Answered by the fast path: nothing reaches the router.
-        XCTAssertNil(try link.exchange("GET /live/s1/source/seg3.m4s HTTP/1.1\r\nHost: b\r\n\r\n"))
+        XCTAssertNil(try link.exchange("GET /live/s1/source/seg3-0a1b2c3d.m4s HTTP/1.1\r\nHost: b\r\n\r\n"))
         var answer = ByteBuffer()
         while var b = try link.client.readInbound(as: ByteBuffer.self) { answer.writeBuffer(&b) }
         let text = String(buffer: answer)

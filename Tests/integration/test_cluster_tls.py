@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from conftest import Node, binary, free_port, http, push
+from conftest import Node, binary, epoch_of, free_port, http, push
 from failover import renditions, segments
 from test_cluster import keygen, wait_converged, wait_for
 from test_single_node import decode_seconds
@@ -95,7 +95,7 @@ def test_relay_edge_and_lookups_go_over_mutual_tls_and_viewers_stay_plaintext(tr
         rendition = renditions(master.text)[0]
         playlist = wait_for(lambda: (lambda r: r.status == 200 and segments(r.text) and r.text)(
             http("GET", f"{c.base}/live/{s['id']}/{rendition}/index.m3u8")), 30, "a segment in the playlist")
-        seg = http("GET", f"{c.base}/live/{s['id']}/{rendition}/seg{segments(playlist)[-1]}.m4s")
+        seg = http("GET", f"{c.base}/live/{s['id']}/{rendition}/seg{segments(playlist)[-1]}-{epoch_of(playlist)}.m4s")
         assert seg.status == 200 and len(seg.body) > 1000, (seg.status, len(seg.body))
         video, audio, errors = decode_seconds(f"{c.base}/live/{s['id']}/master.m3u8?routed=1")
         assert video >= 2 and audio >= 2, (video, audio, errors)
