@@ -7,11 +7,15 @@ package struct CreateStreamRequest: Codable, Sendable {
     /// Optional: this stream's ladder ("name:height:kbps[:maxkbps],..." or "none") and x264 preset.
     package var ladder: String?
     package var x264Preset: String?
+    /// Optional: keep the source rendition in the master playlist even when the broadcaster's
+    /// keyframes are far apart (by default it leaves, the ladder standing in).
+    package var keepSource: Bool?
 
-    package init(title: String, ladder: String? = nil, x264Preset: String? = nil) {
+    package init(title: String, ladder: String? = nil, x264Preset: String? = nil, keepSource: Bool? = nil) {
         self.title = title
         self.ladder = ladder
         self.x264Preset = x264Preset
+        self.keepSource = keepSource
     }
 }
 
@@ -26,6 +30,7 @@ package struct StreamResponse: Codable, Equatable, Sendable {
     package var createdAt: Date
     package var ladder: String?
     package var x264Preset: String?
+    package var keepSource: Bool?
     package var live: LiveStreamStatus?
 }
 

@@ -26,11 +26,12 @@ package struct OperatorRoutes: Sendable {
         api.post("streams") { request, context -> Response in
             let body: CreateStreamRequest
             do { body = try await request.decode(as: CreateStreamRequest.self, context: context) } catch {
-                throw Problem.badRequest("expected a JSON body like {\"title\": \"My event\"} (optional: \"ladder\", \"x264Preset\")")
+                throw Problem.badRequest("expected a JSON body like {\"title\": \"My event\"} (optional: \"ladder\", \"x264Preset\", \"keepSource\")")
             }
             let record: StreamRecord
             do {
-                record = try await catalog.create(title: body.title, ladder: body.ladder, x264Preset: body.x264Preset) { r in
+                record = try await catalog.create(title: body.title, ladder: body.ladder, x264Preset: body.x264Preset,
+                                                  keepSource: body.keepSource ?? false) { r in
                     _ = try streams.transcodeSettings(for: r)
                 }
             } catch let e as StreamError {
@@ -68,7 +69,7 @@ package struct OperatorRoutes: Sendable {
             rtmpURL: r.key.map { "rtmp://\(host):\(info.rtmpPort)/live/\($0)" },
             watchURL: "\(base)/watch/\(r.id)",
             playlistURL: "\(base)/live/\(r.id)/master.m3u8",
-            createdAt: r.createdAt, ladder: r.ladder, x264Preset: r.x264Preset,
+            createdAt: r.createdAt, ladder: r.ladder, x264Preset: r.x264Preset, keepSource: r.keepSource ? true : nil,
             live: streams.existing(id: r.id)?.status)
     }
 

@@ -122,5 +122,8 @@ package enum Migrations {
             _ = try await c.query("DROP TABLE streams", [])
             _ = try await c.query("ALTER TABLE streams_v3 RENAME TO streams", [])
         },
+        Migration(version: 4, name: "keep the source rendition whatever its keyframes") { c in
+            _ = try await c.query("ALTER TABLE streams ADD COLUMN keep_source INTEGER NOT NULL DEFAULT 0", [])
+        },
     ] }
 }

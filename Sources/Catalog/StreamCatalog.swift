@@ -43,7 +43,7 @@ package final class StreamCatalog: Sendable {
     }
 
     /// Makes and keeps a stream. `validate` checks what the catalog cannot judge (a ladder).
-    package func create(title raw: String, ladder: String? = nil, x264Preset: String? = nil,
+    package func create(title raw: String, ladder: String? = nil, x264Preset: String? = nil, keepSource: Bool = false,
                         validate: (StreamRecord) throws -> Void = { _ in }) async throws -> StreamRecord {
         let title = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !title.isEmpty else { throw StreamError.badTitle("a stream needs a title") }
@@ -53,7 +53,7 @@ package final class StreamCatalog: Sendable {
         }
         let id = StreamIdentifiers.randomID()
         let record = StreamRecord(id: id, key: StreamIdentifiers.randomKey(for: id), title: title,
-                                  createdAt: Date(), ladder: ladder, x264Preset: x264Preset)
+                                  createdAt: Date(), ladder: ladder, x264Preset: x264Preset, keepSource: keepSource)
         do { try validate(record) } catch { throw StreamError.badLadder("\(error)") }
         try await store.insert(record)
         records.withLock { $0.add(record) }

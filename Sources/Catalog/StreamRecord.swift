@@ -14,9 +14,11 @@ package struct StreamRecord: Codable, Equatable, Sendable {
     /// This stream's own ladder ("name:height:kbps,..." or "none") and x264 preset; nil: the node's.
     package var ladder: String? = nil
     package var x264Preset: String? = nil
+    /// Keep the source rendition in the master playlist even when its keyframes are far apart.
+    package var keepSource = false
 
     package init(id: String, key: String?, keyDigest: String? = nil, title: String, createdAt: Date, ladder: String? = nil,
-                 x264Preset: String? = nil) {
+                 x264Preset: String? = nil, keepSource: Bool = false) {
         self.id = id
         self.key = key
         self.keyDigest = keyDigest ?? key.map(StreamIdentifiers.digest) ?? ""
@@ -24,6 +26,7 @@ package struct StreamRecord: Codable, Equatable, Sendable {
         self.createdAt = createdAt
         self.ladder = ladder
         self.x264Preset = x264Preset
+        self.keepSource = keepSource
     }
 }
 

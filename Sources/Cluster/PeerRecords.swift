@@ -154,14 +154,18 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     package var createdAt: Date
     package var ladder: String?
     package var x264Preset: String?
+    /// Optional on the wire: nodes from before it sent none.
+    package var keepSource: Bool?
 
     package init(_ r: StreamRecord) {
         (id, keyDigest, title, createdAt, ladder, x264Preset) = (r.id, r.keyDigest, r.title, r.createdAt, r.ladder, r.x264Preset)
+        keepSource = r.keepSource ? true : nil
     }
 
     /// The record as this node keeps one another node placed here: without the key.
     package var record: StreamRecord {
-        StreamRecord(id: id, key: nil, keyDigest: keyDigest, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset)
+        StreamRecord(id: id, key: nil, keyDigest: keyDigest, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset,
+                     keepSource: keepSource ?? false)
     }
 
     /// The record this answer gives for `query`: with the key when the asker presented it (and
@@ -169,11 +173,12 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     package func record(for query: StreamCatalog.Query) -> StreamRecord? {
         switch query {
         case .id(let asked):
-            guard asked == id else { return nil }
-            return StreamRecord(id: id, key: nil, keyDigest: keyDigest, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset)
+            return asked == id ? record : nil
         case .key(let key):
             guard StreamIdentifiers.digest(key) == keyDigest else { return nil }
-            return StreamRecord(id: id, key: key, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset)
+            var r = record
+            r.key = key
+            return r
         }
     }
 }

@@ -39,7 +39,7 @@ package final class LiveStreams: Sendable {
             let streamLadder: TranscodeSettings?
             do { streamLadder = try transcodeSettings(for: record) } catch { streamLadder = ladder }
             let l = LiveStream(id: id, settings: packaging, ladder: streamLadder, transcoders: transcoders,
-                               onEvent: Self.eventLogger(stream: id, logger))
+                               keepSource: record.keepSource, onEvent: Self.eventLogger(stream: id, logger))
             s.live[id] = l
             return l
         }

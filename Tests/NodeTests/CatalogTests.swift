@@ -41,6 +41,45 @@ final class CatalogTests: XCTestCase {
         }
     }
 
+    /// A file at each numbered version migrates to the newest, its streams kept.
+    func testEveryNumberedSchemaMigratesToTheNewest() async throws {
+        let all = Migrations.all(sealer: sealer)
+        for from in 1..<all.count {
+            let path = tempFile()
+            let old = try await Database.open(path: path, logger: logger, migrations: Array(all.prefix(from)))
+            if from >= 3 {
+                _ = try await old.connection.query(
+                    "INSERT INTO streams (id, key_digest, key_sealed, title, created_at) VALUES ('s1', ?, ?, 'Old', 1000)",
+                    [.text(StreamIdentifiers.digest("key1")), .text(try sealer.seal("key1"))])
+            } else {
+                _ = try await old.connection.query(
+                    "INSERT INTO streams (id, stream_key, title, created_at) VALUES ('s1', 'key1', 'Old', 1000)", [])
+            }
+            await old.close()
+            let db = try await Database.open(path: path, logger: logger, migrations: all)
+            let version = try await db.schemaVersion()
+            XCTAssertEqual(version, all.count, "from \(from)")
+            let records = try await StreamStore(database: db, sealer: sealer).all()
+            XCTAssertEqual(records.map(\.id), ["s1"], "from \(from)")
+            XCTAssertEqual(records.first?.key, "key1", "from \(from)")
+            XCTAssertEqual(records.first?.keepSource, false, "from \(from): the default")
+            await db.close()
+        }
+    }
+
+    func testAStreamsOwnSettingsAreKept() async throws {
+        let db = try await Database.open(path: tempFile(), logger: logger, migrations: Migrations.all(sealer: sealer))
+        let store = StreamStore(database: db, sealer: sealer)
+        try await store.insert(StreamRecord(id: "k", key: "kk", title: "K", createdAt: Date(), ladder: "240p:240:400",
+                                            x264Preset: "ultrafast", keepSource: true))
+        try await store.insert(StreamRecord(id: "n", key: "nn", title: "N", createdAt: Date()))
+        let byID = Dictionary(uniqueKeysWithValues: try await store.all().map { ($0.id, $0) })
+        XCTAssertEqual(byID["k"]?.keepSource, true)
+        XCTAssertEqual(byID["k"]?.ladder, "240p:240:400")
+        XCTAssertEqual(byID["n"]?.keepSource, false)
+        await db.close()
+    }
+
     func testMigrationsRunOnceAndANewerSchemaIsRefused() async throws {
         let path = tempFile()
         let db = try await Database.open(path: path, logger: logger, migrations: Migrations.all(sealer: sealer))

@@ -61,6 +61,20 @@ final class RouteTests: XCTestCase {
 
     // MARK: Operator API
 
+    func testAStreamMayKeepItsSourceRendition() async throws {
+        try await withRouter { client, _ in
+            try await client.execute(uri: "/api/streams", method: .post, headers: Self.operatorHeaders,
+                                     body: ByteBuffer(string: #"{"title": "Kept", "keepSource": true}"#)) { r in
+                XCTAssertEqual(r.status, .created)
+                let decoder = JSONDecoder()
+                decoder.dateDecodingStrategy = .iso8601
+                XCTAssertEqual(try decoder.decode(StreamResponse.self, from: Data(buffer: r.body)).keepSource, true)
+            }
+            let plain = try await Self.createStream(client)
+            XCTAssertNil(plain.keepSource, "not kept unless asked")
+        }
+    }
+
     func testNoOperatorRouteAnswersWithoutTheToken() async throws {
         try await withRouter { client, app in
             let operatorRoutes = app.router.routes.filter { "\($0.path)".hasPrefix("/api") && !"\($0.path)".hasPrefix("/api/route") }
