@@ -261,3 +261,38 @@ def test_audio_that_is_not_aac_is_transcoded_to_aac(node):
         video, audio, errors = decode_seconds(s["playlistURL"])
         assert errors.strip() == "", (name, errors)
         assert video >= 5.5 and audio >= 5.5, (name, video, audio)
+
+
+@pytest.mark.parametrize("gop", [250, 600])
+def test_a_long_gop_source_still_gets_segments_at_the_target(ladder_node, gop):
+    """A broadcaster on OBS's default keyframe interval (250 frames) or longer: every
+    rendition the master playlist lists has 2 s segments (±1 frame), each starting with a
+    part marked INDEPENDENT, decodable; the source rendition, which keeps the broadcaster's
+    keyframes, is left out; the health says so and what to change."""
+    node = ladder_node
+    s = node.create_stream(f"GOP {gop}")
+    pub = push(node, s["key"], seconds=11, size="640x360", extra=["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"])
+    try:
+        wait_for(lambda: len(master_renditions(http("GET", s["playlistURL"]).text)) == 2, 20, "the ladder in the master playlist")
+        time.sleep(3)
+        health = http("GET", f"{node.base}/api/streams/{s['id']}/health", token=ADMIN_TOKEN).json()
+    finally:
+        assert pub.wait(40) == 0, pub.stderr.read()
+    names = [name for name, _ in master_renditions(http("GET", s["playlistURL"]).text)]
+    assert names == ["240p", "180p"], names
+    assert health["sourceInMaster"] is False, health
+    assert any("set Keyframe Interval to 2 s" in a and "OBS" in a for a in health["advice"]), health["advice"]
+    wait_ended(node, s["id"], names)
+    folder = tempfile.mkdtemp()
+    for name in names:
+        pl = http("GET", f"{node.base}/live/{s['id']}/{name}/index.m3u8").text
+        path, durations = download(node, s["id"], name, folder)
+        assert len(durations) >= 4, pl
+        assert all(abs(d - 2.0) <= 1 / 30 + 0.001 for d in durations[:-1]), (name, durations)
+        # The first part after each segment boundary is independent (parts are listed for the last segments).
+        lines = pl.splitlines()
+        firsts = [lines[i + 1] for i, line in enumerate(lines[:-1])
+                  if line.startswith("#EXT-X-PROGRAM-DATE-TIME") and lines[i + 1].startswith("#EXT-X-PART:")]
+        assert firsts and all(f.endswith("INDEPENDENT=YES") for f in firsts), firsts
+        errors = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "null", "-"], capture_output=True, text=True).stderr
+        assert errors.strip() == "", (name, errors)

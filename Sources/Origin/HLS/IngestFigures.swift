@@ -68,6 +68,13 @@ struct IngestFigures {
         return k.count == 2 ? Double(Int64(k[1]) - Int64(k[0])) / 1000 : nil
     }
 
+    /// Seconds since the last keyframe, by the media's timestamps: a lower bound on the
+    /// keyframe interval before a second keyframe has come.
+    var sinceKeyframe: Double? {
+        guard let k = keyframeTimestamps.last, let v = lastVideoTimestamp else { return nil }
+        return Double(Int64(v) - Int64(k)) / 1000
+    }
+
     /// Last video timestamp minus last audio timestamp, in milliseconds.
     var audioVideoDriftMs: Int? {
         lastVideoTimestamp.flatMap { v in lastAudioTimestamp.map { Int(Int64(v) - Int64($0)) } }

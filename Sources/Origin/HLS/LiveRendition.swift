@@ -175,8 +175,9 @@ struct LiveRendition {
         for v in inits.keys where !used.contains(v) && v < nextInitVersion - 1 { inits[v] = nil }
     }
 
-    /// The longest complete segment still listed: how far apart this rendition's keyframes are now.
-    var longestListedSegment: Double { segments.lazy.filter(\.complete).map(\.duration).max() ?? 0 }
+    /// The longest segment still listed, the growing one included: how far apart this
+    /// rendition's keyframes are now (at least).
+    var longestListedSegment: Double { segments.lazy.map(\.duration).max() ?? 0 }
 
     func targetDuration(settings: PackagingSettings) -> Int {
         Int(max(settings.segmentTarget, maxSegmentDuration).rounded(.up))

@@ -421,7 +421,7 @@ public final class LiveStream: Sendable {
                 encoderSpeed: t.map { $0.encoderSpeed },
                 shedRenditions: s.order.filter { s.renditions[$0]?.shed == true },
                 outputs: s.order.compactMap { s.renditions[$0]?.healthOutput },
-                sourceInMaster: !leavesSourceOut(s), advice: advice(s))
+                sourceInMaster: s.source?.lastCompleteSequence != nil && !leavesSourceOut(s), advice: advice(s))
         }
     }
 
@@ -440,9 +440,13 @@ public final class LiveStream: Sendable {
         var out: [String] = []
         let target = settings.segmentTarget
         let seconds = { (v: Double) in v == v.rounded() ? "\(Int(v))" : String(format: "%.1f", v) }
-        if let k = s.input.keyframeInterval, k > target * 1.25 + 0.05 {
-            var line = "Keyframes arrive every \(seconds(k)) s; set Keyframe Interval to \(seconds(target)) s "
-                + "(OBS: Settings → Output → Streaming → Keyframe Interval)."
+        let measured = s.input.keyframeInterval
+        let since = s.publishing ? s.input.sinceKeyframe : nil
+        if let k = [measured, since].compactMap({ $0 }).max(), k > target * 1.25 + 0.05 {
+            // The interval once two keyframes have come; before that, the time since the first.
+            let every = measured.map { $0 >= k ? "every \(seconds($0)) s" : nil } ?? nil
+            var line = "Keyframes arrive \(every ?? "more than \(seconds(k.rounded(.down))) s apart"); set Keyframe Interval to "
+                + "\(seconds(target)) s (OBS: Settings → Output → Streaming → Keyframe Interval)."
             if ladder == nil {
                 line += " Without a ladder segments follow your keyframes, so players start and recover \(seconds(k)) s late."
             } else if leavesSourceOut(s) {
