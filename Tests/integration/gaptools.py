@@ -20,6 +20,9 @@ power of two that is never a multiple of 251) gives None instead of a wrong numb
     reader.stop()
     playback_gaps(reader.frames)   # [(gap_seconds, before_n, after_n), ...]
 
+In a browser, stamp_reader_js(source_width) is a script that reads the stamp of every frame the page's
+<video id="video"> presents, with the wall clock at which it is shown (ops/bench/glass.py).
+
 Why geq on a separate strip: the per-pixel expression only runs on 256 x 32 pixels, then overlay copies it into
 testsrc2; the whole publisher takes about 0.15 of a core at 320x240@30 (9.6x real time flat out), so it keeps 1x
 on a busy machine. Reading is 70 us a frame in pure Python.
@@ -119,6 +122,88 @@ def read_stamp(strip):
     n = sum(bit << i for i, bit in enumerate(bits[:DATA_BITS]))
     check = sum(bit << i for i, bit in enumerate(bits[DATA_BITS:]))
     return n if check == n % CHECK_MODULUS else None
+
+
+# read_stamp in a page's JavaScript (stamp_reader_js): reading in the page costs a 256 x 32 canvas a frame.
+_READER_JS = """
+(() => {
+  if (window.__glass) return;
+  const g = window.__glass = { samples: [], first: null, errors: [], api: null };
+  const W = %(W)d, H = %(H)d, B = %(B)d, COLS = %(COLS)d, ROWS = %(ROWS)d, DATA = %(DATA)d, MOD = %(MOD)d;
+  const SOURCE_WIDTH = %(SOURCE_WIDTH)d;
+  const lo = B / 4, hi = B - B / 4, threshold = 128 * (hi - lo) * (hi - lo);
+  let canvas = null, ctx = null;
+  function read(video) {
+    if (!ctx) {
+      canvas = document.createElement('canvas');
+      canvas.width = W; canvas.height = H;
+      ctx = canvas.getContext('2d', { willReadFrequently: true });
+    }
+    const s = video.videoWidth / SOURCE_WIDTH;  // a rendition scaled down from the source
+    ctx.drawImage(video, 0, 0, W * s, H * s, 0, 0, W, H);
+    const px = ctx.getImageData(0, 0, W, H).data;
+    let n = 0, check = 0;
+    for (let b = 0; b < ROWS * COLS; b++) {
+      const row = Math.floor(b / COLS), col = b %% COLS;
+      let total = 0;
+      for (let y = row * B + lo; y < row * B + hi; y++) {
+        for (let x = col * B + lo; x < col * B + hi; x++) {
+          const i = (y * W + x) * 4;
+          total += 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
+        }
+      }
+      const bit = total > threshold ? 1 : 0;
+      if (b < DATA) n += bit * Math.pow(2, b); else check += bit * Math.pow(2, b - DATA);
+    }
+    return check === n %% MOD ? n : null;
+  }
+  function note(video, shown) {
+    if (g.first === null) g.first = shown;
+    let n = null;
+    try { n = read(video); } catch (e) { if (g.errors.length < 10) g.errors.push(String(e)); }
+    g.samples.push([shown, n]);
+  }
+  function attach(video) {
+    if (video.__glass) return;
+    video.__glass = true;
+    if (video.requestVideoFrameCallback) {
+      g.api = 'requestVideoFrameCallback';
+      const onFrame = (now, meta) => {
+        // The wall clock when the frame is expected on screen.
+        const ahead = meta && meta.expectedDisplayTime ? meta.expectedDisplayTime - performance.now() : 0;
+        note(video, Date.now() + Math.max(0, ahead));
+        video.requestVideoFrameCallback(onFrame);
+      };
+      video.requestVideoFrameCallback(onFrame);
+    } else {
+      g.api = 'requestAnimationFrame';
+      let last = -1;
+      const onAnimationFrame = () => {
+        if (video.readyState >= 2 && video.currentTime !== last) {
+          last = video.currentTime;
+          note(video, Date.now());
+        }
+        requestAnimationFrame(onAnimationFrame);
+      };
+      requestAnimationFrame(onAnimationFrame);
+    }
+  }
+  const find = () => { const v = document.getElementById('video'); if (v) attach(v); };
+  find();
+  setInterval(find, 50);
+})();
+"""
+
+
+def stamp_reader_js(source_width):
+    """JavaScript for a page (run it before the page's own scripts, or in it) that finds <video id="video"> and reads
+    the stamp of every frame it presents (requestVideoFrameCallback, else each animation frame where the picture
+    changed), as read_stamp does: the 8 x 8 centre of each block, luma above 128, the check value. A rendition scaled
+    from the source (`source_width` pixels wide) is read in the source's proportions. Results in window.__glass:
+    `samples` [[shown, n], ...] with shown the wall clock (epoch ms) when the frame is expected on screen and n its
+    number or null; `first` the first frame's shown time; `errors`; `api` (the callback used)."""
+    return _READER_JS % {"W": STRIP_WIDTH, "H": STRIP_HEIGHT, "B": BLOCK, "COLS": COLUMNS, "ROWS": ROWS,
+                         "DATA": DATA_BITS, "MOD": CHECK_MODULUS, "SOURCE_WIDTH": source_width}
 
 
 # The player's HLS demuxer options (ffmpeg 5.1). Its defaults already sit through a playlist that does not grow

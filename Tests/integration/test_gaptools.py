@@ -1,11 +1,19 @@
-"""The playback-gap tools against a real node: stamped broadcasts read back frame by frame by ffmpeg as a player."""
+"""The playback-gap tools against a real node: stamped broadcasts read back frame by frame by ffmpeg as a player;
+and the stamp read in a page, in each browser."""
+import functools
 import re
+import subprocess
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from browsers import any_browser  # noqa: F401 (fixture)
 from conftest import http, wait_for
-from gaptools import (FrameReader, HLSProxy, max_gap, playback_gaps, read_stamp, repeats,
-                      stamp_expression, stamped_publisher, unreadable, FRAME_BYTES, STRIP_WIDTH, BLOCK, COLUMNS)
+from gaptools import (FrameReader, HLSProxy, max_gap, playback_gaps, read_stamp, repeats, stamp_expression,
+                      stamp_reader_js, stamped_publisher, stamped_source, unreadable, FRAME_BYTES, STRIP_WIDTH, BLOCK,
+                      COLUMNS)
 
 FPS = 30
 
@@ -108,3 +116,41 @@ def test_a_stall_and_discontinuity_show_as_one_gap(node):
     assert max_gap(reader.frames) == pytest.approx(3.0, abs=0.5)
     assert repeats(reader.frames) == []
     assert set(ns) == set(range(0, 180)) | set(range(270, 390))
+
+
+@pytest.mark.parametrize("size", ["640x360", "320x180"])
+def test_a_page_reads_the_stamps_it_shows(any_browser, size, tmp_path):
+    """stamp_reader_js in a page, in each browser: a stamped 640x360 file plays in <video id="video">, as it is and
+    scaled down to half (a lower rendition): every frame number reads, in order, with the wall clock it was shown."""
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                    "-i", stamped_source(3, size="640x360", audio=False), "-vf", f"scale={size.replace('x', ':')}",
+                    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-b:v", "400k",
+                    "-movflags", "+faststart", str(tmp_path / "stamped.mp4")], check=True)
+    (tmp_path / "index.html").write_text(
+        '<!doctype html><video id="video" src="stamped.mp4" muted autoplay playsinline></video>'
+        f"<script>{stamp_reader_js(640)}</script>")
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        before = time.time()
+        any_browser.get(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+        assert any_browser.wait_js("return document.getElementById('video').ended", 20), "the file played to its end"
+        g = any_browser.js("return window.__glass")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert g["errors"] == [] and g["api"] == "requestVideoFrameCallback", g["errors"]
+    ns = [n for _, n in g["samples"]]
+    # Frames 0 .. 89, in order; a headless browser may skip a few on a busy machine, and Firefox may present a frame
+    # twice (the first, once loaded and again as it starts playing) and not the very last one before `ended`.
+    assert None not in ns and ns == sorted(ns), ns
+    assert ns[0] <= 3 and ns[-1] >= 86 and len(set(ns)) >= 60, ns
+    shown = [t / 1000 for t, _ in g["samples"]]
+    assert before < shown[0] < shown[-1] < time.time() + 1 and shown == sorted(shown)
+    assert 2.0 < shown[-1] - shown[0] < 6.0, shown[-1] - shown[0]  # about the 3 s the frames last
+
+
+class Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass

@@ -82,24 +82,33 @@ class StreamTubeNode(RTMPPeer):
 
 
 class NginxRTMP(RTMPPeer):
-    """nginx with libnginx-mod-rtmp: `live` application writing HLS with 1 s fragments."""
+    """nginx with libnginx-mod-rtmp: `live` application writing HLS (1 s fragments unless told), served over HTTP at
+    /hls/{name}.m3u8; with www=True, files put in `self.www` are served at / (a page and the HLS on one origin)."""
 
-    def __init__(self, fragment="1s"):
+    def __init__(self, fragment="1s", playlist_length="20s", www=False):
         self.dir = tempfile.mkdtemp(prefix="nginx-rtmp-bench-")
         os.chmod(self.dir, 0o777)
         self.hls = os.path.join(self.dir, "hls")
         os.makedirs(self.hls)
         os.chmod(self.hls, 0o777)
+        self.www = os.path.join(self.dir, "www")
+        os.makedirs(self.www)
+        os.chmod(self.www, 0o755)
         self.rtmp_port, self.http_port = free_port(), free_port()
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        # Without mime.types nginx answers text/plain: name the types a browser playing the HLS wants.
+        site = (f"location / {{ root {self.www}; }}\n  types {{ text/html html; application/vnd.apple.mpegurl m3u8; "
+                f"video/mp2t ts; }}") if www else ""
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
             f.write(f"""load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 worker_processes 1; daemon off; pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
 events {{ worker_connections 4096; }}
 rtmp {{ server {{ listen 127.0.0.1:{self.rtmp_port}; chunk_size 4096;
-  application live {{ live on; record off; hls on; hls_path {self.hls}; hls_fragment {fragment}; hls_playlist_length 20s; }} }} }}
+  application live {{ live on; record off; hls on; hls_path {self.hls}; hls_fragment {fragment}; hls_playlist_length {playlist_length}; }} }} }}
 http {{ access_log off; sendfile on;
-  server {{ listen 127.0.0.1:{self.http_port}; location /hls {{ alias {self.hls}; add_header Cache-Control no-cache; }} }} }}
+  server {{ listen 127.0.0.1:{self.http_port}; location /hls {{ alias {self.hls}; add_header Cache-Control no-cache; }}
+  {site} }} }}
 """)
         self.proc = subprocess.Popen(["nginx", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
@@ -109,3 +118,6 @@ http {{ access_log off; sendfile on;
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("nginx did not start")
+
+    def playlist_url(self, name):
+        return f"{self.base}/hls/{name}.m3u8"
