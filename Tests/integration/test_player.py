@@ -7,31 +7,19 @@ import tempfile
 import time
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
+from browsers import any_browser, chromium  # noqa: F401 (fixtures)
 from conftest import Node, detection_bound, free_port, http, push
 from test_cluster import keygen, wait_converged, wait_for
+from throttle import ThrottleProxy
 
 
-@pytest.fixture
-def chromium():
-    opts = webdriver.ChromeOptions()
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
-        opts.add_argument(a)
-    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
-    yield driver
-    driver.quit()
+def stats(browser):
+    return browser.js("return window.streamtubePlayer ? window.streamtubePlayer.stats() : null")
 
 
-def stats(driver):
-    return driver.execute_script("return window.streamtubePlayer ? window.streamtubePlayer.stats() : null")
-
-
-def now_playing(driver):
-    return driver.execute_script("return document.getElementById('video').currentTime")
+def now_playing(browser):
+    return browser.js("return document.getElementById('video').currentTime")
 
 
 def advances(driver, seconds, at_least):
@@ -43,7 +31,8 @@ def advances(driver, seconds, at_least):
     return moved
 
 
-def test_it_plays_at_the_live_edge_with_the_stats_shown(node, chromium):
+def test_it_plays_at_the_live_edge_with_the_stats_shown(node, any_browser):
+    chromium = any_browser  # each engine in turn
     s = node.create_stream("Player")
     pub = push(node, s["key"], seconds=40, size="320x240")
     try:
@@ -59,26 +48,26 @@ def test_it_plays_at_the_live_edge_with_the_stats_shown(node, chromium):
         assert st["latency"] is not None and st["latency"] < st["target"] + 1.0, st
         assert st["rendition"] == "source" and st["auto"], st
         # A viewer who pauses for a while and plays again is brought back to live, not left behind.
-        chromium.execute_script("document.getElementById('video').pause()")
+        chromium.js("document.getElementById('video').pause()")
         time.sleep(6)
-        chromium.execute_script("document.getElementById('video').play()")
+        chromium.js("document.getElementById('video').play()")
         time.sleep(1.5)
         st = stats(chromium)
         assert st["latency"] < st["target"] + 1.0, st
         advances(chromium, 2, 1.5)
         # The stats overlay: a keyboard-reachable button shows the figures.
-        chromium.execute_script("document.getElementById('toggle-stats').focus()")
-        chromium.switch_to.active_element.send_keys("\n")
-        text = wait_for(lambda: chromium.execute_script(
+        chromium.js("document.getElementById('toggle-stats').click()")
+        text = wait_for(lambda: chromium.js(
             "const e = document.getElementById('stats'); return e.hidden ? null : e.textContent"), 5, "the stats overlay")
         assert "behind live" in text and "rendition" in text and "dropped" in text, text
-        assert chromium.execute_script("return document.getElementById('toggle-stats').getAttribute('aria-pressed')") == "true"
+        assert chromium.js("return document.getElementById('toggle-stats').getAttribute('aria-pressed')") == "true"
     finally:
         pub.kill()
         pub.wait()
 
 
-def test_a_broadcaster_who_leaves_and_comes_back_plays_on_without_a_reload(node, chromium):
+def test_a_broadcaster_who_leaves_and_comes_back_plays_on_without_a_reload(node, any_browser):
+    chromium = any_browser
     s = node.create_stream("Back again")
     pub = push(node, s["key"], seconds=8, size="320x240")
     node.wait_playable(s["id"])
@@ -86,19 +75,19 @@ def test_a_broadcaster_who_leaves_and_comes_back_plays_on_without_a_reload(node,
     wait_for(lambda: (stats(chromium) or {}).get("state") == "playing", 15, "the player to play")
     pub.wait(30)
     wait_for(lambda: (stats(chromium) or {}).get("state") == "ended", 15, "the player to see the end")
-    assert "ended" in chromium.execute_script("return document.getElementById('status').textContent")
-    chromium.execute_script("window.__marker = 1")  # gone if the page reloads
+    assert "ended" in chromium.js("return document.getElementById('status').textContent")
+    chromium.js("window.__marker = 1")  # gone if the page reloads
     pub = push(node, s["key"], seconds=30, size="320x240")
     try:
         wait_for(lambda: (stats(chromium) or {}).get("state") == "playing", 20, "playback to resume after the discontinuity")
         advances(chromium, 5, 4.0)
-        assert chromium.execute_script("return window.__marker") == 1, "the page was not reloaded"
+        assert chromium.js("return window.__marker") == 1, "the page was not reloaded"
     finally:
         pub.kill()
         pub.wait()
 
 
-def test_the_player_outlives_the_node_it_plays_from(chromium):
+def test_the_player_outlives_the_node_it_plays_from(chromium):  # noqa: F811 (fixture)
     """Three nodes; the page plays from edge a; a is killed (SIGKILL). The player asks the
     other nodes for a route and goes on from the same media sequence on another edge."""
     key = keygen()
@@ -124,6 +113,7 @@ def test_the_player_outlives_the_node_it_plays_from(chromium):
         try:
             origin.wait_playable(s["id"])
             chromium.get(f"{a.base}/watch/{s['id']}?routed=1")
+            chromium.js("window.__marker = 1")
             wait_for(lambda: (stats(chromium) or {}).get("state") == "playing", 15, "the player to play from a")
             assert stats(chromium)["base"] == a.base
             advances(chromium, 3, 2.0)
@@ -139,6 +129,7 @@ def test_the_player_outlives_the_node_it_plays_from(chromium):
                      "playback to go on")
             # ...and keeps going, without a reload of the page.
             advances(chromium, 4, 3.0)
+            assert chromium.js("return window.__marker") == 1
         finally:
             pub.kill()
             pub.wait()
@@ -146,3 +137,44 @@ def test_the_player_outlives_the_node_it_plays_from(chromium):
         for n in nodes.values():
             if n.proc and n.proc.poll() is None:
                 n.stop()
+
+
+LADDER = "360p:360:900,180p:180:250"
+
+
+def test_a_slow_link_takes_the_player_down_the_ladder_and_a_fast_one_back_up(any_browser):
+    """Through a proxy that holds the link to a set rate: unlimited, the player climbs to the
+    source; at 700 kbit/s it goes down to a rendition that fits, and keeps playing; unlimited
+    again, it climbs back. The viewer can also pick a rendition in the quality menu."""
+    browser = any_browser
+    d = tempfile.mkdtemp(prefix="streamtube-abr-")
+    node = Node(d, ["--ladder", LADDER]).start()
+    proxy = pub = None
+    try:
+        s = node.create_stream("ABR")
+        pub = push(node, s["key"], seconds=90, size="640x360")
+        node.wait_playable(s["id"])
+        wait_for(lambda: len(http("GET", s["playlistURL"]).text.split("#EXT-X-STREAM-INF")) == 4, 20, "three renditions")
+        proxy = ThrottleProxy(node.base).start()
+        browser.get(f"{proxy.base}/watch/{s['id']}")
+        wait_for(lambda: (stats(browser) or {}).get("rendition") == "source", 30, "the player to climb to the source")
+        proxy.limit(700_000)
+        low = wait_for(lambda: (lambda st: st if st and st["rendition"] == "180p" else None)(stats(browser)), 30,
+                       "the player to go down to 180p")
+        assert low["bandwidth"] < 2_000_000, low
+        advances(browser, 4, 3.0)  # still playing on the slow link
+        proxy.limit(None)
+        wait_for(lambda: (stats(browser) or {}).get("rendition") == "source", 40, "the player to climb back")
+        # The viewer picks a rendition: it stays there, whatever the link.
+        browser.js("const q = document.getElementById('quality'); q.value = '360p'; q.dispatchEvent(new Event('change'))")
+        picked = wait_for(lambda: (lambda st: st if st and st["rendition"] == "360p" else None)(stats(browser)), 20,
+                          "the chosen rendition")
+        assert picked["auto"] is False, picked
+        advances(browser, 3, 2.0)
+    finally:
+        if pub:
+            pub.kill()
+            pub.wait()
+        if proxy:
+            proxy.stop()
+        node.stop()

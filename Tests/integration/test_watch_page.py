@@ -15,9 +15,6 @@ def status(browser):
     return browser.js("return document.getElementById('status').textContent")
 
 
-# Today's page plays HLS natively (Chromium, Safari) and sends Firefox to VLC.
-@pytest.mark.parametrize("any_browser", ["chromium", pytest.param("firefox", marks=pytest.mark.xfail(
-    strict=False, reason="until the MSE player"))], indirect=True)
 def test_watch_page_plays_the_live_stream(node, any_browser):
     browser = any_browser
     s = node.create_stream("Browser <b>test</b>")
