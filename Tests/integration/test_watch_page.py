@@ -1,8 +1,6 @@
 """The watch page in real browsers: headless Chromium and Firefox ESR (browsers.py), each test in both."""
 import time
 
-import pytest
-
 from browsers import any_browser  # noqa: F401 (fixture)
 from conftest import push
 
