@@ -178,3 +178,22 @@ def test_a_slow_link_takes_the_player_down_the_ladder_and_a_fast_one_back_up(any
         if proxy:
             proxy.stop()
         node.stop()
+
+
+def test_without_media_source_extensions_the_browsers_own_hls_plays(node, chromium):  # noqa: F811
+    """An older iPhone has no MSE: the page hands the master playlist to the browser's own HLS
+    player (Chromium has one), and the viewer still watches."""
+    chromium.preload("delete window.MediaSource; delete window.ManagedMediaSource;")
+    s = node.create_stream("Native")
+    pub = push(node, s["key"], seconds=30, size="320x240")
+    try:
+        node.wait_playable(s["id"])
+        chromium.get(s["watchURL"])
+        assert chromium.js("return typeof window.MediaSource") == "undefined"
+        wait_for(lambda: (stats(chromium) or {}).get("state") == "playing", 20, "native playback")
+        assert stats(chromium)["mse"] is False
+        assert chromium.js("return document.getElementById('video').src").endswith(f"/live/{s['id']}/master.m3u8")
+        advances(chromium, 4, 2.5)
+    finally:
+        pub.kill()
+        pub.wait()

@@ -288,10 +288,17 @@ export class Player {
       this.setState('error', 'This browser can play neither Media Source Extensions nor HLS.');
       return;
     }
-    this.video.src = this.masterURL;
+    // No query: a native player may know HLS by the URL's ending (Chromium's does).
+    const src = `${this.base}/live/${encodeURIComponent(this.stream)}/master.m3u8`;
+    const load = () => {
+      if (this.stopped) return;
+      this.video.src = src;
+      this.video.play().catch(() => {});
+    };
     this.video.addEventListener('playing', () => this.setState('playing'));
-    this.video.addEventListener('error', () => this.setState('offline'));
-    this.video.play().catch(() => {});
+    // Offline, or a playlist the browser's player would not take yet: try again in a while.
+    this.video.addEventListener('error', () => { this.setState('offline'); setTimeout(load, 2000); });
+    load();
   }
 
   // MARK: Fetching
