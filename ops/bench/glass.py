@@ -33,7 +33,7 @@ Where the watch page has window.streamtubePlayer.stats(), its own latency figure
 reported beside the measured one.
 
 Usage: ops/bench/glass.py [--seconds 30] [--gop 30] [--ladder none] [--part-target S] [--segment-target S]
-                          [--sides streamtube,nginx] [--json out.json] [--bin PATH]
+                          [--sides streamtube,nginx] [--browser chromium] [--json out.json] [--bin PATH]
 Needs: ffmpeg, chromium, chromium-driver and selenium (ops/install-deps --test), nginx and libnginx-mod-rtmp
 (ops/install-deps --bench). Run it with a Python that has selenium: Debian's /usr/bin/python3 or .venv-test/bin/python.
 """
@@ -195,12 +195,19 @@ def main():
                     help="nginx-rtmp's hls_playlist_length in seconds (default 4, or three keyframe intervals when "
                          "longer: with a shorter playlist than its fragments nginx-rtmp lists fragments it deleted)")
     ap.add_argument("--first-frame-timeout", type=float, default=40.0)
-    ap.add_argument("--sides", default="streamtube,nginx", help="which to measure, in order")
+    ap.add_argument("--sides", help="which to measure, in order (default streamtube,nginx; in Firefox streamtube)")
+    ap.add_argument("--browser", choices=("chromium", "firefox"), default="chromium",
+                    help="firefox: Firefox ESR by Marionette (.venv-test's Python); it plays no HLS natively, and "
+                         "its first frame is timed from the page's load (no script runs before the page's own)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
     args = ap.parse_args()
-    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
-    assert set(sides) <= {"streamtube", "nginx"} and sides, "--sides: streamtube, nginx"
+    sides = [s.strip() for s in (args.sides or ("streamtube" if args.browser == "firefox" else "streamtube,nginx"))
+             .split(",") if s.strip()]
+    if not sides or not set(sides) <= {"streamtube", "nginx"}:
+        ap.error("--sides: streamtube, nginx")
+    if args.browser == "firefox" and "nginx" in sides:
+        ap.error("Firefox plays no HLS natively: nginx's side needs --browser chromium")
     width = int(args.size.split("x")[0])
     nginx_playlist = args.nginx_playlist or max(NGINX_PLAYLIST_SECONDS, 3 * args.gop / args.fps)
 
@@ -232,7 +239,7 @@ def main():
             os.chmod(os.path.join(nginx.www, "index.html"), 0o644)
             pages["nginx"] = (f"{nginx.base}/index.html", nginx.playlist_url("glass"))
 
-        browser = open_browser("chromium")
+        browser = open_browser(args.browser)
         try:
             browser.preload(reader)
             preloaded = True
@@ -265,7 +272,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     settings = {"seconds": args.seconds, "gop": args.gop, "fps": args.fps, "size": args.size, "audio": args.audio,
-                "ladder": args.ladder, "partTarget": args.part_target, "segmentTarget": args.segment_target,
+                "ladder": args.ladder, "browser": args.browser, "partTarget": args.part_target, "segmentTarget": args.segment_target,
                 "nginxFragment": NGINX_FRAGMENT, "nginxPlaylistSeconds": nginx_playlist}
     for row in rows:
         print(json.dumps({**row, "settings": settings}))
