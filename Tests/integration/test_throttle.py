@@ -171,7 +171,7 @@ def test_a_browser_plays_the_watch_page_through_it(node, chromium):
             chromium.get(f"{p.base}/watch/{s['id']}")
             t = chromium.wait_js("const v = document.getElementById('video'); return v.currentTime > 0 && v.currentTime",
                                  20)
-            assert t, chromium.js("return document.getElementById('status').textContent")
+            assert t, chromium.js("return (document.getElementById('status') || {}).textContent")
             time.sleep(4)
             advanced = chromium.js("return document.getElementById('video').currentTime") - t
             assert advanced >= 3.0, (advanced, p.log[-10:])
