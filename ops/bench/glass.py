@@ -6,8 +6,8 @@ the top-left 256x32 pixels of every picture) and AAC audio in real time (-re), e
 zerolatency, keyframe every --gop frames) and sends the very same packets to both servers at once with the tee
 muxer: a StreamTube node started here (its defaults, --ladder none unless told) and nginx with nginx-rtmp (HLS,
 1 s fragments, 4 s playlist; a fragment lasts a keyframe interval at least, and the playlist three of them when
-that is longer than 4 s: nginx-rtmp deletes fragments that a shorter playlist still lists). Both get the same frames at the same moment, so neither has a better encoder, a
-luckier keyframe or a less busy machine.
+that is longer than 4 s: nginx-rtmp deletes fragments that a shorter playlist still lists). Both get the same
+frames at the same moment, so neither has a better encoder, a luckier keyframe or a less busy machine.
 
 When each frame was sent: the same ffmpeg splits the picture after the stamp and, on the second branch, sets each
 frame's timestamp to the wall clock as it passes (setpts=RTCTIME) and writes those timestamps, one a frame in
@@ -22,10 +22,10 @@ before the page's own (the page itself is not changed; gaptools.stamp_reader_js)
 each frame it presents (requestVideoFrameCallback, else every animation frame) into a 256x32 canvas, reads the
 stamp as gaptools.read_stamp does (the 8x8 centre of each 16x16 block, luma above 128, the check value modulo
 251), and notes (wall clock when the frame is expected on screen, frame number). A rendition scaled down from the
-source is read in the source's proportions. Latency of a frame = shown - sent. The two sides run one after the other in the same
-browser while both servers keep receiving: first StreamTube's /watch/{id} (whatever player that page has: native
-HLS in Chromium today), then a minimal page on nginx's origin with <video src=".../index.m3u8"> (Chromium plays
-HLS natively). Each is measured for --seconds from its first shown frame; "first frame" is the time from asking
+source is read in the source's proportions. Latency of a frame = shown - sent, the first time it is shown (a
+browser may present a frame again). The two sides run one after the other in the same browser while both servers
+keep receiving: first StreamTube's /watch/{id} (whatever player that page has), then a minimal page on nginx's
+origin with <video src="/hls/glass.m3u8"> (Chromium plays HLS natively). Each is measured for --seconds from its first shown frame; "first frame" is the time from asking
 for the page to the first frame shown. A side that never shows a frame is reported as such.
 
 The output: one JSON line per side (and --json FILE with all), then a markdown table with the ratio nginx / ours.
