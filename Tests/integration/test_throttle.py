@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from conftest import http as http_request
+from browsers import chromium  # noqa: F401 (fixture)
+from conftest import http as http_request, push
 from throttle import ThrottleProxy
 
 MB = 1_000_000
@@ -156,3 +157,27 @@ def test_in_front_of_a_node(node):
         assert page.status == 200 and "Through the proxy" in page.text
         assert http_request("GET", f"{p.base}/live/{s['id']}/master.m3u8").status == 404  # offline, as the node says
         assert p.sent == sum(n for *_, n in p.log) >= len(page.body) and [e[3] for e in p.log] == [200, 404]
+
+
+def test_a_browser_plays_the_watch_page_through_it(node, chromium):
+    """Today's watch page (native HLS in Chromium) through the proxy at a limit the stream fits in: the proxy is
+    transparent to a real player's requests (held playlist requests, media ranges, kept-alive connections)."""
+    s = node.create_stream("Throttled")
+    pub = push(node, s["key"], seconds=25, size="320x240")
+    try:
+        node.wait_playable(s["id"])
+        with ThrottleProxy(node.base) as p:
+            p.limit(3_000_000)
+            chromium.get(f"{p.base}/watch/{s['id']}")
+            t = chromium.wait_js("const v = document.getElementById('video'); return v.currentTime > 0 && v.currentTime",
+                                 20)
+            assert t, chromium.js("return (document.getElementById('status') || {}).textContent")
+            time.sleep(4)
+            advanced = chromium.js("return document.getElementById('video').currentTime") - t
+            assert advanced >= 3.0, (advanced, p.log[-10:])
+            media = [path for _, _, path, status, _ in p.log if status == 200 and path.endswith(".m4s")]
+            assert media and p.sent > 0, p.log
+            chromium.get("about:blank")
+    finally:
+        pub.kill()
+        pub.wait()
