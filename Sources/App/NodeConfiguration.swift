@@ -15,7 +15,9 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var region = "local"
     package var adminToken: String?
     package var publicHost: String?
-    package var partTarget = 0.5
+    /// A third of a second (10 frames at 30 fps): PART-HOLD-BACK, three parts, is then 1 s,
+    /// which is what puts the watch page at about 1.5 s behind the broadcaster.
+    package var partTarget = 0.334
     package var segmentTarget = 2.0
     package var windowSegments = 8
     package var logLevel = "info"

@@ -13,7 +13,7 @@ from gaptools import FrameReader, max_gap, playback_gaps, repeats, stamped_publi
 from test_cluster import keygen, wait_converged, wait_for
 
 SEGMENT_SECONDS = 2.0  # the node's default segment target
-PART_SECONDS = 0.5     # the node's default part target
+PART_SECONDS = 0.334   # the node's default part target
 
 
 

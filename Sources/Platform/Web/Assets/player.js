@@ -368,6 +368,7 @@ export class Player {
     const pl = parseMedia(await this.fetchText(url.href, timeout), url.href);
     this.playlist = pl;
     this.target = pl.partHoldBack;
+    this.partTarget = pl.partTarget;
     return pl;
   }
 
@@ -422,7 +423,7 @@ export class Player {
     const b = this.video.buffered;
     if (!b.length) return;
     const end = b.end(b.length - 1);
-    const at = Math.max(b.start(b.length - 1), end - (this.target || 1.5));
+    const at = Math.max(b.start(b.length - 1), end - (this.target || 1.5) - (this.partTarget || 0) / 2);
     if (Math.abs(this.video.currentTime - at) > 0.3) this.video.currentTime = at;
   }
 
@@ -528,11 +529,14 @@ export class Player {
     const variant = this.variants[this.variant];
     const data = await this.fetchBytes(item.url);
     const sb = this.sourceBufferFor(variant.codecs);
-    if (item.map !== this.appendedMap) {
+    // The same init segment from another edge (after a reroute) is not appended again: a new
+    // init makes the decoder start over, and it could only go on at the next keyframe.
+    const map = new URL(item.map).pathname;
+    if (map !== this.appendedMap) {
       const init = await this.fetchBytes(item.map);
       this.scales = timescales(init);
       await this.appendBuffer(sb, init);
-      this.appendedMap = item.map;
+      this.appendedMap = map;
     }
     if (item.discontinuity) this.timelineCheck = true;
     const start = fragmentStart(data, this.scales);
@@ -604,14 +608,27 @@ export class Player {
     }
     if (v.paused) return;  // the viewer paused: on play, the jump below brings them back to live
     const end = b.end(b.length - 1);
+    // Stuck with media ahead (the decoder waits for something it will not get): a nudge
+    // forward makes it start again from the keyframe before.
+    if (t === this.lastTime && range >= 0 && b.end(range) - t > 0.5) {
+      this.stuckTicks = (this.stuckTicks || 0) + 1;
+      if (this.stuckTicks >= 4) { v.currentTime = t + 0.1; this.stuckTicks = 0; this.log('nudge', { at: t }); return; }
+    } else {
+      this.stuckTicks = 0;
+    }
+    this.lastTime = t;
+    // PART-HOLD-BACK is the least distance from the newest part; the distance grows by a part
+    // between two parts, so the mean to hold is half a part above it.
     const target = this.target || 1.5;
+    const part = (this.playlist && this.playlist.partTarget) || this.partTarget || 0.5;
+    const mean = target + part / 2;
     const behind = end - t;
     if (behind > Math.max(3 * target, target + 3)) {
-      v.currentTime = end - target;  // far behind (a stalled tab, a slow link): jump
+      v.currentTime = end - mean;  // far behind (a stalled tab, a slow link): jump
       this.log('jump', { behind });
-    } else if (behind > target + 0.25) {
-      v.playbackRate = behind > target + 1 ? 1.15 : 1.05;  // a little faster until back at the target
-    } else if (behind < Math.min(target - 0.5, 0.6)) {
+    } else if (behind > mean + part / 2 + 0.05) {
+      v.playbackRate = behind > mean + 1 ? 1.15 : 1.05;  // a little faster until back at the target
+    } else if (behind < target - part / 2) {
       v.playbackRate = 0.95;
     } else {
       v.playbackRate = 1;
