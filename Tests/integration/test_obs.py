@@ -6,7 +6,8 @@ the keyframe interval left at 0 = auto, that is x264's 250 frames at most), star
 
 The node runs a ladder, which forces a keyframe every segment target whatever OBS sends: the
 renditions' segments stay within 2 s, the source rendition (about 8 s between keyframes)
-leaves the master playlist and the health says why and what to change in OBS.
+leaves the master playlist and the health says why and what to change in OBS. A proxy between
+OBS and the node drops the connection once: OBS reconnects by itself and the viewer plays on.
 
 OBS_TEST_KEEP=1 keeps the test's folder (OBS's own log under obs*/config/obs-studio/logs, the
 node's log)."""
@@ -16,8 +17,10 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -203,6 +206,76 @@ class OBS:
 
 
 # ---------------------------------------------------------------------------------------------
+# A TCP proxy between OBS and the node's RTMP port, to drop the connection from the node's side.
+
+
+class Proxy:
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.accepted = 0
+        self.open = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.accepted += 1
+                self.open += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def drop(self):
+        """Closes every connection through the proxy, both ways, once."""
+        with self.lock:
+            socks, self.open = self.open, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        return len(socks) // 2
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+        self.drop()
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -212,7 +285,7 @@ def obs_run():
     run = {"folder": folder, "xvfb": Xvfb(folder).start(), "procs": []}
     yield run
     for p in reversed(run["procs"]):
-        p.stop()
+        p.stop() if not isinstance(p, Proxy) else p.close()
     run["xvfb"].stop()
     if not os.environ.get("OBS_TEST_KEEP"):  # OBS_TEST_KEEP=1: keep OBS's and the node's logs
         shutil.rmtree(folder, ignore_errors=True)
@@ -253,6 +326,13 @@ def health(node, stream_id):
 
 def durations(playlist):
     return [float(x) for x in re.findall(r"#EXTINF:([\d.]+),", playlist)]
+
+
+def discontinuities(playlist):
+    """Discontinuities since the stream began: those slid out of the window
+    (EXT-X-DISCONTINUITY-SEQUENCE) and those still in it."""
+    m = re.search(r"#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)", playlist)
+    return (int(m.group(1)) if m else 0) + len(re.findall(r"^#EXT-X-DISCONTINUITY$", playlist, re.M))
 
 
 def test_obs_on_its_defaults_plays_in_ffmpeg_and_chromium(obs_run, chromium):
@@ -306,3 +386,44 @@ def test_obs_on_its_defaults_plays_in_ffmpeg_and_chromium(obs_run, chromium):
     listed_seconds = sum(listed["240p"])
     assert video >= listed_seconds - 0.1 and audio >= listed_seconds - 0.25, (video, audio, listed)
 
+
+def test_obs_reconnects_by_itself_and_the_viewer_plays_on(obs_run, chromium):
+    """The node's side drops OBS's connection (a proxy in between closes it, once): OBS
+    reconnects by itself with the same key, the playlists go on behind one discontinuity and
+    the viewer's page plays on without a reload."""
+    folder = obs_run["folder"]
+    node = Node(os.path.join(folder, "node"), ["--ladder", LADDER])
+    obs_run["procs"].append(node)
+    node.start()
+    proxy = Proxy(node.rtmp_port)
+    obs_run["procs"].append(proxy)
+    s = node.create_stream("OBS reconnects")
+    obs = start_obs(obs_run, f"rtmp://127.0.0.1:{proxy.port}/live", s["key"], retry_delay=2)
+    wait_streaming(obs, node, s["id"])
+    chromium.get(s["watchURL"])
+    wait_for(lambda: (stats(chromium) or {}).get("state") == "playing", 15, "the player to play")
+    advances(chromium, 2, 1.5)
+    chromium.execute_script("window.__marker = 1")  # gone if the page reloads
+
+    # Mid-stream: once the source rendition (OBS's keyframes, 8 s apart) has a segment too.
+    playlists = {r: f"{node.base}/live/{s['id']}/{r}/index.m3u8" for r in ("240p", "source")}
+    wait_for(lambda: durations(http("GET", playlists["source"]).text), 15, "a segment of the source rendition")
+    before = {r: discontinuities(http("GET", u).text) for r, u in playlists.items()}
+    assert proxy.accepted == 1 and proxy.drop() == 1
+    wait_for(lambda: proxy.accepted >= 2, 15, f"OBS to reconnect\n{obs.log()[-2000:]}")
+
+    def went_on(rendition, segments):
+        text = http("GET", playlists[rendition]).text
+        if discontinuities(text) != before[rendition] + 1:
+            return None
+        after = text.rsplit("#EXT-X-DISCONTINUITY\n", 1)[-1]
+        return text if "#EXT-X-ENDLIST" not in text and len(durations(after)) >= segments else None
+    # The ladder's segments every 2 s; the source's at OBS's next keyframe after the first.
+    for rendition, segments in (("240p", 2), ("source", 1)):
+        wait_for(lambda: went_on(rendition, segments), 25, f"{rendition} to go on behind one discontinuity")
+    assert proxy.accepted == 2, proxy.accepted  # one reconnection, kept
+    assert obs.running() and "Reconnecting in 2.00 seconds" in obs.log(), obs.log()[-3000:]
+
+    wait_for(lambda: (stats(chromium) or {}).get("state") == "playing", 15, "playback to go on")
+    advances(chromium, 4, 3.0)
+    assert chromium.execute_script("return window.__marker") == 1, "the page was reloaded"
