@@ -98,16 +98,16 @@ def make_media(path, seconds=4):
 class OBS:
     """OBS Studio with a configuration folder of its own (HOME and XDG_CONFIG_HOME point into
     `folder`): global.ini with the first-run wizard done, a profile (custom RTMP server and key;
-    OBS's defaults for the output, except the reconnect delay when given) and a scene
-    collection whose one scene holds one media source looping `media`."""
+    OBS's defaults for the output) and a scene collection whose one scene holds one media
+    source looping `media`."""
 
-    def __init__(self, folder, server, key, media, retry_delay=None):
+    def __init__(self, folder, server, key, media):
         self.folder = folder
         self.config = os.path.join(folder, "config", "obs-studio")
         self.proc = None
-        self._write_config(server, key, media, retry_delay)
+        self._write_config(server, key, media)
 
-    def _write_config(self, server, key, media, retry_delay):
+    def _write_config(self, server, key, media):
         c = self.config
         profile = os.path.join(c, "basic", "profiles", PROFILE)
         scenes = os.path.join(c, "basic", "scenes")
@@ -122,15 +122,12 @@ class OBS:
                     f"SceneCollection={PROFILE}\nSceneCollectionFile={PROFILE}\nConfigOnNewProfile=false\n\n"
                     "[OBSWebSocket]\nFirstLoad=false\nServerEnabled=false\nAlertsEnabled=false\n")
         # The profile: a small canvas (software GL and x264 on two cores) at OBS's default
-        # 30 fps; [Output] in Simple mode with OBS's defaults (x264 veryfast, 2500 kbit/s CBR,
-        # keyframe interval auto), only the reconnect delay shortened when asked.
-        output = "[Output]\nMode=Simple\n"
-        if retry_delay is not None:
-            output += f"Reconnect=true\nRetryDelay={retry_delay}\nMaxRetries=20\n"
+        # 30 fps; the output in Simple mode on OBS's defaults (x264 veryfast, 2500 kbit/s CBR,
+        # keyframe interval auto; reconnect on, after 2 s in OBS 29).
         with open(os.path.join(profile, "basic.ini"), "w") as f:
             f.write(f"[General]\nName={PROFILE}\n\n"
                     f"[Video]\nBaseCX=640\nBaseCY=360\nOutputCX=640\nOutputCY=360\nFPSType=0\nFPSCommon={FPS}\n\n"
-                    + output)
+                    "[Output]\nMode=Simple\n")
         with open(os.path.join(profile, "service.json"), "w") as f:
             json.dump({"type": "rtmp_custom",
                        "settings": {"server": server, "key": key, "use_auth": False, "bwtest": False}}, f)
@@ -291,13 +288,13 @@ def obs_run():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def start_obs(run, server, key, retry_delay=None):
+def start_obs(run, server, key):
     media = os.path.join(run["folder"], "loop.mp4")
     if not os.path.exists(media):
         make_media(media)
     home = os.path.join(run["folder"], f"obs{len(run['procs'])}")
     os.makedirs(home)
-    obs = OBS(home, server, key, media, retry_delay)
+    obs = OBS(home, server, key, media)
     run["procs"].append(obs)
     return obs.start(run["xvfb"].display)
 
@@ -398,7 +395,7 @@ def test_obs_reconnects_by_itself_and_the_viewer_plays_on(obs_run, chromium):
     proxy = Proxy(node.rtmp_port)
     obs_run["procs"].append(proxy)
     s = node.create_stream("OBS reconnects")
-    obs = start_obs(obs_run, f"rtmp://127.0.0.1:{proxy.port}/live", s["key"], retry_delay=2)
+    obs = start_obs(obs_run, f"rtmp://127.0.0.1:{proxy.port}/live", s["key"])
     wait_streaming(obs, node, s["id"])
     chromium.get(s["watchURL"])
     wait_for(lambda: (stats(chromium) or {}).get("state") == "playing", 15, "the player to play")
@@ -422,7 +419,7 @@ def test_obs_reconnects_by_itself_and_the_viewer_plays_on(obs_run, chromium):
     for rendition, segments in (("240p", 2), ("source", 1)):
         wait_for(lambda: went_on(rendition, segments), 25, f"{rendition} to go on behind one discontinuity")
     assert proxy.accepted == 2, proxy.accepted  # one reconnection, kept
-    assert obs.running() and "Reconnecting in 2.00 seconds" in obs.log(), obs.log()[-3000:]
+    assert obs.running() and "Reconnecting in 2.00 seconds" in obs.log(), obs.log()[-3000:]  # OBS 29's default
 
     wait_for(lambda: (stats(chromium) or {}).get("state") == "playing", 15, "playback to go on")
     advances(chromium, 4, 3.0)
