@@ -279,7 +279,11 @@ class Proxy:
 def obs_run():
     """A folder, an X server, and whatever OBS and node the test starts, all stopped after."""
     folder = tempfile.mkdtemp(prefix="streamtube-obs-")
-    run = {"folder": folder, "xvfb": Xvfb(folder).start(), "procs": []}
+    try:
+        run = {"folder": folder, "xvfb": Xvfb(folder).start(), "procs": []}
+    except BaseException:  # skipped: no Xvfb here
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     yield run
     for p in reversed(run["procs"]):
         p.stop() if not isinstance(p, Proxy) else p.close()
