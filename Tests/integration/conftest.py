@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from servers import stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ADMIN_TOKEN = "integration-admin-token"
@@ -181,13 +182,7 @@ class Node:
         return {m["id"]: m["status"] for m in self.cluster()["members"]}
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
         if self.proc:
             self.log.close()
 

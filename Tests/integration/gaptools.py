@@ -41,6 +41,8 @@ import threading
 import time
 import urllib.parse
 
+from servers import BackgroundServer, stop_process
+
 BLOCK = 16
 COLUMNS = 16
 ROWS = 2
@@ -320,13 +322,7 @@ class FrameReader:
         return True
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         for t in self._threads:
             t.join(5)
         return self
@@ -402,7 +398,7 @@ def unreadable(frames):
 # MARK: A meddling proxy
 
 
-class HLSProxy:
+class HLSProxy(BackgroundServer):
     """A small HTTP proxy in front of a node, to play the network and server faults of a failover to a player:
 
     - `target` (a base URL, e.g. node.base) can be switched at any time: the player follows a failover the way it
@@ -452,23 +448,7 @@ class HLSProxy:
                 self.wfile.write(body)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        self._serve()
 
     def fail_playlists(self, seconds, status=503):
         self._fail_playlists_status = status

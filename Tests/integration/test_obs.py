@@ -29,6 +29,7 @@ from conftest import ADMIN_TOKEN, Node, free_port, http, wait_for
 from test_player import advances, chromium, stats  # noqa: F401 (chromium is a fixture)
 from test_single_node import decode_seconds
 from test_transcode import master_renditions, wait_ended
+from servers import stop_process
 
 LADDER = "240p:240:400"
 FPS = 30
@@ -77,13 +78,7 @@ class Xvfb:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def make_media(path, seconds=4):

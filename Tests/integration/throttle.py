@@ -23,6 +23,8 @@ import threading
 import time
 import urllib.parse
 
+from servers import BackgroundServer
+
 # Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection, not the message, and are not forwarded.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
               "trailer", "transfer-encoding", "upgrade"}
@@ -71,7 +73,7 @@ class Link:
             time.sleep(start - now)
 
 
-class ThrottleProxy:
+class ThrottleProxy(BackgroundServer):
     def __init__(self, target, rate=None, upstream_timeout=60):
         self.target = target
         self.upstream_timeout = upstream_timeout
@@ -101,27 +103,11 @@ class ThrottleProxy:
                 super().finish()
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._serve()
 
     def limit(self, bits_per_second):
         """Limits response bodies to `bits_per_second` from now on (None: no limit)."""
         self.link.set_rate(bits_per_second)
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # MARK: Forwarding
 
