@@ -75,6 +75,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         ladder = try config.transcodeSettings()
     } catch { throw ConfigurationError("\(error)") }
     guard config.capacity >= 0 else { throw ConfigurationError("--capacity must be at least 0") }
+    let configuredDatabase: DatabaseLocation?
+    do { configuredDatabase = try config.database.map(DatabaseLocation.init) } catch { throw ConfigurationError("\(error)") }
 
     let state = try NodeState.prepare(dataDir: config.dataDir, nodeID: config.nodeID, adminToken: config.adminToken)
     var nodeLogger = baseLogger
@@ -107,10 +109,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
 
     // The records. Once the database is open, a failure closes it (a PostgreSQL pool must be shut down).
     let sealer = ClusterKeySealer(clusterKeys: keyring.keys)
-    let location: DatabaseLocation
-    do { location = try config.database.map(DatabaseLocation.init) ?? .sqlite(path: state.databasePath) } catch {
-        throw ConfigurationError("\(error)")
-    }
+    let location = configuredDatabase ?? .sqlite(path: state.databasePath)
     let database = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
     let catalog = StreamCatalog(store: StreamStore(database: database, sealer: sealer), logger: logger)
     do {

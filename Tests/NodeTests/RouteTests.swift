@@ -155,6 +155,20 @@ final class RouteTests: XCTestCase {
         }
     }
 
+    func testABadDatabaseSettingIsSaidBeforeAnythingStarts() async throws {
+        var config = NodeConfiguration()
+        config.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("routes-" + UUID().uuidString).path
+        config.database = "postgres://streamtube:hunter2@db.example/"
+        do {
+            _ = try await buildApplication(config)
+            XCTFail("a URL without a database")
+        } catch let error as ConfigurationError {
+            XCTAssertTrue(error.description.contains("no database name"), error.description)
+            XCTAssertFalse(error.description.contains("hunter2"), error.description)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: config.dataDir), "nothing made yet")
+    }
+
     func testBadStreamBodiesAreProblems() async throws {
         try await withRouter { client, _ in
             for body in ["not json", #"{"title": ""}"#, #"{"title": "x", "ladder": "720p:abc"}"#, #"{"title": "x", "x264Preset": "warp"}"#] {
