@@ -21,7 +21,8 @@ def test_a_stream_made_on_one_node_is_pushed_and_watched_on_another():
     try:
         wait_converged([a, b], ["a", "b"])
         s = a.create_stream("Made on a")
-        assert http("GET", f"{b.base}/api/streams/{s['id']}", token=ADMIN_TOKEN).status == 404  # b's database lacks it
+        # Whether b holds the record yet depends on a race with its placement (a sends it to the
+        # stream's holders, b among them, as it is made): no assertion on it here.
         # The internal lookup wants the cluster key.
         assert http("GET", f"{a.base}/internal/streams?id={s['id']}").status == 401
         pub = push(b, s["key"], seconds=8, size="320x240")  # the broadcaster uses node b
