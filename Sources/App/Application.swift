@@ -35,14 +35,16 @@ package struct NodeApplication: @unchecked Sendable {
     package let streams: LiveStreams
     package let edge: EdgeProxy
     package let database: Database
+    package let catalogChanges: CatalogChanges
     package let logger: Logger
 
     /// Runs until SIGTERM or SIGINT; shuts down in reverse order: the handover first (while
-    /// everything still runs), then the HTTP server, gossip and RTMP.
+    /// everything still runs), then the HTTP server, gossip and RTMP, and the records' watch
+    /// on the database last.
     package func run() async throws {
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: rtmp), .init(service: gossip), .init(service: http), .init(service: records),
-                       .init(service: handover)],
+            services: [.init(service: catalogChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
+                       .init(service: records), .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await close()
@@ -73,6 +75,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         ladder = try config.transcodeSettings()
     } catch { throw ConfigurationError("\(error)") }
     guard config.capacity >= 0 else { throw ConfigurationError("--capacity must be at least 0") }
+    let configuredDatabase: DatabaseLocation?
+    do { configuredDatabase = try config.database.map(DatabaseLocation.init) } catch { throw ConfigurationError("\(error)") }
 
     let state = try NodeState.prepare(dataDir: config.dataDir, nodeID: config.nodeID, adminToken: config.adminToken)
     var nodeLogger = baseLogger
@@ -83,26 +87,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         throw ConfigurationError("\(error)")
     }
 
-    let sealer = ClusterKeySealer(clusterKeys: keyring.keys)
-    let database = try await Database.open(path: config.database ?? state.databasePath, logger: logger,
-                                           migrations: Migrations.all(sealer: sealer))
-    let catalog = StreamCatalog(store: StreamStore(database: database, sealer: sealer), logger: logger)
-    try await catalog.load()
-    let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, logger: logger)
-    let info = NodeInfo(nodeID: state.nodeID, region: config.region, rtmpPort: config.rtmpPort, httpPort: config.httpPort,
-                        publicHost: config.publicHost)
-
-    // The cluster.
     let advertise = config.advertiseHost ?? config.publicHost ?? "127.0.0.1"
-    let metadata = MemberMetadata(
-        id: NodeID(state.nodeID),
-        gossipAddress: Endpoint(host: advertise, port: UInt16(config.gossipPort)),
-        httpAddress: Endpoint(host: advertise, port: UInt16(config.httpPort)),
-        rtmpAddress: Endpoint(host: advertise, port: UInt16(config.rtmpPort)),
-        region: config.region, capacity: UInt32(config.capacity), load: 0, softwareVersion: streamTubeVersion)
-    let gossip = GossipNode(settings: GossipSettings(bindHost: config.host, port: config.gossipPort, seeds: seeds,
-                                                     config: gossipConfig, keyring: keyring),
-                            local: metadata, logger: logger, load: { streams.publishingCount })
     // Between nodes: plaintext, or mutual TLS with a certificate made now, signed by the CA
     // every node derives from the cluster key.
     var clusterTLS: ClusterTLS?
@@ -121,6 +106,36 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     } else {
         logger.info("cluster TLS off: HTTP and RTMP between nodes are plaintext (authenticated by cluster tokens)")
     }
+
+    // The records. Once the database is open, a failure closes it (a PostgreSQL pool must be shut down).
+    let sealer = ClusterKeySealer(clusterKeys: keyring.keys)
+    let location = configuredDatabase ?? .sqlite(path: state.databasePath)
+    let database = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+    let catalog = StreamCatalog(store: StreamStore(database: database, sealer: sealer), logger: logger)
+    do {
+        let schema = try await database.schemaVersion()
+        // The location as logged never carries a password.
+        logger.info("database open", metadata: ["engine": "\(database.engine.rawValue)", "database": "\(location)",
+                                                "schemaVersion": "\(schema)"])
+        try await catalog.load()
+    } catch {
+        await database.close()
+        throw error
+    }
+    let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, logger: logger)
+    let info = NodeInfo(nodeID: state.nodeID, region: config.region, rtmpPort: config.rtmpPort, httpPort: config.httpPort,
+                        publicHost: config.publicHost)
+
+    // The cluster.
+    let metadata = MemberMetadata(
+        id: NodeID(state.nodeID),
+        gossipAddress: Endpoint(host: advertise, port: UInt16(config.gossipPort)),
+        httpAddress: Endpoint(host: advertise, port: UInt16(config.httpPort)),
+        rtmpAddress: Endpoint(host: advertise, port: UInt16(config.rtmpPort)),
+        region: config.region, capacity: UInt32(config.capacity), load: 0, softwareVersion: streamTubeVersion)
+    let gossip = GossipNode(settings: GossipSettings(bindHost: config.host, port: config.gossipPort, seeds: seeds,
+                                                     config: gossipConfig, keyring: keyring),
+                            local: metadata, logger: logger, load: { streams.publishingCount })
     let router = ClusterRouter(view: gossip.view, region: config.region, transport: ClusterTransport(tls: clusterTLS))
     let tokens = ClusterTokens(clusterKeys: keyring.keys, localID: state.nodeID)
 
@@ -150,7 +165,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     if clusterTLS != nil { httpRouter.add(middleware: ClusterTLSMiddleware()) }
     httpRouter.add(middleware: MetricsMiddleware())
     httpRouter.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .authorization, .contentType, .origin, .range],
-                                              allowMethods: [.get, .head, .post, .options], maxAge: .seconds(3600)))
+                                              allowMethods: [.get, .head, .post, .patch, .options], maxAge: .seconds(3600)))
     let system = SystemRoutes(streams: streams, info: info, metrics: metrics)
     httpRouter.addRoutes(system.collection)
     httpRouter.addRoutes(OperatorRoutes(streams: streams, cluster: gossip.view, info: info, system: system, logger: logger)
@@ -181,5 +196,6 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         logger: logger)
     let handover = HandoverService(gossip: gossip, rtmp: control, replicator: replicator, logger: logger)
     return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
-                           streams: streams, edge: edge, database: database, logger: logger)
+                           streams: streams, edge: edge, database: database, catalogChanges: CatalogChanges(catalog: catalog),
+                           logger: logger)
 }

@@ -19,6 +19,15 @@ package struct CreateStreamRequest: Codable, Sendable {
     }
 }
 
+/// `PATCH /api/streams/{id}`: what changes.
+package struct RenameStreamRequest: Codable, Sendable {
+    package var title: String
+
+    package init(title: String) {
+        self.title = title
+    }
+}
+
 package struct StreamResponse: Codable, Equatable, Sendable {
     package var id: String
     package var title: String
@@ -31,6 +40,8 @@ package struct StreamResponse: Codable, Equatable, Sendable {
     package var ladder: String?
     package var x264Preset: String?
     package var keepSource: Bool?
+    /// The account that owns the stream; absent for streams made with the operator token.
+    package var owner: String?
     package var live: LiveStreamStatus?
 }
 

@@ -1,5 +1,5 @@
-// OperatorRoutes: the operator API behind the operator token — streams, their live health,
-// and the cluster as this node sees it.
+// OperatorRoutes: the operator API behind the operator token — streams (made, listed,
+// renamed), their live health, and the cluster as this node sees it.
 import Catalog
 import Cluster
 import Foundation
@@ -46,6 +46,22 @@ package struct OperatorRoutes: Sendable {
         api.get("streams/:id") { request, context -> Response in
             try Responses.json(describe(try await LiveRoutes.stream(context, in: catalog, here: true), request: request))
         }
+        api.patch("streams/:id") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            let body: RenameStreamRequest
+            do { body = try await request.decode(as: RenameStreamRequest.self, context: context) } catch {
+                throw Problem.badRequest("expected a JSON body like {\"title\": \"New title\"}")
+            }
+            let record: StreamRecord?
+            do {
+                record = StreamIdentifiers.isWellFormed(Substring(id)) ? try await catalog.rename(id: id, title: body.title) : nil
+            } catch let e as StreamError {
+                throw Problem.badRequest(e.description)
+            }
+            guard let record else { throw Problem.notFound("no stream \(id)") }
+            logger.info("stream renamed", metadata: ["stream": "\(record.id)"])
+            return try Responses.json(describe(record, request: request))
+        }
         api.get("streams/:id/health") { _, context -> Response in
             let record = try await LiveRoutes.stream(context, in: catalog, here: true)
             return try Responses.json(streams.existing(id: record.id)?.health ?? LiveStream(id: record.id).health)
@@ -70,7 +86,7 @@ package struct OperatorRoutes: Sendable {
             watchURL: "\(base)/watch/\(r.id)",
             playlistURL: "\(base)/live/\(r.id)/master.m3u8",
             createdAt: r.createdAt, ladder: r.ladder, x264Preset: r.x264Preset, keepSource: r.keepSource ? true : nil,
-            live: streams.existing(id: r.id)?.status)
+            owner: r.owner, live: streams.existing(id: r.id)?.status)
     }
 
     static func hostOnly(_ authority: String) -> String {

@@ -1,6 +1,7 @@
 // StreamCatalog: the node's stream records, kept in memory so ingest and playback never wait
 // on the database; a record not known here is looked for again in the database (nodes that
-// share one) and then asked of the other nodes (nodes with their own).
+// share one) and then asked of the other nodes (nodes with their own). A record changed by
+// another node sharing the database is reloaded when the database says so (`followChanges`).
 import Foundation
 import Logging
 import Synchronization
@@ -30,35 +31,97 @@ package final class StreamCatalog: Sendable {
         self.now = now
     }
 
+    /// Reads every record from the database: new ones are added, changed ones replace what
+    /// memory held.
     package func load() async throws {
         let all = try await store.all()
         records.withLock { s in
-            for r in all {
-                // A key learned since the row was read stays.
-                var r = r
-                if r.key == nil { r.key = s.byID[r.id]?.key }
-                s.add(r)
-            }
+            for r in all { s.add(Self.keepingLearnedKey(r, from: s.byID[r.id])) }
         }
     }
 
+    /// Reads one record again (another node changed it).
+    package func reload(id: String) async throws {
+        guard let r = try await store.record(id: id) else { return }
+        records.withLock { s in s.add(Self.keepingLearnedKey(r, from: s.byID[r.id])) }
+    }
+
+    /// A key learned since the row was read stays.
+    private static func keepingLearnedKey(_ r: StreamRecord, from known: StreamRecord?) -> StreamRecord {
+        var r = r
+        if r.key == nil { r.key = known?.key }
+        return r
+    }
+
     /// Makes and keeps a stream. `validate` checks what the catalog cannot judge (a ladder).
+    /// `owner`: the account making it; nil for the operator.
     package func create(title raw: String, ladder: String? = nil, x264Preset: String? = nil, keepSource: Bool = false,
-                        validate: (StreamRecord) throws -> Void = { _ in }) async throws -> StreamRecord {
+                        owner: String? = nil, validate: (StreamRecord) throws -> Void = { _ in }) async throws -> StreamRecord {
+        let title = try Self.checkedTitle(raw)
+        let id = StreamIdentifiers.randomID()
+        let record = StreamRecord(id: id, key: StreamIdentifiers.randomKey(for: id), title: title,
+                                  createdAt: Date(), ladder: ladder, x264Preset: x264Preset, keepSource: keepSource, owner: owner)
+        do { try validate(record) } catch { throw StreamError.badLadder("\(error)") }
+        try await store.insert(record)
+        records.withLock { $0.add(record) }
+        if let created = onCreate.withLock({ $0 }) { created(record) }
+        return record
+    }
+
+    /// Gives a stream a new title, in the database (every node sharing it sees it) and here;
+    /// nil when there is no such stream.
+    package func rename(id: String, title raw: String) async throws -> StreamRecord? {
+        let title = try Self.checkedTitle(raw)
+        guard let r = try await store.rename(id: id, title: title) else { return nil }
+        let record = records.withLock { s -> StreamRecord in
+            let r = Self.keepingLearnedKey(r, from: s.byID[r.id])
+            s.add(r)
+            return r
+        }
+        return record
+    }
+
+    /// A title trimmed, or why it cannot be one.
+    package static func checkedTitle(_ raw: String) throws -> String {
         let title = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !title.isEmpty else { throw StreamError.badTitle("a stream needs a title") }
         guard title.count <= 200 else { throw StreamError.badTitle("at most 200 characters, got \(title.count)") }
         guard !title.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw StreamError.badTitle("control characters are not allowed")
         }
-        let id = StreamIdentifiers.randomID()
-        let record = StreamRecord(id: id, key: StreamIdentifiers.randomKey(for: id), title: title,
-                                  createdAt: Date(), ladder: ladder, x264Preset: x264Preset, keepSource: keepSource)
-        do { try validate(record) } catch { throw StreamError.badLadder("\(error)") }
-        try await store.insert(record)
-        records.withLock { $0.add(record) }
-        if let created = onCreate.withLock({ $0 }) { created(record) }
-        return record
+        return title
+    }
+
+    /// Keeps the records in step with changes other nodes make, until cancelled: a record a
+    /// notice names is read again; when anything may have changed (an SQLite file written by
+    /// another node, PostgreSQL notices that may have been missed) every record is. Every
+    /// `refresh` all are read again whatever was said: what a lost notice costs is bounded.
+    package func followChanges(refresh: Duration = .seconds(60)) async {
+        let changes = store.database.changes(on: StreamStore.changes)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await change in changes {
+                    do {
+                        switch change {
+                        case .changed(let id): try await self.reload(id: id)
+                        case .unknown: try await self.load()
+                        }
+                    } catch {
+                        self.logger.warning("stream records not reloaded", metadata: ["error": "\(Database.explain(error))"])
+                    }
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: refresh)
+                    if Task.isCancelled { break }
+                    do { try await self.load() } catch {
+                        self.logger.warning("stream records not reloaded", metadata: ["error": "\(Database.explain(error))"])
+                    }
+                }
+            }
+            await group.waitForAll()
+        }
     }
 
     package func record(id: String) -> StreamRecord? { records.withLock { $0.byID[id] } }
@@ -160,8 +223,10 @@ package final class StreamCatalog: Sendable {
             return
         }
         do { try await store.insert(record) } catch {
-            // Already there (a database shared with the node that made it) is fine.
-            logger.debug("stream record from a peer not stored", metadata: ["stream": "\(record.id)", "error": "\(error)"])
+            // Already there (a database shared with the node that made it) is fine: what the
+            // database holds (the key too, sealed) is what this node keeps.
+            logger.debug("stream record from a peer not stored", metadata: ["stream": "\(record.id)", "error": "\(Database.explain(error))"])
+            try? await reload(id: record.id)
         }
         logger.info("stream record learned from a peer", metadata: ["stream": "\(record.id)"])
     }

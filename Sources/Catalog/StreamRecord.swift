@@ -16,9 +16,11 @@ package struct StreamRecord: Codable, Equatable, Sendable {
     package var x264Preset: String? = nil
     /// Keep the source rendition in the master playlist even when its keyframes are far apart.
     package var keepSource = false
+    /// The account that owns the stream; nil for streams made with the operator token.
+    package var owner: String? = nil
 
     package init(id: String, key: String?, keyDigest: String? = nil, title: String, createdAt: Date, ladder: String? = nil,
-                 x264Preset: String? = nil, keepSource: Bool = false) {
+                 x264Preset: String? = nil, keepSource: Bool = false, owner: String? = nil) {
         self.id = id
         self.key = key
         self.keyDigest = keyDigest ?? key.map(StreamIdentifiers.digest) ?? ""
@@ -27,6 +29,7 @@ package struct StreamRecord: Codable, Equatable, Sendable {
         self.ladder = ladder
         self.x264Preset = x264Preset
         self.keepSource = keepSource
+        self.owner = owner
     }
 }
 

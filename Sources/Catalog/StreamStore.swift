@@ -1,6 +1,8 @@
-// StreamStore: the queries for stream records.
+// StreamStore: the queries for stream records, written once for both engines. Every change
+// is announced (`Database.announce`) so that nodes sharing a PostgreSQL database reload the
+// record at once.
 import Foundation
-import SQLiteNIO
+import SQLKit
 
 /// Stream keys are kept as their digest (to check one presented) and sealed (to show the
 /// operator), never in clear.
@@ -8,35 +10,61 @@ package struct StreamStore: Sendable {
     package let database: Database
     let sealer: any SecretSealer
 
+    /// The channel changes to stream records are announced on; the payload is the stream's id.
+    package static let changes = "streamtube_records"
+    static let columns = ["id", "key_digest", "key_sealed", "title", "created_at", "ladder", "x264_preset", "keep_source",
+                          "owner_account"]
+
     package init(database: Database, sealer: any SecretSealer) {
         self.database = database
         self.sealer = sealer
     }
 
+    private var sql: any SQLDatabase { database.sql }
+
     package func insert(_ r: StreamRecord) async throws {
-        _ = try await database.connection.query(
-            "INSERT INTO streams (id, key_digest, key_sealed, title, created_at, ladder, x264_preset, keep_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [.text(r.id), .text(r.keyDigest), try r.key.map { .text(try sealer.seal($0)) } ?? .null, .text(r.title),
-             .float(r.createdAt.timeIntervalSince1970), r.ladder.map { .text($0) } ?? .null, r.x264Preset.map { .text($0) } ?? .null,
-             .integer(r.keepSource ? 1 : 0)])
+        try await sql.insert(into: "streams").columns(Self.columns)
+            .values(SQLBind(r.id), SQLBind(r.keyDigest), Migrations.optional(try r.key.map(sealer.seal)), SQLBind(r.title),
+                    SQLBind(r.createdAt.timeIntervalSince1970), Migrations.optional(r.ladder), Migrations.optional(r.x264Preset),
+                    SQLBind(r.keepSource ? 1 : 0), Migrations.optional(r.owner))
+            .run()
+        await database.announce(r.id, on: Self.changes)
     }
 
     /// Keeps the key of a record stored without one (learned by id, then presented by a broadcaster).
     package func storeKey(id: String, key: String) async throws {
-        _ = try await database.connection.query("UPDATE streams SET key_sealed = ? WHERE id = ? AND key_sealed IS NULL",
-                                                [.text(try sealer.seal(key)), .text(id)])
+        try await sql.update("streams").set("key_sealed", to: SQLBind(try sealer.seal(key)))
+            .where("id", .equal, id).where("key_sealed", .is, SQLLiteral.null)
+            .run()
+        await database.announce(id, on: Self.changes)
+    }
+
+    /// Gives a stream a new title; the record as it is now, nil when there is no such stream.
+    package func rename(id: String, title: String) async throws -> StreamRecord? {
+        try await sql.update("streams").set("title", to: SQLBind(title)).where("id", .equal, id).run()
+        guard let record = try await record(id: id) else { return nil }
+        await database.announce(id, on: Self.changes)
+        return record
+    }
+
+    package func record(id: String) async throws -> StreamRecord? {
+        try await sql.select().columns(Self.columns).from("streams").where("id", .equal, id).first().flatMap(record)
     }
 
     package func all() async throws -> [StreamRecord] {
-        let rows = try await database.connection.query(
-            "SELECT id, key_digest, key_sealed, title, created_at, ladder, x264_preset, keep_source FROM streams ORDER BY created_at", [])
-        return rows.compactMap { row in
-            guard let id = row.column("id")?.string, let digest = row.column("key_digest")?.string,
-                  let title = row.column("title")?.string, let created = row.column("created_at")?.double else { return nil }
-            let key = row.column("key_sealed")?.string.flatMap(sealer.open)
-            return StreamRecord(id: id, key: key, keyDigest: digest, title: title, createdAt: Date(timeIntervalSince1970: created),
-                                ladder: row.column("ladder")?.string, x264Preset: row.column("x264_preset")?.string,
-                                keepSource: (row.column("keep_source")?.integer ?? 0) != 0)
-        }
+        try await sql.select().columns(Self.columns).from("streams").orderBy("created_at").all().compactMap(record)
+    }
+
+    private func record(_ row: any SQLRow) -> StreamRecord? {
+        guard let id = try? row.decode(column: "id", as: String.self),
+              let digest = try? row.decode(column: "key_digest", as: String.self),
+              let title = try? row.decode(column: "title", as: String.self),
+              let created = try? row.decode(column: "created_at", as: Double.self) else { return nil }
+        let key = (try? row.decode(column: "key_sealed", as: String?.self))?.flatMap(sealer.open)
+        return StreamRecord(id: id, key: key, keyDigest: digest, title: title, createdAt: Date(timeIntervalSince1970: created),
+                            ladder: try? row.decode(column: "ladder", as: String?.self),
+                            x264Preset: try? row.decode(column: "x264_preset", as: String?.self),
+                            keepSource: ((try? row.decode(column: "keep_source", as: Int.self)) ?? 0) != 0,
+                            owner: try? row.decode(column: "owner_account", as: String?.self))
     }
 }

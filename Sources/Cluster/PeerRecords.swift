@@ -123,7 +123,8 @@ package enum PeerRecords {
             }
             guard placed.count <= maxBatch else { throw Problem.badRequest("at most \(maxBatch) records at once") }
             for r in placed {
-                guard StreamIdentifiers.isWellFormed(Substring(r.id)), r.keyDigest.count == 64 else {
+                guard StreamIdentifiers.isWellFormed(Substring(r.id)), r.keyDigest.count == 64,
+                      r.owner.map({ StreamIdentifiers.isWellFormed(Substring($0)) }) ?? true else {
                     throw Problem.badRequest("malformed record \(r.id.prefix(64))")
                 }
             }
@@ -156,16 +157,19 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     package var x264Preset: String?
     /// Optional on the wire: nodes from before it sent none.
     package var keepSource: Bool?
+    /// The owning account's id; none for the operator's streams (and from nodes before accounts).
+    package var owner: String?
 
     package init(_ r: StreamRecord) {
         (id, keyDigest, title, createdAt, ladder, x264Preset) = (r.id, r.keyDigest, r.title, r.createdAt, r.ladder, r.x264Preset)
         keepSource = r.keepSource ? true : nil
+        owner = r.owner
     }
 
     /// The record as this node keeps one another node placed here: without the key.
     package var record: StreamRecord {
         StreamRecord(id: id, key: nil, keyDigest: keyDigest, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset,
-                     keepSource: keepSource ?? false)
+                     keepSource: keepSource ?? false, owner: owner)
     }
 
     /// The record this answer gives for `query`: with the key when the asker presented it (and

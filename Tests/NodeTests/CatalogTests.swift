@@ -3,16 +3,16 @@ import Cluster
 import Foundation
 import Logging
 import SQLiteNIO
+import SQLKit
 import XCTest
 
-/// The database and its migrations, on real SQLite files.
+/// The database, its migrations and the stores, on real SQLite files and, when the suite has
+/// one (`STREAMTUBE_TEST_POSTGRES`, set by `ops/test`), a real PostgreSQL server.
 final class CatalogTests: XCTestCase {
     let sealer = ClusterKeySealer(clusterKeys: [Array(repeating: 5, count: 32)])
     let logger = Logger(label: "test")
 
-    func tempFile() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("catalog-\(UUID().uuidString).sqlite").path
-    }
+    func tempFile() -> String { TestDatabases.tempFile() }
 
     /// A file as the first releases left it: the streams table with the key in clear, no version.
     func makeLegacyFile(withLadderColumns: Bool) async throws -> String {
@@ -35,101 +35,302 @@ final class CatalogTests: XCTestCase {
             XCTAssertEqual(records.map(\.id), ["s1"])
             XCTAssertEqual(records.first?.key, "key1", "the key opens again")
             XCTAssertEqual(records.first?.keyDigest, StreamIdentifiers.digest("key1"))
-            let raw = try await db.connection.query("SELECT * FROM streams", [])
+            XCTAssertNil(records.first?.owner)
+            let raw = try await db.sqliteConnection!.query("SELECT * FROM streams", [])
             XCTAssertFalse("\(raw)".contains("key1"), "no key in clear at rest")
             await db.close()
         }
     }
 
-    /// A file at each numbered version migrates to the newest, its streams kept.
+    /// A database at each numbered version migrates to the newest, its streams kept: on SQLite
+    /// and on PostgreSQL.
     func testEveryNumberedSchemaMigratesToTheNewest() async throws {
         let all = Migrations.all(sealer: sealer)
         for from in 1..<all.count {
-            let path = tempFile()
-            let old = try await Database.open(path: path, logger: logger, migrations: Array(all.prefix(from)))
-            if from >= 3 {
-                _ = try await old.connection.query(
-                    "INSERT INTO streams (id, key_digest, key_sealed, title, created_at) VALUES ('s1', ?, ?, 'Old', 1000)",
-                    [.text(StreamIdentifiers.digest("key1")), .text(try sealer.seal("key1"))])
-            } else {
-                _ = try await old.connection.query(
-                    "INSERT INTO streams (id, stream_key, title, created_at) VALUES ('s1', 'key1', 'Old', 1000)", [])
+            for location in try await TestDatabases.fresh() {
+                let at = "from \(from) on \(TestDatabases.engine(location))"
+                let old = try await Database.open(location, logger: logger, migrations: Array(all.prefix(from)))
+                XCTAssertEqual(old.appliedAtOpen, Array(1...from), at)
+                if from >= 3 {
+                    try await old.sql.raw("""
+                        INSERT INTO streams (id, key_digest, key_sealed, title, created_at) \
+                        VALUES ('s1', \(bind: StreamIdentifiers.digest("key1")), \(bind: try sealer.seal("key1")), 'Old', 1000)
+                        """).run()
+                } else {
+                    try await old.sql.raw("INSERT INTO streams (id, stream_key, title, created_at) VALUES ('s1', 'key1', 'Old', 1000)").run()
+                }
+                await old.close()
+                let db = try await Database.open(location, logger: logger, migrations: all)
+                XCTAssertEqual(db.appliedAtOpen, Array(from + 1...all.count), at)
+                let version = try await db.schemaVersion()
+                XCTAssertEqual(version, all.count, at)
+                let records = try await StreamStore(database: db, sealer: sealer).all()
+                XCTAssertEqual(records.map(\.id), ["s1"], at)
+                XCTAssertEqual(records.first?.key, "key1", at)
+                XCTAssertEqual(records.first?.createdAt.timeIntervalSince1970, 1000, at)
+                XCTAssertEqual(records.first?.keepSource, false, "\(at): the default")
+                XCTAssertNil(records.first?.owner, "\(at): no owner")
+                await db.close()
             }
-            await old.close()
-            let db = try await Database.open(path: path, logger: logger, migrations: all)
-            let version = try await db.schemaVersion()
-            XCTAssertEqual(version, all.count, "from \(from)")
-            let records = try await StreamStore(database: db, sealer: sealer).all()
-            XCTAssertEqual(records.map(\.id), ["s1"], "from \(from)")
-            XCTAssertEqual(records.first?.key, "key1", "from \(from)")
-            XCTAssertEqual(records.first?.keepSource, false, "from \(from): the default")
-            await db.close()
         }
     }
 
     func testAStreamsOwnSettingsAreKept() async throws {
-        let db = try await Database.open(path: tempFile(), logger: logger, migrations: Migrations.all(sealer: sealer))
-        let store = StreamStore(database: db, sealer: sealer)
-        try await store.insert(StreamRecord(id: "k", key: "kk", title: "K", createdAt: Date(), ladder: "240p:240:400",
-                                            x264Preset: "ultrafast", keepSource: true))
-        try await store.insert(StreamRecord(id: "n", key: "nn", title: "N", createdAt: Date()))
-        let byID = Dictionary(uniqueKeysWithValues: try await store.all().map { ($0.id, $0) })
-        XCTAssertEqual(byID["k"]?.keepSource, true)
-        XCTAssertEqual(byID["k"]?.ladder, "240p:240:400")
-        XCTAssertEqual(byID["n"]?.keepSource, false)
-        await db.close()
+        for location in try await TestDatabases.fresh() {
+            let db = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+            let store = StreamStore(database: db, sealer: sealer)
+            let created = Date(timeIntervalSince1970: 1_764_000_000.125)
+            try await store.insert(StreamRecord(id: "k", key: "kk", title: "K", createdAt: created, ladder: "240p:240:400",
+                                                x264Preset: "ultrafast", keepSource: true))
+            try await store.insert(StreamRecord(id: "n", key: "nn", title: "N", createdAt: Date()))
+            let byID = Dictionary(uniqueKeysWithValues: try await store.all().map { ($0.id, $0) })
+            let at = TestDatabases.engine(location)
+            XCTAssertEqual(byID["k"]?.keepSource, true, at)
+            XCTAssertEqual(byID["k"]?.ladder, "240p:240:400", at)
+            XCTAssertEqual(byID["k"]?.x264Preset, "ultrafast", at)
+            XCTAssertEqual(byID["k"]?.key, "kk", at)
+            XCTAssertEqual(byID["k"]?.createdAt, created, "\(at): a time to the millisecond and finer")
+            XCTAssertEqual(byID["n"]?.keepSource, false, at)
+            XCTAssertNil(byID["n"]?.ladder, at)
+            let one = try await store.record(id: "k")
+            XCTAssertEqual(one, byID["k"], at)
+            let none = try await store.record(id: "nope")
+            XCTAssertNil(none, at)
+            await db.close()
+        }
     }
 
     func testMigrationsRunOnceAndANewerSchemaIsRefused() async throws {
-        let path = tempFile()
-        let db = try await Database.open(path: path, logger: logger, migrations: Migrations.all(sealer: sealer))
-        let store = StreamStore(database: db, sealer: sealer)
-        try await store.insert(StreamRecord(id: "a", key: "k", title: "A", createdAt: Date()))
-        await db.close()
-        let again = try await Database.open(path: path, logger: logger, migrations: Migrations.all(sealer: sealer))
-        let count = try await StreamStore(database: again, sealer: sealer).all().count
-        XCTAssertEqual(count, 1)
-        _ = try await again.connection.query("PRAGMA user_version = 99", [])
-        await again.close()
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+            XCTAssertEqual(db.appliedAtOpen.count, Migrations.all(sealer: sealer).count, at)
+            let store = StreamStore(database: db, sealer: sealer)
+            try await store.insert(StreamRecord(id: "a", key: "k", title: "A", createdAt: Date()))
+            await db.close()
+            let again = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+            XCTAssertEqual(again.appliedAtOpen, [], "\(at): nothing to do the second time")
+            let count = try await StreamStore(database: again, sealer: sealer).all().count
+            XCTAssertEqual(count, 1, at)
+            switch again.engine {
+            case .sqlite: try await again.sql.raw("PRAGMA user_version = 99").run()
+            case .postgres:
+                try await again.sql.raw("INSERT INTO schema_version (version, name, applied_at) VALUES (99, 'from the future', 0)").run()
+            }
+            await again.close()
+            do {
+                _ = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+                XCTFail("\(at): a newer schema must be refused")
+            } catch let error as DatabaseError {
+                XCTAssertTrue("\(error)".contains("schema version 99, newer than this streamtube knows (\(Migrations.all(sealer: sealer).count))"),
+                              "\(at): \(error)")
+                XCTAssertTrue("\(error)".contains("run a newer streamtube"), "\(at): \(error)")
+            }
+        }
+    }
+
+    /// Three nodes starting at the same moment on one new PostgreSQL database: each migration is
+    /// applied once, by one of them (the advisory lock), and all three start.
+    func testThreeNodesStartingTogetherApplyEachMigrationOnce() async throws {
+        let location = try await TestDatabases.freshPostgres()
+        let migrations = Migrations.all(sealer: sealer)
+        let logger = self.logger
+        let opened = try await withThrowingTaskGroup(of: Database.self) { group in
+            for _ in 0..<3 { group.addTask { try await Database.open(location, logger: logger, migrations: migrations) } }
+            var all: [Database] = []
+            for try await db in group { all.append(db) }
+            return all
+        }
+        XCTAssertEqual(opened.count, 3)
+        XCTAssertEqual(opened.flatMap(\.appliedAtOpen).sorted(), Array(1...migrations.count), "each migration once in all")
+        XCTAssertEqual(opened.filter { !$0.appliedAtOpen.isEmpty }.count, 1, "one node migrated, the others found it done")
+        let rows = try await opened[0].sql.raw("SELECT version FROM schema_version ORDER BY version").all()
+            .map { try $0.decode(column: "version", as: Int.self) }
+        XCTAssertEqual(rows, Array(1...migrations.count), "the log: one row per migration")
+        for db in opened {
+            let version = try await db.schemaVersion()
+            XCTAssertEqual(version, migrations.count)
+            await db.close()
+        }
+    }
+
+    func testAccountsOwnStreams() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+            let accounts = AccountStore(database: db)
+            let ana = Account(email: "  Ana@Example.org ", displayName: "Ana", role: .broadcaster)
+            try await accounts.insert(ana)
+            let byEmail = try await accounts.account(email: "ana@example.ORG")
+            XCTAssertEqual(byEmail?.id, ana.id, at)
+            XCTAssertEqual(byEmail?.email, "ana@example.org", at)
+            XCTAssertEqual(byEmail?.role, .broadcaster, at)
+            let byID = try await accounts.account(id: ana.id)
+            XCTAssertEqual(byID?.displayName, "Ana", at)
+            do {
+                try await accounts.insert(Account(email: "ANA@example.org", displayName: "Other", role: .viewer))
+                XCTFail("\(at): one account an email")
+            } catch let e as AccountError {
+                XCTAssertEqual(e, .emailTaken("ana@example.org"), at)
+            }
+            let store = StreamStore(database: db, sealer: sealer)
+            try await store.insert(StreamRecord(id: "owned", key: "ok", title: "Ana's", createdAt: Date(), owner: ana.id))
+            try await store.insert(StreamRecord(id: "operators", key: "ak", title: "The operator's", createdAt: Date()))
+            let owned = try await store.record(id: "owned")
+            XCTAssertEqual(owned?.owner, ana.id, at)
+            let operators = try await store.record(id: "operators")
+            XCTAssertNil(operators?.owner, at)
+            if db.engine == .postgres {
+                do {
+                    try await store.insert(StreamRecord(id: "stray", key: "sk", title: "T", createdAt: Date(), owner: "noaccount"))
+                    XCTFail("an owner must be an account")
+                } catch {}
+            }
+            // The role is one of three.
+            do {
+                try await db.sql.raw("INSERT INTO accounts (id, email, display_name, role, created_at) VALUES ('x', 'x@y', 'X', 'god', 0)").run()
+                XCTFail("\(at): no such role")
+            } catch {}
+            await db.close()
+        }
+    }
+
+    /// Two nodes on one database: a stream renamed on one shows its new title on the other
+    /// within a second (PostgreSQL: NOTIFY; a shared SQLite file: its data version, read twice
+    /// a second), and a stream made on one is known on the other without a miss.
+    func testAChangeOnOneNodeReachesTheOtherWithinASecond() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let migrations = Migrations.all(sealer: sealer)
+            let dbA = try await Database.open(location, logger: logger, migrations: migrations)
+            let dbB = try await Database.open(location, logger: logger, migrations: migrations)
+            let a = StreamCatalog(store: StreamStore(database: dbA, sealer: sealer), logger: logger)
+            let b = StreamCatalog(store: StreamStore(database: dbB, sealer: sealer), logger: logger)
+            try await a.load()
+            try await b.load()
+            let following = Task { await b.followChanges() }
+            // Listening (PostgreSQL) or the first data version read (SQLite) before the change.
+            try await Task.sleep(for: .milliseconds(700))
+            let s = try await a.create(title: "Before")
+            try await waitUntil(at, "the new stream on b") { b.record(id: s.id) != nil }
+            let started = ContinuousClock.now
+            let renamed = try await a.rename(id: s.id, title: "  After  ")
+            XCTAssertEqual(renamed?.title, "After", at)
+            XCTAssertEqual(a.record(id: s.id)?.title, "After", "\(at): at once on the node that renamed it")
+            try await waitUntil(at, "the new title on b") { b.record(id: s.id)?.title == "After" }
+            XCTAssertLessThan(ContinuousClock.now - started, .seconds(1), at)
+            XCTAssertEqual(b.record(id: s.id)?.key, s.key, "\(at): the key opens on b too (one cluster key)")
+            let missing = try await a.rename(id: "nosuchstream", title: "X")
+            XCTAssertNil(missing, at)
+            do {
+                _ = try await a.rename(id: s.id, title: "   ")
+                XCTFail("\(at): an empty title")
+            } catch let e as StreamError {
+                XCTAssertEqual(e, .badTitle("a stream needs a title"), at)
+            }
+            following.cancel()
+            await following.value
+            await dbA.close()
+            await dbB.close()
+        }
+    }
+
+    func waitUntil(_ at: String, _ what: String, timeout: Duration = .seconds(3), _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                XCTFail("\(at): timed out waiting for \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func testWhereTheDatabaseIsAndWhatIsLogged() throws {
+        XCTAssertEqual(try DatabaseLocation("data/streamtube.sqlite"), .sqlite(path: "data/streamtube.sqlite"))
+        XCTAssertEqual(try DatabaseLocation("sqlite:rel.sqlite"), .sqlite(path: "rel.sqlite"))
+        XCTAssertEqual(try DatabaseLocation("sqlite:///var/lib/st.sqlite"), .sqlite(path: "/var/lib/st.sqlite"))
+        guard case .postgres(let p) = try DatabaseLocation("postgres://stream:s%40cret@db.example:6543/platform?sslmode=require") else {
+            return XCTFail("a postgres URL")
+        }
+        XCTAssertEqual(p.user, "stream")
+        XCTAssertEqual(p.password, "s@cret", "percent-escapes decoded")
+        XCTAssertEqual(p.host, "db.example")
+        XCTAssertEqual(p.port, 6543)
+        XCTAssertEqual(p.database, "platform")
+        XCTAssertEqual(p.tls, .require)
+        XCTAssertEqual("\(p)", "postgres://stream:***@db.example:6543/platform?sslmode=require")
+        guard case .postgres(let q) = try DatabaseLocation("postgresql://u@[::1]/d") else { return XCTFail("a postgresql URL") }
+        XCTAssertEqual(q.host, "::1")
+        XCTAssertEqual(q.port, 5432)
+        XCTAssertEqual(q.tls, .prefer, "libpq's default")
+        XCTAssertEqual("\(q)", "postgres://u@[::1]:5432/d?sslmode=prefer")
+        for (bad, why) in [("postgres://u:pw@host:5432/", "no database name"), ("postgres://host/db", "no user name"),
+                           ("postgres://u:pw@host/db?sslmode=sometimes", "sslmode sometimes"),
+                           ("postgres://u:pw@host/db?color=blue", "unknown parameter color"),
+                           ("mysql://u:pw@host/db", "unknown kind of URL"), ("", "empty")] {
+            do {
+                _ = try DatabaseLocation(bad)
+                XCTFail("\(bad) must be refused")
+            } catch {
+                XCTAssertTrue("\(error)".contains(why), "\(bad): \(error)")
+                XCTAssertFalse("\(error)".contains("pw"), "\(bad): no password in \(error)")
+            }
+        }
+    }
+
+    func testAnUnreachableServerIsSaidAtOnceWithoutThePassword() async throws {
+        // Port 1 on the loopback: nothing listens, the connection is refused at once.
+        let location = try DatabaseLocation("postgres://streamtube:hunter2@127.0.0.1:1/platform?sslmode=disable")
         do {
-            _ = try await Database.open(path: path, logger: logger, migrations: Migrations.all(sealer: sealer))
-            XCTFail("a newer schema must be refused")
+            _ = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+            XCTFail("nothing listens there")
         } catch let error as DatabaseError {
-            XCTAssertTrue("\(error)".contains("schema version 99, newer than this streamtube knows"), "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("cannot open the database postgres://streamtube:***@127.0.0.1:1/platform"), "\(error)")
+            XCTAssertFalse("\(error)".contains("hunter2"), "\(error)")
         }
     }
 
     func testACatalogLearnsAKeyOnlyFromTheBroadcasterWhoHasIt() async throws {
-        let db = try await Database.open(path: tempFile(), logger: logger, migrations: Migrations.all(sealer: sealer))
-        let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer), logger: logger)
-        // Learned from a peer by id: the digest, not the key.
-        await catalog.adopt(StreamRecord(id: "s9", key: nil, keyDigest: StreamIdentifiers.digest("secret"), title: "T", createdAt: Date()))
-        XCTAssertNil(catalog.record(id: "s9")?.key)
-        XCTAssertNil(catalog.record(key: "wrong"))
-        let found = await catalog.find(key: "secret")
-        XCTAssertEqual(found?.key, "secret")
-        try await catalog.load()
-        XCTAssertEqual(catalog.record(id: "s9")?.key, "secret", "kept sealed in the database")
-        await db.close()
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+            let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer), logger: logger)
+            // Learned from a peer by id: the digest, not the key.
+            await catalog.adopt(StreamRecord(id: "s9", key: nil, keyDigest: StreamIdentifiers.digest("secret"), title: "T", createdAt: Date()))
+            XCTAssertNil(catalog.record(id: "s9")?.key, at)
+            XCTAssertNil(catalog.record(key: "wrong"), at)
+            let found = await catalog.find(key: "secret")
+            XCTAssertEqual(found?.key, "secret", at)
+            try await catalog.load()
+            XCTAssertEqual(catalog.record(id: "s9")?.key, "secret", "\(at): kept sealed in the database")
+            let fresh = StreamCatalog(store: StreamStore(database: db, sealer: sealer), logger: logger)
+            try await fresh.load()
+            XCTAssertEqual(fresh.record(id: "s9")?.key, "secret", "\(at): read back from the database")
+            await db.close()
+        }
     }
 
     func testUnknownIdsCostThePeersABoundedNumberOfQuestions() async throws {
-        let db = try await Database.open(path: tempFile(), logger: logger, migrations: Migrations.all(sealer: sealer))
-        let clock = Clock()
-        let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer), logger: logger, now: { clock.seconds })
-        let asked = Counter()
-        catalog.lookUpPeers { _ in asked.add(); return nil }
-        for _ in 0..<10_000 { _ = await catalog.find(id: StreamIdentifiers.randomID(length: 12)) }
-        XCTAssertEqual(asked.value, Int(StreamCatalog.lookupBurst), "a burst, then nothing while no time passes")
-        clock.seconds += 10
-        for _ in 0..<10_000 { _ = await catalog.find(id: StreamIdentifiers.randomID(length: 12)) }
-        XCTAssertEqual(asked.value, Int(StreamCatalog.lookupBurst) * 2, "ten seconds refill the bucket, no more")
-        // The same unknown id is not asked again for a while, even with budget to spare.
-        clock.seconds += 100
-        let before = asked.value
-        for _ in 0..<5 { _ = await catalog.find(id: "samestream") }
-        XCTAssertEqual(asked.value, before + 1)
-        await db.close()
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+            let clock = Clock()
+            let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer), logger: logger, now: { clock.seconds })
+            let asked = Counter()
+            catalog.lookUpPeers { _ in asked.add(); return nil }
+            for _ in 0..<10_000 { _ = await catalog.find(id: StreamIdentifiers.randomID(length: 12)) }
+            XCTAssertEqual(asked.value, Int(StreamCatalog.lookupBurst), "\(at): a burst, then nothing while no time passes")
+            clock.seconds += 10
+            for _ in 0..<10_000 { _ = await catalog.find(id: StreamIdentifiers.randomID(length: 12)) }
+            XCTAssertEqual(asked.value, Int(StreamCatalog.lookupBurst) * 2, "\(at): ten seconds refill the bucket, no more")
+            // The same unknown id is not asked again for a while, even with budget to spare.
+            clock.seconds += 100
+            let before = asked.value
+            for _ in 0..<5 { _ = await catalog.find(id: "samestream") }
+            XCTAssertEqual(asked.value, before + 1, at)
+            await db.close()
+        }
     }
 }
 

@@ -120,6 +120,55 @@ final class RouteTests: XCTestCase {
         }
     }
 
+    func testAStreamIsRenamed() async throws {
+        try await withRouter { client, app in
+            let s = try await Self.createStream(client, title: "Draft")
+            XCTAssertNil(s.owner, "made with the operator token: no owner")
+            try await client.execute(uri: "/api/streams/\(s.id)", method: .patch, headers: Self.operatorHeaders,
+                                     body: ByteBuffer(string: #"{"title": " Final "}"#)) { r in
+                XCTAssertEqual(r.status, .ok)
+                let decoder = JSONDecoder()
+                decoder.dateDecodingStrategy = .iso8601
+                let renamed = try decoder.decode(StreamResponse.self, from: Data(buffer: r.body))
+                XCTAssertEqual(renamed.title, "Final")
+                XCTAssertEqual(renamed.id, s.id)
+                XCTAssertEqual(renamed.key, s.key)
+            }
+            let stored = try await app.streams.catalog.store.record(id: s.id)
+            XCTAssertEqual(stored?.title, "Final", "in the database")
+            try await client.execute(uri: "/api/streams/\(s.id)", method: .patch, body: ByteBuffer(string: #"{"title": "X"}"#)) { r in
+                XCTAssertEqual(r.status, .unauthorized)
+            }
+            try await client.execute(uri: "/api/streams/nosuchstream", method: .patch, headers: Self.operatorHeaders,
+                                     body: ByteBuffer(string: #"{"title": "X"}"#)) { r in
+                XCTAssertEqual(r.status, .notFound)
+                XCTAssertEqual(try Self.problem(r).detail, "no stream nosuchstream")
+            }
+            for body in ["not json", #"{"title": ""}"#, #"{"name": "X"}"#, #"{"title": "\#(String(repeating: "x", count: 201))"}"#] {
+                try await client.execute(uri: "/api/streams/\(s.id)", method: .patch, headers: Self.operatorHeaders,
+                                         body: ByteBuffer(string: body)) { r in
+                    XCTAssertEqual(r.status, .badRequest, body)
+                    XCTAssertFalse(try Self.problem(r).detail.isEmpty)
+                }
+            }
+            XCTAssertEqual(app.streams.catalog.record(id: s.id)?.title, "Final", "a refused rename changes nothing")
+        }
+    }
+
+    func testABadDatabaseSettingIsSaidBeforeAnythingStarts() async throws {
+        var config = NodeConfiguration()
+        config.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("routes-" + UUID().uuidString).path
+        config.database = "postgres://streamtube:hunter2@db.example/"
+        do {
+            _ = try await buildApplication(config)
+            XCTFail("a URL without a database")
+        } catch let error as ConfigurationError {
+            XCTAssertTrue(error.description.contains("no database name"), error.description)
+            XCTAssertFalse(error.description.contains("hunter2"), error.description)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: config.dataDir), "nothing made yet")
+    }
+
     func testBadStreamBodiesAreProblems() async throws {
         try await withRouter { client, _ in
             for body in ["not json", #"{"title": ""}"#, #"{"title": "x", "ladder": "720p:abc"}"#, #"{"title": "x", "x264Preset": "warp"}"#] {

@@ -1,5 +1,6 @@
 """Fixtures for the integration tests: a real `streamtube serve` process on free ports,
-real ffmpeg as broadcaster and player, real SQLite underneath."""
+real ffmpeg as broadcaster and player, real SQLite underneath, and a real PostgreSQL 15
+server (`ops/test-postgres`) for the tests that want one."""
 import json
 import math
 import os
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.error
 import urllib.request
 
@@ -248,3 +250,44 @@ def push(node_or_url, key=None, seconds=10, video="libx264", audio="aac", extra=
         cmd += ["-c:a", audio] if isinstance(audio, str) else list(audio)
     cmd += list(extra) + ["-f", "flv", url]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def psql(url, sql):
+    """Runs `sql` on the database at `url` with psql; returns what it printed (unaligned)."""
+    exe = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+    out = subprocess.run([exe, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The URL of a PostgreSQL server for this session: the suite's (STREAMTUBE_TEST_POSTGRES, which
+    ops/test sets), else one started here with ops/test-postgres and stopped at the end."""
+    url = os.environ.get("STREAMTUBE_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    folder = tempfile.mkdtemp(prefix="streamtube-pg-", dir="/tmp")
+    script = os.path.join(ROOT, "ops", "test-postgres")
+    out = subprocess.run([script, "start", folder], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    try:
+        yield out.stdout.strip()
+    finally:
+        subprocess.run([script, "stop", folder], capture_output=True, timeout=60)
+
+
+def with_database(url, name):
+    """`url` naming database `name` instead."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture
+def postgres(postgres_server):
+    """A new, empty PostgreSQL database for this test (CREATE DATABASE): its URL."""
+    name = "it_" + os.urandom(8).hex()
+    psql(postgres_server, f"CREATE DATABASE {name}")
+    return with_database(postgres_server, name)

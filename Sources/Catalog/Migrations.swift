@@ -1,0 +1,99 @@
+// Migrations: the schema's history, one numbered list for both engines. A migration is written
+// once with SQLKit; where SQLite and PostgreSQL differ (a type, how to list a table's columns)
+// it asks `isPostgres`. Never change a migration that has shipped: add the next one.
+import Foundation
+import SQLKit
+
+package enum Migrations {
+    /// Every migration, in order; `sealer` seals what is kept secret at rest.
+    package static func all(sealer: any SecretSealer) -> [Migration] { [
+        Migration(version: 1, name: "streams") { db in
+            // Files made before numbered migrations already have the table.
+            try await db.create(table: "streams").ifNotExists()
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("stream_key", type: .text, .notNull, .unique)
+                .column("title", type: .text, .notNull)
+                .column("created_at", type: timeType(db), .notNull)
+                .run()
+        },
+        Migration(version: 2, name: "per-stream ladder and preset") { db in
+            let columns = try await columnNames(of: "streams", in: db)
+            for column in ["ladder", "x264_preset"] where !columns.contains(column) {
+                try await db.alter(table: "streams").column(column, type: .text).run()
+            }
+        },
+        Migration(version: 3, name: "stream keys kept as a digest and sealed") { db in
+            try await db.create(table: "streams_v3")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("key_digest", type: .text, .notNull, .unique)
+                .column("key_sealed", type: .text)
+                .column("title", type: .text, .notNull)
+                .column("created_at", type: timeType(db), .notNull)
+                .column("ladder", type: .text)
+                .column("x264_preset", type: .text)
+                .run()
+            let rows = try await db.select().columns("id", "stream_key", "title", "created_at", "ladder", "x264_preset")
+                .from("streams").all()
+            for row in rows {
+                guard let id = try? row.decode(column: "id", as: String.self),
+                      let key = try? row.decode(column: "stream_key", as: String.self) else { continue }
+                try await db.insert(into: "streams_v3")
+                    .columns("id", "key_digest", "key_sealed", "title", "created_at", "ladder", "x264_preset")
+                    .values(SQLBind(id), SQLBind(StreamIdentifiers.digest(key)), SQLBind(try sealer.seal(key)),
+                            SQLBind(try row.decode(column: "title", as: String.self)),
+                            SQLBind(try row.decode(column: "created_at", as: Double.self)),
+                            optional(try row.decode(column: "ladder", as: String?.self)),
+                            optional(try row.decode(column: "x264_preset", as: String?.self)))
+                    .run()
+            }
+            try await db.drop(table: "streams").run()
+            try await db.alter(table: "streams_v3").rename(to: "streams").run()
+        },
+        Migration(version: 4, name: "keep the source rendition whatever its keyframes") { db in
+            try await db.alter(table: "streams").column("keep_source", type: .int, .notNull, .default(0)).run()
+        },
+        Migration(version: 5, name: "accounts, and the account that owns a stream") { db in
+            // Passwords and sessions come in a later migration: columns added to this table
+            // (nullable, or with a default) and tables of their own.
+            try await db.create(table: "accounts")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("email", type: .text, .notNull, .unique)
+                .column("display_name", type: .text, .notNull)
+                .column("role", type: .text, .notNull,
+                        .check(SQLRaw("role IN (" + Account.Role.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")")))
+                .column("created_at", type: timeType(db), .notNull)
+                .run()
+            // Streams made with the operator token have no owner.
+            try await db.alter(table: "streams")
+                .column("owner_account", type: .text, .references("accounts", "id", onDelete: .setNull))
+                .run()
+            try await db.create(index: "streams_owner_account").on("streams").column("owner_account").run()
+        },
+    ] }
+
+    /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.
+    static func timeType(_ db: any SQLDatabase) -> SQLDataType {
+        isPostgres(db) ? .custom(SQLRaw("DOUBLE PRECISION")) : .real
+    }
+
+    package static func isPostgres(_ db: any SQLDatabase) -> Bool { db.dialect.name == "postgresql" }
+
+    /// The columns `table` has now.
+    static func columnNames(of table: String, in db: any SQLDatabase) async throws -> Set<String> {
+        let rows: [any SQLRow]
+        if isPostgres(db) {
+            rows = try await db.raw("""
+                SELECT column_name AS name FROM information_schema.columns
+                WHERE table_schema = current_schema() AND table_name = \(bind: table)
+                """).all()
+        } else {
+            rows = try await db.raw("SELECT name FROM pragma_table_info(\(bind: table))").all()
+        }
+        return Set(rows.compactMap { try? $0.decode(column: "name", as: String.self) })
+    }
+
+    /// A bound value, or NULL.
+    static func optional(_ value: (some Encodable & Sendable)?) -> any SQLExpression {
+        value.map { SQLBind($0) } ?? SQLLiteral.null
+    }
+}

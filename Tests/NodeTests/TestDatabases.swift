@@ -1,0 +1,54 @@
+import Catalog
+import Foundation
+import Logging
+import PostgresKit
+import XCTest
+
+/// The engines every repository test runs on: a new SQLite file always, and a new PostgreSQL
+/// database when `STREAMTUBE_TEST_POSTGRES` names a server (`ops/test` starts one with
+/// `ops/test-postgres` and sets it; so does `STREAMTUBE_TEST_POSTGRES=$(ops/test-postgres start
+/// DIR) swift test` by hand).
+enum TestDatabases {
+    static let logger = Logger(label: "test")
+
+    static var postgresURL: String? {
+        ProcessInfo.processInfo.environment["STREAMTUBE_TEST_POSTGRES"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// One new, empty database on each engine there is.
+    static func fresh() async throws -> [DatabaseLocation] {
+        var locations: [DatabaseLocation] = [.sqlite(path: tempFile())]
+        if postgresURL != nil { locations.append(try await freshPostgres()) }
+        return locations
+    }
+
+    static func tempFile() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("catalog-\(UUID().uuidString).sqlite").path
+    }
+
+    /// A database made now on the test server (`CREATE DATABASE`), its URL.
+    static func freshPostgres() async throws -> DatabaseLocation {
+        guard let url = postgresURL else { throw XCTSkip("no PostgreSQL: set STREAMTUBE_TEST_POSTGRES (ops/test does)") }
+        guard case .postgres(var server) = try DatabaseLocation(url) else {
+            XCTFail("STREAMTUBE_TEST_POSTGRES is not a postgres:// URL: \(url)")
+            throw XCTSkip("bad STREAMTUBE_TEST_POSTGRES")
+        }
+        let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let connection = try await PostgresConnection.connect(configuration: try server.configuration().coreConfiguration, id: 1,
+                                                              logger: logger)
+        do {
+            _ = try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
+        server.database = name
+        return .postgres(server)
+    }
+
+    static func engine(_ location: DatabaseLocation) -> String {
+        if case .postgres = location { return "postgres" }
+        return "sqlite"
+    }
+}
