@@ -623,14 +623,18 @@ export class Player {
     const part = (this.playlist && this.playlist.partTarget) || this.partTarget || 0.5;
     const mean = target + part / 2;
     const behind = end - t;
+    // The distance averaged over a few seconds (the parts' sawtooth smoothed out) is what is held.
+    this.smoothBehind = this.smoothBehind == null ? behind : 0.9 * this.smoothBehind + 0.1 * behind;
+    const held = this.smoothBehind;
     if (behind > Math.max(3 * target, target + 3)) {
       v.currentTime = end - mean;  // far behind (a stalled tab, a slow link): jump
+      this.smoothBehind = null;
       this.log('jump', { behind });
-    } else if (behind > mean + part / 2 + 0.05) {
-      v.playbackRate = behind > mean + 1 ? 1.15 : 1.05;  // a little faster until back at the target
-    } else if (behind < target - part / 2) {
+    } else if (held > mean + 0.1) {
+      v.playbackRate = held > mean + 1 ? 1.15 : 1.05;  // a little faster until back at the target
+    } else if (held < mean - 0.15 || behind < target - part) {
       v.playbackRate = 0.95;
-    } else {
+    } else if (Math.abs(held - mean) < 0.05) {
       v.playbackRate = 1;
     }
     if (this.sourceBuffer && !this.sourceBuffer.updating && Math.random() < 0.02) this.trim(this.sourceBuffer, 30).catch(() => {});
