@@ -197,3 +197,42 @@ def test_without_media_source_extensions_the_browsers_own_hls_plays(node, chromi
     finally:
         pub.kill()
         pub.wait()
+
+
+def test_the_player_rides_over_an_origin_failover(chromium, tmp_path):  # noqa: F811
+    """The page plays from edge a; the stream's origin b is killed (SIGKILL) while the
+    broadcaster pushes through a. The standby c takes the stream over (its playlists go on
+    behind a discontinuity, the same stream epoch); the player, on the same edge, follows
+    without a reload and plays on."""
+    import failover
+    nodes = failover.start_trio(str(tmp_path), ladder="none")
+    a, b = nodes["a"], nodes["b"]
+    pub = None
+    try:
+        s = failover.stream_placed(nodes, "b", "c")
+        pub = push(a, s["key"], seconds=60, size="320x240")  # relayed by a to the origin b
+        b.wait_playable(s["id"], timeout=30)
+        chromium.get(f"{a.base}/watch/{s['id']}?routed=1")
+        chromium.js("window.__marker = 1")
+        wait_for(lambda: (stats(chromium) or {}).get("state") == "playing", 15, "the player to play")
+        advances(chromium, 3, 2.0)
+        b.kill()
+        killed = time.time()
+        before = now_playing(chromium)
+        # Playback goes on within the failure-detection bound (slack for a busy machine)...
+        wait_for(lambda: now_playing(chromium) > before + detection_bound(3) + 1.0,
+                 2 * detection_bound(3) + 10, "playback past the failover")
+        # ...on the same edge, with the page never reloaded, and keeps going.
+        advances(chromium, 4, 3.0)
+        st = stats(chromium)
+        assert st["base"] == a.base and chromium.js("return window.__marker") == 1, st
+        playlist = http("GET", f"{a.base}/live/{s['id']}/source/index.m3u8").text
+        assert "#EXT-X-DISCONTINUITY" in playlist, playlist
+        assert time.time() - killed < 2 * detection_bound(3) + 20
+    finally:
+        if pub:
+            pub.kill()
+            pub.wait()
+        for n in nodes.values():
+            if n.proc and n.proc.poll() is None:
+                n.stop()
