@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
@@ -155,11 +156,13 @@ let package = Package(
         .target(
             name: "Web",
             dependencies: ["Catalog", "HTTPSupport", .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "Crypto", package: "swift-crypto")],
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "Mustache", package: "swift-mustache")],
             path: "Sources/Platform/Web",
             exclude: ["README.md"],
             // The page's script, plain JavaScript kept in the repository, built into the binary.
-            resources: [.embedInCode("Assets/player.js")]
+            resources: [.embedInCode("Assets/player.js"), .embedInCode("Templates/page.mustache"),
+                        .embedInCode("Templates/home.mustache")]
         ),
         // Configuration (each setting declared once), node state files, and the one function
         // that assembles a node: `buildApplication(config)`, used by `serve` and by tests.

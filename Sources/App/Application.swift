@@ -175,8 +175,11 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
     let viewers = live.viewers
     let localID = NodeID(state.nodeID)
-    httpRouter.addRoutes(WebRoutes(catalog: catalog, redirect: { viewers?.redirect($0) }, nodes: {
+    httpRouter.addRoutes(try WebRoutes(catalog: catalog, redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
+    }, live: {
+        // Published here, or held as a standby of an origin still publishing it.
+        streams.all.filter { $0.1.status.publishing || ($0.1.isReplica && $0.1.isLive(rendition: LiveStream.sourceRendition)) }.map(\.0)
     }).collection)
 
     // Cached media is answered on the event loop, in front of the router.

@@ -409,6 +409,27 @@ final class RouteTests: XCTestCase {
 
     // MARK: Pages
 
+    func testHomePage() async throws {
+        try await withRouter { client, _ in
+            _ = try await Self.createStream(client, title: "Not <live> yet")
+            try await client.execute(uri: "/", method: .get) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertEqual(r.headers[.contentType], "text/html; charset=utf-8")
+                let html = String(buffer: r.body)
+                XCTAssertTrue(html.contains("<h1>Live now</h1>"), html)
+                XCTAssertTrue(html.contains("Nothing is live right now."), "a stream that is not live is not listed")
+                XCTAssertFalse(html.contains("Not <live> yet") || html.contains("Not &lt;live&gt; yet"))
+                XCTAssertTrue(html.contains("<html lang=\"en\">"), "the layout template wraps the page")
+            }
+        }
+    }
+
+    func testTheHomeTemplateListsAndEscapes() throws {
+        let html = try Pages().render(HomeView(streams: [.init(id: "s1", title: "A <b>bold</b> & live show")]), "home")
+        XCTAssertTrue(html.contains(#"<a href="/watch/s1">A &lt;b&gt;bold&lt;/b&gt; &amp; live show</a>"#), html)
+        XCTAssertFalse(html.contains("Nothing is live"))
+    }
+
     func testWatchPage() async throws {
         try await withRouter { client, _ in
             let s = try await Self.createStream(client, title: "A <b>bold</b> show")

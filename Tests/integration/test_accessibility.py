@@ -51,3 +51,28 @@ def test_the_watch_page_has_no_serious_accessibility_violation(node, chromium, w
     chromium.get(node.base + "/watch/nosuchstream")
     found = violations(chromium)
     assert not found, describe(found)
+
+
+@pytest.mark.skipif(Axe is None, reason="axe-selenium-python is in .venv-test (ops/install-deps --test)")
+def test_the_home_page_lists_what_is_live_and_leads_to_it(node, chromium):  # noqa: F811
+    """`GET /` on embedded defaults: the streams live now, each a link to its watch page; no
+    serious or critical accessibility violation, empty or not."""
+    chromium.get(node.base + "/")
+    assert chromium.js("return document.getElementById('nothing-live') !== null")
+    found = violations(chromium)
+    assert not found, describe(found)
+    s = node.create_stream("On the <home> page")
+    pub = push(node, s["key"], seconds=20, size="320x240")
+    try:
+        node.wait_playable(s["id"])
+        chromium.get(node.base + "/")
+        link = chromium.js("const a = document.querySelector('ul.streams a'); return a && [a.textContent, a.getAttribute('href')]")
+        assert link == ["On the <home> page", f"/watch/{s['id']}"], link
+        found = violations(chromium)
+        assert not found, describe(found)
+        chromium.js("document.querySelector('ul.streams a').click()")
+        wait_for(lambda: chromium.js("return window.streamtubePlayer && window.streamtubePlayer.stats().state") == "playing",
+                 15, "the watch page to play")
+    finally:
+        pub.kill()
+        pub.wait()

@@ -10,16 +10,25 @@ package struct WebRoutes: Sendable {
     let redirect: @Sendable (Request) -> Response?
     /// The other nodes' base URLs, for the player to ask when its edge fails.
     let nodes: @Sendable () -> [String]
+    /// The ids of the streams live now, as this node knows them.
+    let live: @Sendable () -> [String]
+    let pages: Pages
 
     package init(catalog: StreamCatalog, redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
-                 nodes: @escaping @Sendable () -> [String] = { [] }) {
+                 nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] }) throws {
         self.catalog = catalog
         self.redirect = redirect
         self.nodes = nodes
+        self.live = live
+        self.pages = try Pages()
     }
 
     package var collection: RouteCollection<NodeRequestContext> {
         let routes = RouteCollection(context: NodeRequestContext.self)
+        routes.get("/") { _, _ -> Response in
+            let streams = live().compactMap { id in catalog.record(id: id).map { HomeView.Stream(id: $0.id, title: $0.title) } }
+            return Responses.html(pages.render(HomeView(streams: streams.sorted { $0.title < $1.title }), "home"))
+        }
         routes.get("/watch/:id") { request, context -> Response in
             let id = try context.parameters.require("id")
             guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
