@@ -145,11 +145,16 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         logger.warning("edge store", metadata: ["detail": "\(message)"])
     }
     let edge = EdgeProxy(router: router, cache: store, localID: state.nodeID, logger: logger)
-    catalog.lookUpPeers { query in
-        await PeerRecords.lookup(query, router: router, client: edge.client, tokens: tokens, localID: state.nodeID)
+    // Nodes with databases of their own place records with the ring's holders and ask them; on
+    // PostgreSQL every node reads the same records, and a miss there is a miss everywhere.
+    let ownDatabase = database.engine == .sqlite
+    if ownDatabase {
+        catalog.lookUpPeers { query in
+            await PeerRecords.lookup(query, router: router, client: edge.client, tokens: tokens, localID: state.nodeID)
+        }
     }
     let records = RecordPlacement(catalog: catalog, router: router, client: edge.client, tokens: tokens, localID: state.nodeID,
-                                  logger: logger)
+                                  logger: logger, enabled: ownDatabase)
     catalog.whenCreated { records.placeNew($0) }
     let replicator = Replicator(router: router, client: edge.client, tokens: tokens, localID: state.nodeID, logger: logger)
     let control = RTMPControl()

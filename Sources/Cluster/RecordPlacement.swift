@@ -20,9 +20,12 @@ package struct RecordPlacement: Service {
     let logger: Logger
     /// How often the ring is looked at.
     let interval: Duration
+    /// False when every node reads the same database (PostgreSQL): each has every record already.
+    let enabled: Bool
 
     package init(catalog: StreamCatalog, router: ClusterRouter, client: HTTPClient, tokens: ClusterTokens, localID: String,
-                 logger: Logger, interval: Duration = .seconds(1)) {
+                 logger: Logger, interval: Duration = .seconds(1), enabled: Bool = true) {
+        self.enabled = enabled
         self.catalog = catalog
         self.router = router
         self.client = client
@@ -34,6 +37,7 @@ package struct RecordPlacement: Service {
 
     /// Sends a record made here to its holders (without waiting for them).
     package func placeNew(_ record: StreamRecord) {
+        guard enabled else { return }
         let view = router.view.snapshot
         let targets = PeerRecords.holders(of: record.id, ring: view.ring, members: view.members).filter { $0.id.rawValue != localID }
         guard !targets.isEmpty else { return }
@@ -45,6 +49,10 @@ package struct RecordPlacement: Service {
     }
 
     package func run() async throws {
+        guard enabled else {
+            try? await gracefulShutdown()
+            return
+        }
         var previous = HashRing(nodes: [.init(id: NodeID(localID))])
         while !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: interval)

@@ -4,6 +4,7 @@ PostgreSQL migrate it once, a newer schema is refused, and a node on PostgreSQL 
 broadcast and plays it."""
 import concurrent.futures
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -62,6 +63,16 @@ def test_a_rename_on_one_node_shows_on_the_other_within_a_second(engine, request
         assert r.status == 400 and "title" in r.json()["detail"], r.text
         r = http("PATCH", f"{a.base}/api/streams/{s['id']}", b"{not json", token=ADMIN_TOKEN)
         assert r.status == 400, r.text
+
+        # On PostgreSQL every node reads the same records: none are sent between nodes, and an
+        # unknown id is not asked of the other node (a miss in the database is a miss everywhere).
+        if engine == "postgres":
+            assert http("GET", f"{b.base}/live/zzzzzzzzzzzz/master.m3u8?routed=1").status == 404
+            for n in (a, b):
+                text = http("GET", n.base + "/metrics").text
+                for counter in ("streamtube_records_placed_total", "streamtube_record_lookups_sent_total"):
+                    m = re.search(rf"^{counter} (\d+)", text, re.M)
+                    assert m is None or m.group(1) == "0", (n.base, counter, m.group(0))
     finally:
         a.stop()
         b.stop()
