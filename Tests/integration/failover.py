@@ -32,9 +32,9 @@ def start_trio(root, ladder):
     return nodes
 
 
-def stream_placed(nodes, owner, standby, via="a"):
+def stream_placed(nodes, owner, standby, via="a", tries=60):
     """Creates streams until the ring gives one to `owner` with `standby` next."""
-    for i in range(60):
+    for i in range(tries):
         s = nodes[via].create_stream(f"Failover {i}")
         route = http("GET", f"{nodes[via].base}/api/route/{s['id']}").json()
         if route.get("origin") == owner and route.get("standbys", [None])[0] == standby:

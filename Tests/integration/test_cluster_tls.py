@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 from conftest import Node, binary, epoch_of, free_port, http, push
-from failover import renditions, segments
+from failover import renditions, segments, stream_placed
 from test_cluster import keygen, wait_converged, wait_for
 from test_single_node import decode_seconds
 
@@ -65,16 +65,6 @@ def trio():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def placed(nodes, owner, standby, via):
-    """A stream made on `via` that the ring gives to `owner`, with `standby` next."""
-    for i in range(80):
-        s = nodes[via].create_stream(f"TLS {i}")
-        route = http("GET", f"{nodes[via].base}/api/route/{s['id']}").json()
-        if route.get("origin") == owner and route.get("standbys", [None])[0] == standby:
-            return s
-    raise AssertionError(f"no stream landed on {owner} with standby {standby}")
-
-
 def test_relay_edge_and_lookups_go_over_mutual_tls_and_viewers_stay_plaintext(trio):
     key, root, nodes = trio
     a, b, c = nodes["a"], nodes["b"], nodes["c"]
@@ -84,7 +74,7 @@ def test_relay_edge_and_lookups_go_over_mutual_tls_and_viewers_stay_plaintext(tr
         assert key not in n.logs()  # the cluster key is never logged
     # Made on c; owned by b, a its standby. a learns the record from a peer (over TLS), relays the
     # broadcast to b (RTMP over TLS) and takes b's replica (HTTP over TLS); c is the viewers' edge.
-    s = placed(nodes, "b", "a", via="c")
+    s = stream_placed(nodes, "b", "a", via="c", tries=80)
     rtmp_before = metric(b, "streamtube_cluster_tls_connections_total", listener="rtmp", result="accepted")
     http_before = metric(b, "streamtube_cluster_tls_connections_total", listener="http", result="accepted")
     pub = push(a, s["key"], seconds=25, size="320x240")  # plaintext RTMP from the broadcaster, to a non-owner
