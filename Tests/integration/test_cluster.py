@@ -246,12 +246,16 @@ def test_members_command_lists_the_cluster(cluster):
     # A node's load (the streams it is origin of) reaches the others in its metadata.
     s = nodes[1].create_stream("Load")
     owner = http("GET", f"{nodes[1].base}/api/route/{s['id']}").json()["origin"]
-    pub = push(nodes[1], s["key"], seconds=8, size="320x240")  # relayed to the owner if that is not n1
+    # Published for longer than the wait, so the load is there for the whole of it (a loaded machine can take
+    # seconds to start ffmpeg and the relay); stopped once seen.
+    pub = push(nodes[1], s["key"], seconds=60, size="320x240")  # relayed to the owner if that is not n1
     try:
-        wait_for(lambda: next(m["load"] for m in nodes[0].cluster()["members"] if m["id"] == owner) == 1, 10,
-                 f"{owner}'s load to spread")
+        wait_for(lambda: pub.poll() is None and
+                 next(m["load"] for m in nodes[0].cluster()["members"] if m["id"] == owner) == 1, 30,
+                 f"{owner}'s load to spread while its publisher runs")
         assert sum(m["load"] for m in nodes[0].cluster()["members"]) == 1
     finally:
+        pub.terminate()
         pub.wait(30)
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from browsers import chromium  # noqa: F401 (fixture)
-from conftest import http as http_request, push
+from conftest import http as http_request, push, wait_for
 from throttle import ThrottleProxy
 
 MB = 1_000_000
@@ -156,6 +156,8 @@ def test_in_front_of_a_node(node):
         page = http_request("GET", f"{p.base}/watch/{s['id']}")
         assert page.status == 200 and "Through the proxy" in page.text
         assert http_request("GET", f"{p.base}/live/{s['id']}/master.m3u8").status == 404  # offline, as the node says
+        # The proxy logs an answer once it has written all of it, so the client can have it a moment before the log.
+        wait_for(lambda: len(p.log) == 2, 5, "the proxy to log both answers")
         assert p.sent == sum(n for *_, n in p.log) >= len(page.body) and [e[3] for e in p.log] == [200, 404]
 
 
