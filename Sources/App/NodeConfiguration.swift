@@ -36,6 +36,28 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var x264Preset = "veryfast"
     package var transcodeThreads = 1
     package var clusterTLS = false
+    // The platform: people, mail, sign-in providers.
+    package var publicURL: String?
+    package var signup = "open"
+    package var firstSignupAdmin = false
+    package var smtpHost: String?
+    package var smtpPort = 587
+    package var smtpSecurity = "starttls"
+    package var smtpUser: String?
+    package var smtpPassword: String?
+    package var smtpCAFile: String?
+    package var mailFrom = "StreamTube <noreply@localhost>"
+    package var oidcIssuer: String?
+    package var oidcClientID: String?
+    package var oidcClientSecret: String?
+    package var oidcName = "OpenID Connect"
+    package var googleClientID: String?
+    package var googleClientSecret: String?
+    package var facebookClientID: String?
+    package var facebookClientSecret: String?
+    package var xClientID: String?
+    package var xClientSecret: String?
+    package var passwordCost = 12
 
     package init() {}
 }
@@ -126,6 +148,28 @@ extension NodeConfiguration {
             .int("transcodeThreads", \.transcodeThreads, "x264 threads per rendition."),
             .boolean("clusterTLS", \.clusterTLS,
                      "Mutual TLS between nodes (relays, replication, record lookups, edge fetches), certificates from a CA derived from the cluster key; give it to every node."),
+            .text("publicURL", \.publicURL,
+                  "The platform's address as people reach it, e.g. https://stream.example.com: links in mail and sign-in redirects (default http://PUBLIC_HOST:HTTP_PORT)."),
+            .text("signup", \.signup, "Who may make an account: open (anyone), or closed (admins make accounts)."),
+            .boolean("firstSignupAdmin", \.firstSignupAdmin, "The first account signed up on a node with no admin becomes its admin."),
+            .text("smtpHost", \.smtpHost, "SMTP server for mail (verification, resets); none: mail is written to DATA_DIR/outbox."),
+            .int("smtpPort", \.smtpPort, "SMTP port.", port: true),
+            .text("smtpSecurity", \.smtpSecurity, "SMTP security: starttls (required), tls (implicit, port 465) or none (plaintext; a local relay only)."),
+            .text("smtpUser", \.smtpUser, "SMTP user name (AUTH PLAIN, only over TLS)."),
+            .text("smtpPassword", \.smtpPassword, "SMTP password (give it by environment or file)."),
+            .text("smtpCaFile", \.smtpCAFile, "PEM file of CA certificates the SMTP server's certificate is checked against (default: the system's)."),
+            .text("mailFrom", \.mailFrom, "Sender of the platform's mail, e.g. StreamTube <noreply@example.com>."),
+            .text("oidcIssuer", \.oidcIssuer, "An OpenID Connect provider's issuer URL (its discovery document is ISSUER/.well-known/openid-configuration)."),
+            .text("oidcClientID", \.oidcClientID, "Client id at the OpenID Connect provider."),
+            .text("oidcClientSecret", \.oidcClientSecret, "Client secret at the OpenID Connect provider (give it by environment or file)."),
+            .text("oidcName", \.oidcName, "The OpenID Connect provider's name on the sign-in button."),
+            .text("googleClientID", \.googleClientID, "Google sign-in: OAuth client id."),
+            .text("googleClientSecret", \.googleClientSecret, "Google sign-in: client secret."),
+            .text("facebookClientID", \.facebookClientID, "Facebook sign-in: app id."),
+            .text("facebookClientSecret", \.facebookClientSecret, "Facebook sign-in: app secret."),
+            .text("xClientID", \.xClientID, "X sign-in: OAuth 2.0 client id."),
+            .text("xClientSecret", \.xClientSecret, "X sign-in: OAuth 2.0 client secret."),
+            .int("passwordCost", \.passwordCost, "bcrypt cost of password hashes (at least 12; each step doubles the work)."),
         ]
     }
 
