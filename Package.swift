@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         // FFmpeg 5.1 libraries from Debian, found with pkg-config.
@@ -154,22 +155,37 @@ let package = Package(
         ),
         // Platform features: one target each, depending only on Catalog and HTTPSupport.
         .target(
-            name: "Web",
+            name: "Accounts",
             dependencies: ["Catalog", "HTTPSupport", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                           .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            path: "Sources/Platform/Accounts",
+            exclude: ["README.md"]
+        ),
+        .target(
+            name: "Web",
+            dependencies: ["Catalog", "HTTPSupport", "Accounts", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Mustache", package: "swift-mustache")],
             path: "Sources/Platform/Web",
             exclude: ["README.md"],
-            // The page's script, plain JavaScript kept in the repository, built into the binary.
-            resources: [.embedInCode("Assets/player.js"), .embedInCode("Templates/page.mustache"),
-                        .embedInCode("Templates/home.mustache")]
+            // The pages' scripts, stylesheet and templates, kept in the repository, built into the binary.
+            resources: [.embedInCode("Assets/player.js"), .embedInCode("Assets/site.css"), .embedInCode("Assets/site.js"),
+                        .embedInCode("Templates/page.mustache"), .embedInCode("Templates/home.mustache"),
+                        .embedInCode("Templates/signup.mustache"), .embedInCode("Templates/signin.mustache"),
+                        .embedInCode("Templates/providers.mustache"), .embedInCode("Templates/message.mustache"),
+                        .embedInCode("Templates/reset_request.mustache"), .embedInCode("Templates/reset_form.mustache"),
+                        .embedInCode("Templates/settings.mustache"), .embedInCode("Templates/studio.mustache")]
         ),
         // Configuration (each setting declared once), node state files, and the one function
         // that assembles a node: `buildApplication(config)`, used by `serve` and by tests.
         .target(
             name: "App",
             dependencies: [
-                "Origin", "Transcode", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web",
+                "Origin", "Transcode", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web", "Accounts",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -178,7 +194,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Sources/App",
-            exclude: ["README.md"]
+            exclude: ["README.md"],
+            // The public API's OpenAPI document, kept in the repository.
+            resources: [.embedInCode("openapi.json")]
         ),
         // The `streamtube` executable: commands only.
         .executableTarget(

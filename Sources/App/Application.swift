@@ -1,5 +1,6 @@
 // buildApplication: the one place a node is assembled, from its configuration, for `serve`
 // and for tests alike.
+import Accounts
 import Catalog
 import Cluster
 import Edge
@@ -36,6 +37,8 @@ package struct NodeApplication: @unchecked Sendable {
     package let edge: EdgeProxy
     package let database: Database
     package let catalogChanges: CatalogChanges
+    package let accounts: AccountService
+    package let accountChanges: AccountChanges
     package let logger: Logger
 
     /// Runs until SIGTERM or SIGINT; shuts down in reverse order: the handover first (while
@@ -43,7 +46,7 @@ package struct NodeApplication: @unchecked Sendable {
     /// on the database last.
     package func run() async throws {
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: catalogChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
+            services: [.init(service: catalogChanges), .init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
                        .init(service: records), .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -123,6 +126,14 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         throw error
     }
     let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, logger: logger)
+    let accounts: AccountService
+    do {
+        accounts = try await AccountService(database: database, settings: try config.accountsSettings(), sendMail: config.sendMail(logger: logger),
+                                            logger: logger)
+    } catch {
+        await database.close()
+        throw ConfigurationError("\(error)")
+    }
     let info = NodeInfo(nodeID: state.nodeID, region: config.region, rtmpPort: config.rtmpPort, httpPort: config.httpPort,
                         publicHost: config.publicHost)
 
@@ -167,25 +178,46 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // HTTP: one router, a route collection per feature.
     let httpRouter = Router(context: NodeRequestContext.self)
     httpRouter.add(middleware: ProblemMiddleware())
+    httpRouter.add(middleware: SecurityHeadersMiddleware())
     if clusterTLS != nil { httpRouter.add(middleware: ClusterTLSMiddleware()) }
     httpRouter.add(middleware: MetricsMiddleware())
     httpRouter.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .authorization, .contentType, .origin, .range],
                                               allowMethods: [.get, .head, .post, .patch, .options], maxAge: .seconds(3600)))
     let system = SystemRoutes(streams: streams, info: info, metrics: metrics)
     httpRouter.addRoutes(system.collection)
-    httpRouter.addRoutes(OperatorRoutes(streams: streams, cluster: gossip.view, info: info, system: system, logger: logger)
-        .collection(token: state.adminToken), atPath: "/api")
+    let operatorRoutes = OperatorRoutes(streams: streams, cluster: gossip.view, info: info, system: system, logger: logger)
+    httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
     let viewers = live.viewers
     let localID = NodeID(state.nodeID)
-    httpRouter.addRoutes(try WebRoutes(catalog: catalog, redirect: { viewers?.redirect($0) }, nodes: {
+    // The platform: people's pages and the public API, where a session cookie or an API token
+    // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
+    let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, logger: logger)
+    let renderer = PageRenderer(pages: try Pages(), service: accounts)
+    let platform = httpRouter.group()
+        .add(middleware: CSRFMiddleware(secureCookies: accounts.settings.secureCookies))
+        .add(middleware: AccountAuthMiddleware(service: accounts))
+    platform.addRoutes(platformAPI.collection, atPath: "/api/v1")
+    platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
     }, live: {
         // Published here, or held as a standby of an origin still publishing it.
         streams.all.filter { $0.1.status.publishing || ($0.1.isReplica && $0.1.isLive(rendition: LiveStream.sourceRendition)) }.map(\.0)
     }).collection)
+    platform.addRoutes(AccountPages(service: accounts, renderer: renderer, studio: StudioSource(list: { owner, request in
+        catalog.all.filter { $0.owner == owner }.sorted { $0.createdAt > $1.createdAt }.map { r in
+            let d = operatorRoutes.describe(r, request: request)
+            let health = streams.existing(id: r.id)?.health
+            let server = d.rtmpURL.map { url in String(url[..<(url.range(of: "/live/")?.upperBound ?? url.endIndex)].dropLast()) } ?? ""
+            return StudioStream(id: r.id, title: r.title, key: r.key, server: server, rtmpURL: d.rtmpURL, watchURL: d.watchURL,
+                                live: d.live?.publishing ?? false, status: d.live.map { $0.publishing ? "live" : "\($0.state)" } ?? "offline",
+                                advice: health?.advice ?? [])
+        }
+    }, create: { title, owner in
+        try await platformAPI.create(title: title, owner: owner).id
+    })).collection)
 
     // Cached media is answered on the event loop, in front of the router.
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)
@@ -205,5 +237,5 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let handover = HandoverService(gossip: gossip, rtmp: control, replicator: replicator, logger: logger)
     return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
                            streams: streams, edge: edge, database: database, catalogChanges: CatalogChanges(catalog: catalog),
-                           logger: logger)
+                           accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), logger: logger)
 }

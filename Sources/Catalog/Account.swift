@@ -1,5 +1,5 @@
-// An account of the platform: who owns streams now, who signs in later (passwords and
-// sessions come with sign-in).
+// An account of the platform: who owns streams, who signs in. Its password hash, sessions and
+// tokens live beside it in the database (the Accounts target), never in this value.
 import Foundation
 
 package struct Account: Codable, Equatable, Sendable {
@@ -14,15 +14,20 @@ package struct Account: Codable, Equatable, Sendable {
     package var displayName: String
     package var role: Role
     package var createdAt: Date
+    /// When the owner proved the address theirs (a link by mail, or a provider that vouches for it).
+    package var emailVerifiedAt: Date?
 
     package init(id: String = StreamIdentifiers.randomID(), email: String, displayName: String, role: Role,
-                 createdAt: Date = Date()) {
+                 createdAt: Date = Date(), emailVerifiedAt: Date? = nil) {
         self.id = id
         self.email = Self.normalized(email: email)
         self.displayName = displayName
         self.role = role
         self.createdAt = createdAt
+        self.emailVerifiedAt = emailVerifiedAt
     }
+
+    package var emailVerified: Bool { emailVerifiedAt != nil }
 
     package static func normalized(email: String) -> String {
         email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()

@@ -69,6 +69,79 @@ package enum Migrations {
                 .run()
             try await db.create(index: "streams_owner_account").on("streams").column("owner_account").run()
         },
+        Migration(version: 6, name: "sign-in: passwords, sessions, API tokens, mail links, providers, audit, throttling") { db in
+            let time = timeType(db)
+            try await db.alter(table: "accounts").column("password_hash", type: .text).run()
+            try await db.alter(table: "accounts").column("email_verified_at", type: time).run()
+            // A session: a cookie's token, kept as its SHA-256 digest; deleting the row signs it out everywhere.
+            try await db.create(table: "sessions")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("token_digest", type: .text, .notNull, .unique)
+                .column("account_id", type: .text, .notNull, .references("accounts", "id", onDelete: .cascade))
+                .column("created_at", type: time, .notNull)
+                .column("last_seen_at", type: time, .notNull)
+                .column("expires_at", type: time, .notNull)
+                .column("user_agent", type: .text, .notNull)
+                .column("address", type: .text, .notNull)
+                .column("method", type: .text, .notNull)
+                .run()
+            try await db.create(index: "sessions_account").on("sessions").column("account_id").run()
+            try await db.create(table: "api_tokens")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("token_digest", type: .text, .notNull, .unique)
+                .column("account_id", type: .text, .notNull, .references("accounts", "id", onDelete: .cascade))
+                .column("name", type: .text, .notNull)
+                .column("scopes", type: .text, .notNull)
+                .column("created_at", type: time, .notNull)
+                .column("expires_at", type: time)
+                .column("last_used_at", type: time)
+                .run()
+            try await db.create(index: "api_tokens_account").on("api_tokens").column("account_id").run()
+            // Single-use links sent by mail (verify an address, reset a password), kept as digests.
+            try await db.create(table: "email_links")
+                .column("digest", type: .text, .primaryKey(autoIncrement: false))
+                .column("account_id", type: .text, .notNull, .references("accounts", "id", onDelete: .cascade))
+                .column("purpose", type: .text, .notNull)
+                .column("email", type: .text, .notNull)
+                .column("created_at", type: time, .notNull)
+                .column("expires_at", type: time, .notNull)
+                .column("used_at", type: time)
+                .run()
+            // Accounts at sign-in providers (Google, an OpenID Connect issuer...) linked to ours.
+            try await db.create(table: "identities")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("provider", type: .text, .notNull)
+                .column("subject", type: .text, .notNull)
+                .column("account_id", type: .text, .notNull, .references("accounts", "id", onDelete: .cascade))
+                .column("email", type: .text)
+                .column("created_at", type: time, .notNull)
+                .run()
+            try await db.create(index: "identities_provider_subject").unique().on("identities").column("provider").column("subject").run()
+            try await db.create(index: "identities_account").on("identities").column("account_id").run()
+            // A provider sign-in under way: its state (digest), what the callback must check, single use.
+            try await db.create(table: "signin_flows")
+                .column("state_digest", type: .text, .primaryKey(autoIncrement: false))
+                .column("provider", type: .text, .notNull)
+                .column("pending", type: .text, .notNull)
+                .column("expires_at", type: time, .notNull)
+                .run()
+            try await db.create(table: "audit_log")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("account_id", type: .text, .references("accounts", "id", onDelete: .cascade))
+                .column("at", type: time, .notNull)
+                .column("event", type: .text, .notNull)
+                .column("address", type: .text, .notNull)
+                .column("detail", type: .text, .notNull)
+                .run()
+            try await db.create(index: "audit_log_account_at").on("audit_log").column("account_id").column("at").run()
+            // Failed sign-ins per account and per address, shared by every node on the database.
+            try await db.create(table: "signin_failures")
+                .column("key", type: .text, .primaryKey(autoIncrement: false))
+                .column("failures", type: .int, .notNull)
+                .column("last_at", type: time, .notNull)
+                .column("locked_until", type: time)
+                .run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.
@@ -93,7 +166,7 @@ package enum Migrations {
     }
 
     /// A bound value, or NULL.
-    static func optional(_ value: (some Encodable & Sendable)?) -> any SQLExpression {
+    package static func optional(_ value: (some Encodable & Sendable)?) -> any SQLExpression {
         value.map { SQLBind($0) } ?? SQLLiteral.null
     }
 }

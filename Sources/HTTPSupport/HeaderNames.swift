@@ -9,3 +9,10 @@ extension HTTPField.Name {
     /// A cluster-key token between nodes (replication, record lookups).
     package static let streamTubeClusterToken = HTTPField.Name("X-StreamTube-Replica-Key")!
 }
+
+extension HTTPField.Name {
+    package static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+    package static let xFrameOptions = HTTPField.Name("X-Frame-Options")!
+    /// The anti-forgery token a script sends back (`CSRFMiddleware`).
+    package static let csrfToken = HTTPField.Name("X-CSRF-Token")!
+}

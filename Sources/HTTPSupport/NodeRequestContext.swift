@@ -12,6 +12,43 @@ package enum Caller: Sendable, Equatable {
     /// Another node of the cluster (`id`), with a cluster token for one request: its purpose,
     /// the scope it names (a stream), and the digest of the body it signed, if any.
     case node(id: String, purpose: String, scope: String, bodyDigest: String?)
+    /// A person signed in: by a session cookie, or by one of their API tokens.
+    case account(AccountCaller)
+}
+
+/// A signed-in person as a request carries them.
+package struct AccountCaller: Sendable, Equatable {
+    package enum Credential: Sendable, Equatable {
+        /// A browser session (cookie): the session's id, so the session can be named (this one) and revoked.
+        case session(id: String)
+        /// A personal API token with what it may do.
+        case token(id: String, scopes: Set<String>)
+    }
+
+    package var accountID: String
+    /// viewer, broadcaster or admin.
+    package var role: String
+    package var credential: Credential
+
+    package init(accountID: String, role: String, credential: Credential) {
+        self.accountID = accountID
+        self.role = role
+        self.credential = credential
+    }
+
+    package var isAdmin: Bool { role == "admin" }
+    package var sessionID: String? {
+        if case .session(let id) = credential { return id }
+        return nil
+    }
+
+    /// A session may do all its account may; a token what its scopes say.
+    package func allows(_ scope: String) -> Bool {
+        switch credential {
+        case .session: return true
+        case .token(_, let scopes): return scopes.contains(scope)
+        }
+    }
 }
 
 package struct NodeRequestContext: RequestContext {
@@ -20,10 +57,16 @@ package struct NodeRequestContext: RequestContext {
     package var caller: Caller?
     /// The connection the request came on (whether it is over TLS, say).
     package let channel: any Channel
+    /// This request's anti-forgery token (the `st_csrf` cookie's value, or a new one the answer sets), for forms.
+    package var csrfToken: String?
+    /// This answer's Content-Security-Policy nonce: the inline scripts a page may run carry it.
+    package var cspNonce: String?
 
     package init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.caller = nil
         self.channel = source.channel
+        self.csrfToken = nil
+        self.cspNonce = nil
     }
 }

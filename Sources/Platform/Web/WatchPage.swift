@@ -35,7 +35,8 @@ package enum WatchPage {
 
     /// - Parameter nodes: other nodes' base URLs (`http://host:port`), which the player asks
     ///   for a new edge when this one fails.
-    package static func render(id: String, title: String, nodes: [String] = []) -> String {
+    /// - Parameter nonce: the answer's Content-Security-Policy nonce, on the page's one inline script.
+    package static func render(id: String, title: String, nodes: [String] = [], nonce: String = "") -> String {
         let t = escape(title)
         let sid = escape(id)
         let others = escape(nodes.joined(separator: " "))
@@ -80,7 +81,7 @@ package enum WatchPage {
             <button id="toggle-stats" type="button" aria-pressed="false" aria-controls="stats">Stats</button>
           </div>
         </main>
-        <script type="module">
+        <script type="module" nonce="\(escape(nonce))">
           import { Player } from '\(playerPath)';
           const video = document.getElementById('video');
           const status = document.getElementById('status');

@@ -1,4 +1,4 @@
-// WebRoutes: the pages a viewer opens, and the script they run.
+// WebRoutes: the pages a viewer opens, and the script and stylesheet they load.
 import Catalog
 import HTTPSupport
 import Hummingbird
@@ -12,22 +12,23 @@ package struct WebRoutes: Sendable {
     let nodes: @Sendable () -> [String]
     /// The ids of the streams live now, as this node knows them.
     let live: @Sendable () -> [String]
-    let pages: Pages
+    let renderer: PageRenderer
 
-    package init(catalog: StreamCatalog, redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
-                 nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] }) throws {
+    package init(catalog: StreamCatalog, renderer: PageRenderer, redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
+                 nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] }) {
         self.catalog = catalog
+        self.renderer = renderer
         self.redirect = redirect
         self.nodes = nodes
         self.live = live
-        self.pages = try Pages()
     }
 
     package var collection: RouteCollection<NodeRequestContext> {
         let routes = RouteCollection(context: NodeRequestContext.self)
-        routes.get("/") { _, _ -> Response in
-            let streams = live().compactMap { id in catalog.record(id: id).map { HomeView.Stream(id: $0.id, title: $0.title) } }
-            return Responses.html(pages.render(HomeView(streams: streams.sorted { $0.title < $1.title }), "home"))
+        routes.get("/") { request, context -> Response in
+            let streams = live().compactMap { id in catalog.record(id: id) }.sorted { $0.title < $1.title }
+                .map { ["id": $0.id, "title": $0.title] }
+            return try await renderer.render("home", ["streams": streams, "anyLive": !streams.isEmpty], request, context)
         }
         routes.get("/watch/:id") { request, context -> Response in
             let id = try context.parameters.require("id")
@@ -35,15 +36,23 @@ package struct WebRoutes: Sendable {
                 return Responses.html(WatchPage.notFound, status: .notFound)
             }
             if let redirect = redirect(request) { return redirect }
-            return Responses.html(WatchPage.render(id: record.id, title: record.title, nodes: nodes()))
+            return Responses.html(WatchPage.render(id: record.id, title: record.title, nodes: nodes(), nonce: context.cspNonce ?? ""))
         }
         routes.get("/assets/player.js") { request, _ -> Response in
-            // The page names the version it wants; that one is cached for good.
-            let versioned = request.uri.queryParameters.get("v") == WatchPage.playerVersion
-            return Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8",
-                                                   .cacheControl: versioned ? Responses.immutable : "no-cache"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: WatchPage.playerScript)))
+            Self.asset(WatchPage.playerScript, type: "text/javascript; charset=utf-8", versioned: request.uri.queryParameters.get("v") == WatchPage.playerVersion)
+        }
+        routes.get("/assets/site.js") { request, _ -> Response in
+            Self.asset(Pages.script, type: "text/javascript; charset=utf-8", versioned: Pages.scriptPath.hasSuffix("=" + (request.uri.queryParameters.get("v") ?? "-")))
+        }
+        routes.get("/assets/site.css") { request, _ -> Response in
+            Self.asset(Pages.stylesheet, type: "text/css; charset=utf-8", versioned: Pages.stylesheetPath.hasSuffix("=" + (request.uri.queryParameters.get("v") ?? "-")))
         }
         return routes
+    }
+
+    /// A file of the repository's, built in; the version a page names is cached for good.
+    static func asset(_ bytes: [UInt8], type: String, versioned: Bool) -> Response {
+        Response(status: .ok, headers: [.contentType: type, .cacheControl: versioned ? Responses.immutable : "no-cache"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }

@@ -1,0 +1,274 @@
+// PlatformAPI: the public API under `/api/v1`, for people (a session cookie, with the
+// anti-forgery header) and their scripts (a personal API token). Every route is described in
+// the OpenAPI document served at `/api/v1/openapi.json` (`openapi.json`, kept beside this file).
+import Accounts
+import Catalog
+import Foundation
+import HTTPSupport
+import Hummingbird
+import Live
+import Logging
+import NIOCore
+import Origin
+
+/// `GET /api/v1/me` and what account routes answer.
+package struct AccountResponse: Codable, Equatable, Sendable {
+    package var id: String
+    package var email: String
+    package var emailVerified: Bool
+    package var displayName: String
+    package var role: String
+    package var createdAt: Date
+
+    init(_ a: Account) {
+        id = a.id
+        email = a.email
+        emailVerified = a.emailVerified
+        displayName = a.displayName
+        role = a.role.rawValue
+        createdAt = a.createdAt
+    }
+}
+
+/// `POST /api/v1/tokens`: the token itself is in this answer only.
+package struct CreatedTokenResponse: Codable, Equatable, Sendable {
+    package var token: String
+    package var info: APIToken
+}
+
+package struct CreateTokenRequest: Codable, Sendable {
+    package var name: String
+    package var scopes: [String]?
+    package var expiresInDays: Int?
+}
+
+/// `POST /api/v1/auth/token`: a token for the CLI from an email and password.
+package struct LoginRequest: Codable, Sendable {
+    package var email: String
+    package var password: String
+    package var name: String?
+}
+
+package struct SessionResponse: Codable, Equatable, Sendable {
+    package var id: String
+    package var createdAt: Date
+    package var lastSeenAt: Date
+    package var expiresAt: Date
+    package var userAgent: String
+    package var address: String
+    package var method: String
+    package var current: Bool
+}
+
+struct UpdateAccountRequest: Codable, Sendable {
+    var displayName: String?
+    var role: String?
+}
+
+struct StreamTitleRequest: Codable, Sendable {
+    var title: String
+}
+
+package struct PlatformAPI: Sendable {
+    let service: AccountService
+    let operatorRoutes: OperatorRoutes
+    let streams: LiveStreams
+    let logger: Logger
+
+    var catalog: StreamCatalog { streams.catalog }
+
+    /// The OpenAPI 3.1 document, kept in the repository beside this file.
+    package static let document: [UInt8] = PackageResources.openapi_json
+
+    package var collection: RouteCollection<NodeRequestContext> {
+        let api = RouteCollection(context: NodeRequestContext.self)
+        api.get("openapi.json") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache", .accessControlAllowOrigin: "*"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: Self.document)))
+        }
+
+        // MARK: Tokens for scripts and the CLI
+        api.post("auth/token") { request, context -> Response in
+            let body = try await Self.decode(LoginRequest.self, request, context,
+                                             example: #"{"email": "you@example.com", "password": "...", "name": "my laptop"}"#)
+            do {
+                let account = try await service.authenticate(email: body.email, password: body.password, address: Self.address(context))
+                let (info, token) = try await service.createToken(account: account.id, name: body.name ?? "streamtube login",
+                                                                  scopes: Scope.all, expiresInDays: 365, address: Self.address(context))
+                await service.audit.record("sign-in", account: account.id, address: Self.address(context), detail: "API token for \(info.name)")
+                return try Responses.json(CreatedTokenResponse(token: token, info: info), status: .created, cache: "no-store")
+            } catch let p as AccountProblem { throw p.problem }
+        }
+
+        // MARK: The account
+        api.get("me") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.accountRead)
+            return try Responses.json(AccountResponse(try await account(caller)))
+        }
+        api.patch("me") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.accountWrite)
+            let body = try await Self.decode(UpdateAccountRequest.self, request, context, example: #"{"displayName": "New name"}"#)
+            guard body.role == nil else { throw Problem(.forbidden, "an account cannot change its own role: an admin can") }
+            do {
+                return try Responses.json(AccountResponse(try await service.update(account: caller.accountID, displayName: body.displayName,
+                                                                                   address: Self.address(context))))
+            } catch let p as AccountProblem { throw p.problem }
+        }
+        api.get("tokens") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.accountRead)
+            return try Responses.json(try await service.tokens.tokens(account: caller.accountID))
+        }
+        api.post("tokens") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.accountWrite)
+            let body = try await Self.decode(CreateTokenRequest.self, request, context,
+                                             example: #"{"name": "CI", "scopes": ["streams:read"], "expiresInDays": 30}"#)
+            do {
+                let (info, token) = try await service.createToken(account: caller.accountID, name: body.name, scopes: body.scopes ?? Scope.all,
+                                                                  expiresInDays: body.expiresInDays, address: Self.address(context))
+                return try Responses.json(CreatedTokenResponse(token: token, info: info), status: .created, cache: "no-store")
+            } catch let p as AccountProblem { throw p.problem }
+        }
+        api.delete("tokens/:id") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.accountWrite)
+            let id = try context.parameters.require("id")
+            guard try await service.revokeToken(id: id, account: caller.accountID, address: Self.address(context)) else {
+                throw Problem.notFound("you have no token \(id)")
+            }
+            return Response(status: .noContent)
+        }
+        api.get("sessions") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.accountRead)
+            return try Responses.json(try await service.sessions.sessions(account: caller.accountID).map { s in
+                SessionResponse(id: s.id, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt, userAgent: s.userAgent,
+                                address: s.address, method: s.method, current: s.id == caller.sessionID)
+            })
+        }
+        api.delete("sessions/:id") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.accountWrite)
+            let id = try context.parameters.require("id")
+            guard try await service.sessions.revoke(id: id, account: caller.accountID) else { throw Problem.notFound("you have no session \(id)") }
+            await service.audit.record("sign-out", account: caller.accountID, address: Self.address(context), detail: "session \(id)")
+            return Response(status: .noContent)
+        }
+        api.get("audit") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.accountRead)
+            return try Responses.json(try await service.audit.entries(account: caller.accountID))
+        }
+
+        // MARK: Accounts (admins)
+        api.get("accounts") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.accountRead)
+            guard caller.isAdmin else { throw Problem(.forbidden, "only an admin can list accounts") }
+            return try Responses.json(try await service.accounts.all().map(AccountResponse.init))
+        }
+        api.patch("accounts/:id") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.accountWrite)
+            guard caller.isAdmin else { throw Problem(.forbidden, "only an admin can change another account") }
+            let id = try context.parameters.require("id")
+            let body = try await Self.decode(UpdateAccountRequest.self, request, context, example: #"{"role": "broadcaster"}"#)
+            do {
+                var updated: Account?
+                if let raw = body.role {
+                    guard let role = Account.Role(rawValue: raw) else {
+                        throw Problem.badRequest("role must be one of \(Account.Role.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    if id == caller.accountID, role != .admin, try await service.accounts.count(role: .admin) <= 1 {
+                        throw Problem(.conflict, "you are the only admin: make another admin first")
+                    }
+                    updated = try await service.setRole(account: id, role: role, by: caller.accountID, address: Self.address(context))
+                }
+                if let name = body.displayName {
+                    updated = try await service.update(account: id, displayName: name, address: Self.address(context))
+                }
+                if updated == nil { updated = try await service.accounts.account(id: id) }
+                guard let result = updated else {
+                    throw Problem.notFound("no account \(id)")
+                }
+                return try Responses.json(AccountResponse(result))
+            } catch let p as AccountProblem { throw p.problem }
+        }
+
+        // MARK: Streams
+        api.get("streams") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsRead)
+            let mine = catalog.all.filter { $0.owner == caller.accountID }.sorted { $0.createdAt < $1.createdAt }
+            return try Responses.json(mine.map { operatorRoutes.describe($0, request: request) })
+        }
+        api.post("streams") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            guard caller.role != Account.Role.viewer.rawValue else {
+                throw Problem(.forbidden, "a viewer account cannot broadcast: ask an administrator to make you a broadcaster")
+            }
+            let body = try await Self.decode(CreateStreamRequest.self, request, context,
+                                             example: #"{"title": "My event"} (optional: "ladder", "x264Preset", "keepSource")"#)
+            let record = try await create(title: body.title, owner: caller.accountID, ladder: body.ladder, x264Preset: body.x264Preset,
+                                          keepSource: body.keepSource ?? false)
+            return try Responses.json(operatorRoutes.describe(record, request: request), status: .created)
+        }
+        api.get("streams/:id") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsRead)
+            return try Responses.json(operatorRoutes.describe(try await owned(context, by: caller), request: request))
+        }
+        api.patch("streams/:id") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let record = try await owned(context, by: caller)
+            let body = try await Self.decode(StreamTitleRequest.self, request, context, example: #"{"title": "New title"}"#)
+            do {
+                guard let renamed = try await catalog.rename(id: record.id, title: body.title) else { throw Problem.notFound("no stream \(record.id)") }
+                return try Responses.json(operatorRoutes.describe(renamed, request: request))
+            } catch let e as StreamError { throw Problem.badRequest(e.description) }
+        }
+        api.get("streams/:id/health") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsRead)
+            let record = try await owned(context, by: caller)
+            return try Responses.json(streams.existing(id: record.id)?.health ?? LiveStream(id: record.id).health)
+        }
+        return api
+    }
+
+    /// Makes a stream for `owner` (the studio's form and the API).
+    func create(title: String, owner: String, ladder: String? = nil, x264Preset: String? = nil, keepSource: Bool = false) async throws -> StreamRecord {
+        do {
+            let record = try await catalog.create(title: title, ladder: ladder, x264Preset: x264Preset, keepSource: keepSource, owner: owner) { r in
+                _ = try streams.transcodeSettings(for: r)
+            }
+            logger.info("stream created", metadata: ["stream": "\(record.id)", "owner": "\(owner)"])
+            return record
+        } catch let e as StreamError {
+            throw Problem.badRequest(e.description)
+        }
+    }
+
+    func account(_ caller: AccountCaller) async throws -> Account {
+        guard let a = try await service.account(id: caller.accountID) else { throw Problem(.unauthorized, "this account is gone") }
+        return a
+    }
+
+    /// The stream the path names, if the caller owns it (or is an admin); otherwise 404, so
+    /// others' streams are not even confirmed to exist.
+    func owned(_ context: NodeRequestContext, by caller: AccountCaller) async throws -> StreamRecord {
+        let id = try context.parameters.require("id")
+        guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id),
+              record.owner == caller.accountID || caller.isAdmin else {
+            throw Problem.notFound("you have no stream \(id)")
+        }
+        return record
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: NodeRequestContext, example: String) async throws -> T {
+        // A small bound before anything is decoded: the token route is open to anyone.
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        do {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            return try decoder.decode(type, from: body)
+        } catch {
+            throw Problem.badRequest("expected a JSON body like \(example)")
+        }
+    }
+
+    static func address(_ context: NodeRequestContext) -> String {
+        guard let remote = context.channel.remoteAddress else { return "unknown" }
+        return remote.ipAddress ?? "\(remote)"
+    }
+}

@@ -1,0 +1,142 @@
+// What a browser needs to be safe on the platform's pages: security headers on every answer,
+// a Content-Security-Policy nonce for the page's own inline script, and a check against
+// cross-site request forgery on everything a cookie authenticates.
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Random bytes as base64url without padding: tokens for cookies and links.
+package enum RandomToken {
+    package static func make(bytes: Int = 32) -> String {
+        var g = SystemRandomNumberGenerator()
+        let raw = (0..<bytes).map { _ in UInt8.random(in: 0...255, using: &g) }
+        return base64url(raw)
+    }
+
+    package static func base64url(_ bytes: some Sequence<UInt8>) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// SHA-256 as hex: how a token is kept at rest.
+    package static func digest(_ token: String) -> String {
+        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Equal, in a time that does not depend on where they differ.
+    package static func equal(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var d: UInt8 = 0
+        for i in x.indices { d |= x[i] ^ y[i] }
+        return d == 0
+    }
+
+    /// A token as `make` shapes it: base64url, 16 to 128 characters.
+    package static func isWellFormed(_ s: Substring) -> Bool {
+        (16...128).contains(s.utf8.count) && s.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x5F
+        }
+    }
+}
+
+/// Security headers: `nosniff` on every answer; on pages a Content-Security-Policy (own
+/// scripts, and inline ones only with this answer's nonce; no framing), a Referrer-Policy
+/// that keeps links' paths (a reset token, say) from other sites.
+package struct SecurityHeadersMiddleware: RouterMiddleware {
+    package typealias Context = NodeRequestContext
+
+    package init() {}
+
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let nonce = RandomToken.make(bytes: 16)
+        context.cspNonce = nonce
+        var response = try await next(request, context)
+        response.headers[.xContentTypeOptions] = "nosniff"
+        if response.headers[.contentType]?.hasPrefix("text/html") == true {
+            // Media may come from other nodes (the nearest edge), so connect-src allows http(s).
+            response.headers[.contentSecurityPolicy] = "default-src 'self'; script-src 'self' 'nonce-\(nonce)'; "
+                + "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob: http: https:; "
+                + "connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+            response.headers[.referrerPolicy] = "strict-origin-when-cross-origin"
+            response.headers[.xFrameOptions] = "DENY"
+        }
+        return response
+    }
+}
+
+/// Cross-site request forgery: a request that changes something and is not authenticated by
+/// a header a browser would not send on its own (`Authorization: Bearer`) must carry the
+/// `st_csrf` cookie's value back, as the form field `csrf` or the header `X-CSRF-Token`
+/// (double submit: another site can neither read the cookie nor set it). Every answer through
+/// here has the cookie, so every form can carry it (`context.csrfToken`).
+package struct CSRFMiddleware: RouterMiddleware {
+    package typealias Context = NodeRequestContext
+    package static let cookieName = "st_csrf"
+    package static let field = "csrf"
+    package static let header = HTTPField.Name.csrfToken
+    /// A form body read to find the field: larger forms are refused.
+    package static let formLimit = 64 * 1024
+
+    let secureCookies: Bool
+
+    package init(secureCookies: Bool) {
+        self.secureCookies = secureCookies
+    }
+
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        var request = request
+        let presentedCookie = request.cookies[Self.cookieName].map(\.value).flatMap { RandomToken.isWellFormed(Substring($0)) ? $0 : nil }
+        let token = presentedCookie ?? RandomToken.make()
+        context.csrfToken = token
+        if ![.get, .head, .options].contains(request.method), !Self.hasBearer(request) {
+            var presented = request.headers[Self.header]
+            if presented == nil, request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true {
+                let body = try await request.body.collect(upTo: Self.formLimit)
+                request.body = .init(buffer: body)
+                presented = FormBody(body).values[Self.field]
+            }
+            guard let cookie = presentedCookie, let presented, RandomToken.equal(cookie, presented) else {
+                throw Problem(.forbidden, "this form expired or was sent from another site: reload the page and try again")
+            }
+        }
+        var response = try await next(request, context)
+        if presentedCookie == nil {
+            response.setCookie(Cookie(name: Self.cookieName, value: token, path: "/", secure: secureCookies, httpOnly: true,
+                                      sameSite: .lax))
+        }
+        return response
+    }
+
+    static func hasBearer(_ request: Request) -> Bool {
+        request.headers[.authorization]?.hasPrefix("Bearer ") == true
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body's fields (the first of each name).
+package struct FormBody: Sendable {
+    package let values: [String: String]
+
+    package init(_ buffer: ByteBuffer) {
+        self.init(String(buffer: buffer))
+    }
+
+    package init(_ text: String) {
+        var values: [String: String] = [:]
+        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String {
+                String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            }
+            let name = decode(parts[0])
+            if values[name] == nil { values[name] = parts.count > 1 ? decode(parts[1]) : "" }
+        }
+        self.values = values
+    }
+
+    package subscript(_ name: String) -> String? { values[name] }
+}

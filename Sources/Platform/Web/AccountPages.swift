@@ -1,0 +1,425 @@
+// AccountPages: the pages of people's accounts — sign up, sign in and out, verify an address,
+// reset a password, settings (profile, email, password, providers, API tokens, sessions,
+// activity) and the studio's first page. Forms post back here; every post carries the
+// anti-forgery token (CSRFMiddleware, in front of this collection).
+import Accounts
+import Catalog
+import Foundation
+import HTTPSupport
+import Hummingbird
+import NIOCore
+
+/// A stream as the studio shows it; the app fills it in from the live state it holds.
+package struct StudioStream: Sendable {
+    package var id: String
+    package var title: String
+    package var key: String?
+    /// The OBS "Server" field and the whole URL for ffmpeg.
+    package var server: String
+    package var rtmpURL: String?
+    package var watchURL: String
+    package var live: Bool
+    package var status: String
+    package var advice: [String]
+
+    package init(id: String, title: String, key: String?, server: String, rtmpURL: String?, watchURL: String, live: Bool,
+                 status: String, advice: [String]) {
+        self.id = id
+        self.title = title
+        self.key = key
+        self.server = server
+        self.rtmpURL = rtmpURL
+        self.watchURL = watchURL
+        self.live = live
+        self.status = status
+        self.advice = advice
+    }
+}
+
+/// What the studio needs of streams, handed in by the app.
+package struct StudioSource: Sendable {
+    /// The account's streams, described for the host the request came to.
+    package var list: @Sendable (_ owner: String, _ request: Request) -> [StudioStream]
+    /// Makes a stream owned by `owner`; throws a message a person can act on.
+    package var create: @Sendable (_ title: String, _ owner: String) async throws -> String
+
+    package init(list: @escaping @Sendable (String, Request) -> [StudioStream],
+                 create: @escaping @Sendable (String, String) async throws -> String) {
+        self.list = list
+        self.create = create
+    }
+}
+
+/// A sign-in provider's button.
+package struct ProviderLink: Sendable {
+    package var id: String
+    package var name: String
+    package init(id: String, name: String) {
+        self.id = id
+        self.name = name
+    }
+}
+
+package struct AccountPages: Sendable {
+    let service: AccountService
+    let renderer: PageRenderer
+    let studio: StudioSource
+    let providers: [ProviderLink]
+    /// A provider's name for an identity's provider id.
+    var providerNames: [String: String] { Dictionary(providers.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a }) }
+    /// Linked identities of an account: (provider, email, linked at).
+    let identities: @Sendable (_ account: String) async throws -> [(provider: String, email: String?, created: Date)]
+
+    package init(service: AccountService, renderer: PageRenderer, studio: StudioSource, providers: [ProviderLink] = [],
+                 identities: @escaping @Sendable (String) async throws -> [(provider: String, email: String?, created: Date)] = { _ in [] }) {
+        self.service = service
+        self.renderer = renderer
+        self.studio = studio
+        self.providers = providers
+        self.identities = identities
+    }
+
+    /// Messages shown after a redirect, by name (nothing from the URL is shown as it came).
+    static let notices: [String: String] = [
+        "signed-up": "Welcome! We mailed you a link to verify your address.",
+        "signed-in": "You are signed in.",
+        "verified": "Your email address is verified.",
+        "reset-sent": "If an account has that address, we mailed it a link to choose a new password. It works for an hour.",
+        "password-reset": "Your password is set. Sign in with it.",
+        "password-changed": "Your password is changed; your other browsers are signed out.",
+        "email-changed": "Your email is changed. We mailed a link to the new address to verify it.",
+        "verification-sent": "We mailed you a new verification link.",
+        "saved": "Saved.",
+        "session-revoked": "That browser is signed out.",
+        "others-revoked": "Every other browser is signed out.",
+        "token-revoked": "The token is revoked.",
+        "stream-created": "Your stream is ready: point OBS or ffmpeg at it.",
+        "signed-out": "You are signed out.",
+        "linked": "The provider is linked: you can sign in with it.",
+    ]
+
+    package var collection: RouteCollection<NodeRequestContext> {
+        let routes = RouteCollection(context: NodeRequestContext.self)
+
+        // MARK: Sign up, sign in, sign out
+        routes.get("/signup") { request, context -> Response in
+            if context.account != nil { return Self.redirect("/settings") }
+            return try await render("signup", ["closed": service.settings.signup == .closed], request, context)
+        }
+        routes.post("/signup") { request, context -> Response in
+            let form = try await Self.form(request)
+            let email = form["email"] ?? "", name = form["name"] ?? ""
+            do {
+                let account = try await service.signUp(email: email, password: form["password"] ?? "", displayName: name,
+                                                       address: Self.address(context))
+                let token = try await service.openSession(account: account, method: "password", address: Self.address(context),
+                                                          userAgent: request.headers[.userAgent] ?? "")
+                var response = Self.redirect(account.role == .viewer ? "/?done=signed-up" : "/studio?done=signed-up")
+                response.setCookie(sessionCookie(token))
+                return response
+            } catch let p as AccountProblem {
+                return try await render("signup", ["email": email, "name": name, "closed": service.settings.signup == .closed],
+                                        request, context, error: p.description, status: Self.status(p))
+            }
+        }
+        routes.get("/signin") { request, context -> Response in
+            let next = Self.localPath(request.uri.queryParameters.get("next"))
+            if context.account != nil { return Self.redirect(next ?? "/") }
+            return try await render("signin", ["next": next ?? ""], request, context)
+        }
+        routes.post("/signin") { request, context -> Response in
+            let form = try await Self.form(request)
+            let email = form["email"] ?? ""
+            let next = Self.localPath(form["next"])
+            do {
+                let (_, token) = try await service.signIn(email: email, password: form["password"] ?? "", address: Self.address(context),
+                                                          userAgent: request.headers[.userAgent] ?? "")
+                var response = Self.redirect(next ?? "/studio")
+                response.setCookie(sessionCookie(token))
+                return response
+            } catch let p as AccountProblem {
+                var response = try await render("signin", ["email": email, "next": next ?? ""], request, context, error: p.description,
+                                                status: Self.status(p))
+                if case .tooManyAttempts(let after) = p.kind { response.headers[.retryAfter] = "\(after)" }
+                return response
+            }
+        }
+        routes.post("/signout") { _, context -> Response in
+            if let a = context.account, let session = a.sessionID {
+                try await service.signOut(session: session, account: a.accountID, address: Self.address(context))
+            }
+            var response = Self.redirect("/?done=signed-out")
+            response.setCookie(Cookie(name: SessionStore.cookieName, value: "", maxAge: 0, path: "/",
+                                      secure: service.settings.secureCookies, httpOnly: true, sameSite: .lax))
+            return response
+        }
+
+        // MARK: Mail links
+        routes.get("/verify") { request, context -> Response in
+            do {
+                _ = try await service.verifyEmail(token: request.uri.queryParameters.get("token") ?? "", address: Self.address(context))
+                return try await message("Email verified", "Your email address is verified. Thank you.", link: ("/", "Go to the home page"),
+                                         request, context)
+            } catch let p as AccountProblem {
+                return try await message("This link does not work", p.description, link: ("/settings#email", "Ask for a new link"),
+                                         request, context, status: .badRequest)
+            }
+        }
+        routes.get("/reset") { request, context -> Response in
+            try await render("reset_request", [:], request, context)
+        }
+        routes.post("/reset") { request, context -> Response in
+            let form = try await Self.form(request)
+            try await service.requestReset(email: form["email"] ?? "", address: Self.address(context))
+            return Self.redirect("/reset?done=reset-sent")
+        }
+        routes.get("/reset/:token") { request, context -> Response in
+            let token = try context.parameters.require("token")
+            guard let (_, email) = try await service.links.peek(.reset, token: token) else {
+                return try await message("This link does not work", "This reset link is unknown, used or expired: ask for a new one.",
+                                         link: ("/reset", "Ask for a new link"), request, context, status: .badRequest)
+            }
+            var response = try await render("reset_form", ["email": email, "token": token], request, context)
+            // The token is in this page's URL: it goes to no other site.
+            response.headers[.referrerPolicy] = "no-referrer"
+            return response
+        }
+        routes.post("/reset/:token") { request, context -> Response in
+            let token = try context.parameters.require("token")
+            let form = try await Self.form(request)
+            do {
+                _ = try await service.reset(token: token, password: form["password"] ?? "", address: Self.address(context))
+                var response = Self.redirect("/signin?done=password-reset")
+                response.setCookie(Cookie(name: SessionStore.cookieName, value: "", maxAge: 0, path: "/",
+                                          secure: service.settings.secureCookies, httpOnly: true, sameSite: .lax))
+                return response
+            } catch let p as AccountProblem {
+                if let (_, email) = try await service.links.peek(.reset, token: token) {
+                    return try await render("reset_form", ["email": email, "token": token], request, context, error: p.description,
+                                            status: .badRequest)
+                }
+                return try await message("This link does not work", p.description, link: ("/reset", "Ask for a new link"),
+                                         request, context, status: .badRequest)
+            }
+        }
+
+        // MARK: Settings
+        routes.get("/settings") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return Self.signInFirst(request) }
+            return try await settingsPage(caller, request, context)
+        }
+        routes.post("/settings/profile") { request, context -> Response in
+            try await signedIn(request, context) { caller, form in
+                _ = try await service.update(account: caller.accountID, displayName: form["name"], address: Self.address(context))
+                return Self.redirect("/settings?done=saved")
+            }
+        }
+        routes.post("/settings/verify") { request, context -> Response in
+            try await signedIn(request, context) { caller, _ in
+                if let a = try await service.account(id: caller.accountID) { await service.sendVerification(a) }
+                return Self.redirect("/settings?done=verification-sent#email")
+            }
+        }
+        routes.post("/settings/email") { request, context -> Response in
+            try await signedIn(request, context) { caller, form in
+                _ = try await service.changeEmail(account: caller.accountID, password: form["password"] ?? "",
+                                                  newEmail: form["email"] ?? "", address: Self.address(context))
+                return Self.redirect("/settings?done=email-changed#email")
+            }
+        }
+        routes.post("/settings/password") { request, context -> Response in
+            try await signedIn(request, context) { caller, form in
+                try await service.changePassword(account: caller.accountID, current: form["current"] ?? "", new: form["new"] ?? "",
+                                                 keepingSession: caller.sessionID, address: Self.address(context))
+                return Self.redirect("/settings?done=password-changed#password")
+            }
+        }
+        routes.post("/settings/sessions/revoke-others") { request, context -> Response in
+            try await signedIn(request, context) { caller, _ in
+                try await service.signOutEverywhere(account: caller.accountID, keeping: caller.sessionID, address: Self.address(context))
+                return Self.redirect("/settings?done=others-revoked#sessions")
+            }
+        }
+        routes.post("/settings/sessions/:id/revoke") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            return try await signedIn(request, context) { caller, _ in
+                try await service.signOut(session: id, account: caller.accountID, address: Self.address(context))
+                return Self.redirect("/settings?done=session-revoked#sessions")
+            }
+        }
+        routes.post("/settings/tokens") { request, context -> Response in
+            try await signedIn(request, context) { caller, _ in
+                let body = try await request.body.collect(upTo: CSRFMiddleware.formLimit)
+                let scopes = Self.allValues(String(buffer: body), "scope")
+                let form = FormBody(body)
+                let days = form["days"].flatMap { $0.isEmpty ? nil : Int($0) }
+                if let d = form["days"], !d.isEmpty, days == nil {
+                    throw AccountProblem(.invalid, "expiry must be a whole number of days, or empty for none")
+                }
+                let (token, secret) = try await service.createToken(account: caller.accountID, name: form["name"] ?? "", scopes: scopes,
+                                                                    expiresInDays: days, address: Self.address(context))
+                var response = try await settingsPage(caller, request, context, newToken: ["name": token.name, "token": secret])
+                response.headers[.cacheControl] = "no-store"
+                return response
+            }
+        }
+        routes.post("/settings/tokens/:id/revoke") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            return try await signedIn(request, context) { caller, _ in
+                _ = try await service.revokeToken(id: id, account: caller.accountID, address: Self.address(context))
+                return Self.redirect("/settings?done=token-revoked#tokens")
+            }
+        }
+
+        // MARK: Studio
+        routes.get("/studio") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return Self.signInFirst(request) }
+            return try await studioPage(caller, request, context)
+        }
+        routes.post("/studio/streams") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return Self.signInFirst(request) }
+            let form = try await Self.form(request)
+            guard caller.role != Account.Role.viewer.rawValue else {
+                return try await studioPage(caller, request, context, error: "a viewer account cannot broadcast: ask an administrator",
+                                            status: .forbidden)
+            }
+            do {
+                _ = try await studio.create(form["title"] ?? "", caller.accountID)
+                return Self.redirect("/studio?done=stream-created")
+            } catch {
+                return try await studioPage(caller, request, context, error: "\(error)", title: form["title"] ?? "", status: .badRequest)
+            }
+        }
+        return routes
+    }
+
+    // MARK: Rendering
+
+    func render(_ template: String, _ values: [String: Any], _ request: Request, _ context: NodeRequestContext,
+                error: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
+        try await renderer.render(template, values, request, context, error: error, status: status)
+    }
+
+    func message(_ heading: String, _ text: String, link: (String, String)?, _ request: Request, _ context: NodeRequestContext,
+                 status: HTTPResponse.Status = .ok) async throws -> Response {
+        var values: [String: Any] = ["heading": heading, "message": text]
+        if let link { values["link"] = ["href": link.0, "text": link.1] }
+        return try await render("message", values, request, context, status: status)
+    }
+
+    /// Runs a settings form's action for the signed-in browser; a problem shows on the page.
+    func signedIn(_ request: Request, _ context: NodeRequestContext,
+                  _ body: (AccountCaller, FormBody) async throws -> Response) async throws -> Response {
+        guard let caller = context.account, caller.sessionID != nil else { return Self.signInFirst(request) }
+        do {
+            // The token form reads its repeated fields itself.
+            let form = request.uri.path == "/settings/tokens" ? FormBody("") : try await Self.form(request)
+            return try await body(caller, form)
+        } catch let p as AccountProblem {
+            return try await settingsPage(caller, request, context, error: p.description, status: Self.status(p))
+        }
+    }
+
+    func settingsPage(_ caller: AccountCaller, _ request: Request, _ context: NodeRequestContext, newToken: [String: String]? = nil,
+                      error: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
+        guard let account = try await service.account(id: caller.accountID) else { return Self.signInFirst(request) }
+        let names = providerNames
+        let sessions = try await service.sessions.sessions(account: account.id).map { s -> [String: Any] in
+            ["id": s.id, "userAgent": Self.browser(s.userAgent), "address": s.address, "created": Self.date(s.createdAt),
+             "lastSeen": Self.date(s.lastSeenAt), "method": s.method, "current": s.id == caller.sessionID]
+        }
+        let tokens = try await service.tokens.tokens(account: account.id).map { t -> [String: Any] in
+            ["id": t.id, "name": t.name, "scopes": t.scopes.joined(separator: " "), "expires": t.expiresAt.map(Self.date) ?? "never",
+             "lastUsed": t.lastUsedAt.map(Self.date) ?? "never"]
+        }
+        let linked = try await identities(account.id).map { i -> [String: Any] in
+            ["providerName": names[i.provider] ?? i.provider, "email": i.email ?? "", "created": Self.date(i.created)]
+        }
+        let audit = try await service.audit.entries(account: account.id, limit: 30).map { e -> [String: Any] in
+            ["at": Self.date(e.at), "event": e.event, "address": e.address, "detail": e.detail]
+        }
+        var values: [String: Any] = [
+            "account": ["displayName": account.displayName, "email": account.email, "role": account.role.rawValue],
+            "verified": account.emailVerified, "hasPassword": try await service.accounts.passwordHash(id: account.id) != nil,
+            "sessions": sessions, "tokens": tokens, "anyTokens": !tokens.isEmpty, "scopes": Scope.all,
+            "identities": linked, "anyIdentities": !linked.isEmpty, "audit": audit,
+        ]
+        if let newToken { values["newToken"] = newToken }
+        return try await render("settings", values, request, context, error: error, status: status)
+    }
+
+    func studioPage(_ caller: AccountCaller, _ request: Request, _ context: NodeRequestContext, error: String? = nil, title: String = "",
+                    status: HTTPResponse.Status = .ok) async throws -> Response {
+        let streams = studio.list(caller.accountID, request).map { s -> [String: Any] in
+            var v: [String: Any] = ["id": s.id, "title": s.title, "server": s.server, "watchURL": s.watchURL, "live": s.live,
+                                    "status": s.status, "advice": s.advice, "anyAdvice": !s.advice.isEmpty]
+            if let key = s.key { v["key"] = key }
+            if let url = s.rtmpURL { v["rtmpURL"] = url }
+            return v
+        }
+        var response = try await render("studio", ["streams": streams, "anyStreams": !streams.isEmpty, "title": title], request, context,
+                                        error: error, status: status)
+        response.headers[.cacheControl] = "no-store"
+        return response
+    }
+
+    // MARK: Helpers
+
+    func sessionCookie(_ token: String) -> Cookie {
+        Cookie(name: SessionStore.cookieName, value: token, maxAge: Int(service.settings.sessionLifetime), path: "/",
+               secure: service.settings.secureCookies, httpOnly: true, sameSite: .lax)
+    }
+
+    static func redirect(_ location: String) -> Response {
+        Response(status: .seeOther, headers: [.location: location, .cacheControl: "no-store"])
+    }
+
+    static func signInFirst(_ request: Request) -> Response {
+        redirect("/signin?next=" + (request.uri.path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/"))
+    }
+
+    /// A path on this site (`/studio`), never another site (`//evil.example`, `https://...`).
+    static func localPath(_ raw: String?) -> String? {
+        guard let raw, raw.hasPrefix("/"), !raw.hasPrefix("//"), !raw.hasPrefix("/\\"), raw.count <= 200,
+              !raw.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return nil }
+        return raw
+    }
+
+    static func form(_ request: Request) async throws -> FormBody {
+        FormBody(try await request.body.collect(upTo: CSRFMiddleware.formLimit))
+    }
+
+    /// Every value of a repeated field (`scope=a&scope=b`).
+    static func allValues(_ body: String, _ name: String) -> [String] {
+        body.split(separator: "&").compactMap { pair -> String? in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, parts[0] == Substring(name) else { return nil }
+            return String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+        }
+    }
+
+    static func address(_ context: NodeRequestContext) -> String {
+        guard let remote = context.channel.remoteAddress else { return "unknown" }
+        return remote.ipAddress ?? "\(remote)"
+    }
+
+    static func status(_ p: AccountProblem) -> HTTPResponse.Status {
+        p.problem.status
+    }
+
+    static func date(_ d: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withFullDate, .withTime, .withColonSeparatorInTime, .withSpaceBetweenDateAndTime]
+        return String(f.string(from: d).prefix(16))
+    }
+
+    /// A user agent in a few words (the browser and the system it runs on).
+    static func browser(_ agent: String) -> String {
+        let browsers = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"), ("curl/", "curl"),
+                        ("streamtube/", "streamtube CLI")]
+        let systems = [("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Windows", "Windows"), ("Mac OS X", "macOS"),
+                       ("Linux", "Linux")]
+        let name = browsers.first { agent.contains($0.0) }?.1 ?? (agent.isEmpty ? "Unknown" : String(agent.prefix(40)))
+        return systems.first { agent.contains($0.0) }.map { "\(name) on \($0.1)" } ?? name
+    }
+}
