@@ -47,6 +47,12 @@ package struct LoginRequest: Codable, Sendable {
     package var email: String
     package var password: String
     package var name: String?
+
+    package init(email: String, password: String, name: String?) {
+        self.email = email
+        self.password = password
+        self.name = name
+    }
 }
 
 package struct SessionResponse: Codable, Equatable, Sendable {

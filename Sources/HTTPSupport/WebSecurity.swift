@@ -68,14 +68,16 @@ package struct SecurityHeadersMiddleware: RouterMiddleware {
     }
 }
 
-/// Cross-site request forgery: a request that changes something and is not authenticated by
-/// a header a browser would not send on its own (`Authorization: Bearer`) must carry the
+/// Cross-site request forgery: a form, or a request that changes something with the session
+/// cookie and without a header a browser would not send on its own (`Authorization: Bearer`), must carry the
 /// `st_csrf` cookie's value back, as the form field `csrf` or the header `X-CSRF-Token`
 /// (double submit: another site can neither read the cookie nor set it). Every answer through
 /// here has the cookie, so every form can carry it (`context.csrfToken`).
 package struct CSRFMiddleware: RouterMiddleware {
     package typealias Context = NodeRequestContext
     package static let cookieName = "st_csrf"
+    /// The session cookie (Accounts' `SessionStore.cookieName`): what a forged request would ride on.
+    package static let sessionCookie = "st_session"
     package static let field = "csrf"
     package static let header = HTTPField.Name.csrfToken
     /// A form body read to find the field: larger forms are refused.
@@ -93,9 +95,13 @@ package struct CSRFMiddleware: RouterMiddleware {
         let presentedCookie = request.cookies[Self.cookieName].map(\.value).flatMap { RandomToken.isWellFormed(Substring($0)) ? $0 : nil }
         let token = presentedCookie ?? RandomToken.make()
         context.csrfToken = token
-        if ![.get, .head, .options].contains(request.method), !Self.hasBearer(request) {
+        let isForm = request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true
+        // Checked: forms (signing someone in to another's account is forgery too) and whatever a
+        // session cookie would authenticate. Not: a bearer token, or no cookie to ride on.
+        let ambient = request.cookies[Self.sessionCookie] != nil
+        if ![.get, .head, .options].contains(request.method), !Self.hasBearer(request), isForm || ambient {
             var presented = request.headers[Self.header]
-            if presented == nil, request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true {
+            if presented == nil, isForm {
                 let body = try await request.body.collect(upTo: Self.formLimit)
                 request.body = .init(buffer: body)
                 presented = FormBody(body).values[Self.field]

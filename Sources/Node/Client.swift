@@ -6,26 +6,62 @@ import Foundation
 import FoundationNetworking
 #endif
 
-/// Where the node is and the operator token to use.
+/// Where the node is and whose credentials to use: the operator token when one is given
+/// (--admin-token, $STREAMTUBE_ADMIN_TOKEN), else the personal token `streamtube login` saved
+/// for this server, else the data folder's operator token.
 struct Connection: ParsableArguments {
     @Option(help: "The node's HTTP address (default $STREAMTUBE_SERVER or http://127.0.0.1:8080).") var server: String?
-    @Option(help: "Admin token (default $STREAMTUBE_ADMIN_TOKEN, else the data folder's admin-token file).") var adminToken: String?
+    @Option(help: "Admin token (default $STREAMTUBE_ADMIN_TOKEN, else your `streamtube login` token, else the data folder's admin-token file).")
+    var adminToken: String?
     @Option(help: "Data folder to read the admin token from (default ./data).") var dataDir: String = "./data"
 
-    /// A request to the operator API, its answer decoded as `T` when the status is `expected`.
-    func request<T: Decodable>(_ method: String, _ path: String, body: (some Encodable)? = nil as String?,
-                               expect expected: Int = 200, as: T.Type) async throws -> T {
+    var base: String {
         let env = ProcessInfo.processInfo.environment
-        let base = server ?? env["STREAMTUBE_SERVER"] ?? "http://127.0.0.1:\(env["STREAMTUBE_HTTP_PORT"] ?? "8080")"
-        guard let url = URL(string: base + path) else { throw ValidationError("bad --server \(base)") }
-        let token = adminToken ?? env["STREAMTUBE_ADMIN_TOKEN"]
-            ?? (try? String(contentsOfFile: dataDir + "/admin-token", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let token, !token.isEmpty else {
-            throw ValidationError("no admin token: pass --admin-token, set STREAMTUBE_ADMIN_TOKEN, or run where --data-dir holds admin-token")
+        let raw = server ?? env["STREAMTUBE_SERVER"] ?? "http://127.0.0.1:\(env["STREAMTUBE_HTTP_PORT"] ?? "8080")"
+        return raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+    }
+
+    enum Credential {
+        case operatorToken(String)
+        case personal(String)
+    }
+
+    func credential() throws -> Credential {
+        let env = ProcessInfo.processInfo.environment
+        if let token = adminToken ?? env["STREAMTUBE_ADMIN_TOKEN"], !token.isEmpty { return .operatorToken(token) }
+        if let saved = Credentials.load()[base] { return .personal(saved.token) }
+        if let token = (try? String(contentsOfFile: dataDir + "/admin-token", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty {
+            return .operatorToken(token)
         }
+        throw ValidationError("not signed in: run `streamtube login --server \(base)`, or pass --admin-token "
+                              + "(or STREAMTUBE_ADMIN_TOKEN, or run where --data-dir holds admin-token)")
+    }
+
+    /// A request to the operator API (`path`) or, signed in with a personal token, to the
+    /// public API (`personalPath`); the answer decoded as `T` when the status is `expected`.
+    func request<T: Decodable>(_ method: String, _ path: String, personalPath: String? = nil, body: (some Encodable)? = nil as String?,
+                               expect expected: Int = 200, as: T.Type) async throws -> T {
+        let token: String
+        let route: String
+        switch try credential() {
+        case .operatorToken(let t): (token, route) = (t, path)
+        case .personal(let t):
+            guard let personalPath else {
+                throw ValidationError("this command needs the operator token: pass --admin-token or set STREAMTUBE_ADMIN_TOKEN")
+            }
+            (token, route) = (t, personalPath)
+        }
+        return try await Self.send(method, base: base, path: route, bearer: token, body: body, expect: expected, as: T.self)
+    }
+
+    static func send<T: Decodable>(_ method: String, base: String, path: String, bearer: String?, body: (some Encodable)?,
+                                   expect expected: Int, as: T.Type) async throws -> T {
+        guard let url = URL(string: base + path) else { throw ValidationError("bad --server \(base)") }
         var req = URLRequest(url: url)
         req.httpMethod = method
-        req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        req.setValue("streamtube/\(streamTubeVersion)", forHTTPHeaderField: "User-Agent")
+        if let bearer { req.setValue("Bearer \(bearer)", forHTTPHeaderField: "Authorization") }
         if let body {
             req.setValue("application/json", forHTTPHeaderField: "Content-Type")
             req.httpBody = try JSONEncoder().encode(body)
@@ -41,9 +77,96 @@ struct Connection: ParsableArguments {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         guard status == expected, let value = try? decoder.decode(T.self, from: data) else {
-            throw ValidationError("the node answered \(status): \(String(decoding: data, as: UTF8.self))")
+            if let problem = try? decoder.decode(ProblemAnswer.self, from: data) {
+                throw ValidationError("the node answered \(status): \(problem.detail)")
+            }
+            throw ValidationError("the node answered \(status): \(String(decoding: data.prefix(2000), as: UTF8.self))")
         }
         return value
+    }
+}
+
+struct ProblemAnswer: Decodable {
+    var detail: String
+}
+
+/// Personal tokens `streamtube login` saved, by server: a JSON file only its owner can read
+/// ($STREAMTUBE_CREDENTIALS, else $XDG_CONFIG_HOME/streamtube/credentials.json, else
+/// ~/.config/streamtube/credentials.json).
+enum Credentials {
+    struct Saved: Codable {
+        var token: String
+        var tokenID: String
+        var email: String
+    }
+
+    static var path: String {
+        let env = ProcessInfo.processInfo.environment
+        if let p = env["STREAMTUBE_CREDENTIALS"], !p.isEmpty { return p }
+        let config = env["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
+        return config + "/streamtube/credentials.json"
+    }
+
+    static func load() -> [String: Saved] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [:] }
+        return (try? JSONDecoder().decode([String: Saved].self, from: data)) ?? [:]
+    }
+
+    static func save(_ all: [String: Saved]) throws {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(all)
+        // Made 0600 before the token is in it.
+        FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        try data.write(to: url)
+    }
+}
+
+struct Login: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sign in to a node with your email and password; saves a personal API token for the other commands.",
+        discussion: "The password is read from the terminal without echo, or as one line of standard input.")
+    @Option(help: "The node's HTTP address (default $STREAMTUBE_SERVER or http://127.0.0.1:8080).") var server: String?
+    @Option(help: "Your account's email (asked for when not given).") var email: String?
+
+    func run() async throws {
+        let connection = try Connection.parse(server.map { ["--server", $0] } ?? [])
+        let email = try self.email ?? Prompt.line("Email: ")
+        let password = try Prompt.secret("Password: ")
+        var host = ProcessInfo.processInfo.hostName
+        if host.isEmpty { host = "this computer" }
+        let made = try await Connection.send("POST", base: connection.base, path: "/api/v1/auth/token", bearer: nil,
+                                             body: LoginRequest(email: email, password: password, name: "streamtube CLI on \(host)"),
+                                             expect: 201, as: CreatedTokenResponse.self)
+        var all = Credentials.load()
+        all[connection.base] = .init(token: made.token, tokenID: made.info.id, email: email)
+        try Credentials.save(all)
+        print("signed in to \(connection.base) as \(email); token saved in \(Credentials.path)")
+    }
+}
+
+struct Logout: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Revoke and forget the token `streamtube login` saved for a node.")
+    @Option(help: "The node's HTTP address (default $STREAMTUBE_SERVER or http://127.0.0.1:8080).") var server: String?
+
+    func run() async throws {
+        let connection = try Connection.parse(server.map { ["--server", $0] } ?? [])
+        var all = Credentials.load()
+        guard let saved = all[connection.base] else { throw ValidationError("not signed in to \(connection.base)") }
+        guard let url = URL(string: connection.base + "/api/v1/tokens/" + saved.tokenID) else { throw ValidationError("bad server") }
+        var req = URLRequest(url: url)
+        req.httpMethod = "DELETE"
+        req.setValue("Bearer \(saved.token)", forHTTPHeaderField: "Authorization")
+        // Forgotten here even when the node cannot be reached (the token can be revoked from the settings page).
+        let status = (try? await URLSession.shared.data(for: req)).flatMap { ($0.1 as? HTTPURLResponse)?.statusCode }
+        all[connection.base] = nil
+        try Credentials.save(all)
+        print(status == 204 ? "signed out of \(connection.base): the token is revoked"
+              : "forgot the token for \(connection.base); the node did not confirm revoking it (revoke it in your settings)")
     }
 }
 
@@ -58,8 +181,8 @@ struct Streams: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            let s = try await connection.request("POST", "/api/streams", body: CreateStreamRequest(title: title), expect: 201,
-                                                 as: StreamResponse.self)
+            let s = try await connection.request("POST", "/api/streams", personalPath: "/api/v1/streams", body: CreateStreamRequest(title: title),
+                                                 expect: 201, as: StreamResponse.self)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -78,7 +201,7 @@ struct Streams: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            for s in try await connection.request("GET", "/api/streams", as: [StreamResponse].self) {
+            for s in try await connection.request("GET", "/api/streams", personalPath: "/api/v1/streams", as: [StreamResponse].self) {
                 print("\(s.id)\t\((s.live?.state ?? .offline).rawValue)\t\(s.title)\t\(s.watchURL)")
             }
         }

@@ -19,7 +19,7 @@ package struct Session: Codable, Equatable, Sendable {
 }
 
 package final class SessionStore: Sendable {
-    package static let cookieName = "st_session"
+    package static let cookieName = CSRFMiddleware.sessionCookie
     package static let changes = "streamtube_accounts"
     let database: Database
     let lifetime: TimeInterval
