@@ -256,7 +256,7 @@ package struct AccountPages: Sendable {
                 if let d = form["days"], !d.isEmpty, days == nil {
                     throw AccountProblem(.invalid, "expiry must be a whole number of days, or empty for none")
                 }
-                let (token, secret) = try await service.createToken(account: caller.accountID, name: form["name"] ?? "", scopes: scopes,
+                let (token, secret) = try await service.createToken(account: caller.accountID, name: form["token_name"] ?? "", scopes: scopes,
                                                                     expiresInDays: days, address: Self.address(context))
                 var response = try await settingsPage(caller, request, context, newToken: ["name": token.name, "token": secret])
                 response.headers[.cacheControl] = "no-store"
