@@ -365,9 +365,11 @@ package struct AccountPages: Sendable {
 
     // MARK: Helpers
 
-    func sessionCookie(_ token: String) -> Cookie {
-        Cookie(name: SessionStore.cookieName, value: token, maxAge: Int(service.settings.sessionLifetime), path: "/",
-               secure: service.settings.secureCookies, httpOnly: true, sameSite: .lax)
+    func sessionCookie(_ token: String) -> Cookie { Self.sessionCookie(token, settings: service.settings) }
+
+    static func sessionCookie(_ token: String, settings: AccountsSettings) -> Cookie {
+        Cookie(name: SessionStore.cookieName, value: token, maxAge: Int(settings.sessionLifetime), path: "/",
+               secure: settings.secureCookies, httpOnly: true, sameSite: .lax)
     }
 
     static func redirect(_ location: String) -> Response {
