@@ -2,6 +2,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// One connection to an SMTP server. Replies are read one at a time, each within a timeout;
 /// TLS can be started in the middle (STARTTLS). Knows nothing of the SMTP dialogue itself.
@@ -13,6 +14,10 @@ struct SMTPConnection: Sendable {
     /// against the certificate (nil for an IP address: the peer's address is checked).
     static func connect(host: String, port: Int, timeout: TimeAmount, parser: SMTPReplyParser,
                         tls: NIOSSLContext?, serverHostname: String?, group: any EventLoopGroup) async throws -> SMTPConnection {
+        // The reply handler, handed out by the initializer: the connection may fail (and its
+        // handlers go) before we could look it up in the pipeline. Kept by channel: with more
+        // than one address to try, the initializer runs for every attempt.
+        let handlers = HandlerRegistry()
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelInitializer { channel in
@@ -21,13 +26,16 @@ struct SMTPConnection: Sendable {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
                     }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SMTPReplyDecoder(parser: parser)))
-                    try channel.pipeline.syncOperations.addHandler(SMTPReplyHandler(eventLoop: channel.eventLoop))
+                    let replies = SMTPReplyHandler(eventLoop: channel.eventLoop)
+                    try channel.pipeline.syncOperations.addHandler(replies)
+                    handlers.keep(NIOLoopBound(replies, eventLoop: channel.eventLoop), for: channel)
                 }
             }
             .connect(host: host, port: port).get()
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: SMTPReplyHandler.self), eventLoop: channel.eventLoop)
-        }.get()
+        guard let handler = handlers.take(for: channel) else {
+            try? await channel.close().get()
+            throw SMTPConnectionClosed()
+        }
         return SMTPConnection(channel: channel, replies: handler)
     }
 
@@ -36,6 +44,13 @@ struct SMTPConnection: Sendable {
     func reply(within timeout: TimeAmount) async throws -> SMTPReply {
         let replies = self.replies
         return try await channel.eventLoop.flatSubmit { replies.value.next(within: timeout) }.get()
+    }
+
+    /// The first error the connection saw (a failed TLS handshake, say), if any: a write that
+    /// fails after it fails for that reason.
+    func firstFailure() async -> (any Error)? {
+        let replies = self.replies
+        return try? await channel.eventLoop.submit { replies.value.failure }.get()
     }
 
     /// Writes text as it is (the caller adds CRLF).
@@ -58,6 +73,19 @@ struct SMTPConnection: Sendable {
     }
 }
 
+/// The reply handler of each channel the bootstrap made, until the connection takes its own.
+private final class HandlerRegistry: Sendable {
+    private let handlers = Mutex<[ObjectIdentifier: NIOLoopBound<SMTPReplyHandler>]>([:])
+
+    func keep(_ handler: NIOLoopBound<SMTPReplyHandler>, for channel: any Channel) {
+        handlers.withLock { $0[ObjectIdentifier(channel)] = handler }
+    }
+
+    func take(for channel: any Channel) -> NIOLoopBound<SMTPReplyHandler>? {
+        handlers.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+}
+
 /// No reply within the time allowed.
 struct SMTPConnectionTimeout: Error {}
 /// The server closed the connection.
@@ -73,7 +101,7 @@ final class SMTPReplyHandler: ChannelInboundHandler {
     private let eventLoop: any EventLoop
     private var queued: [SMTPReply] = []
     private var waiter: EventLoopPromise<SMTPReply>?
-    private var failure: (any Error)?
+    private(set) var failure: (any Error)?
 
     init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 

@@ -220,7 +220,9 @@ private struct Session {
     }
 
     func write(_ text: String, step: String) async throws {
-        do { try await connection!.write(text) } catch { throw mapped(error, step: step, waited: .zero) }
+        do { try await connection!.write(text) } catch {
+            throw mapped(await connection!.firstFailure() ?? error, step: step, waited: .zero)
+        }
     }
 
     var remaining: TimeAmount { max(.zero, deadline - .now()) }
