@@ -17,6 +17,8 @@ import pytest
 from conftest import binary, free_port
 from smtp import SMTPServer, TestCA, body_text
 
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # implicit TLS is TLS
+
 SENDER = "StreamTube <noreply@stream.example>"
 
 

@@ -41,8 +41,8 @@ package struct SMTPError: Error, CustomStringConvertible {
         case .refused(let reply): return "SMTP server \(server) refused \(step): \(reply)"
         case .cannotConnect(let why): return "cannot connect to SMTP server \(server): \(why)"
         case .tls(let why):
-            return "TLS with SMTP server \(server) failed at \(step): \(why) (is its certificate valid for this host name "
-                + "and signed by a CA we trust? give the CA with --smtp-ca-file)"
+            return "TLS with SMTP server \(server) failed at \(step): \(why); nothing was sent "
+                + "(a server whose CA is not a public one: give its CA with --smtp-ca-file)"
         case .timedOut(let s): return "SMTP server \(server) did not answer \(step) within \(Self.seconds(s))"
         case .sendTimedOut(let s): return "sending through SMTP server \(server) took longer than \(Self.seconds(s)) (at \(step))"
         case .closed: return "SMTP server \(server) closed the connection at \(step)"

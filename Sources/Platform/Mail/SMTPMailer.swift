@@ -116,14 +116,14 @@ private struct Session {
                 parser: SMTPReplyParser(maxLineLength: settings.maxReplyLineLength, maxLines: settings.maxReplyLines),
                 tls: settings.security == .tls ? tlsContext : nil, serverHostname: serverHostname, group: group)
         } catch {
-            throw SMTPError(server: server, step: "connect", reason: .cannotConnect(Self.plain(error)))
+            throw SMTPError(server: server, step: "connect", reason: .cannotConnect(Self.connectFailure(error)))
         }
         // The whole send's limit also covers a write the server never reads.
         let channel = connection!.channel
         closeTimer = channel.eventLoop.scheduleTask(deadline: deadline) { channel.close(promise: nil) }
         defer { closeTimer?.cancel() }
 
-        _ = try await expect([220], step: "the greeting", tlsStep: settings.security == .tls)
+        _ = try await expect([220], step: "the greeting")
         dialogueOpen = true
         var extensions = try await hello()
         if settings.security == .startTLS {
@@ -132,7 +132,7 @@ private struct Session {
             }
             _ = try await command("STARTTLS", expect: [220])
             try await connection!.startTLS(tlsContext!, serverHostname: serverHostname)
-            extensions = try await hello(afterTLS: true)
+            extensions = try await hello(step: "EHLO after STARTTLS")
         }
         if let user = settings.user, let password = settings.password {
             try await authenticate(user: user, password: password, offered: extensions["AUTH"] ?? [])
@@ -163,11 +163,11 @@ private struct Session {
     }
 
     /// EHLO, or HELO if the server refuses EHLO with a 5xx (then no extension is known).
-    mutating func hello(afterTLS: Bool = false) async throws -> [String: [String]] {
-        try await write("EHLO \(settings.heloName)\r\n", step: "EHLO")
-        let reply = try await next(step: "EHLO", tlsStep: afterTLS)
+    mutating func hello(step: String = "EHLO") async throws -> [String: [String]] {
+        try await write("EHLO \(settings.heloName)\r\n", step: step)
+        let reply = try await next(step: step)
         if reply.code == 250 { return reply.extensions }
-        guard (500..<600).contains(reply.code) else { throw SMTPError(server: server, step: "EHLO", reason: .refused(reply)) }
+        guard (500..<600).contains(reply.code) else { throw SMTPError(server: server, step: step, reason: .refused(reply)) }
         _ = try await command("HELO \(settings.heloName)", expect: [250])
         return [:]
     }
@@ -202,15 +202,14 @@ private struct Session {
         return try await expect(codes, step: step)
     }
 
-    mutating func expect(_ codes: Set<Int>, step: String, tlsStep: Bool = false) async throws -> SMTPReply {
-        let reply = try await next(step: step, tlsStep: tlsStep)
+    mutating func expect(_ codes: Set<Int>, step: String) async throws -> SMTPReply {
+        let reply = try await next(step: step)
         guard codes.contains(reply.code) else { throw SMTPError(server: server, step: step, reason: .refused(reply)) }
         return reply
     }
 
-    /// The next reply; errors become `SMTPError`s naming the step. `tlsStep`: the first read
-    /// through a new TLS layer, where a failure is most likely the handshake's.
-    func next(step: String, tlsStep: Bool = false) async throws -> SMTPReply {
+    /// The next reply; errors become `SMTPError`s naming the step.
+    func next(step: String) async throws -> SMTPReply {
         let wait = min(TimeAmount(settings.replyTimeout), remaining)
         do {
             return try await connection!.reply(within: wait)
@@ -235,9 +234,8 @@ private struct Session {
             return SMTPError(server: server, step: step, reason: .timedOut(seconds: Double(waited.nanoseconds) / 1e9))
         case is SMTPConnectionClosed, is ChannelError: return SMTPError(server: server, step: step, reason: .closed)
         case let e as SMTPReplyError: return SMTPError(server: server, step: step, reason: .unreadableReply(e))
-        case let e as NIOSSLError: return SMTPError(server: server, step: step, reason: .tls(Self.plain(e)))
-        case let e as NIOSSLExtraError: return SMTPError(server: server, step: step, reason: .tls(Self.plain(e)))
-        case let e as BoringSSLError: return SMTPError(server: server, step: step, reason: .tls(Self.plain(e)))
+        case is NIOSSLError, is NIOSSLExtraError, is BoringSSLError:
+            return SMTPError(server: server, step: step, reason: .tls(Self.tlsFailure(error)))
         default: return SMTPError(server: server, step: step, reason: .other(Self.plain(error)))
         }
     }
@@ -250,8 +248,35 @@ private struct Session {
         })
     }
 
+    /// Why a connection could not be made, in words: `127.0.0.1:1: Connection refused`.
+    static func connectFailure(_ error: any Error) -> String {
+        switch error {
+        case let e as NIOConnectionError:
+            if e.connectionErrors.count == 1 { return plain(e.connectionErrors[0].error) }
+            let attempts = e.connectionErrors.map { "\($0.target.ipAddress ?? "?"): \(plain($0.error))" }
+            if !attempts.isEmpty { return attempts.joined(separator: "; ") }
+            if let dns = e.dnsAError ?? e.dnsAAAAError { return "cannot resolve the host name (\(dns))" }
+            return "the host name has no address"
+        case ChannelError.connectTimeout(let t): return "no connection within \(Double(t.nanoseconds) / 1e9) s"
+        default: return plain(error)
+        }
+    }
+
+    /// Why TLS failed, in words where the reason is a common one.
+    static func tlsFailure(_ error: any Error) -> String {
+        let text = String(describing: error)
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "the server's certificate was not accepted (CERTIFICATE_VERIFY_FAILED: not signed by a CA we trust, or expired)"
+        }
+        if let e = error as? NIOSSLExtraError, e == .failedToValidateHostname {
+            return "the server's certificate is not valid for this host name (\(error))"
+        }
+        if text.contains("WRONG_VERSION_NUMBER") { return "the server does not speak TLS on this port (WRONG_VERSION_NUMBER)" }
+        return text
+    }
+
     static func plain(_ error: any Error) -> String {
-        if let e = error as? IOError { return e.description }
+        if let e = error as? IOError { return String(cString: strerror(e.errnoCode)) }
         return String(describing: error)
     }
 
