@@ -180,12 +180,27 @@ let package = Package(
                         .embedInCode("Templates/reset_request.mustache"), .embedInCode("Templates/reset_form.mustache"),
                         .embedInCode("Templates/settings.mustache"), .embedInCode("Templates/studio.mustache")]
         ),
+        // The platform's mail: messages (RFC 5322, RFC 2047, quoted-printable), an SMTP client
+        // (STARTTLS, TLS, AUTH) and the outbox folder used when no SMTP server is configured.
+        // Knows nothing of accounts.
+        .target(
+            name: "Mail",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Sources/Platform/Mail",
+            exclude: ["README.md"]
+        ),
         // Configuration (each setting declared once), node state files, and the one function
         // that assembles a node: `buildApplication(config)`, used by `serve` and by tests.
         .target(
             name: "App",
             dependencies: [
                 "Origin", "Transcode", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web", "Accounts",
+                "Mail",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -245,7 +260,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport",
+                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport", "Mail",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "SQLKit", package: "sql-kit"),

@@ -25,7 +25,7 @@ package enum AdminTasks {
                                                migrations: Migrations.all(sealer: ClusterKeySealer(clusterKeys: keyring.keys)))
         do {
             let service = try await AccountService(database: database, settings: try config.accountsSettings(),
-                                                   sendMail: config.sendMail(logger: logger), logger: logger)
+                                                   sendMail: try config.sendMail(logger: logger), logger: logger)
             let result = try await body(service)
             await database.close()
             return result

@@ -128,7 +128,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, logger: logger)
     let accounts: AccountService
     do {
-        accounts = try await AccountService(database: database, settings: try config.accountsSettings(), sendMail: config.sendMail(logger: logger),
+        accounts = try await AccountService(database: database, settings: try config.accountsSettings(), sendMail: try config.sendMail(logger: logger),
                                             logger: logger)
     } catch {
         await database.close()

@@ -2,6 +2,7 @@
 import Accounts
 import Foundation
 import Logging
+import Mail
 
 extension NodeConfiguration {
     /// Accounts' settings; a value that cannot work is a clear error at start.
@@ -33,17 +34,13 @@ extension NodeConfiguration {
 }
 
 extension NodeConfiguration {
-    /// How the platform's mail goes out.
-    package func sendMail(logger: Logger) -> SendMail {
-        let outbox = URL(fileURLWithPath: dataDir).appendingPathComponent("outbox")
-        let from = mailFrom
+    /// How the platform's mail goes out: over SMTP (--smtp-host), else into the outbox folder.
+    /// A setting that cannot work fails here, at start, not at the first mail.
+    package func sendMail(logger: Logger) throws -> SendMail {
+        let mailer = try mailer(logger: logger)
+        let from = try mailSender()
         return { to, subject, text in
-            try FileManager.default.createDirectory(at: outbox, withIntermediateDirectories: true)
-            let file = outbox.appendingPathComponent("\(Int(Date().timeIntervalSince1970 * 1000))-\(UUID().uuidString.prefix(8)).eml")
-            let message = "From: \(from)\r\nTo: \(to)\r\nSubject: \(subject)\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-                + text.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n"
-            try Data(message.utf8).write(to: file)
-            logger.info("mail written to the outbox", metadata: ["to": "\(to)", "file": "\(file.path)"])
+            try await mailer.send(try MailMessage(from: from, to: [try MailAddress(to)], subject: subject, body: text))
         }
     }
 }

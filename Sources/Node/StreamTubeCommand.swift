@@ -8,7 +8,8 @@ struct StreamTubeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamtube",
         abstract: "StreamTube: a self-hosted live-streaming node.",
-        subcommands: [Serve.self, Login.self, Logout.self, Streams.self, Admin.self, Members.self, Keygen.self, ClusterCert.self, Version.self],
+        subcommands: [Serve.self, Login.self, Logout.self, Streams.self, Admin.self, Members.self, Keygen.self, ClusterCert.self,
+                      MailTest.self, Version.self],
         defaultSubcommand: nil)
 }
 
