@@ -5,9 +5,7 @@ Every page is checked with axe (no serious or critical violation), on a desktop'
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 import urllib.parse
 
@@ -15,39 +13,45 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from browsers import chromium  # noqa: F401 (fixture)
-from conftest import ADMIN_TOKEN, Node, binary, http, push, wait_for
+from conftest import Node, binary, http, push, wait_for
+from smtp import SMTPServer, TestCA, extract_url
 from test_accessibility import Axe, describe, violations
 
 PASSWORD = "correct horse battery staple"
 
 
-class Outbox:
-    """The mail a node wrote to its outbox folder (no SMTP server configured)."""
+class Mailbox:
+    """The mail the node sent to the test's SMTP server (aiosmtpd, STARTTLS with the test's CA, AUTH)."""
 
     def __init__(self, node):
-        self.folder = os.path.join(node.data_dir, "outbox")
+        self.smtp = node.smtp
 
     def messages(self):
-        if not os.path.isdir(self.folder):
-            return []
-        out = []
-        for name in sorted(os.listdir(self.folder)):
-            with open(os.path.join(self.folder, name), encoding="utf-8", errors="replace") as f:
-                out.append(f.read())
-        return out
+        return list(self.smtp.messages)
 
     def link(self, to, path, timeout=10):
-        """The first link to `path` in a mail to `to`, waiting for it."""
-        pattern = re.compile(r"https?://[^\s]+" + re.escape(path) + r"[^\s]*")
-
+        """The newest link to `path` in a mail to `to`, waiting for one."""
         def find():
-            for m in reversed(self.messages()):
-                if re.search(r"^To: .*" + re.escape(to), m, re.M | re.I):
-                    found = pattern.search(m.replace("=\r\n", "").replace("=\n", ""))
-                    if found:
-                        return found.group(0)
+            for m in reversed(self.smtp.messages_to(to)):
+                try:
+                    return extract_url(m, re.escape(path))
+                except AssertionError:
+                    pass
             return None
         return wait_for(find, timeout, f"a mail to {to} with a {path} link")
+
+
+@pytest.fixture
+def node(tmp_path):
+    """A node that sends its mail over SMTP, with STARTTLS and a password, to a real server the test reads."""
+    ca = TestCA(str(tmp_path))
+    with SMTPServer(starttls=ca, user="mailer", password="mail-password", require_starttls=True) as smtp:
+        n = Node(str(tmp_path / "node"), smtp.node_args()).start()
+        n.smtp = smtp
+        try:
+            yield n
+        finally:
+            n.stop()
 
 
 class Web:
@@ -130,11 +134,13 @@ def test_sign_up_verify_make_a_stream_push_and_watch(node, chromium):  # noqa: F
     # The address is not verified until the link from the mail is opened.
     web.open("/settings")
     assert "not verified yet" in web.text()
-    link = Outbox(node).link("ann@example.com", "/verify?token=")
+    link = Mailbox(node).link("ann@example.com", "/verify?token=")
     chromium.get(link)
     assert "Your email address is verified" in web.text()
     web.open("/settings")
     assert "ann@example.com — verified" in web.text()
+    mail = Mailbox(node).smtp.messages_to("ann@example.com")[0]
+    assert mail.message["Subject"] == "Verify your email address for StreamTube" and mail.mail_from.endswith("@localhost")
     # The link is single-use.
     chromium.get(link)
     assert "This link does not work" in web.text()
@@ -239,7 +245,7 @@ def test_password_reset_by_mail(node, chromium):  # noqa: F811
     web.fill(email="erin@example.com")
     web.submit("Mail me a link")
     assert "If an account has that address" in web.text()
-    link = Outbox(node).link("erin@example.com", "/reset/")
+    link = Mailbox(node).link("erin@example.com", "/reset/")
     chromium.get(link)
     web.fill(password="a brand new password")
     web.submit("Set the password")
@@ -253,11 +259,11 @@ def test_password_reset_by_mail(node, chromium):  # noqa: F811
     chromium.get(link)
     assert "This link does not work" in web.text()
     # An unknown address gets the same page and no mail.
-    before = len(Outbox(node).messages())
+    before = len(Mailbox(node).messages())
     r = post_form(node, "/reset", {"email": "stranger@example.com"})
     assert r.status == 303 and r.headers["Location"] == "/reset?done=reset-sent"
     time.sleep(0.5)
-    assert len(Outbox(node).messages()) == before
+    assert len(Mailbox(node).messages()) == before
 
 
 def test_settings_tokens_sessions_and_activity(node, chromium):  # noqa: F811
@@ -385,7 +391,7 @@ def test_every_account_page_is_accessible_and_fits_a_phone(node, chromium, width
         assert chromium.js("return document.documentElement.scrollWidth <= window.innerWidth + 1"), path
     link = None
     post_form(node, "/reset", {"email": f"hal{width}@example.com"})
-    link = Outbox(node).link(f"hal{width}@example.com", "/reset/")
+    link = Mailbox(node).link(f"hal{width}@example.com", "/reset/")
     chromium.get(link)
     found = violations(chromium)
     assert not found, ("reset form", describe(found))
