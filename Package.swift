@@ -26,13 +26,15 @@ let package = Package(
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // 3.x or 4.x: JWTKit 5 needs 4.
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.0.0"),
     ],
     targets: [
         // FFmpeg 5.1 libraries from Debian, found with pkg-config.
@@ -167,7 +169,8 @@ let package = Package(
         ),
         .target(
             name: "Web",
-            dependencies: ["Catalog", "HTTPSupport", "Accounts", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["Catalog", "HTTPSupport", "Accounts", "OIDC", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Mustache", package: "swift-mustache")],
             path: "Sources/Platform/Web",
@@ -178,7 +181,8 @@ let package = Package(
                         .embedInCode("Templates/signup.mustache"), .embedInCode("Templates/signin.mustache"),
                         .embedInCode("Templates/providers.mustache"), .embedInCode("Templates/message.mustache"),
                         .embedInCode("Templates/reset_request.mustache"), .embedInCode("Templates/reset_form.mustache"),
-                        .embedInCode("Templates/settings.mustache"), .embedInCode("Templates/studio.mustache")]
+                        .embedInCode("Templates/settings.mustache"), .embedInCode("Templates/studio.mustache"),
+                        .embedInCode("Templates/link.mustache")]
         ),
         // The platform's mail: messages (RFC 5322, RFC 2047, quoted-printable), an SMTP client
         // (STARTTLS, TLS, AUTH) and the outbox folder used when no SMTP server is configured.
@@ -194,13 +198,29 @@ let package = Package(
             path: "Sources/Platform/Mail",
             exclude: ["README.md"]
         ),
+        // Sign-in with OpenID Connect and OAuth 2.0 providers: discovery, the authorization
+        // request (state, nonce, PKCE), the code exchange and ID token verification. The protocol
+        // only: no accounts, sessions, cookies or database.
+        .target(
+            name: "OIDC",
+            dependencies: [
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Sources/Platform/OIDC",
+            exclude: ["README.md"]
+        ),
         // Configuration (each setting declared once), node state files, and the one function
         // that assembles a node: `buildApplication(config)`, used by `serve` and by tests.
         .target(
             name: "App",
             dependencies: [
                 "Origin", "Transcode", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web", "Accounts",
-                "Mail",
+                "Mail", "OIDC", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -257,6 +277,22 @@ let package = Package(
         .testTarget(name: "TranscodeTests", dependencies: ["Transcode", "Origin", "MediaTestSupport"], path: "Tests/TranscodeTests"),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"], path: "Tests/GossipTests"),
         .testTarget(name: "EdgeTests", dependencies: ["Edge"], path: "Tests/EdgeTests"),
+        .testTarget(
+            name: "OIDCTests",
+            dependencies: [
+                "OIDC",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/OIDCTests"
+        ),
         .testTarget(
             name: "NodeTests",
             dependencies: [

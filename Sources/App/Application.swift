@@ -1,6 +1,7 @@
 // buildApplication: the one place a node is assembled, from its configuration, for `serve`
 // and for tests alike.
 import Accounts
+import AsyncHTTPClient
 import Catalog
 import Cluster
 import Edge
@@ -195,7 +196,12 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // The platform: people's pages and the public API, where a session cookie or an API token
     // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
     let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, logger: logger)
-    let renderer = PageRenderer(pages: try Pages(), service: accounts)
+    let providers: SignInProviders
+    do { providers = try SignInProviders(try config.signInProviders(), httpClient: HTTPClient.shared) } catch {
+        await database.close()
+        throw ConfigurationError("\(error)")
+    }
+    let renderer = PageRenderer(pages: try Pages(), service: accounts, providers: providers.links)
     let platform = httpRouter.group()
         .add(middleware: CSRFMiddleware(secureCookies: accounts.settings.secureCookies))
         .add(middleware: AccountAuthMiddleware(service: accounts))
@@ -217,7 +223,10 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         }
     }, create: { title, owner in
         try await platformAPI.create(title: title, owner: owner).id
-    })).collection)
+    }), providers: providers.links, identities: { account in
+        try await accounts.identities.identities(account: account).map { ($0.provider, $0.email, $0.createdAt) }
+    }).collection)
+    platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
 
     // Cached media is answered on the event loop, in front of the router.
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)

@@ -3,6 +3,7 @@ import Accounts
 import Foundation
 import Logging
 import Mail
+import OIDC
 
 extension NodeConfiguration {
     /// Accounts' settings; a value that cannot work is a clear error at start.
@@ -42,5 +43,28 @@ extension NodeConfiguration {
         return { to, subject, text in
             try await mailer.send(try MailMessage(from: from, to: [try MailAddress(to)], subject: subject, body: text))
         }
+    }
+}
+
+extension NodeConfiguration {
+    /// The sign-in providers configured: a generic OpenID Connect issuer, Google, Facebook, X.
+    package func signInProviders() throws -> [ProviderConfiguration] {
+        var out: [ProviderConfiguration] = []
+        if let issuer = oidcIssuer, !issuer.isEmpty {
+            guard let url = URL(string: issuer), let id = oidcClientID, !id.isEmpty else {
+                throw ConfigurationError("--oidc-issuer needs a URL like https://id.example.com and --oidc-client-id")
+            }
+            out.append(.generic(issuer: url, clientID: id, secret: oidcClientSecret, name: oidcName))
+        }
+        for (name, id, secret, make) in [
+            ("google", googleClientID, googleClientSecret, ProviderConfiguration.google),
+            ("facebook", facebookClientID, facebookClientSecret, ProviderConfiguration.facebook),
+            ("x", xClientID, xClientSecret, ProviderConfiguration.x),
+        ] as [(String, String?, String?, (String, String) -> ProviderConfiguration)] {
+            guard let id, !id.isEmpty else { continue }
+            guard let secret, !secret.isEmpty else { throw ConfigurationError("--\(name)-client-id needs --\(name)-client-secret") }
+            out.append(make(id, secret))
+        }
+        return out
     }
 }
