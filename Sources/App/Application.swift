@@ -196,10 +196,14 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
     let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, logger: logger)
     let renderer = PageRenderer(pages: try Pages(), service: accounts)
+    // The API's callers without the session cookie (scripts, the CLI) have no CSRF cookie to send back.
+    httpRouter.group("/api/v1")
+        .add(middleware: CSRFMiddleware(secureCookies: accounts.settings.secureCookies, onlyWithCookie: SessionStore.cookieName))
+        .add(middleware: AccountAuthMiddleware(service: accounts))
+        .addRoutes(platformAPI.collection)
     let platform = httpRouter.group()
         .add(middleware: CSRFMiddleware(secureCookies: accounts.settings.secureCookies))
         .add(middleware: AccountAuthMiddleware(service: accounts))
-    platform.addRoutes(platformAPI.collection, atPath: "/api/v1")
     platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
     }, live: {

@@ -72,7 +72,10 @@ package struct SecurityHeadersMiddleware: RouterMiddleware {
 /// a header a browser would not send on its own (`Authorization: Bearer`) must carry the
 /// `st_csrf` cookie's value back, as the form field `csrf` or the header `X-CSRF-Token`
 /// (double submit: another site can neither read the cookie nor set it). Every answer through
-/// here has the cookie, so every form can carry it (`context.csrfToken`).
+/// here has the cookie, so every form can carry it (`context.csrfToken`). With `onlyWithCookie`
+/// (the API's, where only that cookie could authenticate a browser's request and no answer
+/// signs anyone in) a request without that cookie is not checked: the CLI's
+/// `POST /api/v1/auth/token` has no cookie to send back.
 package struct CSRFMiddleware: RouterMiddleware {
     package typealias Context = NodeRequestContext
     package static let cookieName = "st_csrf"
@@ -82,9 +85,11 @@ package struct CSRFMiddleware: RouterMiddleware {
     package static let formLimit = 64 * 1024
 
     let secureCookies: Bool
+    let onlyWithCookie: String?
 
-    package init(secureCookies: Bool) {
+    package init(secureCookies: Bool, onlyWithCookie: String? = nil) {
         self.secureCookies = secureCookies
+        self.onlyWithCookie = onlyWithCookie
     }
 
     package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -93,7 +98,8 @@ package struct CSRFMiddleware: RouterMiddleware {
         let presentedCookie = request.cookies[Self.cookieName].map(\.value).flatMap { RandomToken.isWellFormed(Substring($0)) ? $0 : nil }
         let token = presentedCookie ?? RandomToken.make()
         context.csrfToken = token
-        if ![.get, .head, .options].contains(request.method), !Self.hasBearer(request) {
+        if ![.get, .head, .options].contains(request.method), !Self.hasBearer(request),
+           onlyWithCookie.map({ request.cookies[$0] != nil }) ?? true {
             var presented = request.headers[Self.header]
             if presented == nil, request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true {
                 let body = try await request.body.collect(upTo: Self.formLimit)
