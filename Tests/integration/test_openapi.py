@@ -25,7 +25,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance]
 # Examples per operation and generation mode (positive and negative): the whole file stays
 # within about two minutes on a debug build.
-EXAMPLES = 25
+EXAMPLES = 50
 
 
 def sign_up(base, email, name):
@@ -187,6 +187,51 @@ def test_cookie_authenticated_change_needs_the_csrf_header(platform):
     r = s.patch(platform.base + "/api/v1/me", json={"displayName": "Changed"}, headers={"X-CSRF-Token": s.cookies["st_csrf"]},
                 timeout=10)
     assert r.status_code == 200 and r.json()["displayName"] == "Changed", r.text
+
+
+def test_problems_the_fuzzer_does_not_reach(platform):
+    """Answers the fuzzer's admin token with every scope cannot get, each as documented."""
+    document = served(platform)
+
+    def documented(method, path, status):
+        assert str(status) in document["paths"][path][method.lower()]["responses"], (method, path, status)
+
+    def problem(r, status):
+        assert r.status_code == status and r.headers["Content-Type"] == "application/problem+json", r.text
+        body = r.json()
+        assert set(body) == {"type", "title", "status", "detail"} and body["status"] == status
+
+    # A body over 64 KiB: 413.
+    r = requests.post(platform.base + "/api/v1/streams", json={"title": "x" * 70000}, headers=platform.auth, timeout=10)
+    problem(r, 413)
+    documented("POST", "/api/v1/streams", 413)
+    # A token without the scope: 403.
+    r = requests.post(platform.base + "/api/v1/tokens", json={"name": "read only", "scopes": ["streams:read"]},
+                      headers=platform.auth, timeout=10)
+    assert r.status_code in (201, 409), r.text
+    if r.status_code == 201:
+        limited = {"Authorization": f"Bearer {r.json()['token']}"}
+        r = requests.patch(platform.base + "/api/v1/me", json={"displayName": "x"}, headers=limited, timeout=10)
+        problem(r, 403)
+        documented("PATCH", "/api/v1/me", 403)
+    # The only admin cannot stop being one: 409.
+    r = requests.patch(f"{platform.base}/api/v1/accounts/{platform.account_id}", json={"role": "viewer"}, headers=platform.auth,
+                       timeout=10)
+    if r.status_code != 200:  # the fuzzer may have made the other account an admin
+        problem(r, 409)
+        documented("PATCH", "/api/v1/accounts/{id}", 409)
+    # A viewer cannot make streams, nor list accounts: 403.
+    viewer = token_for(platform.base, "other@example.com", name="viewer")
+    vauth = {"Authorization": f"Bearer {viewer['token']}"}
+    r = requests.patch(f"{platform.base}/api/v1/accounts/{platform.other_id}", json={"role": "viewer"}, headers=platform.auth,
+                       timeout=10)
+    if r.status_code == 200:
+        problem(requests.post(platform.base + "/api/v1/streams", json={"title": "t"}, headers=vauth, timeout=10), 403)
+        problem(requests.get(platform.base + "/api/v1/accounts", headers=vauth, timeout=10), 403)
+    # No credentials: 401 with WWW-Authenticate.
+    r = requests.get(platform.base + "/api/v1/me", timeout=10)
+    problem(r, 401)
+    assert r.headers["WWW-Authenticate"].startswith('Bearer realm="streamtube"')
 
 
 # The schema the fuzzer works from is the repository's file, loaded when the tests are
