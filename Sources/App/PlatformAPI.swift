@@ -246,7 +246,9 @@ package struct PlatformAPI: Sendable {
     }
 
     func account(_ caller: AccountCaller) async throws -> Account {
-        guard let a = try await service.account(id: caller.accountID) else { throw Problem(.unauthorized, "this account is gone") }
+        guard let a = try await service.account(id: caller.accountID) else {
+            throw Problem(.unauthorized, "this account is gone", headers: [.wwwAuthenticate: "Bearer realm=\"streamtube\""])
+        }
         return a
     }
 

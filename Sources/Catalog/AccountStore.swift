@@ -66,6 +66,8 @@ package struct AccountStore: Sendable {
     }
 
     package func update(id: String, displayName: String? = nil, role: Account.Role? = nil, email: String? = nil) async throws {
+        // Nothing to change: an UPDATE with no SET is no SQL.
+        guard displayName != nil || role != nil || email != nil else { return }
         var q = database.sql.update("accounts")
         if let displayName { q = q.set("display_name", to: SQLBind(displayName)) }
         if let role { q = q.set("role", to: SQLBind(role.rawValue)) }

@@ -69,10 +69,11 @@ package struct SecurityHeadersMiddleware: RouterMiddleware {
 }
 
 /// Cross-site request forgery: a form, or a request that changes something with the session
-/// cookie and without a header a browser would not send on its own (`Authorization: Bearer`), must carry the
-/// `st_csrf` cookie's value back, as the form field `csrf` or the header `X-CSRF-Token`
-/// (double submit: another site can neither read the cookie nor set it). Every answer through
-/// here has the cookie, so every form can carry it (`context.csrfToken`).
+/// cookie and without a header a browser would not send on its own (`Authorization: Bearer`),
+/// must carry the `st_csrf` cookie's value back, as the form field `csrf` or the header
+/// `X-CSRF-Token` (double submit: another site can neither read the cookie nor set it). Every
+/// answer through here has the cookie, so every form can carry it (`context.csrfToken`). A JSON
+/// request with no session cookie (the CLI's `POST /api/v1/auth/token`) has nothing to ride on.
 package struct CSRFMiddleware: RouterMiddleware {
     package typealias Context = NodeRequestContext
     package static let cookieName = "st_csrf"
