@@ -245,7 +245,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport",
+                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport", "Accounts", "Web",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "SQLKit", package: "sql-kit"),

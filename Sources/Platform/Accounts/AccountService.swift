@@ -22,6 +22,9 @@ package struct AccountsSettings: Sendable {
     package var publicURL = "http://127.0.0.1:8080"
     package var sessionLifetime: TimeInterval = 30 * 86400
     package var throttle = SignInThrottle.Limits()
+    /// Tests only (`@testable import Accounts`): a bcrypt cost below the minimum, to keep a suite
+    /// fast (`PasswordPolicy(testingCost:)`); nil in every configured node.
+    var testingPasswordCost: Int?
     package init() {}
 
     /// Cookies marked Secure when people reach the platform over HTTPS.
@@ -69,7 +72,7 @@ package final class AccountService: Sendable {
         self.links = EmailLinks(database: database)
         self.audit = AuditLog(database: database, logger: logger)
         self.throttle = SignInThrottle(database: database, limits: settings.throttle)
-        self.passwords = try PasswordPolicy(cost: settings.passwordCost)
+        self.passwords = try settings.testingPasswordCost.map(PasswordPolicy.init(testingCost:)) ?? PasswordPolicy(cost: settings.passwordCost)
         self.settings = settings
         self.sendMail = sendMail
         self.logger = logger
