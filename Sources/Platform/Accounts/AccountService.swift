@@ -172,10 +172,16 @@ package final class AccountService: Sendable {
         guard let (id, email) = try await links.use(.verify, token: token) else {
             throw AccountProblem(.invalid, "this verification link is unknown, used or expired: sign in and ask for a new one")
         }
+        // A link proves the address it was sent to, and only while the account still has it.
+        guard let current = try await accounts.account(id: id), current.email == email else {
+            throw AccountProblem(.invalid, "this verification link was for an address the account no longer has: sign in and ask for a new one")
+        }
         try await accounts.setEmailVerified(id: id, email: email, at: Date())
         await changed(id)
         await audit.record("email verified", account: id, address: address, detail: email)
-        guard let a = try await accounts.account(id: id) else { throw AccountProblem(.notFound, "the account is gone") }
+        guard let a = try await accounts.account(id: id), a.emailVerified else {
+            throw AccountProblem(.invalid, "this verification link was for an address the account no longer has: sign in and ask for a new one")
+        }
         return a
     }
 
