@@ -196,10 +196,15 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
     let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, logger: logger)
     let renderer = PageRenderer(pages: try Pages(), service: accounts)
+    // The API: a change that comes with the session cookie must carry the anti-forgery token;
+    // one without (a token's, or the CLI's sign-in for a token) need not.
+    httpRouter.group()
+        .add(middleware: CSRFMiddleware(secureCookies: accounts.settings.secureCookies, onlyWithCookie: SessionStore.cookieName))
+        .add(middleware: AccountAuthMiddleware(service: accounts))
+        .addRoutes(platformAPI.collection, atPath: "/api/v1")
     let platform = httpRouter.group()
         .add(middleware: CSRFMiddleware(secureCookies: accounts.settings.secureCookies))
         .add(middleware: AccountAuthMiddleware(service: accounts))
-    platform.addRoutes(platformAPI.collection, atPath: "/api/v1")
     platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
     }, live: {

@@ -82,9 +82,14 @@ package struct CSRFMiddleware: RouterMiddleware {
     package static let formLimit = 64 * 1024
 
     let secureCookies: Bool
+    /// When set, only requests that carry this cookie are checked: for an API whose only cookie
+    /// credential is the session, a request without it is not one a browser authenticated for
+    /// its user (a script's `POST /api/v1/auth/token`, say), and forging it gains nothing.
+    let onlyWithCookie: String?
 
-    package init(secureCookies: Bool) {
+    package init(secureCookies: Bool, onlyWithCookie: String? = nil) {
         self.secureCookies = secureCookies
+        self.onlyWithCookie = onlyWithCookie
     }
 
     package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -93,7 +98,8 @@ package struct CSRFMiddleware: RouterMiddleware {
         let presentedCookie = request.cookies[Self.cookieName].map(\.value).flatMap { RandomToken.isWellFormed(Substring($0)) ? $0 : nil }
         let token = presentedCookie ?? RandomToken.make()
         context.csrfToken = token
-        if ![.get, .head, .options].contains(request.method), !Self.hasBearer(request) {
+        if ![.get, .head, .options].contains(request.method), !Self.hasBearer(request),
+           onlyWithCookie.map({ request.cookies[$0] != nil }) ?? true {
             var presented = request.headers[Self.header]
             if presented == nil, request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true {
                 let body = try await request.body.collect(upTo: Self.formLimit)
