@@ -77,16 +77,38 @@ final class RouteTests: XCTestCase {
 
     func testNoOperatorRouteAnswersWithoutTheToken() async throws {
         try await withRouter { client, app in
-            let operatorRoutes = app.router.routes.filter { "\($0.path)".hasPrefix("/api") && !"\($0.path)".hasPrefix("/api/route") }
+            func uri(_ route: Router<NodeRequestContext>.RouteDescription) -> String {
+                "/" + "\(route.path)".split(separator: "/").map { $0.hasPrefix(":") || $0.hasPrefix("{") ? "x" : String($0) }
+                    .joined(separator: "/")
+            }
+            let api = app.router.routes.filter { "\($0.path)".hasPrefix("/api") && !"\($0.path)".hasPrefix("/api/route") }
+            // The platform's public API (/api/v1) is for accounts, not the operator: see below.
+            let operatorRoutes = api.filter { !"\($0.path)".hasPrefix("/api/v1") }
             XCTAssertGreaterThanOrEqual(operatorRoutes.count, 5, "\(app.router.routes)")
             for route in operatorRoutes {
-                let uri = "\(route.path)".split(separator: "/").map { $0.hasPrefix(":") || $0.hasPrefix("{") ? "x" : String($0) }
-                    .joined(separator: "/")
                 for headers: HTTPFields in [[:], [.authorization: "Bearer wrong"], [.authorization: Self.token]] {
-                    try await client.execute(uri: "/" + uri, method: route.method, headers: headers, body: ByteBuffer(string: "{}")) { r in
+                    try await client.execute(uri: uri(route), method: route.method, headers: headers, body: ByteBuffer(string: "{}")) { r in
                         XCTAssertEqual(r.status, .unauthorized, "\(route) with \(headers)")
                         XCTAssertEqual(r.headers[.wwwAuthenticate], "Bearer realm=\"streamtube\"")
                         XCTAssertEqual(try Self.problem(r).status, 401)
+                    }
+                }
+            }
+            // /api/v1: a session or a personal API token, never the operator token; every route but
+            // the document and the sign-in for a token answers 401 without one.
+            let open: Set<String> = ["/api/v1/openapi.json", "/api/v1/auth/token"]
+            let accountRoutes = api.filter { "\($0.path)".hasPrefix("/api/v1") && !open.contains("\($0.path)") }
+            XCTAssertGreaterThanOrEqual(accountRoutes.count, 10, "\(app.router.routes)")
+            XCTAssertEqual(Set(api.map { "\($0.path)" }).intersection(open), open, "the open ones are there")
+            for route in accountRoutes {
+                for headers: HTTPFields in [[:], [.authorization: "Bearer wrong"], [.authorization: "Bearer \(Self.token)"],
+                                            [.authorization: Self.token], [.cookie: "st_session=\(String(repeating: "a", count: 43))"],
+                                            [.authorization: "Bearer stp_\(String(repeating: "a", count: 43))"]] {
+                    let withCookie = headers[.cookie] != nil && !["GET", "HEAD"].contains(route.method.rawValue)
+                    try await client.execute(uri: uri(route), method: route.method, headers: headers, body: ByteBuffer(string: "{}")) { r in
+                        // A change sent with a cookie must carry the anti-forgery token first.
+                        XCTAssertEqual(r.status, withCookie ? .forbidden : .unauthorized, "\(route) with \(headers)")
+                        XCTAssertEqual(try Self.problem(r).status, withCookie ? 403 : 401)
                     }
                 }
             }

@@ -22,6 +22,9 @@ package struct AccountsSettings: Sendable {
     package var publicURL = "http://127.0.0.1:8080"
     package var sessionLifetime: TimeInterval = 30 * 86400
     package var throttle = SignInThrottle.Limits()
+    /// Tests only (`@testable import Accounts`): a bcrypt cost below the minimum, to keep a suite
+    /// fast (`PasswordPolicy(testingCost:)`); nil in every configured node.
+    var testingPasswordCost: Int?
     package init() {}
 
     /// Cookies marked Secure when people reach the platform over HTTPS.
@@ -69,7 +72,7 @@ package final class AccountService: Sendable {
         self.links = EmailLinks(database: database)
         self.audit = AuditLog(database: database, logger: logger)
         self.throttle = SignInThrottle(database: database, limits: settings.throttle)
-        self.passwords = try PasswordPolicy(cost: settings.passwordCost)
+        self.passwords = try settings.testingPasswordCost.map(PasswordPolicy.init(testingCost:)) ?? PasswordPolicy(cost: settings.passwordCost)
         self.settings = settings
         self.sendMail = sendMail
         self.logger = logger
@@ -169,10 +172,16 @@ package final class AccountService: Sendable {
         guard let (id, email) = try await links.use(.verify, token: token) else {
             throw AccountProblem(.invalid, "this verification link is unknown, used or expired: sign in and ask for a new one")
         }
+        // A link proves the address it was sent to, and only while the account still has it.
+        guard let current = try await accounts.account(id: id), current.email == email else {
+            throw AccountProblem(.invalid, "this verification link was for an address the account no longer has: sign in and ask for a new one")
+        }
         try await accounts.setEmailVerified(id: id, email: email, at: Date())
         await changed(id)
         await audit.record("email verified", account: id, address: address, detail: email)
-        guard let a = try await accounts.account(id: id) else { throw AccountProblem(.notFound, "the account is gone") }
+        guard let a = try await accounts.account(id: id), a.emailVerified else {
+            throw AccountProblem(.invalid, "this verification link was for an address the account no longer has: sign in and ask for a new one")
+        }
         return a
     }
 

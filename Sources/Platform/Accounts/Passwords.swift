@@ -18,6 +18,13 @@ package struct PasswordPolicy: Sendable {
         self.cost = cost
     }
 
+    /// Tests only (`@testable import Accounts`): any cost bcrypt takes, so a suite that signs in
+    /// many times stays fast. Configuration never reaches it: `init(cost:)` keeps the minimum of 12.
+    init(testingCost cost: Int) {
+        precondition((4...31).contains(cost), "bcrypt's cost is from 4 to 31")
+        self.cost = cost
+    }
+
     /// Why `password` cannot be one, or nil.
     package func problem(with password: String, email: String) -> String? {
         if password.count < Self.minimumLength { return "a password needs at least \(Self.minimumLength) characters" }

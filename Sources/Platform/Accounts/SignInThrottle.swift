@@ -72,16 +72,26 @@ package struct SignInThrottle: Sendable {
     }
 
     /// Counts a failure; true when it has just locked the account (its owner should be told).
+    /// One statement per key counts it (insert, or add one), so failures at the same moment are
+    /// each counted; a count older than the window (and not locked) starts again.
     package func failed(email: String, address: String, now: Date = Date()) async throws -> Bool {
         var lockedNow = false
+        let at = now.timeIntervalSince1970, stale = now.addingTimeInterval(-limits.window).timeIntervalSince1970
         for (key, lockAfter) in [(Self.accountKey(email), limits.lockAfter), (Self.addressKey(address), limits.addressLockAfter)] {
-            let failures = (try await row(key)?.failures ?? 0) + 1
-            let lock: Date? = failures >= lockAfter && failures % lockAfter == 0 ? now.addingTimeInterval(limits.lockFor) : nil
-            if lock != nil, key.hasPrefix("a:") { lockedNow = true }
-            try await database.sql.delete(from: "signin_failures").where("key", .equal, key).run()
-            try await database.sql.insert(into: "signin_failures").columns("key", "failures", "last_at", "locked_until")
-                .values(SQLBind(key), SQLBind(failures), SQLBind(now.timeIntervalSince1970), Migrations.optional(lock?.timeIntervalSince1970))
-                .run()
+            let row = try await database.sql.raw("""
+                INSERT INTO signin_failures (key, failures, last_at, locked_until) VALUES (\(bind: key), 1, \(bind: at), NULL)
+                ON CONFLICT (key) DO UPDATE SET
+                failures = CASE WHEN signin_failures.last_at < \(bind: stale) AND COALESCE(signin_failures.locked_until, 0) < \(bind: at)
+                           THEN 1 ELSE signin_failures.failures + 1 END,
+                last_at = \(bind: at)
+                RETURNING failures
+                """).first()
+            let failures = try row?.decode(column: "failures", as: Int.self) ?? 1
+            if failures >= lockAfter && failures % lockAfter == 0 {
+                try await database.sql.update("signin_failures").set("locked_until", to: SQLBind(now.addingTimeInterval(limits.lockFor).timeIntervalSince1970))
+                    .where("key", .equal, key).run()
+                if key.hasPrefix("a:") { lockedNow = true }
+            }
         }
         return lockedNow
     }
