@@ -24,6 +24,14 @@ final class Outbox: Sendable {
         { to, subject, text in self.mails.withLock { $0.append(Mail(to: to, subject: subject, text: text)) } }
     }
 
+    /// Waits (up to 5 s) until `address` has had `count` mails with `subject`: some are sent after the answer.
+    func wait(for count: Int, subject: String, to address: String) async throws {
+        for _ in 0..<500 where to(address).filter({ $0.subject == subject }).count < count {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        XCTAssertEqual(to(address).filter { $0.subject == subject }.count, count, "mail to \(address): \(subject)")
+    }
+
     /// The token of the last link `prefix` (`http://.../verify?token=`) in mail to `address`.
     func token(after prefix: String, to address: String) -> String? {
         for mail in to(address).reversed() {
@@ -566,12 +574,14 @@ final class AccountTests: XCTestCase {
     func testPasswordResetByMail() async throws {
         try await eachEngine { h in
             try await h.service.requestReset(email: "nobody@example.com", address: "10.0.0.1")
+            try await Task.sleep(for: .milliseconds(200))
             XCTAssertTrue(h.outbox.all.isEmpty, "\(h.engine): nothing sent for an unknown email")
 
             let a = try await h.signUp()
             let (_, t1) = try await h.service.sessions.create(account: a.id, userAgent: "", address: "", method: "password")
             _ = try await h.service.sessions.session(token: t1)
             try await h.service.requestReset(email: " ADA@example.com", address: "10.0.0.1")
+            try await h.outbox.wait(for: 1, subject: "Reset your StreamTube password", to: "ada@example.com")
             let mail = try XCTUnwrap(h.outbox.to("ada@example.com").last)
             XCTAssertTrue(mail.text.contains("https://stream.example.com/reset/"), mail.text)
             let token = try XCTUnwrap(h.outbox.token(after: "https://stream.example.com/reset/", to: "ada@example.com"))
@@ -596,6 +606,7 @@ final class AccountTests: XCTestCase {
 
             // An expired one.
             try await h.service.requestReset(email: "ada@example.com", address: "")
+            try await h.outbox.wait(for: 2, subject: "Reset your StreamTube password", to: "ada@example.com")
             let expiring = try XCTUnwrap(h.outbox.token(after: "/reset/", to: "ada@example.com"))
             XCTAssertNotEqual(expiring, token)
             try await h.database.sql.raw("UPDATE email_links SET expires_at = \(bind: Date().timeIntervalSince1970 - 1) WHERE purpose = 'reset' AND used_at IS NULL").run()

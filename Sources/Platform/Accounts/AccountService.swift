@@ -249,18 +249,22 @@ package final class AccountService: Sendable {
         }
         let token = try await links.issue(.reset, account: account.id, email: account.email)
         await audit.record("password reset asked", account: account.id, address: address)
-        do {
-            try await sendMail(account.email, "Reset your StreamTube password", """
-                Hello \(account.displayName),
+        // Sent after the answer: how long a mail server takes must not tell which emails have accounts.
+        let (sendMail, logger, publicURL) = (self.sendMail, self.logger, settings.publicURL)
+        Task {
+            do {
+                try await sendMail(account.email, "Reset your StreamTube password", """
+                    Hello \(account.displayName),
 
-                To choose a new password, open this link within an hour:
+                    To choose a new password, open this link within an hour:
 
-                \(settings.publicURL)/reset/\(token)
+                    \(publicURL)/reset/\(token)
 
-                If you did not ask for this, ignore this mail: your password stays as it is.
-                """)
-        } catch {
-            logger.warning("reset mail not sent", metadata: ["account": "\(account.id)", "error": "\(error)"])
+                    If you did not ask for this, ignore this mail: your password stays as it is.
+                    """)
+            } catch {
+                logger.warning("reset mail not sent", metadata: ["account": "\(account.id)", "error": "\(error)"])
+            }
         }
     }
 
@@ -312,8 +316,12 @@ package final class AccountService: Sendable {
     package func changeEmail(account id: String, password: String, newEmail raw: String, address: String) async throws -> Account {
         guard let account = try await accounts.account(id: id) else { throw AccountProblem(.notFound, "no such account") }
         let email = try Self.checkedEmail(raw)
-        if let hash = try await accounts.passwordHash(id: id) {
-            guard try await passwords.verify(password, hash: hash) else { throw AccountProblem(.unauthorized, "the password is not right") }
+        if try await accounts.passwordHash(id: id) != nil {
+            // Checked as a sign-in is: throttled, so a borrowed session cannot guess it.
+            do { _ = try await authenticate(email: account.email, password: password, address: address) } catch let p as AccountProblem {
+                if p == .badCredentials { throw AccountProblem(.unauthorized, "the password is not right") }
+                throw p
+            }
         }
         if try await accounts.account(email: email) != nil {
             throw AccountProblem(.conflict, "another account uses \(email)")
