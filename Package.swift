@@ -158,7 +158,7 @@ let package = Package(
         // Platform features: one target each, depending only on Catalog and HTTPSupport.
         .target(
             name: "Accounts",
-            dependencies: ["Catalog", "HTTPSupport", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["Catalog", "HTTPSupport", "OIDC", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                            .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "NIOPosix", package: "swift-nio"),

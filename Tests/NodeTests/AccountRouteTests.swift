@@ -16,20 +16,9 @@ final class AccountRouteTests: XCTestCase {
     static let password = "correct horse battery"
     static let fastHash = Mutex<String?>(nil)
 
-    func makeApp(publicURL: String? = nil) async throws -> NodeApplication {
-        var config = NodeConfiguration()
-        config.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("acct-routes-" + UUID().uuidString).path
-        config.adminToken = RouteTests.token
-        config.clusterKey = RouteTests.clusterKey
-        config.nodeID = "n1"
-        config.region = "eu"
-        config.ladder = "none"
-        config.publicURL = publicURL
-        return try await buildApplication(config)
-    }
 
     func withRouter(publicURL: String? = nil, _ body: @escaping @Sendable (any TestClientProtocol, NodeApplication) async throws -> Void) async throws {
-        let app = try await makeApp(publicURL: publicURL)
+        let app = try await RouteTests.makeApp(publicURL: publicURL)
         do {
             try await app.http.test(.router) { client in try await body(client, app) }
         } catch {

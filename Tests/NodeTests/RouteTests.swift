@@ -19,7 +19,8 @@ final class RouteTests: XCTestCase {
     static let token = "operator-token-for-tests"
     static let clusterKey = Data(repeating: 7, count: 32).base64EncodedString()
 
-    func makeApp() async throws -> NodeApplication {
+    /// A node as the route tests see it (no ladder, a fixed operator token and cluster key, a new data folder).
+    static func makeApp(publicURL: String? = nil) async throws -> NodeApplication {
         var config = NodeConfiguration()
         config.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("routes-" + UUID().uuidString).path
         config.adminToken = Self.token
@@ -27,8 +28,11 @@ final class RouteTests: XCTestCase {
         config.nodeID = "n1"
         config.region = "eu"
         config.ladder = "none"
+        config.publicURL = publicURL
         return try await buildApplication(config)
     }
+
+    func makeApp() async throws -> NodeApplication { try await Self.makeApp() }
 
     /// Runs `body` against the router, then closes what the app opened.
     func withRouter(_ body: @escaping @Sendable (any TestClientProtocol, NodeApplication) async throws -> Void) async throws {

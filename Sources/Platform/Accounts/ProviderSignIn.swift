@@ -4,23 +4,10 @@
 import Catalog
 import Foundation
 import HTTPSupport
+import OIDC
 
-/// Who a provider says someone is.
-package struct ProviderIdentity: Codable, Equatable, Sendable {
-    package var provider: String
-    package var subject: String
-    package var email: String?
-    package var emailVerified: Bool
-    package var name: String?
-
-    package init(provider: String, subject: String, email: String?, emailVerified: Bool, name: String?) {
-        self.provider = provider
-        self.subject = subject
-        self.email = email
-        self.emailVerified = emailVerified
-        self.name = name
-    }
-}
+/// Who a provider says someone is, as the OIDC library found it.
+package typealias ProviderIdentity = ExternalIdentity
 
 package enum ProviderOutcome: Sendable, Equatable {
     /// Signed in to this account (found by the link, or made now).

@@ -81,14 +81,13 @@ package struct ProviderRoutes: Sendable {
                 return try await failed("Sign-in did not work", "This sign-in attempt is unknown, expired or was used already: start again from the sign-in page.",
                                         request, context, status: .badRequest)
             }
-            let external: ExternalIdentity
+            let external: ProviderIdentity
             do { external = try await client.finish(callbackQuery: query, pending: pending.request, redirectURI: redirectURI(id)) } catch {
                 await service.audit.record("provider sign-in refused", account: nil, address: address, detail: "\(id): \(error)")
                 return try await failed("Sign-in did not work", "\(names[id] ?? id) did not confirm who you are: \(error)", request, context,
                                         status: .badRequest)
             }
-            let identity = ProviderIdentity(provider: id, subject: external.subject, email: external.email,
-                                            emailVerified: external.emailVerified, name: external.name)
+            let identity = external
             do {
                 if let linkTo = pending.linkTo {
                     guard context.account?.accountID == linkTo else {
