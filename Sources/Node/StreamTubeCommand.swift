@@ -8,7 +8,7 @@ struct StreamTubeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streamtube",
         abstract: "StreamTube: a self-hosted live-streaming node.",
-        subcommands: [Serve.self, Streams.self, Members.self, Keygen.self, ClusterCert.self, Version.self],
+        subcommands: [Serve.self, Streams.self, Members.self, Keygen.self, ClusterCert.self, BenchPassword.self, Version.self],
         defaultSubcommand: nil)
 }
 
