@@ -237,7 +237,7 @@ let package = Package(
         .executableTarget(
             name: "Node",
             dependencies: [
-                "App", "Gossip", "Transcode",
+                "App", "Accounts", "Gossip", "Transcode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Node",

@@ -169,7 +169,7 @@ extension NodeConfiguration {
             .text("facebookClientSecret", \.facebookClientSecret, "Facebook sign-in: app secret."),
             .text("xClientID", \.xClientID, "X sign-in: OAuth 2.0 client id."),
             .text("xClientSecret", \.xClientSecret, "X sign-in: OAuth 2.0 client secret."),
-            .int("passwordCost", \.passwordCost, "bcrypt cost of password hashes (at least 12; each step doubles the work)."),
+            .int("passwordCost", \.passwordCost, "bcrypt cost of password hashes (at least 12; each step doubles the work; `streamtube bench-password --cost N` times one on this machine)."),
         ]
     }
 

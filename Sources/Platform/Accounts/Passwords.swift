@@ -3,6 +3,7 @@
 import Foundation
 import HummingbirdBcrypt
 import NIOPosix
+import Synchronization
 
 package struct PasswordPolicy: Sendable {
     /// bcrypt's work factor: 2^cost rounds; at least 12.
@@ -41,6 +42,58 @@ package struct PasswordPolicy: Sendable {
 
     package func verify(_ password: String, hash: String) async throws -> Bool {
         try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+    }
+
+    /// How fast this machine hashes at this cost (what a sign-in or sign-up costs), for an
+    /// operator choosing `--password-cost`: `threads` threads each hash for `seconds`, in the
+    /// same code the node runs. Blocks the calling thread.
+    package func measure(seconds: Double, threads: Int) -> PasswordHashRate {
+        let cost = UInt8(self.cost), threads = max(threads, 1)
+        // Hashes and the thread's own time, summed: each thread stops after the hash that crosses the deadline.
+        final class Totals: Sendable { let value = Mutex((hashes: 0, perSecond: 0.0)) }
+        let totals = Totals()
+        let start = ContinuousClock.now
+        let deadline = start + .milliseconds(Int(seconds * 1000))
+        let group = DispatchGroup()
+        for _ in 0..<threads {
+            group.enter()
+            Thread.detachNewThread {
+                var n = 0
+                repeat {  // at least one hash, so even a short run says something
+                    _ = Bcrypt.hash("correct horse battery staple", cost: cost)
+                    n += 1
+                } while ContinuousClock.now < deadline
+                let took = ContinuousClock.now - start
+                let secs = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
+                totals.value.withLock { $0 = ($0.hashes + n, $0.perSecond + Double(n) / secs) }
+                group.leave()
+            }
+        }
+        group.wait()
+        let t = totals.value.withLock { $0 }
+        return PasswordHashRate(cost: self.cost, threads: threads, seconds: seconds, hashes: t.hashes, hashesPerSecond: t.perSecond)
+    }
+}
+
+/// What `PasswordPolicy.measure` found: `hashesPerSecond` on all the threads together.
+package struct PasswordHashRate: Codable, Sendable {
+    package var cost: Int
+    package var threads: Int
+    package var seconds: Double
+    package var hashes: Int
+    package var hashesPerSecond: Double
+    package var hashesPerSecondPerThread: Double
+    /// One hash on one thread: how long a sign-in waits for its password check.
+    package var millisecondsPerHash: Double
+
+    package init(cost: Int, threads: Int, seconds: Double, hashes: Int, hashesPerSecond: Double) {
+        self.cost = cost
+        self.threads = threads
+        self.seconds = seconds
+        self.hashes = hashes
+        self.hashesPerSecond = hashesPerSecond
+        self.hashesPerSecondPerThread = hashesPerSecond / Double(threads)
+        self.millisecondsPerHash = 1000 / hashesPerSecondPerThread
     }
 }
 
