@@ -260,6 +260,8 @@ class Stack:
             self.proxy.stop()
         self.idp.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.idp.log_path:
+            os.unlink(self.idp.log_path)
 
 
 def _need_mock():
@@ -289,10 +291,13 @@ def proxy(stack):
 # MARK: - A person in Chromium, and what the node recorded
 
 class Person:
-    def __init__(self, browser, node):
+    """Someone in headless Chromium signing in to `stack`'s node with its provider (through the proxy)."""
+
+    def __init__(self, browser, stack):
         self.b = browser
         self.d = browser.driver
-        self.node = node
+        self.node = stack.node
+        self.provider_base = stack.proxy.issuer + "/"
 
     def click(self, element):
         """Clicks something that loads a new page (through any redirects), and waits for it."""
@@ -375,9 +380,7 @@ def snapshot(node):
 
 @pytest.fixture
 def person(chromium, stack):  # noqa: F811
-    p = Person(chromium, stack.node)
-    p.provider_base = stack.proxy.issuer + "/"
-    return p
+    return Person(chromium, stack)
 
 
 def new_sub(what):
@@ -444,8 +447,7 @@ def test_expired_id_token_is_refused(chromium):  # noqa: F811
     s = Stack(token_max_age=-600)
     try:
         s.start()
-        person = Person(chromium, s.node)
-        person.provider_base = s.proxy.issuer + "/"
+        person = Person(chromium, s)
         before = snapshot(s.node)
         person.sign_in(new_sub("expired"))
         assert len(s.proxy.issued) == 1, s.idp.logs()
