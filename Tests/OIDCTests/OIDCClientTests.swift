@@ -347,6 +347,19 @@ final class OIDCClientTests: XCTestCase {
         }
     }
 
+    func testRefusalReadFromACallbackQueryWithoutAttempt() {
+        XCTAssertNil(OIDCError.refusal(inCallbackQuery: ["code": "c", "state": "s"]))
+        let long = String(repeating: "y", count: 5000)
+        guard case .providerRefused(let code, let description)? =
+            OIDCError.refusal(inCallbackQuery: ["error": "access_denied", "error_description": "No\r\n" + long]) else {
+            return XCTFail("no refusal read")
+        }
+        XCTAssertEqual(code, "access_denied")
+        XCTAssert(description!.hasPrefix("No  y"))
+        XCTAssertLessThanOrEqual(description!.count, OIDCError.excerptLimit + 1)
+        XCTAssertEqual(OIDCError.refusal(inCallbackQuery: ["error": "server_error"]), .providerRefused(error: "server_error", description: nil))
+    }
+
     func testTokenEndpointFailureCarriesStatusAndNoSecrets() async throws {
         try await withProvider { provider, _ in
             provider.update { $0.tokenError = (500, "internal trouble with client_secret=s3cret") }

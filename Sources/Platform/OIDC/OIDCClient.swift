@@ -140,12 +140,11 @@ package final class OIDCClient: Sendable {
     /// `state` is a state mismatch.
     package func finish(callbackQuery query: [String: String], pending: AuthorizationRequest,
                         redirectURI: String) async throws(OIDCError) -> ExternalIdentity {
-        if let error = query["error"] {
+        if let refusal = OIDCError.refusal(inCallbackQuery: query) {
             if let state = query["state"] {
                 try checkAttempt(returnedState: state, pending: pending, redirectURI: redirectURI)
             }
-            throw .providerRefused(error: OIDCError.excerpt(error),
-                                   description: query["error_description"].map { OIDCError.excerpt($0) })
+            throw refusal
         }
         if let iss = query["iss"], case .openIDConnect(let issuer) = configuration.kind, iss != issuer.absoluteString {
             throw .wrongIssuer(expected: issuer.absoluteString, found: OIDCError.excerpt(iss))

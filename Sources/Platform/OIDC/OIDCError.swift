@@ -100,6 +100,16 @@ package enum OIDCError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The provider's refusal in a callback's query (`error`, `error_description`), its text made
+    /// safe to show; nil when the query has no `error`. For a caller that finds no stored attempt
+    /// for a callback without `state`: providers may leave it out of an error redirect (as
+    /// `finish(callbackQuery:pending:redirectURI:)` allows), and the person should read that the
+    /// provider refused, not that the attempt is unknown.
+    package static func refusal(inCallbackQuery query: [String: String]) -> OIDCError? {
+        guard let error = query["error"] else { return nil }
+        return .providerRefused(error: excerpt(error), description: query["error_description"].map { excerpt($0) })
+    }
+
     /// Provider-supplied text made safe to carry: control characters removed, cut to `excerptLimit`.
     static func excerpt(_ text: some StringProtocol, redacting secrets: [String] = []) -> String {
         var text = String(text)

@@ -77,6 +77,13 @@ package struct ProviderRoutes: Sendable {
             for (k, v) in request.uri.queryParameters where query.count < 20 && v.utf8.count <= 4096 { query[String(k)] = String(v) }
             let address = AccountPages.address(context)
             guard let pending = try await service.flows.take(state: query["state"] ?? "", provider: id, as: PendingSignIn.self) else {
+                // A refusal without state (oidc-provider-mock's Deny, and some real providers): name the refusal.
+                // Nothing is signed in either way; the attempt it ended expires on its own.
+                if query["state"] == nil, let refusal = OIDCError.refusal(inCallbackQuery: query) {
+                    await service.audit.record("provider sign-in refused", account: nil, address: address, detail: "\(id): \(refusal)")
+                    return try await failed("Sign-in did not work", "\(names[id] ?? id) did not confirm who you are: \(refusal)",
+                                            request, context, status: .badRequest)
+                }
                 await service.audit.record("provider sign-in refused", account: nil, address: address, detail: "\(id): unknown or used state")
                 return try await failed("Sign-in did not work", "This sign-in attempt is unknown, expired or was used already: start again from the sign-in page.",
                                         request, context, status: .badRequest)
