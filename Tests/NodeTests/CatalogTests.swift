@@ -59,9 +59,24 @@ final class CatalogTests: XCTestCase {
                 } else {
                     try await old.sql.raw("INSERT INTO streams (id, stream_key, title, created_at) VALUES ('s1', 'key1', 'Old', 1000)").run()
                 }
+                if from == 5 {
+                    // An account of schema 5 (before sign-in): kept, with no password and its address unverified.
+                    try await old.sql.raw("""
+                        INSERT INTO accounts (id, email, display_name, role, created_at) VALUES ('a1', 'ann@example.com', 'Ann', 'admin', 1000)
+                        """).run()
+                }
                 await old.close()
                 let db = try await Database.open(location, logger: logger, migrations: all)
                 XCTAssertEqual(db.appliedAtOpen, Array(from + 1...all.count), at)
+                if from == 5 {
+                    let accounts = AccountStore(database: db)
+                    let ann = try await accounts.account(id: "a1")
+                    XCTAssertEqual(ann?.email, "ann@example.com", at)
+                    XCTAssertEqual(ann?.role, .admin, at)
+                    XCTAssertEqual(ann?.emailVerified, false, at)
+                    let hash = try await accounts.passwordHash(id: "a1")
+                    XCTAssertNil(hash, at)
+                }
                 let version = try await db.schemaVersion()
                 XCTAssertEqual(version, all.count, at)
                 let records = try await StreamStore(database: db, sealer: sealer).all()
