@@ -183,7 +183,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     if clusterTLS != nil { httpRouter.add(middleware: ClusterTLSMiddleware()) }
     httpRouter.add(middleware: MetricsMiddleware())
     httpRouter.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .authorization, .contentType, .origin, .range],
-                                              allowMethods: [.get, .head, .post, .patch, .options], maxAge: .seconds(3600)))
+                                              allowMethods: [.get, .head, .post, .patch, .delete, .options], maxAge: .seconds(3600)))
     let system = SystemRoutes(streams: streams, info: info, metrics: metrics)
     httpRouter.addRoutes(system.collection)
     let operatorRoutes = OperatorRoutes(streams: streams, cluster: gossip.view, info: info, system: system, logger: logger)

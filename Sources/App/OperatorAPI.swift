@@ -1,5 +1,7 @@
 // The operator API's requests and answers, typed: the routes encode them, the CLI decodes them.
 import Foundation
+import Catalog
+import Foundation
 import Origin
 
 package struct CreateStreamRequest: Codable, Sendable {
@@ -10,6 +12,13 @@ package struct CreateStreamRequest: Codable, Sendable {
     /// Optional: keep the source rendition in the master playlist even when the broadcaster's
     /// keyframes are far apart (by default it leaves, the ladder standing in).
     package var keepSource: Bool?
+    /// Optional: what viewers read, the words it is found by, who may watch, when it starts
+    /// (RFC 3339, e.g. 2026-12-24T18:00:00+01:00) and the time zone it is shown in (IANA, e.g. Europe/Paris).
+    package var description: String?
+    package var tags: [String]?
+    package var visibility: String?
+    package var startsAt: String?
+    package var timeZone: String?
 
     package init(title: String, ladder: String? = nil, x264Preset: String? = nil, keepSource: Bool? = nil) {
         self.title = title
@@ -17,14 +26,76 @@ package struct CreateStreamRequest: Codable, Sendable {
         self.x264Preset = x264Preset
         self.keepSource = keepSource
     }
+
+    /// The details it sets, or why they cannot be.
+    package func details() throws -> StreamDetails {
+        try StreamDetailsParser.details(description: description, tags: tags, visibility: visibility,
+                                        startsAt: startsAt.map { .some($0) }, timeZone: timeZone.map { .some($0) })
+    }
 }
 
-/// `PATCH /api/streams/{id}`: what changes.
-package struct RenameStreamRequest: Codable, Sendable {
-    package var title: String
+/// `PATCH /api/streams/{id}` and `/api/v1/streams/{id}`: what changes (absent: unchanged;
+/// `"startsAt": null` or `"timeZone": null`: cleared).
+package struct UpdateStreamRequest: Decodable, Sendable {
+    package var title: String?
+    package var description: String?
+    package var tags: [String]?
+    package var visibility: String?
+    package var startsAt: String??
+    package var timeZone: String??
 
-    package init(title: String) {
-        self.title = title
+    private enum CodingKeys: String, CodingKey { case title, description, tags, visibility, startsAt, timeZone }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        title = try c.decodeIfPresent(String.self, forKey: .title)
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        tags = try c.decodeIfPresent([String].self, forKey: .tags)
+        visibility = try c.decodeIfPresent(String.self, forKey: .visibility)
+        if c.contains(.startsAt) { startsAt = .some(try c.decodeNil(forKey: .startsAt) ? nil : try c.decode(String.self, forKey: .startsAt)) }
+        if c.contains(.timeZone) { timeZone = .some(try c.decodeNil(forKey: .timeZone) ? nil : try c.decode(String.self, forKey: .timeZone)) }
+    }
+
+    package func details() throws -> StreamDetails {
+        var d = try StreamDetailsParser.details(description: description, tags: tags, visibility: visibility, startsAt: startsAt,
+                                                timeZone: timeZone)
+        d.title = title
+        return d
+    }
+}
+
+/// Text from a request made into checked stream details.
+package enum StreamDetailsParser {
+    package static func details(description: String?, tags: [String]?, visibility: String?, startsAt: String??,
+                                timeZone: String??) throws -> StreamDetails {
+        var d = StreamDetails(description: description, tags: tags)
+        if let visibility {
+            guard let v = StreamRecord.Visibility(rawValue: visibility) else {
+                throw StreamError.badDetails("visibility must be one of \(StreamRecord.Visibility.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            d.visibility = v
+        }
+        if let startsAt {
+            if let text = startsAt {
+                guard let date = parseTime(text) else {
+                    throw StreamError.badDetails("startsAt must be an RFC 3339 time like 2026-12-24T18:00:00+01:00, got \(text.prefix(60))")
+                }
+                d.startsAt = .some(date)
+            } else {
+                d.startsAt = .some(nil)
+            }
+        }
+        if let timeZone { d.timeZone = .some(timeZone) }
+        return d
+    }
+
+    /// RFC 3339, with or without fractional seconds.
+    package static func parseTime(_ text: String) -> Date? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        if let d = f.date(from: text) { return d }
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.date(from: text)
     }
 }
 
@@ -43,6 +114,11 @@ package struct StreamResponse: Codable, Equatable, Sendable {
     /// The account that owns the stream; absent for streams made with the operator token.
     package var owner: String?
     package var live: LiveStreamStatus?
+    package var description: String
+    package var tags: [String]
+    package var visibility: String
+    package var startsAt: Date?
+    package var timeZone: String?
 }
 
 /// `GET /api/cluster`.

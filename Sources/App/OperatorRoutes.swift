@@ -26,12 +26,13 @@ package struct OperatorRoutes: Sendable {
         api.post("streams") { request, context -> Response in
             let body: CreateStreamRequest
             do { body = try await request.decode(as: CreateStreamRequest.self, context: context) } catch {
-                throw Problem.badRequest("expected a JSON body like {\"title\": \"My event\"} (optional: \"ladder\", \"x264Preset\", \"keepSource\")")
+                throw Problem.badRequest("expected a JSON body like {\"title\": \"My event\"} (optional: \"ladder\", \"x264Preset\", "
+                                         + "\"keepSource\", \"description\", \"tags\", \"visibility\", \"startsAt\", \"timeZone\")")
             }
             let record: StreamRecord
             do {
                 record = try await catalog.create(title: body.title, ladder: body.ladder, x264Preset: body.x264Preset,
-                                                  keepSource: body.keepSource ?? false) { r in
+                                                  keepSource: body.keepSource ?? false, details: try body.details()) { r in
                     _ = try streams.transcodeSettings(for: r)
                 }
             } catch let e as StreamError {
@@ -48,19 +49,32 @@ package struct OperatorRoutes: Sendable {
         }
         api.patch("streams/:id") { request, context -> Response in
             let id = try context.parameters.require("id")
-            let body: RenameStreamRequest
-            do { body = try await request.decode(as: RenameStreamRequest.self, context: context) } catch {
-                throw Problem.badRequest("expected a JSON body like {\"title\": \"New title\"}")
+            let body: UpdateStreamRequest
+            do { body = try await request.decode(as: UpdateStreamRequest.self, context: context) } catch {
+                throw Problem.badRequest("expected a JSON body like {\"title\": \"New title\"} (or \"description\", \"tags\", "
+                                         + "\"visibility\", \"startsAt\", \"timeZone\")")
             }
             let record: StreamRecord?
             do {
-                record = StreamIdentifiers.isWellFormed(Substring(id)) ? try await catalog.rename(id: id, title: body.title) : nil
+                record = StreamIdentifiers.isWellFormed(Substring(id)) ? try await catalog.update(id: id, try body.details()) : nil
             } catch let e as StreamError {
                 throw Problem.badRequest(e.description)
             }
             guard let record else { throw Problem.notFound("no stream \(id)") }
-            logger.info("stream renamed", metadata: ["stream": "\(record.id)"])
+            logger.info("stream changed", metadata: ["stream": "\(record.id)"])
             return try Responses.json(describe(record, request: request))
+        }
+        api.delete("streams/:id") { _, context -> Response in
+            let record = try await LiveRoutes.stream(context, in: catalog, here: true)
+            _ = try await catalog.delete(id: record.id)
+            logger.info("stream deleted", metadata: ["stream": "\(record.id)"])
+            return Response(status: .noContent)
+        }
+        api.post("streams/:id/key") { request, context -> Response in
+            let record = try await LiveRoutes.stream(context, in: catalog, here: true)
+            guard let rotated = try await catalog.rotateKey(id: record.id) else { throw Problem.notFound("no stream \(record.id)") }
+            logger.info("stream key replaced", metadata: ["stream": "\(record.id)"])
+            return try Responses.json(describe(rotated, request: request))
         }
         api.get("streams/:id/health") { _, context -> Response in
             let record = try await LiveRoutes.stream(context, in: catalog, here: true)
@@ -86,7 +100,8 @@ package struct OperatorRoutes: Sendable {
             watchURL: "\(base)/watch/\(r.id)",
             playlistURL: "\(base)/live/\(r.id)/master.m3u8",
             createdAt: r.createdAt, ladder: r.ladder, x264Preset: r.x264Preset, keepSource: r.keepSource ? true : nil,
-            owner: r.owner, live: streams.existing(id: r.id)?.status)
+            owner: r.owner, live: streams.existing(id: r.id)?.status, description: r.description, tags: r.tags,
+            visibility: r.visibility.rawValue, startsAt: r.startsAt, timeZone: r.timeZone)
     }
 
     static func hostOnly(_ authority: String) -> String {

@@ -71,10 +71,6 @@ struct UpdateAccountRequest: Codable, Sendable {
     var role: String?
 }
 
-struct StreamTitleRequest: Codable, Sendable {
-    var title: String
-}
-
 package struct PlatformAPI: Sendable {
     let service: AccountService
     let operatorRoutes: OperatorRoutes
@@ -207,8 +203,10 @@ package struct PlatformAPI: Sendable {
             }
             let body = try await Self.decode(CreateStreamRequest.self, request, context,
                                              example: #"{"title": "My event"} (optional: "ladder", "x264Preset", "keepSource")"#)
+            let details: StreamDetails
+            do { details = try body.details() } catch let e as StreamError { throw Problem.badRequest(e.description) }
             let record = try await create(title: body.title, owner: caller.accountID, ladder: body.ladder, x264Preset: body.x264Preset,
-                                          keepSource: body.keepSource ?? false)
+                                          keepSource: body.keepSource ?? false, details: details)
             return try Responses.json(operatorRoutes.describe(record, request: request), status: .created)
         }
         api.get("streams/:id") { request, context -> Response in
@@ -218,11 +216,26 @@ package struct PlatformAPI: Sendable {
         api.patch("streams/:id") { request, context -> Response in
             let caller = try context.requireAccount(Scope.streamsWrite)
             let record = try await owned(context, by: caller)
-            let body = try await Self.decode(StreamTitleRequest.self, request, context, example: #"{"title": "New title"}"#)
+            let body = try await Self.decode(UpdateStreamRequest.self, request, context,
+                                             example: #"{"title": "New title"} (or "description", "tags", "visibility", "startsAt", "timeZone")"#)
             do {
-                guard let renamed = try await catalog.rename(id: record.id, title: body.title) else { throw Problem.notFound("no stream \(record.id)") }
-                return try Responses.json(operatorRoutes.describe(renamed, request: request))
+                guard let changed = try await catalog.update(id: record.id, try body.details()) else { throw Problem.notFound("no stream \(record.id)") }
+                return try Responses.json(operatorRoutes.describe(changed, request: request))
             } catch let e as StreamError { throw Problem.badRequest(e.description) }
+        }
+        api.delete("streams/:id") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let record = try await owned(context, by: caller)
+            _ = try await catalog.delete(id: record.id)
+            logger.info("stream deleted", metadata: ["stream": "\(record.id)", "by": "\(caller.accountID)"])
+            return Response(status: .noContent)
+        }
+        api.post("streams/:id/key") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let record = try await owned(context, by: caller)
+            guard let rotated = try await catalog.rotateKey(id: record.id) else { throw Problem.notFound("no stream \(record.id)") }
+            logger.info("stream key replaced", metadata: ["stream": "\(record.id)", "by": "\(caller.accountID)"])
+            return try Responses.json(operatorRoutes.describe(rotated, request: request), cache: "no-store")
         }
         api.get("streams/:id/health") { _, context -> Response in
             let caller = try context.requireAccount(Scope.streamsRead)
@@ -233,9 +246,11 @@ package struct PlatformAPI: Sendable {
     }
 
     /// Makes a stream for `owner` (the studio's form and the API).
-    func create(title: String, owner: String, ladder: String? = nil, x264Preset: String? = nil, keepSource: Bool = false) async throws -> StreamRecord {
+    func create(title: String, owner: String, ladder: String? = nil, x264Preset: String? = nil, keepSource: Bool = false,
+                details: StreamDetails = StreamDetails()) async throws -> StreamRecord {
         do {
-            let record = try await catalog.create(title: title, ladder: ladder, x264Preset: x264Preset, keepSource: keepSource, owner: owner) { r in
+            let record = try await catalog.create(title: title, ladder: ladder, x264Preset: x264Preset, keepSource: keepSource, owner: owner,
+                                                  details: details) { r in
                 _ = try streams.transcodeSettings(for: r)
             }
             logger.info("stream created", metadata: ["stream": "\(record.id)", "owner": "\(owner)"])

@@ -142,6 +142,14 @@ package enum Migrations {
                 .column("locked_until", type: time)
                 .run()
         },
+        Migration(version: 7, name: "streams: description, tags, visibility, schedule") { db in
+            try await db.alter(table: "streams").column("description", type: .text, .notNull, .default("")).run()
+            try await db.alter(table: "streams").column("tags", type: .text, .notNull, .default("")).run()
+            try await db.alter(table: "streams").column("visibility", type: .text, .notNull, .default("public")).run()
+            try await db.alter(table: "streams").column("starts_at", type: timeType(db)).run()
+            try await db.alter(table: "streams").column("time_zone", type: .text).run()
+            try await db.create(index: "streams_starts_at").on("streams").column("starts_at").run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

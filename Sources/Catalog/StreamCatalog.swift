@@ -15,8 +15,15 @@ package final class StreamCatalog: Sendable {
         var idByKeyDigest: [String: String] = [:]
 
         mutating func add(_ r: StreamRecord) {
+            // A key that was replaced opens nothing any more.
+            if let old = byID[r.id], old.keyDigest != r.keyDigest { idByKeyDigest[old.keyDigest] = nil }
             byID[r.id] = r
             idByKeyDigest[r.keyDigest] = r.id
+        }
+
+        mutating func remove(_ id: String) {
+            guard let r = byID.removeValue(forKey: id) else { return }
+            if idByKeyDigest[r.keyDigest] == id { idByKeyDigest[r.keyDigest] = nil }
         }
     }
     private let records = Mutex(Records())
@@ -35,32 +42,40 @@ package final class StreamCatalog: Sendable {
     /// memory held.
     package func load() async throws {
         let all = try await store.all()
+        let ids = Set(all.map(\.id))
         records.withLock { s in
             for r in all { s.add(Self.keepingLearnedKey(r, from: s.byID[r.id])) }
+            // Deleted by another node (every record this node keeps is in its database).
+            for id in s.byID.keys where !ids.contains(id) { s.remove(id) }
         }
     }
 
-    /// Reads one record again (another node changed it).
+    /// Reads one record again (another node changed or deleted it).
     package func reload(id: String) async throws {
-        guard let r = try await store.record(id: id) else { return }
+        guard let r = try await store.record(id: id) else {
+            records.withLock { $0.remove(id) }
+            return
+        }
         records.withLock { s in s.add(Self.keepingLearnedKey(r, from: s.byID[r.id])) }
     }
 
-    /// A key learned since the row was read stays.
+    /// A key learned since the row was read stays (unless the key was replaced since).
     private static func keepingLearnedKey(_ r: StreamRecord, from known: StreamRecord?) -> StreamRecord {
         var r = r
-        if r.key == nil { r.key = known?.key }
+        if r.key == nil, known?.keyDigest == r.keyDigest { r.key = known?.key }
         return r
     }
 
     /// Makes and keeps a stream. `validate` checks what the catalog cannot judge (a ladder).
     /// `owner`: the account making it; nil for the operator.
     package func create(title raw: String, ladder: String? = nil, x264Preset: String? = nil, keepSource: Bool = false,
-                        owner: String? = nil, validate: (StreamRecord) throws -> Void = { _ in }) async throws -> StreamRecord {
+                        owner: String? = nil, details: StreamDetails = StreamDetails(),
+                        validate: (StreamRecord) throws -> Void = { _ in }) async throws -> StreamRecord {
         let title = try Self.checkedTitle(raw)
         let id = StreamIdentifiers.randomID()
-        let record = StreamRecord(id: id, key: StreamIdentifiers.randomKey(for: id), title: title,
+        var record = StreamRecord(id: id, key: StreamIdentifiers.randomKey(for: id), title: title,
                                   createdAt: Date(), ladder: ladder, x264Preset: x264Preset, keepSource: keepSource, owner: owner)
+        record = try details.applied(to: record)
         do { try validate(record) } catch { throw StreamError.badLadder("\(error)") }
         try await store.insert(record)
         records.withLock { $0.add(record) }
@@ -79,6 +94,41 @@ package final class StreamCatalog: Sendable {
             return r
         }
         return record
+    }
+
+    /// Changes what a person sets on a stream, in the database (every node sharing it sees it)
+    /// and here; nil when there is no such stream.
+    package func update(id: String, _ details: StreamDetails) async throws -> StreamRecord? {
+        guard let current = try await store.record(id: id) else { return nil }
+        let changed = try details.applied(to: current)
+        try await store.update(changed)
+        return records.withLock { s -> StreamRecord in
+            let r = Self.keepingLearnedKey(changed, from: s.byID[id])
+            s.add(r)
+            return r
+        }
+    }
+
+    /// Gives a stream a new key: the old one opens nothing from now on, here and (through the
+    /// database's change notices) on every node sharing it. A broadcaster live on the old key
+    /// goes on until they reconnect. The record with its new key; nil when there is no such stream.
+    package func rotateKey(id: String) async throws -> StreamRecord? {
+        guard var r = try await store.record(id: id) else { return nil }
+        let key = StreamIdentifiers.randomKey(for: id)
+        try await store.replaceKey(id: id, key: key)
+        r.key = key
+        r.keyDigest = StreamIdentifiers.digest(key)
+        records.withLock { $0.add(r) }
+        if let created = onCreate.withLock({ $0 }) { created(r) }
+        return r
+    }
+
+    /// Deletes a stream's record, here and in the database; false when there was none.
+    package func delete(id: String) async throws -> Bool {
+        guard try await store.record(id: id) != nil else { return false }
+        try await store.delete(id: id)
+        records.withLock { $0.remove(id) }
+        return true
     }
 
     /// A title trimmed, or why it cannot be one.
@@ -219,7 +269,19 @@ package final class StreamCatalog: Sendable {
             return nil
         }
         if let known {
-            if known.key == nil, let key = record.key { await learnKey(key, of: known) }
+            if known.keyDigest == record.keyDigest, known.key == nil, let key = record.key { await learnKey(key, of: known) }
+            // The maker changed it since (new details, a new key): what it says now wins.
+            var theirs = record
+            theirs.key = known.keyDigest == record.keyDigest ? known.key : record.key
+            if theirs != known {
+                do {
+                    if known.keyDigest != record.keyDigest { try await store.replaceDigest(id: record.id, digest: record.keyDigest) }
+                    try await store.update(theirs)
+                } catch {
+                    logger.warning("stream record from a peer not updated", metadata: ["stream": "\(record.id)", "error": "\(Database.explain(error))"])
+                }
+                records.withLock { $0.add(theirs) }
+            }
             return
         }
         do { try await store.insert(record) } catch {

@@ -18,9 +18,29 @@ package struct StreamRecord: Codable, Equatable, Sendable {
     package var keepSource = false
     /// The account that owns the stream; nil for streams made with the operator token.
     package var owner: String? = nil
+    /// What viewers read about it (plain text; pages escape it).
+    package var description = ""
+    /// Lower-case words people find it by.
+    package var tags: [String] = []
+    package var visibility = Visibility.public
+    /// When it is scheduled to start, and the time zone its broadcaster gave it in.
+    package var startsAt: Date? = nil
+    package var timeZone: String? = nil
+
+    /// Who may watch: anyone and listed (`public`), anyone with the link (`unlisted`), invitees
+    /// (`invite-only`), buyers (`paid`; until payments exist, as invite-only).
+    package enum Visibility: String, Codable, CaseIterable, Sendable {
+        case `public`, unlisted
+        case inviteOnly = "invite-only"
+        case paid
+
+        /// Whether its media needs a playback token.
+        package var isPrivate: Bool { self == .inviteOnly || self == .paid }
+    }
 
     package init(id: String, key: String?, keyDigest: String? = nil, title: String, createdAt: Date, ladder: String? = nil,
-                 x264Preset: String? = nil, keepSource: Bool = false, owner: String? = nil) {
+                 x264Preset: String? = nil, keepSource: Bool = false, owner: String? = nil, description: String = "",
+                 tags: [String] = [], visibility: Visibility = .public, startsAt: Date? = nil, timeZone: String? = nil) {
         self.id = id
         self.key = key
         self.keyDigest = keyDigest ?? key.map(StreamIdentifiers.digest) ?? ""
@@ -30,16 +50,116 @@ package struct StreamRecord: Codable, Equatable, Sendable {
         self.x264Preset = x264Preset
         self.keepSource = keepSource
         self.owner = owner
+        self.description = description
+        self.tags = tags
+        self.visibility = visibility
+        self.startsAt = startsAt
+        self.timeZone = timeZone
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, key, keyDigest, title, createdAt, ladder, x264Preset, keepSource, owner, description, tags, visibility, startsAt, timeZone
+    }
+
+    /// Records from nodes of an earlier version lack the later fields: they take their defaults.
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try c.decode(String.self, forKey: .id), key: try c.decodeIfPresent(String.self, forKey: .key),
+                  keyDigest: try c.decodeIfPresent(String.self, forKey: .keyDigest), title: try c.decode(String.self, forKey: .title),
+                  createdAt: try c.decode(Date.self, forKey: .createdAt), ladder: try c.decodeIfPresent(String.self, forKey: .ladder),
+                  x264Preset: try c.decodeIfPresent(String.self, forKey: .x264Preset),
+                  keepSource: try c.decodeIfPresent(Bool.self, forKey: .keepSource) ?? false,
+                  owner: try c.decodeIfPresent(String.self, forKey: .owner),
+                  description: try c.decodeIfPresent(String.self, forKey: .description) ?? "",
+                  tags: try c.decodeIfPresent([String].self, forKey: .tags) ?? [],
+                  visibility: try c.decodeIfPresent(Visibility.self, forKey: .visibility) ?? .public,
+                  startsAt: try c.decodeIfPresent(Date.self, forKey: .startsAt),
+                  timeZone: try c.decodeIfPresent(String.self, forKey: .timeZone))
+    }
+}
+
+/// What a person sets on a stream (the studio's form, the API), checked before anything is kept.
+package struct StreamDetails: Sendable, Equatable {
+    package var title: String?
+    package var description: String?
+    package var tags: [String]?
+    package var visibility: StreamRecord.Visibility?
+    /// `.some(nil)` clears the schedule.
+    package var startsAt: Date??
+    package var timeZone: String??
+
+    package init(title: String? = nil, description: String? = nil, tags: [String]? = nil, visibility: StreamRecord.Visibility? = nil,
+                 startsAt: Date?? = nil, timeZone: String?? = nil) {
+        self.title = title
+        self.description = description
+        self.tags = tags
+        self.visibility = visibility
+        self.startsAt = startsAt
+        self.timeZone = timeZone
+    }
+
+    package static let maxDescription = 5000
+    package static let maxTags = 10
+    package static let maxTag = 30
+
+    /// `record` with these details applied, or why not. `now`: a start time must be later.
+    package func applied(to record: StreamRecord, now: Date = Date()) throws -> StreamRecord {
+        var r = record
+        if let title { r.title = try StreamCatalog.checkedTitle(title) }
+        if let description {
+            let d = description.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+            guard d.count <= Self.maxDescription else {
+                throw StreamError.badDetails("a description has at most \(Self.maxDescription) characters, got \(d.count)")
+            }
+            guard !d.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" }) else {
+                throw StreamError.badDetails("a description cannot hold control characters")
+            }
+            r.description = d
+        }
+        if let tags {
+            var clean: [String] = []
+            for raw in tags {
+                let t = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+                if t.isEmpty || clean.contains(t) { continue }
+                guard t.count <= Self.maxTag, t.allSatisfy({ $0.isLetter || $0.isNumber || $0 == " " || $0 == "-" }) else {
+                    throw StreamError.badDetails("a tag is a word of letters, digits, spaces or dashes, at most \(Self.maxTag) characters: \(raw.prefix(40))")
+                }
+                clean.append(t)
+            }
+            guard clean.count <= Self.maxTags else { throw StreamError.badDetails("at most \(Self.maxTags) tags, got \(clean.count)") }
+            r.tags = clean
+        }
+        if let visibility { r.visibility = visibility }
+        if let zone = timeZone {
+            if let zone {
+                guard TimeZone(identifier: zone) != nil else {
+                    throw StreamError.badDetails("unknown time zone \(zone.prefix(60)): give one like Europe/Paris or America/New_York")
+                }
+            }
+            r.timeZone = zone
+        }
+        if let starts = startsAt {
+            if let starts {
+                guard starts > now else { throw StreamError.badDetails("the start time is in the past: give a later one") }
+                guard starts < now.addingTimeInterval(2 * 365 * 86400) else {
+                    throw StreamError.badDetails("the start time is more than two years away")
+                }
+            }
+            r.startsAt = starts
+        }
+        return r
     }
 }
 
 package enum StreamError: Error, CustomStringConvertible, Equatable {
     case badTitle(String)
     case badLadder(String)
+    case badDetails(String)
     package var description: String {
         switch self {
         case .badTitle(let why): return "bad title: \(why)"
         case .badLadder(let why): return "bad ladder: \(why)"
+        case .badDetails(let why): return why
         }
     }
 }

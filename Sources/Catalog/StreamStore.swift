@@ -13,7 +13,7 @@ package struct StreamStore: Sendable {
     /// The channel changes to stream records are announced on; the payload is the stream's id.
     package static let changes = "streamtube_records"
     static let columns = ["id", "key_digest", "key_sealed", "title", "created_at", "ladder", "x264_preset", "keep_source",
-                          "owner_account"]
+                          "owner_account", "description", "tags", "visibility", "starts_at", "time_zone"]
 
     package init(database: Database, sealer: any SecretSealer) {
         self.database = database
@@ -26,9 +26,39 @@ package struct StreamStore: Sendable {
         try await sql.insert(into: "streams").columns(Self.columns)
             .values(SQLBind(r.id), SQLBind(r.keyDigest), Migrations.optional(try r.key.map(sealer.seal)), SQLBind(r.title),
                     SQLBind(r.createdAt.timeIntervalSince1970), Migrations.optional(r.ladder), Migrations.optional(r.x264Preset),
-                    SQLBind(r.keepSource ? 1 : 0), Migrations.optional(r.owner))
+                    SQLBind(r.keepSource ? 1 : 0), Migrations.optional(r.owner), SQLBind(r.description),
+                    SQLBind(r.tags.joined(separator: ",")), SQLBind(r.visibility.rawValue),
+                    Migrations.optional(r.startsAt?.timeIntervalSince1970), Migrations.optional(r.timeZone))
             .run()
         await database.announce(r.id, on: Self.changes)
+    }
+
+    /// Keeps what a person changed (title, description, tags, visibility, schedule).
+    package func update(_ r: StreamRecord) async throws {
+        try await sql.update("streams").set("title", to: SQLBind(r.title)).set("description", to: SQLBind(r.description))
+            .set("tags", to: SQLBind(r.tags.joined(separator: ","))).set("visibility", to: SQLBind(r.visibility.rawValue))
+            .set("starts_at", to: Migrations.optional(r.startsAt?.timeIntervalSince1970)).set("time_zone", to: Migrations.optional(r.timeZone))
+            .where("id", .equal, r.id).run()
+        await database.announce(r.id, on: Self.changes)
+    }
+
+    /// A new key: the digest and the sealed key replaced in one statement.
+    package func replaceKey(id: String, key: String) async throws {
+        try await sql.update("streams").set("key_digest", to: SQLBind(StreamIdentifiers.digest(key)))
+            .set("key_sealed", to: SQLBind(try sealer.seal(key))).where("id", .equal, id).run()
+        await database.announce(id, on: Self.changes)
+    }
+
+    /// A key replaced on the node that made the stream: its digest, and no key here.
+    package func replaceDigest(id: String, digest: String) async throws {
+        try await sql.update("streams").set("key_digest", to: SQLBind(digest)).set("key_sealed", to: SQLLiteral.null)
+            .where("id", .equal, id).run()
+        await database.announce(id, on: Self.changes)
+    }
+
+    package func delete(id: String) async throws {
+        try await sql.delete(from: "streams").where("id", .equal, id).run()
+        await database.announce(id, on: Self.changes)
     }
 
     /// Keeps the key of a record stored without one (learned by id, then presented by a broadcaster).
@@ -65,6 +95,11 @@ package struct StreamStore: Sendable {
                             ladder: try? row.decode(column: "ladder", as: String?.self),
                             x264Preset: try? row.decode(column: "x264_preset", as: String?.self),
                             keepSource: ((try? row.decode(column: "keep_source", as: Int.self)) ?? 0) != 0,
-                            owner: try? row.decode(column: "owner_account", as: String?.self))
+                            owner: try? row.decode(column: "owner_account", as: String?.self),
+                            description: (try? row.decode(column: "description", as: String.self)) ?? "",
+                            tags: ((try? row.decode(column: "tags", as: String.self)) ?? "").split(separator: ",").map(String.init),
+                            visibility: (try? row.decode(column: "visibility", as: String.self)).flatMap(StreamRecord.Visibility.init) ?? .public,
+                            startsAt: ((try? row.decode(column: "starts_at", as: Double?.self)) ?? nil).map(Date.init(timeIntervalSince1970:)),
+                            timeZone: (try? row.decode(column: "time_zone", as: String?.self)) ?? nil)
     }
 }

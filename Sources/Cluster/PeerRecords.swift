@@ -159,17 +159,29 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     package var keepSource: Bool?
     /// The owning account's id; none for the operator's streams (and from nodes before accounts).
     package var owner: String?
+    /// Optional on the wire: nodes from before them sent none (public, unscheduled).
+    package var description: String?
+    package var tags: [String]?
+    package var visibility: StreamRecord.Visibility?
+    package var startsAt: Date?
+    package var timeZone: String?
 
     package init(_ r: StreamRecord) {
         (id, keyDigest, title, createdAt, ladder, x264Preset) = (r.id, r.keyDigest, r.title, r.createdAt, r.ladder, r.x264Preset)
         keepSource = r.keepSource ? true : nil
         owner = r.owner
+        description = r.description.isEmpty ? nil : r.description
+        tags = r.tags.isEmpty ? nil : r.tags
+        visibility = r.visibility
+        startsAt = r.startsAt
+        timeZone = r.timeZone
     }
 
     /// The record as this node keeps one another node placed here: without the key.
     package var record: StreamRecord {
         StreamRecord(id: id, key: nil, keyDigest: keyDigest, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset,
-                     keepSource: keepSource ?? false, owner: owner)
+                     keepSource: keepSource ?? false, owner: owner, description: description ?? "", tags: tags ?? [],
+                     visibility: visibility ?? .public, startsAt: startsAt, timeZone: timeZone)
     }
 
     /// The record this answer gives for `query`: with the key when the asker presented it (and
