@@ -42,9 +42,12 @@ package struct StudioSource: Sendable {
     package var list: @Sendable (_ owner: String, _ request: Request) -> [StudioStream]
     /// Makes a stream owned by `owner`; throws a message a person can act on.
     package var create: @Sendable (_ title: String, _ owner: String) async throws -> String
+    /// The records: edited, deleted and given new keys from the studio.
+    package var catalog: StreamCatalog
 
-    package init(list: @escaping @Sendable (String, Request) -> [StudioStream],
+    package init(catalog: StreamCatalog, list: @escaping @Sendable (String, Request) -> [StudioStream],
                  create: @escaping @Sendable (String, String) async throws -> String) {
+        self.catalog = catalog
         self.list = list
         self.create = create
     }
@@ -79,6 +82,11 @@ package struct AccountPages: Sendable {
         self.identities = identities
     }
 
+    static let visibilityNames: [StreamRecord.Visibility: String] = [
+        .public: "Public: listed, anyone may watch", .unlisted: "Unlisted: anyone with the link",
+        .inviteOnly: "Invite-only: people you invite", .paid: "Paid: ticket holders (as invite-only for now)",
+    ]
+
     /// Messages shown after a redirect, by name (nothing from the URL is shown as it came).
     static let notices: [String: String] = [
         "signed-up": "Welcome! We mailed you a link to verify your address.",
@@ -94,6 +102,9 @@ package struct AccountPages: Sendable {
         "others-revoked": "Every other browser is signed out.",
         "token-revoked": "The token is revoked.",
         "stream-created": "Your stream is ready: point OBS or ffmpeg at it.",
+        "stream-saved": "The stream is saved.",
+        "stream-deleted": "The stream is deleted.",
+        "key-replaced": "The stream has a new key: the old one is refused from now on (a broadcast live on it goes on until it reconnects).",
         "signed-out": "You are signed out.",
         "linked": "The provider is linked: you can sign in with it.",
     ]
@@ -290,7 +301,83 @@ package struct AccountPages: Sendable {
                 return try await studioPage(caller, request, context, error: "\(error)", title: form["title"] ?? "", status: .badRequest)
             }
         }
+        routes.post("/studio/streams/:id") { request, context -> Response in
+            try await ownStream(request, context) { caller, record, form in
+                let details = try Self.details(form)
+                _ = try await studio.catalog.update(id: record.id, details)
+                return Self.redirect("/studio?done=stream-saved#s-\(record.id)")
+            }
+        }
+        routes.post("/studio/streams/:id/key") { request, context -> Response in
+            try await ownStream(request, context) { caller, record, _ in
+                _ = try await studio.catalog.rotateKey(id: record.id)
+                await service.audit.record("stream key replaced", account: caller.accountID, address: Self.address(context), detail: record.id)
+                return Self.redirect("/studio?done=key-replaced#s-\(record.id)")
+            }
+        }
+        routes.post("/studio/streams/:id/delete") { request, context -> Response in
+            try await ownStream(request, context) { caller, record, _ in
+                _ = try await studio.catalog.delete(id: record.id)
+                await service.audit.record("stream deleted", account: caller.accountID, address: Self.address(context), detail: record.title)
+                return Self.redirect("/studio?done=stream-deleted")
+            }
+        }
         return routes
+    }
+
+    /// Runs a studio action on a stream of the signed-in broadcaster (or any, for an admin);
+    /// a stream of someone else's is "not found", and a problem shows on the studio page.
+    func ownStream(_ request: Request, _ context: NodeRequestContext,
+                   _ body: (AccountCaller, StreamRecord, FormBody) async throws -> Response) async throws -> Response {
+        guard let caller = context.account, caller.sessionID != nil else { return Self.signInFirst(request) }
+        let id = try context.parameters.require("id")
+        guard StreamIdentifiers.isWellFormed(Substring(id)), let record = studio.catalog.record(id: id),
+              record.owner == caller.accountID || caller.isAdmin else {
+            return try await studioPage(caller, request, context, error: "you have no stream \(id.prefix(20))", status: .notFound)
+        }
+        let form = try await Self.form(request)
+        do { return try await body(caller, record, form) } catch let e as StreamError {
+            return try await studioPage(caller, request, context, error: e.description, status: .badRequest)
+        }
+    }
+
+    /// The studio's edit form as stream details: the start time is the form's local date and
+    /// time in the time zone it names (empty: not scheduled).
+    static func details(_ form: FormBody) throws -> StreamDetails {
+        var d = StreamDetails(title: form["title"], description: form["description"],
+                              tags: form["tags"].map { $0.split(separator: ",").map(String.init) })
+        if let v = form["visibility"] {
+            guard let visibility = StreamRecord.Visibility(rawValue: v) else { throw StreamError.badDetails("choose who may watch") }
+            d.visibility = visibility
+        }
+        let zoneName = (form["timeZone"] ?? "").trimmingCharacters(in: .whitespaces)
+        let local = (form["startsAt"] ?? "").trimmingCharacters(in: .whitespaces)
+        if local.isEmpty {
+            d.startsAt = .some(nil)
+            d.timeZone = .some(zoneName.isEmpty ? nil : zoneName)
+        } else {
+            guard let zone = TimeZone(identifier: zoneName.isEmpty ? "UTC" : zoneName) else {
+                throw StreamError.badDetails("unknown time zone \(zoneName.prefix(60)): give one like Europe/Paris or America/New_York")
+            }
+            let f = DateFormatter()
+            f.locale = Locale(identifier: "en_US_POSIX")
+            f.timeZone = zone
+            f.dateFormat = local.count > 16 ? "yyyy-MM-dd'T'HH:mm:ss" : "yyyy-MM-dd'T'HH:mm"
+            guard let date = f.date(from: local) else { throw StreamError.badDetails("give the start as a date and a time") }
+            d.startsAt = .some(date)
+            d.timeZone = .some(zone.identifier)
+        }
+        return d
+    }
+
+    /// A date as the studio's `datetime-local` input shows it, in `zone`.
+    static func localInput(_ date: Date?, zone: String?) -> String {
+        guard let date else { return "" }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = zone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd'T'HH:mm"
+        return f.string(from: date)
     }
 
     // MARK: Rendering
@@ -351,8 +438,16 @@ package struct AccountPages: Sendable {
     func studioPage(_ caller: AccountCaller, _ request: Request, _ context: NodeRequestContext, error: String? = nil, title: String = "",
                     status: HTTPResponse.Status = .ok) async throws -> Response {
         let streams = studio.list(caller.accountID, request).map { s -> [String: Any] in
+            let r = studio.catalog.record(id: s.id)
+            let visibility = r?.visibility ?? .public
             var v: [String: Any] = ["id": s.id, "title": s.title, "server": s.server, "watchURL": s.watchURL, "live": s.live,
-                                    "status": s.status, "advice": s.advice, "anyAdvice": !s.advice.isEmpty]
+                                    "status": s.status, "advice": s.advice, "anyAdvice": !s.advice.isEmpty,
+                                    "description": r?.description ?? "", "tags": (r?.tags ?? []).joined(separator: ", "),
+                                    "visibilityName": Self.visibilityNames[visibility] ?? visibility.rawValue,
+                                    "visibilities": StreamRecord.Visibility.allCases.map { ["value": $0.rawValue, "name": Self.visibilityNames[$0] ?? $0.rawValue,
+                                                                                             "selected": $0 == visibility] as [String: Any] },
+                                    "startsLocal": Self.localInput(r?.startsAt, zone: r?.timeZone), "timeZone": r?.timeZone ?? "",
+                                    "scheduled": r?.startsAt.map { Self.date($0) + " UTC" } ?? ""]
             if let key = s.key { v["key"] = key }
             if let url = s.rtmpURL { v["rtmpURL"] = url }
             return v

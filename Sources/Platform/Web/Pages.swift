@@ -19,7 +19,8 @@ package struct Pages: Sendable {
                               ("providers", PackageResources.providers_mustache), ("message", PackageResources.message_mustache),
                               ("reset_request", PackageResources.reset_request_mustache),
                               ("reset_form", PackageResources.reset_form_mustache), ("settings", PackageResources.settings_mustache),
-                              ("studio", PackageResources.studio_mustache), ("link", PackageResources.link_mustache)] {
+                              ("studio", PackageResources.studio_mustache), ("link", PackageResources.link_mustache),
+                              ("upcoming", PackageResources.upcoming_mustache), ("schedule", PackageResources.schedule_mustache)] {
             try library.register(String(decoding: bytes, as: UTF8.self), named: name)
         }
         self.library = library

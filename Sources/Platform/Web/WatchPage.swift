@@ -3,6 +3,7 @@
 // browser's own HLS player where MSE is missing; while the stream is offline the page says
 // so and keeps checking. A quality menu, a stats overlay, keyboard and phone friendly.
 import Crypto
+import Foundation
 
 package enum WatchPage {
     package static func escape(_ s: String) -> String {
@@ -36,7 +37,13 @@ package enum WatchPage {
     /// - Parameter nodes: other nodes' base URLs (`http://host:port`), which the player asks
     ///   for a new edge when this one fails.
     /// - Parameter nonce: the answer's Content-Security-Policy nonce, on the page's one inline script.
-    package static func render(id: String, title: String, nodes: [String] = [], nonce: String = "") -> String {
+    /// - Parameters:
+    ///   - startsAt: its scheduled start: while offline, the page counts down to it.
+    ///   - calendar: the path of its iCalendar feed, linked for calendar apps.
+    package static func render(id: String, title: String, nodes: [String] = [], nonce: String = "", startsAt: Date? = nil,
+                               calendar: String? = nil) -> String {
+        let starts = startsAt.map { String(Int($0.timeIntervalSince1970)) } ?? ""
+        let calendarLink = calendar.map { "<link rel=\"alternate\" type=\"text/calendar\" title=\"Add to a calendar\" href=\"\(escape($0))\">" } ?? ""
         let t = escape(title)
         let sid = escape(id)
         let others = escape(nodes.joined(separator: " "))
@@ -47,6 +54,7 @@ package enum WatchPage {
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <title>\(t) · StreamTube</title>
+        \(calendarLink)
         <style>
           body { margin: 0; font-family: system-ui, sans-serif; background: #111; color: #eee; }
           main { max-width: 1100px; margin: 0 auto; padding: 1em; }
@@ -70,7 +78,7 @@ package enum WatchPage {
         <main>
           <h1>\(t)</h1>
           <div class="player">
-            <video id="video" data-stream="\(sid)" data-nodes="\(others)" muted autoplay playsinline controls aria-label="Live video"></video>
+            <video id="video" data-stream="\(sid)" data-nodes="\(others)" data-starts="\(starts)" muted autoplay playsinline controls aria-label="Live video"></video>
             <pre id="stats" hidden aria-live="off"></pre>
             <div id="status" role="status">Connecting…</div>
           </div>
@@ -99,10 +107,23 @@ package enum WatchPage {
             ended: 'The broadcast has ended. It will go on here if the broadcaster comes back.',
             paused: 'Press play to watch.',
           };
+          // A scheduled stream counts down while it is offline; the player turns live by itself.
+          const starts = Number(video.dataset.starts) * 1000;
+          let current = null;
+          const countdown = () => {
+            const left = Math.round((starts - Date.now()) / 1000);
+            if (!starts || left <= 0 || current !== 'offline') return false;
+            const d = Math.floor(left / 86400), h = Math.floor(left % 86400 / 3600), m = Math.floor(left % 3600 / 60), sec = left % 60;
+            status.textContent = 'Starts in ' + (d ? d + ' d ' : '') + (d || h ? h + ' h ' : '') + (d || h || m ? m + ' min ' : '') + (d ? '' : sec + ' s');
+            return true;
+          };
+          setInterval(countdown, 1000);
           player.onState((s, detail) => {
+            current = s;
             const live = s === 'playing';
             status.hidden = live;
             status.textContent = detail || messages[s] || '';
+            countdown();
             state.textContent = live ? '● LIVE' : (s === 'ended' ? 'Ended' : (s === 'offline' ? 'Offline' : ''));
             state.className = live ? 'live' : '';
             unmute.hidden = !(live && video.muted);

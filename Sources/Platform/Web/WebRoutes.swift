@@ -2,6 +2,7 @@
 import Catalog
 import HTTPSupport
 import Hummingbird
+import Foundation
 import NIOCore
 
 package struct WebRoutes: Sendable {
@@ -13,10 +14,14 @@ package struct WebRoutes: Sendable {
     /// The ids of the streams live now, as this node knows them.
     let live: @Sendable () -> [String]
     let renderer: PageRenderer
+    /// Where people reach the platform, for links in calendar feeds.
+    let publicURL: String
 
-    package init(catalog: StreamCatalog, renderer: PageRenderer, redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
+    package init(catalog: StreamCatalog, renderer: PageRenderer, publicURL: String = "http://127.0.0.1:8080",
+                 redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
                  nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] }) {
         self.catalog = catalog
+        self.publicURL = publicURL
         self.renderer = renderer
         self.redirect = redirect
         self.nodes = nodes
@@ -26,9 +31,27 @@ package struct WebRoutes: Sendable {
     package var collection: RouteCollection<NodeRequestContext> {
         let routes = RouteCollection(context: NodeRequestContext.self)
         routes.get("/") { request, context -> Response in
-            let streams = live().compactMap { id in catalog.record(id: id) }.sorted { $0.title < $1.title }
-                .map { ["id": $0.id, "title": $0.title] }
-            return try await renderer.render("home", ["streams": streams, "anyLive": !streams.isEmpty], request, context)
+            // Listed: public streams only (unlisted ones are for whoever has the link).
+            let streams = live().compactMap { id in catalog.record(id: id) }.filter { $0.visibility == .public }
+                .sorted { $0.title < $1.title }.map { ["id": $0.id, "title": $0.title] }
+            let upcoming = Self.upcoming(catalog).prefix(6).map(Self.scheduled)
+            return try await renderer.render("home", ["streams": streams, "anyLive": !streams.isEmpty, "upcoming": Array(upcoming),
+                                                      "anyUpcoming": !upcoming.isEmpty], request, context)
+        }
+        routes.get("/upcoming") { request, context -> Response in
+            let upcoming = Self.upcoming(catalog).map(Self.scheduled)
+            return try await renderer.render("upcoming", ["upcoming": upcoming, "anyUpcoming": !upcoming.isEmpty], request, context)
+        }
+        routes.get("/upcoming/calendar.ics") { request, _ -> Response in
+            Self.ics(ICalendar.feed(name: "StreamTube: coming up", streams: Self.upcoming(catalog), base: publicURL,
+                                   host: Self.host(publicURL)))
+        }
+        routes.get("/watch/:id/calendar.ics") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id), !record.visibility.isPrivate else {
+                throw Problem.notFound("no such stream")
+            }
+            return Self.ics(ICalendar.feed(name: record.title, streams: [record], base: publicURL, host: Self.host(publicURL)))
         }
         routes.get("/watch/:id") { request, context -> Response in
             let id = try context.parameters.require("id")
@@ -36,7 +59,8 @@ package struct WebRoutes: Sendable {
                 return Responses.html(WatchPage.notFound, status: .notFound)
             }
             if let redirect = redirect(request) { return redirect }
-            return Responses.html(WatchPage.render(id: record.id, title: record.title, nodes: nodes(), nonce: context.cspNonce ?? ""))
+            return Responses.html(WatchPage.render(id: record.id, title: record.title, nodes: nodes(), nonce: context.cspNonce ?? "",
+                                                   startsAt: record.startsAt, calendar: record.visibility.isPrivate ? nil : "/watch/\(record.id)/calendar.ics"))
         }
         routes.get("/assets/player.js") { request, _ -> Response in
             Self.asset(WatchPage.playerScript, type: "text/javascript; charset=utf-8", versioned: request.uri.queryParameters.get("v") == WatchPage.playerVersion)
@@ -49,6 +73,30 @@ package struct WebRoutes: Sendable {
         }
         return routes
     }
+
+    /// Public streams scheduled from an hour ago on, soonest first.
+    static func upcoming(_ catalog: StreamCatalog, now: Date = Date()) -> [StreamRecord] {
+        catalog.all.filter { r in r.visibility == .public && (r.startsAt.map { $0 > now.addingTimeInterval(-3600) } ?? false) }
+            .sorted { $0.startsAt! < $1.startsAt! }
+    }
+
+    static func scheduled(_ r: StreamRecord) -> [String: Any] {
+        let f = ISO8601DateFormatter()
+        let zone = r.timeZone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!
+        let local = DateFormatter()
+        local.locale = Locale(identifier: "en_GB")
+        local.timeZone = zone
+        local.dateFormat = "EEE d MMM yyyy, HH:mm"
+        return ["id": r.id, "title": r.title, "startsAt": r.startsAt.map(f.string) ?? "",
+                "when": r.startsAt.map { local.string(from: $0) + " (" + zone.identifier + ")" } ?? ""]
+    }
+
+    static func ics(_ body: String) -> Response {
+        Response(status: .ok, headers: [.contentType: "text/calendar; charset=utf-8", .cacheControl: "public, max-age=300"],
+                 body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func host(_ url: String) -> String { URL(string: url)?.host ?? "streamtube" }
 
     /// A file of the repository's, built in; the version a page names is cached for good.
     static func asset(_ bytes: [UInt8], type: String, versioned: Bool) -> Response {

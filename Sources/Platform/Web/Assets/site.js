@@ -16,3 +16,16 @@ document.addEventListener('click', async (event) => {
   }
   setTimeout(() => { button.textContent = label; }, 2000);
 });
+
+// An empty time zone field takes the browser's own (the broadcaster's, most likely).
+for (const input of document.querySelectorAll('input[data-local-zone]')) {
+  if (!input.value) {
+    try { input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; } catch (e) { /* left empty: UTC */ }
+  }
+}
+
+// Forms that undo something ask first.
+document.addEventListener('submit', (event) => {
+  const form = event.target.closest('form[data-confirm]');
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});
