@@ -206,12 +206,13 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         .add(middleware: CSRFMiddleware(secureCookies: accounts.settings.secureCookies))
         .add(middleware: AccountAuthMiddleware(service: accounts))
     platform.addRoutes(platformAPI.collection, atPath: "/api/v1")
+    // Live here: published here, or held as a standby of an origin still publishing it.
+    let liveIDs: @Sendable () -> [String] = {
+        streams.all.filter { $0.1.status.publishing || ($0.1.isReplica && $0.1.isLive(rendition: LiveStream.sourceRendition)) }.map(\.0)
+    }
     platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
-    }, live: {
-        // Published here, or held as a standby of an origin still publishing it.
-        streams.all.filter { $0.1.status.publishing || ($0.1.isReplica && $0.1.isLive(rendition: LiveStream.sourceRendition)) }.map(\.0)
-    }).collection)
+    }, live: liveIDs).collection)
     platform.addRoutes(AccountPages(service: accounts, renderer: renderer, studio: StudioSource(catalog: catalog, list: { owner, request in
         catalog.all.filter { $0.owner == owner }.sorted { $0.createdAt > $1.createdAt }.map { r in
             let d = operatorRoutes.describe(r, request: request)
@@ -227,6 +228,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         try await accounts.identities.identities(account: account).map { ($0.provider, $0.email, $0.createdAt) }
     }).collection)
     platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
+    platform.addRoutes(ChannelPages(service: accounts, catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL,
+                                    live: liveIDs).collection)
 
     // Cached media is answered on the event loop, in front of the router.
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)

@@ -150,6 +150,17 @@ package enum Migrations {
             try await db.alter(table: "streams").column("time_zone", type: .text).run()
             try await db.create(index: "streams_starts_at").on("streams").column("starts_at").run()
         },
+        Migration(version: 8, name: "channels: handles and followers") { db in
+            try await db.alter(table: "accounts").column("handle", type: .text).run()
+            try await db.create(index: "accounts_handle").unique().on("accounts").column("handle").run()
+            try await db.create(table: "follows")
+                .column("follower_id", type: .text, .notNull, .references("accounts", "id", onDelete: .cascade))
+                .column("channel_id", type: .text, .notNull, .references("accounts", "id", onDelete: .cascade))
+                .column("created_at", type: timeType(db), .notNull)
+                .run()
+            try await db.create(index: "follows_pair").unique().on("follows").column("follower_id").column("channel_id").run()
+            try await db.create(index: "follows_channel").on("follows").column("channel_id").run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

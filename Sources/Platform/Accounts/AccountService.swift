@@ -145,8 +145,21 @@ package final class AccountService: Sendable {
             throw AccountProblem(.conflict, e.description)
         }
         await audit.record("signup", account: account.id, address: address, detail: "role \(chosen.rawValue)")
+        await giveHandle(account)
         await sendVerification(account)
         return account
+    }
+
+    /// A first channel handle from the account's name (changed in the settings); none when
+    /// every try is taken (the id stands in for it).
+    func giveHandle(_ account: Account) async {
+        var base = String(account.displayName.lowercased().map { ($0.isASCII && ($0.isLetter || $0.isNumber)) ? $0 : "-" })
+        while base.contains("--") { base = base.replacingOccurrences(of: "--", with: "-") }
+        base = String(base.trimmingCharacters(in: CharacterSet(charactersIn: "-")).prefix(24))
+        if base.count < 3 { base = "channel" }
+        for candidate in [base] + (2...6).map({ "\(base)-\($0)" }) + [base + "-" + account.id.prefix(5)] {
+            if (try? await channels.setHandle(candidate, for: account.id)) != nil { return }
+        }
     }
 
     /// Mails a link that proves the address; a mail that cannot go is logged, not thrown (the

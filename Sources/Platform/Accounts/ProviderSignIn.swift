@@ -47,6 +47,7 @@ extension AccountService {
         do { try await accounts.insert(account) } catch let e as AccountError { throw AccountProblem(.conflict, e.description) }
         try await identities.link(provider: identity.provider, subject: identity.subject, account: account.id, email: identity.email)
         await audit.record("signup", account: account.id, address: address, detail: "with \(identity.provider)")
+        await giveHandle(account)
         return .signedIn(account, created: true)
     }
 

@@ -222,6 +222,11 @@ package struct AccountPages: Sendable {
         routes.post("/settings/profile") { request, context -> Response in
             try await signedIn(request, context) { caller, form in
                 _ = try await service.update(account: caller.accountID, displayName: form["name"], address: Self.address(context))
+                if let handle = form["handle"]?.trimmingCharacters(in: .whitespaces), !handle.isEmpty,
+                   try await service.channels.handle(of: caller.accountID) != handle.lowercased() {
+                    try await service.channels.setHandle(handle, for: caller.accountID)
+                    await service.audit.record("handle changed", account: caller.accountID, address: Self.address(context), detail: handle)
+                }
                 return Self.redirect("/settings?done=saved")
             }
         }
@@ -428,6 +433,7 @@ package struct AccountPages: Sendable {
         var values: [String: Any] = [
             "account": ["displayName": account.displayName, "email": account.email, "role": account.role.rawValue],
             "verified": account.emailVerified, "hasPassword": try await service.accounts.passwordHash(id: account.id) != nil,
+            "handle": try await service.channels.handle(of: account.id) ?? "", "channelPath": try await service.channels.path(of: account.id),
             "sessions": sessions, "tokens": tokens, "anyTokens": !tokens.isEmpty, "scopes": Scope.all,
             "identities": linked, "anyIdentities": !linked.isEmpty, "audit": audit,
         ]
@@ -452,7 +458,8 @@ package struct AccountPages: Sendable {
             if let url = s.rtmpURL { v["rtmpURL"] = url }
             return v
         }
-        var response = try await render("studio", ["streams": streams, "anyStreams": !streams.isEmpty, "title": title], request, context,
+        var response = try await render("studio", ["streams": streams, "anyStreams": !streams.isEmpty, "title": title,
+                                                   "channelPath": try await service.channels.path(of: caller.accountID)], request, context,
                                         error: error, status: status)
         response.headers[.cacheControl] = "no-store"
         return response

@@ -32,8 +32,15 @@ package struct WebRoutes: Sendable {
         let routes = RouteCollection(context: NodeRequestContext.self)
         routes.get("/") { request, context -> Response in
             // Listed: public streams only (unlisted ones are for whoever has the link).
+            // Streams of the channels the viewer follows come first.
+            var followed: Set<String> = []
+            if let service = renderer.service, let caller = context.account { followed = try await service.channels.followed(by: caller.accountID) }
             let streams = live().compactMap { id in catalog.record(id: id) }.filter { $0.visibility == .public }
-                .sorted { $0.title < $1.title }.map { ["id": $0.id, "title": $0.title] }
+                .sorted { a, b in
+                    let fa = a.owner.map(followed.contains) ?? false, fb = b.owner.map(followed.contains) ?? false
+                    return fa != fb ? fa : a.title < b.title
+                }
+                .map { ["id": $0.id, "title": $0.title, "followed": $0.owner.map(followed.contains) ?? false] as [String: Any] }
             let upcoming = Self.upcoming(catalog).prefix(6).map(Self.scheduled)
             return try await renderer.render("home", ["streams": streams, "anyLive": !streams.isEmpty, "upcoming": Array(upcoming),
                                                       "anyUpcoming": !upcoming.isEmpty], request, context)
