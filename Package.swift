@@ -157,6 +157,14 @@ let package = Package(
         ),
         // Platform features: one target each, depending only on Catalog and HTTPSupport.
         .target(
+            name: "Schedule",
+            dependencies: ["Catalog", "Accounts", .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            path: "Sources/Platform/Schedule",
+            exclude: ["README.md"]
+        ),
+        .target(
             name: "Accounts",
             dependencies: ["Catalog", "HTTPSupport", "OIDC", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -221,7 +229,7 @@ let package = Package(
             name: "App",
             dependencies: [
                 "Origin", "Transcode", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web", "Accounts",
-                "Mail", "OIDC", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "Mail", "OIDC", "Schedule", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -297,7 +305,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport", "Mail", "Accounts", "Web",
+                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport", "Mail", "Accounts", "Web", "Schedule",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "SQLKit", package: "sql-kit"),

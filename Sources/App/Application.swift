@@ -13,6 +13,7 @@ import Live
 import Logging
 import Origin
 import Prometheus
+import Schedule
 import ServiceLifecycle
 import Transcode
 import Web
@@ -40,6 +41,7 @@ package struct NodeApplication: @unchecked Sendable {
     package let catalogChanges: CatalogChanges
     package let accounts: AccountService
     package let accountChanges: AccountChanges
+    package let notices: StreamNotices
     package let logger: Logger
 
     /// Runs until SIGTERM or SIGINT; shuts down in reverse order: the handover first (while
@@ -48,7 +50,7 @@ package struct NodeApplication: @unchecked Sendable {
     package func run() async throws {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: catalogChanges), .init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
-                       .init(service: records), .init(service: handover)],
+                       .init(service: records), .init(service: notices), .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await close()
@@ -247,7 +249,19 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         },
         logger: logger)
     let handover = HandoverService(gossip: gossip, rtmp: control, replicator: replicator, logger: logger)
+    var noticeSettings = NoticeSettings()
+    guard config.reminderMinutes >= 0, config.missedAfterMinutes >= 1 else {
+        await database.close()
+        throw ConfigurationError("--reminder-minutes must be at least 0 and --missed-after-minutes at least 1")
+    }
+    noticeSettings.reminderLead = Double(config.reminderMinutes) * 60
+    noticeSettings.missedAfter = Double(config.missedAfterMinutes) * 60
+    noticeSettings.publicURL = accounts.settings.publicURL
+    let notices = StreamNotices(catalog: catalog, accounts: accounts, settings: noticeSettings, nodeID: state.nodeID,
+                                owns: { router.ownsLocally($0) }, isLive: { streams.existing(id: $0)?.status.publishing ?? false },
+                                send: try config.sendMail(logger: logger), logger: logger)
     return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
                            streams: streams, edge: edge, database: database, catalogChanges: CatalogChanges(catalog: catalog),
-                           accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), logger: logger)
+                           accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,
+                           logger: logger)
 }

@@ -58,6 +58,8 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var xClientID: String?
     package var xClientSecret: String?
     package var passwordCost = 12
+    package var reminderMinutes = 15
+    package var missedAfterMinutes = 30
 
     package init() {}
 }
@@ -169,6 +171,8 @@ extension NodeConfiguration {
             .text("facebookClientSecret", \.facebookClientSecret, "Facebook sign-in: app secret."),
             .text("xClientID", \.xClientID, "X sign-in: OAuth 2.0 client id."),
             .text("xClientSecret", \.xClientSecret, "X sign-in: OAuth 2.0 client secret."),
+            .int("reminderMinutes", \.reminderMinutes, "Minutes before a scheduled stream starts that its channel's followers are reminded by mail."),
+            .int("missedAfterMinutes", \.missedAfterMinutes, "Minutes after its time a scheduled stream that has not started is marked missed (its broadcaster is told)."),
             .int("passwordCost", \.passwordCost, "bcrypt cost of password hashes (at least 12; each step doubles the work; `streamtube bench-password --cost N` times one on this machine)."),
         ]
     }

@@ -161,6 +161,19 @@ package enum Migrations {
             try await db.create(index: "follows_pair").unique().on("follows").column("follower_id").column("channel_id").run()
             try await db.create(index: "follows_channel").on("follows").column("channel_id").run()
         },
+        Migration(version: 9, name: "notices sent about scheduled streams") { db in
+            // One row per notice (a reminder, a "live now", a "missed"): whoever inserts it sends it,
+            // so a notice goes out once however many nodes try.
+            try await db.create(table: "stream_notices")
+                .column("stream_id", type: .text, .notNull)
+                .column("kind", type: .text, .notNull)
+                .column("occasion", type: .text, .notNull)
+                .column("sent_at", type: timeType(db), .notNull)
+                .column("node", type: .text, .notNull)
+                .run()
+            try await db.create(index: "stream_notices_once").unique().on("stream_notices").column("stream_id").column("kind")
+                .column("occasion").run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

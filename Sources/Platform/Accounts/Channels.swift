@@ -31,14 +31,14 @@ package struct ChannelStore: Sendable {
             .flatMap { try? $0.decode(column: "handle", as: String?.self) } ?? nil
     }
 
-    /// The account a channel path names: its handle, or its id when it has none.
+    /// The account a channel path names: by its handle, or by its id (which always works).
     package func account(handle raw: String) async throws -> String? {
         let h = raw.lowercased()
         guard h.count <= 40, h.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else { return nil }
         if let row = try await database.sql.select().column("id").from("accounts").where("handle", .equal, h).first() {
             return try row.decode(column: "id", as: String.self)
         }
-        return try await database.sql.select().column("id").from("accounts").where("id", .equal, raw).where("handle", .is, SQLLiteral.null)
+        return try await database.sql.select().column("id").from("accounts").where("id", .equal, raw)
             .first().flatMap { try? $0.decode(column: "id", as: String.self) }
     }
 
