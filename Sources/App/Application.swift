@@ -230,6 +230,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         try await accounts.identities.identities(account: account).map { ($0.provider, $0.email, $0.createdAt) }
     }).collection)
     platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
+    platform.addRoutes(InvitationPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
     platform.addRoutes(ChannelPages(service: accounts, catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL,
                                     live: liveIDs).collection)
 

@@ -19,6 +19,7 @@ package struct CreateStreamRequest: Codable, Sendable {
     package var visibility: String?
     package var startsAt: String?
     package var timeZone: String?
+    package var allowGuests: Bool?
 
     package init(title: String, ladder: String? = nil, x264Preset: String? = nil, keepSource: Bool? = nil) {
         self.title = title
@@ -29,8 +30,10 @@ package struct CreateStreamRequest: Codable, Sendable {
 
     /// The details it sets, or why they cannot be.
     package func details() throws -> StreamDetails {
-        try StreamDetailsParser.details(description: description, tags: tags, visibility: visibility,
-                                        startsAt: startsAt.map { .some($0) }, timeZone: timeZone.map { .some($0) })
+        var d = try StreamDetailsParser.details(description: description, tags: tags, visibility: visibility,
+                                                startsAt: startsAt.map { .some($0) }, timeZone: timeZone.map { .some($0) })
+        d.allowGuests = allowGuests
+        return d
     }
 }
 
@@ -43,8 +46,9 @@ package struct UpdateStreamRequest: Decodable, Sendable {
     package var visibility: String?
     package var startsAt: String??
     package var timeZone: String??
+    package var allowGuests: Bool?
 
-    private enum CodingKeys: String, CodingKey { case title, description, tags, visibility, startsAt, timeZone }
+    private enum CodingKeys: String, CodingKey { case title, description, tags, visibility, startsAt, timeZone, allowGuests }
 
     package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -52,6 +56,7 @@ package struct UpdateStreamRequest: Decodable, Sendable {
         description = try c.decodeIfPresent(String.self, forKey: .description)
         tags = try c.decodeIfPresent([String].self, forKey: .tags)
         visibility = try c.decodeIfPresent(String.self, forKey: .visibility)
+        allowGuests = try c.decodeIfPresent(Bool.self, forKey: .allowGuests)
         if c.contains(.startsAt) { startsAt = .some(try c.decodeNil(forKey: .startsAt) ? nil : try c.decode(String.self, forKey: .startsAt)) }
         if c.contains(.timeZone) { timeZone = .some(try c.decodeNil(forKey: .timeZone) ? nil : try c.decode(String.self, forKey: .timeZone)) }
     }
@@ -60,6 +65,7 @@ package struct UpdateStreamRequest: Decodable, Sendable {
         var d = try StreamDetailsParser.details(description: description, tags: tags, visibility: visibility, startsAt: startsAt,
                                                 timeZone: timeZone)
         d.title = title
+        d.allowGuests = allowGuests
         return d
     }
 }
@@ -119,6 +125,8 @@ package struct StreamResponse: Codable, Equatable, Sendable {
     package var visibility: String
     package var startsAt: Date?
     package var timeZone: String?
+    /// Present (true) when an invite-only stream admits guests without an account.
+    package var allowGuests: Bool?
 }
 
 /// `GET /api/cluster`.

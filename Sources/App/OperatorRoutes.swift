@@ -101,7 +101,7 @@ package struct OperatorRoutes: Sendable {
             playlistURL: "\(base)/live/\(r.id)/master.m3u8",
             createdAt: r.createdAt, ladder: r.ladder, x264Preset: r.x264Preset, keepSource: r.keepSource ? true : nil,
             owner: r.owner, live: streams.existing(id: r.id)?.status, description: r.description, tags: r.tags,
-            visibility: r.visibility.rawValue, startsAt: r.startsAt, timeZone: r.timeZone)
+            visibility: r.visibility.rawValue, startsAt: r.startsAt, timeZone: r.timeZone, allowGuests: r.allowGuests ? true : nil)
     }
 
     static func hostOnly(_ authority: String) -> String {

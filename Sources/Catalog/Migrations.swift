@@ -174,6 +174,33 @@ package enum Migrations {
             try await db.create(index: "stream_notices_once").unique().on("stream_notices").column("stream_id").column("kind")
                 .column("occasion").run()
         },
+        Migration(version: 10, name: "invitations to private streams") { db in
+            let time = timeType(db)
+            // By mail (one person; the link in the mail) or by link (expiring, limited uses); a
+            // link token is kept as its digest. Revoking one ends the access of everyone who came by it.
+            try await db.create(table: "invitations")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("stream_id", type: .text, .notNull, .references("streams", "id", onDelete: .cascade))
+                .column("token_digest", type: .text, .notNull, .unique)
+                .column("email", type: .text)
+                .column("max_uses", type: .int)
+                .column("uses", type: .int, .notNull, .default(0))
+                .column("expires_at", type: time, .notNull)
+                .column("revoked_at", type: time)
+                .column("created_at", type: time, .notNull)
+                .run()
+            try await db.create(index: "invitations_stream").on("invitations").column("stream_id").run()
+            // Who came in by an invitation: an account, or a named guest (a guest id in a cookie).
+            try await db.create(table: "invitees")
+                .column("stream_id", type: .text, .notNull, .references("streams", "id", onDelete: .cascade))
+                .column("viewer", type: .text, .notNull)
+                .column("invitation_id", type: .text, .notNull, .references("invitations", "id", onDelete: .cascade))
+                .column("name", type: .text, .notNull)
+                .column("joined_at", type: time, .notNull)
+                .run()
+            try await db.create(index: "invitees_once").unique().on("invitees").column("stream_id").column("viewer").run()
+            try await db.alter(table: "streams").column("allow_guests", type: .int, .notNull, .default(0)).run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

@@ -26,6 +26,8 @@ package struct StreamRecord: Codable, Equatable, Sendable {
     /// When it is scheduled to start, and the time zone its broadcaster gave it in.
     package var startsAt: Date? = nil
     package var timeZone: String? = nil
+    /// An invite-only stream also admits people who join by an invitation link without an account, under a name.
+    package var allowGuests = false
 
     /// Who may watch: anyone and listed (`public`), anyone with the link (`unlisted`), invitees
     /// (`invite-only`), buyers (`paid`; until payments exist, as invite-only).
@@ -40,7 +42,8 @@ package struct StreamRecord: Codable, Equatable, Sendable {
 
     package init(id: String, key: String?, keyDigest: String? = nil, title: String, createdAt: Date, ladder: String? = nil,
                  x264Preset: String? = nil, keepSource: Bool = false, owner: String? = nil, description: String = "",
-                 tags: [String] = [], visibility: Visibility = .public, startsAt: Date? = nil, timeZone: String? = nil) {
+                 tags: [String] = [], visibility: Visibility = .public, startsAt: Date? = nil, timeZone: String? = nil,
+                 allowGuests: Bool = false) {
         self.id = id
         self.key = key
         self.keyDigest = keyDigest ?? key.map(StreamIdentifiers.digest) ?? ""
@@ -55,10 +58,12 @@ package struct StreamRecord: Codable, Equatable, Sendable {
         self.visibility = visibility
         self.startsAt = startsAt
         self.timeZone = timeZone
+        self.allowGuests = allowGuests
     }
 
     private enum CodingKeys: String, CodingKey {
         case id, key, keyDigest, title, createdAt, ladder, x264Preset, keepSource, owner, description, tags, visibility, startsAt, timeZone
+        case allowGuests
     }
 
     /// Records from nodes of an earlier version lack the later fields: they take their defaults.
@@ -74,7 +79,8 @@ package struct StreamRecord: Codable, Equatable, Sendable {
                   tags: try c.decodeIfPresent([String].self, forKey: .tags) ?? [],
                   visibility: try c.decodeIfPresent(Visibility.self, forKey: .visibility) ?? .public,
                   startsAt: try c.decodeIfPresent(Date.self, forKey: .startsAt),
-                  timeZone: try c.decodeIfPresent(String.self, forKey: .timeZone))
+                  timeZone: try c.decodeIfPresent(String.self, forKey: .timeZone),
+                  allowGuests: try c.decodeIfPresent(Bool.self, forKey: .allowGuests) ?? false)
     }
 }
 
@@ -87,9 +93,11 @@ package struct StreamDetails: Sendable, Equatable {
     /// `.some(nil)` clears the schedule.
     package var startsAt: Date??
     package var timeZone: String??
+    package var allowGuests: Bool?
 
     package init(title: String? = nil, description: String? = nil, tags: [String]? = nil, visibility: StreamRecord.Visibility? = nil,
-                 startsAt: Date?? = nil, timeZone: String?? = nil) {
+                 startsAt: Date?? = nil, timeZone: String?? = nil, allowGuests: Bool? = nil) {
+        self.allowGuests = allowGuests
         self.title = title
         self.description = description
         self.tags = tags
@@ -130,6 +138,7 @@ package struct StreamDetails: Sendable, Equatable {
             r.tags = clean
         }
         if let visibility { r.visibility = visibility }
+        if let allowGuests { r.allowGuests = allowGuests }
         if let zone = timeZone {
             if let zone {
                 guard TimeZone(identifier: zone) != nil else {

@@ -13,7 +13,7 @@ package struct StreamStore: Sendable {
     /// The channel changes to stream records are announced on; the payload is the stream's id.
     package static let changes = "streamtube_records"
     static let columns = ["id", "key_digest", "key_sealed", "title", "created_at", "ladder", "x264_preset", "keep_source",
-                          "owner_account", "description", "tags", "visibility", "starts_at", "time_zone"]
+                          "owner_account", "description", "tags", "visibility", "starts_at", "time_zone", "allow_guests"]
 
     package init(database: Database, sealer: any SecretSealer) {
         self.database = database
@@ -28,7 +28,7 @@ package struct StreamStore: Sendable {
                     SQLBind(r.createdAt.timeIntervalSince1970), Migrations.optional(r.ladder), Migrations.optional(r.x264Preset),
                     SQLBind(r.keepSource ? 1 : 0), Migrations.optional(r.owner), SQLBind(r.description),
                     SQLBind(r.tags.joined(separator: ",")), SQLBind(r.visibility.rawValue),
-                    Migrations.optional(r.startsAt?.timeIntervalSince1970), Migrations.optional(r.timeZone))
+                    Migrations.optional(r.startsAt?.timeIntervalSince1970), Migrations.optional(r.timeZone), SQLBind(r.allowGuests ? 1 : 0))
             .run()
         await database.announce(r.id, on: Self.changes)
     }
@@ -38,6 +38,7 @@ package struct StreamStore: Sendable {
         try await sql.update("streams").set("title", to: SQLBind(r.title)).set("description", to: SQLBind(r.description))
             .set("tags", to: SQLBind(r.tags.joined(separator: ","))).set("visibility", to: SQLBind(r.visibility.rawValue))
             .set("starts_at", to: Migrations.optional(r.startsAt?.timeIntervalSince1970)).set("time_zone", to: Migrations.optional(r.timeZone))
+            .set("allow_guests", to: SQLBind(r.allowGuests ? 1 : 0))
             .where("id", .equal, r.id).run()
         await database.announce(r.id, on: Self.changes)
     }
@@ -100,6 +101,7 @@ package struct StreamStore: Sendable {
                             tags: ((try? row.decode(column: "tags", as: String.self)) ?? "").split(separator: ",").map(String.init),
                             visibility: (try? row.decode(column: "visibility", as: String.self)).flatMap(StreamRecord.Visibility.init) ?? .public,
                             startsAt: ((try? row.decode(column: "starts_at", as: Double?.self)) ?? nil).map(Date.init(timeIntervalSince1970:)),
-                            timeZone: (try? row.decode(column: "time_zone", as: String?.self)) ?? nil)
+                            timeZone: (try? row.decode(column: "time_zone", as: String?.self)) ?? nil,
+                            allowGuests: ((try? row.decode(column: "allow_guests", as: Int.self)) ?? 0) != 0)
     }
 }

@@ -165,6 +165,7 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     package var visibility: StreamRecord.Visibility?
     package var startsAt: Date?
     package var timeZone: String?
+    package var allowGuests: Bool?
 
     package init(_ r: StreamRecord) {
         (id, keyDigest, title, createdAt, ladder, x264Preset) = (r.id, r.keyDigest, r.title, r.createdAt, r.ladder, r.x264Preset)
@@ -175,13 +176,14 @@ package struct PeerRecord: Codable, Equatable, Sendable {
         visibility = r.visibility
         startsAt = r.startsAt
         timeZone = r.timeZone
+        allowGuests = r.allowGuests ? true : nil
     }
 
     /// The record as this node keeps one another node placed here: without the key.
     package var record: StreamRecord {
         StreamRecord(id: id, key: nil, keyDigest: keyDigest, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset,
                      keepSource: keepSource ?? false, owner: owner, description: description ?? "", tags: tags ?? [],
-                     visibility: visibility ?? .public, startsAt: startsAt, timeZone: timeZone)
+                     visibility: visibility ?? .public, startsAt: startsAt, timeZone: timeZone, allowGuests: allowGuests ?? false)
     }
 
     /// The record this answer gives for `query`: with the key when the asker presented it (and

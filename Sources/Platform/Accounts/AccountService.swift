@@ -107,6 +107,9 @@ package final class AccountService: Sendable {
         await sessions.database.announce(account, on: SessionStore.changes)
     }
 
+    /// An address as accounts take it (trimmed, lower case), or a problem naming it.
+    package static func checkedEmailAddress(_ raw: String) throws -> String { try checkedEmail(raw) }
+
     static func checkedEmail(_ raw: String) throws -> String {
         let email = Account.normalized(email: raw)
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)

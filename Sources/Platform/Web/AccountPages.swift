@@ -104,6 +104,8 @@ package struct AccountPages: Sendable {
         "stream-created": "Your stream is ready: point OBS or ffmpeg at it.",
         "stream-saved": "The stream is saved.",
         "stream-deleted": "The stream is deleted.",
+        "invitations-sent": "The invitations are mailed.",
+        "invitation-revoked": "The invitation is withdrawn: whoever came by it can no longer watch.",
         "key-replaced": "The stream has a new key: the old one is refused from now on (a broadcast live on it goes on until it reconnects).",
         "signed-out": "You are signed out.",
         "linked": "The provider is linked: you can sign in with it.",
@@ -350,7 +352,7 @@ package struct AccountPages: Sendable {
     /// time in the time zone it names (empty: not scheduled).
     static func details(_ form: FormBody) throws -> StreamDetails {
         var d = StreamDetails(title: form["title"], description: form["description"],
-                              tags: form["tags"].map { $0.split(separator: ",").map(String.init) })
+                              tags: form["tags"].map { $0.split(separator: ",").map(String.init) }, allowGuests: form["allowGuests"] == "1")
         if let v = form["visibility"] {
             guard let visibility = StreamRecord.Visibility(rawValue: v) else { throw StreamError.badDetails("choose who may watch") }
             d.visibility = visibility
@@ -453,6 +455,7 @@ package struct AccountPages: Sendable {
                                     "visibilities": StreamRecord.Visibility.allCases.map { ["value": $0.rawValue, "name": Self.visibilityNames[$0] ?? $0.rawValue,
                                                                                              "selected": $0 == visibility] as [String: Any] },
                                     "startsLocal": Self.localInput(r?.startsAt, zone: r?.timeZone), "timeZone": r?.timeZone ?? "",
+                                    "allowGuests": r?.allowGuests ?? false,
                                     "scheduled": r?.startsAt.map { Self.date($0) + " UTC" } ?? ""]
             if let key = s.key { v["key"] = key }
             if let url = s.rtmpURL { v["rtmpURL"] = url }

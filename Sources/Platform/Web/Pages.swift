@@ -21,7 +21,8 @@ package struct Pages: Sendable {
                               ("reset_form", PackageResources.reset_form_mustache), ("settings", PackageResources.settings_mustache),
                               ("studio", PackageResources.studio_mustache), ("link", PackageResources.link_mustache),
                               ("upcoming", PackageResources.upcoming_mustache), ("schedule", PackageResources.schedule_mustache),
-                              ("channel", PackageResources.channel_mustache)] {
+                              ("channel", PackageResources.channel_mustache),
+                              ("invitations", PackageResources.invitations_mustache), ("join", PackageResources.join_mustache)] {
             try library.register(String(decoding: bytes, as: UTF8.self), named: name)
         }
         self.library = library
