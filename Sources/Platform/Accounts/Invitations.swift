@@ -91,7 +91,7 @@ package struct InvitationStore: Sendable {
 
     /// Whether `viewer` came in by an invitation to `stream` that still stands.
     package func isInvitee(stream: String, viewer: String) async throws -> Bool {
-        try await database.sql.select().column("invitees.viewer").from("invitees")
+        try await database.sql.select().column(SQLColumn("viewer", table: "invitees")).from("invitees")
             .join("invitations", on: SQLColumn("id", table: "invitations"), .equal, SQLColumn("invitation_id", table: "invitees"))
             .where(SQLColumn("stream_id", table: "invitees"), .equal, SQLBind(stream))
             .where(SQLColumn("viewer", table: "invitees"), .equal, SQLBind(viewer))
