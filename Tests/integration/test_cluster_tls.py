@@ -74,9 +74,11 @@ def test_relay_edge_and_lookups_go_over_mutual_tls_and_viewers_stay_plaintext(tr
         assert key not in n.logs()  # the cluster key is never logged
     # Made on c; owned by b, a its standby. a learns the record from a peer (over TLS), relays the
     # broadcast to b (RTMP over TLS) and takes b's replica (HTTP over TLS); c is the viewers' edge.
-    s = stream_placed(nodes, "b", "a", via="c", tries=80)
+    # Counted from before the stream is made: c's connection to b (placing the record) is kept alive and may carry
+    # the edge's fetches too, so those need not open a new one.
     rtmp_before = metric(b, "streamtube_cluster_tls_connections_total", listener="rtmp", result="accepted")
     http_before = metric(b, "streamtube_cluster_tls_connections_total", listener="http", result="accepted")
+    s = stream_placed(nodes, "b", "a", via="c", tries=80)
     pub = push(a, s["key"], seconds=25, size="320x240")  # plaintext RTMP from the broadcaster, to a non-owner
     try:
         wait_for(lambda: http("GET", f"{c.base}/live/{s['id']}/master.m3u8?routed=1").status == 200, 40,
@@ -92,7 +94,7 @@ def test_relay_edge_and_lookups_go_over_mutual_tls_and_viewers_stay_plaintext(tr
     finally:
         pub.kill()
         pub.wait()
-    # The relay (a → b) and the edge's fetches (c → b) came to the origin over TLS...
+    # The relay (a → b), the record's placement and the edge's fetches (c → b) came to the origin over TLS...
     assert metric(b, "streamtube_cluster_tls_connections_total", listener="rtmp", result="accepted") > rtmp_before
     assert metric(b, "streamtube_cluster_tls_connections_total", listener="http", result="accepted") > http_before
     assert any(r.get("msg") == "rtmp relay publish started" for r in b.log_records()), b.logs()[-3000:]

@@ -15,8 +15,9 @@ from conftest import ADMIN_TOKEN, Node, free_port, http, psql, push, wait_for
 from test_cluster import keygen, wait_converged
 from test_single_node import decode_seconds
 
-# Migrations this build knows (Sources/Catalog/Migrations.swift).
-MIGRATIONS = 5
+# Migrations this build knows: the highest version in Sources/Catalog/Migrations.swift.
+MIGRATIONS = max(int(v) for v in re.findall(r"Migration\(version: (\d+)", open(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "Sources", "Catalog", "Migrations.swift")).read()))
 
 
 def migrated(node):
