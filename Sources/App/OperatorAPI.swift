@@ -62,6 +62,11 @@ package struct UpdateStreamRequest: Decodable, Sendable {
     }
 
     package func details() throws -> StreamDetails {
+        guard title != nil || description != nil || tags != nil || visibility != nil || startsAt != nil || timeZone != nil
+                || allowGuests != nil else {
+            throw StreamError.badDetails("nothing to change: give \"title\", \"description\", \"tags\", \"visibility\", "
+                                         + "\"startsAt\", \"timeZone\" or \"allowGuests\"")
+        }
         var d = try StreamDetailsParser.details(description: description, tags: tags, visibility: visibility, startsAt: startsAt,
                                                 timeZone: timeZone)
         d.title = title
