@@ -21,9 +21,13 @@ package struct StudioStream: Sendable {
     package var live: Bool
     package var status: String
     package var advice: [String]
+    /// This node has a thumbnail of the stream; the owner uploaded it (rather than it being
+    /// taken from the live stream).
+    package var thumbnail: Bool
+    package var thumbnailUploaded: Bool
 
     package init(id: String, title: String, key: String?, server: String, rtmpURL: String?, watchURL: String, live: Bool,
-                 status: String, advice: [String]) {
+                 status: String, advice: [String], thumbnail: Bool = false, thumbnailUploaded: Bool = false) {
         self.id = id
         self.title = title
         self.key = key
@@ -33,6 +37,8 @@ package struct StudioStream: Sendable {
         self.live = live
         self.status = status
         self.advice = advice
+        self.thumbnail = thumbnail
+        self.thumbnailUploaded = thumbnailUploaded
     }
 }
 
@@ -352,7 +358,8 @@ package struct AccountPages: Sendable {
                     status: HTTPResponse.Status = .ok) async throws -> Response {
         let streams = studio.list(caller.accountID, request).map { s -> [String: Any] in
             var v: [String: Any] = ["id": s.id, "title": s.title, "server": s.server, "watchURL": s.watchURL, "live": s.live,
-                                    "status": s.status, "advice": s.advice, "anyAdvice": !s.advice.isEmpty]
+                                    "status": s.status, "advice": s.advice, "anyAdvice": !s.advice.isEmpty,
+                                    "thumbnail": s.thumbnail, "thumbnailUploaded": s.thumbnailUploaded]
             if let key = s.key { v["key"] = key }
             if let url = s.rtmpURL { v["rtmpURL"] = url }
             return v

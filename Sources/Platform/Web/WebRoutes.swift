@@ -12,22 +12,26 @@ package struct WebRoutes: Sendable {
     let nodes: @Sendable () -> [String]
     /// The ids of the streams live now, as this node knows them.
     let live: @Sendable () -> [String]
+    /// Whether this node has a thumbnail of a stream: pages name an image only when it exists.
+    let hasThumbnail: @Sendable (String) -> Bool
     let renderer: PageRenderer
 
     package init(catalog: StreamCatalog, renderer: PageRenderer, redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
-                 nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] }) {
+                 nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] },
+                 hasThumbnail: @escaping @Sendable (String) -> Bool = { _ in false }) {
         self.catalog = catalog
         self.renderer = renderer
         self.redirect = redirect
         self.nodes = nodes
         self.live = live
+        self.hasThumbnail = hasThumbnail
     }
 
     package var collection: RouteCollection<NodeRequestContext> {
         let routes = RouteCollection(context: NodeRequestContext.self)
         routes.get("/") { request, context -> Response in
             let streams = live().compactMap { id in catalog.record(id: id) }.sorted { $0.title < $1.title }
-                .map { ["id": $0.id, "title": $0.title] }
+                .map { r -> [String: Any] in ["id": r.id, "title": r.title, "thumbnail": hasThumbnail(r.id)] }
             return try await renderer.render("home", ["streams": streams, "anyLive": !streams.isEmpty], request, context)
         }
         routes.get("/watch/:id") { request, context -> Response in
