@@ -22,7 +22,7 @@ enum ThumbnailUpload {
         let tooLarge = Problem(.contentTooLarge, "the image is larger than \(limit >> 20) MiB: send a smaller one (a thumbnail is shown at most 640x360)")
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge }
         let body: ByteBuffer
-        do { body = try await request.body.collect(upTo: limit) } catch let e as HTTPError where e.status == .contentTooLarge { throw tooLarge }
+        do { body = try await request.body.collect(upTo: limit) } catch let e as any HTTPResponseError where e.status == .contentTooLarge { throw tooLarge }
         do {
             try await thumbnails.upload(id: id, image: Array(buffer: body))
         } catch let e as ThumbnailError {

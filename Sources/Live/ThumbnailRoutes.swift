@@ -2,6 +2,7 @@
 // that is not the stream's origin, the origin's through the edge (one upstream request however
 // many ask at once; not kept, since it changes every minute).
 import Catalog
+import Foundation
 import HTTPSupport
 import Hummingbird
 import NIOCore

@@ -19,6 +19,13 @@ package final class ThumbnailStore: Sendable {
 
     package let directory: URL
 
+    /// A thumbnail that could not be kept (the folder is full or not writable).
+    package struct WriteError: Error, CustomStringConvertible {
+        package var path: String
+        package var reason: String
+        package var description: String { "cannot write \(path): \(reason)" }
+    }
+
     /// Makes the folder if needed.
     package init(directory: URL) throws {
         self.directory = directory
@@ -35,15 +42,19 @@ package final class ThumbnailStore: Sendable {
 
     /// Keeps `jpeg` as the stream's live or uploaded thumbnail, replacing the one before whole.
     package func save(_ jpeg: [UInt8], id: String, kind: Kind) throws {
-        guard let target = url(id, kind) else { throw CocoaError(.fileWriteInvalidFileName) }
+        guard let target = url(id, kind) else { throw WriteError(path: id, reason: "not a stream id") }
         let temporary = directory.appendingPathComponent(".\(id).\(kind.rawValue).\(UInt64.random(in: 0...UInt64.max)).tmp")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: Data(jpeg), attributes: [.posixPermissions: 0o600]) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: temporary.path])
+        do {
+            try Data(jpeg).write(to: temporary, options: .withoutOverwriting)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: temporary.path)
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw WriteError(path: temporary.path, reason: error.localizedDescription)
         }
         guard rename(temporary.path, target.path) == 0 else {
-            let code = errno
+            let reason = String(cString: strerror(errno))
             try? FileManager.default.removeItem(at: temporary)
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: target.path, NSUnderlyingErrorKey: POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)])
+            throw WriteError(path: target.path, reason: reason)
         }
     }
 
