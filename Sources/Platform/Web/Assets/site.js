@@ -19,7 +19,8 @@ document.addEventListener('click', async (event) => {
 
 // The studio's thumbnail: a form (`form.thumbnail-upload`, `data-stream` its stream) PUTs the
 // chosen image to the API, with the page's anti-forgery token; "Use the live picture"
-// (`data-thumbnail-live`) DELETEs it. The page is reloaded with the new picture fetched anew.
+// (`data-thumbnail-live`) DELETEs it. The page is reloaded with the new picture fetched anew. The
+// token is the new-stream form's `csrf` field (the form itself carries none: it is never sent).
 const thumbnailLimit = 5 * 1024 * 1024;
 
 async function thumbnailRequest(id, options, status) {
