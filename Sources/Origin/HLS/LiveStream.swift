@@ -188,6 +188,7 @@ public final class LiveStream: Sendable {
         let (answers, transcoder, session) = state.withLock { s -> ([PlaylistWaiters.Answer], (any LadderTranscoder)?, Int) in
             guard s.publishing else { return ([], nil, s.sessions) }
             s.publishing = false
+            s.latestKeyframe = nil
             var out = finish(&s, rendition: Self.sourceRendition)
             let t = s.ladder.transcoder
             s.ladder.transcoder = nil
