@@ -15,6 +15,7 @@ from selenium.webdriver.common.by import By
 
 from browsers import chromium  # noqa: F401 (fixture)
 from conftest import ADMIN_TOKEN, http, node, push, wait_for  # noqa: F401 (fixture)
+from test_edge import stream_owned_by, trio  # noqa: F401 (fixture)
 
 PASSWORD = "correct horse battery staple"
 
@@ -58,6 +59,9 @@ def test_live_capture_upload_garbage_and_back_to_live(node, tmp_path):  # noqa: 
     try:
         node.wait_playable(sid)
         r = wait_for(lambda: (lambda r: r if r.status == 200 else None)(thumbnail(node, sid)), 12, "a thumbnail of the live stream")
+        # The home page names the picture (only now that it exists).
+        home = http("GET", node.base + "/").text
+        assert f'<img class="thumb" src="/thumbnails/{sid}.jpg" alt="" width="320" height="180" loading="lazy">' in home, home
     finally:
         pub.kill()
         pub.wait()
@@ -188,3 +192,23 @@ def test_public_api_owner_only_and_the_studio(node, chromium, tmp_path):  # noqa
     assert b.driver.find_elements(By.CSS_SELECTOR, img) == []
     assert "No thumbnail yet" in b.driver.find_element(By.TAG_NAME, "body").text
     assert thumbnail(node, sid).status == 404
+
+
+def test_a_node_that_is_not_the_origin_serves_the_origins_thumbnail(trio):  # noqa: F811
+    """The picture is taken on the stream's origin (b, the broadcaster pushing to a); a and c
+    answer with the origin's bytes through the edge, keeping no file of their own."""
+    a, b, c = trio["a"], trio["b"], trio["c"]
+    s = stream_owned_by(trio, "b")
+    sid = s["id"]
+    pub = push(a, s["key"], seconds=25, size="640x360")
+    try:
+        b.wait_playable(sid)
+        r = wait_for(lambda: (lambda r: r if r.status == 200 else None)(thumbnail(b, sid)), 15, "the origin's thumbnail")
+    finally:
+        pub.kill()
+        pub.wait()
+    for n in (a, c):
+        e = thumbnail(n, sid)
+        assert e.status == 200 and e.body == r.body and e.headers["Content-Type"] == "image/jpeg", (n.base, e.status)
+        assert not os.path.exists(os.path.join(n.data_dir, "thumbnails", f"{sid}.jpg"))
+    assert thumbnail(c, "nosuchstream0").status == 404
