@@ -36,6 +36,7 @@ package struct NodeApplication: @unchecked Sendable {
     package let records: RecordPlacement
     package let state: NodeState
     package let streams: LiveStreams
+    package let thumbnails: Thumbnails
     package let edge: EdgeProxy
     package let database: Database
     package let catalogChanges: CatalogChanges
@@ -50,7 +51,7 @@ package struct NodeApplication: @unchecked Sendable {
     package func run() async throws {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: catalogChanges), .init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
-                       .init(service: records), .init(service: notices), .init(service: handover)],
+                       .init(service: records), .init(service: notices), .init(service: thumbnails), .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await close()
@@ -129,6 +130,14 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         throw error
     }
     let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, logger: logger)
+    let thumbnails: Thumbnails
+    do {
+        let store = try ThumbnailStore(directory: state.dataDir.appendingPathComponent("thumbnails"))
+        thumbnails = Thumbnails(store: store, makers: .ffmpeg, streams: streams, logger: logger)
+    } catch {
+        await database.close()
+        throw ConfigurationError("cannot create the thumbnails folder in \(config.dataDir): \(error.localizedDescription)")
+    }
     let accounts: AccountService
     do {
         accounts = try await AccountService(database: database, settings: try config.accountsSettings(), sendMail: try config.sendMail(logger: logger),
@@ -188,16 +197,17 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                               allowMethods: [.get, .head, .post, .patch, .delete, .options], maxAge: .seconds(3600)))
     let system = SystemRoutes(streams: streams, info: info, metrics: metrics)
     httpRouter.addRoutes(system.collection)
-    let operatorRoutes = OperatorRoutes(streams: streams, cluster: gossip.view, info: info, system: system, logger: logger)
+    let operatorRoutes = OperatorRoutes(streams: streams, thumbnails: thumbnails, cluster: gossip.view, info: info, system: system, logger: logger)
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
+    httpRouter.addRoutes(ThumbnailRoutes(store: thumbnails.store, catalog: catalog, edge: edge).collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
     let viewers = live.viewers
     let localID = NodeID(state.nodeID)
     // The platform: people's pages and the public API, where a session cookie or an API token
     // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
-    let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, logger: logger)
+    let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, thumbnails: thumbnails, logger: logger)
     let providers: SignInProviders
     do { providers = try SignInProviders(try config.signInProviders(), httpClient: HTTPClient.shared) } catch {
         await database.close()
@@ -214,7 +224,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     }
     platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
-    }, live: liveIDs).collection)
+    }, live: liveIDs, hasThumbnail: { thumbnails.store.exists(id: $0) }).collection)
     platform.addRoutes(AccountPages(service: accounts, renderer: renderer, studio: StudioSource(catalog: catalog, list: { owner, request in
         catalog.all.filter { $0.owner == owner }.sorted { $0.createdAt > $1.createdAt }.map { r in
             let d = operatorRoutes.describe(r, request: request)
@@ -222,7 +232,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
             let server = d.rtmpURL.map { url in String(url[..<(url.range(of: "/live/")?.upperBound ?? url.endIndex)].dropLast()) } ?? ""
             return StudioStream(id: r.id, title: r.title, key: r.key, server: server, rtmpURL: d.rtmpURL, watchURL: d.watchURL,
                                 live: d.live?.publishing ?? false, status: d.live.map { $0.publishing ? "live" : "\($0.state)" } ?? "offline",
-                                advice: health?.advice ?? [])
+                                advice: health?.advice ?? [], thumbnail: thumbnails.store.exists(id: r.id),
+                                thumbnailUploaded: thumbnails.store.isUploaded(id: r.id))
         }
     }, create: { title, owner in
         try await platformAPI.create(title: title, owner: owner).id
@@ -262,7 +273,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                 owns: { router.ownsLocally($0) }, isLive: { streams.existing(id: $0)?.status.publishing ?? false },
                                 send: try config.sendMail(logger: logger), logger: logger)
     return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
-                           streams: streams, edge: edge, database: database, catalogChanges: CatalogChanges(catalog: catalog),
+                           streams: streams, thumbnails: thumbnails, edge: edge, database: database, catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,
                            logger: logger)
 }

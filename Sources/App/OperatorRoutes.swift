@@ -12,6 +12,7 @@ import Origin
 
 package struct OperatorRoutes: Sendable {
     let streams: LiveStreams
+    let thumbnails: Thumbnails
     let cluster: ClusterView
     let info: NodeInfo
     let system: SystemRoutes
@@ -79,6 +80,14 @@ package struct OperatorRoutes: Sendable {
         api.get("streams/:id/health") { _, context -> Response in
             let record = try await LiveRoutes.stream(context, in: catalog, here: true)
             return try Responses.json(streams.existing(id: record.id)?.health ?? LiveStream(id: record.id).health)
+        }
+        api.put("streams/:id/thumbnail") { request, context -> Response in
+            let record = try await LiveRoutes.stream(context, in: catalog)
+            return try await ThumbnailUpload.put(request, id: record.id, thumbnails: thumbnails)
+        }
+        api.delete("streams/:id/thumbnail") { _, context -> Response in
+            let record = try await LiveRoutes.stream(context, in: catalog)
+            return ThumbnailUpload.delete(id: record.id, thumbnails: thumbnails)
         }
         api.get("metrics") { _, _ -> Response in
             system.scrape(perStream: true)

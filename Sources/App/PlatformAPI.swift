@@ -75,6 +75,7 @@ package struct PlatformAPI: Sendable {
     let service: AccountService
     let operatorRoutes: OperatorRoutes
     let streams: LiveStreams
+    let thumbnails: Thumbnails
     let logger: Logger
 
     var catalog: StreamCatalog { streams.catalog }
@@ -241,6 +242,18 @@ package struct PlatformAPI: Sendable {
             let caller = try context.requireAccount(Scope.streamsRead)
             let record = try await owned(context, by: caller)
             return try Responses.json(streams.existing(id: record.id)?.health ?? LiveStream(id: record.id).health)
+        }
+        api.put("streams/:id/thumbnail") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let record = try await owned(context, by: caller)
+            let response = try await ThumbnailUpload.put(request, id: record.id, thumbnails: thumbnails)
+            await service.audit.record("thumbnail", account: caller.accountID, address: Self.address(context), detail: "uploaded for stream \(record.id)")
+            return response
+        }
+        api.delete("streams/:id/thumbnail") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let record = try await owned(context, by: caller)
+            return ThumbnailUpload.delete(id: record.id, thumbnails: thumbnails)
         }
         return api
     }

@@ -39,6 +39,8 @@ public final class LiveStream: Sendable {
         /// Non-AAC audio in this session: its AAC encoding.
         var audioConversion: AudioConversion?
         var replica = ReplicaLink()
+        /// The last source keyframe of this session, with the configuration to decode it (thumbnails).
+        var latestKeyframe: SourceKeyframe?
 
         var source: LiveRendition? { renditions[LiveStream.sourceRendition] }
 
@@ -90,6 +92,7 @@ public final class LiveStream: Sendable {
             s.ladder.beginSession()
             s.audioConversion = nil
             s.input.beginSession()
+            s.latestKeyframe = nil
             // Every rendition continues from the same sequence number and time, so they stay aligned.
             let next = s.renditions.values.map(\.nextSequence).max() ?? 0
             let timeline = s.source.flatMap { r in [r.timelineEnd, r.partEnd].compactMap { $0 }.max() }
@@ -130,6 +133,11 @@ public final class LiveStream: Sendable {
             s.input.noteInput(bytes: byteCount, at: now)
             if case .avcNALUs = tag.packet { s.input.noteVideoFrame(timestamp: timestamp, keyframe: tag.isKeyframe, at: now) }
             startLadderFrom = s.ladder.sourceVideo(tag, timestamp: timestamp)
+            // Kept by reference (the array is not copied): a picture of the stream is made from it now and then.
+            if tag.isKeyframe, case .avcNALUs(let data, _) = tag.packet, let record = s.ladder.sourceConfig?.record {
+                s.latestKeyframe = SourceKeyframe(decoderConfiguration: record, accessUnit: data, timestamp: timestamp,
+                                                  session: s.sessions)
+            }
             let ready = try push(&s, rendition: Self.sourceRendition) { p throws(PackagingError) in
                 try p.push(video: tag, timestamp: timestamp)
             }
@@ -180,6 +188,7 @@ public final class LiveStream: Sendable {
         let (answers, transcoder, session) = state.withLock { s -> ([PlaylistWaiters.Answer], (any LadderTranscoder)?, Int) in
             guard s.publishing else { return ([], nil, s.sessions) }
             s.publishing = false
+            s.latestKeyframe = nil
             var out = finish(&s, rendition: Self.sourceRendition)
             let t = s.ladder.transcoder
             s.ladder.transcoder = nil
@@ -386,6 +395,9 @@ public final class LiveStream: Sendable {
 
     /// True when this node holds something of the stream to serve (made here or replicated).
     public var hasMedia: Bool { state.withLock { $0.source?.lastCompleteSequence != nil || $0.source?.lastPart != nil } }
+
+    /// The last keyframe the publisher sent in this session, while it is publishing here.
+    public var latestKeyframe: SourceKeyframe? { state.withLock { $0.publishing ? $0.latestKeyframe : nil } }
 
     /// True while this node holds the stream as a standby's replica (not publishing it here).
     public var isReplica: Bool { state.withLock { !$0.publishing && $0.replica.holdsReplica } }

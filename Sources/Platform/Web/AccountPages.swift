@@ -21,9 +21,13 @@ package struct StudioStream: Sendable {
     package var live: Bool
     package var status: String
     package var advice: [String]
+    /// This node has a thumbnail of the stream; the owner uploaded it (rather than it being
+    /// taken from the live stream).
+    package var thumbnail: Bool
+    package var thumbnailUploaded: Bool
 
     package init(id: String, title: String, key: String?, server: String, rtmpURL: String?, watchURL: String, live: Bool,
-                 status: String, advice: [String]) {
+                 status: String, advice: [String], thumbnail: Bool = false, thumbnailUploaded: Bool = false) {
         self.id = id
         self.title = title
         self.key = key
@@ -33,6 +37,8 @@ package struct StudioStream: Sendable {
         self.live = live
         self.status = status
         self.advice = advice
+        self.thumbnail = thumbnail
+        self.thumbnailUploaded = thumbnailUploaded
     }
 }
 
@@ -456,7 +462,8 @@ package struct AccountPages: Sendable {
                                                                                              "selected": $0 == visibility] as [String: Any] },
                                     "startsLocal": Self.localInput(r?.startsAt, zone: r?.timeZone), "timeZone": r?.timeZone ?? "",
                                     "allowGuests": r?.allowGuests ?? false,
-                                    "scheduled": r?.startsAt.map { Self.date($0) + " UTC" } ?? ""]
+                                    "scheduled": r?.startsAt.map { Self.date($0) + " UTC" } ?? "",
+                                    "thumbnail": s.thumbnail, "thumbnailUploaded": s.thumbnailUploaded]
             if let key = s.key { v["key"] = key }
             if let url = s.rtmpURL { v["rtmpURL"] = url }
             return v

@@ -13,19 +13,23 @@ package struct WebRoutes: Sendable {
     let nodes: @Sendable () -> [String]
     /// The ids of the streams live now, as this node knows them.
     let live: @Sendable () -> [String]
+    /// Whether this node has a thumbnail of a stream: pages name an image only when it exists.
+    let hasThumbnail: @Sendable (String) -> Bool
     let renderer: PageRenderer
     /// Where people reach the platform, for links in calendar feeds.
     let publicURL: String
 
     package init(catalog: StreamCatalog, renderer: PageRenderer, publicURL: String = "http://127.0.0.1:8080",
                  redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
-                 nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] }) {
+                 nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] },
+                 hasThumbnail: @escaping @Sendable (String) -> Bool = { _ in false }) {
         self.catalog = catalog
         self.publicURL = publicURL
         self.renderer = renderer
         self.redirect = redirect
         self.nodes = nodes
         self.live = live
+        self.hasThumbnail = hasThumbnail
     }
 
     package var collection: RouteCollection<NodeRequestContext> {
@@ -40,7 +44,8 @@ package struct WebRoutes: Sendable {
                     let fa = a.owner.map(followed.contains) ?? false, fb = b.owner.map(followed.contains) ?? false
                     return fa != fb ? fa : a.title < b.title
                 }
-                .map { ["id": $0.id, "title": $0.title, "followed": $0.owner.map(followed.contains) ?? false] as [String: Any] }
+                .map { ["id": $0.id, "title": $0.title, "followed": $0.owner.map(followed.contains) ?? false,
+                        "thumbnail": hasThumbnail($0.id)] as [String: Any] }
             let upcoming = Self.upcoming(catalog).prefix(6).map(Self.scheduled)
             return try await renderer.render("home", ["streams": streams, "anyLive": !streams.isEmpty, "upcoming": Array(upcoming),
                                                       "anyUpcoming": !upcoming.isEmpty], request, context)

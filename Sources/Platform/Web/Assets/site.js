@@ -29,3 +29,53 @@ document.addEventListener('submit', (event) => {
   const form = event.target.closest('form[data-confirm]');
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
+
+// The studio's thumbnail: a form (`form.thumbnail-upload`, `data-stream` its stream) PUTs the
+// chosen image to the API, with the page's anti-forgery token; "Use the live picture"
+// (`data-thumbnail-live`) DELETEs it. The page is reloaded with the new picture fetched anew. The
+// token is the new-stream form's `csrf` field (the form itself carries none: it is never sent).
+const thumbnailLimit = 5 * 1024 * 1024;
+
+async function thumbnailRequest(id, options, status) {
+  const csrf = document.querySelector('input[name=csrf]');
+  options.headers = Object.assign({ 'X-CSRF-Token': csrf ? csrf.value : '' }, options.headers || {});
+  options.credentials = 'same-origin';
+  const response = await fetch('/api/v1/streams/' + encodeURIComponent(id) + '/thumbnail', options);
+  if (response.ok) {
+    status.textContent = 'Saved. Reloading…';
+    try { await fetch('/thumbnails/' + encodeURIComponent(id) + '.jpg', { cache: 'reload' }); } catch (e) { /* none to show */ }
+    location.reload();
+    return;
+  }
+  let detail = '';
+  try { detail = (await response.json()).detail || ''; } catch (e) { /* not a problem document */ }
+  status.textContent = detail ? 'Not saved: ' + detail : 'Not saved (error ' + response.status + ').';
+}
+
+document.addEventListener('submit', async (event) => {
+  const form = event.target.closest('form.thumbnail-upload');
+  if (!form) return;
+  event.preventDefault();
+  const status = form.querySelector('[role=status]');
+  const file = form.querySelector('input[type=file]').files[0];
+  if (!file) { status.textContent = 'Choose an image first.'; return; }
+  if (file.size > thumbnailLimit) { status.textContent = 'This image is larger than 5 MiB: choose a smaller one.'; return; }
+  status.textContent = 'Uploading…';
+  try {
+    await thumbnailRequest(form.dataset.stream, { method: 'PUT', headers: { 'Content-Type': file.type || 'application/octet-stream' }, body: file }, status);
+  } catch (e) {
+    status.textContent = 'Not saved: the upload failed (' + e.message + ').';
+  }
+});
+
+document.addEventListener('click', async (event) => {
+  const button = event.target.closest('button[data-thumbnail-live]');
+  if (!button) return;
+  const status = button.closest('form').querySelector('[role=status]');
+  status.textContent = 'Switching to the live picture…';
+  try {
+    await thumbnailRequest(button.dataset.thumbnailLive, { method: 'DELETE' }, status);
+  } catch (e) {
+    status.textContent = 'Not changed: ' + e.message;
+  }
+});
