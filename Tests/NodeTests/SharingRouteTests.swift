@@ -1,6 +1,7 @@
 // Sharing: the watch page's card and share bar, the embed page and its framing rule, oEmbed.
 import Foundation
 import HTTPSupport
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore

@@ -172,11 +172,11 @@ def test_the_share_bar(node, chromium):  # noqa: F811
         Object.defineProperty(navigator, 'clipboard', {value: {writeText: async (t) => { window.__copied.push(t); }}});""")
     chromium.js("document.querySelector('button[data-copy]').click()")
     wait_for(lambda: chromium.js("return window.__copied.length") == 1, 5, "the link copied")
+    assert chromium.js("return document.querySelector('button[data-copy]').textContent") == "Copied"
     chromium.js("document.querySelector('button[data-copy-from=\"embed-code\"]').click()")
     copied = wait_for(lambda: chromium.js("return window.__copied.length == 2 && window.__copied"), 5, "the embed code copied")
     assert copied[0] == watch
     assert copied[1].startswith(f'<iframe src="{node.base}/embed/{s["id"]}" width="640" height="360"'), copied[1]
-    assert chromium.js("return document.querySelector('button[data-copy]').textContent") == "Copied"
 
 
 class HostSite:

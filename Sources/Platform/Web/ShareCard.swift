@@ -110,7 +110,7 @@ package struct ShareCard: Sendable, Equatable {
     /// ones: the page includes `Pages.scriptPath`.
     package func shareBar(embedCode: String? = nil) -> String {
         let e = WatchPage.escape
-        let links = self.links.map { l in
+        let links = self.links.map { (l: Link) -> String in
             let target = l.newTab ? #" target="_blank" rel="noopener""# : ""
             return #"<li><a href="\#(e(l.href))"\#(target)>\#(l.name == "Email" ? "Email" : "Share on " + l.name)</a></li>"#
         }.joined(separator: "\n    ")
