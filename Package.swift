@@ -184,7 +184,7 @@ let package = Package(
             path: "Sources/Platform/Web",
             exclude: ["README.md"],
             // The pages' scripts, stylesheet and templates, kept in the repository, built into the binary.
-            resources: [.embedInCode("Assets/player.js"), .embedInCode("Assets/site.css"), .embedInCode("Assets/site.js"),
+            resources: [.embedInCode("Assets/player.js"), .embedInCode("Assets/site.css"), .embedInCode("Assets/site.js"), .embedInCode("Assets/watch.js"),
                         .embedInCode("Templates/page.mustache"), .embedInCode("Templates/home.mustache"),
                         .embedInCode("Templates/signup.mustache"), .embedInCode("Templates/signin.mustache"),
                         .embedInCode("Templates/providers.mustache"), .embedInCode("Templates/message.mustache"),

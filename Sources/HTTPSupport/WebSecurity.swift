@@ -50,9 +50,26 @@ package enum RandomToken {
     }
 }
 
+/// Who may show a page in a frame: nobody (`frame-ancestors 'none'` and `X-Frame-Options:
+/// DENY`), unless the page's route says any site may (`Response.allowFraming()`: the embed
+/// player). The route's word travels to `SecurityHeadersMiddleware` as a response header of
+/// the node's own, which the middleware takes off: it never leaves the node.
+package enum Framing {
+    static let marker = HTTPField.Name("X-StreamTube-Framing")!
+    static let anyone = "anyone"
+}
+
+extension Response {
+    /// Lets any site show this answer in a frame (CSP `frame-ancestors *`, no X-Frame-Options).
+    /// For pages made to be embedded only: a page that acts on a click must never be framed.
+    package mutating func allowFraming() {
+        headers[Framing.marker] = Framing.anyone
+    }
+}
+
 /// Security headers: `nosniff` on every answer; on pages a Content-Security-Policy (own
-/// scripts, and inline ones only with this answer's nonce; no framing), a Referrer-Policy
-/// that keeps links' paths (a reset token, say) from other sites.
+/// scripts, and inline ones only with this answer's nonce; no framing unless the route allows
+/// it, see `Framing`), a Referrer-Policy that keeps links' paths (a reset token, say) from other sites.
 package struct SecurityHeadersMiddleware: RouterMiddleware {
     package typealias Context = NodeRequestContext
 
@@ -64,13 +81,16 @@ package struct SecurityHeadersMiddleware: RouterMiddleware {
         context.cspNonce = nonce
         var response = try await next(request, context)
         response.headers[.xContentTypeOptions] = "nosniff"
+        let framable = response.headers[Framing.marker] == Framing.anyone
+        response.headers[Framing.marker] = nil
         if response.headers[.contentType]?.hasPrefix("text/html") == true {
             // Media may come from other nodes (the nearest edge), so connect-src allows http(s).
             response.headers[.contentSecurityPolicy] = "default-src 'self'; script-src 'self' 'nonce-\(nonce)'; "
                 + "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob: http: https:; "
-                + "connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+                + "connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                + (framable ? "frame-ancestors *" : "frame-ancestors 'none'")
             response.headers[.referrerPolicy] = "strict-origin-when-cross-origin"
-            response.headers[.xFrameOptions] = "DENY"
+            if !framable { response.headers[.xFrameOptions] = "DENY" }
         }
         return response
     }

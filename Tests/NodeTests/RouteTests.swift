@@ -467,8 +467,13 @@ final class RouteTests: XCTestCase {
                 XCTAssertTrue(html.contains("A &lt;b&gt;bold&lt;/b&gt; show"))
                 XCTAssertTrue(html.contains(#"data-stream="\#(s.id)""#))
                 XCTAssertTrue(html.contains("import { Player } from '/assets/player.js?v=\(WatchPage.playerVersion)'"))
-                for remote in ["src=\"http", "href=\"http", "from 'http", "url(http"] {
+                XCTAssertTrue(html.contains("import { attach } from '\(WatchPage.pagePath)'"))
+                for remote in ["src=\"http", "from 'http", "url(http", "stylesheet\" href=\"http"] {
                     XCTAssertFalse(html.contains(remote), "nothing is loaded from another site")
+                }
+                // Absolute links are for sharing (the canonical URL, oEmbed, the share bar), none loads anything.
+                for tag in html.components(separatedBy: "<").filter({ $0.contains("href=\"http") }) {
+                    XCTAssertTrue(tag.hasPrefix("a ") || tag.hasPrefix("link rel=\"canonical\"") || tag.hasPrefix("link rel=\"alternate\""), tag)
                 }
             }
             // The script the page names: the repository's file, cached for good under its version.

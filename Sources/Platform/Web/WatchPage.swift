@@ -26,6 +26,13 @@ package enum WatchPage {
     /// A digest of the script in its URL: cached for good, replaced when it changes.
     package static let playerVersion: String = SHA256.hash(data: playerScript).prefix(6).map { String(format: "%02x", $0) }.joined()
     package static var playerPath: String { "/assets/player.js?v=\(playerVersion)" }
+    /// The player pages' shared wiring (`Assets/watch.js`: status, quality, stats), by the same rule.
+    package static let pageScript: [UInt8] = PackageResources.watch_js
+    package static let pageVersion: String = SHA256.hash(data: pageScript).prefix(6).map { String(format: "%02x", $0) }.joined()
+    package static var pagePath: String { "/assets/watch.js?v=\(pageVersion)" }
+
+    /// A stream's watch page, absolute: the URL people share.
+    package static func url(id: String, publicURL: String) -> String { "\(publicURL)/watch/\(id)" }
 
     package static let notFound = """
     <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -40,8 +47,11 @@ package enum WatchPage {
     /// - Parameters:
     ///   - startsAt: its scheduled start: while offline, the page counts down to it.
     ///   - calendar: the path of its iCalendar feed, linked for calendar apps.
+    ///   - card: its share card: the Open Graph tags in the head, and the share bar.
+    ///   - embedCode: the iframe the share bar offers to copy; nil: none (the stream cannot be embedded).
     package static func render(id: String, title: String, nodes: [String] = [], nonce: String = "", startsAt: Date? = nil,
-                               calendar: String? = nil) -> String {
+                               calendar: String? = nil, card: ShareCard? = nil, embedCode: String? = nil) -> String {
+        let shareBar = card?.shareBar(embedCode: embedCode) ?? ""
         let starts = startsAt.map { String(Int($0.timeIntervalSince1970)) } ?? ""
         let calendarLink = calendar.map { "<link rel=\"alternate\" type=\"text/calendar\" title=\"Add to a calendar\" href=\"\(escape($0))\">" } ?? ""
         let t = escape(title)
@@ -55,6 +65,7 @@ package enum WatchPage {
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <title>\(t) · StreamTube</title>
         \(calendarLink)
+        \(card?.html ?? "")
         <style>
           body { margin: 0; font-family: system-ui, sans-serif; background: #111; color: #eee; }
           main { max-width: 1100px; margin: 0 auto; padding: 1em; }
@@ -72,6 +83,12 @@ package enum WatchPage {
           button, select { font: inherit; padding: .35em .7em; background: #222; color: #eee; border: 1px solid #666; border-radius: .3em; }
           button:focus-visible, select:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
           label { display: inline-flex; gap: .4em; align-items: center; }
+          .share ul { display: flex; flex-wrap: wrap; gap: .6em 1em; align-items: center; list-style: none; margin: 1.2em 0 0; padding: 0; }
+          .share a { color: #9cf; }
+          .share a:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
+          .share details { margin-top: .8em; }
+          .share summary { cursor: pointer; }
+          .share pre { margin: .5em 0 0; padding: .6em; background: #222; border-radius: .3em; white-space: pre-wrap; overflow-wrap: anywhere; }
         </style>
         </head>
         <body>
@@ -88,78 +105,13 @@ package enum WatchPage {
             <label>Quality <select id="quality"><option value="auto">Auto</option></select></label>
             <button id="toggle-stats" type="button" aria-pressed="false" aria-controls="stats">Stats</button>
           </div>
+        \(shareBar)
         </main>
+        <script src="\(Pages.scriptPath)" defer></script>
         <script type="module" nonce="\(escape(nonce))">
           import { Player } from '\(playerPath)';
-          const video = document.getElementById('video');
-          const status = document.getElementById('status');
-          const state = document.getElementById('state');
-          const unmute = document.getElementById('unmute');
-          const quality = document.getElementById('quality');
-          const stats = document.getElementById('stats');
-          const toggle = document.getElementById('toggle-stats');
-          const nodes = video.dataset.nodes.split(' ').filter(Boolean);
-          const player = new Player(video, { stream: video.dataset.stream, nodes });
-          window.streamtubePlayer = player;
-          const messages = {
-            loading: 'Loading…',
-            offline: 'This stream is offline. It will start here as soon as the broadcaster goes live.',
-            ended: 'The broadcast has ended. It will go on here if the broadcaster comes back.',
-            paused: 'Press play to watch.',
-          };
-          // A scheduled stream counts down while it is offline; the player turns live by itself.
-          const starts = Number(video.dataset.starts) * 1000;
-          let current = null;
-          const countdown = () => {
-            const left = Math.round((starts - Date.now()) / 1000);
-            if (!starts || left <= 0 || current !== 'offline') return false;
-            const d = Math.floor(left / 86400), h = Math.floor(left % 86400 / 3600), m = Math.floor(left % 3600 / 60), sec = left % 60;
-            status.textContent = 'Starts in ' + (d ? d + ' d ' : '') + (d || h ? h + ' h ' : '') + (d || h || m ? m + ' min ' : '') + (d ? '' : sec + ' s');
-            return true;
-          };
-          setInterval(countdown, 1000);
-          player.onState((s, detail) => {
-            current = s;
-            const live = s === 'playing';
-            status.hidden = live;
-            status.textContent = detail || messages[s] || '';
-            countdown();
-            state.textContent = live ? '● LIVE' : (s === 'ended' ? 'Ended' : (s === 'offline' ? 'Offline' : ''));
-            state.className = live ? 'live' : '';
-            unmute.hidden = !(live && video.muted);
-          });
-          player.onVariants = (variants) => {
-            const chosen = quality.value;
-            quality.length = 1;
-            for (const v of variants) {
-              const label = v.name === 'source' ? `Source${v.height ? ' (' + v.height + 'p)' : ''}` : v.name;
-              quality.add(new Option(label, v.name));
-            }
-            quality.value = [...quality.options].some((o) => o.value === chosen) ? chosen : 'auto';
-          };
-          quality.addEventListener('change', () => player.choose(quality.value));
-          unmute.addEventListener('click', () => { video.muted = false; unmute.hidden = true; });
-          const show = () => {
-            const s = player.stats();
-            const kbps = (b) => b ? `${Math.round(b / 1000)} kbit/s` : '–';
-            stats.textContent = [
-              `behind live  ${s.latency === null ? '–' : s.latency.toFixed(2) + ' s'} (target ${s.target ? s.target.toFixed(2) : '–'} s)`,
-              `rendition    ${s.rendition || '–'}${s.auto ? ' (auto)' : ''}`,
-              `bandwidth    ${kbps(s.bandwidth)}`,
-              `buffer       ${s.buffer.toFixed(2)} s`,
-              `dropped      ${s.dropped} of ${s.decoded} frames`,
-              `rate         ${s.rate.toFixed(2)}×`,
-            ].join('\\n');
-          };
-          let timer = null;
-          toggle.addEventListener('click', () => {
-            const on = stats.hidden;
-            stats.hidden = !on;
-            toggle.setAttribute('aria-pressed', String(on));
-            clearInterval(timer);
-            if (on) { show(); timer = setInterval(show, 500); }
-          });
-          player.start();
+          import { attach } from '\(pagePath)';
+          attach(Player);
         </script>
         </body>
         </html>

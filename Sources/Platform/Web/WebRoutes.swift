@@ -71,11 +71,56 @@ package struct WebRoutes: Sendable {
                 return Responses.html(WatchPage.notFound, status: .notFound)
             }
             if let redirect = redirect(request) { return redirect }
+            let card = ShareCard.stream(record, publicURL: publicURL)
             return Responses.html(WatchPage.render(id: record.id, title: record.title, nodes: nodes(), nonce: context.cspNonce ?? "",
-                                                   startsAt: record.startsAt, calendar: record.visibility.isPrivate ? nil : "/watch/\(record.id)/calendar.ics"))
+                                                   startsAt: record.startsAt, calendar: record.visibility.isPrivate ? nil : "/watch/\(record.id)/calendar.ics",
+                                                   card: card, embedCode: record.visibility.isPrivate ? nil
+                                                       : EmbedPage.code(id: record.id, title: record.title, publicURL: publicURL)))
+        }
+        // The player alone, for other sites' frames: every answer here may be framed (a refusal
+        // shows in the frame instead of a browser's error).
+        routes.get("/embed/:id") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
+                var r = Responses.html(EmbedPage.message("No such stream", "Check the code you were given."), status: .notFound)
+                r.allowFraming()
+                return r
+            }
+            let watchURL = WatchPage.url(id: record.id, publicURL: publicURL)
+            if record.visibility.isPrivate {
+                // Private playback (tokens for invitees and buyers) is not embeddable yet.
+                var r = Responses.html(EmbedPage.message("This stream is private", "It cannot be played here: watch it on StreamTube.",
+                                                         link: (watchURL, "Watch \(record.title) on StreamTube")), status: .forbidden)
+                r.allowFraming()
+                return r
+            }
+            if let redirect = redirect(request) { return redirect }
+            var r = Responses.html(EmbedPage.render(id: record.id, title: record.title, watchURL: watchURL, nodes: nodes(),
+                                                    nonce: context.cspNonce ?? "", startsAt: record.startsAt))
+            r.allowFraming()
+            return r
+        }
+        // oEmbed 1.0 for watch URLs (JSON only): 400, 404 and 501 as the spec has them.
+        routes.get("/oembed") { request, _ -> Response in
+            let q = request.uri.queryParameters
+            let answer: OEmbed
+            do {
+                answer = try await OEmbed.answer(url: q.get("url"), format: q.get("format"), maxWidth: q.get("maxwidth"),
+                                                 maxHeight: q.get("maxheight"), publicURL: publicURL, find: { await catalog.find(id: $0) })
+            } catch let refusal as OEmbed.Refusal {
+                switch refusal {
+                case .badRequest(let why): throw Problem.badRequest(why)
+                case .notFound: throw Problem.notFound("no such stream, or one that cannot be embedded")
+                case .notImplemented(let why): throw Problem(.notImplemented, why)
+                }
+            }
+            return try Responses.json(answer, cache: "public, max-age=300")
         }
         routes.get("/assets/player.js") { request, _ -> Response in
             Self.asset(WatchPage.playerScript, type: "text/javascript; charset=utf-8", versioned: request.uri.queryParameters.get("v") == WatchPage.playerVersion)
+        }
+        routes.get("/assets/watch.js") { request, _ -> Response in
+            Self.asset(WatchPage.pageScript, type: "text/javascript; charset=utf-8", versioned: request.uri.queryParameters.get("v") == WatchPage.pageVersion)
         }
         routes.get("/assets/site.js") { request, _ -> Response in
             Self.asset(Pages.script, type: "text/javascript; charset=utf-8", versioned: Pages.scriptPath.hasSuffix("=" + (request.uri.queryParameters.get("v") ?? "-")))
