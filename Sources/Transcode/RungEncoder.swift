@@ -93,16 +93,7 @@ final class RungEncoder {
 
         // Plain reads of the source frame: other rungs read it at the same time.
         let src = source.pointee
-        let srcData: [UnsafePointer<UInt8>?] = [src.data.0, src.data.1, src.data.2, src.data.3,
-                                                src.data.4, src.data.5, src.data.6, src.data.7].map { $0.map { UnsafePointer($0) } }
-        let srcLines: [Int32] = [src.linesize.0, src.linesize.1, src.linesize.2, src.linesize.3,
-                                 src.linesize.4, src.linesize.5, src.linesize.6, src.linesize.7]
-        let dst = scaled.pointee
-        let dstData: [UnsafeMutablePointer<UInt8>?] = [dst.data.0, dst.data.1, dst.data.2, dst.data.3,
-                                                       dst.data.4, dst.data.5, dst.data.6, dst.data.7]
-        let dstLines: [Int32] = [dst.linesize.0, dst.linesize.1, dst.linesize.2, dst.linesize.3,
-                                 dst.linesize.4, dst.linesize.5, dst.linesize.6, dst.linesize.7]
-        rc = sws_scale(scaler, srcData, srcLines, 0, src.height, dstData, dstLines)
+        rc = FrameScaling.scale(scaler, from: src, into: scaled.pointee)
         guard rc > 0 else { throw .ffmpeg("sws_scale", rc < 0 ? rc : st_averror_invaliddata()) }
 
         scaled.pointee.pts = pts
