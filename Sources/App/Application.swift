@@ -173,7 +173,10 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let rtmp = RTMPServer(host: config.host, port: config.rtmpPort,
                           policy: IngestPolicy(streams: streams, cluster: IngestCluster(router: router, tokens: tokens, replicator: replicator)),
                           control: control, clusterTLS: clusterTLS, logger: logger)
-    let playback = PublicPlayback()
+    // Private streams: tokens signed with a key derived from the cluster keyring, checked on every node.
+    let playbackTokens = PlaybackTokens(clusterKeys: keyring.keys)
+    let playback = TokenPlayback(catalog: catalog, tokens: playbackTokens)
+    let issuer = TokenIssuer(tokens: playbackTokens)
     let live = LiveRoutes(streams: streams, edge: edge, info: info, playback: playback)
 
     // HTTP: one router, a route collection per feature.
@@ -186,7 +189,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                               allowMethods: [.get, .head, .post, .patch, .delete, .options], maxAge: .seconds(3600)))
     let system = SystemRoutes(streams: streams, info: info, metrics: metrics)
     httpRouter.addRoutes(system.collection)
-    let operatorRoutes = OperatorRoutes(streams: streams, cluster: gossip.view, info: info, system: system, logger: logger)
+    let operatorRoutes = OperatorRoutes(streams: streams, cluster: gossip.view, info: info, system: system, playback: issuer,
+                                        logger: logger)
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
@@ -195,7 +199,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let localID = NodeID(state.nodeID)
     // The platform: people's pages and the public API, where a session cookie or an API token
     // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
-    let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, logger: logger)
+    let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, playback: issuer, logger: logger)
     let providers: SignInProviders
     do { providers = try SignInProviders(try config.signInProviders(), httpClient: HTTPClient.shared) } catch {
         await database.close()
@@ -206,7 +210,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         .add(middleware: CSRFMiddleware(secureCookies: accounts.settings.secureCookies))
         .add(middleware: AccountAuthMiddleware(service: accounts))
     platform.addRoutes(platformAPI.collection, atPath: "/api/v1")
-    platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, redirect: { viewers?.redirect($0) }, nodes: {
+    platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, playback: issuer, redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
     }, live: {
         // Published here, or held as a standby of an origin still publishing it.
