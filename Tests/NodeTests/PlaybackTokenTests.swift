@@ -95,6 +95,7 @@ final class PlaybackTokenTests: XCTestCase {
     func testATokenOpensOnlyItsOwnStream() throws {
         let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now)
         let made = try XCTUnwrap(tokens.token(stream: "s1", viewer: "v"))
+        XCTAssertTrue(tokens.isValid(Substring(made.token), stream: "s1"), "verified (and remembered) for its stream first")
         for other in ["s2", "s", "s11", "S1", ""] {
             XCTAssertFalse(tokens.isValid(Substring(made.token), stream: Substring(other)), other)
         }
@@ -114,7 +115,9 @@ final class PlaybackTokenTests: XCTestCase {
         let new = try XCTUnwrap(rotating.token(stream: "s1", viewer: "v"))
         XCTAssertTrue(PlaybackTokens(clusterKeys: [Self.keyA, Self.keyB], now: clock.now).isValid(Substring(new.token), stream: "s1"),
                       "a node not yet at step two takes tokens of the new key")
-        // Step three: the old key removed: its tokens open nothing.
+        // Step three: the old key removed: its tokens open nothing (what another instance
+        // remembered is its own).
+        XCTAssertTrue(PlaybackTokens(clusterKeys: [Self.keyA], now: clock.now).isValid(Substring(old.token), stream: "s1"))
         let rotated = PlaybackTokens(clusterKeys: [Self.keyB], now: clock.now)
         XCTAssertFalse(rotated.isValid(Substring(old.token), stream: "s1"))
         XCTAssertTrue(rotated.isValid(Substring(new.token), stream: "s1"))
