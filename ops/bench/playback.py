@@ -5,7 +5,8 @@ path), same edge, same run.
 
 Starts an origin and an edge node (release build), pushes two streams at ~160 kbit/s (a part of
 ~10 KB), one public and one invite-only, warms the edge with one request each, then runs wrk
-(256 connections) against the two parts, alternating --rounds times; the medians count.
+(256 connections) against the parts, alternating --rounds times; the median of the rounds'
+ratios counts.
 Goal: private/public >= 0.95. A third side asks the public part with the same token in its URL
 (not checked for a public stream): private against it is the price of the check alone.
 
@@ -100,10 +101,16 @@ def main():
         medians = {k: sorted(v, key=lambda r: r["rps"])[len(v) // 2] for k, v in rounds.items()}
         for k, m in medians.items():
             assert m["non2xx"] == 0, (k, m)
-        ratio = medians["private"]["rps"] / medians["public"]["rps"]
+        # Each round's sides run back to back: the median of the rounds' ratios is steadier
+        # than the ratio of medians when the machine's speed drifts between rounds.
+        def paired(a, b):
+            ratios = sorted(x["rps"] / y["rps"] for x, y in zip(rounds[a], rounds[b]))
+            return ratios[len(ratios) // 2]
+        ratio = paired("private", "public")
         results = {"part_bytes": urls["public"]["bytes"], "public": medians["public"], "private": medians["private"],
                    "public_with_query": medians["public+query"], "rounds": rounds, "rps_ratio": ratio,
-                   "check_ratio": medians["private"]["rps"] / medians["public+query"]["rps"]}
+                   "check_ratio": paired("private", "public+query"),
+                   "ratio_of_medians": medians["private"]["rps"] / medians["public"]["rps"]}
         print(json.dumps(results, indent=2))
         print("| cached part at the edge | req/s | p99 |")
         print("| --- | --- | --- |")
@@ -111,7 +118,8 @@ def main():
         for label in ("public", "private", "public+query"):
             m = medians[label]
             print(f"| {label}{notes.get(label, '')} | {m['rps']:.0f} | {m['p99_ms']:.1f} ms |")
-        print(f"private/public: {ratio:.3f} (goal >= 0.95); private/public+query (the check alone): {results['check_ratio']:.3f}",
+        print(f"private/public: {ratio:.3f} (median of the rounds' ratios; goal >= 0.95); "
+              f"private/public+query (the check alone): {results['check_ratio']:.3f}",
               file=sys.stderr)
         if args.json:
             with open(args.json, "w") as f:
