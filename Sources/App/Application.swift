@@ -184,7 +184,12 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let rtmp = RTMPServer(host: config.host, port: config.rtmpPort,
                           policy: IngestPolicy(streams: streams, cluster: IngestCluster(router: router, tokens: tokens, replicator: replicator)),
                           control: control, clusterTLS: clusterTLS, logger: logger)
-    let playback = PublicPlayback()
+    // Private streams: tokens signed with a key derived from the cluster keyring, checked on every node.
+    let playbackTokens = PlaybackTokens(clusterKeys: keyring.keys)
+    let playback = TokenPlayback(catalog: catalog, tokens: playbackTokens)
+    let issuer = TokenIssuer(tokens: playbackTokens, invited: { stream, viewer in
+        (try? await accounts.invitations.isInvitee(stream: stream.id, viewer: viewer)) ?? false
+    })
     let live = LiveRoutes(streams: streams, edge: edge, info: info, playback: playback)
 
     // HTTP: one router, a route collection per feature.
@@ -197,7 +202,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                               allowMethods: [.get, .head, .post, .patch, .delete, .options], maxAge: .seconds(3600)))
     let system = SystemRoutes(streams: streams, info: info, metrics: metrics)
     httpRouter.addRoutes(system.collection)
-    let operatorRoutes = OperatorRoutes(streams: streams, thumbnails: thumbnails, cluster: gossip.view, info: info, system: system, logger: logger)
+    let operatorRoutes = OperatorRoutes(streams: streams, thumbnails: thumbnails, cluster: gossip.view, info: info, system: system,
+                                        playback: issuer, logger: logger)
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
     httpRouter.addRoutes(ThumbnailRoutes(store: thumbnails.store, catalog: catalog, edge: edge).collection)
@@ -207,7 +213,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let localID = NodeID(state.nodeID)
     // The platform: people's pages and the public API, where a session cookie or an API token
     // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
-    let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, thumbnails: thumbnails, logger: logger)
+    let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, thumbnails: thumbnails,
+                                  playback: issuer, logger: logger)
     let providers: SignInProviders
     do { providers = try SignInProviders(try config.signInProviders(), httpClient: HTTPClient.shared) } catch {
         await database.close()
@@ -222,7 +229,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let liveIDs: @Sendable () -> [String] = {
         streams.all.filter { $0.1.status.publishing || ($0.1.isReplica && $0.1.isLive(rendition: LiveStream.sourceRendition)) }.map(\.0)
     }
-    platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, redirect: { viewers?.redirect($0) }, nodes: {
+    platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, playback: issuer,
+                                 redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
     }, live: liveIDs, hasThumbnail: { thumbnails.store.exists(id: $0) }).collection)
     platform.addRoutes(AccountPages(service: accounts, renderer: renderer, studio: StudioSource(catalog: catalog, list: { owner, request in

@@ -110,6 +110,14 @@ package enum StreamDetailsParser {
     }
 }
 
+/// `GET /api/streams/{id}/playback-token` and `GET /api/v1/streams/{id}/playback-token`.
+package struct PlaybackTokenResponse: Codable, Equatable, Sendable {
+    package var token: String
+    /// The master playlist's URL with the token: every URI its playlists list carries it on.
+    package var playlistURL: String
+    package var expiresAt: Date
+}
+
 package struct StreamResponse: Codable, Equatable, Sendable {
     package var id: String
     package var title: String

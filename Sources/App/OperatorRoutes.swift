@@ -16,6 +16,8 @@ package struct OperatorRoutes: Sendable {
     let cluster: ClusterView
     let info: NodeInfo
     let system: SystemRoutes
+    /// Every playback token is made through it.
+    let playback: any PlaybackIssuer
     let logger: Logger
 
     var catalog: StreamCatalog { streams.catalog }
@@ -89,6 +91,20 @@ package struct OperatorRoutes: Sendable {
             let record = try await LiveRoutes.stream(context, in: catalog)
             return ThumbnailUpload.delete(id: record.id, thumbnails: thumbnails)
         }
+        // A playback token for scripts and tests: `?viewer=` (default "operator"), `?ttl=` seconds.
+        api.get("streams/:id/playback-token") { request, context -> Response in
+            let record = try await LiveRoutes.stream(context, in: catalog)
+            let q = request.uri.queryParameters
+            let viewer = q.get("viewer") ?? "operator"
+            guard StreamIdentifiers.isWellFormed(Substring(viewer)) else {
+                throw Problem.badRequest("viewer must be 1 to 64 letters, digits, '-' or '_'")
+            }
+            let lifetime = try Self.lifetime(q.get("ttl"))
+            guard let pass = await playback.issue(for: record, to: .operator(viewer: viewer), lifetime: lifetime) else {
+                throw Problem(.forbidden, "no playback token for this stream")
+            }
+            return try Responses.json(playbackToken(pass, record, request: request), cache: "no-store")
+        }
         api.get("metrics") { _, _ -> Response in
             system.scrape(perStream: true)
         }
@@ -111,6 +127,22 @@ package struct OperatorRoutes: Sendable {
             createdAt: r.createdAt, ladder: r.ladder, x264Preset: r.x264Preset, keepSource: r.keepSource ? true : nil,
             owner: r.owner, live: streams.existing(id: r.id)?.status, description: r.description, tags: r.tags,
             visibility: r.visibility.rawValue, startsAt: r.startsAt, timeZone: r.timeZone, allowGuests: r.allowGuests ? true : nil)
+    }
+
+    /// What a playback-token route answers: the token, the playlist URL carrying it (for ffplay,
+    /// VLC, Safari) and when it expires.
+    func playbackToken(_ pass: PlaybackPass, _ record: StreamRecord, request: Request) -> PlaybackTokenResponse {
+        PlaybackTokenResponse(token: pass.token, playlistURL: describe(record, request: request).playlistURL + "?token=" + pass.token,
+                              expiresAt: pass.expiresAt)
+    }
+
+    /// A `?ttl=` in seconds, within what tokens allow; nil for none.
+    static func lifetime(_ ttl: String?) throws -> Int? {
+        guard let ttl else { return nil }
+        guard let seconds = Int(ttl), PlaybackTokens.lifetimes.contains(seconds) else {
+            throw Problem.badRequest("ttl must be a whole number of seconds from \(PlaybackTokens.lifetimes.lowerBound) to \(PlaybackTokens.lifetimes.upperBound)")
+        }
+        return seconds
     }
 
     static func hostOnly(_ authority: String) -> String {

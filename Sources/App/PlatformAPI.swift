@@ -76,6 +76,7 @@ package struct PlatformAPI: Sendable {
     let operatorRoutes: OperatorRoutes
     let streams: LiveStreams
     let thumbnails: Thumbnails
+    let playback: any PlaybackIssuer
     let logger: Logger
 
     var catalog: StreamCatalog { streams.catalog }
@@ -237,6 +238,15 @@ package struct PlatformAPI: Sendable {
             guard let rotated = try await catalog.rotateKey(id: record.id) else { throw Problem.notFound("no stream \(record.id)") }
             logger.info("stream key replaced", metadata: ["stream": "\(record.id)", "by": "\(caller.accountID)"])
             return try Responses.json(operatorRoutes.describe(rotated, request: request), cache: "no-store")
+        }
+        api.get("streams/:id/playback-token") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsRead)
+            let record = try await owned(context, by: caller)
+            let lifetime = try OperatorRoutes.lifetime(request.uri.queryParameters.get("ttl"))
+            guard let pass = await playback.issue(for: record, to: .account(id: caller.accountID, isAdmin: caller.isAdmin), lifetime: lifetime) else {
+                throw Problem(.forbidden, "you may not watch this stream")
+            }
+            return try Responses.json(operatorRoutes.playbackToken(pass, record, request: request), cache: "no-store")
         }
         api.get("streams/:id/health") { _, context -> Response in
             let caller = try context.requireAccount(Scope.streamsRead)

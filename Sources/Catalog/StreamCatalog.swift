@@ -102,11 +102,15 @@ package final class StreamCatalog: Sendable {
         guard let current = try await store.record(id: id) else { return nil }
         let changed = try details.applied(to: current)
         try await store.update(changed)
-        return records.withLock { s -> StreamRecord in
+        let r = records.withLock { s -> StreamRecord in
             let r = Self.keepingLearnedKey(changed, from: s.byID[id])
             s.add(r)
             return r
         }
+        // Nodes with databases of their own hear of it from the ring's holders: a stream made
+        // private must be private wherever its record is asked for.
+        if changed != current, let placed = onCreate.withLock({ $0 }) { placed(r) }
+        return r
     }
 
     /// Gives a stream a new key: the old one opens nothing from now on, here and (through the

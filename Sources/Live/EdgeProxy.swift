@@ -52,15 +52,28 @@ package final class EdgeProxy: Sendable {
 
     /// Serves `path?query` of a stream owned elsewhere: immutable media from the store or
     /// one upstream fetch; playlists always upstream (blocking requests shared).
-    package func serve(streamID: String, path: String, query: String?, immutable: Bool) async -> Response {
+    ///
+    /// The store and the single flights name an object by `path?query` alone: `query` carries
+    /// no playback token, so every viewer shares them. `token` (already checked here) goes to
+    /// the origin with the fetch, which checks it again; `carry` is written into every URI of a
+    /// playlist answered (a private stream's viewer's token).
+    package func serve(streamID: String, path: String, query: String?, immutable: Bool,
+                       token: Substring? = nil, carry: Substring? = nil) async -> Response {
         let key = query.map { "\(path)?\($0)" } ?? path
         if immutable, let bytes = cache.buffer(key) {
             NodeMetrics.edgeCacheHits.increment()
             return Responses.media(bytes)
         }
+        // The first viewer's token opens the one fetch every viewer waiting for `key` shares.
+        var upstreamTarget = key
+        if let token, PlaybackQuery.isPlain(token) {
+            upstreamTarget += query == nil ? "?token=" : "&token="
+            upstreamTarget += token
+        }
         do {
+            let target = upstreamTarget
             let upstream = try await flights.value(for: key) { [self] () async throws -> UpstreamResponse in
-                let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: key)
+                let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: target)
                 if immutable, r.status == 200 { cache.put(key, r.body) }
                 return r
             }
@@ -69,6 +82,11 @@ package final class EdgeProxy: Sendable {
             headers[.contentType] = upstream.contentType ?? "application/octet-stream"
             headers[.cacheControl] = upstream.cacheControl ?? "no-cache"
             headers[.accessControlAllowOrigin] = "*"
+            if let carry, upstream.status == 200 {
+                headers[.cacheControl] = upstream.cacheControl.map { $0.replacingOccurrences(of: "public", with: "private") } ?? "private, no-cache"
+                let text = PlaybackQuery.carrying(carry, in: String(buffer: upstream.body))
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+            }
             return Response(status: .init(code: upstream.status), headers: headers,
                             body: .init(byteBuffer: upstream.body))
         } catch {

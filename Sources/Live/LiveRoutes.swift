@@ -60,23 +60,41 @@ package struct LiveRoutes: Sendable {
         return record
     }
 
-    private func authorize(_ request: Request, _ id: String) throws {
+    /// What a media request of a stream carries and may do.
+    struct Playback {
+        /// The request's token, forwarded to the origin by an edge (the origin checks it too).
+        var token: Substring?
+        /// The token the playlists answered must carry on in every URI: a private stream's,
+        /// for a viewer (an edge asking its origin rewrites nothing; it writes its viewers' own).
+        var carry: Substring?
+    }
+
+    /// The request's playback token (`?token=`), checked by the policy; 403 when it does not
+    /// open the stream.
+    private func authorize(_ request: Request, _ record: StreamRecord) throws -> Playback {
         let token = request.uri.queryParameters.get("token").map { Substring($0) }
-        guard playback.allowsPlayback(streamID: Substring(id), token: token) else {
-            throw Problem(.forbidden, "this stream needs a valid playback token")
+        guard playback.allowsPlayback(of: record, token: token) else {
+            throw Problem(.forbidden, "this stream is private: it needs a valid playback token (?token=)")
         }
+        guard let token, record.visibility.isPrivate, PlaybackQuery.isPlain(token) else { return Playback(token: token, carry: nil) }
+        return Playback(token: token, carry: request.headers[.streamTubeEdge] == nil ? token : nil)
+    }
+
+    private static func playlist(_ text: String, carrying token: Substring?) -> String {
+        token.map { PlaybackQuery.carrying($0, in: text) } ?? text
     }
 
     private func master(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
         let record = try await Self.stream(context, in: streams.catalog)
-        try authorize(request, record.id)
+        let access = try authorize(request, record)
         if let redirect = viewers?.redirect(request) { return redirect }
-        if let upstream = await fromOrigin(record.id, request, query: nil, immutable: false) { return upstream }
+        if let upstream = await fromOrigin(record.id, request, query: nil, immutable: false, access: access) { return upstream }
         noteEdgeRequest(request)
         guard let live = streams.live(id: record.id) else { throw Problem.notFound("no stream \(record.id)") }
         let renditions = live.renditions
         guard !renditions.isEmpty else { throw Problem.notFound("stream \(record.id) is offline") }
-        return Responses.text(Self.masterPlaylist(renditions), type: Responses.playlistType, cache: "public, max-age=1")
+        return Responses.text(Self.playlist(Self.masterPlaylist(renditions), carrying: access.carry), type: Responses.playlistType,
+                              cache: Self.playlistCache(access, maxAge: 1))
     }
 
     static func masterPlaylist(_ renditions: [RenditionInfo]) -> String {
@@ -97,15 +115,16 @@ package struct LiveRoutes: Sendable {
         guard StreamIdentifiers.isWellFormed(Substring(rendition)) else { throw Problem.notFound("no such rendition") }
         guard let name = MediaName(file) else { throw Problem.notFound("no such file") }
         let record = try await Self.stream(context, in: streams.catalog)
-        try authorize(request, record.id)
+        let access = try authorize(request, record)
         // Immutable objects are fetched and cached under their name alone; a playlist's query
-        // (blocking reload, delta update) is the origin's to answer.
-        if let upstream = await fromOrigin(record.id, request, query: name.isImmutable ? nil : request.uri.query, immutable: name.isImmutable) {
+        // (blocking reload, delta update) is the origin's to answer, and a token is no part of it.
+        let query = name.isImmutable ? nil : PlaybackQuery.withoutToken(request.uri.query)
+        if let upstream = await fromOrigin(record.id, request, query: query, immutable: name.isImmutable, access: access) {
             return upstream
         }
         noteEdgeRequest(request)
         guard let live = streams.live(id: record.id), live.hasRendition(rendition) else { throw Problem.notFound("no such rendition") }
-        if name == .playlist { return try await mediaPlaylist(live, rendition: rendition, request: request) }
+        if name == .playlist { return try await mediaPlaylist(live, rendition: rendition, request: request, access: access) }
         return try await mediaObject(live, rendition: rendition, name: name)
     }
 
@@ -133,11 +152,12 @@ package struct LiveRoutes: Sendable {
     /// For a stream owned elsewhere: the origin's answer through the edge, or nil when this
     /// node answers itself — it is the stream's owner, or it holds the stream's replica (it is
     /// the standby) and a node whose origin failed asks it, or the origin cannot be reached.
-    private func fromOrigin(_ id: String, _ request: Request, query: String?, immutable: Bool) async -> Response? {
+    private func fromOrigin(_ id: String, _ request: Request, query: String?, immutable: Bool, access: Playback) async -> Response? {
         guard let edge, !edge.router.ownsLocally(id) else { return nil }
         let replica = streams.existing(id: id).flatMap { $0.hasMedia ? $0 : nil }
         if replica != nil, request.headers[.streamTubeEdge] != nil { return nil }
-        let upstream = await edge.serve(streamID: id, path: request.uri.path, query: query, immutable: immutable)
+        let upstream = await edge.serve(streamID: id, path: request.uri.path, query: query, immutable: immutable,
+                                        token: access.token, carry: access.carry)
         return upstream.status == .serviceUnavailable && replica != nil ? nil : upstream
     }
 
@@ -147,7 +167,12 @@ package struct LiveRoutes: Sendable {
     }
 
     /// Media playlist, with LL-HLS blocking reload (`_HLS_msn`, `_HLS_part`) and delta updates (`_HLS_skip`).
-    private func mediaPlaylist(_ live: LiveStream, rendition: String, request: Request) async throws -> Response {
+    /// A tokened playlist is one viewer's: no shared cache keeps it.
+    private static func playlistCache(_ access: Playback, maxAge: Int) -> String {
+        access.carry == nil ? "public, max-age=\(maxAge)" : "private, max-age=\(maxAge)"
+    }
+
+    private func mediaPlaylist(_ live: LiveStream, rendition: String, request: Request, access: Playback) async throws -> Response {
         let q = request.uri.queryParameters
         let msn = q.get("_HLS_msn").map { Int($0) }
         let part = q.get("_HLS_part").map { Int($0) }
@@ -169,7 +194,8 @@ package struct LiveRoutes: Sendable {
         }
         guard let body = live.mediaPlaylist(rendition: rendition, skip: skip) else { throw Problem.notFound("stream is offline") }
         let ended = !live.isLive(rendition: rendition)
-        return Responses.text(body, type: Responses.playlistType, cache: ended ? "public, max-age=10" : "public, max-age=1")
+        return Responses.text(Self.playlist(body, carrying: access.carry), type: Responses.playlistType,
+                              cache: Self.playlistCache(access, maxAge: ended ? 10 : 1))
     }
 
     /// Init segments, segments and parts: immutable. The next part (the preload hint) is waited for.

@@ -37,7 +37,9 @@ package struct MediaObjectRequest: Sendable, Equatable {
         var token: Substring?
         if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             let query = target[target.index(after: q)...]
-            guard query.hasPrefix("token="), !query.utf8.contains(UInt8(ascii: "&")) else { return nil }
+            guard query.hasPrefix("token="),
+                  !(query.utf8.withContiguousStorageIfAvailable { $0.contains(UInt8(ascii: "&")) } ?? query.utf8.contains(UInt8(ascii: "&")))
+            else { return nil }
             token = query.dropFirst(6)
             path = String(target[..<q])
         }

@@ -16,8 +16,9 @@ package struct NodeMediaSource: MediaFastPathSource {
     }
 
     package func object(for request: MediaObjectRequest) -> ByteBuffer? {
-        guard catalog.record(id: request.streamID) != nil,
-              playback.allowsPlayback(streamID: Substring(request.streamID), token: request.token) else { return nil }
+        // A stream not known here goes to the router, which looks it up first.
+        guard let record = catalog.record(id: request.streamID),
+              playback.allowsPlayback(of: record, token: request.token) else { return nil }
         return edge.cachedMedia(request)
     }
 }

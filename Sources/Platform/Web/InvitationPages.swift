@@ -25,7 +25,7 @@ package struct InvitationPages: Sendable {
     /// The viewer a guest cookie stands for.
     package static func guestViewer(_ request: Request) -> String? {
         guard let token = request.cookies[guestCookie]?.value, RandomToken.isWellFormed(Substring(token)) else { return nil }
-        return "guest:" + RandomToken.digest(token).prefix(24)
+        return "guest-" + RandomToken.digest(token).prefix(24)
     }
 
     /// Who is watching: the signed-in account, else a guest who joined by an invitation.
@@ -122,7 +122,7 @@ package struct InvitationPages: Sendable {
                 let cookie = request.cookies[Self.guestCookie]?.value
                 let secret = cookie.flatMap { RandomToken.isWellFormed(Substring($0)) ? $0 : nil } ?? RandomToken.make()
                 if cookie != secret { setGuest = secret }
-                viewer = "guest:" + RandomToken.digest(secret).prefix(24)
+                viewer = "guest-" + RandomToken.digest(secret).prefix(24)
                 name = guestName + " (guest)"
             }
             do {

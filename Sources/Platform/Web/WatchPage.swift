@@ -41,6 +41,14 @@ package enum WatchPage {
     <main><h1>No such stream</h1><p>Check the link you were given.</p></main></body></html>
     """
 
+    package static let privateStream = """
+    <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Private stream · StreamTube</title></head>
+    <body style="font-family:system-ui,sans-serif;background:#111;color:#eee;padding:3em">
+    <main><h1>This stream is private</h1><p>This stream is private: ask its broadcaster for an invitation.</p>
+    <p><a style="color:#9cf" href="/signin">Sign in</a> if you were invited.</p></main></body></html>
+    """
+
     /// - Parameter nodes: other nodes' base URLs (`http://host:port`), which the player asks
     ///   for a new edge when this one fails.
     /// - Parameter nonce: the answer's Content-Security-Policy nonce, on the page's one inline script.
@@ -49,12 +57,16 @@ package enum WatchPage {
     ///   - calendar: the path of its iCalendar feed, linked for calendar apps.
     ///   - card: its share card: the Open Graph tags in the head, and the share bar.
     ///   - embedCode: the iframe the share bar offers to copy; nil: none (the stream cannot be embedded).
+    ///   - token: a private stream's playback token, and in how many seconds it expires: the player
+    ///     adds it to every request and renews it at `/watch/{id}/token`.
     package static func render(id: String, title: String, nodes: [String] = [], nonce: String = "", startsAt: Date? = nil,
-                               calendar: String? = nil, card: ShareCard? = nil, embedCode: String? = nil) -> String {
+                               calendar: String? = nil, card: ShareCard? = nil, embedCode: String? = nil,
+                               token: String? = nil, tokenExpiresIn: Int? = nil) -> String {
         let shareBar = card?.shareBar(embedCode: embedCode) ?? ""
         let starts = startsAt.map { String(Int($0.timeIntervalSince1970)) } ?? ""
         let calendarLink = calendar.map { "<link rel=\"alternate\" type=\"text/calendar\" title=\"Add to a calendar\" href=\"\(escape($0))\">" } ?? ""
         let t = escape(title)
+        let tokenAttributes = token.map { " data-token=\"\(escape($0))\" data-token-expires-in=\"\(tokenExpiresIn ?? 0)\"" } ?? ""
         let sid = escape(id)
         let others = escape(nodes.joined(separator: " "))
         return """
@@ -95,7 +107,7 @@ package enum WatchPage {
         <main>
           <h1>\(t)</h1>
           <div class="player">
-            <video id="video" data-stream="\(sid)" data-nodes="\(others)" data-starts="\(starts)" muted autoplay playsinline controls aria-label="Live video"></video>
+            <video id="video" data-stream="\(sid)" data-nodes="\(others)" data-starts="\(starts)"\(tokenAttributes) muted autoplay playsinline controls aria-label="Live video"></video>
             <pre id="stats" hidden aria-live="off"></pre>
             <div id="status" role="status">Connecting…</div>
           </div>

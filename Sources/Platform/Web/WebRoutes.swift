@@ -1,5 +1,6 @@
 // WebRoutes: the pages a viewer opens, and the script and stylesheet they load.
 import Catalog
+import Foundation
 import HTTPSupport
 import Hummingbird
 import Foundation
@@ -18,14 +19,19 @@ package struct WebRoutes: Sendable {
     let renderer: PageRenderer
     /// Where people reach the platform, for links in calendar feeds.
     let publicURL: String
+    /// Makes the playback tokens of private streams' pages; nil: a private stream's page is
+    /// shown to no one.
+    let playback: (any PlaybackIssuer)?
 
     package init(catalog: StreamCatalog, renderer: PageRenderer, publicURL: String = "http://127.0.0.1:8080",
+                 playback: (any PlaybackIssuer)? = nil,
                  redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
                  nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] },
                  hasThumbnail: @escaping @Sendable (String) -> Bool = { _ in false }) {
         self.catalog = catalog
         self.publicURL = publicURL
         self.renderer = renderer
+        self.playback = playback
         self.redirect = redirect
         self.nodes = nodes
         self.live = live
@@ -69,6 +75,19 @@ package struct WebRoutes: Sendable {
             let id = try context.parameters.require("id")
             guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
                 return Responses.html(WatchPage.notFound, status: .notFound)
+            }
+            if record.visibility.isPrivate {
+                // Shown only to someone who may watch, with a token; served here (not sent to an
+                // edge, where the session cookie may not go), and the player fetches a fresh
+                // token from here before this one expires.
+                guard let pass = await pass(for: record, request, context) else {
+                    return Responses.html(WatchPage.privateStream, status: .forbidden)
+                }
+                var page = Responses.html(WatchPage.render(id: record.id, title: record.title, nodes: nodes(), nonce: context.cspNonce ?? "",
+                                                           startsAt: record.startsAt, card: ShareCard.stream(record, publicURL: publicURL),
+                                                           token: pass.token, tokenExpiresIn: Self.expiresIn(pass)))
+                page.headers[.cacheControl] = "no-store"
+                return page
             }
             if let redirect = redirect(request) { return redirect }
             let card = ShareCard.stream(record, publicURL: publicURL)
@@ -116,6 +135,17 @@ package struct WebRoutes: Sendable {
             }
             return try Responses.json(answer, cache: "public, max-age=300")
         }
+        // The watch page's player renews its token here (same session), before it expires.
+        routes.get("/watch/:id/token") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
+                throw Problem.notFound("no stream \(id)")
+            }
+            guard let pass = await pass(for: record, request, context) else {
+                throw Problem(.forbidden, "this stream is private: ask its broadcaster for an invitation")
+            }
+            return try Responses.json(TokenRenewal(token: pass.token, expiresAt: pass.expiresAt, expiresIn: Self.expiresIn(pass)), cache: "no-store")
+        }
         routes.get("/assets/player.js") { request, _ -> Response in
             Self.asset(WatchPage.playerScript, type: "text/javascript; charset=utf-8", versioned: request.uri.queryParameters.get("v") == WatchPage.playerVersion)
         }
@@ -154,6 +184,25 @@ package struct WebRoutes: Sendable {
     }
 
     static func host(_ url: String) -> String { URL(string: url)?.host ?? "streamtube" }
+
+    /// `GET /watch/{id}/token`: seconds from now as well, so a browser whose clock is off renews in time.
+    struct TokenRenewal: Codable {
+        var token: String
+        var expiresAt: Date
+        var expiresIn: Int
+    }
+
+    static func expiresIn(_ pass: PlaybackPass) -> Int { max(0, Int(pass.expiresAt.timeIntervalSinceNow)) }
+
+    /// A playback token for whoever is signed in, if they may watch the stream.
+    func pass(for record: StreamRecord, _ request: Request, _ context: NodeRequestContext) async -> PlaybackPass? {
+        guard let playback else { return nil }
+        if case .account(let caller)? = context.caller {
+            return await playback.issue(for: record, to: .account(id: caller.accountID, isAdmin: caller.isAdmin), lifetime: nil)
+        }
+        guard let guest = InvitationPages.guestViewer(request) else { return nil }
+        return await playback.issue(for: record, to: .guest(id: guest), lifetime: nil)
+    }
 
     /// A file of the repository's, built in; the version a page names is cached for good.
     static func asset(_ bytes: [UInt8], type: String, versioned: Bool) -> Response {

@@ -21,6 +21,17 @@ function attributes(line) {
   return out;
 }
 
+/**
+ * A URI of a playlist, made absolute, without the playback token a private stream's playlists
+ * carry: objects are named (and shared) without it, and the player adds its current token when
+ * it fetches (`Player.authorized`).
+ */
+export function resolve(uri, base) {
+  const u = new URL(uri, base);
+  if (u.searchParams.has('token')) u.searchParams.delete('token');
+  return u.href;
+}
+
 /** The renditions a master playlist lists, in its order. */
 export function parseMaster(text, base) {
   const lines = text.split('\n').map((l) => l.trim());
@@ -33,7 +44,7 @@ export function parseMaster(text, base) {
     const [width, height] = (a.RESOLUTION || 'x').split('x').map(Number);
     variants.push({
       name: uri.split('/')[0],
-      url: new URL(uri, base).href,
+      url: resolve(uri, base),
       bandwidth: Number(a.BANDWIDTH) || 0,
       codecs: a.CODECS || 'avc1.64001f,mp4a.40.2',
       width: width || 0,
@@ -64,24 +75,24 @@ export function parseMedia(text, base) {
     } else if (line.startsWith('#EXT-X-SKIP:')) {
       msn += Number(attributes(line)['SKIPPED-SEGMENTS']) || 0;
     } else if (line.startsWith('#EXT-X-MAP:')) {
-      map = new URL(attributes(line).URI, base).href;
+      map = resolve(attributes(line).URI, base);
     } else if (line === '#EXT-X-DISCONTINUITY') {
       discontinuity = true;
     } else if (line.startsWith('#EXT-X-PART:')) {
       const a = attributes(line);
       current.parts.push({
-        index: current.parts.length, url: new URL(a.URI, base).href, duration: Number(a.DURATION) || 0,
+        index: current.parts.length, url: resolve(a.URI, base), duration: Number(a.DURATION) || 0,
         independent: a.INDEPENDENT === 'YES',
       });
     } else if (line.startsWith('#EXTINF:')) {
       current.duration = parseFloat(line.slice(8)) || 0;
     } else if (line.startsWith('#EXT-X-PRELOAD-HINT:')) {
       const a = attributes(line);
-      if (a.TYPE === 'PART') pl.hint = { url: new URL(a.URI, base).href };
+      if (a.TYPE === 'PART') pl.hint = { url: resolve(a.URI, base) };
     } else if (line === '#EXT-X-ENDLIST') {
       pl.ended = true;
     } else if (!line.startsWith('#')) {
-      pl.segments.push({ msn, url: new URL(line, base).href, complete: true, map, discontinuity, ...pick(current) });
+      pl.segments.push({ msn, url: resolve(line, base), complete: true, map, discontinuity, ...pick(current) });
       msn += 1;
       current = { parts: [] };
       discontinuity = false;
@@ -187,7 +198,8 @@ export class Player {
    * @param {HTMLVideoElement} video
    * @param {{stream: string, base?: string, nodes?: string[], log?: (msg: string, data?: object) => void}} options
    *   stream: the stream id; base: the node to start from (this page's); nodes: other nodes
-   *   to ask for a route when the current one fails.
+   *   to ask for a route when the current one fails; token: a private stream's playback token
+   *   ({token, expiresIn: seconds, renewURL}), added to every request and renewed before it expires.
    */
   constructor(video, options) {
     this.video = video;
@@ -195,6 +207,9 @@ export class Player {
     this.base = options.base || location.origin;
     this.nodes = new Set(options.nodes || []);
     this.log = options.log || (() => {});
+    this.token = options.token ? options.token.token : null;
+    this.renewURL = options.token ? options.token.renewURL : null;
+    if (this.renewURL) this.renewIn(options.token.expiresIn);
     this.variants = [];
     this.variant = 0;
     this.auto = true;
@@ -212,6 +227,40 @@ export class Player {
     this.started = performance.now();
     this.firstFrameMs = null;
     this.stalls = 0;
+  }
+
+  // MARK: Playback token (private streams)
+
+  /** `url` with the current playback token, if the stream needs one. */
+  authorized(url) {
+    if (!this.token) return url;
+    const u = new URL(url, location.href);
+    u.searchParams.set('token', this.token);
+    return u.href;
+  }
+
+  /** Fetches a fresh token before this one runs out (`expiresIn` seconds): a minute ahead, or halfway for short ones. */
+  renewIn(expiresIn) {
+    const seconds = Number(expiresIn) || 0;
+    const delay = seconds > 120 ? seconds - 60 : Math.max(1, seconds / 2);
+    clearTimeout(this.renewal);
+    this.renewal = setTimeout(() => this.renew(), delay * 1000);
+  }
+
+  async renew() {
+    if (this.stopped) return;
+    try {
+      const r = await fetch(this.renewURL, { cache: 'no-store', credentials: 'same-origin' });
+      if (!r.ok) throw new HTTPError(r.status, this.renewURL);
+      const answer = await r.json();
+      this.token = answer.token;
+      this.log('token', { expiresIn: answer.expiresIn });
+      this.renewIn(answer.expiresIn);
+    } catch (e) {
+      this.log('token renewal failed', { error: String(e) });
+      clearTimeout(this.renewal);
+      this.renewal = setTimeout(() => this.renew(), 10000);
+    }
   }
 
   /** Called with the player's state on every change ('loading', 'playing', 'offline', 'ended', 'error'). */
@@ -279,6 +328,7 @@ export class Player {
   stop() {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.renewal);
     for (const f of this.fetches.values()) f.abort.abort();
   }
 
@@ -289,10 +339,12 @@ export class Player {
       return;
     }
     // No query: a native player may know HLS by the URL's ending (Chromium's does).
+    // A private stream's token rides on the URL; its playlists carry it on to every URI, and
+    // a reload after an error takes the renewed one.
     const src = `${this.base}/live/${encodeURIComponent(this.stream)}/master.m3u8`;
     const load = () => {
       if (this.stopped) return;
-      this.video.src = src;
+      this.video.src = this.token ? `${src}?token=${encodeURIComponent(this.token)}` : src;
       this.video.play().catch(() => {});
     };
     this.video.addEventListener('playing', () => this.setState('playing'));
@@ -308,7 +360,7 @@ export class Player {
     let f = this.fetches.get(url);
     if (!f) {
       const abort = new AbortController();
-      const promise = fetch(url, { signal: abort.signal, cache: 'no-store' }).then(async (r) => {
+      const promise = fetch(this.authorized(url), { signal: abort.signal, cache: 'no-store' }).then(async (r) => {
         if (!r.ok) throw new HTTPError(r.status, url);
         // The answer's head arrives when the part exists (a preload hint waits for it): the
         // time from there to the last byte is the transfer, what throughput is made of.
@@ -329,7 +381,7 @@ export class Player {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
-      const r = await fetch(url, { signal: abort.signal, cache: 'no-store' });
+      const r = await fetch(this.authorized(url), { signal: abort.signal, cache: 'no-store' });
       if (!r.ok) throw new HTTPError(r.status, url);
       return await r.text();
     } finally {

@@ -21,7 +21,10 @@ export function attach(Player) {
   const stats = $('stats');
   const toggle = $('toggle-stats');
   const nodes = (video.dataset.nodes || '').split(' ').filter(Boolean);
-  const player = new Player(video, { stream: video.dataset.stream, nodes });
+  // A private stream's page carries a playback token: the player adds it to every request and renews it.
+  const token = video.dataset.token ? { token: video.dataset.token, expiresIn: Number(video.dataset.tokenExpiresIn),
+    renewURL: `/watch/${encodeURIComponent(video.dataset.stream)}/token` } : null;
+  const player = new Player(video, { stream: video.dataset.stream, nodes, token });
   window.streamtubePlayer = player;
 
   // A scheduled stream counts down while it is offline; the player turns live by itself.

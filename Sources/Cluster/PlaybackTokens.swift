@@ -1,0 +1,311 @@
+// PlaybackTokens: what lets a viewer play a private stream. A token names one stream and one
+// viewer and expires (minutes, not hours); any node of the cluster checks it from memory with a
+// key derived from the cluster keyring, so the edge's fast path can check one for every part
+// it answers without a database round trip. Unlike a cluster token it has no nonce: a player
+// presents the same token for every request until it fetches a fresh one.
+//
+// Format: base64url (no padding) of
+//   version (1 byte, 1) | key id (4) | expiry (4, big-endian Unix seconds)
+//   | stream id length (1) | stream id | viewer id length (1) | viewer id | HMAC-SHA256 (32)
+// The HMAC covers every byte before it, under the key whose id the token names: HKDF-SHA256 of
+// a cluster key, info "streamtube playback v1". The first key of the keyring signs; every key
+// verifies (rotation). Ids are [A-Za-z0-9_-], 1 to 64 bytes; a token is at most 256 characters.
+import Catalog
+import Crypto
+import Foundation
+import NIOPosix
+
+package final class PlaybackTokens: Sendable {
+    /// How long a token is good for unless asked otherwise.
+    package static let defaultLifetime = 600
+    /// The shortest and longest lifetimes an issuer may ask for.
+    package static let lifetimes = 1...3600
+    /// Characters of a token at the most; longer input is refused before it is decoded.
+    package static let maxLength = 256
+    /// Another node's clock may run a little ahead: a token may expire this much later than
+    /// the longest lifetime from now.
+    package static let clockSkew = 30
+    static let version: UInt8 = 1
+    static let macLength = 32
+
+    private struct Key: Sendable {
+        var id: UInt32
+        var key: SymmetricKey
+    }
+    /// Derived from the cluster keys, in the keyring's order: the first signs.
+    private let keys: [Key]
+    private let now: @Sendable () -> Int
+    /// Tokens this thread verified lately: a player presents the same token for every part, so
+    /// the fast path computes its MAC once, not for every request.
+    private let verified = ThreadSpecificVariable<VerifiedTokens>()
+
+    package init(clusterKeys: [[UInt8]], now: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970) }) {
+        precondition(!clusterKeys.isEmpty, "a keyring has at least one key")
+        keys = clusterKeys.map { clusterKey in
+            let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: clusterKey), salt: Array("streamtube".utf8),
+                                             info: Array("streamtube playback v1".utf8), outputByteCount: 32)
+            // The id names the key without saying anything of it: the first 4 bytes of a MAC.
+            let tag = Array(HMAC<SHA256>.authenticationCode(for: Array("key id".utf8), using: key))
+            return Key(id: UInt32(tag[0]) << 24 | UInt32(tag[1]) << 16 | UInt32(tag[2]) << 8 | UInt32(tag[3]), key: key)
+        }
+        self.now = now
+    }
+
+    /// A token for `viewer` to play `stream` for `lifetime` seconds (clamped to `lifetimes`),
+    /// and when it expires. Nil when an id is not well formed. Whether the viewer may have one
+    /// is the issuer's to decide (`PlaybackIssuer.mayWatch`), not this type's.
+    package func token(stream: String, viewer: String, lifetime: Int = defaultLifetime) -> (token: String, expiresAt: Int)? {
+        guard Self.isID(stream.utf8), Self.isID(viewer.utf8) else { return nil }
+        let expiry = now() + min(max(lifetime, Self.lifetimes.lowerBound), Self.lifetimes.upperBound)
+        let key = keys[0]
+        var bytes: [UInt8] = [Self.version]
+        bytes.reserveCapacity(10 + stream.utf8.count + viewer.utf8.count + Self.macLength)
+        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: key.id >> UInt32(shift))) }
+        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: UInt32(expiry) >> UInt32(shift))) }
+        bytes.append(UInt8(stream.utf8.count))
+        bytes.append(contentsOf: stream.utf8)
+        bytes.append(UInt8(viewer.utf8.count))
+        bytes.append(contentsOf: viewer.utf8)
+        bytes.append(contentsOf: HMAC<SHA256>.authenticationCode(for: bytes, using: key.key))
+        return (Self.base64URL(bytes), expiry)
+    }
+
+    /// What a valid token says.
+    package struct Grant: Sendable, Equatable {
+        package var stream: String
+        package var viewer: String
+        package var expiresAt: Int
+
+        package init(stream: String, viewer: String, expiresAt: Int) {
+            self.stream = stream
+            self.viewer = viewer
+            self.expiresAt = expiresAt
+        }
+    }
+
+    /// The grant of a token for `stream` that is unexpired and signed by a key of the keyring;
+    /// nil for anything else (garbage, another stream, expired, tampered, unknown key).
+    package func verify(_ token: Substring, stream: Substring) -> Grant? {
+        var grant: Grant?
+        _ = check(token, stream: stream) { bytes, sid, vid, expiry in
+            grant = Grant(stream: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[sid]), as: UTF8.self),
+                          viewer: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[vid]), as: UTF8.self), expiresAt: expiry)
+        }
+        return grant
+    }
+
+    /// Whether `token` lets its holder play `stream` now: the fast path asks this for every
+    /// request. A token verified lately on this thread is recognized by its bytes (compared in
+    /// constant time) and its expiry checked again; any other is decoded on the stack and its
+    /// MAC checked. Allocates only to remember a token that verified.
+    package func isValid(_ token: Substring, stream: Substring) -> Bool {
+        let text = token.utf8
+        guard text.count <= Self.maxLength, text.count > 3 else { return false }
+        let cache: VerifiedTokens
+        if let c = verified.currentValue {
+            cache = c
+        } else {
+            cache = VerifiedTokens()
+            verified.currentValue = cache
+        }
+        let slot = VerifiedTokens.slot(text)
+        let t = now()
+        if let entry = cache.slots[slot], entry.expiry >= t, VerifiedTokens.same(entry.token, text) {
+            return stream.utf8.elementsEqual(entry.stream)
+        }
+        var expiry = 0
+        guard check(token, stream: stream, { _, _, _, e in expiry = e }) else { return false }
+        cache.slots[slot] = VerifiedTokens.Entry(token: Array(text), stream: Array(stream.utf8), expiry: expiry)
+        return true
+    }
+
+    /// Valid tokens seen on one thread, a slot each (chosen by bits of their MAC).
+    final class VerifiedTokens: @unchecked Sendable {
+        struct Entry {
+            var token: [UInt8]
+            var stream: [UInt8]
+            var expiry: Int
+        }
+        static let count = 1024
+        var slots = [Entry?](repeating: nil, count: count)
+
+        /// Two characters of the MAC's end: uniform for tokens we signed.
+        static func slot(_ text: Substring.UTF8View) -> Int {
+            let a = text.index(text.endIndex, offsetBy: -3)
+            let v1 = Int(PlaybackTokens.alphabetValue[Int(text[a])] & 63)
+            let v2 = Int(PlaybackTokens.alphabetValue[Int(text[text.index(after: a)])] & 63)
+            return (v1 << 6 | v2) & (count - 1)
+        }
+
+        /// Equal bytes, in time that depends on the length only.
+        static func same(_ known: [UInt8], _ text: Substring.UTF8View) -> Bool {
+            guard known.count == text.count else { return false }
+            func compare(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+                known.withUnsafeBufferPointer { k in
+                    var diff: UInt8 = 0
+                    for i in 0..<k.count { diff |= k[i] ^ bytes[i] }
+                    return diff == 0
+                }
+            }
+            if let answer = text.withContiguousStorageIfAvailable(compare) { return answer }
+            return Array(text).withUnsafeBufferPointer(compare)
+        }
+    }
+
+    private func check(_ token: Substring, stream: Substring,
+                       _ found: (UnsafeMutableRawBufferPointer, Range<Int>, Range<Int>, Int) -> Void) -> Bool {
+        let text = token.utf8
+        let count = text.count
+        // The shortest token: header, two one-byte ids, the MAC.
+        guard count <= Self.maxLength, count >= (10 + 2 + Self.macLength) * 4 / 3 else { return false }
+        return withUnsafeTemporaryAllocation(byteCount: Self.maxLength, alignment: 1) { buffer -> Bool in
+            guard let n = Self.decodeBase64URL(text, into: buffer) else { return false }
+            let b = UnsafeMutableRawBufferPointer(rebasing: buffer[..<n])
+            guard n > 11 + Self.macLength, b[0] == Self.version else { return false }
+            let keyID = UInt32(b[1]) << 24 | UInt32(b[2]) << 16 | UInt32(b[3]) << 8 | UInt32(b[4])
+            let expiry = Int(UInt32(b[5]) << 24 | UInt32(b[6]) << 16 | UInt32(b[7]) << 8 | UInt32(b[8]))
+            let streamLength = Int(b[9])
+            let streamRange = 10..<(10 + streamLength)
+            guard streamLength > 0, streamRange.upperBound < n - Self.macLength else { return false }
+            let viewerLength = Int(b[streamRange.upperBound])
+            let viewerRange = (streamRange.upperBound + 1)..<(streamRange.upperBound + 1 + viewerLength)
+            guard viewerLength > 0, viewerRange.upperBound == n - Self.macLength else { return false }
+            // The stream first: a token for another stream costs no MAC.
+            guard stream.utf8.elementsEqual(b[streamRange]) else { return false }
+            let t = now()
+            guard expiry >= t, expiry <= t + Self.lifetimes.upperBound + Self.clockSkew else { return false }
+            let message = UnsafeRawBufferPointer(rebasing: b[..<(n - Self.macLength)])
+            let mac = UnsafeRawBufferPointer(rebasing: b[(n - Self.macLength)...])
+            for key in keys where key.id == keyID {
+                if HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: message, using: key.key) {
+                    // Ids are checked once the bytes are known to be ours: a signer never makes others.
+                    guard Self.isID(b[viewerRange]) else { return false }
+                    found(b, streamRange, viewerRange, expiry)
+                    return true
+                }
+            }
+            return false
+        }
+    }
+
+    /// An id a token may carry: 1 to 64 of [A-Za-z0-9_-].
+    static func isID<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+        guard !bytes.isEmpty, bytes.count <= 64 else { return false }
+        return bytes.allSatisfy { alphabetValue[Int($0)] != 0xFF }
+    }
+
+    // MARK: base64url, no padding
+
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    /// The value of each byte in the alphabet, 0xFF for none.
+    fileprivate static let alphabetValue: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in alphabet.enumerated() { table[Int(c)] = UInt8(i) }
+        return table
+    }()
+
+    package static func base64URL(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var i = 0
+        while i + 2 < bytes.count {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [alphabet[Int(v >> 18 & 63)], alphabet[Int(v >> 12 & 63)], alphabet[Int(v >> 6 & 63)], alphabet[Int(v & 63)]]
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let v = UInt32(bytes[i]) << 16
+            out += [alphabet[Int(v >> 18 & 63)], alphabet[Int(v >> 12 & 63)]]
+        } else if rest == 2 {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out += [alphabet[Int(v >> 18 & 63)], alphabet[Int(v >> 12 & 63)], alphabet[Int(v >> 6 & 63)]]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes unpadded base64url into `out`; nil for a character outside the alphabet, a
+    /// length no encoding has, non-zero trailing bits (one token has one spelling), or too much.
+    package static func decodeBase64URL(_ text: Substring.UTF8View, into out: UnsafeMutableRawBufferPointer) -> Int? {
+        guard text.count % 4 != 1, text.count * 3 / 4 <= out.count else { return nil }
+        var n = 0
+        var acc: UInt32 = 0
+        var bits = 0
+        for c in text {
+            let v = alphabetValue[Int(c)]
+            guard v != 0xFF else { return nil }
+            acc = acc << 6 | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out[n] = UInt8(truncatingIfNeeded: acc >> UInt32(bits))
+                n += 1
+                acc &= (1 << UInt32(bits)) - 1
+            }
+        }
+        guard acc == 0 else { return nil }
+        return n
+    }
+}
+
+/// The playback policy of a node: public and unlisted streams play for anyone; an invite-only
+/// or paid stream needs a valid token for it. Answered from memory (the catalog's records and
+/// the token's MAC), so the fast path asks it for every request.
+///
+/// A stream this node has no record of is treated as private: only a valid token for it plays.
+/// Failing closed costs nothing in practice: the router looks a stream up (database, then the
+/// ring's holders) before it asks, and the fast path answers only streams it knows, so an
+/// unknown stream's public media are served once its record is here.
+package struct TokenPlayback: PlaybackPolicy {
+    let catalog: StreamCatalog
+    let tokens: PlaybackTokens
+
+    package init(catalog: StreamCatalog, tokens: PlaybackTokens) {
+        self.catalog = catalog
+        self.tokens = tokens
+    }
+
+    package func allowsPlayback(streamID: Substring, token: Substring?) -> Bool {
+        if let record = catalog.record(id: String(streamID)) { return allowsPlayback(of: record, token: token) }
+        guard let token else { return false }
+        return tokens.isValid(token, stream: streamID)
+    }
+
+    package func allowsPlayback(of record: StreamRecord, token: Substring?) -> Bool {
+        guard record.visibility.isPrivate else { return true }
+        guard let token else { return false }
+        return tokens.isValid(token, stream: Substring(record.id))
+    }
+}
+
+/// The node's token issuer: `mayWatch` is the one question asked before any token is made.
+package struct TokenIssuer: PlaybackIssuer {
+    let tokens: PlaybackTokens
+    /// Whether a viewer (an account or a guest) holds a standing invitation to the stream;
+    /// asked at every issue, so a withdrawn invitation gets no new token from that moment.
+    let invited: @Sendable (StreamRecord, String) async -> Bool
+
+    package init(tokens: PlaybackTokens, invited: @escaping @Sendable (StreamRecord, String) async -> Bool = { _, _ in false }) {
+        self.tokens = tokens
+        self.invited = invited
+    }
+
+    /// The operator, the stream's owner, admins and invitees; anyone for a stream that is not
+    /// private. (Purchases will answer here too.)
+    package func mayWatch(_ stream: StreamRecord, _ viewer: PlaybackViewer) async -> Bool {
+        guard stream.visibility.isPrivate else { return true }
+        switch viewer {
+        case .operator: return true
+        case .account(let id, let isAdmin): return isAdmin || stream.owner == id ? true : await invited(stream, id)
+        case .guest(let id): return stream.allowGuests ? await invited(stream, id) : false
+        }
+    }
+
+    package func issue(for stream: StreamRecord, to viewer: PlaybackViewer, lifetime: Int?) async -> PlaybackPass? {
+        guard await mayWatch(stream, viewer),
+              let made = tokens.token(stream: stream.id, viewer: viewer.id, lifetime: lifetime ?? PlaybackTokens.defaultLifetime) else {
+            return nil
+        }
+        return PlaybackPass(token: made.token, expiresAt: Date(timeIntervalSince1970: TimeInterval(made.expiresAt)))
+    }
+}

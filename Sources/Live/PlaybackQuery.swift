@@ -1,0 +1,55 @@
+// PlaybackQuery: a playback token on the way through the media routes. A native HLS player
+// (Safari, ffmpeg, VLC) knows nothing of tokens: it is given a playlist URL carrying one, and
+// every URI the playlists list carries it on. Caches and single flights name objects without
+// it, so every viewer of a stream shares them whatever their token.
+import Foundation
+
+package enum PlaybackQuery {
+    /// A query without its `token` parameters; nil when nothing else is left.
+    package static func withoutToken(_ query: String?) -> String? {
+        guard let query, !query.isEmpty else { return nil }
+        let kept = query.split(separator: "&", omittingEmptySubsequences: true).filter { !$0.hasPrefix("token=") && $0 != "token" }
+        return kept.isEmpty ? nil : kept.joined(separator: "&")
+    }
+
+    /// Whether a token may be written into URIs as it is: base64url characters only (a valid
+    /// token always is), so nothing in it needs escaping.
+    package static func isPlain(_ token: Substring) -> Bool {
+        !token.isEmpty && token.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x5F
+        }
+    }
+
+    /// The playlist with `token=` added to every URI it lists: URI lines (renditions,
+    /// segments) and `URI="..."` attributes (init segments, parts, preload hints, rendition
+    /// reports). Tags without a URI are kept as they are.
+    package static func carrying(_ token: Substring, in playlist: String) -> String {
+        var out = ""
+        out.reserveCapacity(playlist.utf8.count + 64 * 16)
+        for line in playlist.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.isEmpty {
+                // keep blank lines (and the final newline)
+            } else if line.hasPrefix("#") {
+                var rest = line[...]
+                while let start = rest.range(of: "URI=\"") {
+                    out += rest[..<start.upperBound]
+                    rest = rest[start.upperBound...]
+                    guard let end = rest.firstIndex(of: "\"") else { break }
+                    let uri = rest[..<end]
+                    out += uri
+                    out += uri.contains("?") ? "&token=" : "?token="
+                    out += token
+                    rest = rest[end...]
+                }
+                out += rest
+            } else {
+                out += line
+                out += line.contains("?") ? "&token=" : "?token="
+                out += token
+            }
+            out += "\n"
+        }
+        out.removeLast()
+        return out
+    }
+}

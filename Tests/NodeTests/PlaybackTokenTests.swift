@@ -1,0 +1,293 @@
+import Catalog
+import Cluster
+import Foundation
+import HTTPSupport
+import Live
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
+import XCTest
+
+/// Playback tokens: made and checked from the cluster keyring, bound to a stream and a viewer,
+/// short-lived, refused when anything about them is wrong; the policy and issuer built on them;
+/// the playlist rewriting that carries them to native players.
+final class PlaybackTokenTests: XCTestCase {
+    static let keyA = [UInt8](repeating: 1, count: 32)
+    static let keyB = [UInt8](repeating: 2, count: 32)
+    /// A clock the tests move.
+    final class Clock: Sendable {
+        let seconds = Mutex_(1_800_000_000)
+        var now: @Sendable () -> Int { { self.seconds.get() } }
+    }
+
+    func testARoundTripNamesTheStreamTheViewerAndTheExpiry() throws {
+        let clock = Clock()
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: clock.now)
+        let made = try XCTUnwrap(tokens.token(stream: "s1", viewer: "acct_42", lifetime: 600))
+        XCTAssertEqual(made.expiresAt, 1_800_000_600)
+        XCTAssertLessThanOrEqual(made.token.utf8.count, PlaybackTokens.maxLength)
+        XCTAssertTrue(PlaybackQuery.isPlain(Substring(made.token)), "URL-safe as it is: \(made.token)")
+        XCTAssertEqual(tokens.verify(Substring(made.token), stream: "s1"),
+                       PlaybackTokens.Grant(stream: "s1", viewer: "acct_42", expiresAt: 1_800_000_600))
+        XCTAssertTrue(tokens.isValid(Substring(made.token), stream: "s1"))
+        // Another node of the cluster (same keyring) takes it.
+        XCTAssertTrue(PlaybackTokens(clusterKeys: [Self.keyA], now: clock.now).isValid(Substring(made.token), stream: "s1"))
+        // Ids that could not be carried are refused at issue.
+        XCTAssertNil(tokens.token(stream: "s 1", viewer: "v"))
+        XCTAssertNil(tokens.token(stream: "s1", viewer: String(repeating: "v", count: 65)))
+        // The longest ids still make a token within the bound.
+        let longest = try XCTUnwrap(tokens.token(stream: String(repeating: "s", count: 64), viewer: String(repeating: "v", count: 64)))
+        XCTAssertLessThanOrEqual(longest.token.utf8.count, PlaybackTokens.maxLength)
+        XCTAssertTrue(tokens.isValid(Substring(longest.token), stream: Substring(String(repeating: "s", count: 64))))
+    }
+
+    func testATokenExpires() throws {
+        let clock = Clock()
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: clock.now)
+        let made = try XCTUnwrap(tokens.token(stream: "s1", viewer: "v", lifetime: 10))
+        clock.seconds.set(1_800_000_010)
+        XCTAssertTrue(tokens.isValid(Substring(made.token), stream: "s1"), "good through its last second")
+        clock.seconds.set(1_800_000_011)
+        XCTAssertFalse(tokens.isValid(Substring(made.token), stream: "s1"))
+        // Lifetimes are clamped: never more than the longest.
+        clock.seconds.set(1_800_000_000)
+        XCTAssertEqual(tokens.token(stream: "s1", viewer: "v", lifetime: 10_000_000)?.expiresAt, 1_800_000_000 + PlaybackTokens.lifetimes.upperBound)
+        XCTAssertEqual(tokens.token(stream: "s1", viewer: "v", lifetime: -5)?.expiresAt, 1_800_000_000 + PlaybackTokens.lifetimes.lowerBound)
+    }
+
+    func testATokenMadeToOutliveTheLongestLifetimeIsRefused() throws {
+        // A signer whose clock runs a day ahead makes a token that looks valid for a day here.
+        let ahead = Clock()
+        ahead.seconds.set(1_800_000_000 + 86_400)
+        let made = try XCTUnwrap(PlaybackTokens(clusterKeys: [Self.keyA], now: ahead.now).token(stream: "s1", viewer: "v"))
+        XCTAssertFalse(PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now).isValid(Substring(made.token), stream: "s1"))
+    }
+
+    func testEveryFlippedBitIsRefused() throws {
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now)
+        let made = try XCTUnwrap(tokens.token(stream: "s1", viewer: "viewer1"))
+        let bytes = try XCTUnwrap(Self.decode(made.token))
+        for i in bytes.indices {
+            for bit in 0..<8 {
+                var tampered = bytes
+                tampered[i] ^= 1 << bit
+                let text = PlaybackTokens.base64URL(tampered)
+                XCTAssertFalse(tokens.isValid(Substring(text), stream: "s1"), "byte \(i) bit \(bit)")
+            }
+        }
+        // Every character of the text changed too.
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        for i in made.token.indices {
+            for c in alphabet where c != made.token[i] {
+                var text = made.token
+                text.replaceSubrange(i...i, with: String(c))
+                XCTAssertFalse(tokens.isValid(Substring(text), stream: "s1"), "\(text)")
+            }
+        }
+        // Cut short, or with something after it.
+        XCTAssertFalse(tokens.isValid(Substring(made.token.dropLast()), stream: "s1"))
+        XCTAssertFalse(tokens.isValid(Substring(made.token + "A"), stream: "s1"))
+        XCTAssertFalse(tokens.isValid(Substring(made.token + "AA"), stream: "s1"))
+    }
+
+    func testATokenOpensOnlyItsOwnStream() throws {
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now)
+        let made = try XCTUnwrap(tokens.token(stream: "s1", viewer: "v"))
+        XCTAssertTrue(tokens.isValid(Substring(made.token), stream: "s1"), "verified (and remembered) for its stream first")
+        for other in ["s2", "s", "s11", "S1", ""] {
+            XCTAssertFalse(tokens.isValid(Substring(made.token), stream: Substring(other)), other)
+        }
+    }
+
+    func testAnotherClustersTokenIsRefused() throws {
+        let made = try XCTUnwrap(PlaybackTokens(clusterKeys: [Self.keyB], now: Clock().now).token(stream: "s1", viewer: "v"))
+        XCTAssertFalse(PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now).isValid(Substring(made.token), stream: "s1"))
+    }
+
+    func testRotationKeepsTokensOfEveryKeyInTheKeyring() throws {
+        let clock = Clock()
+        let old = try XCTUnwrap(PlaybackTokens(clusterKeys: [Self.keyA], now: clock.now).token(stream: "s1", viewer: "v"))
+        // Step one: the new key second everywhere; step two: first (it signs); old tokens still verify.
+        let rotating = PlaybackTokens(clusterKeys: [Self.keyB, Self.keyA], now: clock.now)
+        XCTAssertTrue(rotating.isValid(Substring(old.token), stream: "s1"))
+        let new = try XCTUnwrap(rotating.token(stream: "s1", viewer: "v"))
+        XCTAssertTrue(PlaybackTokens(clusterKeys: [Self.keyA, Self.keyB], now: clock.now).isValid(Substring(new.token), stream: "s1"),
+                      "a node not yet at step two takes tokens of the new key")
+        // Step three: the old key removed: its tokens open nothing (what another instance
+        // remembered is its own).
+        XCTAssertTrue(PlaybackTokens(clusterKeys: [Self.keyA], now: clock.now).isValid(Substring(old.token), stream: "s1"))
+        let rotated = PlaybackTokens(clusterKeys: [Self.keyB], now: clock.now)
+        XCTAssertFalse(rotated.isValid(Substring(old.token), stream: "s1"))
+        XCTAssertTrue(rotated.isValid(Substring(new.token), stream: "s1"))
+    }
+
+    func testGarbageIsRefusedAndNeverCrashes() {
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now)
+        var inputs = ["", "A", "AA", "====", "%00%00", String(repeating: "A", count: 257), String(repeating: "A", count: 256),
+                      String(repeating: "_", count: 200), "v1.s1.v.123.abc", String(repeating: "é", count: 100), "\0\0\0\0"]
+        var random = SystemRandomNumberGenerator()
+        for length in 0..<300 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            inputs.append(String(decoding: bytes, as: UTF8.self))
+            inputs.append(PlaybackTokens.base64URL(bytes))
+            // Well-formed headers with lengths that point anywhere.
+            var framed: [UInt8] = [1, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, UInt8(truncatingIfNeeded: length)]
+            framed += bytes.prefix(150)
+            inputs.append(PlaybackTokens.base64URL(framed))
+        }
+        for input in inputs {
+            XCTAssertFalse(tokens.isValid(Substring(input), stream: "s1"))
+            XCTAssertNil(tokens.verify(Substring(input), stream: "s1"))
+        }
+    }
+
+    func testBase64URLRoundTripsAndHasOneSpelling() {
+        for length in 0..<70 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            let text = PlaybackTokens.base64URL(bytes)
+            XCTAssertFalse(text.contains("=") || text.contains("+") || text.contains("/"))
+            XCTAssertEqual(Self.decode(text), bytes)
+        }
+        // "AB" and "AC" would decode to the same byte: only the one with zero trailing bits is taken.
+        XCTAssertEqual(Self.decode("AA"), [0])
+        XCTAssertNil(Self.decode("AB"))
+        XCTAssertNil(Self.decode("A"))
+    }
+
+    static func decode(_ text: String) -> [UInt8]? {
+        withUnsafeTemporaryAllocation(byteCount: 512, alignment: 1) { buffer in
+            PlaybackTokens.decodeBase64URL(Substring(text).utf8, into: buffer).map { Array(buffer[..<$0]) }
+        }
+    }
+
+    // MARK: The policy and the issuer
+
+    func testThePolicyLetsPublicStreamsPlayAndPrivateOnesOnlyWithTheirToken() async throws {
+        let sealer = ClusterKeySealer(clusterKeys: [Self.keyA])
+        let db = try await Database.open(.sqlite(path: TestDatabases.tempFile()), logger: Logger(label: "test"), migrations: Migrations.all(sealer: sealer))
+        let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer))
+        let open = try await catalog.create(title: "Open", details: StreamDetails(visibility: .public))
+        let unlisted = try await catalog.create(title: "Unlisted", details: StreamDetails(visibility: .unlisted))
+        let invite = try await catalog.create(title: "Invite", owner: "owner1", details: StreamDetails(visibility: .inviteOnly))
+        let paid = try await catalog.create(title: "Paid", details: StreamDetails(visibility: .paid))
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA])
+        let policy = TokenPlayback(catalog: catalog, tokens: tokens)
+        let issuer = TokenIssuer(tokens: tokens)
+
+        for r in [open, unlisted] {
+            XCTAssertTrue(policy.allowsPlayback(streamID: Substring(r.id), token: nil))
+            XCTAssertTrue(policy.allowsPlayback(streamID: Substring(r.id), token: "garbage"))
+        }
+        for r in [invite, paid] {
+            XCTAssertFalse(policy.allowsPlayback(streamID: Substring(r.id), token: nil))
+            XCTAssertFalse(policy.allowsPlayback(streamID: Substring(r.id), token: "garbage"))
+            XCTAssertFalse(policy.allowsPlayback(of: r, token: nil))
+            let pass = try await XCTUnwrapAsync(await issuer.issue(for: r, to: .operator(viewer: "script"), lifetime: nil))
+            XCTAssertTrue(policy.allowsPlayback(streamID: Substring(r.id), token: Substring(pass.token)))
+            XCTAssertTrue(policy.allowsPlayback(of: r, token: Substring(pass.token)))
+        }
+        let inviteToken = try await XCTUnwrapAsync(await issuer.issue(for: invite, to: .operator(viewer: "script"), lifetime: nil))
+        XCTAssertFalse(policy.allowsPlayback(streamID: Substring(paid.id), token: Substring(inviteToken.token)), "another stream's token")
+
+        // A stream this node has no record of: only a valid token for it plays.
+        XCTAssertFalse(policy.allowsPlayback(streamID: "unknown1", token: nil))
+        let forUnknown = try XCTUnwrap(tokens.token(stream: "unknown1", viewer: "v"))
+        XCTAssertTrue(policy.allowsPlayback(streamID: "unknown1", token: Substring(forUnknown.token)))
+        XCTAssertFalse(policy.allowsPlayback(streamID: "unknown2", token: Substring(forUnknown.token)))
+
+        // Who may have one: the owner and admins; not another account.
+        let ownerPass = await issuer.issue(for: invite, to: .account(id: "owner1", isAdmin: false), lifetime: 60)
+        XCTAssertNotNil(ownerPass)
+        let adminPass = await issuer.issue(for: invite, to: .account(id: "admin1", isAdmin: true), lifetime: nil)
+        XCTAssertNotNil(adminPass)
+        let otherPass = await issuer.issue(for: invite, to: .account(id: "someone", isAdmin: false), lifetime: nil)
+        XCTAssertNil(otherPass)
+        let otherMay = await issuer.mayWatch(invite, .account(id: "someone", isAdmin: false))
+        XCTAssertFalse(otherMay)
+        let publicMay = await issuer.mayWatch(open, .account(id: "someone", isAdmin: false))
+        XCTAssertTrue(publicMay)
+        let grant = try XCTUnwrap(tokens.verify(Substring(ownerPass!.token), stream: Substring(invite.id)))
+        XCTAssertEqual(grant.viewer, "owner1")
+        await db.close()
+    }
+
+    func XCTUnwrapAsync<T>(_ value: T?, file: StaticString = #filePath, line: UInt = #line) async throws -> T {
+        try XCTUnwrap(value, file: file, line: line)
+    }
+
+    // MARK: Playlists carry the token; caches ignore it
+
+    func testPlaylistsCarryTheTokenToEveryURI() {
+        let master = "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS=\"avc1\"\nsource/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\n360p/index.m3u8\n"
+        XCTAssertEqual(PlaybackQuery.carrying("TOK", in: master),
+                       "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS=\"avc1\"\nsource/index.m3u8?token=TOK\n"
+                       + "#EXT-X-STREAM-INF:BANDWIDTH=2\n360p/index.m3u8?token=TOK\n")
+        let media = """
+        #EXTM3U
+        #EXT-X-MAP:URI="init0-0a1b2c3d.mp4"
+        #EXT-X-PART:DURATION=0.333,URI="part1.0-0a1b2c3d.m4s",INDEPENDENT=YES
+        #EXTINF:2.0,
+        seg1-0a1b2c3d.m4s
+        #EXT-X-PRELOAD-HINT:TYPE=PART,URI="part2.0-0a1b2c3d.m4s"
+        #EXT-X-RENDITION-REPORT:URI="../360p/index.m3u8?x=1",LAST-MSN=1
+        """
+        let carried = PlaybackQuery.carrying("TOK", in: media)
+        XCTAssertEqual(carried, """
+        #EXTM3U
+        #EXT-X-MAP:URI="init0-0a1b2c3d.mp4?token=TOK"
+        #EXT-X-PART:DURATION=0.333,URI="part1.0-0a1b2c3d.m4s?token=TOK",INDEPENDENT=YES
+        #EXTINF:2.0,
+        seg1-0a1b2c3d.m4s?token=TOK
+        #EXT-X-PRELOAD-HINT:TYPE=PART,URI="part2.0-0a1b2c3d.m4s?token=TOK"
+        #EXT-X-RENDITION-REPORT:URI="../360p/index.m3u8?x=1&token=TOK",LAST-MSN=1
+        """)
+        XCTAssertEqual(PlaybackQuery.withoutToken("_HLS_msn=3&token=abc&_HLS_part=1"), "_HLS_msn=3&_HLS_part=1")
+        XCTAssertNil(PlaybackQuery.withoutToken("token=abc"))
+        XCTAssertNil(PlaybackQuery.withoutToken(nil))
+        XCTAssertFalse(PlaybackQuery.isPlain("a&b"))
+        XCTAssertFalse(PlaybackQuery.isPlain("a\"b"))
+    }
+
+    func testTheFastPathAnswersTwoTokensFromTheSameCachedObject() throws {
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA])
+        let object = ByteBuffer(string: "the part")
+        let path = "/live/s1/source/part3.1-0a1b2c3d.m4s"
+        let looked = Mutex_<[String]>([])
+        let fastPath = MediaFastPath { request in
+            looked.update { $0.append(request.path) }
+            guard request.token.map({ tokens.isValid($0, stream: Substring(request.streamID)) }) == true else { return nil }
+            return request.path == path ? object : nil
+        }
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
+        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+        try channel.pipeline.syncOperations.addHandler(fastPath)
+        let a = try XCTUnwrap(tokens.token(stream: "s1", viewer: "a")).token
+        let b = try XCTUnwrap(tokens.token(stream: "s1", viewer: "b")).token
+        XCTAssertNotEqual(a, b)
+        for token in [a, b] {
+            try channel.writeInbound(ByteBuffer(string: "GET \(path)?token=\(token) HTTP/1.1\r\nHost: edge\r\n\r\n"))
+        }
+        var wire = ""
+        while let out = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let b) = out { wire += String(buffer: b) }
+        }
+        XCTAssertEqual(wire.components(separatedBy: "HTTP/1.1 200 OK").count - 1, 2, wire)
+        XCTAssertEqual(wire.components(separatedBy: "the part").count - 1, 2)
+        XCTAssertEqual(looked.get(), [path, path], "looked up under the path alone")
+        XCTAssertEqual(MediaObjectRequest(target: "\(path)?token=\(a)")?.path, MediaObjectRequest(target: "\(path)?token=\(b)")?.path)
+        _ = try? channel.finish()
+    }
+}
+
+/// A value behind a lock, for the test clock.
+final class Mutex_<T: Sendable>: @unchecked Sendable {
+    private var value: T
+    private let lock = NSLock()
+    init(_ value: T) { self.value = value }
+    func get() -> T { lock.withLock { value } }
+    func set(_ v: T) { lock.withLock { value = v } }
+    func update(_ body: (inout T) -> Void) { lock.withLock { body(&value) } }
+}
