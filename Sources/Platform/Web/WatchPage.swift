@@ -41,13 +41,17 @@ package enum WatchPage {
     <main><h1>No such stream</h1><p>Check the link you were given.</p></main></body></html>
     """
 
-    package static let privateStream = """
-    <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-    <title>Private stream · StreamTube</title></head>
-    <body style="font-family:system-ui,sans-serif;background:#111;color:#eee;padding:3em">
-    <main><h1>This stream is private</h1><p>This stream is private: ask its broadcaster for an invitation.</p>
-    <p><a style="color:#9cf" href="/signin">Sign in</a> if you were invited.</p></main></body></html>
-    """
+    /// The page of a private stream for someone who may not watch it: its share card (the title
+    /// only) in the head, so a shared link still says what it is.
+    package static func privateStream(card: ShareCard? = nil) -> String {
+        """
+        <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>Private stream · StreamTube</title>\(card?.html ?? "")</head>
+        <body style="font-family:system-ui,sans-serif;background:#111;color:#eee;padding:3em">
+        <main><h1>This stream is private</h1><p>This stream is private: ask its broadcaster for an invitation.</p>
+        <p><a style="color:#9cf" href="/signin">Sign in</a> if you were invited.</p></main></body></html>
+        """
+    }
 
     /// - Parameter nodes: other nodes' base URLs (`http://host:port`), which the player asks
     ///   for a new edge when this one fails.

@@ -81,7 +81,7 @@ package struct WebRoutes: Sendable {
                 // edge, where the session cookie may not go), and the player fetches a fresh
                 // token from here before this one expires.
                 guard let pass = await pass(for: record, request, context) else {
-                    return Responses.html(WatchPage.privateStream, status: .forbidden)
+                    return Responses.html(WatchPage.privateStream(card: ShareCard.stream(record, publicURL: publicURL)), status: .forbidden)
                 }
                 var page = Responses.html(WatchPage.render(id: record.id, title: record.title, nodes: nodes(), nonce: context.cspNonce ?? "",
                                                            startsAt: record.startsAt, card: ShareCard.stream(record, publicURL: publicURL),
