@@ -178,7 +178,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     }
     let records = RecordPlacement(catalog: catalog, router: router, client: edge.client, tokens: tokens, localID: state.nodeID,
                                   logger: logger, enabled: ownDatabase)
-    catalog.whenCreated { records.placeNew($0) }
+    catalog.whenChanged { records.tell($0) }
     let replicator = Replicator(router: router, client: edge.client, tokens: tokens, localID: state.nodeID, logger: logger)
     let control = RTMPControl()
     let rtmp = RTMPServer(host: config.host, port: config.rtmpPort,

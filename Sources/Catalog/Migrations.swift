@@ -201,6 +201,14 @@ package enum Migrations {
             try await db.create(index: "invitees_once").unique().on("invitees").column("stream_id").column("viewer").run()
             try await db.alter(table: "streams").column("allow_guests", type: .int, .notNull, .default(0)).run()
         },
+        Migration(version: 11, name: "deleted streams remembered") { db in
+            // Nodes that each keep their own database hear of a deletion from the node it was made
+            // on; a tombstone keeps a node that was away from bringing the stream back.
+            try await db.create(table: "deleted_streams")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("deleted_at", type: timeType(db), .notNull)
+                .run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

@@ -79,7 +79,7 @@ package final class StreamCatalog: Sendable {
         do { try validate(record) } catch { throw StreamError.badLadder("\(error)") }
         try await store.insert(record)
         records.withLock { $0.add(record) }
-        if let created = onCreate.withLock({ $0 }) { created(record) }
+        tell(.made(record))
         return record
     }
 
@@ -93,6 +93,7 @@ package final class StreamCatalog: Sendable {
             s.add(r)
             return r
         }
+        tell(.changed(record))
         return record
     }
 
@@ -107,9 +108,9 @@ package final class StreamCatalog: Sendable {
             s.add(r)
             return r
         }
-        // Nodes with databases of their own hear of it from the ring's holders: a stream made
-        // private must be private wherever its record is asked for.
-        if changed != current, let placed = onCreate.withLock({ $0 }) { placed(r) }
+        // Nodes with databases of their own hear of it: a stream made private must be private
+        // wherever its record is kept.
+        if changed != current { tell(.changed(r)) }
         return r
     }
 
@@ -123,17 +124,45 @@ package final class StreamCatalog: Sendable {
         r.key = key
         r.keyDigest = StreamIdentifiers.digest(key)
         records.withLock { $0.add(r) }
-        if let created = onCreate.withLock({ $0 }) { created(r) }
+        tell(.changed(r))
         return r
     }
 
-    /// Deletes a stream's record, here and in the database; false when there was none.
+    /// Deletes a stream's record, here and in the database (which keeps a tombstone); false
+    /// when there was none.
     package func delete(id: String) async throws -> Bool {
         guard try await store.record(id: id) != nil else { return false }
         try await store.delete(id: id)
         records.withLock { $0.remove(id) }
+        tell(.deleted(id))
         return true
     }
+
+    /// A stream another node deleted: gone from here too, and remembered as deleted so that
+    /// no node that was away can place it here again.
+    package func forget(id: String) async {
+        do {
+            try await store.delete(id: id)
+        } catch {
+            logger.warning("deleted stream not forgotten", metadata: ["stream": "\(id)", "error": "\(Database.explain(error))"])
+        }
+        let known = records.withLock { s -> Bool in
+            defer { s.remove(id) }
+            return s.byID[id] != nil
+        }
+        if known { logger.info("stream record deleted by a peer", metadata: ["stream": "\(id)"]) }
+    }
+
+    /// The streams deleted here or told of, in the last `days`; older tombstones are forgotten.
+    package func deletedStreams(keeping days: Double = StreamCatalog.tombstoneDays) async throws -> [String] {
+        let since = Date(timeIntervalSince1970: now() - days * 86_400)
+        try await store.purgeDeleted(before: since)
+        return try await store.deleted(since: since)
+    }
+
+    /// How long a deletion is remembered: a node away longer than this may bring a deleted
+    /// stream's record back until the record's holders refuse it.
+    package static let tombstoneDays = 30.0
 
     /// A title trimmed, or why it cannot be one.
     package static func checkedTitle(_ raw: String) throws -> String {
@@ -233,10 +262,19 @@ package final class StreamCatalog: Sendable {
 
     package func lookUpPeers(with lookup: @escaping PeerLookup) { peerLookup.withLock { $0 = lookup } }
 
-    /// Told of every stream made on this node (set once the cluster is up): the cluster
-    /// places the record with the nodes other nodes will ask. Must not block.
-    package func whenCreated(_ body: @escaping @Sendable (StreamRecord) -> Void) { onCreate.withLock { $0 = body } }
-    private let onCreate = Mutex<(@Sendable (StreamRecord) -> Void)?>(nil)
+    /// What this node did to a record, for the nodes that keep a copy of it.
+    package enum RecordChange: Equatable, Sendable {
+        case made(StreamRecord)
+        case changed(StreamRecord)
+        case deleted(String)
+    }
+
+    /// Told of every stream made, changed or deleted on this node (set once the cluster is
+    /// up): the cluster places a new record with the nodes other nodes will ask, and tells the
+    /// nodes keeping a copy of a change. Must not block.
+    package func whenChanged(_ body: @escaping @Sendable (RecordChange) -> Void) { onChange.withLock { $0 = body } }
+    private let onChange = Mutex<(@Sendable (RecordChange) -> Void)?>(nil)
+    private func tell(_ change: RecordChange) { onChange.withLock({ $0 })?(change) }
 
     private func askPeers(_ query: Query) async -> StreamRecord? {
         guard let lookup = peerLookup.withLock({ $0 }) else { return nil }
@@ -254,7 +292,8 @@ package final class StreamCatalog: Sendable {
         guard allowed, let record = await lookup(query) else { return nil }
         budget.withLock { _ = $0.misses.removeValue(forKey: query) }
         await adopt(record)
-        return record
+        // What was adopted (nothing, for a stream deleted here).
+        return self.record(query)
     }
 
     private func learnKey(_ key: String, of record: StreamRecord) async {
@@ -265,8 +304,15 @@ package final class StreamCatalog: Sendable {
         }
     }
 
-    /// Keeps a record another node made: in memory, and in this node's database.
-    package func adopt(_ record: StreamRecord) async {
+    /// Keeps a record another node made: in memory, and in this node's database. `onlyIfKnown`:
+    /// a change told to every node, taken only by those that keep the record already. A
+    /// deleted stream's record is refused (a node that was away may still offer it).
+    package func adopt(_ record: StreamRecord, onlyIfKnown: Bool = false) async {
+        if onlyIfKnown, self.record(id: record.id) == nil { return }
+        if (try? await store.isDeleted(id: record.id)) == true {
+            logger.debug("record of a deleted stream refused", metadata: ["stream": "\(record.id)"])
+            return
+        }
         let known = records.withLock { s -> StreamRecord? in
             if let r = s.byID[record.id] { return r }
             s.add(record)

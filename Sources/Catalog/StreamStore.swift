@@ -57,9 +57,30 @@ package struct StreamStore: Sendable {
         await database.announce(id, on: Self.changes)
     }
 
-    package func delete(id: String) async throws {
+    /// Deletes a stream's record and remembers that it was deleted (a tombstone), so that a
+    /// node that was away cannot bring it back. Also for a stream this database never had.
+    package func delete(id: String, at time: Date = Date()) async throws {
         try await sql.delete(from: "streams").where("id", .equal, id).run()
+        try await sql.insert(into: "deleted_streams").columns("id", "deleted_at")
+            .values(SQLBind(id), SQLBind(time.timeIntervalSince1970)).ignoringConflicts().run()
         await database.announce(id, on: Self.changes)
+    }
+
+    /// Whether the stream was deleted (and its tombstone not yet purged).
+    package func isDeleted(id: String) async throws -> Bool {
+        try await sql.select().column("id").from("deleted_streams").where("id", .equal, id).first() != nil
+    }
+
+    /// The streams deleted since `time`, oldest first.
+    package func deleted(since time: Date = .distantPast) async throws -> [String] {
+        try await sql.select().column("id").from("deleted_streams")
+            .where("deleted_at", .greaterThanOrEqual, SQLBind(time.timeIntervalSince1970)).orderBy("deleted_at").all()
+            .compactMap { try? $0.decode(column: "id", as: String.self) }
+    }
+
+    /// Forgets tombstones older than `time`: a node away longer than that may bring its record back.
+    package func purgeDeleted(before time: Date) async throws {
+        try await sql.delete(from: "deleted_streams").where("deleted_at", .lessThan, SQLBind(time.timeIntervalSince1970)).run()
     }
 
     /// Keeps the key of a record stored without one (learned by id, then presented by a broadcaster).

@@ -17,6 +17,8 @@ import NodeMetrics
 
 package enum PeerRecords {
     package static let path = "/internal/streams"
+    /// Where a node tells the others of records changed or deleted on it.
+    package static let changesPath = "/internal/streams/changes"
     /// What the cluster token is good for (relay and replica tokens name a stream instead).
     package static let scope = "records"
     /// Records in one placement request, and its largest body.
@@ -82,13 +84,7 @@ package enum PeerRecords {
         for start in stride(from: 0, to: records.count, by: maxBatch) {
             let batch = records[start..<min(start + maxBatch, records.count)].map(PeerRecord.init)
             guard let body = try? encoder.encode(batch) else { return false }
-            var request = HTTPClientRequest(url: transport.baseURL(for: member) + path)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName,
-                                value: tokens.token(for: ClusterRequest(.records, "POST", path), scope: scope, body: Array(body)))
-            request.body = .bytes(ByteBuffer(bytes: body))
-            guard let response = try? await client.execute(request, timeout: .seconds(10)), response.status == .noContent else {
+            guard await post(body, to: path, at: member, transport: transport, client: client, tokens: tokens) else {
                 ok = false
                 continue
             }
@@ -97,8 +93,43 @@ package enum PeerRecords {
         return ok
     }
 
+    /// Tells `member` of records changed and streams deleted (in batches); true when it took them all.
+    @discardableResult
+    package static func tell(changed: [StreamRecord] = [], deleted: [String] = [], at member: Member, transport: ClusterTransport,
+                             client: HTTPClient, tokens: ClusterTokens) async -> Bool {
+        var ok = true
+        let batches = stride(from: 0, to: changed.count, by: maxBatch).map {
+            RecordChanges(changed: changed[$0..<min($0 + maxBatch, changed.count)].map(PeerRecord.init), deleted: [])
+        } + stride(from: 0, to: deleted.count, by: maxBatch).map {
+            RecordChanges(changed: [], deleted: Array(deleted[$0..<min($0 + maxBatch, deleted.count)]))
+        }
+        for batch in batches {
+            guard let body = try? encoder.encode(batch),
+                  await post(body, to: changesPath, at: member, transport: transport, client: client, tokens: tokens) else {
+                ok = false
+                continue
+            }
+        }
+        return ok
+    }
+
+    /// A signed POST of `body` to another node's `target`; true on 204.
+    private static func post(_ body: Data, to target: String, at member: Member, transport: ClusterTransport, client: HTTPClient,
+                             tokens: ClusterTokens) async -> Bool {
+        var request = HTTPClientRequest(url: transport.baseURL(for: member) + target)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName,
+                            value: tokens.token(for: ClusterRequest(.records, "POST", target), scope: scope, body: Array(body)))
+        request.body = .bytes(ByteBuffer(bytes: body))
+        guard let response = try? await client.execute(request, timeout: .seconds(10)) else { return false }
+        return response.status == .noContent
+    }
+
     /// `GET /internal/streams?id=|key=`: this node's own record; `POST /internal/streams`: records
-    /// placed here. Both for a node holding a token for `records`.
+    /// placed here; `POST /internal/streams/changes`: records changed and streams deleted on
+    /// another node (a change is taken only for a record kept here). All for a node holding a
+    /// token for `records`, whose token covers the body.
     package static func routes(catalog: StreamCatalog, tokens: ClusterTokens) -> RouteCollection<NodeRequestContext> {
         let routes = RouteCollection(context: NodeRequestContext.self)
         routes.add(middleware: ClusterTokenMiddleware(tokens: tokens, purpose: .records))
@@ -112,26 +143,52 @@ package enum PeerRecords {
                             body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
         routes.post(RouterPath(path)) { request, context -> Response in
-            guard case .node(_, _, _, let digest?) = context.caller else { throw Problem(.unauthorized, "the cluster token names no body") }
-            let body = try await request.body.collect(upTo: maxBody)
-            guard ClusterTokens.digest(body.readableBytesView) == digest else {
-                throw Problem(.unauthorized, ClusterTokenError.wrongBody.description)
-            }
+            let body = try await signedBody(request, context)
             let placed: [PeerRecord]
             do { placed = try decoder.decode([PeerRecord].self, from: Data(buffer: body)) } catch {
                 throw Problem.badRequest("not a list of stream records: \(error)")
             }
-            guard placed.count <= maxBatch else { throw Problem.badRequest("at most \(maxBatch) records at once") }
-            for r in placed {
-                guard StreamIdentifiers.isWellFormed(Substring(r.id)), r.keyDigest.count == 64,
-                      r.owner.map({ StreamIdentifiers.isWellFormed(Substring($0)) }) ?? true else {
-                    throw Problem.badRequest("malformed record \(r.id.prefix(64))")
-                }
-            }
+            try check(placed, deleted: [])
             for r in placed { await catalog.adopt(r.record) }
             return Response(status: .noContent)
         }
+        routes.post(RouterPath(changesPath)) { request, context -> Response in
+            let body = try await signedBody(request, context)
+            let changes: RecordChanges
+            do { changes = try decoder.decode(RecordChanges.self, from: Data(buffer: body)) } catch {
+                throw Problem.badRequest("not a list of record changes: \(error)")
+            }
+            try check(changes.changed, deleted: changes.deleted)
+            for id in changes.deleted { await catalog.forget(id: id) }
+            for r in changes.changed { await catalog.adopt(r.record, onlyIfKnown: true) }
+            NodeMetrics.recordChangesApplied.increment(by: changes.changed.count + changes.deleted.count)
+            return Response(status: .noContent)
+        }
         return routes
+    }
+
+    /// The body of a request whose cluster token covers it (by its digest), bounded.
+    private static func signedBody(_ request: Request, _ context: NodeRequestContext) async throws -> ByteBuffer {
+        guard case .node(_, _, _, let digest?) = context.caller else { throw Problem(.unauthorized, "the cluster token names no body") }
+        let body = try await request.body.collect(upTo: maxBody)
+        guard ClusterTokens.digest(body.readableBytesView) == digest else {
+            throw Problem(.unauthorized, ClusterTokenError.wrongBody.description)
+        }
+        return body
+    }
+
+    /// Refuses a batch too big or naming malformed streams, before anything of it is kept.
+    private static func check(_ records: [PeerRecord], deleted: [String]) throws {
+        guard records.count <= maxBatch, deleted.count <= maxBatch else { throw Problem.badRequest("at most \(maxBatch) records at once") }
+        for r in records {
+            guard StreamIdentifiers.isWellFormed(Substring(r.id)), r.keyDigest.count == 64,
+                  r.owner.map({ StreamIdentifiers.isWellFormed(Substring($0)) }) ?? true else {
+                throw Problem.badRequest("malformed record \(r.id.prefix(64))")
+            }
+        }
+        for id in deleted where !StreamIdentifiers.isWellFormed(Substring(id)) {
+            throw Problem.badRequest("malformed stream id \(id.prefix(64))")
+        }
     }
 
     package static let encoder: JSONEncoder = {
@@ -145,6 +202,12 @@ package enum PeerRecords {
         d.dateDecodingStrategy = .secondsSince1970
         return d
     }()
+}
+
+/// Records changed and streams deleted on one node, told to the others.
+package struct RecordChanges: Codable, Equatable, Sendable {
+    package var changed: [PeerRecord]
+    package var deleted: [String]
 }
 
 /// A stream record as one node tells another: the key's digest, never the key.

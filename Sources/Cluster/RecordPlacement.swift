@@ -4,7 +4,10 @@
 // old ring sends it to the nodes that hold it under the new one and did not before. A node
 // starting up held everything it has (its old ring was itself alone), so its records reach
 // their holders once the cluster forms. Lookups (`PeerRecords.lookup`) then ask those holders
-// and no one else.
+// and no one else. A record changed here (details, visibility, a new key) goes to its holders
+// and to every other node, which takes it if it keeps a copy (learned by a lookup); a deletion
+// goes to every node, and its tombstone moves with the ring like a record, so a holder that was
+// away is told too and no node brings the stream back.
 import AsyncHTTPClient
 import Catalog
 import Gossip
@@ -35,16 +38,45 @@ package struct RecordPlacement: Service {
         self.interval = interval
     }
 
-    /// Sends a record made here to its holders (without waiting for them).
-    package func placeNew(_ record: StreamRecord) {
+    /// Sends what happened to a record here to the nodes that keep it (without waiting for them).
+    package func tell(_ change: StreamCatalog.RecordChange) {
         guard enabled else { return }
         let view = router.view.snapshot
-        let targets = PeerRecords.holders(of: record.id, ring: view.ring, members: view.members).filter { $0.id.rawValue != localID }
-        guard !targets.isEmpty else { return }
-        Task {
-            for member in targets where !(await PeerRecords.place([record], at: member, transport: router.transport, client: client, tokens: tokens)) {
-                logger.warning("stream record not placed", metadata: ["stream": "\(record.id)", "at": "\(member.id)"])
+        let others = view.members.filter { $0.id.rawValue != localID && $0.status == .alive }
+        switch change {
+        case .made(let record), .changed(let record):
+            let holders = PeerRecords.holders(of: record.id, ring: view.ring, members: view.members).filter { $0.id.rawValue != localID }
+            let rest: [Member]
+            if case .changed = change { rest = others.filter { m in !holders.contains { $0.id == m.id } } } else { rest = [] }
+            guard !holders.isEmpty || !rest.isEmpty else { return }
+            Task {
+                for member in holders where !(await PeerRecords.place([record], at: member, transport: router.transport, client: client, tokens: tokens)) {
+                    logger.warning("stream record not placed", metadata: ["stream": "\(record.id)", "at": "\(member.id)"])
+                }
+                await tellAll(rest, changed: [record], deleted: [], stream: record.id)
             }
+        case .deleted(let id):
+            guard !others.isEmpty else { return }
+            Task { await tellAll(others, changed: [], deleted: [id], stream: id) }
+        }
+    }
+
+    /// Tells `members` at once, a few at a time.
+    private func tellAll(_ members: [Member], changed: [StreamRecord], deleted: [String], stream: String) async {
+        var failed = 0
+        for start in stride(from: 0, to: members.count, by: 16) {
+            await withTaskGroup(of: Bool.self) { group in
+                for member in members[start..<min(start + 16, members.count)] {
+                    group.addTask {
+                        await PeerRecords.tell(changed: changed, deleted: deleted, at: member, transport: router.transport,
+                                               client: client, tokens: tokens)
+                    }
+                }
+                for await ok in group where !ok { failed += 1 }
+            }
+        }
+        if failed > 0 {
+            logger.warning("stream record change not told to every node", metadata: ["stream": "\(stream)", "failed": "\(failed)"])
         }
     }
 
@@ -59,7 +91,14 @@ package struct RecordPlacement: Service {
             let view = router.view.snapshot
             guard !view.ring.isEmpty, view.ring.nodes != previous.nodes else { continue }
             let moves = Self.moves(catalog.all, from: previous, to: view.ring, members: view.members, localID: localID)
+            // Deletions move like records: a holder that was away hears of them from the others.
+            let deleted = (try? await catalog.deletedStreams()) ?? []
+            let tombstones = Self.moves(deleted, id: { $0 }, from: previous, to: view.ring, members: view.members, localID: localID)
             previous = view.ring
+            for (member, ids) in tombstones where !(await PeerRecords.tell(deleted: ids, at: member, transport: router.transport,
+                                                                               client: client, tokens: tokens)) {
+                logger.warning("stream deletions not told", metadata: ["at": "\(member.id)", "streams": "\(ids.count)"])
+            }
             guard !moves.isEmpty else { continue }
             var placed = 0
             for (member, records) in moves {
@@ -77,18 +116,24 @@ package struct RecordPlacement: Service {
     /// under `old` goes to its holders under `new` that were not holders under `old`.
     package static func moves(_ records: [StreamRecord], from old: HashRing, to new: HashRing, members: [Member],
                               localID: String) -> [(Member, [StreamRecord])] {
+        moves(records, id: \.id, from: old, to: new, members: members, localID: localID)
+    }
+
+    /// The same for anything kept per stream (`id` names its stream): records, tombstones.
+    package static func moves<Item>(_ items: [Item], id: (Item) -> String, from old: HashRing, to new: HashRing, members: [Member],
+                                    localID: String) -> [(Member, [Item])] {
         let local = NodeID(localID)
-        var byMember: [NodeID: [StreamRecord]] = [:]
-        for record in records {
-            guard let was = old.placement(for: record.id), was.owner == local || was.standbys.contains(local),
-                  let now = new.placement(for: record.id) else { continue }
+        var byMember: [NodeID: [Item]] = [:]
+        for record in items {
+            guard let was = old.placement(for: id(record)), was.owner == local || was.standbys.contains(local),
+                  let now = new.placement(for: id(record)) else { continue }
             let before = Set([was.owner] + was.standbys)
             for holder in [now.owner] + now.standbys where holder != local && !before.contains(holder) {
                 byMember[holder, default: []].append(record)
             }
         }
-        return byMember.sorted { $0.key < $1.key }.compactMap { id, records in
-            members.first { $0.id == id && $0.status == .alive }.map { ($0, records) }
+        return byMember.sorted { $0.key < $1.key }.compactMap { node, items in
+            members.first { $0.id == node && $0.status == .alive }.map { ($0, items) }
         }
     }
 }

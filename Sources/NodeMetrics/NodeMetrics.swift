@@ -41,6 +41,8 @@ package enum NodeMetrics {
     package static let recordLookupsAnswered = Counter(label: "streamtube_record_lookups_answered_total")
     /// Records this node sent to the nodes the ring places them with.
     package static let recordsPlaced = Counter(label: "streamtube_records_placed_total")
+    /// Record changes and deletions other nodes told this one of, applied here.
+    package static let recordChangesApplied = Counter(label: "streamtube_record_changes_applied_total")
 
     // MARK: Cluster TLS (node-to-node connections on the HTTP and RTMP listeners)
     /// A TLS connection on `listener` (http, rtmp): accepted (a client certificate from a cluster

@@ -349,6 +349,76 @@ final class CatalogTests: XCTestCase {
     }
 }
 
+extension CatalogTests {
+    /// What a catalog tells the cluster, and what it takes from it, when a stream is changed or
+    /// deleted on another node: changes only for records kept here, deletions always, and no
+    /// record of a deleted stream ever again (until its tombstone is old).
+    func testChangesAndDeletionsFromPeersAndTombstones() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+            let clock = Clock()
+            clock.seconds = Date().timeIntervalSince1970
+            let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer), logger: logger, now: { clock.seconds })
+            let told = Told()
+            catalog.whenChanged { told.add($0) }
+
+            // Made, changed (details, a new key), deleted here: each told once, in order.
+            let made = try await catalog.create(title: "Mine")
+            var details = StreamDetails()
+            details.visibility = .inviteOnly
+            let changed = try await catalog.update(id: made.id, details)
+            let rekeyed = try await catalog.rotateKey(id: made.id)
+            _ = try await catalog.update(id: made.id, details)  // no change: nothing told
+            let deletedHere = try await catalog.delete(id: made.id)
+            XCTAssertTrue(deletedHere, at)
+            XCTAssertEqual(told.changes, [.made(made), .changed(changed!), .changed(rekeyed!), .deleted(made.id)], at)
+
+            // A change for a record not kept here is not taken; one for a record kept here is.
+            let learned = StreamRecord(id: "peer1", key: nil, keyDigest: StreamIdentifiers.digest("k1"), title: "Theirs", createdAt: Date())
+            var private1 = learned
+            private1.visibility = .inviteOnly
+            await catalog.adopt(private1, onlyIfKnown: true)
+            XCTAssertNil(catalog.record(id: "peer1"), "\(at): a change to a record this node never kept")
+            await catalog.adopt(learned)
+            await catalog.adopt(private1, onlyIfKnown: true)
+            XCTAssertEqual(catalog.record(id: "peer1")?.visibility, .inviteOnly, at)
+            try await catalog.load()
+            XCTAssertEqual(catalog.record(id: "peer1")?.visibility, .inviteOnly, "\(at): kept in the database")
+
+            // Deleted on another node: gone here, and never placed here again, nor found by a lookup.
+            await catalog.forget(id: "peer1")
+            XCTAssertNil(catalog.record(id: "peer1"), at)
+            await catalog.adopt(learned)
+            XCTAssertNil(catalog.record(id: "peer1"), "\(at): a stale holder cannot bring it back")
+            catalog.lookUpPeers { _ in learned }
+            let found = await catalog.find(id: "peer1")
+            XCTAssertNil(found, "\(at): nor a peer that still has it")
+            try await catalog.load()
+            XCTAssertNil(catalog.record(id: "peer1"), at)
+            // A deletion of a stream never known here is remembered too.
+            await catalog.forget(id: "never2")
+            let deleted = try await catalog.deletedStreams()
+            XCTAssertEqual(Set(deleted), [made.id, "peer1", "never2"], at)
+
+            // Tombstones are kept for a while, then forgotten (a record may then come back).
+            clock.seconds += (StreamCatalog.tombstoneDays + 1) * 86_400
+            let later = try await catalog.deletedStreams()
+            XCTAssertEqual(later, [], at)
+            await catalog.adopt(learned)
+            XCTAssertNotNil(catalog.record(id: "peer1"), at)
+            await db.close()
+        }
+    }
+}
+
+final class Told: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [StreamCatalog.RecordChange] = []
+    func add(_ c: StreamCatalog.RecordChange) { lock.withLock { list.append(c) } }
+    var changes: [StreamCatalog.RecordChange] { lock.withLock { list } }
+}
+
 final class Clock: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 1_000_000.0

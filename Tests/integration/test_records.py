@@ -4,6 +4,7 @@ node that has it."""
 import os
 import re
 import tempfile
+import time
 
 from conftest import ADMIN_TOKEN, Node, free_port, http, push, wait_for
 from test_cluster import keygen, wait_converged
@@ -118,6 +119,72 @@ def test_records_live_where_the_ring_puts_them_and_only_those_nodes_are_asked():
             r = http("GET", f"{nodes['n5'].base}/live/{s['id']}/master.m3u8?routed=1")
             assert r.status == 404 and "offline" in r.json()["detail"]
         assert counter(nodes["n5"], "streamtube_record_lookups_sent_total") == sent
+    finally:
+        for n in nodes.values():
+            n.stop()
+
+
+def test_changes_and_deletions_reach_every_node_that_keeps_the_record():
+    """A node that learned a record by asking (not a holder) hears when it is made private; a
+    deleted stream is gone on every node, its key refused; a holder that was away when it was
+    deleted is told when it comes back, and brings nothing back."""
+    key = keygen()
+    root = tempfile.mkdtemp(prefix="streamtube-changes-")
+    seed = free_port()
+
+    def make(name, seeds=True):
+        args = ["--node-id", name, "--cluster-key", key, "--gossip-preset", "local", "--ladder", "none"]
+        if seeds:
+            args += ["--seeds", f"127.0.0.1:{seed}"]
+        return Node(os.path.join(root, name), args, gossip_port=None if seeds else seed)
+
+    nodes = {"n0": make("n0", seeds=False).start()}
+    for name in ("n1", "n2", "n3"):
+        nodes[name] = make(name).start()
+    try:
+        wait_converged(list(nodes.values()), list(nodes))
+        n0 = nodes["n0"]
+        # Three holders of four nodes: a stream n0 holds has one node outside its holders.
+        s = next(s for s in (n0.create_stream(f"Changing {i}") for i in range(20)) if "n0" in holders(n0, s["id"]))
+        held = holders(n0, s["id"])
+        outsider = nodes[(set(nodes) - set(held)).pop()]
+        assert not knows(outsider, s["id"])
+        # The outsider learns the record by a viewer's question: public and offline.
+        r = http("GET", f"{outsider.base}/live/{s['id']}/master.m3u8?routed=1")
+        assert r.status == 404 and "offline" in r.json()["detail"], r.text
+        assert knows(outsider, s["id"])
+
+        # Made invite-only on n0: at once private on the outsider too, without a token.
+        applied = counter(outsider, "streamtube_record_changes_applied_total")
+        r = http("PATCH", f"{n0.base}/api/streams/{s['id']}", {"visibility": "invite-only"}, token=ADMIN_TOKEN)
+        assert r.status == 200, r.text
+        wait_for(lambda: http("GET", f"{outsider.base}/api/streams/{s['id']}", token=ADMIN_TOKEN).json()["visibility"]
+                 == "invite-only", 3, "the outsider to hear of the change")
+        assert counter(outsider, "streamtube_record_changes_applied_total") > applied
+        for n in nodes.values():
+            r = http("GET", f"{n.base}/live/{s['id']}/master.m3u8?routed=1")
+            assert r.status == 403, (n.base, r.status, r.text)
+
+        # A holder goes away; the stream is deleted on n0 meanwhile.
+        away = nodes[next(h for h in reversed(held) if h != "n0")]
+        away.stop()
+        r = http("DELETE", f"{n0.base}/api/streams/{s['id']}", token=ADMIN_TOKEN)
+        assert r.status == 204, r.text
+        for name, n in nodes.items():
+            if n is not away:
+                wait_for(lambda: not knows(n, s["id"]), 3, f"{name} to forget the deleted stream")
+        # Back with its old database: told of the deletion by the others, it forgets the record,
+        # and the record it still had is refused by the holders it offers it to.
+        away.start()
+        wait_converged(list(nodes.values()), list(nodes))
+        wait_for(lambda: not knows(away, s["id"]), 10, "the returning holder to hear of the deletion")
+        time.sleep(2)  # any placement the returning node makes has happened
+        for name, n in nodes.items():
+            assert not knows(n, s["id"]), f"{name} brought the deleted stream back"
+        # Its key opens nothing anywhere.
+        for n in (away, outsider):
+            bad = push(n, s["key"], seconds=1, size="160x120")
+            assert bad.wait(20) != 0
     finally:
         for n in nodes.values():
             n.stop()
