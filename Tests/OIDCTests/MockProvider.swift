@@ -10,20 +10,8 @@ import ServiceLifecycle
 import Synchronization
 @testable import OIDC
 
-/// The claims the mock puts in ID tokens; tests change them to make bad tokens.
-struct TestClaims: JWTPayload {
-    var iss: String
-    var sub: String
-    var aud: AudienceClaim
-    var exp: ExpirationClaim
-    var iat: IssuedAtClaim
-    var nonce: String?
-    var azp: String?
-    var email: String?
-    var email_verified: Bool?
-    var name: String?
-    func verify(using algorithm: some JWTAlgorithm) async throws {}
-}
+/// The mock signs the very claims sign-in reads (`IDTokenClaims`); tests change them to make bad tokens.
+typealias TestClaims = IDTokenClaims
 
 /// A signing key the mock holds: its private half signs, its public half goes in the JWKS.
 struct TestKey: Sendable {
