@@ -202,7 +202,7 @@ def test_watch_page_plays_a_private_stream_for_its_owner_only(single, chromium):
         r = chromium.js(f"return fetch('/watch/{s['id']}').then(r => r.status)")
         assert r == 403
         web.open(f"/watch/{s['id']}")
-        assert "this stream is private: ask its broadcaster for an invitation" in web.text().lower()
+        assert "only people its broadcaster invited can watch it" in web.text().lower()
         assert chromium.js(f"return fetch('/watch/{s['id']}/token').then(r => r.status)") == 403
         other_api = http("POST", node.base + "/api/v1/auth/token", {"email": "other@example.com", "password": PASSWORD}).json()["token"]
         assert http("GET", f"{node.base}/api/v1/streams/{s['id']}/playback-token", token=other_api).status == 404

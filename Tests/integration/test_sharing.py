@@ -75,6 +75,9 @@ def test_a_crawler_gets_the_cards_tags_absolute_and_escaped(node):
     for url in (m["og:url"], m["og:image"]):
         assert urllib.parse.urlsplit(url).scheme == "http" and urllib.parse.urlsplit(url).netloc, url
     assert page.title == f"{TRICKY} · StreamTube"
+    # The description under the player, as text (its line break kept by the style), and a way home.
+    html = http("GET", watch).text
+    assert '<p class="about">First line.\nSecond &lt;line&gt; &amp; more</p>' in html and '<a href="/"' in html
     canonical = [link for link in page.links if link.get("rel") == "canonical"]
     assert [c["href"] for c in canonical] == [watch]
     oembed = [link for link in page.links if link.get("type") == "application/json+oembed"]

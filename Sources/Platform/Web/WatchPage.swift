@@ -34,11 +34,14 @@ package enum WatchPage {
     /// A stream's watch page, absolute: the URL people share.
     package static func url(id: String, publicURL: String) -> String { "\(publicURL)/watch/\(id)" }
 
+    /// The way back to the platform, on every page a viewer lands on from a shared link.
+    static let brand = #"<header style="padding:.8em 1em;border-bottom:1px solid #333"><a href="/" style="color:#eee;font-weight:bold;font-size:1.2em;text-decoration:none">StreamTube</a></header>"#
+
     package static let notFound = """
     <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
     <title>No such stream · StreamTube</title></head>
-    <body style="font-family:system-ui,sans-serif;background:#111;color:#eee;padding:3em">
-    <main><h1>No such stream</h1><p>Check the link you were given.</p></main></body></html>
+    <body style="font-family:system-ui,sans-serif;background:#111;color:#eee;margin:0">\(brand)
+    <main style="padding:1em 1em 3em"><h1>No such stream</h1><p>Check the link you were given.</p></main></body></html>
     """
 
     /// The page of a private stream for someone who may not watch it: its share card (the title
@@ -47,9 +50,9 @@ package enum WatchPage {
         """
         <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
         <title>Private stream · StreamTube</title>\(card?.html ?? "")</head>
-        <body style="font-family:system-ui,sans-serif;background:#111;color:#eee;padding:3em">
-        <main><h1>This stream is private</h1><p>This stream is private: ask its broadcaster for an invitation.</p>
-        <p><a style="color:#9cf" href="/signin">Sign in</a> if you were invited.</p></main></body></html>
+        <body style="font-family:system-ui,sans-serif;background:#111;color:#eee;margin:0">\(brand)
+        <main style="padding:1em 1em 3em"><h1>This stream is private</h1><p>Only people its broadcaster invited can watch it.</p>
+        <p><a style="color:#9cf" href="/signin">Sign in</a> if you were invited, or open the invitation link you were sent.</p></main></body></html>
         """
     }
 
@@ -63,7 +66,8 @@ package enum WatchPage {
     ///   - embedCode: the iframe the share bar offers to copy; nil: none (the stream cannot be embedded).
     ///   - token: a private stream's playback token, and in how many seconds it expires: the player
     ///     adds it to every request and renews it at `/watch/{id}/token`.
-    package static func render(id: String, title: String, nodes: [String] = [], nonce: String = "", startsAt: Date? = nil,
+    ///   - description: what its broadcaster wrote about it, shown under the player.
+    package static func render(id: String, title: String, description: String = "", nodes: [String] = [], nonce: String = "", startsAt: Date? = nil,
                                calendar: String? = nil, card: ShareCard? = nil, embedCode: String? = nil,
                                token: String? = nil, tokenExpiresIn: Int? = nil) -> String {
         let shareBar = card?.shareBar(embedCode: embedCode) ?? ""
@@ -105,9 +109,12 @@ package enum WatchPage {
           .share details { margin-top: .8em; }
           .share summary { cursor: pointer; }
           .share pre { margin: .5em 0 0; padding: .6em; background: #222; border-radius: .3em; white-space: pre-wrap; overflow-wrap: anywhere; }
+          .about { white-space: pre-line; overflow-wrap: anywhere; margin: 1em 0 0; max-width: 60em; }
+          header a:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
         </style>
         </head>
         <body>
+        \(brand)
         <main>
           <h1>\(t)</h1>
           <div class="player">
@@ -121,6 +128,7 @@ package enum WatchPage {
             <label>Quality <select id="quality"><option value="auto">Auto</option></select></label>
             <button id="toggle-stats" type="button" aria-pressed="false" aria-controls="stats">Stats</button>
           </div>
+        \(description.isEmpty ? "" : "<p class=\"about\">\(escape(description))</p>")
         \(shareBar)
         </main>
         <script src="\(Pages.scriptPath)" defer></script>

@@ -83,7 +83,7 @@ package struct WebRoutes: Sendable {
                 guard let pass = await pass(for: record, request, context) else {
                     return Responses.html(WatchPage.privateStream(card: ShareCard.stream(record, publicURL: publicURL)), status: .forbidden)
                 }
-                var page = Responses.html(WatchPage.render(id: record.id, title: record.title, nodes: nodes(), nonce: context.cspNonce ?? "",
+                var page = Responses.html(WatchPage.render(id: record.id, title: record.title, description: record.description, nodes: nodes(), nonce: context.cspNonce ?? "",
                                                            startsAt: record.startsAt, card: ShareCard.stream(record, publicURL: publicURL),
                                                            token: pass.token, tokenExpiresIn: Self.expiresIn(pass)))
                 page.headers[.cacheControl] = "no-store"
@@ -91,7 +91,7 @@ package struct WebRoutes: Sendable {
             }
             if let redirect = redirect(request) { return redirect }
             let card = ShareCard.stream(record, publicURL: publicURL)
-            return Responses.html(WatchPage.render(id: record.id, title: record.title, nodes: nodes(), nonce: context.cspNonce ?? "",
+            return Responses.html(WatchPage.render(id: record.id, title: record.title, description: record.description, nodes: nodes(), nonce: context.cspNonce ?? "",
                                                    startsAt: record.startsAt, calendar: record.visibility.isPrivate ? nil : "/watch/\(record.id)/calendar.ics",
                                                    card: card, embedCode: record.visibility.isPrivate ? nil
                                                        : EmbedPage.code(id: record.id, title: record.title, publicURL: publicURL)))
