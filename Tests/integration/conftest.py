@@ -4,6 +4,7 @@ server (`ops/test-postgres`) for the tests that want one."""
 import json
 import math
 import os
+import random
 import re
 import shutil
 import socket
@@ -49,22 +50,37 @@ def detection_bound(members, preset=LOCAL_PRESET):
 _handed_out = set()
 
 
+def pytest_configure(config):
+    # Known without pytest-xdist too (a run with `-p no:xdist`).
+    config.addinivalue_line("markers", "xdist_group(name): tests that run one at a time on one parallel worker")
+
+
+# Tests run in parallel workers (pytest-xdist). Ports come from below the kernel's ephemeral
+# range (32768 and up: what bind(0) and outgoing connections take, for any process), each worker
+# from a band of its own, so no two workers and no other program hand out the same port.
+_worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_band = (32000 - 10000) // _workers
+_ports = range(10000 + _worker * _band, 10000 + (_worker + 1) * _band)
+
+
 def free_port():
-    """A port free now and not handed out before in this run (the kernel may offer a port
-    again once its socket is closed: two nodes' ports must never collide)."""
+    """A port free now, of this worker's band, and not handed out before in this run (two
+    nodes' ports must never collide)."""
     while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        # Free for UDP too: the gossip port is both.
+        port = random.choice(_ports)
+        if port in _handed_out:
+            continue
         try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+            # Free for UDP too: the gossip port is both.
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
                 u.bind(("127.0.0.1", port))
         except OSError:
             continue
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+        _handed_out.add(port)
+        return port
 
 
 def wait_for(predicate, timeout, what, every=0.2):

@@ -12,6 +12,9 @@ import pytest
 
 from conftest import ADMIN_TOKEN, Node, binary, detection_bound, free_port, http, push, wait_for
 
+# Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
+pytestmark = pytest.mark.xdist_group("media")
+
 N = 5
 # The failure-detection bound of the local preset's configured timings for 5 members (6.4 s,
 # see conftest.detection_bound), with slack for a noisy, shared machine and the 0.1 s polling.

@@ -16,6 +16,9 @@ from failover import renditions, segments, stream_placed
 from test_cluster import keygen, wait_converged, wait_for
 from test_single_node import decode_seconds
 
+# Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
+pytestmark = pytest.mark.xdist_group("media")
+
 
 def metric(node, name, **labels):
     """A counter's value from the node's /metrics (0 when it has not been counted yet)."""

@@ -14,6 +14,9 @@ from conftest import ADMIN_TOKEN, Node, binary, epoch_of, free_port, http, push
 from test_cluster import keygen, wait_converged, wait_for
 from test_single_node import decode_seconds, hinted_part
 
+# Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
+pytestmark = pytest.mark.xdist_group("media")
+
 
 def metric(node, name, before_first_use=False):
     """A counter's value. A missing counter fails, so a renamed metric cannot read as 0; only

@@ -10,6 +10,9 @@ from conftest import http, push
 from gaptools import max_gap, stamped_publisher, FrameReader
 from test_cluster import wait_for
 
+# Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
+pytestmark = pytest.mark.xdist_group("media")
+
 
 def check_common(out):
     assert out["player_alive"], out["reader_stderr"]

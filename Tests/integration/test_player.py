@@ -13,6 +13,9 @@ from conftest import Node, detection_bound, free_port, http, push
 from test_cluster import keygen, wait_converged, wait_for
 from throttle import ThrottleProxy
 
+# Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
+pytestmark = pytest.mark.xdist_group("media")
+
 
 def stats(browser):
     return browser.js("return window.streamtubePlayer ? window.streamtubePlayer.stats() : null")
