@@ -4,7 +4,8 @@
 // old ring sends it to the nodes that hold it under the new one and did not before. A node
 // starting up held everything it has (its old ring was itself alone), so its records reach
 // their holders once the cluster forms. Lookups (`PeerRecords.lookup`) then ask those holders
-// and no one else.
+// and no one else. An uploaded picture a record names follows it to the same nodes
+// (`PeerThumbnails`).
 import AsyncHTTPClient
 import Catalog
 import Gossip
@@ -42,7 +43,7 @@ package struct RecordPlacement: Service {
         let targets = PeerRecords.holders(of: record.id, ring: view.ring, members: view.members).filter { $0.id.rawValue != localID }
         guard !targets.isEmpty else { return }
         Task {
-            for member in targets where !(await PeerRecords.place([record], at: member, transport: router.transport, client: client, tokens: tokens)) {
+            for member in targets where !(await place([record], at: member)) {
                 logger.warning("stream record not placed", metadata: ["stream": "\(record.id)", "at": "\(member.id)"])
             }
         }
@@ -63,7 +64,7 @@ package struct RecordPlacement: Service {
             guard !moves.isEmpty else { continue }
             var placed = 0
             for (member, records) in moves {
-                if await PeerRecords.place(records, at: member, transport: router.transport, client: client, tokens: tokens) {
+                if await place(records, at: member) {
                     placed += records.count
                 } else {
                     logger.warning("stream records not placed", metadata: ["at": "\(member.id)", "records": "\(records.count)"])
@@ -71,6 +72,22 @@ package struct RecordPlacement: Service {
             }
             logger.info("stream records placed after a ring change", metadata: ["records": "\(placed)", "nodes": "\(moves.count)"])
         }
+    }
+
+    /// Sends `records` to `member`, then the uploaded pictures they name; true when it took them all.
+    private func place(_ records: [StreamRecord], at member: Member) async -> Bool {
+        guard await PeerRecords.place(records, at: member, transport: router.transport, client: client, tokens: tokens) else { return false }
+        var ok = true
+        for record in records where record.thumbnail != nil {
+            guard let picture = await catalog.uploadedThumbnail(of: record),
+                  await PeerThumbnails.place(id: record.id, picture: picture, at: member, transport: router.transport, client: client,
+                                             tokens: tokens) else {
+                logger.warning("uploaded thumbnail not placed", metadata: ["stream": "\(record.id)", "at": "\(member.id)"])
+                ok = false
+                continue
+            }
+        }
+        return ok
     }
 
     /// What to send where after the ring went from `old` to `new`: each record this node held
