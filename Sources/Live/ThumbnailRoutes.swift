@@ -53,12 +53,28 @@ package struct ThumbnailRoutes: Sendable {
         if let kept = store.current(id: id) { return Self.answer(kept.bytes, etag: kept.etag, cache: Self.cacheControl, request) }
         // Pictures are taken on the origin; an edge asks it (never an edge asking us in turn).
         if let edge, !edge.router.ownsLocally(id), request.headers[.streamTubeEdge] == nil {
-            let upstream = await edge.serve(streamID: id, path: "/thumbnails/\(id).jpg", query: nil, immutable: false)
-            if upstream.status == .ok { return upstream }
+            // A version asked for goes along: the origin, which knows, says whether it is the one shown.
+            let version = request.uri.queryParameters.get("v").flatMap { v -> String? in StreamCatalog.isThumbnailVersion(v) ? "v=\(v)" : nil }
+            let upstream = await edge.serve(streamID: id, path: "/thumbnails/\(id).jpg", query: version, immutable: false)
+            if upstream.status == .ok {
+                if let etag = upstream.headers[.eTag], Self.matches(request, etag) {
+                    return Response(status: .notModified, headers: [.eTag: etag, .cacheControl: upstream.headers[.cacheControl] ?? Self.cacheControl])
+                }
+                return upstream
+            }
         }
         // The origin did not answer: what this node knows.
         if !current, let uploaded = await catalog.uploadedThumbnail(of: record) { return Self.answer(uploaded, request) }
         throw Problem.notFound("stream \(id) has no thumbnail yet")
+    }
+
+    /// Whether the client's copy is the one `etag` names.
+    static func matches(_ request: Request, _ etag: String) -> Bool {
+        guard let match = request.headers[.ifNoneMatch] else { return false }
+        return match.split(separator: ",").contains {
+            let tag = $0.trimmingCharacters(in: .whitespaces)
+            return tag == etag || tag == "*"
+        }
     }
 
     /// An uploaded picture: the same ETag on every node; kept for good at its versioned URL.
@@ -69,12 +85,7 @@ package struct ThumbnailRoutes: Sendable {
 
     /// The picture, or 304 when the client's copy is this one.
     static func answer(_ bytes: [UInt8], etag: String, cache: String, _ request: Request) -> Response {
-        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: {
-            let tag = $0.trimmingCharacters(in: .whitespaces)
-            return tag == etag || tag == "*"
-        }) {
-            return Response(status: .notModified, headers: [.eTag: etag, .cacheControl: cache])
-        }
+        if matches(request, etag) { return Response(status: .notModified, headers: [.eTag: etag, .cacheControl: cache]) }
         return Response(status: .ok, headers: [.contentType: "image/jpeg", .cacheControl: cache, .eTag: etag, .accessControlAllowOrigin: "*"],
                         body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
