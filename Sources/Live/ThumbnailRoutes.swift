@@ -52,6 +52,7 @@ package struct ThumbnailRoutes: Sendable {
         if current, let uploaded = await catalog.uploadedThumbnail(of: record) { return Self.answer(uploaded, request) }
         if let kept = store.current(id: id) { return Self.answer(kept.bytes, etag: kept.etag, cache: Self.cacheControl, request) }
         // Pictures are taken on the origin; an edge asks it (never an edge asking us in turn).
+        var originHasNone = false
         if let edge, !edge.router.ownsLocally(id), request.headers[.streamTubeEdge] == nil {
             // A version asked for goes along: the origin, which knows, says whether it is the one shown.
             let version = request.uri.queryParameters.get("v").flatMap { v -> String? in StreamCatalog.isThumbnailVersion(v) ? "v=\(v)" : nil }
@@ -62,9 +63,10 @@ package struct ThumbnailRoutes: Sendable {
                 }
                 return upstream
             }
+            originHasNone = upstream.status == .notFound
         }
-        // The origin did not answer: what this node knows.
-        if !current, let uploaded = await catalog.uploadedThumbnail(of: record) { return Self.answer(uploaded, request) }
+        // The origin could not be asked: what this node knows (an origin saying "none" is believed).
+        if !current, !originHasNone, let uploaded = await catalog.uploadedThumbnail(of: record) { return Self.answer(uploaded, request) }
         throw Problem.notFound("stream \(id) has no thumbnail yet")
     }
 
