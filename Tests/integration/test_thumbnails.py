@@ -272,9 +272,10 @@ def test_an_upload_on_any_node_is_the_picture_on_every_node_with_databases_of_th
             v = http("GET", f"{n.base}/thumbnails/{sid}.jpg?v={version}")
             assert v.body == shown.body and v.headers["Cache-Control"] == "public, max-age=31536000, immutable", n.base
             assert thumbnail(n, sid, **{"If-None-Match": shown.headers["ETag"]}).status == 304
-            # The share card names the versioned picture (the page as this node makes it, not the nearest edge's).
-            page = http("GET", f"{n.base}/watch/{sid}?routed=1").text
-            assert f'<meta property="og:image" content="{n.base}/thumbnails/{sid}.jpg?v={version}">' in page, n.base
+            # The share card names the versioned picture once the record is here (the page as this node
+            # makes it, not the nearest edge's; the picture may have come from the origin before the record).
+            tag = f'<meta property="og:image" content="{n.base}/thumbnails/{sid}.jpg?v={version}">'
+            wait_for(lambda: tag in http("GET", f"{n.base}/watch/{sid}?routed=1").text, 10, f"the versioned card on {n.base}")
         # The holders keep it in their own databases (placed with the record), not in the live pictures' folder.
         for name in holders(a, sid):
             assert not os.path.exists(os.path.join(nodes[name].data_dir, "thumbnails", f"{sid}.jpg"))
