@@ -216,18 +216,8 @@ final class CatalogTests: XCTestCase {
     /// within a second (PostgreSQL: NOTIFY; a shared SQLite file: its data version, read twice
     /// a second), and a stream made on one is known on the other without a miss.
     func testAChangeOnOneNodeReachesTheOtherWithinASecond() async throws {
-        for location in try await TestDatabases.fresh() {
+        for location in try await TestDatabases.fresh() { try await sharingOneDatabase(location) { a, b, _ in
             let at = TestDatabases.engine(location)
-            let migrations = Migrations.all(sealer: sealer)
-            let dbA = try await Database.open(location, logger: logger, migrations: migrations)
-            let dbB = try await Database.open(location, logger: logger, migrations: migrations)
-            let a = StreamCatalog(store: StreamStore(database: dbA, sealer: sealer), logger: logger)
-            let b = StreamCatalog(store: StreamStore(database: dbB, sealer: sealer), logger: logger)
-            try await a.load()
-            try await b.load()
-            let following = Task { await b.followChanges() }
-            // Listening (PostgreSQL) or the first data version read (SQLite) before the change.
-            try await Task.sleep(for: .milliseconds(700))
             let s = try await a.create(title: "Before")
             try await waitUntil(at, "the new stream on b") { b.record(id: s.id) != nil }
             let started = ContinuousClock.now
@@ -245,11 +235,35 @@ final class CatalogTests: XCTestCase {
             } catch let e as StreamError {
                 XCTAssertEqual(e, .badTitle("a stream needs a title"), at)
             }
-            following.cancel()
-            await following.value
-            await dbA.close()
-            await dbB.close()
+        } }
+    }
+
+    /// Two nodes sharing the database at `location` (catalogs a and b, b following what changes,
+    /// already listening), handed to `body` with a's database; closed after.
+    func sharingOneDatabase(_ location: DatabaseLocation,
+                            _ body: (StreamCatalog, StreamCatalog, Database) async throws -> Void) async throws {
+        let migrations = Migrations.all(sealer: sealer)
+        let dbA = try await Database.open(location, logger: logger, migrations: migrations)
+        let dbB = try await Database.open(location, logger: logger, migrations: migrations)
+        let a = StreamCatalog(store: StreamStore(database: dbA, sealer: sealer), logger: logger)
+        let b = StreamCatalog(store: StreamStore(database: dbB, sealer: sealer), logger: logger)
+        try await a.load()
+        try await b.load()
+        let following = Task { await b.followChanges() }
+        let outcome: Result<Void, any Error>
+        do {
+            // Listening (PostgreSQL) or the first data version read (SQLite) before any change.
+            try await Task.sleep(for: .milliseconds(700))
+            try await body(a, b, dbA)
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
         }
+        following.cancel()
+        await following.value
+        await dbA.close()
+        await dbB.close()
+        try outcome.get()
     }
 
     func waitUntil(_ at: String, _ what: String, timeout: Duration = .seconds(3), _ condition: () -> Bool) async throws {

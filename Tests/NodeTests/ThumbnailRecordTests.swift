@@ -14,17 +14,8 @@ extension CatalogTests {
 
     func testNodesSharingADatabaseShowTheUploadAndItsRemoval() async throws {
         let (first, second) = (Self.first, Self.second)
-        for location in try await TestDatabases.fresh() {
+        for location in try await TestDatabases.fresh() { try await sharingOneDatabase(location) { a, b, dbA in
             let at = TestDatabases.engine(location)
-            let migrations = Migrations.all(sealer: sealer)
-            let dbA = try await Database.open(location, logger: logger, migrations: migrations)
-            let dbB = try await Database.open(location, logger: logger, migrations: migrations)
-            let a = StreamCatalog(store: StreamStore(database: dbA, sealer: sealer), logger: logger)
-            let b = StreamCatalog(store: StreamStore(database: dbB, sealer: sealer), logger: logger)
-            try await a.load()
-            try await b.load()
-            let following = Task { await b.followChanges() }
-            try await Task.sleep(for: .milliseconds(700))
             let s = try await a.create(title: "Pictured")
             XCTAssertNil(s.thumbnail, at)
 
@@ -63,11 +54,7 @@ extension CatalogTests {
             _ = try await a.delete(id: s.id)
             let rows = try await dbA.sql.select().column("stream_id").from("stream_thumbnails").all()
             XCTAssertEqual(rows.count, 0, at)
-            following.cancel()
-            await following.value
-            await dbA.close()
-            await dbB.close()
-        }
+        } }
     }
 
     func testANodeWithItsOwnDatabaseGetsTheBytesFromTheHoldersCheckedAgainstTheVersion() async throws {
