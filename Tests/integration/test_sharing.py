@@ -310,3 +310,27 @@ def test_a_channel_page_carries_its_card_and_share_bar_for_a_crawler(node, tmp_p
     s = make(node, title="Operator's")
     o = http("GET", f"{node.base}/oembed?" + urllib.parse.urlencode({"url": f"{node.base}/watch/{s['id']}"})).json()
     assert "author_name" not in o and "author_url" not in o
+
+
+@pytest.mark.skipif(Axe is None, reason="axe-selenium-python is in .venv-test (ops/install-deps --test)")
+def test_the_channel_page_with_pictures_and_share_bar_is_axe_clean_and_copies_its_link(node, chromium, tmp_path):  # noqa: F811
+    from test_thumbnails import image, sign_up, token_for
+    ann = sign_up(node.base, "ann@example.com", "Ann")
+    token = token_for(node.base, "ann@example.com")
+    url = node.base + re.search(r'href="(/c/[^"]+)"', ann.get(node.base + "/studio", timeout=10).text).group(1)
+    r = requests.post(node.base + "/api/v1/streams", json={"title": TRICKY}, headers=token, timeout=10)
+    sid = r.json()["id"]
+    with open(image(tmp_path, "640x360", "png"), "rb") as f:
+        assert requests.put(f"{node.base}/api/v1/streams/{sid}/thumbnail", data=f.read(), headers={**token, "Content-Type": "image/png"},
+                            timeout=30).status_code == 204
+    chromium.driver.set_window_size(390, 800)
+    chromium.get(url)
+    assert wait_for(lambda: chromium.js(f"const i = document.querySelector(\"img[src^='/thumbnails/{sid}.jpg?v=']\"); "
+                                        "return i && i.complete && i.naturalWidth"), 10, "the stream's picture") == 640
+    found = violations(chromium)
+    assert not found, describe(found)
+    assert chromium.js("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    chromium.js("""window.__copied = [];
+        Object.defineProperty(navigator, 'clipboard', {value: {writeText: async (t) => { window.__copied.push(t); }}});""")
+    chromium.js("document.querySelector('button[data-copy]').click()")
+    assert wait_for(lambda: chromium.js("return window.__copied.length == 1 && window.__copied"), 5, "the link copied") == [url]
