@@ -242,14 +242,15 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
     }, live: liveIDs).collection)
     platform.addRoutes(AccountPages(service: accounts, renderer: renderer, studio: StudioSource(catalog: catalog, list: { owner, request in
-        catalog.all.filter { $0.owner == owner }.sorted { $0.createdAt > $1.createdAt }.map { r in
+        let liveNow = Set(liveIDs())
+        return catalog.all.filter { $0.owner == owner }.sorted { $0.createdAt > $1.createdAt }.map { r in
             let d = operatorRoutes.describe(r, request: request)
             let health = streams.existing(id: r.id)?.health
             let server = d.rtmpURL.map { url in String(url[..<(url.range(of: "/live/")?.upperBound ?? url.endIndex)].dropLast()) } ?? ""
             return StudioStream(id: r.id, title: r.title, key: r.key, server: server, rtmpURL: d.rtmpURL, watchURL: d.watchURL,
                                 live: d.live?.publishing ?? false, status: d.live.map { $0.publishing ? "live" : "\($0.state)" } ?? "offline",
                                 advice: health?.advice ?? [],
-                                thumbnail: StreamPicture.path(r, live: (d.live?.publishing ?? false) || thumbnails.store.exists(id: r.id)),
+                                thumbnail: StreamPicture.path(r, live: liveNow.contains(r.id) || thumbnails.store.exists(id: r.id)),
                                 thumbnailUploaded: r.thumbnail != nil)
         }
     }, create: { title, owner in

@@ -206,6 +206,7 @@ package enum Migrations {
             // The version rides in the record (every node that has the record knows which picture
             // to show); the re-encoded JPEG is kept apart, so reading records never reads pictures.
             try await db.alter(table: "streams").column("thumbnail_version", type: .text).run()
+            try await db.alter(table: "streams").column("thumbnail_changed_at", type: timeType(db)).run()
             try await db.create(table: "stream_thumbnails")
                 .column("stream_id", type: .text, .primaryKey(autoIncrement: false), .references("streams", "id", onDelete: .cascade))
                 .column("version", type: .text, .notNull)

@@ -164,10 +164,10 @@ package final class StreamCatalog: Sendable {
     /// there is no such stream.
     package func setThumbnail(id: String, jpeg: [UInt8]) async throws -> StreamRecord? {
         guard var r = try await store.record(id: id) else { return nil }
-        let version = Self.thumbnailVersion(jpeg)
+        let version = Self.thumbnailVersion(jpeg), at = Date(timeIntervalSince1970: now())
         try await store.putThumbnail(id: id, version: version, jpeg: jpeg)
-        try await store.setThumbnailVersion(id: id, version: version)
-        r.thumbnail = version
+        try await store.setThumbnailVersion(id: id, version: version, at: at)
+        (r.thumbnail, r.thumbnailChangedAt) = (version, at)
         remember(Thumbnail(version: version, jpeg: jpeg), id: id)
         return changedThumbnail(r)
     }
@@ -175,8 +175,9 @@ package final class StreamCatalog: Sendable {
     /// Forgets the uploaded picture: pictures of the live stream show again. Nil when there is no such stream.
     package func removeThumbnail(id: String) async throws -> StreamRecord? {
         guard var r = try await store.record(id: id) else { return nil }
-        try await store.setThumbnailVersion(id: id, version: nil)
-        r.thumbnail = nil
+        let at = Date(timeIntervalSince1970: now())
+        try await store.setThumbnailVersion(id: id, version: nil, at: at)
+        (r.thumbnail, r.thumbnailChangedAt) = (nil, at)
         _ = pictures.withLock { $0.removeValue(forKey: id) }
         return changedThumbnail(r)
     }
@@ -390,6 +391,10 @@ package final class StreamCatalog: Sendable {
             // The maker changed it since (new details, a new key): what it says now wins.
             var theirs = record
             theirs.key = known.keyDigest == record.keyDigest ? known.key : record.key
+            // Except an older copy of the picture's change (placements may arrive out of order).
+            if let mine = known.thumbnailChangedAt, mine > (record.thumbnailChangedAt ?? .distantPast) {
+                (theirs.thumbnail, theirs.thumbnailChangedAt) = (known.thumbnail, mine)
+            }
             if theirs != known {
                 do {
                     if known.keyDigest != record.keyDigest { try await store.replaceDigest(id: record.id, digest: record.keyDigest) }

@@ -14,7 +14,7 @@ package struct StreamStore: Sendable {
     package static let changes = "streamtube_records"
     static let columns = ["id", "key_digest", "key_sealed", "title", "created_at", "ladder", "x264_preset", "keep_source",
                           "owner_account", "description", "tags", "visibility", "starts_at", "time_zone", "allow_guests",
-                          "thumbnail_version"]
+                          "thumbnail_version", "thumbnail_changed_at"]
 
     package init(database: Database, sealer: any SecretSealer) {
         self.database = database
@@ -30,7 +30,7 @@ package struct StreamStore: Sendable {
                     SQLBind(r.keepSource ? 1 : 0), Migrations.optional(r.owner), SQLBind(r.description),
                     SQLBind(r.tags.joined(separator: ",")), SQLBind(r.visibility.rawValue),
                     Migrations.optional(r.startsAt?.timeIntervalSince1970), Migrations.optional(r.timeZone), SQLBind(r.allowGuests ? 1 : 0),
-                    Migrations.optional(r.thumbnail))
+                    Migrations.optional(r.thumbnail), Migrations.optional(r.thumbnailChangedAt?.timeIntervalSince1970))
             .run()
         await database.announce(r.id, on: Self.changes)
     }
@@ -41,6 +41,7 @@ package struct StreamStore: Sendable {
             .set("tags", to: SQLBind(r.tags.joined(separator: ","))).set("visibility", to: SQLBind(r.visibility.rawValue))
             .set("starts_at", to: Migrations.optional(r.startsAt?.timeIntervalSince1970)).set("time_zone", to: Migrations.optional(r.timeZone))
             .set("allow_guests", to: SQLBind(r.allowGuests ? 1 : 0)).set("thumbnail_version", to: Migrations.optional(r.thumbnail))
+            .set("thumbnail_changed_at", to: Migrations.optional(r.thumbnailChangedAt?.timeIntervalSince1970))
             .where("id", .equal, r.id).run()
         await database.announce(r.id, on: Self.changes)
     }
@@ -94,8 +95,9 @@ package struct StreamStore: Sendable {
 
     /// Names the uploaded picture the stream shows (nil: the live pictures again, and the kept
     /// picture is dropped).
-    package func setThumbnailVersion(id: String, version: String?) async throws {
-        try await sql.update("streams").set("thumbnail_version", to: Migrations.optional(version)).where("id", .equal, id).run()
+    package func setThumbnailVersion(id: String, version: String?, at: Date) async throws {
+        try await sql.update("streams").set("thumbnail_version", to: Migrations.optional(version))
+            .set("thumbnail_changed_at", to: SQLBind(at.timeIntervalSince1970)).where("id", .equal, id).run()
         if version == nil { try await sql.delete(from: "stream_thumbnails").where("stream_id", .equal, id).run() }
         await database.announce(id, on: Self.changes)
     }
@@ -133,6 +135,8 @@ package struct StreamStore: Sendable {
                             startsAt: ((try? row.decode(column: "starts_at", as: Double?.self)) ?? nil).map(Date.init(timeIntervalSince1970:)),
                             timeZone: (try? row.decode(column: "time_zone", as: String?.self)) ?? nil,
                             allowGuests: ((try? row.decode(column: "allow_guests", as: Int.self)) ?? 0) != 0,
-                            thumbnail: (try? row.decode(column: "thumbnail_version", as: String?.self)) ?? nil)
+                            thumbnail: (try? row.decode(column: "thumbnail_version", as: String?.self)) ?? nil,
+                            thumbnailChangedAt: ((try? row.decode(column: "thumbnail_changed_at", as: Double?.self)) ?? nil)
+                                .map(Date.init(timeIntervalSince1970:)))
     }
 }

@@ -169,6 +169,7 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     package var allowGuests: Bool?
     /// The uploaded picture's version (its bytes go in their own request, `PeerThumbnails`).
     package var thumbnail: String?
+    package var thumbnailChangedAt: Date?
 
     package init(_ r: StreamRecord) {
         (id, keyDigest, title, createdAt, ladder, x264Preset) = (r.id, r.keyDigest, r.title, r.createdAt, r.ladder, r.x264Preset)
@@ -181,6 +182,7 @@ package struct PeerRecord: Codable, Equatable, Sendable {
         timeZone = r.timeZone
         allowGuests = r.allowGuests ? true : nil
         thumbnail = r.thumbnail
+        thumbnailChangedAt = r.thumbnailChangedAt
     }
 
     /// The record as this node keeps one another node placed here: without the key.
@@ -188,7 +190,7 @@ package struct PeerRecord: Codable, Equatable, Sendable {
         StreamRecord(id: id, key: nil, keyDigest: keyDigest, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset,
                      keepSource: keepSource ?? false, owner: owner, description: description ?? "", tags: tags ?? [],
                      visibility: visibility ?? .public, startsAt: startsAt, timeZone: timeZone, allowGuests: allowGuests ?? false,
-                     thumbnail: thumbnail)
+                     thumbnail: thumbnail, thumbnailChangedAt: thumbnailChangedAt)
     }
 
     /// The record this answer gives for `query`: with the key when the asker presented it (and

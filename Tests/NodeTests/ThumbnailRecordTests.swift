@@ -114,6 +114,11 @@ extension CatalogTests {
             XCTAssertNil(node.record(id: s.id)?.thumbnail, at)
             let gone = await node.uploadedThumbnail(of: try XCTUnwrap(node.record(id: s.id)))
             XCTAssertNil(gone, at)
+            // The upload's copy arriving after the removal's (a ring change re-placing an old copy) changes nothing.
+            await node.adopt(PeerRecord(placed).record)
+            XCTAssertNil(node.record(id: s.id)?.thumbnail, "\(at): the later change wins")
+            try await node.load()
+            XCTAssertNil(node.record(id: s.id)?.thumbnail, "\(at): in the database too")
             await db.close()
             await makerDB.close()
         }
