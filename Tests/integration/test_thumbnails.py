@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -226,7 +227,7 @@ def version_of(jpeg):
 
 
 def cluster_of(names, extra=()):
-    """Nodes joined in one cluster, started in order (the first is the seed)."""
+    """Nodes joined in one cluster, started in order (the first is the seed); `stop_all` ends them."""
     key, root, seed = keygen(), tempfile.mkdtemp(prefix="streamtube-thumbs-"), free_port()
     nodes = {}
     for i, name in enumerate(names):
@@ -236,6 +237,12 @@ def cluster_of(names, extra=()):
         nodes[name] = Node(os.path.join(root, name), args, gossip_port=seed if i == 0 else None).start()
     wait_converged(list(nodes.values()), list(names))
     return nodes
+
+
+def stop_all(nodes):
+    for n in nodes.values():
+        n.stop()
+    shutil.rmtree(os.path.dirname(next(iter(nodes.values())).data_dir), ignore_errors=True)
 
 
 def holders(node, sid):
@@ -287,8 +294,7 @@ def test_an_upload_on_any_node_is_the_picture_on_every_node_with_databases_of_th
         for n in nodes.values():
             wait_for(lambda: thumbnail(n, sid).status == 404, 10, f"no picture on {n.base}")
     finally:
-        for n in nodes.values():
-            n.stop()
+        stop_all(nodes)
 
 
 def test_nodes_sharing_postgres_show_an_upload_in_every_page_and_a_live_picture_after_its_removal(postgres, tmp_path):
@@ -355,5 +361,4 @@ def test_nodes_sharing_postgres_show_an_upload_in_every_page_and_a_live_picture_
             pub.kill()
             pub.wait()
     finally:
-        for n in nodes.values():
-            n.stop()
+        stop_all(nodes)
