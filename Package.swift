@@ -191,7 +191,7 @@ let package = Package(
                         .embedInCode("Templates/reset_request.mustache"), .embedInCode("Templates/reset_form.mustache"),
                         .embedInCode("Templates/settings.mustache"), .embedInCode("Templates/studio.mustache"),
                         .embedInCode("Templates/link.mustache"), .embedInCode("Templates/upcoming.mustache"),
-                        .embedInCode("Templates/schedule.mustache"), .embedInCode("Templates/channel.mustache"),
+                        .embedInCode("Templates/schedule.mustache"), .embedInCode("Templates/channel.mustache"), .embedInCode("Templates/picture.mustache"),
                         .embedInCode("Templates/invitations.mustache"), .embedInCode("Templates/join.mustache")]
         ),
         // The platform's mail: messages (RFC 5322, RFC 2047, quoted-printable), an SMTP client

@@ -175,6 +175,9 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         catalog.lookUpPeers { query in
             await PeerRecords.lookup(query, router: router, client: edge.client, tokens: tokens, localID: state.nodeID)
         }
+        catalog.lookUpThumbnails { id, version in
+            await PeerThumbnails.lookup(id: id, version: version, router: router, client: edge.client, tokens: tokens, localID: state.nodeID)
+        }
     }
     let records = RecordPlacement(catalog: catalog, router: router, client: edge.client, tokens: tokens, localID: state.nodeID,
                                   logger: logger, enabled: ownDatabase)
@@ -206,9 +209,14 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                         playback: issuer, logger: logger)
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
-    httpRouter.addRoutes(ThumbnailRoutes(store: thumbnails.store, catalog: catalog, edge: edge).collection)
+    httpRouter.addRoutes(ThumbnailRoutes(store: thumbnails.store, catalog: catalog, edge: edge, recordIsCurrent: { id in
+        guard ownDatabase else { return true }
+        let view = router.view.snapshot
+        return view.ring.isEmpty || PeerRecords.holders(of: id, ring: view.ring, members: view.members).contains { $0.id.rawValue == state.nodeID }
+    }).collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
+    httpRouter.addRoutes(PeerThumbnails.routes(catalog: catalog, tokens: tokens))
     let viewers = live.viewers
     let localID = NodeID(state.nodeID)
     // The platform: people's pages and the public API, where a session cookie or an API token
@@ -232,16 +240,18 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, playback: issuer,
                                  redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
-    }, live: liveIDs, hasThumbnail: { thumbnails.store.exists(id: $0) }).collection)
+    }, live: liveIDs).collection)
     platform.addRoutes(AccountPages(service: accounts, renderer: renderer, studio: StudioSource(catalog: catalog, list: { owner, request in
-        catalog.all.filter { $0.owner == owner }.sorted { $0.createdAt > $1.createdAt }.map { r in
+        let liveNow = Set(liveIDs())
+        return catalog.all.filter { $0.owner == owner }.sorted { $0.createdAt > $1.createdAt }.map { r in
             let d = operatorRoutes.describe(r, request: request)
             let health = streams.existing(id: r.id)?.health
             let server = d.rtmpURL.map { url in String(url[..<(url.range(of: "/live/")?.upperBound ?? url.endIndex)].dropLast()) } ?? ""
             return StudioStream(id: r.id, title: r.title, key: r.key, server: server, rtmpURL: d.rtmpURL, watchURL: d.watchURL,
                                 live: d.live?.publishing ?? false, status: d.live.map { $0.publishing ? "live" : "\($0.state)" } ?? "offline",
-                                advice: health?.advice ?? [], thumbnail: thumbnails.store.exists(id: r.id),
-                                thumbnailUploaded: thumbnails.store.isUploaded(id: r.id))
+                                advice: health?.advice ?? [],
+                                thumbnail: StreamPicture.path(r, live: liveNow.contains(r.id) || thumbnails.store.exists(id: r.id)),
+                                thumbnailUploaded: r.thumbnail != nil)
         }
     }, create: { title, owner in
         try await platformAPI.create(title: title, owner: owner).id
@@ -251,7 +261,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
     platform.addRoutes(InvitationPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
     platform.addRoutes(ChannelPages(service: accounts, catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL,
-                                    live: liveIDs).collection)
+                                    live: liveIDs, hasThumbnail: { thumbnails.store.exists(id: $0) }).collection)
 
     // Cached media is answered on the event loop, in front of the router.
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)

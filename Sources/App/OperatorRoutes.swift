@@ -89,7 +89,7 @@ package struct OperatorRoutes: Sendable {
         }
         api.delete("streams/:id/thumbnail") { _, context -> Response in
             let record = try await LiveRoutes.stream(context, in: catalog)
-            return ThumbnailUpload.delete(id: record.id, thumbnails: thumbnails)
+            return try await ThumbnailUpload.delete(id: record.id, thumbnails: thumbnails)
         }
         // A playback token for scripts and tests: `?viewer=` (default "operator"), `?ttl=` seconds.
         api.get("streams/:id/playback-token") { request, context -> Response in

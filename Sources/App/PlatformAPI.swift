@@ -263,7 +263,7 @@ package struct PlatformAPI: Sendable {
         api.delete("streams/:id/thumbnail") { _, context -> Response in
             let caller = try context.requireAccount(Scope.streamsWrite)
             let record = try await owned(context, by: caller)
-            return ThumbnailUpload.delete(id: record.id, thumbnails: thumbnails)
+            return try await ThumbnailUpload.delete(id: record.id, thumbnails: thumbnails)
         }
         return api
     }

@@ -31,9 +31,9 @@ enum ThumbnailUpload {
         return Response(status: .noContent)
     }
 
-    /// Forgets an uploaded thumbnail: pictures of the live stream are shown again.
-    static func delete(id: String, thumbnails: Thumbnails) -> Response {
-        thumbnails.useLive(id: id)
+    /// Forgets an uploaded thumbnail: pictures of the live stream are shown again, on every node.
+    static func delete(id: String, thumbnails: Thumbnails) async throws -> Response {
+        try await thumbnails.useLive(id: id)
         return Response(status: .noContent)
     }
 }

@@ -209,6 +209,17 @@ package enum Migrations {
                 .column("deleted_at", type: timeType(db), .notNull)
                 .run()
         },
+        Migration(version: 12, name: "uploaded thumbnails: their version in the stream's record, the picture beside it") { db in
+            // The version rides in the record (every node that has the record knows which picture
+            // to show); the re-encoded JPEG is kept apart, so reading records never reads pictures.
+            try await db.alter(table: "streams").column("thumbnail_version", type: .text).run()
+            try await db.alter(table: "streams").column("thumbnail_changed_at", type: timeType(db)).run()
+            try await db.create(table: "stream_thumbnails")
+                .column("stream_id", type: .text, .primaryKey(autoIncrement: false), .references("streams", "id", onDelete: .cascade))
+                .column("version", type: .text, .notNull)
+                .column("jpeg", type: .blob, .notNull)
+                .run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

@@ -2,6 +2,7 @@
 // on the database; a record not known here is looked for again in the database (nodes that
 // share one) and then asked of the other nodes (nodes with their own). A record changed by
 // another node sharing the database is reloaded when the database says so (`followChanges`).
+import Crypto
 import Foundation
 import Logging
 import Synchronization
@@ -164,6 +165,119 @@ package final class StreamCatalog: Sendable {
     /// stream's record back until the record's holders refuse it.
     package static let tombstoneDays = 30.0
 
+    // MARK: Uploaded thumbnails
+
+    /// An uploaded picture: the version its record names, and the JPEG.
+    package struct Thumbnail: Sendable, Equatable {
+        package var version: String
+        package var jpeg: [UInt8]
+        package init(version: String, jpeg: [UInt8]) {
+            self.version = version
+            self.jpeg = jpeg
+        }
+    }
+
+    /// A picture's version: the first 64 bits of its SHA-256, hex. The same bytes have the same
+    /// version on every node, so a version names one picture everywhere and a node handed bytes
+    /// for a version can check them.
+    package static func thumbnailVersion(_ jpeg: [UInt8]) -> String {
+        SHA256.hash(data: jpeg).prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+
+    package static func isThumbnailVersion(_ s: String) -> Bool {
+        s.utf8.count == 16 && s.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    /// Makes `jpeg` (already re-encoded by the node) the stream's picture: kept in the database,
+    /// its version in the record, here and (change notices, placement) on every node. Nil when
+    /// there is no such stream.
+    package func setThumbnail(id: String, jpeg: [UInt8]) async throws -> StreamRecord? {
+        guard var r = try await store.record(id: id) else { return nil }
+        let version = Self.thumbnailVersion(jpeg), at = Date(timeIntervalSince1970: now())
+        try await store.putThumbnail(id: id, version: version, jpeg: jpeg)
+        try await store.setThumbnailVersion(id: id, version: version, at: at)
+        (r.thumbnail, r.thumbnailChangedAt) = (version, at)
+        remember(Thumbnail(version: version, jpeg: jpeg), id: id)
+        return changedThumbnail(r)
+    }
+
+    /// Forgets the uploaded picture: pictures of the live stream show again. Nil when there is no such stream.
+    package func removeThumbnail(id: String) async throws -> StreamRecord? {
+        guard var r = try await store.record(id: id) else { return nil }
+        let at = Date(timeIntervalSince1970: now())
+        try await store.setThumbnailVersion(id: id, version: nil, at: at)
+        (r.thumbnail, r.thumbnailChangedAt) = (nil, at)
+        _ = pictures.withLock { $0.removeValue(forKey: id) }
+        return changedThumbnail(r)
+    }
+
+    private func changedThumbnail(_ changed: StreamRecord) -> StreamRecord {
+        let r = records.withLock { s -> StreamRecord in
+            let r = Self.keepingLearnedKey(changed, from: s.byID[changed.id])
+            s.add(r)
+            return r
+        }
+        // Nodes with databases of their own hear of it (the picture follows to the holders).
+        tell(.changed(r))
+        return r
+    }
+
+    /// The uploaded picture `record` names: from memory, this node's database, or (nodes with
+    /// databases of their own) the stream's holders, kept here once fetched. Nil when the record
+    /// names none or no one has it.
+    package func uploadedThumbnail(of record: StreamRecord) async -> Thumbnail? {
+        guard let version = record.thumbnail else { return nil }
+        if let kept = pictures.withLock({ $0[record.id] }), kept.version == version { return kept }
+        if let kept = try? await store.thumbnail(id: record.id), kept.version == version {
+            let t = Thumbnail(version: kept.version, jpeg: kept.jpeg)
+            remember(t, id: record.id)
+            return t
+        }
+        guard let lookup = thumbnailLookup.withLock({ $0 }) else { return nil }
+        let t = now()
+        let ask = pictureMisses.withLock { misses -> Bool in
+            if let missed = misses[record.id], missed.version == version, t - missed.at < Self.missMemory { return false }
+            if misses.count >= Self.maxMisses { misses = misses.filter { t - $0.value.at < Self.missMemory } }
+            misses[record.id] = (version, t)
+            return true
+        }
+        guard ask, let jpeg = await lookup(record.id, version), Self.thumbnailVersion(jpeg) == version else { return nil }
+        pictureMisses.withLock { _ = $0.removeValue(forKey: record.id) }
+        await keepThumbnail(id: record.id, version: version, jpeg: jpeg)
+        return Thumbnail(version: version, jpeg: jpeg)
+    }
+
+    /// Keeps a picture another node sent or gave (nodes with databases of their own), when its
+    /// bytes are the version named and this node knows the stream. False when refused.
+    @discardableResult
+    package func keepThumbnail(id: String, version: String, jpeg: [UInt8]) async -> Bool {
+        guard Self.thumbnailVersion(jpeg) == version, record(id: id) != nil else { return false }
+        do { try await store.putThumbnail(id: id, version: version, jpeg: jpeg) } catch {
+            logger.warning("thumbnail from a peer not stored", metadata: ["stream": "\(id)", "error": "\(Database.explain(error))"])
+        }
+        if record(id: id)?.thumbnail == version { remember(Thumbnail(version: version, jpeg: jpeg), id: id) }
+        return true
+    }
+
+    /// How this node asks the stream's holders for an uploaded picture (set once the cluster is up,
+    /// on nodes with databases of their own): the JPEG of that version, or nil.
+    package typealias ThumbnailLookup = @Sendable (_ id: String, _ version: String) async -> [UInt8]?
+    private let thumbnailLookup = Mutex<ThumbnailLookup?>(nil)
+    package func lookUpThumbnails(with lookup: @escaping ThumbnailLookup) { thumbnailLookup.withLock { $0 = lookup } }
+    private let pictureMisses = Mutex<[String: (version: String, at: Double)]>([:])
+
+    /// Pictures served lately, in memory up to `pictureBudget` bytes (then the cache starts over:
+    /// the database has them all).
+    package static let pictureBudget = 32 << 20
+    private let pictures = Mutex<[String: Thumbnail]>([:])
+
+    private func remember(_ t: Thumbnail, id: String) {
+        pictures.withLock { p in
+            if p.values.reduce(0, { $0 + $1.jpeg.count }) + t.jpeg.count > Self.pictureBudget { p.removeAll() }
+            p[id] = t
+        }
+    }
+
     /// A title trimmed, or why it cannot be one.
     package static func checkedTitle(_ raw: String) throws -> String {
         let title = raw.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -323,6 +437,10 @@ package final class StreamCatalog: Sendable {
             // The maker changed it since (new details, a new key): what it says now wins.
             var theirs = record
             theirs.key = known.keyDigest == record.keyDigest ? known.key : record.key
+            // Except an older copy of the picture's change (placements may arrive out of order).
+            if let mine = known.thumbnailChangedAt, mine > (record.thumbnailChangedAt ?? .distantPast) {
+                (theirs.thumbnail, theirs.thumbnailChangedAt) = (known.thumbnail, mine)
+            }
             if theirs != known {
                 do {
                     if known.keyDigest != record.keyDigest { try await store.replaceDigest(id: record.id, digest: record.keyDigest) }

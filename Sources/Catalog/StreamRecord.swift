@@ -28,6 +28,12 @@ package struct StreamRecord: Codable, Equatable, Sendable {
     package var timeZone: String? = nil
     /// An invite-only stream also admits people who join by an invitation link without an account, under a name.
     package var allowGuests = false
+    /// The version of the picture its owner uploaded (`StreamCatalog.thumbnailVersion`, a digest
+    /// of the JPEG kept beside the record); nil: pictures of the live stream are shown.
+    package var thumbnail: String? = nil
+    /// When the uploaded picture was last set or removed (by the node that took the change): of
+    /// two copies of a record arriving out of order, the later change wins.
+    package var thumbnailChangedAt: Date? = nil
 
     /// Who may watch: anyone and listed (`public`), anyone with the link (`unlisted`), invitees
     /// (`invite-only`), buyers (`paid`; until payments exist, as invite-only).
@@ -43,7 +49,7 @@ package struct StreamRecord: Codable, Equatable, Sendable {
     package init(id: String, key: String?, keyDigest: String? = nil, title: String, createdAt: Date, ladder: String? = nil,
                  x264Preset: String? = nil, keepSource: Bool = false, owner: String? = nil, description: String = "",
                  tags: [String] = [], visibility: Visibility = .public, startsAt: Date? = nil, timeZone: String? = nil,
-                 allowGuests: Bool = false) {
+                 allowGuests: Bool = false, thumbnail: String? = nil, thumbnailChangedAt: Date? = nil) {
         self.id = id
         self.key = key
         self.keyDigest = keyDigest ?? key.map(StreamIdentifiers.digest) ?? ""
@@ -59,11 +65,13 @@ package struct StreamRecord: Codable, Equatable, Sendable {
         self.startsAt = startsAt
         self.timeZone = timeZone
         self.allowGuests = allowGuests
+        self.thumbnail = thumbnail
+        self.thumbnailChangedAt = thumbnailChangedAt
     }
 
     private enum CodingKeys: String, CodingKey {
         case id, key, keyDigest, title, createdAt, ladder, x264Preset, keepSource, owner, description, tags, visibility, startsAt, timeZone
-        case allowGuests
+        case allowGuests, thumbnail, thumbnailChangedAt
     }
 
     /// Records from nodes of an earlier version lack the later fields: they take their defaults.
@@ -80,7 +88,9 @@ package struct StreamRecord: Codable, Equatable, Sendable {
                   visibility: try c.decodeIfPresent(Visibility.self, forKey: .visibility) ?? .public,
                   startsAt: try c.decodeIfPresent(Date.self, forKey: .startsAt),
                   timeZone: try c.decodeIfPresent(String.self, forKey: .timeZone),
-                  allowGuests: try c.decodeIfPresent(Bool.self, forKey: .allowGuests) ?? false)
+                  allowGuests: try c.decodeIfPresent(Bool.self, forKey: .allowGuests) ?? false,
+                  thumbnail: try c.decodeIfPresent(String.self, forKey: .thumbnail),
+                  thumbnailChangedAt: try c.decodeIfPresent(Date.self, forKey: .thumbnailChangedAt))
     }
 }
 

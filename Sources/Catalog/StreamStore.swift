@@ -13,7 +13,8 @@ package struct StreamStore: Sendable {
     /// The channel changes to stream records are announced on; the payload is the stream's id.
     package static let changes = "streamtube_records"
     static let columns = ["id", "key_digest", "key_sealed", "title", "created_at", "ladder", "x264_preset", "keep_source",
-                          "owner_account", "description", "tags", "visibility", "starts_at", "time_zone", "allow_guests"]
+                          "owner_account", "description", "tags", "visibility", "starts_at", "time_zone", "allow_guests",
+                          "thumbnail_version", "thumbnail_changed_at"]
 
     package init(database: Database, sealer: any SecretSealer) {
         self.database = database
@@ -28,17 +29,19 @@ package struct StreamStore: Sendable {
                     SQLBind(r.createdAt.timeIntervalSince1970), Migrations.optional(r.ladder), Migrations.optional(r.x264Preset),
                     SQLBind(r.keepSource ? 1 : 0), Migrations.optional(r.owner), SQLBind(r.description),
                     SQLBind(r.tags.joined(separator: ",")), SQLBind(r.visibility.rawValue),
-                    Migrations.optional(r.startsAt?.timeIntervalSince1970), Migrations.optional(r.timeZone), SQLBind(r.allowGuests ? 1 : 0))
+                    Migrations.optional(r.startsAt?.timeIntervalSince1970), Migrations.optional(r.timeZone), SQLBind(r.allowGuests ? 1 : 0),
+                    Migrations.optional(r.thumbnail), Migrations.optional(r.thumbnailChangedAt?.timeIntervalSince1970))
             .run()
         await database.announce(r.id, on: Self.changes)
     }
 
-    /// Keeps what a person changed (title, description, tags, visibility, schedule).
+    /// Keeps what a person changed (title, description, tags, visibility, schedule, which uploaded picture).
     package func update(_ r: StreamRecord) async throws {
         try await sql.update("streams").set("title", to: SQLBind(r.title)).set("description", to: SQLBind(r.description))
             .set("tags", to: SQLBind(r.tags.joined(separator: ","))).set("visibility", to: SQLBind(r.visibility.rawValue))
             .set("starts_at", to: Migrations.optional(r.startsAt?.timeIntervalSince1970)).set("time_zone", to: Migrations.optional(r.timeZone))
-            .set("allow_guests", to: SQLBind(r.allowGuests ? 1 : 0))
+            .set("allow_guests", to: SQLBind(r.allowGuests ? 1 : 0)).set("thumbnail_version", to: Migrations.optional(r.thumbnail))
+            .set("thumbnail_changed_at", to: Migrations.optional(r.thumbnailChangedAt?.timeIntervalSince1970))
             .where("id", .equal, r.id).run()
         await database.announce(r.id, on: Self.changes)
     }
@@ -60,6 +63,7 @@ package struct StreamStore: Sendable {
     /// Deletes a stream's record and remembers that it was deleted (a tombstone), so that a
     /// node that was away cannot bring it back. Also for a stream this database never had.
     package func delete(id: String, at time: Date = Date()) async throws {
+        try await sql.delete(from: "stream_thumbnails").where("stream_id", .equal, id).run()
         try await sql.delete(from: "streams").where("id", .equal, id).run()
         try await sql.insert(into: "deleted_streams").columns("id", "deleted_at")
             .values(SQLBind(id), SQLBind(time.timeIntervalSince1970)).ignoringConflicts().run()
@@ -99,6 +103,34 @@ package struct StreamStore: Sendable {
         return record
     }
 
+    // MARK: Uploaded thumbnails
+
+    /// Keeps a stream's uploaded picture (replacing the one before); the record names it only
+    /// once `setThumbnailVersion` says so, so a reader that finds a version finds its bytes.
+    package func putThumbnail(id: String, version: String, jpeg: [UInt8]) async throws {
+        try await sql.insert(into: "stream_thumbnails").columns("stream_id", "version", "jpeg")
+            .values(SQLBind(id), SQLBind(version), SQLBind(Data(jpeg)))
+            .onConflict(with: ["stream_id"]) { try $0.set(excludedValueOf: "version").set(excludedValueOf: "jpeg") }
+            .run()
+    }
+
+    /// Names the uploaded picture the stream shows (nil: the live pictures again, and the kept
+    /// picture is dropped).
+    package func setThumbnailVersion(id: String, version: String?, at: Date) async throws {
+        try await sql.update("streams").set("thumbnail_version", to: Migrations.optional(version))
+            .set("thumbnail_changed_at", to: SQLBind(at.timeIntervalSince1970)).where("id", .equal, id).run()
+        if version == nil { try await sql.delete(from: "stream_thumbnails").where("stream_id", .equal, id).run() }
+        await database.announce(id, on: Self.changes)
+    }
+
+    /// The uploaded picture kept here for a stream, whichever version it is.
+    package func thumbnail(id: String) async throws -> (version: String, jpeg: [UInt8])? {
+        guard let row = try await sql.select().columns("version", "jpeg").from("stream_thumbnails").where("stream_id", .equal, id).first(),
+              let version = try? row.decode(column: "version", as: String.self),
+              let jpeg = try? row.decode(column: "jpeg", as: Data.self) else { return nil }
+        return (version, [UInt8](jpeg))
+    }
+
     package func record(id: String) async throws -> StreamRecord? {
         try await sql.select().columns(Self.columns).from("streams").where("id", .equal, id).first().flatMap(record)
     }
@@ -123,6 +155,9 @@ package struct StreamStore: Sendable {
                             visibility: (try? row.decode(column: "visibility", as: String.self)).flatMap(StreamRecord.Visibility.init) ?? .public,
                             startsAt: ((try? row.decode(column: "starts_at", as: Double?.self)) ?? nil).map(Date.init(timeIntervalSince1970:)),
                             timeZone: (try? row.decode(column: "time_zone", as: String?.self)) ?? nil,
-                            allowGuests: ((try? row.decode(column: "allow_guests", as: Int.self)) ?? 0) != 0)
+                            allowGuests: ((try? row.decode(column: "allow_guests", as: Int.self)) ?? 0) != 0,
+                            thumbnail: (try? row.decode(column: "thumbnail_version", as: String?.self)) ?? nil,
+                            thumbnailChangedAt: ((try? row.decode(column: "thumbnail_changed_at", as: Double?.self)) ?? nil)
+                                .map(Date.init(timeIntervalSince1970:)))
     }
 }

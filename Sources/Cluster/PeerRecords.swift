@@ -182,7 +182,8 @@ package enum PeerRecords {
         guard records.count <= maxBatch, deleted.count <= maxBatch else { throw Problem.badRequest("at most \(maxBatch) records at once") }
         for r in records {
             guard StreamIdentifiers.isWellFormed(Substring(r.id)), r.keyDigest.count == 64,
-                  r.owner.map({ StreamIdentifiers.isWellFormed(Substring($0)) }) ?? true else {
+                  r.owner.map({ StreamIdentifiers.isWellFormed(Substring($0)) }) ?? true,
+                  r.thumbnail.map(StreamCatalog.isThumbnailVersion) ?? true else {
                 throw Problem.badRequest("malformed record \(r.id.prefix(64))")
             }
         }
@@ -229,6 +230,9 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     package var startsAt: Date?
     package var timeZone: String?
     package var allowGuests: Bool?
+    /// The uploaded picture's version (its bytes go in their own request, `PeerThumbnails`).
+    package var thumbnail: String?
+    package var thumbnailChangedAt: Date?
 
     package init(_ r: StreamRecord) {
         (id, keyDigest, title, createdAt, ladder, x264Preset) = (r.id, r.keyDigest, r.title, r.createdAt, r.ladder, r.x264Preset)
@@ -240,13 +244,16 @@ package struct PeerRecord: Codable, Equatable, Sendable {
         startsAt = r.startsAt
         timeZone = r.timeZone
         allowGuests = r.allowGuests ? true : nil
+        thumbnail = r.thumbnail
+        thumbnailChangedAt = r.thumbnailChangedAt
     }
 
     /// The record as this node keeps one another node placed here: without the key.
     package var record: StreamRecord {
         StreamRecord(id: id, key: nil, keyDigest: keyDigest, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset,
                      keepSource: keepSource ?? false, owner: owner, description: description ?? "", tags: tags ?? [],
-                     visibility: visibility ?? .public, startsAt: startsAt, timeZone: timeZone, allowGuests: allowGuests ?? false)
+                     visibility: visibility ?? .public, startsAt: startsAt, timeZone: timeZone, allowGuests: allowGuests ?? false,
+                     thumbnail: thumbnail, thumbnailChangedAt: thumbnailChangedAt)
     }
 
     /// The record this answer gives for `query`: with the key when the asker presented it (and

@@ -8,6 +8,7 @@
 // and to every other node, which takes it if it keeps a copy (learned by a lookup); a deletion
 // goes to every node, and its tombstone moves with the ring like a record, so a holder that was
 // away is told too and no node brings the stream back.
+// An uploaded picture a record names follows it to its holders (`PeerThumbnails`).
 import AsyncHTTPClient
 import Catalog
 import Gossip
@@ -50,7 +51,7 @@ package struct RecordPlacement: Service {
             if case .changed = change { rest = others.filter { m in !holders.contains { $0.id == m.id } } } else { rest = [] }
             guard !holders.isEmpty || !rest.isEmpty else { return }
             Task {
-                for member in holders where !(await PeerRecords.place([record], at: member, transport: router.transport, client: client, tokens: tokens)) {
+                for member in holders where !(await place([record], at: member)) {
                     logger.warning("stream record not placed", metadata: ["stream": "\(record.id)", "at": "\(member.id)"])
                 }
                 await tellAll(rest, changed: [record], deleted: [], stream: record.id)
@@ -102,7 +103,7 @@ package struct RecordPlacement: Service {
             guard !moves.isEmpty else { continue }
             var placed = 0
             for (member, records) in moves {
-                if await PeerRecords.place(records, at: member, transport: router.transport, client: client, tokens: tokens) {
+                if await place(records, at: member) {
                     placed += records.count
                 } else {
                     logger.warning("stream records not placed", metadata: ["at": "\(member.id)", "records": "\(records.count)"])
@@ -110,6 +111,22 @@ package struct RecordPlacement: Service {
             }
             logger.info("stream records placed after a ring change", metadata: ["records": "\(placed)", "nodes": "\(moves.count)"])
         }
+    }
+
+    /// Sends `records` to `member`, then the uploaded pictures they name; true when it took them all.
+    private func place(_ records: [StreamRecord], at member: Member) async -> Bool {
+        guard await PeerRecords.place(records, at: member, transport: router.transport, client: client, tokens: tokens) else { return false }
+        var ok = true
+        for record in records where record.thumbnail != nil {
+            guard let picture = await catalog.uploadedThumbnail(of: record),
+                  await PeerThumbnails.place(id: record.id, picture: picture, at: member, transport: router.transport, client: client,
+                                             tokens: tokens) else {
+                logger.warning("uploaded thumbnail not placed", metadata: ["stream": "\(record.id)", "at": "\(member.id)"])
+                ok = false
+                continue
+            }
+        }
+        return ok
     }
 
     /// What to send where after the ring went from `old` to `new`: each record this node held

@@ -17,6 +17,8 @@ package struct UpstreamResponse: Sendable {
     var status: Int
     var contentType: String?
     var cacheControl: String?
+    /// The origin's validator, passed on with the bytes it names (a thumbnail's).
+    var etag: String? = nil
     var body: ByteBuffer
 }
 
@@ -87,6 +89,7 @@ package final class EdgeProxy: Sendable {
                 let text = PlaybackQuery.carrying(carry, in: String(buffer: upstream.body))
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
             }
+            if let etag = upstream.etag { headers[.eTag] = etag }
             return Response(status: .init(code: upstream.status), headers: headers,
                             body: .init(byteBuffer: upstream.body))
         } catch {
@@ -123,7 +126,7 @@ package final class EdgeProxy: Sendable {
                 }
                 return UpstreamResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
                                         cacheControl: response.headers.first(name: "Cache-Control"),
-                                        body: body)
+                                        etag: response.headers.first(name: "ETag"), body: body)
             } catch {
                 lastError = error
             }

@@ -1,7 +1,8 @@
-// ThumbnailStore: the thumbnails this node keeps, one folder of JPEGs of our own making
-// (`DATA_DIR/thumbnails`): `{id}.jpg` taken from the live stream, `{id}.uploaded.jpg` sent by
-// the stream's owner, which wins while it exists. Files are written aside and renamed, so a
-// reader never sees half a picture; folder 0700, files 0600, like the node's other files.
+// ThumbnailStore: the pictures this node took of the live streams it is the origin of, one
+// folder of JPEGs of our own making (`DATA_DIR/thumbnails/{id}.jpg`). Uploaded pictures are not
+// here: they are kept with the stream's record (`StreamCatalog.setThumbnail`), so that every
+// node has them. Files are written aside and renamed, so a reader never sees half a picture;
+// folder 0700, files 0600, like the node's other files.
 import Catalog
 import Foundation
 
@@ -10,11 +11,6 @@ package final class ThumbnailStore: Sendable {
     package struct Thumbnail: Sendable {
         package var bytes: [UInt8]
         package var etag: String
-        package var uploaded: Bool
-    }
-
-    package enum Kind: String, Sendable {
-        case live, uploaded
     }
 
     package let directory: URL
@@ -34,16 +30,16 @@ package final class ThumbnailStore: Sendable {
         try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: directory.path)
     }
 
-    private func url(_ id: String, _ kind: Kind) -> URL? {
+    private func url(_ id: String) -> URL? {
         // Only a well-formed id ever names a file: no path can be made of a request.
         guard StreamIdentifiers.isWellFormed(Substring(id)) else { return nil }
-        return directory.appendingPathComponent(kind == .uploaded ? "\(id).uploaded.jpg" : "\(id).jpg")
+        return directory.appendingPathComponent("\(id).jpg")
     }
 
-    /// Keeps `jpeg` as the stream's live or uploaded thumbnail, replacing the one before whole.
-    package func save(_ jpeg: [UInt8], id: String, kind: Kind) throws {
-        guard let target = url(id, kind) else { throw WriteError(path: id, reason: "not a stream id") }
-        let temporary = directory.appendingPathComponent(".\(id).\(kind.rawValue).\(UInt64.random(in: 0...UInt64.max)).tmp")
+    /// Keeps `jpeg` as the stream's live thumbnail, replacing the one before whole.
+    package func save(_ jpeg: [UInt8], id: String) throws {
+        guard let target = url(id) else { throw WriteError(path: id, reason: "not a stream id") }
+        let temporary = directory.appendingPathComponent(".\(id).\(UInt64.random(in: 0...UInt64.max)).tmp")
         do {
             try Data(jpeg).write(to: temporary, options: .withoutOverwriting)
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: temporary.path)
@@ -58,32 +54,24 @@ package final class ThumbnailStore: Sendable {
         }
     }
 
-    /// Forgets the uploaded thumbnail (the live one shows again). False when there was none.
+    /// Forgets the stream's live picture. False when there was none.
     @discardableResult
-    package func remove(id: String, kind: Kind) -> Bool {
-        guard let target = url(id, kind) else { return false }
+    package func remove(id: String) -> Bool {
+        guard let target = url(id) else { return false }
         return unlink(target.path) == 0
     }
 
-    /// The thumbnail shown for a stream: the uploaded one, else the live one.
+    /// The latest picture of the live stream taken here.
     package func current(id: String) -> Thumbnail? {
-        for kind in [Kind.uploaded, .live] {
-            guard let u = url(id, kind), let data = FileManager.default.contents(atPath: u.path), !data.isEmpty else { continue }
-            let attributes = try? FileManager.default.attributesOfItem(atPath: u.path)
-            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            let etag = "\"\(kind == .uploaded ? "u" : "l")-\(String(UInt64(modified * 1000), radix: 36))-\(String(data.count, radix: 36))\""
-            return Thumbnail(bytes: [UInt8](data), etag: etag, uploaded: kind == .uploaded)
-        }
-        return nil
+        guard let u = url(id), let data = FileManager.default.contents(atPath: u.path), !data.isEmpty else { return nil }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: u.path)
+        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        let etag = "\"l-\(String(UInt64(modified * 1000), radix: 36))-\(String(data.count, radix: 36))\""
+        return Thumbnail(bytes: [UInt8](data), etag: etag)
     }
 
-    /// Whether a stream has a thumbnail here (for the pages: an image is only named when it exists).
+    /// Whether this node has a picture of the live stream (for the pages, with what the record says).
     package func exists(id: String) -> Bool {
-        [Kind.uploaded, .live].contains { kind in url(id, kind).map { FileManager.default.fileExists(atPath: $0.path) } ?? false }
-    }
-
-    /// Whether the stream's owner uploaded the thumbnail shown.
-    package func isUploaded(id: String) -> Bool {
-        url(id, .uploaded).map { FileManager.default.fileExists(atPath: $0.path) } ?? false
+        url(id).map { FileManager.default.fileExists(atPath: $0.path) } ?? false
     }
 }

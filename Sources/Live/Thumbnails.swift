@@ -1,9 +1,11 @@
 // Thumbnails: the pictures of this node's streams. While a stream is published here (this node
 // is its origin) a picture is taken from a source keyframe shortly after it starts and about
-// once a minute after that; its owner may upload one instead. Pictures are made by the codecs
-// the app injects (`ThumbnailMakers`: FFmpeg's, from the `Transcode` target) on one queue of
-// their own, one at a time, never on the ingest's or an event loop's thread, and kept in the
-// `ThumbnailStore`.
+// once a minute after that, and kept in the `ThumbnailStore`. Its owner may upload one instead,
+// on any node: the upload is re-encoded here and kept with the stream's record
+// (`StreamCatalog.setThumbnail`), so every node shows it. Pictures are made by the codecs the app
+// injects (`ThumbnailMakers`: FFmpeg's, from the `Transcode` target) on one queue of their own,
+// one at a time, never on the ingest's or an event loop's thread.
+import Catalog
 import Dispatch
 import Logging
 import Origin
@@ -92,7 +94,7 @@ package final class Thumbnails: Service, Sendable {
         for (id, keyframe) in due {
             do {
                 let jpeg = try await onQueue { try self.makers.fromKeyframe(keyframe.decoderConfiguration, keyframe.accessUnit) }
-                try store.save(jpeg, id: id, kind: .live)
+                try store.save(jpeg, id: id)
             } catch {
                 watching.withLock { $0[id]?.failures += 1 }
                 logger.warning("thumbnail: no picture from the live stream", metadata: ["stream": "\(id)", "error": "\(error)"])
@@ -100,18 +102,19 @@ package final class Thumbnails: Service, Sendable {
         }
     }
 
-    /// Makes the stream's thumbnail from an uploaded image and keeps it; it is shown instead of
-    /// the live pictures until `useLive`. Throws the maker's error when the image is refused
-    /// (nothing is kept then).
+    /// Makes the stream's thumbnail from an uploaded image and keeps it with the record; it is
+    /// shown instead of the live pictures, on every node, until `useLive`. Throws the maker's
+    /// error when the image is refused (nothing is kept then).
     package func upload(id: String, image: [UInt8]) async throws {
         let jpeg = try await onQueue { try self.makers.fromImage(image) }
-        try store.save(jpeg, id: id, kind: .uploaded)
-        logger.info("thumbnail uploaded", metadata: ["stream": "\(id)", "bytes": "\(jpeg.count)"])
+        let record = try await streams.catalog.setThumbnail(id: id, jpeg: jpeg)
+        logger.info("thumbnail uploaded", metadata: ["stream": "\(id)", "bytes": "\(jpeg.count)", "version": "\(record?.thumbnail ?? "-")"])
     }
 
-    /// Goes back to the pictures taken from the live stream. False when nothing was uploaded.
-    @discardableResult
-    package func useLive(id: String) -> Bool { store.remove(id: id, kind: .uploaded) }
+    /// Goes back to the pictures taken from the live stream, on every node.
+    package func useLive(id: String) async throws {
+        _ = try await streams.catalog.removeThumbnail(id: id)
+    }
 
     private func onQueue<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in

@@ -2,9 +2,10 @@ import Foundation
 import XCTest
 @testable import Live
 
-/// The thumbnails' folder: uploaded wins over live, writes are whole, ids never make paths.
+/// The live pictures' folder: writes are whole, a new picture replaces the one before, ids never
+/// make paths. (Uploaded pictures are kept with the record: `CatalogTests`.)
 final class ThumbnailStoreTests: XCTestCase {
-    func testUploadedWinsAndRemovingItShowsTheLiveOneAgain() throws {
+    func testANewLivePictureReplacesTheOneBeforeWhole() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("thumbs-store-\(getpid())-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try ThumbnailStore(directory: dir)
@@ -12,22 +13,13 @@ final class ThumbnailStoreTests: XCTestCase {
         XCTAssertNil(store.current(id: id))
         XCTAssertFalse(store.exists(id: id))
 
-        try store.save([0xFF, 0xD8, 1], id: id, kind: .live)
+        try store.save([0xFF, 0xD8, 1], id: id)
         XCTAssertEqual(store.current(id: id)?.bytes, [0xFF, 0xD8, 1])
-        XCTAssertEqual(store.current(id: id)?.uploaded, false)
-        let liveTag = try XCTUnwrap(store.current(id: id)?.etag)
-
-        try store.save([0xFF, 0xD8, 2, 2], id: id, kind: .uploaded)
-        XCTAssertEqual(store.current(id: id)?.bytes, [0xFF, 0xD8, 2, 2])
-        XCTAssertTrue(store.isUploaded(id: id))
-        XCTAssertNotEqual(store.current(id: id)?.etag, liveTag)
-        // A new live picture does not replace what is shown.
-        try store.save([0xFF, 0xD8, 3], id: id, kind: .live)
-        XCTAssertEqual(store.current(id: id)?.bytes, [0xFF, 0xD8, 2, 2])
-
-        XCTAssertTrue(store.remove(id: id, kind: .uploaded))
-        XCTAssertFalse(store.remove(id: id, kind: .uploaded))
-        XCTAssertEqual(store.current(id: id)?.bytes, [0xFF, 0xD8, 3])
+        XCTAssertTrue(store.exists(id: id))
+        let first = try XCTUnwrap(store.current(id: id)?.etag)
+        try store.save([0xFF, 0xD8, 3, 3], id: id)
+        XCTAssertEqual(store.current(id: id)?.bytes, [0xFF, 0xD8, 3, 3])
+        XCTAssertNotEqual(store.current(id: id)?.etag, first)
 
         // Closed to other users; no temporary file left behind.
         let mode = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("\(id).jpg").path)[.posixPermissions] as? Int)
@@ -35,6 +27,9 @@ final class ThumbnailStoreTests: XCTestCase {
         let dirMode = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: dir.path)[.posixPermissions] as? Int)
         XCTAssertEqual(dirMode & 0o777, 0o700)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), ["\(id).jpg"])
+        XCTAssertTrue(store.remove(id: id))
+        XCTAssertFalse(store.remove(id: id))
+        XCTAssertNil(store.current(id: id))
     }
 
     func testIdsThatAreNotStreamIdsNameNoFile() throws {
@@ -42,9 +37,9 @@ final class ThumbnailStoreTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try ThumbnailStore(directory: dir)
         for id in ["../etc", "a/b", "", ".hidden", "x.uploaded"] {
-            XCTAssertThrowsError(try store.save([1], id: id, kind: .live), id)
+            XCTAssertThrowsError(try store.save([1], id: id), id)
             XCTAssertNil(store.current(id: id))
-            XCTAssertFalse(store.remove(id: id, kind: .uploaded))
+            XCTAssertFalse(store.remove(id: id))
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [])
     }

@@ -2,6 +2,7 @@
 html.parser), oEmbed as its spec has it, the embed page playing in headless Chromium inside an iframe of
 another site while the watch page refuses to be framed, the share bar's links and copy buttons, and axe on
 the embed page."""
+import re
 import threading
 import time
 import urllib.parse
@@ -9,6 +10,7 @@ from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from browsers import chromium  # noqa: F401 (fixture)
 from conftest import ADMIN_TOKEN, free_port, http, push, wait_for
@@ -261,3 +263,77 @@ def test_the_embed_page_and_the_share_bar_have_no_serious_accessibility_violatio
     found = violations(chromium)
     assert not found, describe(found)
 
+
+
+def test_a_channel_page_carries_its_card_and_share_bar_for_a_crawler(node, tmp_path):
+    """The channel page as a crawler gets it (plain GET, no script): its name and description
+    escaped, `profile`, its canonical URL, no picture until one of its streams has one, then the
+    latest stream's (versioned when uploaded); the share bar; oEmbed names the channel as author."""
+    from test_thumbnails import image, sign_up, token_for, version_of
+    name = 'Zed "<b>&</b>"'
+    ann = sign_up(node.base, "zed@example.com", name)
+    token = token_for(node.base, "zed@example.com")
+    path = re.search(r'href="(/c/[^"]+)"', ann.get(node.base + "/studio", timeout=10).text).group(1)
+    url = node.base + path
+    r, page = crawl(url)
+    m = page.meta
+    assert m["og:title"] == f"{name} on StreamTube" == m["twitter:title"]
+    assert m["og:type"] == "profile" and m["og:url"] == url and m["og:site_name"] == "StreamTube"
+    assert m["og:description"].startswith(f"{name}'s channel on StreamTube") and m["twitter:description"] == m["og:description"]
+    assert "og:image" not in m and "twitter:image" not in m and m["twitter:card"] == "summary"
+    assert [link["href"] for link in page.links if link.get("rel") == "canonical"] == [url]
+    assert "<b>&</b>" not in r.text, "escaped in the tags and the page"
+    # The share bar: mail, X, Facebook, LinkedIn (new tab, noopener), and copy link.
+    hrefs = [a.get("href", "") for a in page.anchors]
+    encoded = urllib.parse.quote(url, safe="")
+    assert any(h.startswith("mailto:?subject=") for h in hrefs)
+    for site in (f"https://x.com/intent/post?url={encoded}", f"https://www.facebook.com/sharer/sharer.php?u={encoded}",
+                 f"https://www.linkedin.com/sharing/share-offsite/?url={encoded}"):
+        anchor = next(a for a in page.anchors if a.get("href", "").startswith(site))
+        assert anchor["target"] == "_blank" and anchor["rel"] == "noopener"
+    assert [b["data-copy"] for b in page.buttons if "data-copy" in b] == [url]
+
+    # A stream with an uploaded picture: the card shows it (absolute, versioned); oEmbed names the channel.
+    r = requests.post(node.base + "/api/v1/streams", json={"title": "Zed's show"}, headers=token, timeout=10)
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    with open(image(tmp_path, "640x360", "jpg"), "rb") as f:
+        assert requests.put(f"{node.base}/api/v1/streams/{sid}/thumbnail", data=f.read(), headers={**token, "Content-Type": "image/jpeg"},
+                            timeout=30).status_code == 204
+    version = version_of(http("GET", f"{node.base}/thumbnails/{sid}.jpg").body)
+    _, page = crawl(url)
+    assert page.meta["og:image"] == f"{node.base}/thumbnails/{sid}.jpg?v={version}" == page.meta["twitter:image"]
+    assert page.meta["twitter:card"] == "summary_large_image"
+    assert http("GET", page.meta["og:image"]).status == 200
+    watch = f"{node.base}/watch/{sid}"
+    o = http("GET", f"{node.base}/oembed?" + urllib.parse.urlencode({"url": watch, "format": "json"})).json()
+    assert o["author_name"] == name and o["author_url"] == url
+    assert o["thumbnail_url"] == page.meta["og:image"]
+    # The operator's streams have no channel: no author.
+    s = make(node, title="Operator's")
+    o = http("GET", f"{node.base}/oembed?" + urllib.parse.urlencode({"url": f"{node.base}/watch/{s['id']}"})).json()
+    assert "author_name" not in o and "author_url" not in o
+
+
+@pytest.mark.skipif(Axe is None, reason="axe-selenium-python is in .venv-test (ops/install-deps --test)")
+def test_the_channel_page_with_pictures_and_share_bar_is_axe_clean_and_copies_its_link(node, chromium, tmp_path):  # noqa: F811
+    from test_thumbnails import image, sign_up, token_for
+    ann = sign_up(node.base, "ann@example.com", "Ann")
+    token = token_for(node.base, "ann@example.com")
+    url = node.base + re.search(r'href="(/c/[^"]+)"', ann.get(node.base + "/studio", timeout=10).text).group(1)
+    r = requests.post(node.base + "/api/v1/streams", json={"title": TRICKY}, headers=token, timeout=10)
+    sid = r.json()["id"]
+    with open(image(tmp_path, "640x360", "png"), "rb") as f:
+        assert requests.put(f"{node.base}/api/v1/streams/{sid}/thumbnail", data=f.read(), headers={**token, "Content-Type": "image/png"},
+                            timeout=30).status_code == 204
+    chromium.driver.set_window_size(390, 800)
+    chromium.get(url)
+    assert wait_for(lambda: chromium.js(f"const i = document.querySelector(\"img[src^='/thumbnails/{sid}.jpg?v=']\"); "
+                                        "return i && i.complete && i.naturalWidth"), 10, "the stream's picture") == 640
+    found = violations(chromium)
+    assert not found, describe(found)
+    assert chromium.js("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    chromium.js("""window.__copied = [];
+        Object.defineProperty(navigator, 'clipboard', {value: {writeText: async (t) => { window.__copied.push(t); }}});""")
+    chromium.js("document.querySelector('button[data-copy]').click()")
+    assert wait_for(lambda: chromium.js("return window.__copied.length == 1 && window.__copied"), 5, "the link copied") == [url]

@@ -21,13 +21,13 @@ package struct StudioStream: Sendable {
     package var live: Bool
     package var status: String
     package var advice: [String]
-    /// This node has a thumbnail of the stream; the owner uploaded it (rather than it being
-    /// taken from the live stream).
-    package var thumbnail: Bool
+    /// The path of the stream's picture (`StreamPicture.path`), nil: none to show; whether the
+    /// owner uploaded it (rather than it being taken from the live stream).
+    package var thumbnail: String?
     package var thumbnailUploaded: Bool
 
     package init(id: String, title: String, key: String?, server: String, rtmpURL: String?, watchURL: String, live: Bool,
-                 status: String, advice: [String], thumbnail: Bool = false, thumbnailUploaded: Bool = false) {
+                 status: String, advice: [String], thumbnail: String? = nil, thumbnailUploaded: Bool = false) {
         self.id = id
         self.title = title
         self.key = key
@@ -463,7 +463,8 @@ package struct AccountPages: Sendable {
                                     "startsLocal": Self.localInput(r?.startsAt, zone: r?.timeZone), "timeZone": r?.timeZone ?? "",
                                     "allowGuests": r?.allowGuests ?? false,
                                     "scheduled": r?.startsAt.map { Self.date($0) + " UTC" } ?? "",
-                                    "thumbnail": s.thumbnail, "thumbnailUploaded": s.thumbnailUploaded]
+                                    "thumbnail": s.thumbnail != nil, "thumbnailSrc": s.thumbnail ?? "",
+                                    "thumbnailUploaded": s.thumbnailUploaded]
             if let key = s.key { v["key"] = key }
             if let url = s.rtmpURL { v["rtmpURL"] = url }
             return v

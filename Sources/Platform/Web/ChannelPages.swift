@@ -1,6 +1,7 @@
 // ChannelPages: a broadcaster's channel (`/c/{handle}`): what is live now, what is coming up
-// and their other streams (public ones only), how many follow it, a follow button, and its
-// calendar feed.
+// and their other streams (public ones only), each with its picture; how many follow it, a
+// follow button, its calendar feed; its share card (Open Graph and Twitter tags: the channel's
+// name, what is live, the picture of its live or latest stream) and share bar.
 import Accounts
 import Catalog
 import Foundation
@@ -14,14 +15,17 @@ package struct ChannelPages: Sendable {
     let publicURL: String
     /// The ids of the streams live now, as this node knows them.
     let live: @Sendable () -> [String]
+    /// Whether this node took a picture of a stream's live broadcast (see `StreamPicture`).
+    let hasThumbnail: @Sendable (String) -> Bool
 
     package init(service: AccountService, catalog: StreamCatalog, renderer: PageRenderer, publicURL: String,
-                 live: @escaping @Sendable () -> [String]) {
+                 live: @escaping @Sendable () -> [String], hasThumbnail: @escaping @Sendable (String) -> Bool = { _ in false }) {
         self.service = service
         self.catalog = catalog
         self.renderer = renderer
         self.publicURL = publicURL
         self.live = live
+        self.hasThumbnail = hasThumbnail
     }
 
     package var collection: RouteCollection<NodeRequestContext> {
@@ -39,8 +43,16 @@ package struct ChannelPages: Sendable {
             let viewer = context.account.flatMap { $0.sessionID != nil ? $0.accountID : nil }
             var following = false
             if let viewer { following = try await service.channels.isFollowing(channel: account.id, follower: viewer) }
-            let item = { (r: StreamRecord) -> [String: Any] in ["id": r.id, "title": r.title] }
+            let picture = { (r: StreamRecord) -> String? in StreamPicture.path(r, live: liveNow.contains(r.id) || hasThumbnail(r.id)) }
+            let item = { (r: StreamRecord) -> [String: Any] in
+                let p = picture(r)
+                return ["id": r.id, "title": r.title, "thumbnail": p != nil, "thumbnailSrc": p ?? ""]
+            }
+            let card = Self.card(name: account.displayName, url: publicURL + path, live: onAir.first,
+                                 picture: (onAir + streams.sorted { $0.createdAt > $1.createdAt }).lazy.compactMap(picture).first
+                                     .map { publicURL + $0 })
             return try await renderer.render("channel", [
+                "card": card.html, "shareBar": card.shareBar(),
                 "name": account.displayName, "path": path, "followers": try await service.channels.followers(of: account.id),
                 "live": onAir.map(item), "anyLive": !onAir.isEmpty,
                 "upcoming": upcoming.map(WebRoutes.scheduled), "anyUpcoming": !upcoming.isEmpty,
@@ -74,6 +86,14 @@ package struct ChannelPages: Sendable {
             }
         }
         return routes
+    }
+
+    /// A channel's share card: its name, what is live on it (if anything), the picture of its
+    /// live or latest stream (absolute; nil: none).
+    static func card(name: String, url: String, live: StreamRecord?, picture: String?) -> ShareCard {
+        let description = live.map { "Live now on \(name)'s channel: \($0.title)" }
+            ?? "\(name)'s channel on StreamTube: live streams, what is coming up and past broadcasts."
+        return ShareCard(title: "\(name) on StreamTube", description: description, url: url, image: picture, type: "profile")
     }
 
     /// The account a channel path names, and its canonical path.

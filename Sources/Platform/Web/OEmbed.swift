@@ -16,12 +16,16 @@ package struct OEmbed: Codable, Sendable, Equatable {
     package var thumbnailURL: String
     package var thumbnailWidth: Int
     package var thumbnailHeight: Int
+    /// The stream's channel (its broadcaster's name and page); none for the operator's streams.
+    package var authorName: String?
+    package var authorURL: String?
     package var cacheAge = 300
 
     enum CodingKeys: String, CodingKey {
         case type, version, title, html, width, height
         case providerName = "provider_name", providerURL = "provider_url", thumbnailURL = "thumbnail_url"
         case thumbnailWidth = "thumbnail_width", thumbnailHeight = "thumbnail_height", cacheAge = "cache_age"
+        case authorName = "author_name", authorURL = "author_url"
     }
 
     /// The player's size when the consumer sets no bounds (16:9).
@@ -65,9 +69,11 @@ package struct OEmbed: Codable, Sendable, Equatable {
         return (max(w, 1), max(h, 1))
     }
 
-    /// The answer for a request's query values (`url`, `format`, `maxwidth`, `maxheight`).
+    /// The answer for a request's query values (`url`, `format`, `maxwidth`, `maxheight`);
+    /// `author`: the stream's channel, if it has one.
     package static func answer(url: String?, format: String?, maxWidth: String?, maxHeight: String?, publicURL: String,
-                               find: (String) async -> StreamRecord?) async throws(Refusal) -> OEmbed {
+                               find: (String) async -> StreamRecord?,
+                               author: (StreamRecord) async -> (name: String, url: String)? = { _ in nil }) async throws(Refusal) -> OEmbed {
         if let format, format.lowercased() != "json" { throw .notImplemented("only format=json is served, not \(format.prefix(20))") }
         guard let url, !url.isEmpty else { throw .badRequest("give the watch page's address as url") }
         guard let id = streamID(in: url, publicURL: publicURL) else {
@@ -80,10 +86,11 @@ package struct OEmbed: Codable, Sendable, Equatable {
         }
         let (w, h) = size(maxWidth: try bound(maxWidth, "maxwidth"), maxHeight: try bound(maxHeight, "maxheight"))
         guard let record = await find(id), !record.visibility.isPrivate else { throw .notFound }
+        let channel = await author(record)
         return OEmbed(title: record.title, providerURL: publicURL + "/",
                       html: EmbedPage.code(id: record.id, title: record.title, publicURL: publicURL, width: w, height: h),
-                      width: w, height: h, thumbnailURL: "\(publicURL)/thumbnails/\(record.id).jpg",
-                      thumbnailWidth: thumbnailWidth, thumbnailHeight: thumbnailHeight)
+                      width: w, height: h, thumbnailURL: StreamPicture.url(record, publicURL: publicURL),
+                      thumbnailWidth: thumbnailWidth, thumbnailHeight: thumbnailHeight, authorName: channel?.name, authorURL: channel?.url)
     }
 
     /// The discovery link's target for a watch URL.

@@ -21,6 +21,7 @@ package struct Pages: Sendable {
                               ("reset_form", PackageResources.reset_form_mustache), ("settings", PackageResources.settings_mustache),
                               ("studio", PackageResources.studio_mustache), ("link", PackageResources.link_mustache),
                               ("upcoming", PackageResources.upcoming_mustache), ("schedule", PackageResources.schedule_mustache),
+                              ("picture", PackageResources.picture_mustache),
                               ("channel", PackageResources.channel_mustache),
                               ("invitations", PackageResources.invitations_mustache), ("join", PackageResources.join_mustache)] {
             try library.register(String(decoding: bytes, as: UTF8.self), named: name)

@@ -46,7 +46,7 @@ package struct ShareCard: Sendable, Equatable {
                              url: url, type: "video.other", indexable: false)
         }
         let description = r.description.isEmpty ? "A live stream on StreamTube." : r.description
-        return ShareCard(title: r.title, description: description, url: url, image: "\(publicURL)/thumbnails/\(r.id).jpg",
+        return ShareCard(title: r.title, description: description, url: url, image: StreamPicture.url(r, publicURL: publicURL),
                          type: "video.other", oEmbed: OEmbed.discovery(url: url, publicURL: publicURL),
                          indexable: r.visibility == .public)
     }

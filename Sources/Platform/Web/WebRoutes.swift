@@ -14,8 +14,6 @@ package struct WebRoutes: Sendable {
     let nodes: @Sendable () -> [String]
     /// The ids of the streams live now, as this node knows them.
     let live: @Sendable () -> [String]
-    /// Whether this node has a thumbnail of a stream: pages name an image only when it exists.
-    let hasThumbnail: @Sendable (String) -> Bool
     let renderer: PageRenderer
     /// Where people reach the platform, for links in calendar feeds.
     let publicURL: String
@@ -26,8 +24,7 @@ package struct WebRoutes: Sendable {
     package init(catalog: StreamCatalog, renderer: PageRenderer, publicURL: String = "http://127.0.0.1:8080",
                  playback: (any PlaybackIssuer)? = nil,
                  redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
-                 nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] },
-                 hasThumbnail: @escaping @Sendable (String) -> Bool = { _ in false }) {
+                 nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] }) {
         self.catalog = catalog
         self.publicURL = publicURL
         self.renderer = renderer
@@ -35,7 +32,6 @@ package struct WebRoutes: Sendable {
         self.redirect = redirect
         self.nodes = nodes
         self.live = live
-        self.hasThumbnail = hasThumbnail
     }
 
     package var collection: RouteCollection<NodeRequestContext> {
@@ -50,8 +46,10 @@ package struct WebRoutes: Sendable {
                     let fa = a.owner.map(followed.contains) ?? false, fb = b.owner.map(followed.contains) ?? false
                     return fa != fb ? fa : a.title < b.title
                 }
-                .map { ["id": $0.id, "title": $0.title, "followed": $0.owner.map(followed.contains) ?? false,
-                        "thumbnail": hasThumbnail($0.id)] as [String: Any] }
+                .map { r -> [String: Any] in
+                    ["id": r.id, "title": r.title, "followed": r.owner.map(followed.contains) ?? false]
+                        .merging(StreamPicture.values(r, live: true)) { a, _ in a }
+                }
             let upcoming = Self.upcoming(catalog).prefix(6).map(Self.scheduled)
             return try await renderer.render("home", ["streams": streams, "anyLive": !streams.isEmpty, "upcoming": Array(upcoming),
                                                       "anyUpcoming": !upcoming.isEmpty], request, context)
@@ -125,7 +123,8 @@ package struct WebRoutes: Sendable {
             let answer: OEmbed
             do {
                 answer = try await OEmbed.answer(url: q.get("url"), format: q.get("format"), maxWidth: q.get("maxwidth"),
-                                                 maxHeight: q.get("maxheight"), publicURL: publicURL, find: { await catalog.find(id: $0) })
+                                                 maxHeight: q.get("maxheight"), publicURL: publicURL, find: { await catalog.find(id: $0) },
+                                                 author: { await channel(of: $0) })
             } catch let refusal as OEmbed.Refusal {
                 switch refusal {
                 case .badRequest(let why): throw Problem.badRequest(why)
@@ -176,6 +175,7 @@ package struct WebRoutes: Sendable {
         local.dateFormat = "EEE d MMM yyyy, HH:mm"
         return ["id": r.id, "title": r.title, "startsAt": r.startsAt.map(f.string) ?? "",
                 "when": r.startsAt.map { local.string(from: $0) + " (" + zone.identifier + ")" } ?? ""]
+            .merging(StreamPicture.values(r, live: false)) { a, _ in a }
     }
 
     static func ics(_ body: String) -> Response {
@@ -193,6 +193,14 @@ package struct WebRoutes: Sendable {
     }
 
     static func expiresIn(_ pass: PlaybackPass) -> Int { max(0, Int(pass.expiresAt.timeIntervalSinceNow)) }
+
+    /// The channel a stream belongs to: its broadcaster's name and the absolute URL of the
+    /// channel page; nil for the operator's streams (and without accounts).
+    func channel(of record: StreamRecord) async -> (name: String, url: String)? {
+        guard let service = renderer.service, let owner = record.owner, let account = try? await service.account(id: owner),
+              let path = try? await service.channels.path(of: owner) else { return nil }
+        return (account.displayName, publicURL + path)
+    }
 
     /// A playback token for whoever is signed in, if they may watch the stream.
     func pass(for record: StreamRecord, _ request: Request, _ context: NodeRequestContext) async -> PlaybackPass? {
