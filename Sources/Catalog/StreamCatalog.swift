@@ -14,18 +14,32 @@ package final class StreamCatalog: Sendable {
     private struct Records {
         var byID: [String: StreamRecord] = [:]
         var idByKeyDigest: [String: String] = [:]
+        /// Counts changes to memory; `stamps` says when each record last changed (or went), so
+        /// that rows read from the database before a change cannot undo it.
+        var generation: UInt64 = 0
+        var stamps: [String: UInt64] = [:]
 
         mutating func add(_ r: StreamRecord) {
             // A key that was replaced opens nothing any more.
             if let old = byID[r.id], old.keyDigest != r.keyDigest { idByKeyDigest[old.keyDigest] = nil }
             byID[r.id] = r
             idByKeyDigest[r.keyDigest] = r.id
+            stamp(r.id)
         }
 
         mutating func remove(_ id: String) {
+            stamp(id)
             guard let r = byID.removeValue(forKey: id) else { return }
             if idByKeyDigest[r.keyDigest] == id { idByKeyDigest[r.keyDigest] = nil }
         }
+
+        private mutating func stamp(_ id: String) {
+            generation += 1
+            stamps[id] = generation
+        }
+
+        /// Whether memory changed the record since `generation` (what was read before is older).
+        func changed(_ id: String, since generation: UInt64) -> Bool { (stamps[id] ?? 0) > generation }
     }
     private let records = Mutex(Records())
 
@@ -41,23 +55,26 @@ package final class StreamCatalog: Sendable {
 
     /// Reads every record from the database: new ones are added, changed ones replace what
     /// memory held.
+    /// A record changed here while the rows were being read keeps its change (the rows are older).
     package func load() async throws {
+        let before = records.withLock { $0.generation }
         let all = try await store.all()
         let ids = Set(all.map(\.id))
         records.withLock { s in
-            for r in all { s.add(Self.keepingLearnedKey(r, from: s.byID[r.id])) }
+            for r in all where !s.changed(r.id, since: before) { s.add(Self.keepingLearnedKey(r, from: s.byID[r.id])) }
             // Deleted by another node (every record this node keeps is in its database).
-            for id in s.byID.keys where !ids.contains(id) { s.remove(id) }
+            for id in s.byID.keys where !ids.contains(id) && !s.changed(id, since: before) { s.remove(id) }
         }
     }
 
     /// Reads one record again (another node changed or deleted it).
     package func reload(id: String) async throws {
-        guard let r = try await store.record(id: id) else {
-            records.withLock { $0.remove(id) }
-            return
+        let before = records.withLock { $0.generation }
+        let r = try await store.record(id: id)
+        records.withLock { s in
+            guard !s.changed(id, since: before) else { return }
+            if let r { s.add(Self.keepingLearnedKey(r, from: s.byID[r.id])) } else { s.remove(id) }
         }
-        records.withLock { s in s.add(Self.keepingLearnedKey(r, from: s.byID[r.id])) }
     }
 
     /// A key learned since the row was read stays (unless the key was replaced since).

@@ -428,6 +428,36 @@ extension CatalogTests {
     }
 }
 
+extension CatalogTests {
+    /// Rows read from the database just before a change here must not undo it: a full reload
+    /// (another node wrote the SQLite file, a periodic refresh) racing an edit keeps the edit.
+    func testAReloadRacingAnEditKeepsTheEdit() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+            let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer), logger: logger)
+            for i in 0..<20 { _ = try await catalog.create(title: "Filler \(i)") }
+            let s = try await catalog.create(title: "Edited")
+            var visibility = StreamRecord.Visibility.public
+            for round in 0..<60 {
+                visibility = visibility == .public ? .inviteOnly : .public
+                var details = StreamDetails()
+                details.visibility = visibility
+                async let loaded: Void = round % 2 == 0 ? catalog.load() : catalog.reload(id: s.id)
+                _ = try await catalog.update(id: s.id, details)
+                try await loaded
+                XCTAssertEqual(catalog.record(id: s.id)?.visibility, visibility, "\(at): round \(round)")
+                // And a stream made while the rows are read is not dropped as deleted.
+                async let again: Void = catalog.load()
+                let made = try await catalog.create(title: "New \(round)")
+                try await again
+                XCTAssertNotNil(catalog.record(id: made.id), "\(at): round \(round)")
+            }
+            await db.close()
+        }
+    }
+}
+
 final class Told: @unchecked Sendable {
     private let lock = NSLock()
     private var list: [StreamCatalog.RecordChange] = []
