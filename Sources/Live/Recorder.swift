@@ -20,6 +20,8 @@ package protocol RecordingFiles: Sendable {
     /// Writes `bytes` as the whole file at `path`, making its folder.
     func write(_ bytes: [UInt8], to path: String) throws
     func read(_ path: String) -> [UInt8]?
+    /// The names in a folder (none when it does not exist).
+    func list(_ folder: String) -> [String]
 }
 
 package struct DiskRecordingFiles: RecordingFiles {
@@ -33,6 +35,10 @@ package struct DiskRecordingFiles: RecordingFiles {
 
     package func read(_ path: String) -> [UInt8]? {
         FileManager.default.contents(atPath: path).map { [UInt8]($0) }
+    }
+
+    package func list(_ folder: String) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
     }
 }
 
@@ -73,6 +79,7 @@ package final class Recorder: Service, Sendable {
         self.maxQueuedBytes = maxQueuedBytes
         self.logger = logger
         (reports, reporter) = AsyncStream.makeStream(of: RecordingCopy.self)
+        queue.async { self.closeInterrupted() }
     }
 
     /// Reports each copy's state to the database, in order, until the node stops.
@@ -171,9 +178,7 @@ package final class Recorder: Service, Sendable {
         if !rec.hasInit(rendition: segment.rendition, version: segment.initVersion) {
             if let i = inits[segment.initVersion] {
                 do {
-                    try files.write(i.bytes, to: folder + "/" + RecordingManifest.initName(version: i.version))
-                    NodeMetrics.recordingObjectsWritten.increment()
-                    NodeMetrics.recordingBytesWritten.increment(by: i.bytes.count)
+                    try put(i.bytes, folder + "/" + RecordingManifest.initName(version: i.version))
                     rec.noteInit(i)
                 } catch {
                     ok = false
@@ -186,9 +191,7 @@ package final class Recorder: Service, Sendable {
         }
         if ok {
             do {
-                try files.write(segment.bytes, to: folder + "/" + RecordingManifest.segmentName(sequence: segment.sequence))
-                NodeMetrics.recordingObjectsWritten.increment()
-                NodeMetrics.recordingBytesWritten.increment(by: segment.bytes.count)
+                try put(segment.bytes, folder + "/" + RecordingManifest.segmentName(sequence: segment.sequence))
                 rec.noteSegment(segment)
             } catch {
                 failed(&rec, "segment \(segment.sequence) of \(segment.rendition) could not be written: \(Self.describe(error))")
@@ -205,6 +208,26 @@ package final class Recorder: Service, Sendable {
             return save
         }
         if save { self.save(rec) }
+    }
+
+    /// Recordings a previous run of this node left `recording` (it stopped or died while they
+    /// were made) are incomplete: what they hold still plays, ended where the node stopped.
+    private func closeInterrupted() {
+        for stream in files.list(directory) where StreamIdentifiers.isWellFormed(Substring(stream)) {
+            for id in files.list(directory + "/" + stream) where state.withLock({ $0.streams[stream]?.current?.id != id }) {
+                guard var rec = manifest(id: id), rec.stream == stream, rec.state == .recording else { continue }
+                rec.endedAt = rec.endedAt ?? Date()
+                failed(&rec, "the node stopped while it was being recorded", counted: false)
+                save(rec)
+            }
+        }
+    }
+
+    /// Writes one media file of a recording, counted.
+    private func put(_ bytes: [UInt8], _ path: String) throws {
+        try files.write(bytes, to: path)
+        NodeMetrics.recordingObjectsWritten.increment()
+        NodeMetrics.recordingBytesWritten.increment(by: bytes.count)
     }
 
     /// A segment the queue had no room for: its recording (the current one) is incomplete.

@@ -29,6 +29,9 @@ final class RecorderTests: XCTestCase {
         }
 
         func read(_ path: String) -> [UInt8]? { files.withLock { $0[path] } }
+        func list(_ folder: String) -> [String] {
+            Array(Set(names.filter { $0.hasPrefix(folder + "/") }.map { String($0.dropFirst(folder.count + 1).prefix { $0 != "/" }) }))
+        }
         var names: [String] { files.withLock { $0.keys.sorted() } }
     }
 
@@ -61,6 +64,22 @@ final class RecorderTests: XCTestCase {
         XCTAssertEqual(recorder.current(stream: "s1")?.id, "s1-abcdef01-2")
         XCTAssertEqual(recorder.current(stream: "s1")?.state, .recording)
         XCTAssertEqual(recorder.manifest(id: id)?.state, .ready, "the old one, from its manifest on disk")
+    }
+
+    func testARecordingAPreviousRunLeftUnfinishedIsIncompleteAtStart() async throws {
+        let files = Files()
+        let before = Recorder(directory: "/rec", nodeID: "n1", files: files, store: nil, logger: logger)
+        for o in [initSegment(), segment(0), segment(1)] { before.take(o) }
+        await before.drain()
+        XCTAssertEqual(before.manifest(id: "s1-abcdef01-0")?.state, .recording)
+        // The node dies; the next run finds the recording unfinished.
+        let after = Recorder(directory: "/rec", nodeID: "n1", files: files, store: nil, logger: logger)
+        await after.drain()
+        let m = try XCTUnwrap(after.manifest(id: "s1-abcdef01-0"))
+        XCTAssertEqual(m.state, .incomplete)
+        XCTAssertEqual(m.reason, "the node stopped while it was being recorded")
+        XCTAssertEqual(m.rendition("source")?.segments.count, 1, "what the manifest had when it was last stored")
+        XCTAssertTrue(m.mediaPlaylist(rendition: "source")?.hasSuffix("#EXT-X-ENDLIST\n") == true)
     }
 
     func testAFailingDiskMarksTheRecordingIncompleteAndTheRestIsKept() async throws {
