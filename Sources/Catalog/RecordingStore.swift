@@ -41,8 +41,9 @@ package struct RecordingSummary: Sendable, Equatable {
     package var id: String
     package var streamID: String
     /// `recording` while a copy is being made (reported in the last `RecordingSummary.fresh`
-    /// seconds: a standby that took over goes on where the old origin's copy ended); else `ready`
-    /// if a copy is; else `recording` if a copy says so (its node stopped reporting); else `incomplete`.
+    /// seconds, and since any copy ended: a standby that took over goes on where the old
+    /// origin's copy ended, while a dead origin's copy is left behind); else `ready` if a copy
+    /// is; else `recording` if a copy says so (its node stopped reporting); else `incomplete`.
     package var state: String
     package var reason: String?
     package var startedAt: Date
@@ -59,9 +60,12 @@ package struct RecordingSummary: Sendable, Equatable {
     /// Merges the copies of one recording (at least one): the copy that says most first (see
     /// `state`), the longest of equals first.
     package init(copies: [RecordingCopy], now: Date = Date()) {
+        let lastEnd = copies.filter { $0.state != "recording" }.compactMap(\.endedAt).max()
         func rank(_ c: RecordingCopy) -> Int {
             switch c.state {
-            case "recording": return (c.updatedAt.map { now.timeIntervalSince($0) < Self.fresh } ?? true) ? 0 : 2
+            case "recording":
+                let updated = c.updatedAt ?? now
+                return now.timeIntervalSince(updated) < Self.fresh && lastEnd.map { updated > $0 } ?? true ? 0 : 2
             case "ready": return 1
             default: return 3
             }

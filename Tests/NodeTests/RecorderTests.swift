@@ -159,6 +159,22 @@ final class RecorderTests: XCTestCase {
                 XCTAssertEqual(list[0].nodes, ["b", "a"])
                 let one = try await store.recording(id: "s1-abcdef01-0")
                 XCTAssertEqual(one?.nodes, ["b", "a"])
+                // The merge alone: a copy still being made after another ended (a standby that took a
+                // stream over) says `recording`; one that stopped reporting before (a dead origin) does not.
+                let t = Date()
+                let ended = RecordingCopy(id: "r", nodeID: "a", streamID: "s", state: "ready", startedAt: t, endedAt: t,
+                                          durationSeconds: 5, bytes: 1, renditions: [])
+                var going = ended
+                going.nodeID = "b"
+                going.state = "recording"
+                going.endedAt = nil
+                going.updatedAt = t.addingTimeInterval(1)
+                XCTAssertEqual(RecordingSummary(copies: [ended, going], now: t.addingTimeInterval(2)).state, "recording")
+                going.updatedAt = t.addingTimeInterval(-1)
+                XCTAssertEqual(RecordingSummary(copies: [ended, going], now: t.addingTimeInterval(2)).state, "ready")
+                going.updatedAt = t.addingTimeInterval(1)
+                XCTAssertEqual(RecordingSummary(copies: [going], now: t.addingTimeInterval(200)).state, "recording",
+                               "nothing better to say")
                 let none = try await store.recording(id: "nothing")
                 XCTAssertNil(none)
             } catch {
