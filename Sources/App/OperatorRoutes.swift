@@ -129,11 +129,12 @@ package struct OperatorRoutes: Sendable {
         return (host, port == 80 ? "http://\(host)" : "http://\(host):\(port)")
     }
 
-    func describe(_ r: RecordingSummary, request: Request) -> RecordingResponse {
+    func describe(_ summary: RecordingSummary, request: Request) -> RecordingResponse {
+        let r = summary.recording
         let base = baseURL(request).base + "/recordings/" + r.id
         return RecordingResponse(id: r.id, state: r.state, reason: r.reason, durationSeconds: (r.durationSeconds * 1000).rounded() / 1000,
                                  playlistURL: base + "/master.m3u8", downloadURL: base + "/download.mp4", startedAt: r.startedAt,
-                                 endedAt: r.endedAt, bytes: r.bytes, renditions: r.renditions, nodes: r.nodes)
+                                 endedAt: r.endedAt, bytes: r.bytes, renditions: r.renditions, nodes: summary.nodes)
     }
 
     func describe(_ r: StreamRecord, request: Request) -> StreamResponse {

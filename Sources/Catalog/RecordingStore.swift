@@ -38,27 +38,19 @@ package struct RecordingCopy: Sendable, Equatable {
 
 /// A recording with every copy of it merged.
 package struct RecordingSummary: Sendable, Equatable {
-    package var id: String
-    package var streamID: String
-    /// `recording` while a copy is being made (reported in the last `RecordingSummary.fresh`
-    /// seconds, and since any copy ended: a standby that took over goes on where the old
-    /// origin's copy ended, while a dead origin's copy is left behind); else `ready` if a copy
-    /// is; else `recording` if a copy says so (its node stopped reporting); else `incomplete`.
-    package var state: String
-    package var reason: String?
-    package var startedAt: Date
-    package var endedAt: Date?
-    package var durationSeconds: Double
-    package var bytes: Int
-    package var renditions: [String]
-    /// The nodes holding a copy, the ready ones first.
+    /// The copy that says most (its `startedAt` the earliest of all): `recording` while a copy is
+    /// being made (reported in the last `RecordingSummary.fresh` seconds, and since any copy
+    /// ended: a standby that took over goes on where the old origin's copy ended, while a dead
+    /// origin's copy is left behind); else a `ready` one; else a `recording` one (its node
+    /// stopped reporting); else an `incomplete` one. Its `nodeID` is the first of `nodes`.
+    package var recording: RecordingCopy
+    /// The nodes holding a copy, in that order.
     package var nodes: [String]
 
     /// A copy being made reports at least this often (seconds).
     package static let fresh: Double = 90
 
-    /// Merges the copies of one recording (at least one): the copy that says most first (see
-    /// `state`), the longest of equals first.
+    /// Merges the copies of one recording (at least one), the longest of equals first.
     package init(copies: [RecordingCopy], now: Date = Date()) {
         let lastEnd = copies.filter { $0.state != "recording" }.compactMap(\.endedAt).max()
         func rank(_ c: RecordingCopy) -> Int {
@@ -71,16 +63,9 @@ package struct RecordingSummary: Sendable, Equatable {
             }
         }
         let sorted = copies.sorted { (rank($0), -$0.durationSeconds, $0.nodeID) < (rank($1), -$1.durationSeconds, $1.nodeID) }
-        let best = sorted[0]
-        id = best.id
-        streamID = best.streamID
-        state = best.state
-        reason = best.state == "incomplete" ? best.reason : nil
-        startedAt = copies.map(\.startedAt).min()!
-        endedAt = best.endedAt
-        durationSeconds = best.durationSeconds
-        bytes = best.bytes
-        renditions = best.renditions
+        recording = sorted[0]
+        recording.startedAt = copies.map(\.startedAt).min()!
+        if recording.state != "incomplete" { recording.reason = nil }
         nodes = sorted.map(\.nodeID)
     }
 }

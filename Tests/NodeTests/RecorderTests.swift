@@ -139,11 +139,11 @@ final class RecorderTests: XCTestCase {
                 try await store.save(RecordingCopy(id: "other-abcdef01-0", nodeID: "a", streamID: "other", state: "ready",
                                                    startedAt: t0, durationSeconds: 1, bytes: 1, renditions: ["source"]))
                 var list = try await store.recordings(stream: "s1")
-                XCTAssertEqual(list.map(\.id), ["s1-abcdef01-0", "s1-abcdef01-9"], TestDatabases.engine(location))
-                XCTAssertEqual(list[0].state, "recording")
+                XCTAssertEqual(list.map(\.recording.id), ["s1-abcdef01-0", "s1-abcdef01-9"], TestDatabases.engine(location))
+                XCTAssertEqual(list[0].recording.state, "recording")
                 XCTAssertEqual(list[0].nodes, ["a", "b"])
-                XCTAssertEqual(list[1].renditions, ["source", "360p"])
-                XCTAssertEqual(list[1].endedAt, t0.addingTimeInterval(110))
+                XCTAssertEqual(list[1].recording.renditions, ["source", "360p"])
+                XCTAssertEqual(list[1].recording.endedAt, t0.addingTimeInterval(110))
                 // The origin's disk fills; the standby's copy ends ready: the recording is ready, from b first.
                 origin.state = "incomplete"
                 origin.reason = "disk full"
@@ -153,9 +153,9 @@ final class RecorderTests: XCTestCase {
                 standby.durationSeconds = 6
                 try await store.save(standby)
                 list = try await store.recordings(stream: "s1")
-                XCTAssertEqual(list[0].state, "ready")
-                XCTAssertNil(list[0].reason)
-                XCTAssertEqual(list[0].durationSeconds, 6)
+                XCTAssertEqual(list[0].recording.state, "ready")
+                XCTAssertNil(list[0].recording.reason)
+                XCTAssertEqual(list[0].recording.durationSeconds, 6)
                 XCTAssertEqual(list[0].nodes, ["b", "a"])
                 let one = try await store.recording(id: "s1-abcdef01-0")
                 XCTAssertEqual(one?.nodes, ["b", "a"])
@@ -169,11 +169,11 @@ final class RecorderTests: XCTestCase {
                 going.state = "recording"
                 going.endedAt = nil
                 going.updatedAt = t.addingTimeInterval(1)
-                XCTAssertEqual(RecordingSummary(copies: [ended, going], now: t.addingTimeInterval(2)).state, "recording")
+                XCTAssertEqual(RecordingSummary(copies: [ended, going], now: t.addingTimeInterval(2)).recording.state, "recording")
                 going.updatedAt = t.addingTimeInterval(-1)
-                XCTAssertEqual(RecordingSummary(copies: [ended, going], now: t.addingTimeInterval(2)).state, "ready")
+                XCTAssertEqual(RecordingSummary(copies: [ended, going], now: t.addingTimeInterval(2)).recording.state, "ready")
                 going.updatedAt = t.addingTimeInterval(1)
-                XCTAssertEqual(RecordingSummary(copies: [going], now: t.addingTimeInterval(200)).state, "recording",
+                XCTAssertEqual(RecordingSummary(copies: [going], now: t.addingTimeInterval(200)).recording.state, "recording",
                                "nothing better to say")
                 let none = try await store.recording(id: "nothing")
                 XCTAssertNil(none)
