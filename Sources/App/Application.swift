@@ -37,6 +37,8 @@ package struct NodeApplication: @unchecked Sendable {
     package let state: NodeState
     package let streams: LiveStreams
     package let thumbnails: Thumbnails
+    /// Nil when `--recordings=false`.
+    package let recorder: Recorder?
     package let edge: EdgeProxy
     package let database: Database
     package let catalogChanges: CatalogChanges
@@ -50,7 +52,8 @@ package struct NodeApplication: @unchecked Sendable {
     /// on the database last.
     package func run() async throws {
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: catalogChanges), .init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
+            services: [.init(service: catalogChanges)] + (recorder.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
                        .init(service: records), .init(service: notices), .init(service: thumbnails), .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -129,7 +132,13 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         await database.close()
         throw error
     }
-    let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, logger: logger)
+    // Recordings: written off the media path, reported to the database.
+    let recordingStore = RecordingStore(database: database)
+    let recorder = config.recordings
+        ? Recorder(directory: config.recordingsDir ?? state.dataDir.appendingPathComponent("recordings").path, nodeID: state.nodeID,
+                   store: recordingStore, logger: logger)
+        : nil
+    let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, recorder: recorder, logger: logger)
     let thumbnails: Thumbnails
     do {
         let store = try ThumbnailStore(directory: state.dataDir.appendingPathComponent("thumbnails"))
@@ -206,7 +215,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let system = SystemRoutes(streams: streams, info: info, metrics: metrics)
     httpRouter.addRoutes(system.collection)
     let operatorRoutes = OperatorRoutes(streams: streams, thumbnails: thumbnails, cluster: gossip.view, info: info, system: system,
-                                        playback: issuer, logger: logger)
+                                        playback: issuer, recordings: recordingStore, logger: logger)
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
     httpRouter.addRoutes(ThumbnailRoutes(store: thumbnails.store, catalog: catalog, edge: edge, recordIsCurrent: { id in
@@ -214,6 +223,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         let view = router.view.snapshot
         return view.ring.isEmpty || PeerRecords.holders(of: id, ring: view.ring, members: view.members).contains { $0.id.rawValue == state.nodeID }
     }).collection)
+    httpRouter.addRoutes(RecordingRoutes(recorder: recorder, store: recordingStore, catalog: catalog, edge: edge, playback: playback).collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
     httpRouter.addRoutes(PeerThumbnails.routes(catalog: catalog, tokens: tokens))
@@ -291,7 +301,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                 owns: { router.ownsLocally($0) }, isLive: { streams.existing(id: $0)?.status.publishing ?? false },
                                 send: try config.sendMail(logger: logger), logger: logger)
     return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
-                           streams: streams, thumbnails: thumbnails, edge: edge, database: database, catalogChanges: CatalogChanges(catalog: catalog),
+                           streams: streams, thumbnails: thumbnails, recorder: recorder, edge: edge, database: database, catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,
                            logger: logger)
 }

@@ -32,6 +32,10 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var database: String?
     package var cacheMemoryMB = 256
     package var cacheDiskMB = 4096
+    /// Every live session is recorded (segments kept on disk, a VOD when it ends).
+    package var recordings = true
+    /// Default: DATA_DIR/recordings.
+    package var recordingsDir: String?
     package var ladder = "720p:720:3000:3300,480p:480:1400:1540,360p:360:800:880"
     package var x264Preset = "veryfast"
     package var transcodeThreads = 1
@@ -145,6 +149,9 @@ extension NodeConfiguration {
                   + "or postgres://user:password@host:5432/database[?sslmode=...] for a cluster of hosts (give a password by environment or file)."),
             .int("cacheMemoryMB", \.cacheMemoryMB, "Edge cache memory budget in MiB."),
             .int("cacheDiskMB", \.cacheDiskMB, "Edge cache disk budget in MiB."),
+            .boolean("recordings", \.recordings,
+                     "Record every live session this node packages or holds as standby (its segments, then a VOD); false records nothing."),
+            .text("recordingsDir", \.recordingsDir, "Folder for recordings, e.g. on another disk (default DATA_DIR/recordings)."),
             .text("ladder", \.ladder, "Transcoding ladder, name:height:kbps[:maxkbps],... or none."),
             .text("x264Preset", \.x264Preset, "x264 preset for the ladder."),
             .int("transcodeThreads", \.transcodeThreads, "x264 threads per rendition."),

@@ -208,3 +208,22 @@ package struct HealthResponse: Codable, Equatable, Sendable {
     package var streamsPublishing: Int
     package var media: [String: String]
 }
+
+/// `GET /api/streams/{id}/recordings`: one of a stream's recordings, its copies merged.
+package struct RecordingResponse: Codable, Equatable, Sendable {
+    package var id: String
+    /// `recording`, `ready` or `incomplete`.
+    package var state: String
+    /// Why it is incomplete.
+    package var reason: String?
+    package var durationSeconds: Double
+    package var playlistURL: String
+    /// One MP4 (answers 501 until export is made).
+    package var downloadURL: String
+    package var startedAt: Date
+    package var endedAt: Date?
+    package var bytes: Int
+    package var renditions: [String]
+    /// The nodes holding a copy.
+    package var nodes: [String]
+}

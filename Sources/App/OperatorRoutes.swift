@@ -18,6 +18,8 @@ package struct OperatorRoutes: Sendable {
     let system: SystemRoutes
     /// Every playback token is made through it.
     let playback: any PlaybackIssuer
+    /// The recordings the nodes report.
+    let recordings: RecordingStore?
     let logger: Logger
 
     var catalog: StreamCatalog { streams.catalog }
@@ -105,6 +107,11 @@ package struct OperatorRoutes: Sendable {
             }
             return try Responses.json(playbackToken(pass, record, request: request), cache: "no-store")
         }
+        api.get("streams/:id/recordings") { request, context -> Response in
+            let record = try await LiveRoutes.stream(context, in: catalog)
+            let list = try await recordings?.recordings(stream: record.id) ?? []
+            return try Responses.json(list.map { describe($0, request: request) })
+        }
         api.get("metrics") { _, _ -> Response in
             system.scrape(perStream: true)
         }
@@ -114,11 +121,24 @@ package struct OperatorRoutes: Sendable {
         return api
     }
 
-    func describe(_ r: StreamRecord, request: Request) -> StreamResponse {
+    /// `http://host[:port]` as the caller reached this node (or `--public-host`).
+    func baseURL(_ request: Request) -> (host: String, base: String) {
         let authority = request.head.authority ?? "127.0.0.1:\(info.httpPort)"
         let host = info.publicHost ?? Self.hostOnly(authority)
         let port = authority.split(separator: "]").last.flatMap { $0.split(separator: ":").count > 1 ? Int($0.split(separator: ":").last!) : nil } ?? 80
-        let base = port == 80 ? "http://\(host)" : "http://\(host):\(port)"
+        return (host, port == 80 ? "http://\(host)" : "http://\(host):\(port)")
+    }
+
+    func describe(_ summary: RecordingSummary, request: Request) -> RecordingResponse {
+        let r = summary.recording
+        let base = baseURL(request).base + "/recordings/" + r.id
+        return RecordingResponse(id: r.id, state: r.state, reason: r.reason, durationSeconds: (r.durationSeconds * 1000).rounded() / 1000,
+                                 playlistURL: base + "/master.m3u8", downloadURL: base + "/download.mp4", startedAt: r.startedAt,
+                                 endedAt: r.endedAt, bytes: r.bytes, renditions: r.renditions, nodes: summary.nodes)
+    }
+
+    func describe(_ r: StreamRecord, request: Request) -> StreamResponse {
+        let (host, base) = baseURL(request)
         return StreamResponse(
             id: r.id, title: r.title, key: r.key,
             rtmpURL: r.key.map { "rtmp://\(host):\(info.rtmpPort)/live/\($0)" },

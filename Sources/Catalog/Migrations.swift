@@ -220,6 +220,26 @@ package enum Migrations {
                 .column("jpeg", type: .blob, .notNull)
                 .run()
         },
+        Migration(version: 13, name: "recordings") { db in
+            let time = timeType(db)
+            // One row per copy: the recording `id` as a node holds it (origin and standby each keep
+            // one). Each node writes its own row only, so nodes never race on a row.
+            try await db.create(table: "recordings")
+                .column("id", type: .text, .notNull)
+                .column("node_id", type: .text, .notNull)
+                .column("stream_id", type: .text, .notNull)
+                .column("state", type: .text, .notNull)
+                .column("reason", type: .text)
+                .column("started_at", type: time, .notNull)
+                .column("ended_at", type: time)
+                .column("duration_seconds", type: time, .notNull)
+                .column("bytes", type: .bigint, .notNull)
+                .column("renditions", type: .text, .notNull)
+                .column("updated_at", type: time, .notNull)
+                .run()
+            try await db.create(index: "recordings_copy").unique().on("recordings").column("id").column("node_id").run()
+            try await db.create(index: "recordings_stream").on("recordings").column("stream_id").run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

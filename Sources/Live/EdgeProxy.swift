@@ -59,8 +59,9 @@ package final class EdgeProxy: Sendable {
     /// no playback token, so every viewer shares them. `token` (already checked here) goes to
     /// the origin with the fetch, which checks it again; `carry` is written into every URI of a
     /// playlist answered (a private stream's viewer's token).
+    /// `holders`: nodes to ask before the stream's origin and standbys (a recording's copies).
     package func serve(streamID: String, path: String, query: String?, immutable: Bool,
-                       token: Substring? = nil, carry: Substring? = nil) async -> Response {
+                       token: Substring? = nil, carry: Substring? = nil, holders: [String] = []) async -> Response {
         let key = query.map { "\(path)?\($0)" } ?? path
         if immutable, let bytes = cache.buffer(key) {
             NodeMetrics.edgeCacheHits.increment()
@@ -75,7 +76,7 @@ package final class EdgeProxy: Sendable {
         do {
             let target = upstreamTarget
             let upstream = try await flights.value(for: key) { [self] () async throws -> UpstreamResponse in
-                let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: target)
+                let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: target, holders: holders)
                 if immutable, r.status == 200 { cache.put(key, r.body) }
                 return r
             }
@@ -110,10 +111,13 @@ package final class EdgeProxy: Sendable {
     struct NoOrigin: Error {}
 
     /// One request to the origin; on failure the standbys in order.
-    private func fetchFromOrigin(streamID: String, pathAndQuery: String) async throws -> UpstreamResponse {
-        guard let placement = router.placement(of: streamID) else { throw NoOrigin() }
+    private func fetchFromOrigin(streamID: String, pathAndQuery: String, holders: [String] = []) async throws -> UpstreamResponse {
+        let placement = router.placement(of: streamID)
+        guard placement != nil || !holders.isEmpty else { throw NoOrigin() }
         var lastError: any Error = NoOrigin()
-        for member in [placement.owner] + placement.standbys where member.id.rawValue != localID {
+        var members = holders.compactMap { id in router.view.snapshot.members.first { $0.id.rawValue == id && !$0.status.isDeadOrLeft } }
+        for m in placement.map({ [$0.owner] + $0.standbys }) ?? [] where !members.contains(where: { $0.id == m.id }) { members.append(m) }
+        for member in members where member.id.rawValue != localID {
             NodeMetrics.edgeUpstreamRequests.increment()
             var request = HTTPClientRequest(url: router.transport.baseURL(for: member) + pathAndQuery)
             request.headers.add(name: HTTPField.Name.streamTubeEdge.rawName, value: localID)

@@ -72,6 +72,11 @@ package struct LiveRoutes: Sendable {
     /// The request's playback token (`?token=`), checked by the policy; 403 when it does not
     /// open the stream.
     private func authorize(_ request: Request, _ record: StreamRecord) throws -> Playback {
+        try Self.authorize(request, record, playback: playback)
+    }
+
+    /// The same for any route serving a stream's media (its recordings too).
+    static func authorize(_ request: Request, _ record: StreamRecord, playback: any PlaybackPolicy) throws -> Playback {
         let token = request.uri.queryParameters.get("token").map { Substring($0) }
         guard playback.allowsPlayback(of: record, token: token) else {
             throw Problem(.forbidden, "this stream is private: it needs a valid playback token (?token=)")
@@ -80,7 +85,7 @@ package struct LiveRoutes: Sendable {
         return Playback(token: token, carry: request.headers[.streamTubeEdge] == nil ? token : nil)
     }
 
-    private static func playlist(_ text: String, carrying token: Substring?) -> String {
+    static func playlist(_ text: String, carrying token: Substring?) -> String {
         token.map { PlaybackQuery.carrying($0, in: text) } ?? text
     }
 
@@ -168,7 +173,7 @@ package struct LiveRoutes: Sendable {
 
     /// Media playlist, with LL-HLS blocking reload (`_HLS_msn`, `_HLS_part`) and delta updates (`_HLS_skip`).
     /// A tokened playlist is one viewer's: no shared cache keeps it.
-    private static func playlistCache(_ access: Playback, maxAge: Int) -> String {
+    static func playlistCache(_ access: Playback, maxAge: Int) -> String {
         access.carry == nil ? "public, max-age=\(maxAge)" : "private, max-age=\(maxAge)"
     }
 

@@ -13,6 +13,8 @@ package final class LiveStreams: Sendable {
     package let ladder: TranscodeSettings?
     /// What makes the ladders and encodes non-AAC audio (the app injects FFmpeg's).
     private let transcoders: Transcoders?
+    /// Records every stream made or held here; nil: nothing is recorded.
+    package let recorder: Recorder?
     private let logger: Logger
 
     private struct State {
@@ -22,11 +24,12 @@ package final class LiveStreams: Sendable {
     private let state = Mutex(State())
 
     package init(catalog: StreamCatalog, packaging: PackagingSettings, ladder: TranscodeSettings?,
-                 transcoders: Transcoders? = nil, logger: Logger) {
+                 transcoders: Transcoders? = nil, recorder: Recorder? = nil, logger: Logger) {
         self.catalog = catalog
         self.packaging = packaging
         self.ladder = ladder
         self.transcoders = transcoders
+        self.recorder = recorder
         self.logger = logger
     }
 
@@ -40,6 +43,7 @@ package final class LiveStreams: Sendable {
             do { streamLadder = try transcodeSettings(for: record) } catch { streamLadder = ladder }
             let l = LiveStream(id: id, settings: packaging, ladder: streamLadder, transcoders: transcoders,
                                keepSource: record.keepSource, onEvent: Self.eventLogger(stream: id, logger))
+            if let recorder { l.record(to: recorder.sink) }
             s.live[id] = l
             return l
         }

@@ -28,6 +28,18 @@ package enum NodeMetrics {
     package static let replicaBatches = Counter(label: "streamtube_replica_batches_total")
     package static let replicaBytesSent = Counter(label: "streamtube_replica_bytes_sent_total")
 
+    // MARK: Recording
+    /// Segments and init segments written to recordings on this node's disk, and their bytes.
+    package static let recordingObjectsWritten = Counter(label: "streamtube_recording_objects_written_total")
+    package static let recordingBytesWritten = Counter(label: "streamtube_recording_bytes_written_total")
+    /// Objects a recording lost: a write that failed (a full or broken disk) or a queue the disk
+    /// could not keep up with (`reason`: write, queue).
+    package static func recordingObjectsLost(reason: String) -> Counter {
+        Counter(label: "streamtube_recording_objects_lost_total", dimensions: [("reason", reason)])
+    }
+    /// Recordings marked incomplete on this node.
+    package static let recordingsIncomplete = Counter(label: "streamtube_recordings_incomplete_total")
+
     // MARK: Edge and viewers
     package static let edgeCacheHits = Counter(label: "streamtube_edge_cache_hits_total")
     package static let edgeUpstreamRequests = Counter(label: "streamtube_edge_upstream_requests_total")

@@ -41,6 +41,10 @@ public final class LiveStream: Sendable {
         var replica = ReplicaLink()
         /// The last source keyframe of this session, with the configuration to decode it (thumbnails).
         var latestKeyframe: SourceKeyframe?
+        /// Where every init segment and complete segment goes to be recorded; nil: not recorded.
+        var recorder: (@Sendable (RecordedObject) -> Void)?
+        /// A segment went to the recorder since the stream last ended.
+        var recording = false
 
         var source: LiveRendition? { renditions[LiveStream.sourceRendition] }
 
@@ -195,6 +199,7 @@ public final class LiveStream: Sendable {
             if t == nil {
                 for name in s.rungs { out += finish(&s, rendition: name) }
             }
+            noteEnded(&s)
             return (out, t, s.sessions)
         }
         answers.resume()
@@ -206,6 +211,7 @@ public final class LiveStream: Sendable {
                 guard s.sessions == session else { return [] }
                 var out: [PlaylistWaiters.Answer] = []
                 for name in s.rungs { out += self.finish(&s, rendition: name) }
+                self.noteEnded(&s)
                 return out
             }.resume()
         }
@@ -234,7 +240,80 @@ public final class LiveStream: Sendable {
         guard !outputs.isEmpty, s.renditions[name] != nil else { return [] }
         s.renditions[name]!.record(outputs, settings: settings, now: Date())
         if replicate { self.replicate(&s, rendition: name, outputs: outputs) }
+        if s.recorder != nil { handToRecorder(&s, rendition: name, outputs: outputs) }
         return s.waiters.takeSatisfied(by: s.renditions[name]!)
+    }
+
+    // MARK: Recording
+
+    /// Hands every init segment and complete segment made here (or received from the origin as
+    /// a replica) from now on to `sink`, and `.ended` when every rendition has ended. Called
+    /// with the stream's lock held: `sink` must only queue. Media already held is handed over
+    /// too, from the start of the current publisher session on.
+    public func record(to sink: (@Sendable (RecordedObject) -> Void)?) {
+        state.withLock { s in
+            s.recorder = sink
+            if sink != nil { handHeld(&s) }
+        }
+    }
+
+    private func handToRecorder(_ s: inout State, rendition name: String, outputs: [PackagerOutput]) {
+        guard let sink = s.recorder, let r = s.renditions[name] else { return }
+        for o in outputs {
+            switch o {
+            case .initSegment(let version, _, _):
+                if let i = recordedInit(r, version: version, epoch: s.epoch) { sink(.initSegment(i)) }
+            case .segmentEnded(let sequence):
+                guard let seg = r.segments.last(where: { $0.sequence == sequence && $0.complete }) else { continue }
+                sink(.segment(recordedSegment(r, seg, epoch: s.epoch)))
+                s.recording = true
+            default:
+                continue
+            }
+        }
+    }
+
+    /// What a stream already holds, for a recorder that starts now (a standby's snapshot): its
+    /// init segments, and the complete segments since the last publisher session began.
+    private func handHeld(_ s: inout State) {
+        guard let sink = s.recorder, let source = s.source else { return }
+        for name in s.order {
+            guard let r = s.renditions[name] else { continue }
+            for version in r.inits.keys.sorted() {
+                if let i = recordedInit(r, version: version, epoch: s.epoch) { sink(.initSegment(i)) }
+            }
+        }
+        let complete = source.segments.filter { $0.complete && $0.bytes != nil }
+        guard let first = complete.last(where: \.discontinuity)?.sequence ?? complete.first?.sequence else { return }
+        for name in s.order {
+            guard let r = s.renditions[name] else { continue }
+            let segments = r.segments.filter { $0.complete && $0.bytes != nil && $0.sequence >= first }
+            for seg in segments { sink(.segment(recordedSegment(r, seg, epoch: s.epoch))) }
+            if !segments.isEmpty { s.recording = true }
+        }
+        noteEnded(&s)
+    }
+
+    private func recordedInit(_ r: LiveRendition, version: Int, epoch: StreamEpoch) -> RecordedInit? {
+        guard let i = r.inits[version] else { return nil }
+        let video = i.tracks.lazy.compactMap { t -> AVCDecoderConfiguration? in
+            if case .avc(let c) = t.format { return c } else { return nil }
+        }.first
+        return RecordedInit(stream: id, epoch: epoch, rendition: r.name, version: version, bytes: i.bytes,
+                            codecs: i.tracks.map(\.format.codecString).joined(separator: ","), width: video?.width, height: video?.height)
+    }
+
+    private func recordedSegment(_ r: LiveRendition, _ seg: LiveSegment, epoch: StreamEpoch) -> RecordedSegment {
+        RecordedSegment(stream: id, epoch: epoch, rendition: r.name, sequence: seg.sequence, duration: seg.duration,
+                        discontinuity: seg.discontinuity, initVersion: seg.initVersion, programDateTime: seg.programDateTime,
+                        bytes: seg.bytes ?? [])
+    }
+
+    /// Tells the recorder once when every rendition has ended after something was recorded.
+    private func noteEnded(_ s: inout State) {
+        guard s.recording, let sink = s.recorder, !s.publishing, s.renditions.values.allSatisfy({ !$0.live }) else { return }
+        s.recording = false
+        sink(.ended(stream: id, epoch: s.epoch))
     }
 
     // MARK: The ladder
@@ -389,6 +468,7 @@ public final class LiveStream: Sendable {
                     ready += s.waiters.takeAll(of: s.renditions[r.name]!)
                 }
             }
+            if batch.snapshot { handHeld(&s) } else { noteEnded(&s) }
             return ready
         }.resume()
     }

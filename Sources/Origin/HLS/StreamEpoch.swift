@@ -31,3 +31,19 @@ public struct StreamEpoch: Hashable, Sendable, CustomStringConvertible {
         (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
     }
 }
+
+/// As its canonical spelling (recording manifests).
+extension StreamEpoch: Codable {
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let epoch = StreamEpoch(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an epoch: \(text)"))
+        }
+        self = epoch
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}

@@ -1,0 +1,210 @@
+import Foundation
+import Synchronization
+import MediaTestSupport
+import XCTest
+@testable import Origin
+
+/// What a stream hands its recorder, on the origin and on its standby, and the VOD playlists a
+/// recording's manifest makes.
+final class RecordingTests: XCTestCase {
+    final class Collected: Sendable {
+        let objects = Mutex<[RecordedObject]>([])
+        var sink: @Sendable (RecordedObject) -> Void { { [self] o in objects.withLock { $0.append(o) } } }
+
+        var segments: [RecordedSegment] {
+            objects.withLock { $0.compactMap { if case .segment(let s) = $0 { s } else { nil } } }
+        }
+        var inits: [RecordedInit] {
+            objects.withLock { $0.compactMap { if case .initSegment(let i) = $0 { i } else { nil } } }
+        }
+        var endings: Int { objects.withLock { $0.filter { if case .ended = $0 { true } else { false } }.count } }
+
+        /// A manifest as the node's recorder would keep it.
+        func manifest() -> RecordingManifest? {
+            guard let first = segments.first else { return nil }
+            var m = RecordingManifest(stream: first.stream, epoch: first.epoch, firstSequence: first.sequence, startedAt: first.programDateTime)
+            for i in inits { m.noteInit(i) }
+            for s in segments { m.noteSegment(s) }
+            if endings > 0 { m.state = .ready }
+            return m
+        }
+    }
+
+    /// The helpers of `ReplicationTests`, for a stream and its standby.
+    enum replication {
+        static func tags() throws -> [FLVFile.Tag] { try FLVFile(try MediaFixtures.flv(name: "cut-6s", seconds: 6)).tags }
+
+        static func feed(_ live: LiveStream, _ tags: ArraySlice<FLVFile.Tag>, shift: UInt32 = 0) throws {
+            for tag in tags {
+                if tag.type == 9 { try live.ingest(video: FLVVideoTag.parse(tag.body), timestamp: tag.timestamp + shift, byteCount: tag.body.count) }
+                if tag.type == 8 { try live.ingest(audio: FLVAudioTag.parse(tag.body), timestamp: tag.timestamp + shift, byteCount: tag.body.count) }
+            }
+        }
+
+        static func publishingPair(_ id: String) throws -> (origin: LiveStream, standby: LiveStream, wire: ReplicationTests.Wire) {
+            let origin = LiveStream(id: id), standby = LiveStream(id: id)
+            let wire = ReplicationTests.Wire()
+            origin.replicate(to: { wire.sink($0) })
+            try wire.attach(origin, standby)
+            origin.beginPublishing()
+            return (origin, standby, wire)
+        }
+    }
+
+    func testTheOriginAndItsStandbyRecordTheSameSegmentsAndBothEnd() throws {
+        let all = try replication.tags()
+        let (origin, standby, wire) = try replication.publishingPair("rec1")
+        let atOrigin = Collected(), atStandby = Collected()
+        origin.record(to: atOrigin.sink)
+        standby.record(to: atStandby.sink)
+        var delivered = 0
+        for chunk in stride(from: 0, to: all.count, by: 50) {
+            try replication.feed(origin, all[chunk..<min(chunk + 50, all.count)])
+            try wire.deliver(to: standby, from: &delivered)
+        }
+        XCTAssertEqual(atOrigin.endings, 0, "still live")
+        origin.endPublishing()
+        try wire.deliver(to: standby, from: &delivered)
+        XCTAssertEqual(atOrigin.endings, 1)
+        XCTAssertEqual(atStandby.endings, 1, "the origin said its renditions ended")
+
+        let segments = atOrigin.segments
+        XCTAssertGreaterThanOrEqual(segments.count, 3)
+        XCTAssertEqual(segments.map(\.sequence), Array(0..<segments.count), "every segment once, in order")
+        XCTAssertEqual(segments.map(\.bytes), segments.map { origin.segment(sequence: $0.sequence) ?? [] })
+        XCTAssertEqual(atStandby.segments, segments, "the standby's copy is the origin's")
+        XCTAssertEqual(atOrigin.inits.map(\.bytes), [origin.initSegment(version: 0)!])
+        XCTAssertEqual(atStandby.inits.map(\.bytes), atOrigin.inits.map(\.bytes))
+        XCTAssertTrue(atOrigin.inits[0].codecs.hasPrefix("avc1."))
+
+        let m = try XCTUnwrap(atOrigin.manifest())
+        XCTAssertEqual(m.id, "rec1-\(origin.epoch)-0")
+        XCTAssertEqual(m.duration, segments.reduce(0) { $0 + $1.duration }, accuracy: 0.001)
+        XCTAssertEqual(m.duration, 6, accuracy: 0.5)
+        let playlist = try XCTUnwrap(m.mediaPlaylist(rendition: "source"))
+        XCTAssertTrue(playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"))
+        XCTAssertTrue(playlist.hasSuffix("#EXT-X-ENDLIST\n"))
+        XCTAssertTrue(playlist.contains("#EXT-X-MAP:URI=\"init0.mp4\"\n"))
+        XCTAssertEqual(playlist.components(separatedBy: "\n").filter { $0.hasPrefix("seg") }.count, segments.count)
+        XCTAssertFalse(playlist.contains("DISCONTINUITY"))
+        XCTAssertTrue(m.masterPlaylist().contains("source/index.m3u8"))
+    }
+
+    /// A standby that comes after the origin made its init segment and first segments (a snapshot
+    /// carries them) records the same recording from the start of the session.
+    func testAStandbyCaughtUpByASnapshotRecordsFromTheSessionStart() throws {
+        let all = try replication.tags()
+        let origin = LiveStream(id: "rec3")
+        let wire = ReplicationTests.Wire()
+        origin.replicate(to: { wire.sink($0) })
+        let atOrigin = Collected(), atStandby = Collected()
+        origin.record(to: atOrigin.sink)
+        origin.beginPublishing()
+        try replication.feed(origin, all[..<(all.count / 2)])
+        XCTAssertFalse(atOrigin.segments.isEmpty)
+        let standby = LiveStream(id: "rec3")
+        standby.record(to: atStandby.sink)
+        var delivered = 0
+        var snap = origin.snapshot { delivered = wire.batches.withLock { $0.count } }
+        snap.epoch = wire.epoch
+        snap.sequence = UInt64(delivered)
+        try standby.applyReplica(ReplicaBatch(decoding: snap.encoded()))
+        try replication.feed(origin, all[(all.count / 2)...])
+        origin.endPublishing()
+        try wire.deliver(to: standby, from: &delivered)
+        XCTAssertEqual(atStandby.segments, atOrigin.segments)
+        XCTAssertEqual(atStandby.inits, atOrigin.inits)
+        XCTAssertEqual(atStandby.manifest(), atOrigin.manifest())
+        XCTAssertEqual(atStandby.endings, 1)
+    }
+
+    func testAStandbyTakingOverContinuesTheRecordingAndANewSessionAfterTheEndStartsAnother() throws {
+        let all = try replication.tags()
+        let (origin, standby, wire) = try replication.publishingPair("rec2")
+        let atStandby = Collected()
+        standby.record(to: atStandby.sink)
+        var delivered = 0
+        try replication.feed(origin, all[..<(all.count / 2)])
+        try wire.deliver(to: standby, from: &delivered)
+        // The origin dies: the standby takes over with a new publisher, behind a discontinuity.
+        standby.beginPublishing()
+        try replication.feed(standby, all[...], shift: 10_000)
+        XCTAssertEqual(atStandby.endings, 0, "a takeover does not end the recording")
+        standby.endPublishing()
+        XCTAssertEqual(atStandby.endings, 1)
+        let m = try XCTUnwrap(atStandby.manifest())
+        let playlist = try XCTUnwrap(m.mediaPlaylist(rendition: "source"))
+        XCTAssertEqual(playlist.components(separatedBy: "#EXT-X-DISCONTINUITY\n").count, 2, playlist)
+        XCTAssertEqual(Set(atStandby.segments.map(\.sequence)).count, atStandby.segments.count, "no segment twice")
+        // Publishing again after the end: the next segments start a new recording (their own first sequence).
+        let before = atStandby.segments.count
+        standby.beginPublishing()
+        try replication.feed(standby, all[...], shift: 40_000)
+        let next = atStandby.segments[before]
+        XCTAssertTrue(next.discontinuity)
+        XCTAssertGreaterThan(next.sequence, atStandby.segments[before - 1].sequence)
+    }
+
+    func testRecordingIDsAndPlaylistsOfBrokenRecordings() throws {
+        let epoch = StreamEpoch(0x1f2a3b4c)
+        XCTAssertEqual(RecordingManifest.id(stream: "ab-c_d", epoch: epoch, firstSequence: 12), "ab-c_d-1f2a3b4c-12")
+        let parsed = try XCTUnwrap(RecordingManifest.parse(id: "ab-c_d-1f2a3b4c-12"))
+        XCTAssertEqual(parsed.stream, "ab-c_d")
+        XCTAssertEqual(parsed.epoch, epoch)
+        XCTAssertEqual(parsed.firstSequence, 12)
+        for bad in ["", "abc", "abc-1f2a3b4c", "abc-1F2A3B4C-1", "abc-1f2a3b4c-01", "-1f2a3b4c-1", "abc-1f2a3b4c-", "abc-1f2a3b4c-1x"] {
+            XCTAssertNil(RecordingManifest.parse(id: bad), bad)
+        }
+        var m = RecordingManifest(stream: "s", epoch: epoch, firstSequence: 3, startedAt: Date(timeIntervalSince1970: 0))
+        m.noteInit(RecordedInit(stream: "s", epoch: epoch, rendition: "360p", version: 0, bytes: [1], codecs: "avc1.64001e,mp4a.40.2",
+                                width: 640, height: 360))
+        m.noteInit(RecordedInit(stream: "s", epoch: epoch, rendition: "360p", version: 1, bytes: [1], codecs: "avc1.64001e,mp4a.40.2",
+                                width: 640, height: 360))
+        func seg(_ n: Int, _ d: Double, init v: Int = 0, discontinuity: Bool = false) -> RecordedSegment {
+            RecordedSegment(stream: "s", epoch: epoch, rendition: "360p", sequence: n, duration: d, discontinuity: discontinuity,
+                            initVersion: v, programDateTime: Date(), bytes: [UInt8](repeating: 0, count: 1000))
+        }
+        // 5 lost (a hole), 7 a new publisher session with a new init; 8 named an init never written.
+        for s in [seg(4, 2.5), seg(3, 2), seg(6, 2), seg(7, 1.5, init: 1, discontinuity: true), seg(8, 2, init: 9)] { m.noteSegment(s) }
+        XCTAssertEqual(m.mediaPlaylist(rendition: "360p"), """
+            #EXTM3U
+            #EXT-X-VERSION:7
+            #EXT-X-TARGETDURATION:3
+            #EXT-X-PLAYLIST-TYPE:EVENT
+            #EXT-X-MEDIA-SEQUENCE:3
+            #EXT-X-INDEPENDENT-SEGMENTS
+            #EXT-X-MAP:URI="init0.mp4"
+            #EXTINF:2.00000,
+            seg3.m4s
+            #EXTINF:2.50000,
+            seg4.m4s
+            #EXT-X-DISCONTINUITY
+            #EXT-X-MAP:URI="init0.mp4"
+            #EXTINF:2.00000,
+            seg6.m4s
+            #EXT-X-DISCONTINUITY
+            #EXT-X-MAP:URI="init1.mp4"
+            #EXTINF:1.50000,
+            seg7.m4s
+
+            """)
+        m.fail("segment 5 of 360p could not be written: No space left on device")
+        m.fail("a later reason")
+        XCTAssertEqual(m.state, .incomplete)
+        XCTAssertEqual(m.reason, "segment 5 of 360p could not be written: No space left on device")
+        let vod = try XCTUnwrap(m.mediaPlaylist(rendition: "360p"))
+        XCTAssertTrue(vod.contains("#EXT-X-PLAYLIST-TYPE:VOD\n") && vod.hasSuffix("seg7.m4s\n#EXT-X-ENDLIST\n"))
+        XCTAssertNil(m.mediaPlaylist(rendition: "720p"))
+        XCTAssertEqual(m.masterPlaylist(), """
+            #EXTM3U
+            #EXT-X-VERSION:7
+            #EXT-X-INDEPENDENT-SEGMENTS
+            #EXT-X-STREAM-INF:BANDWIDTH=5333,AVERAGE-BANDWIDTH=4000,CODECS="avc1.64001e,mp4a.40.2",RESOLUTION=640x360
+            360p/index.m3u8
+
+            """)
+        // The manifest survives its JSON (as the recorder stores it).
+        let data = try JSONEncoder().encode(m)
+        XCTAssertEqual(try JSONDecoder().decode(RecordingManifest.self, from: data), m)
+    }
+}
