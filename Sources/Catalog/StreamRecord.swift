@@ -28,6 +28,10 @@ package struct StreamRecord: Codable, Equatable, Sendable {
     package var timeZone: String? = nil
     /// An invite-only stream also admits people who join by an invitation link without an account, under a name.
     package var allowGuests = false
+    /// Accounts that may broadcast into it with keys of their own (`CoHost`).
+    package var cohosts: [CoHost] = []
+    /// The co-host it is handed to (their account id); nil: its host is on the air.
+    package var onAir: String? = nil
 
     /// Who may watch: anyone and listed (`public`), anyone with the link (`unlisted`), invitees
     /// (`invite-only`), buyers (`paid`; until payments exist, as invite-only).
@@ -43,7 +47,7 @@ package struct StreamRecord: Codable, Equatable, Sendable {
     package init(id: String, key: String?, keyDigest: String? = nil, title: String, createdAt: Date, ladder: String? = nil,
                  x264Preset: String? = nil, keepSource: Bool = false, owner: String? = nil, description: String = "",
                  tags: [String] = [], visibility: Visibility = .public, startsAt: Date? = nil, timeZone: String? = nil,
-                 allowGuests: Bool = false) {
+                 allowGuests: Bool = false, cohosts: [CoHost] = [], onAir: String? = nil) {
         self.id = id
         self.key = key
         self.keyDigest = keyDigest ?? key.map(StreamIdentifiers.digest) ?? ""
@@ -59,11 +63,13 @@ package struct StreamRecord: Codable, Equatable, Sendable {
         self.startsAt = startsAt
         self.timeZone = timeZone
         self.allowGuests = allowGuests
+        self.cohosts = cohosts
+        self.onAir = onAir
     }
 
     private enum CodingKeys: String, CodingKey {
         case id, key, keyDigest, title, createdAt, ladder, x264Preset, keepSource, owner, description, tags, visibility, startsAt, timeZone
-        case allowGuests
+        case allowGuests, cohosts, onAir
     }
 
     /// Records from nodes of an earlier version lack the later fields: they take their defaults.
@@ -80,7 +86,9 @@ package struct StreamRecord: Codable, Equatable, Sendable {
                   visibility: try c.decodeIfPresent(Visibility.self, forKey: .visibility) ?? .public,
                   startsAt: try c.decodeIfPresent(Date.self, forKey: .startsAt),
                   timeZone: try c.decodeIfPresent(String.self, forKey: .timeZone),
-                  allowGuests: try c.decodeIfPresent(Bool.self, forKey: .allowGuests) ?? false)
+                  allowGuests: try c.decodeIfPresent(Bool.self, forKey: .allowGuests) ?? false,
+                  cohosts: try c.decodeIfPresent([CoHost].self, forKey: .cohosts) ?? [],
+                  onAir: try c.decodeIfPresent(String.self, forKey: .onAir))
     }
 }
 
@@ -164,11 +172,13 @@ package enum StreamError: Error, CustomStringConvertible, Equatable {
     case badTitle(String)
     case badLadder(String)
     case badDetails(String)
+    case badCohost(String)
     package var description: String {
         switch self {
         case .badTitle(let why): return "bad title: \(why)"
         case .badLadder(let why): return "bad ladder: \(why)"
         case .badDetails(let why): return why
+        case .badCohost(let why): return why
         }
     }
 }

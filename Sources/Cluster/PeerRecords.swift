@@ -124,7 +124,10 @@ package enum PeerRecords {
             guard placed.count <= maxBatch else { throw Problem.badRequest("at most \(maxBatch) records at once") }
             for r in placed {
                 guard StreamIdentifiers.isWellFormed(Substring(r.id)), r.keyDigest.count == 64,
-                      r.owner.map({ StreamIdentifiers.isWellFormed(Substring($0)) }) ?? true else {
+                      r.owner.map({ StreamIdentifiers.isWellFormed(Substring($0)) }) ?? true,
+                      (r.cohosts ?? []).count <= CoHost.maxPerStream,
+                      (r.cohosts ?? []).allSatisfy({ StreamIdentifiers.isWellFormed(Substring($0.account)) && $0.keyDigest.count == 64 }),
+                      r.onAir.map({ StreamIdentifiers.isWellFormed(Substring($0)) }) ?? true else {
                     throw Problem.badRequest("malformed record \(r.id.prefix(64))")
                 }
             }
@@ -166,6 +169,16 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     package var startsAt: Date?
     package var timeZone: String?
     package var allowGuests: Bool?
+    /// Co-hosts (their accounts and keys' digests) and the one on the air; none from nodes before co-hosts.
+    package var cohosts: [PeerCoHost]?
+    package var onAir: String?
+
+    /// A co-host as one node tells another: the key's digest, never the key.
+    package struct PeerCoHost: Codable, Equatable, Sendable {
+        package var account: String
+        package var keyDigest: String
+        package var addedAt: Date
+    }
 
     package init(_ r: StreamRecord) {
         (id, keyDigest, title, createdAt, ladder, x264Preset) = (r.id, r.keyDigest, r.title, r.createdAt, r.ladder, r.x264Preset)
@@ -177,13 +190,17 @@ package struct PeerRecord: Codable, Equatable, Sendable {
         startsAt = r.startsAt
         timeZone = r.timeZone
         allowGuests = r.allowGuests ? true : nil
+        cohosts = r.cohosts.isEmpty ? nil : r.cohosts.map { PeerCoHost(account: $0.account, keyDigest: $0.keyDigest, addedAt: $0.addedAt) }
+        onAir = r.onAir
     }
 
     /// The record as this node keeps one another node placed here: without the key.
     package var record: StreamRecord {
         StreamRecord(id: id, key: nil, keyDigest: keyDigest, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset,
                      keepSource: keepSource ?? false, owner: owner, description: description ?? "", tags: tags ?? [],
-                     visibility: visibility ?? .public, startsAt: startsAt, timeZone: timeZone, allowGuests: allowGuests ?? false)
+                     visibility: visibility ?? .public, startsAt: startsAt, timeZone: timeZone, allowGuests: allowGuests ?? false,
+                     cohosts: (cohosts ?? []).map { CoHost(account: $0.account, key: nil, keyDigest: $0.keyDigest, addedAt: $0.addedAt) },
+                     onAir: onAir)
     }
 
     /// The record this answer gives for `query`: with the key when the asker presented it (and
@@ -193,9 +210,10 @@ package struct PeerRecord: Codable, Equatable, Sendable {
         case .id(let asked):
             return asked == id ? record : nil
         case .key(let key):
-            guard StreamIdentifiers.digest(key) == keyDigest else { return nil }
             var r = record
-            r.key = key
+            // A co-host's key finds the record too; only the stream's own key is the record's key.
+            guard let publisher = r.publisher(key: key) else { return nil }
+            if publisher == .host { r.key = key }
             return r
         }
     }
