@@ -250,17 +250,6 @@ final class CatalogTests: XCTestCase {
         }
     }
 
-    func waitUntil(_ at: String, _ what: String, timeout: Duration = .seconds(3), _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while !condition() {
-            guard ContinuousClock.now < deadline else {
-                XCTFail("\(at): timed out waiting for \(what)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
     func testWhereTheDatabaseIsAndWhatIsLogged() throws {
         XCTAssertEqual(try DatabaseLocation("data/streamtube.sqlite"), .sqlite(path: "data/streamtube.sqlite"))
         XCTAssertEqual(try DatabaseLocation("sqlite:rel.sqlite"), .sqlite(path: "rel.sqlite"))

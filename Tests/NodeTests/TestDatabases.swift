@@ -52,3 +52,17 @@ enum TestDatabases {
         return "sqlite"
     }
 }
+
+extension XCTestCase {
+    /// Waits for `condition` (what another node sharing the database should see soon), failing after `timeout`.
+    func waitUntil(_ at: String, _ what: String, timeout: Duration = .seconds(3), _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                XCTFail("\(at): timed out waiting for \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
