@@ -9,6 +9,8 @@ import subprocess
 import time
 import urllib.parse
 
+import pytest
+
 from browsers import chromium  # noqa: F401 (fixture)
 from conftest import Node, free_port, http, push, wait_for
 from test_accessibility import Axe, describe, violations
@@ -48,10 +50,11 @@ def last_sequence(playlist):
     return first + len(re.findall(r"^#EXTINF", playlist, re.M)) - 1
 
 
-def test_one_publisher_at_a_time_and_a_hand_over_through_a_relay(tmp_path):
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_one_publisher_at_a_time_and_a_hand_over_through_a_relay(tmp_path, engine, request):
     key = keygen()
     seed = free_port()
-    database = str(tmp_path / "shared.sqlite")
+    database = request.getfixturevalue("postgres") if engine == "postgres" else str(tmp_path / "shared.sqlite")
     nodes = []
     procs = []
     try:
@@ -74,8 +77,10 @@ def test_one_publisher_at_a_time_and_a_hand_over_through_a_relay(tmp_path):
         r = api(a, host, "POST", f"/api/v1/streams/{sid}/cohosts", {"account": "ann@example.com"})
         assert r.status == 201, r.text
         assert r.json()["cohosts"][0]["account"] == ann_id and "onAir" not in r.json()
-        # Ann sees the stream, with a key of her own, on any node (the database is shared).
-        mine = api(other, ann, "GET", "/api/v1/cohosting").json()
+        # Ann sees the stream, with a key of her own, on any node (the database is shared: at once on
+        # PostgreSQL, within the other node's half-second look at an SQLite file).
+        mine = wait_for(lambda: [m for m in api(other, ann, "GET", "/api/v1/cohosting").json() if m.get("key")], 3,
+                        "the co-host and her key on the other node")
         assert [m["id"] for m in mine] == [sid] and mine[0]["onAir"] is False
         ann_key = mine[0]["key"]
         assert ann_key != s["key"] and ann_key.startswith(sid + "_")
