@@ -255,9 +255,17 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
     func closeDisplaced(code: String, description: String) {
         guard let context, !closed else { return }
         logger.info("rtmp publisher displaced by a hand-over", metadata: ["description": "\(description)"])
+        end(code: code, description: description, reason: "handed over", context: context)
+    }
+
+    /// Ends a publish that was accepted: the status saying why, then — a moment later, for the
+    /// broadcaster to read it (ffmpeg reads the server between its writes) — the connection goes.
+    /// What it sends meanwhile feeds nothing.
+    private func end(code: String, description: String, reason: String, context: ChannelHandlerContext) {
         send(session.rejectPublish(code: code, description: description), context: context)
-        stopPublishing(reason: "handed over")
-        close(context)
+        context.flush()
+        stopPublishing(reason: reason)
+        context.eventLoop.scheduleTask(in: .seconds(1)) { [weak self] in self?.close(context) }
     }
 
     /// Graceful leave: the stream is handed over (the standby has it); the publisher is
@@ -401,9 +409,7 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
                                     eventLoop: context.eventLoop, logger: logger) { [weak self] why in
                 guard let self, !self.closed else { return }
                 self.logger.warning("relay ended; closing the broadcaster's connection", metadata: ["why": "\(why)"])
-                self.send(self.session.rejectPublish(code: "NetStream.Publish.Failed", description: why), context: context)
-                self.publishing = nil
-                self.close(context)
+                self.end(code: "NetStream.Publish.Failed", description: why, reason: "relay ended", context: context)
             }
             publishing = .relay(id: record.id, relay: relay)
             relay.start()
@@ -443,9 +449,8 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
     private func removed(_ publisher: Publisher, context: ChannelHandlerContext) {
         logger.warning("rtmp publisher is no longer a co-host, closing")
         NodeMetrics.publishersRemoved.increment()
-        send(session.rejectPublish(code: "NetStream.Publish.BadName", description: "You are no longer a co-host of this stream"), context: context)
-        stopPublishing(reason: "co-host removed")
-        close(context)
+        end(code: "NetStream.Publish.BadName", description: "You are no longer a co-host of this stream", reason: "co-host removed",
+            context: context)
     }
 
     private func refuseMedia(_ error: any Error, context: ChannelHandlerContext) {

@@ -112,7 +112,7 @@ def test_one_publisher_at_a_time_and_a_hand_over_through_a_relay(tmp_path, engin
         procs.append(ann_pub)
         # The host's connection is closed by the origin, and told why.
         code, err = finished(host_pub, 20)
-        assert code != 0, err
+        assert code != 0 and f"Stream {sid} was handed to a co-host" in err, err
         assert any(rec.get("msg") == "stream handed over" for rec in origin.log_records()), origin.logs()[-3000:]
         # The same playlist goes on: a discontinuity, later segments, no end.
         wait_for(lambda: last_sequence(http("GET", playlist_url).text) >= before + 4, 40, "segments after the hand-over")
@@ -130,7 +130,8 @@ def test_one_publisher_at_a_time_and_a_hand_over_through_a_relay(tmp_path, engin
         # Removed: Ann is cut off at her next keyframe, and her key is refused on every node.
         assert api(a, host, "DELETE", f"/api/v1/streams/{sid}/cohosts/{ann_id}").status == 204
         wait_for(lambda: all(api(n, ann, "GET", "/api/v1/cohosting").json() == [] for n in nodes), 3, "the removal everywhere")
-        finished(ann_pub, 20)
+        code, err = finished(ann_pub, 20)
+        assert code != 0 and "You are no longer a co-host of this stream" in err, err
         for n in nodes:
             code, err = finished(push(n, ann_key, seconds=5, size="320x240"), 20)
             assert code != 0 and "Unknown stream key" in err, err
