@@ -216,13 +216,7 @@ final class CatalogTests: XCTestCase {
     func testAChangeOnOneNodeReachesTheOtherWithinASecond() async throws {
         for location in try await TestDatabases.fresh() {
             let at = TestDatabases.engine(location)
-            let migrations = Migrations.all(sealer: sealer)
-            let dbA = try await Database.open(location, logger: logger, migrations: migrations)
-            let dbB = try await Database.open(location, logger: logger, migrations: migrations)
-            let a = StreamCatalog(store: StreamStore(database: dbA, sealer: sealer), logger: logger)
-            let b = StreamCatalog(store: StreamStore(database: dbB, sealer: sealer), logger: logger)
-            try await a.load()
-            try await b.load()
+            let (dbA, dbB, a, b) = try await TestDatabases.twoNodes(location, sealer: sealer)
             let following = Task { await b.followChanges() }
             // Listening (PostgreSQL) or the first data version read (SQLite) before the change.
             try await Task.sleep(for: .milliseconds(700))

@@ -29,14 +29,8 @@ final class CoHostTests: XCTestCase {
     func testCoHostChangesReachEveryNodeSharingTheDatabaseAtOnce() async throws {
         for location in try await TestDatabases.fresh() {
             let at = TestDatabases.engine(location)
-            let migrations = Migrations.all(sealer: sealer)
-            let dbA = try await Database.open(location, logger: logger, migrations: migrations)
-            let dbB = try await Database.open(location, logger: logger, migrations: migrations)
+            let (dbA, dbB, a, b) = try await TestDatabases.twoNodes(location, sealer: sealer)
             let (host, ann, bob) = try await accounts(dbA)
-            let a = StreamCatalog(store: StreamStore(database: dbA, sealer: sealer), logger: logger)
-            let b = StreamCatalog(store: StreamStore(database: dbB, sealer: sealer), logger: logger)
-            try await a.load()
-            try await b.load()
             let following = Task { await b.followChanges() }
             try await Task.sleep(for: .milliseconds(700))
             let s = try await a.create(title: "Together", owner: host)

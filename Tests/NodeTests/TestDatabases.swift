@@ -47,6 +47,19 @@ enum TestDatabases {
         return .postgres(server)
     }
 
+    /// Two nodes' handles on one database and their catalogs, loaded.
+    static func twoNodes(_ location: DatabaseLocation, sealer: any SecretSealer) async throws
+        -> (Database, Database, StreamCatalog, StreamCatalog) {
+        let migrations = Migrations.all(sealer: sealer)
+        let dbA = try await Database.open(location, logger: logger, migrations: migrations)
+        let dbB = try await Database.open(location, logger: logger, migrations: migrations)
+        let a = StreamCatalog(store: StreamStore(database: dbA, sealer: sealer), logger: logger)
+        let b = StreamCatalog(store: StreamStore(database: dbB, sealer: sealer), logger: logger)
+        try await a.load()
+        try await b.load()
+        return (dbA, dbB, a, b)
+    }
+
     static func engine(_ location: DatabaseLocation) -> String {
         if case .postgres = location { return "postgres" }
         return "sqlite"
