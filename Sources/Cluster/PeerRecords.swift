@@ -131,7 +131,12 @@ package enum PeerRecords {
                     throw Problem.badRequest("malformed record \(r.id.prefix(64))")
                 }
             }
-            for r in placed { await catalog.adopt(r.record) }
+            for r in placed {
+                var record = r.record
+                // A node from before co-hosts knows nothing of them: what this node knows stands.
+                if r.cohosts == nil, let known = catalog.record(id: r.id) { (record.cohosts, record.onAir) = (known.cohosts, known.onAir) }
+                await catalog.adopt(record)
+            }
             return Response(status: .noContent)
         }
         return routes
@@ -169,7 +174,8 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     package var startsAt: Date?
     package var timeZone: String?
     package var allowGuests: Bool?
-    /// Co-hosts (their accounts and keys' digests) and the one on the air; none from nodes before co-hosts.
+    /// Co-hosts (their accounts and keys' digests) and the one on the air. Always sent (empty
+    /// for none): absent, from a node before co-hosts, it says nothing of them.
     package var cohosts: [PeerCoHost]?
     package var onAir: String?
 
@@ -190,7 +196,7 @@ package struct PeerRecord: Codable, Equatable, Sendable {
         startsAt = r.startsAt
         timeZone = r.timeZone
         allowGuests = r.allowGuests ? true : nil
-        cohosts = r.cohosts.isEmpty ? nil : r.cohosts.map { PeerCoHost(account: $0.account, keyDigest: $0.keyDigest, addedAt: $0.addedAt) }
+        cohosts = r.cohosts.map { PeerCoHost(account: $0.account, keyDigest: $0.keyDigest, addedAt: $0.addedAt) }
         onAir = r.onAir
     }
 

@@ -140,6 +140,13 @@ final class CoHostTests: XCTestCase {
         XCTAssertEqual(asked.publisher(key: key), .cohost(account: "annannannann"))
         XCTAssertEqual(asked.onAirPublisher, .cohost(account: "annannannann"))
         XCTAssertNil(told.record(for: .key("abcdefghijkm_wrong")))
+        // None is said as none; a node from before co-hosts says nothing, which the receiver tells apart.
+        let none = try PeerRecords.encoder.encode(PeerRecord(StreamRecord(id: "abcdefghijkm", key: nil, keyDigest: r.keyDigest, title: "T",
+                                                                          createdAt: r.createdAt)))
+        XCTAssertEqual(try PeerRecords.decoder.decode(PeerRecord.self, from: none).cohosts, [])
+        var old = try XCTUnwrap(try JSONSerialization.jsonObject(with: none) as? [String: Any])
+        old["cohosts"] = nil
+        XCTAssertNil(try PeerRecords.decoder.decode(PeerRecord.self, from: JSONSerialization.data(withJSONObject: old)).cohosts)
         for location in try await TestDatabases.fresh() {
             let at = TestDatabases.engine(location)
             let db = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
