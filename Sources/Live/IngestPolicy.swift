@@ -95,8 +95,11 @@ package struct IngestPolicy: Sendable {
                        connection: UInt64) -> Result<Admission, IngestRefusal> {
         // A co-host removed since the relaying node looked (or a stale record there) gets nothing.
         guard record.isPublisher(publisher) else { return .failure(.unknownKey) }
-        if let refusal = Self.offAir(record, publisher) { return .failure(refusal) }
+        // Who is on the air is the origin's to say: it holds the record as it is now in every
+        // deployment (a node with a database of its own may hold an older one), so elsewhere the
+        // publish is relayed and the origin admits or refuses it, saying why.
         if !relayed, let cluster, !cluster.router.ownsLocally(record.id) { return .success(.relay(record, publisher, cluster)) }
+        if let refusal = Self.offAir(record, publisher) { return .failure(refusal) }
         guard let live = streams.live(id: record.id) else { return .failure(.unknownKey) }
         switch streams.claimPublisher(id: record.id, connection: connection, as: publisher) {
         case .busy:

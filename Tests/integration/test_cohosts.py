@@ -93,7 +93,7 @@ def test_one_publisher_at_a_time_and_a_hand_over_through_a_relay(tmp_path, engin
         playlist_url = media_playlist(origin, sid)
         wait_for(lambda: "#EXTINF" in http("GET", playlist_url).text, 20, "a first segment")
 
-        # The host is on the air: Ann's publish is refused, saying why — on the node that would relay it.
+        # The host is on the air: Ann's publish (relayed by the other node) is refused by the origin, saying why.
         code, err = finished(push(other, ann_key, seconds=5, size="320x240"), 20)
         assert code != 0 and "on the air from its host; the host can hand it to you in the studio" in err, err
 
