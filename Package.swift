@@ -192,7 +192,8 @@ let package = Package(
                         .embedInCode("Templates/settings.mustache"), .embedInCode("Templates/studio.mustache"),
                         .embedInCode("Templates/link.mustache"), .embedInCode("Templates/upcoming.mustache"),
                         .embedInCode("Templates/schedule.mustache"), .embedInCode("Templates/channel.mustache"), .embedInCode("Templates/picture.mustache"),
-                        .embedInCode("Templates/invitations.mustache"), .embedInCode("Templates/join.mustache")]
+                        .embedInCode("Templates/invitations.mustache"), .embedInCode("Templates/join.mustache"),
+                        .embedInCode("Templates/cohosts.mustache")]
         ),
         // The platform's mail: messages (RFC 5322, RFC 2047, quoted-printable), an SMTP client
         // (STARTTLS, TLS, AUTH) and the outbox folder used when no SMTP server is configured.

@@ -67,6 +67,11 @@ package struct NodeApplication: @unchecked Sendable {
     }
 }
 
+/// The OBS "Server" field of an RTMP URL: all before the stream key.
+func studioServer(_ rtmpURL: String) -> String {
+    String(rtmpURL[..<(rtmpURL.range(of: "/live/")?.upperBound ?? rtmpURL.endIndex)].dropLast())
+}
+
 /// The node's software version, gossiped in its metadata.
 package let streamTubeVersion = "0.1.0"
 
@@ -256,7 +261,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         return catalog.all.filter { $0.owner == owner }.sorted { $0.createdAt > $1.createdAt }.map { r in
             let d = operatorRoutes.describe(r, request: request)
             let health = streams.existing(id: r.id)?.health
-            let server = d.rtmpURL.map { url in String(url[..<(url.range(of: "/live/")?.upperBound ?? url.endIndex)].dropLast()) } ?? ""
+            let server = d.rtmpURL.map(studioServer) ?? ""
             return StudioStream(id: r.id, title: r.title, key: r.key, server: server, rtmpURL: d.rtmpURL, watchURL: d.watchURL,
                                 live: d.live?.publishing ?? false, status: d.live.map { $0.publishing ? "live" : "\($0.state)" } ?? "offline",
                                 advice: health?.advice ?? [],
@@ -265,10 +270,17 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         }
     }, create: { title, owner in
         try await platformAPI.create(title: title, owner: owner).id
+    }, cohosting: { account, request in
+        platformAPI.cohosts.streams(cohostedBy: account).map { r in
+            let c = platformAPI.cohosting(r, for: account, request: request)
+            return StudioStream(id: r.id, title: r.title, key: c.key, server: c.rtmpURL.map(studioServer) ?? "", rtmpURL: c.rtmpURL,
+                                watchURL: c.watchURL, live: c.live, status: c.live ? "live" : "offline", advice: [])
+        }
     }), providers: providers.links, identities: { account in
         try await accounts.identities.identities(account: account).map { ($0.provider, $0.email, $0.createdAt) }
     }).collection)
     platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
+    platform.addRoutes(CoHostPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
     platform.addRoutes(InvitationPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
     platform.addRoutes(ChannelPages(service: accounts, catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL,
                                     live: liveIDs, hasThumbnail: { thumbnails.store.exists(id: $0) }).collection)

@@ -66,6 +66,36 @@ package struct SessionResponse: Codable, Equatable, Sendable {
     package var current: Bool
 }
 
+/// `GET|POST /api/v1/streams/{id}/cohosts`, `POST .../on-air`: a stream's co-hosts and who is on the air.
+package struct CoHostsResponse: Codable, Equatable, Sendable {
+    /// The co-host's account id the stream is handed to; nil: its host.
+    package var onAir: String?
+    package var cohosts: [CoHostEntry]
+}
+
+/// `POST /api/v1/streams/{id}/cohosts`: `account` is an email address or a channel handle.
+struct AddCoHostRequest: Codable, Sendable {
+    var account: String
+}
+
+/// `POST /api/v1/streams/{id}/on-air`: a co-host's account id, or null for the host.
+struct OnAirRequest: Decodable, Sendable {
+    var account: String?
+}
+
+/// `GET /api/v1/cohosting`: a stream the caller co-hosts, with their own key.
+package struct CohostingResponse: Codable, Equatable, Sendable {
+    package var id: String
+    package var title: String
+    /// The caller's key for it (nil when it was made on a node that keeps it).
+    package var key: String?
+    package var rtmpURL: String?
+    package var watchURL: String
+    /// Handed to the caller: their broadcast goes out.
+    package var onAir: Bool
+    package var live: Bool
+}
+
 struct UpdateAccountRequest: Codable, Sendable {
     var displayName: String?
     var role: String?
@@ -265,7 +295,69 @@ package struct PlatformAPI: Sendable {
             let record = try await owned(context, by: caller)
             return try await ThumbnailUpload.delete(id: record.id, thumbnails: thumbnails)
         }
+
+        // MARK: Co-hosts
+        api.get("streams/:id/cohosts") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsRead)
+            return try Responses.json(try await cohostsResponse(try await owned(context, by: caller)))
+        }
+        api.post("streams/:id/cohosts") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let record = try await owned(context, by: caller)
+            let body = try await Self.decode(AddCoHostRequest.self, request, context, example: #"{"account": "them@example.com"} (or a channel handle)"#)
+            do {
+                let changed = try await cohosts.add(body.account, to: record, by: caller.accountID, address: Self.address(context))
+                return try Responses.json(try await cohostsResponse(changed), status: .created)
+            } catch let p as AccountProblem { throw p.problem }
+        }
+        api.delete("streams/:id/cohosts/:account") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let record = try await owned(context, by: caller)
+            let account = try context.parameters.require("account")
+            do {
+                _ = try await cohosts.remove(account, from: record, by: caller.accountID, address: Self.address(context))
+                return Response(status: .noContent)
+            } catch let p as AccountProblem { throw p.problem }
+        }
+        api.post("streams/:id/on-air") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let record = try await owned(context, by: caller)
+            let body = try await Self.decode(OnAirRequest.self, request, context,
+                                             example: #"{"account": "<a co-host's account id>"} (or null: the host)"#)
+            do {
+                let changed = try await cohosts.handOver(record, to: body.account, by: caller.accountID, address: Self.address(context))
+                return try Responses.json(try await cohostsResponse(changed))
+            } catch let p as AccountProblem { throw p.problem }
+        }
+        api.get("cohosting") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsRead)
+            return try Responses.json(cohosts.streams(cohostedBy: caller.accountID).map { cohosting($0, for: caller.accountID, request: request) },
+                                      cache: "no-store")
+        }
+        api.post("cohosting/:id/key") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let id = try context.parameters.require("id")
+            do {
+                let changed = try await cohosts.rotateKey(stream: id, account: caller.accountID, address: Self.address(context))
+                return try Responses.json(cohosting(changed, for: caller.accountID, request: request), cache: "no-store")
+            } catch let p as AccountProblem { throw p.problem }
+        }
         return api
+    }
+
+    var cohosts: CoHosts { CoHosts(service: service, catalog: catalog) }
+
+    func cohostsResponse(_ record: StreamRecord) async throws -> CoHostsResponse {
+        CoHostsResponse(onAir: record.onAirPublisher.cohostAccount, cohosts: try await cohosts.entries(record))
+    }
+
+    /// A stream as its co-host `account` sees it: their own key, in the URL OBS and ffmpeg take.
+    func cohosting(_ record: StreamRecord, for account: String, request: Request) -> CohostingResponse {
+        var theirs = record
+        theirs.key = record.cohost(account: account)?.key
+        let d = operatorRoutes.describe(theirs, request: request)
+        return CohostingResponse(id: record.id, title: record.title, key: theirs.key, rtmpURL: d.rtmpURL, watchURL: d.watchURL,
+                                 onAir: record.onAirPublisher == .cohost(account: account), live: d.live?.publishing ?? false)
     }
 
     /// Makes a stream for `owner` (the studio's form and the API).

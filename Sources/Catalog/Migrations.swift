@@ -240,6 +240,21 @@ package enum Migrations {
             try await db.create(index: "recordings_copy").unique().on("recordings").column("id").column("node_id").run()
             try await db.create(index: "recordings_stream").on("recordings").column("stream_id").run()
         },
+        Migration(version: 14, name: "co-hosts, each with a key of their own; who is on the air") { db in
+            // A co-host's key is kept as a stream's is: its digest (unique, with the streams' own
+            // digests checked in memory) and sealed.
+            try await db.create(table: "cohosts")
+                .column("stream_id", type: .text, .notNull, .references("streams", "id", onDelete: .cascade))
+                .column("account_id", type: .text, .notNull, .references("accounts", "id", onDelete: .cascade))
+                .column("key_digest", type: .text, .notNull, .unique)
+                .column("key_sealed", type: .text)
+                .column("created_at", type: timeType(db), .notNull)
+                .run()
+            try await db.create(index: "cohosts_once").unique().on("cohosts").column("stream_id").column("account_id").run()
+            try await db.create(index: "cohosts_account").on("cohosts").column("account_id").run()
+            // The co-host a stream is handed to; NULL: its host.
+            try await db.alter(table: "streams").column("on_air", type: .text).run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

@@ -20,17 +20,23 @@ package final class StreamCatalog: Sendable {
         var stamps: [String: UInt64] = [:]
 
         mutating func add(_ r: StreamRecord) {
-            // A key that was replaced opens nothing any more.
-            if let old = byID[r.id], old.keyDigest != r.keyDigest { idByKeyDigest[old.keyDigest] = nil }
+            // A key that was replaced (the stream's, or a co-host's; or a co-host removed) opens nothing any more.
+            if let old = byID[r.id] {
+                let now = Set([r.keyDigest] + r.cohosts.map(\.keyDigest))
+                for digest in [old.keyDigest] + old.cohosts.map(\.keyDigest) where !now.contains(digest) && idByKeyDigest[digest] == r.id {
+                    idByKeyDigest[digest] = nil
+                }
+            }
             byID[r.id] = r
             idByKeyDigest[r.keyDigest] = r.id
+            for c in r.cohosts { idByKeyDigest[c.keyDigest] = r.id }
             stamp(r.id)
         }
 
         mutating func remove(_ id: String) {
             stamp(id)
             guard let r = byID.removeValue(forKey: id) else { return }
-            if idByKeyDigest[r.keyDigest] == id { idByKeyDigest[r.keyDigest] = nil }
+            for digest in [r.keyDigest] + r.cohosts.map(\.keyDigest) where idByKeyDigest[digest] == id { idByKeyDigest[digest] = nil }
         }
 
         private mutating func stamp(_ id: String) {
@@ -77,10 +83,13 @@ package final class StreamCatalog: Sendable {
         }
     }
 
-    /// A key learned since the row was read stays (unless the key was replaced since).
+    /// A key learned since the row was read stays (unless the key was replaced since); so do co-hosts' keys.
     private static func keepingLearnedKey(_ r: StreamRecord, from known: StreamRecord?) -> StreamRecord {
         var r = r
         if r.key == nil, known?.keyDigest == r.keyDigest { r.key = known?.key }
+        for i in r.cohosts.indices where r.cohosts[i].key == nil {
+            if let k = known?.cohost(account: r.cohosts[i].account), k.keyDigest == r.cohosts[i].keyDigest { r.cohosts[i].key = k.key }
+        }
         return r
     }
 
@@ -142,6 +151,57 @@ package final class StreamCatalog: Sendable {
         r.key = key
         r.keyDigest = StreamIdentifiers.digest(key)
         records.withLock { $0.add(r) }
+        tell(.changed(r))
+        return r
+    }
+
+    // MARK: Co-hosts
+
+    /// Adds `account` as a co-host of stream `id`, with a key of their own; the record as it is
+    /// now. Every node sharing the database hears of it at once, and the ring's holders are sent it.
+    package func addCohost(id: String, account: String) async throws -> StreamRecord? {
+        guard let r = try await store.record(id: id) else { return nil }
+        guard account != r.owner else { throw StreamError.badCohost("the stream's owner is its host already") }
+        guard r.cohost(account: account) == nil else { throw StreamError.badCohost("already a co-host of this stream") }
+        guard r.cohosts.count < CoHost.maxPerStream else {
+            throw StreamError.badCohost("a stream has at most \(CoHost.maxPerStream) co-hosts: remove one first")
+        }
+        try await store.addCohost(stream: id, CoHost(account: account, key: StreamIdentifiers.randomKey(for: id), addedAt: Date()))
+        return try await changed(id)
+    }
+
+    /// Removes a co-host: their key opens nothing from now on, on every node; a stream handed to
+    /// them goes back to its host. The record; nil when there is no such stream or co-host.
+    package func removeCohost(id: String, account: String) async throws -> StreamRecord? {
+        guard try await store.removeCohost(stream: id, account: account) else { return nil }
+        return try await changed(id)
+    }
+
+    /// A co-host's new key: the old one opens nothing from now on (a broadcast live on it goes on
+    /// until it reconnects). The record; nil when there is no such stream or co-host.
+    package func rotateCohostKey(id: String, account: String) async throws -> StreamRecord? {
+        guard try await store.replaceCohostKey(stream: id, account: account, key: StreamIdentifiers.randomKey(for: id)) else { return nil }
+        return try await changed(id)
+    }
+
+    /// Hands the stream to co-host `account`, or back to its host (nil): from now on only their
+    /// key is admitted, and their next publish takes over from whoever publishes now.
+    package func handOver(id: String, to account: String?) async throws -> StreamRecord? {
+        guard let r = try await store.record(id: id) else { return nil }
+        if let account, r.cohost(account: account) == nil { throw StreamError.badCohost("not a co-host of this stream") }
+        try await store.setOnAir(stream: id, account: account)
+        return try await changed(id)
+    }
+
+    /// The record as the database has it now, kept here and sent to the ring's holders (nodes
+    /// with databases of their own learn of the change as they do of a new key).
+    private func changed(_ id: String) async throws -> StreamRecord? {
+        guard let fresh = try await store.record(id: id) else { return nil }
+        let r = records.withLock { s -> StreamRecord in
+            let r = Self.keepingLearnedKey(fresh, from: s.byID[id])
+            s.add(r)
+            return r
+        }
         tell(.changed(r))
         return r
     }
@@ -452,7 +512,7 @@ package final class StreamCatalog: Sendable {
         if let known {
             if known.keyDigest == record.keyDigest, known.key == nil, let key = record.key { await learnKey(key, of: known) }
             // The maker changed it since (new details, a new key): what it says now wins.
-            var theirs = record
+            var theirs = Self.keepingLearnedKey(record, from: known)
             theirs.key = known.keyDigest == record.keyDigest ? known.key : record.key
             // Except an older copy of the picture's change (placements may arrive out of order).
             if let mine = known.thumbnailChangedAt, mine > (record.thumbnailChangedAt ?? .distantPast) {
@@ -461,7 +521,12 @@ package final class StreamCatalog: Sendable {
             if theirs != known {
                 do {
                     if known.keyDigest != record.keyDigest { try await store.replaceDigest(id: record.id, digest: record.keyDigest) }
+                    if theirs.cohosts != known.cohosts { try await store.replaceCohosts(stream: record.id, theirs.cohosts) }
+                    if theirs.onAir != known.onAir { try await store.setOnAir(stream: record.id, account: theirs.onAir) }
                     try await store.update(theirs)
+                    // What the database holds now: co-hosts' keys it kept sealed (a database shared
+                    // with the node that made them) open here too.
+                    if theirs.cohosts != known.cohosts, (try? await reload(id: record.id)) != nil { return }
                 } catch {
                     logger.warning("stream record from a peer not updated", metadata: ["stream": "\(record.id)", "error": "\(Database.explain(error))"])
                 }

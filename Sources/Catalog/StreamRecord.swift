@@ -34,6 +34,10 @@ package struct StreamRecord: Codable, Equatable, Sendable {
     /// When the uploaded picture was last set or removed (by the node that took the change): of
     /// two copies of a record arriving out of order, the later change wins.
     package var thumbnailChangedAt: Date? = nil
+    /// Accounts that may broadcast into it with keys of their own (`CoHost`).
+    package var cohosts: [CoHost] = []
+    /// The co-host it is handed to (their account id); nil: its host is on the air.
+    package var onAir: String? = nil
 
     /// Who may watch: anyone and listed (`public`), anyone with the link (`unlisted`), invitees
     /// (`invite-only`), buyers (`paid`; until payments exist, as invite-only).
@@ -49,7 +53,8 @@ package struct StreamRecord: Codable, Equatable, Sendable {
     package init(id: String, key: String?, keyDigest: String? = nil, title: String, createdAt: Date, ladder: String? = nil,
                  x264Preset: String? = nil, keepSource: Bool = false, owner: String? = nil, description: String = "",
                  tags: [String] = [], visibility: Visibility = .public, startsAt: Date? = nil, timeZone: String? = nil,
-                 allowGuests: Bool = false, thumbnail: String? = nil, thumbnailChangedAt: Date? = nil) {
+                 allowGuests: Bool = false, thumbnail: String? = nil, thumbnailChangedAt: Date? = nil,
+                 cohosts: [CoHost] = [], onAir: String? = nil) {
         self.id = id
         self.key = key
         self.keyDigest = keyDigest ?? key.map(StreamIdentifiers.digest) ?? ""
@@ -67,11 +72,13 @@ package struct StreamRecord: Codable, Equatable, Sendable {
         self.allowGuests = allowGuests
         self.thumbnail = thumbnail
         self.thumbnailChangedAt = thumbnailChangedAt
+        self.cohosts = cohosts
+        self.onAir = onAir
     }
 
     private enum CodingKeys: String, CodingKey {
         case id, key, keyDigest, title, createdAt, ladder, x264Preset, keepSource, owner, description, tags, visibility, startsAt, timeZone
-        case allowGuests, thumbnail, thumbnailChangedAt
+        case allowGuests, thumbnail, thumbnailChangedAt, cohosts, onAir
     }
 
     /// Records from nodes of an earlier version lack the later fields: they take their defaults.
@@ -90,7 +97,9 @@ package struct StreamRecord: Codable, Equatable, Sendable {
                   timeZone: try c.decodeIfPresent(String.self, forKey: .timeZone),
                   allowGuests: try c.decodeIfPresent(Bool.self, forKey: .allowGuests) ?? false,
                   thumbnail: try c.decodeIfPresent(String.self, forKey: .thumbnail),
-                  thumbnailChangedAt: try c.decodeIfPresent(Date.self, forKey: .thumbnailChangedAt))
+                  thumbnailChangedAt: try c.decodeIfPresent(Date.self, forKey: .thumbnailChangedAt),
+                  cohosts: try c.decodeIfPresent([CoHost].self, forKey: .cohosts) ?? [],
+                  onAir: try c.decodeIfPresent(String.self, forKey: .onAir))
     }
 }
 
@@ -174,11 +183,13 @@ package enum StreamError: Error, CustomStringConvertible, Equatable {
     case badTitle(String)
     case badLadder(String)
     case badDetails(String)
+    case badCohost(String)
     package var description: String {
         switch self {
         case .badTitle(let why): return "bad title: \(why)"
         case .badLadder(let why): return "bad ladder: \(why)"
         case .badDetails(let why): return why
+        case .badCohost(let why): return why
         }
     }
 }

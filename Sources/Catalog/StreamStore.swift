@@ -14,7 +14,7 @@ package struct StreamStore: Sendable {
     package static let changes = "streamtube_records"
     static let columns = ["id", "key_digest", "key_sealed", "title", "created_at", "ladder", "x264_preset", "keep_source",
                           "owner_account", "description", "tags", "visibility", "starts_at", "time_zone", "allow_guests",
-                          "thumbnail_version", "thumbnail_changed_at"]
+                          "thumbnail_version", "thumbnail_changed_at", "on_air"]
 
     package init(database: Database, sealer: any SecretSealer) {
         self.database = database
@@ -30,8 +30,10 @@ package struct StreamStore: Sendable {
                     SQLBind(r.keepSource ? 1 : 0), Migrations.optional(r.owner), SQLBind(r.description),
                     SQLBind(r.tags.joined(separator: ",")), SQLBind(r.visibility.rawValue),
                     Migrations.optional(r.startsAt?.timeIntervalSince1970), Migrations.optional(r.timeZone), SQLBind(r.allowGuests ? 1 : 0),
-                    Migrations.optional(r.thumbnail), Migrations.optional(r.thumbnailChangedAt?.timeIntervalSince1970))
+                    Migrations.optional(r.thumbnail), Migrations.optional(r.thumbnailChangedAt?.timeIntervalSince1970),
+                    Migrations.optional(r.onAir))
             .run()
+        for c in r.cohosts { try await insertCohost(stream: r.id, c) }
         await database.announce(r.id, on: Self.changes)
     }
 
@@ -64,6 +66,8 @@ package struct StreamStore: Sendable {
     /// node that was away cannot bring it back. Also for a stream this database never had.
     package func delete(id: String, at time: Date = Date()) async throws {
         try await sql.delete(from: "stream_thumbnails").where("stream_id", .equal, id).run()
+        // SQLite does not enforce the foreign key's cascade unless asked: the co-hosts go first.
+        try await sql.delete(from: "cohosts").where("stream_id", .equal, id).run()
         try await sql.delete(from: "streams").where("id", .equal, id).run()
         try await sql.insert(into: "deleted_streams").columns("id", "deleted_at")
             .values(SQLBind(id), SQLBind(time.timeIntervalSince1970)).ignoringConflicts().run()
@@ -132,11 +136,87 @@ package struct StreamStore: Sendable {
     }
 
     package func record(id: String) async throws -> StreamRecord? {
-        try await sql.select().columns(Self.columns).from("streams").where("id", .equal, id).first().flatMap(record)
+        guard var r = try await sql.select().columns(Self.columns).from("streams").where("id", .equal, id).first().flatMap(record) else {
+            return nil
+        }
+        r.cohosts = try await cohostRows(sql.select().columns(Self.cohostColumns).from("cohosts").where("stream_id", .equal, id))[id] ?? []
+        return r
     }
 
     package func all() async throws -> [StreamRecord] {
-        try await sql.select().columns(Self.columns).from("streams").orderBy("created_at").all().compactMap(record)
+        let cohosts = try await cohostRows(sql.select().columns(Self.cohostColumns).from("cohosts"))
+        return try await sql.select().columns(Self.columns).from("streams").orderBy("created_at").all().compactMap(record).map { r in
+            var r = r
+            r.cohosts = cohosts[r.id] ?? []
+            return r
+        }
+    }
+
+    // MARK: Co-hosts
+
+    static let cohostColumns = ["stream_id", "account_id", "key_digest", "key_sealed", "created_at"]
+
+    /// Adds `cohost` to stream `stream` (with its key sealed when this node has it).
+    package func addCohost(stream: String, _ cohost: CoHost) async throws {
+        try await insertCohost(stream: stream, cohost)
+        await database.announce(stream, on: Self.changes)
+    }
+
+    private func insertCohost(stream: String, _ c: CoHost) async throws {
+        try await sql.insert(into: "cohosts").columns(Self.cohostColumns)
+            .values(SQLBind(stream), SQLBind(c.account), SQLBind(c.keyDigest), Migrations.optional(try c.key.map(sealer.seal)),
+                    SQLBind(c.addedAt.timeIntervalSince1970))
+            .run()
+    }
+
+    /// Removes a co-host; a stream handed to them goes back to its host. False when they were none.
+    package func removeCohost(stream: String, account: String) async throws -> Bool {
+        let removed = try await sql.delete(from: "cohosts").where("stream_id", .equal, stream).where("account_id", .equal, account)
+            .returning("account_id").all()
+        try await sql.update("streams").set("on_air", to: SQLLiteral.null).where("id", .equal, stream).where("on_air", .equal, account).run()
+        await database.announce(stream, on: Self.changes)
+        return !removed.isEmpty
+    }
+
+    /// A co-host's new key: the digest and the sealed key replaced in one statement.
+    package func replaceCohostKey(stream: String, account: String, key: String) async throws -> Bool {
+        let changed = try await sql.update("cohosts").set("key_digest", to: SQLBind(StreamIdentifiers.digest(key)))
+            .set("key_sealed", to: SQLBind(try sealer.seal(key)))
+            .where("stream_id", .equal, stream).where("account_id", .equal, account).returning("account_id").all()
+        await database.announce(stream, on: Self.changes)
+        return !changed.isEmpty
+    }
+
+    /// Hands the stream to a co-host (their account id), or back to its host (nil).
+    package func setOnAir(stream: String, account: String?) async throws {
+        try await sql.update("streams").set("on_air", to: Migrations.optional(account)).where("id", .equal, stream).run()
+        await database.announce(stream, on: Self.changes)
+    }
+
+    /// The co-hosts another node says a stream has (their digests; keys stay where they were
+    /// made): what this node kept is replaced, a key it had kept while the digest stands.
+    package func replaceCohosts(stream: String, _ cohosts: [CoHost]) async throws {
+        let kept = try await cohostRows(sql.select().columns(Self.cohostColumns).from("cohosts").where("stream_id", .equal, stream))[stream] ?? []
+        try await sql.delete(from: "cohosts").where("stream_id", .equal, stream).run()
+        for var c in cohosts {
+            if c.key == nil, let k = kept.first(where: { $0.account == c.account && $0.keyDigest == c.keyDigest }) { c.key = k.key }
+            try await insertCohost(stream: stream, c)
+        }
+        await database.announce(stream, on: Self.changes)
+    }
+
+    /// Co-hosts by stream id, oldest first.
+    private func cohostRows(_ query: SQLSelectBuilder) async throws -> [String: [CoHost]] {
+        var out: [String: [CoHost]] = [:]
+        for row in try await query.orderBy("created_at").all() {
+            guard let stream = try? row.decode(column: "stream_id", as: String.self),
+                  let account = try? row.decode(column: "account_id", as: String.self),
+                  let digest = try? row.decode(column: "key_digest", as: String.self),
+                  let created = try? row.decode(column: "created_at", as: Double.self) else { continue }
+            let key = (try? row.decode(column: "key_sealed", as: String?.self))?.flatMap(sealer.open)
+            out[stream, default: []].append(CoHost(account: account, key: key, keyDigest: digest, addedAt: Date(timeIntervalSince1970: created)))
+        }
+        return out
     }
 
     private func record(_ row: any SQLRow) -> StreamRecord? {
@@ -158,6 +238,7 @@ package struct StreamStore: Sendable {
                             allowGuests: ((try? row.decode(column: "allow_guests", as: Int.self)) ?? 0) != 0,
                             thumbnail: (try? row.decode(column: "thumbnail_version", as: String?.self)) ?? nil,
                             thumbnailChangedAt: ((try? row.decode(column: "thumbnail_changed_at", as: Double?.self)) ?? nil)
-                                .map(Date.init(timeIntervalSince1970:)))
+                                .map(Date.init(timeIntervalSince1970:)),
+                            onAir: (try? row.decode(column: "on_air", as: String?.self)) ?? nil)
     }
 }

@@ -153,3 +153,29 @@ package final class ClusterTokens: Sendable {
         }
     }
 }
+
+/// What a relay token's scope says: the stream, and who publishes it — its host (`{id}`, as
+/// before co-hosts) or a co-host (`{id}_{account}`) — so the owner admits exactly the person the
+/// relaying node admitted, and the signature covers who that is.
+package struct RelayScope: Equatable, Sendable {
+    package var streamID: String
+    package var publisher: Publisher
+
+    package init(streamID: String, publisher: Publisher) {
+        self.streamID = streamID
+        self.publisher = publisher
+    }
+
+    package var scope: String {
+        guard let account = publisher.cohostAccount else { return streamID }
+        return streamID + "_" + account
+    }
+
+    /// nil for a scope that names no stream id (and account) of the forms the node makes.
+    package init?(scope: String) {
+        let parts = scope.split(separator: "_", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), parts.allSatisfy({ StreamIdentifiers.isWellFormed($0) }) else { return nil }
+        streamID = String(parts[0])
+        publisher = parts.count == 2 ? .cohost(account: String(parts[1])) : .host
+    }
+}

@@ -149,7 +149,12 @@ package enum PeerRecords {
                 throw Problem.badRequest("not a list of stream records: \(error)")
             }
             try check(placed, deleted: [])
-            for r in placed { await catalog.adopt(r.record) }
+            for r in placed {
+                var record = r.record
+                // A node from before co-hosts knows nothing of them: what this node knows stands.
+                if r.cohosts == nil, let known = catalog.record(id: r.id) { (record.cohosts, record.onAir) = (known.cohosts, known.onAir) }
+                await catalog.adopt(record)
+            }
             return Response(status: .noContent)
         }
         routes.post(RouterPath(changesPath)) { request, context -> Response in
@@ -183,7 +188,10 @@ package enum PeerRecords {
         for r in records {
             guard StreamIdentifiers.isWellFormed(Substring(r.id)), r.keyDigest.count == 64,
                   r.owner.map({ StreamIdentifiers.isWellFormed(Substring($0)) }) ?? true,
-                  r.thumbnail.map(StreamCatalog.isThumbnailVersion) ?? true else {
+                  r.thumbnail.map(StreamCatalog.isThumbnailVersion) ?? true,
+                  (r.cohosts ?? []).count <= CoHost.maxPerStream,
+                  (r.cohosts ?? []).allSatisfy({ StreamIdentifiers.isWellFormed(Substring($0.account)) && $0.keyDigest.count == 64 }),
+                  r.onAir.map({ StreamIdentifiers.isWellFormed(Substring($0)) }) ?? true else {
                 throw Problem.badRequest("malformed record \(r.id.prefix(64))")
             }
         }
@@ -233,6 +241,17 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     /// The uploaded picture's version (its bytes go in their own request, `PeerThumbnails`).
     package var thumbnail: String?
     package var thumbnailChangedAt: Date?
+    /// Co-hosts (their accounts and keys' digests) and the one on the air. Always sent (empty
+    /// for none): absent, from a node before co-hosts, it says nothing of them.
+    package var cohosts: [PeerCoHost]?
+    package var onAir: String?
+
+    /// A co-host as one node tells another: the key's digest, never the key.
+    package struct PeerCoHost: Codable, Equatable, Sendable {
+        package var account: String
+        package var keyDigest: String
+        package var addedAt: Date
+    }
 
     package init(_ r: StreamRecord) {
         (id, keyDigest, title, createdAt, ladder, x264Preset) = (r.id, r.keyDigest, r.title, r.createdAt, r.ladder, r.x264Preset)
@@ -246,6 +265,8 @@ package struct PeerRecord: Codable, Equatable, Sendable {
         allowGuests = r.allowGuests ? true : nil
         thumbnail = r.thumbnail
         thumbnailChangedAt = r.thumbnailChangedAt
+        cohosts = r.cohosts.map { PeerCoHost(account: $0.account, keyDigest: $0.keyDigest, addedAt: $0.addedAt) }
+        onAir = r.onAir
     }
 
     /// The record as this node keeps one another node placed here: without the key.
@@ -253,7 +274,9 @@ package struct PeerRecord: Codable, Equatable, Sendable {
         StreamRecord(id: id, key: nil, keyDigest: keyDigest, title: title, createdAt: createdAt, ladder: ladder, x264Preset: x264Preset,
                      keepSource: keepSource ?? false, owner: owner, description: description ?? "", tags: tags ?? [],
                      visibility: visibility ?? .public, startsAt: startsAt, timeZone: timeZone, allowGuests: allowGuests ?? false,
-                     thumbnail: thumbnail, thumbnailChangedAt: thumbnailChangedAt)
+                     thumbnail: thumbnail, thumbnailChangedAt: thumbnailChangedAt,
+                     cohosts: (cohosts ?? []).map { CoHost(account: $0.account, key: nil, keyDigest: $0.keyDigest, addedAt: $0.addedAt) },
+                     onAir: onAir)
     }
 
     /// The record this answer gives for `query`: with the key when the asker presented it (and
@@ -263,9 +286,10 @@ package struct PeerRecord: Codable, Equatable, Sendable {
         case .id(let asked):
             return asked == id ? record : nil
         case .key(let key):
-            guard StreamIdentifiers.digest(key) == keyDigest else { return nil }
             var r = record
-            r.key = key
+            // A co-host's key finds the record too; only the stream's own key is the record's key.
+            guard let publisher = r.publisher(key: key) else { return nil }
+            if publisher == .host { r.key = key }
             return r
         }
     }

@@ -4,6 +4,7 @@
 // (and the codec headers) so that a new connection — to the same owner or, after a failover,
 // to the next one — starts with a decodable picture at once; while no origin is connected it
 // keeps everything since that GOP began (up to a budget), so a failover loses no media.
+import Catalog
 import Cluster
 import Foundation
 import Gossip
@@ -22,6 +23,8 @@ package final class IngestRelay: @unchecked Sendable {
     }
 
     let streamID: String
+    /// Who publishes: named in every relay token, so the owner admits that person or no one.
+    let publisher: Publisher
     private let router: ClusterRouter
     private let tokens: ClusterTokens
     private let eventLoop: any EventLoop
@@ -40,9 +43,10 @@ package final class IngestRelay: @unchecked Sendable {
     private var gopBytes = 0
     static let maxGOPBytes = 32 << 20
 
-    init(streamID: String, router: ClusterRouter, tokens: ClusterTokens, eventLoop: any EventLoop, logger: Logger,
-         onGiveUp: @escaping (String) -> Void) {
+    init(streamID: String, publisher: Publisher = .host, router: ClusterRouter, tokens: ClusterTokens, eventLoop: any EventLoop,
+         logger: Logger, onGiveUp: @escaping (String) -> Void) {
         self.streamID = streamID
+        self.publisher = publisher
         self.router = router
         self.tokens = tokens
         self.eventLoop = eventLoop
@@ -114,7 +118,7 @@ package final class IngestRelay: @unchecked Sendable {
         let owner = placement.owner
         target = owner.id
         let address = owner.metadata.rtmpAddress
-        let key = tokens.token(for: .relay, scope: streamID)
+        let key = tokens.token(for: .relay, scope: RelayScope(streamID: streamID, publisher: publisher).scope)
         var s = RTMPClientSession(app: ClusterTokens.relayApp, tcURL: "rtmp://\(address)/\(ClusterTokens.relayApp)", streamKey: key,
                                   randomBytes: { n in (0..<n).map { _ in UInt8.random(in: 0...255) } })
         let hello = s.start()

@@ -19,7 +19,7 @@ package final class LiveStreams: Sendable {
 
     private struct State {
         var live: [String: LiveStream] = [:]
-        var publishers: [String: UInt64] = [:]
+        var publishers: [String: PublisherClaim] = [:]
     }
     private let state = Mutex(State())
 
@@ -57,20 +57,42 @@ package final class LiveStreams: Sendable {
     /// Streams published on this node since it started.
     package var all: [(String, LiveStream)] { state.withLock { $0.live.map { ($0.key, $0.value) } } }
 
-    /// Takes the publisher slot of a stream; false if another connection holds it.
-    package func claimPublisher(id: String, connection: UInt64) -> Bool {
+    /// What taking a stream's publisher slot came to.
+    package enum Claim: Sendable {
+        /// The slot was free: the connection publishes now.
+        case claimed(PublisherClaim)
+        /// Someone else (the person the stream was handed over from) published: the connection
+        /// takes over, and `displaced` (marked so) must be closed without ending the stream.
+        case tookOver(PublisherClaim, displaced: PublisherClaim)
+        /// The same person publishes already, on another connection.
+        case busy
+    }
+
+    /// Takes the publisher slot of a stream for `connection`, publishing as `publisher`. One
+    /// connection publishes a stream at a time; a publisher other than the one holding the slot
+    /// takes it over (the policy admits only whoever is on the air, so that is a hand-over).
+    package func claimPublisher(id: String, connection: UInt64, as publisher: Publisher = .host) -> Claim {
         state.withLock { s in
-            if s.publishers[id] != nil { return false }
-            s.publishers[id] = connection
-            return true
+            let claim = PublisherClaim(connection: connection, publisher: publisher)
+            guard let held = s.publishers[id] else {
+                s.publishers[id] = claim
+                return .claimed(claim)
+            }
+            guard held.publisher != publisher else { return .busy }
+            held.displace()
+            s.publishers[id] = claim
+            return .tookOver(claim, displaced: held)
         }
     }
 
     package func releasePublisher(id: String, connection: UInt64) {
         state.withLock { s in
-            if s.publishers[id] == connection { s.publishers[id] = nil }
+            if s.publishers[id]?.connection == connection { s.publishers[id] = nil }
         }
     }
+
+    /// Who publishes a stream on this node now.
+    package func publisher(id: String) -> Publisher? { state.withLock { $0.publishers[id]?.publisher } }
 
     /// The stream's own ladder and preset over the node's.
     package func transcodeSettings(for r: StreamRecord) throws -> TranscodeSettings? {
@@ -94,4 +116,20 @@ package final class LiveStreams: Sendable {
             }
         }
     }
+}
+
+/// One connection's hold on a stream's publisher slot. Displaced by a hand-over, it stops
+/// feeding the stream at once (checked on every tag, without a lock) and ends nothing when it goes.
+package final class PublisherClaim: Sendable {
+    package let connection: UInt64
+    package let publisher: Publisher
+    private let displacedFlag = Atomic<Bool>(false)
+
+    init(connection: UInt64, publisher: Publisher) {
+        self.connection = connection
+        self.publisher = publisher
+    }
+
+    package var isDisplaced: Bool { displacedFlag.load(ordering: .acquiring) }
+    func displace() { displacedFlag.store(true, ordering: .releasing) }
 }

@@ -24,6 +24,12 @@ package final class RTMPControl: Sendable {
 
     func add(_ id: UInt64, _ handler: NIOLoopBound<RTMPConnectionHandler>) { publishers.withLock { $0[id] = handler } }
     func remove(_ id: UInt64) { _ = publishers.withLock { $0.removeValue(forKey: id) } }
+
+    /// Closes the connection a hand-over displaced (on its own event loop), telling its broadcaster why.
+    func closeDisplaced(_ id: UInt64, code: String, description: String) {
+        guard let handler = publishers.withLock({ $0[id] }) else { return }
+        handler.eventLoop.execute { handler.value.closeDisplaced(code: code, description: description) }
+    }
     package var publishingCount: Int { publishers.withLock { $0.count } }
 
     /// Stops accepting connections and closes every publishing one; returns how many.
@@ -173,7 +179,7 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
     private var session: RTMPServerSession
     /// Where this connection's media goes: this node's origin pipeline, or a relay to the owner.
     private enum Target {
-        case local(id: String, live: LiveStream)
+        case local(id: String, live: LiveStream, claim: PublisherClaim, session: Int)
         case relay(id: String, relay: IngestRelay)
     }
     private var publishing: Target?
@@ -244,6 +250,24 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
         deadline = nil
     }
 
+    /// Another publisher took the stream over (a hand-over between host and co-hosts): the
+    /// stream goes on with them, so this connection ends nothing; its broadcaster is told why.
+    func closeDisplaced(code: String, description: String) {
+        guard let context, !closed else { return }
+        logger.info("rtmp publisher displaced by a hand-over", metadata: ["description": "\(description)"])
+        end(code: code, description: description, reason: "handed over", context: context)
+    }
+
+    /// Ends a publish that was accepted: the status saying why, then — a moment later, for the
+    /// broadcaster to read it (ffmpeg reads the server between its writes) — the connection goes.
+    /// What it sends meanwhile feeds nothing.
+    private func end(code: String, description: String, reason: String, context: ChannelHandlerContext) {
+        send(session.rejectPublish(code: code, description: description), context: context)
+        context.flush()
+        stopPublishing(reason: reason)
+        context.eventLoop.scheduleTask(in: .seconds(1)) { [weak self] in self?.close(context) }
+    }
+
     /// Graceful leave: the stream is handed over (the standby has it); the publisher is
     /// closed so that its relay reconnects to the new owner.
     func closeForHandover(reason: String) {
@@ -293,7 +317,12 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
             do {
                 let tag = try FLVVideoTag.parse(payload)
                 switch target {
-                case .local(_, let live):
+                case .local(let id, let live, let claim, _):
+                    // Handed over to someone else: not one more frame of this publisher's.
+                    guard !claim.isDisplaced else { return }
+                    if tag.isKeyframe, !policy.stillPublisher(id, claim.publisher) {
+                        return removed(claim.publisher, context: context)
+                    }
                     try live.ingest(video: tag, timestamp: timestamp, byteCount: payload.count)
                 case .relay(_, let relay):
                     guard tag.codecID == 7 else { throw PackagingError.unsupportedVideoCodec(tag.codecID) }
@@ -309,7 +338,8 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
             do {
                 let tag = try FLVAudioTag.parse(payload)
                 switch target {
-                case .local(_, let live):
+                case .local(_, let live, let claim, _):
+                    guard !claim.isDisplaced else { return }
                     try live.ingest(audio: tag, timestamp: timestamp, byteCount: payload.count)
                 case .relay(_, let relay):
                     var header = false
@@ -343,41 +373,43 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
         case .refused(let refusal):
             if refusal == .relayWithoutTLS { NodeMetrics.clusterPlaintextRefused(listener: "rtmp").increment() }
             reject(refusal, app: app, context: context)
-        case .known(let record, let relayed):
-            start(record, relayed: relayed, app: app, context: context)
-        case .lookUp(let query, let relayed):
-            lookUp(query, relayed: relayed, app: app, context: context)
+        case .known(let record, let publisher, let relayed):
+            start(record, as: publisher, relayed: relayed, app: app, context: context)
+        case .lookUp(let query, let relayedFor):
+            lookUp(query, relayedFor: relayedFor, app: app, context: context)
         }
     }
 
     /// Looks a stream up in the database (made on another node, say), then goes on on the loop.
-    private func lookUp(_ query: StreamCatalog.Query, relayed: Bool, app: String, context: ChannelHandlerContext) {
+    private func lookUp(_ query: StreamCatalog.Query, relayedFor: Publisher?, app: String, context: ChannelHandlerContext) {
         pendingLookup = true
         let catalog = policy.streams.catalog
+        let policy = self.policy
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask { await catalog.find(query) }.whenComplete { result in
             let (handler, context) = bound.value
             handler.pendingLookup = false
             guard !handler.closed else { return }
-            guard case .success(let record?) = result else { return handler.reject(.unknownKey, app: app, context: context) }
-            handler.start(record, relayed: relayed, app: app, context: context)
+            guard case .success(let record?) = result, let publisher = policy.publisher(of: record, query, relayedFor: relayedFor) else {
+                return handler.reject(.unknownKey, app: app, context: context)
+            }
+            handler.start(record, as: publisher, relayed: relayedFor != nil, app: app, context: context)
             context.flush()
         }
     }
 
-    private func start(_ record: StreamRecord, relayed: Bool, app: String, context: ChannelHandlerContext) {
+    private func start(_ record: StreamRecord, as publisher: Publisher, relayed: Bool, app: String, context: ChannelHandlerContext) {
         logger[metadataKey: "stream"] = "\(record.id)"
-        switch policy.admit(record, relayed: relayed, connection: connectionID) {
+        logger[metadataKey: "publisher"] = "\(publisher)"
+        switch policy.admit(record, as: publisher, relayed: relayed, connection: connectionID) {
         case .failure(let refusal):
             reject(refusal, app: app, context: context)
-        case .success(.relay(let record, let cluster)):
-            let relay = IngestRelay(streamID: record.id, router: cluster.router, tokens: cluster.tokens, eventLoop: context.eventLoop,
-                                    logger: logger) { [weak self] why in
+        case .success(.relay(let record, let publisher, let cluster)):
+            let relay = IngestRelay(streamID: record.id, publisher: publisher, router: cluster.router, tokens: cluster.tokens,
+                                    eventLoop: context.eventLoop, logger: logger) { [weak self] why in
                 guard let self, !self.closed else { return }
                 self.logger.warning("relay ended; closing the broadcaster's connection", metadata: ["why": "\(why)"])
-                self.send(self.session.rejectPublish(code: "NetStream.Publish.Failed", description: why), context: context)
-                self.publishing = nil
-                self.close(context)
+                self.end(code: "NetStream.Publish.Failed", description: why, reason: "relay ended", context: context)
             }
             publishing = .relay(id: record.id, relay: relay)
             relay.start()
@@ -385,15 +417,40 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
             noteAuthenticated()
             logger.info("rtmp publish started, relaying to the origin", metadata: ["title": "\(record.title)"])
             NodeMetrics.publishStarted.increment()
-        case .success(.local(let record, let live)):
-            publishing = .local(id: record.id, live: live)
+        case .success(.local(let record, let live, let claim, let displaced)):
             control.add(connectionID, NIOLoopBound(self, eventLoop: context.eventLoop))
-            live.beginPublishing()
+            if let displaced {
+                // A hand-over: the stream goes on as a new session of the same playlists (a
+                // discontinuity); the displaced publisher is closed, ending nothing.
+                publishing = .local(id: record.id, live: live, claim: claim, session: live.handOverPublishing())
+                control.closeDisplaced(displaced.connection, code: "NetStream.Publish.BadName", description: Self.handedOver(record, to: publisher))
+                logger.info("stream handed over", metadata: ["from": "\(displaced.publisher)", "to": "\(publisher)",
+                                                             "displacedConn": "\(displaced.connection)"])
+                NodeMetrics.publisherHandovers.increment()
+            } else {
+                publishing = .local(id: record.id, live: live, claim: claim, session: live.beginPublishing())
+            }
             send(session.acceptPublish(), context: context)
             noteAuthenticated()
             logger.info(relayed ? "rtmp relay publish started" : "rtmp publish started", metadata: ["title": "\(record.title)"])
             NodeMetrics.publishStarted.increment()
         }
+    }
+
+    /// What a publisher a hand-over displaced is told.
+    static func handedOver(_ record: StreamRecord, to publisher: Publisher) -> String {
+        switch publisher {
+        case .host: return "Stream \(record.id) was taken back by its host"
+        case .cohost: return "Stream \(record.id) was handed to a co-host"
+        }
+    }
+
+    /// A co-host removed while publishing: closed at their next keyframe.
+    private func removed(_ publisher: Publisher, context: ChannelHandlerContext) {
+        logger.warning("rtmp publisher is no longer a co-host, closing")
+        NodeMetrics.publishersRemoved.increment()
+        end(code: "NetStream.Publish.BadName", description: "You are no longer a co-host of this stream", reason: "co-host removed",
+            context: context)
     }
 
     private func refuseMedia(_ error: any Error, context: ChannelHandlerContext) {
@@ -409,9 +466,12 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
         guard let target = publishing else { return }
         publishing = nil
         switch target {
-        case .local(let id, let live):
-            live.endPublishing()
-            policy.release(id, connection: connectionID)
+        case .local(let id, let live, let claim, let session):
+            // Displaced by a hand-over, the stream is someone else's to end.
+            if !claim.isDisplaced {
+                live.endPublishing(session: session)
+                policy.release(id, connection: connectionID)
+            }
             control.remove(connectionID)
         case .relay(_, let relay):
             relay.stop()

@@ -16,6 +16,10 @@ package enum NodeMetrics {
         Counter(label: "streamtube_rtmp_connections_refused_total", dimensions: [("reason", reason)])
     }
     package static let relayConnections = Counter(label: "streamtube_relay_connections_total")
+    /// A stream handed from one publisher to another (host and co-hosts) while it was live on this origin.
+    package static let publisherHandovers = Counter(label: "streamtube_rtmp_publisher_handovers_total")
+    /// Publishers closed because they are no longer a co-host of the stream.
+    package static let publishersRemoved = Counter(label: "streamtube_rtmp_publishers_removed_total")
 
     // MARK: Transcoding
     package static func renditionShed(_ rendition: String) -> Counter {

@@ -242,13 +242,7 @@ final class CatalogTests: XCTestCase {
     /// already listening), handed to `body` with a's database; closed after.
     func sharingOneDatabase(_ location: DatabaseLocation,
                             _ body: (StreamCatalog, StreamCatalog, Database) async throws -> Void) async throws {
-        let migrations = Migrations.all(sealer: sealer)
-        let dbA = try await Database.open(location, logger: logger, migrations: migrations)
-        let dbB = try await Database.open(location, logger: logger, migrations: migrations)
-        let a = StreamCatalog(store: StreamStore(database: dbA, sealer: sealer), logger: logger)
-        let b = StreamCatalog(store: StreamStore(database: dbB, sealer: sealer), logger: logger)
-        try await a.load()
-        try await b.load()
+        let (dbA, dbB, a, b) = try await TestDatabases.twoNodes(location, sealer: sealer)
         let following = Task { await b.followChanges() }
         let outcome: Result<Void, any Error>
         do {
@@ -264,17 +258,6 @@ final class CatalogTests: XCTestCase {
         await dbA.close()
         await dbB.close()
         try outcome.get()
-    }
-
-    func waitUntil(_ at: String, _ what: String, timeout: Duration = .seconds(3), _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while !condition() {
-            guard ContinuousClock.now < deadline else {
-                XCTFail("\(at): timed out waiting for \(what)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
     }
 
     func testWhereTheDatabaseIsAndWhatIsLogged() throws {

@@ -47,8 +47,35 @@ enum TestDatabases {
         return .postgres(server)
     }
 
+    /// Two nodes' handles on one database and their catalogs, loaded.
+    static func twoNodes(_ location: DatabaseLocation, sealer: any SecretSealer) async throws
+        -> (Database, Database, StreamCatalog, StreamCatalog) {
+        let migrations = Migrations.all(sealer: sealer)
+        let dbA = try await Database.open(location, logger: logger, migrations: migrations)
+        let dbB = try await Database.open(location, logger: logger, migrations: migrations)
+        let a = StreamCatalog(store: StreamStore(database: dbA, sealer: sealer), logger: logger)
+        let b = StreamCatalog(store: StreamStore(database: dbB, sealer: sealer), logger: logger)
+        try await a.load()
+        try await b.load()
+        return (dbA, dbB, a, b)
+    }
+
     static func engine(_ location: DatabaseLocation) -> String {
         if case .postgres = location { return "postgres" }
         return "sqlite"
+    }
+}
+
+extension XCTestCase {
+    /// Waits for `condition` (what another node sharing the database should see soon), failing after `timeout`.
+    func waitUntil(_ at: String, _ what: String, timeout: Duration = .seconds(3), _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                XCTFail("\(at): timed out waiting for \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
     }
 }

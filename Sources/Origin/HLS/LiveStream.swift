@@ -88,33 +88,65 @@ public final class LiveStream: Sendable {
 
     /// A publisher starts. A stream that was live before continues its playlists with a
     /// discontinuity, their sequence numbers and timeline always growing.
-    public func beginPublishing() {
-        state.withLock { s -> [PlaylistWaiters.Answer] in
-            let ready = promoteReplica(&s)
-            s.sessions += 1
-            s.publishing = true
-            s.ladder.beginSession()
-            s.audioConversion = nil
-            s.input.beginSession()
-            s.latestKeyframe = nil
-            // Every rendition continues from the same sequence number and time, so they stay aligned.
-            let next = s.renditions.values.map(\.nextSequence).max() ?? 0
-            let timeline = s.source.flatMap { r in [r.timelineEnd, r.partEnd].compactMap { $0 }.max() }
-            s.sessionFirstSequence = next
-            s.sessionTimelineStart = timeline
-            for name in s.order {
-                guard var r = s.renditions[name] else { continue }
-                r.nextSequence = next
-                r.timelineEnd = timeline
-                r.audio.reset()
-                if name == Self.sourceRendition {
-                    r.startPackager(settings: settings, discontinuity: s.sessions > 1)
-                    r.session = s.sessions
+    /// Returns the session's number (`endPublishing(session:)`).
+    @discardableResult
+    public func beginPublishing() -> Int {
+        let (answers, session) = state.withLock { s in (begin(&s), s.sessions) }
+        answers.resume()
+        return session
+    }
+
+    /// Another publisher takes over from the one publishing now (a hand-over between a
+    /// stream's host and co-hosts): what the source holds is flushed and a new session begins
+    /// under the same lock, so the playlists never end — players see a discontinuity and go
+    /// on polling the same URLs. The rungs end their segment when the new publisher's ladder
+    /// starts; the old transcoder is drained and what it still makes is dropped.
+    @discardableResult
+    public func handOverPublishing() -> Int {
+        let (answers, old, session) = state.withLock { s -> ([PlaylistWaiters.Answer], (any LadderTranscoder)?, Int) in
+            var ready: [PlaylistWaiters.Answer] = []
+            var old: (any LadderTranscoder)?
+            if s.publishing {
+                if let flushed = s.renditions[Self.sourceRendition]?.finishPackager() {
+                    ready += apply(flushed, to: &s, rendition: Self.sourceRendition)
                 }
-                s.renditions[name] = r
+                old = s.ladder.transcoder
+                s.ladder.transcoder = nil
             }
-            return ready
-        }.resume()
+            ready += begin(&s)
+            return (ready, old, s.sessions)
+        }
+        answers.resume()
+        if let old { Thread.detachNewThread { old.finish() } }
+        return session
+    }
+
+    /// A new publishing session, with the lock held.
+    private func begin(_ s: inout State) -> [PlaylistWaiters.Answer] {
+        let ready = promoteReplica(&s)
+        s.sessions += 1
+        s.publishing = true
+        s.ladder.beginSession()
+        s.audioConversion = nil
+        s.input.beginSession()
+        s.latestKeyframe = nil
+        // Every rendition continues from the same sequence number and time, so they stay aligned.
+        let next = s.renditions.values.map(\.nextSequence).max() ?? 0
+        let timeline = s.source.flatMap { r in [r.timelineEnd, r.partEnd].compactMap { $0 }.max() }
+        s.sessionFirstSequence = next
+        s.sessionTimelineStart = timeline
+        for name in s.order {
+            guard var r = s.renditions[name] else { continue }
+            r.nextSequence = next
+            r.timelineEnd = timeline
+            r.audio.reset()
+            if name == Self.sourceRendition {
+                r.startPackager(settings: settings, discontinuity: s.sessions > 1)
+                r.session = s.sessions
+            }
+            s.renditions[name] = r
+        }
+        return ready
     }
 
     /// A standby takes the stream over: what the old origin left unfinished ends here (its
@@ -188,9 +220,11 @@ public final class LiveStream: Sendable {
 
     /// The publisher is gone: flush the source, end its playlist, and answer its viewers.
     /// The transcoder drains on its own thread; the rungs end when it has.
-    public func endPublishing() {
+    /// `session`: only if that session is still the one publishing (a publisher another took
+    /// over from must not end the stream); nil: whatever publishes.
+    public func endPublishing(session ending: Int? = nil) {
         let (answers, transcoder, session) = state.withLock { s -> ([PlaylistWaiters.Answer], (any LadderTranscoder)?, Int) in
-            guard s.publishing else { return ([], nil, s.sessions) }
+            guard s.publishing, ending.map({ $0 == s.sessions }) ?? true else { return ([], nil, s.sessions) }
             s.publishing = false
             s.latestKeyframe = nil
             var out = finish(&s, rendition: Self.sourceRendition)
@@ -359,13 +393,22 @@ public final class LiveStream: Sendable {
             guard s.sessions == session else { return [] }
             switch output {
             case .config(let rung, let avcC, _, _):
-                guard var r = s.renditions[rung], !r.live else { return [] }
+                guard var r = s.renditions[rung], !r.live || (r.packager != nil && r.session != session) else { return [] }
+                var ready: [PlaylistWaiters.Answer] = []
+                if r.packager != nil, let flushed = r.finishPackager() {
+                    // Still live from before a hand-over: its segment ends here, and it goes on
+                    // from where the new session started.
+                    s.renditions[rung] = r
+                    ready += apply(flushed, to: &s, rendition: rung)
+                    r = s.renditions[rung]!
+                    r.nextSequence = max(r.nextSequence, s.sessionFirstSequence)
+                    if let start = s.sessionTimelineStart { r.timelineEnd = max(r.timelineEnd ?? start, start) }
+                }
                 r.shed = false
                 r.startPackager(settings: settings, discontinuity: r.nextSequence > 0 || r.session > 0)
                 r.session = session
                 r.audio.dropPending()
                 s.renditions[rung] = r
-                var ready: [PlaylistWaiters.Answer] = []
                 if let header = s.ladder.audioHeader {
                     ready += (try? push(&s, rendition: rung) { p throws(PackagingError) in
                         try p.push(audio: header.tag, timestamp: header.timestamp)

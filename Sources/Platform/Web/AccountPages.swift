@@ -50,12 +50,16 @@ package struct StudioSource: Sendable {
     package var create: @Sendable (_ title: String, _ owner: String) async throws -> String
     /// The records: edited, deleted and given new keys from the studio.
     package var catalog: StreamCatalog
+    /// The streams the account co-hosts, each with the account's own key (`key`, `rtmpURL`).
+    package var cohosting: @Sendable (_ account: String, _ request: Request) -> [StudioStream]
 
     package init(catalog: StreamCatalog, list: @escaping @Sendable (String, Request) -> [StudioStream],
-                 create: @escaping @Sendable (String, String) async throws -> String) {
+                 create: @escaping @Sendable (String, String) async throws -> String,
+                 cohosting: @escaping @Sendable (String, Request) -> [StudioStream] = { _, _ in [] }) {
         self.catalog = catalog
         self.list = list
         self.create = create
+        self.cohosting = cohosting
     }
 }
 
@@ -114,6 +118,11 @@ package struct AccountPages: Sendable {
         "invitation-revoked": "The invitation is withdrawn: whoever came by it can no longer watch.",
         "key-replaced": "The stream has a new key: the old one is refused from now on (a broadcast live on it goes on until it reconnects).",
         "signed-out": "You are signed out.",
+        "cohost-added": "The co-host is added: they have a key of their own, and a mail saying so.",
+        "cohost-removed": "The co-host is removed: their key is refused from now on.",
+        "handed-over": "The stream is handed over: when your co-host publishes, their broadcast takes over from yours.",
+        "taken-back": "The stream is yours again: when you publish, your broadcast takes over.",
+        "cohost-key-replaced": "Your co-host key is replaced: the old one is refused from now on.",
         "linked": "The provider is linked: you can sign in with it.",
     ]
 
@@ -462,6 +471,7 @@ package struct AccountPages: Sendable {
                                                                                              "selected": $0 == visibility] as [String: Any] },
                                     "startsLocal": Self.localInput(r?.startsAt, zone: r?.timeZone), "timeZone": r?.timeZone ?? "",
                                     "allowGuests": r?.allowGuests ?? false,
+                                    "onAirName": r?.onAirPublisher.cohostAccount == nil ? "You are" : "A co-host is",
                                     "scheduled": r?.startsAt.map { Self.date($0) + " UTC" } ?? "",
                                     "thumbnail": s.thumbnail != nil, "thumbnailSrc": s.thumbnail ?? "",
                                     "thumbnailUploaded": s.thumbnailUploaded]
@@ -469,7 +479,16 @@ package struct AccountPages: Sendable {
             if let url = s.rtmpURL { v["rtmpURL"] = url }
             return v
         }
+        let cohosting = studio.cohosting(caller.accountID, request).map { s -> [String: Any] in
+            let onAir = studio.catalog.record(id: s.id)?.onAirPublisher == .cohost(account: caller.accountID)
+            var v: [String: Any] = ["id": s.id, "title": s.title, "server": s.server, "watchURL": s.watchURL, "live": s.live,
+                                    "onAir": onAir ? "yes: your broadcast goes out" : "no: the host can hand the stream to you"]
+            if let key = s.key { v["key"] = key }
+            if let url = s.rtmpURL { v["rtmpURL"] = url }
+            return v
+        }
         var response = try await render("studio", ["streams": streams, "anyStreams": !streams.isEmpty, "title": title,
+                                                   "cohosting": cohosting, "anyCohosting": !cohosting.isEmpty,
                                                    "channelPath": try await service.channels.path(of: caller.accountID)], request, context,
                                         error: error, status: status)
         response.headers[.cacheControl] = "no-store"

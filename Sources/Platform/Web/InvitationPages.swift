@@ -142,6 +142,15 @@ package struct InvitationPages: Sendable {
 
     func owned(_ request: Request, _ context: NodeRequestContext,
                _ body: (AccountCaller, StreamRecord) async throws -> Response) async throws -> Response {
+        try await owned(request, context, body) { record, error, status in
+            try await page(record, request, context, error: error, status: status)
+        }
+    }
+
+    /// Runs a studio action on a stream of the signed-in broadcaster (or any, for an admin); a
+    /// stream of someone else's is "not found", and a problem shows on the page `problemPage` makes.
+    func owned(_ request: Request, _ context: NodeRequestContext, _ body: (AccountCaller, StreamRecord) async throws -> Response,
+               problemPage: (StreamRecord, String, HTTPResponse.Status) async throws -> Response) async throws -> Response {
         guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
         let id = try context.parameters.require("id")
         guard StreamIdentifiers.isWellFormed(Substring(id)), let record = catalog.record(id: id),
@@ -149,7 +158,7 @@ package struct InvitationPages: Sendable {
             return try await message("No such stream", "You have no stream \(id.prefix(20)).", request, context, status: .notFound)
         }
         do { return try await body(caller, record) } catch let p as AccountProblem {
-            return try await page(record, request, context, error: p.description, status: p.problem.status)
+            return try await problemPage(record, p.description, p.problem.status)
         }
     }
 
