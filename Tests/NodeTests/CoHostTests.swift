@@ -101,7 +101,7 @@ final class CoHostTests: XCTestCase {
     /// A database at schema 10 (before co-hosts) migrates: its streams have none, their host on the air.
     func testASchema10DatabaseMigratesToCoHosts() async throws {
         let all = Migrations.all(sealer: sealer)
-        XCTAssertEqual(all.last?.version, 11)
+        XCTAssertTrue(all.contains { $0.version > 10 && $0.name.hasPrefix("co-hosts") })
         for location in try await TestDatabases.fresh() {
             let at = TestDatabases.engine(location)
             let old = try await Database.open(location, logger: logger, migrations: Array(all.prefix(10)))
@@ -112,7 +112,7 @@ final class CoHostTests: XCTestCase {
                 """).run()
             await old.close()
             let db = try await Database.open(location, logger: logger, migrations: all)
-            XCTAssertEqual(db.appliedAtOpen, [11], at)
+            XCTAssertEqual(db.appliedAtOpen, Array(11...all.count), at)
             let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer), logger: logger)
             try await catalog.load()
             let r = try XCTUnwrap(catalog.record(id: "oldstream123"), at)
