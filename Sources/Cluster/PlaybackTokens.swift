@@ -135,29 +135,36 @@ package final class PlaybackTokens: Sendable {
     /// bytes (compared in constant time) and its expiry checked again; any other is decoded on
     /// the stack and its MAC checked. Allocates nothing after a thread's first call.
     package func isValid(_ token: Substring, stream: Substring) -> Bool {
-        let text = token.utf8
-        guard text.count <= Self.maxLength, text.count > 3 else { return false }
-        let cache: VerifiedTokens
-        if let c = verified.currentValue {
-            cache = c
-        } else {
-            cache = VerifiedTokens()
-            verified.currentValue = cache
+        // On the bytes themselves (both are slices of native strings: no copy), not through
+        // the UTF-8 views' indices.
+        var text = token
+        var id = stream
+        return text.withUTF8 { t in
+            id.withUTF8 { s -> Bool in
+                guard t.count <= Self.maxLength, t.count > 3 else { return false }
+                let cache: VerifiedTokens
+                if let c = verified.currentValue {
+                    cache = c
+                } else {
+                    cache = VerifiedTokens()
+                    verified.currentValue = cache
+                }
+                let time = now()
+                let slot = VerifiedTokens.slot(t)
+                if cache.admits(slot: slot, token: t, stream: s, now: time) { return true }
+                var expiry = 0
+                guard check(token, stream: stream, { _, _, e in expiry = e }) else { return false }
+                cache.remember(slot: slot, token: t, stream: s, expiry: expiry)
+                return true
+            }
         }
-        let t = now()
-        let slot = VerifiedTokens.slot(text)
-        if cache.admits(slot: slot, token: text, stream: stream.utf8, now: t) { return true }
-        var expiry = 0
-        guard check(token, stream: stream, { _, _, e in expiry = e }) else { return false }
-        cache.remember(slot: slot, token: text, stream: stream.utf8, expiry: expiry)
-        return true
     }
 
     /// Valid tokens seen on one thread, a slot each (chosen by bits of their MAC), kept in one
     /// block of memory: the token's text, the stream it was checked for, its expiry. A slot
     /// admits a request only for the same text and the same stream before that expiry; a
     /// token of another stream, or one that expired, is checked in full (and refused).
-    final class VerifiedTokens: @unchecked Sendable {
+    package final class VerifiedTokens: @unchecked Sendable {
         static let count = 1024
         /// expiry (8) | token length (1) | stream length (1) | token | stream.
         static let tokenOffset = 10
@@ -172,17 +179,22 @@ package final class PlaybackTokens: Sendable {
 
         deinit { storage.deallocate() }
 
-        /// Two characters of the MAC's end: uniform for tokens we signed.
-        static func slot(_ text: Substring.UTF8View) -> Int {
-            let a = text.index(text.endIndex, offsetBy: -3)
-            let v1 = Int(PlaybackTokens.alphabetValue[Int(text[a])] & 63)
-            let v2 = Int(PlaybackTokens.alphabetValue[Int(text[text.index(after: a)])] & 63)
+        /// Two characters of the MAC's end: uniform for tokens we signed. `text` has more than 3.
+        static func slot(_ text: UnsafeBufferPointer<UInt8>) -> Int {
+            let v1 = Int(PlaybackTokens.alphabetValue[Int(text[text.count - 3])] & 63)
+            let v2 = Int(PlaybackTokens.alphabetValue[Int(text[text.count - 2])] & 63)
             return (v1 << 6 | v2) & (count - 1)
+        }
+
+        /// The slot of a token's text (tests).
+        package static func slot(of token: String) -> Int {
+            var text = token
+            return text.withUTF8 { slot($0) }
         }
 
         /// Whether the slot holds this token, for this stream, unexpired at `now`. Time spent
         /// depends on the lengths only, not on where the bytes differ.
-        func admits(slot: Int, token: Substring.UTF8View, stream: Substring.UTF8View, now: Int) -> Bool {
+        func admits(slot: Int, token: UnsafeBufferPointer<UInt8>, stream: UnsafeBufferPointer<UInt8>, now: Int) -> Bool {
             let p = storage + slot * Self.stride
             let expiry = p.load(as: Int.self)
             guard expiry >= now, Int(p.load(fromByteOffset: 8, as: UInt8.self)) == token.count,
@@ -192,25 +204,21 @@ package final class PlaybackTokens: Sendable {
             return sameToken && sameStream
         }
 
-        func remember(slot: Int, token: Substring.UTF8View, stream: Substring.UTF8View, expiry: Int) {
+        func remember(slot: Int, token: UnsafeBufferPointer<UInt8>, stream: UnsafeBufferPointer<UInt8>, expiry: Int) {
             guard token.count <= PlaybackTokens.maxLength, stream.count <= 64 else { return }
             let p = storage + slot * Self.stride
             p.storeBytes(of: expiry, as: Int.self)
             p.storeBytes(of: UInt8(token.count), toByteOffset: 8, as: UInt8.self)
             p.storeBytes(of: UInt8(stream.count), toByteOffset: 9, as: UInt8.self)
-            for (i, c) in token.enumerated() { p.storeBytes(of: c, toByteOffset: Self.tokenOffset + i, as: UInt8.self) }
-            for (i, c) in stream.enumerated() { p.storeBytes(of: c, toByteOffset: Self.streamOffset + i, as: UInt8.self) }
+            (p + Self.tokenOffset).copyMemory(from: token.baseAddress!, byteCount: token.count)
+            if stream.count > 0 { (p + Self.streamOffset).copyMemory(from: stream.baseAddress!, byteCount: stream.count) }
         }
 
-        /// Equal bytes (`text.count` of them at `known`), in time that depends on the length only.
-        static func equal(_ known: UnsafeMutableRawPointer, _ text: Substring.UTF8View) -> Bool {
-            func compare(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-                var diff: UInt8 = 0
-                for i in 0..<bytes.count { diff |= known.load(fromByteOffset: i, as: UInt8.self) ^ bytes[i] }
-                return diff == 0
-            }
-            if let answer = text.withContiguousStorageIfAvailable(compare) { return answer }
-            return Array(text).withUnsafeBufferPointer(compare)
+        /// Equal bytes (`bytes.count` of them at `known`), in time that depends on the length only.
+        static func equal(_ known: UnsafeMutableRawPointer, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            var diff: UInt8 = 0
+            for i in 0..<bytes.count { diff |= known.load(fromByteOffset: i, as: UInt8.self) ^ bytes[i] }
+            return diff == 0
         }
     }
 
