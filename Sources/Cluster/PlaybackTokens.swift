@@ -4,12 +4,19 @@
 // it answers without a database round trip. Unlike a cluster token it has no nonce: a player
 // presents the same token for every request until it fetches a fresh one.
 //
-// Format: base64url (no padding) of
-//   version (1 byte, 1) | key id (4) | expiry (4, big-endian Unix seconds)
-//   | stream id length (1) | stream id | viewer id length (1) | viewer id | HMAC-SHA256 (32)
-// The HMAC covers every byte before it, under the key whose id the token names: HKDF-SHA256 of
-// a cluster key, info "streamtube playback v1". The first key of the keyring signs; every key
-// verifies (rotation). Ids are [A-Za-z0-9_-], 1 to 64 bytes; a token is at most 256 characters.
+// Format (version 2): base64url (no padding) of
+//   version (1 byte, 2) | key id (2) | expiry (4, big-endian Unix seconds)
+//   | viewer id length (1) | viewer id | MAC (16)
+// The MAC is HMAC-SHA256 cut to its first 128 bits, under the key whose id the token names
+// (HKDF-SHA256 of a cluster key, info "streamtube playback v2"), over the bytes before it with
+// the stream id put in after the expiry (its length byte, then its bytes): the token is bound
+// to its stream without carrying it, since every request names the stream in its path. The
+// first key of the keyring signs; every key verifies (rotation). Ids are [A-Za-z0-9_-], 1 to
+// 64 bytes; a token is at most 118 characters (48 for an account's).
+//
+// Short because it rides on every request a player makes: a version 1 token (the stream id in
+// it, a 4-byte key id, the whole 32-byte MAC) was twice as long, and the edge's fast path paid
+// for every byte of the longer request line.
 import Catalog
 import Crypto
 import Foundation
@@ -20,16 +27,20 @@ package final class PlaybackTokens: Sendable {
     package static let defaultLifetime = 600
     /// The shortest and longest lifetimes an issuer may ask for.
     package static let lifetimes = 1...3600
-    /// Characters of a token at the most; longer input is refused before it is decoded.
-    package static let maxLength = 256
+    /// Characters of a token at the most (64-byte viewer id); longer input is refused before
+    /// it is decoded.
+    package static let maxLength = (headerLength + 64 + macLength) * 4 / 3 + 1
     /// Another node's clock may run a little ahead: a token may expire this much later than
     /// the longest lifetime from now.
     package static let clockSkew = 30
-    static let version: UInt8 = 1
-    static let macLength = 32
+    static let version: UInt8 = 2
+    /// Version, key id, expiry, viewer id length.
+    static let headerLength = 8
+    /// 128 bits of HMAC-SHA256: a forgery is one guess in 2^128, checked online only.
+    static let macLength = 16
 
     private struct Key: Sendable {
-        var id: UInt32
+        var id: UInt16
         var key: SymmetricKey
     }
     /// Derived from the cluster keys, in the keyring's order: the first signs.
@@ -39,16 +50,25 @@ package final class PlaybackTokens: Sendable {
     /// the fast path computes its MAC once, not for every request.
     private let verified = ThreadSpecificVariable<VerifiedTokens>()
 
-    package init(clusterKeys: [[UInt8]], now: @escaping @Sendable () -> Int = { Int(Date().timeIntervalSince1970) }) {
+    package init(clusterKeys: [[UInt8]], now: @escaping @Sendable () -> Int = PlaybackTokens.wallClock) {
         precondition(!clusterKeys.isEmpty, "a keyring has at least one key")
         keys = clusterKeys.map { clusterKey in
             let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: clusterKey), salt: Array("streamtube".utf8),
-                                             info: Array("streamtube playback v1".utf8), outputByteCount: 32)
-            // The id names the key without saying anything of it: the first 4 bytes of a MAC.
+                                             info: Array("streamtube playback v2".utf8), outputByteCount: 32)
+            // The id names the key without saying anything of it: the first 2 bytes of a MAC.
+            // Two keys of a keyring may share one: then both are tried.
             let tag = Array(HMAC<SHA256>.authenticationCode(for: Array("key id".utf8), using: key))
-            return Key(id: UInt32(tag[0]) << 24 | UInt32(tag[1]) << 16 | UInt32(tag[2]) << 8 | UInt32(tag[3]), key: key)
+            return Key(id: UInt16(tag[0]) << 8 | UInt16(tag[1]), key: key)
         }
         self.now = now
+    }
+
+    /// Unix seconds from the coarse real-time clock: the same second as `Date()`, read for
+    /// every request of the fast path at a fraction of its cost.
+    package static let wallClock: @Sendable () -> Int = {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts)
+        return ts.tv_sec
     }
 
     /// A token for `viewer` to play `stream` for `lifetime` seconds (clamped to `lifetimes`),
@@ -58,16 +78,32 @@ package final class PlaybackTokens: Sendable {
         guard Self.isID(stream.utf8), Self.isID(viewer.utf8) else { return nil }
         let expiry = now() + min(max(lifetime, Self.lifetimes.lowerBound), Self.lifetimes.upperBound)
         let key = keys[0]
-        var bytes: [UInt8] = [Self.version]
-        bytes.reserveCapacity(10 + stream.utf8.count + viewer.utf8.count + Self.macLength)
-        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: key.id >> UInt32(shift))) }
+        var bytes: [UInt8] = [Self.version, UInt8(truncatingIfNeeded: key.id >> 8), UInt8(truncatingIfNeeded: key.id)]
+        bytes.reserveCapacity(Self.headerLength + viewer.utf8.count + Self.macLength)
         for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: UInt32(expiry) >> UInt32(shift))) }
-        bytes.append(UInt8(stream.utf8.count))
-        bytes.append(contentsOf: stream.utf8)
         bytes.append(UInt8(viewer.utf8.count))
         bytes.append(contentsOf: viewer.utf8)
-        bytes.append(contentsOf: HMAC<SHA256>.authenticationCode(for: bytes, using: key.key))
+        let mac = bytes.withUnsafeBytes { Self.mac(UnsafeRawBufferPointer(rebasing: $0[...]), stream: stream.utf8, key: key.key) }
+        bytes.append(contentsOf: mac.prefix(Self.macLength))
         return (Self.base64URL(bytes), expiry)
+    }
+
+    /// The full HMAC of a token's bytes before its MAC, the stream put in after the expiry.
+    private static func mac<S: Collection>(_ body: UnsafeRawBufferPointer, stream: S, key: SymmetricKey) -> HMAC<SHA256>.MAC
+    where S.Element == UInt8 {
+        var hmac = HMAC<SHA256>(key: key)
+        hmac.update(data: UnsafeRawBufferPointer(rebasing: body[..<7]))
+        withUnsafeTemporaryAllocation(byteCount: 65, alignment: 1) { s in
+            s[0] = UInt8(truncatingIfNeeded: stream.count)
+            var i = 1
+            for c in stream.prefix(64) {
+                s[i] = c
+                i += 1
+            }
+            hmac.update(data: UnsafeRawBufferPointer(rebasing: s[..<i]))
+        }
+        hmac.update(data: UnsafeRawBufferPointer(rebasing: body[7...]))
+        return hmac.finalize()
     }
 
     /// What a valid token says.
@@ -87,100 +123,137 @@ package final class PlaybackTokens: Sendable {
     /// nil for anything else (garbage, another stream, expired, tampered, unknown key).
     package func verify(_ token: Substring, stream: Substring) -> Grant? {
         var grant: Grant?
-        _ = check(token, stream: stream) { bytes, sid, vid, expiry in
-            grant = Grant(stream: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[sid]), as: UTF8.self),
+        _ = check(token, stream: stream) { bytes, vid, expiry in
+            grant = Grant(stream: String(stream),
                           viewer: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[vid]), as: UTF8.self), expiresAt: expiry)
         }
         return grant
     }
 
     /// Whether `token` lets its holder play `stream` now: the fast path asks this for every
-    /// request. A token verified lately on this thread is recognized by its bytes (compared in
-    /// constant time) and its expiry checked again; any other is decoded on the stack and its
-    /// MAC checked. Allocates only to remember a token that verified.
+    /// request. A token verified lately on this thread for this stream is recognized by its
+    /// bytes (compared in constant time) and its expiry checked again; any other is decoded on
+    /// the stack and its MAC checked. Allocates nothing after a thread's first call.
     package func isValid(_ token: Substring, stream: Substring) -> Bool {
-        let text = token.utf8
-        guard text.count <= Self.maxLength, text.count > 3 else { return false }
-        let cache: VerifiedTokens
-        if let c = verified.currentValue {
-            cache = c
-        } else {
-            cache = VerifiedTokens()
-            verified.currentValue = cache
+        // On the bytes themselves (both are slices of native strings: no copy), not through
+        // the UTF-8 views' indices.
+        var text = token
+        var id = stream
+        return text.withUTF8 { t in
+            id.withUTF8 { s -> Bool in
+                guard t.count <= Self.maxLength, t.count > 3 else { return false }
+                let cache: VerifiedTokens
+                if let c = verified.currentValue {
+                    cache = c
+                } else {
+                    cache = VerifiedTokens()
+                    verified.currentValue = cache
+                }
+                let time = now()
+                let slot = VerifiedTokens.slot(t)
+                if cache.admits(slot: slot, token: t, stream: s, now: time) { return true }
+                var expiry = 0
+                guard check(token, stream: stream, { _, _, e in expiry = e }) else { return false }
+                cache.remember(slot: slot, token: t, stream: s, expiry: expiry)
+                return true
+            }
         }
-        let slot = VerifiedTokens.slot(text)
-        let t = now()
-        if let entry = cache.slots[slot], entry.expiry >= t, VerifiedTokens.same(entry.token, text) {
-            return stream.utf8.elementsEqual(entry.stream)
-        }
-        var expiry = 0
-        guard check(token, stream: stream, { _, _, _, e in expiry = e }) else { return false }
-        cache.slots[slot] = VerifiedTokens.Entry(token: Array(text), stream: Array(stream.utf8), expiry: expiry)
-        return true
     }
 
-    /// Valid tokens seen on one thread, a slot each (chosen by bits of their MAC).
-    final class VerifiedTokens: @unchecked Sendable {
-        struct Entry {
-            var token: [UInt8]
-            var stream: [UInt8]
-            var expiry: Int
-        }
+    /// Valid tokens seen on one thread, a slot each (chosen by bits of their MAC), kept in one
+    /// block of memory: the token's text, the stream it was checked for, its expiry. A slot
+    /// admits a request only for the same text and the same stream before that expiry; a
+    /// token of another stream, or one that expired, is checked in full (and refused).
+    package final class VerifiedTokens: @unchecked Sendable {
         static let count = 1024
-        var slots = [Entry?](repeating: nil, count: count)
+        /// expiry (8) | token length (1) | stream length (1) | token | stream.
+        static let tokenOffset = 10
+        static let streamOffset = tokenOffset + PlaybackTokens.maxLength
+        static let stride = (streamOffset + 64 + 7) & ~7
+        private let storage: UnsafeMutableRawPointer
 
-        /// Two characters of the MAC's end: uniform for tokens we signed.
-        static func slot(_ text: Substring.UTF8View) -> Int {
-            let a = text.index(text.endIndex, offsetBy: -3)
-            let v1 = Int(PlaybackTokens.alphabetValue[Int(text[a])] & 63)
-            let v2 = Int(PlaybackTokens.alphabetValue[Int(text[text.index(after: a)])] & 63)
+        init() {
+            storage = .allocate(byteCount: Self.count * Self.stride, alignment: 8)
+            storage.initializeMemory(as: UInt8.self, repeating: 0, count: Self.count * Self.stride)
+        }
+
+        deinit { storage.deallocate() }
+
+        /// Two characters of the MAC's end: uniform for tokens we signed. `text` has more than 3.
+        static func slot(_ text: UnsafeBufferPointer<UInt8>) -> Int {
+            let v1 = Int(PlaybackTokens.alphabetValue[Int(text[text.count - 3])] & 63)
+            let v2 = Int(PlaybackTokens.alphabetValue[Int(text[text.count - 2])] & 63)
             return (v1 << 6 | v2) & (count - 1)
         }
 
-        /// Equal bytes, in time that depends on the length only.
-        static func same(_ known: [UInt8], _ text: Substring.UTF8View) -> Bool {
-            guard known.count == text.count else { return false }
-            func compare(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-                known.withUnsafeBufferPointer { k in
-                    var diff: UInt8 = 0
-                    for i in 0..<k.count { diff |= k[i] ^ bytes[i] }
-                    return diff == 0
-                }
-            }
-            if let answer = text.withContiguousStorageIfAvailable(compare) { return answer }
-            return Array(text).withUnsafeBufferPointer(compare)
+        /// The slot of a token's text (tests).
+        package static func slot(of token: String) -> Int {
+            var text = token
+            return text.withUTF8 { slot($0) }
+        }
+
+        /// Whether the slot holds this token, for this stream, unexpired at `now`. Time spent
+        /// depends on the lengths only, not on where the bytes differ.
+        func admits(slot: Int, token: UnsafeBufferPointer<UInt8>, stream: UnsafeBufferPointer<UInt8>, now: Int) -> Bool {
+            let p = storage + slot * Self.stride
+            let expiry = p.load(as: Int.self)
+            guard expiry >= now, Int(p.load(fromByteOffset: 8, as: UInt8.self)) == token.count,
+                  Int(p.load(fromByteOffset: 9, as: UInt8.self)) == stream.count else { return false }
+            let sameToken = Self.equal(p + Self.tokenOffset, token)
+            let sameStream = Self.equal(p + Self.streamOffset, stream)
+            return sameToken && sameStream
+        }
+
+        func remember(slot: Int, token: UnsafeBufferPointer<UInt8>, stream: UnsafeBufferPointer<UInt8>, expiry: Int) {
+            guard token.count <= PlaybackTokens.maxLength, stream.count <= 64 else { return }
+            let p = storage + slot * Self.stride
+            p.storeBytes(of: expiry, as: Int.self)
+            p.storeBytes(of: UInt8(token.count), toByteOffset: 8, as: UInt8.self)
+            p.storeBytes(of: UInt8(stream.count), toByteOffset: 9, as: UInt8.self)
+            (p + Self.tokenOffset).copyMemory(from: token.baseAddress!, byteCount: token.count)
+            if stream.count > 0 { (p + Self.streamOffset).copyMemory(from: stream.baseAddress!, byteCount: stream.count) }
+        }
+
+        /// Equal bytes (`bytes.count` of them at `known`), in time that depends on the length only.
+        static func equal(_ known: UnsafeMutableRawPointer, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            var diff: UInt8 = 0
+            for i in 0..<bytes.count { diff |= known.load(fromByteOffset: i, as: UInt8.self) ^ bytes[i] }
+            return diff == 0
         }
     }
 
     private func check(_ token: Substring, stream: Substring,
-                       _ found: (UnsafeMutableRawBufferPointer, Range<Int>, Range<Int>, Int) -> Void) -> Bool {
+                       _ found: (UnsafeMutableRawBufferPointer, Range<Int>, Int) -> Void) -> Bool {
         let text = token.utf8
         let count = text.count
-        // The shortest token: header, two one-byte ids, the MAC.
-        guard count <= Self.maxLength, count >= (10 + 2 + Self.macLength) * 4 / 3 else { return false }
+        // The shortest token: header, a one-byte viewer id, the MAC.
+        guard count <= Self.maxLength, count >= (Self.headerLength + 1 + Self.macLength) * 4 / 3,
+              Self.isID(stream.utf8) else { return false }
         return withUnsafeTemporaryAllocation(byteCount: Self.maxLength, alignment: 1) { buffer -> Bool in
             guard let n = Self.decodeBase64URL(text, into: buffer) else { return false }
             let b = UnsafeMutableRawBufferPointer(rebasing: buffer[..<n])
-            guard n > 11 + Self.macLength, b[0] == Self.version else { return false }
-            let keyID = UInt32(b[1]) << 24 | UInt32(b[2]) << 16 | UInt32(b[3]) << 8 | UInt32(b[4])
-            let expiry = Int(UInt32(b[5]) << 24 | UInt32(b[6]) << 16 | UInt32(b[7]) << 8 | UInt32(b[8]))
-            let streamLength = Int(b[9])
-            let streamRange = 10..<(10 + streamLength)
-            guard streamLength > 0, streamRange.upperBound < n - Self.macLength else { return false }
-            let viewerLength = Int(b[streamRange.upperBound])
-            let viewerRange = (streamRange.upperBound + 1)..<(streamRange.upperBound + 1 + viewerLength)
+            guard n > Self.headerLength + Self.macLength, b[0] == Self.version else { return false }
+            let keyID = UInt16(b[1]) << 8 | UInt16(b[2])
+            let expiry = Int(UInt32(b[3]) << 24 | UInt32(b[4]) << 16 | UInt32(b[5]) << 8 | UInt32(b[6]))
+            let viewerLength = Int(b[7])
+            let viewerRange = Self.headerLength..<(Self.headerLength + viewerLength)
             guard viewerLength > 0, viewerRange.upperBound == n - Self.macLength else { return false }
-            // The stream first: a token for another stream costs no MAC.
-            guard stream.utf8.elementsEqual(b[streamRange]) else { return false }
             let t = now()
             guard expiry >= t, expiry <= t + Self.lifetimes.upperBound + Self.clockSkew else { return false }
-            let message = UnsafeRawBufferPointer(rebasing: b[..<(n - Self.macLength)])
-            let mac = UnsafeRawBufferPointer(rebasing: b[(n - Self.macLength)...])
+            let body = UnsafeRawBufferPointer(rebasing: b[..<(n - Self.macLength)])
+            let presented = UnsafeRawBufferPointer(rebasing: b[(n - Self.macLength)...])
             for key in keys where key.id == keyID {
-                if HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: message, using: key.key) {
+                let full = Self.mac(body, stream: stream.utf8, key: key.key)
+                let ok = full.withUnsafeBytes { computed in
+                    // Constant time: every byte compared whatever the first difference.
+                    var diff: UInt8 = 0
+                    for i in 0..<Self.macLength { diff |= computed[i] ^ presented[i] }
+                    return diff == 0
+                }
+                if ok {
                     // Ids are checked once the bytes are known to be ours: a signer never makes others.
                     guard Self.isID(b[viewerRange]) else { return false }
-                    found(b, streamRange, viewerRange, expiry)
+                    found(b, viewerRange, expiry)
                     return true
                 }
             }

@@ -31,17 +31,20 @@ package struct MediaObjectRequest: Sendable, Equatable {
     package var token: Substring?
 
     /// The request for a target, or nil when the fast path must leave it to the router.
-    /// Checked on the bytes: a hit allocates the stream id and nothing else.
+    /// Checked on the bytes (UTF-8, never characters): a hit allocates the path (when a query
+    /// follows it) and nothing else; the token is a slice of the target.
     package init?(target: String) {
         var path = target
         var token: Substring?
-        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            let query = target[target.index(after: q)...]
-            guard query.hasPrefix("token="),
-                  !(query.utf8.withContiguousStorageIfAvailable { $0.contains(UInt8(ascii: "&")) } ?? query.utf8.contains(UInt8(ascii: "&")))
+        let utf8 = target.utf8
+        if let q = utf8.firstIndex(of: UInt8(ascii: "?")) {
+            let query = utf8[utf8.index(after: q)...]
+            guard query.starts(with: "token=".utf8) else { return nil }
+            let value = query.dropFirst(6)
+            guard !(value.withContiguousStorageIfAvailable { $0.contains(UInt8(ascii: "&")) } ?? value.contains(UInt8(ascii: "&")))
             else { return nil }
-            token = query.dropFirst(6)
-            path = String(target[..<q])
+            token = Substring(value)
+            path = String(Substring(utf8[..<q]))
         }
         guard let id = MediaFastPath.streamID(in: path),
               let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")),

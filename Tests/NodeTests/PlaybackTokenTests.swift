@@ -68,6 +68,7 @@ final class PlaybackTokenTests: XCTestCase {
     func testEveryFlippedBitIsRefused() throws {
         let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now)
         let made = try XCTUnwrap(tokens.token(stream: "s1", viewer: "viewer1"))
+        XCTAssertTrue(tokens.isValid(Substring(made.token), stream: "s1"), "remembered: every change below must still be refused")
         let bytes = try XCTUnwrap(Self.decode(made.token))
         for i in bytes.indices {
             for bit in 0..<8 {
@@ -160,6 +161,115 @@ final class PlaybackTokenTests: XCTestCase {
         withUnsafeTemporaryAllocation(byteCount: 512, alignment: 1) { buffer in
             PlaybackTokens.decodeBase64URL(Substring(text).utf8, into: buffer).map { Array(buffer[..<$0]) }
         }
+    }
+
+    // MARK: The format, and what each thread remembers
+
+    func testATokenIsShortAndCarriesNeitherTheStreamNorTheWholeMAC() throws {
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now)
+        // An account's id (12 characters), as the watch page's tokens carry.
+        let made = try XCTUnwrap(tokens.token(stream: "k3m9x2p7q4ra", viewer: "a8d2k4m6n9pq"))
+        XCTAssertEqual(made.token.utf8.count, 48, "8 bytes of header, the viewer id, 16 of MAC: \(made.token)")
+        let bytes = try XCTUnwrap(Self.decode(made.token))
+        XCTAssertEqual(bytes[0], 2, "version")
+        XCTAssertEqual(Int(bytes[7]), 12, "the viewer id's length")
+        XCTAssertEqual(Array(bytes[8..<20]), Array("a8d2k4m6n9pq".utf8))
+        XCTAssertFalse(made.token.contains("k3m9x2p7q4ra"))
+        // Bound to the stream all the same: a fresh instance (nothing remembered) refuses it for another.
+        let fresh = PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now)
+        XCTAssertFalse(fresh.isValid(Substring(made.token), stream: "k3m9x2p7q4rb"))
+        XCTAssertNil(fresh.verify(Substring(made.token), stream: "k3m9x2p7q4rb"))
+        XCTAssertTrue(fresh.isValid(Substring(made.token), stream: "k3m9x2p7q4ra"))
+        // The longest ids make the longest token.
+        let longest = try XCTUnwrap(tokens.token(stream: String(repeating: "s", count: 64), viewer: String(repeating: "v", count: 64)))
+        XCTAssertEqual(longest.token.utf8.count, PlaybackTokens.maxLength)
+    }
+
+    func testAVersionOneTokenIsRefused() throws {
+        // The first format's layout: version 1, a 4-byte key id, the expiry, the stream and the
+        // viewer, a 32-byte MAC. Whatever its MAC, version 2 is the only one taken.
+        var v1: [UInt8] = [1, 0, 0, 0, 0, 0x6B, 0x49, 0xD2, 0x00, 2] + Array("s1".utf8) + [1] + Array("v".utf8)
+        v1 += [UInt8](repeating: 7, count: 32)
+        XCTAssertFalse(PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now).isValid(Substring(PlaybackTokens.base64URL(v1)), stream: "s1"))
+        // A version 2 token with its version byte changed is refused too.
+        let made = try XCTUnwrap(PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now).token(stream: "s1", viewer: "v"))
+        var bytes = try XCTUnwrap(Self.decode(made.token))
+        bytes[0] = 1
+        XCTAssertFalse(PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now).isValid(Substring(PlaybackTokens.base64URL(bytes)), stream: "s1"))
+    }
+
+    func testARememberedTokenIsRefusedOnceItExpires() throws {
+        let clock = Clock()
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: clock.now)
+        let made = try XCTUnwrap(tokens.token(stream: "s1", viewer: "v", lifetime: 5))
+        for _ in 0..<3 { XCTAssertTrue(tokens.isValid(Substring(made.token), stream: "s1")) }
+        clock.seconds.set(1_800_000_005)
+        XCTAssertTrue(tokens.isValid(Substring(made.token), stream: "s1"))
+        clock.seconds.set(1_800_000_006)
+        for _ in 0..<3 { XCTAssertFalse(tokens.isValid(Substring(made.token), stream: "s1")) }
+        // Not even on another thread that never saw it.
+        let other = DispatchQueue(label: "other thread")
+        XCTAssertFalse(other.sync { tokens.isValid(Substring(made.token), stream: "s1") })
+    }
+
+    func testARememberedTokenOpensOnlyItsStreamAndOnlyItsExactText() throws {
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now)
+        let made = try XCTUnwrap(tokens.token(stream: "s1", viewer: "v"))
+        XCTAssertTrue(tokens.isValid(Substring(made.token), stream: "s1"))
+        // Another stream of the same length, or longer, or shorter: its slot holds s1's.
+        for other in ["s2", "s1x", "s", "S1"] {
+            XCTAssertFalse(tokens.isValid(Substring(made.token), stream: Substring(other)), other)
+        }
+        // Text that lands on the same slot (its MAC's end kept) but differs anywhere before it.
+        let text = Array(made.token.utf8)
+        for i in 0..<(text.count - 3) {
+            var changed = text
+            changed[i] = changed[i] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+            let forged = String(decoding: changed, as: UTF8.self)
+            XCTAssertEqual(PlaybackTokens.VerifiedTokens.slot(of: forged), PlaybackTokens.VerifiedTokens.slot(of: made.token))
+            XCTAssertFalse(tokens.isValid(Substring(forged), stream: "s1"), forged)
+        }
+        XCTAssertTrue(tokens.isValid(Substring(made.token), stream: "s1"), "still remembered, still good")
+    }
+
+    func testTwoTokensOnOneSlotTakeTurnsAndBothStayGood() throws {
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: Clock().now)
+        // Viewers until two tokens share a slot (1,024 slots: a few dozen tokens at most).
+        var seen: [Int: String] = [:]
+        var pair: (String, String)?
+        for i in 0..<5000 where pair == nil {
+            let token = try XCTUnwrap(tokens.token(stream: "s1", viewer: "v\(i)")).token
+            let slot = PlaybackTokens.VerifiedTokens.slot(of: token)
+            if let earlier = seen[slot] { pair = (earlier, token) } else { seen[slot] = token }
+        }
+        let (a, b) = try XCTUnwrap(pair)
+        for _ in 0..<3 {
+            XCTAssertTrue(tokens.isValid(Substring(a), stream: "s1"))
+            XCTAssertTrue(tokens.isValid(Substring(b), stream: "s1"))
+        }
+        XCTAssertFalse(tokens.isValid(Substring(a), stream: "s2"))
+        XCTAssertFalse(tokens.isValid(Substring(b), stream: "s2"))
+    }
+
+    func testRotationDropsWhatTheOldKeySignedAtOnce() throws {
+        let clock = Clock()
+        let old = try XCTUnwrap(PlaybackTokens(clusterKeys: [Self.keyA], now: clock.now).token(stream: "s1", viewer: "v"))
+        // A node restarted without the old key has a new instance: nothing it remembers came
+        // from the old keyring.
+        let rotating = PlaybackTokens(clusterKeys: [Self.keyB, Self.keyA], now: clock.now)
+        XCTAssertTrue(rotating.isValid(Substring(old.token), stream: "s1"))
+        let rotated = PlaybackTokens(clusterKeys: [Self.keyB], now: clock.now)
+        for _ in 0..<2 { XCTAssertFalse(rotated.isValid(Substring(old.token), stream: "s1")) }
+        // Two keys with the same 2-byte id would both be tried: a keyring of one key twice works.
+        let twice = PlaybackTokens(clusterKeys: [Self.keyB, Self.keyB], now: clock.now)
+        XCTAssertTrue(twice.isValid(Substring(try XCTUnwrap(rotated.token(stream: "s1", viewer: "v")).token), stream: "s1"))
+    }
+
+    func testTheWallClockIsTheSecondDateSays() {
+        let before = Int(Date().timeIntervalSince1970)
+        let read = PlaybackTokens.wallClock()
+        let after = Int(Date().timeIntervalSince1970)
+        XCTAssertTrue((before - 1)...after ~= read, "\(before) \(read) \(after)")
     }
 
     // MARK: The policy and the issuer

@@ -431,6 +431,16 @@ final class RouteTests: XCTestCase {
         }
         XCTAssertEqual(MediaObjectRequest(target: "/live/s1/source/seg5-0a1b2c3d.m4s?token=abc")?.token, "abc")
         XCTAssertNil(MediaObjectRequest(target: "/live/s1/source/seg5-0a1b2c3d.m4s?x=1"))
+        // Only a token, alone: anything else in the query goes to the router.
+        let withToken = MediaObjectRequest(target: "/live/s1/source/seg5-0a1b2c3d.m4s?token=AQ_-9z")
+        XCTAssertEqual(withToken?.path, "/live/s1/source/seg5-0a1b2c3d.m4s")
+        XCTAssertEqual(withToken?.streamID, "s1")
+        XCTAssertEqual(withToken?.token, "AQ_-9z")
+        XCTAssertEqual(MediaObjectRequest(target: "/live/s1/source/seg5-0a1b2c3d.m4s?token=")?.token, "")
+        for query in ["token=a&x=1", "x=1&token=a", "tokens=a", "Token=a", "token", "", "tokén=a", "token=a&"] {
+            XCTAssertNil(MediaObjectRequest(target: "/live/s1/source/seg5-0a1b2c3d.m4s?" + query), query)
+        }
+        XCTAssertEqual(MediaObjectRequest(target: "/live/s1/source/seg5-0a1b2c3d.m4s?token=é")?.token, "é", "a bad token is the policy's to refuse")
     }
 
     // MARK: Pages

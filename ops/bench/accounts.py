@@ -22,10 +22,8 @@ import http.cookiejar
 import json
 import os
 import re
-import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,40 +31,9 @@ import time
 import urllib.parse
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOKEN = "bench-token"
+from wrkbench import TOKEN, alternate, free_port, median, raise_file_limit, release_binary
+
 EMAIL, NAME, PASSWORD = "bench@example.com", "Bench Person", "bench-password-4821"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wrk(url, seconds, connections, threads, cookie, pid):
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if cookie:
-        cmd += ["-H", f"Cookie: {cookie}"]
-    before = cpu_seconds(pid)
-    out = subprocess.run(cmd + [url], capture_output=True, text=True).stdout
-    cpu = cpu_seconds(pid) - before
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "requests": total,
-            "cpu_us_per_request": cpu / max(total, 1) * 1e6,
-            "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0}
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -103,13 +70,8 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
     args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-    binary = args.bin
-    if not binary:
-        subprocess.run(["swift", "build", "-c", "release", "--product", "streamtube"], cwd=ROOT, check=True)
-        binary = os.path.join(subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT,
-                                             capture_output=True, text=True, check=True).stdout.strip(), "streamtube")
+    raise_file_limit()
+    binary = release_binary(args.bin)
     cores = os.cpu_count()
     results = {"cost": args.cost, "cores": cores, "loadavg_before": os.getloadavg()[0]}
 
@@ -164,21 +126,17 @@ def main():
             if name != "watch":
                 assert NAME.encode() in body, f"{name} is not signed in"
             p["bytes"] = len(body)
-        pid = node.pid
-        for p in pages.values():
-            wrk(base + p["path"], args.warmup, args.connections, args.wrk_threads, p["cookie"], pid)
-        runs = {name: [] for name in pages}
-        for _ in range(args.rounds):
-            for name, p in pages.items():
-                runs[name].append(wrk(base + p["path"], args.seconds, args.connections, args.wrk_threads, p["cookie"], pid))
+        targets = {name: {"url": base + p["path"], "headers": [f"Cookie: {p['cookie']}"]} for name, p in pages.items()}
+        runs = alternate(targets, args.rounds, args.seconds, warmup=args.warmup, connections=args.connections,
+                         threads=args.wrk_threads, pid=node.pid)
         for name, p in pages.items():
             status, body = page(base, p["path"], p["cookie"])
             assert status == 200 and (name == "watch" or NAME.encode() in body), (name, status)
         results["loadavg_after"] = os.getloadavg()[0]
         for name, p in pages.items():
-            median = sorted(runs[name], key=lambda r: r["rps"])[len(runs[name]) // 2]
-            assert median["non2xx"] == 0, (name, median)
-            results[name] = {"path": p["path"].replace(stream, "ID"), "bytes": p["bytes"], **median, "runs": runs[name]}
+            m = median(runs[name])
+            assert m["non2xx"] == 0, (name, m)
+            results[name] = {"path": p["path"].replace(stream, "ID"), "bytes": p["bytes"], **m, "runs": runs[name]}
         watch = results["watch"]
         for name in ("studio", "settings"):
             r = results[name]

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -23,24 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOKEN = "bench-token"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url, token=None, data=None, timeout=30):
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return r.read()
+from wrkbench import (alternate, create_stream, free_port, get, median, push_cbr, raise_file_limit, release_binary,
+                      start_origin_and_edge, stop)
 
 
 def rss_kb(pid):
@@ -55,15 +39,6 @@ def tree_rss_kb(pid):
     total = rss_kb(pid)
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return total + sum(rss_kb(int(c)) for c in out)
-
-
-def wrk(url, seconds):
-    out = subprocess.run(["wrk", "-t2", "-c256", f"-d{seconds}s", "--latency", url], capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "non2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
 def idle_connections(port, n):
@@ -82,49 +57,21 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
     args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-    binary = args.bin
-    if not binary:
-        subprocess.run(["swift", "build", "-c", "release", "--product", "streamtube"], cwd=ROOT, check=True)
-        binary = os.path.join(subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT,
-                                             capture_output=True, text=True, check=True).stdout.strip(), "streamtube")
+    raise_file_limit()
+    binary = release_binary(args.bin)
     tmp = tempfile.mkdtemp(prefix="streamtube-edge-bench-")
     key = subprocess.run([binary, "keygen"], capture_output=True, text=True, check=True).stdout.strip()
-    seed = free_port()
     procs = []
-    nodes = {}
     try:
-        for name in ("origin", "edge"):
-            http_port, rtmp_port = free_port(), free_port()
-            gport = seed if name == "origin" else free_port()
-            cmd = [binary, "serve", "--node-id", name, "--host", "127.0.0.1", "--http-port", str(http_port),
-                   "--rtmp-port", str(rtmp_port), "--gossip-port", str(gport), "--data-dir", os.path.join(tmp, name),
-                   "--database", os.path.join(tmp, "db.sqlite"), "--cluster-key", key, "--admin-token", TOKEN,
-                   "--gossip-preset", "local", "--ladder", "none", "--log-level", "warning"]
-            if name == "edge":
-                cmd += ["--seeds", f"127.0.0.1:{seed}", "--capacity", "0"]  # the edge owns no streams
-            p = subprocess.Popen(cmd, stdout=open(os.path.join(tmp, f"{name}.log"), "wb"), stderr=subprocess.STDOUT)
-            procs.append(p)
-            nodes[name] = {"base": f"http://127.0.0.1:{http_port}", "rtmp": rtmp_port, "proc": p}
-            for _ in range(300):
-                try:
-                    get(nodes[name]["base"] + "/healthz")
-                    break
-                except OSError:
-                    time.sleep(0.1)
-        time.sleep(3)  # gossip converges
+        nodes = start_origin_and_edge(binary, tmp, key)
+        procs += [n["proc"] for n in nodes.values()]
         streams = {}
+        pushes = []
         for label, rate in (("segment", "4M"), ("part", "160k")):
-            s = json.loads(get(nodes["origin"]["base"] + "/api/streams", TOKEN, json.dumps({"title": label}).encode()))
-            streams[label] = s
-            pub = subprocess.Popen(
-                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-                 "-t", "7", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60",
-                 "-b:v", rate, "-minrate", rate, "-maxrate", rate, "-bufsize", rate, "-x264-params", "nal-hrd=cbr:force-cfr=1",
-                 "-an", "-f", "flv", f"rtmp://127.0.0.1:{nodes['origin']['rtmp']}/live/{s['key']}"])
-            procs.append(pub)
-        for p in procs[2:]:
+            streams[label] = create_stream(nodes["origin"]["base"], title=label)
+            pushes.append(push_cbr(nodes["origin"]["rtmp"], streams[label]["key"], rate))
+        procs += pushes
+        for p in pushes:
             p.wait(60)
         files = {}
         www = os.path.join(tmp, "www")
@@ -157,20 +104,16 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
         time.sleep(1)
         results = {}
         for label, info in files.items():
-            # Alternating rounds, the median of each side: a busy shared machine slows one
-            # run or another, not one side.
-            rounds = {"ours": [], "theirs": []}
             if args.perf:
                 # Where the edge's time goes (not counted): perf on the edge process during one run.
                 rec = subprocess.Popen(["perf", "record", "-g", "-o", f"{args.perf}.{label}", "-p", str(nodes["edge"]["proc"].pid)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                wrk(info["edgeURL"], args.seconds)
+                alternate({"ours": info["edgeURL"]}, 1, args.seconds)
                 rec.send_signal(signal.SIGINT)
                 rec.wait(30)
-            for _ in range(args.rounds):
-                rounds["ours"].append(wrk(info["edgeURL"], args.seconds))
-                rounds["theirs"].append(wrk(f"http://127.0.0.1:{nginx_port}/{info['name']}", args.seconds))
-            ours, theirs = (sorted(rounds[k], key=lambda r: r["rps"])[len(rounds[k]) // 2] for k in ("ours", "theirs"))
+            rounds = alternate({"ours": info["edgeURL"], "theirs": f"http://127.0.0.1:{nginx_port}/{info['name']}"},
+                               args.rounds, args.seconds)
+            ours, theirs = median(rounds["ours"]), median(rounds["theirs"])
             assert ours["non2xx"] == 0 and theirs["non2xx"] == 0, (ours, theirs)
             results[label] = {"bytes": info["bytes"], "streamtube": ours, "nginx": theirs,
                               "rps_ratio": ours["rps"] / theirs["rps"], "p99_ratio": ours["p99_ms"] / theirs["p99_ms"]}
@@ -206,14 +149,7 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=2)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -10,79 +10,52 @@ ratios counts.
 Goal: private/public >= 0.95. A third side asks the public part with the same token in its URL
 (not checked for a public stream): private against it is the price of the check alone.
 
-Usage: ops/bench/playback.py [--seconds 8] [--rounds 3] [--json out.json] [--bin path/to/streamtube]
+Usage: ops/bench/playback.py [--seconds 8] [--rounds 3] [--perf FILE] [--json out.json] [--bin path/to/streamtube]
 Needs: wrk, ffmpeg.
 """
 import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 
-from edge import ROOT, TOKEN, free_port, get, wrk
+from wrkbench import (TOKEN, alternate, create_stream, get, median, paired_ratio, push_cbr, raise_file_limit, release_binary,
+                      start_origin_and_edge, stop)
+
+# A viewer id as long as an account's (the watch page's tokens name the signed-in account).
+VIEWER = "benchviewer1"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=8, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="alternating runs per side; the median counts")
+    ap.add_argument("--perf", help="also record the edge with perf during one extra run of each side into PERF.public / PERF.private")
     ap.add_argument("--json")
     ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
     args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-    binary = args.bin
-    if not binary:
-        subprocess.run(["swift", "build", "-c", "release", "--product", "streamtube"], cwd=ROOT, check=True)
-        binary = os.path.join(subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT,
-                                             capture_output=True, text=True, check=True).stdout.strip(), "streamtube")
+    raise_file_limit()
+    binary = release_binary(args.bin)
     tmp = tempfile.mkdtemp(prefix="streamtube-playback-bench-")
     key = subprocess.run([binary, "keygen"], capture_output=True, text=True, check=True).stdout.strip()
-    seed = free_port()
     procs = []
-    nodes = {}
     try:
-        for name in ("origin", "edge"):
-            http_port, rtmp_port = free_port(), free_port()
-            gport = seed if name == "origin" else free_port()
-            cmd = [binary, "serve", "--node-id", name, "--host", "127.0.0.1", "--http-port", str(http_port),
-                   "--rtmp-port", str(rtmp_port), "--gossip-port", str(gport), "--data-dir", os.path.join(tmp, name),
-                   "--database", os.path.join(tmp, "db.sqlite"), "--cluster-key", key, "--admin-token", TOKEN,
-                   "--gossip-preset", "local", "--ladder", "none", "--log-level", "warning"]
-            if name == "edge":
-                cmd += ["--seeds", f"127.0.0.1:{seed}", "--capacity", "0"]  # the edge owns no streams
-            p = subprocess.Popen(cmd, stdout=open(os.path.join(tmp, f"{name}.log"), "wb"), stderr=subprocess.STDOUT)
-            procs.append(p)
-            nodes[name] = {"base": f"http://127.0.0.1:{http_port}", "rtmp": rtmp_port, "proc": p}
-            for _ in range(300):
-                try:
-                    get(nodes[name]["base"] + "/healthz")
-                    break
-                except OSError:
-                    time.sleep(0.1)
-        time.sleep(3)  # gossip converges
+        nodes = start_origin_and_edge(binary, tmp, key)
+        procs += [n["proc"] for n in nodes.values()]
         streams = {}
         pushes = []
         for label, visibility in (("public", "public"), ("private", "invite-only")):
-            body = json.dumps({"title": label, "visibility": visibility}).encode()
-            s = json.loads(get(nodes["origin"]["base"] + "/api/streams", TOKEN, body))
-            streams[label] = s
-            pushes.append(subprocess.Popen(
-                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-                 "-t", "7", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60",
-                 "-b:v", "160k", "-minrate", "160k", "-maxrate", "160k", "-bufsize", "160k", "-x264-params", "nal-hrd=cbr:force-cfr=1",
-                 "-an", "-f", "flv", f"rtmp://127.0.0.1:{nodes['origin']['rtmp']}/live/{s['key']}"]))
+            streams[label] = create_stream(nodes["origin"]["base"], title=label, visibility=visibility)
+            pushes.append(push_cbr(nodes["origin"]["rtmp"], streams[label]["key"], "160k"))
         procs += pushes
         for p in pushes:
             p.wait(60)
-        token = json.loads(get(nodes["origin"]["base"] + f"/api/streams/{streams['private']['id']}/playback-token?ttl=3600&viewer=bench",
-                               TOKEN))["token"]
+        token = json.loads(get(nodes["origin"]["base"] + f"/api/streams/{streams['private']['id']}/playback-token"
+                               f"?ttl=3600&viewer={VIEWER}", TOKEN))["token"]
         urls = {}
         for label, s in streams.items():
             query = f"?token={token}" if label == "private" else ""
@@ -94,45 +67,43 @@ def main():
         # The same public part asked with the token in its URL (a public stream does not check
         # it): what the longer request costs, apart from the check.
         urls["public+query"] = {"url": urls["public"]["url"] + f"?token={token}", "bytes": urls["public"]["bytes"]}
-        rounds = {"public": [], "private": [], "public+query": []}
-        for _ in range(args.rounds):
-            for label in rounds:
-                rounds[label].append(wrk(urls[label]["url"], args.seconds))
-        medians = {k: sorted(v, key=lambda r: r["rps"])[len(v) // 2] for k, v in rounds.items()}
+        if args.perf:
+            # Where the edge's time goes (not counted): perf on the edge process during one run of each side.
+            for label in ("public", "private"):
+                rec = subprocess.Popen(["perf", "record", "-g", "-o", f"{args.perf}.{label}", "-p", str(nodes["edge"]["proc"].pid)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                alternate({label: urls[label]["url"]}, 1, args.seconds)
+                rec.send_signal(signal.SIGINT)
+                rec.wait(30)
+        # With the edge's CPU time per request: less moved by other work on the machine than req/s.
+        rounds = alternate({label: u["url"] for label, u in urls.items()}, args.rounds, args.seconds, pid=nodes["edge"]["proc"].pid)
+        medians = {k: median(v) for k, v in rounds.items()}
         for k, m in medians.items():
             assert m["non2xx"] == 0, (k, m)
-        # Each round's sides run back to back: the median of the rounds' ratios is steadier
-        # than the ratio of medians when the machine's speed drifts between rounds.
-        def paired(a, b):
-            ratios = sorted(x["rps"] / y["rps"] for x, y in zip(rounds[a], rounds[b]))
-            return ratios[len(ratios) // 2]
-        ratio = paired("private", "public")
-        results = {"part_bytes": urls["public"]["bytes"], "public": medians["public"], "private": medians["private"],
-                   "public_with_query": medians["public+query"], "rounds": rounds, "rps_ratio": ratio,
-                   "check_ratio": paired("private", "public+query"),
-                   "ratio_of_medians": medians["private"]["rps"] / medians["public"]["rps"]}
+        ratio = paired_ratio(rounds["private"], rounds["public"])
+        results = {"part_bytes": urls["public"]["bytes"], "token_chars": len(token), "public": medians["public"],
+                   "private": medians["private"], "public_with_query": medians["public+query"], "rounds": rounds,
+                   "rps_ratio": ratio, "check_ratio": paired_ratio(rounds["private"], rounds["public+query"]),
+                   "ratio_of_medians": medians["private"]["rps"] / medians["public"]["rps"],
+                   "cpu_ratio": sorted(a["cpu_us_per_request"] / b["cpu_us_per_request"]
+                                       for a, b in zip(rounds["private"], rounds["public"]))[args.rounds // 2],
+                   "loadavg_after": os.getloadavg()[0]}
         print(json.dumps(results, indent=2))
-        print("| cached part at the edge | req/s | p99 |")
-        print("| --- | --- | --- |")
+        print("| cached part at the edge | req/s | p99 | edge CPU per request |")
+        print("| --- | --- | --- | --- |")
         notes = {"private": " (token checked)", "public+query": " (same URL length, token not checked)"}
         for label in ("public", "private", "public+query"):
             m = medians[label]
-            print(f"| {label}{notes.get(label, '')} | {m['rps']:.0f} | {m['p99_ms']:.1f} ms |")
+            print(f"| {label}{notes.get(label, '')} | {m['rps']:.0f} | {m['p99_ms']:.1f} ms | {m['cpu_us_per_request']:.1f} µs |")
         print(f"private/public: {ratio:.3f} (median of the rounds' ratios; goal >= 0.95); "
-              f"private/public+query (the check alone): {results['check_ratio']:.3f}",
+              f"private/public+query (the check alone): {results['check_ratio']:.3f}; "
+              f"edge CPU per request private/public: {results['cpu_ratio']:.3f}; token {len(token)} characters",
               file=sys.stderr)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=2)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
