@@ -223,7 +223,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                         playback: issuer, recordings: recordingStore, logger: logger)
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
-    httpRouter.addRoutes(ThumbnailRoutes(store: thumbnails.store, catalog: catalog, edge: edge, recordIsCurrent: { id in
+    httpRouter.addRoutes(ThumbnailRoutes(store: thumbnails.store, catalog: catalog, edge: edge, playback: playback, recordIsCurrent: { id in
         guard ownDatabase else { return true }
         let view = router.view.snapshot
         return view.ring.isEmpty || PeerRecords.holders(of: id, ring: view.ring, members: view.members).contains { $0.id.rawValue == state.nodeID }
@@ -265,7 +265,11 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
             return StudioStream(id: r.id, title: r.title, key: r.key, server: server, rtmpURL: d.rtmpURL, watchURL: d.watchURL,
                                 live: d.live?.publishing ?? false, status: d.live.map { $0.publishing ? "live" : "\($0.state)" } ?? "offline",
                                 advice: health?.advice ?? [],
-                                thumbnail: StreamPicture.path(r, live: liveNow.contains(r.id) || thumbnails.store.exists(id: r.id)),
+                                thumbnail: StreamPicture.path(r, live: liveNow.contains(r.id) || thumbnails.store.exists(id: r.id)).map { path in
+                                    // A private stream's picture needs a token like its media: the owner's own.
+                                    guard r.visibility.isPrivate, let t = playbackTokens.token(stream: r.id, viewer: owner) else { return path }
+                                    return path + (path.contains("?") ? "&" : "?") + "token=" + t.token
+                                },
                                 thumbnailUploaded: r.thumbnail != nil)
         }
     }, create: { title, owner in

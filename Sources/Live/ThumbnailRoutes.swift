@@ -5,7 +5,9 @@
 // however many ask at once; not kept, since it changes every minute). `?v={version}` names an
 // uploaded picture: while it is the one shown, the answer may be kept for good. A node whose
 // record may be stale (its own database, and not one of the stream's holders, which hear of every
-// change) does not trust the version it has: it asks the origin, which does.
+// change) does not trust the version it has: it asks the origin, which does. A private stream's
+// picture is a frame of it: it needs a playback token like its media (`?token=`), is asked of the
+// origin with it, and is kept by no shared cache.
 import Catalog
 import Foundation
 import HTTPSupport
@@ -18,9 +20,11 @@ package struct ThumbnailRoutes: Sendable {
     package let edge: EdgeProxy?
     /// Whether this node's record of a stream is kept up to date (a shared database, or a holder of it).
     package let recordIsCurrent: @Sendable (String) -> Bool
+    package let playback: any PlaybackPolicy
 
-    package init(store: ThumbnailStore, catalog: StreamCatalog, edge: EdgeProxy?,
+    package init(store: ThumbnailStore, catalog: StreamCatalog, edge: EdgeProxy?, playback: any PlaybackPolicy = PublicPlayback(),
                  recordIsCurrent: @escaping @Sendable (String) -> Bool = { _ in true }) {
+        self.playback = playback
         self.store = store
         self.catalog = catalog
         self.edge = edge
@@ -43,10 +47,17 @@ package struct ThumbnailRoutes: Sendable {
         let file = try context.parameters.require("file")
         guard file.hasSuffix(".jpg") else { throw Problem.notFound("no such thumbnail") }
         let id = String(file.dropLast(4))
-        // TODO(visibility): only public streams' pictures, once records say which are.
         guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
             throw Problem.notFound("no stream \(id)")
         }
+        let access = try LiveRoutes.authorize(request, record, playback: playback)
+        var answer = try await picture(of: record, request, token: access.token)
+        if record.visibility.isPrivate { answer.headers[.cacheControl] = "private, max-age=60" }
+        return answer
+    }
+
+    private func picture(of record: StreamRecord, _ request: Request, token: Substring?) async throws -> Response {
+        let id = record.id
         // An uploaded picture wins over the live ones, on every node.
         let current = recordIsCurrent(id)
         if current, let uploaded = await catalog.uploadedThumbnail(of: record) { return Self.answer(uploaded, request) }
@@ -56,7 +67,8 @@ package struct ThumbnailRoutes: Sendable {
         if let edge, !edge.router.ownsLocally(id), request.headers[.streamTubeEdge] == nil {
             // A version asked for goes along: the origin, which knows, says whether it is the one shown.
             let version = request.uri.queryParameters.get("v").flatMap { v -> String? in StreamCatalog.isThumbnailVersion(v) ? "v=\(v)" : nil }
-            let upstream = await edge.serve(streamID: id, path: "/thumbnails/\(id).jpg", query: version, immutable: false)
+            let upstream = await edge.serve(streamID: id, path: "/thumbnails/\(id).jpg", query: version, immutable: false,
+                                            token: record.visibility.isPrivate ? token : nil)
             if upstream.status == .ok {
                 if let etag = upstream.headers[.eTag], Self.matches(request, etag) {
                     return Response(status: .notModified, headers: [.eTag: etag, .cacheControl: upstream.headers[.cacheControl] ?? Self.cacheControl])

@@ -110,9 +110,14 @@ def test_private_stream_needs_a_valid_token_on_every_node(trio):
         # Tokens from another node verify everywhere: issue one on c too.
         from_c = token_for(c, private["id"])["token"]
         time.sleep(2.5)
+        # Its picture is a frame of it: a token too, and no shared cache keeps it.
+        picture = f"{private['id']}.jpg"
+        wait_for(lambda: http("GET", with_token(f"{a.base}/thumbnails/{picture}", token)).status == 200, 30, "a picture of it")
 
         for node in trio:
             urls, master, media = objects(node.base, private["id"], token)
+            urls["thumbnail"] = f"{node.base}/thumbnails/{picture}"
+            assert http("GET", with_token(urls["thumbnail"], token)).headers["Cache-Control"].startswith("private"), node.base
             # The playlists carry the token on to every URI they list.
             assert uris(master) and all(u.endswith("token=" + token) for u in uris(master)), master
             assert all("token=" + token in u for u in uris(media)), media

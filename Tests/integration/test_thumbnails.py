@@ -200,6 +200,20 @@ def test_public_api_owner_only_and_the_studio(node, chromium, tmp_path):  # noqa
     assert "No thumbnail yet" in b.driver.find_element(By.TAG_NAME, "body").text
     assert thumbnail(node, sid).status == 404
 
+    # A private stream's picture is a frame of it: strangers get 403; the studio names it with
+    # its owner's playback token, and it shows there.
+    r = requests.post(node.base + "/api/v1/streams", json={"title": "Ann's secret", "visibility": "invite-only"}, headers=ann, timeout=10)
+    secret = r.json()["id"]
+    assert put(f"{node.base}/api/v1/streams/{secret}/thumbnail", png, headers=ann).status_code == 204
+    assert thumbnail(node, secret).status == 403
+    b.get(node.base + "/studio")
+    img = f"img[src^='/thumbnails/{secret}.jpg']"
+    assert wait_for(lambda: b.js(f"const i = document.querySelector(\"{img}\"); return i && i.complete && i.naturalWidth"), 10,
+                    "the private stream's picture in the studio") == 360
+    src = b.js(f"return document.querySelector(\"{img}\").getAttribute('src')")
+    assert "token=" in src
+    assert http("GET", node.base + src).headers["Cache-Control"].startswith("private")
+
 
 def test_a_node_that_is_not_the_origin_serves_the_origins_thumbnail(trio):  # noqa: F811
     """The picture is taken on the stream's origin (b, the broadcaster pushing to a); a and c
