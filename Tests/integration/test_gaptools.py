@@ -12,11 +12,11 @@ import pytest
 from browsers import any_browser  # noqa: F401 (fixture)
 from conftest import http, wait_for
 from gaptools import (FrameReader, HLSProxy, max_gap, playback_gaps, read_stamp, repeats, stamp_expression,
+                      stamp_reader_js, stamped_publisher, stamped_source, unreadable, FRAME_BYTES, STRIP_WIDTH, BLOCK,
+                      COLUMNS)
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
 pytestmark = pytest.mark.xdist_group("media")
-                      stamp_reader_js, stamped_publisher, stamped_source, unreadable, FRAME_BYTES, STRIP_WIDTH, BLOCK,
-                      COLUMNS)
 
 FPS = 30
 
