@@ -19,6 +19,9 @@ package struct UpstreamResponse: Sendable {
     var cacheControl: String?
     /// The origin's validator, passed on with the bytes it names (a thumbnail's).
     var etag: String? = nil
+    /// Passed on: when to ask again (a recording still being made), and a download's file name.
+    var retryAfter: String? = nil
+    var contentDisposition: String? = nil
     var body: ByteBuffer
 }
 
@@ -91,6 +94,8 @@ package final class EdgeProxy: Sendable {
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
             }
             if let etag = upstream.etag { headers[.eTag] = etag }
+            if let value = upstream.retryAfter { headers[.retryAfter] = value }
+            if let value = upstream.contentDisposition { headers[.contentDisposition] = value }
             return Response(status: .init(code: upstream.status), headers: headers,
                             body: .init(byteBuffer: upstream.body))
         } catch {
@@ -130,7 +135,8 @@ package final class EdgeProxy: Sendable {
                 }
                 return UpstreamResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
                                         cacheControl: response.headers.first(name: "Cache-Control"),
-                                        etag: response.headers.first(name: "ETag"), body: body)
+                                        etag: response.headers.first(name: "ETag"), retryAfter: response.headers.first(name: "Retry-After"),
+                                        contentDisposition: response.headers.first(name: "Content-Disposition"), body: body)
             } catch {
                 lastError = error
             }
