@@ -172,7 +172,7 @@ package struct RecordingRoutes: Sendable {
     static func contentDisposition(title: String, id: String) -> String {
         var plain = ""
         for c in title.unicodeScalars {
-            if c.isASCII, CharacterSet.alphanumerics.contains(c) || c == "-" || c == "_" { plain.unicodeScalars.append(c) }
+            if c.isASCII, CharacterSet.alphanumerics.contains(c) || c == "_" { plain.unicodeScalars.append(c) }
             else if !plain.isEmpty, plain.last != "-" { plain += "-" }
         }
         while plain.hasSuffix("-") { plain.removeLast() }
