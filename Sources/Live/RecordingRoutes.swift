@@ -100,9 +100,15 @@ package struct RecordingRoutes: Sendable {
         // Held elsewhere: ask a holder (never an edge asking us in turn).
         if let edge, request.headers[.streamTubeEdge] == nil {
             let holders = ((try? await store?.recording(id: id)) ?? nil)?.nodes ?? []
-            // A download is not kept by the edge store: one file, large, asked for rarely.
+            if name == .download {
+                // One large file, asked for rarely: streamed from a holder, kept by no edge store.
+                let upstream = await edge.stream(streamID: record.id, path: request.uri.path, token: access.token,
+                                                 range: request.headers[.range], holders: holders)
+                if upstream.status != .serviceUnavailable { return upstream }
+                throw Problem.notFound("no recording \(id) on the nodes that can be reached")
+            }
             let upstream = await edge.serve(streamID: record.id, path: request.uri.path, query: nil, immutable: name.isMedia,
-                                            token: access.token, carry: name == .download ? nil : access.carry, holders: holders)
+                                            token: access.token, carry: access.carry, holders: holders)
             if upstream.status != .serviceUnavailable { return upstream }
         }
         throw Problem.notFound("no recording \(id) on the nodes that can be reached")
