@@ -46,8 +46,13 @@ package final class RecordingDownloads: Sendable {
         return runs
     }
 
+    /// Whether a copy will not change any more, so its MP4 can be made and kept: it has ended.
+    /// A copy marked incomplete while the broadcast goes on (a write failed) is still growing.
+    package static func isFinished(_ m: RecordingManifest) -> Bool { m.endedAt != nil && m.state != .recording }
+
     /// The path of a finished recording's MP4, made now if it was not yet.
     package func file(for m: RecordingManifest) async throws -> String {
+        guard Self.isFinished(m) else { throw RecordingDownloadError.notFinished }
         let folder = recorder.folder(of: m)
         let path = folder + "/" + Self.fileName
         if FileManager.default.fileExists(atPath: path) { return path }
@@ -85,11 +90,13 @@ package final class RecordingDownloads: Sendable {
 
 package enum RecordingDownloadError: Error, CustomStringConvertible {
     case empty
+    case notFinished
     case remux(String)
 
     package var description: String {
         switch self {
         case .empty: return "the recording holds no segment to download"
+        case .notFinished: return "the recording is still being made"
         case .remux(let why): return "the recording could not be made into one MP4: \(why)"
         }
     }

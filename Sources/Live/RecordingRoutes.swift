@@ -145,7 +145,7 @@ package struct RecordingRoutes: Sendable {
     private func download(_ m: RecordingManifest, _ record: StreamRecord, _ request: Request, _ context: NodeRequestContext,
                           access: LiveRoutes.Playback) async throws -> Response {
         guard let downloads else { throw Problem(.notImplemented, "this node cannot make MP4 files") }
-        if m.state == .recording {
+        if !RecordingDownloads.isFinished(m) {
             throw Problem(.conflict, "the recording is still being made; it can be downloaded once the broadcast ends "
                           + "(try again in \(Self.downloadRetryAfter) seconds)",
                           headers: [.retryAfter: "\(Self.downloadRetryAfter)", .cacheControl: "no-cache"])

@@ -27,6 +27,17 @@ final class RecordingDownloadTests: XCTestCase {
         XCTAssertEqual(RecordingDownloads.rendition(of: m)?.name, "240p", "no source kept: the top rung")
     }
 
+    func testOnlyACopyThatEndedIsMadeIntoAFile() {
+        var m = RecordingManifest(stream: "s1", epoch: StreamEpoch(1), firstSequence: 0, startedAt: Date())
+        XCTAssertFalse(RecordingDownloads.isFinished(m))
+        m.fail("a write failed")
+        XCTAssertFalse(RecordingDownloads.isFinished(m), "incomplete, but the broadcast goes on")
+        m.endedAt = Date()
+        XCTAssertTrue(RecordingDownloads.isFinished(m))
+        m.state = .ready
+        XCTAssertTrue(RecordingDownloads.isFinished(m))
+    }
+
     func testTheFileIsNamedAfterTheTitleSafely() {
         XCTAssertEqual(RecordingRoutes.contentDisposition(title: "My show: part 2/3", id: "s1-00000001-0"),
                        "attachment; filename=\"My-show-part-2-3-s1-00000001-0.mp4\"; filename*=UTF-8''My%20show%3A%20part%202%2F3.mp4")
