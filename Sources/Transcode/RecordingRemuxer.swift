@@ -2,6 +2,7 @@
 // one MP4 with libavformat — every packet copied as it is (no decode, no encode), the `moov`
 // atom first (`+faststart`), so the file plays and seeks before it is all downloaded.
 import CFFmpeg
+import Foundation
 import Origin
 
 package enum RecordingRemuxer {
@@ -27,9 +28,31 @@ package enum RecordingRemuxer {
         var started = false
         var endMicros: Int64?
         for run in runs where !run.isEmpty {
-            var input: UnsafeMutablePointer<AVFormatContext>?
-            // The concat protocol reads the files one after another as one stream of bytes.
-            rc = avformat_open_input(&input, "concat:" + run.joined(separator: "|"), nil, nil)
+            // The files read one after another as one stream of bytes, one file open at a time
+            // (FFmpeg's concat protocol opens them all at once: a long recording has thousands).
+            let chain = FileChain(run)
+            defer { chain.close() }
+            let bufferSize = 1 << 16
+            guard let buffer = av_malloc(bufferSize) else { throw .ffmpeg("av_malloc", st_averror_enomem()) }
+            var io = avio_alloc_context(buffer.assumingMemoryBound(to: UInt8.self), Int32(bufferSize), 0,
+                                        Unmanaged.passUnretained(chain).toOpaque(), { opaque, bytes, size in
+                guard let opaque, let bytes else { return st_averror_eof() }
+                return Unmanaged<FileChain>.fromOpaque(opaque).takeUnretainedValue().read(into: bytes, size: size)
+            }, nil, nil)
+            guard io != nil else {
+                av_free(buffer)
+                throw .ffmpeg("avio_alloc_context", st_averror_enomem())
+            }
+            defer {
+                // The context's buffer may have been replaced by FFmpeg: free the one it holds.
+                if io != nil { av_freep(&io!.pointee.buffer) }
+                avio_context_free(&io)
+            }
+            var input = avformat_alloc_context()
+            guard input != nil else { throw .ffmpeg("avformat_alloc_context", st_averror_enomem()) }
+            input!.pointee.pb = io
+            input!.pointee.flags |= AVFMT_FLAG_CUSTOM_IO
+            rc = avformat_open_input(&input, nil, av_find_input_format("mp4"), nil)
             guard rc >= 0, let opened = input else { throw .ffmpeg("avformat_open_input", rc) }
             defer { avformat_close_input(&input) }
             rc = avformat_find_stream_info(opened, nil)
@@ -93,5 +116,35 @@ package enum RecordingRemuxer {
         guard started else { throw .ffmpeg("avformat_open_input", st_averror_invaliddata()) }
         rc = av_write_trailer(out)
         guard rc >= 0 else { throw .ffmpeg("av_write_trailer", rc) }
+    }
+}
+
+/// Files read one after another as one stream of bytes, for a custom `AVIOContext`.
+private final class FileChain {
+    private let paths: [String]
+    private var index = 0
+    private var file: UnsafeMutablePointer<FILE>?
+
+    init(_ paths: [String]) { self.paths = paths }
+
+    /// Up to `size` bytes into `bytes`: the count, EOF after the last file, or an error.
+    func read(into bytes: UnsafeMutablePointer<UInt8>, size: Int32) -> Int32 {
+        while index < paths.count {
+            if file == nil {
+                file = fopen(paths[index], "rb")
+                if file == nil { return -errno }
+            }
+            let n = fread(bytes, 1, Int(size), file)
+            if n > 0 { return Int32(n) }
+            if ferror(file) != 0 { return -EIO }
+            close()
+            index += 1
+        }
+        return st_averror_eof()
+    }
+
+    func close() {
+        if let file { fclose(file) }
+        file = nil
     }
 }
