@@ -228,7 +228,9 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         let view = router.view.snapshot
         return view.ring.isEmpty || PeerRecords.holders(of: id, ring: view.ring, members: view.members).contains { $0.id.rawValue == state.nodeID }
     }).collection)
-    httpRouter.addRoutes(RecordingRoutes(recorder: recorder, store: recordingStore, catalog: catalog, edge: edge, playback: playback).collection)
+    let downloads = recorder.map { RecordingDownloads(recorder: $0, remux: { runs, output in try RecordingRemuxer.remux(runs: runs, to: output) }) }
+    httpRouter.addRoutes(RecordingRoutes(recorder: recorder, store: recordingStore, catalog: catalog, edge: edge, playback: playback,
+                                         downloads: downloads).collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
     httpRouter.addRoutes(PeerThumbnails.routes(catalog: catalog, tokens: tokens))

@@ -110,13 +110,55 @@ package final class EdgeProxy: Sendable {
 
     struct NoOrigin: Error {}
 
+    /// An object too large to keep or hold in memory (a recording's MP4), of a stream held
+    /// elsewhere: asked of the first holder that answers (`Range` passed on), its body streamed
+    /// to the client as it arrives, nothing kept. `token` as for `serve`.
+    package func stream(streamID: String, path: String, token: Substring?, range: String?, holders: [String]) async -> Response {
+        var target = path
+        if let token, PlaybackQuery.isPlain(token) { target += "?token=" + token }
+        var lastError: any Error = NoOrigin()
+        for member in members(streamID: streamID, holders: holders) where member.id.rawValue != localID {
+            NodeMetrics.edgeUpstreamRequests.increment()
+            var request = HTTPClientRequest(url: router.transport.baseURL(for: member) + target)
+            request.headers.add(name: HTTPField.Name.streamTubeEdge.rawName, value: localID)
+            if let range { request.headers.add(name: "Range", value: range) }
+            do {
+                let response = try await client.execute(request, timeout: .seconds(20))
+                guard response.status.code < 500 else {
+                    lastError = HTTPError(.badGateway, message: "holder answered \(response.status.code)")
+                    continue
+                }
+                var headers = HTTPFields()
+                for name in ["Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "Content-Disposition", "Cache-Control",
+                             "Retry-After"] {
+                    if let value = response.headers.first(name: name), let field = HTTPField.Name(name) { headers[field] = value }
+                }
+                headers[.accessControlAllowOrigin] = "*"
+                return Response(status: .init(code: Int(response.status.code)), headers: headers,
+                                body: .init(asyncSequence: response.body))
+            } catch {
+                lastError = error
+            }
+        }
+        logger.warning("edge: no holder answered", metadata: ["stream": "\(streamID)", "path": "\(path)", "error": "\(lastError)"])
+        return Response(status: .serviceUnavailable, headers: [.retryAfter: "1", .cacheControl: "no-cache"],
+                        body: .init(byteBuffer: ByteBuffer(string: "no node holding it can be reached; try again\n")))
+    }
+
+    /// The nodes to ask for a stream's objects, in order: `holders` (alive), then its origin and standbys.
+    private func members(streamID: String, holders: [String]) -> [Member] {
+        var members = holders.compactMap { id in router.view.snapshot.members.first { $0.id.rawValue == id && !$0.status.isDeadOrLeft } }
+        for m in router.placement(of: streamID).map({ [$0.owner] + $0.standbys }) ?? [] where !members.contains(where: { $0.id == m.id }) {
+            members.append(m)
+        }
+        return members
+    }
+
     /// One request to the origin; on failure the standbys in order.
     private func fetchFromOrigin(streamID: String, pathAndQuery: String, holders: [String] = []) async throws -> UpstreamResponse {
-        let placement = router.placement(of: streamID)
-        guard placement != nil || !holders.isEmpty else { throw NoOrigin() }
+        let members = members(streamID: streamID, holders: holders)
+        guard !members.isEmpty else { throw NoOrigin() }
         var lastError: any Error = NoOrigin()
-        var members = holders.compactMap { id in router.view.snapshot.members.first { $0.id.rawValue == id && !$0.status.isDeadOrLeft } }
-        for m in placement.map({ [$0.owner] + $0.standbys }) ?? [] where !members.contains(where: { $0.id == m.id }) { members.append(m) }
         for member in members where member.id.rawValue != localID {
             NodeMetrics.edgeUpstreamRequests.increment()
             var request = HTTPClientRequest(url: router.transport.baseURL(for: member) + pathAndQuery)

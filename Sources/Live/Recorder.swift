@@ -301,6 +301,9 @@ package final class Recorder: Service, Sendable {
 
     private func folder(_ id: String, stream: String) -> String { "\(directory)/\(stream)/\(id)" }
 
+    /// The folder a recording held here lives in (its renditions' folders and manifest inside).
+    package func folder(of manifest: RecordingManifest) -> String { folder(manifest.id, stream: manifest.stream) }
+
     /// The recording as this node holds it: the one being made, or the stored manifest.
     package func manifest(id: String) -> RecordingManifest? {
         guard let parts = RecordingManifest.parse(id: id), StreamIdentifiers.isWellFormed(Substring(parts.stream)) else { return nil }

@@ -3,7 +3,9 @@
 // playback rules (and tokens) as its stream. A node holding a copy answers from its disk; any
 // other asks a holder through the edge (the copies the database lists, then the stream's
 // origin and standbys), keeping the media in the edge store: every file of a recording is
-// immutable. `download.mp4` (one MP4) is not made yet: 501.
+// immutable. `download.mp4`: a finished recording as one MP4 (`RecordingDownloads`), with a file
+// name from the stream's title and byte ranges; one still being made answers 409 with
+// `Retry-After`; a node without a copy asks a holder as for the playlists.
 import Catalog
 import Foundation
 import HTTPSupport
@@ -17,9 +19,11 @@ package struct RecordingRoutes: Sendable {
     package let catalog: StreamCatalog
     package let edge: EdgeProxy?
     package let playback: any PlaybackPolicy
+    package let downloads: RecordingDownloads?
 
     package init(recorder: Recorder?, store: RecordingStore?, catalog: StreamCatalog, edge: EdgeProxy?,
-                 playback: any PlaybackPolicy = PublicPlayback()) {
+                 playback: any PlaybackPolicy = PublicPlayback(), downloads: RecordingDownloads? = nil) {
+        self.downloads = downloads
         self.recorder = recorder
         self.store = store
         self.catalog = catalog
@@ -30,6 +34,9 @@ package struct RecordingRoutes: Sendable {
     /// The playlists of a recording still being made change; a finished one's never do.
     static let growingCache = 2
     static let finishedCache = 3600
+    /// How long a download of a recording still being made is told to wait: about a segment's
+    /// worth past a typical broadcaster's reconnection, short enough to see the end soon after.
+    static let downloadRetryAfter = 30
 
     package var collection: RouteCollection<NodeRequestContext> {
         let routes = RouteCollection(context: NodeRequestContext.self)
@@ -86,16 +93,20 @@ package struct RecordingRoutes: Sendable {
             throw Problem.notFound("no recording \(id)")
         }
         let access = try LiveRoutes.authorize(request, record, playback: playback)
-        if name == .download {
-            throw Problem(.notImplemented, "a recording cannot be downloaded as one MP4 yet; play its playlist (master.m3u8), "
-                          + "or remux it: ffmpeg -i master.m3u8 -c copy -movflags +faststart out.mp4")
-        }
         if let manifest = recorder?.manifest(id: id) {
+            if name == .download { return try await download(manifest, record, request, context, access: access) }
             return try answer(manifest, rendition: rendition, name: name, access: access)
         }
         // Held elsewhere: ask a holder (never an edge asking us in turn).
         if let edge, request.headers[.streamTubeEdge] == nil {
             let holders = ((try? await store?.recording(id: id)) ?? nil)?.nodes ?? []
+            if name == .download {
+                // One large file, asked for rarely: streamed from a holder, kept by no edge store.
+                let upstream = await edge.stream(streamID: record.id, path: request.uri.path, token: access.token,
+                                                 range: request.headers[.range], holders: holders)
+                if upstream.status != .serviceUnavailable { return upstream }
+                throw Problem.notFound("no recording \(id) on the nodes that can be reached")
+            }
             let upstream = await edge.serve(streamID: record.id, path: request.uri.path, query: nil, immutable: name.isMedia,
                                             token: access.token, carry: access.carry, holders: holders)
             if upstream.status != .serviceUnavailable { return upstream }
@@ -126,7 +137,76 @@ package struct RecordingRoutes: Sendable {
             }
             return Responses.media(ByteBuffer(bytes: bytes))
         case .download:
-            throw Problem(.notImplemented, "not yet")
+            throw Problem.notFound("no such file")
         }
+    }
+
+    /// A recording held here as one MP4: made (once) when it has ended, 409 before.
+    private func download(_ m: RecordingManifest, _ record: StreamRecord, _ request: Request, _ context: NodeRequestContext,
+                          access: LiveRoutes.Playback) async throws -> Response {
+        guard let downloads else { throw Problem(.notImplemented, "this node cannot make MP4 files") }
+        if !RecordingDownloads.isFinished(m) {
+            throw Problem(.conflict, "the recording is still being made; it can be downloaded once the broadcast ends "
+                          + "(try again in \(Self.downloadRetryAfter) seconds)",
+                          headers: [.retryAfter: "\(Self.downloadRetryAfter)", .cacheControl: "no-cache"])
+        }
+        let path: String
+        do { path = try await downloads.file(for: m) } catch let error as RecordingDownloadError {
+            throw Problem(.internalServerError, error.description)
+        }
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.intValue ?? 0
+        var headers: HTTPFields = [
+            .contentType: "video/mp4", .acceptRanges: "bytes", .accessControlAllowOrigin: "*",
+            .contentDisposition: Self.contentDisposition(title: record.title, id: m.id),
+            .cacheControl: access.token == nil ? "public, max-age=\(Self.finishedCache)" : "private, max-age=\(Self.finishedCache)",
+        ]
+        let io = FileIO()
+        if let value = request.headers[.range] {
+            guard let range = Self.byteRange(value, size: size) else {
+                throw Problem(.rangeNotSatisfiable, "the file holds \(size) bytes", headers: [.contentRange: "bytes */\(size)"])
+            }
+            headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
+            headers[.contentLength] = "\(range.count)"
+            return Response(status: .partialContent, headers: headers, body: try await io.loadFile(path: path, range: range, context: context))
+        }
+        headers[.contentLength] = "\(size)"
+        return Response(status: .ok, headers: headers, body: try await io.loadFile(path: path, context: context))
+    }
+
+    /// `attachment` with a file name made of the title's letters and digits (ASCII, for every
+    /// client) and the title itself as `filename*` (RFC 6266, percent-encoded UTF-8).
+    static func contentDisposition(title: String, id: String) -> String {
+        var plain = ""
+        for c in title.unicodeScalars {
+            if c.isASCII, CharacterSet.alphanumerics.contains(c) || c == "_" { plain.unicodeScalars.append(c) }
+            else if !plain.isEmpty, plain.last != "-" { plain += "-" }
+        }
+        while plain.hasSuffix("-") { plain.removeLast() }
+        plain = String(plain.prefix(80))
+        let base = plain.isEmpty ? id : plain + "-" + id
+        var value = "attachment; filename=\"\(base).mp4\""
+        let titled = String(title.prefix(80)).trimmingCharacters(in: .whitespacesAndNewlines)
+        let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        if !titled.isEmpty, let encoded = (titled + ".mp4").addingPercentEncoding(withAllowedCharacters: unreserved) {
+            value += "; filename*=UTF-8''\(encoded)"
+        }
+        return value
+    }
+
+    /// One range of `Range: bytes=a-b`, `a-` or `-n` within a file of `size` bytes; nil when it
+    /// cannot be satisfied (several ranges are answered as the first alone).
+    static func byteRange(_ header: String, size: Int) -> ClosedRange<Int>? {
+        guard header.hasPrefix("bytes="), size > 0 else { return nil }
+        let first = header.dropFirst(6).split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        let ends = first.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard ends.count == 2 else { return nil }
+        if ends[0].isEmpty {
+            guard let n = Int(ends[1]), n > 0 else { return nil }
+            return max(0, size - n)...(size - 1)
+        }
+        guard let start = Int(ends[0]), start < size else { return nil }
+        let end = ends[1].isEmpty ? size - 1 : Int(ends[1]).map { min($0, size - 1) }
+        guard let end, end >= start else { return nil }
+        return start...end
     }
 }

@@ -1,8 +1,10 @@
 """Recordings: every live session kept on its origin and its standby, a VOD when it ends, served
 by every node (one that holds no copy asks a holder through the edge), listed by the operator API,
 under the stream's playback rules. Three nodes on one SQLite file; ~10 s of lavfi media."""
+import json
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
@@ -59,6 +61,51 @@ def decode(url):
     return out.stderr.strip()
 
 
+def top_level_boxes(path):
+    """The types of an MP4's top-level boxes, in file order."""
+    boxes = []
+    with open(path, "rb") as f:
+        size = os.path.getsize(path)
+        at = 0
+        while at + 8 <= size:
+            f.seek(at)
+            header = f.read(16)
+            length, kind = struct.unpack(">I4s", header[:8])
+            if length == 1:
+                length = struct.unpack(">Q", header[8:16])[0]
+            elif length == 0:
+                length = size - at
+            assert length >= 8, (path, at, length)
+            boxes.append(kind.decode("latin-1"))
+            at += length
+    return boxes
+
+
+def check_download(url, expected_seconds, into):
+    """Downloads one recording's MP4 and checks it: one MP4 with video and audio, as long as the
+    recording, `moov` before `mdat`, both tracks starting together, decoding with no error."""
+    r = http("GET", url, timeout=120)
+    assert r.status == 200, (url, r.status, r.text[:500])
+    assert r.headers.get("Content-Type") == "video/mp4", r.headers
+    assert "attachment" in r.headers.get("Content-Disposition", ""), r.headers
+    with open(into, "wb") as f:
+        f.write(r.body)
+    boxes = top_level_boxes(into)
+    assert "moov" in boxes and "mdat" in boxes and boxes.index("moov") < boxes.index("mdat"), boxes
+    assert "moof" not in boxes, boxes
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=format_name,duration:stream=codec_type,start_time",
+                          "-of", "json", into], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["format"]["format_name"].startswith("mov,mp4"), info
+    assert abs(float(info["format"]["duration"]) - expected_seconds) < 0.5, (info, expected_seconds)
+    starts = {s["codec_type"]: float(s["start_time"]) for s in info["streams"]}
+    assert set(starts) == {"video", "audio"}, info
+    assert abs(starts["video"] - starts["audio"]) < 0.1, starts
+    assert decode(into) == "", into
+    return r
+
+
 def test_a_broadcast_becomes_a_vod_held_by_origin_and_standby_and_played_from_any_node(trio):
     a = trio[0]
     stream = a.create_stream("Recorded")
@@ -72,6 +119,10 @@ def test_a_broadcast_becomes_a_vod_held_by_origin_and_standby_and_played_from_an
         origin.wait_playable(sid)
         live = wait_for(lambda: recordings(a, sid), 15, "the recording to be listed while live")
         assert [r["state"] for r in live] == ["recording"], live
+        # Still being written: 409, and when to ask again; from a node without a copy too.
+        for n in (origin, other):
+            early = http("GET", f"{n.base}/recordings/{live[0]['id']}/download.mp4")
+            assert early.status == 409 and int(early.headers.get("Retry-After", "0")) > 0, (n.base, early.status, early.headers)
     finally:
         out, err = ffmpeg.communicate(timeout=40)
     assert ffmpeg.returncode == 0, err
@@ -105,8 +156,17 @@ def test_a_broadcast_becomes_a_vod_held_by_origin_and_standby_and_played_from_an
             assert decode(url) == "", url
             assert abs(probe_duration(url) - 10) < 1.5, url
 
-    # Not yet: one MP4. Unknown ids: 404.
-    assert http("GET", f"{other.base}/recordings/{rec['id']}/download.mp4").status == 501
+    # One MP4: made once on a holder (kept beside the recording), streamed from it by another node.
+    first = check_download(f"{origin.base}/recordings/{rec['id']}/download.mp4", rec["durationSeconds"],
+                           os.path.join(origin.data_dir, "download-check.mp4"))
+    assert 'filename="Recorded-' in first.headers["Content-Disposition"], first.headers
+    check_download(f"{other.base}/recordings/{rec['id']}/download.mp4", rec["durationSeconds"],
+                   os.path.join(other.data_dir, "download-check.mp4"))
+    for n in (origin, other):
+        part = http("GET", f"{n.base}/recordings/{rec['id']}/download.mp4", headers={"Range": "bytes=0-99"})
+        assert part.status == 206 and part.body == first.body[:100], (n.base, part.status, part.headers)
+        assert part.headers.get("Content-Range") == f"bytes 0-99/{len(first.body)}", part.headers
+    # Unknown ids: 404.
     assert http("GET", f"{other.base}/recordings/{sid}-00000000-0/master.m3u8").status == 404
     assert http("GET", f"{other.base}/recordings/nonsense/master.m3u8").status == 404
 
@@ -124,6 +184,9 @@ def test_a_broadcast_becomes_a_vod_held_by_origin_and_standby_and_played_from_an
         assert f"source/index.m3u8?token={token}" in r.text, (n.base, n is origin, r.headers, r.text)
         assert http("GET", f"{n.base}/recordings/{rec['id']}/source/seg0.m4s").status == 403
         assert http("GET", f"{n.base}/recordings/{rec['id']}/source/seg0.m4s?token={token}").status == 200
+        assert http("GET", f"{n.base}/recordings/{rec['id']}/download.mp4").status == 403
+        got = http("GET", f"{n.base}/recordings/{rec['id']}/download.mp4?token={token}", timeout=120)
+        assert got.status == 200 and got.body == first.body, (n.base, got.status, got.headers)
     assert decode(f"{other.base}/recordings/{rec['id']}/master.m3u8?token={token}") == ""
 
 
@@ -165,6 +228,8 @@ def test_a_recording_survives_a_sigkill_of_its_origin_on_the_standby(tmp_path):
         assert set(range(numbers[0], numbers[-1] + 1)) <= set(numbers), "every frame number from first to last"
         # Exactly once: what the relay replays to the new origin after the takeover is not recorded again.
         assert repeats(reader.frames) == [], repeats(reader.frames)
+        # Its MP4 holds both sides of the discontinuity, in sync, as long as the recording.
+        check_download(f"{c.base}/recordings/{rec['id']}/download.mp4", rec["durationSeconds"], str(tmp_path / "download.mp4"))
     finally:
         if publisher and publisher.poll() is None:
             publisher.kill()
