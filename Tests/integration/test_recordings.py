@@ -215,7 +215,7 @@ def test_a_recording_survives_a_sigkill_of_its_origin_on_the_standby(tmp_path):
             rs = recordings(a, sid)
             return rs if rs and rs[0]["state"] == "ready" and "c" in rs[0]["nodes"] else None
         rec = wait_for(ready, 30, "c's copy of the recording ready")[0]
-        assert len(recordings(a, sid)) == 1, "one recording across the failover"
+        assert len(recordings(a, sid)) == 1, ("one recording across the failover", recordings(a, sid))
         url = f"{c.base}/recordings/{rec['id']}/source/index.m3u8"
         playlist = http("GET", url).text
         assert playlist.count("#EXT-X-DISCONTINUITY") == 1, playlist
