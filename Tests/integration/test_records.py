@@ -60,17 +60,25 @@ def knows(node, sid):
     return http("GET", f"{node.base}/api/streams/{sid}", token=ADMIN_TOKEN).status == 200
 
 
+class ClusterNodes:
+    """Makes nodes of one cluster, each with its own database under `root`; the first is the seed."""
+
+    def __init__(self, key, root, seed):
+        self.key, self.root, self.seed = key, root, seed
+
+    def __call__(self, name, seeds=True):
+        args = ["--node-id", name, "--cluster-key", self.key, "--gossip-preset", "local", "--ladder", "none"]
+        if seeds:
+            args += ["--seeds", f"127.0.0.1:{self.seed}"]
+        return Node(os.path.join(self.root, name), args, gossip_port=None if seeds else self.seed)
+
+
 def test_records_live_where_the_ring_puts_them_and_only_those_nodes_are_asked():
     key = keygen()
     root = tempfile.mkdtemp(prefix="streamtube-placement-")
     seed = free_port()
 
-    def make(name, seeds=True):
-        args = ["--node-id", name, "--cluster-key", key, "--gossip-preset", "local", "--ladder", "none"]
-        if seeds:
-            args += ["--seeds", f"127.0.0.1:{seed}"]
-        return Node(os.path.join(root, name), args, gossip_port=None if seeds else seed)
-
+    make = ClusterNodes(key, root, seed)
     nodes = {"n0": make("n0", seeds=False).start()}
     for name in ("n1", "n2", "n3", "n4"):
         nodes[name] = make(name).start()
@@ -132,12 +140,7 @@ def test_changes_and_deletions_reach_every_node_that_keeps_the_record():
     root = tempfile.mkdtemp(prefix="streamtube-changes-")
     seed = free_port()
 
-    def make(name, seeds=True):
-        args = ["--node-id", name, "--cluster-key", key, "--gossip-preset", "local", "--ladder", "none"]
-        if seeds:
-            args += ["--seeds", f"127.0.0.1:{seed}"]
-        return Node(os.path.join(root, name), args, gossip_port=None if seeds else seed)
-
+    make = ClusterNodes(key, root, seed)
     nodes = {"n0": make("n0", seeds=False).start()}
     for name in ("n1", "n2", "n3"):
         nodes[name] = make(name).start()
