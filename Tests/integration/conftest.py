@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from _pytest.nodeid import coerce_node_id
 from servers import stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,9 +51,18 @@ def detection_bound(members, preset=LOCAL_PRESET):
 _handed_out = set()
 
 
+def pytest_collection_modifyitems(items):
+    # schemathesis names each operation's test (`test_fuzz_every_operation[GET /api/v1/me]`) but on
+    # pytest 9 leaves every one the same node id: pytest-xdist schedules by node id, and would run one.
+    for item in items:
+        if "[" in item.name and not item.nodeid.endswith(item.name):
+            item._id = coerce_node_id(item.nodeid.rsplit("::", 1)[0] + "::" + item.name)
+
+
 def pytest_configure(config):
     # Known without pytest-xdist too (a run with `-p no:xdist`).
     config.addinivalue_line("markers", "xdist_group(name): tests that run one at a time on one parallel worker")
+    config.addinivalue_line("markers", "timing: tests that measure time bounds; ops/test runs them alone, after the others")
 
 
 # Tests run in parallel workers (pytest-xdist). Ports come from below the kernel's ephemeral

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import ADMIN_TOKEN, Node, binary, detection_bound, free_port, http, push, wait_for
 
-# Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
+# Failure detection and takeover within measured bounds: run alone, after the parallel tests (ops/test).
+pytestmark = pytest.mark.timing
 
 N = 5
 # The failure-detection bound of the local preset's configured timings for 5 members (6.4 s,

@@ -10,8 +10,8 @@ from conftest import http, push
 from gaptools import max_gap, stamped_publisher, FrameReader
 from test_cluster import wait_for
 
-# Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
+# Failure detection and takeover within measured bounds: run alone, after the parallel tests (ops/test).
+pytestmark = pytest.mark.timing
 
 
 def check_common(out):

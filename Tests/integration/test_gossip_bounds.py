@@ -7,8 +7,13 @@ import tempfile
 import threading
 import time
 
+import pytest
+
 from conftest import Node, free_port
 from test_cluster import keygen, wait_converged
+
+# Failure detection within measured bounds: run alone, after the parallel tests (ops/test).
+pytestmark = pytest.mark.timing
 
 SLOW_CONNECTIONS = 1000
 ATTACK_SECONDS = 15
