@@ -165,6 +165,12 @@ let package = Package(
             exclude: ["README.md"]
         ),
         .target(
+            name: "Payments",
+            dependencies: ["Catalog", .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Platform/Payments",
+            exclude: ["README.md"]
+        ),
+        .target(
             name: "Accounts",
             dependencies: ["Catalog", "HTTPSupport", "OIDC", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -231,7 +237,7 @@ let package = Package(
             name: "App",
             dependencies: [
                 "Origin", "Transcode", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web", "Accounts",
-                "Mail", "OIDC", "Schedule", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "Mail", "OIDC", "Schedule", "Payments", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -248,7 +254,7 @@ let package = Package(
         .executableTarget(
             name: "Node",
             dependencies: [
-                "App", "Accounts", "Gossip", "Transcode",
+                "App", "Accounts", "Gossip", "Transcode", "Payments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Node",
@@ -307,7 +313,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport", "Mail", "Accounts", "Web", "Schedule",
+                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport", "Mail", "Accounts", "Web", "Schedule", "Payments",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "SQLKit", package: "sql-kit"),

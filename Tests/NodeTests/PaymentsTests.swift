@@ -1,0 +1,237 @@
+import Catalog
+import Cluster
+import Foundation
+import Logging
+@testable import Payments
+import SQLKit
+import XCTest
+
+/// Money, the ledger and orders moved by gateway events, on both engines: every event applied
+/// once whatever its repetition, order or the node it reaches.
+final class PaymentsTests: XCTestCase {
+    let logger = Logger(label: "test")
+    let sealer = ClusterKeySealer(clusterKeys: [Array(repeating: 5, count: 32)])
+
+    func open(_ location: DatabaseLocation) async throws -> Database {
+        try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: sealer))
+    }
+
+    func testMoneyIsMinorUnitsOfAKnownCurrencyAndPricesAreChecked() throws {
+        XCTAssertEqual(Currency("eur")?.code, "EUR")
+        XCTAssertEqual(Currency("JPY")?.minorDigits, 0)
+        XCTAssertEqual(Currency("KWD")?.minorDigits, 3)
+        XCTAssertNil(Currency("XXX"), "the testing code is no currency")
+        XCTAssertNil(Currency("EURO"))
+        XCTAssertEqual(try Money.price(minorUnits: 1250, currency: "eur").description, "12.50 EUR")
+        XCTAssertEqual(try Money.price(minorUnits: 500, currency: "JPY").description, "500 JPY")
+        XCTAssertEqual(Money(minorUnits: -1005, currency: Currency("USD")!).description, "-10.05 USD")
+        XCTAssertEqual(Money(minorUnits: 1250, currency: Currency("KWD")!).description, "1.250 KWD")
+        XCTAssertThrowsError(try Money.price(minorUnits: 0, currency: "USD")) { e in
+            XCTAssertEqual((e as? PaymentProblem)?.description.hasPrefix("a price must be more than 0"), true)
+        }
+        XCTAssertThrowsError(try Money.price(minorUnits: -5, currency: "USD"))
+        XCTAssertThrowsError(try Money.price(minorUnits: 100, currency: "ABC")) { e in
+            XCTAssertEqual(e as? PaymentProblem, .badRequest("unknown currency \"ABC\": give an ISO 4217 code such as USD or EUR"))
+        }
+        XCTAssertThrowsError(try Money.price(minorUnits: Money.maximum(of: Currency("USD")!) + 1, currency: "USD"))
+        // The fee: basis points, half up.
+        let usd = Currency("USD")!
+        XCTAssertEqual(Money(minorUnits: 999, currency: usd).share(basisPoints: 1000).minorUnits, 100)  // 99.9 → 100
+        XCTAssertEqual(Money(minorUnits: 994, currency: usd).share(basisPoints: 1000).minorUnits, 99)   // 99.4 → 99
+        XCTAssertEqual(Money(minorUnits: 500, currency: usd).share(basisPoints: 0).minorUnits, 0)
+    }
+
+    func testTheLedgerBalancesIsPostedOnceAndIsAppendOnly() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await open(location)
+            let ledger = Ledger(database: db)
+            let usd = Currency("USD")!
+            let sale = LedgerPosting.payment(order: "o1", gateway: "test", seller: "c1", amount: Money(minorUnits: 1000, currency: usd),
+                                             fee: Money(minorUnits: 100, currency: usd))
+            XCTAssertTrue(sale.balances, at)
+            let first = try await db.transaction { s in try await Ledger.post(sale, in: s, now: Date()) }
+            let again = try await db.transaction { s in try await Ledger.post(sale, in: s, now: Date()) }
+            XCTAssertEqual([first, again], [true, false], "\(at): one posting per reference")
+            let unbalanced = LedgerPosting(kind: "payment", reference: "bad", orderID: nil,
+                                           lines: [LedgerLine("a", Money(minorUnits: 5, currency: usd)), LedgerLine("b", Money(minorUnits: -4, currency: usd))])
+            do {
+                _ = try await db.transaction { s in try await Ledger.post(unbalanced, in: s, now: Date()) }
+                XCTFail("\(at): an unbalanced posting")
+            } catch let e as LedgerError {
+                XCTAssertEqual(e, .unbalanced("bad"), at)
+            }
+            let balances = try await [ledger.balance(of: "gateway:test"), ledger.balance(of: "creator:c1"), ledger.balance(of: "platform:fees")]
+            XCTAssertEqual(balances, [["USD": 1000], ["USD": -900], ["USD": -100]], at)
+            var report = try await ledger.verify()
+            XCTAssertEqual(report.transactions, 1, at)
+            XCTAssertEqual(report.entries, 3, at)
+            XCTAssertTrue(report.isBalanced, "\(at): \(report)")
+
+            // Append only: no entry changes or goes, whatever asks.
+            for statement in ["UPDATE ledger_entries SET amount = 0", "DELETE FROM ledger_entries", "DELETE FROM ledger_transactions",
+                              "UPDATE ledger_transactions SET kind = 'x'"] {
+                do {
+                    try await db.sql.raw(SQLQueryString(statement)).run()
+                    XCTFail("\(at): \(statement) was allowed")
+                } catch {
+                    XCTAssertTrue("\(String(reflecting: error))".contains("append-only"), "\(at): \(statement): \(String(reflecting: error))")
+                }
+            }
+            // An entry written around the ledger (by hand) that breaks a transaction's balance is found.
+            let txn = try await db.sql.select().column("id").from("ledger_transactions").first()!.decode(column: "id", as: String.self)
+            try await db.sql.raw("INSERT INTO ledger_entries (transaction_id, line, account, currency, amount) VALUES (\(bind: txn), 9, 'x', 'USD', 7)").run()
+            try await db.sql.raw("INSERT INTO ledger_transactions (id, kind, reference, created_at) VALUES ('lonely', 'x', 'lonely', 0)").run()
+            report = try await ledger.verify()
+            XCTAssertFalse(report.isBalanced, at)
+            XCTAssertEqual(report.unbalanced, [.init(transaction: txn, currency: "USD", sum: 7)], at)
+            XCTAssertEqual(report.incomplete, ["lonely"], at)
+            XCTAssertTrue(report.description.contains("NOT BALANCED"), at)
+            await db.close()
+        }
+    }
+
+    /// A sale at 10.00 with a 10 % fee through the test gateway.
+    func sale(_ payments: PaymentBook, buyer: String = "buyer", stream: String = "s1") async throws -> Order {
+        _ = try await payments.setPrice(.stream, stream, plan: .ticket, seller: "creator",
+                                        amount: try Money.price(minorUnits: 1000, currency: "USD"))
+        return try await payments.createOrder(buyer: buyer, .stream, stream, plan: .ticket, gateway: "test")
+    }
+
+    func testAPaymentDelivered100TimesAtOnceToThreeNodesGrantsOnceAndPostsOnce() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let nodes = [try await open(location), try await open(location), try await open(location)]
+            let books = nodes.map { PaymentBook(database: $0, feeBasisPoints: 1000) }
+            let order = try await sale(books[0])
+            XCTAssertEqual(order.fee.minorUnits, 100, at)
+            let isEntitledBefore = try await books[1].isEntitled("buyer", to: .stream, "s1")
+            XCTAssertFalse(isEntitledBefore, at)
+            let paid = GatewayEvent(gateway: "test", id: "evt_1", target: .order(order.id), kind: .paid(order.amount))
+            let outcomes = try await withThrowingTaskGroup(of: EventOutcome.self) { group in
+                for i in 0..<100 { group.addTask { try await books[i % 3].apply(paid) } }
+                return try await group.reduce(into: [EventOutcome]()) { $0.append($1) }
+            }
+            XCTAssertEqual(outcomes.filter { $0 == .applied(.paid) }.count, 1, "\(at): \(Set(outcomes.map(\.summary)))")
+            XCTAssertEqual(outcomes.filter { $0 == .duplicate("applied: paid") }.count, 99, at)
+            let entitled = try await books[2].isEntitled("buyer", to: .stream, "s1")
+            XCTAssertTrue(entitled, at)
+            let postings = try await books[0].ledger.postings(order: order.id)
+            XCTAssertEqual(postings, ["payment:\(order.id)"], at)
+            let outbox = try await nodes[0].sql.select().column("kind").from("payment_outbox").all()
+            XCTAssertEqual(outbox.count, 1, "\(at): one receipt to mail")
+            let creator = try await books[0].ledger.balance(of: "creator:creator")
+            XCTAssertEqual(creator, ["USD": -900], at)
+            let report = try await books[0].ledger.verify()
+            XCTAssertTrue(report.isBalanced, at)
+            for n in nodes { await n.close() }
+        }
+    }
+
+    func testARefundBeforeItsPaymentAndARefundAfterRevoke() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await open(location)
+            let book = PaymentBook(database: db, feeBasisPoints: 1000)
+
+            // The refund arrives first: the order is refunded; the payment then only balances the ledger.
+            let early = try await sale(book)
+            let refundFirst = try await book.apply(GatewayEvent(gateway: "test", id: "r1", target: .order(early.id), kind: .refunded))
+            XCTAssertEqual(refundFirst, .applied(.refunded), at)
+            let late = try await book.apply(GatewayEvent(gateway: "test", id: "p1", target: .order(early.id), kind: .paid(early.amount)))
+            XCTAssertEqual(late, .applied(.refunded), at)
+            var entitled = try await book.isEntitled("buyer", to: .stream, "s1")
+            XCTAssertFalse(entitled, "\(at): nothing granted")
+            var postings = try await book.ledger.postings(order: early.id)
+            XCTAssertEqual(Set(postings), ["payment:\(early.id)", "refund:\(early.id)"], at)
+            let again = try await book.apply(GatewayEvent(gateway: "test", id: "p2", target: .order(early.id), kind: .paid(early.amount)))
+            XCTAssertEqual(again, .ignored("the order is refunded already"), at)
+
+            // Paid, then refunded: access revoked, the sale reversed; a second refund changes nothing.
+            let order = try await sale(book)
+            _ = try await book.apply(GatewayEvent(gateway: "test", id: "p3", target: .order(order.id), kind: .paid(order.amount)))
+            entitled = try await book.isEntitled("buyer", to: .stream, "s1")
+            XCTAssertTrue(entitled, at)
+            let refunded = try await book.apply(GatewayEvent(gateway: "test", id: "r3", target: .order(order.id), kind: .refunded))
+            XCTAssertEqual(refunded, .applied(.refunded), at)
+            entitled = try await book.isEntitled("buyer", to: .stream, "s1")
+            XCTAssertFalse(entitled, "\(at): revoked")
+            let twice = try await book.apply(GatewayEvent(gateway: "test", id: "r4", target: .order(order.id), kind: .refunded))
+            XCTAssertEqual(twice, .ignored("the order is refunded"), at)
+            postings = try await book.ledger.postings(order: order.id)
+            XCTAssertEqual(Set(postings), ["payment:\(order.id)", "refund:\(order.id)"], at)
+            let balances = try await [book.ledger.balance(of: "creator:creator"), book.ledger.balance(of: "platform:fees"),
+                                      book.ledger.balance(of: "gateway:test")]
+            XCTAssertEqual(balances, [["USD": 0], ["USD": 0], ["USD": 0]], "\(at): everything given back")
+            let report = try await book.ledger.verify()
+            XCTAssertTrue(report.isBalanced, at)
+            await db.close()
+        }
+    }
+
+    func testWrongAmountsUnknownOrdersTwoTabsAndBadPrices() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await open(location)
+            let book = PaymentBook(database: db, feeBasisPoints: 500)
+
+            // Paid, but not what the order says: held, nothing granted, nothing posted.
+            let order = try await sale(book)
+            let less = try await book.apply(GatewayEvent(gateway: "test", id: "p1", target: .order(order.id),
+                                                         kind: .paid(try Money.price(minorUnits: 999, currency: "USD"))))
+            XCTAssertEqual(less, .applied(.held), at)
+            let euros = try await sale(book, buyer: "b2")
+            let otherCurrency = try await book.apply(GatewayEvent(gateway: "test", id: "p2", target: .order(euros.id),
+                                                                  kind: .paid(try Money.price(minorUnits: 1000, currency: "EUR"))))
+            XCTAssertEqual(otherCurrency, .applied(.held), at)
+            let held = try await book.order(id: order.id)
+            XCTAssertEqual(held?.state, .held, at)
+            XCTAssertEqual(held?.reason, "paid 9.99 USD, the order is for 10.00 USD: held for review", at)
+            var entitled = try await book.isEntitled("buyer", to: .stream, "s1")
+            XCTAssertFalse(entitled, at)
+            var postings = try await book.ledger.postings(order: order.id)
+            XCTAssertEqual(postings, [], at)
+
+            // An unknown order (or another gateway's): acknowledged, remembered, ignored.
+            let unknown = try await book.apply(GatewayEvent(gateway: "test", id: "u1", target: .order("ord_nosuch"), kind: .refunded))
+            XCTAssertEqual(unknown, .unknownOrder, at)
+            let otherGateway = try await book.apply(GatewayEvent(gateway: "stripe", id: "u2", target: .order(order.id), kind: .refunded))
+            XCTAssertEqual(otherGateway, .unknownOrder, at)
+            let repeated = try await book.apply(GatewayEvent(gateway: "test", id: "u1", target: .order("ord_nosuch"), kind: .refunded))
+            XCTAssertEqual(repeated, .duplicate("unknown order"), at)
+
+            // Two tabs, two orders, both paid: one entitlement; the second order is flagged for a refund.
+            let tab1 = try await sale(book, buyer: "b3")
+            let tab2 = try await book.createOrder(buyer: "b3", .stream, "s1", plan: .ticket, gateway: "test")
+            try await book.attach(order: tab2.id, gatewayRef: "cs_tab2")
+            let both = try await withThrowingTaskGroup(of: EventOutcome.self) { group in
+                group.addTask { try await book.apply(GatewayEvent(gateway: "test", id: "t1", target: .order(tab1.id), kind: .paid(tab1.amount))) }
+                group.addTask { try await book.apply(GatewayEvent(gateway: "test", id: "t2", target: .gatewayRef("cs_tab2"), kind: .paid(tab2.amount))) }
+                return try await group.reduce(into: [EventOutcome]()) { $0.append($1) }
+            }
+            XCTAssertEqual(Set(both.map(\.summary)), ["applied: paid", "applied: duplicate"], at)
+            entitled = try await book.isEntitled("b3", to: .stream, "s1")
+            XCTAssertTrue(entitled, at)
+            let holders = try await db.sql.select().column("order_id").from("entitlements").where("account_id", .equal, "b3").all()
+            XCTAssertEqual(holders.count, 1, at)
+            let flagged = try await db.sql.select().column("kind").from("payment_outbox").where("kind", .equal, "refund-duplicate").all()
+            XCTAssertEqual(flagged.count, 1, at)
+            postings = try await book.ledger.postings(order: tab2.id) + book.ledger.postings(order: tab1.id)
+            XCTAssertEqual(postings.count, 2, "\(at): both payments received are in the ledger")
+
+            // Prices: nothing for sale, a price of 0, negative, unknown currency, a ticket for a channel, one's own item.
+            do { _ = try await book.createOrder(buyer: "x", .recording, "r9", plan: .ticket, gateway: "test"); XCTFail(at) } catch let e as PaymentProblem {
+                XCTAssertEqual(e, .notFound("recording r9 is not for sale"), at)
+            }
+            do { _ = try await book.setPrice(.channel, "c1", plan: .ticket, seller: "c", amount: order.amount); XCTFail(at) } catch let e as PaymentProblem {
+                XCTAssertEqual(e, .badRequest("a channel is sold by the month or the year, not as a ticket"), at)
+            }
+            do { _ = try await book.createOrder(buyer: "creator", .stream, "s1", plan: .ticket, gateway: "test"); XCTFail(at) } catch let e as PaymentProblem {
+                XCTAssertEqual(e, .conflict("this is yours: there is nothing to buy"), at)
+            }
+            let report = try await book.ledger.verify()
+            XCTAssertTrue(report.isBalanced, at)
+            await db.close()
+        }
+    }
+}
