@@ -183,7 +183,7 @@ let package = Package(
         ),
         .target(
             name: "Web",
-            dependencies: ["Catalog", "HTTPSupport", "Accounts", "OIDC", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["Catalog", "HTTPSupport", "Accounts", "OIDC", "Payments", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Mustache", package: "swift-mustache")],
@@ -199,7 +199,9 @@ let package = Package(
                         .embedInCode("Templates/link.mustache"), .embedInCode("Templates/upcoming.mustache"),
                         .embedInCode("Templates/schedule.mustache"), .embedInCode("Templates/channel.mustache"), .embedInCode("Templates/picture.mustache"),
                         .embedInCode("Templates/invitations.mustache"), .embedInCode("Templates/join.mustache"),
-                        .embedInCode("Templates/cohosts.mustache")]
+                        .embedInCode("Templates/cohosts.mustache"),
+                        .embedInCode("Templates/paywall.mustache"), .embedInCode("Templates/pay_test.mustache"),
+                        .embedInCode("Templates/price.mustache")]
         ),
         // The platform's mail: messages (RFC 5322, RFC 2047, quoted-printable), an SMTP client
         // (STARTTLS, TLS, AUTH) and the outbox folder used when no SMTP server is configured.

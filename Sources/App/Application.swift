@@ -12,6 +12,7 @@ import Hummingbird
 import Live
 import Logging
 import Origin
+import Payments
 import Prometheus
 import Schedule
 import ServiceLifecycle
@@ -204,8 +205,20 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // Private streams: tokens signed with a key derived from the cluster keyring, checked on every node.
     let playbackTokens = PlaybackTokens(clusterKeys: keyring.keys)
     let playback = TokenPlayback(catalog: catalog, tokens: playbackTokens)
+    // Payments: prices, orders and the ledger on the platform database; the gateways configured.
+    let payments = PaymentBook(database: database, feeBasisPoints: try config.platformFeeBasisPoints())
+    let gateways: [any PaymentGateway] = config.testPayments ? [TestGateway()] : []
+    if config.testPayments {
+        logger.notice("payments: the built-in test gateway is on: tickets are paid on a page of this node and no money moves",
+                      metadata: ["turn off": "--test-payments=false"])
+    }
     let issuer = TokenIssuer(tokens: playbackTokens, invited: { stream, viewer in
         (try? await accounts.invitations.isInvitee(stream: stream.id, viewer: viewer)) ?? false
+    }, entitled: { stream, account in
+        // A ticket for the stream, or the subscription of its channel.
+        if (try? await payments.isEntitled(account, to: .stream, stream.id)) == true { return true }
+        guard let owner = stream.owner else { return false }
+        return (try? await payments.isEntitled(account, to: .channel, owner)) == true
     })
     let live = LiveRoutes(streams: streams, edge: edge, info: info, playback: playback)
 
@@ -254,7 +267,11 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let liveIDs: @Sendable () -> [String] = {
         streams.all.filter { $0.1.status.publishing || ($0.1.isReplica && $0.1.isLive(rendition: LiveStream.sourceRendition)) }.map(\.0)
     }
+    let paymentPages = PaymentPages(book: payments, gateways: gateways, service: accounts, catalog: catalog, renderer: renderer,
+                                    send: try config.sendMail(logger: logger))
+    platform.addRoutes(paymentPages.collection)
     platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, playback: issuer,
+                                 paywall: { record, request, context in try await paymentPages.paywall(record, request, context) },
                                  redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
     }, live: liveIDs).collection)

@@ -61,6 +61,8 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var facebookClientSecret: String?
     package var xClientID: String?
     package var xClientSecret: String?
+    package var platformFee = "0"
+    package var testPayments = true
     package var passwordCost = 12
     package var reminderMinutes = 15
     package var missedAfterMinutes = 30
@@ -168,6 +170,8 @@ extension NodeConfiguration {
             .text("smtpPassword", \.smtpPassword, "SMTP password (give it by environment or file)."),
             .text("smtpCaFile", \.smtpCAFile, "PEM file of CA certificates the SMTP server's certificate is checked against (default: the system's)."),
             .text("mailFrom", \.mailFrom, "Sender of the platform's mail, e.g. StreamTube <noreply@example.com>."),
+            .text("platformFee", \.platformFee, "The platform's fee on every sale, in percent (0 to 50, up to two decimals, e.g. 10 or 2.5)."),
+            .boolean("testPayments", \.testPayments, "The built-in test gateway: a page on the node that pays at once and moves no money (for trying the platform); turn it off to sell for real."),
             .text("oidcIssuer", \.oidcIssuer, "An OpenID Connect provider's issuer URL (its discovery document is ISSUER/.well-known/openid-configuration)."),
             .text("oidcClientID", \.oidcClientID, "Client id at the OpenID Connect provider."),
             .text("oidcClientSecret", \.oidcClientSecret, "Client secret at the OpenID Connect provider (give it by environment or file)."),

@@ -68,3 +68,19 @@ extension NodeConfiguration {
         return out
     }
 }
+
+extension NodeConfiguration {
+    /// The platform's fee in basis points (1/100 of a percent), from `--platform-fee` in percent.
+    package func platformFeeBasisPoints() throws -> Int {
+        let t = platformFee.trimmingCharacters(in: .whitespaces)
+        let parts = t.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let whole = Int(parts[0]), whole >= 0, parts[0].allSatisfy(\.isNumber),
+              parts.count == 1 || (1...2).contains(parts[1].count) && parts[1].allSatisfy(\.isNumber) else {
+            throw ConfigurationError("--platform-fee must be a percentage like 10 or 2.5, got \(platformFee)")
+        }
+        let fraction = parts.count == 2 ? Int(parts[1].padding(toLength: 2, withPad: "0", startingAt: 0))! : 0
+        let bp = whole * 100 + fraction
+        guard bp <= 5_000 else { throw ConfigurationError("--platform-fee must be at most 50 (percent), got \(platformFee)") }
+        return bp
+    }
+}

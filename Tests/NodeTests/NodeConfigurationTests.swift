@@ -57,6 +57,22 @@ final class NodeConfigurationTests: XCTestCase {
         }
     }
 
+    func testThePlatformFeeIsAPercentageAndTheTestGatewayASwitch() throws {
+        func fee(_ text: String) throws -> Int {
+            try NodeConfiguration.load(file: nil, environment: [:], flags: ["--platform-fee", text]).platformFeeBasisPoints()
+        }
+        XCTAssertEqual(try NodeConfiguration.load(file: nil, environment: [:]).platformFeeBasisPoints(), 0)
+        XCTAssertEqual(try fee("10"), 1000)
+        XCTAssertEqual(try fee("2.5"), 250)
+        XCTAssertEqual(try fee("0.25"), 25)
+        XCTAssertEqual(try fee("50"), 5000)
+        for bad in ["51", "-1", "2.555", "ten", "", "1e1", "2."] {
+            XCTAssertThrowsError(try fee(bad), bad) { e in XCTAssertTrue("\(e)".contains("--platform-fee"), "\(e)") }
+        }
+        XCTAssertTrue(try NodeConfiguration.load(file: nil, environment: [:]).testPayments)
+        XCTAssertFalse(try NodeConfiguration.load(file: nil, environment: [:], flags: ["--test-payments=false"]).testPayments)
+    }
+
     func testClusterTLSIsASwitch() throws {
         XCTAssertFalse(try NodeConfiguration.load(file: nil, environment: [:]).clusterTLS)
         XCTAssertTrue(try NodeConfiguration.load(file: nil, environment: [:], flags: ["--cluster-tls", "--http-port", "9"]).clusterTLS)

@@ -34,6 +34,15 @@ final class PaymentsTests: XCTestCase {
             XCTAssertEqual(e as? PaymentProblem, .badRequest("unknown currency \"ABC\": give an ISO 4217 code such as USD or EUR"))
         }
         XCTAssertThrowsError(try Money.price(minorUnits: Money.maximum(of: Currency("USD")!) + 1, currency: "USD"))
+        // As people write prices: major units, a dot, no more minor digits than the currency has.
+        XCTAssertEqual(try Money.parse("12.5", currency: "usd").minorUnits, 1250)
+        XCTAssertEqual(try Money.parse(" 12 ", currency: "EUR").minorUnits, 1200)
+        XCTAssertEqual(try Money.parse("500", currency: "JPY").minorUnits, 500)
+        XCTAssertEqual(try Money.parse("1.005", currency: "KWD").minorUnits, 1005)
+        for bad in ["", ".", "12.", ".5", "1,50", "12.345", "-1", "1e3", "١٢", "12.5.0", "0", "0.00"] {
+            XCTAssertThrowsError(try Money.parse(bad, currency: "USD"), bad)
+        }
+        XCTAssertThrowsError(try Money.parse("1.5", currency: "JPY"))
         // The fee: basis points, half up.
         let usd = Currency("USD")!
         XCTAssertEqual(Money(minorUnits: 999, currency: usd).share(basisPoints: 1000).minorUnits, 100)  // 99.9 → 100

@@ -19,6 +19,14 @@ package struct Currency: Hashable, Sendable, CustomStringConvertible {
 
     package var description: String { code }
 
+    /// The currency `code` names, or a clear error.
+    package static func named(_ code: String) throws(PaymentProblem) -> Currency {
+        guard let c = Currency(code) else {
+            throw .badRequest("unknown currency \"\(code.prefix(16))\": give an ISO 4217 code such as USD or EUR")
+        }
+        return c
+    }
+
     /// ISO 4217 (list one, 2024): currencies in use and their minor unit digits. Those not
     /// listed with another number have 2.
     private static let table: [String: Int] = {
@@ -61,9 +69,7 @@ package struct Money: Hashable, Sendable, CustomStringConvertible {
     /// A price as people give it: a positive amount in minor units and a currency code; a clear
     /// error for anything else.
     package static func price(minorUnits: Int64, currency code: String) throws(PaymentProblem) -> Money {
-        guard let currency = Currency(code) else {
-            throw .badRequest("unknown currency \"\(code.prefix(16))\": give an ISO 4217 code such as USD or EUR")
-        }
+        let currency = try Currency.named(code)
         guard minorUnits > 0 else {
             throw .badRequest("a price must be more than 0 (in minor units of \(currency.code), e.g. 500 for 5.00)")
         }
@@ -72,6 +78,29 @@ package struct Money: Hashable, Sendable, CustomStringConvertible {
         }
         return Money(minorUnits: minorUnits, currency: currency)
     }
+
+    /// A price written as people write it, in major units (`12`, `12.5`, `12.50`; a dot before
+    /// the minor digits, at most as many as the currency has), checked as `price` checks.
+    package static func parse(_ text: String, currency code: String) throws(PaymentProblem) -> Money {
+        let currency = try Currency.named(code)
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let parts = t.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        let major = parts[0], minor = parts.count == 2 ? parts[1] : ""
+        guard !major.isEmpty, major.count <= 12, major.allSatisfy({ $0.isASCII && $0.isNumber }),
+              minor.count <= currency.minorDigits, minor.allSatisfy({ $0.isASCII && $0.isNumber }),
+              parts.count == 1 || !minor.isEmpty else {
+            let example = currency.minorDigits == 0 ? "500" : "12." + String(repeating: "5", count: currency.minorDigits)
+            throw .badRequest("\"\(t.prefix(20))\" is not an amount of \(currency.code): write it like \(example)")
+        }
+        var units = Int64(major)!
+        for _ in 0..<currency.minorDigits { units *= 10 }
+        var fraction = Int64(minor.isEmpty ? "0" : String(minor))!
+        for _ in minor.count..<currency.minorDigits { fraction *= 10 }
+        return try price(minorUnits: units + fraction, currency: currency.code)
+    }
+
+    /// The amount in major units as a form shows it (`12.50`), without the currency.
+    package var plain: String { String(description.split(separator: " ")[0]) }
 
     /// `percent` of this amount (0...100, to two decimals: basis points), rounded half up to a
     /// minor unit.

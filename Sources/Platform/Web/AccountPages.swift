@@ -101,6 +101,9 @@ package struct AccountPages: Sendable {
     static let notices: [String: String] = [
         "signed-up": "Welcome! We mailed you a link to verify your address.",
         "signed-in": "You are signed in.",
+        "price-set": "The price is set.",
+        "paid": "Thank you: your ticket is ready.",
+        "payment-cancelled": "The payment was cancelled: nothing was charged.",
         "verified": "Your email address is verified.",
         "reset-sent": "If an account has that address, we mailed it a link to choose a new password. It works for an hour.",
         "password-reset": "Your password is set. Sign in with it.",

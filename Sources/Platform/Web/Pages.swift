@@ -24,7 +24,9 @@ package struct Pages: Sendable {
                               ("picture", PackageResources.picture_mustache),
                               ("channel", PackageResources.channel_mustache),
                               ("invitations", PackageResources.invitations_mustache), ("join", PackageResources.join_mustache),
-                              ("cohosts", PackageResources.cohosts_mustache)] {
+                              ("cohosts", PackageResources.cohosts_mustache),
+                              ("paywall", PackageResources.paywall_mustache), ("pay_test", PackageResources.pay_test_mustache),
+                              ("price", PackageResources.price_mustache)] {
             try library.register(String(decoding: bytes, as: UTF8.self), named: name)
         }
         self.library = library

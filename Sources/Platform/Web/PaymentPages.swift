@@ -1,0 +1,148 @@
+// PaymentPages: selling a paid stream's tickets — the studio's price page
+// (`/studio/streams/{id}/price`), the paywall a paid stream's watch page shows whoever has no
+// ticket, the buy action that makes an order and sends the buyer to a gateway's checkout, and the
+// built-in test gateway's confirmation page (`/pay/test/{order}`). What an order is and how an
+// event applies is `PaymentBook`'s (Payments).
+import Accounts
+import Catalog
+import Foundation
+import HTTPSupport
+import Hummingbird
+import Payments
+
+package struct PaymentPages: Sendable {
+    let book: PaymentBook
+    let gateways: [any PaymentGateway]
+    let catalog: StreamCatalog
+    let renderer: PageRenderer
+    let invitations: InvitationPages
+
+    package init(book: PaymentBook, gateways: [any PaymentGateway], service: AccountService, catalog: StreamCatalog,
+                 renderer: PageRenderer, send: @escaping SendMail) {
+        self.book = book
+        self.gateways = gateways
+        self.catalog = catalog
+        self.renderer = renderer
+        self.invitations = InvitationPages(service: service, catalog: catalog, renderer: renderer, send: send)
+    }
+
+    package var collection: RouteCollection<NodeRequestContext> {
+        let routes = RouteCollection(context: NodeRequestContext.self)
+        routes.get("/studio/streams/:id/price") { request, context -> Response in
+            try await invitations.owned(request, context, { _, record in try await pricePage(record, request, context) }) { record, error, status in
+                try await pricePage(record, request, context, error: error, status: status)
+            }
+        }
+        routes.post("/studio/streams/:id/price") { request, context -> Response in
+            try await invitations.owned(request, context, { caller, record in
+                let form = try await AccountPages.form(request)
+                let amount = form["amount"] ?? "", currency = form["currency"] ?? ""
+                do {
+                    let money = try Money.parse(amount, currency: currency)
+                    _ = try await book.setPrice(.stream, record.id, plan: .ticket, seller: record.owner ?? caller.accountID, amount: money)
+                } catch let p as PaymentProblem {
+                    return try await pricePage(record, request, context, error: p.description, status: .badRequest,
+                                               entered: (String(amount.prefix(20)), String(currency.prefix(3)).uppercased()))
+                }
+                return AccountPages.redirect("/studio/streams/\(record.id)/price?done=price-set")
+            }) { record, error, status in
+                try await pricePage(record, request, context, error: error, status: status)
+            }
+        }
+        routes.post("/watch/:id/buy") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.redirect("/signin?next=/watch/\(id)") }
+            guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
+                return try await invitations.message("No such stream", "Check the link you were given.", request, context, status: .notFound)
+            }
+            let form = try await AccountPages.form(request)
+            guard let gateway = gateways.first(where: { $0.name == form["gateway"] }) ?? (form["gateway"] == nil ? gateways.first : nil) else {
+                return try await invitations.message("No such way to pay", "Choose one of the ways the page offers.", request, context,
+                                                     status: .badRequest)
+            }
+            guard record.visibility == .paid else {
+                return try await invitations.message("Not for sale", "\(record.title) is not a paid stream.", request, context, status: .conflict)
+            }
+            do {
+                let order = try await book.createOrder(buyer: caller.accountID, .stream, record.id, plan: .ticket, gateway: gateway.name)
+                let checkout = try await gateway.checkout(order, title: record.title, returnURL: "/watch/\(record.id)?done=paid",
+                                                          cancelURL: "/watch/\(record.id)")
+                if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
+                return AccountPages.redirect(checkout.url)
+            } catch let p as PaymentProblem {
+                return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
+            }
+        }
+        if gateways.contains(where: { $0 is TestGateway }) {
+            routes.get("/pay/test/:order") { request, context -> Response in
+                try await buyersOrder(request, context) { order in
+                    guard order.state == .open else {
+                        return try await invitations.message("This order is \(order.state.rawValue)", "Nothing more to pay.", request, context)
+                    }
+                    return try await renderer.render("pay_test", [
+                        "order": order.id, "price": order.amount.description, "title": await itemTitle(order),
+                        "back": "/watch/\(order.itemID)",
+                    ], request, context)
+                }
+            }
+            routes.post("/pay/test/:order") { request, context -> Response in
+                try await buyersOrder(request, context) { order in
+                    let form = try await AccountPages.form(request)
+                    let pay = form["action"] == "pay"
+                    _ = try await book.apply(pay ? TestGateway.paid(order) : TestGateway.cancelled(order))
+                    return AccountPages.redirect("/watch/\(order.itemID)" + (pay ? "?done=paid" : "?done=payment-cancelled"))
+                }
+            }
+        }
+        return routes
+    }
+
+    /// The paywall: what the stream is, its price, and how to buy a ticket (402).
+    package func paywall(_ record: StreamRecord, _ request: Request, _ context: NodeRequestContext) async throws -> Response {
+        let price = try await book.price(.stream, record.id, plan: .ticket)
+        let signedIn = context.account?.sessionID != nil
+        var values: [String: Any] = ["id": record.id, "title": record.title, "description": record.description,
+                                     "signedIn": signedIn, "forSale": price != nil && !gateways.isEmpty]
+        if let price {
+            values["price"] = price.amount.description
+            values["gateways"] = gateways.enumerated().map { i, g in ["name": g.name, "label": g.label, "first": i == 0] as [String: Any] }
+            values["manyGateways"] = gateways.count > 1
+            values["onlyGateway"] = gateways.count == 1 ? gateways[0].name : ""
+        }
+        return try await renderer.render("paywall", values, request, context, status: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required"))
+    }
+
+    func pricePage(_ record: StreamRecord, _ request: Request, _ context: NodeRequestContext, error: String? = nil,
+                   status: HTTPResponse.Status = .ok, entered: (String, String)? = nil) async throws -> Response {
+        let price = try await book.price(.stream, record.id, plan: .ticket)
+        return try await renderer.render("price", [
+            "id": record.id, "title": record.title, "paid": record.visibility == .paid,
+            "amount": entered?.0 ?? price?.amount.plain ?? "", "currency": entered?.1 ?? price?.amount.currency.code ?? "USD",
+            "current": price?.amount.description ?? "", "hasPrice": price != nil,
+        ], request, context, error: error, status: status)
+    }
+
+    /// Runs `body` on an order of the signed-in buyer's; anyone else's is "not found".
+    func buyersOrder(_ request: Request, _ context: NodeRequestContext, _ body: (Order) async throws -> Response) async throws -> Response {
+        guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+        let id = try context.parameters.require("order")
+        guard id.utf8.count <= 40, let order = try await book.order(id: id), order.buyer == caller.accountID, order.gateway == "test" else {
+            return try await invitations.message("No such order", "Check the link you were given.", request, context, status: .notFound)
+        }
+        return try await body(order)
+    }
+
+    func itemTitle(_ order: Order) async -> String {
+        await catalog.find(id: order.itemID)?.title ?? order.itemID
+    }
+}
+
+extension PaymentProblem {
+    package var status: HTTPResponse.Status {
+        switch self {
+        case .badRequest: return .badRequest
+        case .notFound: return .notFound
+        case .conflict: return .conflict
+        }
+    }
+}
