@@ -166,7 +166,9 @@ let package = Package(
         ),
         .target(
             name: "Payments",
-            dependencies: ["Catalog", .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Catalog", "HTTPSupport", .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "Hummingbird", package: "hummingbird")],
             path: "Sources/Platform/Payments",
             exclude: ["README.md"]
         ),

@@ -207,10 +207,10 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let playback = TokenPlayback(catalog: catalog, tokens: playbackTokens)
     // Payments: prices, orders and the ledger on the platform database; the gateways configured.
     let payments = PaymentBook(database: database, feeBasisPoints: try config.platformFeeBasisPoints())
-    let gateways: [any PaymentGateway] = config.testPayments ? [TestGateway()] : []
-    if config.testPayments {
+    let gateways = try config.paymentGateways()
+    if gateways.contains(where: { $0 is TestGateway }) {
         logger.notice("payments: the built-in test gateway is on: tickets are paid on a page of this node and no money moves",
-                      metadata: ["turn off": "--test-payments=false"])
+                      metadata: ["turn off": "--test-payments=off"])
     }
     let issuer = TokenIssuer(tokens: playbackTokens, invited: { stream, viewer in
         (try? await accounts.invitations.isInvitee(stream: stream.id, viewer: viewer)) ?? false
@@ -244,6 +244,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let downloads = recorder.map { RecordingDownloads(recorder: $0, remux: { runs, output in try RecordingRemuxer.remux(runs: runs, to: output) }) }
     httpRouter.addRoutes(RecordingRoutes(recorder: recorder, store: recordingStore, catalog: catalog, edge: edge, playback: playback,
                                          downloads: downloads).collection)
+    // Payment providers' webhooks: signed by the provider, not by a session (no anti-forgery cookie).
+    httpRouter.addRoutes(PaymentRoutes(book: payments, stripe: try config.stripeSettings().map(StripeWebhooks.init), logger: logger).collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
     httpRouter.addRoutes(PeerThumbnails.routes(catalog: catalog, tokens: tokens))
@@ -268,7 +270,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         streams.all.filter { $0.1.status.publishing || ($0.1.isReplica && $0.1.isLive(rendition: LiveStream.sourceRendition)) }.map(\.0)
     }
     let paymentPages = PaymentPages(book: payments, gateways: gateways, service: accounts, catalog: catalog, renderer: renderer,
-                                    send: try config.sendMail(logger: logger))
+                                    publicURL: accounts.settings.publicURL, send: try config.sendMail(logger: logger))
     platform.addRoutes(paymentPages.collection)
     platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, playback: issuer,
                                  paywall: { record, request, context in try await paymentPages.paywall(record, request, context) },

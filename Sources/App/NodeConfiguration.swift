@@ -62,7 +62,10 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var xClientID: String?
     package var xClientSecret: String?
     package var platformFee = "0"
-    package var testPayments = true
+    package var testPayments = "auto"
+    package var stripeSecretKey: String?
+    package var stripeWebhookSecret: String?
+    package var stripeAPIBase = "https://api.stripe.com"
     package var passwordCost = 12
     package var reminderMinutes = 15
     package var missedAfterMinutes = 30
@@ -171,7 +174,10 @@ extension NodeConfiguration {
             .text("smtpCaFile", \.smtpCAFile, "PEM file of CA certificates the SMTP server's certificate is checked against (default: the system's)."),
             .text("mailFrom", \.mailFrom, "Sender of the platform's mail, e.g. StreamTube <noreply@example.com>."),
             .text("platformFee", \.platformFee, "The platform's fee on every sale, in percent (0 to 50, up to two decimals, e.g. 10 or 2.5)."),
-            .boolean("testPayments", \.testPayments, "The built-in test gateway: a page on the node that pays at once and moves no money (for trying the platform); turn it off to sell for real."),
+            .text("testPayments", \.testPayments, "The built-in test gateway, a page on the node that pays at once and moves no money (for trying the platform): on, off, or auto (on while no payment provider is configured)."),
+            .text("stripeSecretKey", \.stripeSecretKey, "Stripe: the secret API key (sk_...; give it by environment or file). With the webhook secret, buyers can pay by card through Stripe Checkout."),
+            .text("stripeWebhookSecret", \.stripeWebhookSecret, "Stripe: the signing secret of the webhook endpoint PUBLIC_URL/webhooks/stripe (whsec_...)."),
+            .text("stripeApiBase", \.stripeAPIBase, "Stripe: the API's address (a stand-in's in tests)."),
             .text("oidcIssuer", \.oidcIssuer, "An OpenID Connect provider's issuer URL (its discovery document is ISSUER/.well-known/openid-configuration)."),
             .text("oidcClientID", \.oidcClientID, "Client id at the OpenID Connect provider."),
             .text("oidcClientSecret", \.oidcClientSecret, "Client secret at the OpenID Connect provider (give it by environment or file)."),

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Mail
 import OIDC
+import Payments
 
 extension NodeConfiguration {
     /// Accounts' settings; a value that cannot work is a clear error at start.
@@ -82,5 +83,34 @@ extension NodeConfiguration {
         let bp = whole * 100 + fraction
         guard bp <= 5_000 else { throw ConfigurationError("--platform-fee must be at most 50 (percent), got \(platformFee)") }
         return bp
+    }
+}
+
+extension NodeConfiguration {
+    /// Stripe, when both its secrets are given; one without the other is a clear error.
+    package func stripeSettings() throws -> StripeSettings? {
+        let key = stripeSecretKey.flatMap { $0.isEmpty ? nil : $0 }, hook = stripeWebhookSecret.flatMap { $0.isEmpty ? nil : $0 }
+        guard key != nil || hook != nil else { return nil }
+        guard let key, let hook else {
+            throw ConfigurationError("Stripe needs both --stripe-secret-key and --stripe-webhook-secret")
+        }
+        guard let base = URL(string: stripeAPIBase), ["http", "https"].contains(base.scheme ?? ""), base.host != nil else {
+            throw ConfigurationError("--stripe-api-base must be an http(s) URL, got \(stripeAPIBase)")
+        }
+        return StripeSettings(secretKey: key, webhookSecret: hook, apiBase: stripeAPIBase)
+    }
+
+    /// The gateways buyers may choose, the test gateway first when it is on.
+    package func paymentGateways() throws -> [any PaymentGateway] {
+        var providers: [any PaymentGateway] = []
+        if let stripe = try stripeSettings() { providers.append(StripeGateway(settings: stripe)) }
+        let test: Bool
+        switch testPayments.lowercased() {
+        case "auto": test = providers.isEmpty
+        case "on", "true", "1", "yes": test = true
+        case "off", "false", "0", "no": test = false
+        default: throw ConfigurationError("--test-payments must be on, off or auto, got \(testPayments)")
+        }
+        return (test ? [TestGateway()] : []) + providers
     }
 }

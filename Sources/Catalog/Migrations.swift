@@ -270,7 +270,8 @@ package enum Migrations {
                 .primaryKey("item_kind", "item_id", "plan")
                 .run()
             // An order is a state machine (`OrderState`); its price and the platform's fee are
-            // fixed when it is made. `gateway_ref`: the provider's id of its checkout.
+            // fixed when it is made. `gateway_ref`: the provider's id of its checkout; `gateway_payment`:
+            // of the payment (refunds and disputes name that).
             try await db.create(table: "orders")
                 .column("id", type: .text, .primaryKey(autoIncrement: false))
                 .column("buyer_id", type: .text, .notNull)
@@ -283,6 +284,7 @@ package enum Migrations {
                 .column("fee", type: .bigint, .notNull)
                 .column("gateway", type: .text, .notNull)
                 .column("gateway_ref", type: .text)
+                .column("gateway_payment", type: .text)
                 .column("state", type: .text, .notNull)
                 .column("reason", type: .text)
                 .column("refunded_early", type: .int, .notNull, .default(0))
@@ -290,6 +292,7 @@ package enum Migrations {
                 .column("updated_at", type: timeType(db), .notNull)
                 .run()
             try await db.create(index: "orders_gateway_ref").unique().on("orders").column("gateway").column("gateway_ref").run()
+            try await db.create(index: "orders_gateway_payment").on("orders").column("gateway").column("gateway_payment").run()
             try await db.create(index: "orders_buyer").on("orders").column("buyer_id").run()
             try await db.create(index: "orders_seller").on("orders").column("seller_id").run()
             // Every event a gateway sent, once: applying one is inserting its row first.

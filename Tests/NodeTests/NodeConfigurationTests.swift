@@ -69,8 +69,18 @@ final class NodeConfigurationTests: XCTestCase {
         for bad in ["51", "-1", "2.555", "ten", "", "1e1", "2."] {
             XCTAssertThrowsError(try fee(bad), bad) { e in XCTAssertTrue("\(e)".contains("--platform-fee"), "\(e)") }
         }
-        XCTAssertTrue(try NodeConfiguration.load(file: nil, environment: [:]).testPayments)
-        XCTAssertFalse(try NodeConfiguration.load(file: nil, environment: [:], flags: ["--test-payments=false"]).testPayments)
+        func gateways(_ flags: [String]) throws -> [String] {
+            try NodeConfiguration.load(file: nil, environment: [:], flags: flags).paymentGateways().map(\.name)
+        }
+        XCTAssertEqual(try gateways([]), ["test"], "the embedded default")
+        XCTAssertEqual(try gateways(["--test-payments", "off"]), [])
+        let stripe = ["--stripe-secret-key", "sk_test_1", "--stripe-webhook-secret", "whsec_1"]
+        XCTAssertEqual(try gateways(stripe), ["stripe"], "auto: off once a provider is configured")
+        XCTAssertEqual(try gateways(stripe + ["--test-payments", "on"]), ["test", "stripe"])
+        XCTAssertThrowsError(try gateways(["--stripe-secret-key", "sk_test_1"])) { e in
+            XCTAssertTrue("\(e)".contains("--stripe-webhook-secret"), "\(e)")
+        }
+        XCTAssertThrowsError(try gateways(["--test-payments", "maybe"]))
     }
 
     func testClusterTLSIsASwitch() throws {

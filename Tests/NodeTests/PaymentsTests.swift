@@ -243,4 +243,60 @@ final class PaymentsTests: XCTestCase {
             await db.close()
         }
     }
+
+    /// Stripe's webhook signature, against a header the official `stripe` library made for this
+    /// payload and secret (stripe-python 16.1.0, `WebhookSignature.generate_signature_header`).
+    func testStripeWebhooksAreVerifiedBeforeTheyAreRead() throws {
+        let payload = Array(#"{"id":"evt_1","type":"checkout.session.completed","data":{"object":{"id":"cs_test_1","object":"checkout.session","amount_total":1250,"currency":"eur","payment_status":"paid","client_reference_id":"ord_abc","payment_intent":"pi_1"}}}"#.utf8)
+        let header = "t=1700000000,v1=d00c10820d64ce290b0ea033fd3d46abb80a981c00b3256eb0fcd7ecaf6eeade"
+        let hooks = StripeWebhooks(settings: StripeSettings(secretKey: "sk_test", webhookSecret: "whsec_test_secret"))
+        let at = Date(timeIntervalSince1970: 1_700_000_100)
+        XCTAssertNoThrow(try hooks.verify(payload, header: header, now: at))
+        XCTAssertNoThrow(try hooks.verify(payload, header: "v1=" + String(repeating: "0", count: 64) + "," + header, now: at), "any v1 may match")
+        func refusal(_ p: [UInt8], _ h: String?, _ now: Date = Date(timeIntervalSince1970: 1_700_000_100)) -> StripeWebhooks.Refusal? {
+            do { try hooks.verify(p, header: h, now: now); return nil } catch { return error }
+        }
+        XCTAssertEqual(refusal(payload, nil), .noSignature)
+        XCTAssertEqual(refusal(payload, "v1=abc"), .malformedSignature)
+        XCTAssertEqual(refusal(payload, header, Date(timeIntervalSince1970: 1_700_000_301)), .stale(seconds: 301), "past the tolerance")
+        XCTAssertEqual(refusal(payload, header, Date(timeIntervalSince1970: 1_699_999_000)), .stale(seconds: -1000), "from the future")
+        XCTAssertEqual(refusal(payload + [0x20], header), .badSignature, "a changed payload")
+        XCTAssertEqual(refusal(payload, header.replacingOccurrences(of: "t=1700000000", with: "t=1700000001")), .badSignature,
+                       "the timestamp is signed too")
+        let other = StripeWebhooks(settings: StripeSettings(secretKey: "sk_test", webhookSecret: "whsec_other"))
+        XCTAssertThrowsError(try other.verify(payload, header: header, now: at))
+
+        // What the events say.
+        let paid = try hooks.event(payload)
+        XCTAssertEqual(paid?.id, "evt_1")
+        XCTAssertEqual(paid?.target, .order("ord_abc"))
+        XCTAssertEqual(paid?.kind, .paid(Money(minorUnits: 1250, currency: Currency("EUR")!)))
+        XCTAssertEqual(paid?.payment, "pi_1")
+        func event(_ type: String, _ object: String) throws -> GatewayEvent? {
+            try hooks.event(Array(#"{"id":"evt_2","type":"\#(type)","data":{"object":\#(object)}}"#.utf8))
+        }
+        XCTAssertNil(try event("checkout.session.completed", #"{"id":"cs_1","payment_status":"unpaid","amount_total":5,"currency":"usd"}"#),
+                     "a delayed payment is not paid yet")
+        XCTAssertEqual(try event("charge.refunded", #"{"id":"ch_1","amount":1250,"amount_refunded":1250,"payment_intent":"pi_1"}"#)?.kind, .refunded)
+        XCTAssertEqual(try event("charge.refunded", #"{"id":"ch_1","amount":1250,"amount_refunded":250,"payment_intent":"pi_1"}"#)?.kind,
+                       .partialRefund)
+        XCTAssertEqual(try event("charge.dispute.created", #"{"id":"dp_1","payment_intent":"pi_1"}"#)?.target, .payment("pi_1"))
+        XCTAssertEqual(try event("checkout.session.expired", #"{"id":"cs_9"}"#)?.target, .gatewayRef("cs_9"))
+        XCTAssertNil(try event("customer.created", #"{"id":"cus_1"}"#))
+        XCTAssertThrowsError(try hooks.event(Array("not json".utf8)))
+    }
+
+    func testAStripeCheckoutFormCarriesTheOrderAtItsPrice() throws {
+        let order = Order(id: "ord_1", buyer: "b", seller: "s", item: .stream, itemID: "s1", plan: .ticket,
+                          amount: Money(minorUnits: 1250, currency: Currency("EUR")!), fee: Money(minorUnits: 0, currency: Currency("EUR")!),
+                          gateway: "stripe", gatewayRef: nil, state: .open, reason: nil, createdAt: Date())
+        let form = StripeGateway.formEncoded(StripeGateway.sessionForm(order, title: "A & B", returnURL: "https://x.example/watch/s1?done=paid",
+                                                                       cancelURL: "https://x.example/watch/s1"))
+        XCTAssertTrue(form.contains("mode=payment"))
+        XCTAssertTrue(form.contains("client_reference_id=ord_1"))
+        XCTAssertTrue(form.contains("line_items%5B0%5D%5Bprice_data%5D%5Bunit_amount%5D=1250"))
+        XCTAssertTrue(form.contains("line_items%5B0%5D%5Bprice_data%5D%5Bcurrency%5D=eur"))
+        XCTAssertTrue(form.contains("success_url=https%3A%2F%2Fx.example%2Fwatch%2Fs1%3Fdone%3Dpaid"))
+        XCTAssertTrue(form.contains("product_data%5D%5Bname%5D=Ticket%3A%20A%20%26%20B"))
+    }
 }

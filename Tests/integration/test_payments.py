@@ -12,7 +12,11 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from browsers import chromium  # noqa: F401 (fixture)
-from conftest import binary, http, push, wait_for
+import concurrent.futures
+import json
+
+from conftest import Node, binary, http, push, wait_for
+from stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn
 from test_accessibility import Axe, describe, violations
 from test_accounts import PASSWORD, Web, node, post_form  # noqa: F401 (node: the fixture with SMTP)
 
@@ -112,3 +116,102 @@ def test_a_ticket_bought_with_the_test_gateway_opens_a_paid_stream(node, chromiu
     out = subprocess.run([binary(), "ledger", "verify", "--data-dir", node.data_dir], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.startswith("1 transactions, 2 entries: every transaction balances"), out.stdout
+
+
+def session_of(node, email, name):
+    r = post_form(node, "/signup", {"email": email, "name": name, "password": PASSWORD})
+    assert r.status == 303, r.text
+    return re.search(r"st_session=([^;]+)", r.headers["Set-Cookie"]).group(1)
+
+
+def ledger(node):
+    out = subprocess.run([binary(), "ledger", "verify", "--data-dir", node.data_dir], capture_output=True, text=True, timeout=60)
+    return out.returncode, out.stdout
+
+
+def test_a_card_payment_through_stripe_checkout_and_its_webhooks(tmp_path, chromium):  # noqa: F811
+    """Stripe Checkout through a stand-in that follows Stripe's API and signs its webhooks with the
+    official library: the buyer chooses the card, pays on the provider's page and comes back to a
+    page that plays; the same webhook 100 times at once changes nothing more; forged, stale and
+    tampered webhooks are refused (400) and logged; an unknown order is acknowledged; a refund takes
+    the ticket back; the secrets never reach the log."""
+    node = Node(str(tmp_path / "node"), env={"STREAMTUBE_STRIPE_SECRET_KEY": SECRET_KEY,
+                                             "STREAMTUBE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET})
+    with StripeStandIn(node.base + "/webhooks/stripe") as standin:
+        node.extra_args = ["--stripe-api-base", standin.base, "--test-payments", "on"]
+        node.start()
+        try:
+            creator = session_of(node, "creator@example.com", "Creator")
+            token = http("POST", node.base + "/api/v1/auth/token", {"email": "creator@example.com", "password": PASSWORD}).json()["token"]
+            s = http("POST", node.base + "/api/v1/streams", {"title": "Gala", "visibility": "paid"}, token=token).json()
+            sid = s["id"]
+            assert post_form(node, f"/studio/streams/{sid}/price", {"amount": "12.50", "currency": "EUR"}, session=creator).status == 303
+            pub = push(node, s["key"], seconds=90, size="320x240", rate=25)
+            try:
+                web = Web(chromium, node)
+                web.sign_up("fan@example.com", name="Fan")
+                web.open(f"/watch/{sid}")
+                assert "Pay with" in web.text() and "Card (Stripe)" in web.text()
+                # The paywall's form may lead to the provider's checkout (CSP form-action), and nowhere else.
+                csp = http("GET", f"{node.base}/watch/{sid}").headers["Content-Security-Policy"]
+                assert f"form-action 'self' {standin.base};" in csp, csp
+                assert "form-action 'self';" in http("GET", f"{node.base}/signin").headers["Content-Security-Policy"]
+                chromium.driver.find_element(By.CSS_SELECTOR, "input[name='gateway'][value='stripe']").click()
+                web.submit("Buy a ticket for 12.50 EUR")
+                assert chromium.driver.current_url.startswith(standin.base + "/pay/cs_test_"), chromium.driver.current_url
+                created = [r for r in standin.requests if r[0] == "/v1/checkout/sessions"]
+                assert len(created) == 1
+                _, headers, form = created[0]
+                assert headers["Idempotency-Key"].startswith("checkout-ord_") and headers["Authorization"] == f"Bearer {SECRET_KEY}"
+                assert form["line_items[0][price_data][unit_amount]"] == "1250" and form["line_items[0][price_data][currency]"] == "eur"
+                assert form["success_url"] == f"{node.base}/watch/{sid}?done=paid"
+                order = form["client_reference_id"]
+                web.submit("Pay 12.50 EUR")
+                assert web.path() == f"/watch/{sid}"
+                completed, status = standin.deliveries[-1]
+                assert status == 200 and completed["type"] == "checkout.session.completed"
+                wait_for(lambda: chromium.js("return window.streamtubePlayer && window.streamtubePlayer.stats().state") == "playing",
+                         40, "the buyer's watch page to play")
+
+                # The same event delivered 100 times at once: each acknowledged, none applied again.
+                with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                    answers = list(pool.map(lambda _: standin.deliver(completed), range(100)))
+                assert {a[0] for a in answers} == {200}
+                assert {json.loads(a[1])["outcome"] for a in answers} == {"applied: paid"}, "each repeat answers the first outcome"
+
+                # Forged, stale, tampered: 400, logged, nothing changes.
+                forged = standin.deliver(standin.event("charge.refunded", {"payment_intent": completed["data"]["object"]["payment_intent"],
+                                                                             "amount": 1250, "amount_refunded": 1250}), secret="whsec_wrong")
+                stale = standin.deliver(completed, timestamp=int(time.time()) - 600)
+                good_header = __import__("stripe").WebhookSignature.generate_signature_header(json.dumps(completed), WEBHOOK_SECRET)
+                tampered = standin.deliver(standin.event("charge.refunded", {"payment_intent": "pi_x", "amount": 1, "amount_refunded": 1}),
+                                           signature=good_header)
+                for answer, said in [(forged, "no v1 signature matches"), (stale, "outside the tolerance"),
+                                     (tampered, "no v1 signature matches")]:
+                    assert answer[0] == 400 and said in answer[1], answer
+                refused = [r for r in node.log_records() if r.get("msg") == "payments: webhook refused"]
+                assert len(refused) == 3, refused
+                assert chromium.js(f"return fetch('/watch/{sid}/token').then(r => r.status)") == 200, "still a ticket"
+
+                # An order this node never made: acknowledged, ignored.
+                unknown = standin.send_event("checkout.session.completed", {"id": "cs_other", "payment_status": "paid", "amount_total": 5,
+                                                                            "currency": "usd", "client_reference_id": "ord_nosuch"})
+                assert unknown[0] == 200 and json.loads(unknown[1])["outcome"] == "unknown order"
+
+                # Refunded at Stripe: the ticket is gone (no new token; the paywall again).
+                intent = completed["data"]["object"]["payment_intent"]
+                refund = standin.send_event("charge.refunded", {"id": "ch_1", "object": "charge", "amount": 1250, "amount_refunded": 1250,
+                                                                "currency": "eur", "payment_intent": intent, "refunded": True})
+                assert refund[0] == 200 and json.loads(refund[1])["outcome"] == "applied: refunded", refund
+                assert chromium.js(f"return fetch('/watch/{sid}/token').then(r => r.status)") == 403
+                assert chromium.js(f"return fetch('/watch/{sid}').then(r => r.status)") == 402
+            finally:
+                pub.kill()
+                pub.wait()
+        finally:
+            node.stop()
+    logs = node.logs()
+    assert SECRET_KEY not in logs and WEBHOOK_SECRET not in logs, "a secret in the log"
+    code, out = ledger(node)
+    assert code == 0 and out.startswith("2 transactions, 4 entries: every transaction balances"), out
+    assert order.startswith("ord_")

@@ -20,6 +20,9 @@ package protocol PaymentGateway: Sendable {
     var name: String { get }
     /// What buyers see on the button that chooses it.
     var label: String { get }
+    /// Where its checkout pages are (`https://checkout.stripe.com`): the paywall's form may lead
+    /// there. None for a gateway whose pages are the node's own.
+    var checkoutOrigins: [String] { get }
     /// A checkout for `order`: the buyer comes back to `returnURL` when done, `cancelURL` when not.
     func checkout(_ order: Order, title: String, returnURL: String, cancelURL: String) async throws -> Checkout
 }
@@ -29,6 +32,7 @@ package protocol PaymentGateway: Sendable {
 package struct TestGateway: PaymentGateway {
     package let name = "test"
     package let label = "Test payment (no money moves)"
+    package let checkoutOrigins: [String] = []
 
     package init() {}
 

@@ -57,6 +57,8 @@ package struct GatewayEvent: Sendable {
         /// Money received: how much, in which currency.
         case paid(Money)
         case refunded
+        /// Part of a payment given back: the order is left as it is, for someone to review.
+        case partialRefund
         case chargeback
         case failed(String)
     }
@@ -65,6 +67,9 @@ package struct GatewayEvent: Sendable {
     package enum Target: Sendable, Equatable {
         case order(String)
         case gatewayRef(String)
+        /// The provider's id of the payment itself (noted when it was paid): refunds and
+        /// disputes name only that.
+        case payment(String)
     }
 
     package var gateway: String
@@ -72,12 +77,15 @@ package struct GatewayEvent: Sendable {
     package var id: String
     package var target: Target
     package var kind: Kind
+    /// With a payment: the provider's id of it, noted on the order.
+    package var payment: String?
 
-    package init(gateway: String, id: String, target: Target, kind: Kind) {
+    package init(gateway: String, id: String, target: Target, kind: Kind, payment: String? = nil) {
         self.gateway = gateway
         self.id = id
         self.target = target
         self.kind = kind
+        self.payment = payment
     }
 }
 
@@ -93,7 +101,7 @@ package enum EventOutcome: Equatable, Sendable {
     case ignored(String)
 
     /// Stored with the event: what a repeat is answered.
-    var summary: String {
+    package var summary: String {
         switch self {
         case .applied(let s): return "applied: \(s.rawValue)"
         case .duplicate(let s): return s
@@ -221,6 +229,8 @@ package struct PaymentBook: Sendable {
             case .order(let id): order = try await Self.order(in: s, where: ("id", id))
             case .gatewayRef(let ref):
                 order = try await Self.orders(in: s) { $0.where("gateway", .equal, event.gateway).where("gateway_ref", .equal, ref) }.first
+            case .payment(let ref):
+                order = try await Self.orders(in: s) { $0.where("gateway", .equal, event.gateway).where("gateway_payment", .equal, ref) }.first
             }
             let first = try await s.insert(into: "gateway_events").columns("gateway", "event_id", "order_id", "outcome", "received_at")
                 .values(SQLBind(event.gateway), SQLBind(event.id), Migrations.optional(order?.id), SQLBind("applying"),
@@ -233,6 +243,9 @@ package struct PaymentBook: Sendable {
             }
             let outcome: EventOutcome
             if let order, order.gateway == event.gateway {
+                if let payment = event.payment {
+                    try await s.update("orders").set("gateway_payment", to: SQLBind(payment)).where("id", .equal, order.id).run()
+                }
                 outcome = try await Self.move(order, by: event.kind, in: s, at: at)
             } else {
                 outcome = .unknownOrder
@@ -294,6 +307,8 @@ package struct PaymentBook: Sendable {
             }
             try await outbox(name, order: order.id, in: s, at: at)
             return .applied(state)
+        case .partialRefund:
+            return .ignored("a partial refund: left for review")
         case .failed(let why):
             guard try await transition(order, from: [.open], to: .failed, in: s, at: at, reason: String(why.prefix(200))) else {
                 return .ignored("the order is \(order.state.rawValue)")

@@ -16,10 +16,13 @@ package struct PaymentPages: Sendable {
     let catalog: StreamCatalog
     let renderer: PageRenderer
     let invitations: InvitationPages
+    /// Where people reach the platform: providers send buyers back to absolute URLs.
+    let publicURL: String
 
     package init(book: PaymentBook, gateways: [any PaymentGateway], service: AccountService, catalog: StreamCatalog,
-                 renderer: PageRenderer, send: @escaping SendMail) {
+                 renderer: PageRenderer, publicURL: String, send: @escaping SendMail) {
         self.book = book
+        self.publicURL = publicURL
         self.gateways = gateways
         self.catalog = catalog
         self.renderer = renderer
@@ -65,12 +68,15 @@ package struct PaymentPages: Sendable {
             }
             do {
                 let order = try await book.createOrder(buyer: caller.accountID, .stream, record.id, plan: .ticket, gateway: gateway.name)
-                let checkout = try await gateway.checkout(order, title: record.title, returnURL: "/watch/\(record.id)?done=paid",
-                                                          cancelURL: "/watch/\(record.id)")
+                let checkout = try await gateway.checkout(order, title: record.title, returnURL: "\(publicURL)/watch/\(record.id)?done=paid",
+                                                          cancelURL: "\(publicURL)/watch/\(record.id)")
                 if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
                 return AccountPages.redirect(checkout.url)
             } catch let p as PaymentProblem {
                 return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
+            } catch let e as GatewayError {
+                return try await invitations.message("The payment could not start", "\(e.description). Nothing was charged: try again in a moment.",
+                                                     request, context, status: .badGateway)
             }
         }
         if gateways.contains(where: { $0 is TestGateway }) {
@@ -109,7 +115,10 @@ package struct PaymentPages: Sendable {
             values["manyGateways"] = gateways.count > 1
             values["onlyGateway"] = gateways.count == 1 ? gateways[0].name : ""
         }
-        return try await renderer.render("paywall", values, request, context, status: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required"))
+        var page = try await renderer.render("paywall", values, request, context, status: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required"))
+        // The buy form's answer is a redirect to the chosen provider's checkout.
+        page.allowFormAction(to: gateways.flatMap(\.checkoutOrigins))
+        return page
     }
 
     func pricePage(_ record: StreamRecord, _ request: Request, _ context: NodeRequestContext, error: String? = nil,
