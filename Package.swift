@@ -168,7 +168,8 @@ let package = Package(
             name: "Payments",
             dependencies: ["Catalog", "HTTPSupport", .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
-                           .product(name: "Hummingbird", package: "hummingbird")],
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Sources/Platform/Payments",
             exclude: ["README.md"]
         ),

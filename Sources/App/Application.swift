@@ -46,6 +46,7 @@ package struct NodeApplication: @unchecked Sendable {
     package let accounts: AccountService
     package let accountChanges: AccountChanges
     package let notices: StreamNotices
+    package let paymentOutbox: PaymentOutbox
     package let logger: Logger
 
     /// Runs until SIGTERM or SIGINT; shuts down in reverse order: the handover first (while
@@ -55,7 +56,8 @@ package struct NodeApplication: @unchecked Sendable {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: catalogChanges)] + (recorder.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
                 + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
-                       .init(service: records), .init(service: notices), .init(service: thumbnails), .init(service: handover)],
+                       .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: thumbnails),
+                       .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await close()
@@ -337,8 +339,11 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let notices = StreamNotices(catalog: catalog, accounts: accounts, settings: noticeSettings, nodeID: state.nodeID,
                                 owns: { router.ownsLocally($0) }, isLive: { streams.existing(id: $0)?.status.publishing ?? false },
                                 send: try config.sendMail(logger: logger), logger: logger)
+    let paymentMail = PaymentMail(book: payments, accounts: accounts, catalog: catalog, publicURL: accounts.settings.publicURL,
+                                  send: try config.sendMail(logger: logger), logger: logger)
+    let paymentOutbox = PaymentOutbox(database: database, nodeID: state.nodeID, logger: logger) { try await paymentMail.handle($0) }
     return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
                            streams: streams, thumbnails: thumbnails, recorder: recorder, edge: edge, database: database, catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,
-                           logger: logger)
+                           paymentOutbox: paymentOutbox, logger: logger)
 }

@@ -365,7 +365,11 @@ package enum Migrations {
                 .column("created_at", type: timeType(db), .notNull)
                 .column("done_at", type: timeType(db))
                 .column("attempts", type: .int, .notNull, .default(0))
+                .column("claimed_by", type: .text)
+                .column("claimed_until", type: timeType(db))
+                .column("last_error", type: .text)
                 .run()
+            try await db.create(index: "payment_outbox_due").on("payment_outbox").column("done_at").column("claimed_until").run()
         },
     ] }
 

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 @testable import Payments
 import SQLKit
+import Synchronization
 import XCTest
 
 /// Money, the ledger and orders moved by gateway events, on both engines: every event applied
@@ -298,5 +299,50 @@ final class PaymentsTests: XCTestCase {
         XCTAssertTrue(form.contains("line_items%5B0%5D%5Bprice_data%5D%5Bcurrency%5D=eur"))
         XCTAssertTrue(form.contains("success_url=https%3A%2F%2Fx.example%2Fwatch%2Fs1%3Fdone%3Dpaid"))
         XCTAssertTrue(form.contains("product_data%5D%5Bname%5D=Ticket%3A%20A%20%26%20B"))
+    }
+
+    /// The outbox: each item carried out once by whichever of three nodes claims it; a failure
+    /// is tried again later, and again until it goes through.
+    func testTheOutboxCarriesOutEachItemOnceAndRetriesFailures() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let nodes = [try await open(location), try await open(location), try await open(location)]
+            let book = PaymentBook(database: nodes[0], feeBasisPoints: 0)
+            var orders: [Order] = []
+            for i in 0..<5 {
+                let o = try await sale(book, buyer: "b\(i)")
+                _ = try await book.apply(GatewayEvent(gateway: "test", id: "p\(i)", target: .order(o.id), kind: .paid(o.amount)))
+                orders.append(o)
+            }
+            let handled = Mutex<[String]>([])
+            let failNext = Mutex(true)
+            let failing = orders[0].id
+            let outboxes = nodes.enumerated().map { i, db in
+                PaymentOutbox(database: db, nodeID: "n\(i)", logger: logger) { item in
+                    if item.order == failing, failNext.withLock({ f in defer { f = false }; return f }) {
+                        throw GatewayError(description: "mail server down")
+                    }
+                    handled.withLock { $0.append(item.order) }
+                }
+            }
+            let now = Date()
+            let done = await withTaskGroup(of: Int.self) { group in
+                for o in outboxes { group.addTask { await o.drain(now: now) } }
+                return await group.reduce(0, +)
+            }
+            XCTAssertEqual(done, 4, "\(at): one failed")
+            XCTAssertEqual(Set(handled.withLock { $0 }), Set(orders.dropFirst().map(\.id)), at)
+            XCTAssertEqual(handled.withLock { $0.count }, 4, "\(at): each once")
+            let early = await outboxes[1].drain(now: now.addingTimeInterval(1))
+            XCTAssertEqual(early, 0, "\(at): not again before its retry time")
+            let later = await outboxes[2].drain(now: now.addingTimeInterval(3600))
+            XCTAssertEqual(later, 1, at)
+            XCTAssertEqual(handled.withLock { $0.count }, 5, at)
+            let row = try await nodes[0].sql.select().columns("attempts", "last_error").from("payment_outbox")
+                .where("payload", .equal, orders[0].id).first()
+            XCTAssertEqual(try row?.decode(column: "attempts", as: Int.self), 2, at)
+            XCTAssertNil(try row?.decode(column: "last_error", as: String?.self), at)
+            for n in nodes { await n.close() }
+        }
     }
 }

@@ -96,6 +96,13 @@ def test_a_ticket_bought_with_the_test_gateway_opens_a_paid_stream(node, chromiu
         assert chromium.js("return document.getElementById('video').currentTime") > t0 + 1.5
         renewed = chromium.js(f"return fetch('/watch/{sid}/token').then(r => r.json())")
         assert renewed["token"] and renewed["expiresIn"] > 300
+        # The receipt, by mail (the outbox's), once.
+        receipts = wait_for(lambda: [m for m in node.smtp.messages_to("fan@example.com")
+                                     if m.message["Subject"] == "Your ticket for Concert"], 15, "the receipt")
+        text = str(receipts[0].message)
+        assert "Amount: 12.50 EUR" in text and f"/watch/{sid}" in text and "Order: ord_" in text
+        time.sleep(3)
+        assert len([m for m in node.smtp.messages_to("fan@example.com") if m.message["Subject"] == "Your ticket for Concert"]) == 1
         # The paid order's page says so; paying it again changes nothing.
         web.open(order_page)
         assert "This order is paid" in web.text()
