@@ -345,4 +345,37 @@ final class PaymentsTests: XCTestCase {
             for n in nodes { await n.close() }
         }
     }
+
+    func testEarningsByMonthAndCurrencyFromTheLedger() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await open(location)
+            let clock = Mutex(Date(timeIntervalSince1970: 1_793_000_000))  // 2026-10-27
+            let book = PaymentBook(database: db, feeBasisPoints: 1000, now: { clock.withLock { $0 } })
+            func sell(_ buyer: String, _ stream: String, _ units: Int64, _ code: String) async throws -> Order {
+                _ = try await book.setPrice(.stream, stream, plan: .ticket, seller: "creator", amount: try Money.price(minorUnits: units, currency: code))
+                let o = try await book.createOrder(buyer: buyer, .stream, stream, plan: .ticket, gateway: "test")
+                _ = try await book.apply(GatewayEvent(gateway: "test", id: "p-\(o.id)", target: .order(o.id), kind: .paid(o.amount)))
+                return o
+            }
+            _ = try await sell("a", "s1", 1000, "USD")
+            let refunded = try await sell("b", "s1", 1000, "USD")
+            _ = try await book.apply(GatewayEvent(gateway: "test", id: "r1", target: .order(refunded.id), kind: .refunded))
+            clock.withLock { $0 = Date(timeIntervalSince1970: 1_795_000_000) }  // 2026-11-19
+            _ = try await sell("c", "s2", 2500, "EUR")
+            _ = try await sell("d", "s3", 999, "USD")
+            let rows = try await book.earnings(seller: "creator")
+            XCTAssertEqual(rows.map { "\($0.period) \($0.currency) \($0.sales) \($0.gross) \($0.fees) \($0.refunds) \($0.net)" }, [
+                "2026-11 USD 1 999 100 0 899",
+                "2026-11 EUR 1 2500 250 0 2250",
+                "2026-10 USD 2 2000 100 1000 900",
+            ], at)
+            for r in rows { XCTAssertEqual(r.net, r.gross - r.fees - r.refunds, at) }
+            XCTAssertEqual(PaymentBook.csv(rows), "period,currency,sales,gross,fees,refunds,net\r\n2026-11,USD,1,9.99,1.00,0.00,8.99\r\n"
+                           + "2026-11,EUR,1,25.00,2.50,0.00,22.50\r\n2026-10,USD,2,20.00,1.00,10.00,9.00\r\n", at)
+            let none = try await book.earnings(seller: "someone")
+            XCTAssertEqual(none, [], at)
+            await db.close()
+        }
+    }
 }

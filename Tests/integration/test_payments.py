@@ -18,7 +18,7 @@ import json
 from conftest import Node, binary, http, push, wait_for
 from stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn
 from test_accessibility import Axe, describe, violations
-from test_accounts import PASSWORD, Web, node, post_form  # noqa: F401 (node: the fixture with SMTP)
+from test_accounts import PASSWORD, Web, form_session, node, post_form  # noqa: F401 (node: the fixture with SMTP)
 
 pytestmark = pytest.mark.xdist_group("media")
 
@@ -103,6 +103,21 @@ def test_a_ticket_bought_with_the_test_gateway_opens_a_paid_stream(node, chromiu
         assert "Amount: 12.50 EUR" in text and f"/watch/{sid}" in text and "Order: ord_" in text
         time.sleep(3)
         assert len([m for m in node.smtp.messages_to("fan@example.com") if m.message["Subject"] == "Your ticket for Concert"]) == 1
+        # The buyer's purchases; the creator's earnings and payout report.
+        web.open("/settings")
+        web.click(chromium.driver.find_element(By.LINK_TEXT, "Your purchases"))
+        assert "Concert" in web.text() and "12.50 EUR" in web.text() and "paid" in web.text()
+        assert "cancelled or failed" in web.text(), "the cancelled order is listed too"
+        axe_clean(chromium)
+        creator = form_session(node, "creator@example.com")
+        earnings = http("GET", f"{node.base}/studio/earnings", headers={"Cookie": f"st_session={creator}"})
+        assert earnings.status == 200 and "<td>EUR</td><td>1</td><td>12.50</td><td>0.00</td><td>0.00</td><td><strong>12.50</strong>" \
+            in earnings.text, earnings.text
+        csv = http("GET", f"{node.base}/studio/earnings.csv", headers={"Cookie": f"st_session={creator}"})
+        assert csv.status == 200 and csv.headers["Content-Type"].startswith("text/csv")
+        lines = csv.text.splitlines()
+        assert lines[0] == "period,currency,sales,gross,fees,refunds,net" and lines[1].endswith(",EUR,1,12.50,0.00,0.00,12.50")
+        assert http("GET", f"{node.base}/studio/earnings.csv", follow=False).status == 303, "signed in only"
         # The paid order's page says so; paying it again changes nothing.
         web.open(order_page)
         assert "This order is paid" in web.text()

@@ -352,6 +352,66 @@ package struct PaymentBook: Sendable {
             .values(SQLBind("out_" + PaymentIDs.random()), SQLBind(kind), SQLBind(order), SQLBind(at.timeIntervalSince1970)).run()
     }
 
+    // MARK: Earnings
+
+    /// A creator's takings in one month (UTC) and currency, from the ledger: what buyers paid
+    /// (`gross`), the platform's fees, what was given back (refunds and chargebacks, fees
+    /// included), and what the creator is owed (`net` = gross - fees - refunds).
+    package struct Earnings: Equatable, Sendable {
+        package var period: String
+        package var currency: Currency
+        package var sales = 0
+        package var gross: Int64 = 0
+        package var fees: Int64 = 0
+        package var refunds: Int64 = 0
+        package var net: Int64 = 0
+
+        package func money(_ units: Int64) -> Money { Money(minorUnits: units, currency: currency) }
+    }
+
+    /// Newest period first.
+    package func earnings(seller: String) async throws -> [Earnings] {
+        let creator = LedgerAccount.creator(seller)
+        let rows = try await database.sql.raw("""
+            SELECT t.kind AS kind, t.created_at AS created_at, e.account AS account, e.currency AS currency, e.amount AS amount
+            FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id JOIN orders o ON o.id = t.order_id
+            WHERE o.seller_id = \(bind: seller) AND (e.account = \(bind: creator) OR e.account = \(bind: LedgerAccount.platformFees))
+            """).all()
+        let month = DateFormatter()
+        month.locale = Locale(identifier: "en_US_POSIX")
+        month.timeZone = TimeZone(identifier: "UTC")
+        month.dateFormat = "yyyy-MM"
+        var byKey: [String: Earnings] = [:]
+        for r in rows {
+            guard let currency = Currency(try r.decode(column: "currency", as: String.self)) else { continue }
+            let period = month.string(from: Date(timeIntervalSince1970: try r.decode(column: "created_at", as: Double.self)))
+            let key = period + currency.code
+            var e = byKey[key] ?? Earnings(period: period, currency: currency)
+            let amount = try r.decode(column: "amount", as: Int64.self)
+            let isCreator = try r.decode(column: "account", as: String.self) == creator
+            if try r.decode(column: "kind", as: String.self) == "payment" {
+                e.gross -= amount  // credits are negative
+                if isCreator { e.sales += 1 } else { e.fees -= amount }
+            } else {
+                e.refunds += amount  // a reversal debits both
+                if !isCreator { e.fees -= amount }
+            }
+            if isCreator { e.net -= amount }
+            byKey[key] = e
+        }
+        return byKey.values.sorted { ($0.period, $0.currency.code) > ($1.period, $1.currency.code) }
+    }
+
+    /// The earnings as a payout report: one line per period and currency, amounts in major units.
+    package static func csv(_ rows: [Earnings]) -> String {
+        var lines = ["period,currency,sales,gross,fees,refunds,net"]
+        for e in rows {
+            lines.append([e.period, e.currency.code, String(e.sales), e.money(e.gross).plain, e.money(e.fees).plain,
+                          e.money(e.refunds).plain, e.money(e.net).plain].joined(separator: ","))
+        }
+        return lines.joined(separator: "\r\n") + "\r\n"
+    }
+
     // MARK: Reading
 
     static let orderColumns = ["id", "buyer_id", "seller_id", "item_kind", "item_id", "plan", "amount", "currency", "fee", "gateway",

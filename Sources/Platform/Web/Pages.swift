@@ -26,7 +26,8 @@ package struct Pages: Sendable {
                               ("invitations", PackageResources.invitations_mustache), ("join", PackageResources.join_mustache),
                               ("cohosts", PackageResources.cohosts_mustache),
                               ("paywall", PackageResources.paywall_mustache), ("pay_test", PackageResources.pay_test_mustache),
-                              ("price", PackageResources.price_mustache)] {
+                              ("price", PackageResources.price_mustache), ("earnings", PackageResources.earnings_mustache),
+                              ("purchases", PackageResources.purchases_mustache)] {
             try library.register(String(decoding: bytes, as: UTF8.self), named: name)
         }
         self.library = library

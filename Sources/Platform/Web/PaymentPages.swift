@@ -8,6 +8,7 @@ import Catalog
 import Foundation
 import HTTPSupport
 import Hummingbird
+import NIOCore
 import Payments
 
 package struct PaymentPages: Sendable {
@@ -79,6 +80,31 @@ package struct PaymentPages: Sendable {
                                                      request, context, status: .badGateway)
             }
         }
+        routes.get("/studio/earnings") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            let rows = try await book.earnings(seller: caller.accountID).map { e -> [String: Any] in
+                ["period": e.period, "currency": e.currency.code, "sales": e.sales, "gross": e.money(e.gross).plain,
+                 "fees": e.money(e.fees).plain, "refunds": e.money(e.refunds).plain, "net": e.money(e.net).plain]
+            }
+            return try await renderer.render("earnings", ["rows": rows, "anyRows": !rows.isEmpty], request, context)
+        }
+        routes.get("/studio/earnings.csv") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            let csv = PaymentBook.csv(try await book.earnings(seller: caller.accountID))
+            return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .cacheControl: "no-store",
+                                                   .contentDisposition: "attachment; filename=\"streamtube-earnings.csv\""],
+                            body: .init(byteBuffer: ByteBuffer(string: csv)))
+        }
+        routes.get("/settings/purchases") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            var orders: [[String: Any]] = []
+            for o in try await book.orders(buyer: caller.accountID) {
+                orders.append(["date": AccountPages.date(o.createdAt), "itemID": o.itemID, "title": await itemTitle(o),
+                               "amount": o.amount.description, "gateway": gateways.first { $0.name == o.gateway }?.label ?? o.gateway,
+                               "state": Self.stateName(o.state)])
+            }
+            return try await renderer.render("purchases", ["orders": orders, "anyOrders": !orders.isEmpty], request, context)
+        }
         if gateways.contains(where: { $0 is TestGateway }) {
             routes.get("/pay/test/:order") { request, context -> Response in
                 try await buyersOrder(request, context) { order in
@@ -139,6 +165,19 @@ package struct PaymentPages: Sendable {
             return try await invitations.message("No such order", "Check the link you were given.", request, context, status: .notFound)
         }
         return try await body(order)
+    }
+
+    /// An order's state as its buyer reads it.
+    static func stateName(_ s: OrderState) -> String {
+        switch s {
+        case .open: return "not paid"
+        case .paid: return "paid"
+        case .held: return "held for review"
+        case .failed: return "cancelled or failed"
+        case .duplicate: return "paid twice: to be refunded"
+        case .refunded: return "refunded"
+        case .chargedBack: return "disputed"
+        }
     }
 
     func itemTitle(_ order: Order) async -> String {
