@@ -247,7 +247,9 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     httpRouter.addRoutes(RecordingRoutes(recorder: recorder, store: recordingStore, catalog: catalog, edge: edge, playback: playback,
                                          downloads: downloads).collection)
     // Payment providers' webhooks: signed by the provider, not by a session (no anti-forgery cookie).
-    httpRouter.addRoutes(PaymentRoutes(book: payments, stripe: try config.stripeSettings().map(StripeWebhooks.init), logger: logger).collection)
+    httpRouter.addRoutes(PaymentRoutes(book: payments, stripe: try config.stripeSettings().map(StripeWebhooks.init),
+                                       btcpay: try config.btcpaySettings().map { BTCPayWebhooks(gateway: BTCPayGateway(settings: $0)) },
+                                       logger: logger).collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
     httpRouter.addRoutes(PeerThumbnails.routes(catalog: catalog, tokens: tokens))

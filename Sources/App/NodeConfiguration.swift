@@ -66,6 +66,10 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var stripeSecretKey: String?
     package var stripeWebhookSecret: String?
     package var stripeAPIBase = "https://api.stripe.com"
+    package var btcpayURL: String?
+    package var btcpayAPIKey: String?
+    package var btcpayStoreID: String?
+    package var btcpayWebhookSecret: String?
     package var passwordCost = 12
     package var reminderMinutes = 15
     package var missedAfterMinutes = 30
@@ -178,6 +182,10 @@ extension NodeConfiguration {
             .text("stripeSecretKey", \.stripeSecretKey, "Stripe: the secret API key (sk_...; give it by environment or file). With the webhook secret, buyers can pay by card through Stripe Checkout."),
             .text("stripeWebhookSecret", \.stripeWebhookSecret, "Stripe: the signing secret of the webhook endpoint PUBLIC_URL/webhooks/stripe (whsec_...)."),
             .text("stripeApiBase", \.stripeAPIBase, "Stripe: the API's address (a stand-in's in tests)."),
+            .text("btcpayUrl", \.btcpayURL, "BTCPay Server (Bitcoin and Lightning): the server's address, e.g. https://btcpay.example.com."),
+            .text("btcpayApiKey", \.btcpayAPIKey, "BTCPay: a Greenfield API key that may create and view the store's invoices (give it by environment or file)."),
+            .text("btcpayStoreId", \.btcpayStoreID, "BTCPay: the store's id."),
+            .text("btcpayWebhookSecret", \.btcpayWebhookSecret, "BTCPay: the secret of the store's webhook to PUBLIC_URL/webhooks/btcpay."),
             .text("oidcIssuer", \.oidcIssuer, "An OpenID Connect provider's issuer URL (its discovery document is ISSUER/.well-known/openid-configuration)."),
             .text("oidcClientID", \.oidcClientID, "Client id at the OpenID Connect provider."),
             .text("oidcClientSecret", \.oidcClientSecret, "Client secret at the OpenID Connect provider (give it by environment or file)."),

@@ -100,10 +100,24 @@ extension NodeConfiguration {
         return StripeSettings(secretKey: key, webhookSecret: hook, apiBase: stripeAPIBase)
     }
 
+    /// BTCPay Server, when its four settings are given; some without the others is a clear error.
+    package func btcpaySettings() throws -> BTCPaySettings? {
+        let given = [btcpayURL, btcpayAPIKey, btcpayStoreID, btcpayWebhookSecret].map { $0.flatMap { $0.isEmpty ? nil : $0 } }
+        guard given.contains(where: { $0 != nil }) else { return nil }
+        guard let url = given[0], let key = given[1], let store = given[2], let hook = given[3] else {
+            throw ConfigurationError("BTCPay needs --btcpay-url, --btcpay-api-key, --btcpay-store-id and --btcpay-webhook-secret")
+        }
+        guard let u = URL(string: url), ["http", "https"].contains(u.scheme ?? ""), u.host != nil else {
+            throw ConfigurationError("--btcpay-url must be an http(s) URL, got \(url)")
+        }
+        return BTCPaySettings(url: url, apiKey: key, storeID: store, webhookSecret: hook)
+    }
+
     /// The gateways buyers may choose, the test gateway first when it is on.
     package func paymentGateways() throws -> [any PaymentGateway] {
         var providers: [any PaymentGateway] = []
         if let stripe = try stripeSettings() { providers.append(StripeGateway(settings: stripe)) }
+        if let btcpay = try btcpaySettings() { providers.append(BTCPayGateway(settings: btcpay)) }
         let test: Bool
         switch testPayments.lowercased() {
         case "auto": test = providers.isEmpty

@@ -17,4 +17,6 @@ extension HTTPField.Name {
     package static let csrfToken = HTTPField.Name("X-CSRF-Token")!
     /// Stripe's webhook signature (`t=...,v1=...`).
     package static let stripeSignature = HTTPField.Name("Stripe-Signature")!
+    /// BTCPay Server's webhook signature (`sha256=...`).
+    package static let btcpaySignature = HTTPField.Name("BTCPay-Sig")!
 }

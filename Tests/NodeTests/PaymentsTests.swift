@@ -378,4 +378,28 @@ final class PaymentsTests: XCTestCase {
             await db.close()
         }
     }
+
+    func testBTCPayWebhooksAreVerifiedAndItsAmountsRead() async throws {
+        let gateway = BTCPayGateway(settings: BTCPaySettings(url: "http://127.0.0.1:9", apiKey: "k", storeID: "S1", webhookSecret: "btcpay-secret"))
+        let hooks = BTCPayWebhooks(gateway: gateway)
+        let payload = Array(#"{"type":"InvoiceSettled","invoiceId":"Inv1","storeId":"S1"}"#.utf8)
+        XCTAssertNoThrow(try hooks.verify(payload, header: "sha256=dd35d20c2d9b4d8848b9fb117c5b9e1e954c881a09c2b1bd6950266ddf0ae6b6"))
+        XCTAssertThrowsError(try hooks.verify(payload, header: nil)) { XCTAssertEqual($0 as? BTCPayWebhooks.Refusal, .noSignature) }
+        XCTAssertThrowsError(try hooks.verify(payload + [0x20], header: "sha256=dd35d20c2d9b4d8848b9fb117c5b9e1e954c881a09c2b1bd6950266ddf0ae6b6")) { XCTAssertEqual($0 as? BTCPayWebhooks.Refusal, .badSignature) }
+        XCTAssertThrowsError(try hooks.verify(payload, header: "dd35d20c2d9b4d8848b9fb117c5b9e1e954c881a09c2b1bd6950266ddf0ae6b6")) { XCTAssertEqual($0 as? BTCPayWebhooks.Refusal, .badSignature) }
+        // Types that move no order, another store's: nothing to apply, and BTCPay is not asked.
+        let created = try await hooks.event(Array(#"{"type":"InvoiceCreated","invoiceId":"Inv1","storeId":"S1"}"#.utf8))
+        XCTAssertNil(created)
+        let otherStore = try await hooks.event(Array(#"{"type":"InvoiceSettled","invoiceId":"Inv1","storeId":"S2"}"#.utf8))
+        XCTAssertNil(otherStore)
+        let expired = try await hooks.event(Array(#"{"type":"InvoiceExpired","invoiceId":"Inv7","storeId":"S1"}"#.utf8))
+        XCTAssertEqual(expired?.id, "InvoiceExpired-Inv7")
+        XCTAssertEqual(expired?.target, .gatewayRef("Inv7"))
+        // BTCPay's decimal amounts.
+        XCTAssertEqual(BTCPayWebhooks.money("12.5", currency: "EUR")?.minorUnits, 1250)
+        XCTAssertEqual(BTCPayWebhooks.money("12.50000000", currency: "EUR")?.minorUnits, 1250)
+        XCTAssertEqual(BTCPayWebhooks.money("500", currency: "JPY")?.minorUnits, 500)
+        XCTAssertNil(BTCPayWebhooks.money("12.505", currency: "EUR"), "more precise than the currency")
+        XCTAssertNil(BTCPayWebhooks.money("12.5", currency: "BTC"), "not an ISO 4217 currency")
+    }
 }

@@ -16,6 +16,8 @@ import concurrent.futures
 import json
 
 from conftest import Node, binary, http, push, wait_for
+import btcpay_standin
+from btcpay_standin import BTCPayStandIn
 from stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn
 from test_accessibility import Axe, describe, violations
 from test_accounts import PASSWORD, Web, form_session, node, post_form  # noqa: F401 (node: the fixture with SMTP)
@@ -237,3 +239,67 @@ def test_a_card_payment_through_stripe_checkout_and_its_webhooks(tmp_path, chrom
     code, out = ledger(node)
     assert code == 0 and out.startswith("2 transactions, 4 entries: every transaction balances"), out
     assert order.startswith("ord_")
+
+
+def test_bitcoin_through_btcpay_invoices_and_signed_webhooks(tmp_path, chromium):  # noqa: F811
+    """BTCPay Server through a stand-in of its Greenfield API: the buyer chooses Bitcoin, pays the
+    invoice on BTCPay's page and comes back to a page that plays; the settlement is read back from
+    the API (an invoice settled for another amount is held, nothing granted); redeliveries change
+    nothing; a badly signed webhook is refused; the API key and secret never reach the log."""
+    node = Node(str(tmp_path / "node"), env={"STREAMTUBE_BTCPAY_API_KEY": btcpay_standin.API_KEY,
+                                             "STREAMTUBE_BTCPAY_WEBHOOK_SECRET": btcpay_standin.WEBHOOK_SECRET})
+    with BTCPayStandIn(node.base + "/webhooks/btcpay") as standin:
+        node.extra_args = ["--btcpay-url", standin.base, "--btcpay-store-id", btcpay_standin.STORE]
+        node.start()
+        try:
+            creator = session_of(node, "creator@example.com", "Creator")
+            token = http("POST", node.base + "/api/v1/auth/token", {"email": "creator@example.com", "password": PASSWORD}).json()["token"]
+            s = http("POST", node.base + "/api/v1/streams", {"title": "Talk", "visibility": "paid"}, token=token).json()
+            sid = s["id"]
+            assert post_form(node, f"/studio/streams/{sid}/price", {"amount": "5", "currency": "USD"}, session=creator).status == 303
+            pub = push(node, s["key"], seconds=90, size="320x240", rate=25)
+            try:
+                web = Web(chromium, node)
+                web.sign_up("fan@example.com", name="Fan")
+                web.open(f"/watch/{sid}")
+                assert "Pay with" not in web.text(), "one gateway: no choice to make (the test gateway is off once BTCPay is set)"
+                web.submit("Buy a ticket for 5.00 USD")
+                assert chromium.driver.current_url.startswith(standin.base + "/i/Inv"), chromium.driver.current_url
+                path, headers, raw = standin.requests[-1]
+                assert headers["Authorization"] == f"token {btcpay_standin.API_KEY}"
+                body = json.loads(raw)
+                assert (body["amount"], body["currency"]) == ("5.00", "USD") and body["metadata"]["orderId"].startswith("ord_")
+                assert body["checkout"]["redirectURL"] == f"{node.base}/watch/{sid}?done=paid"
+                web.submit("Pay invoice")
+                assert web.path() == f"/watch/{sid}"
+                settled, status = standin.deliveries[-1]
+                assert status == 200
+                wait_for(lambda: chromium.js("return window.streamtubePlayer && window.streamtubePlayer.stats().state") == "playing",
+                         40, "the buyer's watch page to play")
+                # Redelivered (a new delivery id, the same settlement): nothing more.
+                again = standin.send("InvoiceSettled", settled["invoiceId"])
+                assert again[0] == 200 and json.loads(again[1])["outcome"] == "applied: paid"
+                forged = standin.send("InvoiceSettled", settled["invoiceId"], secret="wrong")
+                assert forged[0] == 400 and "does not match" in forged[1]
+
+                # Another buyer's invoice settled for less than the price: held, no ticket.
+                chromium.driver.delete_all_cookies()
+                web.sign_up("other@example.com", name="Other")
+                web.open(f"/watch/{sid}")
+                chromium.driver.find_element(By.XPATH, "//button[normalize-space()='Buy a ticket for 5.00 USD']").click()
+                wait_for(lambda: chromium.driver.current_url.startswith(standin.base + "/i/Inv"), 15, "the invoice page")
+                iid = chromium.driver.current_url.rsplit("/", 1)[1]
+                short = standin.settle(iid, amount="4.00")
+                assert short[0] == 200 and json.loads(short[1])["outcome"] == "applied: held", short
+                web.open(f"/watch/{sid}")
+                assert "A ticket costs 5.00 USD" in web.text()
+                assert chromium.js(f"return fetch('/watch/{sid}/token').then(r => r.status)") == 403
+            finally:
+                pub.kill()
+                pub.wait()
+        finally:
+            node.stop()
+    logs = node.logs()
+    assert btcpay_standin.API_KEY not in logs and btcpay_standin.WEBHOOK_SECRET not in logs
+    code, out = ledger(node)
+    assert code == 0 and out.startswith("1 transactions, 2 entries: every transaction balances"), out

@@ -1,4 +1,4 @@
-// PaymentRoutes: where providers report (`POST /webhooks/stripe`; PayPal and BTCPay next). A
+// PaymentRoutes: where providers report (`POST /webhooks/stripe`, `/webhooks/btcpay`; PayPal next). A
 // webhook is read up to a small bound, its signature checked before anything in it is decoded,
 // and its event applied once (`PaymentBook.apply`): a repeat, an unknown order or a type that
 // moves no order is acknowledged (200) so the provider stops sending it; a forged or stale one is
@@ -11,13 +11,15 @@ import Logging
 package struct PaymentRoutes: Sendable {
     let book: PaymentBook
     let stripe: StripeWebhooks?
+    let btcpay: BTCPayWebhooks?
     let logger: Logger
     /// The most a webhook may carry (events are a few KB).
     static let bodyLimit = 128 << 10
 
-    package init(book: PaymentBook, stripe: StripeWebhooks?, logger: Logger) {
+    package init(book: PaymentBook, stripe: StripeWebhooks?, btcpay: BTCPayWebhooks? = nil, logger: Logger) {
         self.book = book
         self.stripe = stripe
+        self.btcpay = btcpay
         self.logger = logger
     }
 
@@ -39,11 +41,32 @@ package struct PaymentRoutes: Sendable {
                 logger.warning("payments: webhook refused", metadata: ["gateway": "stripe", "reason": "\(error)"])
                 throw Problem(.badRequest, "webhook refused: \(error)")
             }
-            guard let event else { return try Responses.json(Receipt(outcome: "nothing to apply")) }
-            let outcome = try await book.apply(event)
-            logger.info("payments: webhook", metadata: ["gateway": "stripe", "event": "\(event.id)", "outcome": "\(outcome.summary)"])
-            return try Responses.json(Receipt(outcome: outcome.summary))
+            return try await apply(event, gateway: "stripe")
+        }
+        routes.post("/webhooks/btcpay") { request, _ -> Response in
+            guard let btcpay else { throw Problem.notFound("BTCPay is not configured on this node") }
+            let body = Array(buffer: try await request.body.collect(upTo: Self.bodyLimit))
+            do { try btcpay.verify(body, header: request.headers[.btcpaySignature]) } catch {
+                logger.warning("payments: webhook refused", metadata: ["gateway": "btcpay", "reason": "\(error)"])
+                throw Problem(.badRequest, "webhook refused: \(error)")
+            }
+            let event: GatewayEvent?
+            do { event = try await btcpay.event(body) } catch let refusal as BTCPayWebhooks.Refusal {
+                throw Problem(.badRequest, "webhook refused: \(refusal)")
+            } catch {
+                // BTCPay could not be asked about the invoice: it delivers the webhook again later.
+                logger.warning("payments: webhook not applied yet", metadata: ["gateway": "btcpay", "error": "\(error)"])
+                throw Problem(.serviceUnavailable, "the invoice could not be read back from BTCPay; deliver again later")
+            }
+            return try await apply(event, gateway: "btcpay")
         }
         return routes
+    }
+
+    private func apply(_ event: GatewayEvent?, gateway: String) async throws -> Response {
+        guard let event else { return try Responses.json(Receipt(outcome: "nothing to apply")) }
+        let outcome = try await book.apply(event)
+        logger.info("payments: webhook", metadata: ["gateway": "\(gateway)", "event": "\(event.id)", "outcome": "\(outcome.summary)"])
+        return try Responses.json(Receipt(outcome: outcome.summary))
     }
 }
