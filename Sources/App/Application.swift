@@ -249,6 +249,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // Payment providers' webhooks: signed by the provider, not by a session (no anti-forgery cookie).
     httpRouter.addRoutes(PaymentRoutes(book: payments, stripe: try config.stripeSettings().map(StripeWebhooks.init),
                                        btcpay: try config.btcpaySettings().map { BTCPayWebhooks(gateway: BTCPayGateway(settings: $0)) },
+                                       paypal: gateways.lazy.compactMap { $0 as? PayPalGateway }.first.map(PayPalWebhooks.init),
                                        logger: logger).collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))

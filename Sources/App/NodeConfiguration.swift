@@ -66,6 +66,10 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var stripeSecretKey: String?
     package var stripeWebhookSecret: String?
     package var stripeAPIBase = "https://api.stripe.com"
+    package var paypalClientID: String?
+    package var paypalSecret: String?
+    package var paypalWebhookID: String?
+    package var paypalAPIBase = "https://api-m.paypal.com"
     package var btcpayURL: String?
     package var btcpayAPIKey: String?
     package var btcpayStoreID: String?
@@ -182,6 +186,10 @@ extension NodeConfiguration {
             .text("stripeSecretKey", \.stripeSecretKey, "Stripe: the secret API key (sk_...; give it by environment or file). With the webhook secret, buyers can pay by card through Stripe Checkout."),
             .text("stripeWebhookSecret", \.stripeWebhookSecret, "Stripe: the signing secret of the webhook endpoint PUBLIC_URL/webhooks/stripe (whsec_...)."),
             .text("stripeApiBase", \.stripeAPIBase, "Stripe: the API's address (a stand-in's in tests)."),
+            .text("paypalClientId", \.paypalClientID, "PayPal: the REST app's client id."),
+            .text("paypalSecret", \.paypalSecret, "PayPal: the REST app's secret (give it by environment or file)."),
+            .text("paypalWebhookId", \.paypalWebhookID, "PayPal: the id of the webhook to PUBLIC_URL/webhooks/paypal (its signatures are checked with PayPal)."),
+            .text("paypalApiBase", \.paypalAPIBase, "PayPal: the API's address (https://api-m.sandbox.paypal.com for the sandbox; a stand-in's in tests)."),
             .text("btcpayUrl", \.btcpayURL, "BTCPay Server (Bitcoin and Lightning): the server's address, e.g. https://btcpay.example.com."),
             .text("btcpayApiKey", \.btcpayAPIKey, "BTCPay: a Greenfield API key that may create and view the store's invoices (give it by environment or file)."),
             .text("btcpayStoreId", \.btcpayStoreID, "BTCPay: the store's id."),

@@ -113,10 +113,24 @@ extension NodeConfiguration {
         return BTCPaySettings(url: url, apiKey: key, storeID: store, webhookSecret: hook)
     }
 
+    /// PayPal, when its client id, secret and webhook id are given.
+    package func paypalSettings() throws -> PayPalSettings? {
+        let given = [paypalClientID, paypalSecret, paypalWebhookID].map { $0.flatMap { $0.isEmpty ? nil : $0 } }
+        guard given.contains(where: { $0 != nil }) else { return nil }
+        guard let id = given[0], let secret = given[1], let hook = given[2] else {
+            throw ConfigurationError("PayPal needs --paypal-client-id, --paypal-secret and --paypal-webhook-id")
+        }
+        guard let u = URL(string: paypalAPIBase), ["http", "https"].contains(u.scheme ?? ""), u.host != nil else {
+            throw ConfigurationError("--paypal-api-base must be an http(s) URL, got \(paypalAPIBase)")
+        }
+        return PayPalSettings(clientID: id, secret: secret, webhookID: hook, apiBase: paypalAPIBase)
+    }
+
     /// The gateways buyers may choose, the test gateway first when it is on.
     package func paymentGateways() throws -> [any PaymentGateway] {
         var providers: [any PaymentGateway] = []
         if let stripe = try stripeSettings() { providers.append(StripeGateway(settings: stripe)) }
+        if let paypal = try paypalSettings() { providers.append(PayPalGateway(settings: paypal)) }
         if let btcpay = try btcpaySettings() { providers.append(BTCPayGateway(settings: btcpay)) }
         let test: Bool
         switch testPayments.lowercased() {

@@ -17,6 +17,8 @@ import json
 
 from conftest import Node, binary, http, push, wait_for
 import btcpay_standin
+import paypal_standin
+from paypal_standin import PayPalStandIn
 from btcpay_standin import BTCPayStandIn
 from stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn
 from test_accessibility import Axe, describe, violations
@@ -303,3 +305,81 @@ def test_bitcoin_through_btcpay_invoices_and_signed_webhooks(tmp_path, chromium)
     assert btcpay_standin.API_KEY not in logs and btcpay_standin.WEBHOOK_SECRET not in logs
     code, out = ledger(node)
     assert code == 0 and out.startswith("1 transactions, 2 entries: every transaction balances"), out
+
+
+def test_paypal_orders_captured_once_and_webhooks_verified_by_paypal(tmp_path, chromium):  # noqa: F811
+    """PayPal Orders v2 through a stand-in of its API: the buyer approves on PayPal and comes back;
+    the node captures (once, whatever repeats) and the page plays; the capture's webhook changes
+    nothing more; a buyer who never comes back is captured from the approval's webhook; webhooks
+    PayPal does not verify are refused; a partial refund is left for review, a full one takes the
+    ticket back."""
+    node = Node(str(tmp_path / "node"), env={"STREAMTUBE_PAYPAL_SECRET": paypal_standin.SECRET})
+    with PayPalStandIn(node.base + "/webhooks/paypal") as standin:
+        node.extra_args = ["--paypal-client-id", paypal_standin.CLIENT_ID, "--paypal-webhook-id", paypal_standin.WEBHOOK_ID,
+                           "--paypal-api-base", standin.base]
+        node.start()
+        try:
+            creator = session_of(node, "creator@example.com", "Creator")
+            token = http("POST", node.base + "/api/v1/auth/token", {"email": "creator@example.com", "password": PASSWORD}).json()["token"]
+            s = http("POST", node.base + "/api/v1/streams", {"title": "Show", "visibility": "paid"}, token=token).json()
+            sid = s["id"]
+            assert post_form(node, f"/studio/streams/{sid}/price", {"amount": "7.25", "currency": "GBP"}, session=creator).status == 303
+            pub = push(node, s["key"], seconds=90, size="320x240", rate=25)
+            try:
+                web = Web(chromium, node)
+                web.sign_up("fan@example.com", name="Fan")
+                web.open(f"/watch/{sid}")
+                web.submit("Buy a ticket for 7.25 GBP")
+                assert chromium.driver.current_url.startswith(standin.base + "/checkoutnow?token="), chromium.driver.current_url
+                created = [r for r in standin.requests if r[0] == "/v2/checkout/orders"][-1]
+                body = json.loads(created[2])
+                unit = body["purchase_units"][0]
+                assert unit["amount"] == {"currency_code": "GBP", "value": "7.25"} and unit["custom_id"].startswith("ord_")
+                assert created[1]["PayPal-Request-Id"] == f"checkout-{unit['custom_id']}"
+                web.submit("Approve the payment")
+                assert web.path() == f"/watch/{sid}"
+                wait_for(lambda: chromium.js("return window.streamtubePlayer && window.streamtubePlayer.stats().state") == "playing",
+                         40, "the buyer's watch page to play")
+                paypal_order = next(iter(standin.captures))
+                capture = standin.captures[paypal_order]
+                # The capture's own webhook: verified with PayPal, the same capture, nothing more.
+                again = standin.send("PAYMENT.CAPTURE.COMPLETED", capture)
+                assert again[0] == 200 and json.loads(again[1])["outcome"] == "applied: paid", again
+                assert standin.verifications and standin.verifications[-1]["webhook_id"] == paypal_standin.WEBHOOK_ID
+                forged = standin.send("PAYMENT.CAPTURE.COMPLETED", capture, forge=True)
+                assert forged[0] == 400 and "did not verify" in forged[1]
+
+                # A buyer who approves and never comes back: captured from the approval's webhook.
+                chromium.driver.delete_all_cookies()
+                web.sign_up("quiet@example.com", name="Quiet")
+                web.open(f"/watch/{sid}")
+                chromium.driver.find_element(By.XPATH, "//button[normalize-space()='Buy a ticket for 7.25 GBP']").click()
+                wait_for(lambda: chromium.driver.current_url.startswith(standin.base + "/checkoutnow"), 15, "PayPal's page")
+                quiet_order = chromium.driver.current_url.split("token=")[1]
+                approve = http("GET", f"{standin.base}/checkoutnow?token={quiet_order}&approve=1", follow=False)
+                assert approve.status == 303
+                approved = standin.send("CHECKOUT.ORDER.APPROVED", {"id": quiet_order, "status": "APPROVED"})
+                assert approved[0] == 200 and json.loads(approved[1])["outcome"] == "applied: paid", approved
+                web.open(f"/watch/{sid}")
+                assert chromium.js(f"return fetch('/watch/{sid}/token').then(r => r.status)") == 200
+                captures = [r for r in standin.requests if r[0].endswith("/capture")]
+                assert len(captures) == 2, "one capture per order"
+
+                # Refunds: a partial one is left for review, a full one takes the ticket back.
+                link = {"links": [{"rel": "up", "href": f"{standin.base}/v2/payments/captures/{standin.captures[quiet_order]['id']}"}]}
+                partial = standin.send("PAYMENT.CAPTURE.REFUNDED", {"id": "R1", "status": "COMPLETED",
+                                                                     "amount": {"currency_code": "GBP", "value": "2.00"}, **link})
+                assert json.loads(partial[1])["outcome"].startswith("ignored: a partial refund of 2.00 GBP"), partial
+                assert chromium.js(f"return fetch('/watch/{sid}/token').then(r => r.status)") == 200
+                full = standin.send("PAYMENT.CAPTURE.REFUNDED", {"id": "R2", "status": "COMPLETED",
+                                                                  "amount": {"currency_code": "GBP", "value": "7.25"}, **link})
+                assert json.loads(full[1])["outcome"] == "applied: refunded", full
+                assert chromium.js(f"return fetch('/watch/{sid}/token').then(r => r.status)") == 403
+            finally:
+                pub.kill()
+                pub.wait()
+        finally:
+            node.stop()
+    assert paypal_standin.SECRET not in node.logs()
+    code, out = ledger(node)
+    assert code == 0 and out.startswith("3 transactions, 6 entries: every transaction balances"), out

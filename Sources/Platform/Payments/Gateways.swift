@@ -25,6 +25,13 @@ package protocol PaymentGateway: Sendable {
     var checkoutOrigins: [String] { get }
     /// A checkout for `order`: the buyer comes back to `returnURL` when done, `cancelURL` when not.
     func checkout(_ order: Order, title: String, returnURL: String, cancelURL: String) async throws -> Checkout
+    /// Where the buyer comes back to after paying: the page they bought from (`done`), unless
+    /// the gateway must act first (PayPal captures the approved payment).
+    func returnURL(for order: Order, publicURL: String, done: String) -> String
+}
+
+extension PaymentGateway {
+    package func returnURL(for order: Order, publicURL: String, done: String) -> String { done }
 }
 
 /// The node's own page that pays at once (`/pay/test/{order}`): no money moves. For trying the

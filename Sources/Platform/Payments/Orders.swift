@@ -59,6 +59,8 @@ package struct GatewayEvent: Sendable {
         case refunded
         /// Part of a payment given back: the order is left as it is, for someone to review.
         case partialRefund
+        /// A refund of this much: the whole payment (`refunded`) when it is the order's amount, else partial.
+        case refundOf(Money)
         case chargeback
         case failed(String)
     }
@@ -309,6 +311,9 @@ package struct PaymentBook: Sendable {
             return .applied(state)
         case .partialRefund:
             return .ignored("a partial refund: left for review")
+        case .refundOf(let money):
+            guard money == order.amount else { return .ignored("a partial refund of \(money): left for review") }
+            return try await move(order, by: .refunded, in: s, at: at)
         case .failed(let why):
             guard try await transition(order, from: [.open], to: .failed, in: s, at: at, reason: String(why.prefix(200))) else {
                 return .ignored("the order is \(order.state.rawValue)")

@@ -69,8 +69,8 @@ package struct PaymentPages: Sendable {
             }
             do {
                 let order = try await book.createOrder(buyer: caller.accountID, .stream, record.id, plan: .ticket, gateway: gateway.name)
-                let checkout = try await gateway.checkout(order, title: record.title, returnURL: "\(publicURL)/watch/\(record.id)?done=paid",
-                                                          cancelURL: "\(publicURL)/watch/\(record.id)")
+                let done = gateway.returnURL(for: order, publicURL: publicURL, done: "\(publicURL)/watch/\(record.id)?done=paid")
+                let checkout = try await gateway.checkout(order, title: record.title, returnURL: done, cancelURL: "\(publicURL)/watch/\(record.id)")
                 if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
                 return AccountPages.redirect(checkout.url)
             } catch let p as PaymentProblem {
@@ -104,6 +104,22 @@ package struct PaymentPages: Sendable {
                                "state": Self.stateName(o.state)])
             }
             return try await renderer.render("purchases", ["orders": orders, "anyOrders": !orders.isEmpty], request, context)
+        }
+        if let paypal = gateways.lazy.compactMap({ $0 as? PayPalGateway }).first {
+            // Back from PayPal with the buyer's approval: capture it, then the page they bought from.
+            routes.get("/pay/paypal/return") { request, context -> Response in
+                let id = request.uri.queryParameters.get("order") ?? "", token = request.uri.queryParameters.get("token") ?? ""
+                guard id.utf8.count <= 40, let order = try await book.order(id: id), order.gateway == "paypal", order.gatewayRef == token else {
+                    return try await invitations.message("No such order", "Check the link you were given.", request, context, status: .notFound)
+                }
+                do {
+                    if order.state == .open, let event = try await paypal.capture(paypalOrder: token) { _ = try await book.apply(event) }
+                } catch let e as GatewayError {
+                    return try await invitations.message("The payment is not finished", "\(e.description). Try again in a moment.",
+                                                         request, context, status: .badGateway)
+                }
+                return AccountPages.redirect("/watch/\(order.itemID)?done=paid")
+            }
         }
         if gateways.contains(where: { $0 is TestGateway }) {
             routes.get("/pay/test/:order") { request, context -> Response in
