@@ -47,6 +47,7 @@ package struct NodeApplication: @unchecked Sendable {
     package let accountChanges: AccountChanges
     package let notices: StreamNotices
     package let paymentOutbox: PaymentOutbox
+    package let renewals: SubscriptionRenewals
     package let logger: Logger
 
     /// Runs until SIGTERM or SIGINT; shuts down in reverse order: the handover first (while
@@ -56,7 +57,7 @@ package struct NodeApplication: @unchecked Sendable {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: catalogChanges)] + (recorder.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
                 + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
-                       .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: thumbnails),
+                       .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: renewals), .init(service: thumbnails),
                        .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -345,8 +346,16 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let paymentMail = PaymentMail(book: payments, accounts: accounts, catalog: catalog, publicURL: accounts.settings.publicURL,
                                   send: try config.sendMail(logger: logger), logger: logger)
     let paymentOutbox = PaymentOutbox(database: database, nodeID: state.nodeID, logger: logger) { try await paymentMail.handle($0) }
+    // Subscriptions are renewed by the ring's owner of one key; the test gateway pays at once.
+    // (Subscriptions are sold through the test gateway only, so far.)
+    let renewals = SubscriptionRenewals(book: payments, interval: .seconds(config.renewalSeconds), logger: logger,
+                                        owns: { router.ownsLocally(PaymentBook.renewalKey) }) { order in
+        guard order.gateway == "test" else { return false }
+        let outcome = try await payments.apply(TestGateway.renewed(order))
+        return outcome == .applied(.paid) || outcome == .duplicate("applied: paid")
+    }
     return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
                            streams: streams, thumbnails: thumbnails, recorder: recorder, edge: edge, database: database, catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,
-                           paymentOutbox: paymentOutbox, logger: logger)
+                           paymentOutbox: paymentOutbox, renewals: renewals, logger: logger)
 }

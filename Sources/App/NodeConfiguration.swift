@@ -63,6 +63,7 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var xClientSecret: String?
     package var platformFee = "0"
     package var testPayments = "auto"
+    package var renewalSeconds = 30
     package var stripeSecretKey: String?
     package var stripeWebhookSecret: String?
     package var stripeAPIBase = "https://api.stripe.com"
@@ -183,6 +184,7 @@ extension NodeConfiguration {
             .text("mailFrom", \.mailFrom, "Sender of the platform's mail, e.g. StreamTube <noreply@example.com>."),
             .text("platformFee", \.platformFee, "The platform's fee on every sale, in percent (0 to 50, up to two decimals, e.g. 10 or 2.5)."),
             .text("testPayments", \.testPayments, "The built-in test gateway, a page on the node that pays at once and moves no money (for trying the platform): on, off, or auto (on while no payment provider is configured)."),
+            .int("renewalSeconds", \.renewalSeconds, "How often the node that runs subscription renewals looks for what is due (seconds)."),
             .text("stripeSecretKey", \.stripeSecretKey, "Stripe: the secret API key (sk_...; give it by environment or file). With the webhook secret, buyers can pay by card through Stripe Checkout."),
             .text("stripeWebhookSecret", \.stripeWebhookSecret, "Stripe: the signing secret of the webhook endpoint PUBLIC_URL/webhooks/stripe (whsec_...)."),
             .text("stripeApiBase", \.stripeAPIBase, "Stripe: the API's address (a stand-in's in tests)."),

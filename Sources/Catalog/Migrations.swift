@@ -255,7 +255,7 @@ package enum Migrations {
             // The co-host a stream is handed to; NULL: its host.
             try await db.alter(table: "streams").column("on_air", type: .text).run()
         },
-        Migration(version: 17, name: "payments: prices, orders, gateway events, entitlements, the ledger, the outbox") { db in
+        Migration(version: 17, name: "payments: prices, orders, gateway events, entitlements, the ledger, the outbox, subscriptions") { db in
             // Money is an integer of minor units (cents) with its ISO 4217 currency, never a float.
             // What is sold: a ticket for a stream or a recording, a channel's subscription.
             try await db.create(table: "prices")
@@ -288,6 +288,7 @@ package enum Migrations {
                 .column("state", type: .text, .notNull)
                 .column("reason", type: .text)
                 .column("refunded_early", type: .int, .notNull, .default(0))
+                .column("subscription_id", type: .text)
                 .column("created_at", type: timeType(db), .notNull)
                 .column("updated_at", type: timeType(db), .notNull)
                 .run()
@@ -370,6 +371,29 @@ package enum Migrations {
                 .column("last_error", type: .text)
                 .run()
             try await db.create(index: "payment_outbox_due").on("payment_outbox").column("done_at").column("claimed_until").run()
+            // A channel's subscription over time: its period, renewals and cancellation
+            // (`SubscriptionState`); its entitlement (`entitlements.order_id` = the subscription's
+            // id) ends with the period it has paid for, plus the grace while a renewal is retried.
+            try await db.create(table: "subscriptions")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("account_id", type: .text, .notNull)
+                .column("channel_id", type: .text, .notNull)
+                .column("plan", type: .text, .notNull)
+                .column("amount", type: .bigint, .notNull)
+                .column("currency", type: .text, .notNull)
+                .column("fee", type: .bigint, .notNull)
+                .column("gateway", type: .text, .notNull)
+                .column("state", type: .text, .notNull)
+                .column("period", type: .int, .notNull)
+                .column("period_end", type: timeType(db), .notNull)
+                .column("cancel_at_period_end", type: .int, .notNull, .default(0))
+                .column("attempts", type: .int, .notNull, .default(0))
+                .column("next_attempt_at", type: timeType(db))
+                .column("created_at", type: timeType(db), .notNull)
+                .column("updated_at", type: timeType(db), .notNull)
+                .run()
+            try await db.create(index: "subscriptions_due").on("subscriptions").column("state").column("period_end").run()
+            try await db.create(index: "subscriptions_account").on("subscriptions").column("account_id").run()
         },
     ] }
 

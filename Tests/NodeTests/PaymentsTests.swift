@@ -402,4 +402,111 @@ final class PaymentsTests: XCTestCase {
         XCTAssertNil(BTCPayWebhooks.money("12.505", currency: "EUR"), "more precise than the currency")
         XCTAssertNil(BTCPayWebhooks.money("12.5", currency: "BTC"), "not an ISO 4217 currency")
     }
+
+    /// A channel's monthly subscription over time, on both engines, with a clock the test moves:
+    /// renewed once per period however many nodes renew at once, retried with access during the
+    /// grace, ended when unpaid, cancelled at the period's end, a trial once, a refund ending it.
+    func testSubscriptionsRenewRetryEndAndCancel() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await open(location), db2 = try await open(location)
+            let clock = Mutex(Date(timeIntervalSince1970: 1_793_000_000))
+            let now: @Sendable () -> Date = { clock.withLock { $0 } }
+            let book = PaymentBook(database: db, feeBasisPoints: 1000, now: now)
+            let other = PaymentBook(database: db2, feeBasisPoints: 1000, now: now)
+            func advance(days: Double) { clock.withLock { $0 = $0.addingTimeInterval(days * 86_400) } }
+            let policy = RenewalPolicy(retryDelays: [86_400, 2 * 86_400], grace: 4 * 86_400)
+            _ = try await book.setPrice(.channel, "chan", plan: .month, seller: "chan", amount: try Money.price(minorUnits: 500, currency: "EUR"))
+            let first = try await book.createOrder(buyer: "sam", .channel, "chan", plan: .month, gateway: "test")
+            let paidFirst = try await book.apply(GatewayEvent(gateway: "test", id: "p1", target: .order(first.id), kind: .paid(first.amount)))
+            XCTAssertEqual(paidFirst, .applied(.paid), at)
+            var subs = try await book.subscriptions(account: "sam")
+            XCTAssertEqual(subs.map { "\($0.state) \($0.period)" }, ["active 1"], at)
+            var entitled = try await book.isEntitled("sam", to: .channel, "chan")
+            XCTAssertTrue(entitled, at)
+
+            // The period ends: two nodes renew at once; one renewal, one payment, one more period.
+            let charges = Mutex(0)
+            let charge: @Sendable (Order) async throws -> Bool = { order in
+                charges.withLock { $0 += 1 }
+                let outcome = try await book.apply(GatewayEvent(gateway: "test", id: "renew-\(order.id)", target: .order(order.id), kind: .paid(order.amount)))
+                return outcome == .applied(.paid) || outcome == .duplicate("applied: paid")
+            }
+            advance(days: 31)
+            async let a = book.renewDue(policy: policy, charge: charge)
+            async let b = other.renewDue(policy: policy, charge: charge)
+            let results = try await [a, b]
+            XCTAssertEqual(results.flatMap(\.values).filter { $0 == "renewed" }.count, results.flatMap(\.values).count, "\(at): \(results)")
+            subs = try await book.subscriptions(account: "sam")
+            XCTAssertEqual(subs.map { "\($0.state) \($0.period)" }, ["active 2"], at)
+            let payments = try await book.ledger.verify()
+            XCTAssertEqual(payments.transactions, 2, "\(at): one payment per period")
+            XCTAssertTrue(payments.isBalanced, at)
+
+            // The next renewal fails: past due, access through the grace, tried again, then ended.
+            advance(days: 31)
+            var r = try await book.renewDue(policy: policy) { _ in false }
+            XCTAssertEqual(Array(r.values), ["past due"], at)
+            entitled = try await book.isEntitled("sam", to: .channel, "chan")
+            XCTAssertTrue(entitled, "\(at): access during the grace")
+            r = try await book.renewDue(policy: policy) { _ in XCTFail("before the next try"); return false }
+            XCTAssertEqual(r, [:], "\(at): not again before its time")
+            advance(days: 1.1)
+            r = try await book.renewDue(policy: policy) { _ in false }
+            XCTAssertEqual(Array(r.values), ["past due"], at)
+            advance(days: 2.1)
+            r = try await book.renewDue(policy: policy) { _ in false }
+            XCTAssertEqual(Array(r.values), ["ended: not paid"], at)
+            entitled = try await book.isEntitled("sam", to: .channel, "chan")
+            XCTAssertFalse(entitled, at)
+
+            // Cancelled: access until the period ends, then ended without a charge.
+            let second = try await book.createOrder(buyer: "kim", .channel, "chan", plan: .month, gateway: "test")
+            _ = try await book.apply(GatewayEvent(gateway: "test", id: "p2", target: .order(second.id), kind: .paid(second.amount)))
+            let kims = try await book.subscriptions(account: "kim")
+            let cancelled = try await book.cancel(subscription: kims[0].id, account: "kim")
+            XCTAssertTrue(cancelled.cancelAtPeriodEnd, at)
+            do { _ = try await book.cancel(subscription: kims[0].id, account: "sam"); XCTFail(at) } catch let e as PaymentProblem {
+                XCTAssertEqual(e, .notFound("no such subscription"), at)
+            }
+            advance(days: 20)
+            entitled = try await book.isEntitled("kim", to: .channel, "chan")
+            XCTAssertTrue(entitled, at)
+            advance(days: 12)
+            r = try await book.renewDue(policy: policy) { _ in XCTFail("a cancelled subscription is not charged"); return false }
+            XCTAssertEqual(Array(r.values), ["ended: cancelled"], at)
+            entitled = try await book.isEntitled("kim", to: .channel, "chan")
+            XCTAssertFalse(entitled, at)
+
+            // A free trial, once per account and channel; the first charge at its end.
+            _ = try await book.setPrice(.channel, "chan", plan: .month, seller: "chan", amount: try Money.price(minorUnits: 500, currency: "EUR"),
+                                        trialDays: 14)
+            let trial = try await book.startTrial(account: "lee", channel: "chan", plan: .month, gateway: "test")
+            XCTAssertEqual(trial?.state, .trialing, at)
+            let again = try await book.startTrial(account: "lee", channel: "chan", plan: .month, gateway: "test")
+            XCTAssertNil(again, "\(at): one trial")
+            let noTrialForSam = try await book.startTrial(account: "sam", channel: "chan", plan: .month, gateway: "test")
+            XCTAssertNil(noTrialForSam, "\(at): sam subscribed before")
+            entitled = try await book.isEntitled("lee", to: .channel, "chan")
+            XCTAssertTrue(entitled, at)
+            advance(days: 15)
+            r = try await book.renewDue(policy: policy, charge: charge)
+            XCTAssertEqual(r[trial!.id], "renewed", at)
+            let lees = try await book.subscriptions(account: "lee")
+            XCTAssertEqual(lees.map { "\($0.state) \($0.period)" }, ["active 1"], at)
+
+            // The renewal refunded: the subscription ends at once.
+            let renewal = try await book.orders(buyer: "lee").first { $0.subscriptionID == trial!.id }!
+            let refunded = try await book.apply(GatewayEvent(gateway: "test", id: "rf", target: .order(renewal.id), kind: .refunded))
+            XCTAssertEqual(refunded, .applied(.refunded), at)
+            entitled = try await book.isEntitled("lee", to: .channel, "chan")
+            XCTAssertFalse(entitled, at)
+            let ended = try await book.subscriptions(account: "lee")
+            XCTAssertEqual(ended.first?.state, .ended, at)
+            let report = try await book.ledger.verify()
+            XCTAssertTrue(report.isBalanced, at)
+            await db.close()
+            await db2.close()
+        }
+    }
 }

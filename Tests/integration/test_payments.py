@@ -383,3 +383,46 @@ def test_paypal_orders_captured_once_and_webhooks_verified_by_paypal(tmp_path, c
     assert paypal_standin.SECRET not in node.logs()
     code, out = ledger(node)
     assert code == 0 and out.startswith("3 transactions, 6 entries: every transaction balances"), out
+
+
+def test_a_channel_subscription_opens_its_paid_streams_and_is_cancelled(node, chromium):  # noqa: F811
+    """The creator sells a monthly subscription (studio page, bad input refused); a viewer
+    subscribes from a paid stream's paywall through the test gateway and the stream plays; the
+    subscription is listed and cancelled (access lasts to the period's end); axe on the pages."""
+    web = Web(chromium, node)
+    web.sign_up("creator@example.com", name="Creator")
+    web.open("/studio")
+    web.click(chromium.driver.find_element(By.LINK_TEXT, "Channel subscription"))
+    assert "No subscription is on sale." in web.text()
+    axe_clean(chromium)
+    web.fill(amount="0", currency="EUR")
+    web.submit("Set the subscription price")
+    assert "a price must be more than 0" in web.text()
+    web.fill(amount="4.99", currency="EUR")
+    web.submit("Set the subscription price")
+    assert "Now: 4.99 EUR a month." in web.text()
+    token = http("POST", node.base + "/api/v1/auth/token", {"email": "creator@example.com", "password": PASSWORD}).json()["token"]
+    s = http("POST", node.base + "/api/v1/streams", {"title": "Members' night", "visibility": "paid"}, token=token).json()
+    sid = s["id"]
+    pub = push(node, s["key"], seconds=90, size="320x240", rate=25)
+    try:
+        chromium.driver.delete_all_cookies()
+        web.sign_up("fan@example.com", name="Fan")
+        web.open(f"/watch/{sid}")
+        assert "Tickets are not on sale yet" not in web.text() and "Or subscribe to Creator" in web.text()
+        axe_clean(chromium)
+        web.submit("Subscribe: 4.99 EUR a month")
+        assert web.path().startswith("/pay/test/") and "A month of Creator" in web.text()
+        web.submit("Pay 4.99 EUR")
+        assert web.path() == f"/watch/{sid}"
+        wait_for(lambda: chromium.js("return window.streamtubePlayer && window.streamtubePlayer.stats().state") == "playing",
+                 40, "the subscriber's watch page to play")
+        web.open("/settings/purchases")
+        assert "Creator: 4.99 EUR a month · active, renews" in web.text(), web.text()
+        axe_clean(chromium)
+        web.submit("Cancel")
+        assert "The subscription is cancelled" in web.text() and "cancelled: ends" in web.text()
+        assert chromium.js(f"return fetch('/watch/{sid}/token').then(r => r.status)") == 200, "access until the period ends"
+    finally:
+        pub.kill()
+        pub.wait()

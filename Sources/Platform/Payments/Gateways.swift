@@ -1,3 +1,4 @@
+import Foundation
 // Gateways: the payment providers behind one protocol. Each sends the buyer to its own hosted
 // checkout (no card number ever reaches StreamTube) and reports what happened by events, which
 // `PaymentBook.apply` applies once. The built-in test gateway is the embedded default: a page on
@@ -44,7 +45,16 @@ package struct TestGateway: PaymentGateway {
     package init() {}
 
     package func checkout(_ order: Order, title: String, returnURL: String, cancelURL: String) async throws -> Checkout {
-        Checkout(url: "/pay/test/\(order.id)", reference: nil)
+        // Back to where the buyer came from (a path on this site).
+        let back = URL(string: returnURL).map { $0.path + ($0.query.map { "?" + $0 } ?? "") } ?? "/"
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~/")
+        return Checkout(url: "/pay/test/\(order.id)?back=" + (back.addingPercentEncoding(withAllowedCharacters: allowed) ?? "/"), reference: nil)
+    }
+
+    /// A renewal the test gateway pays at once (one event per renewal order).
+    package static func renewed(_ order: Order) -> GatewayEvent {
+        GatewayEvent(gateway: "test", id: "test-renewed-\(order.id)", target: .order(order.id), kind: .paid(order.amount))
     }
 
     /// The event its confirmation page applies: one id per order, so a second press changes nothing.

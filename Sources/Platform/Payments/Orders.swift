@@ -49,6 +49,8 @@ package struct Order: Equatable, Sendable {
     package var state: OrderState
     package var reason: String?
     package var createdAt: Date
+    /// A channel order's subscription: the one it renews, or the one its payment started.
+    package var subscriptionID: String? = nil
 }
 
 /// Something a payment provider says happened to an order.
@@ -258,7 +260,7 @@ package struct PaymentBook: Sendable {
         }
     }
 
-    private static func move(_ order: Order, by kind: GatewayEvent.Kind, in s: any SQLDatabase, at: Date) async throws -> EventOutcome {
+    static func move(_ order: Order, by kind: GatewayEvent.Kind, in s: any SQLDatabase, at: Date) async throws -> EventOutcome {
         switch kind {
         case .paid(let money):
             guard money == order.amount else {
@@ -301,7 +303,11 @@ package struct PaymentBook: Sendable {
                 return .ignored("the order is \(order.state.rawValue)")
             }
             try await s.update("entitlements").set("revoked_at", to: SQLBind(at.timeIntervalSince1970))
-                .where("order_id", .equal, order.id).where("revoked_at", .is, SQLLiteral.null).run()
+                .where("order_id", .equal, order.subscriptionID ?? order.id).where("revoked_at", .is, SQLLiteral.null).run()
+            if let sub = order.subscriptionID {
+                try await s.update("subscriptions").set("state", to: SQLBind(SubscriptionState.ended.rawValue))
+                    .set("updated_at", to: SQLBind(at.timeIntervalSince1970)).where("id", .equal, sub).run()
+            }
             // A held payment was never posted (it waits for review): nothing to reverse.
             if order.state != .held {
                 try await Ledger.post(.reversal(name, order: order.id, gateway: order.gateway, seller: order.seller, amount: order.amount,
@@ -323,7 +329,8 @@ package struct PaymentBook: Sendable {
     }
 
     /// The entitlement a paid order gives; false when the buyer holds the item already.
-    private static func grant(_ order: Order, in s: any SQLDatabase, at: Date) async throws -> Bool {
+    static func grant(_ order: Order, in s: any SQLDatabase, at: Date) async throws -> Bool {
+        if order.item == .channel { return try await subscribe(order, in: s, at: at) }
         let ends: Date? = switch order.plan {
         case .ticket: nil
         case .month: Calendar(identifier: .gregorian).date(byAdding: .month, value: 1, to: at)
@@ -338,7 +345,7 @@ package struct PaymentBook: Sendable {
 
     /// Moves an order from one of `from` to `to`; false when it was in none of them (another
     /// event moved it first).
-    private static func transition(_ order: Order, from: [OrderState], to: OrderState, in s: any SQLDatabase, at: Date,
+    static func transition(_ order: Order, from: [OrderState], to: OrderState, in s: any SQLDatabase, at: Date,
                                    reason: String?) async throws -> Bool {
         let moved = try await s.update("orders").set("state", to: SQLBind(to.rawValue)).set("reason", to: Migrations.optional(reason))
             .set("updated_at", to: SQLBind(at.timeIntervalSince1970))
@@ -347,12 +354,12 @@ package struct PaymentBook: Sendable {
         return !moved.isEmpty
     }
 
-    private static func isRefundedEarly(_ id: String, in s: any SQLDatabase) async throws -> Bool {
+    static func isRefundedEarly(_ id: String, in s: any SQLDatabase) async throws -> Bool {
         try await s.select().column("refunded_early").from("orders").where("id", .equal, id).first()?
             .decode(column: "refunded_early", as: Int.self) == 1
     }
 
-    private static func outbox(_ kind: String, order: String, in s: any SQLDatabase, at: Date) async throws {
+    static func outbox(_ kind: String, order: String, in s: any SQLDatabase, at: Date) async throws {
         try await s.insert(into: "payment_outbox").columns("id", "kind", "payload", "created_at")
             .values(SQLBind("out_" + PaymentIDs.random()), SQLBind(kind), SQLBind(order), SQLBind(at.timeIntervalSince1970)).run()
     }
@@ -420,13 +427,13 @@ package struct PaymentBook: Sendable {
     // MARK: Reading
 
     static let orderColumns = ["id", "buyer_id", "seller_id", "item_kind", "item_id", "plan", "amount", "currency", "fee", "gateway",
-                               "gateway_ref", "state", "reason", "created_at"]
+                               "gateway_ref", "state", "reason", "created_at", "subscription_id"]
 
-    private static func order(in s: any SQLDatabase, where key: (String, String)) async throws -> Order? {
+    static func order(in s: any SQLDatabase, where key: (String, String)) async throws -> Order? {
         try await orders(in: s) { $0.where(key.0, .equal, key.1) }.first
     }
 
-    private static func orders(in s: any SQLDatabase, _ filter: (SQLSelectBuilder) -> SQLSelectBuilder) async throws -> [Order] {
+    static func orders(in s: any SQLDatabase, _ filter: (SQLSelectBuilder) -> SQLSelectBuilder) async throws -> [Order] {
         try await filter(s.select().columns(orderColumns).from("orders")).orderBy("created_at", .descending).all().compactMap { r in
             guard let currency = Currency(try r.decode(column: "currency", as: String.self)),
                   let item = ItemKind(rawValue: try r.decode(column: "item_kind", as: String.self)),
@@ -440,7 +447,8 @@ package struct PaymentBook: Sendable {
                          gateway: try r.decode(column: "gateway", as: String.self),
                          gatewayRef: try r.decode(column: "gateway_ref", as: String?.self), state: state,
                          reason: try r.decode(column: "reason", as: String?.self),
-                         createdAt: Date(timeIntervalSince1970: try r.decode(column: "created_at", as: Double.self)))
+                         createdAt: Date(timeIntervalSince1970: try r.decode(column: "created_at", as: Double.self)),
+                         subscriptionID: try r.decode(column: "subscription_id", as: String?.self))
         }
     }
 }

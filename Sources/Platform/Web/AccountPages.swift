@@ -104,6 +104,8 @@ package struct AccountPages: Sendable {
         "price-set": "The price is set.",
         "paid": "Thank you: your ticket is ready.",
         "payment-cancelled": "The payment was cancelled: nothing was charged.",
+        "trial": "Your free trial has started.",
+        "subscription-cancelled": "The subscription is cancelled: it ends with the period paid for.",
         "verified": "Your email address is verified.",
         "reset-sent": "If an account has that address, we mailed it a link to choose a new password. It works for an hour.",
         "password-reset": "Your password is set. Sign in with it.",

@@ -80,6 +80,54 @@ package struct PaymentPages: Sendable {
                                                      request, context, status: .badGateway)
             }
         }
+        routes.post("/watch/:id/subscribe") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.redirect("/signin?next=/watch/\(id)") }
+            guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id), let channel = record.owner,
+                  let gateway = gateways.first(where: { $0 is TestGateway }) else {
+                return try await invitations.message("Nothing to subscribe to", "This stream's channel sells no subscription here.",
+                                                     request, context, status: .notFound)
+            }
+            let form = try await AccountPages.form(request)
+            guard let plan = Plan(rawValue: form["plan"] ?? ""), plan != .ticket else {
+                return try await invitations.message("No such plan", "Choose a month or a year.", request, context, status: .badRequest)
+            }
+            do {
+                if try await book.startTrial(account: caller.accountID, channel: channel, plan: plan, gateway: gateway.name) != nil {
+                    return AccountPages.redirect("/watch/\(record.id)?done=trial")
+                }
+                let order = try await book.createOrder(buyer: caller.accountID, .channel, channel, plan: plan, gateway: gateway.name)
+                let checkout = try await gateway.checkout(order, title: record.title, returnURL: "\(publicURL)/watch/\(record.id)",
+                                                          cancelURL: "\(publicURL)/watch/\(record.id)")
+                return AccountPages.redirect(checkout.url)
+            } catch let p as PaymentProblem {
+                return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
+            }
+        }
+        routes.get("/studio/subscription") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            return try await subscriptionPage(caller.accountID, request, context)
+        }
+        routes.post("/studio/subscription") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            let form = try await AccountPages.form(request)
+            do {
+                let trial = Int(form["trial"] ?? "0") ?? -1
+                guard let plan = Plan(rawValue: form["plan"] ?? ""), plan != .ticket else { throw PaymentProblem.badRequest("choose a month or a year") }
+                let money = try Money.parse(form["amount"] ?? "", currency: form["currency"] ?? "")
+                _ = try await book.setPrice(.channel, caller.accountID, plan: plan, seller: caller.accountID, amount: money, trialDays: trial)
+            } catch let p as PaymentProblem {
+                return try await subscriptionPage(caller.accountID, request, context, error: p.description, status: .badRequest)
+            }
+            return AccountPages.redirect("/studio/subscription?done=price-set")
+        }
+        routes.post("/settings/subscriptions/:sub/cancel") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            do { _ = try await book.cancel(subscription: try context.parameters.require("sub"), account: caller.accountID) } catch let p as PaymentProblem {
+                return try await invitations.message("No such subscription", p.description, request, context, status: p.status)
+            }
+            return AccountPages.redirect("/settings/purchases?done=subscription-cancelled")
+        }
         routes.get("/studio/earnings") { request, context -> Response in
             guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
             let rows = try await book.earnings(seller: caller.accountID).map { e -> [String: Any] in
@@ -103,7 +151,19 @@ package struct PaymentPages: Sendable {
                                "amount": o.amount.description, "gateway": gateways.first { $0.name == o.gateway }?.label ?? o.gateway,
                                "state": Self.stateName(o.state)])
             }
-            return try await renderer.render("purchases", ["orders": orders, "anyOrders": !orders.isEmpty], request, context)
+            var subscriptions: [[String: Any]] = []
+            for sub in try await book.subscriptions(account: caller.accountID) {
+                let ends = AccountPages.date(sub.periodEnd)
+                let state: String = switch sub.state {
+                case .ended: "ended"
+                case .pastDue: "renewal failed: tried again"
+                case .trialing, .active: sub.cancelAtPeriodEnd ? "cancelled: ends \(ends)" : "\(sub.state == .trialing ? "free trial" : "active"), renews \(ends)"
+                }
+                subscriptions.append(["id": sub.id, "channel": await channelName(sub.channel), "price": "\(sub.amount) a \(sub.plan == .year ? "year" : "month")",
+                                      "state": state, "cancellable": sub.state != .ended && !sub.cancelAtPeriodEnd])
+            }
+            return try await renderer.render("purchases", ["orders": orders, "anyOrders": !orders.isEmpty, "subscriptions": subscriptions,
+                                                           "anySubscriptions": !subscriptions.isEmpty], request, context)
         }
         if let paypal = gateways.lazy.compactMap({ $0 as? PayPalGateway }).first {
             // Back from PayPal with the buyer's approval: capture it, then the page they bought from.
@@ -129,7 +189,7 @@ package struct PaymentPages: Sendable {
                     }
                     return try await renderer.render("pay_test", [
                         "order": order.id, "price": order.amount.description, "title": await itemTitle(order),
-                        "back": "/watch/\(order.itemID)",
+                        "back": AccountPages.localPath(request.uri.queryParameters.get("back")) ?? "/",
                     ], request, context)
                 }
             }
@@ -138,7 +198,8 @@ package struct PaymentPages: Sendable {
                     let form = try await AccountPages.form(request)
                     let pay = form["action"] == "pay"
                     _ = try await book.apply(pay ? TestGateway.paid(order) : TestGateway.cancelled(order))
-                    return AccountPages.redirect("/watch/\(order.itemID)" + (pay ? "?done=paid" : "?done=payment-cancelled"))
+                    let back = AccountPages.localPath(form["back"]).map { String($0.prefix { $0 != "?" }) } ?? "/"
+                    return AccountPages.redirect(back + (pay ? "?done=paid" : "?done=payment-cancelled"))
                 }
             }
         }
@@ -157,10 +218,32 @@ package struct PaymentPages: Sendable {
             values["manyGateways"] = gateways.count > 1
             values["onlyGateway"] = gateways.count == 1 ? gateways[0].name : ""
         }
+        if let channel = record.owner, gateways.contains(where: { $0 is TestGateway }) {
+            var plans: [[String: Any]] = []
+            for plan in [Plan.month, .year] {
+                guard let p = try await book.price(.channel, channel, plan: plan) else { continue }
+                plans.append(["plan": plan.rawValue, "label": "\(p.amount) a \(plan == .year ? "year" : "month")" + (p.trialDays > 0 ? ", the first \(p.trialDays) days free" : "")])
+            }
+            values["plans"] = plans
+            values["anyPlans"] = !plans.isEmpty
+            values["channelName"] = await channelName(channel)
+        }
         var page = try await renderer.render("paywall", values, request, context, status: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required"))
         // The buy form's answer is a redirect to the chosen provider's checkout.
         page.allowFormAction(to: gateways.flatMap(\.checkoutOrigins))
         return page
+    }
+
+    func subscriptionPage(_ account: String, _ request: Request, _ context: NodeRequestContext, error: String? = nil,
+                          status: HTTPResponse.Status = .ok) async throws -> Response {
+        var current: [String] = []
+        for plan in [Plan.month, .year] {
+            if let p = try await book.price(.channel, account, plan: plan) {
+                current.append("\(p.amount) a \(plan == .year ? "year" : "month")" + (p.trialDays > 0 ? " (\(p.trialDays) days free)" : ""))
+            }
+        }
+        return try await renderer.render("subscription", ["current": current.joined(separator: "; "), "hasPrice": !current.isEmpty],
+                                         request, context, error: error, status: status)
     }
 
     func pricePage(_ record: StreamRecord, _ request: Request, _ context: NodeRequestContext, error: String? = nil,
@@ -197,7 +280,12 @@ package struct PaymentPages: Sendable {
     }
 
     func itemTitle(_ order: Order) async -> String {
-        await catalog.find(id: order.itemID)?.title ?? order.itemID
+        if order.item == .channel { return "\(order.plan == .year ? "A year" : "A month") of \(await channelName(order.itemID))" }
+        return "A ticket for " + (await catalog.find(id: order.itemID)?.title ?? order.itemID)
+    }
+
+    func channelName(_ account: String) async -> String {
+        (try? await invitations.service.account(id: account))?.displayName ?? "the channel"
     }
 }
 
