@@ -192,6 +192,7 @@ let package = Package(
                         .embedInCode("Templates/settings.mustache"), .embedInCode("Templates/studio.mustache"),
                         .embedInCode("Templates/link.mustache"), .embedInCode("Templates/upcoming.mustache"),
                         .embedInCode("Templates/schedule.mustache"), .embedInCode("Templates/channel.mustache"), .embedInCode("Templates/picture.mustache"),
+                        .embedInCode("Templates/recordings.mustache"), .embedInCode("Templates/recording.mustache"),
                         .embedInCode("Templates/invitations.mustache"), .embedInCode("Templates/join.mustache"),
                         .embedInCode("Templates/cohosts.mustache")]
         ),

@@ -255,6 +255,27 @@ package enum Migrations {
             // The co-host a stream is handed to; NULL: its host.
             try await db.alter(table: "streams").column("on_air", type: .text).run()
         },
+        Migration(version: 15, name: "what people set on a recording, and deleted recordings' tombstones") { db in
+            let time = timeType(db)
+            // One row per recording (not per copy): its title, description, visibility (NULL:
+            // its stream's), trim in seconds as asked (snapped to segments when served), an
+            // uploaded picture, and `deleted_at` once it was deleted: the tombstone every holder
+            // of a copy acts on, one that was away too.
+            try await db.create(table: "recording_details")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("stream_id", type: .text, .notNull)
+                .column("title", type: .text)
+                .column("description", type: .text, .notNull, .default(""))
+                .column("visibility", type: .text)
+                .column("trim_start", type: time)
+                .column("trim_end", type: time)
+                .column("thumbnail", type: .text)
+                .column("thumbnail_jpeg", type: .blob)
+                .column("deleted_at", type: time)
+                .column("updated_at", type: time, .notNull)
+                .run()
+            try await db.create(index: "recording_details_stream").on("recording_details").column("stream_id").run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.
