@@ -37,6 +37,7 @@ extension RecordingTrim {
     /// Seconds as a person reads them: at most three decimals.
     public static func format(_ seconds: Double) -> String {
         let rounded = (seconds * 1000).rounded() / 1000
+        guard rounded.isFinite, abs(rounded) < 1e12 else { return String(seconds) }
         return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
     }
 }
