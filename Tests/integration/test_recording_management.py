@@ -8,6 +8,7 @@ import re
 import subprocess
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -116,7 +117,7 @@ def test_rename_trim_restrict_and_delete_a_recording_on_every_node(trio, chromiu
     for _ in range(60):
         if chromium.driver.switch_to.active_element == title:
             break
-        chromium.driver.switch_to.active_element.send_keys(Keys.TAB)
+        ActionChains(chromium.driver).send_keys(Keys.TAB).perform()
     assert chromium.driver.switch_to.active_element == title, "the title field is not reachable by Tab"
     title.send_keys(Keys.CONTROL, "a")
     title.send_keys("Keynote, by keyboard")
