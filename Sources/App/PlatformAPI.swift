@@ -10,6 +10,7 @@ import Live
 import Logging
 import NIOCore
 import Origin
+import Web
 
 /// `GET /api/v1/me` and what account routes answer.
 package struct AccountResponse: Codable, Equatable, Sendable {
@@ -369,7 +370,7 @@ package struct PlatformAPI: Sendable {
         api.patch("recordings/:id") { request, context -> Response in
             let caller = try context.requireAccount(Scope.streamsWrite)
             let item = try await recordings.item(id: try context.parameters.require("id"), for: caller, write: true)
-            let body = try await Self.decode(UpdateRecordingRequest.self, request, context,
+            let body = try await Self.decode(RecordingChange.self, request, context,
                                              example: #"{"title": "Day 1", "visibility": "unlisted", "trimStart": 12.5, "trimEnd": 600}"#)
             let changed = try await recordings.update(item, body, by: caller.accountID)
             return try Responses.json(recordings.describe(changed, base: operatorRoutes.baseURL(request).base), cache: "no-store")

@@ -16,36 +16,6 @@ import Origin
 import Transcode
 import Web
 
-/// `PATCH /api/v1/recordings/{id}`: each field absent is left as it is; `visibility`, `trimStart`
-/// and `trimEnd` set to null go back to the stream's visibility, the start and the end.
-package struct UpdateRecordingRequest: Decodable, Sendable {
-    package var title: String?
-    package var description: String?
-    package var visibility: String??
-    package var trimStart: Double??
-    package var trimEnd: Double??
-
-    package init(title: String? = nil, description: String? = nil, visibility: String?? = nil, trimStart: Double?? = nil,
-                 trimEnd: Double?? = nil) {
-        (self.title, self.description, self.visibility, self.trimStart, self.trimEnd) = (title, description, visibility, trimStart, trimEnd)
-    }
-
-    enum CodingKeys: String, CodingKey { case title, description, visibility, trimStart, trimEnd }
-
-    package init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        title = try c.decodeIfPresent(String.self, forKey: .title)
-        description = try c.decodeIfPresent(String.self, forKey: .description)
-        func nullable<T: Decodable>(_ key: CodingKeys, _ type: T.Type) throws -> T?? {
-            guard c.contains(key) else { return nil }
-            return .some(try c.decodeNil(forKey: key) ? nil : try c.decode(T.self, forKey: key))
-        }
-        visibility = try nullable(.visibility, String.self)
-        trimStart = try nullable(.trimStart, Double.self)
-        trimEnd = try nullable(.trimEnd, Double.self)
-    }
-}
-
 package struct RecordingService: Sendable {
     let store: RecordingStore
     let details: RecordingCatalog
@@ -128,7 +98,7 @@ package struct RecordingService: Sendable {
     // MARK: Changing
 
     /// Applies a change (checked whole before anything is kept); the recording as it is now.
-    package func update(_ item: Item, _ change: UpdateRecordingRequest, by account: String) async throws -> Item {
+    package func update(_ item: Item, _ change: RecordingChange, by account: String) async throws -> Item {
         var d = item.details ?? RecordingDetails(id: item.id, streamID: item.stream.id)
         do {
             if let title = change.title { d.title = try RecordingDetails.checked(title: title) }
@@ -148,7 +118,7 @@ package struct RecordingService: Sendable {
         return try await save(d, item, by: account, trim: change)
     }
 
-    private func save(_ details: RecordingDetails, _ item: Item, by account: String, trim change: UpdateRecordingRequest) async throws -> Item {
+    private func save(_ details: RecordingDetails, _ item: Item, by account: String, trim change: RecordingChange) async throws -> Item {
         var d = details
         if change.trimStart != nil || change.trimEnd != nil {
             guard item.summary.recording.state != "recording" else {
@@ -237,8 +207,7 @@ extension RecordingService {
             return studio(item, caller.accountID)
         }, update: { caller, id, change in
             let item = try await item(id: id, for: caller, write: true)
-            _ = try await update(item, UpdateRecordingRequest(title: change.title, description: change.description, visibility: change.visibility,
-                                                              trimStart: change.trimStart, trimEnd: change.trimEnd), by: caller.accountID)
+            _ = try await update(item, change, by: caller.accountID)
         }, delete: { caller, id in
             try await delete(try await item(id: id, for: caller, write: true), by: caller.accountID)
         }, published: { owner in

@@ -45,8 +45,10 @@ package struct StudioRecording: Sendable {
     }
 }
 
-/// A change asked from the studio: nil leaves a field; `.some(nil)` goes back to the default.
-package struct RecordingChange: Sendable {
+/// A change asked from the studio or the API (`PATCH /api/v1/recordings/{id}`, decoded from its
+/// JSON): nil leaves a field as it is; `.some(nil)` — null in JSON — goes back to the default
+/// (the stream's visibility, the start, the end).
+package struct RecordingChange: Decodable, Sendable {
     package var title: String?
     package var description: String?
     package var visibility: String??
@@ -56,6 +58,21 @@ package struct RecordingChange: Sendable {
     package init(title: String? = nil, description: String? = nil, visibility: String?? = nil, trimStart: Double?? = nil,
                  trimEnd: Double?? = nil) {
         (self.title, self.description, self.visibility, self.trimStart, self.trimEnd) = (title, description, visibility, trimStart, trimEnd)
+    }
+
+    enum CodingKeys: String, CodingKey { case title, description, visibility, trimStart, trimEnd }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        title = try c.decodeIfPresent(String.self, forKey: .title)
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        func nullable<T: Decodable>(_ key: CodingKeys, _ type: T.Type) throws -> T?? {
+            guard c.contains(key) else { return nil }
+            return .some(try c.decodeNil(forKey: key) ? nil : try c.decode(T.self, forKey: key))
+        }
+        visibility = try nullable(.visibility, String.self)
+        trimStart = try nullable(.trimStart, Double.self)
+        trimEnd = try nullable(.trimEnd, Double.self)
     }
 }
 
