@@ -7,6 +7,7 @@ import NIOCore
 import XCTest
 @testable import Accounts
 @testable import App
+@testable import Cluster
 @testable import Live
 @testable import Origin
 
@@ -230,6 +231,46 @@ final class RecordingRouteTests: XCTestCase {
                                      body: A.form(["csrf": csrf, "confirm": "yes"])) { r in XCTAssertEqual(r.status, .seeOther) }
             XCTAssertNil(app.recorder?.manifest(id: id))
             try await client.execute(uri: "/studio/recordings/\(id)", method: .get, headers: h) { r in XCTAssertEqual(r.status, .notFound) }
+        }
+    }
+
+    func testAnotherNodeTellsOfADeletionAndAsksForAManifestWithClusterTokensOnly() async throws {
+        try await A.withRouter { client, app in
+            let stream = try await app.streams.catalog.create(title: "Told")
+            let id = try await Self.record(app, stream: stream.id)
+            let n2 = ClusterTokens(clusterKeys: RouteTests.clusterKeys, localID: "n2")
+            let manifestPath = "/internal/recordings/\(id)/manifest"
+            try await client.execute(uri: manifestPath, method: .get) { r in XCTAssertEqual(r.status, .unauthorized) }
+            try await client.execute(uri: manifestPath, method: .get, headers: [
+                .streamTubeClusterToken: n2.token(for: ClusterRequest(.records, "GET", manifestPath), scope: PeerRecords.scope)]) { r in
+                XCTAssertEqual(r.status, .ok)
+                let m = try PeerRecords.decoder.decode(RecordingManifest.self, from: Data(buffer: r.body))
+                XCTAssertEqual(m.renditions.first?.segments.map(\.sequence), [0, 1, 2])
+            }
+
+            let path = RecordingDeletions.path
+            let body = try JSONEncoder().encode([DeletedRecording(id: id, stream: stream.id)])
+            let signed = n2.token(for: ClusterRequest(.records, "POST", path), scope: PeerRecords.scope, body: Array(body))
+            // Unsigned, or signed for another body: refused, nothing deleted.
+            try await client.execute(uri: path, method: .post, body: ByteBuffer(data: body)) { r in XCTAssertEqual(r.status, .unauthorized) }
+            let other = try JSONEncoder().encode([DeletedRecording(id: id + "9", stream: stream.id)])
+            try await client.execute(uri: path, method: .post, headers: [.streamTubeClusterToken: signed], body: ByteBuffer(data: other)) { r in
+                XCTAssertEqual(r.status, .unauthorized)
+            }
+            let malformed = try JSONEncoder().encode([DeletedRecording(id: "../x", stream: stream.id)])
+            try await client.execute(uri: path, method: .post, headers: [
+                .streamTubeClusterToken: n2.token(for: ClusterRequest(.records, "POST", path), scope: PeerRecords.scope, body: Array(malformed))],
+                                     body: ByteBuffer(data: malformed)) { r in XCTAssertEqual(r.status, .badRequest) }
+            XCTAssertNotNil(app.recorder?.manifest(id: id))
+            // A token is good once: a new one for the body itself.
+            let fresh = n2.token(for: ClusterRequest(.records, "POST", path), scope: PeerRecords.scope, body: Array(body))
+            try await client.execute(uri: path, method: .post, headers: [.streamTubeClusterToken: fresh], body: ByteBuffer(data: body)) { r in
+                XCTAssertEqual(r.status, .noContent, String(buffer: r.body))
+            }
+            XCTAssertNil(app.recorder?.manifest(id: id), "this node's copy is gone")
+            let tombstone = try await RecordingDetailsStore(database: app.database).details(id: id)
+            XCTAssertNotNil(tombstone?.deletedAt, "the tombstone is kept here too")
+            try await client.execute(uri: "/recordings/\(id)/master.m3u8", method: .get) { r in XCTAssertEqual(r.status, .notFound) }
         }
     }
 }

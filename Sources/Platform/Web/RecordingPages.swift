@@ -111,7 +111,7 @@ package struct RecordingPages: Sendable {
             guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
             let list = try await source.list(caller.accountID)
             return try await renderer.render("recordings", [
-                "recordings": list.map(Self.row), "any": !list.isEmpty, "count": list.count,
+                "recordings": list.map(Self.row), "any": !list.isEmpty, "count": list.count == 1 ? "1 recording" : "\(list.count) recordings",
                 "totalSize": Self.size(list.reduce(0) { $0 + $1.bytes }),
             ], request, context)
         }
