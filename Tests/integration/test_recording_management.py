@@ -6,6 +6,7 @@ on every node. Three nodes on one SQLite file (the `trio` of test_recordings).""
 import os
 import re
 import subprocess
+import urllib.parse
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
@@ -98,6 +99,27 @@ def test_rename_trim_restrict_and_delete_a_recording_on_every_node(trio, chromiu
     picture = http("GET", f"{other.base}/recordings/{rid}/thumbnail.jpg")
     assert picture.status == 200 and picture.headers["Content-Type"] == "image/jpeg", (picture.status, picture.headers)
     assert picture.body[:2] == b"\xff\xd8", picture.body[:8]
+    # Or an uploaded one (checked and re-encoded as a stream's), the same on every node; removed, a frame again.
+    png = str(tmp_path / "picture.png")
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=red:s=320x180",
+                    "-frames:v", "1", png], check=True)
+    csrf = "x" * 43
+    browser_headers = {"Cookie": f"st_session={session}; st_csrf={csrf}", "X-CSRF-Token": csrf}
+    with open(png, "rb") as f:
+        image = f.read()
+    up = http("PUT", f"{origin.base}/api/v1/recordings/{rid}/thumbnail", image, headers={**browser_headers, "Content-Type": "image/png"})
+    assert up.status == 204, up.text
+    bad = http("PUT", f"{origin.base}/api/v1/recordings/{rid}/thumbnail", b"not a picture",
+               headers={**browser_headers, "Content-Type": "image/png"})
+    assert bad.status == 400, bad.text
+    uploaded_path = urllib.parse.urlsplit(api(a, session, "GET", f"/api/v1/recordings/{rid}").json()["thumbnailURL"])
+    assert uploaded_path.query.startswith("v="), uploaded_path
+    uploaded = [http("GET", f"{n.base}{uploaded_path.path}?{uploaded_path.query}") for n in trio]
+    assert all(u.status == 200 and u.body[:2] == b"\xff\xd8" for u in uploaded), [u.status for u in uploaded]
+    assert len({u.body for u in uploaded}) == 1 and uploaded[0].body != picture.body
+    assert api(a, session, "DELETE", f"/api/v1/recordings/{rid}/thumbnail").status == 204
+    again = http("GET", f"{other.base}/recordings/{rid}/thumbnail.jpg")
+    assert again.status == 200 and again.body[:2] == b"\xff\xd8" and again.body != uploaded[0].body
 
     # The studio's pages and the channel's past broadcasts, in Chromium: axe clean at both widths, usable by keyboard.
     web = Web(chromium, a)
