@@ -127,7 +127,7 @@ package struct RecordingService: Sendable {
             let start = change.trimStart ?? d.trimStart
             let end = change.trimEnd ?? d.trimEnd
             if start == nil, end == nil {
-                (d.trimStart, d.trimEnd) = (nil, nil)
+                (d.trimStart, d.trimEnd, d.trimSegments) = (nil, nil, nil)
             } else {
                 try await trim(&d, start: start, end: end, item)
             }
@@ -150,6 +150,7 @@ package struct RecordingService: Sendable {
         do {
             let trim = try manifest.trim(start: start, end: end)
             (d.trimStart, d.trimEnd) = (trim?.start, trim?.end)
+            d.trimSegments = trim.map { $0.firstSequence...$0.lastSequence }
         } catch { throw Problem.badRequest(error.description) }
     }
 

@@ -258,7 +258,7 @@ package enum Migrations {
         Migration(version: 15, name: "what people set on a recording, and deleted recordings' tombstones") { db in
             let time = timeType(db)
             // One row per recording (not per copy): its title, description, visibility (NULL:
-            // its stream's), trim in seconds as asked (snapped to segments when served), an
+            // its stream's), the effective trim (seconds, and the first and last segments kept), an
             // uploaded picture, and `deleted_at` once it was deleted: the tombstone every holder
             // of a copy acts on, one that was away too.
             try await db.create(table: "recording_details")
@@ -269,6 +269,8 @@ package enum Migrations {
                 .column("visibility", type: .text)
                 .column("trim_start", type: time)
                 .column("trim_end", type: time)
+                .column("trim_first", type: .bigint)
+                .column("trim_last", type: .bigint)
                 .column("thumbnail", type: .text)
                 .column("thumbnail_jpeg", type: .blob)
                 .column("deleted_at", type: time)

@@ -16,9 +16,11 @@ package struct RecordingDetails: Sendable, Equatable {
     package var description: String
     /// Nil: the stream's.
     package var visibility: StreamRecord.Visibility?
-    /// The trim as asked, in seconds from the start; served snapped to segments.
+    /// The effective trim, in seconds from the start (segment boundaries), and the numbers of the
+    /// first and last segments it keeps: a node holding no copy refuses the others too.
     package var trimStart: Double?
     package var trimEnd: Double?
+    package var trimSegments: ClosedRange<Int>?
     /// The uploaded picture's version (a digest of its JPEG); nil: a frame of the recording.
     package var thumbnail: String?
     /// Set once it was deleted: the tombstone.
@@ -26,8 +28,9 @@ package struct RecordingDetails: Sendable, Equatable {
     package var updatedAt: Date
 
     package init(id: String, streamID: String, title: String? = nil, description: String = "", visibility: StreamRecord.Visibility? = nil,
-                 trimStart: Double? = nil, trimEnd: Double? = nil, thumbnail: String? = nil, deletedAt: Date? = nil,
-                 updatedAt: Date = Date()) {
+                 trimStart: Double? = nil, trimEnd: Double? = nil, trimSegments: ClosedRange<Int>? = nil, thumbnail: String? = nil,
+                 deletedAt: Date? = nil, updatedAt: Date = Date()) {
+        self.trimSegments = trimSegments
         self.id = id
         self.streamID = streamID
         self.title = title
@@ -80,8 +83,8 @@ package struct RecordingDetailsStore: Sendable {
     package let database: Database
     /// The channel changes are announced on; the payload is the recording's id.
     package static let changes = "streamtube_recordings"
-    static let columns = ["id", "stream_id", "title", "description", "visibility", "trim_start", "trim_end", "thumbnail", "deleted_at",
-                          "updated_at"]
+    static let columns = ["id", "stream_id", "title", "description", "visibility", "trim_start", "trim_end", "trim_first", "trim_last",
+                          "thumbnail", "deleted_at", "updated_at"]
 
     package init(database: Database) {
         self.database = database
@@ -114,11 +117,13 @@ package struct RecordingDetailsStore: Sendable {
         try await sql.insert(into: "recording_details").columns(Self.columns)
             .values(SQLBind(d.id), SQLBind(d.streamID), Migrations.optional(d.title), SQLBind(d.description),
                     Migrations.optional(d.visibility?.rawValue), Migrations.optional(d.trimStart), Migrations.optional(d.trimEnd),
+                    Migrations.optional(d.trimSegments?.lowerBound), Migrations.optional(d.trimSegments?.upperBound),
                     Migrations.optional(d.thumbnail), Migrations.optional(d.deletedAt?.timeIntervalSince1970),
                     SQLBind(d.updatedAt.timeIntervalSince1970))
             .onConflict(with: ["id"]) { u in
                 u.set(excludedValueOf: "title").set(excludedValueOf: "description").set(excludedValueOf: "visibility")
-                    .set(excludedValueOf: "trim_start").set(excludedValueOf: "trim_end").set(excludedValueOf: "thumbnail")
+                    .set(excludedValueOf: "trim_start").set(excludedValueOf: "trim_end").set(excludedValueOf: "trim_first")
+                    .set(excludedValueOf: "trim_last").set(excludedValueOf: "thumbnail")
                     .set(excludedValueOf: "updated_at")
             }
             .run()
@@ -177,6 +182,9 @@ package struct RecordingDetailsStore: Sendable {
                                 description: optional("description", String.self) ?? "",
                                 visibility: optional("visibility", String.self).flatMap(StreamRecord.Visibility.init(rawValue:)),
                                 trimStart: optional("trim_start", Double.self), trimEnd: optional("trim_end", Double.self),
+                                trimSegments: optional("trim_first", Int.self).flatMap { first in
+                                    optional("trim_last", Int.self).flatMap { $0 >= first ? first...$0 : nil }
+                                },
                                 thumbnail: optional("thumbnail", String.self),
                                 deletedAt: optional("deleted_at", Double.self).map(Date.init(timeIntervalSince1970:)),
                                 updatedAt: Date(timeIntervalSince1970: optional("updated_at", Double.self) ?? 0))

@@ -125,7 +125,9 @@ package struct RecordingRoutes: Sendable {
             }
             return try answer(manifest, rendition: rendition, name: name, access: access)
         }
-        // Held elsewhere: ask a holder (never an edge asking us in turn).
+        // Held elsewhere: a segment the trim leaves out is not served from an edge's store either.
+        if case .segment(let n) = name, let kept = set?.trimSegments, !kept.contains(n) { throw Problem.notFound("no such segment") }
+        // Ask a holder (never an edge asking us in turn).
         if let edge, request.headers[.streamTubeEdge] == nil {
             let holders = ((try? await store?.recording(id: id)) ?? nil)?.nodes ?? []
             if name == .download {

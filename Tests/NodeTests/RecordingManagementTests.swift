@@ -26,11 +26,12 @@ final class RecordingManagementTests: XCTestCase {
                 let t = Date(timeIntervalSince1970: 1_700_000_000)
                 try await assertNil(try await store.details(id: "s1-abcdef01-0"), engine)
                 var d = RecordingDetails(id: "s1-abcdef01-0", streamID: "s1", title: "Day one", description: "Talks\nand more",
-                                         visibility: .unlisted, trimStart: 4, trimEnd: 10, updatedAt: t)
+                                         visibility: .unlisted, trimStart: 4, trimEnd: 10, trimSegments: 2...4, updatedAt: t)
                 try await assertTrue(try await store.save(d), engine)
                 try await assertEqual(try await store.details(id: d.id), d, engine)
                 d.visibility = nil
                 d.trimStart = nil
+                d.trimSegments = nil
                 d.title = "Day 1"
                 try await assertTrue(try await store.save(d), engine)
                 try await assertEqual(try await store.details(id: d.id), d, "\(engine): null goes back to the stream's, the start")

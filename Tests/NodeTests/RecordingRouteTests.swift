@@ -86,6 +86,8 @@ final class RecordingRouteTests: XCTestCase {
             XCTAssertEqual(changed.trimEnd, 4)
             XCTAssertEqual(changed.trimmedDurationSeconds, 2)
             XCTAssertEqual(changed.durationSeconds, 6)
+            let kept = try await RecordingDetailsStore(database: app.database).details(id: id)?.trimSegments
+            XCTAssertEqual(kept, 1...1, "the segments the trim keeps, for nodes holding no copy")
 
             // Its media: private now, the stream's tokens open it, and only the trim is served.
             try await client.execute(uri: "/recordings/\(id)/master.m3u8", method: .get) { r in XCTAssertEqual(r.status, .forbidden) }

@@ -80,6 +80,11 @@ def test_rename_trim_restrict_and_delete_a_recording_on_every_node(trio, chromiu
     assert c["trimStart"] <= 2.5 < c["trimStart"] + 3 and 7 <= c["trimEnd"] < 7 + 3, c
     assert abs(c["trimmedDurationSeconds"] - (c["trimEnd"] - c["trimStart"])) < 0.01, c
     trimmed = c["trimmedDurationSeconds"]
+    # The first segment is trimmed away: no node serves it, a node holding no copy (and maybe caching it) either.
+    assert c["trimStart"] > 0, c
+    first = int(rid.rsplit("-", 1)[1])
+    for n in (origin, other):
+        assert http("GET", f"{n.base}/recordings/{rid}/source/seg{first}.m4s").status == 404, n.base
     assert trimmed < whole - 3, (trimmed, whole)
     for n in (origin, other):
         url = f"{n.base}/recordings/{rid}/source/index.m3u8"
