@@ -232,7 +232,9 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         if let held = recorder?.manifest(id: id) { return held }
         return await PeerRecordingManifests.fetch(id: id, holders: holders, router: router, client: edge.client, tokens: tokens,
                                                   localID: state.nodeID)
-    }, logger: logger)
+    }, logger: logger, tell: { details in
+        await PeerRecordingDetails.tell(details, router: router, client: edge.client, tokens: tokens, localID: state.nodeID, logger: logger)
+    })
     var routes = OperatorRoutes(streams: streams, thumbnails: thumbnails, cluster: gossip.view, info: info, system: system,
                                 playback: issuer, recordings: recordingStore, logger: logger)
     routes.recordingService = recordingService
@@ -249,6 +251,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                          downloads: downloads, details: recordingDetails, thumbnails: thumbnails).collection)
     httpRouter.addRoutes(recordingDeletions.routes(tokens: tokens))
     httpRouter.addRoutes(PeerRecordingManifests.routes(recorder: recorder, tokens: tokens))
+    httpRouter.addRoutes(PeerRecordingDetails.routes(catalog: recordingDetails, tokens: tokens))
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
     httpRouter.addRoutes(PeerThumbnails.routes(catalog: catalog, tokens: tokens))

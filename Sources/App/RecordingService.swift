@@ -25,6 +25,8 @@ package struct RecordingService: Sendable {
     /// A recording's manifest from a copy here, or asked of a holder.
     let manifest: @Sendable (_ id: String, _ holders: [String]) async -> RecordingManifest?
     let logger: Logger
+    /// Tells the other nodes of a change (those with databases of their own need it), without waiting for them.
+    var tell: @Sendable (RecordingDetails) async -> Void = { _ in }
 
     /// A recording with what was set on it and its stream.
     package struct Item: Sendable {
@@ -135,6 +137,8 @@ package struct RecordingService: Sendable {
         d.updatedAt = Date()
         guard try await self.details.store.save(d) else { throw Problem.notFound("recording \(item.id) was deleted") }
         self.details.remember(d.id, d)
+        let saved = d
+        Task { [tell] in await tell(saved) }
         logger.info("recording changed", metadata: ["recording": "\(item.id)", "by": "\(account)"])
         var changed = item
         changed.details = d

@@ -8,7 +8,7 @@ import Logging
 import SQLKit
 import Synchronization
 
-package struct RecordingDetails: Sendable, Equatable {
+package struct RecordingDetails: Codable, Sendable, Equatable {
     package var id: String
     package var streamID: String
     /// Nil: the default (the stream's title with the day it started).

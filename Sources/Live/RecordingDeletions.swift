@@ -143,26 +143,7 @@ package final class RecordingDeletions: Service, Sendable {
     package static func tellPeers(_ deleted: [DeletedRecording], router: ClusterRouter, client: HTTPClient, tokens: ClusterTokens,
                                   localID: String, logger: Logger) async {
         guard !deleted.isEmpty, let body = try? JSONEncoder().encode(deleted) else { return }
-        let members = router.view.snapshot.members.filter { $0.id.rawValue != localID && $0.status == .alive }
-        var failed = 0
-        for start in stride(from: 0, to: members.count, by: 16) {
-            await withTaskGroup(of: Bool.self) { group in
-                for member in members[start..<min(start + 16, members.count)] {
-                    group.addTask {
-                        var request = HTTPClientRequest(url: router.transport.baseURL(for: member) + path)
-                        request.method = .POST
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName,
-                                            value: tokens.token(for: ClusterRequest(.records, "POST", path), scope: PeerRecords.scope,
-                                                                body: Array(body)))
-                        request.body = .bytes(ByteBuffer(bytes: body))
-                        guard let response = try? await client.execute(request, timeout: .seconds(10)) else { return false }
-                        return response.status == .noContent
-                    }
-                }
-                for await ok in group where !ok { failed += 1 }
-            }
-        }
+        let failed = await PeerRecordingDetails.tellAll(body, path: path, router: router, client: client, tokens: tokens, localID: localID)
         if failed > 0 {
             logger.warning("recording deletion not told to every node: they delete their copies from the tombstone",
                            metadata: ["recordings": "\(deleted.map(\.id).joined(separator: ","))", "failed": "\(failed)"])

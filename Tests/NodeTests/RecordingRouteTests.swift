@@ -250,6 +250,23 @@ final class RecordingRouteTests: XCTestCase {
                 XCTAssertEqual(m.renditions.first?.segments.map(\.sequence), [0, 1, 2])
             }
 
+            // What another node (with a database of its own) set: taken when newer, refused when malformed.
+            func tell(_ details: [RecordingDetails]) async throws -> HTTPResponse.Status {
+                let body = try PeerRecords.encoder.encode(details)
+                let token = n2.token(for: ClusterRequest(.records, "POST", PeerRecordingDetails.path), scope: PeerRecords.scope, body: Array(body))
+                return try await client.execute(uri: PeerRecordingDetails.path, method: .post, headers: [.streamTubeClusterToken: token],
+                                                body: ByteBuffer(data: body)) { $0.status }
+            }
+            let now = Date()
+            try await assertEqual(try await tell([RecordingDetails(id: id, streamID: stream.id, title: "From n2", visibility: .inviteOnly,
+                                                                   updatedAt: now)]), .noContent)
+            try await client.execute(uri: "/recordings/\(id)/master.m3u8", method: .get) { r in XCTAssertEqual(r.status, .forbidden) }
+            try await assertEqual(try await tell([RecordingDetails(id: id, streamID: stream.id, title: "Older", updatedAt: now.addingTimeInterval(-60))]),
+                                  .noContent)
+            try await assertEqual(try await RecordingDetailsStore(database: app.database).details(id: id)?.title, "From n2", "the later change stands")
+            try await assertEqual(try await tell([RecordingDetails(id: id, streamID: "other", updatedAt: now)]), .badRequest)
+            try await assertEqual(try await tell([RecordingDetails(id: id, streamID: stream.id, title: "  ", updatedAt: now)]), .badRequest)
+
             let path = RecordingDeletions.path
             let body = try JSONEncoder().encode([DeletedRecording(id: id, stream: stream.id)])
             let signed = n2.token(for: ClusterRequest(.records, "POST", path), scope: PeerRecords.scope, body: Array(body))
