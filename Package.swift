@@ -201,6 +201,7 @@ let package = Package(
                         .embedInCode("Templates/settings.mustache"), .embedInCode("Templates/studio.mustache"),
                         .embedInCode("Templates/link.mustache"), .embedInCode("Templates/upcoming.mustache"),
                         .embedInCode("Templates/schedule.mustache"), .embedInCode("Templates/channel.mustache"), .embedInCode("Templates/picture.mustache"),
+                        .embedInCode("Templates/recordings.mustache"), .embedInCode("Templates/recording.mustache"),
                         .embedInCode("Templates/invitations.mustache"), .embedInCode("Templates/join.mustache"),
                         .embedInCode("Templates/cohosts.mustache"),
                         .embedInCode("Templates/paywall.mustache"), .embedInCode("Templates/pay_test.mustache"),

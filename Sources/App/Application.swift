@@ -48,6 +48,8 @@ package struct NodeApplication: @unchecked Sendable {
     package let notices: StreamNotices
     package let paymentOutbox: PaymentOutbox
     package let renewals: SubscriptionRenewals
+    /// Deletes this node's copies of deleted recordings.
+    package let recordingDeletions: RecordingDeletions
     package let logger: Logger
 
     /// Runs until SIGTERM or SIGINT; shuts down in reverse order: the handover first (while
@@ -58,6 +60,7 @@ package struct NodeApplication: @unchecked Sendable {
             services: [.init(service: catalogChanges)] + (recorder.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
                 + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
                        .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: renewals), .init(service: thumbnails),
+                       .init(service: recordingDeletions),
                        .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -235,8 +238,23 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                               allowMethods: [.get, .head, .post, .patch, .delete, .options], maxAge: .seconds(3600)))
     let system = SystemRoutes(streams: streams, info: info, metrics: metrics)
     httpRouter.addRoutes(system.collection)
-    let operatorRoutes = OperatorRoutes(streams: streams, thumbnails: thumbnails, cluster: gossip.view, info: info, system: system,
-                                        playback: issuer, recordings: recordingStore, logger: logger)
+    // What people set on recordings, asked by the media routes on every request; deletions reach every holder.
+    let recordingDetails = RecordingCatalog(store: RecordingDetailsStore(database: database), logger: logger)
+    let recordingDeletions = RecordingDeletions(recorder: recorder, catalog: recordingDetails, tell: { deleted in
+        await RecordingDeletions.tellPeers(deleted, router: router, client: edge.client, tokens: tokens, localID: state.nodeID, logger: logger)
+    }, logger: logger)
+    let recordingService = RecordingService(store: recordingStore, details: recordingDetails, deletions: recordingDeletions, catalog: catalog,
+                                            thumbnails: thumbnails, manifest: { id, holders in
+        if let held = recorder?.manifest(id: id) { return held }
+        return await PeerRecordingManifests.fetch(id: id, holders: holders, router: router, client: edge.client, tokens: tokens,
+                                                  localID: state.nodeID)
+    }, logger: logger, tell: { details in
+        await PeerRecordingDetails.tell(details, router: router, client: edge.client, tokens: tokens, localID: state.nodeID, logger: logger)
+    })
+    var routes = OperatorRoutes(streams: streams, thumbnails: thumbnails, cluster: gossip.view, info: info, system: system,
+                                playback: issuer, recordings: recordingStore, logger: logger)
+    routes.recordingService = recordingService
+    let operatorRoutes = routes
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
     httpRouter.addRoutes(ThumbnailRoutes(store: thumbnails.store, catalog: catalog, edge: edge, playback: playback, recordIsCurrent: { id in
@@ -246,7 +264,10 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     }).collection)
     let downloads = recorder.map { RecordingDownloads(recorder: $0, remux: { runs, output in try RecordingRemuxer.remux(runs: runs, to: output) }) }
     httpRouter.addRoutes(RecordingRoutes(recorder: recorder, store: recordingStore, catalog: catalog, edge: edge, playback: playback,
-                                         downloads: downloads).collection)
+                                         downloads: downloads, details: recordingDetails, thumbnails: thumbnails).collection)
+    httpRouter.addRoutes(recordingDeletions.routes(tokens: tokens))
+    httpRouter.addRoutes(PeerRecordingManifests.routes(recorder: recorder, tokens: tokens))
+    httpRouter.addRoutes(PeerRecordingDetails.routes(catalog: recordingDetails, tokens: tokens))
     // Payment providers' webhooks: signed by the provider, not by a session (no anti-forgery cookie).
     httpRouter.addRoutes(PaymentRoutes(book: payments, stripe: try config.stripeSettings().map(StripeWebhooks.init),
                                        btcpay: try config.btcpaySettings().map { BTCPayWebhooks(gateway: BTCPayGateway(settings: $0)) },
@@ -260,7 +281,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // The platform: people's pages and the public API, where a session cookie or an API token
     // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
     let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, thumbnails: thumbnails,
-                                  playback: issuer, logger: logger)
+                                  playback: issuer, recordings: recordingService, logger: logger)
     let providers: SignInProviders
     do { providers = try SignInProviders(try config.signInProviders(), httpClient: HTTPClient.shared) } catch {
         await database.close()
@@ -313,8 +334,11 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
     platform.addRoutes(CoHostPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
     platform.addRoutes(InvitationPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
+    let recordingPages = recordingService.pages(token: { stream, viewer in playbackTokens.token(stream: stream, viewer: viewer)?.token })
     platform.addRoutes(ChannelPages(service: accounts, catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL,
-                                    live: liveIDs, hasThumbnail: { thumbnails.store.exists(id: $0) }).collection)
+                                    live: liveIDs, hasThumbnail: { thumbnails.store.exists(id: $0) },
+                                    pastBroadcasts: recordingPages.published).collection)
+    platform.addRoutes(RecordingPages(source: recordingPages, renderer: renderer).collection)
 
     // Cached media is answered on the event loop, in front of the router.
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)
@@ -357,5 +381,5 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
                            streams: streams, thumbnails: thumbnails, recorder: recorder, edge: edge, database: database, catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,
-                           paymentOutbox: paymentOutbox, renewals: renewals, logger: logger)
+                           paymentOutbox: paymentOutbox, renewals: renewals, recordingDeletions: recordingDeletions, logger: logger)
 }

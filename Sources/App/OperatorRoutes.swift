@@ -21,6 +21,8 @@ package struct OperatorRoutes: Sendable {
     /// The recordings the nodes report.
     let recordings: RecordingStore?
     let logger: Logger
+    /// What people set on recordings (titles, visibility, trims, deletions), when the node has it.
+    var recordingService: RecordingService? = nil
 
     var catalog: StreamCatalog { streams.catalog }
 
@@ -109,6 +111,10 @@ package struct OperatorRoutes: Sendable {
         }
         api.get("streams/:id/recordings") { request, context -> Response in
             let record = try await LiveRoutes.stream(context, in: catalog)
+            if let service = recordingService {
+                // Oldest first, deleted ones left out, with what people set on them.
+                return try Responses.json(try await service.items(of: [record]).reversed().map { service.describe($0, base: baseURL(request).base) })
+            }
             let list = try await recordings?.recordings(stream: record.id) ?? []
             return try Responses.json(list.map { describe($0, request: request) })
         }

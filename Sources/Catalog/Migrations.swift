@@ -255,6 +255,29 @@ package enum Migrations {
             // The co-host a stream is handed to; NULL: its host.
             try await db.alter(table: "streams").column("on_air", type: .text).run()
         },
+        Migration(version: 15, name: "what people set on a recording, and deleted recordings' tombstones") { db in
+            let time = timeType(db)
+            // One row per recording (not per copy): its title, description, visibility (NULL:
+            // its stream's), the effective trim (seconds, and the first and last segments kept), an
+            // uploaded picture, and `deleted_at` once it was deleted: the tombstone every holder
+            // of a copy acts on, one that was away too.
+            try await db.create(table: "recording_details")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("stream_id", type: .text, .notNull)
+                .column("title", type: .text)
+                .column("description", type: .text, .notNull, .default(""))
+                .column("visibility", type: .text)
+                .column("trim_start", type: time)
+                .column("trim_end", type: time)
+                .column("trim_first", type: .bigint)
+                .column("trim_last", type: .bigint)
+                .column("thumbnail", type: .text)
+                .column("thumbnail_jpeg", type: .blob)
+                .column("deleted_at", type: time)
+                .column("updated_at", type: time, .notNull)
+                .run()
+            try await db.create(index: "recording_details_stream").on("recording_details").column("stream_id").run()
+        },
         Migration(version: 17, name: "payments: prices, orders, gateway events, entitlements, the ledger, the outbox, subscriptions") { db in
             // Money is an integer of minor units (cents) with its ISO 4217 currency, never a float.
             // What is sold: a ticket for a stream or a recording, a channel's subscription.

@@ -22,6 +22,15 @@ package protocol RecordingFiles: Sendable {
     func read(_ path: String) -> [UInt8]?
     /// The names in a folder (none when it does not exist).
     func list(_ folder: String) -> [String]
+    /// Removes a folder and everything in it (nothing when it does not exist).
+    func remove(_ folder: String) throws
+}
+
+extension RecordingFiles {
+    package func remove(_ folder: String) throws {
+        guard FileManager.default.fileExists(atPath: folder) else { return }
+        try FileManager.default.removeItem(atPath: folder)
+    }
 }
 
 package struct DiskRecordingFiles: RecordingFiles {
@@ -45,17 +54,22 @@ package struct DiskRecordingFiles: RecordingFiles {
 package final class Recorder: Service, Sendable {
     package let directory: String
     package let nodeID: String
-    private let files: any RecordingFiles
+    let files: any RecordingFiles
     private let maxQueuedBytes: Int
-    private let store: RecordingStore?
-    private let logger: Logger
-    private let queue = DispatchQueue(label: "streamtube.recorder", qos: .utility)
-    private let reports: AsyncStream<RecordingCopy>
-    private let reporter: AsyncStream<RecordingCopy>.Continuation
+    let store: RecordingStore?
+    let logger: Logger
+    let queue = DispatchQueue(label: "streamtube.recorder", qos: .utility)
+    /// What the database is told, in order: a copy's state, or that a copy was deleted here.
+    enum Report {
+        case saved(RecordingCopy)
+        case removed(id: String)
+    }
+    private let reports: AsyncStream<Report>
+    let reporter: AsyncStream<Report>.Continuation
     /// The manifest is stored every this many segments (and at every change of state).
     static let saveEvery = 15
 
-    private struct StreamRecording {
+    struct StreamRecording {
         /// The recording being made, or the last one (ended).
         var current: RecordingManifest?
         /// The latest init segments seen, by rendition and version: a segment's init is written
@@ -64,11 +78,11 @@ package final class Recorder: Service, Sendable {
         var unsaved = 0
     }
 
-    private struct State {
+    struct State {
         var queuedBytes = 0
         var streams: [String: StreamRecording] = [:]
     }
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     package init(directory: String, nodeID: String, files: any RecordingFiles = DiskRecordingFiles(), store: RecordingStore?,
                  maxQueuedBytes: Int = 256 << 20, logger: Logger) {
@@ -78,18 +92,26 @@ package final class Recorder: Service, Sendable {
         self.store = store
         self.maxQueuedBytes = maxQueuedBytes
         self.logger = logger
-        (reports, reporter) = AsyncStream.makeStream(of: RecordingCopy.self)
+        (reports, reporter) = AsyncStream.makeStream(of: Report.self)
         queue.async { self.closeInterrupted() }
     }
 
     /// Reports each copy's state to the database, in order, until the node stops.
     package func run() async throws {
         await withGracefulShutdownHandler {
-            for await copy in reports {
+            for await report in reports {
                 guard let store else { continue }
-                do { try await store.save(copy) } catch {
-                    logger.warning("recording: could not save its state in the database",
-                                   metadata: ["recording": "\(copy.id)", "error": "\(error)"])
+                switch report {
+                case .saved(let copy):
+                    do { try await store.save(copy) } catch {
+                        logger.warning("recording: could not save its state in the database",
+                                       metadata: ["recording": "\(copy.id)", "error": "\(error)"])
+                    }
+                case .removed(let id):
+                    do { try await store.removeCopy(id: id, nodeID: nodeID) } catch {
+                        logger.warning("recording: could not remove its copy from the database",
+                                       metadata: ["recording": "\(id)", "error": "\(error)"])
+                    }
                 }
             }
         } onGracefulShutdown: { [reporter, queue] in
@@ -276,15 +298,15 @@ package final class Recorder: Service, Sendable {
             failed(&rec, "its manifest could not be written: \(Self.describe(error))", counted: false)
             state.withLock { $0.streams[rec.stream]?.current = rec }
         }
-        reporter.yield(RecordingCopy(id: rec.id, nodeID: nodeID, streamID: rec.stream, state: rec.state.rawValue, reason: rec.reason,
+        reporter.yield(.saved(RecordingCopy(id: rec.id, nodeID: nodeID, streamID: rec.stream, state: rec.state.rawValue, reason: rec.reason,
                                      startedAt: rec.startedAt, endedAt: rec.endedAt, durationSeconds: rec.duration, bytes: rec.bytes,
-                                     renditions: rec.renditions.filter { !$0.segments.isEmpty }.map(\.name)))
+                                     renditions: rec.renditions.filter { !$0.segments.isEmpty }.map(\.name))))
     }
 
     static func size(_ bytes: Int) -> String { bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : "\(bytes) bytes" }
 
     /// What went wrong, in words an operator can act on.
-    static func describe(_ error: any Error) -> String {
+    package static func describe(_ error: any Error) -> String {
         if let e = error as? CocoaError {
             switch e.code {
             case .fileWriteOutOfSpace: return "No space left on device"
@@ -299,7 +321,7 @@ package final class Recorder: Service, Sendable {
 
     // MARK: Reading (routes)
 
-    private func folder(_ id: String, stream: String) -> String { "\(directory)/\(stream)/\(id)" }
+    func folder(_ id: String, stream: String) -> String { "\(directory)/\(stream)/\(id)" }
 
     /// The folder a recording held here lives in (its renditions' folders and manifest inside).
     package func folder(of manifest: RecordingManifest) -> String { folder(manifest.id, stream: manifest.stream) }

@@ -129,6 +129,9 @@ package struct AccountPages: Sendable {
         "taken-back": "The stream is yours again: when you publish, your broadcast takes over.",
         "cohost-key-replaced": "Your co-host key is replaced: the old one is refused from now on.",
         "linked": "The provider is linked: you can sign in with it.",
+        "recording-saved": "The recording is saved.",
+        "recording-trimmed": "The trim is saved: it starts and ends at the nearest keyframes around the times you gave.",
+        "recording-deleted": "The recording is deleted, with every copy of it.",
     ]
 
     package var collection: RouteCollection<NodeRequestContext> {
