@@ -255,7 +255,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         streams.all.filter { $0.1.status.publishing || ($0.1.isReplica && $0.1.isLive(rendition: LiveStream.sourceRendition)) }.map(\.0)
     }
     platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, playback: issuer,
-                                 redirect: { viewers?.redirect($0) }, nodes: {
+                                 recordings: recordingStore, redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
     }, live: liveIDs).collection)
     platform.addRoutes(AccountPages(service: accounts, renderer: renderer, studio: StudioSource(catalog: catalog, list: { owner, request in
