@@ -159,8 +159,9 @@ class SeekBar {
 
   update() {
     if (this.live && !this.player.recording) this.findRecording();
-    // On a live page: offered once the stream plays and has a recording.
-    const usable = !this.live || (this.player.recording && (this.player.mode === 'recording' || this.player.state === 'playing'));
+    // On a live page: offered while the stream plays (or loads, after a switch) and has a recording.
+    const usable = !this.live || (this.player.recording && (this.player.mode === 'recording'
+      || ['playing', 'loading', 'paused'].includes(this.player.state)));
     if (this.box) this.box.hidden = !usable;
     if (!usable) return;
     const max = Math.max(0, Math.floor(this.edge()));
