@@ -331,3 +331,48 @@ def test_the_dvr_by_keyboard(node, on_air, chromium):  # noqa: F811
     golive.send_keys(Keys.ENTER)
     wait_for(lambda: (stats(chromium) or {}).get("mode") == "live" and state(chromium) == "playing", 10, "Enter: live")
     assert chromium.js("return document.activeElement.id") == "seek"
+
+
+# MARK: Private streams
+
+
+def test_a_private_streams_dvr_and_recording_page_carry_the_viewers_token(node, chromium):  # noqa: F811
+    """An invite-only stream's owner goes back over it while live and watches its recording's page, every
+    request with the page's playback token; another account gets the watch page's refusal."""
+    from test_accounts import PASSWORD, Web
+    web = Web(chromium, node)
+    web.sign_up("owner@example.com", name="Owner")
+    api = http("POST", node.base + "/api/v1/auth/token", {"email": "owner@example.com", "password": PASSWORD, "name": "t"})
+    s = http("POST", node.base + "/api/v1/streams", {"title": "Members only", "visibility": "invite-only"}, token=api.json()["token"])
+    assert s.status == 201, s.text
+    s = s.json()
+    pub = stamped_publisher(node.rtmp_url(s["key"]), seconds=60)
+    try:
+        wait_for(lambda: recordings(node, s["id"]), 30, "the recording to be listed")
+        time.sleep(14)
+        web.open(f"/watch/{s['id']}")
+        assert chromium.js("return document.getElementById('video').dataset.token"), "the page carries a token"
+        wait_for(lambda: state(chromium) == "playing", 15, "the owner's page to play")
+        wait_for(lambda: chromium.js("return !document.getElementById('dvr').hidden"), 10, "the seek bar")
+        time.sleep(2)
+        set_seek_bar(chromium, chromium.js("return Number(document.getElementById('seek').max)") - 10)
+        wait_for(lambda: (stats(chromium) or {}).get("mode") == "recording" and state(chromium) == "playing", 10, "the DVR to play")
+        advances(chromium, 2, 1.5)
+        asked = chromium.js("return performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/recordings/'))")
+        assert asked and all("token=" in u for u in asked), asked
+    finally:
+        pub.kill()
+        pub.wait()
+    rec = wait_for(lambda: next((r for r in recordings(node, s["id"]) if r["state"] == "ready"), None), 20, "the recording to end")
+    web.open(f"/recordings/{rec['id']}")
+    wait_for(lambda: state(chromium) == "playing", 15, "the recording's page to play")
+    assert (stats(chromium) or {}).get("mode") == "recording"
+    assert "token=" in chromium.js("return document.querySelector('a[download]').getAttribute('href')")
+    # Another account, and no one signed in: the watch page's refusal.
+    chromium.driver.delete_all_cookies()
+    web.sign_up("other@example.com", name="Other")
+    assert chromium.js(f"return fetch('/recordings/{rec['id']}').then(r => r.status)") == 403
+    web.open(f"/recordings/{rec['id']}")
+    assert "only people its broadcaster invited can watch it" in web.text().lower()
+    chromium.driver.delete_all_cookies()
+    assert http("GET", f"{node.base}/recordings/{rec['id']}").status == 403
