@@ -15,14 +15,7 @@ final class RecordingPageTests: XCTestCase {
     static let base = "https://stream.example.com"
 
     func withApp(_ body: @escaping @Sendable (any TestClientProtocol, NodeApplication) async throws -> Void) async throws {
-        let app = try await RouteTests.makeApp(publicURL: Self.base)
-        do {
-            try await app.http.test(.router) { client in try await body(client, app) }
-        } catch {
-            await app.close()
-            throw error
-        }
-        await app.close()
+        try await RouteTests.withRouter(publicURL: Self.base, body)
     }
 
     static let started = Date(timeIntervalSince1970: 1_796_000_000)  // 30 Nov 2026, 00:53:20 UTC

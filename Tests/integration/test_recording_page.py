@@ -16,8 +16,9 @@ import time
 import pytest
 
 from browsers import any_browser, chromium  # noqa: F401 (fixtures)
-from conftest import ADMIN_TOKEN, Node, http, wait_for
+from conftest import Node, http, wait_for
 from gaptools import stamp_reader_js, stamped_publisher
+from test_recordings import recordings
 
 try:
     from axe_selenium_python import Axe
@@ -38,12 +39,6 @@ def node():
     yield n
     n.stop()
     shutil.rmtree(d, ignore_errors=True)
-
-
-def recordings(node, stream_id):
-    r = http("GET", f"{node.base}/api/streams/{stream_id}/recordings", token=ADMIN_TOKEN)
-    assert r.status == 200, r.text
-    return r.json()
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +255,17 @@ def test_the_recording_page_by_keyboard(node, finished, chromium):  # noqa: F811
     assert "of" in seek.get_attribute("aria-valuetext")
     seek.send_keys(Keys.END)
     wait_for(lambda: chromium.js("return document.getElementById('video').ended"), 10, "the end")
+
+
+def test_without_media_source_extensions_the_browsers_own_hls_plays_the_recording(node, finished, chromium):  # noqa: F811
+    _, rec = finished
+    chromium.preload("delete window.MediaSource; delete window.ManagedMediaSource;")
+    chromium.get(f"{node.base}/recordings/{rec['id']}?t=5")
+    wait_for(lambda: state(chromium) == "playing", 20, "native playback")
+    assert stats(chromium)["mse"] is False
+    assert chromium.js("return document.getElementById('video').src").endswith(f"/recordings/{rec['id']}/master.m3u8")
+    assert chromium.js("return document.getElementById('video').currentTime") >= 5, "from where the link says"
+    advances(chromium, 3, 1.5)
 
 
 # MARK: The DVR on a live watch page

@@ -136,12 +136,7 @@ package enum RecordingPage {
         links.append(#"<li><a href="/watch/\#(e(m.streamID))">The stream's page</a></li>"#)
         let incomplete = m.state == "incomplete" ? " Parts of it could not be kept; the rest plays." : ""
         return """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>\(t) (\(e(m.date))) · StreamTube</title>
+        \(WatchPage.documentHead(title: "\(t) (\(e(m.date)))"))
         \(card.html)
         <style>
         \(WatchPage.style)

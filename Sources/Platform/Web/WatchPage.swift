@@ -64,6 +64,18 @@ package enum WatchPage {
     #position { font-variant-numeric: tabular-nums; min-width: 9em; }
     """
 
+    /// A player page's start, to its <title> (`title` escaped already).
+    static func documentHead(title: String) -> String {
+        """
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>\(title) · StreamTube</title>
+        """
+    }
+
     /// The seek bar (`watch.js`'s `SeekBar`): a labelled slider with its read-out and, on a live
     /// page, "Back to live". Hidden on a live page until the stream plays with a recording.
     static func seekBar(live: Bool) -> String {
@@ -134,12 +146,7 @@ package enum WatchPage {
         let others = escape(nodes.joined(separator: " "))
         let dvr = recording.map { " data-dvr=\"\(escape($0.id))\" data-dvr-seconds=\"\(Int($0.seconds))\"" } ?? ""
         return """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>\(t) · StreamTube</title>
+        \(documentHead(title: t))
         \(calendarLink)
         \(card?.html ?? "")
         <style>
