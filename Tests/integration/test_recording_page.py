@@ -339,6 +339,43 @@ def test_the_dvr_by_keyboard(node, on_air, chromium):  # noqa: F811
     assert chromium.js("return document.activeElement.id") == "seek"
 
 
+def test_a_recording_being_made_plays_on_its_page_and_grows(node, on_air, chromium):  # noqa: F811
+    """Its EVENT playlist: the page plays it, and its length (the seek bar's end) follows the broadcast."""
+    live = next(r for r in recordings(node, on_air["id"]) if r["state"] == "recording")
+    chromium.get(f"{node.base}/recordings/{live['id']}")
+    assert "Still being recorded" in chromium.js("return document.body.textContent")
+    wait_for(lambda: state(chromium) == "playing", 15, "the recording being made to play")
+    first = stats(chromium)["duration"]
+    assert first > 20, first
+    wait_for(lambda: stats(chromium)["duration"] >= first + 4, 10, "the recording to grow")
+    assert chromium.js("return Number(document.getElementById('seek').max)") >= first + 3
+    advances(chromium, 2, 1.5)
+
+
+def test_a_recording_switches_rendition_as_live_does(chromium, tmp_path):  # noqa: F811
+    """A recording of a ladder: the player climbs from the lowest rendition as throughput allows, and a
+    rendition picked in the quality menu is the one it plays on (a new init segment, the timeline kept)."""
+    n = Node(str(tmp_path / "node"), ["--ladder", "180p:180:250"]).start()
+    try:
+        s = n.create_stream("Ladder")
+        pub = stamped_publisher(n.rtmp_url(s["key"]), seconds=14)
+        _, err = pub.communicate(timeout=60)
+        assert pub.returncode == 0, err
+        rec = wait_for(lambda: next((r for r in recordings(n, s["id"]) if r["state"] == "ready"), None), 20, "the recording")
+        chromium.get(f"{n.base}/recordings/{rec['id']}")
+        wait_for(lambda: (stats(chromium) or {}).get("rendition") == "source", 15, "the player to climb to the source")
+        chromium.js("document.getElementById('video').currentTime = 2")
+        chromium.js("const q = document.getElementById('quality'); q.value = '180p'; q.dispatchEvent(new Event('change'))")
+        chromium.js("document.getElementById('video').currentTime = 8")  # not buffered yet: fetched in the chosen rendition
+        wait_for(lambda: (lambda st: st["rendition"] == "180p" and st["state"] == "playing"
+                          and chromium.js("return document.getElementById('video').videoHeight") == 180)(stats(chromium)),
+                 15, "the chosen rendition on screen")
+        assert stats(chromium)["auto"] is False
+        advances(chromium, 2, 1.5)
+    finally:
+        n.stop()
+
+
 # MARK: Private streams
 
 

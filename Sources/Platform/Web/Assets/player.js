@@ -337,11 +337,12 @@ export class Player {
     };
   }
 
-  /** Picks a rendition by name, or 'auto'. */
+  /** Picks a rendition by name, or 'auto'. A recording shows the one picked a second from now:
+   *  what is buffered beyond is fetched again. */
   choose(name) {
     if (name === 'auto') { this.auto = true; return; }
     const i = this.variants.findIndex((v) => v.name === name);
-    if (i >= 0) { this.auto = false; this.wanted = i; }
+    if (i >= 0) { this.auto = false; this.wanted = i; this.flushAhead = this.mode === 'recording'; }
   }
 
   async start() {
@@ -786,12 +787,19 @@ export class Player {
     const pl = await this.recordingPlaylist();
     if (gen !== this.generation) return;
     if (!pl.segments.length) throw new HTTPError(404, 'empty playlist');
+    const sb = this.sourceBuffer;
+    if (this.flushAhead && sb) {
+      this.flushAhead = false;
+      const from = this.video.currentTime + 1;
+      await this.idle(sb);
+      if (this.mediaSource.duration > from) { sb.remove(from, this.mediaSource.duration); await this.idle(sb); }
+    }
     const t = this.pendingSeek ?? this.video.currentTime;
     const ahead = this.bufferedFrom(t);
     const seg = pl.segments.find((s) => s.start + s.duration > ahead + 0.25);
     if (!seg) {
       // Buffered to the end: a finished recording's end is the stream's end (the video ends there).
-      if (pl.ended && this.mediaSource.readyState === 'open' && this.sourceBuffer && !this.sourceBuffer.updating) this.mediaSource.endOfStream();
+      if (pl.ended && this.mediaSource.readyState === 'open' && sb && !sb.updating) this.mediaSource.endOfStream();
       return this.nap(1000);
     }
     if (ahead - t >= AHEAD) return this.nap(500);
