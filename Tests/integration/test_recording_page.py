@@ -348,7 +348,7 @@ def test_a_recording_being_made_plays_on_its_page_and_grows(node, on_air, chromi
     first = stats(chromium)["duration"]
     assert first > 20, first
     wait_for(lambda: stats(chromium)["duration"] >= first + 4, 10, "the recording to grow")
-    assert chromium.js("return Number(document.getElementById('seek').max)") >= first + 3
+    wait_for(lambda: chromium.js("return Number(document.getElementById('seek').max)") >= first + 3, 3, "the seek bar's end to follow")
     advances(chromium, 2, 1.5)
 
 
