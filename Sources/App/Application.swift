@@ -301,6 +301,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     platform.addRoutes(paymentPages.collection)
     platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, playback: issuer,
                                  paywall: { record, request, context in try await paymentPages.paywall(record, request, context) },
+                                 recordings: recordingStore, recordingDetails: { try? await recordingDetails.details(id: $0) },
                                  redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
     }, live: liveIDs).collection)

@@ -36,7 +36,12 @@ final class RouteTests: XCTestCase {
 
     /// Runs `body` against the router, then closes what the app opened.
     func withRouter(_ body: @escaping @Sendable (any TestClientProtocol, NodeApplication) async throws -> Void) async throws {
-        let app = try await makeApp()
+        try await Self.withRouter(publicURL: nil, body)
+    }
+
+    /// Runs `body` against the router of an app with `publicURL`, then closes what the app opened.
+    static func withRouter(publicURL: String?, _ body: @escaping @Sendable (any TestClientProtocol, NodeApplication) async throws -> Void) async throws {
+        let app = try await makeApp(publicURL: publicURL)
         do {
             try await app.http.test(.router) { client in try await body(client, app) }
         } catch {

@@ -31,6 +31,71 @@ package enum WatchPage {
     package static let pageVersion: String = SHA256.hash(data: pageScript).prefix(6).map { String(format: "%02x", $0) }.joined()
     package static var pagePath: String { "/assets/watch.js?v=\(pageVersion)" }
 
+    /// The player pages' style (the watch page's and a recording's).
+    static let style = """
+    body { margin: 0; font-family: system-ui, sans-serif; background: #111; color: #eee; }
+    main { max-width: 1100px; margin: 0 auto; padding: 1em; }
+    h1 { font-size: 1.4em; margin: .2em 0 .6em; overflow-wrap: anywhere; }
+    .player { position: relative; background: #000; aspect-ratio: 16 / 9; }
+    video { width: 100%; height: 100%; display: block; }
+    #status { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
+              text-align: center; padding: 1em; background: #000c; font-size: 1.2em; }
+    #status[hidden] { display: none; }
+    #stats { position: absolute; top: .5em; left: .5em; margin: 0; padding: .5em .7em; background: #000b;
+             font: .8em/1.4 ui-monospace, monospace; color: #cfc; pointer-events: none; white-space: pre; }
+    #stats[hidden] { display: none; }
+    .bar { display: flex; flex-wrap: wrap; gap: .6em; align-items: center; margin-top: .7em; }
+    .live { color: #f66; font-weight: bold; }
+    button, select { font: inherit; padding: .35em .7em; background: #222; color: #eee; border: 1px solid #666; border-radius: .3em; }
+    button:focus-visible, select:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
+    label { display: inline-flex; gap: .4em; align-items: center; }
+    .share ul { display: flex; flex-wrap: wrap; gap: .6em 1em; align-items: center; list-style: none; margin: 1.2em 0 0; padding: 0; }
+    .share a { color: #9cf; }
+    .share a:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
+    .share details { margin-top: .8em; }
+    .share summary { cursor: pointer; }
+    .share pre { margin: .5em 0 0; padding: .6em; background: #222; border-radius: .3em; white-space: pre-wrap; overflow-wrap: anywhere; }
+    .about { white-space: pre-line; overflow-wrap: anywhere; margin: 1em 0 0; max-width: 60em; }
+    header a:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
+    .seekbar { display: flex; flex-wrap: wrap; gap: .6em; align-items: center; flex: 1 1 100%; }
+    .seekbar[hidden] { display: none; }
+    .seekbar input { flex: 1 1 12em; min-width: 8em; accent-color: #6af; }
+    .seekbar input:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
+    #position { font-variant-numeric: tabular-nums; min-width: 9em; }
+    """
+
+    /// A player page's start, to its <title> (`title` escaped already).
+    static func documentHead(title: String) -> String {
+        """
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>\(title) · StreamTube</title>
+        """
+    }
+
+    /// The seek bar (`watch.js`'s `SeekBar`): a labelled slider with its read-out and, on a live
+    /// page, "Back to live". Hidden on a live page until the stream plays with a recording.
+    static func seekBar(live: Bool) -> String {
+        let golive = live ? #"<button id="golive" type="button" hidden>Back to live</button>"# : ""
+        return #"<div id="dvr" class="seekbar"\#(live ? " hidden" : "")><label for="seek">Position</label> <input type="range" id="seek" min="0" max="0" step="1" value="0"> <span id="position" aria-hidden="true"></span>\#(golive)</div>"#
+    }
+
+    /// The player pages' scripts: site.js, and the one inline module (with the answer's CSP nonce)
+    /// that starts the player.
+    static func scripts(nonce: String) -> String {
+        """
+        <script src="\(Pages.scriptPath)" defer></script>
+        <script type="module" nonce="\(escape(nonce))">
+          import { Player } from '\(playerPath)';
+          import { attach } from '\(pagePath)';
+          attach(Player);
+        </script>
+        """
+    }
+
     /// A stream's watch page, absolute: the URL people share.
     package static func url(id: String, publicURL: String) -> String { "\(publicURL)/watch/\(id)" }
 
@@ -67,9 +132,11 @@ package enum WatchPage {
     ///   - token: a private stream's playback token, and in how many seconds it expires: the player
     ///     adds it to every request and renews it at `/watch/{id}/token`.
     ///   - description: what its broadcaster wrote about it, shown under the player.
+    ///   - recording: the recording being made of it (its id, and how many seconds it has run),
+    ///     which the seek bar goes back over (the DVR); nil: the script asks once the stream plays.
     package static func render(id: String, title: String, description: String = "", nodes: [String] = [], nonce: String = "", startsAt: Date? = nil,
                                calendar: String? = nil, card: ShareCard? = nil, embedCode: String? = nil,
-                               token: String? = nil, tokenExpiresIn: Int? = nil) -> String {
+                               token: String? = nil, tokenExpiresIn: Int? = nil, recording: LiveRecording? = nil) -> String {
         let shareBar = card?.shareBar(embedCode: embedCode) ?? ""
         let starts = startsAt.map { String(Int($0.timeIntervalSince1970)) } ?? ""
         let calendarLink = calendar.map { "<link rel=\"alternate\" type=\"text/calendar\" title=\"Add to a calendar\" href=\"\(escape($0))\">" } ?? ""
@@ -77,40 +144,13 @@ package enum WatchPage {
         let tokenAttributes = token.map { " data-token=\"\(escape($0))\" data-token-expires-in=\"\(tokenExpiresIn ?? 0)\"" } ?? ""
         let sid = escape(id)
         let others = escape(nodes.joined(separator: " "))
+        let dvr = recording.map { " data-dvr=\"\(escape($0.id))\" data-dvr-seconds=\"\(Int($0.seconds))\"" } ?? ""
         return """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>\(t) · StreamTube</title>
+        \(documentHead(title: t))
         \(calendarLink)
         \(card?.html ?? "")
         <style>
-          body { margin: 0; font-family: system-ui, sans-serif; background: #111; color: #eee; }
-          main { max-width: 1100px; margin: 0 auto; padding: 1em; }
-          h1 { font-size: 1.4em; margin: .2em 0 .6em; overflow-wrap: anywhere; }
-          .player { position: relative; background: #000; aspect-ratio: 16 / 9; }
-          video { width: 100%; height: 100%; display: block; }
-          #status { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
-                    text-align: center; padding: 1em; background: #000c; font-size: 1.2em; }
-          #status[hidden] { display: none; }
-          #stats { position: absolute; top: .5em; left: .5em; margin: 0; padding: .5em .7em; background: #000b;
-                   font: .8em/1.4 ui-monospace, monospace; color: #cfc; pointer-events: none; white-space: pre; }
-          #stats[hidden] { display: none; }
-          .bar { display: flex; flex-wrap: wrap; gap: .6em; align-items: center; margin-top: .7em; }
-          .live { color: #f66; font-weight: bold; }
-          button, select { font: inherit; padding: .35em .7em; background: #222; color: #eee; border: 1px solid #666; border-radius: .3em; }
-          button:focus-visible, select:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
-          label { display: inline-flex; gap: .4em; align-items: center; }
-          .share ul { display: flex; flex-wrap: wrap; gap: .6em 1em; align-items: center; list-style: none; margin: 1.2em 0 0; padding: 0; }
-          .share a { color: #9cf; }
-          .share a:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
-          .share details { margin-top: .8em; }
-          .share summary { cursor: pointer; }
-          .share pre { margin: .5em 0 0; padding: .6em; background: #222; border-radius: .3em; white-space: pre-wrap; overflow-wrap: anywhere; }
-          .about { white-space: pre-line; overflow-wrap: anywhere; margin: 1em 0 0; max-width: 60em; }
-          header a:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
+        \(style)
         </style>
         </head>
         <body>
@@ -118,11 +158,12 @@ package enum WatchPage {
         <main>
           <h1>\(t)</h1>
           <div class="player">
-            <video id="video" data-stream="\(sid)" data-nodes="\(others)" data-starts="\(starts)"\(tokenAttributes) muted autoplay playsinline controls aria-label="Live video"></video>
+            <video id="video" data-stream="\(sid)" data-nodes="\(others)" data-starts="\(starts)"\(tokenAttributes)\(dvr) muted autoplay playsinline controls aria-label="Live video"></video>
             <pre id="stats" hidden aria-live="off"></pre>
             <div id="status" role="status">Connecting…</div>
           </div>
           <div class="bar">
+            \(seekBar(live: true))
             <span id="state" aria-live="polite"></span>
             <button id="unmute" type="button" hidden>Unmute</button>
             <label>Quality <select id="quality"><option value="auto">Auto</option></select></label>
@@ -131,12 +172,7 @@ package enum WatchPage {
         \(description.isEmpty ? "" : "<p class=\"about\">\(escape(description))</p>")
         \(shareBar)
         </main>
-        <script src="\(Pages.scriptPath)" defer></script>
-        <script type="module" nonce="\(escape(nonce))">
-          import { Player } from '\(playerPath)';
-          import { attach } from '\(pagePath)';
-          attach(Player);
-        </script>
+        \(scripts(nonce: nonce))
         </body>
         </html>
         """

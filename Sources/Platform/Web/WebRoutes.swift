@@ -22,14 +22,22 @@ package struct WebRoutes: Sendable {
     let playback: (any PlaybackIssuer)?
     /// The page a paid stream shows whoever has no ticket (price, buy); nil: the private page.
     let paywall: (@Sendable (StreamRecord, Request, NodeRequestContext) async throws -> Response)?
+    /// The recordings the nodes report: a recording's page, and the recording a live stream's
+    /// page goes back over (the DVR); nil: neither.
+    let recordings: RecordingStore?
+    /// What people set on a recording (title, description, visibility, trim; deleted), by id.
+    let recordingDetails: (@Sendable (String) async -> RecordingDetails?)?
 
     package init(catalog: StreamCatalog, renderer: PageRenderer, publicURL: String = "http://127.0.0.1:8080",
                  playback: (any PlaybackIssuer)? = nil,
                  paywall: (@Sendable (StreamRecord, Request, NodeRequestContext) async throws -> Response)? = nil,
+                 recordings: RecordingStore? = nil, recordingDetails: (@Sendable (String) async -> RecordingDetails?)? = nil,
                  redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
                  nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] }) {
         self.catalog = catalog
         self.paywall = paywall
+        self.recordings = recordings
+        self.recordingDetails = recordingDetails
         self.publicURL = publicURL
         self.renderer = renderer
         self.playback = playback
@@ -88,7 +96,8 @@ package struct WebRoutes: Sendable {
                 }
                 var page = Responses.html(WatchPage.render(id: record.id, title: record.title, description: record.description, nodes: nodes(), nonce: context.cspNonce ?? "",
                                                            startsAt: record.startsAt, card: ShareCard.stream(record, publicURL: publicURL),
-                                                           token: pass.token, tokenExpiresIn: Self.expiresIn(pass)))
+                                                           token: pass.token, tokenExpiresIn: Self.expiresIn(pass),
+                                                           recording: await recordingNow(of: record.id)))
                 page.headers[.cacheControl] = "no-store"
                 return page
             }
@@ -97,7 +106,51 @@ package struct WebRoutes: Sendable {
             return Responses.html(WatchPage.render(id: record.id, title: record.title, description: record.description, nodes: nodes(), nonce: context.cspNonce ?? "",
                                                    startsAt: record.startsAt, calendar: record.visibility.isPrivate ? nil : "/watch/\(record.id)/calendar.ics",
                                                    card: card, embedCode: record.visibility.isPrivate ? nil
-                                                       : EmbedPage.code(id: record.id, title: record.title, publicURL: publicURL)))
+                                                       : EmbedPage.code(id: record.id, title: record.title, publicURL: publicURL),
+                                                   recording: await recordingNow(of: record.id)))
+        }
+        // The recording a live stream is making, for its page's DVR when the page was made before it began.
+        routes.get("/watch/:id/recording") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
+                throw Problem.notFound("no stream \(id)")
+            }
+            if record.visibility.isPrivate, await pass(for: record, request, context) == nil {
+                throw Problem(.forbidden, "this stream is private: ask its broadcaster for an invitation")
+            }
+            guard let now = await recordingNow(of: record.id) else {
+                throw Problem.notFound("stream \(id) is not being recorded now")
+            }
+            return try Responses.json(now, cache: "no-store")
+        }
+        // A recording's page; its media are RecordingRoutes' (`/recordings/{id}/{file}`, the same
+        // parameter name: the router takes one per position).
+        routes.get("/recordings/:recording") { request, context -> Response in
+            let id = try context.parameters.require("recording")
+            guard id.utf8.count <= 100, let recordings, let summary = try await recordings.recording(id: id),
+                  StreamIdentifiers.isWellFormed(Substring(summary.recording.streamID)),
+                  let record = await catalog.find(id: summary.recording.streamID) else {
+                return Responses.html(RecordingPage.notFound, status: .notFound)
+            }
+            let details = await recordingDetails?(id)
+            if details?.deletedAt != nil { return Responses.html(RecordingPage.notFound, status: .notFound) }
+            var model = RecordingPageModel(recording: summary, stream: record,
+                                           channel: await channel(of: record).map { RecordingPageModel.Link(name: $0.name, url: $0.url) })
+            if let details { model.apply(details, streamTitle: record.title) }
+            // Who may watch: the recording's own visibility (its stream's tokens open it).
+            var governing = record
+            governing.visibility = model.visibility
+            if model.visibility.isPrivate {
+                // As the watch page: shown only to someone who may watch, with a token, never cached.
+                guard let pass = await pass(for: governing, request, context) else {
+                    return Responses.html(WatchPage.privateStream(card: model.card(publicURL: publicURL)), status: .forbidden)
+                }
+                var page = Responses.html(RecordingPage.render(model, publicURL: publicURL, nonce: context.cspNonce ?? "",
+                                                               token: pass.token, tokenExpiresIn: Self.expiresIn(pass)))
+                page.headers[.cacheControl] = "no-store"
+                return page
+            }
+            return Responses.html(RecordingPage.render(model, publicURL: publicURL, nonce: context.cspNonce ?? ""))
         }
         // The player alone, for other sites' frames: every answer here may be framed (a refusal
         // shows in the frame instead of a browser's error).
@@ -205,6 +258,12 @@ package struct WebRoutes: Sendable {
         guard let service = renderer.service, let owner = record.owner, let account = try? await service.account(id: owner),
               let path = try? await service.channels.path(of: owner) else { return nil }
         return (account.displayName, publicURL + path)
+    }
+
+    /// The recording the stream is making now, as the database has it; nil when none (or no store).
+    func recordingNow(of stream: String) async -> LiveRecording? {
+        guard let recordings, let list = try? await recordings.recordings(stream: stream) else { return nil }
+        return LiveRecording.current(of: list)
     }
 
     /// A playback token for whoever is signed in, if they may watch the stream.

@@ -10,6 +10,13 @@
 // the new media onto the old timeline; and when its edge fails it asks /api/route/{id} of
 // any node it knows for the next healthy edge and goes on from the same media sequence.
 // Where MSE is missing it hands the master playlist to the browser's own HLS player.
+//
+// It plays recordings too (`mode: 'recording'`): a VOD playlist, or an EVENT one still growing
+// (reloaded every target duration). Each segment is placed on the playlist's timeline (its
+// start, the durations before it), so `currentTime` is the position in the recording and the
+// <video> element's own controls seek; it fetches whole segments from the playhead on, a few
+// ahead, and the segment a seek lands in first. A live page's DVR switches to the recording
+// being made (`back(seconds)`) and back to the live edge (`live()`), each on a fresh MediaSource.
 
 const PARSE_ATTRS = /([A-Z0-9-]+)=("[^"]*"|[^,]*)/g;
 
@@ -54,13 +61,17 @@ export function parseMaster(text, base) {
   return variants;
 }
 
-/** A media playlist: its segments (with parts where listed), the preload hint, the limits. */
+/** A media playlist: its segments (with parts where listed), the preload hint, the limits.
+ *  Each whole segment has its `start` on the playlist's timeline and its `run` (the number of
+ *  discontinuities before it); `total` is the length of the whole segments. */
 export function parseMedia(text, base) {
-  const pl = { segments: [], partTarget: 0.5, targetDuration: 2, partHoldBack: 0, mediaSequence: 0, ended: false, hint: null };
+  const pl = { segments: [], partTarget: 0.5, targetDuration: 2, partHoldBack: 0, mediaSequence: 0, ended: false, hint: null,
+    type: null, total: 0 };
   let msn = 0;
   let current = { parts: [] };
   let map = null;
   let discontinuity = false;
+  let run = 0;
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (!line) continue;
@@ -89,10 +100,15 @@ export function parseMedia(text, base) {
     } else if (line.startsWith('#EXT-X-PRELOAD-HINT:')) {
       const a = attributes(line);
       if (a.TYPE === 'PART') pl.hint = { url: resolve(a.URI, base) };
+    } else if (line.startsWith('#EXT-X-PLAYLIST-TYPE:')) {
+      pl.type = line.slice(21);
     } else if (line === '#EXT-X-ENDLIST') {
       pl.ended = true;
     } else if (!line.startsWith('#')) {
-      pl.segments.push({ msn, url: resolve(line, base), complete: true, map, discontinuity, ...pick(current) });
+      if (discontinuity && pl.segments.length) run += 1;
+      const seg = { msn, url: resolve(line, base), complete: true, map, discontinuity, run, start: pl.total, ...pick(current) };
+      pl.segments.push(seg);
+      pl.total += seg.duration;
       msn += 1;
       current = { parts: [] };
       discontinuity = false;
@@ -187,6 +203,9 @@ class Bandwidth {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** How far ahead of the playhead a recording is fetched (seconds). */
+const AHEAD = 20;
+
 class HTTPError extends Error {
   constructor(status, url) { super(`HTTP ${status} for ${url}`); this.status = status; }
 }
@@ -199,11 +218,20 @@ export class Player {
    * @param {{stream: string, base?: string, nodes?: string[], log?: (msg: string, data?: object) => void}} options
    *   stream: the stream id; base: the node to start from (this page's); nodes: other nodes
    *   to ask for a route when the current one fails; token: a private stream's playback token
-   *   ({token, expiresIn: seconds, renewURL}), added to every request and renewed before it expires.
+   *   ({token, expiresIn: seconds, renewURL}), added to every request and renewed before it expires;
+   *   recording: a recording's id: its page plays it from `at` seconds (0 unless given); on a live
+   *   page (with `live: true`), the recording being made, which `back(seconds)` switches to.
    */
   constructor(video, options) {
     this.video = video;
     this.stream = options.stream;
+    this.recording = options.recording || null;
+    this.mode = options.recording && !options.live ? 'recording' : 'live';
+    this.pendingSeek = this.mode === 'recording' ? Number(options.at) || 0 : null;
+    this.generation = 0;       // a switch between live and a recording starts a new one: the old loop stops
+    this.texts = new Set();    // playlist requests under way (aborted by a switch)
+    this.anchors = [];         // live: where each segment's first part was placed ({msn, time}), for the DVR
+    this.runOffsets = new Map();
     this.base = options.base || location.origin;
     this.nodes = new Set(options.nodes || []);
     this.log = options.log || (() => {});
@@ -273,7 +301,12 @@ export class Player {
     for (const fn of this.listeners) fn(state, detail);
   }
 
-  get masterURL() { return `${this.base}/live/${encodeURIComponent(this.stream)}/master.m3u8?routed=1`; }
+  get masterURL() {
+    if (this.mode === 'recording') return this.recordingURL;
+    return `${this.base}/live/${encodeURIComponent(this.stream)}/master.m3u8?routed=1`;
+  }
+
+  get recordingURL() { return `${this.base}/recordings/${encodeURIComponent(this.recording)}/master.m3u8`; }
 
   /** What the stats overlay and tests read. */
   stats() {
@@ -284,7 +317,10 @@ export class Player {
     const variant = this.variants[this.variant];
     return {
       state: this.state,
-      latency: end ? Math.max(0, end - v.currentTime) : null,
+      mode: this.mode,
+      position: v.currentTime,
+      duration: this.duration(),
+      latency: end && this.mode === 'live' ? Math.max(0, end - v.currentTime) : null,
       target: this.target,
       rendition: variant ? variant.name : null,
       height: variant ? variant.height : null,
@@ -301,35 +337,129 @@ export class Player {
     };
   }
 
-  /** Picks a rendition by name, or 'auto'. */
+  /** Picks a rendition by name, or 'auto'. A recording shows the one picked a second from now:
+   *  what is buffered beyond is fetched again. */
   choose(name) {
     if (name === 'auto') { this.auto = true; return; }
     const i = this.variants.findIndex((v) => v.name === name);
-    if (i >= 0) { this.auto = false; this.wanted = i; }
+    if (i >= 0) { this.auto = false; this.wanted = i; this.flushAhead = this.mode === 'recording'; }
   }
 
   async start() {
     const MS = window.ManagedMediaSource || window.MediaSource;
     this.video.addEventListener('playing', () => {
       if (this.firstFrameMs === null) this.firstFrameMs = Math.round(performance.now() - this.started);
+      if (this.mode === 'recording' && this.mediaSource) this.setState('playing');
     });
     this.video.addEventListener('waiting', () => { if (this.state === 'playing') this.stalls += 1; });
     this.video.addEventListener('play', () => { if (this.state === 'paused') this.setState('playing'); this.tick(); });
+    // A recording: a seek wakes the loop to fetch where it landed; its end is the end.
+    this.video.addEventListener('seeking', () => { if (this.wake) this.wake(); });
+    this.video.addEventListener('ended', () => { if (this.mode === 'recording') this.setState('ended'); });
     if (!MS || !MS.isTypeSupported('video/mp4; codecs="avc1.42c01e,mp4a.40.2"')) return this.native();
-    this.mediaSource = new MS();
     this.video.disableRemotePlayback = true;  // ManagedMediaSource wants it
-    const opened = new Promise((resolve) => this.mediaSource.addEventListener('sourceopen', resolve, { once: true }));
-    this.video.src = URL.createObjectURL(this.mediaSource);
-    await opened;
+    await this.attachMedia();
     this.timer = setInterval(() => this.tick(), 250);
-    this.run();
+    this.run(this.generation);
+  }
+
+  /** A new MediaSource on the video (at the start, and for each switch between live and a recording). */
+  async attachMedia() {
+    const MS = window.ManagedMediaSource || window.MediaSource;
+    this.mediaSource = new MS();
+    const opened = new Promise((resolve) => this.mediaSource.addEventListener('sourceopen', resolve, { once: true }));
+    const old = this.objectURL;
+    this.objectURL = URL.createObjectURL(this.mediaSource);
+    this.video.src = this.objectURL;
+    if (old) URL.revokeObjectURL(old);
+    await opened;
   }
 
   stop() {
     this.stopped = true;
     clearInterval(this.timer);
     clearTimeout(this.renewal);
+    this.abortRequests();
+  }
+
+  abortRequests() {
     for (const f of this.fetches.values()) f.abort.abort();
+    this.fetches.clear();
+    for (const a of this.texts) a.abort();
+    if (this.wake) this.wake();
+  }
+
+  // MARK: Live and recordings (the DVR)
+
+  /** The recording's length so far (its playlist's), in recording mode; else 0. */
+  duration() { return this.mode === 'recording' && this.vod ? this.vod.total : 0; }
+
+  /** Recording mode: to `position` seconds into the recording. */
+  seek(position) {
+    if (this.mode !== 'recording') return;
+    const end = this.duration() || Infinity;
+    const at = Math.max(0, Math.min(Number(position) || 0, end - 0.5));
+    if (this.video.readyState < 1) this.pendingSeek = at;
+    else this.video.currentTime = at;
+  }
+
+  /** From the live edge to the recording being made, `seconds` before what plays now; in
+   *  recording mode, `seconds` back from the playhead. */
+  async back(seconds) {
+    if (this.mode === 'recording') return this.seek(this.video.currentTime - seconds);
+    if (!this.recording) return;
+    let at = null;
+    try { at = await this.livePosition(); } catch (e) { this.log('live position', { error: String(e) }); }
+    if (at === null) return;
+    this.log('dvr', { recording: this.recording, at, back: seconds });
+    await this.switchTo('recording', Math.max(0, at - seconds));
+  }
+
+  /** Back to the live edge, from a recording. */
+  async live() {
+    if (this.mode === 'live') return;
+    this.log('live', {});
+    await this.switchTo('live', null);
+  }
+
+  /** Where the live playhead is in the recording being made (seconds from its start): the
+   *  segment playing now found by its live media sequence number in the recording's playlist,
+   *  or, not there yet, counted on from the playlist's end. A recording names each segment by
+   *  its live number (`seg{n}.m4s`), which holds across the gap a lost segment leaves. */
+  async livePosition() {
+    const variants = parseMaster(await this.fetchText(this.recordingURL, 5000), this.recordingURL);
+    if (!variants.length) return null;
+    const name = this.variants[this.variant] && this.variants[this.variant].name;
+    const v = variants.find((x) => x.name === name) || variants[0];
+    const pl = parseMedia(await this.fetchText(v.url, 5000), v.url);
+    const last = pl.segments[pl.segments.length - 1];
+    if (!last) return null;
+    const t = this.video.currentTime;
+    const anchor = [...this.anchors].reverse().find((a) => a.time <= t + 0.01);
+    if (!anchor) return pl.total;
+    const number = (s) => { const m = s.url.match(/\/seg(\d+)\.m4s$/); return m ? Number(m[1]) : s.msn; };
+    const seg = pl.segments.find((s) => number(s) === anchor.msn);
+    if (seg) return seg.start + (t - anchor.time);
+    if (anchor.msn > number(last)) return pl.total + (anchor.msn - number(last) - 1) * pl.targetDuration + (t - anchor.time);
+    return null;  // older than the recording: not in it
+  }
+
+  /** Stops the loop of the mode playing now and starts `mode`'s on a fresh MediaSource, a
+   *  recording at `at` seconds. The rendition, the throughput measured and the token carry over. */
+  async switchTo(mode, at) {
+    this.generation += 1;
+    this.abortRequests();
+    this.preferred = this.variants[this.variant] ? this.variants[this.variant].name : this.preferred;
+    Object.assign(this, {
+      mode, variants: [], playlist: null, vod: null, next: null, appendedMap: null, sourceBuffer: null, codecs: null,
+      epoch: null, timelineCheck: true, seekOnAppend: false, smoothBehind: null, anchors: [], runOffsets: new Map(),
+      pendingSeek: mode === 'recording' ? at || 0 : null,
+    });
+    this.video.playbackRate = 1;
+    this.setState('loading');
+    if (!this.mediaSource) return this.nativeLoad();
+    await this.attachMedia();
+    this.run(this.generation);
   }
 
   /** No MSE (an older iPhone): the browser's own HLS player, if it has one. */
@@ -338,25 +468,32 @@ export class Player {
       this.setState('error', 'This browser can play neither Media Source Extensions nor HLS.');
       return;
     }
+    this.video.addEventListener('playing', () => this.setState('playing'));
+    // Offline, or a playlist the browser's player would not take yet: try again in a while.
+    this.video.addEventListener('error', () => { this.setState('offline'); setTimeout(() => this.nativeLoad(), 2000); });
+    // A recording starts where it was asked to (its own page's `at`, the DVR's position).
+    this.video.addEventListener('loadedmetadata', () => {
+      if (this.pendingSeek) this.video.currentTime = this.pendingSeek;
+      this.pendingSeek = null;
+    });
+    this.nativeLoad();
+  }
+
+  nativeLoad() {
+    if (this.stopped) return;
     // No query: a native player may know HLS by the URL's ending (Chromium's does).
     // A private stream's token rides on the URL; its playlists carry it on to every URI, and
     // a reload after an error takes the renewed one.
-    const src = `${this.base}/live/${encodeURIComponent(this.stream)}/master.m3u8`;
-    const load = () => {
-      if (this.stopped) return;
-      this.video.src = this.token ? `${src}?token=${encodeURIComponent(this.token)}` : src;
-      this.video.play().catch(() => {});
-    };
-    this.video.addEventListener('playing', () => this.setState('playing'));
-    // Offline, or a playlist the browser's player would not take yet: try again in a while.
-    this.video.addEventListener('error', () => { this.setState('offline'); setTimeout(load, 2000); });
-    load();
+    const src = this.mode === 'recording' ? this.recordingURL : `${this.base}/live/${encodeURIComponent(this.stream)}/master.m3u8`;
+    this.video.src = this.token ? `${src}?token=${encodeURIComponent(this.token)}` : src;
+    this.video.play().catch(() => {});
   }
 
   // MARK: Fetching
 
-  /** Bytes of `url`, shared by whoever asks for it while it is on its way. */
-  fetchBytes(url) {
+  /** Bytes of `url`, shared by whoever asks for it while it is on its way (and kept a while
+   *  after unless `keep` is false: a recording's segments are large, and asked for once). */
+  fetchBytes(url, keep = true) {
     let f = this.fetches.get(url);
     if (!f) {
       const abort = new AbortController();
@@ -371,7 +508,8 @@ export class Player {
       });
       f = { promise, abort };
       this.fetches.set(url, f);
-      promise.catch(() => this.fetches.delete(url));
+      const forget = () => { if (this.fetches.get(url) === f) this.fetches.delete(url); };
+      promise.then(() => { if (!keep) forget(); }, forget);
       if (this.fetches.size > 64) this.fetches.delete(this.fetches.keys().next().value);
     }
     return f.promise;
@@ -380,12 +518,14 @@ export class Player {
   async fetchText(url, timeoutMs) {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
+    this.texts.add(abort);
     try {
       const r = await fetch(this.authorized(url), { signal: abort.signal, cache: 'no-store' });
       if (!r.ok) throw new HTTPError(r.status, url);
       return await r.text();
     } finally {
       clearTimeout(timer);
+      this.texts.delete(abort);
     }
   }
 
@@ -393,7 +533,7 @@ export class Player {
     const text = await this.fetchText(this.masterURL, 5000);
     const variants = parseMaster(text, this.masterURL);
     if (!variants.length) throw new HTTPError(404, this.masterURL);
-    const name = this.variants[this.variant] && this.variants[this.variant].name;
+    const name = this.variants[this.variant] ? this.variants[this.variant].name : this.preferred;
     this.variants = variants;
     const same = variants.findIndex((v) => v.name === name);
     this.variant = same >= 0 ? same : this.firstVariant();
@@ -426,17 +566,20 @@ export class Player {
 
   // MARK: The loop
 
-  async run() {
-    while (!this.stopped) {
+  /** The loop of one mode; it ends when the player stops or switches (a new generation). */
+  async run(gen) {
+    const current = () => !this.stopped && gen === this.generation;
+    while (current()) {
       try {
         if (!this.variants.length) {
           this.setState('loading');
           await this.loadMaster();
         }
-        await this.step();
+        if (!current()) return;
+        await (this.mode === 'recording' ? this.stepRecording(gen) : this.step(gen));
         this.failures = 0;
       } catch (e) {
-        if (this.stopped) return;
+        if (!current()) return;
         await this.recover(e);
       }
     }
@@ -444,7 +587,7 @@ export class Player {
 
   /** One round: a playlist (blocking until the next part exists, once started), then every
    *  part in it from there on. */
-  async step() {
+  async step(gen) {
     if (this.auto) this.wanted = this.pickVariant();
     if (this.wanted !== undefined && this.wanted !== this.variant && this.atIndependentPart()) {
       this.log('switch', { from: this.variants[this.variant].name, to: this.variants[this.wanted].name });
@@ -459,10 +602,10 @@ export class Player {
     if (!items.length) return pl.ended ? this.ended(pl) : undefined;
     if (pl.hint && !pl.ended) this.fetchBytes(pl.hint.url).catch(() => {});  // the next part, as soon as it is made
     for (const item of items) {
-      if (this.stopped) return;
+      if (this.stopped || gen !== this.generation) return;
       // Throughput fell: down at the next keyframe, not after the rest of this playlist.
       if (this.auto && item.independent && item !== items[0] && this.lower(this.pickVariant())) break;
-      await this.append(item);
+      await this.append(item, gen);
       this.next = item.following;
     }
     if (this.seekOnAppend) this.seekToLive();
@@ -546,7 +689,8 @@ export class Player {
       const from = s.msn === at.msn ? at.part : 0;
       if (!s.parts.length) {
         if (s.complete && from === 0) {
-          out.push({ url: s.url, map: s.map, independent: true, discontinuity: s.discontinuity, following: { msn: s.msn + 1, part: 0 } });
+          out.push({ url: s.url, map: s.map, independent: true, discontinuity: s.discontinuity, msn: s.msn, part: 0,
+            following: { msn: s.msn + 1, part: 0 } });
         }
         continue;
       }
@@ -554,7 +698,7 @@ export class Player {
         const p = s.parts[i];
         const last = i === s.parts.length - 1 && s.complete;
         out.push({
-          url: p.url, map: s.map, independent: p.independent || i === 0, discontinuity: s.discontinuity && i === 0,
+          url: p.url, map: s.map, independent: p.independent || i === 0, discontinuity: s.discontinuity && i === 0, msn: s.msn, part: i,
           following: last ? { msn: s.msn + 1, part: 0 } : { msn: s.msn, part: i + 1 },
         });
       }
@@ -577,19 +721,10 @@ export class Player {
     return this.sourceBuffer;
   }
 
-  async append(item) {
+  async append(item, gen) {
     const variant = this.variants[this.variant];
     const data = await this.fetchBytes(item.url);
-    const sb = this.sourceBufferFor(variant.codecs);
-    // The same init segment from another edge (after a reroute) is not appended again: a new
-    // init makes the decoder start over, and it could only go on at the next keyframe.
-    const map = new URL(item.map).pathname;
-    if (map !== this.appendedMap) {
-      const init = await this.fetchBytes(item.map);
-      this.scales = timescales(init);
-      await this.appendBuffer(sb, init);
-      this.appendedMap = map;
-    }
+    const sb = await this.withInit(variant, item.map, gen);
     if (item.discontinuity) this.timelineCheck = true;
     const start = fragmentStart(data, this.scales);
     const b = sb.buffered;
@@ -606,10 +741,134 @@ export class Player {
     }
     this.timelineCheck = false;
     await this.appendBuffer(sb, data);
-    if (this.state !== 'playing') {
-      this.setState('playing');
-      this.video.play().catch(() => this.setState('paused'));
+    if (gen !== this.generation) return;
+    if (item.part === 0 && start !== null) {
+      this.anchors.push({ msn: item.msn, time: start + sb.timestampOffset });
+      if (this.anchors.length > 200) this.anchors.shift();
     }
+    this.playing();
+  }
+
+  /** The SourceBuffer, holding the init segment `mapURL` names (appended if it is not the one
+   *  there); throws when a switch made this round's loop (`gen`) stale. */
+  async withInit(variant, mapURL, gen) {
+    if (gen !== this.generation) throw new Error('superseded');
+    const sb = this.sourceBufferFor(variant.codecs);
+    // The same init segment from another edge (after a reroute) is not appended again: a new
+    // init makes the decoder start over, and it could only go on at the next keyframe.
+    const map = new URL(mapURL).pathname;
+    if (map !== this.appendedMap) {
+      const init = await this.fetchBytes(mapURL);
+      if (gen !== this.generation) throw new Error('superseded');
+      this.scales = timescales(init);
+      await this.appendBuffer(sb, init);
+      this.appendedMap = map;
+    }
+    return sb;
+  }
+
+  /** Media appended: playing (or paused where the browser wants a gesture first). */
+  playing() {
+    if (this.state === 'playing') return;
+    this.setState('playing');
+    this.video.play().catch(() => this.setState('paused'));
+  }
+
+  // MARK: Recordings
+
+  /** One round of a recording: its playlist (reloaded while it grows), then the next segment
+   *  from the playhead on that is not buffered yet, while less than `AHEAD` seconds are. */
+  async stepRecording(gen) {
+    if (this.auto) this.wanted = this.pickVariant();
+    if (this.wanted !== undefined && this.wanted !== this.variant) {
+      this.log('switch', { from: this.variants[this.variant].name, to: this.variants[this.wanted].name });
+      this.variant = this.wanted;
+    }
+    const pl = await this.recordingPlaylist();
+    if (gen !== this.generation) return;
+    if (!pl.segments.length) throw new HTTPError(404, 'empty playlist');
+    const sb = this.sourceBuffer;
+    if (this.flushAhead && sb) {
+      this.flushAhead = false;
+      const from = this.video.currentTime + 1;
+      await this.idle(sb);
+      if (this.mediaSource.duration > from) { sb.remove(from, this.mediaSource.duration); await this.idle(sb); }
+    }
+    const t = this.pendingSeek ?? this.video.currentTime;
+    const ahead = this.bufferedFrom(t);
+    const seg = pl.segments.find((s) => s.start + s.duration > ahead + 0.25);
+    if (!seg) {
+      // Buffered to the end: a finished recording's end is the stream's end (the video ends there).
+      if (pl.ended && this.mediaSource.readyState === 'open' && sb && !sb.updating) this.mediaSource.endOfStream();
+      return this.nap(1000);
+    }
+    if (ahead - t >= AHEAD) return this.nap(500);
+    await this.appendRecorded(seg, gen);
+  }
+
+  /** The current rendition's playlist: a finished recording's once, a growing one's again
+   *  every target duration. The media's duration follows it (the controls' seek bar). */
+  async recordingPlaylist() {
+    const v = this.variants[this.variant];
+    const old = this.vod;
+    if (old && old.variant === v.name && (old.ended || performance.now() - old.loadedAt < old.targetDuration * 1000)) return old;
+    const pl = parseMedia(await this.fetchText(v.url, 8000), v.url);
+    pl.variant = v.name;
+    pl.loadedAt = performance.now();
+    this.vod = pl;
+    const ms = this.mediaSource;
+    const b = this.sourceBuffer ? this.sourceBuffer.buffered : null;
+    const end = Math.max(pl.total, b && b.length ? b.end(b.length - 1) : 0);
+    if (ms.readyState === 'open' && !(this.sourceBuffer && this.sourceBuffer.updating) && Math.abs((ms.duration || 0) - end) > 0.01) {
+      try { ms.duration = end; } catch (e) { /* the next reload sets it */ }
+    }
+    return pl;
+  }
+
+  /** Where buffered media from `t` on ends (`t` when none), over gaps too small to be a segment not fetched yet. */
+  bufferedFrom(t) {
+    const b = this.sourceBuffer ? this.sourceBuffer.buffered : null;
+    let end = t;
+    if (!b) return end;
+    for (let i = 0; i < b.length; i++) {
+      if (b.start(i) <= end + 0.3 && b.end(i) > end) end = b.end(i);
+    }
+    return end;
+  }
+
+  /** A segment of a recording, placed at its start on the playlist's timeline: one offset per
+   *  run of segments between discontinuities (and rendition), from the first one fetched, so
+   *  that a run's media stays as continuous as it was made. */
+  async appendRecorded(seg, gen) {
+    const variant = this.variants[this.variant];
+    const data = await this.fetchBytes(seg.url, false);
+    const sb = await this.withInit(variant, seg.map, gen);
+    const key = `${variant.name} ${seg.run}`;
+    if (!this.runOffsets.has(key)) {
+      const start = fragmentStart(data, this.scales);
+      this.runOffsets.set(key, start === null ? 0 : seg.start - start);
+    }
+    const offset = this.runOffsets.get(key);
+    if (sb.timestampOffset !== offset) {
+      await this.idle(sb);
+      sb.timestampOffset = offset;
+    }
+    await this.appendBuffer(sb, data);
+    if (gen !== this.generation) return;
+    // The start asked for (the page's, the DVR's), once the media there can be shown.
+    if (this.pendingSeek !== null && this.video.readyState >= 1) {
+      this.video.currentTime = this.pendingSeek;
+      this.pendingSeek = null;
+    }
+    this.playing();
+  }
+
+  /** Waits `ms`, or less when the viewer seeks. */
+  nap(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => { clearTimeout(timer); this.wake = null; resolve(); };
+    });
   }
 
   idle(sb) {
@@ -649,13 +908,16 @@ export class Player {
     const b = v.buffered;
     if (!b.length || this.state !== 'playing') return;
     const t = v.currentTime;
-    // Stuck before or between buffered ranges (a gap in the media): on to the next range.
+    const recording = this.mode === 'recording';
+    if (recording && v.seeking) return;  // the segment it landed in is on its way
+    // Stuck before or between buffered ranges (a gap in the media): on to the next range. In a
+    // recording only over a small gap: a larger one is a segment not fetched yet.
     let range = -1;
     for (let i = 0; i < b.length; i++) if (t >= b.start(i) - 0.01 && t < b.end(i)) range = i;
     const stuck = range < 0 || (v.readyState < 3 && b.end(range) - t < 0.2);
     if (stuck) {
       for (let i = 0; i < b.length; i++) {
-        if (b.start(i) > t && b.start(i) - t < 10) { v.currentTime = b.start(i) + 0.01; this.log('gap', { at: t }); return; }
+        if (b.start(i) > t && b.start(i) - t < (recording ? 0.5 : 10)) { v.currentTime = b.start(i) + 0.01; this.log('gap', { at: t }); return; }
       }
     }
     if (v.paused) return;  // the viewer paused: on play, the jump below brings them back to live
@@ -669,6 +931,10 @@ export class Player {
       this.stuckTicks = 0;
     }
     this.lastTime = t;
+    if (recording) {
+      if (this.sourceBuffer && !this.sourceBuffer.updating && Math.random() < 0.02) this.trim(this.sourceBuffer, 30).catch(() => {});
+      return;  // a recording plays at its own pace: no distance from live to hold
+    }
     // PART-HOLD-BACK is the least distance from the newest part; the distance grows by a part
     // between two parts, so the mean to hold is half a part above it.
     const target = this.target || 1.5;
@@ -724,6 +990,15 @@ export class Player {
     this.playlist = null;
     const status = error && error.status;
     this.log('error', { message: String(error && error.message), failures: this.failures });
+    if (this.mode === 'recording') {
+      // Gone (deleted, or never was): said once, asked again now and then; else retried.
+      if (status === 403 || status === 404 || status === 410) {
+        this.setState('error', status === 403 ? 'This recording is private.' : 'This recording is not available.');
+        this.variants = [];
+        return sleep(10000);
+      }
+      return sleep(Math.min(500 * this.failures, 5000));
+    }
     if (status === 404 && (this.state === 'loading' || this.state === 'offline' || this.state === 'starting')) {
       this.setState('offline');  // not live yet
       this.variants = [];
