@@ -104,8 +104,16 @@ package struct RecordingRoutes: Sendable {
               let record = await catalog.find(id: parts.stream) else {
             throw Problem.notFound("no recording \(id)")
         }
-        let set: RecordingDetails?
-        do { set = try await details?.details(id: id) } catch {
+        var set: RecordingDetails?
+        do {
+            set = try await details?.details(id: id)
+            // A picture asked for by a version this node has not heard of yet (just uploaded
+            // elsewhere): read the details again rather than answer another picture under its name.
+            if name == .thumbnail, let v = request.uri.queryParameters.get("v"), set?.thumbnail != v, let details {
+                set = try await details.store.details(id: id)
+                details.remember(id, set)
+            }
+        } catch {
             throw Problem(.serviceUnavailable, "the recording's settings cannot be read now", headers: [.retryAfter: "5"])
         }
         if set?.deletedAt != nil { throw Problem.notFound("recording \(id) was deleted") }

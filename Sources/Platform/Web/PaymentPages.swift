@@ -211,6 +211,7 @@ package struct PaymentPages: Sendable {
         let price = try await book.price(.stream, record.id, plan: .ticket)
         let signedIn = context.account?.sessionID != nil
         var values: [String: Any] = ["id": record.id, "title": record.title, "description": record.description,
+                                     "card": ShareCard.stream(record, publicURL: publicURL).html,
                                      "signedIn": signedIn, "forSale": price != nil && !gateways.isEmpty]
         if let price {
             values["price"] = price.amount.description

@@ -42,7 +42,8 @@ package struct ShareCard: Sendable, Equatable {
     package static func stream(_ r: StreamRecord, publicURL: String) -> ShareCard {
         let url = WatchPage.url(id: r.id, publicURL: publicURL)
         if r.visibility.isPrivate {
-            return ShareCard(title: r.title, description: "A private stream on StreamTube: invited viewers watch it here.",
+            return ShareCard(title: r.title, description: r.visibility == .paid ? "A paid stream on StreamTube: a ticket opens it here."
+                                                                                : "A private stream on StreamTube: invited viewers watch it here.",
                              url: url, type: "video.other", indexable: false)
         }
         let description = r.description.isEmpty ? "A live stream on StreamTube." : r.description
