@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import Node, binary, psql
+from conftest import Node, binary, http, psql
 from stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn
 from test_accounts import PASSWORD, post_form
 
@@ -36,10 +36,10 @@ def test_webhooks_to_three_nodes_and_a_node_killed_while_applying(tmp_path, post
         try:
             a, b, c = nodes
             creator = session_of(a, "creator@example.com")
-            r = post_form(a, "/studio/streams", {"title": "Final"}, session=creator)
-            assert r.status == 303, r.text
-            sid = psql(postgres, "SELECT id FROM streams LIMIT 1")
-            psql(postgres, f"UPDATE streams SET visibility = 'paid' WHERE id = '{sid}'")
+            token = http("POST", a.base + "/api/v1/auth/token", {"email": "creator@example.com", "password": PASSWORD}).json()["token"]
+            made = http("POST", a.base + "/api/v1/streams", {"title": "Final", "visibility": "paid"}, token=token)
+            assert made.status == 201, made.text
+            sid = made.json()["id"]
             assert post_form(a, f"/studio/streams/{sid}/price", {"amount": "3.00", "currency": "USD"}, session=creator).status == 303
 
             def checkout(node, email):
