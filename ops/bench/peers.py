@@ -42,6 +42,16 @@ def cpu_seconds(pid, children=True):
     return total
 
 
+def encode_broadcast(path, seconds, size="1280x720", rate="2500k"):
+    """A broadcast to push as it is (`-c copy`): lavfi test picture and tone, H.264 at a steady
+    `rate` with a keyframe every 2 s, AAC, in FLV; encoded once, so every run gets the same bytes."""
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                    "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                    "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-b:v", rate, "-maxrate", rate,
+                    "-bufsize", "5000k", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-b:a", "128k", "-f", "flv", path], check=True)
+
+
 class RTMPPeer:
     """What a node and nginx-rtmp have in common: an RTMP port to push to, a process to stop."""
 
