@@ -18,7 +18,6 @@ rounds' ratios counts.
 Usage: ops/bench/export.py [--lengths 60,600] [--rounds 3] [--perf FILE] [--json out.json] [--bin path/to/streamtube]
 Needs: ffmpeg, ffprobe.
 """
-import argparse
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ import tempfile
 import time
 import urllib.request
 
-from peers import StreamTubeNode, encode_broadcast, release_binary
+from peers import StreamTubeNode, alternate_sides, bench_arguments, encode_broadcast, median_value, release_binary, write_results
 from recording import recordings
 
 # A broadcast this long is encoded once and looped to make every recording.
@@ -100,12 +99,9 @@ def probe(path, seconds):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_arguments(__doc__, "runs of each side, alternating; the median ratio counts")
     ap.add_argument("--lengths", default="60,600", help="recording lengths in seconds, comma-separated")
-    ap.add_argument("--rounds", type=int, default=3, help="runs of each side, alternating; the median ratio counts")
     ap.add_argument("--perf", help="also record the node with perf during one extra export of each length into PERF.SECONDS")
-    ap.add_argument("--json")
-    ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
     args = ap.parse_args()
     binary = release_binary(args.bin)
     work = tempfile.mkdtemp(prefix="streamtube-export-bench-")
@@ -118,40 +114,35 @@ def main():
         results = {"rounds": args.rounds, "cases": []}
         for seconds in [int(s) for s in args.lengths.split(",")]:
             rec = make_recording(node, source, seconds)
-            out = {"ours": os.path.join(work, "ours.mp4"), "ffmpeg": os.path.join(work, "ffmpeg.mp4")}
             if args.perf:
                 # Where the node's time goes (not counted).
                 perf = subprocess.Popen(["perf", "record", "-g", "-o", f"{args.perf}.{seconds}", "-p", str(node.proc.pid)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                ours(node, rec, out["ours"])
+                ours(node, rec, os.path.join(work, "ours.mp4"))
                 perf.send_signal(signal.SIGINT)
                 perf.wait(30)
-            runs = {"ours": [], "ffmpeg": []}
-            files = {}
-            for i in range(args.rounds):
-                for side in (("ours", "ffmpeg") if i % 2 == 0 else ("ffmpeg", "ours")):
-                    took = (ours if side == "ours" else theirs)(node, rec, out[side])
-                    files[side] = probe(out[side], rec["durationSeconds"])
-                    runs[side].append(took)
-                    print(f"{seconds} s, round {i + 1}, {side}: {took:.2f} s, {files[side]['bytes'] / 1e6:.1f} MB", file=sys.stderr)
-            ratios = sorted(a / b for a, b in zip(runs["ours"], runs["ffmpeg"]))
+
+            def side(make, out):
+                took = make(node, rec, out)
+                return {"seconds": took, **probe(out, rec["durationSeconds"])}
+            runs = alternate_sides(args.rounds, {"ours": lambda: side(ours, os.path.join(work, "ours.mp4")),
+                                                 "ffmpeg": lambda: side(theirs, os.path.join(work, "ffmpeg.mp4"))}, f"{seconds} s")
+            ratios = sorted(a["seconds"] / b["seconds"] for a, b in zip(runs["ours"], runs["ffmpeg"]))
             case = {"seconds": seconds, "recording": rec["id"], "recordingSeconds": rec["durationSeconds"],
-                    "recordingBytes": rec["bytes"], "runs": runs, "files": files,
-                    "oursSeconds": sorted(runs["ours"])[args.rounds // 2], "ffmpegSeconds": sorted(runs["ffmpeg"])[args.rounds // 2],
-                    "ratios": ratios, "ratio": ratios[len(ratios) // 2], "loadavgAfter": os.getloadavg()[0]}
+                    "recordingBytes": rec["bytes"], "runs": runs,
+                    "oursSeconds": median_value([r["seconds"] for r in runs["ours"]]),
+                    "ffmpegSeconds": median_value([r["seconds"] for r in runs["ffmpeg"]]),
+                    "ratios": ratios, "ratio": median_value(ratios), "loadavgAfter": os.getloadavg()[0]}
             results["cases"].append(case)
             print(f"{seconds} s: ours {case['oursSeconds']:.2f} s, ffmpeg {case['ffmpegSeconds']:.2f} s, ratio {case['ratio']:.3f} "
                   f"(rounds {', '.join(f'{r:.3f}' for r in ratios)}; goal <= 1.0)", file=sys.stderr)
-        print(json.dumps(results, indent=2))
+        write_results(results, args.json)
         print(f"| recording (720p ~2.6 Mbit/s) | download.mp4, first request (remux) | ffmpeg -c copy from the VOD playlist "
               f"| ours / ffmpeg (median of {args.rounds} alternating rounds' ratios) | goal |")
         print("| --- | --- | --- | --- | --- |")
         for c in results["cases"]:
             print(f"| {c['recordingSeconds']:.0f} s, {c['recordingBytes'] / 1e6:.0f} MB | {c['oursSeconds']:.2f} s | {c['ffmpegSeconds']:.2f} s "
                   f"| {c['ratio']:.3f} ({min(c['ratios']):.3f} to {max(c['ratios']):.3f}) | ≤ 1.0 |")
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=2)
     finally:
         if node:
             node.stop()

@@ -18,7 +18,6 @@ Usage: ops/bench/recording.py [--seconds 60] [--rounds 3] [--ladders none,defaul
                               [--perf FILE] [--json out.json] [--bin path/to/streamtube]
 Needs: ffmpeg.
 """
-import argparse
 import json
 import os
 import shutil
@@ -29,8 +28,7 @@ import tempfile
 import time
 import urllib.request
 
-from peers import TOKEN, StreamTubeNode, encode_broadcast, release_binary
-from wrkbench import cpu_seconds
+from peers import TOKEN, StreamTubeNode, alternate_sides, bench_arguments, cpu_seconds, encode_broadcast, median_value, release_binary, write_results
 
 
 def recordings(base, stream_id):
@@ -56,11 +54,11 @@ def one_run(binary, source, seconds, ladder, recording, settle, perf=None):
         if perf:
             rec = subprocess.Popen(["perf", "record", "-g", "-o", perf, "-p", str(node.proc.pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cpu0, t0 = cpu_seconds(node.proc.pid), time.time()
+        cpu0, t0 = cpu_seconds(node.proc.pid, children=False), time.time()
         push = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", source, "-c", "copy",
                                "-f", "flv", node.rtmp_url(stream["key"])], capture_output=True, text=True)
         time.sleep(settle)
-        cpu, wall = cpu_seconds(node.proc.pid) - cpu0, time.time() - t0
+        cpu, wall = cpu_seconds(node.proc.pid, children=False) - cpu0, time.time() - t0
         if rec:
             rec.send_signal(signal.SIGINT)
             rec.wait(30)
@@ -83,15 +81,12 @@ def one_run(binary, source, seconds, ladder, recording, settle, perf=None):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_arguments(__doc__, "runs of each side, alternating; the median ratio counts")
     ap.add_argument("--seconds", type=int, default=60, help="length of the broadcast")
-    ap.add_argument("--rounds", type=int, default=3, help="runs of each side, alternating; the median ratio counts")
     ap.add_argument("--ladders", default="none,default",
                     help="comma-separated: none (passthrough), default (the node's own ladder) or a --ladder value (';' for ',')")
     ap.add_argument("--settle", type=float, default=3, help="seconds counted after the push ends")
     ap.add_argument("--perf", help="also record the node with perf during one extra run with recording on into PERF.LADDER")
-    ap.add_argument("--json")
-    ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
     args = ap.parse_args()
     binary = release_binary(args.bin)
     work = tempfile.mkdtemp(prefix="streamtube-recording-bench-")
@@ -104,23 +99,18 @@ def main():
             if args.perf:
                 # Where the node's time goes (not counted).
                 one_run(binary, source, args.seconds, ladder, True, args.settle, perf=f"{args.perf}.{ladder.split(':')[0]}")
-            runs = {"on": [], "off": []}
-            for i in range(args.rounds):
-                for side in (("on", "off") if i % 2 == 0 else ("off", "on")):
-                    r = one_run(binary, source, args.seconds, ladder, side == "on", args.settle)
-                    runs[side].append(r)
-                    print(f"ladder {ladder}, round {i + 1}, recording {side}: {r['cpuSeconds']:.2f} CPU s in {r['wallSeconds']:.1f} s"
-                          f", {r['recordedBytes'] / 1e6:.1f} MB recorded", file=sys.stderr)
+            runs = alternate_sides(args.rounds, {side: (lambda on=(side == "on"): one_run(binary, source, args.seconds, ladder, on,
+                                                                                          args.settle))
+                                                 for side in ("on", "off")}, f"ladder {ladder}")
             ratios = sorted(a["cpuSeconds"] / b["cpuSeconds"] for a, b in zip(runs["on"], runs["off"]))
-            on = sorted(r["cpuSeconds"] for r in runs["on"])[args.rounds // 2]
-            off = sorted(r["cpuSeconds"] for r in runs["off"])[args.rounds // 2]
+            on, off = (median_value([r["cpuSeconds"] for r in runs[side]]) for side in ("on", "off"))
             case = {"ladder": ladder, "runs": runs, "onCPUSeconds": on, "offCPUSeconds": off, "ratios": ratios,
-                    "ratio": ratios[len(ratios) // 2], "recordedBytes": runs["on"][0]["recordedBytes"],
+                    "ratio": median_value(ratios), "recordedBytes": runs["on"][0]["recordedBytes"],
                     "loadavgAfter": os.getloadavg()[0]}
             results["cases"].append(case)
             print(f"ladder {ladder}: on {on:.2f} CPU s, off {off:.2f} CPU s, on/off {case['ratio']:.3f} "
                   f"(rounds {', '.join(f'{r:.3f}' for r in ratios)}; goal <= 1.05)", file=sys.stderr)
-        print(json.dumps(results, indent=2))
+        write_results(results, args.json)
         print(f"| {args.seconds} s broadcast, 720p ~2.6 Mbit/s | recording on: node CPU s | off | on / off (median of {args.rounds} "
               "alternating rounds' ratios) | goal |")
         print("| --- | --- | --- | --- | --- |")
@@ -128,9 +118,6 @@ def main():
             name = {"none": "no ladder (passthrough)", "default": "default ladder (720p/480p/360p)"}.get(c["ladder"], c["ladder"])
             print(f"| {name}, {c['recordedBytes'] / 1e6:.0f} MB recorded | {c['onCPUSeconds']:.2f} | {c['offCPUSeconds']:.2f} "
                   f"| {c['ratio']:.3f} ({min(c['ratios']):.3f} to {max(c['ratios']):.3f}) | ≤ 1.05 |")
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -6,7 +6,6 @@ Alternating rounds: on a shared machine other work slows one run or another, not
 and each round's runs are back to back, so the ratio within a round is steadier than the
 ratio of medians when the machine's speed drifts.
 """
-import argparse
 import contextlib
 import json
 import os
@@ -19,7 +18,7 @@ import tempfile
 import time
 import urllib.request
 
-from peers import TOKEN, free_port, release_binary  # noqa: F401 (re-exported for the scripts)
+from peers import TOKEN, bench_arguments, free_port, release_binary  # noqa: F401 (re-exported for the scripts)
 
 
 def raise_file_limit():
@@ -151,12 +150,9 @@ def stop(procs):
 
 def cluster_arguments(doc, perf_help):
     """The options of a benchmark run on a bench cluster (`doc`: the script's docstring), parsed."""
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_arguments(doc, "alternating runs per side; the median counts")
     ap.add_argument("--seconds", type=int, default=8, help="seconds per wrk run")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating runs per side; the median counts")
     ap.add_argument("--perf", help=perf_help)
-    ap.add_argument("--json")
-    ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
     return ap.parse_args()
 
 
