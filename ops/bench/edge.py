@@ -11,20 +11,14 @@ Each side runs --rounds times, alternating, and the median run counts.
 Usage: ops/bench/edge.py [--seconds 8] [--rounds 3] [--json out.json]
 Needs: nginx, wrk, ffmpeg (ops/install-deps --bench installs them).
 """
-import argparse
 import json
 import os
-import re
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-from wrkbench import (alternate, create_stream, free_port, get, median, push_cbr, raise_file_limit, release_binary,
-                      start_origin_and_edge, stop)
+from wrkbench import alternate, bench_cluster, cluster_arguments, free_port, get, median, object_epoch, perf_during_run
 
 
 def rss_kb(pid):
@@ -50,36 +44,14 @@ def idle_connections(port, n):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=8, help="seconds per wrk run")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating runs per side; the median counts")
-    ap.add_argument("--perf", help="also record the edge with perf during one extra run into PERF.part / PERF.segment")
-    ap.add_argument("--json")
-    ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
-    args = ap.parse_args()
-    raise_file_limit()
-    binary = release_binary(args.bin)
-    tmp = tempfile.mkdtemp(prefix="streamtube-edge-bench-")
-    key = subprocess.run([binary, "keygen"], capture_output=True, text=True, check=True).stdout.strip()
-    procs = []
-    try:
-        nodes = start_origin_and_edge(binary, tmp, key)
-        procs += [n["proc"] for n in nodes.values()]
-        streams = {}
-        pushes = []
-        for label, rate in (("segment", "4M"), ("part", "160k")):
-            streams[label] = create_stream(nodes["origin"]["base"], title=label)
-            pushes.append(push_cbr(nodes["origin"]["rtmp"], streams[label]["key"], rate))
-        procs += pushes
-        for p in pushes:
-            p.wait(60)
+    args = cluster_arguments(__doc__, "also record the edge with perf during one extra run into PERF.part / PERF.segment")
+    with bench_cluster(args, "edge", {"segment": ("4M", {}), "part": ("160k", {})}) as cluster:
+        nodes, streams, tmp, procs = cluster["nodes"], cluster["streams"], cluster["tmp"], cluster["procs"]
         files = {}
         www = os.path.join(tmp, "www")
         os.makedirs(www)
         for label, stem in (("segment", "seg1"), ("part", "part1.1")):
-            # Object names carry the stream's epoch (seg1-1f2a3b4c.m4s): read it off the playlist.
-            playlist = get(nodes["origin"]["base"] + f"/live/{streams[label]['id']}/source/index.m3u8").decode()
-            epoch = re.search(r"-([0-9a-f]{8})\.m(?:4s|p4)", playlist).group(1)
+            epoch = object_epoch(get(nodes["origin"]["base"] + f"/live/{streams[label]['id']}/source/index.m3u8").decode())
             name = f"{stem}-{epoch}.m4s"
             path = f"/live/{streams[label]['id']}/source/{name}"
             body = get(nodes["edge"]["base"] + path)  # warms the edge
@@ -106,11 +78,7 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
         for label, info in files.items():
             if args.perf:
                 # Where the edge's time goes (not counted): perf on the edge process during one run.
-                rec = subprocess.Popen(["perf", "record", "-g", "-o", f"{args.perf}.{label}", "-p", str(nodes["edge"]["proc"].pid)],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                alternate({"ours": info["edgeURL"]}, 1, args.seconds)
-                rec.send_signal(signal.SIGINT)
-                rec.wait(30)
+                perf_during_run(f"{args.perf}.{label}", nodes["edge"]["proc"].pid, info["edgeURL"], args.seconds)
             rounds = alternate({"ours": info["edgeURL"], "theirs": f"http://127.0.0.1:{nginx_port}/{info['name']}"},
                                args.rounds, args.seconds)
             ours, theirs = median(rounds["ours"]), median(rounds["theirs"])
@@ -148,9 +116,6 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=2)
-    finally:
-        stop(procs)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
-"""Shared pieces of the benchmarks: free ports, a StreamTube node, nginx with nginx-rtmp."""
+"""Shared pieces of the benchmarks: options, alternating rounds, free ports, a StreamTube node, a
+broadcast to push, nginx with nginx-rtmp."""
+import argparse
 import json
+import sys
 import os
 import socket
 import subprocess
@@ -9,6 +12,44 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOKEN = "bench-token"
+
+
+def bench_arguments(doc, rounds_help="runs of each side, alternating; the median counts"):
+    """The options every benchmark against a release build has (--rounds, --json, --bin); add yours."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3, help=rounds_help)
+    ap.add_argument("--json")
+    ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
+    return ap
+
+
+def alternate_sides(rounds, sides, label):
+    """`sides`: {name: a function running that side once and returning its result, a dict}. Runs
+    each once per round, `rounds` times, the order swapped every round (drift of the machine's
+    speed then favours neither), each result on stderr as it comes, after `label`. Returns
+    {name: [result, ...]} in round order."""
+    runs = {name: [] for name in sides}
+    names = list(sides)
+    for i in range(rounds):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            result = sides[name]()
+            runs[name].append(result)
+            print(f"{label}, round {i + 1}, {name}: "
+                  + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()), file=sys.stderr)
+    return runs
+
+
+def median_value(values):
+    """The middle value (the upper of the two middle ones of an even count)."""
+    return sorted(values)[len(values) // 2]
+
+
+def write_results(results, path=None):
+    """The results as JSON on stdout, and into `path` if given."""
+    print(json.dumps(results, indent=2))
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=2)
 
 
 def free_port():
@@ -40,6 +81,16 @@ def cpu_seconds(pid, children=True):
         except FileNotFoundError:
             pass
     return total
+
+
+def encode_broadcast(path, seconds, size="1280x720", rate="2500k"):
+    """A broadcast to push as it is (`-c copy`): lavfi test picture and tone, H.264 at a steady
+    `rate` with a keyframe every 2 s, AAC, in FLV; encoded once, so every run gets the same bytes."""
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                    "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                    "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-b:v", rate, "-maxrate", rate,
+                    "-bufsize", "5000k", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-b:a", "128k", "-f", "flv", path], check=True)
 
 
 class RTMPPeer:

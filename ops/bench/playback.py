@@ -13,54 +13,27 @@ Goal: private/public >= 0.95. A third side asks the public part with the same to
 Usage: ops/bench/playback.py [--seconds 8] [--rounds 3] [--perf FILE] [--json out.json] [--bin path/to/streamtube]
 Needs: wrk, ffmpeg.
 """
-import argparse
 import json
 import os
-import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 
-from wrkbench import (TOKEN, alternate, create_stream, get, median, paired_ratio, push_cbr, raise_file_limit, release_binary,
-                      start_origin_and_edge, stop)
+from wrkbench import TOKEN, alternate, bench_cluster, cluster_arguments, get, median, object_epoch, paired_ratio, perf_during_run
 
 # A viewer id as long as an account's (the watch page's tokens name the signed-in account).
 VIEWER = "benchviewer1"
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=8, help="seconds per wrk run")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating runs per side; the median counts")
-    ap.add_argument("--perf", help="also record the edge with perf during one extra run of each side into PERF.public / PERF.private")
-    ap.add_argument("--json")
-    ap.add_argument("--bin", default=os.environ.get("STREAMTUBE_BIN"))
-    args = ap.parse_args()
-    raise_file_limit()
-    binary = release_binary(args.bin)
-    tmp = tempfile.mkdtemp(prefix="streamtube-playback-bench-")
-    key = subprocess.run([binary, "keygen"], capture_output=True, text=True, check=True).stdout.strip()
-    procs = []
-    try:
-        nodes = start_origin_and_edge(binary, tmp, key)
-        procs += [n["proc"] for n in nodes.values()]
-        streams = {}
-        pushes = []
-        for label, visibility in (("public", "public"), ("private", "invite-only")):
-            streams[label] = create_stream(nodes["origin"]["base"], title=label, visibility=visibility)
-            pushes.append(push_cbr(nodes["origin"]["rtmp"], streams[label]["key"], "160k"))
-        procs += pushes
-        for p in pushes:
-            p.wait(60)
+    args = cluster_arguments(__doc__, "also record the edge with perf during one extra run of each side into PERF.public / PERF.private")
+    with bench_cluster(args, "playback", {"public": ("160k", {"visibility": "public"}),
+                                          "private": ("160k", {"visibility": "invite-only"})}) as cluster:
+        nodes, streams = cluster["nodes"], cluster["streams"]
         token = json.loads(get(nodes["origin"]["base"] + f"/api/streams/{streams['private']['id']}/playback-token"
                                f"?ttl=3600&viewer={VIEWER}", TOKEN))["token"]
         urls = {}
         for label, s in streams.items():
             query = f"?token={token}" if label == "private" else ""
-            playlist = get(nodes["origin"]["base"] + f"/live/{s['id']}/source/index.m3u8{query}").decode()
-            epoch = re.search(r"-([0-9a-f]{8})\.m(?:4s|p4)", playlist).group(1)
+            epoch = object_epoch(get(nodes["origin"]["base"] + f"/live/{s['id']}/source/index.m3u8{query}").decode())
             url = nodes["edge"]["base"] + f"/live/{s['id']}/source/part1.1-{epoch}.m4s{query}"
             body = get(url)  # warms the edge
             urls[label] = {"url": url, "bytes": len(body)}
@@ -70,11 +43,7 @@ def main():
         if args.perf:
             # Where the edge's time goes (not counted): perf on the edge process during one run of each side.
             for label in ("public", "private"):
-                rec = subprocess.Popen(["perf", "record", "-g", "-o", f"{args.perf}.{label}", "-p", str(nodes["edge"]["proc"].pid)],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                alternate({label: urls[label]["url"]}, 1, args.seconds)
-                rec.send_signal(signal.SIGINT)
-                rec.wait(30)
+                perf_during_run(f"{args.perf}.{label}", nodes["edge"]["proc"].pid, urls[label]["url"], args.seconds)
         # With the edge's CPU time per request: less moved by other work on the machine than req/s.
         rounds = alternate({label: u["url"] for label, u in urls.items()}, args.rounds, args.seconds, pid=nodes["edge"]["proc"].pid)
         medians = {k: median(v) for k, v in rounds.items()}
@@ -102,9 +71,6 @@ def main():
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=2)
-    finally:
-        stop(procs)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,24 @@
 """What the wrk benchmarks share (edge.py, playback.py, accounts.py): one wrk run, parsed;
 alternating rounds over several targets; the median run and the median of paired ratios; and
-the origin and edge pair the edge benchmarks start.
+the bench cluster the edge benchmarks start (arguments, an origin and an edge, streams pushed).
 
 Alternating rounds: on a shared machine other work slows one run or another, not one side,
 and each round's runs are back to back, so the ratio within a round is steadier than the
 ratio of medians when the machine's speed drifts.
 """
+import contextlib
 import json
 import os
 import re
 import resource
+import shutil
+import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 
-from peers import TOKEN, free_port, release_binary  # noqa: F401 (re-exported for the scripts)
+from peers import TOKEN, bench_arguments, free_port, release_binary  # noqa: F401 (re-exported for the scripts)
 
 
 def raise_file_limit():
@@ -142,3 +146,55 @@ def stop(procs):
             p.wait(10)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+def cluster_arguments(doc, perf_help):
+    """The options of a benchmark run on a bench cluster (`doc`: the script's docstring), parsed."""
+    ap = bench_arguments(doc, "alternating runs per side; the median counts")
+    ap.add_argument("--seconds", type=int, default=8, help="seconds per wrk run")
+    ap.add_argument("--perf", help=perf_help)
+    return ap.parse_args()
+
+
+@contextlib.contextmanager
+def bench_cluster(args, name, streams):
+    """An origin and an edge (release build, `args.bin` or built here) in a temporary folder,
+    with one stream made on the origin for each of `streams` ({label: (rate, stream fields)}),
+    each pushed for 7 s at its constant `rate` (see `push_cbr`), all at once, and pushed to the
+    end. Yields {"nodes": start_origin_and_edge's, "streams": {label: the stream as made},
+    "tmp": the folder, "procs": processes stopped on leaving (append yours)}; on leaving, stops
+    them and removes the folder."""
+    raise_file_limit()
+    binary = release_binary(args.bin)
+    tmp = tempfile.mkdtemp(prefix=f"streamtube-{name}-bench-")
+    key = subprocess.run([binary, "keygen"], capture_output=True, text=True, check=True).stdout.strip()
+    procs = []
+    try:
+        nodes = start_origin_and_edge(binary, tmp, key)
+        procs += [n["proc"] for n in nodes.values()]
+        made = {}
+        pushes = []
+        for label, (rate, fields) in streams.items():
+            made[label] = create_stream(nodes["origin"]["base"], title=label, **fields)
+            pushes.append(push_cbr(nodes["origin"]["rtmp"], made[label]["key"], rate))
+        procs += pushes
+        for p in pushes:
+            p.wait(60)
+        yield {"nodes": nodes, "streams": made, "tmp": tmp, "procs": procs}
+    finally:
+        stop(procs)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def object_epoch(playlist):
+    """The stream's epoch, read off a media playlist: object names carry it (seg1-1f2a3b4c.m4s)."""
+    return re.search(r"-([0-9a-f]{8})\.m(?:4s|p4)", playlist).group(1)
+
+
+def perf_during_run(out, pid, url, seconds):
+    """`perf record -g` of process `pid` into `out` during one wrk run against `url` (not counted):
+    where that process's time goes."""
+    rec = subprocess.Popen(["perf", "record", "-g", "-o", out, "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wrk(url, seconds)
+    rec.send_signal(signal.SIGINT)
+    rec.wait(30)
