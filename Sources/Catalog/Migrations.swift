@@ -255,6 +255,13 @@ package enum Migrations {
             // The co-host a stream is handed to; NULL: its host.
             try await db.alter(table: "streams").column("on_air", type: .text).run()
         },
+        Migration(version: 16, name: "recording off per stream and per channel; a channel's retention") { db in
+            // The stream's own setting (null: its channel's), and its channel's settings as copied
+            // onto it (JSON; null: recorded, everything kept), so every node holding it knows them.
+            try await db.alter(table: "streams").column("record", type: .int).run()
+            try await db.alter(table: "streams").column("channel_recording", type: .text).run()
+            try await db.alter(table: "accounts").column("recording", type: .text).run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.
