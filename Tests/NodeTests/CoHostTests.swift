@@ -112,7 +112,7 @@ final class CoHostTests: XCTestCase {
                 """).run()
             await old.close()
             let db = try await Database.open(location, logger: logger, migrations: all)
-            XCTAssertEqual(db.appliedAtOpen, Array(11...all.count), at)
+            XCTAssertEqual(db.appliedAtOpen, all.map(\.version).filter { $0 > 10 }, "\(at): the numbers may skip one another branch takes")
             let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer), logger: logger)
             try await catalog.load()
             let r = try XCTUnwrap(catalog.record(id: "oldstream123"), at)
