@@ -6,6 +6,7 @@
 import AsyncHTTPClient
 import Catalog
 import Foundation
+import Gossip
 import HTTPSupport
 import HTTPTypes
 import Hummingbird
@@ -50,11 +51,8 @@ package enum PeerRecordings {
         return await withTaskGroup(of: [RecordingCopy].self) { group in
             for peer in peers {
                 group.addTask {
-                    var request = HTTPClientRequest(url: router.transport.baseURL(for: peer) + target)
-                    request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName,
-                                        value: tokens.token(for: ClusterRequest(.records, "GET", target), scope: PeerRecords.scope))
-                    guard let response = try? await client.execute(request, timeout: .seconds(3)), response.status == .ok,
-                          let body = try? await response.body.collect(upTo: maxBody) else { return [] }
+                    guard let body = await PeerRecords.get(target, at: peer, router: router, client: client, tokens: tokens,
+                                                           upTo: maxBody) else { return [] }
                     let decoder = JSONDecoder()
                     decoder.dateDecodingStrategy = .secondsSince1970
                     let copies = (try? decoder.decode([WireCopy].self, from: Data(Array(buffer: body)))) ?? []
@@ -94,5 +92,18 @@ package enum PeerRecordings {
                             body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         return routes
+    }
+}
+
+extension PeerRecords {
+    /// `GET target` of `peer` with a cluster token for `records`: its body when it answered 200
+    /// within a few seconds (at most `limit` bytes), else nil.
+    package static func get(_ target: String, at peer: Member, router: ClusterRouter, client: HTTPClient, tokens: ClusterTokens,
+                            upTo limit: Int) async -> ByteBuffer? {
+        var request = HTTPClientRequest(url: router.transport.baseURL(for: peer) + target)
+        request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName,
+                            value: tokens.token(for: ClusterRequest(.records, "GET", target), scope: scope))
+        guard let response = try? await client.execute(request, timeout: .seconds(3)), response.status == .ok else { return nil }
+        return try? await response.body.collect(upTo: limit)
     }
 }

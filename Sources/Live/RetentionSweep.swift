@@ -16,14 +16,6 @@ package struct RetentionSweep: Sendable {
         package var bytes: Int
         /// Still being made here (or waiting out its reconnect grace): never removed.
         package var beingRecorded: Bool
-
-        package init(id: String, stream: String, startedAt: Date, bytes: Int, beingRecorded: Bool) {
-            self.id = id
-            self.stream = stream
-            self.startedAt = startedAt
-            self.bytes = bytes
-            self.beingRecorded = beingRecorded
-        }
     }
 
     /// Why a copy goes (the metric's label: `age`, `channel-bytes`, `node-budget`).

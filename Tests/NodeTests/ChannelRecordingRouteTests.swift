@@ -10,19 +10,8 @@ import XCTest
 
 /// A channel's recording settings through `/api/v1/channel/settings` and the studio, and a
 /// stream's own `recorded`: what the stream records carry, and bad input refused.
-final class ChannelRecordingRouteTests: XCTestCase {
+extension AccountRouteTests {
     typealias A = AccountRouteTests
-
-    func withRouter(_ body: @escaping @Sendable (any TestClientProtocol, NodeApplication) async throws -> Void) async throws {
-        let app = try await RouteTests.makeApp()
-        do {
-            try await app.http.test(.router) { client in try await body(client, app) }
-        } catch {
-            await app.close()
-            throw error
-        }
-        await app.close()
-    }
 
     func testTheChannelsDefaultAndAStreamsOwnSettingReachItsRecords() async throws {
         try await withRouter { client, app in

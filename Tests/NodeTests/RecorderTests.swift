@@ -50,17 +50,11 @@ final class RecorderTests: XCTestCase {
 
     /// A real init segment (one 320x240 H.264 track at 90 kHz, one AAC track) and fragments of it:
     /// what the crash rebuild reads durations back from.
-    static let avcRecord: [UInt8] = {
-        let hex = "0142c00dffe100186742c00dd90141fb0110000003001000000303c0f142a48001000568cb83cb20"
-        var out: [UInt8] = []
-        var i = hex.startIndex
-        while i < hex.endIndex {
-            let j = hex.index(i, offsetBy: 2)
-            out.append(UInt8(hex[i..<j], radix: 16)!)
-            i = j
-        }
-        return out
-    }()
+    static let avcRecord: [UInt8] = [
+        0x01, 0x42, 0xc0, 0x0d, 0xff, 0xe1, 0x00, 0x18, 0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb,
+        0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0xa4, 0x80,
+        0x01, 0x00, 0x05, 0x68, 0xcb, 0x83, 0xcb, 0x20
+    ]
 
     func realInit(version: Int = 0) throws -> RecordedObject {
         let tracks = [CMAFTrack(id: 1, timescale: 90_000, format: .avc(try AVCDecoderConfiguration(record: Self.avcRecord))),

@@ -49,6 +49,17 @@ final class RecordingTests: XCTestCase {
             origin.beginPublishing()
             return (origin, standby, wire)
         }
+
+        /// A standby attached to its origin (not publishing yet), what each records collected.
+        static func recording(_ origin: LiveStream, _ standby: LiveStream) throws -> (ReplicationTests.Wire, Collected, Collected) {
+            let wire = ReplicationTests.Wire()
+            origin.replicate(to: { wire.sink($0) })
+            try wire.attach(origin, standby)
+            let atOrigin = Collected(), atStandby = Collected()
+            origin.record(to: atOrigin.sink)
+            standby.record(to: atStandby.sink)
+            return (wire, atOrigin, atStandby)
+        }
     }
 
     func testTheOriginAndItsStandbyRecordTheSameSegmentsAndBothEnd() throws {
@@ -124,12 +135,7 @@ final class RecordingTests: XCTestCase {
     func testASessionWithinTheReconnectGraceContinuesTheRecordingOnBothNodes() throws {
         let all = try replication.tags()
         let origin = LiveStream(id: "rec4", recordingGrace: 0.5), standby = LiveStream(id: "rec4")
-        let wire = ReplicationTests.Wire()
-        origin.replicate(to: { wire.sink($0) })
-        try wire.attach(origin, standby)
-        let atOrigin = Collected(), atStandby = Collected()
-        origin.record(to: atOrigin.sink)
-        standby.record(to: atStandby.sink)
+        let (wire, atOrigin, atStandby) = try replication.recording(origin, standby)
         var delivered = 0
         origin.beginPublishing()
         try replication.feed(origin, all[...])
@@ -162,12 +168,7 @@ final class RecordingTests: XCTestCase {
         let all = try replication.tags()
         let recorded = Atomic<Bool>(false)
         let origin = LiveStream(id: "rec5", recordsSessions: { recorded.load(ordering: .relaxed) }), standby = LiveStream(id: "rec5")
-        let wire = ReplicationTests.Wire()
-        origin.replicate(to: { wire.sink($0) })
-        try wire.attach(origin, standby)
-        let atOrigin = Collected(), atStandby = Collected()
-        origin.record(to: atOrigin.sink)
-        standby.record(to: atStandby.sink)
+        let (wire, atOrigin, atStandby) = try replication.recording(origin, standby)
         var delivered = 0
         origin.beginPublishing()
         try replication.feed(origin, all[...])
