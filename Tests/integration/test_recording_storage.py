@@ -213,3 +213,36 @@ def test_every_node_lists_every_copy_when_each_has_a_database_of_its_own(tmp_pat
             ffmpeg.kill()
         for n in nodes:
             n.stop()
+
+
+def test_a_broadcaster_back_within_the_grace_continues_the_recording_and_later_starts_a_new_one(tmp_path):
+    node = Node(str(tmp_path / "g"), ["--node-id", "g", "--ladder", "none", "--recording-reconnect-grace", "8"]).start()
+    try:
+        stream = node.create_stream("Drops and comes back")
+        sid = stream["id"]
+
+        def session(seconds):
+            ffmpeg = push(node, stream["key"], seconds=seconds)
+            _, err = ffmpeg.communicate(timeout=60)
+            assert ffmpeg.returncode == 0, err
+
+        session(5)
+        # Dropped: within the grace the recording stays `recording`.
+        rs = recordings(node, sid)
+        assert [r["state"] for r in rs] == ["recording"], rs
+        session(5)
+        rs = wait_for(lambda: (lambda rs: rs if rs and rs[0]["state"] == "ready" else None)(recordings(node, sid)), 20,
+                      "the recording ready once the grace has passed")
+        assert len(rs) == 1, ("one recording across the reconnect", rs)
+        assert abs(rs[0]["durationSeconds"] - 10) < 2, rs
+        playlist = http("GET", f"{node.base}/recordings/{rs[0]['id']}/source/index.m3u8").text
+        assert playlist.count("#EXT-X-DISCONTINUITY") == 1, playlist
+        out = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", f"{node.base}/recordings/{rs[0]['id']}/master.m3u8",
+                              "-f", "null", "-"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and out.stderr.strip() == "", out.stderr
+        # Back after the grace: a new recording.
+        session(4)
+        rs = recordings(node, sid)
+        assert len(rs) == 2 and rs[1]["state"] == "recording" and rs[0]["id"] != rs[1]["id"], rs
+    finally:
+        node.stop()
