@@ -153,6 +153,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
             return (owner, r.channelRecording)
         }, logger: logger)
     }
+    if let recorder, let sweeper { recorder.whenFinished { sweeper.poke() } }
     let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, recorder: recorder, logger: logger)
     let thumbnails: Thumbnails
     do {

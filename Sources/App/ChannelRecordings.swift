@@ -26,6 +26,7 @@ struct ChannelRecordings: Sendable {
         let checked = try settings.checked()
         try await channels.setRecording(checked, for: owner)
         _ = try await catalog.setChannelRecording(owner: owner, checked)
+        sweeper?.poke()
         return try await figures(owner: owner)
     }
 }

@@ -69,6 +69,9 @@ package final class Recorder: Service, Sendable {
     }
     private let reports: AsyncStream<Report>
     let reporter: AsyncStream<Report>.Continuation
+    /// Told when a recording ends here (retention looks at the copies again).
+    private let finished = Mutex<(@Sendable () -> Void)?>(nil)
+    package func whenFinished(_ body: @escaping @Sendable () -> Void) { finished.withLock { $0 = body } }
     /// The manifest is stored every this many segments (and at every change of state).
     static let saveEvery = 15
 
@@ -413,6 +416,7 @@ package final class Recorder: Service, Sendable {
         logger.info("recording ended", metadata: ["stream": "\(rec.stream)", "recording": "\(rec.id)", "state": "\(rec.state.rawValue)",
                                                    "seconds": "\(String(format: "%.1f", rec.duration))"])
         save(rec)
+        finished.withLock { $0 }?()
     }
 
     /// Stores the manifest beside the media, and reports the copy's state to the database.

@@ -14,6 +14,8 @@ package final class RecordingSweeper: Service, Sendable {
     /// The node's budget for its copies; nil: none.
     package let maxBytes: Int?
     private let held = Atomic<Int>(0)
+    /// A pass is due before the period is over (a recording ended, a channel's rule changed).
+    private let poked = Atomic<Bool>(false)
     /// A stream's channel and its rule (from the stream's record); nil: none.
     private let channel: @Sendable (String) -> (id: String, rule: ChannelRecording)?
     private let logger: Logger
@@ -33,9 +35,17 @@ package final class RecordingSweeper: Service, Sendable {
     package func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await sweep()
-            try? await Task.sleep(for: every)
+            // Once a period, or within a second of being asked.
+            var waited = Duration.zero
+            while waited < every, !poked.exchange(false, ordering: .relaxed), !Task.isShuttingDownGracefully {
+                try? await Task.sleep(for: .seconds(1))
+                waited += .seconds(1)
+            }
         }
     }
+
+    /// Asks for a pass now: a copy grew complete, or a rule changed.
+    package func poke() { poked.store(true, ordering: .relaxed) }
 
     /// One pass: returns the copies removed.
     @discardableResult

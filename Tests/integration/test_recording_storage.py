@@ -246,3 +246,36 @@ def test_a_broadcaster_back_within_the_grace_continues_the_recording_and_later_s
         assert len(rs) == 2 and rs[1]["state"] == "recording" and rs[0]["id"] != rs[1]["id"], rs
     finally:
         node.stop()
+
+
+def test_the_node_budget_removes_finished_copies_oldest_first_never_one_being_recorded(tmp_path):
+    node = Node(str(tmp_path / "b"), ["--node-id", "b", "--ladder", "none", "--recording-reconnect-grace", "0",
+                                      "--recordings-max-bytes", "1"]).start()
+    long = short = None
+    try:
+        a, b = node.create_stream("Short"), node.create_stream("Long")
+        long = push(node, b["key"], seconds=14)
+        node.wait_playable(b["id"])
+        short = push(node, a["key"], seconds=4)
+        _, err = short.communicate(timeout=40)
+        assert short.returncode == 0, err
+        folders = os.path.join(node.data_dir, "recordings")
+        # The short one ended: over the budget, removed (folder and listing); the long one is being recorded: kept.
+        wait_for(lambda: recordings(node, a["id"]) == [] and not os.listdir(os.path.join(folders, a["id"])), 15,
+                 "the finished copy removed")
+        assert long.poll() is None, "the long broadcast still goes on"
+        rs = recordings(node, b["id"])
+        assert [r["state"] for r in rs] == ["recording"], rs
+        assert os.path.isdir(os.path.join(folders, b["id"], rs[0]["id"]))
+        _, err = long.communicate(timeout=40)
+        assert long.returncode == 0, err
+        wait_for(lambda: recordings(node, b["id"]) == [], 15, "the long one removed once it ended")
+        assert metric(node, "streamtube_recordings_removed_total", 'reason="node-budget"') == 2
+        assert metric(node, "streamtube_recording_bytes_removed_total") > 0
+        removed = [r for r in node.log_records() if r.get("msg") == "recording copy removed by retention"]
+        assert len(removed) == 2 and all(r.get("reason") == "node-budget" for r in removed), removed
+    finally:
+        for p in (long, short):
+            if p and p.poll() is None:
+                p.kill()
+        node.stop()
