@@ -11,6 +11,8 @@ import time
 import pytest
 
 from conftest import ADMIN_TOKEN, Node, http, push, wait_for
+from test_accounts import form_session
+from test_channels import api, make_account
 from test_recordings import keygen, recordings, trio  # noqa: F401 (trio: a fixture)
 
 # Media, several nodes: one at a time on one parallel worker (ops/test).
@@ -279,3 +281,31 @@ def test_the_node_budget_removes_finished_copies_oldest_first_never_one_being_re
             if p and p.poll() is None:
                 p.kill()
         node.stop()
+
+
+def test_a_channels_retention_removes_its_recordings_on_every_holder(trio):
+    a = trio[0]
+    session = form_session(a, *make_account(a, "kim@example.com", "Kim"))
+    r = api(a, session, "PATCH", "/api/v1/channel/settings", {"keepRecordingsBytes": 1048576})
+    assert r.status == 200 and r.json()["keepRecordingsBytes"] == 1048576, r.text
+    r = api(a, session, "POST", "/api/v1/streams", {"title": "Kept a little"})
+    assert r.status == 201, r.text
+    sid, key = r.json()["id"], r.json()["key"]
+    route = http("GET", f"{a.base}/api/route/{sid}").json()
+    by_id = {n.extra_args[1]: n for n in trio}
+    holders = [by_id[route["origin"]], by_id[route["standbys"][0]]]
+    # About 2.5 MB: more than the channel keeps.
+    ffmpeg = push(holders[0], key, seconds=5, extra=["-b:v", "4M", "-maxrate", "4M", "-bufsize", "2M"])
+    holders[0].wait_playable(sid)
+    rs = wait_for(lambda: (lambda rs: rs if rs and len(rs[0]["nodes"]) == 2 else None)(recordings(a, sid)), 15, "both copies listed")
+    rid = rs[0]["id"]
+    _, err = ffmpeg.communicate(timeout=40)
+    assert ffmpeg.returncode == 0, err
+    wait_for(lambda: recordings(a, sid) == [], 30, "the recording removed by its channel's rule")
+    for n in holders:
+        assert not os.path.exists(os.path.join(n.data_dir, "recordings", sid, rid)), n.data_dir
+        removed = [r for r in n.log_records() if r.get("msg") == "recording copy removed by retention"]
+        assert [r.get("reason") for r in removed] == ["channel-bytes"], removed
+    # Channel settings say what they hold now.
+    r = api(a, session, "GET", "/api/v1/channel/settings")
+    assert r.status == 200 and r.json()["recordingsBytes"] == 0, r.text
