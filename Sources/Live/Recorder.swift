@@ -6,6 +6,9 @@
 // `maxQueuedBytes` waiting, or when a write fails, the object is lost to the recording, which is
 // marked incomplete with the reason (logged, counted); the live stream goes on. Each copy's
 // state is reported to the database (`RecordingStore`) in order, by the service's own task.
+// A copy is named by the recording its stream's origin says a segment belongs to (so origin
+// and standby agree), stays `recording` through the reconnect grace after its stream ends, and
+// is rebuilt from its files at start when the node died while making it (`rebuild`).
 import Catalog
 import Dispatch
 import Foundation
