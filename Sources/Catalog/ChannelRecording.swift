@@ -25,10 +25,10 @@ package struct ChannelRecording: Codable, Equatable, Sendable {
     /// These settings if they make sense, or why not.
     package func checked() throws -> ChannelRecording {
         if let d = keepDays, !(1...Self.maxDays).contains(d) {
-            throw StreamError.badDetails("keepDays is a whole number of days from 1 to \(Self.maxDays), got \(d)")
+            throw StreamError.badDetails("recordings are kept a whole number of days from 1 to \(Self.maxDays) (keepRecordingsDays), got \(d)")
         }
         if let b = keepBytes, b < 1 << 20 {
-            throw StreamError.badDetails("keepBytes is at least 1048576 (1 MiB), got \(b)")
+            throw StreamError.badDetails("the bytes of recordings kept are at least 1048576, 1 MiB (keepRecordingsBytes), got \(b)")
         }
         return self
     }
