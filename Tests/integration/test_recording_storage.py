@@ -149,12 +149,16 @@ def test_a_stream_set_not_to_be_recorded_is_recorded_by_neither_origin_nor_stand
     stream = a.create_stream("Not recorded")
     sid = stream["id"]
     assert stream["recorded"] is True, stream
-    r = http("PATCH", f"{a.base}/api/streams/{sid}", {"recorded": False}, token=ADMIN_TOKEN)
-    assert r.status == 200 and r.json()["recorded"] is False, r.text
-    assert http("PATCH", f"{a.base}/api/streams/{sid}", {"recorded": "no"}, token=ADMIN_TOKEN).status == 400
     route = http("GET", f"{a.base}/api/route/{sid}").json()
     by_id = {n.extra_args[1]: n for n in trio}
     origin, standby = by_id[route["origin"]], by_id[route["standbys"][0]]
+    # The new record placed with its holders first: a placement arriving after the change would undo it.
+    wait_for(lambda: all(http("GET", f"{n.base}/api/streams/{sid}", token=ADMIN_TOKEN).status == 200 for n in (origin, standby)),
+             10, "the holders to have the record")
+    time.sleep(1)
+    r = http("PATCH", f"{a.base}/api/streams/{sid}", {"recorded": False}, token=ADMIN_TOKEN)
+    assert r.status == 200 and r.json()["recorded"] is False, r.text
+    assert http("PATCH", f"{a.base}/api/streams/{sid}", {"recorded": "no"}, token=ADMIN_TOKEN).status == 400
     wait_for(lambda: all(http("GET", f"{n.base}/api/streams/{sid}", token=ADMIN_TOKEN).json()["recorded"] is False
                          for n in (origin, standby)), 10, "origin and standby to know the setting")
     ffmpeg = push(origin, stream["key"], seconds=6)
@@ -164,7 +168,7 @@ def test_a_stream_set_not_to_be_recorded_is_recorded_by_neither_origin_nor_stand
     _, err = ffmpeg.communicate(timeout=40)
     assert ffmpeg.returncode == 0, err
     time.sleep(2)
-    assert recordings(a, sid) == []
+    assert recordings(a, sid) == [], (route, recordings(a, sid))
     for n in (origin, standby):
         assert not os.path.exists(os.path.join(n.data_dir, "recordings", sid)), n.data_dir
 
