@@ -165,6 +165,15 @@ let package = Package(
             exclude: ["README.md"]
         ),
         .target(
+            name: "Payments",
+            dependencies: ["Catalog", "HTTPSupport", .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            path: "Sources/Platform/Payments",
+            exclude: ["README.md"]
+        ),
+        .target(
             name: "Accounts",
             dependencies: ["Catalog", "HTTPSupport", "OIDC", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -177,7 +186,7 @@ let package = Package(
         ),
         .target(
             name: "Web",
-            dependencies: ["Catalog", "HTTPSupport", "Accounts", "OIDC", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["Catalog", "HTTPSupport", "Accounts", "OIDC", "Payments", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Mustache", package: "swift-mustache")],
@@ -192,8 +201,12 @@ let package = Package(
                         .embedInCode("Templates/settings.mustache"), .embedInCode("Templates/studio.mustache"),
                         .embedInCode("Templates/link.mustache"), .embedInCode("Templates/upcoming.mustache"),
                         .embedInCode("Templates/schedule.mustache"), .embedInCode("Templates/channel.mustache"), .embedInCode("Templates/picture.mustache"),
+                        .embedInCode("Templates/recordings.mustache"), .embedInCode("Templates/recording.mustache"),
                         .embedInCode("Templates/invitations.mustache"), .embedInCode("Templates/join.mustache"),
-                        .embedInCode("Templates/cohosts.mustache")]
+                        .embedInCode("Templates/cohosts.mustache"),
+                        .embedInCode("Templates/paywall.mustache"), .embedInCode("Templates/pay_test.mustache"),
+                        .embedInCode("Templates/price.mustache"), .embedInCode("Templates/earnings.mustache"),
+                        .embedInCode("Templates/purchases.mustache"), .embedInCode("Templates/subscription.mustache")]
         ),
         // The platform's mail: messages (RFC 5322, RFC 2047, quoted-printable), an SMTP client
         // (STARTTLS, TLS, AUTH) and the outbox folder used when no SMTP server is configured.
@@ -231,7 +244,7 @@ let package = Package(
             name: "App",
             dependencies: [
                 "Origin", "Transcode", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web", "Accounts",
-                "Mail", "OIDC", "Schedule", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "Mail", "OIDC", "Schedule", "Payments", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -248,7 +261,7 @@ let package = Package(
         .executableTarget(
             name: "Node",
             dependencies: [
-                "App", "Accounts", "Gossip", "Transcode",
+                "App", "Accounts", "Gossip", "Transcode", "Payments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Node",
@@ -307,7 +320,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport", "Mail", "Accounts", "Web", "Schedule",
+                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport", "Mail", "Accounts", "Web", "Schedule", "Payments",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "SQLKit", package: "sql-kit"),

@@ -1,17 +1,33 @@
 // Tasks an operator runs on a node's database without a running node: making the first
-// admin (`streamtube admin create-user --admin`).
+// admin (`streamtube admin create-user --admin`), checking the ledger (`streamtube ledger verify`).
 import Accounts
 import Catalog
 import Cluster
 import Foundation
 import Gossip
 import Logging
+import Payments
 
 package enum AdminTasks {
     /// Opens the database `config` names (migrating it as `serve` would), runs `body` with
     /// the accounts on it, and closes it.
     package static func withAccounts<T: Sendable>(_ config: NodeConfiguration, logger: Logger,
                                                   _ body: (AccountService) async throws -> T) async throws -> T {
+        try await withDatabase(config, logger: logger) { database in
+            let service = try await AccountService(database: database, settings: try config.accountsSettings(),
+                                                   sendMail: try config.sendMail(logger: logger), logger: logger)
+            return try await body(service)
+        }
+    }
+
+    /// Checks that every transaction of the ledger balances (`streamtube ledger verify`).
+    package static func verifyLedger(_ config: NodeConfiguration, logger: Logger) async throws -> LedgerReport {
+        try await withDatabase(config, logger: logger) { try await Ledger(database: $0).verify() }
+    }
+
+    /// Opens the database `config` names (migrating it as `serve` would), runs `body` on it, and closes it.
+    package static func withDatabase<T: Sendable>(_ config: NodeConfiguration, logger: Logger,
+                                                  _ body: (Database) async throws -> T) async throws -> T {
         let state = try NodeState.prepare(dataDir: config.dataDir, nodeID: config.nodeID, adminToken: config.adminToken)
         let keyring: Keyring
         do { keyring = try NodeConfiguration.decodeKeys(config.clusterKey ?? state.clusterKey()) } catch {
@@ -24,9 +40,7 @@ package enum AdminTasks {
         let database = try await Database.open(location, logger: logger,
                                                migrations: Migrations.all(sealer: ClusterKeySealer(clusterKeys: keyring.keys)))
         do {
-            let service = try await AccountService(database: database, settings: try config.accountsSettings(),
-                                                   sendMail: try config.sendMail(logger: logger), logger: logger)
-            let result = try await body(service)
+            let result = try await body(database)
             await database.close()
             return result
         } catch {

@@ -12,6 +12,7 @@ import Hummingbird
 import Live
 import Logging
 import Origin
+import Payments
 import Prometheus
 import Schedule
 import ServiceLifecycle
@@ -47,6 +48,10 @@ package struct NodeApplication: @unchecked Sendable {
     package let accounts: AccountService
     package let accountChanges: AccountChanges
     package let notices: StreamNotices
+    package let paymentOutbox: PaymentOutbox
+    package let renewals: SubscriptionRenewals
+    /// Deletes this node's copies of deleted recordings.
+    package let recordingDeletions: RecordingDeletions
     package let logger: Logger
 
     /// Runs until SIGTERM or SIGINT; shuts down in reverse order: the handover first (while
@@ -57,7 +62,9 @@ package struct NodeApplication: @unchecked Sendable {
             services: [.init(service: catalogChanges)] + (recorder.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
                 + (sweeper.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
                 + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
-                       .init(service: records), .init(service: notices), .init(service: thumbnails), .init(service: handover)],
+                       .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: renewals), .init(service: thumbnails),
+                       .init(service: recordingDeletions),
+                       .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await close()
@@ -215,8 +222,20 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // Private streams: tokens signed with a key derived from the cluster keyring, checked on every node.
     let playbackTokens = PlaybackTokens(clusterKeys: keyring.keys)
     let playback = TokenPlayback(catalog: catalog, tokens: playbackTokens)
+    // Payments: prices, orders and the ledger on the platform database; the gateways configured.
+    let payments = PaymentBook(database: database, feeBasisPoints: try config.platformFeeBasisPoints())
+    let gateways = try config.paymentGateways()
+    if gateways.contains(where: { $0 is TestGateway }) {
+        logger.notice("payments: the built-in test gateway is on: tickets are paid on a page of this node and no money moves",
+                      metadata: ["turn off": "--test-payments=off"])
+    }
     let issuer = TokenIssuer(tokens: playbackTokens, invited: { stream, viewer in
         (try? await accounts.invitations.isInvitee(stream: stream.id, viewer: viewer)) ?? false
+    }, entitled: { stream, account in
+        // A ticket for the stream, or the subscription of its channel.
+        if (try? await payments.isEntitled(account, to: .stream, stream.id)) == true { return true }
+        guard let owner = stream.owner else { return false }
+        return (try? await payments.isEntitled(account, to: .channel, owner)) == true
     })
     let live = LiveRoutes(streams: streams, edge: edge, info: info, playback: playback)
 
@@ -230,13 +249,29 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                               allowMethods: [.get, .head, .post, .patch, .delete, .options], maxAge: .seconds(3600)))
     let system = SystemRoutes(streams: streams, info: info, metrics: metrics)
     httpRouter.addRoutes(system.collection)
+    // What people set on recordings, asked by the media routes on every request; deletions reach every holder.
+    let recordingDetails = RecordingCatalog(store: RecordingDetailsStore(database: database), logger: logger)
+    let recordingDeletions = RecordingDeletions(recorder: recorder, catalog: recordingDetails, tell: { deleted in
+        await RecordingDeletions.tellPeers(deleted, router: router, client: edge.client, tokens: tokens, localID: state.nodeID, logger: logger)
+    }, logger: logger)
+    let recordingService = RecordingService(store: recordingStore, details: recordingDetails, deletions: recordingDeletions, catalog: catalog,
+                                            thumbnails: thumbnails, manifest: { id, holders in
+        if let held = recorder?.manifest(id: id) { return held }
+        return await PeerRecordingManifests.fetch(id: id, holders: holders, router: router, client: edge.client, tokens: tokens,
+                                                  localID: state.nodeID)
+    }, logger: logger, tell: { details in
+        await PeerRecordingDetails.tell(details, router: router, client: edge.client, tokens: tokens, localID: state.nodeID, logger: logger)
+    })
+    var routes = OperatorRoutes(streams: streams, thumbnails: thumbnails, cluster: gossip.view, info: info, system: system,
+                                playback: issuer, recordings: recordingStore, logger: logger)
+    routes.recordingService = recordingService
     // A node with a database of its own knows only its own recording copies: it asks the stream's holders for theirs.
-    let peerRecordings: @Sendable (String) async -> [RecordingCopy] = { id in
-        await PeerRecordings.lookup(stream: id, router: router, client: edge.client, tokens: tokens, localID: state.nodeID)
+    if ownDatabase {
+        routes.peerRecordings = { id in
+            await PeerRecordings.lookup(stream: id, router: router, client: edge.client, tokens: tokens, localID: state.nodeID)
+        }
     }
-    let operatorRoutes = OperatorRoutes(streams: streams, thumbnails: thumbnails, cluster: gossip.view, info: info, system: system,
-                                        playback: issuer, recordings: recordingStore, logger: logger,
-                                        peerRecordings: ownDatabase ? peerRecordings : nil)
+    let operatorRoutes = routes
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
     httpRouter.addRoutes(ThumbnailRoutes(store: thumbnails.store, catalog: catalog, edge: edge, playback: playback, recordIsCurrent: { id in
@@ -246,7 +281,15 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     }).collection)
     let downloads = recorder.map { RecordingDownloads(recorder: $0, remux: { runs, output in try RecordingRemuxer.remux(runs: runs, to: output) }) }
     httpRouter.addRoutes(RecordingRoutes(recorder: recorder, store: recordingStore, catalog: catalog, edge: edge, playback: playback,
-                                         downloads: downloads).collection)
+                                         downloads: downloads, details: recordingDetails, thumbnails: thumbnails).collection)
+    httpRouter.addRoutes(recordingDeletions.routes(tokens: tokens))
+    httpRouter.addRoutes(PeerRecordingManifests.routes(recorder: recorder, tokens: tokens))
+    httpRouter.addRoutes(PeerRecordingDetails.routes(catalog: recordingDetails, tokens: tokens))
+    // Payment providers' webhooks: signed by the provider, not by a session (no anti-forgery cookie).
+    httpRouter.addRoutes(PaymentRoutes(book: payments, stripe: try config.stripeSettings().map(StripeWebhooks.init),
+                                       btcpay: try config.btcpaySettings().map { BTCPayWebhooks(gateway: BTCPayGateway(settings: $0)) },
+                                       paypal: gateways.lazy.compactMap { $0 as? PayPalGateway }.first.map(PayPalWebhooks.init),
+                                       logger: logger).collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
     httpRouter.addRoutes(PeerRecordings.routes(store: recordingStore, tokens: tokens))
@@ -257,7 +300,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
     let channelRecordings = ChannelRecordings(channels: accounts.channels, catalog: catalog, store: recordingStore, sweeper: sweeper)
     let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, thumbnails: thumbnails,
-                                  playback: issuer, channelRecordings: channelRecordings, logger: logger)
+                                  playback: issuer, channelRecordings: channelRecordings, recordings: recordingService, logger: logger)
     let providers: SignInProviders
     do { providers = try SignInProviders(try config.signInProviders(), httpClient: HTTPClient.shared) } catch {
         await database.close()
@@ -272,7 +315,11 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let liveIDs: @Sendable () -> [String] = {
         streams.all.filter { $0.1.status.publishing || ($0.1.isReplica && $0.1.isLive(rendition: LiveStream.sourceRendition)) }.map(\.0)
     }
+    let paymentPages = PaymentPages(book: payments, gateways: gateways, service: accounts, catalog: catalog, renderer: renderer,
+                                    publicURL: accounts.settings.publicURL, send: try config.sendMail(logger: logger))
+    platform.addRoutes(paymentPages.collection)
     platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, playback: issuer,
+                                 paywall: { record, request, context in try await paymentPages.paywall(record, request, context) },
                                  redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
     }, live: liveIDs).collection)
@@ -307,8 +354,11 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
     platform.addRoutes(CoHostPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
     platform.addRoutes(InvitationPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
+    let recordingPages = recordingService.pages(token: { stream, viewer in playbackTokens.token(stream: stream, viewer: viewer)?.token })
     platform.addRoutes(ChannelPages(service: accounts, catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL,
-                                    live: liveIDs, hasThumbnail: { thumbnails.store.exists(id: $0) }).collection)
+                                    live: liveIDs, hasThumbnail: { thumbnails.store.exists(id: $0) },
+                                    pastBroadcasts: recordingPages.published).collection)
+    platform.addRoutes(RecordingPages(source: recordingPages, renderer: renderer).collection)
 
     // Cached media is answered on the event loop, in front of the router.
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)
@@ -337,9 +387,20 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let notices = StreamNotices(catalog: catalog, accounts: accounts, settings: noticeSettings, nodeID: state.nodeID,
                                 owns: { router.ownsLocally($0) }, isLive: { streams.existing(id: $0)?.status.publishing ?? false },
                                 send: try config.sendMail(logger: logger), logger: logger)
+    let paymentMail = PaymentMail(book: payments, accounts: accounts, catalog: catalog, publicURL: accounts.settings.publicURL,
+                                  send: try config.sendMail(logger: logger), logger: logger)
+    let paymentOutbox = PaymentOutbox(database: database, nodeID: state.nodeID, logger: logger) { try await paymentMail.handle($0) }
+    // Subscriptions are renewed by the ring's owner of one key; the test gateway pays at once.
+    // (Subscriptions are sold through the test gateway only, so far.)
+    let renewals = SubscriptionRenewals(book: payments, interval: .seconds(config.renewalSeconds), logger: logger,
+                                        owns: { router.ownsLocally(PaymentBook.renewalKey) }) { order in
+        guard order.gateway == "test" else { return false }
+        let outcome = try await payments.apply(TestGateway.renewed(order))
+        return outcome == .applied(.paid) || outcome == .duplicate("applied: paid")
+    }
     return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
                            streams: streams, thumbnails: thumbnails, recorder: recorder, sweeper: sweeper, edge: edge, database: database,
                            catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,
-                           logger: logger)
+                           paymentOutbox: paymentOutbox, renewals: renewals, recordingDeletions: recordingDeletions, logger: logger)
 }

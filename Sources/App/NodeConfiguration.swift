@@ -65,6 +65,20 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var facebookClientSecret: String?
     package var xClientID: String?
     package var xClientSecret: String?
+    package var platformFee = "0"
+    package var testPayments = "auto"
+    package var renewalSeconds = 30
+    package var stripeSecretKey: String?
+    package var stripeWebhookSecret: String?
+    package var stripeAPIBase = "https://api.stripe.com"
+    package var paypalClientID: String?
+    package var paypalSecret: String?
+    package var paypalWebhookID: String?
+    package var paypalAPIBase = "https://api-m.paypal.com"
+    package var btcpayURL: String?
+    package var btcpayAPIKey: String?
+    package var btcpayStoreID: String?
+    package var btcpayWebhookSecret: String?
     package var passwordCost = 12
     package var reminderMinutes = 15
     package var missedAfterMinutes = 30
@@ -176,6 +190,20 @@ extension NodeConfiguration {
             .text("smtpPassword", \.smtpPassword, "SMTP password (give it by environment or file)."),
             .text("smtpCaFile", \.smtpCAFile, "PEM file of CA certificates the SMTP server's certificate is checked against (default: the system's)."),
             .text("mailFrom", \.mailFrom, "Sender of the platform's mail, e.g. StreamTube <noreply@example.com>."),
+            .text("platformFee", \.platformFee, "The platform's fee on every sale, in percent (0 to 50, up to two decimals, e.g. 10 or 2.5)."),
+            .text("testPayments", \.testPayments, "The built-in test gateway, a page on the node that pays at once and moves no money (for trying the platform): on, off, or auto (on while no payment provider is configured)."),
+            .int("renewalSeconds", \.renewalSeconds, "How often the node that runs subscription renewals looks for what is due (seconds)."),
+            .text("stripeSecretKey", \.stripeSecretKey, "Stripe: the secret API key (sk_...; give it by environment or file). With the webhook secret, buyers can pay by card through Stripe Checkout."),
+            .text("stripeWebhookSecret", \.stripeWebhookSecret, "Stripe: the signing secret of the webhook endpoint PUBLIC_URL/webhooks/stripe (whsec_...)."),
+            .text("stripeApiBase", \.stripeAPIBase, "Stripe: the API's address (a stand-in's in tests)."),
+            .text("paypalClientId", \.paypalClientID, "PayPal: the REST app's client id."),
+            .text("paypalSecret", \.paypalSecret, "PayPal: the REST app's secret (give it by environment or file)."),
+            .text("paypalWebhookId", \.paypalWebhookID, "PayPal: the id of the webhook to PUBLIC_URL/webhooks/paypal (its signatures are checked with PayPal)."),
+            .text("paypalApiBase", \.paypalAPIBase, "PayPal: the API's address (https://api-m.sandbox.paypal.com for the sandbox; a stand-in's in tests)."),
+            .text("btcpayUrl", \.btcpayURL, "BTCPay Server (Bitcoin and Lightning): the server's address, e.g. https://btcpay.example.com."),
+            .text("btcpayApiKey", \.btcpayAPIKey, "BTCPay: a Greenfield API key that may create and view the store's invoices (give it by environment or file)."),
+            .text("btcpayStoreId", \.btcpayStoreID, "BTCPay: the store's id."),
+            .text("btcpayWebhookSecret", \.btcpayWebhookSecret, "BTCPay: the secret of the store's webhook to PUBLIC_URL/webhooks/btcpay."),
             .text("oidcIssuer", \.oidcIssuer, "An OpenID Connect provider's issuer URL (its discovery document is ISSUER/.well-known/openid-configuration)."),
             .text("oidcClientID", \.oidcClientID, "Client id at the OpenID Connect provider."),
             .text("oidcClientSecret", \.oidcClientSecret, "Client secret at the OpenID Connect provider (give it by environment or file)."),

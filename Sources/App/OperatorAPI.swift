@@ -232,4 +232,18 @@ package struct RecordingResponse: Codable, Equatable, Sendable {
     package var renditions: [String]
     /// The nodes holding a copy.
     package var nodes: [String]
+    /// What people set on it (`/api/v1/recordings`), and where its picture and page are.
+    package var streamId: String?
+    package var title: String?
+    package var description: String?
+    /// The visibility that applies (its own, else its stream's); `inheritsVisibility`: its stream's.
+    package var visibility: String?
+    package var inheritsVisibility: Bool?
+    /// The effective trim (snapped to keyframes: segment boundaries), seconds from the start; absent: not trimmed.
+    package var trimStart: Double?
+    package var trimEnd: Double?
+    /// What plays and downloads: the trimmed length (the whole when not trimmed).
+    package var trimmedDurationSeconds: Double?
+    package var thumbnailURL: String?
+    package var pageURL: String?
 }

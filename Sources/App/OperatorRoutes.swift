@@ -24,6 +24,8 @@ package struct OperatorRoutes: Sendable {
     /// The copies of a stream's recordings its holders' databases know (nodes with databases of
     /// their own each know only their own copies); nil: this node's database knows them all.
     var peerRecordings: (@Sendable (String) async -> [RecordingCopy])? = nil
+    /// What people set on recordings (titles, visibility, trims, deletions), when the node has it.
+    var recordingService: RecordingService? = nil
 
     var catalog: StreamCatalog { streams.catalog }
 
@@ -112,6 +114,11 @@ package struct OperatorRoutes: Sendable {
         }
         api.get("streams/:id/recordings") { request, context -> Response in
             let record = try await LiveRoutes.stream(context, in: catalog)
+            if let service = recordingService {
+                // Oldest first, deleted ones left out, with what people set on them.
+                return try Responses.json(try await service.items(of: [record], holders: peerRecordings).reversed()
+                    .map { service.describe($0, base: baseURL(request).base) })
+            }
             var list = try await recordings?.recordings(stream: record.id) ?? []
             if let peerRecordings, let recordings {
                 let copies = PeerRecordings.merged(try await recordings.copies(stream: record.id), await peerRecordings(record.id))

@@ -10,6 +10,7 @@ import Live
 import Logging
 import NIOCore
 import Origin
+import Web
 
 /// `GET /api/v1/me` and what account routes answer.
 package struct AccountResponse: Codable, Equatable, Sendable {
@@ -147,6 +148,7 @@ package struct PlatformAPI: Sendable {
     let thumbnails: Thumbnails
     let playback: any PlaybackIssuer
     let channelRecordings: ChannelRecordings
+    let recordings: RecordingService
     let logger: Logger
 
     var catalog: StreamCatalog { streams.catalog }
@@ -399,6 +401,54 @@ package struct PlatformAPI: Sendable {
                 let changed = try await cohosts.rotateKey(stream: id, account: caller.accountID, address: Self.address(context))
                 return try Responses.json(cohosting(changed, for: caller.accountID, request: request), cache: "no-store")
             } catch let p as AccountProblem { throw p.problem }
+        }
+
+        // MARK: Recordings (what each does is `RecordingService`'s; the studio's pages call the same)
+        api.get("streams/:id/recordings") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsRead)
+            let id = try context.parameters.require("id")
+            guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id),
+                  RecordingService.may(caller, record, write: false) else {
+                throw Problem.notFound("you have no stream \(id.prefix(64))")
+            }
+            let base = operatorRoutes.baseURL(request).base
+            return try Responses.json(try await recordings.items(of: [record]).map { recordings.describe($0, base: base) }, cache: "no-store")
+        }
+        api.get("recordings") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsRead)
+            let mine = catalog.all.filter { $0.owner == caller.accountID }
+            let base = operatorRoutes.baseURL(request).base
+            return try Responses.json(try await recordings.items(of: mine).map { recordings.describe($0, base: base) }, cache: "no-store")
+        }
+        api.get("recordings/:id") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsRead)
+            let item = try await recordings.item(id: try context.parameters.require("id"), for: caller, write: false)
+            return try Responses.json(recordings.describe(item, base: operatorRoutes.baseURL(request).base), cache: "no-store")
+        }
+        api.patch("recordings/:id") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let item = try await recordings.item(id: try context.parameters.require("id"), for: caller, write: true)
+            let body = try await Self.decode(RecordingChange.self, request, context,
+                                             example: #"{"title": "Day 1", "visibility": "unlisted", "trimStart": 12.5, "trimEnd": 600}"#)
+            let changed = try await recordings.update(item, body, by: caller.accountID)
+            return try Responses.json(recordings.describe(changed, base: operatorRoutes.baseURL(request).base), cache: "no-store")
+        }
+        api.delete("recordings/:id") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let item = try await recordings.item(id: try context.parameters.require("id"), for: caller, write: true)
+            try await recordings.delete(item, by: caller.accountID)
+            return Response(status: .noContent)
+        }
+        api.put("recordings/:id/thumbnail") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let item = try await recordings.item(id: try context.parameters.require("id"), for: caller, write: true)
+            return try await ThumbnailUpload.put(request) { image in try await recordings.setThumbnail(item, image: image) }
+        }
+        api.delete("recordings/:id/thumbnail") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsWrite)
+            let item = try await recordings.item(id: try context.parameters.require("id"), for: caller, write: true)
+            try await recordings.setThumbnail(item, image: nil)
+            return Response(status: .noContent)
         }
         return api
     }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Mail
 import OIDC
+import Payments
 
 extension NodeConfiguration {
     /// Accounts' settings; a value that cannot work is a clear error at start.
@@ -66,5 +67,78 @@ extension NodeConfiguration {
             out.append(make(id, secret))
         }
         return out
+    }
+}
+
+extension NodeConfiguration {
+    /// The platform's fee in basis points (1/100 of a percent), from `--platform-fee` in percent.
+    package func platformFeeBasisPoints() throws -> Int {
+        let t = platformFee.trimmingCharacters(in: .whitespaces)
+        let parts = t.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let whole = Int(parts[0]), whole >= 0, parts[0].allSatisfy(\.isNumber),
+              parts.count == 1 || (1...2).contains(parts[1].count) && parts[1].allSatisfy(\.isNumber) else {
+            throw ConfigurationError("--platform-fee must be a percentage like 10 or 2.5, got \(platformFee)")
+        }
+        let fraction = parts.count == 2 ? Int(parts[1].padding(toLength: 2, withPad: "0", startingAt: 0))! : 0
+        let bp = whole * 100 + fraction
+        guard bp <= 5_000 else { throw ConfigurationError("--platform-fee must be at most 50 (percent), got \(platformFee)") }
+        return bp
+    }
+}
+
+extension NodeConfiguration {
+    /// Stripe, when both its secrets are given; one without the other is a clear error.
+    package func stripeSettings() throws -> StripeSettings? {
+        let key = stripeSecretKey.flatMap { $0.isEmpty ? nil : $0 }, hook = stripeWebhookSecret.flatMap { $0.isEmpty ? nil : $0 }
+        guard key != nil || hook != nil else { return nil }
+        guard let key, let hook else {
+            throw ConfigurationError("Stripe needs both --stripe-secret-key and --stripe-webhook-secret")
+        }
+        guard let base = URL(string: stripeAPIBase), ["http", "https"].contains(base.scheme ?? ""), base.host != nil else {
+            throw ConfigurationError("--stripe-api-base must be an http(s) URL, got \(stripeAPIBase)")
+        }
+        return StripeSettings(secretKey: key, webhookSecret: hook, apiBase: stripeAPIBase)
+    }
+
+    /// BTCPay Server, when its four settings are given; some without the others is a clear error.
+    package func btcpaySettings() throws -> BTCPaySettings? {
+        let given = [btcpayURL, btcpayAPIKey, btcpayStoreID, btcpayWebhookSecret].map { $0.flatMap { $0.isEmpty ? nil : $0 } }
+        guard given.contains(where: { $0 != nil }) else { return nil }
+        guard let url = given[0], let key = given[1], let store = given[2], let hook = given[3] else {
+            throw ConfigurationError("BTCPay needs --btcpay-url, --btcpay-api-key, --btcpay-store-id and --btcpay-webhook-secret")
+        }
+        guard let u = URL(string: url), ["http", "https"].contains(u.scheme ?? ""), u.host != nil else {
+            throw ConfigurationError("--btcpay-url must be an http(s) URL, got \(url)")
+        }
+        return BTCPaySettings(url: url, apiKey: key, storeID: store, webhookSecret: hook)
+    }
+
+    /// PayPal, when its client id, secret and webhook id are given.
+    package func paypalSettings() throws -> PayPalSettings? {
+        let given = [paypalClientID, paypalSecret, paypalWebhookID].map { $0.flatMap { $0.isEmpty ? nil : $0 } }
+        guard given.contains(where: { $0 != nil }) else { return nil }
+        guard let id = given[0], let secret = given[1], let hook = given[2] else {
+            throw ConfigurationError("PayPal needs --paypal-client-id, --paypal-secret and --paypal-webhook-id")
+        }
+        guard let u = URL(string: paypalAPIBase), ["http", "https"].contains(u.scheme ?? ""), u.host != nil else {
+            throw ConfigurationError("--paypal-api-base must be an http(s) URL, got \(paypalAPIBase)")
+        }
+        return PayPalSettings(clientID: id, secret: secret, webhookID: hook, apiBase: paypalAPIBase)
+    }
+
+    /// The gateways buyers may choose, the test gateway first when it is on.
+    package func paymentGateways() throws -> [any PaymentGateway] {
+        var providers: [any PaymentGateway] = []
+        if let stripe = try stripeSettings() { providers.append(StripeGateway(settings: stripe)) }
+        if let paypal = try paypalSettings() { providers.append(PayPalGateway(settings: paypal)) }
+        if let btcpay = try btcpaySettings() { providers.append(BTCPayGateway(settings: btcpay)) }
+        let test: Bool
+        switch testPayments.lowercased() {
+        case "auto": test = providers.isEmpty
+        case "on", "true", "1", "yes": test = true
+        case "off", "false", "0", "no": test = false
+        default: throw ConfigurationError("--test-payments must be on, off or auto, got \(testPayments)")
+        }
+        return (test ? [TestGateway()] : []) + providers
     }
 }

@@ -1,6 +1,7 @@
 // ThumbnailUpload: `PUT` and `DELETE` of a stream's thumbnail, as the public API
 // (`/api/v1/streams/{id}/thumbnail`, the owner or an admin) and the operator API
-// (`/api/streams/{id}/thumbnail`) both answer them once the stream is found.
+// (`/api/streams/{id}/thumbnail`) both answer them once the stream is found; a recording's
+// (`/api/v1/recordings/{id}/thumbnail`) is read and checked the same way, kept elsewhere.
 import Foundation
 import HTTPSupport
 import Hummingbird
@@ -15,6 +16,11 @@ enum ThumbnailUpload {
 
     /// Reads the image (bounded), has it checked, decoded and re-encoded, and keeps the result.
     static func put(_ request: Request, id: String, thumbnails: Thumbnails) async throws -> Response {
+        try await put(request) { image in try await thumbnails.upload(id: id, image: image) }
+    }
+
+    /// Reads the image (bounded) and hands it to `keep`, which makes and keeps the picture.
+    static func put(_ request: Request, keep: @Sendable ([UInt8]) async throws -> Void) async throws -> Response {
         let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
         guard let type, types.contains(type) else {
             throw Problem(.unsupportedMediaType, "send the image's bytes with Content-Type image/jpeg, image/png or image/webp")
@@ -24,7 +30,7 @@ enum ThumbnailUpload {
         let body: ByteBuffer
         do { body = try await request.body.collect(upTo: limit) } catch let e as any HTTPResponseError where e.status == .contentTooLarge { throw tooLarge }
         do {
-            try await thumbnails.upload(id: id, image: Array(buffer: body))
+            try await keep(Array(buffer: body))
         } catch let e as ThumbnailError {
             throw Problem.badRequest(e.description)
         }

@@ -192,6 +192,8 @@ package final class Database: Sendable {
     package let appliedAtOpen: [Int]
     private let backend: Backend
     private let logger: Logger
+    /// SQLite: one transaction at a time from this handle, on a connection of its own.
+    private let gate = TransactionGate()
 
     package var engine: Engine {
         switch backend {
@@ -421,10 +423,96 @@ package final class Database: Sendable {
         return stream
     }
 
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    /// SQLite: on a connection of its own (the shared connection's other queries must not fall
+    /// inside it), one transaction at a time from this handle, `BEGIN IMMEDIATE` so that nodes
+    /// sharing the file take turns (the busy timeout waits); PostgreSQL: on one connection of the
+    /// pool, READ COMMITTED — make changes that race conditional (unique keys, `UPDATE ... WHERE
+    /// state = ...`), not read-then-write.
+    package func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        switch (backend, location) {
+        case (.sqlite, .sqlite(let path)):
+            await gate.acquire()
+            do {
+                let connection = try await gate.connection(path: path, logger: logger)
+                let result = try await Self.run(connection.sql(queryLogLevel: nil), begin: "BEGIN IMMEDIATE", body)
+                await gate.release()
+                return result
+            } catch {
+                await gate.release()
+                throw error
+            }
+        default:
+            return try await sql.withSession { s in try await Self.run(s, begin: "BEGIN", body) }
+        }
+    }
+
+    private static func run<T: Sendable>(_ s: any SQLDatabase, begin: String,
+                                         _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await s.raw(SQLQueryString(begin)).run()
+        do {
+            let result = try await body(s)
+            try await s.raw("COMMIT").run()
+            return result
+        } catch {
+            try? await s.raw("ROLLBACK").run()
+            throw error
+        }
+    }
+
     package func close() async {
+        await gate.close()
         switch backend {
         case .sqlite(let c): try? await c.close()
         case .postgres(let pool, _): try? await pool.shutdownAsync()
         }
+    }
+}
+
+/// Transactions on an SQLite file, one at a time, on a connection opened for them, with a
+/// thread of its own: SQLite waits for a lock by blocking its thread, and the connections that
+/// wait for this one's transaction to end must not take every thread it needs to end it.
+private actor TransactionGate {
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var writer: SQLiteConnection?
+    private var thread: NIOThreadPool?
+
+    func acquire() async {
+        guard busy else { busy = true; return }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+    }
+
+    func connection(path: String, logger: Logger) async throws -> SQLiteConnection {
+        if let writer { return writer }
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        let c: SQLiteConnection
+        do {
+            c = try await SQLiteConnection.open(storage: .file(path: path), threadPool: pool, logger: logger,
+                                                on: MultiThreadedEventLoopGroup.singleton.any())
+        } catch {
+            try? await pool.shutdownGracefully()
+            throw error
+        }
+        do {
+            try await c.sql(queryLogLevel: nil).raw("PRAGMA busy_timeout=5000").run()
+        } catch {
+            try? await c.close()
+            try? await pool.shutdownGracefully()
+            throw error
+        }
+        (writer, thread) = (c, pool)
+        return c
+    }
+
+    func close() async {
+        try? await writer?.close()
+        try? await thread?.shutdownGracefully()
+        (writer, thread) = (nil, nil)
     }
 }

@@ -255,12 +255,175 @@ package enum Migrations {
             // The co-host a stream is handed to; NULL: its host.
             try await db.alter(table: "streams").column("on_air", type: .text).run()
         },
+        Migration(version: 15, name: "what people set on a recording, and deleted recordings' tombstones") { db in
+            let time = timeType(db)
+            // One row per recording (not per copy): its title, description, visibility (NULL:
+            // its stream's), the effective trim (seconds, and the first and last segments kept), an
+            // uploaded picture, and `deleted_at` once it was deleted: the tombstone every holder
+            // of a copy acts on, one that was away too.
+            try await db.create(table: "recording_details")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("stream_id", type: .text, .notNull)
+                .column("title", type: .text)
+                .column("description", type: .text, .notNull, .default(""))
+                .column("visibility", type: .text)
+                .column("trim_start", type: time)
+                .column("trim_end", type: time)
+                .column("trim_first", type: .bigint)
+                .column("trim_last", type: .bigint)
+                .column("thumbnail", type: .text)
+                .column("thumbnail_jpeg", type: .blob)
+                .column("deleted_at", type: time)
+                .column("updated_at", type: time, .notNull)
+                .run()
+            try await db.create(index: "recording_details_stream").on("recording_details").column("stream_id").run()
+        },
         Migration(version: 16, name: "recording off per stream and per channel; a channel's retention") { db in
             // The stream's own setting (null: its channel's), and its channel's settings as copied
             // onto it (JSON; null: recorded, everything kept), so every node holding it knows them.
             try await db.alter(table: "streams").column("record", type: .int).run()
             try await db.alter(table: "streams").column("channel_recording", type: .text).run()
             try await db.alter(table: "accounts").column("recording", type: .text).run()
+        },
+        Migration(version: 17, name: "payments: prices, orders, gateway events, entitlements, the ledger, the outbox, subscriptions") { db in
+            // Money is an integer of minor units (cents) with its ISO 4217 currency, never a float.
+            // What is sold: a ticket for a stream or a recording, a channel's subscription.
+            try await db.create(table: "prices")
+                .column("item_kind", type: .text, .notNull)
+                .column("item_id", type: .text, .notNull)
+                .column("plan", type: .text, .notNull)
+                .column("seller_id", type: .text, .notNull)
+                .column("amount", type: .bigint, .notNull)
+                .column("currency", type: .text, .notNull)
+                .column("trial_days", type: .int, .notNull, .default(0))
+                .column("updated_at", type: timeType(db), .notNull)
+                .primaryKey("item_kind", "item_id", "plan")
+                .run()
+            // An order is a state machine (`OrderState`); its price and the platform's fee are
+            // fixed when it is made. `gateway_ref`: the provider's id of its checkout; `gateway_payment`:
+            // of the payment (refunds and disputes name that).
+            try await db.create(table: "orders")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("buyer_id", type: .text, .notNull)
+                .column("seller_id", type: .text, .notNull)
+                .column("item_kind", type: .text, .notNull)
+                .column("item_id", type: .text, .notNull)
+                .column("plan", type: .text, .notNull)
+                .column("amount", type: .bigint, .notNull)
+                .column("currency", type: .text, .notNull)
+                .column("fee", type: .bigint, .notNull)
+                .column("gateway", type: .text, .notNull)
+                .column("gateway_ref", type: .text)
+                .column("gateway_payment", type: .text)
+                .column("state", type: .text, .notNull)
+                .column("reason", type: .text)
+                .column("refunded_early", type: .int, .notNull, .default(0))
+                .column("subscription_id", type: .text)
+                .column("created_at", type: timeType(db), .notNull)
+                .column("updated_at", type: timeType(db), .notNull)
+                .run()
+            try await db.create(index: "orders_gateway_ref").unique().on("orders").column("gateway").column("gateway_ref").run()
+            try await db.create(index: "orders_gateway_payment").on("orders").column("gateway").column("gateway_payment").run()
+            try await db.create(index: "orders_buyer").on("orders").column("buyer_id").run()
+            try await db.create(index: "orders_seller").on("orders").column("seller_id").run()
+            // Every event a gateway sent, once: applying one is inserting its row first.
+            try await db.create(table: "gateway_events")
+                .column("gateway", type: .text, .notNull)
+                .column("event_id", type: .text, .notNull)
+                .column("order_id", type: .text)
+                .column("outcome", type: .text, .notNull)
+                .column("received_at", type: timeType(db), .notNull)
+                .primaryKey("gateway", "event_id")
+                .run()
+            // What a paid order opens: one per order, revoked by a refund or a chargeback.
+            try await db.create(table: "entitlements")
+                .column("order_id", type: .text, .primaryKey(autoIncrement: false))
+                .column("account_id", type: .text, .notNull)
+                .column("item_kind", type: .text, .notNull)
+                .column("item_id", type: .text, .notNull)
+                .column("starts_at", type: timeType(db), .notNull)
+                .column("ends_at", type: timeType(db))
+                .column("revoked_at", type: timeType(db))
+                .run()
+            // One standing entitlement per account and item: a second payment for what the buyer
+            // holds already cannot open it twice (the order is flagged for a refund instead).
+            try await db.raw("""
+                CREATE UNIQUE INDEX entitlements_once ON entitlements (account_id, item_kind, item_id) WHERE revoked_at IS NULL
+                """).run()
+            // The ledger: double entry, append only. A transaction's entries sum to zero in each
+            // currency (debits positive, credits negative); `reference` makes posting idempotent.
+            try await db.create(table: "ledger_transactions")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("kind", type: .text, .notNull)
+                .column("reference", type: .text, .notNull, .unique)
+                .column("order_id", type: .text)
+                .column("created_at", type: timeType(db), .notNull)
+                .run()
+            try await db.create(table: "ledger_entries")
+                .column("transaction_id", type: .text, .notNull, .references("ledger_transactions", "id"))
+                .column("line", type: .int, .notNull)
+                .column("account", type: .text, .notNull)
+                .column("currency", type: .text, .notNull)
+                .column("amount", type: .bigint, .notNull)
+                .primaryKey("transaction_id", "line")
+                .run()
+            try await db.create(index: "ledger_entries_account").on("ledger_entries").column("account").run()
+            for table in ["ledger_transactions", "ledger_entries"] {
+                if isPostgres(db) {
+                    try await db.raw("""
+                        CREATE FUNCTION \(unsafeRaw: table)_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+                        BEGIN RAISE EXCEPTION 'the ledger is append-only: \(unsafeRaw: table) rows are never changed'; END $$
+                        """).run()
+                    try await db.raw("""
+                        CREATE TRIGGER \(unsafeRaw: table)_append_only BEFORE UPDATE OR DELETE ON \(unsafeRaw: table)
+                        FOR EACH ROW EXECUTE FUNCTION \(unsafeRaw: table)_append_only()
+                        """).run()
+                } else {
+                    for op in ["UPDATE", "DELETE"] {
+                        try await db.raw("""
+                            CREATE TRIGGER \(unsafeRaw: table)_no_\(unsafeRaw: op.lowercased()) BEFORE \(unsafeRaw: op) ON \(unsafeRaw: table)
+                            BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: \(unsafeRaw: table) rows are never changed'); END
+                            """).run()
+                    }
+                }
+            }
+            // Side effects of an applied event (a receipt to mail), written in its transaction and
+            // carried out after, at least once.
+            try await db.create(table: "payment_outbox")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("kind", type: .text, .notNull)
+                .column("payload", type: .text, .notNull)
+                .column("created_at", type: timeType(db), .notNull)
+                .column("done_at", type: timeType(db))
+                .column("attempts", type: .int, .notNull, .default(0))
+                .column("claimed_by", type: .text)
+                .column("claimed_until", type: timeType(db))
+                .column("last_error", type: .text)
+                .run()
+            try await db.create(index: "payment_outbox_due").on("payment_outbox").column("done_at").column("claimed_until").run()
+            // A channel's subscription over time: its period, renewals and cancellation
+            // (`SubscriptionState`); its entitlement (`entitlements.order_id` = the subscription's
+            // id) ends with the period it has paid for, plus the grace while a renewal is retried.
+            try await db.create(table: "subscriptions")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("account_id", type: .text, .notNull)
+                .column("channel_id", type: .text, .notNull)
+                .column("plan", type: .text, .notNull)
+                .column("amount", type: .bigint, .notNull)
+                .column("currency", type: .text, .notNull)
+                .column("fee", type: .bigint, .notNull)
+                .column("gateway", type: .text, .notNull)
+                .column("state", type: .text, .notNull)
+                .column("period", type: .int, .notNull)
+                .column("period_end", type: timeType(db), .notNull)
+                .column("cancel_at_period_end", type: .int, .notNull, .default(0))
+                .column("attempts", type: .int, .notNull, .default(0))
+                .column("next_attempt_at", type: timeType(db))
+                .column("created_at", type: timeType(db), .notNull)
+                .column("updated_at", type: timeType(db), .notNull)
+                .run()
+            try await db.create(index: "subscriptions_due").on("subscriptions").column("state").column("period_end").run()
+            try await db.create(index: "subscriptions_account").on("subscriptions").column("account_id").run()
         },
     ] }
 

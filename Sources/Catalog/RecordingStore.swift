@@ -119,9 +119,23 @@ package struct RecordingStore: Sendable {
         return Self.merge(rows.compactMap(copy)).first
     }
 
+    /// The recordings of several streams (a person's), oldest first.
+    package func recordings(streams: [String]) async throws -> [RecordingSummary] {
+        guard !streams.isEmpty else { return [] }
+        let rows = try await sql.select().columns(Self.columns).from("recordings").where("stream_id", .in, streams)
+            .orderBy("started_at").all()
+        return Self.merge(rows.compactMap(copy))
+    }
+
     /// Forgets a node's copy (deleted from its disk).
     package func removeCopy(id: String, nodeID: String) async throws {
         try await sql.delete(from: "recordings").where("id", .equal, id).where("node_id", .equal, nodeID).run()
+    }
+
+    /// The ids of the copies a node holds, by the database.
+    package func copies(nodeID: String) async throws -> [String] {
+        try await sql.select().column("id").from("recordings").where("node_id", .equal, nodeID).all()
+            .compactMap { try? $0.decode(column: "id", as: String.self) }
     }
 
     static func merge(_ copies: [RecordingCopy]) -> [RecordingSummary] {

@@ -535,9 +535,10 @@ package final class StreamCatalog: Sendable {
                     if theirs.cohosts != known.cohosts { try await store.replaceCohosts(stream: record.id, theirs.cohosts) }
                     if theirs.onAir != known.onAir { try await store.setOnAir(stream: record.id, account: theirs.onAir) }
                     try await store.update(theirs)
-                    // What the database holds now: co-hosts' keys it kept sealed (a database shared
-                    // with the node that made them) open here too.
-                    if theirs.cohosts != known.cohosts, (try? await reload(id: record.id)) != nil { return }
+                    // What the database holds now: keys it kept sealed (a database shared with the
+                    // node that made them: the stream's new key, co-hosts' keys) open here too.
+                    if theirs.cohosts != known.cohosts || known.keyDigest != record.keyDigest,
+                       (try? await reload(id: record.id)) != nil { return }
                 } catch {
                     logger.warning("stream record from a peer not updated", metadata: ["stream": "\(record.id)", "error": "\(Database.explain(error))"])
                 }

@@ -60,8 +60,10 @@ package struct StreamStore: Sendable {
 
     /// A key replaced on the node that made the stream: its digest, and no key here.
     package func replaceDigest(id: String, digest: String) async throws {
+        // Only where the row still has another digest: a database shared with the node that made
+        // the new key holds it already, sealed, and keeps it.
         try await sql.update("streams").set("key_digest", to: SQLBind(digest)).set("key_sealed", to: SQLLiteral.null)
-            .where("id", .equal, id).run()
+            .where("id", .equal, id).where("key_digest", .notEqual, digest).run()
         await database.announce(id, on: Self.changes)
     }
 

@@ -13,7 +13,7 @@ import Hummingbird
 import NIOCore
 
 package enum PeerRecordings {
-    package static let path = "/internal/recordings"
+    package static let path = "/internal/stream-recordings"
     /// The largest answer read: thousands of copies.
     static let maxBody = 4 << 20
 
@@ -77,7 +77,7 @@ package enum PeerRecordings {
         return best.values.sorted { ($0.startedAt, $0.id, $0.nodeID) < ($1.startedAt, $1.id, $1.nodeID) }
     }
 
-    /// `GET /internal/recordings/{stream}`: the copies of the stream's recordings this node's
+    /// `GET /internal/stream-recordings/{stream}`: the copies of the stream's recordings this node's
     /// database knows, for a node holding a token for `records`.
     package static func routes(store: RecordingStore, tokens: ClusterTokens) -> RouteCollection<NodeRequestContext> {
         let routes = RouteCollection(context: NodeRequestContext.self)

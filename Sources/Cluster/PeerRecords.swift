@@ -173,7 +173,7 @@ package enum PeerRecords {
     }
 
     /// The body of a request whose cluster token covers it (by its digest), bounded.
-    private static func signedBody(_ request: Request, _ context: NodeRequestContext) async throws -> ByteBuffer {
+    package static func signedBody(_ request: Request, _ context: NodeRequestContext) async throws -> ByteBuffer {
         guard case .node(_, _, _, let digest?) = context.caller else { throw Problem(.unauthorized, "the cluster token names no body") }
         let body = try await request.body.collect(upTo: maxBody)
         guard ClusterTokens.digest(body.readableBytesView) == digest else {

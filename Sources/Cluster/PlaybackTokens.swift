@@ -357,19 +357,27 @@ package struct TokenIssuer: PlaybackIssuer {
     /// Whether a viewer (an account or a guest) holds a standing invitation to the stream;
     /// asked at every issue, so a withdrawn invitation gets no new token from that moment.
     let invited: @Sendable (StreamRecord, String) async -> Bool
+    /// Whether an account holds a ticket or subscription that opens the (paid) stream; asked
+    /// at every issue, so a refund gets no new token from that moment.
+    let entitled: @Sendable (StreamRecord, String) async -> Bool
 
-    package init(tokens: PlaybackTokens, invited: @escaping @Sendable (StreamRecord, String) async -> Bool = { _, _ in false }) {
+    package init(tokens: PlaybackTokens, invited: @escaping @Sendable (StreamRecord, String) async -> Bool = { _, _ in false },
+                 entitled: @escaping @Sendable (StreamRecord, String) async -> Bool = { _, _ in false }) {
         self.tokens = tokens
         self.invited = invited
+        self.entitled = entitled
     }
 
-    /// The operator, the stream's owner, admins and invitees; anyone for a stream that is not
-    /// private. (Purchases will answer here too.)
+    /// The operator, the stream's owner, admins and invitees; for a paid stream, whoever holds
+    /// a ticket or the channel's subscription; anyone for a stream that is not private.
     package func mayWatch(_ stream: StreamRecord, _ viewer: PlaybackViewer) async -> Bool {
         guard stream.visibility.isPrivate else { return true }
         switch viewer {
         case .operator: return true
-        case .account(let id, let isAdmin): return isAdmin || stream.owner == id ? true : await invited(stream, id)
+        case .account(let id, let isAdmin):
+            if isAdmin || stream.owner == id { return true }
+            if await invited(stream, id) { return true }
+            return stream.visibility == .paid ? await entitled(stream, id) : false
         case .guest(let id): return stream.allowGuests ? await invited(stream, id) : false
         }
     }

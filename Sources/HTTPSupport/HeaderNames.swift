@@ -15,4 +15,8 @@ extension HTTPField.Name {
     package static let xFrameOptions = HTTPField.Name("X-Frame-Options")!
     /// The anti-forgery token a script sends back (`CSRFMiddleware`).
     package static let csrfToken = HTTPField.Name("X-CSRF-Token")!
+    /// Stripe's webhook signature (`t=...,v1=...`).
+    package static let stripeSignature = HTTPField.Name("Stripe-Signature")!
+    /// BTCPay Server's webhook signature (`sha256=...`).
+    package static let btcpaySignature = HTTPField.Name("BTCPay-Sig")!
 }

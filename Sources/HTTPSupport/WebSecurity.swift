@@ -65,6 +65,21 @@ extension Response {
     package mutating func allowFraming() {
         headers[Framing.marker] = Framing.anyone
     }
+
+    /// Lets this page's forms lead to `origins` as well as this site (CSP `form-action`, which
+    /// browsers apply to the redirect a form's answer makes): a payment provider's checkout.
+    /// Origins only (`https://checkout.stripe.com`); anything else is left out.
+    package mutating func allowFormAction(to origins: [String]) {
+        let safe = origins.filter { o in
+            guard let u = URL(string: o), ["http", "https"].contains(u.scheme ?? ""), u.host != nil, u.path.isEmpty, u.query == nil else { return false }
+            return !o.contains(where: { $0 == ";" || $0 == "," || $0 == "'" || $0.isWhitespace })
+        }
+        headers[FormTargets.marker] = safe.isEmpty ? nil : safe.joined(separator: " ")
+    }
+}
+
+enum FormTargets {
+    static let marker = HTTPField.Name("X-StreamTube-Form-Action")!
 }
 
 /// Security headers: `nosniff` on every answer; on pages a Content-Security-Policy (own
@@ -83,11 +98,13 @@ package struct SecurityHeadersMiddleware: RouterMiddleware {
         response.headers[.xContentTypeOptions] = "nosniff"
         let framable = response.headers[Framing.marker] == Framing.anyone
         response.headers[Framing.marker] = nil
+        let formTargets = response.headers[FormTargets.marker].map { " " + $0 } ?? ""
+        response.headers[FormTargets.marker] = nil
         if response.headers[.contentType]?.hasPrefix("text/html") == true {
             // Media may come from other nodes (the nearest edge), so connect-src allows http(s).
             response.headers[.contentSecurityPolicy] = "default-src 'self'; script-src 'self' 'nonce-\(nonce)'; "
                 + "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob: http: https:; "
-                + "connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                + "connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; form-action 'self'\(formTargets); "
                 + (framable ? "frame-ancestors *" : "frame-ancestors 'none'")
             response.headers[.referrerPolicy] = "strict-origin-when-cross-origin"
             if !framable { response.headers[.xFrameOptions] = "DENY" }

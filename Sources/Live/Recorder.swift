@@ -196,7 +196,19 @@ package final class Recorder: Service, Sendable {
             let inits = st.inits[segment.rendition] ?? [:]
             var previous: RecordingManifest?
             if var current = st.current {
-                if current.epoch == segment.epoch, current.firstSequence == segment.recordingStart {
+                // Which recording the segment names; one that names none (`recordingStart` nil)
+                // goes into the open one from its start on, or after the ended one's last.
+                let continues: Bool, older: Bool
+                if let start = segment.recordingStart {
+                    (continues, older) = current.epoch == segment.epoch ? (start == current.firstSequence, start < current.firstSequence)
+                                                                        : (false, false)
+                } else if current.endedAt == nil {
+                    (continues, older) = (segment.sequence >= current.firstSequence, segment.sequence < current.firstSequence)
+                } else {
+                    let last = current.renditions.compactMap(\.segments.last?.sequence).max() ?? current.firstSequence
+                    (continues, older) = (false, segment.sequence <= last)
+                }
+                if continues {
                     if current.hasSegment(rendition: segment.rendition, sequence: segment.sequence) { return nil }
                     if st.endingAt != nil || current.endedAt != nil {
                         st.endingAt = nil
@@ -207,10 +219,10 @@ package final class Recorder: Service, Sendable {
                     }
                     return (current, inits, false, nil)
                 }
-                if current.epoch == segment.epoch, segment.recordingStart < current.firstSequence { return nil }
+                if older { return nil }
                 if current.endedAt == nil { previous = current }
             }
-            var new = RecordingManifest(stream: segment.stream, epoch: segment.epoch, firstSequence: segment.recordingStart,
+            var new = RecordingManifest(stream: segment.stream, epoch: segment.epoch, firstSequence: segment.recordingStart ?? segment.sequence,
                                         startedAt: segment.programDateTime)
             new.startedAt = min(segment.programDateTime, Date())
             return (new, inits, true, previous)
@@ -441,7 +453,7 @@ package final class Recorder: Service, Sendable {
     static func size(_ bytes: Int) -> String { bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : "\(bytes) bytes" }
 
     /// What went wrong, in words an operator can act on.
-    static func describe(_ error: any Error) -> String {
+    package static func describe(_ error: any Error) -> String {
         if let e = error as? CocoaError {
             switch e.code {
             case .fileWriteOutOfSpace: return "No space left on device"

@@ -50,16 +50,24 @@ package final class RecordingDownloads: Sendable {
     /// A copy marked incomplete while the broadcast goes on (a write failed) is still growing.
     package static func isFinished(_ m: RecordingManifest) -> Bool { m.endedAt != nil && m.state != .recording }
 
-    /// The path of a finished recording's MP4, made now if it was not yet.
-    package func file(for m: RecordingManifest) async throws -> String {
+    /// The file a download is kept in: `download.mp4` for the whole recording, one named by its
+    /// first and last segments for a trim — a new trim makes a new file, never the old one's.
+    package static func fileName(trim: RecordingTrim?) -> String {
+        guard let trim else { return fileName }
+        return "download-\(trim.firstSequence)-\(trim.lastSequence).mp4"
+    }
+
+    /// The path of a finished recording's MP4 (trimmed: `m` holds the trim's segments only),
+    /// made now if it was not yet.
+    package func file(for m: RecordingManifest, trim: RecordingTrim? = nil) async throws -> String {
         guard Self.isFinished(m) else { throw RecordingDownloadError.notFinished }
         let folder = recorder.folder(of: m)
-        let path = folder + "/" + Self.fileName
+        let path = folder + "/" + Self.fileName(trim: trim)
         if FileManager.default.fileExists(atPath: path) { return path }
         guard let rendition = Self.rendition(of: m) else { throw RecordingDownloadError.empty }
         let runs = Self.runs(of: rendition, folder: folder + "/" + rendition.name)
         let task = flights.withLock { f -> Task<String, any Error> in
-            if let running = f[m.id] { return running }
+            if let running = f[path] { return running }
             let task = Task<String, any Error> { [queue, remux] in
                 try await withCheckedThrowingContinuation { (c: CheckedContinuation<String, any Error>) in
                     queue.async {
@@ -80,10 +88,10 @@ package final class RecordingDownloads: Sendable {
                     }
                 }
             }
-            f[m.id] = task
+            f[path] = task
             return task
         }
-        defer { _ = flights.withLock { $0.removeValue(forKey: m.id) } }
+        defer { _ = flights.withLock { $0.removeValue(forKey: path) } }
         return try await task.value
     }
 }

@@ -6,6 +6,10 @@
 // immutable. `download.mp4`: a finished recording as one MP4 (`RecordingDownloads`), with a file
 // name from the stream's title and byte ranges; one still being made answers 409 with
 // `Retry-After`; a node without a copy asks a holder as for the playlists.
+// What people set on a recording is asked on every request, on every node (`RecordingCatalog`,
+// in memory): a deleted recording answers 404; its own visibility, when set, stands for its
+// stream's (the same rules, and the stream's playback tokens); a trim keeps the segments it
+// names (`RecordingTrim`) in the playlists, the files served and the MP4.
 import Catalog
 import Foundation
 import HTTPSupport
@@ -20,10 +24,16 @@ package struct RecordingRoutes: Sendable {
     package let edge: EdgeProxy?
     package let playback: any PlaybackPolicy
     package let downloads: RecordingDownloads?
+    package let details: RecordingCatalog?
+    /// Makes a recording's picture from its first keyframe.
+    package let thumbnails: Thumbnails?
 
     package init(recorder: Recorder?, store: RecordingStore?, catalog: StreamCatalog, edge: EdgeProxy?,
-                 playback: any PlaybackPolicy = PublicPlayback(), downloads: RecordingDownloads? = nil) {
+                 playback: any PlaybackPolicy = PublicPlayback(), downloads: RecordingDownloads? = nil, details: RecordingCatalog? = nil,
+                 thumbnails: Thumbnails? = nil) {
+        self.thumbnails = thumbnails
         self.downloads = downloads
+        self.details = details
         self.recorder = recorder
         self.store = store
         self.catalog = catalog
@@ -33,7 +43,8 @@ package struct RecordingRoutes: Sendable {
 
     /// The playlists of a recording still being made change; a finished one's never do.
     static let growingCache = 2
-    static let finishedCache = 3600
+    /// A finished recording's playlists and MP4 change when it is trimmed: briefly.
+    static let finishedCache = 10
     /// How long a download of a recording still being made is told to wait: about a segment's
     /// worth past a typical broadcaster's reconnection, short enough to see the end soon after.
     static let downloadRetryAfter = 30
@@ -54,7 +65,7 @@ package struct RecordingRoutes: Sendable {
 
     /// A file of a recording's folder, as its playlists name it.
     enum FileName: Equatable {
-        case master, download, playlist
+        case master, download, playlist, thumbnail
         case initSegment(Int)
         case segment(Int)
 
@@ -63,6 +74,7 @@ package struct RecordingRoutes: Sendable {
                 switch file {
                 case "master.m3u8": self = .master
                 case "download.mp4": self = .download
+                case "thumbnail.jpg": self = .thumbnail
                 default: return nil
                 }
                 return
@@ -92,12 +104,30 @@ package struct RecordingRoutes: Sendable {
               let record = await catalog.find(id: parts.stream) else {
             throw Problem.notFound("no recording \(id)")
         }
-        let access = try LiveRoutes.authorize(request, record, playback: playback)
-        if let manifest = recorder?.manifest(id: id) {
-            if name == .download { return try await download(manifest, record, request, context, access: access) }
+        let set: RecordingDetails?
+        do { set = try await details?.details(id: id) } catch {
+            throw Problem(.serviceUnavailable, "the recording's settings cannot be read now", headers: [.retryAfter: "5"])
+        }
+        if set?.deletedAt != nil { throw Problem.notFound("recording \(id) was deleted") }
+        // The recording's own visibility stands for its stream's; the stream's tokens open it.
+        var shown = record
+        if let set { shown.visibility = set.visibility(of: record) }
+        let access = try LiveRoutes.authorize(request, shown, playback: playback)
+        if name == .thumbnail, let set, set.thumbnail != nil, let uploaded = try? await details?.store.thumbnail(id: id) {
+            return Self.picture(uploaded.jpeg, etag: "\"u-\(uploaded.version)\"", access: access)
+        }
+        if let held = recorder?.manifest(id: id) {
+            let trim = try? held.trim(start: set?.trimStart, end: set?.trimEnd)
+            let manifest = held.trimmed(trim)
+            if name == .thumbnail { return try await picture(of: manifest, access: access) }
+            if name == .download {
+                return try await download(manifest, trim: trim, title: set?.title ?? record.title, request, context, access: access)
+            }
             return try answer(manifest, rendition: rendition, name: name, access: access)
         }
-        // Held elsewhere: ask a holder (never an edge asking us in turn).
+        // Held elsewhere: a segment the trim leaves out is not served from an edge's store either.
+        if case .segment(let n) = name, let kept = set?.trimSegments, !kept.contains(n) { throw Problem.notFound("no such segment") }
+        // Ask a holder (never an edge asking us in turn).
         if let edge, request.headers[.streamTubeEdge] == nil {
             let holders = ((try? await store?.recording(id: id)) ?? nil)?.nodes ?? []
             if name == .download {
@@ -136,14 +166,42 @@ package struct RecordingRoutes: Sendable {
                 throw Problem.notFound("no such segment")
             }
             return Responses.media(ByteBuffer(bytes: bytes))
-        case .download:
+        case .download, .thumbnail:
             throw Problem.notFound("no such file")
         }
     }
 
+    /// A recording's own picture, made here from its first keyframe (of the trim) once and kept beside it.
+    private func picture(of m: RecordingManifest, access: LiveRoutes.Playback) async throws -> Response {
+        guard let recorder, let thumbnails, let source = RecordingDownloads.rendition(of: m), let first = source.segments.first else {
+            throw Problem.notFound("no picture of this recording")
+        }
+        let folder = recorder.folder(of: m)
+        let path = folder + "/thumbnail-\(first.sequence).jpg"
+        let etag = "\"r-\(first.sequence)\""
+        if let jpeg = recorder.files.read(path) { return Self.picture(jpeg, etag: etag, access: access) }
+        guard let initBytes = recorder.files.read(folder + "/" + source.name + "/" + RecordingManifest.initName(version: first.initVersion)),
+              let segment = recorder.files.read(folder + "/" + source.name + "/" + RecordingManifest.segmentName(sequence: first.sequence)),
+              let keyframe = CMAFKeyframe.first(initSegment: initBytes, segment: segment) else {
+            throw Problem.notFound("no picture of this recording: its first segment holds no H.264 keyframe")
+        }
+        let jpeg: [UInt8]
+        do { jpeg = try await thumbnails.picture(avcC: keyframe.avcC, accessUnit: keyframe.accessUnit) } catch {
+            throw Problem.notFound("no picture of this recording: \(error)")
+        }
+        try? recorder.files.write(jpeg, to: path)
+        return Self.picture(jpeg, etag: etag, access: access)
+    }
+
+    static func picture(_ jpeg: [UInt8], etag: String, access: LiveRoutes.Playback) -> Response {
+        Response(status: .ok, headers: [.contentType: "image/jpeg", .eTag: etag, .accessControlAllowOrigin: "*",
+                                        .cacheControl: access.token == nil ? "public, max-age=60" : "private, max-age=60"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: jpeg)))
+    }
+
     /// A recording held here as one MP4: made (once) when it has ended, 409 before.
-    private func download(_ m: RecordingManifest, _ record: StreamRecord, _ request: Request, _ context: NodeRequestContext,
-                          access: LiveRoutes.Playback) async throws -> Response {
+    private func download(_ m: RecordingManifest, trim: RecordingTrim?, title: String, _ request: Request,
+                          _ context: NodeRequestContext, access: LiveRoutes.Playback) async throws -> Response {
         guard let downloads else { throw Problem(.notImplemented, "this node cannot make MP4 files") }
         if !RecordingDownloads.isFinished(m) {
             throw Problem(.conflict, "the recording is still being made; it can be downloaded once the broadcast ends "
@@ -151,13 +209,13 @@ package struct RecordingRoutes: Sendable {
                           headers: [.retryAfter: "\(Self.downloadRetryAfter)", .cacheControl: "no-cache"])
         }
         let path: String
-        do { path = try await downloads.file(for: m) } catch let error as RecordingDownloadError {
+        do { path = try await downloads.file(for: m, trim: trim) } catch let error as RecordingDownloadError {
             throw Problem(.internalServerError, error.description)
         }
         let size = ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.intValue ?? 0
         var headers: HTTPFields = [
             .contentType: "video/mp4", .acceptRanges: "bytes", .accessControlAllowOrigin: "*",
-            .contentDisposition: Self.contentDisposition(title: record.title, id: m.id),
+            .contentDisposition: Self.contentDisposition(title: title, id: m.id),
             .cacheControl: access.token == nil ? "public, max-age=\(Self.finishedCache)" : "private, max-age=\(Self.finishedCache)",
         ]
         let io = FileIO()

@@ -106,9 +106,20 @@ package final class Thumbnails: Service, Sendable {
     /// shown instead of the live pictures, on every node, until `useLive`. Throws the maker's
     /// error when the image is refused (nothing is kept then).
     package func upload(id: String, image: [UInt8]) async throws {
-        let jpeg = try await onQueue { try self.makers.fromImage(image) }
+        let jpeg = try await picture(fromUpload: image)
         let record = try await streams.catalog.setThumbnail(id: id, jpeg: jpeg)
         logger.info("thumbnail uploaded", metadata: ["stream": "\(id)", "bytes": "\(jpeg.count)", "version": "\(record?.thumbnail ?? "-")"])
+    }
+
+    /// A JPEG of an uploaded image (checked, decoded and re-encoded), kept nowhere: the caller
+    /// keeps it (a stream's record, a recording's details). Throws the maker's error when refused.
+    package func picture(fromUpload image: [UInt8]) async throws -> [UInt8] {
+        try await onQueue { try self.makers.fromImage(image) }
+    }
+
+    /// A JPEG of a keyframe (a recording's first picture), made on the same queue.
+    package func picture(avcC: [UInt8], accessUnit: [UInt8]) async throws -> [UInt8] {
+        try await onQueue { try self.makers.fromKeyframe(avcC, accessUnit) }
     }
 
     /// Goes back to the pictures taken from the live stream, on every node.

@@ -9,7 +9,7 @@ struct StreamTubeCommand: AsyncParsableCommand {
         commandName: "streamtube",
         abstract: "StreamTube: a self-hosted live-streaming node.",
         subcommands: [Serve.self, Login.self, Logout.self, Streams.self, Admin.self, Members.self, Keygen.self, ClusterCert.self,
-                      MailTest.self, BenchPassword.self, Version.self],
+                      MailTest.self, BenchPassword.self, LedgerCommand.self, Version.self],
         defaultSubcommand: nil)
 }
 

@@ -18,6 +18,10 @@ final class AccountRouteTests: XCTestCase {
 
 
     func withRouter(publicURL: String? = nil, _ body: @escaping @Sendable (any TestClientProtocol, NodeApplication) async throws -> Void) async throws {
+        try await Self.withRouter(publicURL: publicURL, body)
+    }
+
+    static func withRouter(publicURL: String? = nil, _ body: @escaping @Sendable (any TestClientProtocol, NodeApplication) async throws -> Void) async throws {
         let app = try await RouteTests.makeApp(publicURL: publicURL)
         do {
             try await app.http.test(.router) { client in try await body(client, app) }

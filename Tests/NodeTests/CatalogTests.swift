@@ -256,6 +256,29 @@ final class CatalogTests: XCTestCase {
         } }
     }
 
+    /// A new key made on one node reaches a node sharing its database as a record with the digest
+    /// only (as placement sends it): the shared row keeps the sealed key, and the key opens there.
+    func testANewKeyPlacedOnANodeSharingTheDatabaseKeepsTheSealedKey() async throws {
+        for location in try await TestDatabases.fresh() {
+            // Not following the database's changes: b learns the new key only from the placement.
+            let (db, dbB, a, b) = try await TestDatabases.twoNodes(location, sealer: sealer)
+            let at = TestDatabases.engine(location)
+            let s = try await a.create(title: "Keyed")
+            await b.adopt(s)
+            let rekeyed = try await a.rotateKey(id: s.id)
+            let newKey = try XCTUnwrap(rekeyed?.key, at)
+            var placed = try XCTUnwrap(rekeyed, at)
+            placed.key = nil
+            await b.adopt(placed)
+            XCTAssertEqual(b.record(id: s.id)?.key, newKey, "\(at): the key opens on b")
+            let row = try await StreamStore(database: db, sealer: sealer).record(id: s.id)
+            XCTAssertEqual(row?.keyDigest, StreamIdentifiers.digest(newKey), at)
+            XCTAssertEqual(row?.key, newKey, "\(at): the shared row still holds the key, sealed")
+            await db.close()
+            await dbB.close()
+        }
+    }
+
     /// Two nodes sharing the database at `location` (catalogs a and b, b following what changes,
     /// already listening), handed to `body` with a's database; closed after.
     func sharingOneDatabase(_ location: DatabaseLocation,

@@ -57,6 +57,32 @@ final class NodeConfigurationTests: XCTestCase {
         }
     }
 
+    func testThePlatformFeeIsAPercentageAndTheTestGatewayASwitch() throws {
+        func fee(_ text: String) throws -> Int {
+            try NodeConfiguration.load(file: nil, environment: [:], flags: ["--platform-fee", text]).platformFeeBasisPoints()
+        }
+        XCTAssertEqual(try NodeConfiguration.load(file: nil, environment: [:]).platformFeeBasisPoints(), 0)
+        XCTAssertEqual(try fee("10"), 1000)
+        XCTAssertEqual(try fee("2.5"), 250)
+        XCTAssertEqual(try fee("0.25"), 25)
+        XCTAssertEqual(try fee("50"), 5000)
+        for bad in ["51", "-1", "2.555", "ten", "", "1e1", "2."] {
+            XCTAssertThrowsError(try fee(bad), bad) { e in XCTAssertTrue("\(e)".contains("--platform-fee"), "\(e)") }
+        }
+        func gateways(_ flags: [String]) throws -> [String] {
+            try NodeConfiguration.load(file: nil, environment: [:], flags: flags).paymentGateways().map(\.name)
+        }
+        XCTAssertEqual(try gateways([]), ["test"], "the embedded default")
+        XCTAssertEqual(try gateways(["--test-payments", "off"]), [])
+        let stripe = ["--stripe-secret-key", "sk_test_1", "--stripe-webhook-secret", "whsec_1"]
+        XCTAssertEqual(try gateways(stripe), ["stripe"], "auto: off once a provider is configured")
+        XCTAssertEqual(try gateways(stripe + ["--test-payments", "on"]), ["test", "stripe"])
+        XCTAssertThrowsError(try gateways(["--stripe-secret-key", "sk_test_1"])) { e in
+            XCTAssertTrue("\(e)".contains("--stripe-webhook-secret"), "\(e)")
+        }
+        XCTAssertThrowsError(try gateways(["--test-payments", "maybe"]))
+    }
+
     func testClusterTLSIsASwitch() throws {
         XCTAssertFalse(try NodeConfiguration.load(file: nil, environment: [:]).clusterTLS)
         XCTAssertTrue(try NodeConfiguration.load(file: nil, environment: [:], flags: ["--cluster-tls", "--http-port", "9"]).clusterTLS)

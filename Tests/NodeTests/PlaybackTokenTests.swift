@@ -8,6 +8,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
+import Synchronization
 import XCTest
 
 /// Playback tokens: made and checked from the cluster keyring, bound to a stream and a viewer,
@@ -320,6 +321,21 @@ final class PlaybackTokenTests: XCTestCase {
         XCTAssertTrue(publicMay)
         let grant = try XCTUnwrap(tokens.verify(Substring(ownerPass!.token), stream: Substring(invite.id)))
         XCTAssertEqual(grant.viewer, "owner1")
+
+        // A paid stream: whoever holds a ticket (asked at every issue); a ticket opens only paid streams.
+        let holders = Mutex<Set<String>>(["buyer1"])
+        let selling = TokenIssuer(tokens: tokens, entitled: { stream, account in holders.withLock { $0.contains(account) } })
+        let buyerPass = await selling.issue(for: paid, to: .account(id: "buyer1", isAdmin: false), lifetime: nil)
+        XCTAssertNotNil(buyerPass)
+        let strangerPass = await selling.issue(for: paid, to: .account(id: "someone", isAdmin: false), lifetime: nil)
+        XCTAssertNil(strangerPass)
+        let ticketForInvite = await selling.mayWatch(invite, .account(id: "buyer1", isAdmin: false))
+        XCTAssertFalse(ticketForInvite, "a ticket opens no invite-only stream")
+        let guestMay = await selling.mayWatch(paid, .guest(id: "buyer1"))
+        XCTAssertFalse(guestMay, "a guest buys nothing")
+        holders.withLock { $0.remove("buyer1") }  // refunded
+        let afterRefund = await selling.issue(for: paid, to: .account(id: "buyer1", isAdmin: false), lifetime: nil)
+        XCTAssertNil(afterRefund)
         await db.close()
     }
 

@@ -154,7 +154,8 @@ def epoch_of(playlist_text):
 
 
 class Node:
-    def __init__(self, data_dir, extra_args=(), gossip_port=None):
+    def __init__(self, data_dir, extra_args=(), gossip_port=None, env=None):
+        self.env = env
         self.http_port = free_port()
         self.rtmp_port = free_port()
         self.gossip_port = gossip_port or free_port()
@@ -171,7 +172,7 @@ class Node:
             [binary(), "serve", "--host", "127.0.0.1", "--http-port", str(self.http_port), "--rtmp-port", str(self.rtmp_port),
              "--gossip-port", str(self.gossip_port),
              "--data-dir", self.data_dir, "--admin-token", ADMIN_TOKEN, "--log-format", "json", *self.extra_args],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env} if self.env else None)
         deadline = time.time() + 30
         while time.time() < deadline:
             assert self.proc.poll() is None, f"node exited early:\n{self.logs()}"

@@ -333,6 +333,9 @@ def test_the_channel_page_with_pictures_and_share_bar_is_axe_clean_and_copies_it
     found = violations(chromium)
     assert not found, describe(found)
     assert chromium.js("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    # The share bar is a row of links and buttons, styled by the site's stylesheet (not a bulleted list).
+    assert chromium.js("const s = getComputedStyle(document.querySelector('.share ul')); return [s.display, s.listStyleType]") \
+        == ["flex", "none"]
     chromium.js("""window.__copied = [];
         Object.defineProperty(navigator, 'clipboard', {value: {writeText: async (t) => { window.__copied.push(t); }}});""")
     chromium.js("document.querySelector('button[data-copy]').click()")

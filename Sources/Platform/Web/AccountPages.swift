@@ -111,6 +111,11 @@ package struct AccountPages: Sendable {
     static let notices: [String: String] = [
         "signed-up": "Welcome! We mailed you a link to verify your address.",
         "signed-in": "You are signed in.",
+        "price-set": "The price is set.",
+        "paid": "Thank you: your ticket is ready.",
+        "payment-cancelled": "The payment was cancelled: nothing was charged.",
+        "trial": "Your free trial has started.",
+        "subscription-cancelled": "The subscription is cancelled: it ends with the period paid for.",
         "verified": "Your email address is verified.",
         "reset-sent": "If an account has that address, we mailed it a link to choose a new password. It works for an hour.",
         "password-reset": "Your password is set. Sign in with it.",
@@ -135,6 +140,9 @@ package struct AccountPages: Sendable {
         "taken-back": "The stream is yours again: when you publish, your broadcast takes over.",
         "cohost-key-replaced": "Your co-host key is replaced: the old one is refused from now on.",
         "linked": "The provider is linked: you can sign in with it.",
+        "recording-saved": "The recording is saved.",
+        "recording-trimmed": "The trim is saved: it starts and ends at the nearest keyframes around the times you gave.",
+        "recording-deleted": "The recording is deleted, with every copy of it.",
     ]
 
     package var collection: RouteCollection<NodeRequestContext> {

@@ -1,7 +1,8 @@
 // ChannelPages: a broadcaster's channel (`/c/{handle}`): what is live now, what is coming up
 // and their other streams (public ones only), each with its picture; how many follow it, a
 // follow button, its calendar feed; its share card (Open Graph and Twitter tags: the channel's
-// name, what is live, the picture of its live or latest stream) and share bar.
+// name, what is live, the picture of its live or latest stream) and share bar; its past
+// broadcasts (public recordings, newest first, each linking to its page `/recordings/{id}`).
 import Accounts
 import Catalog
 import Foundation
@@ -17,9 +18,13 @@ package struct ChannelPages: Sendable {
     let live: @Sendable () -> [String]
     /// Whether this node took a picture of a stream's live broadcast (see `StreamPicture`).
     let hasThumbnail: @Sendable (String) -> Bool
+    /// A channel's public recordings that ended, newest first (by its owner's account id).
+    let pastBroadcasts: @Sendable (String) async -> [StudioRecording]
 
     package init(service: AccountService, catalog: StreamCatalog, renderer: PageRenderer, publicURL: String,
-                 live: @escaping @Sendable () -> [String], hasThumbnail: @escaping @Sendable (String) -> Bool = { _ in false }) {
+                 live: @escaping @Sendable () -> [String], hasThumbnail: @escaping @Sendable (String) -> Bool = { _ in false },
+                 pastBroadcasts: @escaping @Sendable (String) async -> [StudioRecording] = { _ in [] }) {
+        self.pastBroadcasts = pastBroadcasts
         self.service = service
         self.catalog = catalog
         self.renderer = renderer
@@ -48,6 +53,10 @@ package struct ChannelPages: Sendable {
                 let p = picture(r)
                 return ["id": r.id, "title": r.title, "thumbnail": p != nil, "thumbnailSrc": p ?? ""]
             }
+            let past = await pastBroadcasts(account.id).prefix(Self.maxPastBroadcasts).map { r -> [String: Any] in
+                ["id": r.id, "title": r.title, "date": AccountPages.date(r.startedAt), "duration": RecordingPages.clock(r.trimmedSeconds),
+                 "thumbnailSrc": r.thumbnailURL]
+            }
             let card = Self.card(name: account.displayName, url: publicURL + path, live: onAir.first,
                                  picture: (onAir + streams.sorted { $0.createdAt > $1.createdAt }).lazy.compactMap(picture).first
                                      .map { publicURL + $0 })
@@ -57,6 +66,7 @@ package struct ChannelPages: Sendable {
                 "live": onAir.map(item), "anyLive": !onAir.isEmpty,
                 "upcoming": upcoming.map(WebRoutes.scheduled), "anyUpcoming": !upcoming.isEmpty,
                 "others": others.map(item), "anyOthers": !others.isEmpty,
+                "past": past, "anyPast": !past.isEmpty,
                 "signedIn": viewer != nil, "own": viewer == account.id, "following": following,
             ], request, context)
         }
@@ -87,6 +97,9 @@ package struct ChannelPages: Sendable {
         }
         return routes
     }
+
+    /// The most past broadcasts a channel page lists.
+    static let maxPastBroadcasts = 50
 
     /// A channel's share card: its name, what is live on it (if anything), the picture of its
     /// live or latest stream (absolute; nil: none).

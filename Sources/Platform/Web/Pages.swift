@@ -23,8 +23,12 @@ package struct Pages: Sendable {
                               ("upcoming", PackageResources.upcoming_mustache), ("schedule", PackageResources.schedule_mustache),
                               ("picture", PackageResources.picture_mustache),
                               ("channel", PackageResources.channel_mustache),
+                              ("recordings", PackageResources.recordings_mustache), ("recording", PackageResources.recording_mustache),
                               ("invitations", PackageResources.invitations_mustache), ("join", PackageResources.join_mustache),
-                              ("cohosts", PackageResources.cohosts_mustache)] {
+                              ("cohosts", PackageResources.cohosts_mustache),
+                              ("paywall", PackageResources.paywall_mustache), ("pay_test", PackageResources.pay_test_mustache),
+                              ("price", PackageResources.price_mustache), ("earnings", PackageResources.earnings_mustache),
+                              ("purchases", PackageResources.purchases_mustache), ("subscription", PackageResources.subscription_mustache)] {
             try library.register(String(decoding: bytes, as: UTF8.self), named: name)
         }
         self.library = library

@@ -20,12 +20,16 @@ package struct WebRoutes: Sendable {
     /// Makes the playback tokens of private streams' pages; nil: a private stream's page is
     /// shown to no one.
     let playback: (any PlaybackIssuer)?
+    /// The page a paid stream shows whoever has no ticket (price, buy); nil: the private page.
+    let paywall: (@Sendable (StreamRecord, Request, NodeRequestContext) async throws -> Response)?
 
     package init(catalog: StreamCatalog, renderer: PageRenderer, publicURL: String = "http://127.0.0.1:8080",
                  playback: (any PlaybackIssuer)? = nil,
+                 paywall: (@Sendable (StreamRecord, Request, NodeRequestContext) async throws -> Response)? = nil,
                  redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
                  nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] }) {
         self.catalog = catalog
+        self.paywall = paywall
         self.publicURL = publicURL
         self.renderer = renderer
         self.playback = playback
@@ -79,6 +83,7 @@ package struct WebRoutes: Sendable {
                 // edge, where the session cookie may not go), and the player fetches a fresh
                 // token from here before this one expires.
                 guard let pass = await pass(for: record, request, context) else {
+                    if record.visibility == .paid, let paywall { return try await paywall(record, request, context) }
                     return Responses.html(WatchPage.privateStream(card: ShareCard.stream(record, publicURL: publicURL)), status: .forbidden)
                 }
                 var page = Responses.html(WatchPage.render(id: record.id, title: record.title, description: record.description, nodes: nodes(), nonce: context.cspNonce ?? "",

@@ -34,16 +34,19 @@ document.addEventListener('submit', (event) => {
 // chosen image to the API, with the page's anti-forgery token; "Use the live picture"
 // (`data-thumbnail-live`) DELETEs it. The page is reloaded with the new picture fetched anew. The
 // token is the new-stream form's `csrf` field (the form itself carries none: it is never sent).
+// A recording's form says where its picture goes and is shown (`data-api`, `data-picture`).
 const thumbnailLimit = 5 * 1024 * 1024;
 
-async function thumbnailRequest(id, options, status) {
+async function thumbnailRequest(id, options, status, form) {
   const csrf = document.querySelector('input[name=csrf]');
   options.headers = Object.assign({ 'X-CSRF-Token': csrf ? csrf.value : '' }, options.headers || {});
   options.credentials = 'same-origin';
-  const response = await fetch('/api/v1/streams/' + encodeURIComponent(id) + '/thumbnail', options);
+  const api = form && form.dataset.api ? form.dataset.api : '/api/v1/streams/' + encodeURIComponent(id) + '/thumbnail';
+  const picture = form && form.dataset.picture ? form.dataset.picture : '/thumbnails/' + encodeURIComponent(id) + '.jpg';
+  const response = await fetch(api, options);
   if (response.ok) {
     status.textContent = 'Saved. Reloading…';
-    try { await fetch('/thumbnails/' + encodeURIComponent(id) + '.jpg', { cache: 'reload' }); } catch (e) { /* none to show */ }
+    try { await fetch(picture, { cache: 'reload' }); } catch (e) { /* none to show */ }
     location.reload();
     return;
   }
@@ -62,7 +65,7 @@ document.addEventListener('submit', async (event) => {
   if (file.size > thumbnailLimit) { status.textContent = 'This image is larger than 5 MiB: choose a smaller one.'; return; }
   status.textContent = 'Uploading…';
   try {
-    await thumbnailRequest(form.dataset.stream, { method: 'PUT', headers: { 'Content-Type': file.type || 'application/octet-stream' }, body: file }, status);
+    await thumbnailRequest(form.dataset.stream, { method: 'PUT', headers: { 'Content-Type': file.type || 'application/octet-stream' }, body: file }, status, form);
   } catch (e) {
     status.textContent = 'Not saved: the upload failed (' + e.message + ').';
   }
@@ -71,10 +74,11 @@ document.addEventListener('submit', async (event) => {
 document.addEventListener('click', async (event) => {
   const button = event.target.closest('button[data-thumbnail-live]');
   if (!button) return;
-  const status = button.closest('form').querySelector('[role=status]');
-  status.textContent = 'Switching to the live picture…';
+  const form = button.closest('form');
+  const status = form.querySelector('[role=status]');
+  status.textContent = form.dataset.api ? 'Switching to a frame of the recording…' : 'Switching to the live picture…';
   try {
-    await thumbnailRequest(button.dataset.thumbnailLive, { method: 'DELETE' }, status);
+    await thumbnailRequest(button.dataset.thumbnailLive, { method: 'DELETE' }, status, form);
   } catch (e) {
     status.textContent = 'Not changed: ' + e.message;
   }

@@ -1,0 +1,300 @@
+// PaymentPages: selling a paid stream's tickets — the studio's price page
+// (`/studio/streams/{id}/price`), the paywall a paid stream's watch page shows whoever has no
+// ticket, the buy action that makes an order and sends the buyer to a gateway's checkout, and the
+// built-in test gateway's confirmation page (`/pay/test/{order}`). What an order is and how an
+// event applies is `PaymentBook`'s (Payments).
+import Accounts
+import Catalog
+import Foundation
+import HTTPSupport
+import Hummingbird
+import NIOCore
+import Payments
+
+package struct PaymentPages: Sendable {
+    let book: PaymentBook
+    let gateways: [any PaymentGateway]
+    let catalog: StreamCatalog
+    let renderer: PageRenderer
+    let invitations: InvitationPages
+    /// Where people reach the platform: providers send buyers back to absolute URLs.
+    let publicURL: String
+
+    package init(book: PaymentBook, gateways: [any PaymentGateway], service: AccountService, catalog: StreamCatalog,
+                 renderer: PageRenderer, publicURL: String, send: @escaping SendMail) {
+        self.book = book
+        self.publicURL = publicURL
+        self.gateways = gateways
+        self.catalog = catalog
+        self.renderer = renderer
+        self.invitations = InvitationPages(service: service, catalog: catalog, renderer: renderer, send: send)
+    }
+
+    package var collection: RouteCollection<NodeRequestContext> {
+        let routes = RouteCollection(context: NodeRequestContext.self)
+        routes.get("/studio/streams/:id/price") { request, context -> Response in
+            try await invitations.owned(request, context, { _, record in try await pricePage(record, request, context) }) { record, error, status in
+                try await pricePage(record, request, context, error: error, status: status)
+            }
+        }
+        routes.post("/studio/streams/:id/price") { request, context -> Response in
+            try await invitations.owned(request, context, { caller, record in
+                let form = try await AccountPages.form(request)
+                let amount = form["amount"] ?? "", currency = form["currency"] ?? ""
+                do {
+                    let money = try Money.parse(amount, currency: currency)
+                    _ = try await book.setPrice(.stream, record.id, plan: .ticket, seller: record.owner ?? caller.accountID, amount: money)
+                } catch let p as PaymentProblem {
+                    return try await pricePage(record, request, context, error: p.description, status: .badRequest,
+                                               entered: (String(amount.prefix(20)), String(currency.prefix(3)).uppercased()))
+                }
+                return AccountPages.redirect("/studio/streams/\(record.id)/price?done=price-set")
+            }) { record, error, status in
+                try await pricePage(record, request, context, error: error, status: status)
+            }
+        }
+        routes.post("/watch/:id/buy") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.redirect("/signin?next=/watch/\(id)") }
+            guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
+                return try await invitations.message("No such stream", "Check the link you were given.", request, context, status: .notFound)
+            }
+            let form = try await AccountPages.form(request)
+            guard let gateway = gateways.first(where: { $0.name == form["gateway"] }) ?? (form["gateway"] == nil ? gateways.first : nil) else {
+                return try await invitations.message("No such way to pay", "Choose one of the ways the page offers.", request, context,
+                                                     status: .badRequest)
+            }
+            guard record.visibility == .paid else {
+                return try await invitations.message("Not for sale", "\(record.title) is not a paid stream.", request, context, status: .conflict)
+            }
+            do {
+                let order = try await book.createOrder(buyer: caller.accountID, .stream, record.id, plan: .ticket, gateway: gateway.name)
+                let done = gateway.returnURL(for: order, publicURL: publicURL, done: "\(publicURL)/watch/\(record.id)?done=paid")
+                let checkout = try await gateway.checkout(order, title: record.title, returnURL: done, cancelURL: "\(publicURL)/watch/\(record.id)")
+                if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
+                return AccountPages.redirect(checkout.url)
+            } catch let p as PaymentProblem {
+                return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
+            } catch let e as GatewayError {
+                return try await invitations.message("The payment could not start", "\(e.description). Nothing was charged: try again in a moment.",
+                                                     request, context, status: .badGateway)
+            }
+        }
+        routes.post("/watch/:id/subscribe") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.redirect("/signin?next=/watch/\(id)") }
+            guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id), let channel = record.owner,
+                  let gateway = gateways.first(where: { $0 is TestGateway }) else {
+                return try await invitations.message("Nothing to subscribe to", "This stream's channel sells no subscription here.",
+                                                     request, context, status: .notFound)
+            }
+            let form = try await AccountPages.form(request)
+            guard let plan = Plan(rawValue: form["plan"] ?? ""), plan != .ticket else {
+                return try await invitations.message("No such plan", "Choose a month or a year.", request, context, status: .badRequest)
+            }
+            do {
+                if try await book.startTrial(account: caller.accountID, channel: channel, plan: plan, gateway: gateway.name) != nil {
+                    return AccountPages.redirect("/watch/\(record.id)?done=trial")
+                }
+                let order = try await book.createOrder(buyer: caller.accountID, .channel, channel, plan: plan, gateway: gateway.name)
+                let checkout = try await gateway.checkout(order, title: record.title, returnURL: "\(publicURL)/watch/\(record.id)",
+                                                          cancelURL: "\(publicURL)/watch/\(record.id)")
+                return AccountPages.redirect(checkout.url)
+            } catch let p as PaymentProblem {
+                return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
+            }
+        }
+        routes.get("/studio/subscription") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            return try await subscriptionPage(caller.accountID, request, context)
+        }
+        routes.post("/studio/subscription") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            let form = try await AccountPages.form(request)
+            do {
+                let trial = Int(form["trial"] ?? "0") ?? -1
+                guard let plan = Plan(rawValue: form["plan"] ?? ""), plan != .ticket else { throw PaymentProblem.badRequest("choose a month or a year") }
+                let money = try Money.parse(form["amount"] ?? "", currency: form["currency"] ?? "")
+                _ = try await book.setPrice(.channel, caller.accountID, plan: plan, seller: caller.accountID, amount: money, trialDays: trial)
+            } catch let p as PaymentProblem {
+                return try await subscriptionPage(caller.accountID, request, context, error: p.description, status: .badRequest)
+            }
+            return AccountPages.redirect("/studio/subscription?done=price-set")
+        }
+        routes.post("/settings/subscriptions/:sub/cancel") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            do { _ = try await book.cancel(subscription: try context.parameters.require("sub"), account: caller.accountID) } catch let p as PaymentProblem {
+                return try await invitations.message("No such subscription", p.description, request, context, status: p.status)
+            }
+            return AccountPages.redirect("/settings/purchases?done=subscription-cancelled")
+        }
+        routes.get("/studio/earnings") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            let rows = try await book.earnings(seller: caller.accountID).map { e -> [String: Any] in
+                ["period": e.period, "currency": e.currency.code, "sales": e.sales, "gross": e.money(e.gross).plain,
+                 "fees": e.money(e.fees).plain, "refunds": e.money(e.refunds).plain, "net": e.money(e.net).plain]
+            }
+            return try await renderer.render("earnings", ["rows": rows, "anyRows": !rows.isEmpty], request, context)
+        }
+        routes.get("/studio/earnings.csv") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            let csv = PaymentBook.csv(try await book.earnings(seller: caller.accountID))
+            return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .cacheControl: "no-store",
+                                                   .contentDisposition: "attachment; filename=\"streamtube-earnings.csv\""],
+                            body: .init(byteBuffer: ByteBuffer(string: csv)))
+        }
+        routes.get("/settings/purchases") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            var orders: [[String: Any]] = []
+            for o in try await book.orders(buyer: caller.accountID) {
+                orders.append(["date": AccountPages.date(o.createdAt), "itemID": o.itemID, "title": await itemTitle(o),
+                               "amount": o.amount.description, "gateway": gateways.first { $0.name == o.gateway }?.label ?? o.gateway,
+                               "state": Self.stateName(o.state)])
+            }
+            var subscriptions: [[String: Any]] = []
+            for sub in try await book.subscriptions(account: caller.accountID) {
+                let ends = AccountPages.date(sub.periodEnd)
+                let state: String = switch sub.state {
+                case .ended: "ended"
+                case .pastDue: "renewal failed: tried again"
+                case .trialing, .active: sub.cancelAtPeriodEnd ? "cancelled: ends \(ends)" : "\(sub.state == .trialing ? "free trial" : "active"), renews \(ends)"
+                }
+                subscriptions.append(["id": sub.id, "channel": await channelName(sub.channel), "price": "\(sub.amount) a \(sub.plan == .year ? "year" : "month")",
+                                      "state": state, "cancellable": sub.state != .ended && !sub.cancelAtPeriodEnd])
+            }
+            return try await renderer.render("purchases", ["orders": orders, "anyOrders": !orders.isEmpty, "subscriptions": subscriptions,
+                                                           "anySubscriptions": !subscriptions.isEmpty], request, context)
+        }
+        if let paypal = gateways.lazy.compactMap({ $0 as? PayPalGateway }).first {
+            // Back from PayPal with the buyer's approval: capture it, then the page they bought from.
+            routes.get("/pay/paypal/return") { request, context -> Response in
+                let id = request.uri.queryParameters.get("order") ?? "", token = request.uri.queryParameters.get("token") ?? ""
+                guard id.utf8.count <= 40, let order = try await book.order(id: id), order.gateway == "paypal", order.gatewayRef == token else {
+                    return try await invitations.message("No such order", "Check the link you were given.", request, context, status: .notFound)
+                }
+                do {
+                    if order.state == .open, let event = try await paypal.capture(paypalOrder: token) { _ = try await book.apply(event) }
+                } catch let e as GatewayError {
+                    return try await invitations.message("The payment is not finished", "\(e.description). Try again in a moment.",
+                                                         request, context, status: .badGateway)
+                }
+                return AccountPages.redirect("/watch/\(order.itemID)?done=paid")
+            }
+        }
+        if gateways.contains(where: { $0 is TestGateway }) {
+            routes.get("/pay/test/:order") { request, context -> Response in
+                try await buyersOrder(request, context) { order in
+                    guard order.state == .open else {
+                        return try await invitations.message("This order is \(order.state.rawValue)", "Nothing more to pay.", request, context)
+                    }
+                    return try await renderer.render("pay_test", [
+                        "order": order.id, "price": order.amount.description, "title": await itemTitle(order),
+                        "back": AccountPages.localPath(request.uri.queryParameters.get("back")) ?? "/",
+                    ], request, context)
+                }
+            }
+            routes.post("/pay/test/:order") { request, context -> Response in
+                try await buyersOrder(request, context) { order in
+                    let form = try await AccountPages.form(request)
+                    let pay = form["action"] == "pay"
+                    _ = try await book.apply(pay ? TestGateway.paid(order) : TestGateway.cancelled(order))
+                    let back = AccountPages.localPath(form["back"]).map { String($0.prefix { $0 != "?" }) } ?? "/"
+                    return AccountPages.redirect(back + (pay ? "?done=paid" : "?done=payment-cancelled"))
+                }
+            }
+        }
+        return routes
+    }
+
+    /// The paywall: what the stream is, its price, and how to buy a ticket (402).
+    package func paywall(_ record: StreamRecord, _ request: Request, _ context: NodeRequestContext) async throws -> Response {
+        let price = try await book.price(.stream, record.id, plan: .ticket)
+        let signedIn = context.account?.sessionID != nil
+        var values: [String: Any] = ["id": record.id, "title": record.title, "description": record.description,
+                                     "signedIn": signedIn, "forSale": price != nil && !gateways.isEmpty]
+        if let price {
+            values["price"] = price.amount.description
+            values["gateways"] = gateways.enumerated().map { i, g in ["name": g.name, "label": g.label, "first": i == 0] as [String: Any] }
+            values["manyGateways"] = gateways.count > 1
+            values["onlyGateway"] = gateways.count == 1 ? gateways[0].name : ""
+        }
+        if let channel = record.owner, gateways.contains(where: { $0 is TestGateway }) {
+            var plans: [[String: Any]] = []
+            for plan in [Plan.month, .year] {
+                guard let p = try await book.price(.channel, channel, plan: plan) else { continue }
+                plans.append(["plan": plan.rawValue, "label": "\(p.amount) a \(plan == .year ? "year" : "month")" + (p.trialDays > 0 ? ", the first \(p.trialDays) days free" : "")])
+            }
+            values["plans"] = plans
+            values["anyPlans"] = !plans.isEmpty
+            values["channelName"] = await channelName(channel)
+        }
+        var page = try await renderer.render("paywall", values, request, context, status: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required"))
+        // The buy form's answer is a redirect to the chosen provider's checkout.
+        page.allowFormAction(to: gateways.flatMap(\.checkoutOrigins))
+        return page
+    }
+
+    func subscriptionPage(_ account: String, _ request: Request, _ context: NodeRequestContext, error: String? = nil,
+                          status: HTTPResponse.Status = .ok) async throws -> Response {
+        var current: [String] = []
+        for plan in [Plan.month, .year] {
+            if let p = try await book.price(.channel, account, plan: plan) {
+                current.append("\(p.amount) a \(plan == .year ? "year" : "month")" + (p.trialDays > 0 ? " (\(p.trialDays) days free)" : ""))
+            }
+        }
+        return try await renderer.render("subscription", ["current": current.joined(separator: "; "), "hasPrice": !current.isEmpty],
+                                         request, context, error: error, status: status)
+    }
+
+    func pricePage(_ record: StreamRecord, _ request: Request, _ context: NodeRequestContext, error: String? = nil,
+                   status: HTTPResponse.Status = .ok, entered: (String, String)? = nil) async throws -> Response {
+        let price = try await book.price(.stream, record.id, plan: .ticket)
+        return try await renderer.render("price", [
+            "id": record.id, "title": record.title, "paid": record.visibility == .paid,
+            "amount": entered?.0 ?? price?.amount.plain ?? "", "currency": entered?.1 ?? price?.amount.currency.code ?? "USD",
+            "current": price?.amount.description ?? "", "hasPrice": price != nil,
+        ], request, context, error: error, status: status)
+    }
+
+    /// Runs `body` on an order of the signed-in buyer's; anyone else's is "not found".
+    func buyersOrder(_ request: Request, _ context: NodeRequestContext, _ body: (Order) async throws -> Response) async throws -> Response {
+        guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+        let id = try context.parameters.require("order")
+        guard id.utf8.count <= 40, let order = try await book.order(id: id), order.buyer == caller.accountID, order.gateway == "test" else {
+            return try await invitations.message("No such order", "Check the link you were given.", request, context, status: .notFound)
+        }
+        return try await body(order)
+    }
+
+    /// An order's state as its buyer reads it.
+    static func stateName(_ s: OrderState) -> String {
+        switch s {
+        case .open: return "not paid"
+        case .paid: return "paid"
+        case .held: return "held for review"
+        case .failed: return "cancelled or failed"
+        case .duplicate: return "paid twice: to be refunded"
+        case .refunded: return "refunded"
+        case .chargedBack: return "disputed"
+        }
+    }
+
+    func itemTitle(_ order: Order) async -> String {
+        if order.item == .channel { return "\(order.plan == .year ? "A year" : "A month") of \(await channelName(order.itemID))" }
+        return "A ticket for " + (await catalog.find(id: order.itemID)?.title ?? order.itemID)
+    }
+
+    func channelName(_ account: String) async -> String {
+        (try? await invitations.service.account(id: account))?.displayName ?? "the channel"
+    }
+}
+
+extension PaymentProblem {
+    package var status: HTTPResponse.Status {
+        switch self {
+        case .badRequest: return .badRequest
+        case .notFound: return .notFound
+        case .conflict: return .conflict
+        }
+    }
+}
