@@ -40,6 +40,8 @@ package struct NodeApplication: @unchecked Sendable {
     package let thumbnails: Thumbnails
     /// Nil when `--recordings=false`.
     package let recorder: Recorder?
+    /// Removes copies past their channel's retention or the node's budget; nil without a recorder.
+    package let sweeper: RecordingSweeper?
     package let edge: EdgeProxy
     package let database: Database
     package let catalogChanges: CatalogChanges
@@ -58,6 +60,7 @@ package struct NodeApplication: @unchecked Sendable {
     package func run() async throws {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: catalogChanges)] + (recorder.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                + (sweeper.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
                 + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
                        .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: renewals), .init(service: thumbnails),
                        .init(service: recordingDeletions),
@@ -148,8 +151,16 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let recordingStore = RecordingStore(database: database)
     let recorder = config.recordings
         ? Recorder(directory: config.recordingsDir ?? state.dataDir.appendingPathComponent("recordings").path, nodeID: state.nodeID,
-                   store: recordingStore, logger: logger)
+                   store: recordingStore, reconnectGrace: max(config.recordingReconnectGrace, 0), logger: logger)
         : nil
+    // A stream's channel is its owner (the operator's streams have none and keep everything).
+    let sweeper = recorder.map { recorder in
+        RecordingSweeper(recorder: recorder, maxBytes: config.recordingsMaxBytes > 0 ? config.recordingsMaxBytes : nil, channel: { stream in
+            guard let r = catalog.record(id: stream), let owner = r.owner, !r.channelRecording.keepsEverything else { return nil }
+            return (owner, r.channelRecording)
+        }, logger: logger)
+    }
+    if let recorder, let sweeper { recorder.whenFinished { sweeper.poke() } }
     let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, recorder: recorder, logger: logger)
     let thumbnails: Thumbnails
     do {
@@ -254,6 +265,12 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     var routes = OperatorRoutes(streams: streams, thumbnails: thumbnails, cluster: gossip.view, info: info, system: system,
                                 playback: issuer, recordings: recordingStore, logger: logger)
     routes.recordingService = recordingService
+    // A node with a database of its own knows only its own recording copies: it asks the stream's holders for theirs.
+    if ownDatabase {
+        routes.peerRecordings = { id in
+            await PeerRecordings.lookup(stream: id, router: router, client: edge.client, tokens: tokens, localID: state.nodeID)
+        }
+    }
     let operatorRoutes = routes
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
@@ -275,13 +292,15 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                        logger: logger).collection)
     httpRouter.addRoutes(ReplicaRoutes.collection(streams: streams, tokens: tokens, router: router))
     httpRouter.addRoutes(PeerRecords.routes(catalog: catalog, tokens: tokens))
+    httpRouter.addRoutes(PeerRecordings.routes(store: recordingStore, tokens: tokens))
     httpRouter.addRoutes(PeerThumbnails.routes(catalog: catalog, tokens: tokens))
     let viewers = live.viewers
     let localID = NodeID(state.nodeID)
     // The platform: people's pages and the public API, where a session cookie or an API token
     // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
+    let channelRecordings = ChannelRecordings(channels: accounts.channels, catalog: catalog, store: recordingStore, sweeper: sweeper)
     let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, thumbnails: thumbnails,
-                                  playback: issuer, recordings: recordingService, logger: logger)
+                                  playback: issuer, channelRecordings: channelRecordings, recordings: recordingService, logger: logger)
     let providers: SignInProviders
     do { providers = try SignInProviders(try config.signInProviders(), httpClient: HTTPClient.shared) } catch {
         await database.close()
@@ -329,7 +348,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
             return StudioStream(id: r.id, title: r.title, key: c.key, server: c.rtmpURL.map(studioServer) ?? "", rtmpURL: c.rtmpURL,
                                 watchURL: c.watchURL, live: c.live, status: c.live ? "live" : "offline", advice: [])
         }
-    }), providers: providers.links, identities: { account in
+    }, recordings: { owner in try await channelRecordings.figures(owner: owner) },
+       setRecordings: { owner, settings in _ = try await channelRecordings.set(owner: owner, settings) }), providers: providers.links, identities: { account in
         try await accounts.identities.identities(account: account).map { ($0.provider, $0.email, $0.createdAt) }
     }).collection)
     platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
@@ -380,7 +400,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         return outcome == .applied(.paid) || outcome == .duplicate("applied: paid")
     }
     return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
-                           streams: streams, thumbnails: thumbnails, recorder: recorder, edge: edge, database: database, catalogChanges: CatalogChanges(catalog: catalog),
+                           streams: streams, thumbnails: thumbnails, recorder: recorder, sweeper: sweeper, edge: edge, database: database,
+                           catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,
                            paymentOutbox: paymentOutbox, renewals: renewals, recordingDeletions: recordingDeletions, logger: logger)
 }

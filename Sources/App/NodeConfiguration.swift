@@ -36,6 +36,10 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var recordings = true
     /// Default: DATA_DIR/recordings.
     package var recordingsDir: String?
+    /// A broadcaster back within this many seconds continues the same recording.
+    package var recordingReconnectGrace = 60.0
+    /// The bytes of recordings this node keeps, oldest removed first; 0: no limit.
+    package var recordingsMaxBytes = 0
     package var ladder = "720p:720:3000:3300,480p:480:1400:1540,360p:360:800:880"
     package var x264Preset = "veryfast"
     package var transcodeThreads = 1
@@ -166,6 +170,10 @@ extension NodeConfiguration {
             .boolean("recordings", \.recordings,
                      "Record every live session this node packages or holds as standby (its segments, then a VOD); false records nothing."),
             .text("recordingsDir", \.recordingsDir, "Folder for recordings, e.g. on another disk (default DATA_DIR/recordings)."),
+            .seconds("recordingReconnectGrace", \.recordingReconnectGrace,
+                     "A broadcaster who comes back within this many seconds continues the same recording (behind a discontinuity); later, a new one."),
+            .int("recordingsMaxBytes", \.recordingsMaxBytes,
+                 "Bytes of recordings this node keeps; past it the oldest copies (never one being recorded) are removed. 0: no limit."),
             .text("ladder", \.ladder, "Transcoding ladder, name:height:kbps[:maxkbps],... or none."),
             .text("x264Preset", \.x264Preset, "x264 preset for the ladder."),
             .int("transcodeThreads", \.transcodeThreads, "x264 threads per rendition."),

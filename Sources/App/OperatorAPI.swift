@@ -47,8 +47,10 @@ package struct UpdateStreamRequest: Decodable, Sendable {
     package var startsAt: String??
     package var timeZone: String??
     package var allowGuests: Bool?
+    /// Whether its live sessions are recorded; null: as its channel's default says.
+    package var recorded: Bool??
 
-    private enum CodingKeys: String, CodingKey { case title, description, tags, visibility, startsAt, timeZone, allowGuests }
+    private enum CodingKeys: String, CodingKey { case title, description, tags, visibility, startsAt, timeZone, allowGuests, recorded }
 
     package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -59,18 +61,20 @@ package struct UpdateStreamRequest: Decodable, Sendable {
         allowGuests = try c.decodeIfPresent(Bool.self, forKey: .allowGuests)
         if c.contains(.startsAt) { startsAt = .some(try c.decodeNil(forKey: .startsAt) ? nil : try c.decode(String.self, forKey: .startsAt)) }
         if c.contains(.timeZone) { timeZone = .some(try c.decodeNil(forKey: .timeZone) ? nil : try c.decode(String.self, forKey: .timeZone)) }
+        if c.contains(.recorded) { recorded = .some(try c.decodeNil(forKey: .recorded) ? nil : try c.decode(Bool.self, forKey: .recorded)) }
     }
 
     package func details() throws -> StreamDetails {
         guard title != nil || description != nil || tags != nil || visibility != nil || startsAt != nil || timeZone != nil
-                || allowGuests != nil else {
+                || allowGuests != nil || recorded != nil else {
             throw StreamError.badDetails("nothing to change: give \"title\", \"description\", \"tags\", \"visibility\", "
-                                         + "\"startsAt\", \"timeZone\" or \"allowGuests\"")
+                                         + "\"startsAt\", \"timeZone\", \"allowGuests\" or \"recorded\"")
         }
         var d = try StreamDetailsParser.details(description: description, tags: tags, visibility: visibility, startsAt: startsAt,
                                                 timeZone: timeZone)
         d.title = title
         d.allowGuests = allowGuests
+        d.record = recorded
         return d
     }
 }
@@ -140,6 +144,8 @@ package struct StreamResponse: Codable, Equatable, Sendable {
     package var timeZone: String?
     /// Present (true) when an invite-only stream admits guests without an account.
     package var allowGuests: Bool?
+    /// Whether its live sessions are recorded now (its own setting, else its channel's default).
+    package var recorded: Bool
 }
 
 /// `GET /api/cluster`.

@@ -21,6 +21,9 @@ package struct OperatorRoutes: Sendable {
     /// The recordings the nodes report.
     let recordings: RecordingStore?
     let logger: Logger
+    /// The copies of a stream's recordings its holders' databases know (nodes with databases of
+    /// their own each know only their own copies); nil: this node's database knows them all.
+    var peerRecordings: (@Sendable (String) async -> [RecordingCopy])? = nil
     /// What people set on recordings (titles, visibility, trims, deletions), when the node has it.
     var recordingService: RecordingService? = nil
 
@@ -113,9 +116,14 @@ package struct OperatorRoutes: Sendable {
             let record = try await LiveRoutes.stream(context, in: catalog)
             if let service = recordingService {
                 // Oldest first, deleted ones left out, with what people set on them.
-                return try Responses.json(try await service.items(of: [record]).reversed().map { service.describe($0, base: baseURL(request).base) })
+                return try Responses.json(try await service.items(of: [record], holders: peerRecordings).reversed()
+                    .map { service.describe($0, base: baseURL(request).base) })
             }
-            let list = try await recordings?.recordings(stream: record.id) ?? []
+            var list = try await recordings?.recordings(stream: record.id) ?? []
+            if let peerRecordings, let recordings {
+                let copies = PeerRecordings.merged(try await recordings.copies(stream: record.id), await peerRecordings(record.id))
+                list = RecordingStore.summaries(copies)
+            }
             return try Responses.json(list.map { describe($0, request: request) })
         }
         api.get("metrics") { _, _ -> Response in
@@ -152,7 +160,8 @@ package struct OperatorRoutes: Sendable {
             playlistURL: "\(base)/live/\(r.id)/master.m3u8",
             createdAt: r.createdAt, ladder: r.ladder, x264Preset: r.x264Preset, keepSource: r.keepSource ? true : nil,
             owner: r.owner, live: streams.existing(id: r.id)?.status, description: r.description, tags: r.tags,
-            visibility: r.visibility.rawValue, startsAt: r.startsAt, timeZone: r.timeZone, allowGuests: r.allowGuests ? true : nil)
+            visibility: r.visibility.rawValue, startsAt: r.startsAt, timeZone: r.timeZone, allowGuests: r.allowGuests ? true : nil,
+            recorded: r.isRecorded)
     }
 
     /// What a playback-token route answers: the token, the playlist URL carrying it (for ffplay,

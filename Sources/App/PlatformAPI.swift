@@ -97,6 +97,45 @@ package struct CohostingResponse: Codable, Equatable, Sendable {
     package var live: Bool
 }
 
+/// `GET|PATCH /api/v1/channel/settings`: the channel's recording settings and sizes.
+package struct ChannelSettingsResponse: Codable, Equatable, Sendable {
+    package var recordedByDefault: Bool
+    package var keepRecordingsDays: Int?
+    package var keepRecordingsBytes: Int?
+    package var recordingsBytes: Int
+    package var nodeRecordingsBytes: Int?
+    package var nodeRecordingsMaxBytes: Int?
+
+    init(_ f: ChannelRecordingFigures) {
+        recordedByDefault = f.settings.records
+        keepRecordingsDays = f.settings.keepDays
+        keepRecordingsBytes = f.settings.keepBytes
+        recordingsBytes = f.channelBytes
+        nodeRecordingsBytes = f.nodeBytes
+        nodeRecordingsMaxBytes = f.nodeMaxBytes
+    }
+}
+
+/// `PATCH /api/v1/channel/settings`: absent fields stay; a keep field null keeps everything.
+struct UpdateChannelSettingsRequest: Decodable, Sendable {
+    var recordedByDefault: Bool?
+    var keepRecordingsDays: Int??
+    var keepRecordingsBytes: Int??
+
+    private enum CodingKeys: String, CodingKey { case recordedByDefault, keepRecordingsDays, keepRecordingsBytes }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        recordedByDefault = try c.decodeIfPresent(Bool.self, forKey: .recordedByDefault)
+        if c.contains(.keepRecordingsDays) {
+            keepRecordingsDays = .some(try c.decodeNil(forKey: .keepRecordingsDays) ? nil : try c.decode(Int.self, forKey: .keepRecordingsDays))
+        }
+        if c.contains(.keepRecordingsBytes) {
+            keepRecordingsBytes = .some(try c.decodeNil(forKey: .keepRecordingsBytes) ? nil : try c.decode(Int.self, forKey: .keepRecordingsBytes))
+        }
+    }
+}
+
 struct UpdateAccountRequest: Codable, Sendable {
     var displayName: String?
     var role: String?
@@ -108,6 +147,7 @@ package struct PlatformAPI: Sendable {
     let streams: LiveStreams
     let thumbnails: Thumbnails
     let playback: any PlaybackIssuer
+    let channelRecordings: ChannelRecordings
     let recordings: RecordingService
     let logger: Logger
 
@@ -222,6 +262,24 @@ package struct PlatformAPI: Sendable {
                 }
                 return try Responses.json(AccountResponse(result))
             } catch let p as AccountProblem { throw p.problem }
+        }
+
+        // MARK: The channel's settings
+        api.get("channel/settings") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.accountRead)
+            return try Responses.json(ChannelSettingsResponse(try await channelRecordings.figures(owner: caller.accountID)))
+        }
+        api.patch("channel/settings") { request, context -> Response in
+            let caller = try context.requireAccount(Scope.accountWrite)
+            let body = try await Self.decode(UpdateChannelSettingsRequest.self, request, context,
+                                             example: #"{"recordedByDefault": false, "keepRecordingsDays": 30, "keepRecordingsBytes": null}"#)
+            var settings = try await channelRecordings.channels.recording(of: caller.accountID)
+            if let on = body.recordedByDefault { settings.records = on }
+            if let days = body.keepRecordingsDays { settings.keepDays = days }
+            if let bytes = body.keepRecordingsBytes { settings.keepBytes = bytes }
+            do {
+                return try Responses.json(ChannelSettingsResponse(try await channelRecordings.set(owner: caller.accountID, settings)))
+            } catch let e as StreamError { throw Problem.badRequest(e.description) }
         }
 
         // MARK: Streams
@@ -414,6 +472,9 @@ package struct PlatformAPI: Sendable {
     func create(title: String, owner: String, ladder: String? = nil, x264Preset: String? = nil, keepSource: Bool = false,
                 details: StreamDetails = StreamDetails()) async throws -> StreamRecord {
         do {
+            // A new stream takes its channel's recording settings as they are.
+            var details = details
+            details.channelRecording = try await channelRecordings.channels.recording(of: owner)
             let record = try await catalog.create(title: title, ladder: ladder, x264Preset: x264Preset, keepSource: keepSource, owner: owner,
                                                   details: details) { r in
                 _ = try streams.transcodeSettings(for: r)

@@ -47,10 +47,17 @@ package struct RecordingService: Sendable {
 
     // MARK: Reading
 
-    /// The recordings of `streams` (deleted ones left out), newest first.
-    package func items(of streams: [StreamRecord]) async throws -> [Item] {
+    /// The recordings of `streams` (deleted ones left out), newest first. `holders`: the copies
+    /// a stream's holders' databases know, merged with this one's (nodes with databases of their
+    /// own each know only their own copies).
+    package func items(of streams: [StreamRecord], holders: (@Sendable (String) async -> [RecordingCopy])? = nil) async throws -> [Item] {
         let byID = Dictionary(streams.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        let summaries = try await store.recordings(streams: Array(byID.keys))
+        var summaries = try await store.recordings(streams: Array(byID.keys))
+        if let holders {
+            var copies: [RecordingCopy] = []
+            for id in byID.keys.sorted() { copies += PeerRecordings.merged(try await store.copies(stream: id), await holders(id)) }
+            summaries = RecordingStore.summaries(copies)
+        }
         let set = try await details.store.details(streams: Array(byID.keys))
         return summaries.compactMap { s -> Item? in
             guard let stream = byID[s.recording.streamID], set[s.recording.id]?.deletedAt == nil else { return nil }

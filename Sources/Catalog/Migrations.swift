@@ -278,6 +278,13 @@ package enum Migrations {
                 .run()
             try await db.create(index: "recording_details_stream").on("recording_details").column("stream_id").run()
         },
+        Migration(version: 16, name: "recording off per stream and per channel; a channel's retention") { db in
+            // The stream's own setting (null: its channel's), and its channel's settings as copied
+            // onto it (JSON; null: recorded, everything kept), so every node holding it knows them.
+            try await db.alter(table: "streams").column("record", type: .int).run()
+            try await db.alter(table: "streams").column("channel_recording", type: .text).run()
+            try await db.alter(table: "accounts").column("recording", type: .text).run()
+        },
         Migration(version: 17, name: "payments: prices, orders, gateway events, entitlements, the ledger, the outbox, subscriptions") { db in
             // Money is an integer of minor units (cents) with its ISO 4217 currency, never a float.
             // What is sold: a ticket for a stream or a recording, a channel's subscription.

@@ -104,6 +104,15 @@ package struct RecordingStore: Sendable {
         return Self.merge(rows.compactMap(copy))
     }
 
+    /// The copies of a stream's recordings this database knows, each as reported.
+    package func copies(stream: String) async throws -> [RecordingCopy] {
+        try await sql.select().columns(Self.columns).from("recordings").where("stream_id", .equal, stream).orderBy("started_at").all()
+            .compactMap(copy)
+    }
+
+    /// Copies (from this database and others) merged into recordings, in the order given.
+    package static func summaries(_ copies: [RecordingCopy]) -> [RecordingSummary] { merge(copies) }
+
     /// One recording, with every copy; nil when no node reported it.
     package func recording(id: String) async throws -> RecordingSummary? {
         let rows = try await sql.select().columns(Self.columns).from("recordings").where("id", .equal, id).all()

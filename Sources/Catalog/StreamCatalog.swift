@@ -141,6 +141,17 @@ package final class StreamCatalog: Sendable {
         return r
     }
 
+    /// Gives every stream of `owner` its channel's recording settings as they are now, so each
+    /// node holding one applies them (recorded or not, retention); the records changed.
+    package func setChannelRecording(owner: String, _ settings: ChannelRecording) async throws -> [StreamRecord] {
+        let ids = records.withLock { s in s.byID.values.filter { $0.owner == owner && $0.channelRecording != settings }.map(\.id) }
+        var out: [StreamRecord] = []
+        for id in ids.sorted() {
+            if let r = try await update(id: id, StreamDetails(channelRecording: settings)) { out.append(r) }
+        }
+        return out
+    }
+
     /// Gives a stream a new key: the old one opens nothing from now on, here and (through the
     /// database's change notices) on every node sharing it. A broadcaster live on the old key
     /// goes on until they reconnect. The record with its new key; nil when there is no such stream.

@@ -38,6 +38,14 @@ package struct StreamRecord: Codable, Equatable, Sendable {
     package var cohosts: [CoHost] = []
     /// The co-host it is handed to (their account id); nil: its host is on the air.
     package var onAir: String? = nil
+    /// Whether its live sessions are recorded, by its own setting; nil: as its channel says.
+    package var record: Bool? = nil
+    /// Its channel's recording settings, copied from the owner's account when they change, so
+    /// every node holding the stream applies them (the default of `record`, and retention).
+    package var channelRecording = ChannelRecording()
+
+    /// Whether a live session starting now is recorded (the node's `--recordings` aside).
+    package var isRecorded: Bool { record ?? channelRecording.records }
 
     /// Who may watch: anyone and listed (`public`), anyone with the link (`unlisted`), invitees
     /// (`invite-only`), buyers (`paid`; until payments exist, as invite-only).
@@ -54,7 +62,9 @@ package struct StreamRecord: Codable, Equatable, Sendable {
                  x264Preset: String? = nil, keepSource: Bool = false, owner: String? = nil, description: String = "",
                  tags: [String] = [], visibility: Visibility = .public, startsAt: Date? = nil, timeZone: String? = nil,
                  allowGuests: Bool = false, thumbnail: String? = nil, thumbnailChangedAt: Date? = nil,
-                 cohosts: [CoHost] = [], onAir: String? = nil) {
+                 cohosts: [CoHost] = [], onAir: String? = nil, record: Bool? = nil, channelRecording: ChannelRecording = ChannelRecording()) {
+        self.record = record
+        self.channelRecording = channelRecording
         self.id = id
         self.key = key
         self.keyDigest = keyDigest ?? key.map(StreamIdentifiers.digest) ?? ""
@@ -78,7 +88,7 @@ package struct StreamRecord: Codable, Equatable, Sendable {
 
     private enum CodingKeys: String, CodingKey {
         case id, key, keyDigest, title, createdAt, ladder, x264Preset, keepSource, owner, description, tags, visibility, startsAt, timeZone
-        case allowGuests, thumbnail, thumbnailChangedAt, cohosts, onAir
+        case allowGuests, thumbnail, thumbnailChangedAt, cohosts, onAir, record, channelRecording
     }
 
     /// Records from nodes of an earlier version lack the later fields: they take their defaults.
@@ -99,7 +109,9 @@ package struct StreamRecord: Codable, Equatable, Sendable {
                   thumbnail: try c.decodeIfPresent(String.self, forKey: .thumbnail),
                   thumbnailChangedAt: try c.decodeIfPresent(Date.self, forKey: .thumbnailChangedAt),
                   cohosts: try c.decodeIfPresent([CoHost].self, forKey: .cohosts) ?? [],
-                  onAir: try c.decodeIfPresent(String.self, forKey: .onAir))
+                  onAir: try c.decodeIfPresent(String.self, forKey: .onAir),
+                  record: try c.decodeIfPresent(Bool.self, forKey: .record),
+                  channelRecording: try c.decodeIfPresent(ChannelRecording.self, forKey: .channelRecording) ?? ChannelRecording())
     }
 }
 
@@ -113,9 +125,16 @@ package struct StreamDetails: Sendable, Equatable {
     package var startsAt: Date??
     package var timeZone: String??
     package var allowGuests: Bool?
+    /// The stream's own recording setting; `.some(nil)`: as its channel says.
+    package var record: Bool??
+    /// Its channel's recording settings, as they are now (set by the platform, not a person's form).
+    package var channelRecording: ChannelRecording?
 
     package init(title: String? = nil, description: String? = nil, tags: [String]? = nil, visibility: StreamRecord.Visibility? = nil,
-                 startsAt: Date?? = nil, timeZone: String?? = nil, allowGuests: Bool? = nil) {
+                 startsAt: Date?? = nil, timeZone: String?? = nil, allowGuests: Bool? = nil, record: Bool?? = nil,
+                 channelRecording: ChannelRecording? = nil) {
+        self.record = record
+        self.channelRecording = channelRecording
         self.allowGuests = allowGuests
         self.title = title
         self.description = description
@@ -133,6 +152,8 @@ package struct StreamDetails: Sendable, Equatable {
     package func applied(to record: StreamRecord, now: Date = Date()) throws -> StreamRecord {
         var r = record
         if let title { r.title = try StreamCatalog.checkedTitle(title) }
+        if let setting = self.record { r.record = setting }
+        if let channelRecording { r.channelRecording = try channelRecording.checked() }
         if let description {
             let d = description.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
             guard d.count <= Self.maxDescription else {

@@ -14,7 +14,7 @@ package struct StreamStore: Sendable {
     package static let changes = "streamtube_records"
     static let columns = ["id", "key_digest", "key_sealed", "title", "created_at", "ladder", "x264_preset", "keep_source",
                           "owner_account", "description", "tags", "visibility", "starts_at", "time_zone", "allow_guests",
-                          "thumbnail_version", "thumbnail_changed_at", "on_air"]
+                          "thumbnail_version", "thumbnail_changed_at", "on_air", "record", "channel_recording"]
 
     package init(database: Database, sealer: any SecretSealer) {
         self.database = database
@@ -31,7 +31,8 @@ package struct StreamStore: Sendable {
                     SQLBind(r.tags.joined(separator: ",")), SQLBind(r.visibility.rawValue),
                     Migrations.optional(r.startsAt?.timeIntervalSince1970), Migrations.optional(r.timeZone), SQLBind(r.allowGuests ? 1 : 0),
                     Migrations.optional(r.thumbnail), Migrations.optional(r.thumbnailChangedAt?.timeIntervalSince1970),
-                    Migrations.optional(r.onAir))
+                    Migrations.optional(r.onAir), Migrations.optional(r.record.map { $0 ? 1 : 0 }),
+                    Migrations.optional(r.channelRecording.column))
             .run()
         for c in r.cohosts { try await insertCohost(stream: r.id, c) }
         await database.announce(r.id, on: Self.changes)
@@ -44,6 +45,8 @@ package struct StreamStore: Sendable {
             .set("starts_at", to: Migrations.optional(r.startsAt?.timeIntervalSince1970)).set("time_zone", to: Migrations.optional(r.timeZone))
             .set("allow_guests", to: SQLBind(r.allowGuests ? 1 : 0)).set("thumbnail_version", to: Migrations.optional(r.thumbnail))
             .set("thumbnail_changed_at", to: Migrations.optional(r.thumbnailChangedAt?.timeIntervalSince1970))
+            .set("record", to: Migrations.optional(r.record.map { $0 ? 1 : 0 }))
+            .set("channel_recording", to: Migrations.optional(r.channelRecording.column))
             .where("id", .equal, r.id).run()
         await database.announce(r.id, on: Self.changes)
     }
@@ -241,6 +244,8 @@ package struct StreamStore: Sendable {
                             thumbnail: (try? row.decode(column: "thumbnail_version", as: String?.self)) ?? nil,
                             thumbnailChangedAt: ((try? row.decode(column: "thumbnail_changed_at", as: Double?.self)) ?? nil)
                                 .map(Date.init(timeIntervalSince1970:)),
-                            onAir: (try? row.decode(column: "on_air", as: String?.self)) ?? nil)
+                            onAir: (try? row.decode(column: "on_air", as: String?.self)) ?? nil,
+                            record: ((try? row.decode(column: "record", as: Int?.self)) ?? nil).map { $0 != 0 },
+                            channelRecording: ChannelRecording(column: (try? row.decode(column: "channel_recording", as: String?.self)) ?? nil))
     }
 }

@@ -245,6 +245,9 @@ package struct PeerRecord: Codable, Equatable, Sendable {
     /// for none): absent, from a node before co-hosts, it says nothing of them.
     package var cohosts: [PeerCoHost]?
     package var onAir: String?
+    /// Recording: the stream's own setting and its channel's (absent from nodes before them: recorded, kept).
+    package var recorded: Bool?
+    package var channelRecording: ChannelRecording?
 
     /// A co-host as one node tells another: the key's digest, never the key.
     package struct PeerCoHost: Codable, Equatable, Sendable {
@@ -267,6 +270,8 @@ package struct PeerRecord: Codable, Equatable, Sendable {
         thumbnailChangedAt = r.thumbnailChangedAt
         cohosts = r.cohosts.map { PeerCoHost(account: $0.account, keyDigest: $0.keyDigest, addedAt: $0.addedAt) }
         onAir = r.onAir
+        recorded = r.record
+        channelRecording = r.channelRecording == ChannelRecording() ? nil : r.channelRecording
     }
 
     /// The record as this node keeps one another node placed here: without the key.
@@ -276,7 +281,7 @@ package struct PeerRecord: Codable, Equatable, Sendable {
                      visibility: visibility ?? .public, startsAt: startsAt, timeZone: timeZone, allowGuests: allowGuests ?? false,
                      thumbnail: thumbnail, thumbnailChangedAt: thumbnailChangedAt,
                      cohosts: (cohosts ?? []).map { CoHost(account: $0.account, key: nil, keyDigest: $0.keyDigest, addedAt: $0.addedAt) },
-                     onAir: onAir)
+                     onAir: onAir, record: recorded, channelRecording: channelRecording ?? ChannelRecording())
     }
 
     /// The record this answer gives for `query`: with the key when the asker presented it (and

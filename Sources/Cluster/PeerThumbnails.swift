@@ -31,11 +31,8 @@ package enum PeerThumbnails {
         return await withTaskGroup(of: [UInt8]?.self) { group in
             for peer in peers {
                 group.addTask {
-                    var request = HTTPClientRequest(url: router.transport.baseURL(for: peer) + target)
-                    request.headers.add(name: HTTPField.Name.streamTubeClusterToken.rawName,
-                                        value: tokens.token(for: ClusterRequest(.records, "GET", target), scope: PeerRecords.scope))
-                    guard let response = try? await client.execute(request, timeout: .seconds(3)), response.status == .ok,
-                          let body = try? await response.body.collect(upTo: maxBody) else { return nil }
+                    guard let body = await PeerRecords.get(target, at: peer, router: router, client: client, tokens: tokens,
+                                                           upTo: maxBody) else { return nil }
                     let jpeg = Array(buffer: body)
                     return StreamCatalog.thumbnailVersion(jpeg) == version ? jpeg : nil
                 }

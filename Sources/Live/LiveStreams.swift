@@ -41,8 +41,11 @@ package final class LiveStreams: Sendable {
             // A stream's own "none" means passthrough; settings that no longer parse fall back to the node's.
             let streamLadder: TranscodeSettings?
             do { streamLadder = try transcodeSettings(for: record) } catch { streamLadder = ladder }
+            // Whether a session is recorded is asked as it begins, of the record as it is then.
             let l = LiveStream(id: id, settings: packaging, ladder: streamLadder, transcoders: transcoders,
-                               keepSource: record.keepSource, onEvent: Self.eventLogger(stream: id, logger))
+                               keepSource: record.keepSource, onEvent: Self.eventLogger(stream: id, logger),
+                               recordingGrace: recorder?.reconnectGrace ?? 0,
+                               recordsSessions: { [catalog] in catalog.record(id: id)?.isRecorded ?? true })
             if let recorder { l.record(to: recorder.sink) }
             s.live[id] = l
             return l

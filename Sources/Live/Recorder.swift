@@ -6,6 +6,9 @@
 // `maxQueuedBytes` waiting, or when a write fails, the object is lost to the recording, which is
 // marked incomplete with the reason (logged, counted); the live stream goes on. Each copy's
 // state is reported to the database (`RecordingStore`) in order, by the service's own task.
+// A copy is named by the recording its stream's origin says a segment belongs to (so origin
+// and standby agree), stays `recording` through the reconnect grace after its stream ends, and
+// is rebuilt from its files at start when the node died while making it (`rebuild`).
 import Catalog
 import Dispatch
 import Foundation
@@ -57,6 +60,9 @@ package final class Recorder: Service, Sendable {
     let files: any RecordingFiles
     private let maxQueuedBytes: Int
     let store: RecordingStore?
+    /// A publisher who comes back within this many seconds continues the recording; it stays
+    /// `recording` until then (`LiveStream` decides which recording a session goes into).
+    package let reconnectGrace: Double
     let logger: Logger
     let queue = DispatchQueue(label: "streamtube.recorder", qos: .utility)
     /// What the database is told, in order: a copy's state, or that a copy was deleted here.
@@ -66,6 +72,9 @@ package final class Recorder: Service, Sendable {
     }
     private let reports: AsyncStream<Report>
     let reporter: AsyncStream<Report>.Continuation
+    /// Told when a recording ends here (retention looks at the copies again).
+    private let finished = Mutex<(@Sendable () -> Void)?>(nil)
+    package func whenFinished(_ body: @escaping @Sendable () -> Void) { finished.withLock { $0 = body } }
     /// The manifest is stored every this many segments (and at every change of state).
     static let saveEvery = 15
 
@@ -76,6 +85,11 @@ package final class Recorder: Service, Sendable {
         /// into its recording with the first segment that uses it.
         var inits: [String: [Int: RecordedInit]] = [:]
         var unsaved = 0
+        /// The stream ended at this time and its recording waits out the reconnect grace; a
+        /// segment of it arriving first cancels the end.
+        var endingAt: Date?
+        /// Names the one finalization scheduled for `endingAt`.
+        var endToken = 0
     }
 
     struct State {
@@ -85,12 +99,13 @@ package final class Recorder: Service, Sendable {
     let state = Mutex(State())
 
     package init(directory: String, nodeID: String, files: any RecordingFiles = DiskRecordingFiles(), store: RecordingStore?,
-                 maxQueuedBytes: Int = 256 << 20, logger: Logger) {
+                 maxQueuedBytes: Int = 256 << 20, reconnectGrace: Double = 0, logger: Logger) {
         self.directory = directory
         self.nodeID = nodeID
         self.files = files
         self.store = store
         self.maxQueuedBytes = maxQueuedBytes
+        self.reconnectGrace = reconnectGrace
         self.logger = logger
         (reports, reporter) = AsyncStream.makeStream(of: Report.self)
         queue.async { self.closeInterrupted() }
@@ -115,8 +130,12 @@ package final class Recorder: Service, Sendable {
                 }
             }
         } onGracefulShutdown: { [reporter, queue] in
-            // What was queued is written, its state reported, then the reports end.
-            queue.async { reporter.finish() }
+            // What was queued is written, recordings waiting out their grace end, their state is
+            // reported, then the reports end.
+            queue.async {
+                self.endWaiting()
+                reporter.finish()
+            }
         }
     }
 
@@ -166,24 +185,47 @@ package final class Recorder: Service, Sendable {
         }
     }
 
-    /// The recording a segment belongs to: the current one, or a new one when there is none or
-    /// it has ended. Nil for a segment from before the current recording, or one it holds.
-    private func recording(for segment: RecordedSegment) -> (manifest: RecordingManifest, inits: [Int: RecordedInit], isNew: Bool)? {
+    /// The recording a segment belongs to, by the id its origin gave it (`recordingStart`): the
+    /// current one (taken up again if it had ended: its publisher came back just as the grace
+    /// ran out), or a new one. Nil for a segment of an older recording, or one already held.
+    /// `previous`: the current recording when the segment starts another and it is still open.
+    private func recording(for segment: RecordedSegment)
+        -> (manifest: RecordingManifest, inits: [Int: RecordedInit], isNew: Bool, previous: RecordingManifest?)? {
         state.withLock { s in
-            let st = s.streams[segment.stream] ?? StreamRecording()
+            var st = s.streams[segment.stream] ?? StreamRecording()
             let inits = st.inits[segment.rendition] ?? [:]
-            if let current = st.current {
-                if current.hasSegment(rendition: segment.rendition, sequence: segment.sequence) { return nil }
-                if current.endedAt == nil {
-                    return segment.sequence >= current.firstSequence ? (current, inits, false) : nil
+            var previous: RecordingManifest?
+            if var current = st.current {
+                // Which recording the segment names; one that names none (`recordingStart` nil)
+                // goes into the open one from its start on, or after the ended one's last.
+                let continues: Bool, older: Bool
+                if let start = segment.recordingStart {
+                    (continues, older) = current.epoch == segment.epoch ? (start == current.firstSequence, start < current.firstSequence)
+                                                                        : (false, false)
+                } else if current.endedAt == nil {
+                    (continues, older) = (segment.sequence >= current.firstSequence, segment.sequence < current.firstSequence)
+                } else {
+                    let last = current.renditions.compactMap(\.segments.last?.sequence).max() ?? current.firstSequence
+                    (continues, older) = (false, segment.sequence <= last)
                 }
-                let last = current.renditions.compactMap(\.segments.last?.sequence).max() ?? current.firstSequence
-                if segment.sequence <= last { return nil }
+                if continues {
+                    if current.hasSegment(rendition: segment.rendition, sequence: segment.sequence) { return nil }
+                    if st.endingAt != nil || current.endedAt != nil {
+                        st.endingAt = nil
+                        current.endedAt = nil
+                        if current.state == .ready { current.state = .recording }
+                        st.current = current
+                        s.streams[segment.stream] = st
+                    }
+                    return (current, inits, false, nil)
+                }
+                if older { return nil }
+                if current.endedAt == nil { previous = current }
             }
-            var new = RecordingManifest(stream: segment.stream, epoch: segment.epoch, firstSequence: segment.sequence,
+            var new = RecordingManifest(stream: segment.stream, epoch: segment.epoch, firstSequence: segment.recordingStart ?? segment.sequence,
                                         startedAt: segment.programDateTime)
             new.startedAt = min(segment.programDateTime, Date())
-            return (new, inits, true)
+            return (new, inits, true, previous)
         }
     }
 
@@ -191,6 +233,8 @@ package final class Recorder: Service, Sendable {
         guard let found = recording(for: segment) else { return }
         var rec = found.manifest
         let (inits, isNew) = (found.inits, found.isNew)
+        // Another recording of the stream begins: the one before ends where it stopped.
+        if let previous = found.previous { finish(previous, endedAt: state.withLock { $0.streams[rec.stream]?.endingAt } ?? Date()) }
         if isNew {
             logger.info("recording started", metadata: ["stream": "\(segment.stream)", "recording": "\(rec.id)"])
         }
@@ -222,6 +266,7 @@ package final class Recorder: Service, Sendable {
         let changed = isNew || (rec.state == .incomplete) != wasIncomplete
         let save = state.withLock { s -> Bool in
             var st = s.streams[rec.stream] ?? StreamRecording()
+            if isNew { st.endingAt = nil }
             st.current = rec
             st.unsaved = changed ? 0 : st.unsaved + 1
             let save = changed || st.unsaved >= Self.saveEvery
@@ -238,11 +283,74 @@ package final class Recorder: Service, Sendable {
         for stream in files.list(directory) where StreamIdentifiers.isWellFormed(Substring(stream)) {
             for id in files.list(directory + "/" + stream) where state.withLock({ $0.streams[stream]?.current?.id != id }) {
                 guard var rec = manifest(id: id), rec.stream == stream, rec.state == .recording else { continue }
+                let found = rebuild(&rec)
+                if found > 0 {
+                    logger.notice("recording: segments written after its manifest was last saved taken back from disk",
+                                  metadata: ["recording": "\(id)", "segments": "\(found)"])
+                }
                 rec.endedAt = rec.endedAt ?? Date()
                 failed(&rec, "the node stopped while it was being recorded", counted: false)
                 save(rec)
             }
         }
+    }
+
+    /// What the files of an interrupted recording hold beyond its manifest (saved every
+    /// `saveEvery` segments, so a node that died lost the last ones from it): every init segment
+    /// and segment on disk, durations read from their boxes. Returns the segments added. A
+    /// segment is taken to use the init of the segment before it, or the newest written since
+    /// (an init is written just before the first segment that uses it); one using another init
+    /// than the segment before it starts a discontinuity (a new session brings a new init).
+    @discardableResult
+    func rebuild(_ rec: inout RecordingManifest) -> Int {
+        var added = 0
+        let base = folder(of: rec)
+        for name in files.list(base).sorted() where name != "recording.json" && !name.contains(".") {
+            let names = files.list(base + "/" + name)
+            let versions = names.compactMap { Self.number(in: $0, prefix: "init", suffix: ".mp4") }.sorted()
+            var tracks: [Int: [FragmentReader.Track]] = [:]
+            for v in versions {
+                if let bytes = files.read(base + "/" + name + "/" + RecordingManifest.initName(version: v)),
+                   let t = FragmentReader.tracks(initSegment: bytes) { tracks[v] = t }
+            }
+            guard let newest = tracks.keys.max() else { continue }
+            var r = rec.rendition(name) ?? RecordingManifest.Rendition(name: name, codecs: "")
+            for v in tracks.keys.sorted() where !r.inits.contains(v) { r.inits.append(v) }
+            if r.codecs.isEmpty, let t = tracks[newest] {
+                r.codecs = t.compactMap(\.codecs).joined(separator: ",")
+                if let video = t.first(where: { $0.handler == "vide" }) { (r.width, r.height) = (video.width, video.height) }
+            }
+            let known = Set(r.segments.map(\.sequence))
+            let sequences = names.compactMap { Self.number(in: $0, prefix: "seg", suffix: ".m4s") }
+                .filter { $0 >= rec.firstSequence && !known.contains($0) }.sorted()
+            for sequence in sequences {
+                let before = r.segments.last { $0.sequence < sequence }
+                // The init in use: the one before's, unless a newer init was written after it.
+                let version = before.map { b in tracks.keys.filter { $0 >= b.initVersion }.max() ?? b.initVersion } ?? newest
+                guard let t = tracks[version],
+                      let bytes = files.read(base + "/" + name + "/" + RecordingManifest.segmentName(sequence: sequence)),
+                      let duration = FragmentReader.duration(segment: bytes, tracks: t) else { continue }
+                let segment = RecordingManifest.Segment(sequence: sequence, duration: duration,
+                                                        discontinuity: before.map { $0.initVersion != version } ?? false,
+                                                        initVersion: version, bytes: bytes.count)
+                r.segments.insert(segment, at: r.segments.firstIndex { $0.sequence > sequence } ?? r.segments.endIndex)
+                added += 1
+            }
+            if let i = rec.renditions.firstIndex(where: { $0.name == name }) { rec.renditions[i] = r } else { rec.renditions.append(r) }
+        }
+        // The source first, as the manifest keeps them.
+        if let i = rec.renditions.firstIndex(where: { $0.name == LiveStream.sourceRendition }), i > 0 {
+            rec.renditions.insert(rec.renditions.remove(at: i), at: 0)
+        }
+        return added
+    }
+
+    /// `N` from a name `prefixNsuffix`; nil for any other name.
+    static func number(in name: String, prefix: String, suffix: String) -> Int? {
+        guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
+        let digits = name.dropFirst(prefix.count).dropLast(suffix.count)
+        guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return Int(digits)
     }
 
     /// Writes one media file of a recording, counted.
@@ -272,19 +380,58 @@ package final class Recorder: Service, Sendable {
         rec.fail(reason)
     }
 
+    /// The stream ended: its recording ends now, or, with a reconnect grace, when the grace has
+    /// passed without its publisher coming back (until then it stays `recording`).
     private func end(stream: String) {
-        let rec = state.withLock { s -> RecordingManifest? in
-            guard var rec = s.streams[stream]?.current, rec.endedAt == nil else { return nil }
-            rec.endedAt = Date()
-            if rec.state == .recording { rec.state = .ready }
-            s.streams[stream]?.current = rec
-            s.streams[stream]?.unsaved = 0
-            return rec
+        let now = Date()
+        guard reconnectGrace > 0 else {
+            if let rec = state.withLock({ $0.streams[stream]?.current }), rec.endedAt == nil { finish(rec, endedAt: now) }
+            return
         }
-        guard let rec else { return }
-        logger.info("recording ended", metadata: ["stream": "\(stream)", "recording": "\(rec.id)", "state": "\(rec.state.rawValue)",
+        let waiting = state.withLock { s -> (RecordingManifest, Int)? in
+            guard var st = s.streams[stream], let rec = st.current, rec.endedAt == nil, st.endingAt == nil else { return nil }
+            st.endingAt = now
+            st.endToken += 1
+            st.unsaved = 0
+            s.streams[stream] = st
+            return (rec, st.endToken)
+        }
+        guard let waiting else { return }
+        let token = waiting.1
+        save(waiting.0)
+        queue.asyncAfter(deadline: .now() + reconnectGrace) {
+            let due = self.state.withLock { s -> (RecordingManifest, Date)? in
+                guard let st = s.streams[stream], st.endToken == token, let at = st.endingAt, let rec = st.current,
+                      rec.endedAt == nil else { return nil }
+                return (rec, at)
+            }
+            if let due { self.finish(due.0, endedAt: due.1) }
+        }
+    }
+
+    /// Recordings waiting out their grace end now (the node stops).
+    private func endWaiting() {
+        let waiting = state.withLock { s in
+            s.streams.values.compactMap { st in st.endingAt.flatMap { at in st.current.map { ($0, at) } } }
+        }
+        for (rec, at) in waiting where rec.endedAt == nil { finish(rec, endedAt: at) }
+    }
+
+    /// Ends a recording: `ready` unless something was lost; stored and reported.
+    private func finish(_ rec: RecordingManifest, endedAt: Date) {
+        var rec = rec
+        rec.endedAt = endedAt
+        if rec.state == .recording { rec.state = .ready }
+        state.withLock { s in
+            guard s.streams[rec.stream]?.current?.id == rec.id else { return }
+            s.streams[rec.stream]?.current = rec
+            s.streams[rec.stream]?.unsaved = 0
+            s.streams[rec.stream]?.endingAt = nil
+        }
+        logger.info("recording ended", metadata: ["stream": "\(rec.stream)", "recording": "\(rec.id)", "state": "\(rec.state.rawValue)",
                                                    "seconds": "\(String(format: "%.1f", rec.duration))"])
         save(rec)
+        finished.withLock { $0 }?()
     }
 
     /// Stores the manifest beside the media, and reports the copy's state to the database.
@@ -340,6 +487,26 @@ package final class Recorder: Service, Sendable {
     package func file(id: String, rendition: String, name: String, in manifest: RecordingManifest) -> [UInt8]? {
         guard manifest.id == id, manifest.rendition(rendition) != nil else { return nil }
         return files.read(folder(id, stream: manifest.stream) + "/" + rendition + "/" + name)
+    }
+
+    /// Every copy on this node's disk, for retention; the one being made (or waiting out its
+    /// reconnect grace) is marked. Read on the recorder's queue, in order with its writes.
+    package func copies() async -> [RetentionSweep.Copy] {
+        await withCheckedContinuation { (c: CheckedContinuation<[RetentionSweep.Copy], Never>) in
+            queue.async { c.resume(returning: self.copiesOnDisk()) }
+        }
+    }
+
+    private func copiesOnDisk() -> [RetentionSweep.Copy] {
+        var out: [RetentionSweep.Copy] = []
+        for stream in files.list(directory) where StreamIdentifiers.isWellFormed(Substring(stream)) {
+            for id in files.list(directory + "/" + stream) {
+                guard let rec = manifest(id: id), rec.stream == stream else { continue }
+                let open = state.withLock { $0.streams[stream]?.current.map { $0.id == id && $0.endedAt == nil } ?? false }
+                out.append(RetentionSweep.Copy(id: id, stream: stream, startedAt: rec.startedAt, bytes: rec.bytes, beingRecorded: open))
+            }
+        }
+        return out
     }
 
     /// The recordings of a stream this node is making or has made since it started (newest).

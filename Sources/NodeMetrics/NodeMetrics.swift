@@ -43,6 +43,13 @@ package enum NodeMetrics {
     }
     /// Recordings marked incomplete on this node.
     package static let recordingsIncomplete = Counter(label: "streamtube_recordings_incomplete_total")
+    /// Copies removed by retention (`reason`: age, channel-bytes, node-budget), and their bytes.
+    package static func recordingsRemoved(reason: String) -> Counter {
+        Counter(label: "streamtube_recordings_removed_total", dimensions: [("reason", reason)])
+    }
+    package static let recordingBytesRemoved = Counter(label: "streamtube_recording_bytes_removed_total")
+    /// Bytes of the recording copies on this node's disk (as of the last retention pass).
+    package static let recordingBytesHeld = Gauge(label: "streamtube_recording_bytes_held")
 
     // MARK: Edge and viewers
     package static let edgeCacheHits = Counter(label: "streamtube_edge_cache_hits_total")

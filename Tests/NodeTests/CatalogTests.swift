@@ -109,6 +109,24 @@ final class CatalogTests: XCTestCase {
             XCTAssertEqual(byID["k"]?.createdAt, created, "\(at): a time to the millisecond and finer")
             XCTAssertEqual(byID["n"]?.keepSource, false, at)
             XCTAssertNil(byID["n"]?.ladder, at)
+            // Recording: unset (its channel's) and the channel's defaults, until set; then kept as set.
+            XCTAssertNil(byID["n"]?.record, at)
+            XCTAssertEqual(byID["n"]?.channelRecording, ChannelRecording(), at)
+            XCTAssertEqual(byID["n"]?.isRecorded, true, at)
+            var n = try XCTUnwrap(byID["n"])
+            n.record = false
+            n.channelRecording = ChannelRecording(records: true, keepDays: 30, keepBytes: 5 << 20)
+            try await store.update(n)
+            var back = try await store.record(id: "n")
+            XCTAssertEqual(back?.record, false, at)
+            XCTAssertEqual(back?.channelRecording, ChannelRecording(records: true, keepDays: 30, keepBytes: 5 << 20), at)
+            XCTAssertEqual(back?.isRecorded, false, at)
+            n.record = nil
+            n.channelRecording.records = false
+            try await store.update(n)
+            back = try await store.record(id: "n")
+            XCTAssertNil(back?.record, at)
+            XCTAssertEqual(back?.isRecorded, false, "\(at): as its channel says")
             let one = try await store.record(id: "k")
             XCTAssertEqual(one, byID["k"], at)
             let none = try await store.record(id: "nope")

@@ -28,6 +28,8 @@ final class RouteTests: XCTestCase {
         config.nodeID = "n1"
         config.region = "eu"
         config.ladder = "none"
+        // A recording ends with its stream here (no reconnect grace): tests look at it at once.
+        config.recordingReconnectGrace = 0
         config.publicURL = publicURL
         return try await buildApplication(config)
     }

@@ -22,7 +22,7 @@ final class RecordingTests: XCTestCase {
         /// A manifest as the node's recorder would keep it.
         func manifest() -> RecordingManifest? {
             guard let first = segments.first else { return nil }
-            var m = RecordingManifest(stream: first.stream, epoch: first.epoch, firstSequence: first.sequence, startedAt: first.programDateTime)
+            var m = RecordingManifest(stream: first.stream, epoch: first.epoch, firstSequence: first.recordingStart ?? first.sequence, startedAt: first.programDateTime)
             for i in inits { m.noteInit(i) }
             for s in segments { m.noteSegment(s) }
             if endings > 0 { m.state = .ready }
@@ -48,6 +48,17 @@ final class RecordingTests: XCTestCase {
             try wire.attach(origin, standby)
             origin.beginPublishing()
             return (origin, standby, wire)
+        }
+
+        /// A standby attached to its origin (not publishing yet), what each records collected.
+        static func recording(_ origin: LiveStream, _ standby: LiveStream) throws -> (ReplicationTests.Wire, Collected, Collected) {
+            let wire = ReplicationTests.Wire()
+            origin.replicate(to: { wire.sink($0) })
+            try wire.attach(origin, standby)
+            let atOrigin = Collected(), atStandby = Collected()
+            origin.record(to: atOrigin.sink)
+            standby.record(to: atStandby.sink)
+            return (wire, atOrigin, atStandby)
         }
     }
 
@@ -116,6 +127,91 @@ final class RecordingTests: XCTestCase {
         XCTAssertEqual(atStandby.inits, atOrigin.inits)
         XCTAssertEqual(atStandby.manifest(), atOrigin.manifest())
         XCTAssertEqual(atStandby.endings, 1)
+        XCTAssertEqual(Set(atStandby.segments.map(\.recordingStart)), [0 as Int?], "the origin's recording, named as it names it")
+    }
+
+    /// A publisher back within the grace continues the recording (same start, behind a
+    /// discontinuity), on the origin and on its standby; after the grace a session starts another.
+    func testASessionWithinTheReconnectGraceContinuesTheRecordingOnBothNodes() throws {
+        let all = try replication.tags()
+        let origin = LiveStream(id: "rec4", recordingGrace: 0.5), standby = LiveStream(id: "rec4")
+        let (wire, atOrigin, atStandby) = try replication.recording(origin, standby)
+        var delivered = 0
+        origin.beginPublishing()
+        try replication.feed(origin, all[...])
+        origin.endPublishing()
+        let first = atOrigin.segments.count
+        origin.beginPublishing()
+        try replication.feed(origin, all[...], shift: 10_000)
+        origin.endPublishing()
+        try wire.deliver(to: standby, from: &delivered)
+        XCTAssertGreaterThan(atOrigin.segments.count, first)
+        XCTAssertEqual(Set(atOrigin.segments.map(\.recordingStart)), [0 as Int?])
+        XCTAssertTrue(atOrigin.segments[first].discontinuity)
+        XCTAssertEqual(atStandby.segments, atOrigin.segments, "the standby's copy follows the origin's decision")
+        // After the grace: a new recording, starting at the new session's first segment.
+        Thread.sleep(forTimeInterval: 0.6)
+        let second = atOrigin.segments.count
+        origin.beginPublishing()
+        try replication.feed(origin, all[...], shift: 20_000)
+        origin.endPublishing()
+        try wire.deliver(to: standby, from: &delivered)
+        let next = atOrigin.segments[second]
+        XCTAssertEqual(next.recordingStart, next.sequence)
+        XCTAssertEqual(Set(atOrigin.segments[second...].map(\.recordingStart)), [next.sequence as Int?])
+        XCTAssertEqual(atStandby.segments, atOrigin.segments)
+    }
+
+    /// A stream not recorded (its setting, asked as a session begins) hands its recorder no
+    /// segment, on the origin nor on the standby, until a later session is recorded.
+    func testASessionNotRecordedIsRecordedByNeitherNode() throws {
+        let all = try replication.tags()
+        let recorded = Atomic<Bool>(false)
+        let origin = LiveStream(id: "rec5", recordsSessions: { recorded.load(ordering: .relaxed) }), standby = LiveStream(id: "rec5")
+        let (wire, atOrigin, atStandby) = try replication.recording(origin, standby)
+        var delivered = 0
+        origin.beginPublishing()
+        try replication.feed(origin, all[...])
+        origin.endPublishing()
+        try wire.deliver(to: standby, from: &delivered)
+        XCTAssertTrue(origin.hasMedia && standby.hasMedia, "the live stream and its replica go on")
+        XCTAssertEqual(atOrigin.segments, [])
+        XCTAssertEqual(atStandby.segments, [])
+        XCTAssertEqual(atOrigin.endings + atStandby.endings, 0)
+        recorded.store(true, ordering: .relaxed)
+        origin.beginPublishing()
+        try replication.feed(origin, all[...], shift: 10_000)
+        origin.endPublishing()
+        try wire.deliver(to: standby, from: &delivered)
+        XCTAssertFalse(atOrigin.segments.isEmpty)
+        XCTAssertEqual(atStandby.segments, atOrigin.segments)
+        XCTAssertEqual(atOrigin.segments.first?.recordingStart, atOrigin.segments.first?.sequence)
+    }
+
+    /// The boxes read back from what `CMAFWriter` writes: tracks, codecs, a segment's duration.
+    func testTheFragmentReaderReadsTracksAndDurationsBack() throws {
+        let all = try replication.tags()
+        let live = LiveStream(id: "rec6")
+        live.beginPublishing()
+        try replication.feed(live, all[...])
+        live.endPublishing()
+        let tracks = try XCTUnwrap(FragmentReader.tracks(initSegment: try XCTUnwrap(live.initSegment(version: 0))))
+        XCTAssertEqual(tracks.map(\.handler), ["vide", "soun"])
+        XCTAssertTrue(tracks[0].codecs?.hasPrefix("avc1.") == true)
+        XCTAssertEqual(tracks[1].codecs, "mp4a.40.2")
+        XCTAssertNotNil(tracks[0].width)
+        let status = live.status
+        for sequence in (status.firstSequence ?? 0)...(status.lastSequence ?? -1) {
+            let bytes = try XCTUnwrap(live.segment(sequence: sequence))
+            let duration = try XCTUnwrap(FragmentReader.duration(segment: bytes, tracks: tracks))
+            XCTAssertGreaterThan(duration, 0.5)
+            XCTAssertLessThan(duration, 4)
+        }
+        XCTAssertNil(FragmentReader.tracks(initSegment: [0, 0, 0, 8, 0x66, 0x72, 0x65, 0x65]))
+        XCTAssertNil(FragmentReader.duration(segment: [1, 2, 3], tracks: tracks))
+        for cut in [0, 7, 20, 100] where cut < (live.segment(sequence: 0)?.count ?? 0) {
+            _ = FragmentReader.duration(segment: Array(live.segment(sequence: 0)!.prefix(cut)), tracks: tracks)  // never traps
+        }
     }
 
     func testAStandbyTakingOverContinuesTheRecordingAndANewSessionAfterTheEndStartsAnother() throws {

@@ -17,14 +17,14 @@ PART_SECONDS = 0.334   # the node's default part target
 
 
 
-def start_trio(root, ladder):
+def start_trio(root, ladder, extra=()):
     key = keygen()
     db = os.path.join(root, "streamtube.sqlite")
     seed_port = free_port()
     nodes = {}
     for name, region in (("a", "r1"), ("b", "r1"), ("c", "r2")):
         args = ["--node-id", name, "--region", region, "--cluster-key", key, "--gossip-preset", "local",
-                "--database", db, "--ladder", ladder]
+                "--database", db, "--ladder", ladder, *extra]
         if name != "a":
             args += ["--seeds", f"127.0.0.1:{seed_port}"]
         nodes[name] = Node(os.path.join(root, name), args, gossip_port=seed_port if name == "a" else None).start()

@@ -26,12 +26,14 @@ def trio():
     key = keygen()
     root = tempfile.mkdtemp(prefix="rec-it-", dir="/tmp")
     db = os.path.join(root, "streamtube.sqlite")
+    # A short reconnect grace: a recording is ready a few seconds after its stream ends.
+    grace = ["--recording-reconnect-grace", "3"]
     first = Node(os.path.join(root, "a"), ["--node-id", "a", "--cluster-key", key, "--gossip-preset", "local", "--database", db,
-                                           "--ladder", "240p:240:300"]).start()
+                                           "--ladder", "240p:240:300", *grace]).start()
     nodes = [first]
     for name in ["b", "c"]:
         nodes.append(Node(os.path.join(root, name), ["--node-id", name, "--cluster-key", key, "--gossip-preset", "local",
-                                                      "--database", db, "--ladder", "240p:240:300",
+                                                      "--database", db, "--ladder", "240p:240:300", *grace,
                                                       "--seeds", f"127.0.0.1:{first.gossip_port}"]).start())
     wait_for(lambda: all(sum(1 for s in n.statuses().values() if s == "alive") == 3 for n in nodes), 30, "three nodes alive")
     yield nodes
@@ -197,7 +199,7 @@ def test_a_recording_survives_a_sigkill_of_its_origin_on_the_standby(tmp_path):
     import failover
     from gaptools import FrameReader, clean_numbers, playback_gaps, repeats, stamped_publisher
 
-    nodes = failover.start_trio(str(tmp_path), ladder="none")
+    nodes = failover.start_trio(str(tmp_path), ladder="none", extra=["--recording-reconnect-grace", "3"])
     a, b, c = nodes["a"], nodes["b"], nodes["c"]
     publisher = None
     try:

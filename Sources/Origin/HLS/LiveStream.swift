@@ -19,6 +19,12 @@ public final class LiveStream: Sendable {
     /// What makes the ladder and encodes non-AAC audio; nil: neither is done.
     private let transcoders: Transcoders?
     private let onEvent: @Sendable (LiveStreamEvent) -> Void
+    /// A publisher who comes back within this many seconds of dropping continues the same
+    /// recording (behind a discontinuity); later, a session starts a new one.
+    public let recordingGrace: Double
+    /// Whether a session starting now is recorded (the stream's and its channel's setting),
+    /// asked under the stream's lock when a session begins: it must not block.
+    private let recordsSessions: @Sendable () -> Bool
     private let state: Mutex<State>
 
     /// Everything under the one lock, grouped by concept: each part's rules live in its type.
@@ -45,6 +51,13 @@ public final class LiveStream: Sendable {
         var recorder: (@Sendable (RecordedObject) -> Void)?
         /// A segment went to the recorder since the stream last ended.
         var recording = false
+        /// The sequence number the recording being made starts at: decided by the origin when a
+        /// session begins (a new one, or the one before continued within the grace), taken from
+        /// the replica on a standby. Nil: this session is not recorded.
+        var recordingStart: Int?
+        /// When (`LiveStream.clock()`) the last session here, or on the origin of the replica
+        /// held, ended; nil while one is live.
+        var sessionEndedAt: Double?
 
         var source: LiveRendition? { renditions[LiveStream.sourceRendition] }
 
@@ -63,7 +76,8 @@ public final class LiveStream: Sendable {
     /// failed when it would start, and audio that is not AAC is refused.
     public init(id: String, settings: PackagingSettings = .default, ladder: TranscodeSettings? = nil,
                 transcoders: Transcoders? = nil, keepSource: Bool = false, epoch: StreamEpoch = .random(),
-                onEvent: @escaping @Sendable (LiveStreamEvent) -> Void = { _ in }) {
+                onEvent: @escaping @Sendable (LiveStreamEvent) -> Void = { _ in },
+                recordingGrace: Double = 0, recordsSessions: @escaping @Sendable () -> Bool = { true }) {
         self.id = id
         self.settings = settings
         // Rungs start a segment every segment target, whatever the source's GOP.
@@ -75,6 +89,8 @@ public final class LiveStream: Sendable {
         }
         self.transcoders = transcoders
         self.keepSource = keepSource
+        self.recordingGrace = recordingGrace
+        self.recordsSessions = recordsSessions
         self.onEvent = onEvent
         var s = State(epoch: epoch)
         s.renditions[Self.sourceRendition] = LiveRendition(name: Self.sourceRendition)
@@ -135,6 +151,7 @@ public final class LiveStream: Sendable {
         let timeline = s.source.flatMap { r in [r.timelineEnd, r.partEnd].compactMap { $0 }.max() }
         s.sessionFirstSequence = next
         s.sessionTimelineStart = timeline
+        decideRecording(&s, next: next)
         for name in s.order {
             guard var r = s.renditions[name] else { continue }
             r.nextSequence = next
@@ -147,6 +164,19 @@ public final class LiveStream: Sendable {
             s.renditions[name] = r
         }
         return ready
+    }
+
+    /// Whether the session beginning records, and into which recording: the one being made goes
+    /// on when the publisher is handed over, a standby takes over from a live origin, or the
+    /// publisher comes back within the grace; otherwise a new one starts at `next`.
+    private func decideRecording(_ s: inout State, next: Int) {
+        defer { s.sessionEndedAt = nil }
+        guard recordsSessions() else {
+            s.recordingStart = nil
+            return
+        }
+        if s.recordingStart != nil, s.sessionEndedAt.map({ Self.clock() - $0 <= recordingGrace }) ?? true { return }
+        s.recordingStart = next
     }
 
     /// A standby takes the stream over: what the old origin left unfinished ends here (its
@@ -227,6 +257,7 @@ public final class LiveStream: Sendable {
             guard s.publishing, ending.map({ $0 == s.sessions }) ?? true else { return ([], nil, s.sessions) }
             s.publishing = false
             s.latestKeyframe = nil
+            s.sessionEndedAt = Self.clock()
             var out = finish(&s, rendition: Self.sourceRendition)
             let t = s.ladder.transcoder
             s.ladder.transcoder = nil
@@ -298,8 +329,9 @@ public final class LiveStream: Sendable {
             case .initSegment(let version, _, _):
                 if let i = recordedInit(r, version: version, epoch: s.epoch) { sink(.initSegment(i)) }
             case .segmentEnded(let sequence):
-                guard let seg = r.segments.last(where: { $0.sequence == sequence && $0.complete }) else { continue }
-                sink(.segment(recordedSegment(r, seg, epoch: s.epoch)))
+                guard let start = s.recordingStart, sequence >= start,
+                      let seg = r.segments.last(where: { $0.sequence == sequence && $0.complete }) else { continue }
+                sink(.segment(recordedSegment(r, seg, epoch: s.epoch, recordingStart: start)))
                 s.recording = true
             default:
                 continue
@@ -308,21 +340,20 @@ public final class LiveStream: Sendable {
     }
 
     /// What a stream already holds, for a recorder that starts now (a standby's snapshot): its
-    /// init segments, and the complete segments since the last publisher session began.
+    /// init segments, and the complete segments of the recording being made.
     private func handHeld(_ s: inout State) {
-        guard let sink = s.recorder, let source = s.source else { return }
+        guard let sink = s.recorder, s.source != nil else { return }
         for name in s.order {
             guard let r = s.renditions[name] else { continue }
             for version in r.inits.keys.sorted() {
                 if let i = recordedInit(r, version: version, epoch: s.epoch) { sink(.initSegment(i)) }
             }
         }
-        let complete = source.segments.filter { $0.complete && $0.bytes != nil }
-        guard let first = complete.last(where: \.discontinuity)?.sequence ?? complete.first?.sequence else { return }
+        guard let first = s.recordingStart else { return }
         for name in s.order {
             guard let r = s.renditions[name] else { continue }
             let segments = r.segments.filter { $0.complete && $0.bytes != nil && $0.sequence >= first }
-            for seg in segments { sink(.segment(recordedSegment(r, seg, epoch: s.epoch))) }
+            for seg in segments { sink(.segment(recordedSegment(r, seg, epoch: s.epoch, recordingStart: first))) }
             if !segments.isEmpty { s.recording = true }
         }
         noteEnded(&s)
@@ -337,10 +368,10 @@ public final class LiveStream: Sendable {
                             codecs: i.tracks.map(\.format.codecString).joined(separator: ","), width: video?.width, height: video?.height)
     }
 
-    private func recordedSegment(_ r: LiveRendition, _ seg: LiveSegment, epoch: StreamEpoch) -> RecordedSegment {
+    private func recordedSegment(_ r: LiveRendition, _ seg: LiveSegment, epoch: StreamEpoch, recordingStart: Int) -> RecordedSegment {
         RecordedSegment(stream: id, epoch: epoch, rendition: r.name, sequence: seg.sequence, duration: seg.duration,
                         discontinuity: seg.discontinuity, initVersion: seg.initVersion, programDateTime: seg.programDateTime,
-                        bytes: seg.bytes ?? [])
+                        bytes: seg.bytes ?? [], recordingStart: recordingStart)
     }
 
     /// Tells the recorder once when every rendition has ended after something was recorded.
@@ -457,7 +488,8 @@ public final class LiveStream: Sendable {
 
     private func replicate(_ s: inout State, rendition name: String, outputs: [PackagerOutput]) {
         guard let r = s.renditions[name] else { return }
-        s.replica.send(r.replicaRendition(outputs: outputs), sessions: s.sessions, order: s.order, streamEpoch: s.epoch)
+        s.replica.send(r.replicaRendition(outputs: outputs), sessions: s.sessions, order: s.order, streamEpoch: s.epoch,
+                       recordingStart: s.recordingStart)
     }
 
     /// The whole stream as a snapshot batch. `whileLocked` runs before the lock is released:
@@ -471,6 +503,7 @@ public final class LiveStream: Sendable {
             }
             var batch = ReplicaBatch(snapshot: true, sessions: s.sessions, order: s.order, renditions: renditions)
             batch.streamEpoch = s.epoch
+            batch.recordingStart = s.recordingStart
             return batch
         }
     }
@@ -497,6 +530,8 @@ public final class LiveStream: Sendable {
             s.order = batch.order.filter { name in s.renditions[name] != nil || batch.renditions.contains { $0.name == name } }
             if !s.order.contains(Self.sourceRendition) { s.order.insert(Self.sourceRendition, at: 0) }
             s.sessions = max(s.sessions, batch.sessions)
+            // The origin decides what is recorded and under which id; the standby's copy follows.
+            s.recordingStart = batch.recordingStart
             var ready: [PlaylistWaiters.Answer] = []
             for r in batch.renditions {
                 if s.renditions[r.name] == nil { s.renditions[r.name] = LiveRendition(name: r.name) }
@@ -511,6 +546,8 @@ public final class LiveStream: Sendable {
                     ready += s.waiters.takeAll(of: s.renditions[r.name]!)
                 }
             }
+            let sourceLive = s.source.map { $0.replicaLive } ?? false
+            if sourceLive { s.sessionEndedAt = nil } else if s.sessionEndedAt == nil { s.sessionEndedAt = Self.clock() }
             if batch.snapshot { handHeld(&s) } else { noteEnded(&s) }
             return ready
         }.resume()

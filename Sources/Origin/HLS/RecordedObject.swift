@@ -48,9 +48,15 @@ public struct RecordedSegment: Sendable, Equatable {
     public var initVersion: Int
     public var programDateTime: Date
     public var bytes: [UInt8]
+    /// The sequence number the recording it belongs to starts at, as the stream's origin decided
+    /// when the session began (`LiveStream`): carried to the standby with the replica, so both
+    /// nodes give the recording the same id however late or out of order segments reach them.
+    /// Nil: it names none (it goes into the recording being made, or starts one).
+    public var recordingStart: Int?
 
     public init(stream: String, epoch: StreamEpoch, rendition: String, sequence: Int, duration: Double, discontinuity: Bool,
-                initVersion: Int, programDateTime: Date, bytes: [UInt8]) {
+                initVersion: Int, programDateTime: Date, bytes: [UInt8], recordingStart: Int? = nil) {
+        self.recordingStart = recordingStart
         self.stream = stream
         self.epoch = epoch
         self.rendition = rendition

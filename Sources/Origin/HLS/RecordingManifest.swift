@@ -176,3 +176,22 @@ public struct RecordingManifest: Codable, Sendable, Equatable {
         return lines.joined(separator: "\n") + "\n"
     }
 }
+
+// Made outside this module only by a recording rebuilt from its files (the recorder); declared
+// here so the memberwise initializers stay.
+extension RecordingManifest.Segment {
+    public init(sequence: Int, duration: Double, discontinuity: Bool, initVersion: Int, bytes: Int, rebuilt: Void = ()) {
+        self.sequence = sequence
+        self.duration = duration
+        self.discontinuity = discontinuity
+        self.initVersion = initVersion
+        self.bytes = bytes
+    }
+}
+
+extension RecordingManifest.Rendition {
+    public init(name: String, codecs: String, rebuilt: Void = ()) {
+        self.name = name
+        self.codecs = codecs
+    }
+}

@@ -30,10 +30,12 @@ struct ReplicaLink {
     mutating func stopHolding() { epoch = nil }
 
     /// Sends what a rendition just made to the standby, if there is one.
-    func send(_ rendition: @autoclosure () -> ReplicaRendition, sessions: Int, order: [String], streamEpoch: StreamEpoch) {
+    func send(_ rendition: @autoclosure () -> ReplicaRendition, sessions: Int, order: [String], streamEpoch: StreamEpoch,
+              recordingStart: Int?) {
         guard let sink else { return }
         var batch = ReplicaBatch(snapshot: false, sessions: sessions, order: order, renditions: [rendition()])
         batch.streamEpoch = streamEpoch
+        batch.recordingStart = recordingStart
         sink(batch)
     }
 }

@@ -19,6 +19,10 @@ public struct ReplicaBatch: Sendable, Equatable {
     /// The stream's epoch on its origin (in its object names), which a standby taking the
     /// stream over keeps.
     public var streamEpoch = StreamEpoch(0)
+    /// The sequence number the recording being made starts at, as the origin decided it when the
+    /// session began; nil: the session is not recorded (recording is off for the stream), and the
+    /// standby keeps no copy either.
+    public var recordingStart: Int?
     /// Renditions in master-playlist order (source first).
     public var order: [String]
     public var renditions: [ReplicaRendition]
@@ -89,7 +93,7 @@ public enum ReplicaError: Error, Equatable, Sendable, CustomStringConvertible {
 
 extension ReplicaBatch {
     static let magic: [UInt8] = Array("STRB".utf8)
-    static let version: UInt8 = 2
+    static let version: UInt8 = 3
 
     /// The batch as bytes: big-endian integers, length-prefixed strings and byte strings.
     public func encoded() -> [UInt8] {
@@ -101,6 +105,8 @@ extension ReplicaBatch {
         w.bool(snapshot)
         w.int(sessions)
         w.u32(streamEpoch.value)
+        w.bool(recordingStart != nil)
+        if let recordingStart { w.int(recordingStart) }
         w.u32(UInt32(order.count))
         for name in order { w.string(name) }
         w.u32(UInt32(renditions.count))
@@ -131,6 +137,7 @@ extension ReplicaBatch {
         let snapshot = try r.bool()
         let sessions = try r.int()
         let streamEpoch = StreamEpoch(try r.u32())
+        let recordingStart = try r.bool() ? try r.int() : nil
         var order: [String] = []
         for _ in 0..<(try r.count()) { order.append(try r.string()) }
         var renditions: [ReplicaRendition] = []
@@ -153,6 +160,7 @@ extension ReplicaBatch {
         self.epoch = epoch
         self.sequence = sequence
         self.streamEpoch = streamEpoch
+        self.recordingStart = recordingStart
     }
 }
 

@@ -55,6 +55,19 @@ package struct ChannelStore: Sendable {
         }
     }
 
+    /// A channel's recording settings (the defaults when it never set them).
+    package func recording(of account: String) async throws -> ChannelRecording {
+        let row = try await database.sql.select().column("recording").from("accounts").where("id", .equal, account).first()
+        return ChannelRecording(column: row.flatMap { try? $0.decode(column: "recording", as: String?.self) } ?? nil)
+    }
+
+    /// Keeps a channel's recording settings on its account; its streams' records get them from
+    /// `StreamCatalog.setChannelRecording`.
+    package func setRecording(_ settings: ChannelRecording, for account: String) async throws {
+        try await database.sql.update("accounts").set("recording", to: Migrations.optional(settings.column))
+            .where("id", .equal, account).run()
+    }
+
     /// The path of an account's channel.
     package func path(of account: String) async throws -> String {
         "/c/" + (try await handle(of: account) ?? account)

@@ -52,14 +52,24 @@ package struct StudioSource: Sendable {
     package var catalog: StreamCatalog
     /// The streams the account co-hosts, each with the account's own key (`key`, `rtmpURL`).
     package var cohosting: @Sendable (_ account: String, _ request: Request) -> [StudioStream]
+    /// The channel's recording settings and sizes, and a change of the settings (throws
+    /// `StreamError` when they make no sense).
+    package var recordings: @Sendable (_ owner: String) async throws -> ChannelRecordingFigures
+    package var setRecordings: @Sendable (_ owner: String, _ settings: ChannelRecording) async throws -> Void
 
     package init(catalog: StreamCatalog, list: @escaping @Sendable (String, Request) -> [StudioStream],
                  create: @escaping @Sendable (String, String) async throws -> String,
-                 cohosting: @escaping @Sendable (String, Request) -> [StudioStream] = { _, _ in [] }) {
+                 cohosting: @escaping @Sendable (String, Request) -> [StudioStream] = { _, _ in [] },
+                 recordings: @escaping @Sendable (String) async throws -> ChannelRecordingFigures = { _ in
+                     ChannelRecordingFigures(settings: ChannelRecording(), channelBytes: 0, nodeBytes: nil, nodeMaxBytes: nil)
+                 },
+                 setRecordings: @escaping @Sendable (String, ChannelRecording) async throws -> Void = { _, _ in }) {
         self.catalog = catalog
         self.list = list
         self.create = create
         self.cohosting = cohosting
+        self.recordings = recordings
+        self.setRecordings = setRecordings
     }
 }
 
@@ -118,6 +128,7 @@ package struct AccountPages: Sendable {
         "token-revoked": "The token is revoked.",
         "stream-created": "Your stream is ready: point OBS or ffmpeg at it.",
         "stream-saved": "The stream is saved.",
+        "recordings-saved": "The recording settings are saved.",
         "stream-deleted": "The stream is deleted.",
         "invitations-sent": "The invitations are mailed.",
         "invitation-revoked": "The invitation is withdrawn: whoever came by it can no longer watch.",
@@ -331,6 +342,16 @@ package struct AccountPages: Sendable {
                 return try await studioPage(caller, request, context, error: "\(error)", title: form["title"] ?? "", status: .badRequest)
             }
         }
+        routes.post("/studio/recordings") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return Self.signInFirst(request) }
+            let form = try await Self.form(request)
+            do {
+                try await studio.setRecordings(caller.accountID, try Self.channelRecording(form))
+                return Self.redirect("/studio?done=recordings-saved#recordings")
+            } catch let e as StreamError {
+                return try await studioPage(caller, request, context, error: e.description, status: .badRequest)
+            }
+        }
         routes.post("/studio/streams/:id") { request, context -> Response in
             try await ownStream(request, context) { caller, record, form in
                 let details = try Self.details(form)
@@ -371,11 +392,30 @@ package struct AccountPages: Sendable {
         }
     }
 
+    /// The studio's recordings form: recorded by default, days kept and megabytes kept (empty: all).
+    static func channelRecording(_ form: FormBody) throws -> ChannelRecording {
+        func number(_ name: String, _ what: String) throws -> Int? {
+            let text = (form[name] ?? "").trimmingCharacters(in: .whitespaces)
+            guard !text.isEmpty else { return nil }
+            guard let n = Int(text), n > 0 else { throw StreamError.badDetails("\(what) is a whole number above 0, or empty to keep everything") }
+            return n
+        }
+        let megabytes = try number("keepMB", "Megabytes kept")
+        guard (megabytes ?? 0) <= Int.max >> 20 else { throw StreamError.badDetails("Megabytes kept is too large") }
+        return try ChannelRecording(records: form["recordedByDefault"] == "1", keepDays: try number("keepDays", "Days kept"),
+                                    keepBytes: megabytes.map { $0 << 20 }).checked()
+    }
+
     /// The studio's edit form as stream details: the start time is the form's local date and
     /// time in the time zone it names (empty: not scheduled).
     static func details(_ form: FormBody) throws -> StreamDetails {
         var d = StreamDetails(title: form["title"], description: form["description"],
                               tags: form["tags"].map { $0.split(separator: ",").map(String.init) }, allowGuests: form["allowGuests"] == "1")
+        // Recorded or not: the same as its channel's default (sent beside it) follows the channel.
+        if let channel = form["channelRecords"] {
+            let wanted = form["recorded"] == "1"
+            d.record = .some(wanted == (channel == "1") ? nil : wanted)
+        }
         if let v = form["visibility"] {
             guard let visibility = StreamRecord.Visibility(rawValue: v) else { throw StreamError.badDetails("choose who may watch") }
             d.visibility = visibility
@@ -479,6 +519,7 @@ package struct AccountPages: Sendable {
                                                                                              "selected": $0 == visibility] as [String: Any] },
                                     "startsLocal": Self.localInput(r?.startsAt, zone: r?.timeZone), "timeZone": r?.timeZone ?? "",
                                     "allowGuests": r?.allowGuests ?? false,
+                                    "recorded": r?.isRecorded ?? true, "channelRecords": (r?.channelRecording.records ?? true) ? "1" : "0",
                                     "onAirName": r?.onAirPublisher.cohostAccount == nil ? "You are" : "A co-host is",
                                     "scheduled": r?.startsAt.map { Self.date($0) + " UTC" } ?? "",
                                     "thumbnail": s.thumbnail != nil, "thumbnailSrc": s.thumbnail ?? "",
@@ -495,7 +536,14 @@ package struct AccountPages: Sendable {
             if let url = s.rtmpURL { v["rtmpURL"] = url }
             return v
         }
+        let figures = try await studio.recordings(caller.accountID)
+        let recordings: [String: Any] = [
+            "recordedByDefault": figures.settings.records, "keepDays": figures.settings.keepDays.map { "\($0)" } ?? "",
+            "keepMB": figures.settings.keepBytes.map { "\($0 >> 20)" } ?? "", "channelSize": Self.size(figures.channelBytes),
+            "nodeSize": figures.nodeBytes.map(Self.size) ?? "", "nodeRecords": figures.nodeBytes != nil,
+            "nodeBudget": figures.nodeMaxBytes.map(Self.size) ?? "", "nodeBudgeted": figures.nodeMaxBytes != nil]
         var response = try await render("studio", ["streams": streams, "anyStreams": !streams.isEmpty, "title": title,
+                                                   "recordings": recordings,
                                                    "cohosting": cohosting, "anyCohosting": !cohosting.isEmpty,
                                                    "channelPath": try await service.channels.path(of: caller.accountID)], request, context,
                                         error: error, status: status)
@@ -504,6 +552,12 @@ package struct AccountPages: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Bytes for people: MB or GB, one decimal.
+    static func size(_ bytes: Int) -> String {
+        let mb = Double(bytes) / 1_048_576
+        return mb >= 1024 ? String(format: "%.1f GB", mb / 1024) : String(format: "%.1f MB", mb)
+    }
 
     func sessionCookie(_ token: String) -> Cookie { Self.sessionCookie(token, settings: service.settings) }
 
