@@ -361,3 +361,30 @@ final class RecorderTests: XCTestCase {
         XCTAssertEqual(again, [])
     }
 }
+
+/// The recorder's files on a real disk: whole files under their names (written beside and
+/// renamed), replaced whole, nothing left beside them; a failure said in the system's words.
+final class DiskRecordingFilesTests: XCTestCase {
+    func testFilesAreWrittenWholeAndFailuresSaidInWords() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("disk-files-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let files = DiskRecordingFiles()
+        let big = (0..<300_000).map { UInt8(truncatingIfNeeded: $0) }
+        try files.write(big, to: root + "/s1/r1/source/seg1.m4s")
+        XCTAssertEqual(files.read(root + "/s1/r1/source/seg1.m4s"), big)
+        try files.write([1, 2, 3], to: root + "/s1/r1/source/seg1.m4s")
+        XCTAssertEqual(files.read(root + "/s1/r1/source/seg1.m4s"), [1, 2, 3], "replaced whole")
+        XCTAssertEqual(files.list(root + "/s1/r1/source"), ["seg1.m4s"], "no temporary file left")
+        let mode = try FileManager.default.attributesOfItem(atPath: root + "/s1/r1/source/seg1.m4s")[.posixPermissions] as? Int
+        XCTAssertEqual(mode, 0o600)
+        // A folder asked for where a file is, a file where a folder is: the write fails, in words.
+        XCTAssertThrowsError(try files.write([1], to: root + "/s1/r1/source/seg1.m4s/x")) { e in
+            XCTAssertTrue(Recorder.describe(e).contains("A file with the same name already exists"), Recorder.describe(e))
+        }
+        XCTAssertThrowsError(try files.write([1], to: root + "/s1/r1/source")) { e in
+            XCTAssertEqual(Recorder.describe(e), "Is a directory", "\(e)")
+        }
+        XCTAssertEqual(files.list(root + "/s1/r1"), ["source"], "nothing left beside")
+        XCTAssertEqual(Recorder.describe(POSIXError(.ENOSPC)), "No space left on device")
+    }
+}
