@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
-from servers import BackgroundServer
+from servers import BackgroundServer, QuietHandler
 
 API_KEY = "btcpay-standin-key"
 STORE = "StandInStore1"
@@ -31,20 +31,7 @@ class BTCPayStandIn(BackgroundServer):
         self._lock = threading.Lock()
         standin = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status, body, content_type="application/json", headers=()):
-                data = (json.dumps(body) if not isinstance(body, (str, bytes)) else body)
-                data = data.encode() if isinstance(data, str) else data
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(QuietHandler):
 
             def _authorized(self):
                 return self.headers.get("Authorization") == f"token {API_KEY}"

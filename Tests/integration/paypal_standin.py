@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 import zlib
 
-from servers import BackgroundServer
+from servers import BackgroundServer, QuietHandler
 
 CLIENT_ID = "paypal-standin-client"
 SECRET = "paypal-standin-secret"
@@ -41,20 +41,7 @@ class PayPalStandIn(BackgroundServer):
         self._lock = threading.Lock()
         standin = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status, body, content_type="application/json", headers=()):
-                data = json.dumps(body) if not isinstance(body, (str, bytes)) else body
-                data = data.encode() if isinstance(data, str) else data
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(QuietHandler):
 
             def _bearer(self):
                 auth = self.headers.get("Authorization", "")

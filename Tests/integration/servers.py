@@ -1,5 +1,7 @@
 """What the tests' own helper servers and processes share: a threaded HTTP server run in the
 background, and stopping a process politely, then firmly."""
+import http.server
+import json
 import subprocess
 import threading
 
@@ -26,6 +28,25 @@ class BackgroundServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that logs nothing and answers with `_send`: a dict or list as JSON, text
+    or bytes as they are, and any extra headers."""
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, body, content_type="application/json", headers=()):
+        data = json.dumps(body) if not isinstance(body, (str, bytes)) else body
+        data = data.encode() if isinstance(data, str) else data
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
 
 
 def stop_process(proc, timeout=5):

@@ -15,7 +15,7 @@ import urllib.request
 
 import stripe
 
-from servers import BackgroundServer
+from servers import BackgroundServer, QuietHandler
 
 SECRET_KEY = "sk_test_standin"
 WEBHOOK_SECRET = "whsec_standin_secret"
@@ -34,19 +34,7 @@ class StripeStandIn(BackgroundServer):
         self._lock = threading.Lock()
         standin = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status, body, content_type="application/json", headers=()):
-                data = body.encode() if isinstance(body, str) else body
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(QuietHandler):
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)

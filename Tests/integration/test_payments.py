@@ -155,6 +155,15 @@ def ledger(node):
     return out.returncode, out.stdout
 
 
+def paid_stream_on_air(node, title, amount, currency):
+    """A creator's paid stream at a ticket price, broadcast (ffmpeg, 90 s): (stream id, publisher)."""
+    creator = session_of(node, "creator@example.com", "Creator")
+    token = http("POST", node.base + "/api/v1/auth/token", {"email": "creator@example.com", "password": PASSWORD}).json()["token"]
+    s = http("POST", node.base + "/api/v1/streams", {"title": title, "visibility": "paid"}, token=token).json()
+    assert post_form(node, f"/studio/streams/{s['id']}/price", {"amount": amount, "currency": currency}, session=creator).status == 303
+    return s["id"], push(node, s["key"], seconds=90, size="320x240", rate=25)
+
+
 def test_a_card_payment_through_stripe_checkout_and_its_webhooks(tmp_path, chromium):  # noqa: F811
     """Stripe Checkout through a stand-in that follows Stripe's API and signs its webhooks with the
     official library: the buyer chooses the card, pays on the provider's page and comes back to a
@@ -167,12 +176,7 @@ def test_a_card_payment_through_stripe_checkout_and_its_webhooks(tmp_path, chrom
         node.extra_args = ["--stripe-api-base", standin.base, "--test-payments", "on"]
         node.start()
         try:
-            creator = session_of(node, "creator@example.com", "Creator")
-            token = http("POST", node.base + "/api/v1/auth/token", {"email": "creator@example.com", "password": PASSWORD}).json()["token"]
-            s = http("POST", node.base + "/api/v1/streams", {"title": "Gala", "visibility": "paid"}, token=token).json()
-            sid = s["id"]
-            assert post_form(node, f"/studio/streams/{sid}/price", {"amount": "12.50", "currency": "EUR"}, session=creator).status == 303
-            pub = push(node, s["key"], seconds=90, size="320x240", rate=25)
+            sid, pub = paid_stream_on_air(node, "Gala", "12.50", "EUR")
             try:
                 web = Web(chromium, node)
                 web.sign_up("fan@example.com", name="Fan")
@@ -254,12 +258,7 @@ def test_bitcoin_through_btcpay_invoices_and_signed_webhooks(tmp_path, chromium)
         node.extra_args = ["--btcpay-url", standin.base, "--btcpay-store-id", btcpay_standin.STORE]
         node.start()
         try:
-            creator = session_of(node, "creator@example.com", "Creator")
-            token = http("POST", node.base + "/api/v1/auth/token", {"email": "creator@example.com", "password": PASSWORD}).json()["token"]
-            s = http("POST", node.base + "/api/v1/streams", {"title": "Talk", "visibility": "paid"}, token=token).json()
-            sid = s["id"]
-            assert post_form(node, f"/studio/streams/{sid}/price", {"amount": "5", "currency": "USD"}, session=creator).status == 303
-            pub = push(node, s["key"], seconds=90, size="320x240", rate=25)
+            sid, pub = paid_stream_on_air(node, "Talk", "5", "USD")
             try:
                 web = Web(chromium, node)
                 web.sign_up("fan@example.com", name="Fan")
@@ -319,12 +318,7 @@ def test_paypal_orders_captured_once_and_webhooks_verified_by_paypal(tmp_path, c
                            "--paypal-api-base", standin.base]
         node.start()
         try:
-            creator = session_of(node, "creator@example.com", "Creator")
-            token = http("POST", node.base + "/api/v1/auth/token", {"email": "creator@example.com", "password": PASSWORD}).json()["token"]
-            s = http("POST", node.base + "/api/v1/streams", {"title": "Show", "visibility": "paid"}, token=token).json()
-            sid = s["id"]
-            assert post_form(node, f"/studio/streams/{sid}/price", {"amount": "7.25", "currency": "GBP"}, session=creator).status == 303
-            pub = push(node, s["key"], seconds=90, size="320x240", rate=25)
+            sid, pub = paid_stream_on_air(node, "Show", "7.25", "GBP")
             try:
                 web = Web(chromium, node)
                 web.sign_up("fan@example.com", name="Fan")
