@@ -17,6 +17,9 @@ import pytest
 
 from browsers import any_browser, chromium  # noqa: F401 (fixtures)
 from conftest import Node, http, wait_for
+
+# A recording ends a few seconds after its broadcast (the node's reconnect grace), not a minute.
+GRACE = ["--recording-reconnect-grace", "2"]
 from gaptools import stamp_reader_js, stamped_publisher
 from test_recordings import recordings
 
@@ -35,7 +38,7 @@ FINISHED_SECONDS = 16
 @pytest.fixture(scope="module")
 def node():
     d = tempfile.mkdtemp(prefix="streamtube-recpage-")
-    n = Node(d, ["--ladder", "none"]).start()
+    n = Node(d, ["--ladder", "none", *GRACE]).start()
     yield n
     n.stop()
     shutil.rmtree(d, ignore_errors=True)
@@ -355,7 +358,7 @@ def test_a_recording_being_made_plays_on_its_page_and_grows(node, on_air, chromi
 def test_a_recording_switches_rendition_as_live_does(chromium, tmp_path):  # noqa: F811
     """A recording of a ladder: the player climbs from the lowest rendition as throughput allows, and a
     rendition picked in the quality menu is the one it plays on (a new init segment, the timeline kept)."""
-    n = Node(str(tmp_path / "node"), ["--ladder", "180p:180:250"]).start()
+    n = Node(str(tmp_path / "node"), ["--ladder", "180p:180:250", *GRACE]).start()
     try:
         s = n.create_stream("Ladder")
         pub = stamped_publisher(n.rtmp_url(s["key"]), seconds=14)
