@@ -389,12 +389,19 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                 owns: { router.ownsLocally($0) }, isLive: { streams.existing(id: $0)?.status.publishing ?? false },
                                 send: try config.sendMail(logger: logger), logger: logger)
     let paymentMail = PaymentMail(book: payments, accounts: accounts, catalog: catalog, publicURL: accounts.settings.publicURL,
-                                  send: try config.sendMail(logger: logger), logger: logger)
+                                  send: try config.sendMail(logger: logger), logger: logger,
+                                  btcpay: gateways.lazy.compactMap { $0 as? BTCPayGateway }.first)
     let paymentOutbox = PaymentOutbox(database: database, nodeID: state.nodeID, logger: logger) { try await paymentMail.handle($0) }
     // Subscriptions are renewed by the ring's owner of one key; the test gateway pays at once.
-    // (Subscriptions are sold through the test gateway only, so far.)
+    // Those Stripe keeps are renewed by its webhooks, never charged here (`renewDue` skips them);
+    // a BTCPay one by a new invoice each period, mailed, paid by its webhook.
+    let btcpay = gateways.lazy.compactMap { $0 as? BTCPayGateway }.first
     let renewals = SubscriptionRenewals(book: payments, interval: .seconds(config.renewalSeconds), logger: logger,
                                         owns: { router.ownsLocally(PaymentBook.renewalKey) }) { order in
+        if order.gateway == "btcpay", let btcpay {
+            let channel = (try? await accounts.account(id: order.itemID))?.displayName ?? "the channel"
+            return try await btcpay.renew(order, book: payments, title: channel, returnURL: "\(accounts.settings.publicURL)/settings/purchases")
+        }
         guard order.gateway == "test" else { return false }
         let outcome = try await payments.apply(TestGateway.renewed(order))
         return outcome == .applied(.paid) || outcome == .duplicate("applied: paid")

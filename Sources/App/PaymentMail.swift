@@ -13,6 +13,8 @@ struct PaymentMail: Sendable {
     let publicURL: String
     let send: SendMail
     let logger: Logger
+    /// Asked for a renewal invoice's checkout link.
+    var btcpay: BTCPayGateway? = nil
 
     func handle(_ item: OutboxItem) async throws {
         guard let order = try await book.order(id: item.order), let buyer = try await accounts.account(id: order.buyer) else {
@@ -36,6 +38,17 @@ struct PaymentMail: Sendable {
                            metadata: ["order": "\(order.id)", "gateway": "\(order.gateway)", "amount": "\(order.amount)"])
             try await send(buyer.email, "You paid twice for \(title)",
                            "You already had a ticket for \(title), so this second payment will be refunded.\n\n\(facts)")
+        case "renewal-invoice":
+            // The period's invoice (BTCPay): its link, as BTCPay gives it; a failure is tried again later.
+            guard let btcpay, let invoice = order.gatewayRef else {
+                logger.warning("payments: a renewal invoice to mail, but no BTCPay invoice", metadata: ["order": "\(order.id)"])
+                return
+            }
+            let pay = try await btcpay.checkoutLink(invoice: invoice)
+            let channel = (try? await accounts.account(id: order.itemID))?.displayName ?? "the channel"
+            try await send(buyer.email, "Renew your subscription to \(channel)",
+                           "Your subscription to \(channel) is due for renewal: \(order.amount) for the next \(order.plan == .year ? "year" : "month").\n\n"
+                           + "Pay here (Bitcoin or Lightning): \(pay)\n\nUnpaid, it ends when the grace period is over.\n\n\(facts)")
         default:
             logger.warning("payments: an outbox item of an unknown kind", metadata: ["kind": "\(item.kind)"])
         }

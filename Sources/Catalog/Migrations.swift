@@ -425,6 +425,23 @@ package enum Migrations {
             try await db.create(index: "subscriptions_due").on("subscriptions").column("state").column("period_end").run()
             try await db.create(index: "subscriptions_account").on("subscriptions").column("account_id").run()
         },
+        Migration(version: 18, name: "payments: subscriptions kept by a provider (Stripe, PayPal); providers' plans") { db in
+            // A subscription the provider renews itself: its id there (`sub_...`, `I-...`), which
+            // its renewal webhooks name, and the provider's customer (Stripe's portal needs it).
+            // Null for ours (the test gateway, BTCPay): the renewal job charges those.
+            try await db.alter(table: "subscriptions").column("provider_ref", type: .text).run()
+            try await db.alter(table: "subscriptions").column("provider_customer", type: .text).run()
+            try await db.create(index: "subscriptions_provider_ref").unique().on("subscriptions").column("gateway").column("provider_ref").run()
+            // What a provider must have before it can sell a subscription (PayPal's billing plan for a
+            // channel's price), made once and remembered by what it sells.
+            try await db.create(table: "gateway_plans")
+                .column("gateway", type: .text, .notNull)
+                .column("plan_key", type: .text, .notNull)
+                .column("plan_id", type: .text, .notNull)
+                .column("created_at", type: timeType(db), .notNull)
+                .primaryKey("gateway", "plan_key")
+                .run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

@@ -4,7 +4,15 @@ OAuth 2.0 client credentials, Orders v2, Webhooks): `POST /v1/oauth2/token`, `PO
 (`/checkoutnow?token=`; Approve sends them to the order's return_url with `token` and `PayerID`),
 `POST /v2/checkout/orders/{id}/capture` (once per order), and `POST /v1/notifications/verify-webhook-signature`,
 which answers SUCCESS only for webhooks this stand-in sent, with the body it sent, byte for byte. Real
-PayPal signs with its certificate; here the signature is an HMAC only the stand-in knows."""
+PayPal signs with its certificate; here the signature is an HMAC only the stand-in knows.
+
+Subscriptions v1: `POST /v1/catalogs/products`, `POST /v1/billing/plans` (billing cycles: an optional
+TRIAL then a REGULAR fixed price), `POST /v1/billing/subscriptions` (`plan_id`, `custom_id`,
+`application_context`; an `approve` link to `/webapps/billing/subscriptions?ba_token=`, whose Approve
+activates it, sends `BILLING.SUBSCRIPTION.ACTIVATED` and, without a trial, the first
+`PAYMENT.SALE.COMPLETED`, then the buyer to the return_url with `subscription_id`), and
+`POST /v1/billing/subscriptions/{id}/cancel` (204; `BILLING.SUBSCRIPTION.CANCELLED` sent). For the
+test: `charge(sub)` makes the next period's sale and its `PAYMENT.SALE.COMPLETED` event."""
 import base64
 import hashlib
 import hmac
@@ -37,6 +45,9 @@ class PayPalStandIn(BackgroundServer):
         self.deliveries = []
         self.verifications = []
         self.tokens = set()
+        self.products = {}
+        self.plans = {}
+        self.subscriptions = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         standin = self
@@ -70,6 +81,14 @@ class PayPalStandIn(BackgroundServer):
                     answer = standin._capture(path[len("/v2/checkout/orders/"):-len("/capture")])
                 elif path == "/v1/notifications/verify-webhook-signature":
                     answer = standin._verify(raw)
+                elif path == "/v1/catalogs/products":
+                    answer = standin._product(json.loads(raw))
+                elif path == "/v1/billing/plans":
+                    answer = standin._plan(json.loads(raw))
+                elif path == "/v1/billing/subscriptions":
+                    answer = standin._subscription(json.loads(raw))
+                elif path.startswith("/v1/billing/subscriptions/") and path.endswith("/cancel"):
+                    answer = standin._cancel(path[len("/v1/billing/subscriptions/"):-len("/cancel")])
                 else:
                     answer = (404, {"name": "RESOURCE_NOT_FOUND", "message": "not found"})
                 if request_id:
@@ -78,6 +97,22 @@ class PayPalStandIn(BackgroundServer):
 
             def do_GET(self):
                 url = urllib.parse.urlsplit(self.path)
+                if url.path == "/webapps/billing/subscriptions":
+                    query = urllib.parse.parse_qs(url.query)
+                    sub = standin.subscriptions.get(query.get("ba_token", [""])[0])
+                    if not sub:
+                        return self._send(404, "no such subscription", "text/plain")
+                    if "approve" in query:
+                        standin.activate(sub["id"])
+                        ctx = sub["application_context"]
+                        sep = "&" if "?" in ctx["return_url"] else "?"
+                        return self._send(303, "", "text/plain", [("Location", f"{ctx['return_url']}{sep}subscription_id={sub['id']}&ba_token={sub['id']}")])
+                    plan = standin.plans[sub["plan_id"]]
+                    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>PayPal stand-in</title></head>
+                    <body><main><h1>{html.escape(plan['name'])}</h1>
+                    <form method="get" action="/webapps/billing/subscriptions"><input type="hidden" name="ba_token" value="{sub['id']}">
+                    <input type="hidden" name="approve" value="1"><button type="submit">Agree and subscribe</button></form></main></body></html>"""
+                    return self._send(200, page, "text/html; charset=utf-8")
                 if url.path == "/checkoutnow":
                     oid = urllib.parse.parse_qs(url.query).get("token", [""])[0]
                     order = standin.orders.get(oid)
@@ -130,6 +165,90 @@ class PayPalStandIn(BackgroundServer):
             self.captures[oid] = capture
         return 201, {"id": oid, "status": "COMPLETED",
                      "purchase_units": [{"reference_id": unit.get("reference_id"), "payments": {"captures": [capture]}}]}
+
+    # Subscriptions v1
+
+    def _product(self, body):
+        if not body.get("name") or body.get("type") not in ("PHYSICAL", "DIGITAL", "SERVICE"):
+            return 400, {"name": "INVALID_REQUEST", "message": "name and type are required"}
+        with self._lock:
+            pid = f"PROD-{next(self._ids):08d}"
+            self.products[pid] = {**body, "id": pid}
+        return 201, {"id": pid, "name": body["name"], "type": body["type"]}
+
+    def _plan(self, body):
+        cycles = body.get("billing_cycles") or []
+        regular = [c for c in cycles if c.get("tenure_type") == "REGULAR"]
+        if body.get("product_id") not in self.products or not body.get("name") or len(regular) != 1 \
+                or not regular[0].get("pricing_scheme", {}).get("fixed_price", {}).get("value") \
+                or regular[0].get("frequency", {}).get("interval_unit") not in ("DAY", "WEEK", "MONTH", "YEAR"):
+            return 400, {"name": "INVALID_REQUEST", "message": "product_id, name and one REGULAR billing cycle with a fixed price are required"}
+        with self._lock:
+            pid = f"P-{next(self._ids):08d}"
+            self.plans[pid] = {**body, "id": pid, "status": body.get("status", "ACTIVE")}
+        return 201, {"id": pid, "product_id": body["product_id"], "name": body["name"], "status": self.plans[pid]["status"]}
+
+    def _subscription(self, body):
+        if body.get("plan_id") not in self.plans:
+            return 422, {"name": "UNPROCESSABLE_ENTITY", "details": [{"issue": "RESOURCE_NOT_FOUND"}], "message": "plan_id is unknown"}
+        with self._lock:
+            sid = f"I-{next(self._ids):010d}"
+            self.subscriptions[sid] = {**body, "id": sid, "status": "APPROVAL_PENDING", "sales": []}
+        return 201, {"id": sid, "status": "APPROVAL_PENDING", "plan_id": body["plan_id"], "custom_id": body.get("custom_id"),
+                     "links": [{"href": f"{self.base}/webapps/billing/subscriptions?ba_token={sid}", "rel": "approve", "method": "GET"},
+                               {"href": f"{self.base}/v1/billing/subscriptions/{sid}", "rel": "self", "method": "GET"}]}
+
+    def _cancel(self, sid):
+        sub = self.subscriptions.get(sid)
+        if not sub:
+            return 404, {"name": "RESOURCE_NOT_FOUND", "message": "The specified resource does not exist."}
+        if sub["status"] not in ("ACTIVE", "SUSPENDED"):
+            return 422, {"name": "UNPROCESSABLE_ENTITY", "details": [{"issue": "SUBSCRIPTION_STATUS_INVALID"}],
+                         "message": "The requested action could not be performed"}
+        sub["status"] = "CANCELLED"
+        self.send("BILLING.SUBSCRIPTION.CANCELLED", self._resource(sub))
+        return 204, ""
+
+    def _resource(self, sub):
+        plan = self.plans[sub["plan_id"]]
+        cycles = [{"tenure_type": c["tenure_type"], "sequence": c["sequence"], "cycles_completed": 0 if c["tenure_type"] == "TRIAL" else len(sub["sales"]),
+                   "cycles_remaining": 0, "total_cycles": c.get("total_cycles", 0)} for c in plan["billing_cycles"]]
+        trial = next((c for c in plan["billing_cycles"] if c["tenure_type"] == "TRIAL"), None)
+        days = trial["frequency"]["interval_count"] if trial and not sub["sales"] else 30
+        billing = {"outstanding_balance": {"currency_code": self._price(sub)["currency_code"], "value": "0.0"}, "cycle_executions": cycles,
+                   "next_billing_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + days * 86400)), "failed_payments_count": 0}
+        if sub["sales"]:
+            billing["last_payment"] = {"amount": self._price(sub), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return {"id": sub["id"], "plan_id": sub["plan_id"], "custom_id": sub.get("custom_id"), "status": sub["status"],
+                "billing_info": billing, "links": [{"href": f"{self.base}/v1/billing/subscriptions/{sub['id']}", "rel": "self", "method": "GET"}]}
+
+    def _price(self, sub):
+        regular = next(c for c in self.plans[sub["plan_id"]]["billing_cycles"] if c["tenure_type"] == "REGULAR")
+        return regular["pricing_scheme"]["fixed_price"]
+
+    def activate(self, sid):
+        """The buyer approved: active; `BILLING.SUBSCRIPTION.ACTIVATED` and, unless it begins with a
+        trial, the first period's sale are sent."""
+        sub = self.subscriptions[sid]
+        sub["status"] = "ACTIVE"
+        trial = any(c["tenure_type"] == "TRIAL" for c in self.plans[sub["plan_id"]]["billing_cycles"])
+        self.send("BILLING.SUBSCRIPTION.ACTIVATED", self._resource(sub))
+        if not trial:
+            self.deliver(self.charge(sid))
+
+    def charge(self, sid, total=None):
+        """The next period's payment: its sale, and the `PAYMENT.SALE.COMPLETED` event (not sent)."""
+        sub = self.subscriptions[sid]
+        price = self._price(sub)
+        sale = f"{next(self._ids):08d}SALE"
+        sub["sales"].append(sale)
+        return self.event("PAYMENT.SALE.COMPLETED", {
+            "id": sale, "state": "completed", "amount": {"total": total or price["value"], "currency": price["currency_code"],
+                                                          "details": {"subtotal": total or price["value"]}},
+            "payment_mode": "INSTANT_TRANSFER", "billing_agreement_id": sid, "custom": sub.get("custom_id"),
+            "create_time": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "links": [{"href": f"{self.base}/v1/payments/sale/{sale}", "rel": "self", "method": "GET"},
+                      {"href": f"{self.base}/v1/payments/sale/{sale}/refund", "rel": "refund", "method": "POST"}]})
 
     # Webhooks: signed here, verified here (as PayPal verifies its own).
 

@@ -65,7 +65,7 @@ package struct BTCPayGateway: PaymentGateway {
             var checkout: Checkout
         }
         let body = Body(amount: order.amount.plain, currency: order.amount.currency.code,
-                        metadata: ["orderId": order.id, "itemDesc": String("Ticket: \(title)".prefix(200))],
+                        metadata: ["orderId": order.id, "itemDesc": String("\(order.item == .channel ? "Subscription" : "Ticket"): \(title)".prefix(200))],
                         checkout: .init(redirectURL: returnURL))
         let invoice: Invoice = try await call(.POST, settings.invoices, body: try JSONEncoder().encode(body))
         guard let link = invoice.checkoutLink, link.hasPrefix("https://") || link.hasPrefix("http://") else {

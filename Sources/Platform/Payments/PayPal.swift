@@ -129,7 +129,7 @@ package final class PayPalGateway: PaymentGateway {
         return t
     }
 
-    private func call(_ method: HTTPMethod, _ path: String, json: [String: Any], requestID: String?) async throws -> [String: Any] {
+    func call(_ method: HTTPMethod, _ path: String, json: [String: Any], requestID: String?) async throws -> [String: Any] {
         try await call(method, path, raw: Array(try JSONSerialization.data(withJSONObject: json)), requestID: requestID)
     }
 
@@ -187,6 +187,12 @@ package struct PayPalWebhooks: Sendable {
         case "CUSTOMER.DISPUTE.CREATED":
             guard let capture = (resource["disputed_transactions"] as? [[String: Any]])?.first?["seller_transaction_id"] as? String else { return nil }
             return GatewayEvent(gateway: "paypal", id: (e["id"] as? String) ?? "dispute-\(capture)", target: .payment(capture), kind: .chargeback)
+        case "PAYMENT.SALE.REFUNDED":
+            // A subscription's payment given back (its sale, noted when it was paid).
+            guard let sale = resource["sale_id"] as? String, let amount = resource["amount"] as? [String: Any],
+                  let total = amount["total"] as? String, let code = amount["currency"] as? String,
+                  let money = BTCPayWebhooks.money(total, currency: code) else { return nil }
+            return GatewayEvent(gateway: "paypal", id: (e["id"] as? String) ?? "refund-\(sale)", target: .payment(sale), kind: .refundOf(money))
         case "PAYMENT.CAPTURE.DENIED":
             guard let id = resource["id"] as? String else { return nil }
             return GatewayEvent(gateway: "paypal", id: (e["id"] as? String) ?? "denied-\(id)", target: .payment(id), kind: .failed("PayPal denied the payment"))

@@ -35,14 +35,16 @@ package struct PaymentRoutes: Sendable {
         routes.post("/webhooks/stripe") { request, _ -> Response in
             guard let stripe else { throw Problem.notFound("Stripe is not configured on this node") }
             let body = Array(buffer: try await request.body.collect(upTo: Self.bodyLimit))
-            let event: GatewayEvent?
+            let event: GatewayEvent?, renewal: SubscriptionEvent?
             do {
                 try stripe.verify(body, header: request.headers[.stripeSignature])
-                event = try stripe.event(body)
+                renewal = try stripe.subscriptionEvent(body)
+                event = renewal == nil ? try stripe.event(body) : nil
             } catch {
                 logger.warning("payments: webhook refused", metadata: ["gateway": "stripe", "reason": "\(error)"])
                 throw Problem(.badRequest, "webhook refused: \(error)")
             }
+            if let renewal { return try await apply(renewal) }
             return try await apply(event, gateway: "stripe")
         }
         routes.post("/webhooks/btcpay") { request, _ -> Response in
@@ -79,7 +81,10 @@ package struct PaymentRoutes: Sendable {
                 throw Problem(.badRequest, "webhook refused: PayPal did not verify its signature")
             }
             let event: GatewayEvent?
-            do { event = try await paypal.event(body) } catch {
+            do {
+                if let renewal = try paypal.subscriptionEvent(body) { return try await apply(renewal) }
+                event = try await paypal.event(body)
+            } catch {
                 logger.warning("payments: webhook not applied yet", metadata: ["gateway": "paypal", "error": "\(error)"])
                 throw Problem(.serviceUnavailable, "the webhook could not be applied now; deliver again later")
             }
@@ -92,6 +97,13 @@ package struct PaymentRoutes: Sendable {
         guard let event else { return try Responses.json(Receipt(outcome: "nothing to apply")) }
         let outcome = try await book.apply(event)
         logger.info("payments: webhook", metadata: ["gateway": "\(gateway)", "event": "\(event.id)", "outcome": "\(outcome.summary)"])
+        return try Responses.json(Receipt(outcome: outcome.summary))
+    }
+
+    private func apply(_ event: SubscriptionEvent) async throws -> Response {
+        let outcome = try await book.apply(event)
+        logger.info("payments: webhook", metadata: ["gateway": "\(event.gateway)", "event": "\(event.id)", "outcome": "\(outcome.summary)",
+                                                    "subscription": "\(event.ref ?? "?")"])
         return try Responses.json(Receipt(outcome: outcome.summary))
     }
 }

@@ -73,28 +73,45 @@ package struct StripeGateway: PaymentGateway {
     }
 
     package func checkout(_ order: Order, title: String, returnURL: String, cancelURL: String) async throws -> Checkout {
-        var request = HTTPClientRequest(url: settings.apiBase + "/v1/checkout/sessions")
+        // One session per order, however often this request is retried.
+        try await session(Self.sessionForm(order, title: title, returnURL: returnURL, cancelURL: cancelURL), key: "checkout-\(order.id)")
+    }
+
+    private func session(_ form: [(String, String)], key: String) async throws -> Checkout {
+        struct Session: Decodable { var id: String; var url: String? }
+        let session: Session = try await post("/v1/checkout/sessions", form, key: key, what: "the checkout")
+        guard let url = session.url, url.hasPrefix("https://") || url.hasPrefix("http://") else {
+            throw GatewayError(description: "Stripe made a checkout without a URL")
+        }
+        return Checkout(url: url, reference: session.id)
+    }
+
+    /// A form-encoded POST to Stripe's API with an `Idempotency-Key` (a retried request answers
+    /// the first one's result); its answer decoded, or Stripe's own message as the error.
+    func post<T: Decodable>(_ path: String, _ form: [(String, String)], key: String, what: String) async throws -> T {
+        var request = HTTPClientRequest(url: settings.apiBase + path)
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(settings.secretKey)")
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-        // One session per order, however often this request is retried.
-        request.headers.add(name: "Idempotency-Key", value: "checkout-\(order.id)")
-        request.body = .bytes(ByteBuffer(string: Self.formEncoded(Self.sessionForm(order, title: title, returnURL: returnURL,
-                                                                                     cancelURL: cancelURL))))
+        request.headers.add(name: "Idempotency-Key", value: key)
+        request.body = .bytes(ByteBuffer(string: Self.formEncoded(form)))
         let response: HTTPClientResponse
         do { response = try await client.execute(request, timeout: .seconds(20)) } catch {
             throw GatewayError(description: "Stripe could not be reached: \(error)")
         }
         let body = try await response.body.collect(upTo: 1 << 20)
-        struct Session: Decodable { var id: String; var url: String? }
-        guard response.status == .ok, let session = try? JSONDecoder().decode(Session.self, from: Data(buffer: body)), let url = session.url,
-              url.hasPrefix("https://") || url.hasPrefix("http://") else {
-            struct Failure: Decodable { struct E: Decodable { var message: String? }; var error: E }
-            let message = (try? JSONDecoder().decode(Failure.self, from: Data(buffer: body)))?.error.message ?? "no checkout URL"
-            throw GatewayError(description: "Stripe refused the checkout (\(response.status.code)): \(message.prefix(200))")
+        guard response.status == .ok, let value = try? JSONDecoder().decode(T.self, from: Data(buffer: body)) else {
+            let message = (try? JSONDecoder().decode(StripeFailure.self, from: Data(buffer: body)))?.error.message ?? "an answer it could not read"
+            throw GatewayError(description: "Stripe refused \(what) (\(response.status.code)): \(message.prefix(200))")
         }
-        return Checkout(url: url, reference: session.id)
+        return value
     }
+}
+
+/// Stripe's error answer: `{"error": {"message": ...}}`.
+private struct StripeFailure: Decodable {
+    struct E: Decodable { var message: String? }
+    var error: E
 }
 
 /// Stripe's webhooks: the signature checked, then the event read.
@@ -155,6 +172,7 @@ package struct StripeWebhooks: Sendable {
                 var client_reference_id: String?
                 var payment_intent: String?
                 var metadata: [String: String]?
+                var mode: String?
             }
             var id: String
             var type: String
@@ -163,6 +181,8 @@ package struct StripeWebhooks: Sendable {
         guard let e = try? JSONDecoder().decode(Event.self, from: Data(payload)) else { throw .notAnEvent }
         let o = e.data.object
         let session: GatewayEvent.Target? = o.client_reference_id.map { .order($0) } ?? o.id.map { .gatewayRef($0) }
+        // A subscription's checkout pays by its first invoice: `invoice.paid` says so (`subscriptionEvent`).
+        if e.type.hasPrefix("checkout.session."), o.mode == "subscription" { return nil }
         switch e.type {
         case "checkout.session.completed", "checkout.session.async_payment_succeeded":
             // Card payments are paid when the session completes; delayed methods say so later.

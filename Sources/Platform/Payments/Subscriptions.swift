@@ -32,6 +32,11 @@ package struct Subscription: Equatable, Sendable {
     package var periodEnd: Date
     package var cancelAtPeriodEnd: Bool
     package var attempts: Int
+    /// The provider's id of it when the provider renews it itself (Stripe, PayPal): nil when the
+    /// renewal job charges it.
+    package var providerRef: String? = nil
+    /// The provider's customer (Stripe's portal is opened for them).
+    package var customer: String? = nil
 }
 
 /// How renewals are retried: after each failure the next try waits the next delay; access lasts
@@ -76,14 +81,14 @@ extension PaymentBook {
         return true
     }
 
-    private static func entitle(account: String, channel: String, subscription: String, until: Date, in s: any SQLDatabase, at: Date) async throws -> Bool {
+    static func entitle(account: String, channel: String, subscription: String, until: Date, in s: any SQLDatabase, at: Date) async throws -> Bool {
         try await !s.insert(into: "entitlements").columns("order_id", "account_id", "item_kind", "item_id", "starts_at", "ends_at")
             .values(SQLBind(subscription), SQLBind(account), SQLBind(ItemKind.channel.rawValue), SQLBind(channel),
                     SQLBind(at.timeIntervalSince1970), SQLBind(until.timeIntervalSince1970))
             .ignoringConflicts().returning("order_id").all().isEmpty
     }
 
-    private static func insertSubscription(id: String, account: String, channel: String, plan: Plan, amount: Money, fee: Money, gateway: String,
+    static func insertSubscription(id: String, account: String, channel: String, plan: Plan, amount: Money, fee: Money, gateway: String,
                                            state: SubscriptionState, period: Int, end: Date, in s: any SQLDatabase, at: Date) async throws {
         try await s.insert(into: "subscriptions")
             .columns("id", "account_id", "channel_id", "plan", "amount", "currency", "fee", "gateway", "state", "period", "period_end",
@@ -147,6 +152,11 @@ extension PaymentBook {
                 done[sub.id] = "ended: cancelled"
                 continue
             }
+            if sub.providerRef != nil {
+                // The provider charges it and says so by webhook: never charged here.
+                done[sub.id] = try await waitForProvider(sub, policy: policy, at: at)
+                continue
+            }
             // One renewal order per period, whoever makes it.
             let orderID = "ord_r\(sub.period + 1)_\(sub.id.dropFirst(4))"
             try await database.sql.insert(into: "orders")
@@ -196,7 +206,7 @@ extension PaymentBook {
 
     static func subscriptions(in s: any SQLDatabase, _ filter: (SQLSelectBuilder) -> SQLSelectBuilder) async throws -> [Subscription] {
         try await filter(s.select().columns("id", "account_id", "channel_id", "plan", "amount", "currency", "fee", "gateway", "state", "period",
-                                            "period_end", "cancel_at_period_end", "attempts").from("subscriptions"))
+                                            "period_end", "cancel_at_period_end", "attempts", "provider_ref", "provider_customer").from("subscriptions"))
             .orderBy("created_at", .descending).all().compactMap { r in
                 guard let currency = Currency(try r.decode(column: "currency", as: String.self)),
                       let plan = Plan(rawValue: try r.decode(column: "plan", as: String.self)),
@@ -209,7 +219,9 @@ extension PaymentBook {
                                     period: try r.decode(column: "period", as: Int.self),
                                     periodEnd: Date(timeIntervalSince1970: try r.decode(column: "period_end", as: Double.self)),
                                     cancelAtPeriodEnd: try r.decode(column: "cancel_at_period_end", as: Int.self) == 1,
-                                    attempts: try r.decode(column: "attempts", as: Int.self))
+                                    attempts: try r.decode(column: "attempts", as: Int.self),
+                                    providerRef: try r.decode(column: "provider_ref", as: String?.self),
+                                    customer: try r.decode(column: "provider_customer", as: String?.self))
             }
     }
 }

@@ -115,6 +115,7 @@ package struct AccountPages: Sendable {
         "paid": "Thank you: your ticket is ready.",
         "payment-cancelled": "The payment was cancelled: nothing was charged.",
         "trial": "Your free trial has started.",
+        "subscribed": "Thank you: your subscription starts as soon as the payment is confirmed.",
         "subscription-cancelled": "The subscription is cancelled: it ends with the period paid for.",
         "verified": "Your email address is verified.",
         "reset-sent": "If an account has that address, we mailed it a link to choose a new password. It works for an hour.",

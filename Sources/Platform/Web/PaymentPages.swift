@@ -84,7 +84,7 @@ package struct PaymentPages: Sendable {
             let id = try context.parameters.require("id")
             guard let caller = context.account, caller.sessionID != nil else { return AccountPages.redirect("/signin?next=/watch/\(id)") }
             guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id), let channel = record.owner,
-                  let gateway = gateways.first(where: { $0 is TestGateway }) else {
+                  !subscriptionGateways.isEmpty else {
                 return try await invitations.message("Nothing to subscribe to", "This stream's channel sells no subscription here.",
                                                      request, context, status: .notFound)
             }
@@ -92,16 +92,35 @@ package struct PaymentPages: Sendable {
             guard let plan = Plan(rawValue: form["plan"] ?? ""), plan != .ticket else {
                 return try await invitations.message("No such plan", "Choose a month or a year.", request, context, status: .badRequest)
             }
+            guard let gateway = subscriptionGateways.first(where: { $0.name == form["gateway"] }) ?? (form["gateway"] == nil ? subscriptionGateways.first : nil) else {
+                return try await invitations.message("No such way to pay", "Choose one of the ways the page offers.", request, context,
+                                                     status: .badRequest)
+            }
             do {
-                if try await book.startTrial(account: caller.accountID, channel: channel, plan: plan, gateway: gateway.name) != nil {
-                    return AccountPages.redirect("/watch/\(record.id)?done=trial")
+                let back = "\(publicURL)/watch/\(record.id)"
+                guard let provider = gateway as? any SubscriptionGateway else {
+                    // Ours (the test gateway, BTCPay): a trial starts here, renewals are charged by the renewal job.
+                    if try await book.startTrial(account: caller.accountID, channel: channel, plan: plan, gateway: gateway.name) != nil {
+                        return AccountPages.redirect("/watch/\(record.id)?done=trial")
+                    }
+                    let order = try await book.createOrder(buyer: caller.accountID, .channel, channel, plan: plan, gateway: gateway.name)
+                    let checkout = try await gateway.checkout(order, title: await channelName(channel), returnURL: back, cancelURL: back)
+                    if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
+                    return AccountPages.redirect(checkout.url)
                 }
+                // The provider keeps it: its checkout starts it (with the trial, offered once), its webhooks renew it.
                 let order = try await book.createOrder(buyer: caller.accountID, .channel, channel, plan: plan, gateway: gateway.name)
-                let checkout = try await gateway.checkout(order, title: record.title, returnURL: "\(publicURL)/watch/\(record.id)",
-                                                          cancelURL: "\(publicURL)/watch/\(record.id)")
+                let trial = try await book.everSubscribed(account: caller.accountID, channel: channel)
+                    ? 0 : (try await book.price(.channel, channel, plan: plan)?.trialDays ?? 0)
+                let checkout = try await provider.subscribe(order, trialDays: trial, title: await channelName(channel),
+                                                            returnURL: back + "?done=subscribed", cancelURL: back, book: book)
+                if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
                 return AccountPages.redirect(checkout.url)
             } catch let p as PaymentProblem {
                 return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
+            } catch let e as GatewayError {
+                return try await invitations.message("The subscription could not start", "\(e.description). Nothing was charged: try again in a moment.",
+                                                     request, context, status: .badGateway)
             }
         }
         routes.get("/studio/subscription") { request, context -> Response in
@@ -123,10 +142,39 @@ package struct PaymentPages: Sendable {
         }
         routes.post("/settings/subscriptions/:sub/cancel") { request, context -> Response in
             guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
-            do { _ = try await book.cancel(subscription: try context.parameters.require("sub"), account: caller.accountID) } catch let p as PaymentProblem {
+            let id = try context.parameters.require("sub")
+            do {
+                // One the provider keeps is cancelled there first: it would charge the next period otherwise.
+                if id.utf8.count <= 40, let sub = try await book.subscription(id: id, account: caller.accountID), sub.providerRef != nil,
+                   sub.state != .ended, let provider = gateways.first(where: { $0.name == sub.gateway }) as? any SubscriptionGateway {
+                    try await provider.cancelAtPeriodEnd(sub)
+                }
+                _ = try await book.cancel(subscription: id, account: caller.accountID)
+            } catch let p as PaymentProblem {
                 return try await invitations.message("No such subscription", p.description, request, context, status: p.status)
+            } catch let e as GatewayError {
+                return try await invitations.message("The subscription is not cancelled", "\(e.description). Try again in a moment.",
+                                                     request, context, status: .badGateway)
             }
             return AccountPages.redirect("/settings/purchases?done=subscription-cancelled")
+        }
+        if let stripe = gateways.lazy.compactMap({ $0 as? StripeGateway }).first {
+            // Stripe's customer portal, for the card and the invoices of a subscription Stripe keeps.
+            routes.post("/settings/subscriptions/:sub/billing") { request, context -> Response in
+                guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+                let id = try context.parameters.require("sub")
+                guard id.utf8.count <= 40, let sub = try await book.subscription(id: id, account: caller.accountID), sub.gateway == stripe.name,
+                      let customer = sub.customer else {
+                    return try await invitations.message("No such subscription", "Stripe keeps no subscription of yours by that name.",
+                                                         request, context, status: .notFound)
+                }
+                do {
+                    return AccountPages.redirect(try await stripe.portal(customer: customer, returnURL: "\(publicURL)/settings/purchases"))
+                } catch let e as GatewayError {
+                    return try await invitations.message("Billing cannot be opened now", "\(e.description). Try again in a moment.",
+                                                         request, context, status: .badGateway)
+                }
+            }
         }
         routes.get("/studio/earnings") { request, context -> Response in
             guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
@@ -160,10 +208,14 @@ package struct PaymentPages: Sendable {
                 case .trialing, .active: sub.cancelAtPeriodEnd ? "cancelled: ends \(ends)" : "\(sub.state == .trialing ? "free trial" : "active"), renews \(ends)"
                 }
                 subscriptions.append(["id": sub.id, "channel": await channelName(sub.channel), "price": "\(sub.amount) a \(sub.plan == .year ? "year" : "month")",
-                                      "state": state, "cancellable": sub.state != .ended && !sub.cancelAtPeriodEnd])
+                                      "state": state, "cancellable": sub.state != .ended && !sub.cancelAtPeriodEnd,
+                                      "billing": sub.customer != nil && sub.state != .ended && gateways.contains { $0 is StripeGateway && $0.name == sub.gateway }])
             }
-            return try await renderer.render("purchases", ["orders": orders, "anyOrders": !orders.isEmpty, "subscriptions": subscriptions,
-                                                           "anySubscriptions": !subscriptions.isEmpty], request, context)
+            var page = try await renderer.render("purchases", ["orders": orders, "anyOrders": !orders.isEmpty, "subscriptions": subscriptions,
+                                                               "anySubscriptions": !subscriptions.isEmpty], request, context)
+            // "Manage billing" answers with a redirect to Stripe's portal.
+            page.allowFormAction(to: gateways.compactMap { $0 as? StripeGateway }.flatMap(\.portalOrigins))
+            return page
         }
         if let paypal = gateways.lazy.compactMap({ $0 as? PayPalGateway }).first {
             // Back from PayPal with the buyer's approval: capture it, then the page they bought from.
@@ -219,7 +271,7 @@ package struct PaymentPages: Sendable {
             values["manyGateways"] = gateways.count > 1
             values["onlyGateway"] = gateways.count == 1 ? gateways[0].name : ""
         }
-        if let channel = record.owner, gateways.contains(where: { $0 is TestGateway }) {
+        if let channel = record.owner, !subscriptionGateways.isEmpty {
             var plans: [[String: Any]] = []
             for plan in [Plan.month, .year] {
                 guard let p = try await book.price(.channel, channel, plan: plan) else { continue }
@@ -228,6 +280,9 @@ package struct PaymentPages: Sendable {
             values["plans"] = plans
             values["anyPlans"] = !plans.isEmpty
             values["channelName"] = await channelName(channel)
+            values["subGateways"] = subscriptionGateways.enumerated().map { i, g in ["name": g.name, "label": g.label, "first": i == 0] as [String: Any] }
+            values["manySubGateways"] = subscriptionGateways.count > 1
+            values["onlySubGateway"] = subscriptionGateways.count == 1 ? subscriptionGateways[0].name : ""
         }
         var page = try await renderer.render("paywall", values, request, context, status: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required"))
         // The buy form's answer is a redirect to the chosen provider's checkout.
@@ -265,6 +320,12 @@ package struct PaymentPages: Sendable {
             return try await invitations.message("No such order", "Check the link you were given.", request, context, status: .notFound)
         }
         return try await body(order)
+    }
+
+    /// The gateways a subscription is sold through: ours (the test gateway; BTCPay, a new invoice
+    /// each period), renewed by the renewal job, and the providers that renew one themselves.
+    var subscriptionGateways: [any PaymentGateway] {
+        gateways.filter { $0 is TestGateway || $0 is BTCPayGateway || $0 is any SubscriptionGateway }
     }
 
     /// An order's state as its buyer reads it.
