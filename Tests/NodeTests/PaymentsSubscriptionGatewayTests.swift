@@ -5,10 +5,60 @@ import SQLKit
 import Synchronization
 import XCTest
 
+/// A clock the test moves, shared by the books of several "nodes".
+final class TestClock: Sendable {
+    private let time: Mutex<Date>
+
+    init(_ start: Date = Date(timeIntervalSince1970: 1_793_000_000)) {
+        time = Mutex(start)
+    }
+
+    var now: @Sendable () -> Date { { [self] in read() } }
+
+    func read() -> Date { time.withLock { $0 } }
+
+    func advance(days: Double) { time.withLock { $0 = $0.addingTimeInterval(days * 86_400) } }
+}
+
+/// What `BTCPayGateway.renew` does, with a count of the invoices BTCPay would make: claim the
+/// renewal order, make the invoice, note it.
+final class InvoiceCounter: Sendable {
+    private let count = Mutex(0)
+
+    var made: Int { count.withLock { $0 } }
+
+    func renewing(_ book: PaymentBook) -> @Sendable (Order) async throws -> Bool {
+        { [self] order in
+            guard try await book.claimInvoice(order) else { return false }
+            let n = count.withLock { $0 += 1; return $0 }
+            try await Task.sleep(for: .milliseconds(50))
+            try await book.invoiced(order.id, invoice: "inv\(n)")
+            return false
+        }
+    }
+}
+
+/// Two nodes' books on one database, on one clock.
+struct TwoBooks {
+    let db, db2: Database
+    let book, other: PaymentBook
+
+    func close() async {
+        await db.close()
+        await db2.close()
+    }
+}
+
 /// Subscriptions through the real gateways (issue 17): Stripe's Billing webhooks mapped and
 /// applied once, renewals the renewal job never charges, a price mismatch held, BTCPay's one
 /// invoice per period whoever renews.
 extension PaymentsTests {
+    func twoBooks(_ location: DatabaseLocation, feeBasisPoints: Int, clock: TestClock) async throws -> TwoBooks {
+        let db = try await open(location), db2 = try await open(location)
+        return TwoBooks(db: db, db2: db2, book: PaymentBook(database: db, feeBasisPoints: feeBasisPoints, now: clock.now),
+                        other: PaymentBook(database: db2, feeBasisPoints: feeBasisPoints, now: clock.now))
+    }
+
     func stripeEvent(_ type: String, _ object: String, id: String = "evt_s1") -> [UInt8] {
         Array(#"{"id":"\#(id)","object":"event","type":"\#(type)","data":{"object":\#(object)}}"#.utf8)
     }
@@ -67,6 +117,43 @@ extension PaymentsTests {
         XCTAssertFalse(StripeGateway.isID("sub/../x"))
     }
 
+    func testPayPalSubscriptionEventsAndPlansAreMapped() throws {
+        let hooks = PayPalWebhooks(gateway: PayPalGateway(settings: PayPalSettings(clientID: "c", secret: "s", webhookID: "WH-1")))
+        func event(_ type: String, _ resource: String) -> [UInt8] {
+            Array(#"{"id":"WH-9","event_type":"\#(type)","resource":\#(resource)}"#.utf8)
+        }
+        let sale = event("PAYMENT.SALE.COMPLETED", #"""
+            {"id":"80SALE","state":"completed","amount":{"total":"4.99","currency":"EUR"},"billing_agreement_id":"I-ABC","custom":"ord_p"}
+            """#)
+        XCTAssertEqual(try hooks.subscriptionEvent(sale), SubscriptionEvent(gateway: "paypal", id: "WH-9", kind: .paid(Money(minorUnits: 499, currency: Currency("EUR")!)),
+                                                                       ref: "I-ABC", order: "ord_p", payment: "80SALE"))
+        // A sale of no subscription (an Orders v2 capture's world) is not read here.
+        XCTAssertNil(try hooks.subscriptionEvent(event("PAYMENT.SALE.COMPLETED", #"{"id":"81SALE","amount":{"total":"1.00","currency":"EUR"}}"#)))
+        let trial = event("BILLING.SUBSCRIPTION.ACTIVATED", #"""
+            {"id":"I-T","custom_id":"ord_t","billing_info":{"cycle_executions":[{"tenure_type":"TRIAL"},{"tenure_type":"REGULAR"}],
+             "next_billing_time":"2026-12-14T10:00:00Z"}}
+            """#)
+        XCTAssertEqual(try hooks.subscriptionEvent(trial)?.kind, .trial(until: Date(timeIntervalSince1970: 1_797_242_400)))
+        // Activated with a payment (or no trial): its sale pays, the activation alone does nothing.
+        XCTAssertNil(try hooks.subscriptionEvent(event("BILLING.SUBSCRIPTION.ACTIVATED", #"""
+            {"id":"I-P","billing_info":{"cycle_executions":[{"tenure_type":"REGULAR"}],"next_billing_time":"2026-12-14T10:00:00Z"}}
+            """#)))
+        XCTAssertEqual(try hooks.subscriptionEvent(event("BILLING.SUBSCRIPTION.CANCELLED", #"{"id":"I-ABC"}"#))?.kind, .cancelAtPeriodEnd(true))
+        XCTAssertEqual(try hooks.subscriptionEvent(event("BILLING.SUBSCRIPTION.SUSPENDED", #"{"id":"I-ABC"}"#))?.kind, .paymentFailed("suspended at PayPal"))
+        XCTAssertEqual(try hooks.subscriptionEvent(event("BILLING.SUBSCRIPTION.PAYMENT.FAILED", #"{"id":"I-ABC"}"#))?.ref, "I-ABC")
+        XCTAssertNil(try hooks.subscriptionEvent(event("PAYMENT.CAPTURE.COMPLETED", #"{"id":"C1"}"#)))
+
+        // A plan per channel, period, price and trial: a month at 4.99 EUR after 7 free days.
+        let order = Order(id: "ord_p", buyer: "b", seller: "c", item: .channel, itemID: "chan", plan: .month,
+                          amount: Money(minorUnits: 499, currency: Currency("EUR")!), fee: Money(minorUnits: 0, currency: Currency("EUR")!),
+                          gateway: "paypal", gatewayRef: nil, state: .open, reason: nil, createdAt: Date())
+        XCTAssertEqual(PayPalGateway.planKey(order, trialDays: 7), "chan:month:499:EUR:7")
+        let cycles = PayPalGateway.planBody(order, product: "PROD-1", trialDays: 7, title: "Cat")["billing_cycles"] as? [[String: Any]]
+        XCTAssertEqual(cycles?.map { $0["tenure_type"] as? String }, ["TRIAL", "REGULAR"])
+        XCTAssertEqual(cycles?.map { $0["sequence"] as? Int }, [1, 2])
+        XCTAssertEqual(((cycles?.last?["pricing_scheme"] as? [String: Any])?["fixed_price"] as? [String: String]), ["value": "4.99", "currency_code": "EUR"])
+    }
+
     /// A subscription Stripe keeps, on both engines: its first invoice starts it; the renewal job
     /// never charges it; a renewal's `invoice.paid` delivered twice to two nodes pays once; a
     /// payment not its price is held (nothing granted); an unknown subscription is ignored; past
@@ -74,12 +161,8 @@ extension PaymentsTests {
     func testAProviderKeptSubscriptionIsRenewedByItsWebhooksOnce() async throws {
         for location in try await TestDatabases.fresh() {
             let at = TestDatabases.engine(location)
-            let db = try await open(location), db2 = try await open(location)
-            let clock = Mutex(Date(timeIntervalSince1970: 1_793_000_000))
-            let now: @Sendable () -> Date = { clock.withLock { $0 } }
-            let book = PaymentBook(database: db, feeBasisPoints: 1000, now: now)
-            let other = PaymentBook(database: db2, feeBasisPoints: 1000, now: now)
-            func advance(days: Double) { clock.withLock { $0 = $0.addingTimeInterval(days * 86_400) } }
+            let clock = TestClock(), nodes = try await twoBooks(location, feeBasisPoints: 1000, clock: clock)
+            let (book, other, now) = (nodes.book, nodes.other, clock.now)
             let policy = RenewalPolicy(retryDelays: [86_400], grace: 4 * 86_400)
             let eur = Currency("EUR")!
             _ = try await book.setPrice(.channel, "chan", plan: .month, seller: "chan", amount: try Money.price(minorUnits: 500, currency: "EUR"))
@@ -91,7 +174,7 @@ extension PaymentsTests {
             XCTAssertEqual([sub.providerRef, sub.customer, "\(sub.state) \(sub.period)"], ["sub_A", "cus_A", "active 1"], at)
 
             // The period ends: the renewal job charges nothing, access lasts while Stripe's payment is awaited.
-            advance(days: 31)
+            clock.advance(days: 31)
             var r = try await book.renewDue(policy: policy) { _ in XCTFail("\(at): Stripe charges it, not us"); return false }
             XCTAssertEqual(r[sub.id], "awaiting the provider's payment", at)
             var entitled = try await book.isEntitled("sam", to: .channel, "chan")
@@ -114,7 +197,7 @@ extension PaymentsTests {
             XCTAssertEqual(creator, ["EUR": -900], at)
 
             // A payment that is not the subscription's price: held, no period granted, nothing posted.
-            advance(days: 30)
+            clock.advance(days: 30)
             let wrong = try await book.apply(SubscriptionEvent(gateway: "stripe", id: "evt_3", kind: .paid(Money(minorUnits: 1, currency: eur)),
                                                                ref: "sub_A", payment: "pi_3"), policy: policy)
             XCTAssertEqual(wrong, .applied(.held), at)
@@ -138,10 +221,10 @@ extension PaymentsTests {
             XCTAssertEqual([sub.state.rawValue, "\(sub.cancelAtPeriodEnd)"], ["past_due", "true"], at)
             let uncancelled = try await book.apply(SubscriptionEvent(gateway: "stripe", id: "evt_7", kind: .cancelAtPeriodEnd(false), ref: "sub_A"))
             XCTAssertEqual(uncancelled, .ignored("renews again"), at)
-            advance(days: 2)
+            clock.advance(days: 2)
             entitled = try await book.isEntitled("sam", to: .channel, "chan")
             XCTAssertTrue(entitled, "\(at): access during the grace")
-            advance(days: 3)
+            clock.advance(days: 3)
             r = try await book.renewDue(policy: policy) { _ in XCTFail("\(at): Stripe charges it, not us"); return false }
             XCTAssertEqual(r[sub.id], "ended: the provider's payment never came", at)
             entitled = try await book.isEntitled("sam", to: .channel, "chan")
@@ -167,7 +250,7 @@ extension PaymentsTests {
             XCTAssertEqual(trial, .applied(.open), at)
             entitled = try await book.isEntitled("lee", to: .channel, "chan")
             XCTAssertTrue(entitled, at)
-            advance(days: 14)
+            clock.advance(days: 14)
             _ = try await book.apply(SubscriptionEvent(gateway: "stripe", id: "evt_l2", kind: .paid(lees.amount), ref: "sub_L", payment: "pi_l2"))
             let lee = try await book.subscriptions(account: "lee")[0]
             XCTAssertEqual(["\(lee.state) \(lee.period)", lee.customer], ["active 1", "cus_L"], at)
@@ -175,8 +258,7 @@ extension PaymentsTests {
             XCTAssertTrue(everSubscribed, at)
             report = try await book.ledger.verify()
             XCTAssertTrue(report.isBalanced, at)
-            await db.close()
-            await db2.close()
+            await nodes.close()
         }
     }
 
@@ -185,43 +267,26 @@ extension PaymentsTests {
     func testABTCPaySubscriptionRenewsByOneInvoicePerPeriodWithTwoRenewers() async throws {
         for location in try await TestDatabases.fresh() {
             let at = TestDatabases.engine(location)
-            let db = try await open(location), db2 = try await open(location)
-            let clock = Mutex(Date(timeIntervalSince1970: 1_793_000_000))
-            let now: @Sendable () -> Date = { clock.withLock { $0 } }
-            let book = PaymentBook(database: db, feeBasisPoints: 0, now: now)
-            let other = PaymentBook(database: db2, feeBasisPoints: 0, now: now)
+            let clock = TestClock(), nodes = try await twoBooks(location, feeBasisPoints: 0, clock: clock)
+            let (db, book, other) = (nodes.db, nodes.book, nodes.other)
             _ = try await book.setPrice(.channel, "chan", plan: .month, seller: "chan", amount: try Money.price(minorUnits: 700, currency: "USD"))
             let order = try await book.createOrder(buyer: "sam", .channel, "chan", plan: .month, gateway: "btcpay")
             _ = try await book.apply(GatewayEvent(gateway: "btcpay", id: "InvoiceSettled-inv0", target: .order(order.id), kind: .paid(order.amount)))
-            clock.withLock { $0 = $0.addingTimeInterval(31 * 86_400) }
-            let invoices = Mutex(0)
-            // What BTCPayGateway.renew does, with a counter for BTCPay: claim, make the invoice, note it.
-            let chargeHere: @Sendable (Order) async throws -> Bool = { order in
-                guard try await book.claimInvoice(order) else { return false }
-                let n = invoices.withLock { $0 += 1; return $0 }
-                try await Task.sleep(for: .milliseconds(50))
-                try await book.invoiced(order.id, invoice: "inv\(n)")
-                return false
-            }
-            let chargeThere: @Sendable (Order) async throws -> Bool = { order in
-                guard try await other.claimInvoice(order) else { return false }
-                let n = invoices.withLock { $0 += 1; return $0 }
-                try await Task.sleep(for: .milliseconds(50))
-                try await other.invoiced(order.id, invoice: "inv\(n)")
-                return false
-            }
+            clock.advance(days: 31)
+            let invoices = InvoiceCounter()
+            let chargeHere = invoices.renewing(book), chargeThere = invoices.renewing(other)
             async let a = book.renewDue(charge: chargeHere)
             async let b = other.renewDue(charge: chargeThere)
             _ = try await [a, b]
-            XCTAssertEqual(invoices.withLock { $0 }, 1, "\(at): one invoice for the period")
+            XCTAssertEqual(invoices.made, 1, "\(at): one invoice for the period")
             let mails = try await db.sql.select().column("payload").from("payment_outbox").where("kind", .equal, "renewal-invoice").all()
             let subID = try await book.subscriptions(account: "sam")[0].id
             XCTAssertEqual(try mails.map { try $0.decode(column: "payload", as: String.self) }, ["ord_r2_" + subID.dropFirst(4)], at)
             // Tried again a day later: the same period's invoice stands, not a second one, not mailed again.
-            clock.withLock { $0 = $0.addingTimeInterval(86_401) }
+            clock.advance(days: 1.00002)
             let again = try await book.renewDue(charge: chargeHere)
             XCTAssertEqual(Array(again.values), ["past due"], at)
-            XCTAssertEqual(invoices.withLock { $0 }, 1, at)
+            XCTAssertEqual(invoices.made, 1, at)
             // Settled (twice): one period more, one payment.
             let settled = GatewayEvent(gateway: "btcpay", id: "InvoiceSettled-inv1", target: .gatewayRef("inv1"), kind: .paid(order.amount))
             let first = try await book.apply(settled), second = try await other.apply(settled)
@@ -230,8 +295,7 @@ extension PaymentsTests {
             XCTAssertEqual("\(sub.state) \(sub.period)", "active 2", at)
             let report = try await book.ledger.verify()
             XCTAssertEqual(report.transactions, 2, at)
-            await db.close()
-            await db2.close()
+            await nodes.close()
         }
     }
 }

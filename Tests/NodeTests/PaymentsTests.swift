@@ -409,12 +409,9 @@ final class PaymentsTests: XCTestCase {
     func testSubscriptionsRenewRetryEndAndCancel() async throws {
         for location in try await TestDatabases.fresh() {
             let at = TestDatabases.engine(location)
-            let db = try await open(location), db2 = try await open(location)
-            let clock = Mutex(Date(timeIntervalSince1970: 1_793_000_000))
-            let now: @Sendable () -> Date = { clock.withLock { $0 } }
-            let book = PaymentBook(database: db, feeBasisPoints: 1000, now: now)
-            let other = PaymentBook(database: db2, feeBasisPoints: 1000, now: now)
-            func advance(days: Double) { clock.withLock { $0 = $0.addingTimeInterval(days * 86_400) } }
+            let clock = TestClock(), nodes = try await twoBooks(location, feeBasisPoints: 1000, clock: clock)
+            let (book, other) = (nodes.book, nodes.other)
+            func advance(days: Double) { clock.advance(days: days) }
             let policy = RenewalPolicy(retryDelays: [86_400, 2 * 86_400], grace: 4 * 86_400)
             _ = try await book.setPrice(.channel, "chan", plan: .month, seller: "chan", amount: try Money.price(minorUnits: 500, currency: "EUR"))
             let first = try await book.createOrder(buyer: "sam", .channel, "chan", plan: .month, gateway: "test")
@@ -505,8 +502,7 @@ final class PaymentsTests: XCTestCase {
             XCTAssertEqual(ended.first?.state, .ended, at)
             let report = try await book.ledger.verify()
             XCTAssertTrue(report.isBalanced, at)
-            await db.close()
-            await db2.close()
+            await nodes.close()
         }
     }
 }

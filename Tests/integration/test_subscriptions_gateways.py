@@ -74,10 +74,22 @@ def db(node):
     return sqlite3.connect(os.path.join(node.data_dir, "streamtube.sqlite"), timeout=10)
 
 
+def on_a_phone(chromium, web, path):  # noqa: F811
+    """The page at 390 px: axe clean, nothing wider than the screen."""
+    chromium.driver.set_window_size(390, 900)
+    try:
+        web.open(path)
+        axe_clean(chromium)
+        assert chromium.js("return document.documentElement.scrollWidth <= window.innerWidth + 1"), path
+    finally:
+        chromium.driver.set_window_size(1280, 900)
+
+
 def test_stripe_subscription_renewals_portal_and_cancel(shop, chromium):  # noqa: F811
     node, stripe, sid = shop.node, shop.stripe, shop.sid
     web = Web(chromium, node)
     web.sign_up("card@example.com", name="Card")
+    on_a_phone(chromium, web, f"/watch/{sid}")
     web.open(f"/watch/{sid}")
     assert "Subscribe with" in web.text() and "Card (Stripe)" in web.text()
     axe_clean(chromium)
@@ -110,6 +122,8 @@ def test_stripe_subscription_renewals_portal_and_cancel(shop, chromium):  # noqa
     assert [r.rsplit(" ", 1)[-1] for r in rows].count("paid") == 2 and sum("held for review" in r for r in rows) == 1, rows
     assert "Creator: 4.99 EUR a month · active, renews" in web.text(), web.text()
     axe_clean(chromium)
+    on_a_phone(chromium, web, "/settings/purchases")
+    web.open("/settings/purchases")
 
     # Manage billing: a portal session for the customer Stripe made at checkout, and its page.
     web.submit("Manage billing")

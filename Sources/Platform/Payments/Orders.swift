@@ -236,15 +236,7 @@ package struct PaymentBook: Sendable {
             case .payment(let ref):
                 order = try await Self.orders(in: s) { $0.where("gateway", .equal, event.gateway).where("gateway_payment", .equal, ref) }.first
             }
-            let first = try await s.insert(into: "gateway_events").columns("gateway", "event_id", "order_id", "outcome", "received_at")
-                .values(SQLBind(event.gateway), SQLBind(event.id), Migrations.optional(order?.id), SQLBind("applying"),
-                        SQLBind(at.timeIntervalSince1970))
-                .ignoringConflicts().returning("event_id").all()
-            guard !first.isEmpty else {
-                let seen = try await s.select().column("outcome").from("gateway_events").where("gateway", .equal, event.gateway)
-                    .where("event_id", .equal, event.id).first()
-                return .duplicate(try seen?.decode(column: "outcome", as: String.self) ?? "seen")
-            }
+            if let seen = try await Self.firstSight(of: event.gateway, event.id, order: order?.id, in: s, at: at) { return seen }
             let outcome: EventOutcome
             if let order, order.gateway == event.gateway {
                 if let payment = event.payment {
@@ -258,6 +250,18 @@ package struct PaymentBook: Sendable {
                 .where("gateway", .equal, event.gateway).where("event_id", .equal, event.id).run()
             return outcome
         }
+    }
+
+    /// Notes a provider's event as received (its row first: applying it happens once); the
+    /// outcome of its first delivery when it was received before.
+    static func firstSight(of gateway: String, _ id: String, order: String?, in s: any SQLDatabase, at: Date) async throws -> EventOutcome? {
+        let first = try await s.insert(into: "gateway_events").columns("gateway", "event_id", "order_id", "outcome", "received_at")
+            .values(SQLBind(gateway), SQLBind(id), Migrations.optional(order), SQLBind("applying"), SQLBind(at.timeIntervalSince1970))
+            .ignoringConflicts().returning("event_id").all()
+        guard first.isEmpty else { return nil }
+        let seen = try await s.select().column("outcome").from("gateway_events").where("gateway", .equal, gateway)
+            .where("event_id", .equal, id).first()
+        return .duplicate(try seen?.decode(column: "outcome", as: String.self) ?? "seen")
     }
 
     static func move(_ order: Order, by kind: GatewayEvent.Kind, in s: any SQLDatabase, at: Date) async throws -> EventOutcome {

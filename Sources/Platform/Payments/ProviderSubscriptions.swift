@@ -79,15 +79,7 @@ extension PaymentBook {
                     .first { $0.item == .channel }
             }
             if sub == nil, let id = order?.subscriptionID { sub = try await Self.subscription(id: id, in: s) }
-            let first = try await s.insert(into: "gateway_events").columns("gateway", "event_id", "order_id", "outcome", "received_at")
-                .values(SQLBind(event.gateway), SQLBind(event.id), Migrations.optional(order?.id ?? sub?.id), SQLBind("applying"),
-                        SQLBind(at.timeIntervalSince1970))
-                .ignoringConflicts().returning("event_id").all()
-            guard !first.isEmpty else {
-                let seen = try await s.select().column("outcome").from("gateway_events").where("gateway", .equal, event.gateway)
-                    .where("event_id", .equal, event.id).first()
-                return .duplicate(try seen?.decode(column: "outcome", as: String.self) ?? "seen")
-            }
+            if let seen = try await Self.firstSight(of: event.gateway, event.id, order: order?.id ?? sub?.id, in: s, at: at) { return seen }
             let outcome = try await Self.move(subscription: sub, order: order, by: event, in: s, at: at, policy: policy)
             try await s.update("gateway_events").set("outcome", to: SQLBind(outcome.summary))
                 .where("gateway", .equal, event.gateway).where("event_id", .equal, event.id).run()

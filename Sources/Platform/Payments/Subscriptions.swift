@@ -158,16 +158,9 @@ extension PaymentBook {
                 continue
             }
             // One renewal order per period, whoever makes it.
-            let orderID = "ord_r\(sub.period + 1)_\(sub.id.dropFirst(4))"
-            try await database.sql.insert(into: "orders")
-                .columns("id", "buyer_id", "seller_id", "item_kind", "item_id", "plan", "amount", "currency", "fee", "gateway", "state",
-                         "created_at", "updated_at", "subscription_id")
-                .values(SQLBind(orderID), SQLBind(sub.account), SQLBind(sub.channel), SQLBind(ItemKind.channel.rawValue), SQLBind(sub.channel),
-                        SQLBind(sub.plan.rawValue), SQLBind(sub.amount.minorUnits), SQLBind(sub.amount.currency.code), SQLBind(sub.fee.minorUnits),
-                        SQLBind(sub.gateway), SQLBind(OrderState.open.rawValue), SQLBind(at.timeIntervalSince1970),
-                        SQLBind(at.timeIntervalSince1970), SQLBind(sub.id))
-                .ignoringConflicts().run()
-            guard let order = try await order(id: orderID), order.state == .open else { continue }
+            let order = try await Self.renewalOrder(sub, gateway: sub.gateway, in: database.sql, at: at)
+            let orderID = order.id
+            guard order.state == .open else { continue }
             let paid = (try? await charge(order)) ?? false
             if paid, let after = try await Self.subscription(id: sub.id, in: database.sql), after.period > sub.period {
                 done[sub.id] = "renewed"
