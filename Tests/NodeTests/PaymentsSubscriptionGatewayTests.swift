@@ -117,7 +117,7 @@ extension PaymentsTests {
         XCTAssertFalse(StripeGateway.isID("sub/../x"))
     }
 
-    func testPayPalSubscriptionEventsAndPlansAreMapped() throws {
+    func testPayPalSubscriptionEventsAndPlansAreMapped() async throws {
         let hooks = PayPalWebhooks(gateway: PayPalGateway(settings: PayPalSettings(clientID: "c", secret: "s", webhookID: "WH-1")))
         func event(_ type: String, _ resource: String) -> [UInt8] {
             Array(#"{"id":"WH-9","event_type":"\#(type)","resource":\#(resource)}"#.utf8)
@@ -142,6 +142,12 @@ extension PaymentsTests {
         XCTAssertEqual(try hooks.subscriptionEvent(event("BILLING.SUBSCRIPTION.SUSPENDED", #"{"id":"I-ABC"}"#))?.kind, .paymentFailed("suspended at PayPal"))
         XCTAssertEqual(try hooks.subscriptionEvent(event("BILLING.SUBSCRIPTION.PAYMENT.FAILED", #"{"id":"I-ABC"}"#))?.ref, "I-ABC")
         XCTAssertNil(try hooks.subscriptionEvent(event("PAYMENT.CAPTURE.COMPLETED", #"{"id":"C1"}"#)))
+        // A period's sale refunded: the order that sale paid (noted by its id) is refunded, which ends the subscription.
+        let refund = try await hooks.event(event("PAYMENT.SALE.REFUNDED", #"""
+            {"id":"R-1","sale_id":"80SALE","amount":{"total":"4.99","currency":"EUR"},"state":"completed"}
+            """#))
+        XCTAssertEqual(refund?.target, .payment("80SALE"))
+        XCTAssertEqual(refund?.kind, .refundOf(Money(minorUnits: 499, currency: Currency("EUR")!)))
 
         // A plan per channel, period, price and trial: a month at 4.99 EUR after 7 free days.
         let order = Order(id: "ord_p", buyer: "b", seller: "c", item: .channel, itemID: "chan", plan: .month,
