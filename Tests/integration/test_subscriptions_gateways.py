@@ -9,6 +9,7 @@ for the period and mails its link once; paid, the period moves on. `streamtube l
 agrees at the end."""
 import json
 import os
+import re
 import sqlite3
 import time
 import types
@@ -32,7 +33,8 @@ pytestmark = pytest.mark.xdist_group("media")
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    """One node selling a creator's channel at 4.99 EUR a month through every gateway, renewals
+    """One node selling a creator's channel at 4.99 EUR a month (or 49 EUR a year after a week free)
+    through every gateway, renewals
     looked for every second; a paid stream of the channel (no broadcast: its token tells access)."""
     tmp = tmp_path_factory.mktemp("gwsubs")
     ca = TestCA(str(tmp))
@@ -52,6 +54,8 @@ def shop(tmp_path_factory):
             try:
                 creator = session_of(node, "creator@example.com", "Creator")
                 r = post_form(node, "/studio/subscription", {"plan": "month", "amount": "4.99", "currency": "EUR", "trial": "0"}, session=creator)
+                assert r.status == 303, r.text
+                r = post_form(node, "/studio/subscription", {"plan": "year", "amount": "49", "currency": "EUR", "trial": "7"}, session=creator)
                 assert r.status == 303, r.text
                 token = http("POST", node.base + "/api/v1/auth/token", {"email": "creator@example.com", "password": PASSWORD}).json()["token"]
                 sid = http("POST", node.base + "/api/v1/streams", {"title": "Members' night", "visibility": "paid"}, token=token).json()["id"]
@@ -148,6 +152,32 @@ def test_stripe_subscription_renewals_portal_and_cancel(shop, chromium):  # noqa
     assert token_status(chromium, sid) == 403
 
 
+def test_a_stripe_trial_once_per_account_then_stripe_charges(shop):
+    node, stripe, sid = shop.node, shop.stripe, shop.sid
+    fan = session_of(node, "trial@example.com", "Trial")
+    r = post_form(node, f"/watch/{sid}/subscribe", {"plan": "year", "gateway": "stripe"}, session=fan)
+    assert r.status == 303 and r.headers["Location"].startswith(stripe.base + "/pay/cs_test_"), r.headers
+    _, _, form = [r for r in stripe.requests if r[0] == "/v1/checkout/sessions"][-1]
+    assert form["subscription_data[trial_period_days]"] == "7" and form["line_items[0][price_data][recurring][interval]"] == "year"
+    assert http("POST", r.headers["Location"], b"", follow=False).status == 303  # subscribed on Stripe's page
+    trial, status = [d for d in stripe.deliveries if d[0]["type"] == "invoice.paid"][-1]
+    assert status == 200 and trial["data"]["object"]["amount_paid"] == 0
+    assert http("GET", f"{node.base}/watch/{sid}/token", headers={"Cookie": f"st_session={fan}"}).status == 200, "the trial opens it"
+    sub = trial["data"]["object"]["subscription"]
+    with db(node) as c:
+        assert c.execute("SELECT state, period FROM subscriptions WHERE provider_ref = ?", (sub,)).fetchone() == ("trialing", 0)
+    # The trial is over: Stripe charges the first year, applied once.
+    assert outcome(stripe.deliver(stripe.renew(sub))) == "applied: paid"
+    with db(node) as c:
+        assert c.execute("SELECT state, period FROM subscriptions WHERE provider_ref = ?", (sub,)).fetchone() == ("active", 1)
+    # Someone who subscribed to the channel before gets no second trial.
+    before = post_form(node, "/signin", {"email": "card@example.com", "password": PASSWORD})
+    again = re.search(r"st_session=([^;]+)", before.headers["Set-Cookie"]).group(1)
+    assert post_form(node, f"/watch/{sid}/subscribe", {"plan": "year", "gateway": "stripe"}, session=again).status == 303
+    _, _, form = [r for r in stripe.requests if r[0] == "/v1/checkout/sessions"][-1]
+    assert "subscription_data[trial_period_days]" not in form and form["line_items[0][price_data][unit_amount]"] == "4900"
+
+
 def test_paypal_subscription_plan_once_sales_once_and_cancel(shop, chromium):  # noqa: F811
     node, paypal, sid = shop.node, shop.paypal, shop.sid
     web = Web(chromium, node)
@@ -226,8 +256,9 @@ def test_btcpay_subscription_renews_by_one_mailed_invoice_per_period(shop):
 def test_the_ledger_balances_after_every_gateway(shop):
     shop.node.stop()
     code, out = ledger(shop.node)
-    # Stripe, PayPal, BTCPay: a first payment and one renewal each (the held one posts nothing).
-    assert code == 0 and out.startswith("6 transactions, 12 entries: every transaction balances"), out
+    # Stripe, PayPal, BTCPay: a first payment and one renewal each (the held one posts nothing); the
+    # Stripe trial's first year.
+    assert code == 0 and out.startswith("7 transactions, 14 entries: every transaction balances"), out
     logs = shop.node.logs()
     for secret in (SECRET_KEY, WEBHOOK_SECRET, paypal_standin.SECRET, btcpay_standin.API_KEY, btcpay_standin.WEBHOOK_SECRET):
         assert secret not in logs

@@ -113,7 +113,8 @@ extension PaymentBook {
             }
             return outcome
         case .trial(let until):
-            guard let order, sub == nil, let ref = event.ref else { return order == nil && sub == nil ? .unknownOrder : .ignored("a trial for a subscription that exists") }
+            guard sub == nil else { return .ignored("the subscription exists already") }
+            guard let order, let ref = event.ref else { return .unknownOrder }
             let id = "sub_" + PaymentIDs.random()
             guard try await entitle(account: order.buyer, channel: order.itemID, subscription: id, until: until, in: s, at: at) else {
                 return .ignored("the buyer holds the channel already")
