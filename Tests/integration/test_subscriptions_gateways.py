@@ -245,6 +245,8 @@ def test_btcpay_subscription_renews_by_one_mailed_invoice_per_period(shop):
     assert len(mails) == 1 and mails[0].message["Subject"] == "Renew your subscription to Creator"
     with db(node) as c:
         assert c.execute("SELECT state, period FROM subscriptions WHERE account_id = ?", (account,)).fetchone() == ("past_due", 1)
+    page = http("GET", f"{node.base}/settings/purchases", headers={"Cookie": f"st_session={fan}"}).body.decode()
+    assert "renewal due: pay the invoice we mailed you" in page
     # Paid: the period moves on, once (a redelivery changes nothing).
     assert http("POST", link, b"", follow=False).status == 303
     assert outcome(btcpay.send("InvoiceSettled", renewal["id"])) == "applied: paid"

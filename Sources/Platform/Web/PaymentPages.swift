@@ -204,7 +204,8 @@ package struct PaymentPages: Sendable {
                 let ends = AccountPages.date(sub.periodEnd)
                 let state: String = switch sub.state {
                 case .ended: "ended"
-                case .pastDue: "renewal failed: tried again"
+                // BTCPay's renewal waits for the subscriber to pay the invoice mailed to them.
+                case .pastDue: sub.gateway == "btcpay" ? "renewal due: pay the invoice we mailed you" : "renewal failed: tried again"
                 case .trialing, .active: sub.cancelAtPeriodEnd ? "cancelled: ends \(ends)" : "\(sub.state == .trialing ? "free trial" : "active"), renews \(ends)"
                 }
                 subscriptions.append(["id": sub.id, "channel": await channelName(sub.channel), "price": "\(sub.amount) a \(sub.plan == .year ? "year" : "month")",
