@@ -188,6 +188,9 @@ extension PaymentsTests {
             r = try await book.renewDue(policy: policy) { _ in XCTFail("\(at): Stripe charges it, not us"); return false }
             XCTAssertEqual(r, [:], "\(at): not looked at again before the grace is over")
 
+            // The renewal job read the subscription before Stripe's payment landed: what it does with
+            // that stale period neither shortens the period just paid for nor ends it.
+            let stale = try await book.subscriptions(account: "sam")[0]
             // Stripe's invoice.paid, delivered twice at once to two nodes: one period more, one payment.
             let renewal = SubscriptionEvent(gateway: "stripe", id: "evt_2", kind: .paid(order.amount), ref: "sub_A", payment: "pi_2")
             async let x = book.apply(renewal, policy: policy)
@@ -197,6 +200,13 @@ extension PaymentsTests {
             XCTAssertEqual(outcomes.filter { $0 == .duplicate("applied: paid") }.count, 1, "\(at): \(outcomes)")
             sub = try await book.subscriptions(account: "sam")[0]
             XCTAssertEqual("\(sub.state) \(sub.period)", "active 2", at)
+            for days in [0.0, 5] {
+                let late = try await book.waitForProvider(stale, policy: policy, at: now().addingTimeInterval(days * 86_400))
+                XCTAssertEqual(late, "paid meanwhile", at)
+            }
+            let paidFor = try await nodes.db.sql.select().column("ends_at").from("entitlements").where("order_id", .equal, sub.id).first()?
+                .decode(column: "ends_at", as: Double.self)
+            XCTAssertEqual(paidFor, sub.periodEnd.timeIntervalSince1970, "\(at): access to the end of the period paid for")
             var report = try await book.ledger.verify()
             XCTAssertEqual(report.transactions, 2, "\(at): one payment per period")
             let creator = try await book.ledger.balance(of: "creator:chan")

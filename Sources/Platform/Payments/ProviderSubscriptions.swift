@@ -172,20 +172,28 @@ extension PaymentBook {
     }
 
     /// The renewal job's part in a provider-kept subscription whose period is over: nothing is
-    /// charged; access lasts the grace while the provider's payment is awaited, then it ends.
+    /// charged; access lasts the grace while the provider's payment is awaited, then it ends. The
+    /// provider's payment may land meanwhile (it comes at the period's end, when this runs): each
+    /// change is made only while the subscription is still in the period read, so a period just
+    /// paid for is neither cut short nor ended.
     func waitForProvider(_ sub: Subscription, policy: RenewalPolicy, at: Date) async throws -> String {
         let until = sub.periodEnd.timeIntervalSince1970 + policy.grace
-        if at.timeIntervalSince1970 > until {
-            try await database.transaction { s in try await Self.endSubscription(sub.id, in: s, at: at) }
-            return "ended: the provider's payment never came"
-        }
-        try await database.transaction { s in
+        let over = at.timeIntervalSince1970 > until
+        return try await database.transaction { s in
+            var still = s.update("subscriptions").set("updated_at", to: SQLBind(at.timeIntervalSince1970))
             // Looked at again when the grace is over (a payment meanwhile moves the period on).
-            try await s.update("subscriptions").set("next_attempt_at", to: SQLBind(until + 1)).where("id", .equal, sub.id).run()
+            still = over ? still.set("state", to: SQLBind(SubscriptionState.ended.rawValue)) : still.set("next_attempt_at", to: SQLBind(until + 1))
+            guard try await !still.where("id", .equal, sub.id).where("period", .equal, sub.period)
+                .where("state", .notEqual, SubscriptionState.ended.rawValue).returning("id").all().isEmpty else { return "paid meanwhile" }
+            if over {
+                try await s.update("entitlements").set("revoked_at", to: SQLBind(at.timeIntervalSince1970))
+                    .where("order_id", .equal, sub.id).where("revoked_at", .is, SQLLiteral.null).run()
+                return "ended: the provider's payment never came"
+            }
             try await s.update("entitlements").set("ends_at", to: SQLBind(until)).where("order_id", .equal, sub.id)
                 .where("revoked_at", .is, SQLLiteral.null).run()
+            return "awaiting the provider's payment"
         }
-        return "awaiting the provider's payment"
     }
 
     /// The plan a provider made for `key` (what it sells), once made.
