@@ -220,6 +220,12 @@ def test_paypal_subscription_plan_once_sales_once_and_cancel(shop, chromium):  #
     assert status == 200 and paypal.subscriptions[sub]["status"] == "CANCELLED"
     assert "cancelled: ends" in web.text()
     assert token_status(chromium, sid) == 200, "access until the period's end"
+    # Someone else's subscription (and not one Stripe keeps): no billing page, no cancelling it.
+    with db(node) as c:
+        (ours,) = c.execute("SELECT id FROM subscriptions WHERE provider_ref = ?", (sub,)).fetchone()
+    assert post_form(node, f"/settings/subscriptions/{ours}/billing", {}, session=other).status == 404
+    assert post_form(node, f"/settings/subscriptions/{ours}/cancel", {}, session=other).status == 404
+    assert post_form(node, "/settings/subscriptions/sub_nosuch/billing", {}, session=other).status == 404
 
 
 def test_btcpay_subscription_renews_by_one_mailed_invoice_per_period(shop):
