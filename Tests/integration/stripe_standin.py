@@ -11,8 +11,8 @@ Billing (stripe.com/docs/billing/subscriptions/build-subscriptions): a session i
 `checkout.session.completed` then the first invoice's `invoice.paid` (billing_reason
 `subscription_create`; 0 during a trial); `POST /v1/subscriptions/{id}` (`cancel_at_period_end`) sends
 `customer.subscription.updated`; `POST /v1/billing_portal/sessions` answers a portal session whose
-`url` is a page here. For the test: `renew(sub)` (or `POST /_test/subscriptions/{id}/renew`) makes
-the next period's invoice and its `invoice.paid` event, and `fail(sub)` an `invoice.payment_failed`."""
+`url` is a page here. For the test: `renew(sub)` makes the next period's invoice and its
+`invoice.paid` event, and `fail(sub)` an `invoice.payment_failed`."""
 import html
 import http.server
 import itertools
@@ -59,11 +59,6 @@ class StripeStandIn(BackgroundServer):
                 elif self.path == "/v1/billing_portal/sessions":
                     status, body = standin._create_portal_session(dict(self.headers), raw)
                     self._send(status, body)
-                elif self.path.startswith("/_test/subscriptions/") and self.path.endswith("/renew"):
-                    sub = self.path[len("/_test/subscriptions/"):-len("/renew")]
-                    if sub not in standin.subscriptions:
-                        return self._send(404, {"error": {"message": "No such subscription"}})
-                    self._send(200, standin.deliver(standin.renew(sub))[1])
                 elif self.path.startswith("/pay/"):
                     session = standin.sessions.get(self.path[len("/pay/"):])
                     if not session:
