@@ -230,13 +230,13 @@ extension PaymentsTests {
 
             // Past due, then cancelled at the period's end at Stripe, then nothing paid past the grace: ended.
             let failed = try await book.apply(SubscriptionEvent(gateway: "stripe", id: "evt_5", kind: .paymentFailed("declined"), ref: "sub_A"))
-            XCTAssertEqual(failed, .ignored("past due: declined"), at)
+            XCTAssertEqual(failed, .subscription("past due: declined"), at)
             let cancelled = try await book.apply(SubscriptionEvent(gateway: "stripe", id: "evt_6", kind: .cancelAtPeriodEnd(true), ref: "sub_A"))
-            XCTAssertEqual(cancelled, .ignored("cancelled at the period's end"), at)
+            XCTAssertEqual(cancelled, .subscription("cancelled at the period's end"), at)
             sub = try await book.subscriptions(account: "sam")[0]
             XCTAssertEqual([sub.state.rawValue, "\(sub.cancelAtPeriodEnd)"], ["past_due", "true"], at)
             let uncancelled = try await book.apply(SubscriptionEvent(gateway: "stripe", id: "evt_7", kind: .cancelAtPeriodEnd(false), ref: "sub_A"))
-            XCTAssertEqual(uncancelled, .ignored("renews again"), at)
+            XCTAssertEqual(uncancelled, .subscription("renews again"), at)
             clock.advance(days: 2)
             entitled = try await book.isEntitled("sam", to: .channel, "chan")
             XCTAssertTrue(entitled, "\(at): access during the grace")
@@ -263,7 +263,7 @@ extension PaymentsTests {
             let trialEnd = now().addingTimeInterval(14 * 86_400)
             let trial = try await book.apply(SubscriptionEvent(gateway: "stripe", id: "evt_l1", kind: .trial(until: trialEnd), ref: "sub_L",
                                                                order: lees.id, customer: "cus_L"))
-            XCTAssertEqual(trial, .applied(.open), at)
+            XCTAssertEqual(trial, .subscription("a free trial"), at)
             entitled = try await book.isEntitled("lee", to: .channel, "chan")
             XCTAssertTrue(entitled, at)
             clock.advance(days: 14)

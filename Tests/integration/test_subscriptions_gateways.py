@@ -147,13 +147,13 @@ def test_stripe_subscription_renewals_portal_and_cancel(shop, chromium):  # noqa
     assert "cancelled: ends" in web.text() and "Manage billing" in web.text()
     assert token_status(chromium, sid) == 200, "access until the period's end"
     # A charge failed at Stripe: past due, access kept through the grace while Stripe retries.
-    assert outcome(stripe.deliver(stripe.fail(sub))) == "ignored: past due: Stripe could not charge the period"
+    assert outcome(stripe.deliver(stripe.fail(sub))) == "subscription: past due: Stripe could not charge the period"
     assert token_status(chromium, sid) == 200
     web.open("/settings/purchases")
     assert "renewal failed: tried again" in web.text()
     # Stripe ends it (the period is over): access ends.
     assert outcome(stripe.send_event("customer.subscription.deleted", {**stripe.subscriptions[sub], "status": "canceled"})) \
-        == "ignored: ended: ended at Stripe"
+        == "subscription: ended: ended at Stripe"
     assert token_status(chromium, sid) == 403
 
 

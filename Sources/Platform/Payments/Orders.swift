@@ -103,6 +103,8 @@ package enum EventOutcome: Equatable, Sendable {
     case unknownOrder
     /// The event did not move the order (already in a later state): nothing changed.
     case ignored(String)
+    /// A provider's subscription changed as said (past due, cancelled at the period's end, ended, a trial).
+    case subscription(String)
 
     /// Stored with the event: what a repeat is answered.
     package var summary: String {
@@ -111,6 +113,7 @@ package enum EventOutcome: Equatable, Sendable {
         case .duplicate(let s): return s
         case .unknownOrder: return "unknown order"
         case .ignored(let why): return "ignored: \(why)"
+        case .subscription(let what): return "subscription: \(what)"
         }
     }
 }

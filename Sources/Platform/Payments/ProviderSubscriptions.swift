@@ -126,7 +126,7 @@ extension PaymentBook {
             // The order paid nothing: it stays open, naming the subscription its checkout started.
             try await s.update("orders").set("subscription_id", to: SQLBind(id)).set("reason", to: SQLBind("a free trial: nothing charged yet"))
                 .where("id", .equal, order.id).run()
-            return .applied(.open)
+            return .subscription("a free trial")
         case .paymentFailed(let why):
             guard let sub else { return .unknownOrder }
             guard sub.state != .ended else { return .ignored("the subscription ended") }
@@ -134,17 +134,17 @@ extension PaymentBook {
                 .set("attempts", to: SQLBind(sub.attempts + 1)).set("updated_at", to: SQLBind(at.timeIntervalSince1970)).where("id", .equal, sub.id).run()
             try await s.update("entitlements").set("ends_at", to: SQLBind(sub.periodEnd.timeIntervalSince1970 + policy.grace))
                 .where("order_id", .equal, sub.id).run()
-            return .ignored("past due: \(why.prefix(200))")
+            return .subscription("past due: \(why.prefix(200))")
         case .cancelAtPeriodEnd(let cancel):
             guard let sub else { return .unknownOrder }
             try await s.update("subscriptions").set("cancel_at_period_end", to: SQLBind(cancel ? 1 : 0))
                 .set("updated_at", to: SQLBind(at.timeIntervalSince1970)).where("id", .equal, sub.id).run()
-            return .ignored(cancel ? "cancelled at the period's end" : "renews again")
+            return .subscription(cancel ? "cancelled at the period's end" : "renews again")
         case .ended(let why):
             guard let sub else { return .unknownOrder }
             guard sub.state != .ended else { return .ignored("ended already") }
             try await endSubscription(sub.id, in: s, at: at)
-            return .ignored("ended: \(why.prefix(200))")
+            return .subscription("ended: \(why.prefix(200))")
         }
     }
 
