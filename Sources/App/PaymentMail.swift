@@ -21,10 +21,19 @@ struct PaymentMail: Sendable {
             logger.warning("payments: an outbox item for an order or buyer that is gone", metadata: ["order": "\(item.order)"])
             return
         }
-        let title = await catalog.find(id: order.itemID)?.title ?? order.itemID
-        let link = "\(publicURL)/watch/\(order.itemID)"
+        // A channel's order is named by the channel (its id is an account's, not a stream's).
+        var channel: String?
+        if order.item == .channel { channel = (try? await accounts.account(id: order.itemID))?.displayName ?? "the channel" }
+        let stream = channel == nil ? await catalog.find(id: order.itemID)?.title : nil
+        let title = channel.map { "a subscription to \($0)" } ?? stream ?? order.itemID
+        let link = channel == nil ? "\(publicURL)/watch/\(order.itemID)" : "\(publicURL)/settings/purchases"
         let facts = "Order: \(order.id)\nAmount: \(order.amount)\nDate: \(Self.date(order.createdAt))\n"
         switch item.kind {
+        case "receipt" where channel != nil:
+            try await send(buyer.email, "Your subscription to \(channel ?? "")",
+                           "Thank you, \(buyer.displayName). Your subscription to \(channel ?? "") is paid for the next "
+                           + "\(order.plan == .year ? "year" : "month"): it opens every paid stream and recording of the channel.\n\n"
+                           + "Your subscriptions: \(link)\n\n\(facts)")
         case "receipt":
             try await send(buyer.email, "Your ticket for \(title)",
                            "Thank you, \(buyer.displayName). Your ticket for \(title) is ready: it opens the live broadcast and its "
@@ -32,7 +41,7 @@ struct PaymentMail: Sendable {
         case "refund", "chargeback":
             try await send(buyer.email, "Your payment for \(title) was \(item.kind == "refund" ? "refunded" : "disputed")",
                            "Your payment for \(title) was \(item.kind == "refund" ? "refunded" : "disputed with your bank"); "
-                           + "the ticket no longer opens it.\n\n\(facts)")
+                           + "\(channel == nil ? "the ticket no longer opens it" : "the subscription has ended").\n\n\(facts)")
         case "refund-duplicate":
             logger.warning("payments: a second payment for what the buyer holds already: refund it",
                            metadata: ["order": "\(order.id)", "gateway": "\(order.gateway)", "amount": "\(order.amount)"])
@@ -45,9 +54,8 @@ struct PaymentMail: Sendable {
                 return
             }
             let pay = try await btcpay.checkoutLink(invoice: invoice)
-            let channel = (try? await accounts.account(id: order.itemID))?.displayName ?? "the channel"
-            try await send(buyer.email, "Renew your subscription to \(channel)",
-                           "Your subscription to \(channel) is due for renewal: \(order.amount) for the next \(order.plan == .year ? "year" : "month").\n\n"
+            try await send(buyer.email, "Renew your subscription to \(channel ?? "the channel")",
+                           "Your subscription to \(channel ?? "the channel") is due for renewal: \(order.amount) for the next \(order.plan == .year ? "year" : "month").\n\n"
                            + "Pay here (Bitcoin or Lightning): \(pay)\n\nUnpaid, it ends when the grace period is over.\n\n\(facts)")
         default:
             logger.warning("payments: an outbox item of an unknown kind", metadata: ["kind": "\(item.kind)"])

@@ -264,6 +264,9 @@ def test_btcpay_subscription_renews_by_one_mailed_invoice_per_period(shop):
     with db(node) as c:
         state, period, end = c.execute("SELECT state, period, period_end FROM subscriptions WHERE account_id = ?", (account,)).fetchone()
     assert (state, period) == ("active", 2) and end > time.time() + 27 * 86400
+    # A receipt for each period paid, naming the channel.
+    wait_for(lambda: len([m for m in node.smtp.messages_to("sats@example.com")
+                          if m.message["Subject"] == "Your subscription to Creator"]) == 2, 15, "a receipt per period")
 
 
 def test_the_ledger_balances_after_every_gateway(shop):
