@@ -171,6 +171,8 @@ def test_a_stripe_trial_once_per_account_then_stripe_charges(shop):
     sub = trial["data"]["object"]["subscription"]
     with db(node) as c:
         assert c.execute("SELECT state, period FROM subscriptions WHERE provider_ref = ?", (sub,)).fetchone() == ("trialing", 0)
+    page = http("GET", f"{node.base}/settings/purchases", headers={"Cookie": f"st_session={fan}"}).body.decode()
+    assert "49.00 EUR a year · free trial, renews" in page and "<td>free trial</td>" in page and "not paid" not in page, page
     # The trial is over: Stripe charges the first year, applied once.
     assert outcome(stripe.deliver(stripe.renew(sub))) == "applied: paid"
     with db(node) as c:

@@ -197,7 +197,8 @@ package struct PaymentPages: Sendable {
             for o in try await book.orders(buyer: caller.accountID) {
                 orders.append(["date": AccountPages.date(o.createdAt), "itemID": o.itemID, "title": await itemTitle(o),
                                "amount": o.amount.description, "gateway": gateways.first { $0.name == o.gateway }?.label ?? o.gateway,
-                               "state": Self.stateName(o.state)])
+                               // The checkout of a provider's free trial paid nothing: not "not paid".
+                               "state": o.state == .open && o.subscriptionID != nil ? "free trial" : Self.stateName(o.state)])
             }
             var subscriptions: [[String: Any]] = []
             for sub in try await book.subscriptions(account: caller.accountID) {
