@@ -1,6 +1,6 @@
 """A stand-in for BTCPay Server's Greenfield API, as its documentation describes it
-(docs.btcpayserver.org/API/Greenfield/v1): `POST /api/v1/stores/{store}/invoices` and
-`GET .../invoices/{id}` (header `Authorization: token KEY`), a checkout page per invoice (`/i/{id}`;
+(docs.btcpayserver.org/API/Greenfield/v1): `POST /api/v1/stores/{store}/invoices`,
+`GET .../invoices/{id}` and `GET .../invoices?orderId=` (header `Authorization: token KEY`), a checkout page per invoice (`/i/{id}`;
 its Pay button settles it), and store webhooks signed `BTCPay-Sig: sha256=<HMAC-SHA256 of the body>`.
 The test can settle an invoice for another amount, or sign a webhook badly, on purpose."""
 import hashlib
@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from servers import BackgroundServer, QuietHandler
@@ -53,6 +54,13 @@ class BTCPayStandIn(BackgroundServer):
                 self._send(404, {"code": "not-found", "message": "not found"})
 
             def do_GET(self):
+                listing = urllib.parse.urlsplit(self.path)
+                if listing.path == f"/api/v1/stores/{STORE}/invoices":
+                    if not self._authorized():
+                        return self._send(401, {"code": "unauthenticated", "message": "Authentication is required"})
+                    wanted = urllib.parse.parse_qs(listing.query).get("orderId", [])
+                    return self._send(200, [standin._public(i) for i in standin.invoices.values()
+                                            if not wanted or i["metadata"].get("orderId") in wanted])
                 prefix = f"/api/v1/stores/{STORE}/invoices/"
                 if self.path.startswith(prefix):
                     if not self._authorized():

@@ -270,6 +270,15 @@ def test_btcpay_subscription_renews_by_one_mailed_invoice_per_period(shop):
     wait_for(lambda: len([m for m in node.smtp.messages_to("sats@example.com")
                           if m.message["Subject"] == "Your subscription to Creator"]) == 2, 15, "a receipt per period")
 
+    # The next period: a renewer that died after BTCPay made the invoice left it there; it is that
+    # invoice the subscriber gets, not a second one.
+    with db(node) as c:
+        (sub_id,) = c.execute("SELECT id FROM subscriptions WHERE account_id = ?", (account,)).fetchone()
+        left = btcpay._create({"amount": "4.99", "currency": "EUR", "metadata": {"orderId": f"ord_r3_{sub_id[4:]}"}})
+        c.execute("UPDATE subscriptions SET period_end = ? WHERE account_id = ?", (time.time() - 60, account))
+    assert Mailbox(node).link("sats@example.com", f"/i/{left['id']}") == f"{btcpay.base}/i/{left['id']}"
+    assert [i["id"] for i in btcpay.invoices.values() if i["metadata"]["orderId"] == f"ord_r3_{sub_id[4:]}"] == [left["id"]]
+
 
 def test_the_ledger_balances_after_every_gateway(shop):
     shop.node.stop()

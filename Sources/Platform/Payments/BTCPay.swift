@@ -79,7 +79,7 @@ package struct BTCPayGateway: PaymentGateway {
         try await call(.GET, settings.invoices + "/" + (id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""), body: nil)
     }
 
-    private func call<T: Decodable>(_ method: HTTPMethod, _ url: String, body: Data?) async throws -> T {
+    func call<T: Decodable>(_ method: HTTPMethod, _ url: String, body: Data?) async throws -> T {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Authorization", value: "token \(settings.apiKey)")

@@ -39,9 +39,19 @@ extension BTCPayGateway {
     /// paid yet (the invoice's webhook pays it).
     package func renew(_ order: Order, book: PaymentBook, title: String, returnURL: String) async throws -> Bool {
         guard try await book.claimInvoice(order) else { return false }
+        // A renewer that died after BTCPay made the invoice left it there: the period's invoice is that one.
+        if let made = try await invoices(orderID: order.id).first(where: { !["Expired", "Invalid"].contains($0.status ?? "") }) {
+            try await book.invoiced(order.id, invoice: made.id)
+            return false
+        }
         let invoice = try await checkout(order, title: title, returnURL: returnURL, cancelURL: returnURL)
         try await book.invoiced(order.id, invoice: invoice.reference ?? "")
         return false
+    }
+
+    /// The store's invoices made for one of our orders (Greenfield lists them by `orderId`).
+    func invoices(orderID: String) async throws -> [Invoice] {
+        try await call(.GET, settings.invoices + "?orderId=" + (orderID.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""), body: nil)
     }
 
     /// Where the subscriber pays an invoice: its checkout link, as BTCPay gives it.
