@@ -19,10 +19,24 @@ struct PaymentMail: Sendable {
             logger.warning("payments: an outbox item for an order or buyer that is gone", metadata: ["order": "\(item.order)"])
             return
         }
-        let title = await catalog.find(id: order.itemID)?.title ?? order.itemID
-        let link = "\(publicURL)/watch/\(order.itemID)"
+        // A channel's order is a subscription to it (named by its owner), anything else a ticket for a stream.
+        let subscription = order.item == .channel
+        let title: String
+        let link: String
+        if subscription {
+            title = (try? await accounts.account(id: order.itemID))?.displayName ?? "a channel"
+            link = publicURL + ((try? await accounts.channels.path(of: order.itemID)) ?? "/")
+        } else {
+            title = await catalog.find(id: order.itemID)?.title ?? order.itemID
+            link = "\(publicURL)/watch/\(order.itemID)"
+        }
         let facts = "Order: \(order.id)\nAmount: \(order.amount)\nDate: \(Self.date(order.createdAt))\n"
+            + "Receipt: \(publicURL)/settings/purchases/\(order.id)\n"
         switch item.kind {
+        case "receipt" where subscription:
+            try await send(buyer.email, "Your subscription to \(title)",
+                           "Thank you, \(buyer.displayName). Your \(order.plan == .year ? "yearly" : "monthly") subscription to \(title) "
+                           + "is paid: it opens every paid stream and recording of the channel.\n\nThe channel: \(link)\n\n\(facts)")
         case "receipt":
             try await send(buyer.email, "Your ticket for \(title)",
                            "Thank you, \(buyer.displayName). Your ticket for \(title) is ready: it opens the live broadcast and its "
@@ -30,12 +44,12 @@ struct PaymentMail: Sendable {
         case "refund", "chargeback":
             try await send(buyer.email, "Your payment for \(title) was \(item.kind == "refund" ? "refunded" : "disputed")",
                            "Your payment for \(title) was \(item.kind == "refund" ? "refunded" : "disputed with your bank"); "
-                           + "the ticket no longer opens it.\n\n\(facts)")
+                           + (subscription ? "the subscription has ended.\n\n\(facts)" : "the ticket no longer opens it.\n\n\(facts)"))
         case "refund-duplicate":
             logger.warning("payments: a second payment for what the buyer holds already: refund it",
                            metadata: ["order": "\(order.id)", "gateway": "\(order.gateway)", "amount": "\(order.amount)"])
             try await send(buyer.email, "You paid twice for \(title)",
-                           "You already had a ticket for \(title), so this second payment will be refunded.\n\n\(facts)")
+                           "You already had \(subscription ? "a subscription to" : "a ticket for") \(title), so this second payment will be refunded.\n\n\(facts)")
         default:
             logger.warning("payments: an outbox item of an unknown kind", metadata: ["kind": "\(item.kind)"])
         }

@@ -147,9 +147,8 @@ package struct PaymentPages: Sendable {
             guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
             var orders: [[String: Any]] = []
             for o in try await book.orders(buyer: caller.accountID) {
-                orders.append(["date": AccountPages.date(o.createdAt), "itemID": o.itemID, "title": await itemTitle(o),
-                               "amount": o.amount.description, "gateway": gateways.first { $0.name == o.gateway }?.label ?? o.gateway,
-                               "state": Self.stateName(o.state)])
+                orders.append(["id": o.id, "date": AccountPages.date(o.createdAt), "link": await itemPath(o), "title": await itemTitle(o),
+                               "amount": o.amount.description, "gateway": gatewayLabel(o), "state": Self.stateName(o.state)])
             }
             var subscriptions: [[String: Any]] = []
             for sub in try await book.subscriptions(account: caller.accountID) {
@@ -164,6 +163,20 @@ package struct PaymentPages: Sendable {
             }
             return try await renderer.render("purchases", ["orders": orders, "anyOrders": !orders.isEmpty, "subscriptions": subscriptions,
                                                            "anySubscriptions": !subscriptions.isEmpty], request, context)
+        }
+        // A receipt: what was bought, for how much, with what, and where the order stands. Only its buyer sees it.
+        routes.get("/settings/purchases/:order") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            let id = try context.parameters.require("order")
+            guard id.utf8.count <= 40, let o = try await book.order(id: id), o.buyer == caller.accountID else {
+                return try await invitations.message("No such purchase", "Check the link you were given.", request, context, status: .notFound)
+            }
+            return try await renderer.render("receipt", [
+                "id": o.id, "date": AccountPages.date(o.createdAt), "title": await itemTitle(o), "link": await itemPath(o),
+                "seller": await channelName(o.seller), "amount": o.amount.description, "gateway": gatewayLabel(o),
+                "gatewayRef": o.gatewayRef ?? "", "hasGatewayRef": o.gatewayRef != nil, "state": Self.stateName(o.state),
+                "paid": o.state == .paid, "reason": o.reason ?? "", "hasReason": o.reason != nil,
+            ], request, context)
         }
         if let paypal = gateways.lazy.compactMap({ $0 as? PayPalGateway }).first {
             // Back from PayPal with the buyer's approval: capture it, then the page they bought from.
@@ -284,6 +297,14 @@ package struct PaymentPages: Sendable {
         if order.item == .channel { return "\(order.plan == .year ? "A year" : "A month") of \(await channelName(order.itemID))" }
         return "A ticket for " + (await catalog.find(id: order.itemID)?.title ?? order.itemID)
     }
+
+    /// Where what an order bought is: the stream's watch page, or the channel's page.
+    func itemPath(_ order: Order) async -> String {
+        guard order.item == .channel else { return "/watch/\(order.itemID)" }
+        return (try? await invitations.service.channels.path(of: order.itemID)) ?? "/"
+    }
+
+    func gatewayLabel(_ order: Order) -> String { gateways.first { $0.name == order.gateway }?.label ?? order.gateway }
 
     func channelName(_ account: String) async -> String {
         (try? await invitations.service.account(id: account))?.displayName ?? "the channel"
