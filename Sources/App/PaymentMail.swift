@@ -4,6 +4,7 @@ import Accounts
 import Catalog
 import Foundation
 import Logging
+import Origin
 import Payments
 
 struct PaymentMail: Sendable {
@@ -19,14 +20,18 @@ struct PaymentMail: Sendable {
             logger.warning("payments: an outbox item for an order or buyer that is gone", metadata: ["order": "\(item.order)"])
             return
         }
-        let title = await catalog.find(id: order.itemID)?.title ?? order.itemID
-        let link = "\(publicURL)/watch/\(order.itemID)"
+        // A recording sold alone is named by its stream's title; its link is its own page.
+        let isRecording = order.item == .recording
+        let titled = isRecording ? RecordingManifest.parse(id: order.itemID)?.stream ?? order.itemID : order.itemID
+        let title = (isRecording ? "a recording of " : "") + (await catalog.find(id: titled)?.title ?? titled)
+        let link = "\(publicURL)/\(isRecording ? "recordings" : "watch")/\(order.itemID)"
+        let opens = isRecording ? "it opens this recording only" : "it opens the live broadcast and its recordings"
         let facts = "Order: \(order.id)\nAmount: \(order.amount)\nDate: \(Self.date(order.createdAt))\n"
         switch item.kind {
         case "receipt":
             try await send(buyer.email, "Your ticket for \(title)",
-                           "Thank you, \(buyer.displayName). Your ticket for \(title) is ready: it opens the live broadcast and its "
-                           + "recordings.\n\nWatch: \(link)\n\n\(facts)")
+                           "Thank you, \(buyer.displayName). Your ticket for \(title) is ready: \(opens)."
+                           + "\n\nWatch: \(link)\n\n\(facts)")
         case "refund", "chargeback":
             try await send(buyer.email, "Your payment for \(title) was \(item.kind == "refund" ? "refunded" : "disputed")",
                            "Your payment for \(title) was \(item.kind == "refund" ? "refunded" : "disputed with your bank"); "
