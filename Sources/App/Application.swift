@@ -414,6 +414,14 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let paymentOutbox = PaymentOutbox(database: database, nodeID: state.nodeID, logger: logger) { try await paymentMail.handle($0) }
     // Subscriptions are renewed by the ring's owner of one key; the test gateway pays at once.
     // (Subscriptions are sold through the test gateway only, so far.)
+    guard config.subscriptionPeriodSeconds >= 0 else {
+        await database.close()
+        throw ConfigurationError("--subscription-period-seconds must be 0 (off) or more")
+    }
+    if config.subscriptionPeriodSeconds > 0 {
+        PaymentBook.testPeriod.withLock { $0 = TimeInterval(config.subscriptionPeriodSeconds) }
+        logger.notice("payments: subscription periods last \(config.subscriptionPeriodSeconds) s (--subscription-period-seconds, for tests only)")
+    }
     let renewals = SubscriptionRenewals(book: payments, interval: .seconds(config.renewalSeconds), logger: logger,
                                         owns: { router.ownsLocally(PaymentBook.renewalKey) }) { order in
         guard order.gateway == "test" else { return false }
