@@ -19,10 +19,15 @@ import time
 import urllib.parse
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
+from browsers import chromium  # noqa: F401 (fixture)
 from conftest import Node, binary, free_port, http, psql, push, wait_for
 from stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn
-from test_accounts import PASSWORD, post_form
+from test_accessibility import Axe, describe, violations
+from test_accounts import PASSWORD, Web, post_form
 from test_cluster import keygen, wait_converged
 from test_payments_cluster import session_of
 from test_private_playback import objects, uris, with_token
@@ -67,6 +72,14 @@ def cluster(tmp_path_factory, postgres_server):
                 node.stop()
 
 
+def axe_clean(browser, what):
+    """axe finds nothing, and nothing is wider than the window (a phone's 390 px too)."""
+    if Axe is not None:
+        found = violations(browser)
+        assert not found, f"{what}: " + describe(found)
+    assert browser.js("return document.documentElement.scrollWidth <= window.innerWidth"), f"{what}: wider than the window"
+
+
 def ledger_verify(url, root):
     out = subprocess.run([binary(), "ledger", "verify", "--data-dir", str(root / "a"), "--database", url],
                          capture_output=True, text=True, timeout=60)
@@ -93,7 +106,7 @@ def recording_urls(node, rid, token):
             "recording segment": f"{prefix}/{rendition}/" + next(n for n in names if n.startswith("seg"))}
 
 
-def test_every_url_on_every_node_opens_for_what_was_bought(cluster):
+def test_every_url_on_every_node_opens_for_what_was_bought(cluster, chromium):  # noqa: F811
     nodes, standin, db, root = cluster
     a, b, c = nodes
     creator = session_of(a, "creator@example.com")
@@ -190,6 +203,46 @@ def test_every_url_on_every_node_opens_for_what_was_bought(cluster):
         # Another recording of the stream: the stream's ticket reaches it (none there: 404), the recording's not.
         assert http("GET", with_token(f"{node.base}/recordings/{other}/master.m3u8", rec_token)).status == 403
         assert http("GET", with_token(f"{node.base}/recordings/{other}/master.m3u8", fan_token)).status == 404
+
+    # In Chromium: the studio's price form (a clear 400), the recording's paywall, bought on the test
+    # gateway's page, then its page plays and renews a token for the recording alone; axe on each page.
+    web = Web(chromium, b)
+    web.sign_in("creator@example.com")
+    for width in (1280, 390):
+        chromium.driver.set_window_size(width, 900)
+        web.open(f"/studio/recordings/{rid}")
+        assert "Now: 4.50 EUR" in web.text()
+        axe_clean(chromium, f"the studio's recording page at {width} px")
+    web.fill(amount="0", currency="EUR")
+    web.submit("Set the price")
+    assert "a price must be more than 0" in web.text()
+    axe_clean(chromium, "the price refused")
+    chromium.driver.delete_all_cookies()
+    web.sign_up("viewer@example.com", name="Viewer")
+    web.open(f"/recordings/{rid}")
+    assert "A ticket costs 4.50 EUR" in web.text() and "It opens this recording only" in web.text()
+    axe_clean(chromium, "the recording's paywall at 390 px")
+    # By keyboard: Tab to the buy button, Enter.
+    buy = chromium.driver.find_element(By.XPATH, "//button[normalize-space()='Buy a ticket for 4.50 EUR']")
+    chromium.driver.find_element(By.TAG_NAME, "body").click()
+    for _ in range(40):
+        if chromium.driver.switch_to.active_element == buy:
+            break
+        ActionChains(chromium.driver).send_keys(Keys.TAB).perform()
+    assert chromium.driver.switch_to.active_element == buy, "the buy button is not reachable by Tab"
+    chromium.js("window.__before = true")
+    buy.send_keys(Keys.ENTER)
+    wait_for(lambda: chromium.js("return !window.__before && document.readyState === 'complete'"), 15, "the test gateway's page")
+    assert web.path().startswith("/pay/test/ord_") and "A ticket for the recording" in web.text(), web.text()
+    web.submit("Pay 4.50 EUR")
+    assert web.path() == f"/recordings/{rid}"
+    wait_for(lambda: chromium.js("return document.getElementById('video').currentTime") > 1, 40, "the recording to play")
+    assert chromium.js("return window.streamtubePlayer.renewURL") == f"/watch/{sid}/token?recording={rid}"
+    renewed = chromium.js(f"return fetch(window.streamtubePlayer.renewURL).then(r => r.json())")
+    assert renewed["expiresIn"] > 300 and http("GET", with_token(f"{c.base}/live/{sid}/master.m3u8?routed=1", renewed["token"])).status == 403
+    assert chromium.js(f"return fetch('/watch/{sid}/token').then(r => r.status)") == 403
+    axe_clean(chromium, "the bought recording's page at 390 px")
+    chromium.driver.set_window_size(1280, 900)
 
     # Refunded at Stripe (delivered to a): no node issues the fan a token any more.
     intent = paid["data"]["object"]["payment_intent"]
