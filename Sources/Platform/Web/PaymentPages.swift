@@ -76,55 +76,18 @@ package struct PaymentPages: Sendable {
             guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
                 return try await invitations.message("No such stream", "Check the link you were given.", request, context, status: .notFound)
             }
-            let form = try await AccountPages.form(request)
-            guard let gateway = gateways.first(where: { $0.name == form["gateway"] }) ?? (form["gateway"] == nil ? gateways.first : nil) else {
-                return try await invitations.message("No such way to pay", "Choose one of the ways the page offers.", request, context,
-                                                     status: .badRequest)
-            }
-            guard record.visibility == .paid else {
-                return try await invitations.message("Not for sale", "\(record.title) is not a paid stream.", request, context, status: .conflict)
-            }
-            do {
-                let order = try await book.createOrder(buyer: caller.accountID, .stream, record.id, plan: .ticket, gateway: gateway.name)
-                let done = gateway.returnURL(for: order, publicURL: publicURL, done: "\(publicURL)/watch/\(record.id)?done=paid")
-                let checkout = try await gateway.checkout(order, title: record.title, returnURL: done, cancelURL: "\(publicURL)/watch/\(record.id)")
-                if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
-                return AccountPages.redirect(checkout.url)
-            } catch let p as PaymentProblem {
-                return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
-            } catch let e as GatewayError {
-                return try await invitations.message("The payment could not start", "\(e.description). Nothing was charged: try again in a moment.",
-                                                     request, context, status: .badGateway)
-            }
+            return try await buy(.stream, record.id, title: record.title, isPaid: record.visibility == .paid, by: caller.accountID,
+                                 page: "/watch/\(record.id)", request, context)
         }
         // A ticket for one recording: it opens that recording and nothing else.
         routes.post("/recordings/:recording/buy") { request, context -> Response in
             let id = try context.parameters.require("recording")
-            let page = "/recordings/\(id.prefix(100))"
-            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.redirect("/signin?next=\(page)") }
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.redirect("/signin?next=/recordings/\(id.prefix(100))") }
             guard id.utf8.count <= 100, let sold = try await recording?(id) else {
                 return try await invitations.message("No such recording", "Check the link you were given.", request, context, status: .notFound)
             }
-            let form = try await AccountPages.form(request)
-            guard let gateway = gateways.first(where: { $0.name == form["gateway"] }) ?? (form["gateway"] == nil ? gateways.first : nil) else {
-                return try await invitations.message("No such way to pay", "Choose one of the ways the page offers.", request, context,
-                                                     status: .badRequest)
-            }
-            guard sold.stream.visibility == .paid else {
-                return try await invitations.message("Not for sale", "\(sold.title) is not a paid recording.", request, context, status: .conflict)
-            }
-            do {
-                let order = try await book.createOrder(buyer: caller.accountID, .recording, sold.id, plan: .ticket, gateway: gateway.name)
-                let done = gateway.returnURL(for: order, publicURL: publicURL, done: "\(publicURL)/recordings/\(sold.id)?done=paid")
-                let checkout = try await gateway.checkout(order, title: sold.title, returnURL: done, cancelURL: "\(publicURL)/recordings/\(sold.id)")
-                if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
-                return AccountPages.redirect(checkout.url)
-            } catch let p as PaymentProblem {
-                return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
-            } catch let e as GatewayError {
-                return try await invitations.message("The payment could not start", "\(e.description). Nothing was charged: try again in a moment.",
-                                                     request, context, status: .badGateway)
-            }
+            return try await buy(.recording, sold.id, title: sold.title, isPaid: sold.stream.visibility == .paid, by: caller.accountID,
+                                 page: "/recordings/\(sold.id)", request, context)
         }
         routes.post("/watch/:id/subscribe") { request, context -> Response in
             let id = try context.parameters.require("id")
@@ -250,6 +213,32 @@ package struct PaymentPages: Sendable {
             }
         }
         return routes
+    }
+
+    /// A ticket for a stream or a recording: an order at its price through the gateway the form
+    /// chose, and the buyer sent to its checkout; back to `page` when done or cancelled.
+    func buy(_ item: ItemKind, _ itemID: String, title: String, isPaid: Bool, by buyer: String, page: String, _ request: Request,
+             _ context: NodeRequestContext) async throws -> Response {
+        let form = try await AccountPages.form(request)
+        guard let gateway = gateways.first(where: { $0.name == form["gateway"] }) ?? (form["gateway"] == nil ? gateways.first : nil) else {
+            return try await invitations.message("No such way to pay", "Choose one of the ways the page offers.", request, context,
+                                                 status: .badRequest)
+        }
+        guard isPaid else {
+            return try await invitations.message("Not for sale", "\(title) is not a paid \(item.rawValue).", request, context, status: .conflict)
+        }
+        do {
+            let order = try await book.createOrder(buyer: buyer, item, itemID, plan: .ticket, gateway: gateway.name)
+            let done = gateway.returnURL(for: order, publicURL: publicURL, done: "\(publicURL)\(page)?done=paid")
+            let checkout = try await gateway.checkout(order, title: title, returnURL: done, cancelURL: "\(publicURL)\(page)")
+            if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
+            return AccountPages.redirect(checkout.url)
+        } catch let p as PaymentProblem {
+            return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
+        } catch let e as GatewayError {
+            return try await invitations.message("The payment could not start", "\(e.description). Nothing was charged: try again in a moment.",
+                                                 request, context, status: .badGateway)
+        }
     }
 
     /// The paywall: what the stream is, its price, and how to buy a ticket (402).
