@@ -3,8 +3,8 @@ node's failover (issue 17): one cluster of three nodes on one PostgreSQL databas
 
 1. A paid stream on the air (a few seconds) and its recording. Without a token every URL is 403; a
 stream ticket (bought with a card through the Stripe stand-in) opens the live stream's master, media
-playlists (blocking reload too), init, segments, parts, the DVR's EVENT playlist and the recording's
-files, MP4 and picture; a ticket for the recording alone (the test gateway) opens that recording's
+playlists (blocking reload too), init, segments, parts, its picture, the DVR's EVENT playlist and the
+recording's files, MP4 and picture; a ticket for the recording alone (the test gateway) opens that recording's
 files and none of the live stream's, nor another recording's. A refund by webhook: no new token from
 that moment, on any node; tokens already out expire within their lifetime (600 s, the default of the
 pages' tokens: no flag shortens it).
@@ -168,9 +168,11 @@ def test_every_url_on_every_node_opens_for_what_was_bought(cluster, chromium):  
         page = as_(buyer, a, f"/recordings/{rid}")
         assert page.status == 200 and 'data-token="' in page.text
 
-        # The live stream and the recording being made (the DVR), on every node.
+        # The live stream (its picture too) and the recording being made (the DVR), on every node.
+        wait_for(lambda: http("GET", with_token(f"{a.base}/thumbnails/{sid}.jpg", fan_token)).status == 200, 30, "a picture of it")
         for node in nodes:
             live, _, media = objects(node.base, sid, fan_token)
+            live["picture"] = f"{node.base}/thumbnails/{sid}.jpg"
             first = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", media).group(1))
             live["blocking playlist"] = live["playlist"] + f"?_HLS_msn={first}&_HLS_part=0"
             dvr_master = http("GET", with_token(f"{node.base}/recordings/{rid}/master.m3u8", fan_token))
