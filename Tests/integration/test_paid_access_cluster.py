@@ -155,6 +155,13 @@ def test_every_url_on_every_node_opens_for_what_was_bought(cluster, chromium):  
         wall = as_(buyer, c, f"/recordings/{rid}")
         assert wall.status == 402 and "4.50 EUR" in wall.text and "It opens this recording only" in wall.text, wall.status
         assert as_(buyer, c, f"/watch/{sid}/token?recording={rid}").status == 403
+        # Bad input: clear answers, nothing made.
+        assert post_form(c, f"/recordings/{sid}-1-1/buy", {"gateway": "test"}, session=buyer).status == 404
+        assert post_form(c, f"/recordings/{'x' * 200}/buy", {"gateway": "test"}, session=buyer).status == 404
+        assert post_form(c, f"/recordings/{rid}/buy", {"gateway": "nosuch"}, session=buyer).status == 400
+        assert post_form(c, f"/recordings/{rid}/buy", {"gateway": "test"}).headers["Location"] == f"/signin?next=/recordings/{rid}"
+        assert as_(buyer, c, f"/watch/{sid}/token?recording={sid}-1-1").status == 404
+        assert as_(buyer, c, f"/watch/{sid}/token?recording={'x' * 200}").status == 404
         order = post_form(c, f"/recordings/{rid}/buy", {"gateway": "test"}, session=buyer)
         assert order.status == 303 and order.headers["Location"].startswith("/pay/test/ord_"), (order.status, order.text)
         back = urllib.parse.parse_qs(urllib.parse.urlparse(order.headers["Location"]).query)["back"][0]
