@@ -4,6 +4,7 @@ import Accounts
 import Catalog
 import Foundation
 import Logging
+import Origin
 import Payments
 
 struct PaymentMail: Sendable {
@@ -19,17 +20,21 @@ struct PaymentMail: Sendable {
             logger.warning("payments: an outbox item for an order or buyer that is gone", metadata: ["order": "\(item.order)"])
             return
         }
-        // A channel's order is a subscription to it (named by its owner), anything else a ticket for a stream.
+        // A channel's order is a subscription to it (named by its owner); a recording sold alone is
+        // named by its stream's title and linked to its own page; anything else is a stream's ticket.
         let subscription = order.item == .channel
+        let isRecording = order.item == .recording
         let title: String
         let link: String
         if subscription {
             title = (try? await accounts.account(id: order.itemID))?.displayName ?? "a channel"
             link = publicURL + ((try? await accounts.channels.path(of: order.itemID)) ?? "/")
         } else {
-            title = await catalog.find(id: order.itemID)?.title ?? order.itemID
-            link = "\(publicURL)/watch/\(order.itemID)"
+            let titled = isRecording ? RecordingManifest.parse(id: order.itemID)?.stream ?? order.itemID : order.itemID
+            title = (isRecording ? "a recording of " : "") + (await catalog.find(id: titled)?.title ?? titled)
+            link = "\(publicURL)/\(isRecording ? "recordings" : "watch")/\(order.itemID)"
         }
+        let opens = isRecording ? "it opens this recording only" : "it opens the live broadcast and its recordings"
         let facts = "Order: \(order.id)\nAmount: \(order.amount)\nDate: \(Self.date(order.createdAt))\n"
             + "Receipt: \(publicURL)/settings/purchases/\(order.id)\n"
         switch item.kind {
@@ -39,8 +44,8 @@ struct PaymentMail: Sendable {
                            + "is paid: it opens every paid stream and recording of the channel.\n\nThe channel: \(link)\n\n\(facts)")
         case "receipt":
             try await send(buyer.email, "Your ticket for \(title)",
-                           "Thank you, \(buyer.displayName). Your ticket for \(title) is ready: it opens the live broadcast and its "
-                           + "recordings.\n\nWatch: \(link)\n\n\(facts)")
+                           "Thank you, \(buyer.displayName). Your ticket for \(title) is ready: \(opens)."
+                           + "\n\nWatch: \(link)\n\n\(facts)")
         case "refund", "chargeback":
             try await send(buyer.email, "Your payment for \(title) was \(item.kind == "refund" ? "refunded" : "disputed")",
                            "Your payment for \(title) was \(item.kind == "refund" ? "refunded" : "disputed with your bank"); "
