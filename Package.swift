@@ -206,7 +206,8 @@ let package = Package(
                         .embedInCode("Templates/cohosts.mustache"),
                         .embedInCode("Templates/paywall.mustache"), .embedInCode("Templates/pay_test.mustache"),
                         .embedInCode("Templates/price.mustache"), .embedInCode("Templates/earnings.mustache"),
-                        .embedInCode("Templates/purchases.mustache"), .embedInCode("Templates/subscription.mustache")]
+                        .embedInCode("Templates/purchases.mustache"), .embedInCode("Templates/subscription.mustache"),
+                        .embedInCode("Templates/receipt.mustache")]
         ),
         // The platform's mail: messages (RFC 5322, RFC 2047, quoted-printable), an SMTP client
         // (STARTTLS, TLS, AUTH) and the outbox folder used when no SMTP server is configured.

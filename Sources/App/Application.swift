@@ -236,6 +236,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         if (try? await payments.isEntitled(account, to: .stream, stream.id)) == true { return true }
         guard let owner = stream.owner else { return false }
         return (try? await payments.isEntitled(account, to: .channel, owner)) == true
+    }, entitledToRecording: { recording, account in
+        (try? await payments.isEntitled(account, to: .recording, recording)) == true
     })
     let live = LiveRoutes(streams: streams, edge: edge, info: info, playback: playback)
 
@@ -316,11 +318,19 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         streams.all.filter { $0.1.status.publishing || ($0.1.isReplica && $0.1.isLive(rendition: LiveStream.sourceRendition)) }.map(\.0)
     }
     let paymentPages = PaymentPages(book: payments, gateways: gateways, service: accounts, catalog: catalog, renderer: renderer,
-                                    publicURL: accounts.settings.publicURL, send: try config.sendMail(logger: logger))
+                                    publicURL: accounts.settings.publicURL, send: try config.sendMail(logger: logger), recording: { id in
+        guard let item = try await recordingService.item(id: id) else { return nil }
+        var stream = item.stream
+        stream.visibility = item.visibility
+        return SoldRecording(id: id, title: item.title, stream: stream)
+    })
     platform.addRoutes(paymentPages.collection)
     platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, playback: issuer,
                                  paywall: { record, request, context in try await paymentPages.paywall(record, request, context) },
                                  recordings: recordingStore, recordingDetails: { try? await recordingDetails.details(id: $0) },
+                                 recordingPaywall: { id, title, record, request, context in
+                                     try await paymentPages.recordingPaywall(id, title: title, record, request, context)
+                                 },
                                  redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
     }, live: liveIDs).collection)
@@ -359,7 +369,18 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     platform.addRoutes(ChannelPages(service: accounts, catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL,
                                     live: liveIDs, hasThumbnail: { thumbnails.store.exists(id: $0) },
                                     pastBroadcasts: recordingPages.published).collection)
-    platform.addRoutes(RecordingPages(source: recordingPages, renderer: renderer).collection)
+    // A recording sold alone: its price, set by whoever owns its stream, the stream's owner the seller.
+    let recordingPrices = RecordingPrices(current: { r in
+        try await payments.price(.recording, r.id, plan: .ticket)?.amount.description
+    }, set: { caller, r, amount, currency in
+        do {
+            let seller = await catalog.find(id: r.streamID)?.owner ?? caller.accountID
+            _ = try await payments.setPrice(.recording, r.id, plan: .ticket, seller: seller, amount: try Money.parse(amount, currency: currency))
+        } catch let p as PaymentProblem {
+            throw Problem.badRequest(p.description)
+        }
+    })
+    platform.addRoutes(RecordingPages(source: recordingPages, renderer: renderer, prices: recordingPrices).collection)
 
     // Cached media is answered on the event loop, in front of the router.
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)
@@ -393,8 +414,16 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                   btcpay: gateways.lazy.compactMap { $0 as? BTCPayGateway }.first)
     let paymentOutbox = PaymentOutbox(database: database, nodeID: state.nodeID, logger: logger) { try await paymentMail.handle($0) }
     // Subscriptions are renewed by the ring's owner of one key; the test gateway pays at once.
-    // Those Stripe keeps are renewed by its webhooks, never charged here (`renewDue` skips them);
-    // a BTCPay one by a new invoice each period, mailed, paid by its webhook.
+    // Those Stripe and PayPal keep are renewed by their webhooks, never charged here (`renewDue`
+    // skips them); a BTCPay one by a new invoice each period, mailed, paid by its webhook.
+    guard config.subscriptionPeriodSeconds >= 0 else {
+        await database.close()
+        throw ConfigurationError("--subscription-period-seconds must be 0 (off) or more")
+    }
+    if config.subscriptionPeriodSeconds > 0 {
+        PaymentBook.testPeriod.withLock { $0 = TimeInterval(config.subscriptionPeriodSeconds) }
+        logger.notice("payments: subscription periods last \(config.subscriptionPeriodSeconds) s (--subscription-period-seconds, for tests only)")
+    }
     let btcpay = gateways.lazy.compactMap { $0 as? BTCPayGateway }.first
     let renewals = SubscriptionRenewals(book: payments, interval: .seconds(config.renewalSeconds), logger: logger,
                                         owns: { router.ownsLocally(PaymentBook.renewalKey) }) { order in

@@ -68,6 +68,8 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var platformFee = "0"
     package var testPayments = "auto"
     package var renewalSeconds = 30
+    /// For tests only: a subscription's period in seconds instead of a calendar month or year (0: off).
+    package var subscriptionPeriodSeconds = 0
     package var stripeSecretKey: String?
     package var stripeWebhookSecret: String?
     package var stripeAPIBase = "https://api.stripe.com"
@@ -193,6 +195,7 @@ extension NodeConfiguration {
             .text("platformFee", \.platformFee, "The platform's fee on every sale, in percent (0 to 50, up to two decimals, e.g. 10 or 2.5)."),
             .text("testPayments", \.testPayments, "The built-in test gateway, a page on the node that pays at once and moves no money (for trying the platform): on, off, or auto (on while no payment provider is configured)."),
             .int("renewalSeconds", \.renewalSeconds, "How often the node that runs subscription renewals looks for what is due (seconds)."),
+            .int("subscriptionPeriodSeconds", \.subscriptionPeriodSeconds, "For tests only: every subscription period lasts this many seconds instead of a month or a year (0: off, the calendar's)."),
             .text("stripeSecretKey", \.stripeSecretKey, "Stripe: the secret API key (sk_...; give it by environment or file). With the webhook secret, buyers can pay by card through Stripe Checkout."),
             .text("stripeWebhookSecret", \.stripeWebhookSecret, "Stripe: the signing secret of the webhook endpoint PUBLIC_URL/webhooks/stripe (whsec_...)."),
             .text("stripeApiBase", \.stripeAPIBase, "Stripe: the API's address (a stand-in's in tests)."),

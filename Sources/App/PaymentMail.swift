@@ -4,6 +4,7 @@ import Accounts
 import Catalog
 import Foundation
 import Logging
+import Origin
 import Payments
 
 struct PaymentMail: Sendable {
@@ -21,32 +22,41 @@ struct PaymentMail: Sendable {
             logger.warning("payments: an outbox item for an order or buyer that is gone", metadata: ["order": "\(item.order)"])
             return
         }
-        // A channel's order is named by the channel (its id is an account's, not a stream's).
-        var channel: String?
-        if order.item == .channel { channel = (try? await accounts.account(id: order.itemID))?.displayName ?? "the channel" }
-        let stream = channel == nil ? await catalog.find(id: order.itemID)?.title : nil
-        let title = channel.map { "a subscription to \($0)" } ?? stream ?? order.itemID
-        let link = channel == nil ? "\(publicURL)/watch/\(order.itemID)" : "\(publicURL)/settings/purchases"
+        // A channel's order is a subscription to it (named by its owner); a recording sold alone is
+        // named by its stream's title and linked to its own page; anything else is a stream's ticket.
+        let subscription = order.item == .channel
+        let isRecording = order.item == .recording
+        let title: String
+        let link: String
+        if subscription {
+            title = (try? await accounts.account(id: order.itemID))?.displayName ?? "a channel"
+            link = publicURL + ((try? await accounts.channels.path(of: order.itemID)) ?? "/")
+        } else {
+            let titled = isRecording ? RecordingManifest.parse(id: order.itemID)?.stream ?? order.itemID : order.itemID
+            title = (isRecording ? "a recording of " : "") + (await catalog.find(id: titled)?.title ?? titled)
+            link = "\(publicURL)/\(isRecording ? "recordings" : "watch")/\(order.itemID)"
+        }
+        let opens = isRecording ? "it opens this recording only" : "it opens the live broadcast and its recordings"
         let facts = "Order: \(order.id)\nAmount: \(order.amount)\nDate: \(Self.date(order.createdAt))\n"
+            + "Receipt: \(publicURL)/settings/purchases/\(order.id)\n"
         switch item.kind {
-        case "receipt" where channel != nil:
-            try await send(buyer.email, "Your subscription to \(channel ?? "")",
-                           "Thank you, \(buyer.displayName). Your subscription to \(channel ?? "") is paid for the next "
-                           + "\(order.plan == .year ? "year" : "month"): it opens every paid stream and recording of the channel.\n\n"
-                           + "Your subscriptions: \(link)\n\n\(facts)")
+        case "receipt" where subscription:
+            try await send(buyer.email, "Your subscription to \(title)",
+                           "Thank you, \(buyer.displayName). Your \(order.plan == .year ? "yearly" : "monthly") subscription to \(title) "
+                           + "is paid: it opens every paid stream and recording of the channel.\n\nThe channel: \(link)\n\n\(facts)")
         case "receipt":
             try await send(buyer.email, "Your ticket for \(title)",
-                           "Thank you, \(buyer.displayName). Your ticket for \(title) is ready: it opens the live broadcast and its "
-                           + "recordings.\n\nWatch: \(link)\n\n\(facts)")
+                           "Thank you, \(buyer.displayName). Your ticket for \(title) is ready: \(opens)."
+                           + "\n\nWatch: \(link)\n\n\(facts)")
         case "refund", "chargeback":
             try await send(buyer.email, "Your payment for \(title) was \(item.kind == "refund" ? "refunded" : "disputed")",
                            "Your payment for \(title) was \(item.kind == "refund" ? "refunded" : "disputed with your bank"); "
-                           + "\(channel == nil ? "the ticket no longer opens it" : "the subscription has ended").\n\n\(facts)")
+                           + (subscription ? "the subscription has ended.\n\n\(facts)" : "the ticket no longer opens it.\n\n\(facts)"))
         case "refund-duplicate":
             logger.warning("payments: a second payment for what the buyer holds already: refund it",
                            metadata: ["order": "\(order.id)", "gateway": "\(order.gateway)", "amount": "\(order.amount)"])
             try await send(buyer.email, "You paid twice for \(title)",
-                           "You already had a ticket for \(title), so this second payment will be refunded.\n\n\(facts)")
+                           "You already had \(subscription ? "a subscription to" : "a ticket for") \(title), so this second payment will be refunded.\n\n\(facts)")
         case "renewal-invoice":
             // The period's invoice (BTCPay): its link, as BTCPay gives it; a failure is tried again later.
             guard let btcpay, let invoice = order.gatewayRef else {
@@ -54,8 +64,8 @@ struct PaymentMail: Sendable {
                 return
             }
             let pay = try await btcpay.checkoutLink(invoice: invoice)
-            try await send(buyer.email, "Renew your subscription to \(channel ?? "the channel")",
-                           "Your subscription to \(channel ?? "the channel") is due for renewal: \(order.amount) for the next \(order.plan == .year ? "year" : "month").\n\n"
+            try await send(buyer.email, "Renew your subscription to \(title)",
+                           "Your subscription to \(title) is due for renewal: \(order.amount) for the next \(order.plan == .year ? "year" : "month").\n\n"
                            + "Pay here (Bitcoin or Lightning): \(pay)\n\nUnpaid, it ends when the grace period is over.\n\n\(facts)")
         default:
             logger.warning("payments: an outbox item of an unknown kind", metadata: ["kind": "\(item.kind)"])

@@ -11,11 +11,19 @@ package protocol PlaybackPolicy: Sendable {
     func allowsPlayback(streamID: Substring, token: Substring?) -> Bool
     /// The same question for a stream whose record the caller holds already (the fast path).
     func allowsPlayback(of record: StreamRecord, token: Substring?) -> Bool
+    /// The same for a recording of the stream (its own visibility put in the record).
+    func allowsPlayback(recording: Substring, of record: StreamRecord, token: Substring?) -> Bool
 }
 
 extension PlaybackPolicy {
     package func allowsPlayback(of record: StreamRecord, token: Substring?) -> Bool {
         allowsPlayback(streamID: Substring(record.id), token: token)
+    }
+
+    /// A recording of `record` (its own visibility put in the record): by default what opens
+    /// its stream. A policy with recording-scoped tokens also takes a token for this recording.
+    package func allowsPlayback(recording: Substring, of record: StreamRecord, token: Substring?) -> Bool {
+        allowsPlayback(of: record, token: token)
     }
 }
 
@@ -63,4 +71,14 @@ package protocol PlaybackIssuer: Sendable {
     /// A token for `viewer` to play `stream` for `lifetime` seconds (nil: the default), or nil
     /// when the viewer may not watch it.
     func issue(for stream: StreamRecord, to viewer: PlaybackViewer, lifetime: Int?) async -> PlaybackPass?
+    /// A token for `viewer` to play the recording `recording` of `stream` (its own visibility put
+    /// in the record): the stream's, when they may watch the stream, else one scoped to the
+    /// recording alone when they hold what opens it (a ticket for it); nil otherwise.
+    func issue(recording: String, of stream: StreamRecord, to viewer: PlaybackViewer, lifetime: Int?) async -> PlaybackPass?
+}
+
+extension PlaybackIssuer {
+    package func issue(recording: String, of stream: StreamRecord, to viewer: PlaybackViewer, lifetime: Int?) async -> PlaybackPass? {
+        await issue(for: stream, to: viewer, lifetime: lifetime)
+    }
 }

@@ -14,6 +14,12 @@
 // first key of the keyring signs; every key verifies (rotation). Ids are [A-Za-z0-9_-], 1 to
 // 64 bytes; a token is at most 118 characters (48 for an account's).
 //
+// A recording-scoped token (version 3, the same layout) is bound the same way to one recording's
+// id (up to 100 bytes) instead of a stream's: it opens that recording's files and nothing else — not the live
+// stream, not the stream's other recordings. The version byte is signed, so neither kind passes
+// for the other even where a recording's id and a stream's were spelled alike. It is what a
+// ticket for a recording alone gets (`TokenIssuer.issue(recording:)`).
+//
 // Short because it rides on every request a player makes: a version 1 token (the stream id in
 // it, a 4-byte key id, the whole 32-byte MAC) was twice as long, and the edge's fast path paid
 // for every byte of the longer request line.
@@ -34,6 +40,8 @@ package final class PlaybackTokens: Sendable {
     /// the longest lifetime from now.
     package static let clockSkew = 30
     static let version: UInt8 = 2
+    /// A token bound to one recording, not a stream.
+    static let recordingVersion: UInt8 = 3
     /// Version, key id, expiry, viewer id length.
     static let headerLength = 8
     /// 128 bits of HMAC-SHA256: a forgery is one guess in 2^128, checked online only.
@@ -75,10 +83,20 @@ package final class PlaybackTokens: Sendable {
     /// and when it expires. Nil when an id is not well formed. Whether the viewer may have one
     /// is the issuer's to decide (`PlaybackIssuer.mayWatch`), not this type's.
     package func token(stream: String, viewer: String, lifetime: Int = defaultLifetime) -> (token: String, expiresAt: Int)? {
-        guard Self.isID(stream.utf8), Self.isID(viewer.utf8) else { return nil }
+        make(Self.version, bound: stream, viewer: viewer, lifetime: lifetime)
+    }
+
+    /// A token for `viewer` to play the one recording `recording` (its playlists, files, picture
+    /// and MP4), and nothing else; nil when an id is not well formed.
+    package func token(recording: String, viewer: String, lifetime: Int = defaultLifetime) -> (token: String, expiresAt: Int)? {
+        make(Self.recordingVersion, bound: recording, viewer: viewer, lifetime: lifetime)
+    }
+
+    private func make(_ version: UInt8, bound stream: String, viewer: String, lifetime: Int) -> (token: String, expiresAt: Int)? {
+        guard Self.isID(stream.utf8, max: Self.boundLimit(version)), Self.isID(viewer.utf8) else { return nil }
         let expiry = now() + min(max(lifetime, Self.lifetimes.lowerBound), Self.lifetimes.upperBound)
         let key = keys[0]
-        var bytes: [UInt8] = [Self.version, UInt8(truncatingIfNeeded: key.id >> 8), UInt8(truncatingIfNeeded: key.id)]
+        var bytes: [UInt8] = [version, UInt8(truncatingIfNeeded: key.id >> 8), UInt8(truncatingIfNeeded: key.id)]
         bytes.reserveCapacity(Self.headerLength + viewer.utf8.count + Self.macLength)
         for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: UInt32(expiry) >> UInt32(shift))) }
         bytes.append(UInt8(viewer.utf8.count))
@@ -93,10 +111,10 @@ package final class PlaybackTokens: Sendable {
     where S.Element == UInt8 {
         var hmac = HMAC<SHA256>(key: key)
         hmac.update(data: UnsafeRawBufferPointer(rebasing: body[..<7]))
-        withUnsafeTemporaryAllocation(byteCount: 65, alignment: 1) { s in
+        withUnsafeTemporaryAllocation(byteCount: 101, alignment: 1) { s in
             s[0] = UInt8(truncatingIfNeeded: stream.count)
             var i = 1
-            for c in stream.prefix(64) {
+            for c in stream.prefix(100) {
                 s[i] = c
                 i += 1
             }
@@ -128,6 +146,13 @@ package final class PlaybackTokens: Sendable {
                           viewer: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[vid]), as: UTF8.self), expiresAt: expiry)
         }
         return grant
+    }
+
+    /// Whether `token` is a recording-scoped token for `recording`, unexpired and ours. Asked by
+    /// the recording routes only (never the live fast path), so it keeps no cache: each check
+    /// computes the MAC.
+    package func isValid(_ token: Substring, recording: Substring) -> Bool {
+        check(token, stream: recording, version: Self.recordingVersion) { _, _, _ in }
     }
 
     /// Whether `token` lets its holder play `stream` now: the fast path asks this for every
@@ -222,17 +247,17 @@ package final class PlaybackTokens: Sendable {
         }
     }
 
-    private func check(_ token: Substring, stream: Substring,
+    private func check(_ token: Substring, stream: Substring, version: UInt8 = PlaybackTokens.version,
                        _ found: (UnsafeMutableRawBufferPointer, Range<Int>, Int) -> Void) -> Bool {
         let text = token.utf8
         let count = text.count
         // The shortest token: header, a one-byte viewer id, the MAC.
         guard count <= Self.maxLength, count >= (Self.headerLength + 1 + Self.macLength) * 4 / 3,
-              Self.isID(stream.utf8) else { return false }
+              Self.isID(stream.utf8, max: Self.boundLimit(version)) else { return false }
         return withUnsafeTemporaryAllocation(byteCount: Self.maxLength, alignment: 1) { buffer -> Bool in
             guard let n = Self.decodeBase64URL(text, into: buffer) else { return false }
             let b = UnsafeMutableRawBufferPointer(rebasing: buffer[..<n])
-            guard n > Self.headerLength + Self.macLength, b[0] == Self.version else { return false }
+            guard n > Self.headerLength + Self.macLength, b[0] == version else { return false }
             let keyID = UInt16(b[1]) << 8 | UInt16(b[2])
             let expiry = Int(UInt32(b[3]) << 24 | UInt32(b[4]) << 16 | UInt32(b[5]) << 8 | UInt32(b[6]))
             let viewerLength = Int(b[7])
@@ -261,9 +286,13 @@ package final class PlaybackTokens: Sendable {
         }
     }
 
-    /// An id a token may carry: 1 to 64 of [A-Za-z0-9_-].
-    static func isID<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
-        guard !bytes.isEmpty, bytes.count <= 64 else { return false }
+    /// The longest id a token of `version` is bound to: a stream's is at most 64 bytes, a
+    /// recording's (its stream's, an epoch and a number) at most 100.
+    static func boundLimit(_ version: UInt8) -> Int { version == recordingVersion ? 100 : 64 }
+
+    /// An id a token may carry: 1 to `max` (64) of [A-Za-z0-9_-].
+    static func isID<C: Collection>(_ bytes: C, max: Int = 64) -> Bool where C.Element == UInt8 {
+        guard !bytes.isEmpty, bytes.count <= max else { return false }
         return bytes.allSatisfy { alphabetValue[Int($0)] != 0xFF }
     }
 
@@ -349,6 +378,14 @@ package struct TokenPlayback: PlaybackPolicy {
         guard let token else { return false }
         return tokens.isValid(token, stream: Substring(record.id))
     }
+
+    /// A recording under `record`'s rules (its own visibility put in): its stream's token, or a
+    /// token scoped to this recording.
+    package func allowsPlayback(recording: Substring, of record: StreamRecord, token: Substring?) -> Bool {
+        if allowsPlayback(of: record, token: token) { return true }
+        guard let token else { return false }
+        return tokens.isValid(token, recording: recording)
+    }
 }
 
 /// The node's token issuer: `mayWatch` is the one question asked before any token is made.
@@ -360,12 +397,17 @@ package struct TokenIssuer: PlaybackIssuer {
     /// Whether an account holds a ticket or subscription that opens the (paid) stream; asked
     /// at every issue, so a refund gets no new token from that moment.
     let entitled: @Sendable (StreamRecord, String) async -> Bool
+    /// Whether an account holds a ticket for one recording (by its id); asked at every issue of
+    /// a recording-scoped token, so a refund gets no new one from that moment.
+    let entitledToRecording: @Sendable (String, String) async -> Bool
 
     package init(tokens: PlaybackTokens, invited: @escaping @Sendable (StreamRecord, String) async -> Bool = { _, _ in false },
-                 entitled: @escaping @Sendable (StreamRecord, String) async -> Bool = { _, _ in false }) {
+                 entitled: @escaping @Sendable (StreamRecord, String) async -> Bool = { _, _ in false },
+                 entitledToRecording: @escaping @Sendable (String, String) async -> Bool = { _, _ in false }) {
         self.tokens = tokens
         self.invited = invited
         self.entitled = entitled
+        self.entitledToRecording = entitledToRecording
     }
 
     /// The operator, the stream's owner, admins and invitees; for a paid stream, whoever holds
@@ -385,6 +427,18 @@ package struct TokenIssuer: PlaybackIssuer {
     package func issue(for stream: StreamRecord, to viewer: PlaybackViewer, lifetime: Int?) async -> PlaybackPass? {
         guard await mayWatch(stream, viewer),
               let made = tokens.token(stream: stream.id, viewer: viewer.id, lifetime: lifetime ?? PlaybackTokens.defaultLifetime) else {
+            return nil
+        }
+        return PlaybackPass(token: made.token, expiresAt: Date(timeIntervalSince1970: TimeInterval(made.expiresAt)))
+    }
+
+    /// Whoever may watch the stream (under the recording's visibility) gets the stream's token,
+    /// which opens its recordings too; a signed-in holder of a ticket for this recording alone,
+    /// when it is paid, gets a token that opens this recording and nothing else.
+    package func issue(recording: String, of stream: StreamRecord, to viewer: PlaybackViewer, lifetime: Int?) async -> PlaybackPass? {
+        if let pass = await issue(for: stream, to: viewer, lifetime: lifetime) { return pass }
+        guard stream.visibility == .paid, case .account(let id, _) = viewer, await entitledToRecording(recording, id),
+              let made = tokens.token(recording: recording, viewer: id, lifetime: lifetime ?? PlaybackTokens.defaultLifetime) else {
             return nil
         }
         return PlaybackPass(token: made.token, expiresAt: Date(timeIntervalSince1970: TimeInterval(made.expiresAt)))

@@ -76,9 +76,13 @@ package struct LiveRoutes: Sendable {
     }
 
     /// The same for any route serving a stream's media (its recordings too).
-    static func authorize(_ request: Request, _ record: StreamRecord, playback: any PlaybackPolicy) throws -> Playback {
+    /// `recording`: the request is for that recording's files, which a token scoped to it opens too.
+    static func authorize(_ request: Request, _ record: StreamRecord, recording: String? = nil,
+                          playback: any PlaybackPolicy) throws -> Playback {
         let token = request.uri.queryParameters.get("token").map { Substring($0) }
-        guard playback.allowsPlayback(of: record, token: token) else {
+        let allowed = recording.map { playback.allowsPlayback(recording: Substring($0), of: record, token: token) }
+            ?? playback.allowsPlayback(of: record, token: token)
+        guard allowed else {
             throw Problem(.forbidden, "this stream is private: it needs a valid playback token (?token=)")
         }
         guard let token, record.visibility.isPrivate, PlaybackQuery.isPlain(token) else { return Playback(token: token, carry: nil) }

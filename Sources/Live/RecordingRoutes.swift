@@ -8,7 +8,8 @@
 // `Retry-After`; a node without a copy asks a holder as for the playlists.
 // What people set on a recording is asked on every request, on every node (`RecordingCatalog`,
 // in memory): a deleted recording answers 404; its own visibility, when set, stands for its
-// stream's (the same rules, and the stream's playback tokens); a trim keeps the segments it
+// stream's (the same rules, and the stream's playback tokens, or a token scoped to this one
+// recording: a ticket for it alone); a trim keeps the segments it
 // names (`RecordingTrim`) in the playlists, the files served and the MP4.
 import Catalog
 import Foundation
@@ -120,7 +121,7 @@ package struct RecordingRoutes: Sendable {
         // The recording's own visibility stands for its stream's; the stream's tokens open it.
         var shown = record
         if let set { shown.visibility = set.visibility(of: record) }
-        let access = try LiveRoutes.authorize(request, shown, playback: playback)
+        let access = try LiveRoutes.authorize(request, shown, recording: id, playback: playback)
         if name == .thumbnail, let set, set.thumbnail != nil, let uploaded = try? await details?.store.thumbnail(id: id) {
             return Self.picture(uploaded.jpeg, etag: "\"u-\(uploaded.version)\"", access: access)
         }

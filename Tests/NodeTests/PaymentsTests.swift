@@ -138,6 +138,49 @@ final class PaymentsTests: XCTestCase {
         }
     }
 
+    /// A ticket for one recording: priced and sold as a stream's ticket, it entitles to that
+    /// recording only (not its stream, not another recording); a refund takes it back; bad prices 400.
+    func testARecordingSoldAloneEntitlesToItAloneUntilRefunded() async throws {
+        for location in try await TestDatabases.fresh() {
+            let at = TestDatabases.engine(location)
+            let db = try await open(location)
+            let book = PaymentBook(database: db, feeBasisPoints: 1000)
+            let recording = "s1-1800000000-0"
+            _ = try await book.setPrice(.recording, recording, plan: .ticket, seller: "creator",
+                                        amount: try Money.parse("4.50", currency: "EUR"))
+            let price = try await book.price(.recording, recording, plan: .ticket)
+            XCTAssertEqual(price?.amount.description, "4.50 EUR", at)
+            for (amount, currency) in [("0", "EUR"), ("-1", "EUR"), ("4", "XYZ")] {
+                XCTAssertThrowsError(try Money.parse(amount, currency: currency), "\(at): \(amount) \(currency)") { error in
+                    guard case PaymentProblem.badRequest = error else { return XCTFail("\(at): \(error)") }
+                }
+            }
+            do {
+                _ = try await book.setPrice(.recording, recording, plan: .month, seller: "creator", amount: try Money.parse("1", currency: "EUR"))
+                XCTFail("\(at): a recording is sold as a ticket")
+            } catch PaymentProblem.badRequest {}
+            do {
+                _ = try await book.createOrder(buyer: "buyer", .recording, "s1-1800000000-40", plan: .ticket, gateway: "test")
+                XCTFail("\(at): another recording has no price")
+            } catch PaymentProblem.notFound {}
+            let order = try await book.createOrder(buyer: "buyer", .recording, recording, plan: .ticket, gateway: "test")
+            XCTAssertEqual(order.amount.minorUnits, 450, at)
+            let paid = try await book.apply(TestGateway.paid(order))
+            XCTAssertEqual(paid, .applied(.paid), at)
+            let opens = try await book.isEntitled("buyer", to: .recording, recording)
+            let opensStream = try await book.isEntitled("buyer", to: .stream, "s1")
+            let opensOther = try await book.isEntitled("buyer", to: .recording, "s1-1800000000-40")
+            XCTAssertEqual([opens, opensStream, opensOther], [true, false, false], at)
+            let refunded = try await book.apply(GatewayEvent(gateway: "test", id: "evt_refund", target: .order(order.id), kind: .refunded))
+            XCTAssertEqual(refunded, .applied(.refunded), at)
+            let afterRefund = try await book.isEntitled("buyer", to: .recording, recording)
+            XCTAssertFalse(afterRefund, at)
+            let report = try await book.ledger.verify()
+            XCTAssertTrue(report.isBalanced, at)
+            await db.close()
+        }
+    }
+
     func testARefundBeforeItsPaymentAndARefundAfterRevoke() async throws {
         for location in try await TestDatabases.fresh() {
             let at = TestDatabases.engine(location)

@@ -339,6 +339,71 @@ final class PlaybackTokenTests: XCTestCase {
         await db.close()
     }
 
+    /// A ticket for a recording alone: a token bound to that recording, which opens it and
+    /// neither its live stream nor another recording; the stream's token keeps opening both
+    /// recordings; none is issued once the ticket is gone.
+    func testARecordingScopedTokenOpensThatRecordingAlone() async throws {
+        let sealer = ClusterKeySealer(clusterKeys: [Self.keyA])
+        let db = try await Database.open(.sqlite(path: TestDatabases.tempFile()), logger: Logger(label: "test"), migrations: Migrations.all(sealer: sealer))
+        let catalog = StreamCatalog(store: StreamStore(database: db, sealer: sealer))
+        let paid = try await catalog.create(title: "Paid", owner: "owner1", details: StreamDetails(visibility: .paid))
+        let clock = Clock()
+        let tokens = PlaybackTokens(clusterKeys: [Self.keyA], now: clock.now)
+        let policy = TokenPlayback(catalog: catalog, tokens: tokens)
+        // Recording ids are the stream's, an epoch and a number: up to 100 bytes.
+        let first = "\(paid.id)-1800000000-0", second = "\(paid.id)-1800000000-40"
+        let long = String(repeating: "s", count: 64) + "-4294967295-999999999"
+
+        let scoped = try XCTUnwrap(tokens.token(recording: first, viewer: "buyer1", lifetime: 60))
+        XCTAssertLessThanOrEqual(scoped.token.utf8.count, PlaybackTokens.maxLength)
+        XCTAssertTrue(tokens.isValid(Substring(scoped.token), recording: Substring(first)))
+        XCTAssertTrue(policy.allowsPlayback(recording: Substring(first), of: paid, token: Substring(scoped.token)))
+        XCTAssertFalse(policy.allowsPlayback(recording: Substring(second), of: paid, token: Substring(scoped.token)), "another recording")
+        XCTAssertFalse(policy.allowsPlayback(of: paid, token: Substring(scoped.token)), "the live stream")
+        XCTAssertFalse(policy.allowsPlayback(streamID: Substring(paid.id), token: Substring(scoped.token)))
+        XCTAssertFalse(tokens.isValid(Substring(scoped.token), stream: Substring(first)), "not a stream's token, even under the same id")
+        XCTAssertFalse(policy.allowsPlayback(recording: Substring(first), of: paid, token: nil))
+        XCTAssertFalse(policy.allowsPlayback(recording: Substring(first), of: paid, token: "garbage"))
+        let longToken = try XCTUnwrap(tokens.token(recording: long, viewer: "v"))
+        XCTAssertTrue(tokens.isValid(Substring(longToken.token), recording: Substring(long)))
+        XCTAssertNil(tokens.token(recording: String(repeating: "r", count: 101), viewer: "v"))
+        // A stream's token opens every recording of it; a stream token bound to the recording's id does not pass for a scoped one.
+        let streamToken = try XCTUnwrap(tokens.token(stream: paid.id, viewer: "fan"))
+        XCTAssertTrue(policy.allowsPlayback(recording: Substring(first), of: paid, token: Substring(streamToken.token)))
+        XCTAssertTrue(policy.allowsPlayback(recording: Substring(second), of: paid, token: Substring(streamToken.token)))
+        let lookalike = try XCTUnwrap(tokens.token(stream: String(first.prefix(64)), viewer: "fan"))
+        XCTAssertFalse(tokens.isValid(Substring(lookalike.token), recording: Substring(String(first.prefix(64)))))
+        // Expiry as for streams.
+        clock.seconds.set(1_800_000_061)
+        XCTAssertFalse(tokens.isValid(Substring(scoped.token), recording: Substring(first)))
+        clock.seconds.set(1_800_000_000)
+
+        // Who gets one: the holder of a ticket for the recording (asked at every issue); the stream's
+        // ticket holders get the stream's token; a guest, a stranger and a refunded buyer nothing.
+        let recordingTickets = Mutex<Set<String>>(["buyer1"])
+        let issuer = TokenIssuer(tokens: tokens, entitled: { _, account in account == "fan" },
+                                 entitledToRecording: { id, account in id == first && recordingTickets.withLock { $0.contains(account) } })
+        let bought = try await XCTUnwrapAsync(await issuer.issue(recording: first, of: paid, to: .account(id: "buyer1", isAdmin: false), lifetime: nil))
+        XCTAssertTrue(tokens.isValid(Substring(bought.token), recording: Substring(first)))
+        XCTAssertFalse(tokens.isValid(Substring(bought.token), stream: Substring(paid.id)))
+        let notThatOne = await issuer.issue(recording: second, of: paid, to: .account(id: "buyer1", isAdmin: false), lifetime: nil)
+        XCTAssertNil(notThatOne)
+        let liveForBuyer = await issuer.issue(for: paid, to: .account(id: "buyer1", isAdmin: false), lifetime: nil)
+        XCTAssertNil(liveForBuyer, "a recording's ticket opens no live stream")
+        let fan = try await XCTUnwrapAsync(await issuer.issue(recording: first, of: paid, to: .account(id: "fan", isAdmin: false), lifetime: nil))
+        XCTAssertTrue(tokens.isValid(Substring(fan.token), stream: Substring(paid.id)), "the stream's ticket: the stream's token")
+        let guest = await issuer.issue(recording: first, of: paid, to: .guest(id: "buyer1"), lifetime: nil)
+        XCTAssertNil(guest)
+        var notPaid = paid
+        notPaid.visibility = .inviteOnly
+        let inviteOnly = await issuer.issue(recording: first, of: notPaid, to: .account(id: "buyer1", isAdmin: false), lifetime: nil)
+        XCTAssertNil(inviteOnly, "a ticket opens only a paid recording")
+        recordingTickets.withLock { $0.remove("buyer1") }  // refunded
+        let afterRefund = await issuer.issue(recording: first, of: paid, to: .account(id: "buyer1", isAdmin: false), lifetime: nil)
+        XCTAssertNil(afterRefund)
+        await db.close()
+    }
+
     func XCTUnwrapAsync<T>(_ value: T?, file: StaticString = #filePath, line: UInt = #line) async throws -> T {
         try XCTUnwrap(value, file: file, line: line)
     }

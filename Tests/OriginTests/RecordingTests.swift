@@ -241,6 +241,50 @@ final class RecordingTests: XCTestCase {
         XCTAssertGreaterThan(next.sequence, atStandby.segments[before - 1].sequence)
     }
 
+    /// A graceful handover in the middle of a GOP: the old origin's last segment ends with half a
+    /// GOP that the relay sends the new origin again from its keyframe. The standby's recording
+    /// keeps the old segment only up to that keyframe, so it is as long as the broadcast.
+    func testAHandoverInTheMiddleOfAGOPRecordsTheReplayedFramesOnce() throws {
+        let all = try replication.tags()
+        let whole = LiveStream(id: "whole")
+        let atWhole = Collected()
+        whole.record(to: atWhole.sink)
+        whole.beginPublishing()
+        try replication.feed(whole, all[...])
+        whole.endPublishing()
+        let broadcast = try XCTUnwrap(atWhole.manifest()).duration
+
+        func isKeyframe(_ t: FLVFile.Tag) -> Bool { t.type == 9 && t.body.count > 1 && t.body[0] >> 4 == 1 && t.body[1] == 1 }
+        // The keyframe at 3 s starts the second GOP of a 2 s segment; the origin stops half a GOP later.
+        let k = try XCTUnwrap(all.indices.first { isKeyframe(all[$0]) && all[$0].timestamp >= 3_000 })
+        let stop = try XCTUnwrap(all.indices.first { all[$0].timestamp >= all[k].timestamp + 500 })
+        let (origin, standby, wire) = try replication.publishingPair("rec-handover")
+        let atStandby = Collected()
+        standby.record(to: atStandby.sink)
+        var delivered = 0
+        try replication.feed(origin, all[..<stop])
+        try wire.deliver(to: standby, from: &delivered)
+        let before = wire.batches.withLock { $0.count }
+        origin.endPublishing()
+        // The handover's batches say the stream goes on (the node's Replicator marks them so).
+        wire.batches.withLock { list in for i in before..<list.count { for r in list[i].renditions.indices { list[i].renditions[r].live = true } } }
+        try wire.deliver(to: standby, from: &delivered)
+        XCTAssertEqual(atStandby.endings, 0)
+        standby.beginPublishing()
+        // The relay's replay: the codec headers, its GOP in progress, then the rest.
+        try replication.feed(standby, all.prefix { !isKeyframe($0) && $0.timestamp == 0 })
+        try replication.feed(standby, all[k...])
+        standby.endPublishing()
+
+        let m = try XCTUnwrap(atStandby.manifest())
+        XCTAssertEqual(m.duration, broadcast, accuracy: 0.05, "nothing recorded twice, nothing lost")
+        let segments = atStandby.segments
+        let resumed = try XCTUnwrap(segments.first { $0.discontinuity })
+        let cutSegment = try XCTUnwrap(segments.last { $0.sequence < resumed.sequence })
+        XCTAssertEqual(cutSegment.duration, 1, accuracy: 0.05, "the segment keeps its first GOP only")
+        XCTAssertEqual(Set(segments.map(\.sequence)).count, segments.count)
+    }
+
     func testRecordingIDsAndPlaylistsOfBrokenRecordings() throws {
         let epoch = StreamEpoch(0x1f2a3b4c)
         XCTAssertEqual(RecordingManifest.id(stream: "ab-c_d", epoch: epoch, firstSequence: 12), "ab-c_d-1f2a3b4c-12")

@@ -105,6 +105,8 @@ def test_a_ticket_bought_with_the_test_gateway_opens_a_paid_stream(node, chromiu
                                      if m.message["Subject"] == "Your ticket for Concert"], 15, "the receipt")
         text = str(receipts[0].message)
         assert "Amount: 12.50 EUR" in text and f"/watch/{sid}" in text and "Order: ord_" in text
+        paid_order = order_page.split("/")[-1].split("?")[0]
+        assert f"/settings/purchases/{paid_order}" in text, "the mail links to the receipt page"
         time.sleep(3)
         assert len([m for m in node.smtp.messages_to("fan@example.com") if m.message["Subject"] == "Your ticket for Concert"]) == 1
         # The buyer's purchases; the creator's earnings and payout report.
@@ -112,6 +114,13 @@ def test_a_ticket_bought_with_the_test_gateway_opens_a_paid_stream(node, chromiu
         web.click(chromium.driver.find_element(By.LINK_TEXT, "Your purchases"))
         assert "Concert" in web.text() and "12.50 EUR" in web.text() and "paid" in web.text()
         assert "cancelled or failed" in web.text(), "the cancelled order is listed too"
+        axe_clean(chromium)
+        # Its receipt: what, by whom, how much, with what, paid.
+        web.click(chromium.driver.find_element(By.CSS_SELECTOR, f"a[aria-label='Receipt for order {paid_order}']"))
+        assert web.path() == f"/settings/purchases/{paid_order}"
+        receipt = web.text()
+        for said in ["Receipt", "A ticket for Concert", "Sold by\nCreator", "Amount\n12.50 EUR", "State\npaid", paid_order]:
+            assert said in receipt, (said, receipt)
         axe_clean(chromium)
         creator = form_session(node, "creator@example.com")
         earnings = http("GET", f"{node.base}/studio/earnings", headers={"Cookie": f"st_session={creator}"})
@@ -133,6 +142,8 @@ def test_a_ticket_bought_with_the_test_gateway_opens_a_paid_stream(node, chromiu
         chromium.driver.delete_all_cookies()
         web.sign_up("other@example.com", name="Other")
         assert chromium.js(f"return fetch('{order_page}').then(r => r.status)") == 404
+        assert chromium.js(f"return fetch('/settings/purchases/{paid_order}').then(r => r.status)") == 404, "another's receipt"
+        assert chromium.js("return fetch('/settings/purchases/ord_nosuch').then(r => r.status)") == 404
     finally:
         pub.kill()
         pub.wait()
@@ -411,8 +422,13 @@ def test_a_channel_subscription_opens_its_paid_streams_and_is_cancelled(node, ch
         assert web.path() == f"/watch/{sid}"
         wait_for(lambda: chromium.js("return window.streamtubePlayer && window.streamtubePlayer.stats().state") == "playing",
                  40, "the subscriber's watch page to play")
+        # The receipt names the subscription and links to the channel (not to a stream).
+        mail = wait_for(lambda: [m for m in node.smtp.messages_to("fan@example.com")
+                                 if m.message["Subject"] == "Your subscription to Creator"], 15, "the subscription's receipt")
+        assert "monthly subscription to Creator" in str(mail[0].message) and "/watch/" not in str(mail[0].message)
         web.open("/settings/purchases")
         assert "Creator: 4.99 EUR a month · active, renews" in web.text(), web.text()
+        assert "/c/" in chromium.driver.find_element(By.LINK_TEXT, "A month of Creator").get_attribute("href"), "the channel's page"
         axe_clean(chromium)
         web.submit("Cancel")
         assert "The subscription is cancelled" in web.text() and "cancelled: ends" in web.text()

@@ -196,7 +196,7 @@ def test_without_media_source_extensions_the_browsers_own_hls_plays(node, chromi
         wait_for(lambda: (stats(chromium) or {}).get("state") == "playing", 20, "native playback")
         assert stats(chromium)["mse"] is False
         assert chromium.js("return document.getElementById('video').src").endswith(f"/live/{s['id']}/master.m3u8")
-        advances(chromium, 6, 3.5)  # the browser's own player, at its own pace (it may start with a stall)
+        advances(chromium, 6, 3.0)  # the browser's own player, at its own pace (it may start with a stall; a loaded machine slows it)
     finally:
         pub.kill()
         pub.wait()

@@ -145,7 +145,7 @@ def test_a_recordings_page_plays_seeks_to_the_middle_and_plays_to_the_end(node, 
              and state(browser) == "playing" and not browser.js("return document.getElementById('video').seeking"),
              10, "the seek to land")
     picture_matches_position(browser, start)
-    advances(browser, 3, 2.0)
+    advances(browser, 3, 1.5)  # it plays on (a loaded machine may slow a browser's playback)
     picture_matches_position(browser, start)
     assert "of" in browser.js("return document.getElementById('position').textContent")
 
@@ -300,7 +300,7 @@ def test_the_watch_page_goes_back_20_s_and_back_to_live(node, on_air, any_browse
     back_n = wait_for(lambda: [n for n in frames_since(browser, click) if n < live_n - 5 * FPS], 10, "a frame from the recording")[0]
     expected = live_n + (click - shown_at) / 1000 * FPS - 20 * FPS
     assert -FPS <= back_n - expected <= 2 * FPS, (back_n, expected, live_n)
-    advances(browser, 3, 2.0)
+    advances(browser, 3, 1.5)  # it plays on (a loaded machine may slow a browser's playback)
     assert browser.js("return document.getElementById('state').textContent") == "Behind live"
     assert "behind live" in browser.js("return document.getElementById('seek').getAttribute('aria-valuetext')")
     golive = browser.js("const b = document.getElementById('golive'); return !b.hidden && b.textContent")
@@ -317,7 +317,7 @@ def test_the_watch_page_goes_back_20_s_and_back_to_live(node, on_air, any_browse
     assert browser.js("return document.getElementById('state').textContent") == "● LIVE"
     assert browser.js("return document.getElementById('golive').hidden") is True
     assert browser.js("return document.activeElement.id") == "seek", "focus stays on the bar"
-    advances(browser, 3, 2.0)
+    advances(browser, 3, 1.5)  # it plays on (a loaded machine may slow a browser's playback)
 
 
 def test_the_dvr_by_keyboard(node, on_air, chromium):  # noqa: F811

@@ -65,6 +65,33 @@ public struct PackagedPart: Sendable, Equatable {
     public var startTime: Double
 }
 
+extension PackagedPart {
+    /// Whether the part's first sample is `sample` byte for byte: the packager keeps a frame's NAL
+    /// units as they came and writes the video run first in the `mdat`, so a keyframe sent again
+    /// (a relay's replay) is recognised in a part another node made of it.
+    func leads(withSample sample: [UInt8]) -> Bool {
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            let size32 = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            let isMdat = bytes[offset + 4] == 0x6D && bytes[offset + 5] == 0x64 && bytes[offset + 6] == 0x61 && bytes[offset + 7] == 0x74
+            var header = 8
+            var size = size32
+            if size32 == 1 {
+                guard offset + 16 <= bytes.count else { return false }
+                size = bytes[offset + 8..<offset + 16].reduce(0) { $0 << 8 | Int($1) }
+                header = 16
+            }
+            if isMdat {
+                let start = offset + header
+                return !sample.isEmpty && start + sample.count <= bytes.count && bytes[start..<start + sample.count].elementsEqual(sample)
+            }
+            guard size >= header else { return false }
+            offset += size
+        }
+        return false
+    }
+}
+
 /// What the packager hands back as media flows in.
 public enum PackagerOutput: Sendable, Equatable {
     /// A new initialization segment; the segments after it use it (`EXT-X-MAP`).

@@ -16,3 +16,9 @@ struct LiveSegment: Sendable, Equatable {
     var bytes: [UInt8]?
     var duration: Double { parts.reduce(0) { $0 + $1.duration } }
 }
+
+/// A complete segment held back from the recorder, with the recording it belongs to.
+struct HeldSegment: Sendable {
+    var segment: LiveSegment
+    var recordingStart: Int
+}

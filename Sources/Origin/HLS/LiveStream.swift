@@ -51,6 +51,10 @@ public final class LiveStream: Sendable {
         var recorder: (@Sendable (RecordedObject) -> Void)?
         /// A segment went to the recorder since the stream last ended.
         var recording = false
+        /// Per rendition, the last segment an origin made before it handed the stream over or
+        /// died, kept from the recorder until the new session's first keyframe says how much of
+        /// it the relay replays (`recordHeldBack`).
+        var heldBack: [String: HeldSegment] = [:]
         /// The sequence number the recording being made starts at: decided by the origin when a
         /// session begins (a new one, or the one before continued within the grace), taken from
         /// the replica on a standby. Nil: this session is not recorded.
@@ -185,7 +189,7 @@ public final class LiveStream: Sendable {
         var ready: [PlaylistWaiters.Answer] = []
         for name in s.order {
             guard let unfinished = s.renditions[name]?.takeOver() else { continue }
-            ready += apply([.segmentEnded(sequence: unfinished)], to: &s, rendition: name, replicate: false)
+            ready += apply([.segmentEnded(sequence: unfinished)], to: &s, rendition: name, replicate: false, holdBack: true)
         }
         s.replica.stopHolding()
         return ready
@@ -198,6 +202,7 @@ public final class LiveStream: Sendable {
             let now = Self.clock()
             s.input.noteInput(bytes: byteCount, at: now)
             if case .avcNALUs = tag.packet { s.input.noteVideoFrame(timestamp: timestamp, keyframe: tag.isKeyframe, at: now) }
+            if !s.heldBack.isEmpty, tag.isKeyframe, case .avcNALUs(let data, _) = tag.packet { recordHeldBack(&s, replayedFrom: data) }
             startLadderFrom = s.ladder.sourceVideo(tag, timestamp: timestamp)
             // Kept by reference (the array is not copied): a picture of the stream is made from it now and then.
             if tag.isKeyframe, case .avcNALUs(let data, _) = tag.packet, let record = s.ladder.sourceConfig?.record {
@@ -300,12 +305,15 @@ public final class LiveStream: Sendable {
 
     /// Records packager output in a rendition, sends it to the standby (unless it came from
     /// the origin), and returns the waiters now satisfied.
+    /// `holdBack`: the stream goes on elsewhere or from a new session here (a standby's replica of
+    /// an origin that says so, a takeover), so a segment that ends the rendition's media for now
+    /// is held back from the recorder (`State.heldBack`).
     private func apply(_ outputs: [PackagerOutput], to s: inout State, rendition name: String,
-                       replicate: Bool = true) -> [PlaylistWaiters.Answer] {
+                       replicate: Bool = true, holdBack: Bool = false) -> [PlaylistWaiters.Answer] {
         guard !outputs.isEmpty, s.renditions[name] != nil else { return [] }
         s.renditions[name]!.record(outputs, settings: settings, now: Date())
         if replicate { self.replicate(&s, rendition: name, outputs: outputs) }
-        if s.recorder != nil { handToRecorder(&s, rendition: name, outputs: outputs) }
+        if s.recorder != nil { handToRecorder(&s, rendition: name, outputs: outputs, holdBack: holdBack) }
         return s.waiters.takeSatisfied(by: s.renditions[name]!)
     }
 
@@ -322,7 +330,7 @@ public final class LiveStream: Sendable {
         }
     }
 
-    private func handToRecorder(_ s: inout State, rendition name: String, outputs: [PackagerOutput]) {
+    private func handToRecorder(_ s: inout State, rendition name: String, outputs: [PackagerOutput], holdBack: Bool) {
         guard let sink = s.recorder, let r = s.renditions[name] else { return }
         for o in outputs {
             switch o {
@@ -331,8 +339,16 @@ public final class LiveStream: Sendable {
             case .segmentEnded(let sequence):
                 guard let start = s.recordingStart, sequence >= start,
                       let seg = r.segments.last(where: { $0.sequence == sequence && $0.complete }) else { continue }
-                sink(.segment(recordedSegment(r, seg, epoch: s.epoch, recordingStart: start)))
+                // Anything held before it is not the last any more.
+                if let held = s.heldBack.removeValue(forKey: name) { sink(.segment(recordedSegment(r, held.segment, epoch: s.epoch, recordingStart: held.recordingStart))) }
                 s.recording = true
+                // Ended with nothing after it while the stream goes on: the origin stopped in the
+                // middle of a GOP that the relay will send again.
+                if holdBack, r.segments.last?.sequence == sequence {
+                    s.heldBack[name] = HeldSegment(segment: seg, recordingStart: start)
+                    continue
+                }
+                sink(.segment(recordedSegment(r, seg, epoch: s.epoch, recordingStart: start)))
             default:
                 continue
             }
@@ -374,9 +390,36 @@ public final class LiveStream: Sendable {
                         bytes: seg.bytes ?? [], recordingStart: recordingStart)
     }
 
+    /// The new session's first keyframe (`replayedFrom`, its NAL units) decides what of the held
+    /// segments is recorded: a relay that reconnects replays its GOP in progress, which the old
+    /// origin had packaged in part. When that keyframe leads one of the held source segment's
+    /// parts (parts are cut at keyframes), the held segments of every rendition are recorded up to
+    /// that part's start — the new session records the rest — so every frame is recorded once.
+    /// Otherwise (another keyframe, the stream ends: nil) they are recorded whole.
+    private func recordHeldBack(_ s: inout State, replayedFrom keyframe: [UInt8]?) {
+        let held = s.heldBack
+        s.heldBack = [:]
+        guard let sink = s.recorder else { return }
+        let cut = keyframe.flatMap { k in
+            held[Self.sourceRendition]?.segment.parts.first { $0.independent && $0.leads(withSample: k) }?.startTime
+        }
+        for name in s.order {
+            guard let h = held[name], let r = s.renditions[name] else { continue }
+            var segment = h.segment
+            if let cut {
+                // A frame's worth of slack: rungs are cut on the same timeline, a tick apart at most.
+                segment.parts = Array(segment.parts.prefix { $0.startTime < cut - 0.001 })
+                guard !segment.parts.isEmpty else { continue }
+                segment.bytes = segment.parts.flatMap(\.bytes)
+            }
+            sink(.segment(recordedSegment(r, segment, epoch: s.epoch, recordingStart: h.recordingStart)))
+        }
+    }
+
     /// Tells the recorder once when every rendition has ended after something was recorded.
     private func noteEnded(_ s: inout State) {
         guard s.recording, let sink = s.recorder, !s.publishing, s.renditions.values.allSatisfy({ !$0.live }) else { return }
+        recordHeldBack(&s, replayedFrom: nil)
         s.recording = false
         sink(.ended(stream: id, epoch: s.epoch))
     }
@@ -536,7 +579,7 @@ public final class LiveStream: Sendable {
             for r in batch.renditions {
                 if s.renditions[r.name] == nil { s.renditions[r.name] = LiveRendition(name: r.name) }
                 if !batch.snapshot {
-                    ready += apply(r.outputs, to: &s, rendition: r.name, replicate: false)
+                    ready += apply(r.outputs, to: &s, rendition: r.name, replicate: false, holdBack: r.live)
                     s.renditions[r.name]!.setDates(r.dates)
                 }
                 s.renditions[r.name]!.replicaLive = r.live

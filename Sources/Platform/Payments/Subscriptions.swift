@@ -10,6 +10,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SQLKit
+import Synchronization
 
 package enum SubscriptionState: String, Sendable, CaseIterable {
     case trialing, active
@@ -52,7 +53,12 @@ package struct RenewalPolicy: Sendable {
 }
 
 extension PaymentBook {
+    /// For tests only (`--subscription-period-seconds`): every period lasts this long instead of
+    /// a calendar month or year, so renewals happen within a test. Set once at a node's start.
+    package static let testPeriod = Mutex<TimeInterval?>(nil)
+
     static func periodEnd(after start: Date, plan: Plan) -> Date {
+        if let seconds = testPeriod.withLock({ $0 }) { return start.addingTimeInterval(seconds) }
         let calendar = Calendar(identifier: .gregorian)
         return (plan == .year ? calendar.date(byAdding: .year, value: 1, to: start) : calendar.date(byAdding: .month, value: 1, to: start))
             ?? start.addingTimeInterval(plan == .year ? 365 * 86_400 : 30 * 86_400)

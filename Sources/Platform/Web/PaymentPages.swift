@@ -1,6 +1,7 @@
 // PaymentPages: selling a paid stream's tickets — the studio's price page
 // (`/studio/streams/{id}/price`), the paywall a paid stream's watch page shows whoever has no
-// ticket, the buy action that makes an order and sends the buyer to a gateway's checkout, and the
+// ticket, the buy action that makes an order and sends the buyer to a gateway's checkout (and the
+// same for a recording sold alone: its paywall and `POST /recordings/{id}/buy`), and the
 // built-in test gateway's confirmation page (`/pay/test/{order}`). What an order is and how an
 // event applies is `PaymentBook`'s (Payments).
 import Accounts
@@ -11,6 +12,18 @@ import Hummingbird
 import NIOCore
 import Payments
 
+/// A recording as the payment pages sell it: its title, and its stream with the recording's own
+/// visibility put in.
+package struct SoldRecording: Sendable {
+    package var id: String
+    package var title: String
+    package var stream: StreamRecord
+
+    package init(id: String, title: String, stream: StreamRecord) {
+        (self.id, self.title, self.stream) = (id, title, stream)
+    }
+}
+
 package struct PaymentPages: Sendable {
     let book: PaymentBook
     let gateways: [any PaymentGateway]
@@ -19,10 +32,14 @@ package struct PaymentPages: Sendable {
     let invitations: InvitationPages
     /// Where people reach the platform: providers send buyers back to absolute URLs.
     let publicURL: String
+    /// A recording by its id (nil: none, or deleted); nil: recordings are not sold here.
+    let recording: (@Sendable (String) async throws -> SoldRecording?)?
 
     package init(book: PaymentBook, gateways: [any PaymentGateway], service: AccountService, catalog: StreamCatalog,
-                 renderer: PageRenderer, publicURL: String, send: @escaping SendMail) {
+                 renderer: PageRenderer, publicURL: String, send: @escaping SendMail,
+                 recording: (@Sendable (String) async throws -> SoldRecording?)? = nil) {
         self.book = book
+        self.recording = recording
         self.publicURL = publicURL
         self.gateways = gateways
         self.catalog = catalog
@@ -59,26 +76,18 @@ package struct PaymentPages: Sendable {
             guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
                 return try await invitations.message("No such stream", "Check the link you were given.", request, context, status: .notFound)
             }
-            let form = try await AccountPages.form(request)
-            guard let gateway = gateways.first(where: { $0.name == form["gateway"] }) ?? (form["gateway"] == nil ? gateways.first : nil) else {
-                return try await invitations.message("No such way to pay", "Choose one of the ways the page offers.", request, context,
-                                                     status: .badRequest)
+            return try await buy(.stream, record.id, title: record.title, isPaid: record.visibility == .paid, by: caller.accountID,
+                                 page: "/watch/\(record.id)", request, context)
+        }
+        // A ticket for one recording: it opens that recording and nothing else.
+        routes.post("/recordings/:recording/buy") { request, context -> Response in
+            let id = try context.parameters.require("recording")
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.redirect("/signin?next=/recordings/\(id.prefix(100))") }
+            guard id.utf8.count <= 100, let sold = try await recording?(id) else {
+                return try await invitations.message("No such recording", "Check the link you were given.", request, context, status: .notFound)
             }
-            guard record.visibility == .paid else {
-                return try await invitations.message("Not for sale", "\(record.title) is not a paid stream.", request, context, status: .conflict)
-            }
-            do {
-                let order = try await book.createOrder(buyer: caller.accountID, .stream, record.id, plan: .ticket, gateway: gateway.name)
-                let done = gateway.returnURL(for: order, publicURL: publicURL, done: "\(publicURL)/watch/\(record.id)?done=paid")
-                let checkout = try await gateway.checkout(order, title: record.title, returnURL: done, cancelURL: "\(publicURL)/watch/\(record.id)")
-                if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
-                return AccountPages.redirect(checkout.url)
-            } catch let p as PaymentProblem {
-                return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
-            } catch let e as GatewayError {
-                return try await invitations.message("The payment could not start", "\(e.description). Nothing was charged: try again in a moment.",
-                                                     request, context, status: .badGateway)
-            }
+            return try await buy(.recording, sold.id, title: sold.title, isPaid: sold.stream.visibility == .paid, by: caller.accountID,
+                                 page: "/recordings/\(sold.id)", request, context)
         }
         routes.post("/watch/:id/subscribe") { request, context -> Response in
             let id = try context.parameters.require("id")
@@ -195,8 +204,8 @@ package struct PaymentPages: Sendable {
             guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
             var orders: [[String: Any]] = []
             for o in try await book.orders(buyer: caller.accountID) {
-                orders.append(["date": AccountPages.date(o.createdAt), "itemID": o.itemID, "title": await itemTitle(o),
-                               "amount": o.amount.description, "gateway": gateways.first { $0.name == o.gateway }?.label ?? o.gateway,
+                orders.append(["id": o.id, "date": AccountPages.date(o.createdAt), "link": await itemPath(o), "title": await itemTitle(o),
+                               "amount": o.amount.description, "gateway": gatewayLabel(o),
                                // The checkout of a provider's free trial paid nothing: not "not paid".
                                "state": o.state == .open && o.subscriptionID != nil ? "free trial" : Self.stateName(o.state)])
             }
@@ -219,6 +228,20 @@ package struct PaymentPages: Sendable {
             page.allowFormAction(to: gateways.compactMap { $0 as? StripeGateway }.flatMap(\.portalOrigins))
             return page
         }
+        // A receipt: what was bought, for how much, with what, and where the order stands. Only its buyer sees it.
+        routes.get("/settings/purchases/:order") { request, context -> Response in
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            let id = try context.parameters.require("order")
+            guard id.utf8.count <= 40, let o = try await book.order(id: id), o.buyer == caller.accountID else {
+                return try await invitations.message("No such purchase", "Check the link you were given.", request, context, status: .notFound)
+            }
+            return try await renderer.render("receipt", [
+                "id": o.id, "date": AccountPages.date(o.createdAt), "title": await itemTitle(o), "link": await itemPath(o),
+                "seller": await channelName(o.seller), "amount": o.amount.description, "gateway": gatewayLabel(o),
+                "gatewayRef": o.gatewayRef ?? "", "hasGatewayRef": o.gatewayRef != nil, "state": Self.stateName(o.state),
+                "paid": o.state == .paid, "reason": o.reason ?? "", "hasReason": o.reason != nil,
+            ], request, context)
+        }
         if let paypal = gateways.lazy.compactMap({ $0 as? PayPalGateway }).first {
             // Back from PayPal with the buyer's approval: capture it, then the page they bought from.
             routes.get("/pay/paypal/return") { request, context -> Response in
@@ -232,7 +255,7 @@ package struct PaymentPages: Sendable {
                     return try await invitations.message("The payment is not finished", "\(e.description). Try again in a moment.",
                                                          request, context, status: .badGateway)
                 }
-                return AccountPages.redirect("/watch/\(order.itemID)?done=paid")
+                return AccountPages.redirect(Self.page(of: order) + "?done=paid")
             }
         }
         if gateways.contains(where: { $0 is TestGateway }) {
@@ -260,13 +283,56 @@ package struct PaymentPages: Sendable {
         return routes
     }
 
+    /// A ticket for a stream or a recording: an order at its price through the gateway the form
+    /// chose, and the buyer sent to its checkout; back to `page` when done or cancelled.
+    func buy(_ item: ItemKind, _ itemID: String, title: String, isPaid: Bool, by buyer: String, page: String, _ request: Request,
+             _ context: NodeRequestContext) async throws -> Response {
+        let form = try await AccountPages.form(request)
+        guard let gateway = gateways.first(where: { $0.name == form["gateway"] }) ?? (form["gateway"] == nil ? gateways.first : nil) else {
+            return try await invitations.message("No such way to pay", "Choose one of the ways the page offers.", request, context,
+                                                 status: .badRequest)
+        }
+        guard isPaid else {
+            return try await invitations.message("Not for sale", "\(title) is not a paid \(item.rawValue).", request, context, status: .conflict)
+        }
+        do {
+            let order = try await book.createOrder(buyer: buyer, item, itemID, plan: .ticket, gateway: gateway.name)
+            let done = gateway.returnURL(for: order, publicURL: publicURL, done: "\(publicURL)\(page)?done=paid")
+            let checkout = try await gateway.checkout(order, title: title, returnURL: done, cancelURL: "\(publicURL)\(page)")
+            if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
+            return AccountPages.redirect(checkout.url)
+        } catch let p as PaymentProblem {
+            return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
+        } catch let e as GatewayError {
+            return try await invitations.message("The payment could not start", "\(e.description). Nothing was charged: try again in a moment.",
+                                                 request, context, status: .badGateway)
+        }
+    }
+
     /// The paywall: what the stream is, its price, and how to buy a ticket (402).
     package func paywall(_ record: StreamRecord, _ request: Request, _ context: NodeRequestContext) async throws -> Response {
-        let price = try await book.price(.stream, record.id, plan: .ticket)
+        try await paywall(.stream, record.id, title: record.title, description: record.description, record, request, context)
+    }
+
+    /// A paid recording's paywall: a ticket for it alone when it has a price, and the channel's
+    /// subscription, which opens it too (402). `record` is its stream, the recording's visibility put in.
+    package func recordingPaywall(_ id: String, title: String, _ record: StreamRecord, _ request: Request,
+                                  _ context: NodeRequestContext) async throws -> Response {
+        try await paywall(.recording, id, title: title, description: "", record, request, context)
+    }
+
+    func paywall(_ item: ItemKind, _ itemID: String, title: String, description: String, _ record: StreamRecord,
+                 _ request: Request, _ context: NodeRequestContext) async throws -> Response {
+        let price = try await book.price(item, itemID, plan: .ticket)
         let signedIn = context.account?.sessionID != nil
-        var values: [String: Any] = ["id": record.id, "title": record.title, "description": record.description,
+        let here = item == .recording ? "/recordings/\(itemID)" : "/watch/\(record.id)"
+        var values: [String: Any] = ["id": record.id, "title": title, "description": description,
                                      "card": ShareCard.stream(record, publicURL: publicURL).html,
-                                     "signedIn": signedIn, "forSale": price != nil && !gateways.isEmpty]
+                                     "signedIn": signedIn, "forSale": price != nil && !gateways.isEmpty, "here": here,
+                                     "buyAction": here + "/buy",
+                                     "heading": item == .recording ? "A paid recording" : "A paid stream",
+                                     "opens": item == .recording ? "It opens this recording only (not the live broadcast or other recordings)."
+                                                                 : "It opens the live broadcast and its recordings."]
         if let price {
             values["price"] = price.amount.description
             values["gateways"] = gateways.enumerated().map { i, g in ["name": g.name, "label": g.label, "first": i == 0] as [String: Any] }
@@ -344,9 +410,25 @@ package struct PaymentPages: Sendable {
     }
 
     func itemTitle(_ order: Order) async -> String {
-        if order.item == .channel { return "\(order.plan == .year ? "A year" : "A month") of \(await channelName(order.itemID))" }
-        return "A ticket for " + (await catalog.find(id: order.itemID)?.title ?? order.itemID)
+        switch order.item {
+        case .channel: return "\(order.plan == .year ? "A year" : "A month") of \(await channelName(order.itemID))"
+        case .recording: return "A ticket for the recording " + ((try? await recording?(order.itemID))?.title ?? order.itemID)
+        case .stream: return "A ticket for " + (await catalog.find(id: order.itemID)?.title ?? order.itemID)
+        }
     }
+
+    /// The page an order's item plays on (a channel's subscription: the channel's page).
+    static func page(of order: Order) -> String {
+        order.item == .recording ? "/recordings/\(order.itemID)" : "/watch/\(order.itemID)"
+    }
+
+    /// Where what an order bought is: the stream's watch page, the recording's page, or the channel's page.
+    func itemPath(_ order: Order) async -> String {
+        guard order.item == .channel else { return Self.page(of: order) }
+        return (try? await invitations.service.channels.path(of: order.itemID)) ?? "/"
+    }
+
+    func gatewayLabel(_ order: Order) -> String { gateways.first { $0.name == order.gateway }?.label ?? order.gateway }
 
     func channelName(_ account: String) async -> String {
         (try? await invitations.service.account(id: account))?.displayName ?? "the channel"

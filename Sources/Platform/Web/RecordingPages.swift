@@ -1,7 +1,7 @@
 // RecordingPages: the studio's recordings — every recording of the signed-in broadcaster's
 // streams (`/studio/recordings`: title, stream, date, length, size, state, visibility, the total
 // size) and a page per recording (`/studio/recordings/{id}`) to rename and describe it, set its
-// visibility and picture, trim it, download and delete it. What each action does is the app's
+// visibility, its ticket price (sold alone when it is paid) and picture, trim it, download and delete it. What each action does is the app's
 // (`RecordingsSource`, the same service the API calls); forms post back here with the page's
 // anti-forgery token, and a problem shows on the page it came from.
 import Accounts
@@ -96,13 +96,28 @@ package struct RecordingsSource: Sendable {
     }
 }
 
+/// A recording's ticket price, handed in by the app (the payments' book): what it is now, and
+/// setting it (a `Problem` 400 for what is not a price).
+package struct RecordingPrices: Sendable {
+    package var current: @Sendable (_ recording: StudioRecording) async throws -> String?
+    package var set: @Sendable (_ caller: AccountCaller, _ recording: StudioRecording, _ amount: String, _ currency: String) async throws -> Void
+
+    package init(current: @escaping @Sendable (StudioRecording) async throws -> String?,
+                 set: @escaping @Sendable (AccountCaller, StudioRecording, String, String) async throws -> Void) {
+        (self.current, self.set) = (current, set)
+    }
+}
+
 package struct RecordingPages: Sendable {
     let source: RecordingsSource
     let renderer: PageRenderer
+    /// nil: recordings are not sold alone (no price on their pages).
+    let prices: RecordingPrices?
 
-    package init(source: RecordingsSource, renderer: PageRenderer) {
+    package init(source: RecordingsSource, renderer: PageRenderer, prices: RecordingPrices? = nil) {
         self.source = source
         self.renderer = renderer
+        self.prices = prices
     }
 
     package var collection: RouteCollection<NodeRequestContext> {
@@ -126,6 +141,15 @@ package struct RecordingPages: Sendable {
                     title: form["title"] ?? "", description: form["description"] ?? "",
                     visibility: visibility == "stream" || visibility.isEmpty ? .some(nil) : .some(visibility)))
                 return AccountPages.redirect("/studio/recordings/\(recording.id)?done=recording-saved")
+            }
+        }
+        if let prices {
+            routes.post("/studio/recordings/:id/price") { request, context -> Response in
+                try await mine(request, context) { caller, recording in
+                    let form = try await AccountPages.form(request)
+                    try await prices.set(caller, recording, form["amount"] ?? "", form["currency"] ?? "")
+                    return AccountPages.redirect("/studio/recordings/\(recording.id)?done=price-set")
+                }
             }
         }
         routes.post("/studio/recordings/:id/trim") { request, context -> Response in
@@ -184,6 +208,13 @@ package struct RecordingPages: Sendable {
         view["validRange"] = "0:00 to \(Self.clock(r.durationSeconds))"
         view["finished"] = r.state != "recording"
         view["thumbnailUploaded"] = r.thumbnailUploaded
+        if let prices {
+            let current = try await prices.current(r)
+            view["sells"] = true
+            view["paid"] = r.visibility == StreamRecord.Visibility.paid.rawValue
+            view["price"] = current ?? ""
+            view["hasPrice"] = current != nil
+        }
         return try await renderer.render("recording", view, request, context, error: error, status: status)
     }
 

@@ -22,6 +22,10 @@ package struct WebRoutes: Sendable {
     let playback: (any PlaybackIssuer)?
     /// The page a paid stream shows whoever has no ticket (price, buy); nil: the private page.
     let paywall: (@Sendable (StreamRecord, Request, NodeRequestContext) async throws -> Response)?
+    /// The page a paid recording shows whoever has nothing that opens it (its price, buy), by
+    /// the recording's id and title and its stream (the recording's visibility put in); nil:
+    /// the private page.
+    let recordingPaywall: (@Sendable (String, String, StreamRecord, Request, NodeRequestContext) async throws -> Response)?
     /// The recordings the nodes report: a recording's page, and the recording a live stream's
     /// page goes back over (the DVR); nil: neither.
     let recordings: RecordingStore?
@@ -32,10 +36,12 @@ package struct WebRoutes: Sendable {
                  playback: (any PlaybackIssuer)? = nil,
                  paywall: (@Sendable (StreamRecord, Request, NodeRequestContext) async throws -> Response)? = nil,
                  recordings: RecordingStore? = nil, recordingDetails: (@Sendable (String) async -> RecordingDetails?)? = nil,
+                 recordingPaywall: (@Sendable (String, String, StreamRecord, Request, NodeRequestContext) async throws -> Response)? = nil,
                  redirect: @escaping @Sendable (Request) -> Response? = { _ in nil },
                  nodes: @escaping @Sendable () -> [String] = { [] }, live: @escaping @Sendable () -> [String] = { [] }) {
         self.catalog = catalog
         self.paywall = paywall
+        self.recordingPaywall = recordingPaywall
         self.recordings = recordings
         self.recordingDetails = recordingDetails
         self.publicURL = publicURL
@@ -137,12 +143,16 @@ package struct WebRoutes: Sendable {
             var model = RecordingPageModel(recording: summary, stream: record,
                                            channel: await channel(of: record).map { RecordingPageModel.Link(name: $0.name, url: $0.url) })
             if let details { model.apply(details, streamTitle: record.title) }
-            // Who may watch: the recording's own visibility (its stream's tokens open it).
+            // Who may watch: the recording's own visibility (its stream's tokens open it, and a
+            // ticket for this recording alone a token scoped to it).
             var governing = record
             governing.visibility = model.visibility
             if model.visibility.isPrivate {
                 // As the watch page: shown only to someone who may watch, with a token, never cached.
-                guard let pass = await pass(for: governing, request, context) else {
+                guard let pass = await pass(recording: id, of: governing, request, context) else {
+                    if model.visibility == .paid, let recordingPaywall {
+                        return try await recordingPaywall(id, model.title, governing, request, context)
+                    }
                     return Responses.html(WatchPage.privateStream(card: model.card(publicURL: publicURL)), status: .forbidden)
                 }
                 var page = Responses.html(RecordingPage.render(model, publicURL: publicURL, nonce: context.cspNonce ?? "",
@@ -192,13 +202,27 @@ package struct WebRoutes: Sendable {
             }
             return try Responses.json(answer, cache: "public, max-age=300")
         }
-        // The watch page's player renews its token here (same session), before it expires.
+        // The watch page's player renews its token here (same session), before it expires; a
+        // recording's page names its recording (`?recording=`): a ticket for it alone renews
+        // its recording-scoped token.
         routes.get("/watch/:id/token") { request, context -> Response in
             let id = try context.parameters.require("id")
             guard StreamIdentifiers.isWellFormed(Substring(id)), let record = await catalog.find(id: id) else {
                 throw Problem.notFound("no stream \(id)")
             }
-            guard let pass = await pass(for: record, request, context) else {
+            let pass: PlaybackPass?
+            if let recording = request.uri.queryParameters.get("recording") {
+                guard recording.utf8.count <= 100, let recordings, let summary = try await recordings.recording(id: recording),
+                      summary.recording.streamID == record.id, await recordingDetails?(recording)?.deletedAt == nil else {
+                    throw Problem.notFound("stream \(id) has no recording \(recording.prefix(100))")
+                }
+                var governing = record
+                if let details = await recordingDetails?(recording) { governing.visibility = details.visibility(of: record) }
+                pass = await self.pass(recording: recording, of: governing, request, context)
+            } else {
+                pass = await self.pass(for: record, request, context)
+            }
+            guard let pass else {
                 throw Problem(.forbidden, "this stream is private: ask its broadcaster for an invitation")
             }
             return try Responses.json(TokenRenewal(token: pass.token, expiresAt: pass.expiresAt, expiresIn: Self.expiresIn(pass)), cache: "no-store")
@@ -274,6 +298,18 @@ package struct WebRoutes: Sendable {
         }
         guard let guest = InvitationPages.guestViewer(request) else { return nil }
         return await playback.issue(for: record, to: .guest(id: guest), lifetime: nil)
+    }
+
+    /// A playback token for a recording (its own visibility put in `record`): the stream's, or one
+    /// scoped to the recording for a holder of a ticket for it alone.
+    func pass(recording: String, of record: StreamRecord, _ request: Request, _ context: NodeRequestContext) async -> PlaybackPass? {
+        guard let playback else { return nil }
+        if case .account(let caller)? = context.caller {
+            return await playback.issue(recording: recording, of: record, to: .account(id: caller.accountID, isAdmin: caller.isAdmin),
+                                        lifetime: nil)
+        }
+        guard let guest = InvitationPages.guestViewer(request) else { return nil }
+        return await playback.issue(recording: recording, of: record, to: .guest(id: guest), lifetime: nil)
     }
 
     /// A file of the repository's, built in; the version a page names is cached for good.

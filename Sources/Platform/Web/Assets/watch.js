@@ -32,8 +32,10 @@ export function attach(Player) {
   const toggle = $('toggle-stats');
   const nodes = (video.dataset.nodes || '').split(' ').filter(Boolean);
   // A private stream's page carries a playback token: the player adds it to every request and renews it.
+  // A recording's page renews for its recording (a ticket for it alone gets a token for it alone).
+  const renewFor = video.dataset.recording ? `?recording=${encodeURIComponent(video.dataset.recording)}` : '';
   const token = video.dataset.token ? { token: video.dataset.token, expiresIn: Number(video.dataset.tokenExpiresIn),
-    renewURL: `/watch/${encodeURIComponent(video.dataset.stream)}/token` } : null;
+    renewURL: `/watch/${encodeURIComponent(video.dataset.stream)}/token${renewFor}` } : null;
   const recording = video.dataset.recording || null;
   const at = Number(new URLSearchParams(location.search).get('t')) || 0;
   const player = new Player(video, { stream: video.dataset.stream, nodes, token, recording: recording || video.dataset.dvr, live: !recording, at });
