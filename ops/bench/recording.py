@@ -43,7 +43,8 @@ def folder_bytes(path):
 
 def one_run(binary, source, seconds, ladder, recording, settle, perf=None):
     """One broadcast pushed to a fresh node: its CPU seconds, wall time, what it recorded."""
-    extra = ["--recordings" if recording else "--recordings=false"]
+    # A grace of 1 s (60 s by default): the recording is finished, and counted, within the settle time.
+    extra = ["--recordings" if recording else "--recordings=false", "--recording-reconnect-grace", "1"]
     if ladder != "default":
         extra += ["--ladder", ladder]
     node = StreamTubeNode(binary, extra)
