@@ -51,17 +51,27 @@ def detection_bound(members, preset=LOCAL_PRESET):
 _handed_out = set()
 
 
-def pytest_collection_modifyitems(items):
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
     # schemathesis names each operation's test (`test_fuzz_every_operation[GET /api/v1/me]`) but on
     # pytest 9 leaves every one the same node id: pytest-xdist schedules by node id, and would run one.
     for item in items:
         if "[" in item.name and not item.nodeid.endswith(item.name):
             item._id = coerce_node_id(item.nodeid.rsplit("::", 1)[0] + "::" + item.name)
+    # `--dist loadgroup` sends the tests whose node ids end in `@GROUP` to one worker. pytest-xdist
+    # 3.8 writes that suffix into `item._nodeid`, which pytest 9 no longer reads (a node's id is its
+    # `_id`), so without this every `xdist_group` mark was ignored and a module's tests were spread
+    # over both workers, each making its own module fixtures.
+    if getattr(config.option, "loadgroup", False):
+        for item in items:
+            groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")})
+            if groups and "@" not in item.nodeid.rsplit("]", 1)[-1]:
+                item._id = coerce_node_id(item.nodeid + "@" + "_".join(groups))
 
 
 def pytest_configure(config):
     # Known without pytest-xdist too (a run with `-p no:xdist`).
-    config.addinivalue_line("markers", "xdist_group(name): tests that run one at a time on one parallel worker")
+    config.addinivalue_line("markers", "xdist_group(name): tests that run on one parallel worker, in their order (a shared module fixture)")
     config.addinivalue_line("markers", "timing: tests that measure time bounds; ops/test runs them alone, after the others")
 
 

@@ -17,7 +17,8 @@ from test_cluster import keygen, wait_converged, wait_for
 from test_single_node import decode_seconds
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
+# One worker runs the file: its tests share a module fixture (what it starts once).
+pytestmark = pytest.mark.xdist_group("cluster_tls")
 
 
 def metric(node, name, **labels):

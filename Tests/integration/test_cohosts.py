@@ -21,7 +21,6 @@ from test_cluster import keygen, wait_converged
 LADDER = ["--ladder", "180p:180:250"]
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
 
 
 def session(node, email, name):

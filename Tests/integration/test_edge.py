@@ -15,7 +15,6 @@ from test_cluster import keygen, wait_converged, wait_for
 from test_single_node import decode_seconds, hinted_part
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
 
 
 def metric(node, name, before_first_use=False):

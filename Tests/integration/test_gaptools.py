@@ -16,7 +16,6 @@ from gaptools import (FrameReader, HLSProxy, max_gap, playback_gaps, read_stamp,
                       COLUMNS)
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
 
 FPS = 30
 

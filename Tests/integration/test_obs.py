@@ -32,7 +32,6 @@ from test_transcode import master_renditions, wait_ended
 from servers import stop_process
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
 
 LADDER = "240p:240:400"
 FPS = 30

@@ -41,6 +41,9 @@ from browsers import chromium  # noqa: F401 (fixture)
 from conftest import Node, free_port, http, wait_for
 from oidc import OIDCProviderMock, _python_with_mock
 
+# One worker runs the file: its tests share a module fixture (what it starts once).
+pytestmark = pytest.mark.xdist_group("oidc_attacks")
+
 PROVIDER_NAME = "Mock ID"
 CLIENT_ID = "streamtube-it"
 CLIENT_SECRET = "it-client-secret"

@@ -11,6 +11,9 @@ from oidc import OIDCProviderMock
 from test_accessibility import Axe, describe, violations
 from test_accounts import PASSWORD, Web, me
 
+# One worker runs the file: its tests share a module fixture (what it starts once).
+pytestmark = pytest.mark.xdist_group("oidc_signin")
+
 
 @pytest.fixture(scope="module")
 def idp():

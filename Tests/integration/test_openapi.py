@@ -18,6 +18,9 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 
 from conftest import ROOT, Node
 
+# One worker runs the file: its tests share a module fixture (what it starts once).
+pytestmark = pytest.mark.xdist_group("openapi")
+
 DOCUMENT = os.path.join(ROOT, "Sources", "App", "openapi.json")
 ROUTES_SOURCE = os.path.join(ROOT, "Sources", "App", "PlatformAPI.swift")
 PASSWORD = "correct horse battery staple"

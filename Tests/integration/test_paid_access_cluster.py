@@ -33,7 +33,8 @@ from test_payments_cluster import session_of
 from test_private_playback import objects, uris, with_token
 from test_recordings import recordings
 
-pytestmark = pytest.mark.xdist_group("media")
+# One worker runs the file: its tests share a module fixture (what it starts once).
+pytestmark = pytest.mark.xdist_group("paid_access_cluster")
 
 LADDER = ["--ladder", "180p:180:250"]
 # A recording ends a few seconds after its broadcast, not a minute.

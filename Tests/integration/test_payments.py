@@ -8,7 +8,6 @@ import re
 import subprocess
 import time
 
-import pytest
 from selenium.webdriver.common.by import By
 
 from browsers import chromium  # noqa: F401 (fixture)
@@ -23,8 +22,6 @@ from btcpay_standin import BTCPayStandIn
 from stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn
 from test_accessibility import Axe, describe, violations
 from test_accounts import PASSWORD, Web, form_session, node, post_form  # noqa: F401 (node: the fixture with SMTP)
-
-pytestmark = pytest.mark.xdist_group("media")
 
 
 def axe_clean(chromium):  # noqa: F811

@@ -10,7 +10,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 
 from conftest import Node, binary, http, psql
 from stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn

@@ -6,7 +6,6 @@ import shutil
 import tempfile
 import time
 
-import pytest
 
 from browsers import any_browser, chromium  # noqa: F401 (fixtures)
 from conftest import Node, detection_bound, free_port, http, push
@@ -14,7 +13,6 @@ from test_cluster import keygen, wait_converged, wait_for
 from throttle import ThrottleProxy
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
 
 
 def stats(browser):

@@ -8,7 +8,6 @@ import re
 import subprocess
 import urllib.parse
 
-import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -21,7 +20,6 @@ from test_channels import api
 from test_recordings import probe_duration, recordings, trio  # noqa: F401 (trio: the fixture)
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
 
 
 def ffprobe_duration(path):

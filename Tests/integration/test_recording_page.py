@@ -29,7 +29,8 @@ except ImportError:  # outside .venv-test (ops/install-deps --test makes it)
     Axe = None
 
 # Transcoding, browsers playing: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
+# One worker runs the file: its tests share a module fixture (what it starts once).
+pytestmark = pytest.mark.xdist_group("recording_page")
 
 FPS = 30
 FINISHED_SECONDS = 16

@@ -16,7 +16,6 @@ from test_channels import api, make_account
 from test_recordings import keygen, recordings, trio  # noqa: F401 (trio: a fixture)
 
 # Media, several nodes: one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
 
 
 def metric(node, name, labels=""):

@@ -14,7 +14,6 @@ import pytest
 from conftest import ADMIN_TOKEN, Node, binary, http, push, wait_for
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
 
 
 def keygen():

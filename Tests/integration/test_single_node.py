@@ -3,12 +3,10 @@ import re
 import subprocess
 import time
 
-import pytest
 
 from conftest import ADMIN_TOKEN, Node, binary, epoch_of, http, push, wait_for
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
 
 
 def media_playlist(node, sid, query=""):

@@ -28,7 +28,8 @@ from stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn
 from test_accounts import PASSWORD, Mailbox, Web, post_form
 from test_payments import axe_clean, ledger, session_of
 
-pytestmark = pytest.mark.xdist_group("media")
+# One worker runs the file: its tests share a module fixture (what it starts once).
+pytestmark = pytest.mark.xdist_group("subscriptions_gateways")
 
 
 @pytest.fixture(scope="module")

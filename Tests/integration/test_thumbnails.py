@@ -14,7 +14,6 @@ import tempfile
 import time
 import urllib.parse
 
-import pytest
 import requests
 from selenium.webdriver.common.by import By
 

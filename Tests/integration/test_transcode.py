@@ -13,7 +13,6 @@ from conftest import ADMIN_TOKEN, Node, http, push, wait_for
 from test_single_node import decode_seconds
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
 
 LADDER = "240p:240:400,180p:180:250"
 

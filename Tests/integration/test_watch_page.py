@@ -1,13 +1,11 @@
 """The watch page in real browsers: headless Chromium and Firefox ESR (browsers.py), each test in both."""
 import time
 
-import pytest
 
 from browsers import any_browser  # noqa: F401 (fixture)
 from conftest import push
 
 # Transcoding, browsers playing, several nodes: these run one at a time on one parallel worker (ops/test).
-pytestmark = pytest.mark.xdist_group("media")
 
 
 def current_time(browser):
