@@ -22,10 +22,7 @@ struct Admin: AsyncParsableCommand {
         @Argument(parsing: .allUnrecognized, help: .hidden) var settings: [String] = []
 
         func run() async throws {
-            let config: NodeConfiguration
-            do { config = try NodeConfiguration.load(file: self.config, environment: ProcessInfo.processInfo.environment, flags: settings) } catch {
-                throw ValidationError("\(error)")
-            }
+            let config = try NodeConfiguration.forCommand(file: self.config, flags: settings)
             let chosen = admin ? "admin" : (role ?? "broadcaster")
             let password = try Prompt.secret("Password for \(email): ")
             LogSetup.bootstrap(format: config.logFormat, level: "warning")

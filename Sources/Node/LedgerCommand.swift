@@ -18,10 +18,7 @@ struct LedgerCommand: AsyncParsableCommand {
         @Argument(parsing: .allUnrecognized, help: .hidden) var settings: [String] = []
 
         func run() async throws {
-            let config: NodeConfiguration
-            do { config = try NodeConfiguration.load(file: self.config, environment: ProcessInfo.processInfo.environment, flags: settings) } catch {
-                throw ValidationError("\(error)")
-            }
+            let config = try NodeConfiguration.forCommand(file: self.config, flags: settings)
             LogSetup.bootstrap(format: config.logFormat, level: "warning")
             let report: LedgerReport
             do { report = try await AdminTasks.verifyLedger(config, logger: Logger(label: "streamtube")) } catch {

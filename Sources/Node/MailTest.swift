@@ -24,10 +24,7 @@ struct MailTest: AsyncParsableCommand {
     var settings: [String] = []
 
     func run() async throws {
-        let config: NodeConfiguration
-        do { config = try NodeConfiguration.load(file: self.config, environment: ProcessInfo.processInfo.environment, flags: settings) } catch {
-            throw ValidationError("\(error)")
-        }
+        let config = try NodeConfiguration.forCommand(file: self.config, flags: settings)
         LogSetup.bootstrap(format: config.logFormat, level: config.logLevel)
         do {
             let delivery = try await config.sendTestMail(to: to, logger: Logger(label: "streamtube.mail"))

@@ -1,6 +1,7 @@
 // The `streamtube` command.
 import App
 import ArgumentParser
+import Foundation
 import Transcode
 
 @main
@@ -24,4 +25,14 @@ struct Version: ParsableCommand {
 struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print a new random cluster key (base64, 32 bytes) for --cluster-key.")
     func run() { print(NodeState.makeClusterKey()) }
+}
+
+extension NodeConfiguration {
+    /// The node's settings as `serve` reads them (a file, STREAMTUBE_*, flags), for a command run
+    /// beside the node; a bad setting is the command's usage error.
+    static func forCommand(file: String?, flags: [String]) throws -> NodeConfiguration {
+        do { return try load(file: file, environment: ProcessInfo.processInfo.environment, flags: flags) } catch {
+            throw ValidationError("\(error)")
+        }
+    }
 }

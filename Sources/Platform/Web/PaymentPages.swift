@@ -105,7 +105,7 @@ package struct PaymentPages: Sendable {
                 return try await invitations.message("No such way to pay", "Choose one of the ways the page offers.", request, context,
                                                      status: .badRequest)
             }
-            do {
+            return try await startingCheckout("subscription", request, context) {
                 let back = "\(publicURL)/watch/\(record.id)"
                 guard let provider = gateway as? any SubscriptionGateway else {
                     // Ours (the test gateway, BTCPay): a trial starts here, renewals are charged by the renewal job.
@@ -113,23 +113,15 @@ package struct PaymentPages: Sendable {
                         return AccountPages.redirect("/watch/\(record.id)?done=trial")
                     }
                     let order = try await book.createOrder(buyer: caller.accountID, .channel, channel, plan: plan, gateway: gateway.name)
-                    let checkout = try await gateway.checkout(order, title: await channelName(channel), returnURL: back, cancelURL: back)
-                    if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
-                    return AccountPages.redirect(checkout.url)
+                    return try await redirect(order, to: try await gateway.checkout(order, title: await channelName(channel),
+                                                                                    returnURL: back, cancelURL: back))
                 }
                 // The provider keeps it: its checkout starts it (with the trial, offered once), its webhooks renew it.
                 let order = try await book.createOrder(buyer: caller.accountID, .channel, channel, plan: plan, gateway: gateway.name)
                 let trial = try await book.everSubscribed(account: caller.accountID, channel: channel)
                     ? 0 : (try await book.price(.channel, channel, plan: plan)?.trialDays ?? 0)
-                let checkout = try await provider.subscribe(order, trialDays: trial, title: await channelName(channel),
-                                                            returnURL: back + "?done=subscribed", cancelURL: back, book: book)
-                if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
-                return AccountPages.redirect(checkout.url)
-            } catch let p as PaymentProblem {
-                return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
-            } catch let e as GatewayError {
-                return try await invitations.message("The subscription could not start", "\(e.description). Nothing was charged: try again in a moment.",
-                                                     request, context, status: .badGateway)
+                return try await redirect(order, to: try await provider.subscribe(order, trialDays: trial, title: await channelName(channel),
+                                                                                  returnURL: back + "?done=subscribed", cancelURL: back, book: book))
             }
         }
         routes.get("/studio/subscription") { request, context -> Response in
@@ -295,18 +287,31 @@ package struct PaymentPages: Sendable {
         guard isPaid else {
             return try await invitations.message("Not for sale", "\(title) is not a paid \(item.rawValue).", request, context, status: .conflict)
         }
-        do {
+        return try await startingCheckout("payment", request, context) {
             let order = try await book.createOrder(buyer: buyer, item, itemID, plan: .ticket, gateway: gateway.name)
             let done = gateway.returnURL(for: order, publicURL: publicURL, done: "\(publicURL)\(page)?done=paid")
-            let checkout = try await gateway.checkout(order, title: title, returnURL: done, cancelURL: "\(publicURL)\(page)")
-            if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
-            return AccountPages.redirect(checkout.url)
+            return try await redirect(order, to: try await gateway.checkout(order, title: title, returnURL: done, cancelURL: "\(publicURL)\(page)"))
+        }
+    }
+
+    /// `body`, which sends a buyer to a checkout, with what stops it answered as a page: a refusal
+    /// (`PaymentProblem`: not for sale), or a provider that failed ("The `what` could not start", 502).
+    func startingCheckout(_ what: String, _ request: Request, _ context: NodeRequestContext,
+                          _ body: () async throws -> Response) async throws -> Response {
+        do {
+            return try await body()
         } catch let p as PaymentProblem {
             return try await invitations.message("Not for sale", p.description, request, context, status: p.status)
         } catch let e as GatewayError {
-            return try await invitations.message("The payment could not start", "\(e.description). Nothing was charged: try again in a moment.",
+            return try await invitations.message("The \(what) could not start", "\(e.description). Nothing was charged: try again in a moment.",
                                                  request, context, status: .badGateway)
         }
+    }
+
+    /// The buyer sent to a provider's checkout, its reference kept with the order.
+    func redirect(_ order: Order, to checkout: Checkout) async throws -> Response {
+        if let reference = checkout.reference { try await book.attach(order: order.id, gatewayRef: reference) }
+        return AccountPages.redirect(checkout.url)
     }
 
     /// The paywall: what the stream is, its price, and how to buy a ticket (402).
