@@ -232,6 +232,9 @@ def test_every_url_on_every_node_opens_for_what_was_bought(cluster, chromium):  
     web.open(f"/recordings/{rid}")
     assert "A ticket costs 4.50 EUR" in web.text() and "It opens this recording only" in web.text()
     axe_clean(chromium, "the recording's paywall at 390 px")
+    # The ways to pay are radio buttons beside their names (not stretched across the card).
+    widths = chromium.js("return [...document.querySelectorAll('input[type=radio]')].map(e => e.getBoundingClientRect().width)")
+    assert len(widths) == 2 and max(widths) < 40, widths
     # By keyboard: Tab to the buy button, Enter.
     buy = chromium.driver.find_element(By.XPATH, "//button[normalize-space()='Buy a ticket for 4.50 EUR']")
     chromium.driver.find_element(By.TAG_NAME, "body").click()
