@@ -371,7 +371,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                     pastBroadcasts: recordingPages.published).collection)
     // A recording sold alone: its price, set by whoever owns its stream, the stream's owner the seller.
     let recordingPrices = RecordingPrices(current: { r in
-        try await payments.price(.recording, r.id, plan: .ticket)?.amount.description
+        try await payments.price(.recording, r.id, plan: .ticket)?.amount
     }, set: { caller, r, amount, currency in
         do {
             let seller = await catalog.find(id: r.streamID)?.owner ?? caller.accountID

@@ -222,6 +222,8 @@ def test_every_url_on_every_node_opens_for_what_was_bought(cluster, chromium):  
         chromium.driver.set_window_size(width, 900)
         web.open(f"/studio/recordings/{rid}")
         assert "Now: 4.50 EUR" in web.text()
+        # The form starts from that price: a new amount keeps its currency.
+        assert [chromium.driver.find_element(By.NAME, n).get_attribute("value") for n in ("amount", "currency")] == ["4.50", "EUR"]
         axe_clean(chromium, f"the studio's recording page at {width} px")
     web.fill(amount="0", currency="EUR")
     web.submit("Set the price")

@@ -9,6 +9,7 @@ import Catalog
 import Foundation
 import HTTPSupport
 import Hummingbird
+import Payments
 
 /// A recording as the studio and the channel page show it; the app fills it in.
 package struct StudioRecording: Sendable {
@@ -99,10 +100,10 @@ package struct RecordingsSource: Sendable {
 /// A recording's ticket price, handed in by the app (the payments' book): what it is now, and
 /// setting it (a `Problem` 400 for what is not a price).
 package struct RecordingPrices: Sendable {
-    package var current: @Sendable (_ recording: StudioRecording) async throws -> String?
+    package var current: @Sendable (_ recording: StudioRecording) async throws -> Money?
     package var set: @Sendable (_ caller: AccountCaller, _ recording: StudioRecording, _ amount: String, _ currency: String) async throws -> Void
 
-    package init(current: @escaping @Sendable (StudioRecording) async throws -> String?,
+    package init(current: @escaping @Sendable (StudioRecording) async throws -> Money?,
                  set: @escaping @Sendable (AccountCaller, StudioRecording, String, String) async throws -> Void) {
         (self.current, self.set) = (current, set)
     }
@@ -212,8 +213,11 @@ package struct RecordingPages: Sendable {
             let current = try await prices.current(r)
             view["sells"] = true
             view["paid"] = r.visibility == StreamRecord.Visibility.paid.rawValue
-            view["price"] = current ?? ""
+            view["price"] = current?.description ?? ""
             view["hasPrice"] = current != nil
+            // The form starts from the price there is (its currency kept when only the amount changes).
+            view["amount"] = current?.plain ?? ""
+            view["currency"] = current?.currency.code ?? "USD"
         }
         return try await renderer.render("recording", view, request, context, error: error, status: status)
     }
