@@ -12,16 +12,20 @@ package struct HandoverService: Service {
     let rtmp: RTMPControl
     let replicator: Replicator
     let logger: Logger
+    /// Told first when the node is asked to stop (its readiness goes, load balancers stop sending).
+    let began: @Sendable () -> Void
 
-    package init(gossip: GossipNode, rtmp: RTMPControl, replicator: Replicator, logger: Logger) {
+    package init(gossip: GossipNode, rtmp: RTMPControl, replicator: Replicator, logger: Logger, began: @escaping @Sendable () -> Void = {}) {
         self.gossip = gossip
         self.rtmp = rtmp
         self.replicator = replicator
         self.logger = logger
+        self.began = began
     }
 
     package func run() async throws {
         try? await gracefulShutdown()
+        began()
         let publishing = rtmp.publishingCount
         guard publishing > 0 else {
             await gossip.leave()

@@ -13,6 +13,7 @@ import NodeMetrics
 import NIOCore
 import NIOPosix
 import Origin
+import Synchronization
 
 /// One relay, living on the broadcaster's connection's event loop: every method runs there
 /// (callbacks hop to it), which is what makes the unchecked Sendable sound.
@@ -36,6 +37,10 @@ package final class IngestRelay: @unchecked Sendable {
     private var target: NodeID?
     private var stopped = false
     private var reconnects = 0
+    /// Counted in `waitingRelays` (started, and no origin takes the stream yet or any more).
+    private var waiting = false
+    /// This node's relays without an origin: `streamtube_ingest_relays_without_origin`.
+    private static let waitingRelays = Atomic<Int>(0)
     // What a new connection needs first: codec headers, then the GOP in progress.
     private var videoHeader: (UInt32, [UInt8])?
     private var audioHeader: (UInt32, [UInt8])?
@@ -59,7 +64,17 @@ package final class IngestRelay: @unchecked Sendable {
     /// The node the relay is sending to now.
     var currentTarget: NodeID? { target }
 
-    func start() { connect() }
+    func start() {
+        setWaiting(true)
+        connect()
+    }
+
+    private func setWaiting(_ now: Bool) {
+        guard now != waiting else { return }
+        waiting = now
+        let count = now ? Self.waitingRelays.add(1, ordering: .relaxed).newValue : Self.waitingRelays.subtract(1, ordering: .relaxed).newValue
+        NodeMetrics.relaysWithoutOrigin.record(count)
+    }
 
     /// True while an origin takes what is sent.
     private var connected: Bool { channel != nil && session?.isPublishing == true }
@@ -95,6 +110,7 @@ package final class IngestRelay: @unchecked Sendable {
     func stop() {
         guard !stopped else { return }
         stopped = true
+        setWaiting(false)
         if var s = session, s.isPublishing, let channel {
             channel.writeAndFlush(ByteBuffer(bytes: s.unpublish()), promise: nil)
             session = s
@@ -169,11 +185,13 @@ package final class IngestRelay: @unchecked Sendable {
                 logger.info("relay publishing to the origin", metadata: ["origin": "\(target.map { "\($0)" } ?? "?")",
                                                                          "replayedTags": "\(gop.count)"])
                 NodeMetrics.relayConnections.increment()
+                setWaiting(false)
                 reconnects = 0
                 replay()
             case .rejected(let code, let description):
                 logger.warning("origin refused the relay", metadata: ["code": "\(code)", "description": "\(description)"])
                 stopped = true
+                setWaiting(false)
                 channel.close(promise: nil)
                 onGiveUp("the stream's origin refused it: \(description)")
                 return
@@ -201,6 +219,7 @@ package final class IngestRelay: @unchecked Sendable {
         channel = nil
         session = nil
         guard !stopped else { return }
+        setWaiting(true)
         retry("connection to the origin closed")
     }
 
@@ -210,6 +229,7 @@ package final class IngestRelay: @unchecked Sendable {
         reconnects += 1
         guard reconnects <= 60 else {
             stopped = true
+            setWaiting(false)
             onGiveUp("relay gave up: \(why)")
             return
         }

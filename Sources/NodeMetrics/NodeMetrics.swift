@@ -3,6 +3,26 @@
 import Metrics
 
 package enum NodeMetrics {
+    /// Makes the series dashboards and alerts read exist from the start, at 0, so a quiet node
+    /// exports them too (a series that appears only on its first event reads as "no data", and a
+    /// rate over it is missing for its first minutes). Called once the metrics system is bootstrapped.
+    package static func declare(renditions: [String], providers: [String]) {
+        for counter in [rtmpConnections, rtmpBytesReceived, rtmpProtocolErrors, rtmpMediaErrors, publishStarted, publishRefused(reason: "bad_key"),
+                        relayConnections, publisherHandovers, edgeCacheHits, edgeUpstreamRequests, originEdgeRequests, viewerRedirects,
+                        transcodeFailures, recordingObjectsWritten, recordingBytesWritten] {
+            counter.increment(by: 0)
+        }
+        for rendition in renditions { renditionShed(rendition).increment(by: 0) }
+        for provider in providers {
+            paymentsCompleted(provider: provider).increment(by: 0)
+            paymentsFailed(provider: provider).increment(by: 0)
+        }
+        relaysWithoutOrigin.record(0)
+        streamsPublishing.record(0)
+        // The node itself, until gossip's first count (a second after it starts).
+        Gossip.members(status: "alive").record(1)
+    }
+
     // MARK: RTMP ingest
     package static let rtmpConnections = Counter(label: "streamtube_rtmp_connections_total")
     package static let rtmpBytesReceived = Counter(label: "streamtube_rtmp_bytes_received_total")
@@ -16,6 +36,9 @@ package enum NodeMetrics {
         Counter(label: "streamtube_rtmp_connections_refused_total", dimensions: [("reason", reason)])
     }
     package static let relayConnections = Counter(label: "streamtube_relay_connections_total")
+    /// Broadcasters' relays on this node with no origin taking their stream right now (a failover
+    /// takes seconds; a minute of it is a stream without an origin).
+    package static let relaysWithoutOrigin = Gauge(label: "streamtube_ingest_relays_without_origin")
     /// A stream handed from one publisher to another (host and co-hosts) while it was live on this origin.
     package static let publisherHandovers = Counter(label: "streamtube_rtmp_publisher_handovers_total")
     /// Publishers closed because they are no longer a co-host of the stream.
@@ -92,7 +115,42 @@ package enum NodeMetrics {
             Gauge(label: "streamtube_rendition_bitrate_bps", dimensions: [("stream", stream), ("rendition", rendition)])
         }
         private static func gauge(_ label: String, _ stream: String) -> Gauge { Gauge(label: label, dimensions: [("stream", stream)]) }
+
+        /// Takes a stream's series out of the export (it ended here): a gauge left behind would
+        /// go on saying its last value.
+        package static func remove(_ stream: String, renditions: [String]) {
+            for label in ["streamtube_stream_input_bitrate_bps", "streamtube_stream_frame_rate", "streamtube_stream_dropped_frames",
+                          "streamtube_stream_keyframe_interval_seconds", "streamtube_stream_av_drift_ms", "streamtube_stream_encoder_speed"] {
+                gauge(label, stream).destroy()
+            }
+            for rendition in renditions { renditionBitrate(stream, rendition).destroy() }
+        }
     }
+
+    // MARK: Disks (set when /metrics is read)
+    /// Free and total bytes of the file system holding a folder the node writes (data, cache, recordings).
+    package static func diskFreeBytes(folder: String) -> Gauge { Gauge(label: "streamtube_disk_free_bytes", dimensions: [("folder", folder)]) }
+    package static func diskSizeBytes(folder: String) -> Gauge { Gauge(label: "streamtube_disk_size_bytes", dimensions: [("folder", folder)]) }
+
+    // MARK: Payments
+    /// Payments that went through (an order paid, a renewal charged), by provider.
+    package static func paymentsCompleted(provider: String) -> Counter {
+        Counter(label: "streamtube_payments_completed_total", dimensions: [("provider", provider)])
+    }
+    /// Payments that failed (declined, expired, a renewal charge refused), by provider.
+    package static func paymentsFailed(provider: String) -> Counter {
+        Counter(label: "streamtube_payments_failed_total", dimensions: [("provider", provider)])
+    }
+
+    // MARK: TLS
+    /// When the certificate a listener serves (https, rtmps) expires, as Unix time.
+    package static func tlsCertificateExpiry(listener: String) -> Gauge {
+        Gauge(label: "streamtube_tls_certificate_expiry_timestamp_seconds", dimensions: [("listener", listener)])
+    }
+
+    // MARK: Readiness
+    /// 1 while the node takes traffic (`/healthz/ready` says ready), 0 while it joins or hands over.
+    package static let ready = Gauge(label: "streamtube_ready")
 
     // MARK: Gossip
     package enum Gossip {

@@ -138,8 +138,15 @@ def test_health_while_live(ladder_node):
             assert re.search(rf'^{name}{{stream="{s["id"]}"}} [\d.]+', metrics, re.M), name
         public = http("GET", node.base + "/metrics").text
         assert s["id"] not in public and "streamtube_rtmp_connections_total" in public
+        assert re.search(rf'^streamtube_rendition_bitrate_bps{{stream="{s["id"]}",rendition="240p"}} [\d.]+', metrics, re.M) \
+            or re.search(rf'^streamtube_rendition_bitrate_bps{{rendition="240p",stream="{s["id"]}"}} [\d.]+', metrics, re.M), metrics
     finally:
         pub.wait(30)
+    # The stream ended: its series leave the export (they said their last values forever before).
+    wait_for(lambda: http("GET", f"{node.base}/api/streams/{s['id']}/health", token=ADMIN_TOKEN).json()["state"] != "live", 20,
+             "the stream to end")
+    metrics = http("GET", node.base + "/api/metrics", token=ADMIN_TOKEN).text
+    assert f'stream="{s["id"]}"' not in metrics, [l for l in metrics.splitlines() if s["id"] in l]
 
 
 def test_two_streams_are_transcoded_and_served_at_once(ladder_node):

@@ -7,6 +7,7 @@
 // half-done and the provider's next delivery applies it.
 import Catalog
 import Foundation
+import NodeMetrics
 import SQLKit
 
 /// What is sold.
@@ -230,7 +231,7 @@ package struct PaymentBook: Sendable {
     /// changes nothing and says what the first delivery did.
     package func apply(_ event: GatewayEvent) async throws -> EventOutcome {
         let at = now()
-        return try await database.transaction { s in
+        let outcome = try await database.transaction { s -> EventOutcome in
             let order: Order?
             switch event.target {
             case .order(let id): order = try await Self.order(in: s, where: ("id", id))
@@ -252,6 +253,18 @@ package struct PaymentBook: Sendable {
             try await s.update("gateway_events").set("outcome", to: SQLBind(outcome.summary))
                 .where("gateway", .equal, event.gateway).where("event_id", .equal, event.id).run()
             return outcome
+        }
+        Self.count(outcome, gateway: event.gateway)
+        return outcome
+    }
+
+    /// Counts a payment that went through or failed, once its transaction is committed (a
+    /// repeated event is a `duplicate` and not counted again).
+    static func count(_ outcome: EventOutcome, gateway: String) {
+        switch outcome {
+        case .applied(.paid), .applied(.duplicate), .applied(.held): NodeMetrics.paymentsCompleted(provider: gateway).increment()
+        case .applied(.failed): NodeMetrics.paymentsFailed(provider: gateway).increment()
+        default: break
         }
     }
 

@@ -8,6 +8,7 @@
 // past the grace.
 import Catalog
 import Foundation
+import NodeMetrics
 import SQLKit
 
 /// A gateway that sells a channel's subscription and renews it (itself or through our renewal job).
@@ -64,7 +65,7 @@ extension PaymentBook {
     /// nothing; an unknown subscription is acknowledged and ignored.
     package func apply(_ event: SubscriptionEvent, policy: RenewalPolicy = RenewalPolicy()) async throws -> EventOutcome {
         let at = now()
-        return try await database.transaction { s in
+        let outcome = try await database.transaction { s -> EventOutcome in
             var order: Order?
             if let id = event.order, let o = try await Self.order(in: s, where: ("id", id)), o.gateway == event.gateway, o.item == .channel {
                 order = o
@@ -85,6 +86,13 @@ extension PaymentBook {
                 .where("gateway", .equal, event.gateway).where("event_id", .equal, event.id).run()
             return outcome
         }
+        // A period the provider could not charge is a failed payment (the subscription is past due).
+        if case .paymentFailed = event.kind, case .subscription = outcome {
+            NodeMetrics.paymentsFailed(provider: event.gateway).increment()
+        } else {
+            Self.count(outcome, gateway: event.gateway)
+        }
+        return outcome
     }
 
     static func move(subscription sub: Subscription?, order: Order?, by event: SubscriptionEvent, in s: any SQLDatabase, at: Date,

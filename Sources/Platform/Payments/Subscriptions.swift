@@ -8,6 +8,7 @@
 import Catalog
 import Foundation
 import Logging
+import NodeMetrics
 import ServiceLifecycle
 import SQLKit
 import Synchronization
@@ -173,6 +174,7 @@ extension PaymentBook {
                 continue
             }
             // Failed: tried again later, with access until the grace ends; or ended.
+            NodeMetrics.paymentsFailed(provider: sub.gateway).increment()
             let attempts = sub.attempts + 1
             if attempts > policy.retryDelays.count || at.timeIntervalSince(sub.periodEnd) > policy.grace {
                 try await database.transaction { s in
