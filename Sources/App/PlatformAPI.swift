@@ -516,8 +516,5 @@ package struct PlatformAPI: Sendable {
         }
     }
 
-    static func address(_ context: NodeRequestContext) -> String {
-        guard let remote = context.channel.remoteAddress else { return "unknown" }
-        return remote.ipAddress ?? "\(remote)"
-    }
+    static func address(_ context: NodeRequestContext) -> String { context.clientAddress }
 }

@@ -19,4 +19,8 @@ extension HTTPField.Name {
     package static let stripeSignature = HTTPField.Name("Stripe-Signature")!
     /// BTCPay Server's webhook signature (`sha256=...`).
     package static let btcpaySignature = HTTPField.Name("BTCPay-Sig")!
+    /// The client's address as each proxy on the way saw it (taken only from trusted proxies).
+    package static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+    /// How the client reached the load balancer (`https` or `http`).
+    package static let xForwardedProto = HTTPField.Name("X-Forwarded-Proto")!
 }

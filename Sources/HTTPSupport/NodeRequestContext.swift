@@ -61,6 +61,16 @@ package struct NodeRequestContext: RequestContext {
     package var csrfToken: String?
     /// This answer's Content-Security-Policy nonce: the inline scripts a page may run carry it.
     package var cspNonce: String?
+    /// The client's address when a trusted proxy named it (`ClientAddressMiddleware`); else nil.
+    package var forwardedAddress: String?
+
+    /// Who is calling, by IP address, for throttles and logs: the address a trusted proxy named,
+    /// else the connection's.
+    package var clientAddress: String {
+        if let forwardedAddress { return forwardedAddress }
+        guard let remote = channel.remoteAddress else { return "unknown" }
+        return remote.ipAddress ?? "\(remote)"
+    }
 
     package init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
@@ -68,5 +78,6 @@ package struct NodeRequestContext: RequestContext {
         self.channel = source.channel
         self.csrfToken = nil
         self.cspNonce = nil
+        self.forwardedAddress = nil
     }
 }

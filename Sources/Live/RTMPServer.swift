@@ -5,10 +5,12 @@
 import Catalog
 import Cluster
 import Foundation
+import HTTPSupport
 import Logging
 import NodeMetrics
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Origin
 import ServiceLifecycle
 import Synchronization
@@ -17,10 +19,11 @@ import Synchronization
 /// leave: stop taking publishers, then close the ones there are so their relays move on.
 package final class RTMPControl: Sendable {
     package init() {}
-    private let listener = Mutex<(any Channel)?>(nil)
+    /// RTMP's listener, and RTMPS's when the node serves it.
+    private let listeners = Mutex<[any Channel]>([])
     private let publishers = Mutex<[UInt64: NIOLoopBound<RTMPConnectionHandler>]>([:])
 
-    func listening(on channel: any Channel) { listener.withLock { $0 = channel } }
+    func listening(on channel: any Channel) { listeners.withLock { $0.append(channel) } }
 
     func add(_ id: UInt64, _ handler: NIOLoopBound<RTMPConnectionHandler>) { publishers.withLock { $0[id] = handler } }
     func remove(_ id: UInt64) { _ = publishers.withLock { $0.removeValue(forKey: id) } }
@@ -35,7 +38,7 @@ package final class RTMPControl: Sendable {
     /// Stops accepting connections and closes every publishing one; returns how many.
     @discardableResult
     package func closeAll(reason: String) async -> Int {
-        if let channel = listener.withLock({ $0 }) { try? await channel.close() }
+        for channel in listeners.withLock({ $0 }) { try? await channel.close() }
         let all = publishers.withLock { p in defer { p = [:] }; return Array(p.values) }
         for handler in all {
             try? await handler.eventLoop.submit { handler.value.closeForHandover(reason: reason) }.get()
@@ -106,17 +109,23 @@ package final class RTMPAdmission: Sendable {
 package struct RTMPServer: Service {
     let host: String
     let port: Int
-    let policy: IngestPolicy
+    package let policy: IngestPolicy
     let control: RTMPControl
-    let admission: RTMPAdmission
+    package let admission: RTMPAdmission
     let logger: Logger
     /// With cluster TLS, relays from other nodes come over TLS on the same port.
     let clusterTLS: ClusterTLS?
+    /// Load balancers whose connections start with a PROXY protocol header naming the broadcaster.
+    let trustedProxies: TrustedProxies
+    /// RTMPS: the node's own certificate (broadcasters, not nodes), TLS in front of RTMP.
+    let tls: NIOSSLContext?
     let onBound: @Sendable (Int) -> Void
 
     package init(host: String, port: Int, policy: IngestPolicy, control: RTMPControl = RTMPControl(),
-                 admission: RTMPAdmission = RTMPAdmission(), clusterTLS: ClusterTLS? = nil, logger: Logger,
-                 onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
+                 admission: RTMPAdmission = RTMPAdmission(), clusterTLS: ClusterTLS? = nil, trustedProxies: TrustedProxies = TrustedProxies(),
+                 tls: NIOSSLContext? = nil, logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
+        self.trustedProxies = trustedProxies
+        self.tls = tls
         self.host = host
         self.port = port
         self.policy = policy
@@ -133,27 +142,41 @@ package struct RTMPServer: Service {
         let control = self.control
         let admission = self.admission
         let clusterTLS = self.clusterTLS
+        let trustedProxies = self.trustedProxies
+        let tls = self.tls
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let clusterTLS {
-                        try channel.pipeline.syncOperations.addHandler(
-                            ClusterTLSSniffer(context: clusterTLS.serverContext, listener: "rtmp", logger: logger))
+                    let handlers = { (pipeline: ChannelPipeline.SynchronousOperations, peer: SocketAddress?) throws in
+                        if let tls {
+                            try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+                        } else if let clusterTLS {
+                            try pipeline.addHandler(ClusterTLSSniffer(context: clusterTLS.serverContext, listener: "rtmp", logger: logger))
+                        }
+                        try pipeline.addHandler(IdleStateHandler(readTimeout: .seconds(30)))
+                        try pipeline.addHandler(RTMPConnectionHandler(policy: policy, control: control, admission: admission, logger: logger,
+                                                                      peer: peer))
                     }
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(30)))
-                    try channel.pipeline.syncOperations.addHandler(
-                        RTMPConnectionHandler(policy: policy, control: control, admission: admission, logger: logger,
-                                              peer: channel.remoteAddress))
+                    // From a load balancer: the broadcaster's address comes first, in a PROXY header.
+                    guard trustedProxies.contains(channel.remoteAddress) else {
+                        return try handlers(channel.pipeline.syncOperations, channel.remoteAddress)
+                    }
+                    try channel.pipeline.syncOperations.addHandler(ProxyHeaderHandler(then: handlers, refused: { why in
+                        logger.warning("rtmp connection from a trusted proxy refused: bad PROXY header",
+                                       metadata: ["proxy": "\(channel.remoteAddress?.description ?? "?")", "why": "\(why)"])
+                        NodeMetrics.rtmpConnectionsRefused(reason: "proxy_header").increment()
+                    }))
                 }
             }
             .bind(host: host, port: port).get()
         let bound = channel.localAddress?.port ?? port
         control.listening(on: channel)
         onBound(bound)
-        logger.info("rtmp listening", metadata: ["host": "\(host)", "port": "\(bound)", "clusterTLS": "\(clusterTLS != nil ? "on" : "off")"])
+        logger.info(tls == nil ? "rtmp listening" : "rtmps listening",
+                    metadata: ["host": "\(host)", "port": "\(bound)", "clusterTLS": "\(clusterTLS != nil ? "on" : "off")"])
         try await withGracefulShutdownHandler {
             try await channel.closeFuture.get()
             // Closed by a handover: the service still runs until it is told to stop.

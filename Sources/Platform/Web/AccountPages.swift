@@ -595,10 +595,7 @@ package struct AccountPages: Sendable {
         }
     }
 
-    static func address(_ context: NodeRequestContext) -> String {
-        guard let remote = context.channel.remoteAddress else { return "unknown" }
-        return remote.ipAddress ?? "\(remote)"
-    }
+    static func address(_ context: NodeRequestContext) -> String { context.clientAddress }
 
     static func status(_ p: AccountProblem) -> HTTPResponse.Status {
         p.problem.status
