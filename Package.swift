@@ -149,13 +149,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Sources/Live",
             exclude: ["README.md"]
         ),
-        // Platform features: one target each, depending only on Catalog and HTTPSupport.
+        // Platform features: one target each, depending only on Catalog and HTTPSupport (and NodeMetrics, for their metrics).
         .target(
             name: "Schedule",
             dependencies: ["Catalog", "Accounts", .product(name: "SQLKit", package: "sql-kit"),
@@ -166,7 +167,7 @@ let package = Package(
         ),
         .target(
             name: "Payments",
-            dependencies: ["Catalog", "HTTPSupport", .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log"),
+            dependencies: ["Catalog", "HTTPSupport", "NodeMetrics", .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
@@ -251,7 +252,10 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Sources/App",
             exclude: ["README.md"],
@@ -264,6 +268,7 @@ let package = Package(
             dependencies: [
                 "App", "Accounts", "Gossip", "Transcode", "Payments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Node",
             exclude: ["README.md"]

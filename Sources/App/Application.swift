@@ -9,8 +9,11 @@ import Foundation
 import Gossip
 import HTTPSupport
 import Hummingbird
+import HummingbirdHTTP2
 import Live
 import Logging
+import NodeMetrics
+import NIOSSL
 import Origin
 import Payments
 import Prometheus
@@ -31,6 +34,10 @@ package struct ConfigurationError: Error, CustomStringConvertible {
 package struct NodeApplication: @unchecked Sendable {
     package let router: Router<NodeRequestContext>
     package let http: Application<RouterResponder<NodeRequestContext>>
+    /// HTTPS and RTMPS with the node's own certificate (--tls-cert); nil without.
+    package let https: Application<RouterResponder<NodeRequestContext>>?
+    package let rtmps: RTMPServer?
+    package let publicTLS: PublicTLS?
     package let rtmp: RTMPServer
     package let gossip: GossipNode
     package let handover: HandoverService
@@ -58,9 +65,20 @@ package struct NodeApplication: @unchecked Sendable {
     /// everything still runs), then the HTTP server, gossip and RTMP, and the records' watch
     /// on the database last.
     package func run() async throws {
+        // SIGHUP: the certificate files are read again (a renewal), nobody's connection dropped.
+        let reload = publicTLS.map { tls in
+            signal(SIGHUP, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGHUP)
+            source.setEventHandler { tls.reload() }
+            source.resume()
+            return source
+        }
+        defer { reload?.cancel() }
+        let secure: [ServiceGroupConfiguration.ServiceConfiguration] = (https.map { [.init(service: $0)] } ?? []) + (rtmps.map { [.init(service: $0)] } ?? [])
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: catalogChanges)] + (recorder.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
                 + (sweeper.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                + secure
                 + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
                        .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: renewals), .init(service: thumbnails),
                        .init(service: recordingDeletions),
@@ -100,6 +118,24 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         ladder = try config.transcodeSettings()
     } catch { throw ConfigurationError("\(error)") }
     guard config.capacity >= 0 else { throw ConfigurationError("--capacity must be at least 0") }
+    // The node's own certificate: HTTPS and RTMPS beside HTTP and RTMP.
+    var publicTLS: PublicTLS?
+    switch (config.tlsCert, config.tlsKey) {
+    case (nil, nil):
+        guard !config.httpRedirect else { throw ConfigurationError("--http-redirect needs --tls-cert and --tls-key (the node's HTTPS)") }
+    case (let cert?, let key?):
+        do { publicTLS = try PublicTLS(certificatePath: cert, keyPath: key, logger: baseLogger) } catch { throw ConfigurationError("\(error)") }
+        guard config.httpsPort != config.httpPort, config.rtmpsPort != config.rtmpPort else {
+            throw ConfigurationError("--https-port and --rtmps-port must differ from --http-port and --rtmp-port")
+        }
+    default:
+        throw ConfigurationError("--tls-cert and --tls-key go together: give both, or neither")
+    }
+    guard config.hstsSeconds >= 0 else { throw ConfigurationError("--hsts-seconds must be 0 (none) or more") }
+    let trustedProxies: TrustedProxies
+    do { trustedProxies = try config.trustedProxies.map(TrustedProxies.init) ?? TrustedProxies() } catch {
+        throw ConfigurationError("--trusted-proxies: \(error)")
+    }
     let configuredDatabase: DatabaseLocation?
     do { configuredDatabase = try config.database.map(DatabaseLocation.init) } catch { throw ConfigurationError("\(error)") }
 
@@ -218,13 +254,24 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let control = RTMPControl()
     let rtmp = RTMPServer(host: config.host, port: config.rtmpPort,
                           policy: IngestPolicy(streams: streams, cluster: IngestCluster(router: router, tokens: tokens, replicator: replicator)),
-                          control: control, clusterTLS: clusterTLS, logger: logger)
+                          control: control, clusterTLS: clusterTLS, trustedProxies: trustedProxies, logger: logger)
+    var rtmps: RTMPServer?
+    if let publicTLS {
+        let context: NIOSSLContext
+        do { context = try NIOSSLContext(configuration: publicTLS.serverConfiguration()) } catch {
+            await database.close()
+            throw ConfigurationError("RTMPS: \(error)")
+        }
+        rtmps = RTMPServer(host: config.host, port: config.rtmpsPort, policy: rtmp.policy, control: control, admission: rtmp.admission,
+                           trustedProxies: trustedProxies, tls: context, logger: logger)
+    }
     // Private streams: tokens signed with a key derived from the cluster keyring, checked on every node.
     let playbackTokens = PlaybackTokens(clusterKeys: keyring.keys)
     let playback = TokenPlayback(catalog: catalog, tokens: playbackTokens)
     // Payments: prices, orders and the ledger on the platform database; the gateways configured.
     let payments = PaymentBook(database: database, feeBasisPoints: try config.platformFeeBasisPoints())
     let gateways = try config.paymentGateways()
+    NodeMetrics.declare(renditions: ladder?.rungs.map(\.name) ?? [], providers: gateways.map(\.name))
     if gateways.contains(where: { $0 is TestGateway }) {
         logger.notice("payments: the built-in test gateway is on: tickets are paid on a page of this node and no money moves",
                       metadata: ["turn off": "--test-payments=off"])
@@ -246,10 +293,23 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     httpRouter.add(middleware: ProblemMiddleware())
     httpRouter.add(middleware: SecurityHeadersMiddleware())
     if clusterTLS != nil { httpRouter.add(middleware: ClusterTLSMiddleware()) }
+    if !trustedProxies.isEmpty { httpRouter.add(middleware: ClientAddressMiddleware(trusted: trustedProxies)) }
+    if publicTLS != nil {
+        let origin = accounts.settings.publicURL.hasPrefix("https://") ? accounts.settings.publicURL : nil
+        httpRouter.add(middleware: HTTPSPolicyMiddleware(httpsPort: config.httpsPort, redirect: config.httpRedirect, hstsSeconds: config.hstsSeconds,
+                                                        publicOrigin: origin))
+    }
     httpRouter.add(middleware: MetricsMiddleware())
     httpRouter.add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .authorization, .contentType, .origin, .range],
                                               allowMethods: [.get, .head, .post, .patch, .delete, .options], maxAge: .seconds(3600)))
-    let system = SystemRoutes(streams: streams, info: info, metrics: metrics)
+    // Ready once the cluster is joined (another member answered, or none did for 10 s), until SIGTERM.
+    let readiness = NodeReadiness(hasSeeds: !seeds.isEmpty, otherMembersAlive: {
+        let v = gossip.view.snapshot
+        return v.members.filter { $0.status == .alive && $0.id != v.localID }.count
+    })
+    let folders = [("data", state.dataDir.path), ("cache", state.cacheDir)]
+        + (recorder.map { [("recordings", $0.directory)] } ?? [])
+    let system = SystemRoutes(streams: streams, info: info, metrics: metrics, readiness: readiness, folders: folders)
     httpRouter.addRoutes(system.collection)
     // What people set on recordings, asked by the media routes on every request; deletions reach every holder.
     let recordingDetails = RecordingCatalog(store: RecordingDetailsStore(database: database), logger: logger)
@@ -397,7 +457,26 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
             ])
         },
         logger: logger)
-    let handover = HandoverService(gossip: gossip, rtmp: control, replicator: replicator, logger: logger)
+    // HTTPS: the same routes, over HTTP/2 or HTTP/1.1 (ALPN), with the node's certificate.
+    var https: Application<RouterResponder<NodeRequestContext>>?
+    if let publicTLS {
+        do {
+            https = Application(
+                router: httpRouter,
+                server: try .http2Upgrade(tlsConfiguration: publicTLS.serverConfiguration(alpn: ["h2", "http/1.1"])),
+                configuration: .init(address: .hostname(config.host, port: config.httpsPort), serverName: "streamtube"),
+                onServerRunning: { channel in
+                    logger.info("https listening", metadata: ["https": "\(channel.localAddress?.description ?? "?")",
+                                                              "validUntil": "\(publicTLS.identity.notAfter)"])
+                },
+                logger: logger)
+        } catch {
+            await database.close()
+            throw ConfigurationError("HTTPS: \(error)")
+        }
+    }
+    let handover = HandoverService(gossip: gossip, rtmp: control, replicator: replicator, logger: logger,
+                                   began: { readiness.handoverBegan() })
     var noticeSettings = NoticeSettings()
     guard config.reminderMinutes >= 0, config.missedAfterMinutes >= 1 else {
         await database.close()
@@ -435,7 +514,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         let outcome = try await payments.apply(TestGateway.renewed(order))
         return outcome == .applied(.paid) || outcome == .duplicate("applied: paid")
     }
-    return NodeApplication(router: httpRouter, http: http, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
+    return NodeApplication(router: httpRouter, http: http, https: https, rtmps: rtmps, publicTLS: publicTLS, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
                            streams: streams, thumbnails: thumbnails, recorder: recorder, sweeper: sweeper, edge: edge, database: database,
                            catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,

@@ -10,6 +10,15 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var host = "0.0.0.0"
     package var httpPort = 8080
     package var rtmpPort = 1935
+    /// The node's own certificate (PEM chain) and key: with both, HTTPS and RTMPS are served too.
+    package var tlsCert: String?
+    package var tlsKey: String?
+    package var httpsPort = 8443
+    package var rtmpsPort = 1936
+    /// Plain-HTTP page requests answered with a redirect to HTTPS.
+    package var httpRedirect = false
+    /// Strict-Transport-Security max-age on HTTPS answers; 0: none.
+    package var hstsSeconds = 0
     package var dataDir = "./data"
     package var nodeID: String?
     package var region = "local"
@@ -44,6 +53,8 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var x264Preset = "veryfast"
     package var transcodeThreads = 1
     package var clusterTLS = false
+    /// Load balancers whose word about the client's address is taken (X-Forwarded-For, PROXY protocol).
+    package var trustedProxies: String?
     // The platform: people, mail, sign-in providers.
     package var publicURL: String?
     package var signup = "open"
@@ -147,6 +158,14 @@ extension NodeConfiguration {
             .text("host", \.host, "Address to listen on."),
             .int("httpPort", \.httpPort, "HTTP port.", port: true),
             .int("rtmpPort", \.rtmpPort, "RTMP port.", port: true),
+            .text("tlsCert", \.tlsCert,
+                  "PEM file of the node's certificate chain (leaf first): with --tls-key, HTTPS (HTTP/2 and HTTP/1.1) and RTMPS are served too. SIGHUP reloads both files."),
+            .text("tlsKey", \.tlsKey, "PEM file of the certificate's private key (give it by file only, readable by the node alone)."),
+            .int("httpsPort", \.httpsPort, "HTTPS port (with --tls-cert).", port: true),
+            .int("rtmpsPort", \.rtmpsPort, "RTMPS port (with --tls-cert).", port: true),
+            .boolean("httpRedirect", \.httpRedirect,
+                     "Answer plain-HTTP page requests (GET and HEAD) with a redirect to HTTPS (with --tls-cert); health, metrics and node-to-node requests are left alone."),
+            .int("hstsSeconds", \.hstsSeconds, "Strict-Transport-Security max-age on HTTPS answers, in seconds; 0: no header."),
             .text("dataDir", \.dataDir, "Folder for the SQLite file (unless --database says otherwise), the cache and node state."),
             .text("nodeID", \.nodeID, "This node's id (default: made once and kept in the data folder)."),
             .text("region", \.region, "Region this node runs in."),
@@ -181,6 +200,8 @@ extension NodeConfiguration {
             .int("transcodeThreads", \.transcodeThreads, "x264 threads per rendition."),
             .boolean("clusterTLS", \.clusterTLS,
                      "Mutual TLS between nodes (relays, replication, record lookups, edge fetches), certificates from a CA derived from the cluster key; give it to every node."),
+            .text("trustedProxies", \.trustedProxies,
+                  "Load balancers in front of the node, as addresses or CIDR ranges, comma-separated: their X-Forwarded-For (HTTP) and PROXY protocol header (RTMP, required from them) name the client. Default: none."),
             .text("publicURL", \.publicURL,
                   "The platform's address as people reach it, e.g. https://stream.example.com: links in mail and sign-in redirects (default http://PUBLIC_HOST:HTTP_PORT)."),
             .text("signup", \.signup, "Who may make an account: open (anyone), or closed (admins make accounts)."),

@@ -240,6 +240,20 @@ package final class Database: Sendable {
         return Database(location: location, backend: backend, sql: sql, appliedAtOpen: applied, logger: logger)
     }
 
+    /// The schema version a database is at, read without changing anything (`streamtube doctor`).
+    package static func schemaVersion(at location: DatabaseLocation, logger: Logger) async throws -> Int {
+        let (backend, sql) = try await connect(location, logger: logger)
+        let opened = Database(location: location, backend: backend, sql: sql, appliedAtOpen: [], logger: logger)
+        do {
+            let version = try await opened.schemaVersion()
+            await opened.close()
+            return version
+        } catch {
+            await opened.close()
+            throw DatabaseError.cannotOpen(location.description, Self.explain(error))
+        }
+    }
+
     private static func connect(_ location: DatabaseLocation, logger: Logger) async throws -> (Backend, any SQLDatabase) {
         switch location {
         case .sqlite(let path):

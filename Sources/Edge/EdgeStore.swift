@@ -82,6 +82,9 @@ public final class EdgeStore: Sendable {
 
     deinit { disk?.close() }
 
+    /// Whether the RocksDB tier opened (else the store runs on memory alone).
+    public var hasDiskTier: Bool { disk != nil }
+
     /// Opens the disk tier, rebuilding the database once if it is corrupt or unreadable.
     private static func openDisk(directory: URL, budget: Int, options: RocksDatabase.Options,
                                  logger: @Sendable (String) -> Void) -> DiskTier? {

@@ -2,6 +2,7 @@
 import App
 import ArgumentParser
 import Foundation
+import Logging
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -220,5 +221,59 @@ struct Members: AsyncParsableCommand {
             print([m.id, m.status, "\(m.incarnation)", m.region, m.gossipAddress, m.httpAddress, rtt, "\(m.load)", "\(m.streamsOwned)"]
                 .joined(separator: "\t"))
         }
+    }
+}
+
+/// A health check for containers (the image has no curl): asks a node whether it is ready.
+struct Ready: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask a running node whether it takes traffic (/healthz/ready): exits 0 when ready, 1 when not or unreachable.")
+    @Option(help: "The node's HTTP address (default $STREAMTUBE_SERVER or http://127.0.0.1:$STREAMTUBE_HTTP_PORT, port 8080).")
+    var server: String?
+
+    func run() async throws {
+        let base = Connection.parseOrExit(server.map { ["--server", $0] } ?? []).base
+        guard let url = URL(string: base + "/healthz/ready") else { throw ValidationError("bad --server \(base)") }
+        var req = URLRequest(url: url, timeoutInterval: 5)
+        req.setValue("streamtube/\(streamTubeVersion)", forHTTPHeaderField: "User-Agent")
+        do {
+            let (data, response) = try await URLSession.shared.data(for: req)
+            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            let answer = try? JSONDecoder().decode(ReadinessResponse.self, from: data)
+            if status == 200, answer?.ready == true {
+                print("ready")
+                return
+            }
+            print("not ready: \(answer?.reason ?? "the node answered \(status)")")
+        } catch {
+            print("not ready: cannot reach \(base): \(error.localizedDescription)")
+        }
+        throw ExitCode(1)
+    }
+}
+
+/// `streamtube doctor`: a host checked before its node joins (see `Doctor`).
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Check this host before its node joins: ports, FFmpeg and RocksDB, disk, clock, cluster key, database, seeds, TLS files.",
+        discussion: "Reads the node's settings as `serve` does (--config, STREAMTUBE_*, --data-dir, --database, --seeds, ...) and changes "
+            + "nothing. Exits 1 when a check fails.")
+    @Option(help: "JSON config file, as for serve.") var config: String?
+    @Flag(help: "Print the checks as JSON.") var json = false
+    @Argument(parsing: .allUnrecognized, help: .hidden) var settings: [String] = []
+
+    func run() async throws {
+        let config = try NodeConfiguration.forCommand(file: self.config, flags: settings)
+        LogSetup.bootstrap(format: config.logFormat, level: "error")
+        let checks = await Doctor.run(config, logger: Logger(label: "doctor"))
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(checks), as: UTF8.self))
+        } else {
+            for c in checks { print("\(c.verdict.rawValue.uppercased().padding(toLength: 5, withPad: " ", startingAt: 0)) \(c.name): \(c.detail)") }
+        }
+        if checks.contains(where: { $0.verdict == .fail }) { throw ExitCode(1) }
     }
 }

@@ -10,7 +10,7 @@ struct StreamTubeCommand: AsyncParsableCommand {
         commandName: "streamtube",
         abstract: "StreamTube: a self-hosted live-streaming node.",
         subcommands: [Serve.self, Login.self, Logout.self, Streams.self, Admin.self, Members.self, Keygen.self, ClusterCert.self,
-                      MailTest.self, BenchPassword.self, LedgerCommand.self, Version.self],
+                      MailTest.self, BenchPassword.self, LedgerCommand.self, Ready.self, DoctorCommand.self, Version.self],
         defaultSubcommand: nil)
 }
 

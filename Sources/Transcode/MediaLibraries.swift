@@ -7,6 +7,10 @@ public enum MediaLibraries {
     /// are not structured: keep only its errors.
     public static func quietLogs() { av_log_set_level(AV_LOG_ERROR) }
 
+    /// Whether the linked libavcodec has an encoder or decoder by this name (`streamtube doctor`).
+    public static func hasEncoder(_ name: String) -> Bool { avcodec_find_encoder_by_name(name) != nil }
+    public static func hasDecoder(_ name: String) -> Bool { avcodec_find_decoder_by_name(name) != nil }
+
     public static var versions: [String: String] {
         func format(_ v: UInt32) -> String { "\(v >> 16).\((v >> 8) & 0xFF).\(v & 0xFF)" }
         return [
