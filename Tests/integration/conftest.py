@@ -164,14 +164,15 @@ def epoch_of(playlist_text):
 
 
 class Node:
-    def __init__(self, data_dir, extra_args=(), gossip_port=None, env=None):
+    def __init__(self, data_dir, extra_args=(), gossip_port=None, env=None, host="127.0.0.1", ports=None):
+        """`host`: the address the node listens on (any of 127.0.0.0/8, so that several nodes can
+        use the same ports, as on hosts of their own); `ports`: (http, rtmp, gossip), else free ones."""
         self.env = env
-        self.http_port = free_port()
-        self.rtmp_port = free_port()
-        self.gossip_port = gossip_port or free_port()
+        self.host = host
+        self.http_port, self.rtmp_port, self.gossip_port = ports or (free_port(), free_port(), gossip_port or free_port())
         self.data_dir = data_dir
         self.log_path = os.path.join(data_dir, "node.log")
-        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.base = f"http://{host}:{self.http_port}"
         self.extra_args = list(extra_args)
         self.proc = None
 
@@ -179,7 +180,7 @@ class Node:
         os.makedirs(self.data_dir, exist_ok=True)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [binary(), "serve", "--host", "127.0.0.1", "--http-port", str(self.http_port), "--rtmp-port", str(self.rtmp_port),
+            [binary(), "serve", "--host", self.host, "--http-port", str(self.http_port), "--rtmp-port", str(self.rtmp_port),
              "--gossip-port", str(self.gossip_port),
              "--data-dir", self.data_dir, "--admin-token", ADMIN_TOKEN, "--log-format", "json", *self.extra_args],
             stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env} if self.env else None)
@@ -198,10 +199,9 @@ class Node:
     def _rtmp_open(self):
         return self._port_open(self.rtmp_port)
 
-    @staticmethod
-    def _port_open(port):
+    def _port_open(self, port):
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((self.host, port), timeout=1):
                 return True
         except OSError:
             return False
@@ -249,7 +249,7 @@ class Node:
         return r.json()
 
     def rtmp_url(self, key):
-        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
+        return f"rtmp://{self.host}:{self.rtmp_port}/live/{key}"
 
     def wait_playable(self, stream_id, timeout=20):
         deadline = time.time() + timeout
