@@ -11,11 +11,15 @@ just before the push to --settle seconds after it ends (the recording is finishe
 manifest written by then). Each run checks what the node kept: with recording on, one `ready`
 recording about as long as the broadcast; off, none.
 
-Runs alternate on and off (the order swapped every round, so drift of the machine's speed
-does not favour a side), --rounds of each; the median of the rounds' on/off ratios counts.
+Each round runs both sides at the same time, side by side: a node with recording on and one with
+it off, each pushed the same broadcast by its own ffmpeg and counted over the same seconds, so
+both meet the same machine (other work on it, its clock) and a round's ratio compares like with
+like; which starts first swaps every round. With --alone the sides run one after the other
+instead (alternating, the order swapped every round). --rounds of each; the median of the
+rounds' on/off ratios counts.
 
 Usage: ops/bench/recording.py [--seconds 60] [--rounds 3] [--ladders none,default] [--settle 3]
-                              [--perf FILE] [--json out.json] [--bin path/to/streamtube]
+                              [--alone] [--perf FILE] [--json out.json] [--bin path/to/streamtube]
 Needs: ffmpeg.
 """
 import json
@@ -41,45 +45,97 @@ def folder_bytes(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def one_run(binary, source, seconds, ladder, recording, settle, perf=None):
-    """One broadcast pushed to a fresh node: its CPU seconds, wall time, what it recorded."""
-    # A grace of 1 s (60 s by default): the recording is finished, and counted, within the settle time.
-    extra = ["--recordings" if recording else "--recordings=false", "--recording-reconnect-grace", "1"]
-    if ladder != "default":
-        extra += ["--ladder", ladder]
-    node = StreamTubeNode(binary, extra)
-    rec = None
-    try:
-        stream = node.create_stream("recording bench")
-        time.sleep(0.5)
-        if perf:
-            rec = subprocess.Popen(["perf", "record", "-g", "-o", perf, "-p", str(node.proc.pid)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cpu0, t0 = cpu_seconds(node.proc.pid, children=False), time.time()
-        push = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", source, "-c", "copy",
-                               "-f", "flv", node.rtmp_url(stream["key"])], capture_output=True, text=True)
-        time.sleep(settle)
-        cpu, wall = cpu_seconds(node.proc.pid, children=False) - cpu0, time.time() - t0
-        if rec:
-            rec.send_signal(signal.SIGINT)
-            rec.wait(30)
-        if push.returncode != 0:
-            raise RuntimeError(f"the push failed: {push.stderr}")
-        kept = recordings(node.base, stream["id"])
-        if recording:
+class Run:
+    """One broadcast pushed to a fresh node (recording on or off): started by `start`, pushed by
+    `push`, checked and counted by `finish`."""
+
+    def __init__(self, binary, ladder, recording):
+        # A grace of 1 s (60 s by default): the recording is finished, and counted, within the settle time.
+        extra = ["--recordings" if recording else "--recordings=false", "--recording-reconnect-grace", "1"]
+        if ladder != "default":
+            extra += ["--ladder", ladder]
+        self.recording = recording
+        self.node = StreamTubeNode(binary, extra)
+        self.stream = self.node.create_stream("recording bench")
+        self.push = None
+
+    def start_push(self, source):
+        self.cpu0, self.t0 = cpu_seconds(self.node.proc.pid, children=False), time.time()
+        self.push = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", source, "-c", "copy",
+                                      "-f", "flv", self.node.rtmp_url(self.stream["key"])], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def stop_counting(self):
+        self.cpu, self.wall = cpu_seconds(self.node.proc.pid, children=False) - self.cpu0, time.time() - self.t0
+
+    def result(self, seconds):
+        """Checks what the node kept; its CPU seconds, wall time, what it recorded."""
+        _, err = self.push.communicate()
+        if self.push.returncode != 0:
+            raise RuntimeError(f"the push failed: {err}")
+        kept = recordings(self.node.base, self.stream["id"])
+        if self.recording:
             # The cost counted is that of a whole recording, finished: check it is one.
             if len(kept) != 1 or kept[0]["state"] != "ready" or abs(kept[0]["durationSeconds"] - seconds) > 2.5:
                 raise RuntimeError(f"with recording on, expected one ready recording of ~{seconds} s, got {kept}")
         elif kept:
             raise RuntimeError(f"with --recordings=false the node recorded {kept}")
-        node.stop()
-        return {"cpuSeconds": cpu, "wallSeconds": wall, "recordedBytes": folder_bytes(os.path.join(node.dir, "recordings")),
-                "recordingSeconds": kept[0]["durationSeconds"] if kept else None, "rungsShed": sheds(os.path.join(node.dir, "node.log"))}
+        self.node.stop()
+        return {"cpuSeconds": self.cpu, "wallSeconds": self.wall,
+                "recordedBytes": folder_bytes(os.path.join(self.node.dir, "recordings")),
+                "recordingSeconds": kept[0]["durationSeconds"] if kept else None,
+                "rungsShed": sheds(os.path.join(self.node.dir, "node.log"))}
+
+    def close(self):
+        if self.push and self.push.poll() is None:
+            self.push.kill()
+        self.node.stop()
+        shutil.rmtree(self.node.dir, ignore_errors=True)
+
+
+def one_run(binary, source, seconds, ladder, recording, settle, perf=None):
+    """One broadcast pushed to a fresh node, alone on the machine."""
+    run, rec = Run(binary, ladder, recording), None
+    try:
+        time.sleep(0.5)
+        if perf:
+            rec = subprocess.Popen(["perf", "record", "-g", "-o", perf, "-p", str(run.node.proc.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run.start_push(source)
+        run.push.wait()
+        time.sleep(settle)
+        run.stop_counting()
+        if rec:
+            rec.send_signal(signal.SIGINT)
+            rec.wait(30)
+        return run.result(seconds)
     finally:
         if rec and rec.poll() is None:
             rec.kill()
-        node.stop()
-        shutil.rmtree(node.dir, ignore_errors=True)
+        run.close()
+
+
+def paired_round(binary, source, seconds, ladder, settle, on_first):
+    """Both sides at once: a node with recording on and one with it off, each pushed the same
+    broadcast by its own ffmpeg, counted over the same seconds, so both see the same machine
+    (other work on it, its clock speed) and the ratio is of like with like. Which is started
+    first swaps from round to round."""
+    runs = {}
+    try:
+        for side in (("on", "off") if on_first else ("off", "on")):
+            runs[side] = Run(binary, ladder, side == "on")
+        time.sleep(0.5)
+        for side in runs:
+            runs[side].start_push(source)
+        for side in runs:
+            runs[side].push.wait()
+        time.sleep(settle)
+        for side in runs:
+            runs[side].stop_counting()
+        return {side: runs[side].result(seconds) for side in ("on", "off")}
+    finally:
+        for run in runs.values():
+            run.close()
 
 
 def sheds(log):
@@ -95,6 +151,8 @@ def main():
                     help="comma-separated: none (passthrough), default (the node's own ladder) or a --ladder value (';' for ',')")
     ap.add_argument("--settle", type=float, default=3, help="seconds counted after the push ends")
     ap.add_argument("--perf", help="also record the node with perf during one extra run with recording on into PERF.LADDER")
+    ap.add_argument("--alone", action="store_true",
+                    help="run the two sides one after the other (alternating) instead of side by side at the same time")
     args = ap.parse_args()
     binary = release_binary(args.bin)
     work = tempfile.mkdtemp(prefix="streamtube-recording-bench-")
@@ -102,14 +160,23 @@ def main():
         source = os.path.join(work, "broadcast.flv")
         print(f"encoding a {args.seconds} s broadcast", file=sys.stderr)
         encode_broadcast(source, args.seconds)
-        results = {"seconds": args.seconds, "rounds": args.rounds, "cases": []}
+        results = {"seconds": args.seconds, "rounds": args.rounds, "sideBySide": not args.alone, "cases": []}
         for ladder in [l.replace(";", ",") for l in args.ladders.split(",")]:
             if args.perf:
                 # Where the node's time goes (not counted).
                 one_run(binary, source, args.seconds, ladder, True, args.settle, perf=f"{args.perf}.{ladder.split(':')[0]}")
-            runs = alternate_sides(args.rounds, {side: (lambda on=(side == "on"): one_run(binary, source, args.seconds, ladder, on,
-                                                                                          args.settle))
-                                                 for side in ("on", "off")}, f"ladder {ladder}")
+            if args.alone:
+                runs = alternate_sides(args.rounds, {side: (lambda on=(side == "on"): one_run(binary, source, args.seconds, ladder, on,
+                                                                                              args.settle))
+                                                     for side in ("on", "off")}, f"ladder {ladder}")
+            else:
+                runs = {"on": [], "off": []}
+                for i in range(args.rounds):
+                    pair = paired_round(binary, source, args.seconds, ladder, args.settle, on_first=i % 2 == 0)
+                    for side in pair:
+                        runs[side].append(pair[side])
+                    print(f"ladder {ladder}, round {i + 1}: on {pair['on']['cpuSeconds']:.2f} CPU s, off {pair['off']['cpuSeconds']:.2f}"
+                          f" CPU s, on/off {pair['on']['cpuSeconds'] / pair['off']['cpuSeconds']:.3f}", file=sys.stderr)
             # A transcoder that falls behind real time (other work on the machine) sheds its top
             # rung and then does less work: such a run measures the machine, not the recorder,
             # and its round is left out of the figures (counted beside them).
