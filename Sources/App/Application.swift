@@ -1,6 +1,7 @@
 // buildApplication: the one place a node is assembled, from its configuration, for `serve`
 // and for tests alike.
 import Accounts
+import Analytics
 import AsyncHTTPClient
 import Catalog
 import Cluster
@@ -52,6 +53,8 @@ package struct NodeApplication: @unchecked Sendable {
     package let renewals: SubscriptionRenewals
     /// Deletes this node's copies of deleted recordings.
     package let recordingDeletions: RecordingDeletions
+    /// Writes the viewer sessions this node serves to the database.
+    package let viewerReporter: ViewerReporter
     package let logger: Logger
 
     /// Runs until SIGTERM or SIGINT; shuts down in reverse order: the handover first (while
@@ -63,7 +66,7 @@ package struct NodeApplication: @unchecked Sendable {
                 + (sweeper.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
                 + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
                        .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: renewals), .init(service: thumbnails),
-                       .init(service: recordingDeletions),
+                       .init(service: recordingDeletions), .init(service: viewerReporter),
                        .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -239,7 +242,13 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     }, entitledToRecording: { recording, account in
         (try? await payments.isEntitled(account, to: .recording, recording)) == true
     })
-    let live = LiveRoutes(streams: streams, edge: edge, info: info, playback: playback)
+    var live = LiveRoutes(streams: streams, edge: edge, info: info, playback: playback)
+    // Viewer sessions are counted where media is served, and reported to the database.
+    let viewerSessions = ViewerSessions()
+    live.sessions = viewerSessions
+    let viewerFigures = ViewerFigureStore(database: database)
+    let viewerReporter = ViewerReporter(sessions: viewerSessions, store: viewerFigures, nodeID: state.nodeID, region: info.region,
+                                        owns: { router.ownsLocally($0) }, logger: logger)
 
     // HTTP: one router, a route collection per feature.
     let httpRouter = Router(context: NodeRequestContext.self)
@@ -276,6 +285,10 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let operatorRoutes = routes
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
+    let analytics = AnalyticsRoutes(store: viewerFigures, catalog: catalog, playback: playback,
+                                    servesSession: { viewerSessions.serves(stream: $0, session: $1) })
+    httpRouter.addRoutes(analytics.operatorCollection(token: state.adminToken), atPath: "/api")
+    httpRouter.addRoutes(analytics.collection)
     httpRouter.addRoutes(ThumbnailRoutes(store: thumbnails.store, catalog: catalog, edge: edge, playback: playback, recordIsCurrent: { id in
         guard ownDatabase else { return true }
         let view = router.view.snapshot
@@ -301,8 +314,10 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // The platform: people's pages and the public API, where a session cookie or an API token
     // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
     let channelRecordings = ChannelRecordings(channels: accounts.channels, catalog: catalog, store: recordingStore, sweeper: sweeper)
-    let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, thumbnails: thumbnails,
-                                  playback: issuer, channelRecordings: channelRecordings, recordings: recordingService, logger: logger)
+    var api = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, thumbnails: thumbnails,
+                          playback: issuer, channelRecordings: channelRecordings, recordings: recordingService, logger: logger)
+    api.viewerFigures = viewerFigures
+    let platformAPI = api
     let providers: SignInProviders
     do { providers = try SignInProviders(try config.signInProviders(), httpClient: HTTPClient.shared) } catch {
         await database.close()
@@ -364,6 +379,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     }).collection)
     platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
     platform.addRoutes(CoHostPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
+    platform.addRoutes(AnalyticsPages(figures: viewerFigures, service: accounts, catalog: catalog, renderer: renderer,
+                                      send: try config.sendMail(logger: logger)).collection)
     platform.addRoutes(InvitationPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
     let recordingPages = recordingService.pages(token: { stream, viewer in playbackTokens.token(stream: stream, viewer: viewer)?.token })
     platform.addRoutes(ChannelPages(service: accounts, catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL,
@@ -383,7 +400,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     platform.addRoutes(RecordingPages(source: recordingPages, renderer: renderer, prices: recordingPrices).collection)
 
     // Cached media is answered on the event loop, in front of the router.
-    let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)
+    let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback, sessions: viewerSessions)
     let http = Application(
         router: httpRouter,
         server: .http1(configuration: .init(additionalChannelHandlers: [MediaFastPath(source: fastPath)], idleTimeout: .seconds(60)),
@@ -439,5 +456,6 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                            streams: streams, thumbnails: thumbnails, recorder: recorder, sweeper: sweeper, edge: edge, database: database,
                            catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,
-                           paymentOutbox: paymentOutbox, renewals: renewals, recordingDeletions: recordingDeletions, logger: logger)
+                           paymentOutbox: paymentOutbox, renewals: renewals, recordingDeletions: recordingDeletions,
+                           viewerReporter: viewerReporter, logger: logger)
 }
