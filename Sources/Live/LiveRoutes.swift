@@ -112,12 +112,13 @@ package struct LiveRoutes: Sendable {
     }
 
     /// The viewer session of a playlist request, noted as watching: the one its query names, or
-    /// (`assign`: a master playlist) a new one. None for an edge asking its origin: the edge
-    /// counts its own viewers.
+    /// (`assign`: a master playlist) a new one, which counts from its first media playlist on (a
+    /// script or a health check that reads the master playlist alone is no viewer). None for an
+    /// edge asking its origin: the edge counts its own viewers.
     private func session(_ request: Request, stream: String, rendition: String?, assign: Bool) -> ViewerSessionID? {
         guard let sessions, request.headers[.streamTubeEdge] == nil else { return nil }
         let query = request.uri.query
-        guard let session = ViewerSessions.session(inQuery: query) ?? (assign ? ViewerSessionID.random() : nil) else { return nil }
+        guard let session = ViewerSessions.session(inQuery: query) else { return assign ? ViewerSessionID.random() : nil }
         sessions.notePoll(stream: stream, session: session, rendition: rendition, userAgent: request.headers[.userAgent],
                           referrer: assign ? ViewerSessions.referrerHost(query: query, header: request.headers[.referer]) : nil)
         return session

@@ -21,7 +21,7 @@ def test_watch_page_beacon_and_count_then_the_studio_analytics(node, chromium): 
     web.fill(title="Figures")
     web.submit("Create the stream")
     sid = re.search(r"/watch/([a-z0-9]+)", chromium.driver.page_source).group(1)
-    key = api(node, web.cookie("st_session"), "GET", f"/api/v1/streams/{sid}/key").json()["key"]
+    key = api(node, web.cookie("st_session"), "POST", f"/api/v1/streams/{sid}/key").json()["key"]
     publisher = push(node, key, seconds=90, size="320x180")
     try:
         node.wait_playable(sid, timeout=30)
