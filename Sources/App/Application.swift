@@ -285,7 +285,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let operatorRoutes = routes
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
-    let analytics = AnalyticsRoutes(store: viewerFigures, catalog: catalog, playback: playback,
+    let analytics = AnalyticsRoutes(store: viewerFigures, catalog: catalog, playback: playback, recordings: recordingStore,
                                     servesSession: { viewerSessions.serves(stream: $0, session: $1) })
     httpRouter.addRoutes(analytics.operatorCollection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(analytics.collection)
@@ -295,8 +295,10 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         return view.ring.isEmpty || PeerRecords.holders(of: id, ring: view.ring, members: view.members).contains { $0.id.rawValue == state.nodeID }
     }).collection)
     let downloads = recorder.map { RecordingDownloads(recorder: $0, remux: { runs, output in try RecordingRemuxer.remux(runs: runs, to: output) }) }
-    httpRouter.addRoutes(RecordingRoutes(recorder: recorder, store: recordingStore, catalog: catalog, edge: edge, playback: playback,
-                                         downloads: downloads, details: recordingDetails, thumbnails: thumbnails).collection)
+    var recordingRoutes = RecordingRoutes(recorder: recorder, store: recordingStore, catalog: catalog, edge: edge, playback: playback,
+                                          downloads: downloads, details: recordingDetails, thumbnails: thumbnails)
+    recordingRoutes.sessions = viewerSessions
+    httpRouter.addRoutes(recordingRoutes.collection)
     httpRouter.addRoutes(recordingDeletions.routes(tokens: tokens))
     httpRouter.addRoutes(PeerRecordingManifests.routes(recorder: recorder, tokens: tokens))
     httpRouter.addRoutes(PeerRecordingDetails.routes(catalog: recordingDetails, tokens: tokens))

@@ -116,6 +116,11 @@ package struct LiveRoutes: Sendable {
     /// script or a health check that reads the master playlist alone is no viewer). None for an
     /// edge asking its origin: the edge counts its own viewers.
     private func session(_ request: Request, stream: String, rendition: String?, assign: Bool) -> ViewerSessionID? {
+        Self.session(request, sessions: sessions, stream: stream, rendition: rendition, assign: assign)
+    }
+
+    /// The same for any route serving media (a recording's too: `stream` is then its id).
+    static func session(_ request: Request, sessions: ViewerSessions?, stream: String, rendition: String?, assign: Bool) -> ViewerSessionID? {
         guard let sessions, request.headers[.streamTubeEdge] == nil else { return nil }
         let query = request.uri.query
         guard let session = ViewerSessions.session(inQuery: query) else { return assign ? ViewerSessionID.random() : nil }
@@ -126,6 +131,10 @@ package struct LiveRoutes: Sendable {
 
     /// A media object served to a session: its duration is watched.
     private func served(_ response: Response, _ request: Request, stream: String, access: Playback) -> Response {
+        Self.served(response, request, sessions: sessions, stream: stream, access: access)
+    }
+
+    static func served(_ response: Response, _ request: Request, sessions: ViewerSessions?, stream: String, access: Playback) -> Response {
         if let sessions, let session = access.session, response.status == .ok {
             sessions.noteObject(stream: stream, session: session, path: request.uri.path, bytes: response.body.contentLength ?? 0)
         }
@@ -210,15 +219,17 @@ package struct LiveRoutes: Sendable {
         guard let edge, !edge.router.ownsLocally(id) else { return nil }
         let replica = streams.existing(id: id).flatMap { $0.hasMedia ? $0 : nil }
         if replica != nil, request.headers[.streamTubeEdge] != nil { return nil }
-        let path = request.uri.path
-        let sessions = self.sessions
-        var observe: (@Sendable (String) -> Void)?
-        if access.session != nil, !immutable {
-            observe = { @Sendable text in Self.learn(text, path: path, sessions: sessions) }
-        }
+        let observe = Self.observer(request, sessions: sessions, access: access, immutable: immutable)
         let upstream = await edge.serve(streamID: id, path: request.uri.path, query: query, immutable: immutable,
                                         token: access.token, carry: access.carry, carryQuery: access.carryQuery, observe: observe)
         return upstream.status == .serviceUnavailable && replica != nil ? nil : upstream
+    }
+
+    /// What learns the durations of a playlist an edge passes on to a session.
+    static func observer(_ request: Request, sessions: ViewerSessions?, access: Playback, immutable: Bool) -> (@Sendable (String) -> Void)? {
+        guard access.session != nil, !immutable else { return nil }
+        let path = request.uri.path
+        return { @Sendable text in Self.learn(text, path: path, sessions: sessions) }
     }
 
     /// Learns the durations a media playlist (at `path`, `.../index.m3u8`) gives its objects.

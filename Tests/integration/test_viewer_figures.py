@@ -94,6 +94,35 @@ def cluster():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_a_recordings_viewers_are_counted_under_its_id(cluster):
+    """A player of the recording being made, on edge a: its sessions and watch time are the
+    recording's figures, apart from the stream's."""
+    nodes, sid = cluster
+    a = nodes["a"]
+    recs = wait_for(lambda: http("GET", f"{a.base}/api/streams/{sid}/recordings", token=ADMIN_TOKEN).json(), 20, "a recording")
+    rid = recs[0]["id"]
+    vsid = secrets.token_urlsafe(15)
+    s = requests.Session()
+    master = s.get(f"{a.base}/recordings/{rid}/master.m3u8?vsid={vsid}", timeout=10)
+    assert master.status_code == 200, master.text
+    uri = next(line for line in master.text.splitlines() if "index.m3u8" in line)
+    assert uri.endswith(f"vsid={vsid}")
+    folder = f"{a.base}/recordings/{rid}/{uri.split('/')[0]}/"
+    playlist = s.get(folder + uri.split("/", 1)[1], timeout=10).text
+    watched = 0.0
+    for duration, name in re.findall(r"#EXTINF:([\d.]+),\n([^\n]+)", playlist)[:3]:
+        assert f"vsid={vsid}" in name
+        if s.get(folder + name, timeout=10).status_code == 200:
+            watched += float(duration)
+    assert watched > 0
+    figures = wait_for(lambda: (lambda f: f if f["uniqueViewers"] == 1 else None)(
+        http("GET", f"{a.base}/api/recordings/{rid}/analytics", token=ADMIN_TOKEN).json()), 10, "the recording's viewer")
+    assert figures["watchSeconds"] == pytest.approx(watched, abs=0.01)
+    assert http("GET", f"{a.base}/api/streams/{sid}/analytics", token=ADMIN_TOKEN).json()["uniqueViewers"] == 0
+    r = requests.get(f"{a.base}/api/recordings/nosuchrecording/analytics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+    assert r.status_code == 404
+
+
 def test_thirty_viewers_on_three_nodes_counted_once_and_their_figures_survive_the_owner(cluster):
     nodes, sid = cluster
     a, b, c = nodes["a"], nodes["b"], nodes["c"]

@@ -15,8 +15,10 @@ package struct AnalyticsRoutes: Sendable {
     /// Whether this node serves a session of a stream now (its report may not be written yet).
     let servesSession: @Sendable (String, String) -> Bool
     let limiter: BeaconLimiter
+    /// The recordings the nodes report: a recording's figures are kept under its id.
+    let recordings: RecordingStore?
 
-    package init(store: ViewerFigureStore, catalog: StreamCatalog, playback: any PlaybackPolicy,
+    package init(store: ViewerFigureStore, catalog: StreamCatalog, playback: any PlaybackPolicy, recordings: RecordingStore? = nil,
                  servesSession: @escaping @Sendable (String, String) -> Bool = { _, _ in false },
                  limiter: BeaconLimiter = BeaconLimiter(),
                  clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
@@ -24,6 +26,7 @@ package struct AnalyticsRoutes: Sendable {
         self.catalog = catalog
         self.playback = playback
         self.servesSession = servesSession
+        self.recordings = recordings
         self.limiter = limiter
         self.clock = clock
     }
@@ -61,6 +64,14 @@ package struct AnalyticsRoutes: Sendable {
                 return v
             } ?? 0
             return try Responses.json(try await store.figures(stream: record.id, now: clock(), seriesSince: since))
+        }
+        // A recording's: the sessions that watched its VOD playlists (its id stands for the stream's in the figures).
+        api.get("recordings/:id/analytics") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            guard id.utf8.count <= 100, let recordings, try await recordings.recording(id: id) != nil else {
+                throw Problem.notFound("no recording \(id.prefix(100))")
+            }
+            return try Responses.json(try await store.figures(stream: id, now: clock()))
         }
         return api
     }
