@@ -78,7 +78,7 @@ package struct LiveRoutes: Sendable {
             case (nil, nil): return nil
             case (let t?, nil): return "token=" + t
             case (nil, let s?): return "vsid=\(s)"
-            case (let t?, let s?): return "token=\(t)&vsid=\(s)"
+            case (let t?, let s?): return "vsid=\(s)&token=\(t)"
             }
         }
     }

@@ -544,9 +544,10 @@ export class Player {
     // A private stream's token rides on the URL; its playlists carry it on to every URI, and
     // a reload after an error takes the renewed one.
     const src = this.mode === 'recording' ? this.recordingURL : `${this.base}/live/${encodeURIComponent(this.stream)}/master.m3u8`;
-    const query = [this.token ? `token=${encodeURIComponent(this.token)}` : '', this.mode === 'live' ? `vsid=${this.session}` : '']
-      .filter(Boolean).join('&');
-    this.video.src = query ? `${src}?${query}` : src;
+    this.video.src = this.token ? `${src}?token=${encodeURIComponent(this.token)}` : src;
+    // The master playlist gives the browser's player a session of its own, carried in every URI:
+    // this one is not the player's, so it sends no beacons.
+    this.session = null;
     this.video.play().catch(() => {});
   }
 
