@@ -381,8 +381,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     }).collection)
     platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
     platform.addRoutes(CoHostPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
-    platform.addRoutes(AnalyticsPages(figures: viewerFigures, service: accounts, catalog: catalog, renderer: renderer,
-                                      send: try config.sendMail(logger: logger)).collection)
+    platform.addRoutes(AnalyticsPages(figures: viewerFigures, catalog: catalog, renderer: renderer).collection)
     platform.addRoutes(InvitationPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
     let recordingPages = recordingService.pages(token: { stream, viewer in playbackTokens.token(stream: stream, viewer: viewer)?.token })
     platform.addRoutes(ChannelPages(service: accounts, catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL,

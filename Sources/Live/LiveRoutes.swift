@@ -135,7 +135,8 @@ package struct LiveRoutes: Sendable {
     }
 
     static func served(_ response: Response, _ request: Request, sessions: ViewerSessions?, stream: String, access: Playback) -> Response {
-        if let sessions, let session = access.session, response.status == .ok {
+        // Playlists are polls (noted as such), not media.
+        if let sessions, let session = access.session, response.status == .ok, !request.uri.path.hasSuffix(".m3u8") {
             sessions.noteObject(stream: stream, session: session, path: request.uri.path, bytes: response.body.contentLength ?? 0)
         }
         return response

@@ -109,7 +109,7 @@ package struct ViewerSessionTable: Sendable {
         var dirty = true
         /// Hashes of the last objects counted: a retry or a second request of the same object
         /// is not watched twice.
-        var recent: [Int] = []
+        var recent: [Int] = { var r: [Int] = []; r.reserveCapacity(8); return r }()
     }
 
     package let capacity: Int
@@ -122,8 +122,13 @@ package struct ViewerSessionTable: Sendable {
     private var durations: [String: Float] = [:]
     private var durationOrder: [String] = []
     private var durationNext = 0
-    /// Sessions not counted because the table was full.
+    /// Sessions not counted because the table was full (since the last `takeRefused`).
     package private(set) var refused = 0
+
+    package mutating func takeRefused() -> Int {
+        defer { refused = 0 }
+        return refused
+    }
 
     package init(capacity: Int = 100_000, durationCapacity: Int = 200_000, idle: Double = 10) {
         self.capacity = capacity
@@ -157,23 +162,24 @@ package struct ViewerSessionTable: Sendable {
     package mutating func noteObject(stream: String, session: ViewerSessionID, path: String, bytes: Int, now: Double,
                                      device: DeviceClass = .other) {
         let key = Key(stream: stream, session: session)
-        var e: Entry
-        if let existing = entries[key] {
-            e = existing
-        } else {
+        if entries[key] == nil {
             guard entries.count < capacity else { refused += 1; return }
-            e = Entry(rendition: Self.rendition(of: path), device: device, referrer: nil, firstSeen: now, lastSeen: now)
+            entries[key] = Entry(rendition: Self.rendition(of: path), device: device, referrer: nil, firstSeen: now, lastSeen: now)
         }
-        let h = path.hashValue
+        let watched = Int64(((durations[path] ?? 0) * 1000).rounded())
+        // Changed where it lies (no copy of the entry, nor of its list of recent objects).
+        Self.count(&entries[key]!, object: path.hashValue, watchedMs: watched, bytes: bytes, now: now)
+    }
+
+    private static func count(_ e: inout Entry, object h: Int, watchedMs: Int64, bytes: Int, now: Double) {
         if !e.recent.contains(h) {
             if e.recent.count >= 8 { e.recent.removeFirst() }
             e.recent.append(h)
-            e.watchMs += Int64(((durations[path] ?? 0) * 1000).rounded())
+            e.watchMs += watchedMs
             e.bytes += Int64(bytes)
         }
         e.lastSeen = max(e.lastSeen, now)
         e.dirty = true
-        entries[key] = e
     }
 
     /// Learns the durations of the objects a media playlist lists (`#EXTINF` segments,

@@ -44,7 +44,13 @@ package final class ViewerSessions: Sendable {
 
     package func drain() -> [ViewerSessionReport] {
         let now = clock()
-        return table.withLock { $0.drain(now: now) }
+        let (reports, count, refused) = table.withLock { t -> ([ViewerSessionReport], Int, Int) in
+            let r = t.drain(now: now)
+            return (r, t.count, t.takeRefused())
+        }
+        NodeMetrics.viewerSessions.record(count)
+        if refused > 0 { NodeMetrics.viewerSessionsRefused.increment(by: refused) }
+        return reports
     }
 
     package func restore(_ reports: [ViewerSessionReport]) { table.withLock { $0.restore(reports) } }
@@ -119,6 +125,7 @@ package struct ViewerReporter: Service {
                 try await store.save(reports, node: nodeID, region: region)
             } catch {
                 sessions.restore(reports)
+                NodeMetrics.viewerReportFailures.increment()
                 logger.warning("viewer figures not written; kept for the next round", metadata: ["error": "\(error)"])
             }
         }

@@ -12,6 +12,7 @@ from conftest import ADMIN_TOKEN, http, node, push, wait_for  # noqa: F401 (node
 from test_accessibility import Axe, describe, violations
 from test_accounts import Web
 from test_channels import api
+from test_cohosts import session as signed_up
 
 
 def test_watch_page_beacon_and_count_then_the_studio_analytics(node, chromium):  # noqa: F811
@@ -74,8 +75,13 @@ def test_watch_page_beacon_and_count_then_the_studio_analytics(node, chromium): 
         csv = requests.get(f"{node.base}/studio/streams/{sid}/analytics.csv", cookies={"st_session": web.cookie("st_session")}, timeout=10)
         assert csv.status_code == 200 and csv.headers["Content-Type"].startswith("text/csv")
         assert csv.text.splitlines()[0] == "kind,name,viewers,watch_seconds" and "total,unique,1," in csv.text
-        # Someone else's stream's figures are not there.
+        # A co-host sees them too; someone else does not, and no one signed out.
         assert requests.get(f"{node.base}/studio/streams/{sid}/analytics.json", timeout=10, allow_redirects=False).status_code in (302, 303)
+        ann, bob = signed_up(node, "ann@example.com", "Ann"), signed_up(node, "bob@example.com", "Bob")
+        api(node, web.cookie("st_session"), "POST", f"/api/v1/streams/{sid}/cohosts", {"account": "ann@example.com"})
+        r = requests.get(f"{node.base}/studio/streams/{sid}/analytics.json", cookies={"st_session": ann}, timeout=10)
+        assert r.status_code == 200 and r.json()["figures"]["uniqueViewers"] == 1
+        assert requests.get(f"{node.base}/studio/streams/{sid}/analytics", cookies={"st_session": bob}, timeout=10).status_code == 404
     finally:
         publisher.kill()
         publisher.wait()

@@ -1,5 +1,5 @@
 // AnalyticsPages: a stream's viewer figures in the studio (`/studio/streams/{id}/analytics`),
-// for its broadcaster: the numbers (updated every few seconds by `site.js` from
+// for its broadcaster and co-hosts: the numbers (updated every few seconds by `site.js` from
 // `analytics.json`), the concurrent viewers over time drawn here as SVG (`ViewerPlot`) with the
 // numbers as a table too, breakdowns by region, rendition, device and referrer, and a CSV.
 // The figures are the cluster's (`ViewerFigureStore`, Catalog).
@@ -11,15 +11,15 @@ import Hummingbird
 
 package struct AnalyticsPages: Sendable {
     let figures: ViewerFigureStore
+    let catalog: StreamCatalog
     let renderer: PageRenderer
-    let invitations: InvitationPages
     let clock: @Sendable () -> Double
 
-    package init(figures: ViewerFigureStore, service: AccountService, catalog: StreamCatalog, renderer: PageRenderer,
-                 send: @escaping SendMail, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+    package init(figures: ViewerFigureStore, catalog: StreamCatalog, renderer: PageRenderer,
+                 clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.figures = figures
+        self.catalog = catalog
         self.renderer = renderer
-        self.invitations = InvitationPages(service: service, catalog: catalog, renderer: renderer, send: send)
         self.clock = clock
     }
 
@@ -60,10 +60,17 @@ package struct AnalyticsPages: Sendable {
     /// The page shows the last six hours.
     static let window: Double = 6 * 3600
 
+    /// The figures of a stream are its host's and co-hosts' (and an admin's); to anyone else
+    /// the stream is not there.
     func owned(_ request: Request, _ context: NodeRequestContext, _ body: (StreamRecord) async throws -> Response) async throws -> Response {
-        try await invitations.owned(request, context, { _, record in try await body(record) }) { _, error, status in
-            try await invitations.message("Viewer figures", error, request, context, status: status)
+        guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+        let id = try context.parameters.require("id")
+        guard StreamIdentifiers.isWellFormed(Substring(id)), let record = catalog.record(id: id),
+              record.owner == caller.accountID || caller.isAdmin || record.cohost(account: caller.accountID) != nil else {
+            return try await renderer.render("message", ["heading": "No such stream", "message": "You have no stream \(id.prefix(20))."],
+                                             request, context, status: .notFound)
         }
+        return try await body(record)
     }
 
     func page(_ record: StreamRecord, _ f: ViewerFigures, _ request: Request, _ context: NodeRequestContext) async throws -> Response {
