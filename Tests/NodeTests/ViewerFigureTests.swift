@@ -1,3 +1,4 @@
+import Analytics
 import Catalog
 import Cluster
 import Foundation
@@ -147,6 +148,18 @@ final class ViewerFigureTests: XCTestCase {
         XCTAssertEqual(ViewerSessions.referrerHost(query: nil, header: "http://127.0.0.1:8080/watch/x"), "127.0.0.1:8080")
         XCTAssertNil(ViewerSessions.referrerHost(query: "ref=%3Cscript%3E", header: nil))
         XCTAssertNil(ViewerSessions.referrerHost(query: "ref=" + String(repeating: "a", count: 101), header: nil))
+    }
+
+    func testBeaconsAreLimitedPerSessionInATableOfBoundedSize() {
+        let limiter = BeaconLimiter(burst: 3, perSecond: 1, capacity: 2)
+        XCTAssertEqual((0..<5).map { _ in limiter.allow("s/a", now: 0) }, [true, true, true, false, false])
+        XCTAssertTrue(limiter.allow("s/a", now: 1.1), "a second later, one more")
+        XCTAssertFalse(limiter.allow("s/a", now: 1.2))
+        XCTAssertTrue(limiter.allow("s/b", now: 1.2))
+        XCTAssertFalse(limiter.allow("s/c", now: 1.3), "full: a third session waits")
+        XCTAssertEqual(limiter.count, 2)
+        XCTAssertTrue(limiter.allow("s/c", now: 10), "quiet sessions make room")
+        XCTAssertLessThanOrEqual(limiter.count, 2)
     }
 
     // MARK: The figures, merged from every node, on both engines
