@@ -93,14 +93,20 @@ package struct ViewerFigureStore: Sendable {
     private var sql: any SQLDatabase { database.sql }
 
     /// Adds a node's reports: each session's row for this node gets the media served since the
-    /// last report, and its latest state.
-    package func save(_ reports: [ViewerSessionReport], node: String, region: String) async throws {
-        for r in reports {
+    /// last report, and its latest state. One statement per `batch` sessions (a report names each
+    /// session once, as one statement must).
+    package func save(_ reports: [ViewerSessionReport], node: String, region: String, batch: Int = 400) async throws {
+        var start = 0
+        while start < reports.count {
+            let rows = reports[start..<min(start + batch, reports.count)].map { r -> any SQLExpression in
+                SQLGroupExpression([SQLBind(r.stream), SQLBind(r.session), SQLBind(node), SQLBind(region), Migrations.optional(r.rendition),
+                                    SQLBind(r.device), Migrations.optional(r.referrer), SQLBind(r.firstSeen), SQLBind(r.lastSeen),
+                                    SQLBind(r.watchMs), SQLBind(r.bytes)])
+            }
             try await sql.raw("""
                 INSERT INTO viewer_sessions (stream_id, session_id, node_id, region, rendition, device, referrer,
                     first_seen, last_seen, watch_ms, bytes)
-                VALUES (\(bind: r.stream), \(bind: r.session), \(bind: node), \(bind: region), \(bind: r.rendition), \(bind: r.device),
-                    \(bind: r.referrer), \(bind: r.firstSeen), \(bind: r.lastSeen), \(bind: r.watchMs), \(bind: r.bytes))
+                VALUES \(SQLList(rows))
                 ON CONFLICT (stream_id, session_id, node_id) DO UPDATE SET
                     rendition = COALESCE(excluded.rendition, viewer_sessions.rendition),
                     referrer = COALESCE(viewer_sessions.referrer, excluded.referrer),
@@ -108,6 +114,7 @@ package struct ViewerFigureStore: Sendable {
                     watch_ms = viewer_sessions.watch_ms + excluded.watch_ms,
                     bytes = viewer_sessions.bytes + excluded.bytes
                 """).run()
+            start += batch
         }
     }
 

@@ -202,6 +202,15 @@ final class ViewerFigureTests: XCTestCase {
                 XCTAssertEqual(f.byReferrer.first(where: { $0.name == "example.org" })?.watchSeconds, 5)
                 XCTAssertNil(f.startupMs)
                 XCTAssertNil(f.rebufferingRatio)
+                // Many sessions at once, in several statements.
+                let many = (0..<25).map { report("m\($0)", seen: t0 + 3, watchMs: 100) }
+                try await b.save(many, node: "c", region: "r2", batch: 10)
+                try await b.save(many, node: "c", region: "r2", batch: 10)
+                let m = try await a.figures(stream: "s1", now: t0 + 22)
+                XCTAssertEqual(m.uniqueViewers, 28, engine)
+                XCTAssertEqual(m.watchSeconds, 15, accuracy: 0.001, "each report adds: \(engine)")
+                XCTAssertEqual(m.concurrentViewers, 2)
+                try await b.database.sql.raw("DELETE FROM viewer_sessions WHERE session_id LIKE 'm%'").run()
                 // Counted out after the window: only v1 (seen at +21) at +28.5, none at +29.5.
                 let (at28, at29) = (try await b.concurrent(stream: "s1", now: t0 + 28.5), try await b.concurrent(stream: "s1", now: t0 + 29.5))
                 XCTAssertEqual(at28, 1)
