@@ -15,9 +15,11 @@ import pytest
 import requests
 
 from conftest import ADMIN_TOKEN, http
-from failover import start_trio, stream_placed
+from failover import start_trio
 from gaptools import stamped_publisher
 from test_cluster import wait_for
+from test_channels import api
+from test_cohosts import session as signed_up
 
 # One worker runs the file: its tests share the cluster (a module fixture).
 pytestmark = pytest.mark.xdist_group("viewer_figures")
@@ -80,7 +82,15 @@ def cluster():
     nodes = start_trio(root, "180p:180:250")
     publisher = None
     try:
-        s = stream_placed(nodes, "b", "c")
+        # A broadcaster's stream (its studio shows the figures) whose origin is b, standby c.
+        nodes["host"] = signed_up(nodes["a"], "host@example.com", "Host")
+        for i in range(60):
+            s = api(nodes["a"], nodes["host"], "POST", "/api/v1/streams", {"title": f"Viewers {i}"}).json()
+            route = http("GET", f"{nodes['a'].base}/api/route/{s['id']}").json()
+            if route.get("origin") == "b" and route.get("standbys", [None])[0] == "c":
+                break
+        else:
+            raise AssertionError("no stream landed on b with standby c")
         publisher = stamped_publisher(nodes["a"].rtmp_url(s["key"]), seconds=120, size="320x180")
         nodes["b"].wait_playable(s["id"], timeout=30)
         yield nodes, s["id"]
@@ -88,7 +98,7 @@ def cluster():
         if publisher:
             publisher.kill()
             publisher.wait()
-        for n in nodes.values():
+        for n in (v for v in nodes.values() if hasattr(v, "proc")):
             if n.proc.poll() is None:
                 n.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -134,6 +144,11 @@ def test_thirty_viewers_on_three_nodes_counted_once_and_their_figures_survive_th
         wait_for(lambda: analytics(a, sid)["concurrentViewers"] == VIEWERS, 20, "30 concurrent viewers")
         for n in (b, c):
             assert analytics(n, sid)["concurrentViewers"] == VIEWERS
+        # The studio (on any node) shows the same.
+        r = requests.get(f"{c.base}/studio/streams/{sid}/analytics.json", cookies={"st_session": nodes["host"]}, timeout=10)
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        studio = r.json()
+        assert studio["figures"]["concurrentViewers"] == VIEWERS and studio["text"]["concurrent"] == str(VIEWERS)
         time.sleep(4)
         # The ten on node c leave: counted out within 10 s of their last request.
         leaving = [v for v in viewers if v.base == c.base]
