@@ -21,8 +21,9 @@ from test_cluster import wait_for
 from test_channels import api
 from test_cohosts import session as signed_up
 
-# One worker runs the file: its tests share the cluster (a module fixture).
-pytestmark = pytest.mark.xdist_group("viewer_figures")
+# One worker runs the file: its tests share the cluster (a module fixture). It measures time
+# bounds (counted out within 10 s): ops/test runs it alone, after the others.
+pytestmark = [pytest.mark.xdist_group("viewer_figures"), pytest.mark.timing]
 
 VIEWERS = 30
 
