@@ -186,6 +186,13 @@ let package = Package(
             exclude: ["README.md"]
         ),
         .target(
+            name: "Analytics",
+            dependencies: ["Catalog", "HTTPSupport", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "NIOCore", package: "swift-nio")],
+            path: "Sources/Platform/Analytics",
+            exclude: ["README.md"]
+        ),
+        .target(
             name: "Web",
             dependencies: ["Catalog", "HTTPSupport", "Accounts", "OIDC", "Payments", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -195,7 +202,7 @@ let package = Package(
             exclude: ["README.md"],
             // The pages' scripts, stylesheet and templates, kept in the repository, built into the binary.
             resources: [.embedInCode("Assets/player.js"), .embedInCode("Assets/site.css"), .embedInCode("Assets/site.js"), .embedInCode("Assets/watch.js"),
-                        .embedInCode("Templates/page.mustache"), .embedInCode("Templates/home.mustache"),
+                        .embedInCode("Templates/analytics.mustache"), .embedInCode("Templates/page.mustache"), .embedInCode("Templates/home.mustache"),
                         .embedInCode("Templates/signup.mustache"), .embedInCode("Templates/signin.mustache"),
                         .embedInCode("Templates/providers.mustache"), .embedInCode("Templates/message.mustache"),
                         .embedInCode("Templates/reset_request.mustache"), .embedInCode("Templates/reset_form.mustache"),
@@ -246,7 +253,7 @@ let package = Package(
             name: "App",
             dependencies: [
                 "Origin", "Transcode", "Gossip", "Edge", "NodeMetrics", "HTTPSupport", "Catalog", "Cluster", "Live", "Web", "Accounts",
-                "Mail", "OIDC", "Schedule", "Payments", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "Mail", "OIDC", "Schedule", "Payments", "Analytics", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -326,7 +333,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport", "Mail", "Accounts", "Web", "Schedule", "Payments",
+                "Node", "App", "Live", "Cluster", "Catalog", "HTTPSupport", "Mail", "Accounts", "Web", "Schedule", "Payments", "Analytics",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "SQLKit", package: "sql-kit"),

@@ -1,6 +1,7 @@
 // buildApplication: the one place a node is assembled, from its configuration, for `serve`
 // and for tests alike.
 import Accounts
+import Analytics
 import AsyncHTTPClient
 import Catalog
 import Cluster
@@ -59,6 +60,8 @@ package struct NodeApplication: @unchecked Sendable {
     package let renewals: SubscriptionRenewals
     /// Deletes this node's copies of deleted recordings.
     package let recordingDeletions: RecordingDeletions
+    /// Writes the viewer sessions this node serves to the database.
+    package let viewerReporter: ViewerReporter
     package let logger: Logger
 
     /// Runs until SIGTERM or SIGINT; shuts down in reverse order: the handover first (while
@@ -81,7 +84,7 @@ package struct NodeApplication: @unchecked Sendable {
                 + secure
                 + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
                        .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: renewals), .init(service: thumbnails),
-                       .init(service: recordingDeletions),
+                       .init(service: recordingDeletions), .init(service: viewerReporter),
                        .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -286,7 +289,13 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     }, entitledToRecording: { recording, account in
         (try? await payments.isEntitled(account, to: .recording, recording)) == true
     })
-    let live = LiveRoutes(streams: streams, edge: edge, info: info, playback: playback)
+    var live = LiveRoutes(streams: streams, edge: edge, info: info, playback: playback)
+    // Viewer sessions are counted where media is served, and reported to the database.
+    let viewerSessions = ViewerSessions()
+    live.sessions = viewerSessions
+    let viewerFigures = ViewerFigureStore(database: database)
+    let viewerReporter = ViewerReporter(sessions: viewerSessions, store: viewerFigures, nodeID: state.nodeID, region: info.region,
+                                        owns: { router.ownsLocally($0) }, logger: logger)
 
     // HTTP: one router, a route collection per feature.
     let httpRouter = Router(context: NodeRequestContext.self)
@@ -336,14 +345,20 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let operatorRoutes = routes
     httpRouter.addRoutes(operatorRoutes.collection(token: state.adminToken), atPath: "/api")
     httpRouter.addRoutes(live.collection)
+    let analytics = AnalyticsRoutes(store: viewerFigures, catalog: catalog, playback: playback, recordings: recordingStore,
+                                    servesSession: { viewerSessions.serves(stream: $0, session: $1) })
+    httpRouter.addRoutes(analytics.operatorCollection(token: state.adminToken), atPath: "/api")
+    httpRouter.addRoutes(analytics.collection)
     httpRouter.addRoutes(ThumbnailRoutes(store: thumbnails.store, catalog: catalog, edge: edge, playback: playback, recordIsCurrent: { id in
         guard ownDatabase else { return true }
         let view = router.view.snapshot
         return view.ring.isEmpty || PeerRecords.holders(of: id, ring: view.ring, members: view.members).contains { $0.id.rawValue == state.nodeID }
     }).collection)
     let downloads = recorder.map { RecordingDownloads(recorder: $0, remux: { runs, output in try RecordingRemuxer.remux(runs: runs, to: output) }) }
-    httpRouter.addRoutes(RecordingRoutes(recorder: recorder, store: recordingStore, catalog: catalog, edge: edge, playback: playback,
-                                         downloads: downloads, details: recordingDetails, thumbnails: thumbnails).collection)
+    var recordingRoutes = RecordingRoutes(recorder: recorder, store: recordingStore, catalog: catalog, edge: edge, playback: playback,
+                                          downloads: downloads, details: recordingDetails, thumbnails: thumbnails)
+    recordingRoutes.sessions = viewerSessions
+    httpRouter.addRoutes(recordingRoutes.collection)
     httpRouter.addRoutes(recordingDeletions.routes(tokens: tokens))
     httpRouter.addRoutes(PeerRecordingManifests.routes(recorder: recorder, tokens: tokens))
     httpRouter.addRoutes(PeerRecordingDetails.routes(catalog: recordingDetails, tokens: tokens))
@@ -361,8 +376,10 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // The platform: people's pages and the public API, where a session cookie or an API token
     // says who is calling and a cookie-authenticated change must carry the anti-forgery token.
     let channelRecordings = ChannelRecordings(channels: accounts.channels, catalog: catalog, store: recordingStore, sweeper: sweeper)
-    let platformAPI = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, thumbnails: thumbnails,
-                                  playback: issuer, channelRecordings: channelRecordings, recordings: recordingService, logger: logger)
+    var api = PlatformAPI(service: accounts, operatorRoutes: operatorRoutes, streams: streams, thumbnails: thumbnails,
+                          playback: issuer, channelRecordings: channelRecordings, recordings: recordingService, logger: logger)
+    api.viewerFigures = viewerFigures
+    let platformAPI = api
     let providers: SignInProviders
     do { providers = try SignInProviders(try config.signInProviders(), httpClient: HTTPClient.shared) } catch {
         await database.close()
@@ -424,6 +441,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     }).collection)
     platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
     platform.addRoutes(CoHostPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
+    platform.addRoutes(AnalyticsPages(figures: viewerFigures, catalog: catalog, renderer: renderer).collection)
     platform.addRoutes(InvitationPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
     let recordingPages = recordingService.pages(token: { stream, viewer in playbackTokens.token(stream: stream, viewer: viewer)?.token })
     platform.addRoutes(ChannelPages(service: accounts, catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL,
@@ -443,7 +461,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     platform.addRoutes(RecordingPages(source: recordingPages, renderer: renderer, prices: recordingPrices).collection)
 
     // Cached media is answered on the event loop, in front of the router.
-    let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)
+    let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback, sessions: viewerSessions)
     let http = Application(
         router: httpRouter,
         server: .http1(configuration: .init(additionalChannelHandlers: [MediaFastPath(source: fastPath)], idleTimeout: .seconds(60)),
@@ -518,5 +536,6 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                            streams: streams, thumbnails: thumbnails, recorder: recorder, sweeper: sweeper, edge: edge, database: database,
                            catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,
-                           paymentOutbox: paymentOutbox, renewals: renewals, recordingDeletions: recordingDeletions, logger: logger)
+                           paymentOutbox: paymentOutbox, renewals: renewals, recordingDeletions: recordingDeletions,
+                           viewerReporter: viewerReporter, logger: logger)
 }

@@ -150,6 +150,8 @@ package struct PlatformAPI: Sendable {
     let channelRecordings: ChannelRecordings
     let recordings: RecordingService
     let logger: Logger
+    /// The viewer figures every node reports (nil: the node counts none).
+    var viewerFigures: ViewerFigureStore? = nil
 
     var catalog: StreamCatalog { streams.catalog }
 
@@ -342,6 +344,12 @@ package struct PlatformAPI: Sendable {
             let caller = try context.requireAccount(Scope.streamsRead)
             let record = try await owned(context, by: caller)
             return try Responses.json(streams.existing(id: record.id)?.health ?? LiveStream(id: record.id).health)
+        }
+        api.get("streams/:id/analytics") { _, context -> Response in
+            let caller = try context.requireAccount(Scope.streamsRead)
+            let record = try await owned(context, by: caller)
+            guard let viewerFigures else { throw Problem.notFound("this node keeps no viewer figures") }
+            return try Responses.json(try await viewerFigures.figures(stream: record.id, now: Date().timeIntervalSince1970))
         }
         api.put("streams/:id/thumbnail") { request, context -> Response in
             let caller = try context.requireAccount(Scope.streamsWrite)

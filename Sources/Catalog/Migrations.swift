@@ -442,6 +442,44 @@ package enum Migrations {
                 .primaryKey("gateway", "plan_key")
                 .run()
         },
+        Migration(version: 19, name: "viewer figures: sessions per node, concurrent samples, players' beacons") { db in
+            // One row per session per node that served it: each node adds what it served, so a
+            // session seen on two nodes is one session with the sum of both.
+            try await db.create(table: "viewer_sessions")
+                .column("stream_id", type: .text, .notNull)
+                .column("session_id", type: .text, .notNull)
+                .column("node_id", type: .text, .notNull)
+                .column("region", type: .text, .notNull)
+                .column("rendition", type: .text)
+                .column("device", type: .text, .notNull)
+                .column("referrer", type: .text)
+                .column("first_seen", type: timeType(db), .notNull)
+                .column("last_seen", type: timeType(db), .notNull)
+                .column("watch_ms", type: .bigint, .notNull, .default(0))
+                .column("bytes", type: .bigint, .notNull, .default(0))
+                .primaryKey("stream_id", "session_id", "node_id")
+                .run()
+            try await db.create(index: "viewer_sessions_seen").on("viewer_sessions").column("stream_id").column("last_seen").run()
+            try await db.create(index: "viewer_sessions_recent").on("viewer_sessions").column("last_seen").run()
+            // The concurrent viewers of a stream, sampled by its owner (whoever it is at the time).
+            try await db.create(table: "viewer_samples")
+                .column("stream_id", type: .text, .notNull)
+                .column("at", type: timeType(db), .notNull)
+                .column("concurrent", type: .int, .notNull)
+                .primaryKey("stream_id", "at")
+                .run()
+            // What the page's player says of a session (startup time, time stalled and played).
+            try await db.create(table: "viewer_beacons")
+                .column("stream_id", type: .text, .notNull)
+                .column("session_id", type: .text, .notNull)
+                .column("startup_ms", type: .bigint)
+                .column("stalled_ms", type: .bigint, .notNull, .default(0))
+                .column("played_ms", type: .bigint, .notNull, .default(0))
+                .column("stalls", type: .int, .notNull, .default(0))
+                .column("updated_at", type: timeType(db), .notNull)
+                .primaryKey("stream_id", "session_id")
+                .run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

@@ -60,8 +60,11 @@ package final class EdgeProxy: Sendable {
     /// the origin with the fetch, which checks it again; `carry` is written into every URI of a
     /// playlist answered (a private stream's viewer's token).
     /// `holders`: nodes to ask before the stream's origin and standbys (a recording's copies).
+    /// `carryQuery`: written into every URI of a playlist instead of `carry`'s token (the token
+    /// and the viewer session); `observe` is handed a playlist's text as the origin sent it.
     package func serve(streamID: String, path: String, query: String?, immutable: Bool,
-                       token: Substring? = nil, carry: Substring? = nil, holders: [String] = []) async -> Response {
+                       token: Substring? = nil, carry: Substring? = nil, holders: [String] = [],
+                       carryQuery: String? = nil, observe: (@Sendable (String) -> Void)? = nil) async -> Response {
         let key = query.map { "\(path)?\($0)" } ?? path
         if immutable, let bytes = cache.buffer(key) {
             NodeMetrics.edgeCacheHits.increment()
@@ -85,9 +88,10 @@ package final class EdgeProxy: Sendable {
             headers[.contentType] = upstream.contentType ?? "application/octet-stream"
             headers[.cacheControl] = upstream.cacheControl ?? "no-cache"
             headers[.accessControlAllowOrigin] = "*"
-            if let carry, upstream.status == 200 {
+            if let observe, upstream.status == 200, !immutable { observe(String(buffer: upstream.body)) }
+            if let query = carryQuery ?? carry.map({ "token=" + $0 }), upstream.status == 200 {
                 headers[.cacheControl] = upstream.cacheControl.map { $0.replacingOccurrences(of: "public", with: "private") } ?? "private, no-cache"
-                let text = PlaybackQuery.carrying(carry, in: String(buffer: upstream.body))
+                let text = PlaybackQuery.carrying(query: query, in: String(buffer: upstream.body))
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
             }
             if let etag = upstream.etag { headers[.eTag] = etag }

@@ -32,6 +32,8 @@ package struct LiveRoutes: Sendable {
     package let viewers: ViewerRouting?
     package let info: NodeInfo
     package let playback: any PlaybackPolicy
+    /// Counts the viewer sessions this node serves (nil: not counted).
+    package var sessions: ViewerSessions?
 
     package init(streams: LiveStreams, edge: EdgeProxy?, info: NodeInfo, playback: any PlaybackPolicy = PublicPlayback()) {
         self.streams = streams
@@ -67,6 +69,18 @@ package struct LiveRoutes: Sendable {
         /// The token the playlists answered must carry on in every URI: a private stream's,
         /// for a viewer (an edge asking its origin rewrites nothing; it writes its viewers' own).
         var carry: Substring?
+        /// The viewer session the request belongs to (`vsid=`), carried on as the token is.
+        var session: ViewerSessionID?
+
+        /// What every URI of a playlist answered carries on, if anything.
+        var carryQuery: String? {
+            switch (carry, session) {
+            case (nil, nil): return nil
+            case (let t?, nil): return "token=" + t
+            case (nil, let s?): return "vsid=\(s)"
+            case (let t?, let s?): return "vsid=\(s)&token=\(t)"
+            }
+        }
     }
 
     /// The request's playback token (`?token=`), checked by the policy; 403 when it does not
@@ -93,16 +107,52 @@ package struct LiveRoutes: Sendable {
         token.map { PlaybackQuery.carrying($0, in: text) } ?? text
     }
 
+    static func playlist(_ text: String, carrying access: Playback) -> String {
+        access.carryQuery.map { PlaybackQuery.carrying(query: $0, in: text) } ?? text
+    }
+
+    /// The viewer session of a playlist request, noted as watching: the one its query names, or
+    /// (`assign`: a master playlist) a new one, which counts from its first media playlist on (a
+    /// script or a health check that reads the master playlist alone is no viewer). None for an
+    /// edge asking its origin: the edge counts its own viewers.
+    private func session(_ request: Request, stream: String, rendition: String?, assign: Bool) -> ViewerSessionID? {
+        Self.session(request, sessions: sessions, stream: stream, rendition: rendition, assign: assign)
+    }
+
+    /// The same for any route serving media (a recording's too: `stream` is then its id).
+    static func session(_ request: Request, sessions: ViewerSessions?, stream: String, rendition: String?, assign: Bool) -> ViewerSessionID? {
+        guard let sessions, request.headers[.streamTubeEdge] == nil else { return nil }
+        let query = request.uri.query
+        guard let session = ViewerSessions.session(inQuery: query) else { return assign ? ViewerSessionID.random() : nil }
+        sessions.notePoll(stream: stream, session: session, rendition: rendition, userAgent: request.headers[.userAgent],
+                          referrer: assign ? ViewerSessions.referrerHost(query: query, header: request.headers[.referer]) : nil)
+        return session
+    }
+
+    /// A media object served to a session: its duration is watched.
+    private func served(_ response: Response, _ request: Request, stream: String, access: Playback) -> Response {
+        Self.served(response, request, sessions: sessions, stream: stream, access: access)
+    }
+
+    static func served(_ response: Response, _ request: Request, sessions: ViewerSessions?, stream: String, access: Playback) -> Response {
+        // Playlists are polls (noted as such), not media.
+        if let sessions, let session = access.session, response.status == .ok, !request.uri.path.hasSuffix(".m3u8") {
+            sessions.noteObject(stream: stream, session: session, path: request.uri.path, bytes: response.body.contentLength ?? 0)
+        }
+        return response
+    }
+
     private func master(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
         let record = try await Self.stream(context, in: streams.catalog)
-        let access = try authorize(request, record)
+        var access = try authorize(request, record)
         if let redirect = viewers?.redirect(request) { return redirect }
+        access.session = session(request, stream: record.id, rendition: nil, assign: true)
         if let upstream = await fromOrigin(record.id, request, query: nil, immutable: false, access: access) { return upstream }
         noteEdgeRequest(request)
         guard let live = streams.live(id: record.id) else { throw Problem.notFound("no stream \(record.id)") }
         let renditions = live.renditions
         guard !renditions.isEmpty else { throw Problem.notFound("stream \(record.id) is offline") }
-        return Responses.text(Self.playlist(Self.masterPlaylist(renditions), carrying: access.carry), type: Responses.playlistType,
+        return Responses.text(Self.playlist(Self.masterPlaylist(renditions), carrying: access), type: Responses.playlistType,
                               cache: Self.playlistCache(access, maxAge: 1))
     }
 
@@ -124,17 +174,22 @@ package struct LiveRoutes: Sendable {
         guard StreamIdentifiers.isWellFormed(Substring(rendition)) else { throw Problem.notFound("no such rendition") }
         guard let name = MediaName(file) else { throw Problem.notFound("no such file") }
         let record = try await Self.stream(context, in: streams.catalog)
-        let access = try authorize(request, record)
+        var access = try authorize(request, record)
+        if name == .playlist {
+            access.session = session(request, stream: record.id, rendition: rendition, assign: false)
+        } else if sessions != nil, request.headers[.streamTubeEdge] == nil {
+            access.session = ViewerSessions.session(inQuery: request.uri.query)
+        }
         // Immutable objects are fetched and cached under their name alone; a playlist's query
         // (blocking reload, delta update) is the origin's to answer, and a token is no part of it.
         let query = name.isImmutable ? nil : PlaybackQuery.withoutToken(request.uri.query)
         if let upstream = await fromOrigin(record.id, request, query: query, immutable: name.isImmutable, access: access) {
-            return upstream
+            return served(upstream, request, stream: record.id, access: access)
         }
         noteEdgeRequest(request)
         guard let live = streams.live(id: record.id), live.hasRendition(rendition) else { throw Problem.notFound("no such rendition") }
         if name == .playlist { return try await mediaPlaylist(live, rendition: rendition, request: request, access: access) }
-        return try await mediaObject(live, rendition: rendition, name: name)
+        return served(try await mediaObject(live, rendition: rendition, name: name), request, stream: record.id, access: access)
     }
 
     private func route(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
@@ -165,9 +220,23 @@ package struct LiveRoutes: Sendable {
         guard let edge, !edge.router.ownsLocally(id) else { return nil }
         let replica = streams.existing(id: id).flatMap { $0.hasMedia ? $0 : nil }
         if replica != nil, request.headers[.streamTubeEdge] != nil { return nil }
+        let observe = Self.observer(request, sessions: sessions, access: access, immutable: immutable)
         let upstream = await edge.serve(streamID: id, path: request.uri.path, query: query, immutable: immutable,
-                                        token: access.token, carry: access.carry)
+                                        token: access.token, carry: access.carry, carryQuery: access.carryQuery, observe: observe)
         return upstream.status == .serviceUnavailable && replica != nil ? nil : upstream
+    }
+
+    /// What learns the durations of a playlist an edge passes on to a session.
+    static func observer(_ request: Request, sessions: ViewerSessions?, access: Playback, immutable: Bool) -> (@Sendable (String) -> Void)? {
+        guard access.session != nil, !immutable else { return nil }
+        let path = request.uri.path
+        return { @Sendable text in Self.learn(text, path: path, sessions: sessions) }
+    }
+
+    /// Learns the durations a media playlist (at `path`, `.../index.m3u8`) gives its objects.
+    static func learn(_ playlist: String, path: String, sessions: ViewerSessions?) {
+        guard let sessions, path.hasSuffix("/index.m3u8") else { return }
+        sessions.learnDurations(playlist: playlist, base: String(path.dropLast("index.m3u8".count)))
     }
 
     /// Counts what edges ask of this node as an origin.
@@ -203,7 +272,8 @@ package struct LiveRoutes: Sendable {
         }
         guard let body = live.mediaPlaylist(rendition: rendition, skip: skip) else { throw Problem.notFound("stream is offline") }
         let ended = !live.isLive(rendition: rendition)
-        return Responses.text(Self.playlist(body, carrying: access.carry), type: Responses.playlistType,
+        if access.session != nil { Self.learn(body, path: request.uri.path, sessions: sessions) }
+        return Responses.text(Self.playlist(body, carrying: access), type: Responses.playlistType,
                               cache: Self.playlistCache(access, maxAge: ended ? 10 : 1))
     }
 

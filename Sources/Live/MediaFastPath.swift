@@ -10,7 +10,8 @@
 // - it is a `GET` over HTTP/1.1 with no body, not asking to close or upgrade, and no earlier
 //   request of the connection is still with the router;
 // - its target is a media object (`/live/{id}/{rendition}/{object}`, not a playlist) whose
-//   query, if any, is only a playback token (`?token=...`);
+//   query, if any, is only a playback token and a viewer session (`token=...`, `vsid=...`,
+//   each at most once);
 // - its `MediaFastPathSource` hands back the bytes: the source decides whether the caller may
 //   have them (the playback policy, checked from memory) and whether they are cached here.
 // Its answer is `200` with the immutable media headers. Anything else goes to the router,
@@ -29,6 +30,8 @@ package struct MediaObjectRequest: Sendable, Equatable {
     package var streamID: String
     /// The playback token the request carried, if any.
     package var token: Substring?
+    /// The viewer session the request carried (`vsid=`), if any; a malformed one is none.
+    package var session: ViewerSessionID?
 
     /// The request for a target, or nil when the fast path must leave it to the router.
     /// Checked on the bytes (UTF-8, never characters): a hit allocates the path (when a query
@@ -36,14 +39,26 @@ package struct MediaObjectRequest: Sendable, Equatable {
     package init?(target: String) {
         var path = target
         var token: Substring?
+        var session: ViewerSessionID?
         let utf8 = target.utf8
         if let q = utf8.firstIndex(of: UInt8(ascii: "?")) {
-            let query = utf8[utf8.index(after: q)...]
-            guard query.starts(with: "token=".utf8) else { return nil }
-            let value = query.dropFirst(6)
-            guard !(value.withContiguousStorageIfAvailable { $0.contains(UInt8(ascii: "&")) } ?? value.contains(UInt8(ascii: "&")))
-            else { return nil }
-            token = Substring(value)
+            var rest = utf8[utf8.index(after: q)...]
+            var sawToken = false, sawSession = false
+            while true {
+                let end = rest.firstIndex(of: UInt8(ascii: "&")) ?? rest.endIndex
+                let item = rest[..<end]
+                if !sawToken, item.starts(with: "token=".utf8) {
+                    sawToken = true
+                    token = Substring(item.dropFirst(6))
+                } else if !sawSession, item.starts(with: "vsid=".utf8) {
+                    sawSession = true
+                    session = ViewerSessionID(utf8: item.dropFirst(5))
+                } else {
+                    return nil
+                }
+                guard end < rest.endIndex else { break }
+                rest = rest[rest.index(after: end)...]
+            }
             path = String(Substring(utf8[..<q]))
         }
         guard let id = MediaFastPath.streamID(in: path),
@@ -52,6 +67,7 @@ package struct MediaObjectRequest: Sendable, Equatable {
         self.path = path
         self.streamID = id
         self.token = token
+        self.session = session
     }
 }
 

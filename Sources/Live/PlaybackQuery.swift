@@ -5,10 +5,14 @@
 import Foundation
 
 package enum PlaybackQuery {
-    /// A query without its `token` parameters; nil when nothing else is left.
+    /// A query without its viewer's own parameters (`token`, the viewer session `vsid`, the
+    /// page's referrer `ref`); nil when nothing else is left. What is left is the same for every
+    /// viewer: caches and single flights key on it.
     package static func withoutToken(_ query: String?) -> String? {
         guard let query, !query.isEmpty else { return nil }
-        let kept = query.split(separator: "&", omittingEmptySubsequences: true).filter { !$0.hasPrefix("token=") && $0 != "token" }
+        let kept = query.split(separator: "&", omittingEmptySubsequences: true).filter {
+            !$0.hasPrefix("token=") && $0 != "token" && !$0.hasPrefix("vsid=") && !$0.hasPrefix("ref=")
+        }
         return kept.isEmpty ? nil : kept.joined(separator: "&")
     }
 
@@ -24,6 +28,12 @@ package enum PlaybackQuery {
     /// segments) and `URI="..."` attributes (init segments, parts, preload hints, rendition
     /// reports). Tags without a URI are kept as they are.
     package static func carrying(_ token: Substring, in playlist: String) -> String {
+        carrying(query: "token=" + token, in: playlist)
+    }
+
+    /// The playlist with `query` (parameters already escaped: `token=...&vsid=...`) added to
+    /// every URI it lists, as `carrying(_:in:)` does for a token.
+    package static func carrying(query: String, in playlist: String) -> String {
         var out = ""
         out.reserveCapacity(playlist.utf8.count + 64 * 16)
         for line in playlist.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -37,15 +47,15 @@ package enum PlaybackQuery {
                     guard let end = rest.firstIndex(of: "\"") else { break }
                     let uri = rest[..<end]
                     out += uri
-                    out += uri.contains("?") ? "&token=" : "?token="
-                    out += token
+                    out += uri.contains("?") ? "&" : "?"
+                    out += query
                     rest = rest[end...]
                 }
                 out += rest
             } else {
                 out += line
-                out += line.contains("?") ? "&token=" : "?token="
-                out += token
+                out += line.contains("?") ? "&" : "?"
+                out += query
             }
             out += "\n"
         }

@@ -28,6 +28,8 @@ package struct RecordingRoutes: Sendable {
     package let details: RecordingCatalog?
     /// Makes a recording's picture from its first keyframe.
     package let thumbnails: Thumbnails?
+    /// Counts the viewer sessions of recordings this node serves, under the recording's id (nil: not counted).
+    package var sessions: ViewerSessions?
 
     package init(recorder: Recorder?, store: RecordingStore?, catalog: StreamCatalog, edge: EdgeProxy?,
                  playback: any PlaybackPolicy = PublicPlayback(), downloads: RecordingDownloads? = nil, details: RecordingCatalog? = nil,
@@ -121,7 +123,15 @@ package struct RecordingRoutes: Sendable {
         // The recording's own visibility stands for its stream's; the stream's tokens open it.
         var shown = record
         if let set { shown.visibility = set.visibility(of: record) }
-        let access = try LiveRoutes.authorize(request, shown, recording: id, playback: playback)
+        var access = try LiveRoutes.authorize(request, shown, recording: id, playback: playback)
+        switch name {
+        case .master, .playlist:
+            access.session = LiveRoutes.session(request, sessions: sessions, stream: id, rendition: rendition, assign: name == .master)
+        case .initSegment, .segment:
+            if sessions != nil, request.headers[.streamTubeEdge] == nil { access.session = ViewerSessions.session(inQuery: request.uri.query) }
+        case .download, .thumbnail:
+            break
+        }
         if name == .thumbnail, let set, set.thumbnail != nil, let uploaded = try? await details?.store.thumbnail(id: id) {
             return Self.picture(uploaded.jpeg, etag: "\"u-\(uploaded.version)\"", access: access)
         }
@@ -132,7 +142,8 @@ package struct RecordingRoutes: Sendable {
             if name == .download {
                 return try await download(manifest, trim: trim, title: set?.title ?? record.title, request, context, access: access)
             }
-            return try answer(manifest, rendition: rendition, name: name, access: access)
+            return LiveRoutes.served(try answer(manifest, rendition: rendition, name: name, access: access, path: request.uri.path),
+                                     request, sessions: sessions, stream: id, access: access)
         }
         // Held elsewhere: a segment the trim leaves out is not served from an edge's store either.
         if case .segment(let n) = name, let kept = set?.trimSegments, !kept.contains(n) { throw Problem.notFound("no such segment") }
@@ -147,21 +158,23 @@ package struct RecordingRoutes: Sendable {
                 throw Problem.notFound("no recording \(id) on the nodes that can be reached")
             }
             let upstream = await edge.serve(streamID: record.id, path: request.uri.path, query: nil, immutable: name.isMedia,
-                                            token: access.token, carry: access.carry, holders: holders)
-            if upstream.status != .serviceUnavailable { return upstream }
+                                            token: access.token, carry: access.carry, holders: holders, carryQuery: access.carryQuery,
+                                            observe: LiveRoutes.observer(request, sessions: sessions, access: access, immutable: name.isMedia))
+            if upstream.status != .serviceUnavailable { return LiveRoutes.served(upstream, request, sessions: sessions, stream: id, access: access) }
         }
         throw Problem.notFound("no recording \(id) on the nodes that can be reached")
     }
 
-    private func answer(_ m: RecordingManifest, rendition: String?, name: FileName, access: LiveRoutes.Playback) throws -> Response {
+    private func answer(_ m: RecordingManifest, rendition: String?, name: FileName, access: LiveRoutes.Playback, path: String) throws -> Response {
         let maxAge = m.state == .recording ? Self.growingCache : Self.finishedCache
         switch name {
         case .master:
-            return Responses.text(LiveRoutes.playlist(m.masterPlaylist(), carrying: access.carry), type: Responses.playlistType,
+            return Responses.text(LiveRoutes.playlist(m.masterPlaylist(), carrying: access), type: Responses.playlistType,
                                   cache: LiveRoutes.playlistCache(access, maxAge: maxAge))
         case .playlist:
             guard let rendition, let text = m.mediaPlaylist(rendition: rendition) else { throw Problem.notFound("no such rendition") }
-            return Responses.text(LiveRoutes.playlist(text, carrying: access.carry), type: Responses.playlistType,
+            if access.session != nil { LiveRoutes.learn(text, path: path, sessions: sessions) }
+            return Responses.text(LiveRoutes.playlist(text, carrying: access), type: Responses.playlistType,
                                   cache: LiveRoutes.playlistCache(access, maxAge: maxAge))
         case .initSegment(let v):
             guard let rendition, m.hasInit(rendition: rendition, version: v),

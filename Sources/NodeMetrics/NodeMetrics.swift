@@ -79,6 +79,12 @@ package enum NodeMetrics {
     package static let edgeUpstreamRequests = Counter(label: "streamtube_edge_upstream_requests_total")
     package static let originEdgeRequests = Counter(label: "streamtube_origin_edge_requests_total")
     package static let viewerRedirects = Counter(label: "streamtube_viewer_redirects_total")
+    /// Viewer sessions this node serves now (as of its last report), and those it did not count
+    /// because its table was full.
+    package static let viewerSessions = Gauge(label: "streamtube_viewer_sessions")
+    package static let viewerSessionsRefused = Counter(label: "streamtube_viewer_sessions_refused_total")
+    /// Rounds of viewer reports the database did not take (kept for the next round).
+    package static let viewerReportFailures = Counter(label: "streamtube_viewer_report_failures_total")
 
     // Stream records across nodes with their own databases.
     /// Questions this node sent to others about a stream it did not know (one per node asked).

@@ -47,7 +47,8 @@ def segments(playlist):
 
 
 def renditions(master):
-    return [line.split("/")[0] for line in master.splitlines() if line.endswith("/index.m3u8")]
+    """The renditions a master playlist lists (its URIs may carry a query: the viewer session it assigned)."""
+    return [line.split("/")[0] for line in master.splitlines() if line.split("?")[0].endswith("/index.m3u8")]
 
 
 def run(mode, ladder="180p:180:250", before=8.0, after=10.0, root=None):

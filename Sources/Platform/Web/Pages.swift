@@ -29,7 +29,7 @@ package struct Pages: Sendable {
                               ("paywall", PackageResources.paywall_mustache), ("pay_test", PackageResources.pay_test_mustache),
                               ("price", PackageResources.price_mustache), ("earnings", PackageResources.earnings_mustache),
                               ("purchases", PackageResources.purchases_mustache), ("subscription", PackageResources.subscription_mustache),
-                              ("receipt", PackageResources.receipt_mustache)] {
+                              ("receipt", PackageResources.receipt_mustache), ("analytics", PackageResources.analytics_mustache)] {
             try library.register(String(decoding: bytes, as: UTF8.self), named: name)
         }
         self.library = library

@@ -165,6 +165,7 @@ package enum WatchPage {
           <div class="bar">
             \(seekBar(live: true))
             <span id="state" aria-live="polite"></span>
+            <span id="viewers" class="viewers" hidden></span>
             <button id="unmute" type="button" hidden>Unmute</button>
             <label>Quality <select id="quality"><option value="auto">Auto</option></select></label>
             <button id="toggle-stats" type="button" aria-pressed="false" aria-controls="stats">Stats</button>

@@ -36,7 +36,16 @@ function attributes(line) {
 export function resolve(uri, base) {
   const u = new URL(uri, base);
   if (u.searchParams.has('token')) u.searchParams.delete('token');
+  if (u.searchParams.has('vsid')) u.searchParams.delete('vsid');
   return u.href;
+}
+
+/** A new viewer session id: 20 random base64url characters (not a secret: it only tells one
+ *  player's requests and beacons from another's). */
+export function newSession() {
+  const bytes = new Uint8Array(15);
+  crypto.getRandomValues(bytes);
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_');
 }
 
 /** The renditions a master playlist lists, in its order. */
@@ -255,15 +264,41 @@ export class Player {
     this.started = performance.now();
     this.firstFrameMs = null;
     this.stalls = 0;
+    // The viewer session: on every media request (`vsid=`), and in the beacons (play, pause,
+    // stalls, rendition changes, startup time) sent to the node serving the media.
+    this.session = options.session || newSession();
+    this.stalledSince = null;
+    this.playedFrom = null;
+    this.sentRendition = null;
+  }
+
+  // MARK: Beacons (viewer figures)
+
+  /** Sends what happened to the node this player is served by, with the time played and
+   *  stalled since the last beacon. Live streams only; never in the way of playback. */
+  beacon(event, extra = {}) {
+    if (this.mode !== 'live' || !this.session) return;
+    const now = performance.now();
+    const body = { session: this.session, event, ...extra };
+    if (this.playedFrom !== null) { body.playedMs = Math.round(now - this.playedFrom); this.playedFrom = this.video.paused ? null : now; }
+    const url = `${this.base}/streams/${encodeURIComponent(this.stream)}/beacon`;
+    const text = JSON.stringify(body);
+    try {
+      if (!(navigator.sendBeacon && navigator.sendBeacon(url, text))) {
+        fetch(url, { method: 'POST', body: text, keepalive: true, mode: 'no-cors' }).catch(() => {});
+      }
+    } catch (e) { /* a beacon is never worth an error */ }
+    this.log('beacon', body);
   }
 
   // MARK: Playback token (private streams)
 
   /** `url` with the current playback token, if the stream needs one. */
   authorized(url) {
-    if (!this.token) return url;
+    if (!this.token && !this.session) return url;
     const u = new URL(url, location.href);
-    u.searchParams.set('token', this.token);
+    if (this.token) u.searchParams.set('token', this.token);
+    if (this.session && (u.pathname.startsWith('/live/') || u.pathname.startsWith('/recordings/'))) u.searchParams.set('vsid', this.session);
     return u.href;
   }
 
@@ -303,10 +338,14 @@ export class Player {
 
   get masterURL() {
     if (this.mode === 'recording') return this.recordingURL;
-    return `${this.base}/live/${encodeURIComponent(this.stream)}/master.m3u8?routed=1`;
+    let ref = '';
+    try { ref = document.referrer ? new URL(document.referrer).host : ''; } catch (e) { ref = ''; }
+    return `${this.base}/live/${encodeURIComponent(this.stream)}/master.m3u8?routed=1${ref ? `&ref=${encodeURIComponent(ref)}` : ''}`;
   }
 
   get recordingURL() { return `${this.base}/recordings/${encodeURIComponent(this.recording)}/master.m3u8`; }
+
+  renditionName() { const v = this.variants[this.variant]; return v ? v.name : undefined; }
 
   /** What the stats overlay and tests read. */
   stats() {
@@ -333,6 +372,7 @@ export class Player {
       base: this.base,
       firstFrameMs: this.firstFrameMs,
       stalls: this.stalls,
+      session: this.session,
       mse: !!this.mediaSource,
     };
   }
@@ -348,10 +388,29 @@ export class Player {
   async start() {
     const MS = window.ManagedMediaSource || window.MediaSource;
     this.video.addEventListener('playing', () => {
-      if (this.firstFrameMs === null) this.firstFrameMs = Math.round(performance.now() - this.started);
+      const first = this.firstFrameMs === null;
+      if (first) this.firstFrameMs = Math.round(performance.now() - this.started);
       if (this.mode === 'recording' && this.mediaSource) this.setState('playing');
+      if (first) {
+        this.beacon('startup', { startupMs: this.firstFrameMs, rendition: this.renditionName() });
+      } else if (this.stalledSince !== null) {
+        this.beacon('stall', { stalledMs: Math.round(performance.now() - this.stalledSince) });
+      } else {
+        this.beacon('play');
+      }
+      this.stalledSince = null;
+      this.playedFrom = performance.now();
     });
-    this.video.addEventListener('waiting', () => { if (this.state === 'playing') this.stalls += 1; });
+    this.video.addEventListener('waiting', () => {
+      if (this.state === 'playing') this.stalls += 1;
+      if (this.firstFrameMs !== null && this.stalledSince === null) {
+        if (this.playedFrom !== null) this.beacon('play');
+        this.playedFrom = null;
+        this.stalledSince = performance.now();
+      }
+    });
+    this.video.addEventListener('pause', () => { if (this.playedFrom !== null) this.beacon('pause'); this.playedFrom = null; });
+    addEventListener('pagehide', () => { if (this.playedFrom !== null) this.beacon('leave'); });
     this.video.addEventListener('play', () => { if (this.state === 'paused') this.setState('playing'); this.tick(); });
     // A recording: a seek wakes the loop to fetch where it landed; its end is the end.
     this.video.addEventListener('seeking', () => { if (this.wake) this.wake(); });
@@ -486,6 +545,9 @@ export class Player {
     // a reload after an error takes the renewed one.
     const src = this.mode === 'recording' ? this.recordingURL : `${this.base}/live/${encodeURIComponent(this.stream)}/master.m3u8`;
     this.video.src = this.token ? `${src}?token=${encodeURIComponent(this.token)}` : src;
+    // The master playlist gives the browser's player a session of its own, carried in every URI:
+    // this one is not the player's, so it sends no beacons.
+    this.session = null;
     this.video.play().catch(() => {});
   }
 
@@ -593,6 +655,7 @@ export class Player {
       this.log('switch', { from: this.variants[this.variant].name, to: this.variants[this.wanted].name });
       this.variant = this.wanted;
       this.playlist = null;
+      if (this.firstFrameMs !== null) this.beacon('rendition', { rendition: this.renditionName() });
     }
     const pl = this.playlist || await this.loadMedia(this.next);
     this.playlist = null;  // used once: the next round asks again

@@ -83,3 +83,24 @@ document.addEventListener('click', async (event) => {
     status.textContent = 'Not changed: ' + e.message;
   }
 });
+
+// The studio's viewer figures (`data-analytics`: the JSON to read): the numbers and the plot
+// follow the cluster's every 5 s while the page is open.
+const analytics = document.querySelector('[data-analytics]');
+if (analytics) {
+  const refresh = async () => {
+    try {
+      const r = await fetch(analytics.dataset.analytics, { cache: 'no-store', credentials: 'same-origin' });
+      if (!r.ok) return;
+      const live = await r.json();
+      for (const [name, text] of Object.entries(live.text)) {
+        const el = analytics.querySelector(`[data-figure="${name}"]`);
+        if (el) el.textContent = text;
+      }
+      const plot = analytics.querySelector('[data-plot]');
+      const svg = new DOMParser().parseFromString(live.plot, 'image/svg+xml').documentElement;
+      if (plot && svg.nodeName === 'svg') plot.replaceChildren(document.importNode(svg, true));
+    } catch (e) { /* the next round tries again */ }
+  };
+  setInterval(refresh, 5000);
+}

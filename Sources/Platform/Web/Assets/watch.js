@@ -42,6 +42,23 @@ export function attach(Player) {
   window.streamtubePlayer = player;
   const seekBar = $('seek') ? new SeekBar(player, video, $, recording ? null : video.dataset) : null;
 
+  // The live viewer count (the watch page has a place for it): the whole cluster's, every 5 s.
+  const viewers = $('viewers');
+  if (viewers && !recording) {
+    const countURL = `/streams/${encodeURIComponent(video.dataset.stream)}/viewers`;
+    const count = async () => {
+      try {
+        const r = await fetch(player.token ? `${countURL}?token=${encodeURIComponent(player.token)}` : countURL);
+        if (!r.ok) return;
+        const n = (await r.json()).viewers;
+        viewers.textContent = n === 1 ? '1 watching' : `${n} watching`;
+        viewers.hidden = false;
+      } catch (e) { /* the count is no reason to trouble the viewer */ }
+    };
+    count();
+    setInterval(count, 5000);
+  }
+
   // A scheduled stream counts down while it is offline; the player turns live by itself.
   const starts = Number(video.dataset.starts) * 1000;
   let current = null;
