@@ -412,16 +412,18 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
 
     // Cached media is answered on the event loop, in front of the router.
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback)
-    // A connection's first request may open a chat WebSocket (ChatGateway decides); every other
-    // request goes on as HTTP/1.1 with the media fast path in front of the router.
+    // A connection whose first request asks for a WebSocket may become a chat (ChatGateway
+    // decides); every other connection is HTTP/1.1 as before, the media fast path in front.
     let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [MediaFastPath(source: fastPath)], idleTimeout: .seconds(60))
     let webSocket = WebSocketServerConfiguration(maxFrameSize: ChatGateway.maxFrameBytes, closeTimeout: .seconds(5))
     let http = Application(
         router: httpRouter,
         server: .clusterTLS(clusterTLS, logger: logger) { responder in
-            HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(http1: http1, ws: webSocket)) { request, channel, _ in
-                await chatGateway.shouldUpgrade(request, channel: channel)
-            }
+            UpgradeSniffingChannel(
+                http: HTTP1Channel(responder: responder, configuration: http1),
+                webSocket: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(http1: .init(idleTimeout: .seconds(60)), ws: webSocket)) {
+                    request, channel, _ in await chatGateway.shouldUpgrade(request, channel: channel)
+                })
         },
         configuration: .init(address: .hostname(config.host, port: config.httpPort), serverName: "streamtube"),
         onServerRunning: { channel in

@@ -122,6 +122,7 @@ final class ChatTests: XCTestCase {
             let id = await room.subscribe { if case .text(let t) = $0 { seen.add(t) } }!
             for text in ["first", "second", "third"] {
                 await room.submit(ChatCommand(type: "post", text: text), from: viewer, conn: id, reply: { _ in })
+                try await Task.sleep(for: .milliseconds(5))  // distinct times, for the range below
             }
             await room.submit(ChatCommand(type: "post", text: "fourth"), from: viewer, conn: id, reply: { _ in })
             let posted = seen.items.compactMap { try? JSONDecoder().decode(ChatEvent.self, from: Data($0.utf8)).message }
@@ -135,7 +136,7 @@ final class ChatTests: XCTestCase {
             let kept = try await store.messages(stream: "s1", from: 0, to: .greatestFiniteMagnitude)
             XCTAssertEqual(kept.map(\.text), ["first", "third", "fourth"], engine)
             XCTAssertEqual(kept.first?.offset ?? -1, posted[0].offset ?? -2, accuracy: 0.001, engine)
-            let range = try await store.messages(stream: "s1", from: posted[2].at, to: posted[2].at + 0.001)
+            let range = try await store.messages(stream: "s1", from: posted[2].at, to: posted[3].at)
             XCTAssertEqual(range.map(\.id), [posted[2].id], engine)
             let none = try await store.messages(stream: "other", from: 0, to: .greatestFiniteMagnitude)
             XCTAssertEqual(none, [], engine)
