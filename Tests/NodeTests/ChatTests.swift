@@ -3,6 +3,7 @@ import Catalog
 import Cluster
 import Foundation
 import Logging
+import NIOCore
 import XCTest
 
 /// The chat's rules as values (text bounds, rate, slow mode, moderation), its room fanning out
@@ -164,4 +165,21 @@ final class Collected: @unchecked Sendable {
     private var list: [String] = []
     func add(_ s: String) { lock.lock(); list.append(s); lock.unlock() }
     var items: [String] { lock.lock(); defer { lock.unlock() }; return list }
+}
+
+final class UpgradeSnifferTests: XCTestCase {
+    func testTheFirstHeadPicksTheWebSocketPipelineOnlyForAWebSocketUpgrade() {
+        func parts(_ s: String) -> (Int?, Bool) {
+            let buffer = ByteBuffer(string: s)
+            let end = UpgradeSniffer.headEnd(buffer.readableBytesView)
+            return (end, end.map { UpgradeSniffer.asksForWebSocket(buffer.readableBytesView.prefix($0)) } ?? false)
+        }
+        let ws = "GET /chat/abc HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        XCTAssertEqual(parts(ws).0, ws.utf8.count)
+        XCTAssertTrue(parts(ws).1)
+        XCTAssertTrue(parts("GET / HTTP/1.1\r\nupgrade:  h2c, WebSocket \r\n\r\nrest").1)
+        XCTAssertFalse(parts("GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n").1)
+        XCTAssertFalse(parts("POST /x HTTP/1.1\r\nContent-Length: 20\r\n\r\nUpgrade: websocket\r\n").1, "the body is not the head")
+        XCTAssertNil(parts("GET / HTTP/1.1\r\nHost: x\r\n").0)
+    }
 }

@@ -137,8 +137,19 @@ package struct ChatGateway: Sendable {
             group.addTask {
                 var flood = FrameBudget(limits: limits, now: ContinuousClock.now)
                 do {
-                    // Bounded before decoding: a longer message ends the connection (1009).
+                    // Bounded before decoding: the WebSocket decoder refuses a frame past
+                    // `maxFrameBytes` (64 KiB) before reading it, and a viewer's message past
+                    // `limits.maxFrameBytes` (4 KiB) ends the connection (1009) before JSON sees it.
                     for try await message in inbound.messages(maxSize: limits.maxFrameBytes) {
+                        if case .text(let text) = message, text.utf8.count > limits.maxFrameBytes {
+                            logger.info("chat: closed a connection that sent too large a message", metadata: ["stream": "\(stream)"])
+                            try? await outbound.close(.messageTooLarge, reason: "message too large")
+                            return
+                        }
+                        guard case .text = message else {
+                            try? await outbound.close(.unacceptableData, reason: "chat messages are text")
+                            return
+                        }
                         guard flood.spend(at: ContinuousClock.now) else {
                             logger.info("chat: closed a flooding connection", metadata: ["stream": "\(stream)", "user": "\(author?.id ?? "-")"])
                             sink.yield(.close(reason: "too many messages: slow down"))

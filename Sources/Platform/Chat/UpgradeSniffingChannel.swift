@@ -118,7 +118,7 @@ final class UpgradeSniffer: ChannelInboundHandler, RemovableChannelHandler {
     /// An `Upgrade: websocket` header (any case, any spaces).
     static func asksForWebSocket(_ head: ByteBufferView.SubSequence) -> Bool {
         let text = String(decoding: head, as: UTF8.self).lowercased()
-        for line in text.split(whereSeparator: { $0 == "\r" || $0 == "\n" }) {
+        for line in text.split(whereSeparator: \.isNewline) {
             let parts = line.split(separator: ":", maxSplits: 1)
             if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == "upgrade",
                parts[1].split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == "websocket" }) {
