@@ -69,8 +69,9 @@ package enum ChatPanel {
     <style>
     .chat { margin-top: 1.2em; max-width: 40em; }
     .chat h2 { font-size: 1.1em; margin: 0 0 .4em; }
-    .chat ol { list-style: none; margin: 0; padding: .4em; height: 16em; overflow-y: auto; background: #1a1a1a;
-               border: 1px solid #444; border-radius: .3em; }
+    .chat .chat-box { height: 16em; overflow-y: auto; background: #1a1a1a; border: 1px solid #444; border-radius: .3em; }
+    .chat .chat-box:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
+    .chat ol { list-style: none; margin: 0; padding: .4em; }
     .chat li { padding: .15em 0; overflow-wrap: anywhere; }
     .chat .who { font-weight: bold; color: #9cf; margin-right: .4em; }
     .chat li button { font-size: .8em; padding: .1em .4em; margin-left: .3em; }
@@ -110,7 +111,7 @@ package enum ChatPanel {
         \(style)
         <section id="chat" class="chat" aria-labelledby="chat-title" \(attributes)>
           <h2 id="chat-title">Chat</h2>
-          <ol id="chat-log" role="log" aria-live="polite" aria-label="Chat messages" tabindex="0"></ol>
+          <div class="chat-box" role="log" aria-live="polite" aria-label="Chat messages" tabindex="0"><ol id="chat-log"></ol></div>
           <p id="chat-status" role="status">Connecting to the chat…</p>
           \(form)
         </section>
@@ -126,7 +127,7 @@ package enum ChatPanel {
         \(style)
         <section id="chat" class="chat" aria-labelledby="chat-title" \(attributes)>
           <h2 id="chat-title">Chat replay</h2>
-          <ol id="chat-log" role="log" aria-label="Chat messages at this point of the recording" tabindex="0"></ol>
+          <div class="chat-box" role="log" aria-label="Chat messages at this point of the recording" tabindex="0"><ol id="chat-log"></ol></div>
           <p id="chat-status" role="status"></p>
         </section>
         <script src="\(scriptPath)" defer></script>

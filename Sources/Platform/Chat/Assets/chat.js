@@ -38,7 +38,8 @@
   }
 
   function scrollDown() {
-    log.scrollTop = log.scrollHeight;
+    const box = log.parentElement;
+    box.scrollTop = box.scrollHeight;
   }
 
   if (panel.dataset.mode === 'replay') {
