@@ -165,7 +165,7 @@
       load(here + span);
       if (here > start) load(here - span);
       const due = [];
-      for (const list of asked.values()) for (const m of list || []) if (m.at <= now) due.push(m);
+      for (const list of asked.values()) for (const m of list || []) if (m.at >= start && m.at <= now) due.push(m);
       due.sort((a, b) => a.at - b.at);
       const last = due.slice(-keep);
       const key = last.length ? last[last.length - 1].id + ':' + last.length : '';
