@@ -21,7 +21,6 @@ import http.cookiejar
 import json
 import multiprocessing
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -31,20 +30,9 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from edge import rss_kb as rss_kib  # noqa: E402
 from peers import free_port, release_binary  # noqa: E402
-
-
-def raise_file_limit():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from wrkbench import raise_file_limit  # noqa: E402
 
 
 def broadcaster(base):

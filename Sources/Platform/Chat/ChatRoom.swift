@@ -13,6 +13,33 @@ package enum ChatOut: Sendable {
 
 package typealias ChatSink = @Sendable (ChatOut) -> Void
 
+/// The subscribers of a room or a link, by id; once closed it takes no one.
+struct ChatSubscribers {
+    private(set) var sinks: [Int: ChatSink] = [:]
+    private var nextID = 0
+    private(set) var closed = false
+
+    mutating func add(_ sink: @escaping ChatSink) -> Int? {
+        guard !closed else { return nil }
+        nextID += 1
+        sinks[nextID] = sink
+        return nextID
+    }
+
+    mutating func remove(_ id: Int) { sinks[id] = nil }
+
+    func send(_ out: ChatOut) {
+        for sink in sinks.values { sink(out) }
+    }
+
+    /// Closes every subscriber (they reconnect, to the room's node as the ring says then).
+    mutating func close(reason: String) {
+        closed = true
+        send(.close(reason: reason))
+        sinks = [:]
+    }
+}
+
 /// A room as a connection sees it: the room itself on its node, or the link to it elsewhere.
 package protocol ChatRoomHandle: AnyObject, Sendable {
     /// Subscribes to every event of the room; nil: the handle closed, ask for another.
@@ -30,9 +57,7 @@ package actor ChatRoom: ChatRoomHandle {
     private let liveSince: @Sendable () -> Double?
     private let now: @Sendable () -> Double
     private let logger: Logger
-    private var sinks: [Int: ChatSink] = [:]
-    private var nextID = 0
-    private var closed = false
+    private var subscribers = ChatSubscribers()
 
     package init(state: ChatRoomState, store: ChatStore?, logger: Logger, liveSince: @escaping @Sendable () -> Double? = { nil },
                  now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
@@ -61,30 +86,16 @@ package actor ChatRoom: ChatRoomHandle {
         return ChatRoom(state: state, store: store, logger: logger, liveSince: liveSince)
     }
 
-    package var subscriberCount: Int { sinks.count }
+    package var subscriberCount: Int { subscribers.sinks.count }
 
-    package func subscribe(_ sink: @escaping ChatSink) -> Int? {
-        guard !closed else { return nil }
-        nextID += 1
-        sinks[nextID] = sink
-        return nextID
-    }
+    package func subscribe(_ sink: @escaping ChatSink) -> Int? { subscribers.add(sink) }
 
-    package func unsubscribe(_ id: Int) {
-        sinks[id] = nil
-    }
+    package func unsubscribe(_ id: Int) { subscribers.remove(id) }
 
     /// Closes every subscriber (they reconnect, to the room's new node).
-    package func close(reason: String) {
-        closed = true
-        for sink in sinks.values { sink(.close(reason: reason)) }
-        sinks = [:]
-    }
+    package func close(reason: String) { subscribers.close(reason: reason) }
 
-    private func broadcast(_ event: ChatEvent) {
-        let json = event.json
-        for sink in sinks.values { sink(.text(json)) }
-    }
+    private func broadcast(_ event: ChatEvent) { subscribers.send(.text(event.json)) }
 
     package func submit(_ command: ChatCommand, from author: ChatAuthor?, conn: Int, reply: @escaping @Sendable (String) -> Void) async {
         let t = now()

@@ -14,9 +14,9 @@ import NIOSSL
 
 package actor ChatUplink: ChatRoomHandle {
     package let stream: String
-    private var sinks: [Int: ChatSink] = [:]
+    private var subscribers = ChatSubscribers()
     private var replies: [Int: @Sendable (String) -> Void] = [:]
-    private var nextID = 0
+    /// The link is going or gone (the last viewer left, or it broke).
     private var closed = false
     private let outgoing: AsyncStream<String>.Continuation
     private let onClose: @Sendable () -> Void
@@ -70,16 +70,14 @@ package actor ChatUplink: ChatRoomHandle {
 
     package func subscribe(_ sink: @escaping ChatSink) -> Int? {
         guard !closed else { return nil }
-        nextID += 1
-        sinks[nextID] = sink
-        return nextID
+        return subscribers.add(sink)
     }
 
     package func unsubscribe(_ id: Int) {
-        sinks[id] = nil
+        subscribers.remove(id)
         replies[id] = nil
         // The last viewer here left: the link goes (the next one opens another).
-        if sinks.isEmpty, !closed {
+        if subscribers.sinks.isEmpty, !closed {
             closed = true
             outgoing.finish()
             onClose()
@@ -98,7 +96,7 @@ package actor ChatUplink: ChatRoomHandle {
         if let to {
             if let conn = Int(to) { replies[conn]?(event) }
         } else {
-            for sink in sinks.values { sink(.text(event)) }
+            subscribers.send(.text(event))
         }
     }
 
@@ -108,8 +106,7 @@ package actor ChatUplink: ChatRoomHandle {
         let wasOpen = !closed
         closed = true
         outgoing.finish()
-        for sink in sinks.values { sink(.close(reason: "the chat's node went away: reconnecting")) }
-        sinks = [:]
+        subscribers.close(reason: "the chat's node went away: reconnecting")
         replies = [:]
         if wasOpen { onClose() }
     }
