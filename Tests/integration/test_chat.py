@@ -346,6 +346,12 @@ def test_two_browsers_on_two_nodes_and_the_rooms_node_killed(chat, chromium):  #
     try:
         signed_in_browser(chromium, x, people["ann"], sid)
         signed_in_browser(other, y, people["troll"], sid)
+        # Signed in, the panel's form: axe clean at a phone's width, and typed into by keyboard below.
+        other.driver.set_window_size(390, 844)
+        if Axe is not None:
+            found = violations(other)
+            assert not found, describe(found)
+        assert other.js("return document.documentElement.scrollWidth <= window.innerWidth"), "wider than a phone"
         say(chromium, "hi from x")
         wait_for(lambda: "hi from x" in lines(other), 10, "ann's line on y")
         say(other, "hi from y")
