@@ -183,3 +183,19 @@ final class UpgradeSnifferTests: XCTestCase {
         XCTAssertNil(parts("GET / HTTP/1.1\r\nHost: x\r\n").0)
     }
 }
+
+final class ChatGatewayParsingTests: XCTestCase {
+    func testTargetsCookiesAndOriginsAreReadAsTheGatewayChecksThem() {
+        let (path, query) = ChatGateway.split("/chat/abc?csrf=a%2Bb&token=t.1&flag")
+        XCTAssertEqual(path, "/chat/abc")
+        XCTAssertEqual(query, ["csrf": "a+b", "token": "t.1"])
+        XCTAssertEqual(ChatGateway.split("/chat/abc").query, [:])
+        let cookies = ChatGateway.cookies(["st_session=s1; st_csrf=c1", "st_session=later; other=x=y"])
+        XCTAssertEqual(cookies["st_session"], "s1", "the first one counts")
+        XCTAssertEqual(cookies["st_csrf"], "c1")
+        XCTAssertEqual(cookies["other"], "x=y")
+        XCTAssertEqual(ChatGateway.origin(of: "https://Tube.Example:8443/path"), "https://tube.example:8443")
+        XCTAssertEqual(ChatGateway.origin(of: "http://tube.example"), "http://tube.example")
+        XCTAssertNil(ChatGateway.origin(of: "not a url"))
+    }
+}
