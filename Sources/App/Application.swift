@@ -4,13 +4,16 @@ import Accounts
 import Analytics
 import AsyncHTTPClient
 import Catalog
+import Chat
 import Cluster
 import Edge
 import Foundation
 import Gossip
 import HTTPSupport
 import Hummingbird
+import HummingbirdCore
 import HummingbirdHTTP2
+import HummingbirdWebSocket
 import Live
 import Logging
 import NodeMetrics
@@ -402,7 +405,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         return SoldRecording(id: id, title: item.title, stream: stream)
     })
     platform.addRoutes(paymentPages.collection)
-    platform.addRoutes(WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, playback: issuer,
+    var webRoutes = WebRoutes(catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL, playback: issuer,
                                  paywall: { record, request, context in try await paymentPages.paywall(record, request, context) },
                                  recordings: recordingStore, recordingDetails: { try? await recordingDetails.details(id: $0) },
                                  recordingPaywall: { id, title, record, request, context in
@@ -410,7 +413,12 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                                  },
                                  redirect: { viewers?.redirect($0) }, nodes: {
         gossip.view.snapshot.members.filter { $0.id != localID && $0.status == .alive }.map { "http://\($0.metadata.httpAddress)" }
-    }, live: liveIDs).collection)
+    }, live: liveIDs)
+    webRoutes.chat = { record, token, context in
+        ChatPanel.live(stream: record.id, csrf: context.csrfToken, token: token, signedIn: context.account != nil)
+    }
+    webRoutes.chatReplay = { record, startedAt, token in ChatPanel.replay(stream: record.id, startedAt: startedAt, token: token) }
+    platform.addRoutes(webRoutes.collection)
     platform.addRoutes(AccountPages(service: accounts, renderer: renderer, studio: StudioSource(catalog: catalog, list: { owner, request in
         let liveNow = Set(liveIDs())
         return catalog.all.filter { $0.owner == owner }.sorted { $0.createdAt > $1.createdAt }.map { r in
@@ -460,12 +468,41 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     })
     platform.addRoutes(RecordingPages(source: recordingPages, renderer: renderer, prices: recordingPrices).collection)
 
+    // Live chat (Chat): each stream's room on its owner by the ring, viewers' WebSockets on any
+    // node (relayed to the room's node over a link with a cluster token), kept in the database.
+    let chatStore = ChatStore(database: database)
+    let chatRooms = ChatRooms(store: chatStore, place: { id in
+        if router.ownsLocally(id) { return .here }
+        guard let owner = router.placement(of: id)?.owner else { return .here }
+        return .node(router.transport.baseURL(for: owner))
+    }, token: { stream, path in
+        tokens.token(for: ClusterRequest(.chat, "GET", path), scope: stream)
+    }, tls: clusterTLS?.clientConfiguration, liveSince: { id in
+        recorder?.current(stream: id)?.startedAt.timeIntervalSince1970
+    }, logger: logger)
+    let mayReadChat: @Sendable (StreamRecord, Substring?) -> Bool = { record, token in playback.allowsPlayback(of: record, token: token) }
+    let chatGateway = ChatGateway(rooms: chatRooms, catalog: catalog, tokens: tokens, requiresTLS: clusterTLS != nil,
+                                  publicURL: accounts.settings.publicURL, sessionUser: { session in
+        guard let found = try? await accounts.caller(sessionToken: session) else { return nil }
+        return (found.1.id, found.1.displayName)
+    }, mayRead: mayReadChat, logger: logger)
+    httpRouter.addRoutes(ChatRoutes(store: chatStore, catalog: catalog, mayRead: mayReadChat).collection)
+
     // Cached media is answered on the event loop, in front of the router.
     let fastPath = NodeMediaSource(catalog: catalog, edge: edge, playback: playback, sessions: viewerSessions)
+    // A connection whose first request asks for a WebSocket may become a chat (ChatGateway
+    // decides); every other connection is HTTP/1.1 as before, the media fast path in front.
+    let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [MediaFastPath(source: fastPath)], idleTimeout: .seconds(60))
+    let webSocket = WebSocketServerConfiguration(maxFrameSize: ChatGateway.maxFrameBytes, closeTimeout: .seconds(5))
     let http = Application(
         router: httpRouter,
-        server: .http1(configuration: .init(additionalChannelHandlers: [MediaFastPath(source: fastPath)], idleTimeout: .seconds(60)),
-                       clusterTLS: clusterTLS, logger: logger),
+        server: .clusterTLS(clusterTLS, logger: logger) { responder in
+            UpgradeSniffingChannel(
+                http: HTTP1Channel(responder: responder, configuration: http1),
+                webSocket: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(http1: .init(idleTimeout: .seconds(60)), ws: webSocket)) {
+                    request, channel, _ in await chatGateway.shouldUpgrade(request, channel: channel)
+                })
+        },
         configuration: .init(address: .hostname(config.host, port: config.httpPort), serverName: "streamtube"),
         onServerRunning: { channel in
             logger.info("node ready", metadata: [

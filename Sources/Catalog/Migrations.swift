@@ -480,6 +480,34 @@ package enum Migrations {
                 .primaryKey("stream_id", "session_id")
                 .run()
         },
+        Migration(version: 20, name: "live chat: messages kept with their stream, rooms' slow mode, bans and timeouts") { db in
+            // Written by the room's node (the stream's owner); read by a recording's page to
+            // replay them at their time. A deleted message keeps its row (deleted_at) so that a
+            // replay in progress learns it is gone; its text is blanked.
+            try await db.create(table: "chat_messages")
+                .column("id", type: .text, .primaryKey(autoIncrement: false))
+                .column("stream_id", type: .text, .notNull)
+                .column("account_id", type: .text, .notNull)
+                .column("display_name", type: .text, .notNull)
+                .column("body", type: .text, .notNull)
+                .column("posted_at", type: timeType(db), .notNull)
+                .column("offset_seconds", type: timeType(db))
+                .column("deleted_at", type: timeType(db))
+                .run()
+            try await db.create(index: "chat_messages_stream_time").on("chat_messages").column("stream_id").column("posted_at").run()
+            // A room's rules outlive its node: the next owner loads them.
+            try await db.create(table: "chat_rooms")
+                .column("stream_id", type: .text, .primaryKey(autoIncrement: false))
+                .column("slow_seconds", type: .int, .notNull, .default(0))
+                .run()
+            try await db.create(table: "chat_sanctions")
+                .column("stream_id", type: .text, .notNull)
+                .column("account_id", type: .text, .notNull)
+                .column("banned", type: .int, .notNull, .default(0))
+                .column("timed_out_until", type: timeType(db))
+                .primaryKey("stream_id", "account_id")
+                .run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

@@ -41,6 +41,17 @@ extension HTTPServerBuilder {
             ClusterTLSChannel(base: HTTP1Channel(responder: responder, configuration: configuration), tls: clusterTLS, logger: logger)
         }
     }
+
+    /// Any HTTP child channel (one that upgrades to WebSockets, say) behind the same sniffer
+    /// when cluster TLS is on.
+    package static func clusterTLS<Base: ServerChildChannel>(_ clusterTLS: ClusterTLS?, logger: Logger,
+                                                             _ base: @escaping @Sendable (@escaping HTTPChannelHandler.Responder) -> Base)
+        -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in
+            guard let clusterTLS else { return base(responder) }
+            return ClusterTLSChannel(base: base(responder), tls: clusterTLS, logger: logger)
+        }
+    }
 }
 
 /// With cluster TLS on, a request to a node-to-node route (`/internal/...`) that did not come

@@ -19,6 +19,8 @@ package enum ClusterPurpose: String, Sendable, CaseIterable {
     case replica
     /// A node asking another for a stream record.
     case records
+    /// A node linking its chat viewers to a stream's room on the room's node (a WebSocket).
+    case chat
 }
 
 /// The request a token is made for, as the receiver sees it too.

@@ -20,6 +20,7 @@ import Foundation
 import HTTPSupport
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
 
@@ -120,7 +121,10 @@ package final class MediaFastPath: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     package func handlerAdded(context: ChannelHandlerContext) {
-        try? context.pipeline.syncOperations.addHandler(raw, position: .first)
+        // Right in front of the HTTP codec (its encoder comes first), not simply first: a handler
+        // that chose this pipeline after reading the first bytes, or TLS, may come before it.
+        let codec = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+        try? context.pipeline.syncOperations.addHandler(raw, position: codec.map { .before($0.handler) } ?? .first)
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -130,8 +130,9 @@ package enum RecordingPage {
     ///   - nonce: the answer's Content-Security-Policy nonce, on the page's one inline script.
     ///   - token: a private recording's playback token (its stream's), and in how many seconds it
     ///     expires: the player adds it to every request and renews it; the download link carries it.
+    /// `chat`: the chat replay's markup (the Chat feature's), under the player.
     package static func render(_ m: RecordingPageModel, publicURL: String, nonce: String = "",
-                               token: String? = nil, tokenExpiresIn: Int? = nil) -> String {
+                               token: String? = nil, tokenExpiresIn: Int? = nil, chat: String = "") -> String {
         let e = WatchPage.escape
         let card = m.card(publicURL: publicURL)
         let t = e(m.title)
@@ -178,6 +179,7 @@ package enum RecordingPage {
             \(links.joined(separator: "\n    "))
           </ul>
         \(m.description.isEmpty ? "" : "<p class=\"about\">\(e(m.description))</p>")
+        \(chat)
         \(card.shareBar())
         </main>
         \(WatchPage.scripts(nonce: nonce))

@@ -134,9 +134,10 @@ package enum WatchPage {
     ///   - description: what its broadcaster wrote about it, shown under the player.
     ///   - recording: the recording being made of it (its id, and how many seconds it has run),
     ///     which the seek bar goes back over (the DVR); nil: the script asks once the stream plays.
+    ///   - chat: the chat panel's markup (the Chat feature's), under the player.
     package static func render(id: String, title: String, description: String = "", nodes: [String] = [], nonce: String = "", startsAt: Date? = nil,
                                calendar: String? = nil, card: ShareCard? = nil, embedCode: String? = nil,
-                               token: String? = nil, tokenExpiresIn: Int? = nil, recording: LiveRecording? = nil) -> String {
+                               token: String? = nil, tokenExpiresIn: Int? = nil, recording: LiveRecording? = nil, chat: String = "") -> String {
         let shareBar = card?.shareBar(embedCode: embedCode) ?? ""
         let starts = startsAt.map { String(Int($0.timeIntervalSince1970)) } ?? ""
         let calendarLink = calendar.map { "<link rel=\"alternate\" type=\"text/calendar\" title=\"Add to a calendar\" href=\"\(escape($0))\">" } ?? ""
@@ -171,6 +172,7 @@ package enum WatchPage {
             <button id="toggle-stats" type="button" aria-pressed="false" aria-controls="stats">Stats</button>
           </div>
         \(description.isEmpty ? "" : "<p class=\"about\">\(escape(description))</p>")
+        \(chat)
         \(shareBar)
         </main>
         \(scripts(nonce: nonce))

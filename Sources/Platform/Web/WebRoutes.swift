@@ -31,6 +31,10 @@ package struct WebRoutes: Sendable {
     let recordings: RecordingStore?
     /// What people set on a recording (title, description, visibility, trim; deleted), by id.
     let recordingDetails: (@Sendable (String) async -> RecordingDetails?)?
+    /// The chat panel of a stream's page (its record, the page's playback token, who asks); nil: none.
+    package var chat: (@Sendable (StreamRecord, String?, NodeRequestContext) -> String)?
+    /// The chat replay of a recording's page (its stream, when the recording began, the page's token); nil: none.
+    package var chatReplay: (@Sendable (StreamRecord, Date, String?) -> String)?
 
     package init(catalog: StreamCatalog, renderer: PageRenderer, publicURL: String = "http://127.0.0.1:8080",
                  playback: (any PlaybackIssuer)? = nil,
@@ -103,7 +107,8 @@ package struct WebRoutes: Sendable {
                 var page = Responses.html(WatchPage.render(id: record.id, title: record.title, description: record.description, nodes: nodes(), nonce: context.cspNonce ?? "",
                                                            startsAt: record.startsAt, card: ShareCard.stream(record, publicURL: publicURL),
                                                            token: pass.token, tokenExpiresIn: Self.expiresIn(pass),
-                                                           recording: await recordingNow(of: record.id)))
+                                                           recording: await recordingNow(of: record.id),
+                                                           chat: chat?(record, pass.token, context) ?? ""))
                 page.headers[.cacheControl] = "no-store"
                 return page
             }
@@ -113,7 +118,8 @@ package struct WebRoutes: Sendable {
                                                    startsAt: record.startsAt, calendar: record.visibility.isPrivate ? nil : "/watch/\(record.id)/calendar.ics",
                                                    card: card, embedCode: record.visibility.isPrivate ? nil
                                                        : EmbedPage.code(id: record.id, title: record.title, publicURL: publicURL),
-                                                   recording: await recordingNow(of: record.id)))
+                                                   recording: await recordingNow(of: record.id),
+                                                   chat: chat?(record, nil, context) ?? ""))
         }
         // The recording a live stream is making, for its page's DVR when the page was made before it began.
         routes.get("/watch/:id/recording") { request, context -> Response in
@@ -156,11 +162,13 @@ package struct WebRoutes: Sendable {
                     return Responses.html(WatchPage.privateStream(card: model.card(publicURL: publicURL)), status: .forbidden)
                 }
                 var page = Responses.html(RecordingPage.render(model, publicURL: publicURL, nonce: context.cspNonce ?? "",
-                                                               token: pass.token, tokenExpiresIn: Self.expiresIn(pass)))
+                                                               token: pass.token, tokenExpiresIn: Self.expiresIn(pass),
+                                                               chat: chatReplay?(record, model.startedAt, pass.token) ?? ""))
                 page.headers[.cacheControl] = "no-store"
                 return page
             }
-            return Responses.html(RecordingPage.render(model, publicURL: publicURL, nonce: context.cspNonce ?? ""))
+            return Responses.html(RecordingPage.render(model, publicURL: publicURL, nonce: context.cspNonce ?? "",
+                                                       chat: chatReplay?(record, model.startedAt, nil) ?? ""))
         }
         // The player alone, for other sites' frames: every answer here may be framed (a refusal
         // shows in the frame instead of a browser's error).

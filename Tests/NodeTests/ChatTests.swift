@@ -1,0 +1,201 @@
+import Catalog
+@testable import Chat
+import Cluster
+import Foundation
+import Logging
+import NIOCore
+import XCTest
+
+/// The chat's rules as values (text bounds, rate, slow mode, moderation), its room fanning out
+/// and refusing, and the kept messages and rules on both engines.
+final class ChatTests: XCTestCase {
+    let logger = Logger(label: "chat-test")
+    let viewer = ChatAuthor(id: "viewer1", name: "Viewer")
+    let host = ChatAuthor(id: "host1", name: "Host", moderator: true)
+
+    func testTextIsTrimmedControlCharactersBlankedAndBounded() throws {
+        XCTAssertEqual(try ChatText.clean("  hello\nthere\u{7}  "), "hello there")
+        XCTAssertEqual(try ChatText.clean("<script>alert(1)</script>"), "<script>alert(1)</script>", "kept as text: pages escape it")
+        XCTAssertEqual(try ChatText.clean("a\u{202E}b"), "a b", "bidirectional overrides go")
+        XCTAssertThrowsError(try ChatText.clean(" \n\t ")) { XCTAssertEqual($0 as? ChatRefusal, .empty) }
+        XCTAssertEqual(try ChatText.clean(String(repeating: "é", count: 500)).count, 500)
+        XCTAssertThrowsError(try ChatText.clean(String(repeating: "x", count: 501))) { XCTAssertEqual($0 as? ChatRefusal, .tooLong(max: 500)) }
+        // Few characters, many scalars (combining marks piled up): refused too.
+        XCTAssertThrowsError(try ChatText.clean("a" + String(repeating: "\u{301}", count: 3000))) {
+            XCTAssertEqual($0 as? ChatRefusal, .tooLong(max: 500))
+        }
+    }
+
+    func testPostingNeedsAnAccountAndIsRateLimitedPerPerson() throws {
+        var room = ChatRoomState(stream: "s1")
+        XCTAssertThrowsError(try room.post("hi", by: nil, id: "m0", now: 0)) { XCTAssertEqual($0 as? ChatRefusal, .signInFirst) }
+        for i in 0..<5 { _ = try room.post("hi \(i)", by: viewer, id: "m\(i)", now: 100) }
+        XCTAssertThrowsError(try room.post("sixth", by: viewer, id: "m5", now: 100)) { XCTAssertEqual($0 as? ChatRefusal, .tooFast(seconds: 2)) }
+        // Another person is not held back by the first one's burst.
+        XCTAssertNoThrow(try room.post("me too", by: ChatAuthor(id: "other", name: "O"), id: "o1", now: 100))
+        // One message back every 2 s (5 per 10 s).
+        XCTAssertNoThrow(try room.post("later", by: viewer, id: "m6", now: 102))
+        XCTAssertThrowsError(try room.post("again", by: viewer, id: "m7", now: 102.5))
+        // Moderators are not rate limited.
+        for i in 0..<20 { XCTAssertNoThrow(try room.post("mod \(i)", by: host, id: "h\(i)", now: 100)) }
+        XCTAssertEqual(room.recent.count, 27)
+    }
+
+    func testSlowModeTimeoutAndBanAreEnforcedAndOnlyModeratorsSetThem() throws {
+        var room = ChatRoomState(stream: "s1")
+        XCTAssertThrowsError(try room.setSlowMode(10, by: viewer)) { XCTAssertEqual($0 as? ChatRefusal, .notModerator) }
+        XCTAssertThrowsError(try room.setSlowMode(100_000, by: host))
+        try room.setSlowMode(10, by: host)
+        _ = try room.post("one", by: viewer, id: "a", now: 0)
+        XCTAssertThrowsError(try room.post("two", by: viewer, id: "b", now: 4)) { XCTAssertEqual($0 as? ChatRefusal, .slowMode(seconds: 6)) }
+        XCTAssertNoThrow(try room.post("two", by: viewer, id: "b", now: 10))
+        try room.setSlowMode(0, by: host)
+
+        XCTAssertThrowsError(try room.timeOut("viewer1", minutes: 1, by: viewer, now: 10)) { XCTAssertEqual($0 as? ChatRefusal, .notModerator) }
+        XCTAssertEqual(try room.timeOut("viewer1", minutes: 1, by: host, now: 10), 70)
+        XCTAssertThrowsError(try room.post("x", by: viewer, id: "c", now: 20)) { XCTAssertEqual($0 as? ChatRefusal, .timedOut(seconds: 50)) }
+        XCTAssertNoThrow(try room.post("back", by: viewer, id: "d", now: 71))
+        XCTAssertThrowsError(try room.timeOut("viewer1", minutes: -1, by: host, now: 71))
+        XCTAssertThrowsError(try room.timeOut("bad id!", minutes: 1, by: host, now: 71))
+
+        try room.ban("viewer1", by: host)
+        XCTAssertThrowsError(try room.post("x", by: viewer, id: "e", now: 1000)) { XCTAssertEqual($0 as? ChatRefusal, .banned) }
+        try room.ban("viewer1", false, by: host)
+        XCTAssertNoThrow(try room.post("unbanned", by: viewer, id: "f", now: 1001))
+
+        XCTAssertThrowsError(try room.delete("f", by: viewer)) { XCTAssertEqual($0 as? ChatRefusal, .notModerator) }
+        try room.delete("f", by: host)
+        XCTAssertFalse(room.recent.contains { $0.id == "f" })
+    }
+
+    func testAConnectionsFrameBudgetStopsAFloodAndRefills() {
+        var limits = ChatLimits()
+        limits.frameBurst = 3
+        limits.framesPerSecond = 1
+        let t0 = ContinuousClock.now
+        var budget = FrameBudget(limits: limits, now: t0)
+        XCTAssertTrue(budget.spend(at: t0))
+        XCTAssertTrue(budget.spend(at: t0))
+        XCTAssertTrue(budget.spend(at: t0))
+        XCTAssertFalse(budget.spend(at: t0))
+        XCTAssertTrue(budget.spend(at: t0 + .seconds(1)))
+    }
+
+    func testTheRoomFansOutToEverySubscriberAndAnswersRefusalsToTheOneWhoAsked() async throws {
+        let room = ChatRoom(state: ChatRoomState(stream: "s1"), store: nil, logger: logger)
+        let a = Collected(), b = Collected(), replies = Collected()
+        let ida = await room.subscribe { if case .text(let t) = $0 { a.add(t) } }
+        _ = await room.subscribe { if case .text(let t) = $0 { b.add(t) } }
+        await room.submit(ChatCommand(type: "post", text: "<b>hi</b>"), from: viewer, conn: ida!, reply: { replies.add($0) })
+        await room.submit(ChatCommand(type: "post", text: "anonymous"), from: nil, conn: ida!, reply: { replies.add($0) })
+        await room.submit(ChatCommand(type: "slow", seconds: 5), from: viewer, conn: ida!, reply: { replies.add($0) })
+        XCTAssertEqual(a.items.count, 1)
+        XCTAssertEqual(b.items, a.items)
+        let event = try JSONDecoder().decode(ChatEvent.self, from: Data(a.items[0].utf8))
+        XCTAssertEqual(event.message?.text, "<b>hi</b>")
+        XCTAssertEqual(replies.items.map { try? JSONDecoder().decode(ChatEvent.self, from: Data($0.utf8)).text },
+                       ["sign in to chat", "only the broadcaster and co-hosts may do that"])
+        await room.submit(ChatCommand(type: "delete", id: event.message!.id), from: host, conn: ida!, reply: { replies.add($0) })
+        XCTAssertEqual(b.items.last, ChatEvent.deleted(event.message!.id).json)
+        await room.close(reason: "moved")
+        let late = await room.subscribe { _ in }
+        XCTAssertNil(late, "a closed room takes no one: they ask the registry again")
+    }
+
+    func testRelayEnvelopesCarryTheRoomsEventToOneOrAll() throws {
+        let json = ChatEvent.notice("hi \"there\"").json
+        let all = try XCTUnwrap(ChatRelayEnvelope.open(ChatRelayEnvelope.everyone(json)))
+        XCTAssertNil(all.to)
+        XCTAssertEqual(try JSONDecoder().decode(ChatEvent.self, from: Data(all.event.utf8)).text, "hi \"there\"")
+        let one = try XCTUnwrap(ChatRelayEnvelope.open(ChatRelayEnvelope.one("7", json)))
+        XCTAssertEqual(one.to, "7")
+        XCTAssertNil(ChatRelayEnvelope.open("not json"))
+        XCTAssertNil(ChatCommand.decode("{\"text\":1}"))
+    }
+
+    func testMessagesAndRulesAreKeptAndARoomLoadsThemOnBothEngines() async throws {
+        for location in try await TestDatabases.fresh() {
+            let engine = TestDatabases.engine(location)
+            let db = try await Database.open(location, logger: logger, migrations: Migrations.all(sealer: ClusterKeySealer(clusterKeys: [Array(repeating: 5, count: 32)])))
+            let store = ChatStore(database: db)
+            let room = await ChatRoom.load(stream: "s1", store: store, limits: ChatLimits(), logger: logger, liveSince: { 1000 })
+            let seen = Collected()
+            let id = await room.subscribe { if case .text(let t) = $0 { seen.add(t) } }!
+            for text in ["first", "second", "third"] {
+                await room.submit(ChatCommand(type: "post", text: text), from: viewer, conn: id, reply: { _ in })
+                try await Task.sleep(for: .milliseconds(5))  // distinct times, for the range below
+            }
+            await room.submit(ChatCommand(type: "post", text: "fourth"), from: viewer, conn: id, reply: { _ in })
+            let posted = seen.items.compactMap { try? JSONDecoder().decode(ChatEvent.self, from: Data($0.utf8)).message }
+            XCTAssertEqual(posted.count, 4, engine)
+            XCTAssertNotNil(posted[0].offset, engine)
+            await room.submit(ChatCommand(type: "delete", id: posted[1].id), from: host, conn: id, reply: { _ in })
+            await room.submit(ChatCommand(type: "ban", user: "troll1"), from: host, conn: id, reply: { _ in })
+            await room.submit(ChatCommand(type: "timeout", user: "viewer2", minutes: 10), from: host, conn: id, reply: { _ in })
+            await room.submit(ChatCommand(type: "slow", seconds: 30), from: host, conn: id, reply: { _ in })
+
+            let kept = try await store.messages(stream: "s1", from: 0, to: .greatestFiniteMagnitude)
+            XCTAssertEqual(kept.map(\.text), ["first", "third", "fourth"], engine)
+            XCTAssertEqual(kept.first?.offset ?? -1, posted[0].offset ?? -2, accuracy: 0.001, engine)
+            let range = try await store.messages(stream: "s1", from: posted[2].at, to: posted[3].at)
+            XCTAssertEqual(range.map(\.id), [posted[2].id], engine)
+            let none = try await store.messages(stream: "other", from: 0, to: .greatestFiniteMagnitude)
+            XCTAssertEqual(none, [], engine)
+
+            // The room's next node (a failover) loads the same messages and rules.
+            let next = await ChatRoom.load(stream: "s1", store: store, limits: ChatLimits(), logger: logger)
+            let replies = Collected()
+            await next.submit(.join, from: viewer, conn: 1, reply: { replies.add($0) })
+            let hello = try JSONDecoder().decode(ChatEvent.self, from: Data(replies.items[0].utf8))
+            XCTAssertEqual(hello.messages?.map(\.text), ["first", "third", "fourth"], engine)
+            XCTAssertEqual(hello.slow, 30, engine)
+            await next.submit(ChatCommand(type: "post", text: "x"), from: ChatAuthor(id: "troll1", name: "T"), conn: 1, reply: { replies.add($0) })
+            await next.submit(ChatCommand(type: "post", text: "x"), from: ChatAuthor(id: "viewer2", name: "V"), conn: 1, reply: { replies.add($0) })
+            let notices = replies.items.dropFirst().compactMap { try? JSONDecoder().decode(ChatEvent.self, from: Data($0.utf8)).text }
+            XCTAssertEqual(notices.count, 2, engine)
+            XCTAssertEqual(notices.first, "you are banned from this chat", engine)
+            XCTAssertTrue(notices.last?.hasPrefix("you are timed out") == true, "\(engine): \(notices)")
+            await db.close()
+        }
+    }
+}
+
+final class Collected: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ s: String) { lock.lock(); list.append(s); lock.unlock() }
+    var items: [String] { lock.lock(); defer { lock.unlock() }; return list }
+}
+
+final class UpgradeSnifferTests: XCTestCase {
+    func testTheFirstHeadPicksTheWebSocketPipelineOnlyForAWebSocketUpgrade() {
+        func parts(_ s: String) -> (Int?, Bool) {
+            let buffer = ByteBuffer(string: s)
+            let end = UpgradeSniffer.headEnd(buffer.readableBytesView)
+            return (end, end.map { UpgradeSniffer.asksForWebSocket(buffer.readableBytesView.prefix($0)) } ?? false)
+        }
+        let ws = "GET /chat/abc HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        XCTAssertEqual(parts(ws).0, ws.utf8.count)
+        XCTAssertTrue(parts(ws).1)
+        XCTAssertTrue(parts("GET / HTTP/1.1\r\nupgrade:  h2c, WebSocket \r\n\r\nrest").1)
+        XCTAssertFalse(parts("GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n").1)
+        XCTAssertFalse(parts("POST /x HTTP/1.1\r\nContent-Length: 20\r\n\r\nUpgrade: websocket\r\n").1, "the body is not the head")
+        XCTAssertNil(parts("GET / HTTP/1.1\r\nHost: x\r\n").0)
+    }
+}
+
+final class ChatGatewayParsingTests: XCTestCase {
+    func testTargetsCookiesAndOriginsAreReadAsTheGatewayChecksThem() {
+        let (path, query) = ChatGateway.split("/chat/abc?csrf=a%2Bb&token=t.1&flag")
+        XCTAssertEqual(path, "/chat/abc")
+        XCTAssertEqual(query, ["csrf": "a+b", "token": "t.1"])
+        XCTAssertEqual(ChatGateway.split("/chat/abc").query, [:])
+        let cookies = ChatGateway.cookies(["st_session=s1; st_csrf=c1", "st_session=later; other=x=y"])
+        XCTAssertEqual(cookies["st_session"], "s1", "the first one counts")
+        XCTAssertEqual(cookies["st_csrf"], "c1")
+        XCTAssertEqual(cookies["other"], "x=y")
+        XCTAssertEqual(ChatGateway.origin(of: "https://Tube.Example:8443/path"), "https://tube.example:8443")
+        XCTAssertEqual(ChatGateway.origin(of: "http://tube.example"), "http://tube.example")
+        XCTAssertNil(ChatGateway.origin(of: "not a url"))
+    }
+}
