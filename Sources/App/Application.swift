@@ -449,7 +449,9 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     }).collection)
     platform.addRoutes(ProviderRoutes(service: accounts, renderer: renderer, providers: providers).collection)
     platform.addRoutes(CoHostPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
-    platform.addRoutes(AnalyticsPages(figures: viewerFigures, catalog: catalog, renderer: renderer).collection)
+    platform.addRoutes(AnalyticsPages(figures: viewerFigures, catalog: catalog, renderer: renderer, recording: { id in
+        try await recordingService.item(id: id).map { ($0.stream, $0.title) }
+    }).collection)
     platform.addRoutes(InvitationPages(service: accounts, catalog: catalog, renderer: renderer, send: try config.sendMail(logger: logger)).collection)
     let recordingPages = recordingService.pages(token: { stream, viewer in playbackTokens.token(stream: stream, viewer: viewer)?.token })
     platform.addRoutes(ChannelPages(service: accounts, catalog: catalog, renderer: renderer, publicURL: accounts.settings.publicURL,

@@ -236,6 +236,67 @@ final class RecordingRouteTests: XCTestCase {
         }
     }
 
+    /// A recording's viewer figures in the studio: for its stream's host, co-hosts and admins
+    /// (404 to others, sign in first), the numbers, the plot drawn as SVG, the JSON and the CSV.
+    func testTheStudioShowsARecordingsViewerFiguresToItsStreamsHostCoHostsAndAdmins() async throws {
+        try await A.withRouter { client, app in
+            let ada = try await A.account(app, "ada@example.com")
+            let ann = try await A.account(app, "ann@example.com")
+            let bob = try await A.account(app, "bob@example.com")
+            let root = try await A.account(app, "root@example.com", role: .admin)
+            let stream = try await app.streams.catalog.create(title: "Figures show", owner: ada.id)
+            _ = try await app.streams.catalog.addCohost(id: stream.id, account: ann.id)
+            let id = try await Self.record(app, stream: stream.id)
+            let now = Date().timeIntervalSince1970
+            let store = ViewerFigureStore(database: app.database)
+            try await store.save([ViewerSessionReport(stream: id, session: "v1", rendition: "source", device: "mobile", referrer: "example.org",
+                                                      firstSeen: now - 30, lastSeen: now, watchMs: 30_000, bytes: 1000)],
+                                 node: app.state.nodeID, region: "r1")
+            try await store.sample(stream: id, now: now)
+            let base = "/studio/recordings/\(id)/analytics"
+            for person in [ada, ann, root] {
+                let h = A.headers(session: try await A.session(app, person))
+                try await client.execute(uri: base, method: .get, headers: h) { r in
+                    XCTAssertEqual(r.status, .ok, person.email)
+                    let page = String(buffer: r.body)
+                    XCTAssertTrue(page.contains("<svg class=\"viewer-plot\""), page)
+                    XCTAssertTrue(page.contains("<polyline points="), "one sample, drawn")
+                    XCTAssertTrue(page.contains("data-analytics=\"\(base).json\""), "refreshed as the stream's page")
+                    XCTAssertTrue(page.contains("href=\"\(base).csv\""))
+                    XCTAssertTrue(page.contains("Figures show ("), "the recording's title")
+                    XCTAssertTrue(page.contains("<td>mobile</td>"), "the breakdowns")
+                    XCTAssertTrue(page.contains("30 s"), "the watch time")
+                }
+                try await client.execute(uri: base + ".json", method: .get, headers: h) { r in
+                    XCTAssertEqual(r.status, .ok)
+                    let live = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any])
+                    let figures = try XCTUnwrap(live["figures"] as? [String: Any])
+                    XCTAssertEqual(figures["uniqueViewers"] as? Int, 1)
+                    XCTAssertEqual(figures["concurrentViewers"] as? Int, 1)
+                    XCTAssertTrue((live["plot"] as? String)?.hasPrefix("<svg") ?? false)
+                }
+                try await client.execute(uri: base + ".csv", method: .get, headers: h) { r in
+                    XCTAssertEqual(r.status, .ok)
+                    XCTAssertTrue(String(buffer: r.body).contains("total,unique,1,30.000"), String(buffer: r.body))
+                }
+            }
+            let ada_ = A.headers(session: try await A.session(app, ada))
+            try await client.execute(uri: "/studio/recordings/\(id)", method: .get, headers: ada_) { r in
+                XCTAssertTrue(String(buffer: r.body).contains("href=\"\(base)\""), "linked from the recording's page")
+            }
+            let bob_ = A.headers(session: try await A.session(app, bob))
+            for uri in [base, base + ".json", base + ".csv"] {
+                try await client.execute(uri: uri, method: .get, headers: bob_) { r in XCTAssertEqual(r.status, .notFound, uri) }
+                try await client.execute(uri: uri, method: .get) { r in XCTAssertEqual(r.status, .seeOther, "sign in first: \(uri)") }
+            }
+            for bad in ["nosuch", String(repeating: "x", count: 300), "\(id)x"] {
+                try await client.execute(uri: "/studio/recordings/\(bad)/analytics", method: .get, headers: ada_) { r in
+                    XCTAssertEqual(r.status, .notFound, bad)
+                }
+            }
+        }
+    }
+
     func testAnotherNodeTellsOfADeletionAndAsksForAManifestWithClusterTokensOnly() async throws {
         try await A.withRouter { client, app in
             let stream = try await app.streams.catalog.create(title: "Told")

@@ -1,7 +1,8 @@
 """Viewer figures in the browser (headless Chromium): the watch page's player sends its beacon
 (the startup time reaches the figures) and shows the live count; the studio's analytics page
 has its plot (SVG with a title and description, the numbers as a table too), updates its numbers
-while open, fits a phone (390 px) and is axe clean; the beacon endpoint refuses what it must."""
+while open, fits a phone (390 px) and is axe clean, and so is a recording's (linked from its
+studio page); the beacon endpoint refuses what it must."""
 import json
 import re
 
@@ -82,6 +83,26 @@ def test_watch_page_beacon_and_count_then_the_studio_analytics(node, chromium): 
         r = requests.get(f"{node.base}/studio/streams/{sid}/analytics.json", cookies={"st_session": ann}, timeout=10)
         assert r.status_code == 200 and r.json()["figures"]["uniqueViewers"] == 1
         assert requests.get(f"{node.base}/studio/streams/{sid}/analytics", cookies={"st_session": bob}, timeout=10).status_code == 404
+
+        # The recording's figures: linked from its studio page, the same page (plot, refresh), on a phone, axe clean.
+        rid = wait_for(lambda: (lambda mine: mine[0]["id"] if mine else None)(
+            api(node, web.cookie("st_session"), "GET", "/api/v1/recordings").json()), 15, "the recording")
+        web.open(f"/studio/recordings/{rid}")
+        web.b.driver.find_element("link text", "Viewer figures").click()
+        assert chromium.js("return location.pathname") == f"/studio/recordings/{rid}/analytics"
+        assert chromium.js("return document.querySelector('[data-plot] svg.viewer-plot title').textContent") == "Concurrent viewers over time"
+        assert chromium.js("return document.querySelector('[data-analytics]').dataset.analytics") == f"/studio/recordings/{rid}/analytics.json"
+        assert chromium.js("return document.querySelector('[data-figure=unique]').textContent").isdigit()
+        chromium.driver.set_window_size(390, 844)
+        assert chromium.js("return document.documentElement.scrollWidth <= window.innerWidth")
+        if Axe is not None:
+            found = violations(chromium)
+            assert not found, describe(found)
+        chromium.driver.set_window_size(size["width"], size["height"])
+        csv = requests.get(f"{node.base}/studio/recordings/{rid}/analytics.csv", cookies={"st_session": web.cookie("st_session")}, timeout=10)
+        assert csv.status_code == 200 and "\ntotal,unique," in csv.text
+        assert requests.get(f"{node.base}/studio/recordings/{rid}/analytics", cookies={"st_session": ann}, timeout=10).status_code == 200
+        assert requests.get(f"{node.base}/studio/recordings/{rid}/analytics", cookies={"st_session": bob}, timeout=10).status_code == 404
     finally:
         publisher.kill()
         publisher.wait()

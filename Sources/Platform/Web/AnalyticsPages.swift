@@ -1,25 +1,34 @@
-// AnalyticsPages: a stream's viewer figures in the studio (`/studio/streams/{id}/analytics`),
-// for its broadcaster and co-hosts: the numbers (updated every few seconds by `site.js` from
-// `analytics.json`), the concurrent viewers over time drawn here as SVG (`ViewerPlot`) with the
-// numbers as a table too, breakdowns by region, rendition, device and referrer, and a CSV.
-// The figures are the cluster's (`ViewerFigureStore`, Catalog).
+// AnalyticsPages: the viewer figures in the studio, of a stream (`/studio/streams/{id}/analytics`,
+// for its broadcaster, co-hosts and admins) and of a recording (`/studio/recordings/{id}/analytics`,
+// for its stream's): the numbers (updated every few seconds by `site.js` from `analytics.json`),
+// the concurrent viewers over time drawn here as SVG (`ViewerPlot`) with the numbers as a table
+// too, breakdowns by region, rendition, device and referrer, and a CSV. Both pages are one
+// template and one set of routes (`Subject`). The figures are the cluster's (`ViewerFigureStore`,
+// Catalog); a recording's are kept under its id.
 import Accounts
 import Catalog
 import Foundation
 import HTTPSupport
 import Hummingbird
 
+/// A recording as its figures page needs it, handed in by the app: its stream and its title; nil
+/// when there is no such recording (or it was deleted).
+package typealias RecordingLookup = @Sendable (_ id: String) async throws -> (stream: StreamRecord, title: String)?
+
 package struct AnalyticsPages: Sendable {
     let figures: ViewerFigureStore
     let catalog: StreamCatalog
     let renderer: PageRenderer
+    /// nil: no recording pages.
+    let recording: RecordingLookup?
     let clock: @Sendable () -> Double
 
-    package init(figures: ViewerFigureStore, catalog: StreamCatalog, renderer: PageRenderer,
+    package init(figures: ViewerFigureStore, catalog: StreamCatalog, renderer: PageRenderer, recording: RecordingLookup? = nil,
                  clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.figures = figures
         self.catalog = catalog
         self.renderer = renderer
+        self.recording = recording
         self.clock = clock
     }
 
@@ -30,51 +39,90 @@ package struct AnalyticsPages: Sendable {
         var plot: String
     }
 
+    /// Whose figures a page shows: the id they are kept under, the page's address (without
+    /// `/analytics`), its heading and where it goes back to.
+    struct Subject {
+        var id: String
+        var path: String
+        var title: String
+        var back: (href: String, text: String)
+    }
+
     package var collection: RouteCollection<NodeRequestContext> {
         let routes = RouteCollection(context: NodeRequestContext.self)
-        routes.get("/studio/streams/:id/analytics") { request, context -> Response in
-            try await owned(request, context) { record in
-                let f = try await figures.figures(stream: record.id, now: clock(), seriesSince: clock() - Self.window)
-                return try await page(record, f, request, context)
+        add(routes, "/studio/streams/:id", find: stream)
+        if recording != nil { add(routes, "/studio/recordings/:id", find: recordingSubject) }
+        return routes
+    }
+
+    /// The page, its JSON and its CSV under `base`.
+    private func add(_ routes: RouteCollection<NodeRequestContext>, _ base: String,
+                     find: @escaping @Sendable (String, AccountCaller, Request, NodeRequestContext) async throws -> Found) {
+        @Sendable func owned(_ request: Request, _ context: NodeRequestContext,
+                             _ body: @escaping @Sendable (Subject) async throws -> Response) async throws -> Response {
+            guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
+            switch try await find(try context.parameters.require("id"), caller, request, context) {
+            case .subject(let s): return try await body(s)
+            case .answer(let r): return r
             }
         }
-        routes.get("/studio/streams/:id/analytics.json") { request, context -> Response in
-            try await owned(request, context) { record in
-                let f = try await figures.figures(stream: record.id, now: clock(), seriesSince: clock() - Self.window)
+        routes.get(RouterPath(base + "/analytics")) { request, context -> Response in
+            try await owned(request, context) { s in
+                let f = try await figures.figures(stream: s.id, now: clock(), seriesSince: clock() - Self.window)
+                return try await page(s, f, request, context)
+            }
+        }
+        routes.get(RouterPath(base + "/analytics.json")) { request, context -> Response in
+            try await owned(request, context) { s in
+                let f = try await figures.figures(stream: s.id, now: clock(), seriesSince: clock() - Self.window)
                 var response = try Responses.json(Live(figures: f, text: Self.text(f, now: clock()), plot: ViewerPlot.svg(f.series, now: clock())))
                 response.headers[.cacheControl] = "no-store"
                 return response
             }
         }
-        routes.get("/studio/streams/:id/analytics.csv") { request, context -> Response in
-            try await owned(request, context) { record in
-                let f = try await figures.figures(stream: record.id, now: clock())
+        routes.get(RouterPath(base + "/analytics.csv")) { request, context -> Response in
+            try await owned(request, context) { s in
+                let f = try await figures.figures(stream: s.id, now: clock())
                 var response = Responses.text(Self.csv(f), type: "text/csv; charset=utf-8", cache: "no-store")
-                response.headers[.contentDisposition] = "attachment; filename=\"viewers-\(record.id).csv\""
+                response.headers[.contentDisposition] = "attachment; filename=\"viewers-\(s.id).csv\""
                 return response
             }
         }
-        return routes
     }
+
+    /// What a lookup found: whose figures, or the answer to give instead (not found).
+    enum Found { case subject(Subject), answer(Response) }
 
     /// The page shows the last six hours.
     static let window: Double = 6 * 3600
 
     /// The figures of a stream are its host's and co-hosts' (and an admin's); to anyone else
     /// the stream is not there.
-    func owned(_ request: Request, _ context: NodeRequestContext, _ body: (StreamRecord) async throws -> Response) async throws -> Response {
-        guard let caller = context.account, caller.sessionID != nil else { return AccountPages.signInFirst(request) }
-        let id = try context.parameters.require("id")
-        guard StreamIdentifiers.isWellFormed(Substring(id)), let record = catalog.record(id: id),
-              record.owner == caller.accountID || caller.isAdmin || record.cohost(account: caller.accountID) != nil else {
-            return try await renderer.render("message", ["heading": "No such stream", "message": "You have no stream \(id.prefix(20))."],
-                                             request, context, status: .notFound)
-        }
-        return try await body(record)
+    static func may(_ caller: AccountCaller, _ record: StreamRecord) -> Bool {
+        record.owner == caller.accountID || caller.isAdmin || record.cohost(account: caller.accountID) != nil
     }
 
-    func page(_ record: StreamRecord, _ f: ViewerFigures, _ request: Request, _ context: NodeRequestContext) async throws -> Response {
-        var values: [String: Any] = ["id": record.id, "title": record.title, "plot": ViewerPlot.svg(f.series, now: clock())]
+    @Sendable func stream(_ id: String, _ caller: AccountCaller, _ request: Request, _ context: NodeRequestContext) async throws -> Found {
+        guard StreamIdentifiers.isWellFormed(Substring(id)), let record = catalog.record(id: id), Self.may(caller, record) else {
+            return .answer(try await renderer.render("message", ["heading": "No such stream", "message": "You have no stream \(id.prefix(20))."],
+                                                     request, context, status: .notFound))
+        }
+        return .subject(Subject(id: record.id, path: "/studio/streams/\(record.id)", title: record.title, back: ("/studio", "Back to the studio")))
+    }
+
+    /// A recording's, as its stream's (the recording's owner is its stream's).
+    @Sendable func recordingSubject(_ id: String, _ caller: AccountCaller, _ request: Request, _ context: NodeRequestContext) async throws -> Found {
+        guard id.utf8.count <= 100, let recording, let found = try await recording(id), Self.may(caller, found.stream) else {
+            return .answer(try await renderer.render("message", ["heading": "No such recording", "message": "You have no recording \(id.prefix(100)).",
+                                                                 "link": ["href": "/studio/recordings", "text": "Your recordings"]],
+                                                     request, context, status: .notFound))
+        }
+        return .subject(Subject(id: id, path: "/studio/recordings/\(id)", title: found.title, back: ("/studio/recordings/\(id)", "Back to the recording")))
+    }
+
+    func page(_ s: Subject, _ f: ViewerFigures, _ request: Request, _ context: NodeRequestContext) async throws -> Response {
+        var values: [String: Any] = ["path": s.path, "title": s.title, "backHref": s.back.href, "backText": s.back.text,
+                                     "plot": ViewerPlot.svg(f.series, now: clock())]
         for (k, v) in Self.text(f, now: clock()) { values[k] = v }
         let samples = f.series.suffix(60)
         values["samples"] = samples.map { ["at": Self.time($0.at), "viewers": $0.viewers] as [String: Any] }
