@@ -123,6 +123,7 @@ final class ChatTests: XCTestCase {
         await room.submit(ChatCommand(type: "post", text: "off"), from: viewer, conn: id, reply: { replies.add($0) })
         XCTAssertEqual(asked.items, [], "not asked while the mode is off")
         await room.submit(ChatCommand(type: "followers", on: true), from: viewer, conn: id, reply: { replies.add($0) })
+        await room.submit(ChatCommand(type: "followers"), from: host, conn: id, reply: { replies.add($0) })
         await room.submit(ChatCommand(type: "followers", on: true), from: host, conn: id, reply: { replies.add($0) })
         await room.submit(ChatCommand(type: "post", text: "no"), from: viewer, conn: id, reply: { replies.add($0) })
         await room.submit(ChatCommand(type: "post", text: "yes"), from: ChatAuthor(id: "fan1", name: "Fan"), conn: id, reply: { replies.add($0) })
@@ -138,7 +139,8 @@ final class ChatTests: XCTestCase {
         XCTAssertEqual(broadcast[1].on, true)
         XCTAssertEqual(broadcast.last?.reactions, ["clap": 1])
         XCTAssertEqual(events(replies).compactMap(\.text), [
-            "only the broadcaster and co-hosts may do that", "followers-only mode: follow this channel to chat",
+            "only the broadcaster and co-hosts may do that", "followers-only mode: send on: true or false",
+            "followers-only mode: follow this channel to chat",
             "unknown reaction: send one of like, love, laugh, wow, clap", "unknown reaction: send one of like, love, laugh, wow, clap",
             "sign in to chat",
         ])

@@ -143,7 +143,7 @@ package actor ChatRoom: ChatRoomHandle {
                 let followersOnly = state.followersOnly
                 await persist("slow mode") { try await $0.setRules(stream: stream, slowSeconds: seconds, followersOnly: followersOnly) }
             case "followers":
-                let on = command.on ?? false
+                guard let on = command.on else { throw .badRequest("followers-only mode: send on: true or false") }
                 try state.setFollowersOnly(on, by: author)
                 broadcast(.followers(on))
                 let (stream, slow) = (self.stream, state.slowSeconds)
