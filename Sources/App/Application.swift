@@ -481,6 +481,9 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         tokens.token(for: ClusterRequest(.chat, "GET", path), scope: stream)
     }, tls: clusterTLS?.clientConfiguration, liveSince: { id in
         recorder?.current(stream: id)?.startedAt.timeIntervalSince1970
+    }, follows: { stream, account in
+        guard let owner = await catalog.find(id: stream)?.owner else { return false }
+        return (try? await accounts.channels.isFollowing(channel: owner, follower: account)) ?? false
     }, logger: logger)
     let mayReadChat: @Sendable (StreamRecord, Substring?) -> Bool = { record, token in playback.allowsPlayback(of: record, token: token) }
     let chatGateway = ChatGateway(rooms: chatRooms, catalog: catalog, tokens: tokens, requiresTLS: clusterTLS != nil,

@@ -508,6 +508,9 @@ package enum Migrations {
                 .primaryKey("stream_id", "account_id")
                 .run()
         },
+        Migration(version: 21, name: "live chat: a room's followers-only mode") { db in
+            try await db.alter(table: "chat_rooms").column("followers_only", type: .int, .notNull, .default(0)).run()
+        },
     ] }
 
     /// Seconds since 1970 as a float: SQLite's REAL is 8 bytes, PostgreSQL's only 4.

@@ -68,6 +68,89 @@ final class ChatTests: XCTestCase {
         XCTAssertFalse(room.recent.contains { $0.id == "f" })
     }
 
+    func testFollowersOnlyModeLetsFollowersAndModeratorsPostOnly() throws {
+        var room = ChatRoomState(stream: "s1")
+        XCTAssertThrowsError(try room.setFollowersOnly(true, by: viewer)) { XCTAssertEqual($0 as? ChatRefusal, .notModerator) }
+        XCTAssertThrowsError(try room.setFollowersOnly(true, by: nil)) { XCTAssertEqual($0 as? ChatRefusal, .notModerator) }
+        XCTAssertNoThrow(try room.post("before", by: viewer, id: "a", now: 0), "off: anyone signed in posts")
+        try room.setFollowersOnly(true, by: host)
+        XCTAssertTrue(room.followersOnly)
+        XCTAssertThrowsError(try room.post("hi", by: viewer, id: "b", now: 1)) { error in
+            XCTAssertEqual(error as? ChatRefusal, .followersOnly)
+            XCTAssertEqual((error as? ChatRefusal)?.description, "followers-only mode: follow this channel to chat")
+        }
+        XCTAssertThrowsError(try room.post("hi", by: nil, id: "b", now: 1, follower: true)) { XCTAssertEqual($0 as? ChatRefusal, .signInFirst) }
+        XCTAssertNoThrow(try room.post("a follower", by: viewer, id: "c", now: 2, follower: true))
+        XCTAssertNoThrow(try room.post("the host", by: host, id: "d", now: 2), "moderators post without following")
+        // A banned follower stays banned.
+        try room.ban("viewer1", by: host)
+        XCTAssertThrowsError(try room.post("x", by: viewer, id: "e", now: 3, follower: true)) { XCTAssertEqual($0 as? ChatRefusal, .banned) }
+        try room.ban("viewer1", false, by: host)
+        try room.setFollowersOnly(false, by: host)
+        XCTAssertNoThrow(try room.post("after", by: viewer, id: "f", now: 20))
+        XCTAssertEqual(room.recent.map(\.id), ["a", "c", "d", "f"])
+    }
+
+    func testReactionsAreCountedRateLimitedAndUnknownOnesRefused() throws {
+        var room = ChatRoomState(stream: "s1")
+        XCTAssertThrowsError(try room.react("like", by: nil, now: 0)) { XCTAssertEqual($0 as? ChatRefusal, .signInFirst) }
+        for bad in ["", "dislike", "LIKE", "<b>", String(repeating: "x", count: 5000)] {
+            XCTAssertThrowsError(try room.react(bad, by: viewer, now: 0)) { XCTAssertEqual($0 as? ChatRefusal, .unknownReaction) }
+        }
+        XCTAssertEqual(try room.react("like", by: viewer, now: 0), ["like": 1])
+        XCTAssertEqual(try room.react("clap", by: ChatAuthor(id: "other", name: "O"), now: 0), ["like": 1, "clap": 1])
+        // The same per-user bucket as messages: 5 at once (one spent above), then one per 2 s.
+        for _ in 0..<4 { _ = try room.react("love", by: viewer, now: 0) }
+        XCTAssertThrowsError(try room.react("wow", by: viewer, now: 0)) { XCTAssertEqual($0 as? ChatRefusal, .tooFast(seconds: 2)) }
+        XCTAssertThrowsError(try room.post("and a message", by: viewer, id: "m", now: 0)) { XCTAssertEqual($0 as? ChatRefusal, .tooFast(seconds: 2)) }
+        XCTAssertEqual(try room.react("wow", by: viewer, now: 2), ["like": 1, "clap": 1, "love": 4, "wow": 1])
+        for _ in 0..<10 { _ = try room.react("laugh", by: host, now: 2) }
+        XCTAssertEqual(room.reactions["laugh"], 10, "moderators are not rate limited")
+        try room.ban("other", by: host)
+        XCTAssertThrowsError(try room.react("clap", by: ChatAuthor(id: "other", name: "O"), now: 3)) { XCTAssertEqual($0 as? ChatRefusal, .banned) }
+        XCTAssertEqual(room.reactions["clap"], 1)
+    }
+
+    func testTheRoomAsksWhetherAPosterFollowsAndBroadcastsModesAndReactionCounts() async throws {
+        let asked = Collected()
+        let room = ChatRoom(state: ChatRoomState(stream: "s1"), store: nil, logger: logger, follows: { account in
+            asked.add(account)
+            return account == "fan1"
+        })
+        let all = Collected(), replies = Collected()
+        let id = await room.subscribe { if case .text(let t) = $0 { all.add(t) } }!
+        func events(_ c: Collected) -> [ChatEvent] { c.items.compactMap { try? JSONDecoder().decode(ChatEvent.self, from: Data($0.utf8)) } }
+        await room.submit(ChatCommand(type: "post", text: "off"), from: viewer, conn: id, reply: { replies.add($0) })
+        XCTAssertEqual(asked.items, [], "not asked while the mode is off")
+        await room.submit(ChatCommand(type: "followers", on: true), from: viewer, conn: id, reply: { replies.add($0) })
+        await room.submit(ChatCommand(type: "followers"), from: host, conn: id, reply: { replies.add($0) })
+        await room.submit(ChatCommand(type: "followers", on: true), from: host, conn: id, reply: { replies.add($0) })
+        await room.submit(ChatCommand(type: "post", text: "no"), from: viewer, conn: id, reply: { replies.add($0) })
+        await room.submit(ChatCommand(type: "post", text: "yes"), from: ChatAuthor(id: "fan1", name: "Fan"), conn: id, reply: { replies.add($0) })
+        await room.submit(ChatCommand(type: "post", text: "host"), from: host, conn: id, reply: { replies.add($0) })
+        XCTAssertEqual(asked.items, ["viewer1", "fan1"], "moderators are not asked")
+        await room.submit(ChatCommand(type: "react", reaction: "clap"), from: viewer, conn: id, reply: { replies.add($0) })
+        await room.submit(ChatCommand(type: "react", reaction: "boo"), from: viewer, conn: id, reply: { replies.add($0) })
+        await room.submit(ChatCommand(type: "react"), from: viewer, conn: id, reply: { replies.add($0) })
+        await room.submit(ChatCommand(type: "react", reaction: "clap"), from: nil, conn: id, reply: { replies.add($0) })
+        let broadcast = events(all)
+        XCTAssertEqual(broadcast.map(\.type), ["message", "followers", "message", "message", "reactions"])
+        XCTAssertEqual(broadcast.compactMap(\.message?.text), ["off", "yes", "host"])
+        XCTAssertEqual(broadcast[1].on, true)
+        XCTAssertEqual(broadcast.last?.reactions, ["clap": 1])
+        XCTAssertEqual(events(replies).compactMap(\.text), [
+            "only the broadcaster and co-hosts may do that", "followers-only mode: send on: true or false",
+            "followers-only mode: follow this channel to chat",
+            "unknown reaction: send one of like, love, laugh, wow, clap", "unknown reaction: send one of like, love, laugh, wow, clap",
+            "sign in to chat",
+        ])
+        let hello = Collected()
+        await room.submit(.join, from: nil, conn: id, reply: { hello.add($0) })
+        let h = try XCTUnwrap(events(hello).first)
+        XCTAssertEqual(h.followersOnly, true)
+        XCTAssertEqual(h.reactions, ["clap": 1])
+    }
+
     func testAConnectionsFrameBudgetStopsAFloodAndRefills() {
         var limits = ChatLimits()
         limits.frameBurst = 3
@@ -133,6 +216,10 @@ final class ChatTests: XCTestCase {
             await room.submit(ChatCommand(type: "ban", user: "troll1"), from: host, conn: id, reply: { _ in })
             await room.submit(ChatCommand(type: "timeout", user: "viewer2", minutes: 10), from: host, conn: id, reply: { _ in })
             await room.submit(ChatCommand(type: "slow", seconds: 30), from: host, conn: id, reply: { _ in })
+            await room.submit(ChatCommand(type: "followers", on: true), from: host, conn: id, reply: { _ in })
+            let rules = try await store.rules(stream: "s1")
+            XCTAssertEqual(rules.slow, 30, engine)
+            XCTAssertTrue(rules.followersOnly, engine)
 
             let kept = try await store.messages(stream: "s1", from: 0, to: .greatestFiniteMagnitude)
             XCTAssertEqual(kept.map(\.text), ["first", "third", "fourth"], engine)
@@ -149,6 +236,7 @@ final class ChatTests: XCTestCase {
             let hello = try JSONDecoder().decode(ChatEvent.self, from: Data(replies.items[0].utf8))
             XCTAssertEqual(hello.messages?.map(\.text), ["first", "third", "fourth"], engine)
             XCTAssertEqual(hello.slow, 30, engine)
+            XCTAssertEqual(hello.followersOnly, true, "\(engine): the next owner inherits followers-only mode")
             await next.submit(ChatCommand(type: "post", text: "x"), from: ChatAuthor(id: "troll1", name: "T"), conn: 1, reply: { replies.add($0) })
             await next.submit(ChatCommand(type: "post", text: "x"), from: ChatAuthor(id: "viewer2", name: "V"), conn: 1, reply: { replies.add($0) })
             let notices = replies.items.dropFirst().compactMap { try? JSONDecoder().decode(ChatEvent.self, from: Data($0.utf8)).text }

@@ -9,12 +9,14 @@ headless Chromium:
    (4403) without its playback token; an unknown stream 4404. An oversized frame (closed, 1009) and a flood of
    frames (closed, 1008) end that connection only: another viewer stays connected and keeps receiving.
 2. Moderation through a relay, enforced by the room: delete (gone from every client and from the kept
-   messages), slow mode, timeout, ban; a viewer cannot moderate.
+   messages), slow mode, timeout, ban, followers-only mode (a follower of the owner's channel posts, another is
+   refused); a viewer cannot moderate. Reactions: counts broadcast to every client, an unknown one refused.
 3. Replay: messages posted during a broadcast appear on its recording's page at their time (the video sought).
 4. XSS: HTML and script payloads show as text in Chromium; no element injected, nothing runs. The panel is axe
    clean and fits a phone (390 px).
-5. Two Chromium browsers signed in on the two nodes that do not hold the room chat; the room's node is SIGKILLed:
-   both reconnect (to the new owner), the messages posted before the kill are still there (kept, 0 lost), and
+5. Two Chromium browsers signed in on the two nodes that do not hold the room chat (a reaction sent by keyboard
+   on one page is counted on the other); the room's node is SIGKILLed: both reconnect (to the new owner), the
+   messages posted before the kill are still there (kept, 0 lost), and
    the chat goes on (every message sent after the reconnect arrives: 0 lost). A Python client posting every
    200 ms through the kill counts the messages it sent that were lost in flight."""
 import json
@@ -214,8 +216,36 @@ def test_moderation_through_a_relay_is_enforced_by_the_room(chat):
         next_event(host, "notice")
         host.send(json.dumps({"type": "timeout", "user": ids["troll"], "minutes": 0}))
         next_event(host, "notice")
+        # Followers-only mode: a viewer cannot set it; then only followers of the owner's channel (eve follows
+        # it, troll does not) and moderators post.
+        troll.send(json.dumps({"type": "followers", "on": True}))
+        assert next_event(troll, "notice")["text"] == "only the broadcaster and co-hosts may do that"
+        r = api(y, people["eve"], "POST", f"/c/{ids['host']}/follow")
+        assert r.status in (200, 303), (r.status, r.text[:300])
+        host.send(json.dumps({"type": "followers", "on": True}))
+        assert next_event(troll, "followers")["on"] is True
+        assert next_event(eve, "followers")["on"] is True
+        post(troll, "not a follower")
+        assert next_event(troll, "notice")["text"] == "followers-only mode: follow this channel to chat"
+        post(eve, "a follower")
+        next_event(troll, "message", where=lambda e: e["message"]["text"] == "a follower")
+        post(host, "the host")
+        next_event(eve, "message", where=lambda e: e["message"]["text"] == "the host")
+        host.send(json.dumps({"type": "followers", "on": False}))
+        assert next_event(troll, "followers")["on"] is False
+        # Reactions: counted by the room, every client gets the counts; an unknown one is refused.
+        eve.send(json.dumps({"type": "react", "reaction": "clap"}))
+        counts = next_event(host, "reactions")["reactions"]
+        assert counts.get("clap", 0) >= 1 and set(counts) <= {"like", "love", "laugh", "wow", "clap"}, counts
+        assert next_event(troll, "reactions")["reactions"] == counts
+        assert next_event(eve, "reactions")["reactions"] == counts
+        troll.send(json.dumps({"type": "react", "reaction": "boo"}))
+        assert next_event(troll, "notice")["text"].startswith("unknown reaction")
+        troll.send(json.dumps({"type": "react", "reaction": "clap"}))
+        assert next_event(eve, "reactions")["reactions"]["clap"] == counts["clap"] + 1
     texts = [k["text"] for k in kept(x, sid)]
     assert "after timeout" not in texts and "after ban" not in texts and "two" not in texts
+    assert "not a follower" not in texts and {"a follower", "the host"} <= set(texts)
 
 
 def test_messages_replay_on_the_recording_page_at_their_time(chat, chromium):  # noqa: F811
@@ -356,6 +386,12 @@ def test_two_browsers_on_two_nodes_and_the_rooms_node_killed(chat, chromium):  #
         wait_for(lambda: "hi from x" in lines(other), 10, "ann's line on y")
         say(other, "hi from y")
         wait_for(lambda: "hi from y" in lines(chromium), 10, "troll's line on x")
+        # A reaction by keyboard on y: its count goes up on the page on x.
+        def claps(b):
+            return int(b.js("return document.querySelector(\"#chat-reactions [data-reaction='clap'] .count\").textContent"))
+        before = claps(chromium)
+        other.driver.find_element(By.CSS_SELECTOR, "#chat-reactions button[data-reaction='clap']").send_keys(Keys.ENTER)
+        wait_for(lambda: claps(chromium) == before + 1 and claps(other) == before + 1, 10, "the clap counted on both pages")
 
         poster = threading.Thread(target=steady_poster, daemon=True)
         poster.start()

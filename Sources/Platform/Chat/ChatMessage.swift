@@ -73,6 +73,8 @@ package enum ChatRefusal: Error, Equatable, CustomStringConvertible {
     case tooFast(seconds: Int)
     case notModerator
     case noSuchMessage
+    case followersOnly
+    case unknownReaction
     case badRequest(String)
 
     package var description: String {
@@ -86,9 +88,16 @@ package enum ChatRefusal: Error, Equatable, CustomStringConvertible {
         case .tooFast(let s): return "you are sending messages too fast: wait \(s) s"
         case .notModerator: return "only the broadcaster and co-hosts may do that"
         case .noSuchMessage: return "no such message"
+        case .followersOnly: return "followers-only mode: follow this channel to chat"
+        case .unknownReaction: return "unknown reaction: send one of \(ChatReactions.all.joined(separator: ", "))"
         case .badRequest(let why): return why
         }
     }
+}
+
+/// The reactions a viewer may send, in the order a panel shows them.
+package enum ChatReactions {
+    package static let all = ["like", "love", "laugh", "wow", "clap"]
 }
 
 package enum ChatText {

@@ -3,9 +3,12 @@
 //
 // Viewer -> node:  {"type":"post","text":"…"} | {"type":"delete","id":"…"}
 //                  {"type":"timeout","user":"…","minutes":5} | {"type":"ban","user":"…"} | {"type":"unban","user":"…"}
-//                  {"type":"slow","seconds":10} | {"type":"join"} (sent by the node itself when a viewer connects)
-// Node -> viewer:  {"type":"hello","messages":[…],"slow":0,"canPost":true,"moderator":false,"you":"…"}
+//                  {"type":"slow","seconds":10} | {"type":"followers","on":true} | {"type":"react","reaction":"clap"}
+//                  {"type":"join"} (sent by the node itself when a viewer connects)
+// Node -> viewer:  {"type":"hello","messages":[…],"slow":0,"followersOnly":false,"reactions":{"clap":3},
+//                   "canPost":true,"moderator":false,"you":"…"}
 //                  {"type":"message","message":{…}} | {"type":"deleted","id":"…"} | {"type":"slow","seconds":10}
+//                  {"type":"followers","on":true} | {"type":"reactions","reactions":{"clap":4,"like":1}}
 //                  {"type":"notice","text":"…"} (to one viewer: why something was refused)
 // Relay -> room:   {"conn":"<the viewer's connection on the relay>","user":{author}|null,"command":{…}}
 // Room -> relay:   {"event":{…}} to every viewer of the relay, {"to":"<conn>","event":{…}} to one.
@@ -18,14 +21,19 @@ package struct ChatCommand: Codable, Sendable, Equatable {
     package var user: String?
     package var minutes: Int?
     package var seconds: Int?
+    package var on: Bool?
+    package var reaction: String?
 
-    package init(type: String, text: String? = nil, id: String? = nil, user: String? = nil, minutes: Int? = nil, seconds: Int? = nil) {
+    package init(type: String, text: String? = nil, id: String? = nil, user: String? = nil, minutes: Int? = nil, seconds: Int? = nil,
+                 on: Bool? = nil, reaction: String? = nil) {
         self.type = type
         self.text = text
         self.id = id
         self.user = user
         self.minutes = minutes
         self.seconds = seconds
+        self.on = on
+        self.reaction = reaction
     }
 
     /// A viewer's frame, already bounded in size by the WebSocket layer; nil: not a command.
@@ -44,6 +52,9 @@ package struct ChatEvent: Codable, Sendable, Equatable {
     package var text: String?
     package var seconds: Int?
     package var slow: Int?
+    package var on: Bool?
+    package var followersOnly: Bool?
+    package var reactions: [String: Int]?
     package var canPost: Bool?
     package var moderator: Bool?
     package var you: String?
@@ -68,16 +79,31 @@ package struct ChatEvent: Codable, Sendable, Equatable {
         return e
     }
 
+    package static func followers(_ on: Bool) -> ChatEvent {
+        var e = ChatEvent(type: "followers")
+        e.on = on
+        return e
+    }
+
+    package static func reactions(_ counts: [String: Int]) -> ChatEvent {
+        var e = ChatEvent(type: "reactions")
+        e.reactions = counts
+        return e
+    }
+
     package static func notice(_ text: String) -> ChatEvent {
         var e = ChatEvent(type: "notice")
         e.text = text
         return e
     }
 
-    package static func hello(_ messages: [ChatMessage], slow: Int, author: ChatAuthor?) -> ChatEvent {
+    package static func hello(_ messages: [ChatMessage], slow: Int, followersOnly: Bool = false, reactions: [String: Int] = [:],
+                              author: ChatAuthor?) -> ChatEvent {
         var e = ChatEvent(type: "hello")
         e.messages = messages
         e.slow = slow
+        e.followersOnly = followersOnly
+        e.reactions = reactions
         e.canPost = author != nil
         e.moderator = author?.moderator ?? false
         e.you = author?.id

@@ -56,34 +56,41 @@ package actor ChatRoom: ChatRoomHandle {
     /// When the broadcast began (seconds since 1970), for messages' offsets; nil: not live here.
     private let liveSince: @Sendable () -> Double?
     private let now: @Sendable () -> Double
+    /// Whether an account follows the stream owner's channel (asked in followers-only mode).
+    private let follows: @Sendable (String) async -> Bool
     private let logger: Logger
     private var subscribers = ChatSubscribers()
 
     package init(state: ChatRoomState, store: ChatStore?, logger: Logger, liveSince: @escaping @Sendable () -> Double? = { nil },
+                 follows: @escaping @Sendable (String) async -> Bool = { _ in false },
                  now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.stream = state.stream
         self.state = state
         self.store = store
         self.liveSince = liveSince
+        self.follows = follows
         self.now = now
         self.logger = logger
     }
 
     /// The room as its database left it: rules and the newest messages.
     package static func load(stream: String, store: ChatStore?, limits: ChatLimits, logger: Logger,
-                             liveSince: @escaping @Sendable () -> Double? = { nil }) async -> ChatRoom {
+                             liveSince: @escaping @Sendable () -> Double? = { nil },
+                             follows: @escaping @Sendable (String) async -> Bool = { _ in false }) async -> ChatRoom {
         var state = ChatRoomState(stream: stream, limits: limits)
         if let store {
             do {
                 let rules = try await store.rules(stream: stream)
                 state = ChatRoomState(stream: stream, limits: limits, recent: try await store.recent(stream: stream, count: limits.history),
                                       banned: rules.banned, timedOut: rules.timedOut)
-                if rules.slow > 0 { try? state.setSlowMode(rules.slow, by: ChatAuthor(id: "room", name: "room", moderator: true)) }
+                let room = ChatAuthor(id: "room", name: "room", moderator: true)
+                if rules.slow > 0 { try? state.setSlowMode(rules.slow, by: room) }
+                if rules.followersOnly { try? state.setFollowersOnly(true, by: room) }
             } catch {
                 logger.error("chat: the room's messages and rules could not be read", metadata: ["stream": "\(stream)", "error": "\(error)"])
             }
         }
-        return ChatRoom(state: state, store: store, logger: logger, liveSince: liveSince)
+        return ChatRoom(state: state, store: store, logger: logger, liveSince: liveSince, follows: follows)
     }
 
     package var subscriberCount: Int { subscribers.sinks.count }
@@ -102,10 +109,14 @@ package actor ChatRoom: ChatRoomHandle {
         do throws(ChatRefusal) {
             switch command.type {
             case "join":
-                reply(ChatEvent.hello(state.recent, slow: state.slowSeconds, author: author).json)
+                reply(ChatEvent.hello(state.recent, slow: state.slowSeconds, followersOnly: state.followersOnly,
+                                      reactions: state.reactions, author: author).json)
             case "post":
                 let offset = liveSince().map { max(0, t - $0) }
-                let message = try state.post(command.text ?? "", by: author, id: ChatIDs.make(), now: t, offset: offset)
+                // Asked only when it matters: the mode is on and the author is no moderator.
+                var follower = false
+                if state.followersOnly, let author, !author.moderator { follower = await follows(author.id) }
+                let message = try state.post(command.text ?? "", by: author, id: ChatIDs.make(), now: t, offset: offset, follower: follower)
                 broadcast(.message(message))
                 await persist("message") { try await $0.save(message) }
             case "delete":
@@ -129,9 +140,19 @@ package actor ChatRoom: ChatRoomHandle {
                 try state.setSlowMode(seconds, by: author)
                 broadcast(.slow(seconds))
                 let stream = self.stream
-                await persist("slow mode") { try await $0.setSlowMode(stream: stream, seconds: seconds) }
+                let followersOnly = state.followersOnly
+                await persist("slow mode") { try await $0.setRules(stream: stream, slowSeconds: seconds, followersOnly: followersOnly) }
+            case "followers":
+                guard let on = command.on else { throw .badRequest("followers-only mode: send on: true or false") }
+                try state.setFollowersOnly(on, by: author)
+                broadcast(.followers(on))
+                let (stream, slow) = (self.stream, state.slowSeconds)
+                await persist("followers-only mode") { try await $0.setRules(stream: stream, slowSeconds: slow, followersOnly: on) }
+            case "react":
+                let counts = try state.react(command.reaction ?? "", by: author, now: t)
+                broadcast(.reactions(counts))
             default:
-                throw .badRequest("unknown command: send post, delete, timeout, ban, unban or slow")
+                throw .badRequest("unknown command: send post, react, delete, timeout, ban, unban, slow or followers")
             }
         } catch {
             reply(ChatEvent.notice(error.description).json)

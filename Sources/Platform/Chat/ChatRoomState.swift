@@ -1,6 +1,6 @@
-// ChatRoomState: a room's rules as a value: who may post now (bans, timeouts, slow mode, the
-// per-user rate), the recent messages, and the moderators' actions. Time is passed in; the
-// room actor (`ChatRoom`) does the I/O.
+// ChatRoomState: a room's rules as a value: who may post now (bans, timeouts, slow mode,
+// followers-only mode, the per-user rate), the recent messages, the reactions' counts, and
+// the moderators' actions. Time is passed in; the room actor (`ChatRoom`) does the I/O.
 import Foundation
 
 package struct ChatRoomState: Sendable {
@@ -10,6 +10,10 @@ package struct ChatRoomState: Sendable {
     package private(set) var recent: [ChatMessage] = []
     /// Seconds a person waits between two messages; 0: off.
     package private(set) var slowSeconds = 0
+    /// Only the owner's channel's followers (and moderators) may post.
+    package private(set) var followersOnly = false
+    /// Reactions sent in this room, by kind (counted while the room is on its node).
+    package private(set) var reactions: [String: Int] = [:]
     package private(set) var banned: Set<String> = []
     /// Who is timed out, until when (seconds since 1970).
     package private(set) var timedOut: [String: Double] = [:]
@@ -27,9 +31,10 @@ package struct ChatRoomState: Sendable {
     }
 
     /// A message `author` posts at `now`, or why not. Moderators are held to the size limit
-    /// only (they must be able to speak in a flood they are stopping).
+    /// only (they must be able to speak in a flood they are stopping). `follower`: whether the
+    /// author follows the owner's channel (asked only in followers-only mode).
     package mutating func post(_ raw: String, by author: ChatAuthor?, id: String, now: Double,
-                               offset: Double? = nil) throws(ChatRefusal) -> ChatMessage {
+                               offset: Double? = nil, follower: Bool = false) throws(ChatRefusal) -> ChatMessage {
         guard let author else { throw .signInFirst }
         let text = try ChatText.clean(raw, limits: limits)
         if !author.moderator {
@@ -38,20 +43,11 @@ package struct ChatRoomState: Sendable {
                 if until > now { throw .timedOut(seconds: Int((until - now).rounded(.up))) }
                 timedOut[author.id] = nil
             }
+            if followersOnly, !follower { throw .followersOnly }
             if slowSeconds > 0, let last = lastPost[author.id], now - last < Double(slowSeconds) {
                 throw .slowMode(seconds: Int((Double(slowSeconds) - (now - last)).rounded(.up)))
             }
-            // The per-user rate: a bucket of `burst` messages refilled over `refillSeconds`.
-            let rate = limits.burst / limits.refillSeconds
-            var bucket = buckets[author.id] ?? (limits.burst, now)
-            bucket.tokens = min(limits.burst, bucket.tokens + max(0, now - bucket.at) * rate)
-            bucket.at = now
-            guard bucket.tokens >= 1 else {
-                buckets[author.id] = bucket
-                throw .tooFast(seconds: Int(((1 - bucket.tokens) / rate).rounded(.up)))
-            }
-            bucket.tokens -= 1
-            buckets[author.id] = bucket
+            try spend(author.id, now: now)
         }
         lastPost[author.id] = now
         forgetIdle(now: now)
@@ -100,9 +96,43 @@ package struct ChatRoomState: Sendable {
         slowSeconds = seconds
     }
 
+    /// A reaction `author` sends at `now`: the room's counts after it, or why not. Held to the
+    /// per-user rate as messages are (a reaction spends one of the same bucket).
+    package mutating func react(_ kind: String, by author: ChatAuthor?, now: Double) throws(ChatRefusal) -> [String: Int] {
+        guard let author else { throw .signInFirst }
+        guard ChatReactions.all.contains(kind) else { throw .unknownReaction }
+        if !author.moderator {
+            if banned.contains(author.id) { throw .banned }
+            if let until = timedOut[author.id], until > now { throw .timedOut(seconds: Int((until - now).rounded(.up))) }
+            try spend(author.id, now: now)
+        }
+        reactions[kind, default: 0] += 1
+        forgetIdle(now: now)
+        return reactions
+    }
+
+    package mutating func setFollowersOnly(_ on: Bool, by author: ChatAuthor?) throws(ChatRefusal) {
+        guard author?.moderator == true else { throw .notModerator }
+        followersOnly = on
+    }
+
+    /// The per-user rate: a bucket of `burst` messages refilled over `refillSeconds`.
+    private mutating func spend(_ user: String, now: Double) throws(ChatRefusal) {
+        let rate = limits.burst / limits.refillSeconds
+        var bucket = buckets[user] ?? (limits.burst, now)
+        bucket.tokens = min(limits.burst, bucket.tokens + max(0, now - bucket.at) * rate)
+        bucket.at = now
+        guard bucket.tokens >= 1 else {
+            buckets[user] = bucket
+            throw .tooFast(seconds: Int(((1 - bucket.tokens) / rate).rounded(.up)))
+        }
+        bucket.tokens -= 1
+        buckets[user] = bucket
+    }
+
     /// What a room remembers per person is bounded: entries that no longer hold anyone back go.
     private mutating func forgetIdle(now: Double) {
-        guard lastPost.count > 10_000 else { return }
+        guard lastPost.count > 10_000 || buckets.count > 10_000 else { return }
         let horizon = max(Double(slowSeconds), limits.refillSeconds)
         lastPost = lastPost.filter { now - $0.value < horizon }
         buckets = buckets.filter { now - $0.value.at < limits.refillSeconds }

@@ -23,6 +23,8 @@ package actor ChatRooms {
     private let token: @Sendable (_ stream: String, _ path: String) -> String
     private let tls: TLSConfiguration?
     private let liveSince: @Sendable (String) -> Double?
+    /// Whether an account (second) follows the channel of the stream's (first) owner.
+    private let follows: @Sendable (_ stream: String, _ account: String) async -> Bool
     private let logger: Logger
     private var rooms: [String: ChatRoom] = [:]
     private var uplinks: [String: (generation: Int, task: Task<ChatUplink, any Error>)] = [:]
@@ -30,13 +32,15 @@ package actor ChatRooms {
 
     package init(limits: ChatLimits = ChatLimits(), store: ChatStore?, place: @escaping @Sendable (String) -> ChatPlace,
                  token: @escaping @Sendable (String, String) -> String, tls: TLSConfiguration? = nil,
-                 liveSince: @escaping @Sendable (String) -> Double? = { _ in nil }, logger: Logger) {
+                 liveSince: @escaping @Sendable (String) -> Double? = { _ in nil },
+                 follows: @escaping @Sendable (_ stream: String, _ account: String) async -> Bool = { _, _ in false }, logger: Logger) {
         self.limits = limits
         self.store = store
         self.place = place
         self.token = token
         self.tls = tls
         self.liveSince = liveSince
+        self.follows = follows
         self.logger = logger
     }
 
@@ -91,8 +95,9 @@ package actor ChatRooms {
 
     private func room(_ stream: String) async -> ChatRoom {
         if let room = rooms[stream] { return room }
-        let since = liveSince
-        let loaded = await ChatRoom.load(stream: stream, store: store, limits: limits, logger: logger, liveSince: { since(stream) })
+        let (since, follows) = (liveSince, self.follows)
+        let loaded = await ChatRoom.load(stream: stream, store: store, limits: limits, logger: logger, liveSince: { since(stream) },
+                                         follows: { await follows(stream, $0) })
         if let raced = rooms[stream] { return raced }
         rooms[stream] = loaded
         return loaded

@@ -83,8 +83,13 @@ package enum ChatPanel {
     .chat .chat-tools { margin-top: .5em; }
     .chat .chat-tools[hidden] { display: none; }
     .chat p { margin: .4em 0; }
+    .chat .chat-reactions { display: flex; flex-wrap: wrap; gap: .4em; margin-top: .5em; }
+    .chat .chat-reactions button { font: inherit; padding: .25em .6em; min-height: 2.2em; }
+    .chat .chat-reactions button:focus-visible { outline: 3px solid #6af; outline-offset: 2px; }
     </style>
     """
+
+    static let reactionSymbols = ["like": "👍", "love": "❤️", "laugh": "😂", "wow": "😮", "clap": "👏"]
 
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
@@ -104,15 +109,22 @@ package enum ChatPanel {
               <button type="submit">Send</button></form>
               <div id="chat-tools" class="chat-tools" hidden><label>Slow mode <select id="chat-slow">
               <option value="0">Off</option><option value="5">5 s</option><option value="30">30 s</option><option value="120">2 min</option>
-              </select></label></div>
+              </select></label>
+              <label><input id="chat-followers" type="checkbox"> Followers only</label></div>
               """
             : "<p><a href=\"/signin\">Sign in</a> to chat.</p>"
+        // The reactions: buttons with their counts (a signed-out viewer sees the counts only).
+        let reactions = ChatReactions.all.map { kind in
+            "<button type=\"button\" data-reaction=\"\(kind)\"\(signedIn ? "" : " disabled")><span aria-hidden=\"true\">"
+                + (reactionSymbols[kind] ?? "") + "</span> \(kind.prefix(1).uppercased() + kind.dropFirst()) <span class=\"count\">0</span></button>"
+        }.joined()
         return """
         \(style)
         <section id="chat" class="chat" aria-labelledby="chat-title" \(attributes)>
           <h2 id="chat-title">Chat</h2>
           <div class="chat-box" role="log" aria-live="polite" aria-label="Chat messages" tabindex="0"><ol id="chat-log"></ol></div>
           <p id="chat-status" role="status">Connecting to the chat…</p>
+          <div id="chat-reactions" class="chat-reactions" role="group" aria-label="Reactions">\(reactions)</div>
           \(form)
         </section>
         <script src="\(scriptPath)" defer></script>

@@ -1,5 +1,5 @@
-// ChatStore: the chat kept in the platform database (migration 20): messages with their time,
-// so a recording replays them; each room's slow mode, bans and timeouts, so that the room's
+// ChatStore: the chat kept in the platform database (migrations 20, 21): messages with their
+// time, so a recording replays them; each room's slow mode, followers-only mode, bans and timeouts, so that the room's
 // next node (after a failover) keeps its rules. Written by the room's node only.
 import Catalog
 import Foundation
@@ -61,9 +61,12 @@ package struct ChatStore: Sendable {
     }
 
     /// A room's rules as last set.
-    package func rules(stream: String) async throws -> (slow: Int, banned: Set<String>, timedOut: [String: Double]) {
-        let slow = try await sql.select().column("slow_seconds").from("chat_rooms").where("stream_id", .equal, stream).first()
-            .flatMap { try? $0.decode(column: "slow_seconds", as: Int.self) } ?? 0
+    package func rules(stream: String) async throws
+        -> (slow: Int, followersOnly: Bool, banned: Set<String>, timedOut: [String: Double]) {
+        let room = try await sql.select().columns("slow_seconds", "followers_only").from("chat_rooms")
+            .where("stream_id", .equal, stream).first()
+        let slow = room.flatMap { try? $0.decode(column: "slow_seconds", as: Int.self) } ?? 0
+        let followersOnly = room.flatMap { try? $0.decode(column: "followers_only", as: Int.self) } == 1
         var banned: Set<String> = []
         var timedOut: [String: Double] = [:]
         for row in try await sql.select().columns("account_id", "banned", "timed_out_until").from("chat_sanctions")
@@ -72,12 +75,14 @@ package struct ChatStore: Sendable {
             if (try? row.decode(column: "banned", as: Int.self)) == 1 { banned.insert(account) }
             if let until = (try? row.decode(column: "timed_out_until", as: Double?.self)) ?? nil { timedOut[account] = until }
         }
-        return (slow, banned, timedOut)
+        return (slow, followersOnly, banned, timedOut)
     }
 
-    package func setSlowMode(stream: String, seconds: Int) async throws {
+    /// A room's modes: slow mode's seconds (0: off) and followers-only mode (migration 21).
+    package func setRules(stream: String, slowSeconds: Int, followersOnly: Bool) async throws {
         try await sql.delete(from: "chat_rooms").where("stream_id", .equal, stream).run()
-        try await sql.insert(into: "chat_rooms").columns("stream_id", "slow_seconds").values(SQLBind(stream), SQLBind(seconds)).run()
+        try await sql.insert(into: "chat_rooms").columns("stream_id", "slow_seconds", "followers_only")
+            .values(SQLBind(stream), SQLBind(slowSeconds), SQLBind(followersOnly ? 1 : 0)).run()
     }
 
     /// Sets one person's standing in a room (not banned and not timed out: the row goes).

@@ -53,6 +53,8 @@
     const input = document.getElementById('chat-input');
     const tools = document.getElementById('chat-tools');
     const slow = document.getElementById('chat-slow');
+    const followers = document.getElementById('chat-followers');
+    const reactions = document.getElementById('chat-reactions');
     let socket = null;
     let moderator = false;
     let attempt = 0;
@@ -66,6 +68,20 @@
       log.append(line(m, moderator, send));
       while (log.children.length > keep) log.firstElementChild.remove();
       scrollDown();
+    }
+
+    function counts(c) {
+      if (!reactions) return;
+      for (const b of reactions.querySelectorAll('button[data-reaction]')) {
+        b.querySelector('.count').textContent = String((c && c[b.dataset.reaction]) || 0);
+      }
+    }
+
+    function rules(slowSeconds, followersOnly) {
+      const parts = ['Connected.'];
+      if (slowSeconds) parts.push(`Slow mode: ${slowSeconds} s between messages.`);
+      if (followersOnly) parts.push('Followers-only mode: only followers of this channel may post.');
+      return parts.join(' ');
     }
 
     function connect() {
@@ -86,7 +102,9 @@
             if (form) form.hidden = !event.canPost;
             if (tools) tools.hidden = !moderator;
             if (slow) slow.value = String(event.slow || 0);
-            status.textContent = event.slow ? `Connected. Slow mode: ${event.slow} s between messages.` : 'Connected.';
+            if (followers) followers.checked = !!event.followersOnly;
+            counts(event.reactions);
+            status.textContent = rules(event.slow, event.followersOnly);
             panel.dataset.state = 'open';
             break;
           case 'message':
@@ -98,6 +116,13 @@
           case 'slow':
             status.textContent = event.seconds ? `Slow mode: ${event.seconds} s between messages.` : 'Slow mode is off.';
             if (slow) slow.value = String(event.seconds || 0);
+            break;
+          case 'followers':
+            status.textContent = event.on ? 'Followers-only mode: only followers of this channel may post.' : 'Followers-only mode is off.';
+            if (followers) followers.checked = !!event.on;
+            break;
+          case 'reactions':
+            counts(event.reactions);
             break;
           case 'notice':
             status.textContent = event.text;
@@ -130,6 +155,12 @@
       });
     }
     if (slow) slow.addEventListener('change', () => send({ type: 'slow', seconds: Number(slow.value) }));
+    if (followers) followers.addEventListener('change', () => send({ type: 'followers', on: followers.checked }));
+    if (reactions) {
+      for (const b of reactions.querySelectorAll('button[data-reaction]')) {
+        b.addEventListener('click', () => send({ type: 'react', reaction: b.dataset.reaction }));
+      }
+    }
     window.addEventListener('pagehide', () => { stopped = true; if (socket) socket.close(); });
     connect();
   }
