@@ -164,6 +164,10 @@ def test_changes_and_deletions_reach_every_node_that_keeps_the_record():
         wait_for(lambda: http("GET", f"{outsider.base}/api/streams/{s['id']}", token=ADMIN_TOKEN).json()["visibility"]
                  == "invite-only", 3, "the outsider to hear of the change")
         assert counter(outsider, "streamtube_record_changes_applied_total") > applied
+        # Every node is told at the same time, each by its own request: the holders within the same bound.
+        for n in nodes.values():
+            wait_for(lambda: http("GET", f"{n.base}/api/streams/{s['id']}", token=ADMIN_TOKEN).json()["visibility"]
+                     == "invite-only", 3, f"{n.base} to hear of the change")
         for n in nodes.values():
             r = http("GET", f"{n.base}/live/{s['id']}/master.m3u8?routed=1")
             assert r.status == 403, (n.base, r.status, r.text)
