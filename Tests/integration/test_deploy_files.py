@@ -194,8 +194,19 @@ def test_containerfile_passes_hadolint():
     assert text.count("\nFROM ") == 2 and "bookworm-slim" in text and re.search(r"^USER 10001", text, re.M)
 
 
-def test_compose_file_names_real_settings(settings):
-    doc = yaml.safe_load(open(os.path.join(OPS, "container", "compose.yaml")))
+def test_compose_file_validates_and_names_real_settings(settings, tmp_path):
+    path = os.path.join(OPS, "container", "compose.yaml")
+    env = {**os.environ, "POSTGRES_PASSWORD": "p", "STREAMTUBE_CLUSTER_KEY": "k", "STREAMTUBE_ADMIN_TOKEN": "t"}
+    # Compose's own check (Debian's docker-compose: it needs no daemon to validate a file).
+    r = run(["docker-compose", "-f", path, "config", "-q"], env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = tmp_path / "compose.yaml"
+    bad.write_text(open(path).read().replace("read_only: true", "read_only: maybe"))
+    assert run(["docker-compose", "-f", str(bad), "config", "-q"], env=env).returncode != 0
+    # The secrets are required: without them Compose refuses to start anything.
+    r = run(["docker-compose", "-f", path, "config", "-q"], env={k: v for k, v in env.items() if k != "POSTGRES_PASSWORD"})
+    assert r.returncode != 0 and "POSTGRES_PASSWORD" in r.stdout + r.stderr
+    doc = yaml.safe_load(open(path))
     nodes = [s for name, s in doc["services"].items() if name.startswith("node")]
     assert len(nodes) == 3 and "postgres" in doc["services"] and "haproxy" in doc["services"]
     for s in nodes:
