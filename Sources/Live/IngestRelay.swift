@@ -1,9 +1,11 @@
 // IngestRelay: a broadcaster may push to any node. A node that does not own the stream
 // relays it to the owner over RTMP (over mutual TLS when cluster-tls is on), as a publisher to
-// the owner's "relay" application with a key signed by the cluster key. It keeps the last GOP
-// (and the codec headers) so that a new connection — to the same owner or, after a failover,
-// to the next one — starts with a decodable picture at once; while no origin is connected it
-// keeps everything since that GOP began (up to a budget), so a failover loses no media.
+// the owner's "relay" application with a key signed by the cluster key. It keeps the GOP in
+// progress and the one before it (and the codec headers) so that a new connection — to the same
+// owner or, after a failover, to the next one — starts with a decodable picture at once, and a
+// standby that the dead origin had not yet sent the end of the previous GOP gets it again; while
+// no origin is connected it keeps everything since then (up to a budget), so a failover loses no
+// media. The new origin drops what it recorded already (`LiveStream`'s held segments).
 import Catalog
 import Cluster
 import Foundation
@@ -41,11 +43,15 @@ package final class IngestRelay: @unchecked Sendable {
     private var waiting = false
     /// This node's relays without an origin: `streamtube_ingest_relays_without_origin`.
     private static let waitingRelays = Atomic<Int>(0)
-    // What a new connection needs first: codec headers, then the GOP in progress.
+    // What a new connection needs first: codec headers, then the GOP before the one in progress
+    // and that one.
     private var videoHeader: (UInt32, [UInt8])?
     private var audioHeader: (UInt32, [UInt8])?
     private var gop: [Tag] = []
     private var gopBytes = 0
+    /// Where in `gop` the GOP in progress begins, and the bytes before it.
+    private var currentGOPStart = 0
+    private var bytesBeforeCurrentGOP = 0
     static let maxGOPBytes = 32 << 20
 
     init(streamID: String, publisher: Publisher = .host, router: ClusterRouter, tokens: ClusterTokens, eventLoop: any EventLoop,
@@ -83,11 +89,19 @@ package final class IngestRelay: @unchecked Sendable {
         if isHeader {
             videoHeader = (timestamp, payload)
         } else {
-            // Connected, the replay buffer restarts at every keyframe. Cut off, it holds all
-            // media since the GOP in progress began, until half the budget is used.
-            if isKeyframe && (connected || gopBytes > Self.maxGOPBytes / 2) {
-                gop.removeAll(keepingCapacity: true)
-                gopBytes = 0
+            // Connected, the replay buffer drops the GOP before last at every keyframe: the origin
+            // may die before its standby has the end of the last one. Cut off, it holds all media
+            // since the GOP before the one in progress, until half the budget is used.
+            if isKeyframe {
+                if connected {
+                    gop.removeFirst(currentGOPStart)
+                    gopBytes -= bytesBeforeCurrentGOP
+                } else if gopBytes > Self.maxGOPBytes / 2 {
+                    gop.removeAll(keepingCapacity: true)
+                    gopBytes = 0
+                }
+                currentGOPStart = gop.count
+                bytesBeforeCurrentGOP = gopBytes
             }
             if gopBytes + payload.count <= Self.maxGOPBytes {
                 gop.append(.video(timestamp, payload))
@@ -202,8 +216,8 @@ package final class IngestRelay: @unchecked Sendable {
         channel.flush()
     }
 
-    /// Codec headers, then the GOP in progress (and what came while no origin was
-    /// connected): the origin can decode from the first frame and nothing is lost.
+    /// Codec headers, then the GOP before the one in progress, that one (and what came while
+    /// no origin was connected): the origin can decode from the first frame and nothing is lost.
     private func replay() {
         if let (ts, h) = videoHeader { write { $0.sendVideo(timestamp: ts, payload: h) } }
         if let (ts, h) = audioHeader { write { $0.sendAudio(timestamp: ts, payload: h) } }

@@ -285,6 +285,55 @@ final class RecordingTests: XCTestCase {
         XCTAssertEqual(Set(segments.map(\.sequence)).count, segments.count)
     }
 
+    /// An origin killed (no handover) a moment after a keyframe, its standby a little behind. The
+    /// relay replays the GOP before the one in progress and that one; whatever the standby had, its
+    /// recording holds the broadcast once: the end of the previous GOP the standby never got is
+    /// recorded from the replay (the hole a one-GOP replay left), and a replayed GOP in a segment
+    /// recorded already is dropped.
+    func testAKilledOriginsStandbyRecordsTheTwoGOPReplayOnce() throws {
+        let all = try replication.tags()
+        let whole = LiveStream(id: "whole")
+        let atWhole = Collected()
+        whole.record(to: atWhole.sink)
+        whole.beginPublishing()
+        try replication.feed(whole, all[...])
+        whole.endPublishing()
+        let broadcast = try XCTUnwrap(atWhole.manifest()).duration
+
+        func isKeyframe(_ t: FLVFile.Tag) -> Bool { t.type == 9 && t.body.count > 1 && t.body[0] >> 4 == 1 && t.body[1] == 1 }
+        func index(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { all[$0].timestamp >= ms }) }
+        func keyframe(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { isKeyframe(all[$0]) && all[$0].timestamp >= ms }) }
+        let headers = all.prefix { !isKeyframe($0) && $0.timestamp == 0 }
+        // Keyframes every second, 2 s segments: the origin dies just after the keyframe at 4 s
+        // (the replay starts at 3 s) or at 5 s (the replay starts at 4 s).
+        let cases: [(name: String, replicatedUpTo: Int, killedAt: Int, replayFrom: Int)] = [
+            ("standby without the end of the GOP at 3 s", try index(at: 3_400), try keyframe(at: 4_000) + 3, try keyframe(at: 3_000)),
+            ("standby with the segment ended by the keyframe at 4 s", try keyframe(at: 4_000) + 1, try keyframe(at: 4_000) + 3, try keyframe(at: 3_000)),
+            ("standby with a part of the GOP at 4 s", try index(at: 4_700), try index(at: 4_900), try keyframe(at: 3_000)),
+            ("standby without the end of the GOP at 4 s", try index(at: 4_400), try keyframe(at: 5_000) + 3, try keyframe(at: 4_000)),
+        ]
+        for c in cases {
+            let (origin, standby, wire) = try replication.publishingPair("rec-kill")
+            let atStandby = Collected()
+            standby.record(to: atStandby.sink)
+            var delivered = 0
+            try replication.feed(origin, all[..<c.replicatedUpTo])
+            try wire.deliver(to: standby, from: &delivered)
+            // What the origin packaged after that never reaches the standby: SIGKILL.
+            try replication.feed(origin, all[c.replicatedUpTo..<c.killedAt])
+            standby.beginPublishing()
+            try replication.feed(standby, headers)
+            try replication.feed(standby, all[c.replayFrom...])
+            standby.endPublishing()
+
+            let m = try XCTUnwrap(atStandby.manifest(), c.name)
+            XCTAssertEqual(m.duration, broadcast, accuracy: 0.05, "\(c.name): nothing recorded twice, nothing lost")
+            let segments = atStandby.segments
+            XCTAssertEqual(Set(segments.map(\.sequence)).count, segments.count, c.name)
+            XCTAssertEqual(segments.filter(\.discontinuity).count, 1, c.name)
+        }
+    }
+
     func testRecordingIDsAndPlaylistsOfBrokenRecordings() throws {
         let epoch = StreamEpoch(0x1f2a3b4c)
         XCTAssertEqual(RecordingManifest.id(stream: "ab-c_d", epoch: epoch, firstSequence: 12), "ab-c_d-1f2a3b4c-12")

@@ -55,6 +55,9 @@ public final class LiveStream: Sendable {
         /// died, kept from the recorder until the new session's first keyframe says how much of
         /// it the relay replays (`recordHeldBack`).
         var heldBack: [String: HeldSegment] = [:]
+        /// Frames the relay sends again that were recorded before the held segments (its replay
+        /// reaches back a GOP further than the standby needs): dropped up to the next keyframe.
+        var droppingReplay = false
         /// The sequence number the recording being made starts at: decided by the origin when a
         /// session begins (a new one, or the one before continued within the grace), taken from
         /// the replica on a standby. Nil: this session is not recorded.
@@ -150,6 +153,7 @@ public final class LiveStream: Sendable {
         s.audioConversion = nil
         s.input.beginSession()
         s.latestKeyframe = nil
+        s.droppingReplay = false
         // Every rendition continues from the same sequence number and time, so they stay aligned.
         let next = s.renditions.values.map(\.nextSequence).max() ?? 0
         let timeline = s.source.flatMap { r in [r.timelineEnd, r.partEnd].compactMap { $0 }.max() }
@@ -202,7 +206,13 @@ public final class LiveStream: Sendable {
             let now = Self.clock()
             s.input.noteInput(bytes: byteCount, at: now)
             if case .avcNALUs = tag.packet { s.input.noteVideoFrame(timestamp: timestamp, keyframe: tag.isKeyframe, at: now) }
-            if !s.heldBack.isEmpty, tag.isKeyframe, case .avcNALUs(let data, _) = tag.packet { recordHeldBack(&s, replayedFrom: data) }
+            if !s.heldBack.isEmpty, case .avcNALUs(let data, _) = tag.packet {
+                if tag.isKeyframe {
+                    s.droppingReplay = recordedBeforeHeld(s, keyframe: data)
+                    if !s.droppingReplay { recordHeldBack(&s, replayedFrom: data) }
+                }
+                if s.droppingReplay { return [] }
+            }
             startLadderFrom = s.ladder.sourceVideo(tag, timestamp: timestamp)
             // Kept by reference (the array is not copied): a picture of the stream is made from it now and then.
             if tag.isKeyframe, case .avcNALUs(let data, _) = tag.packet, let record = s.ladder.sourceConfig?.record {
@@ -220,7 +230,7 @@ public final class LiveStream: Sendable {
 
     public func ingest(audio tag: FLVAudioTag, timestamp: UInt32, byteCount: Int) throws(PackagingError) {
         try state.withLock { s throws(PackagingError) -> [PlaylistWaiters.Answer] in
-            guard s.publishing else { return [] }
+            guard s.publishing, !s.droppingReplay else { return [] }
             s.input.noteInput(bytes: byteCount, at: Self.clock())
             guard tag.soundFormat != 10 else { return try ingestAAC(&s, tag, timestamp) }
             // Audio that is not AAC is transcoded to AAC, so every rendition carries AAC.
@@ -342,9 +352,10 @@ public final class LiveStream: Sendable {
                 // Anything held before it is not the last any more.
                 if let held = s.heldBack.removeValue(forKey: name) { sink(.segment(recordedSegment(r, held.segment, epoch: s.epoch, recordingStart: held.recordingStart))) }
                 s.recording = true
-                // Ended with nothing after it while the stream goes on: the origin stopped in the
-                // middle of a GOP that the relay will send again.
-                if holdBack, r.segments.last?.sequence == sequence {
+                // Ended with no media after it while the stream goes on: the origin stopped in the
+                // middle of a GOP, or just after the keyframe that ended it, and the relay will send
+                // that GOP (and the one before) again.
+                if holdBack, r.segments.last(where: { !$0.parts.isEmpty })?.sequence == sequence {
                     s.heldBack[name] = HeldSegment(segment: seg, recordingStart: start)
                     continue
                 }
@@ -413,6 +424,16 @@ public final class LiveStream: Sendable {
                 segment.bytes = segment.parts.flatMap(\.bytes)
             }
             sink(.segment(recordedSegment(r, segment, epoch: s.epoch, recordingStart: h.recordingStart)))
+        }
+    }
+
+    /// Whether a replayed keyframe leads a part of a source segment before the held ones: that
+    /// GOP was recorded already (the relay keeps the GOP before the one in progress too, for an
+    /// origin that died before replicating the end of it).
+    private func recordedBeforeHeld(_ s: State, keyframe: [UInt8]) -> Bool {
+        guard let held = s.heldBack[Self.sourceRendition], let source = s.source else { return false }
+        return source.segments.contains { seg in
+            seg.sequence < held.segment.sequence && seg.parts.contains { $0.independent && $0.leads(withSample: keyframe) }
         }
     }
 
