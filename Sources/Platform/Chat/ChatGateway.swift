@@ -63,7 +63,7 @@ package struct ChatGateway: Sendable {
         let (path, query) = Self.split(target)
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         if parts.count == 3, parts[1] == "chat", StreamIdentifiers.isWellFormed(parts[2]) {
-            return await viewer(request, stream: String(parts[2]), query: query)
+            return await viewer(request, stream: String(parts[2]), query: query, channel: channel)
         }
         if parts.count == 4, parts[1] == "internal", parts[2] == "chat", StreamIdentifiers.isWellFormed(parts[3]) {
             return await link(request, target: target, stream: String(parts[3]), channel: channel)
@@ -73,7 +73,7 @@ package struct ChatGateway: Sendable {
 
     // MARK: viewers
 
-    private func viewer(_ request: HTTPRequest, stream: String, query: [String: String]) async -> ShouldUpgradeResult<Handler> {
+    private func viewer(_ request: HTTPRequest, stream: String, query: [String: String], channel: any Channel) async -> ShouldUpgradeResult<Handler> {
         let cookies = Self.cookies(request.headerFields[values: .cookie])
         var author: (id: String, name: String)?
         if let session = cookies[CSRFMiddleware.sessionCookie] {
@@ -97,7 +97,8 @@ package struct ChatGateway: Sendable {
         }
         let rooms = self.rooms, logger = self.logger
         return .upgrade([:], { inbound, outbound, _ in
-            await Self.serveViewer(stream: stream, author: chatAuthor, rooms: rooms, inbound: inbound, outbound: outbound, logger: logger)
+            await Self.serveViewer(stream: stream, author: chatAuthor, rooms: rooms, channel: channel, inbound: inbound,
+                                   outbound: outbound, logger: logger)
         })
     }
 
@@ -105,33 +106,36 @@ package struct ChatGateway: Sendable {
         { _, outbound, _ in try await outbound.close(.unknown(code), reason: reason) }
     }
 
-    /// One viewer's connection: the room's events out, their commands in.
-    static func serveViewer(stream: String, author: ChatAuthor?, rooms: ChatRooms, inbound: WebSocketInboundStream,
+    /// One viewer's connection: the room's events out, their commands in. Events and replies are
+    /// written straight to the connection's channel, in order, by its event loop's queue
+    /// (`ChatLoopWrites`); a viewer who reads too slowly loses events, never the node's memory.
+    static func serveViewer(stream: String, author: ChatAuthor?, rooms: ChatRooms, channel: any Channel, inbound: WebSocketInboundStream,
                             outbound: WebSocketOutboundWriter, logger: Logger) async {
         let limits = rooms.limits
-        // A viewer who reads too slowly loses the oldest events, never the node's memory.
-        let (events, sink) = AsyncStream.makeStream(of: ChatOut.self, bufferingPolicy: .bufferingNewest(256))
+        let writes = ChatLoopWrites.of(channel.eventLoop)
+        let (closing, sink) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(1))
+        let deliver: ChatSink = { out in
+            switch out {
+            case .text(let text): writes.send(text, to: channel)
+            case .close(let reason): sink.yield(reason)
+            }
+        }
         var joined: (any ChatRoomHandle, Int)?
         for _ in 0..<2 where joined == nil {
             guard let room = try? await rooms.handle(for: stream) else { break }
-            if let id = await room.subscribe({ sink.yield($0) }) { joined = (room, id) } else { await rooms.discard(stream, room) }
+            if let id = await room.subscribe(deliver) { joined = (room, id) } else { await rooms.discard(stream, room) }
         }
         guard let (room, conn) = joined else {
             try? await outbound.close(.unknown(1013), reason: "the chat is not reachable now: try again")
             return
         }
-        let reply: @Sendable (String) -> Void = { sink.yield(.text($0)) }
+        let reply: @Sendable (String) -> Void = { writes.send($0, to: channel) }
         await room.submit(.join, from: author, conn: conn, reply: reply)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await out in events {
-                    switch out {
-                    case .text(let text):
-                        do { try await outbound.write(.text(text)) } catch { return }
-                    case .close(let reason):
-                        try? await outbound.close(.unknown(1012), reason: reason)
-                        return
-                    }
+                for await reason in closing {
+                    try? await outbound.close(.unknown(1012), reason: reason)
+                    return
                 }
             }
             group.addTask {
@@ -152,7 +156,6 @@ package struct ChatGateway: Sendable {
                         }
                         guard flood.spend(at: ContinuousClock.now) else {
                             logger.info("chat: closed a flooding connection", metadata: ["stream": "\(stream)", "user": "\(author?.id ?? "-")"])
-                            sink.yield(.close(reason: "too many messages: slow down"))
                             try? await outbound.close(.policyViolation, reason: "too many messages")
                             return
                         }
