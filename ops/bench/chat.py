@@ -4,7 +4,7 @@ takes to reach all of them.
 
 Starts one node (release build unless --bin), signs up a broadcaster through the pages, makes
 their stream, then opens --connections anonymous chat WebSockets to it (`/chat/{id}`) from
---procs client processes (asyncio + `websockets`; the file limit raised). Memory: the node's RSS
+--procs client processes (`websockets` on uvloop; the file limit raised). Memory: the node's RSS
 once all are connected and idle, minus its RSS before, over the connections. Delivery: the
 broadcaster (a moderator: no rate limit) posts --messages messages, one every --gap seconds;
 every client stamps when each message reached each of its connections. Reported: per message,
@@ -13,7 +13,7 @@ over every (connection, message) delivery. The goal: one message reaches all 10,
 250 ms at p99.
 
 Usage: ops/bench/chat.py [--connections 10000] [--procs 4] [--messages 30] [--gap 1] [--bin PATH] [--json out.json]
-Needs: websockets in .venv-test (ops/install-deps --test); run it with .venv-test/bin/python.
+Needs: websockets and uvloop in .venv-test (ops/install-deps --test); run it with .venv-test/bin/python.
 """
 import argparse
 import asyncio
@@ -99,7 +99,9 @@ def client_process(url, count, ready, go, results, messages):
         for ws in sockets:
             await ws.close()
 
-    asyncio.run(main())
+    # uvloop: the clients share two cores with the node; asyncio's own loop would measure itself.
+    import uvloop
+    uvloop.run(main())
 
 
 def percentile(values, p):
