@@ -4,6 +4,8 @@ import Cluster
 import Foundation
 import Logging
 import NIOCore
+import NIOEmbedded
+import NIOWebSocket
 import XCTest
 
 /// The chat's rules as values (text bounds, rate, slow mode, moderation), its room fanning out
@@ -285,5 +287,40 @@ final class ChatGatewayParsingTests: XCTestCase {
         XCTAssertEqual(ChatGateway.origin(of: "https://Tube.Example:8443/path"), "https://tube.example:8443")
         XCTAssertEqual(ChatGateway.origin(of: "http://tube.example"), "http://tube.example")
         XCTAssertNil(ChatGateway.origin(of: "not a url"))
+    }
+
+    /// Events for a viewer's channel are written by one job on its loop, in order, as text frames,
+    /// each channel flushed once; a channel that is not writable loses them; a closed one gets none.
+    func testViewerWritesAreBatchedPerLoopInOrderAndBoundedBySlowReaders() throws {
+        let loop = EmbeddedEventLoop()
+        let fast = EmbeddedChannel(loop: loop), slow = EmbeddedChannel(loop: loop), gone = EmbeddedChannel(loop: loop)
+        try fast.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try slow.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        let writes = ChatLoopWrites.of(loop)
+        XCTAssertTrue(writes === ChatLoopWrites.of(loop), "one queue a loop")
+        slow.isWritable = false
+        for i in 0..<3 {
+            writes.send("{\"n\":\(i)}", to: fast)
+            writes.send("{\"n\":\(i)}", to: slow)
+            writes.send("{\"n\":\(i)}", to: gone)
+        }
+        XCTAssertNil(try fast.readOutbound(as: WebSocketFrame.self), "nothing written before the loop's job runs")
+        loop.run()
+        var texts: [String] = []
+        while let frame = try fast.readOutbound(as: WebSocketFrame.self) {
+            XCTAssertEqual(frame.opcode, .text)
+            XCTAssertTrue(frame.fin)
+            texts.append(String(buffer: frame.unmaskedData))
+        }
+        XCTAssertEqual(texts, ["{\"n\":0}", "{\"n\":1}", "{\"n\":2}"])
+        XCTAssertNil(try slow.readOutbound(as: WebSocketFrame.self), "a reader that does not keep up loses frames")
+        XCTAssertNil(try gone.readOutbound(as: WebSocketFrame.self))
+        // Writable again: it gets what comes next.
+        slow.isWritable = true
+        writes.send("{\"n\":3}", to: slow)
+        loop.run()
+        XCTAssertEqual(try slow.readOutbound(as: WebSocketFrame.self).map { String(buffer: $0.unmaskedData) }, "{\"n\":3}")
+        _ = try fast.finish()
+        _ = try slow.finish()
     }
 }
