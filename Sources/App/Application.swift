@@ -65,6 +65,8 @@ package struct NodeApplication: @unchecked Sendable {
     package let recordingDeletions: RecordingDeletions
     /// Writes the viewer sessions this node serves to the database.
     package let viewerReporter: ViewerReporter
+    /// Closes idle chat rooms and rooms that moved to another node.
+    let chatSweep: ChatSweep
     package let logger: Logger
 
     /// Runs until SIGTERM or SIGINT; shuts down in reverse order: the handover first (while
@@ -87,7 +89,7 @@ package struct NodeApplication: @unchecked Sendable {
                 + secure
                 + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
                        .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: renewals), .init(service: thumbnails),
-                       .init(service: recordingDeletions), .init(service: viewerReporter),
+                       .init(service: recordingDeletions), .init(service: viewerReporter), .init(service: chatSweep),
                        .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -579,5 +581,5 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
                            catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,
                            paymentOutbox: paymentOutbox, renewals: renewals, recordingDeletions: recordingDeletions,
-                           viewerReporter: viewerReporter, logger: logger)
+                           viewerReporter: viewerReporter, chatSweep: ChatSweep(rooms: chatRooms), logger: logger)
 }

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOWebSocket
+import Synchronization
 import XCTest
 
 /// The chat's rules as values (text bounds, rate, slow mode, moderation), its room fanning out
@@ -185,6 +186,41 @@ final class ChatTests: XCTestCase {
         await room.close(reason: "moved")
         let late = await room.subscribe { _ in }
         XCTAssertNil(late, "a closed room takes no one: they ask the registry again")
+    }
+
+    /// A sweep lets a room nobody was in over two sweeps go (the next viewer gets a fresh one), keeps
+    /// one with a viewer or visited since, and closes the viewers of a room whose stream moved.
+    func testSweepsDropIdleRoomsAndCloseRoomsThatMoved() async throws {
+        let owner = Mutex<ChatPlace>(.here)
+        let rooms = ChatRooms(store: nil, place: { _ in owner.withLock { $0 } }, token: { _, _ in "" }, logger: logger)
+        let idle = try await rooms.handle(for: "idle")
+        let busy = try await rooms.handle(for: "busy")
+        let closed = Collected()
+        _ = await busy.subscribe { if case .close(let why) = $0 { closed.add(why) } }
+        let count = await rooms.roomCount
+        XCTAssertEqual(count, 2)
+        var gone = await rooms.sweep()
+        XCTAssertEqual(gone, 0, "idle once is not gone yet")
+        // A viewer came and went since: the idle room is not idle over two sweeps.
+        let visitor = await idle.subscribe { _ in }
+        await idle.unsubscribe(visitor!)
+        gone = await rooms.sweep()
+        XCTAssertEqual(gone, 0)
+        gone = await rooms.sweep()
+        XCTAssertEqual(gone, 1)
+        let late = await idle.subscribe { _ in }
+        XCTAssertNil(late, "the dropped room takes no one")
+        let again = try await rooms.handle(for: "idle")
+        XCTAssertFalse(again === idle, "the next viewer gets the room loaded again")
+        let stillBusy = try await rooms.handle(for: "busy")
+        XCTAssertTrue(stillBusy === busy)
+        // The ring moves the busy room's stream away: its viewers are closed, to reconnect there.
+        owner.withLock { $0 = .node("http://127.0.0.1:1") }
+        gone = await rooms.sweep()
+        XCTAssertEqual(gone, 2)
+        XCTAssertEqual(closed.items, ["the chat moved to another node: reconnecting"])
+        let left = await rooms.roomCount
+        XCTAssertEqual(left, 0)
     }
 
     func testRelayEnvelopesCarryTheRoomsEventToOneOrAll() throws {

@@ -60,6 +60,8 @@ package actor ChatRoom: ChatRoomHandle {
     private let follows: @Sendable (String) async -> Bool
     private let logger: Logger
     private var subscribers = ChatSubscribers()
+    /// Nobody was in the room at the last sweep, and nobody came since (`closeIfIdle`).
+    private var idleAtLastSweep = false
 
     package init(state: ChatRoomState, store: ChatStore?, logger: Logger, liveSince: @escaping @Sendable () -> Double? = { nil },
                  follows: @escaping @Sendable (String) async -> Bool = { _ in false },
@@ -95,7 +97,26 @@ package actor ChatRoom: ChatRoomHandle {
 
     package var subscriberCount: Int { subscribers.sinks.count }
 
-    package func subscribe(_ sink: @escaping ChatSink) -> Int? { subscribers.add(sink) }
+    package func subscribe(_ sink: @escaping ChatSink) -> Int? {
+        idleAtLastSweep = false
+        return subscribers.add(sink)
+    }
+
+    /// A sweep's visit: closes the room when nobody has been in it since the last sweep (its rules
+    /// and messages are in the database, the next viewer loads it again). A viewer who got the
+    /// room just before is refused by the closed room and asks again.
+    package func closeIfIdle() -> Bool {
+        guard subscribers.sinks.isEmpty else {
+            idleAtLastSweep = false
+            return false
+        }
+        guard idleAtLastSweep else {
+            idleAtLastSweep = true
+            return false
+        }
+        subscribers.close(reason: "the room was idle")
+        return true
+    }
 
     package func unsubscribe(_ id: Int) { subscribers.remove(id) }
 

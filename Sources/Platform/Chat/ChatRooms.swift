@@ -103,6 +103,27 @@ package actor ChatRooms {
         return loaded
     }
 
+    /// Run now and then (`App`): a room nobody was in over two sweeps leaves memory, and a room
+    /// whose stream another node owns now (a node joined, the ring moved) closes its viewers, who
+    /// reconnect to the room's new node. Returns how many rooms went.
+    @discardableResult
+    package func sweep() async -> Int {
+        var gone = 0
+        for (stream, room) in rooms {
+            if case .node = place(stream) {
+                await room.close(reason: "the chat moved to another node: reconnecting")
+            } else if !(await room.closeIfIdle()) {
+                continue
+            }
+            if rooms[stream] === room { rooms[stream] = nil }
+            gone += 1
+        }
+        return gone
+    }
+
+    /// How many rooms this node holds (tests, metrics).
+    package var roomCount: Int { rooms.count }
+
     private func forget(_ stream: String, generation g: Int) {
         if uplinks[stream]?.generation == g { uplinks[stream] = nil }
     }

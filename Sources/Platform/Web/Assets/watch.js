@@ -50,7 +50,8 @@ export function attach(Player) {
       try {
         const r = await fetch(player.token ? `${countURL}?token=${encodeURIComponent(player.token)}` : countURL);
         if (!r.ok) return;
-        const n = (await r.json()).viewers;
+        // This player counts too, before the cluster's figures (a few seconds behind) have it.
+        const n = Math.max((await r.json()).viewers, video.paused || video.readyState < 2 ? 0 : 1);
         viewers.textContent = n === 1 ? '1 watching' : `${n} watching`;
         viewers.hidden = false;
       } catch (e) { /* the count is no reason to trouble the viewer */ }
