@@ -501,15 +501,16 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // decides); every other connection is HTTP/1.1 as before, the media fast path in front.
     let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [MediaFastPath(source: fastPath)], idleTimeout: .seconds(60))
     let webSocket = WebSocketServerConfiguration(maxFrameSize: ChatGateway.maxFrameBytes, closeTimeout: .seconds(5))
+    let http1Channels: @Sendable (@escaping HTTPChannelHandler.Responder) -> UpgradeSniffingChannel = { responder in
+        UpgradeSniffingChannel(
+            http: HTTP1Channel(responder: responder, configuration: http1),
+            webSocket: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(http1: .init(idleTimeout: .seconds(60)), ws: webSocket)) {
+                request, channel, _ in await chatGateway.shouldUpgrade(request, channel: channel)
+            })
+    }
     let http = Application(
         router: httpRouter,
-        server: .clusterTLS(clusterTLS, logger: logger) { responder in
-            UpgradeSniffingChannel(
-                http: HTTP1Channel(responder: responder, configuration: http1),
-                webSocket: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(http1: .init(idleTimeout: .seconds(60)), ws: webSocket)) {
-                    request, channel, _ in await chatGateway.shouldUpgrade(request, channel: channel)
-                })
-        },
+        server: .clusterTLS(clusterTLS, logger: logger, http1Channels),
         configuration: .init(address: .hostname(config.host, port: config.httpPort), serverName: "streamtube"),
         onServerRunning: { channel in
             logger.info("node ready", metadata: [
@@ -519,13 +520,18 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
             ])
         },
         logger: logger)
-    // HTTPS: the same routes, over HTTP/2 or HTTP/1.1 (ALPN), with the node's certificate.
+    // HTTPS: the same routes, over HTTP/2 or HTTP/1.1 (ALPN), with the node's certificate;
+    // HTTP/1.1 as on the plain listener (chat WebSockets, the media fast path).
     var https: Application<RouterResponder<NodeRequestContext>>?
     if let publicTLS {
         do {
+            let tls = publicTLS.serverConfiguration()
+            _ = try NIOSSLContext(configuration: tls)  // refused here, with the reason, rather than per connection
             https = Application(
                 router: httpRouter,
-                server: try .http2Upgrade(tlsConfiguration: publicTLS.serverConfiguration(alpn: ["h2", "http/1.1"])),
+                server: HTTPServerBuilder { responder in
+                    try HTTPSChannel(tls: tls, http1: http1Channels(responder), http2: HTTP2Channel(responder: responder))
+                },
                 configuration: .init(address: .hostname(config.host, port: config.httpsPort), serverName: "streamtube"),
                 onServerRunning: { channel in
                     logger.info("https listening", metadata: ["https": "\(channel.localAddress?.description ?? "?")",

@@ -129,6 +129,36 @@ def test_rtmps_broadcast_played_over_https(tls_node):
     assert bad.returncode != 0
 
 
+def test_chat_websockets_and_media_over_https_http1(tls_node):
+    """Browsers open WebSockets over HTTP/1.1: the HTTPS listener's HTTP/1.1 is the plain listener's (chat, fast path)."""
+    import json
+    from websockets.sync.client import connect
+
+    stream = tls_node.create_stream("Chat over TLS")
+    ca = f"{tls_node.root}/ca.pem"
+    for alpn in (["http/1.1"], None):
+        ctx = ssl.create_default_context(cafile=ca)
+        if alpn:
+            ctx.set_alpn_protocols(alpn)
+        with connect(f"wss://127.0.0.1:{tls_node.https_port}/chat/{stream['id']}", ssl=ctx, open_timeout=10) as ws:
+            hello = json.loads(ws.recv(timeout=10))
+            assert hello["type"] == "hello", hello
+            ws.send(json.dumps({"type": "post", "text": "hi"}))
+            notice = json.loads(ws.recv(timeout=10))
+            assert notice["type"] == "notice" and notice["text"] == "sign in to chat", notice
+    # The media path over HTTPS/1.1 (the fast path's cache in front of the HTTP decoder, inside TLS).
+    push = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
+                           "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-f", "flv",
+                           f"rtmps://127.0.0.1:{tls_node.rtmps_port}/live/{stream['key']}"], capture_output=True, text=True, timeout=60)
+    assert push.returncode == 0, push.stderr
+    playlist = curl("--cacert", ca, "--http1.1", f"{tls_node.https}/live/{stream['id']}/source/index.m3u8")
+    assert playlist.returncode == 0 and "#EXTINF" in playlist.stdout, playlist.stdout + playlist.stderr
+    segment = next(line for line in playlist.stdout.splitlines() if line and not line.startswith("#"))
+    url = f"{tls_node.https}/live/{stream['id']}/source/{segment}"
+    bodies = [subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", ca, "--http1.1", url], capture_output=True).stdout for _ in range(2)]
+    assert bodies[0] and bodies[0] == bodies[1] and b"moof" in bodies[0][:4096]
+
+
 def test_sighup_reloads_the_certificate_without_dropping_connections(tls_node):
     root, ca = tls_node.root, f"{tls_node.root}/ca.pem"
     assert served_certificate(tls_node.https_port, ca) == der(f"{root}/a.pem")
