@@ -1,11 +1,14 @@
 // IngestRelay: a broadcaster may push to any node. A node that does not own the stream
 // relays it to the owner over RTMP (over mutual TLS when cluster-tls is on), as a publisher to
-// the owner's "relay" application with a key signed by the cluster key. It keeps the GOP in
-// progress and the one before it (and the codec headers) so that a new connection — to the same
+// the owner's "relay" application with a key signed by the cluster key. It asks the origin to
+// acknowledge every 64 KiB, and keeps (with the codec headers) all media from the GOP before the
+// one holding the first byte the origin has not acknowledged: a new connection — to the same
 // owner or, after a failover, to the next one — starts with a decodable picture at once, and a
-// standby that the dead origin had not yet sent the end of the previous GOP gets it again; while
-// no origin is connected it keeps everything since then (up to a budget), so a failover loses no
-// media. The new origin drops what it recorded already (`LiveStream`'s held segments).
+// standby the dead origin had not yet sent the end of the last GOP gets it again. An origin that
+// stops acknowledging (frozen, its host cut off: the connection half-open) or that the cluster's
+// failure detector holds dead is left for whoever owns the stream then, without waiting for TCP
+// to give up; meanwhile nothing acknowledged is dropped (up to a budget). The new origin drops
+// what it recorded already (`LiveStream`'s held segments).
 import Catalog
 import Cluster
 import Foundation
@@ -25,6 +28,27 @@ package final class IngestRelay: @unchecked Sendable {
         case audio(UInt32, [UInt8])
     }
 
+    /// A buffered tag, and where its last byte went on the current connection (`sent` counts
+    /// from the first handshake byte, as the origin's Acknowledgements do; `.max`: not sent on it).
+    struct Entry {
+        var tag: Tag
+        var keyframe: Bool
+        var end: UInt64 = .max
+        var bytes: Int {
+            switch tag {
+            case .video(_, let p), .audio(_, let p): p.count
+            }
+        }
+    }
+
+    /// How often the origin is asked to acknowledge what it received.
+    static let acknowledgementWindow: UInt32 = 64 << 10
+    /// An origin that has not acknowledged anything for this long while two windows or more wait
+    /// is held gone (a half-open connection, a frozen process).
+    static let acknowledgementStall: TimeAmount = .seconds(3)
+    /// A connection that is not publishing by then is given up (a frozen origin accepts TCP).
+    static let publishDeadline: TimeAmount = .seconds(5)
+
     let streamID: String
     /// Who publishes: named in every relay token, so the owner admits that person or no one.
     let publisher: Publisher
@@ -43,16 +67,18 @@ package final class IngestRelay: @unchecked Sendable {
     private var waiting = false
     /// This node's relays without an origin: `streamtube_ingest_relays_without_origin`.
     private static let waitingRelays = Atomic<Int>(0)
-    // What a new connection needs first: codec headers, then the GOP before the one in progress
-    // and that one.
+    // What a new connection needs first: codec headers, then the media the origin may lack.
     private var videoHeader: (UInt32, [UInt8])?
     private var audioHeader: (UInt32, [UInt8])?
-    private var gop: [Tag] = []
-    private var gopBytes = 0
-    /// Where in `gop` the GOP in progress begins, and the bytes before it.
-    private var currentGOPStart = 0
-    private var bytesBeforeCurrentGOP = 0
-    static let maxGOPBytes = 32 << 20
+    private var buffer: [Entry] = []
+    private var bufferBytes = 0
+    static let maxBufferBytes = 32 << 20
+    /// Bytes written on the current connection, and how many of them the origin acknowledged.
+    private var sent: UInt64 = 0
+    private var acknowledged: UInt64 = 0
+    private var lastAcknowledgement = NIODeadline.now()
+    private var connectedAt = NIODeadline.now()
+    private var watchdog: RepeatedTask?
 
     init(streamID: String, publisher: Publisher = .host, router: ClusterRouter, tokens: ClusterTokens, eventLoop: any EventLoop,
          logger: Logger, onGiveUp: @escaping (String) -> Void) {
@@ -73,6 +99,31 @@ package final class IngestRelay: @unchecked Sendable {
     func start() {
         setWaiting(true)
         connect()
+        watchdog = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in self?.watch() }
+    }
+
+    /// Once a second: leaves an origin that the failure detector holds dead, that stopped
+    /// acknowledging, or that never let us publish — for whoever owns the stream now.
+    private func watch() {
+        guard !stopped, let channel else { return }
+        let now = NIODeadline.now()
+        var why: String?
+        if let target, let member = router.view.snapshot.members.first(where: { $0.id == target }), member.status == .dead {
+            why = "the cluster holds the origin dead"
+        } else if let target, !router.view.snapshot.members.contains(where: { $0.id == target }) {
+            why = "the origin left the cluster"
+        } else if connected {
+            if sent - acknowledged >= 2 * UInt64(Self.acknowledgementWindow), now - lastAcknowledgement > Self.acknowledgementStall {
+                why = "the origin stopped acknowledging (\(sent - acknowledged) bytes unacknowledged)"
+            }
+        } else if now - connectedAt > Self.publishDeadline {
+            why = "the origin did not take the stream within 5 s"
+        }
+        guard let why else { return }
+        logger.warning("relay leaves its origin", metadata: ["why": "\(why)", "origin": "\(target.map { "\($0)" } ?? "?")"])
+        NodeMetrics.relayOriginsLeft.increment()
+        // Closed here, the connection ends at once (`closed()`: the relay tries the owner of now).
+        channel.close(promise: nil)
     }
 
     private func setWaiting(_ now: Bool) {
@@ -88,42 +139,70 @@ package final class IngestRelay: @unchecked Sendable {
     func send(video payload: [UInt8], timestamp: UInt32, isKeyframe: Bool, isHeader: Bool) {
         if isHeader {
             videoHeader = (timestamp, payload)
-        } else {
-            // Connected, the replay buffer drops the GOP before last at every keyframe: the origin
-            // may die before its standby has the end of the last one. Cut off, it holds all media
-            // since the GOP before the one in progress, until half the budget is used.
-            if isKeyframe {
-                if connected {
-                    gop.removeFirst(currentGOPStart)
-                    gopBytes -= bytesBeforeCurrentGOP
-                } else if gopBytes > Self.maxGOPBytes / 2 {
-                    gop.removeAll(keepingCapacity: true)
-                    gopBytes = 0
-                }
-                currentGOPStart = gop.count
-                bytesBeforeCurrentGOP = gopBytes
-            }
-            if gopBytes + payload.count <= Self.maxGOPBytes {
-                gop.append(.video(timestamp, payload))
-                gopBytes += payload.count
-            }
+            write { $0.sendVideo(timestamp: timestamp, payload: payload) }
+            return
         }
-        write { $0.sendVideo(timestamp: timestamp, payload: payload) }
+        if isKeyframe { trim() }
+        keep(Entry(tag: .video(timestamp, payload), keyframe: isKeyframe))
     }
 
     func send(audio payload: [UInt8], timestamp: UInt32, isHeader: Bool) {
         if isHeader {
             audioHeader = (timestamp, payload)
-        } else if !gop.isEmpty, gopBytes + payload.count <= Self.maxGOPBytes {
-            gop.append(.audio(timestamp, payload))
-            gopBytes += payload.count
+            write { $0.sendAudio(timestamp: timestamp, payload: payload) }
+            return
         }
-        write { $0.sendAudio(timestamp: timestamp, payload: payload) }
+        // Audio before the first keyframe is of no use to a new origin.
+        guard !buffer.isEmpty else {
+            write { $0.sendAudio(timestamp: timestamp, payload: payload) }
+            return
+        }
+        keep(Entry(tag: .audio(timestamp, payload), keyframe: false))
+    }
+
+    /// Buffers a tag (within the budget) and sends it when an origin takes the stream.
+    private func keep(_ entry: Entry) {
+        var entry = entry
+        let end = send(entry.tag)
+        guard bufferBytes + entry.bytes <= Self.maxBufferBytes else { return }
+        entry.end = end ?? .max
+        buffer.append(entry)
+        bufferBytes += entry.bytes
+    }
+
+    /// At a keyframe: drops the GOPs before the one that precedes the GOP holding the first tag
+    /// the origin has not acknowledged (a standby may lack the end of that one). Cut off from any
+    /// origin, everything is kept until half the budget is used, then only from this keyframe on.
+    private func trim() {
+        guard connected else {
+            if bufferBytes > Self.maxBufferBytes / 2 { drop(buffer.count) }
+            return
+        }
+        let first = buffer.firstIndex { $0.end > acknowledged } ?? buffer.count
+        // All acknowledged: the GOP holding the first byte to come is the one this keyframe begins.
+        guard let holding = first == buffer.count ? buffer.count : buffer[...first].lastIndex(where: \.keyframe) else { return }
+        drop(buffer[..<holding].lastIndex(where: \.keyframe) ?? holding)
+    }
+
+    private func drop(_ count: Int) {
+        guard count > 0 else { return }
+        bufferBytes -= buffer[..<count].reduce(0) { $0 + $1.bytes }
+        buffer.removeFirst(count)
+    }
+
+    /// Sends a tag on the current connection; where its last byte went, or nil when none publishes.
+    @discardableResult
+    private func send(_ tag: Tag) -> UInt64? {
+        switch tag {
+        case .video(let ts, let p): write { $0.sendVideo(timestamp: ts, payload: p) }
+        case .audio(let ts, let p): write { $0.sendAudio(timestamp: ts, payload: p) }
+        }
     }
 
     func stop() {
         guard !stopped else { return }
         stopped = true
+        watchdog?.cancel()
         setWaiting(false)
         if var s = session, s.isPublishing, let channel {
             channel.writeAndFlush(ByteBuffer(bytes: s.unpublish()), promise: nil)
@@ -133,11 +212,19 @@ package final class IngestRelay: @unchecked Sendable {
         channel = nil
     }
 
-    private func write(_ make: (inout RTMPClientSession) -> [UInt8]) {
-        guard var s = session, s.isPublishing, let channel else { return }
+    /// Writes what `make` returns while an origin takes the stream; the bytes sent so far, or nil.
+    @discardableResult
+    private func write(_ make: (inout RTMPClientSession) -> [UInt8]) -> UInt64? {
+        guard var s = session, s.isPublishing, let channel else { return nil }
         let bytes = make(&s)
         session = s
-        if !bytes.isEmpty { channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil) }
+        if !bytes.isEmpty { output(bytes, on: channel, flush: true) }
+        return sent
+    }
+
+    private func output(_ bytes: [UInt8], on channel: any Channel, flush: Bool) {
+        sent += UInt64(bytes.count)
+        if flush { channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil) } else { channel.write(ByteBuffer(bytes: bytes), promise: nil) }
     }
 
     private func connect() {
@@ -150,6 +237,7 @@ package final class IngestRelay: @unchecked Sendable {
         let address = owner.metadata.rtmpAddress
         let key = tokens.token(for: .relay, scope: RelayScope(streamID: streamID, publisher: publisher).scope)
         var s = RTMPClientSession(app: ClusterTokens.relayApp, tcURL: "rtmp://\(address)/\(ClusterTokens.relayApp)", streamKey: key,
+                                  acknowledgementWindow: Self.acknowledgementWindow,
                                   randomBytes: { n in (0..<n).map { _ in UInt8.random(in: 0...255) } })
         let hello = s.start()
         session = s
@@ -174,7 +262,10 @@ package final class IngestRelay: @unchecked Sendable {
                 case .success(let channel):
                     guard !self.stopped else { channel.close(promise: nil); return }
                     self.channel = channel
-                    channel.writeAndFlush(ByteBuffer(bytes: hello), promise: nil)
+                    self.sent = 0
+                    self.acknowledged = 0
+                    self.connectedAt = .now()
+                    self.output(hello, on: channel, flush: true)
                 case .failure(let error):
                     self.retry("cannot connect to \(address): \(error)")
                 }
@@ -194,10 +285,18 @@ package final class IngestRelay: @unchecked Sendable {
         for e in events {
             switch e {
             case .send(let out):
-                channel.write(ByteBuffer(bytes: out), promise: nil)
+                output(out, on: channel, flush: false)
+            case .acknowledged(let count):
+                // The origin counts modulo 2^32; far less than that is ever in flight.
+                let now = sent - UInt64(UInt32(truncatingIfNeeded: sent) &- count)
+                if now > acknowledged {
+                    acknowledged = now
+                    lastAcknowledgement = .now()
+                }
             case .publishing:
                 logger.info("relay publishing to the origin", metadata: ["origin": "\(target.map { "\($0)" } ?? "?")",
-                                                                         "replayedTags": "\(gop.count)"])
+                                                                         "replayedTags": "\(buffer.count)"])
+                lastAcknowledgement = .now()
                 NodeMetrics.relayConnections.increment()
                 setWaiting(false)
                 reconnects = 0
@@ -216,16 +315,13 @@ package final class IngestRelay: @unchecked Sendable {
         channel.flush()
     }
 
-    /// Codec headers, then the GOP before the one in progress, that one (and what came while
-    /// no origin was connected): the origin can decode from the first frame and nothing is lost.
+    /// Codec headers, then what is buffered (from a keyframe): the origin can decode from the
+    /// first frame and nothing is lost. Each tag's place on this connection is noted anew.
     private func replay() {
         if let (ts, h) = videoHeader { write { $0.sendVideo(timestamp: ts, payload: h) } }
         if let (ts, h) = audioHeader { write { $0.sendAudio(timestamp: ts, payload: h) } }
-        for tag in gop {
-            switch tag {
-            case .video(let ts, let p): write { $0.sendVideo(timestamp: ts, payload: p) }
-            case .audio(let ts, let p): write { $0.sendAudio(timestamp: ts, payload: p) }
-            }
+        for i in buffer.indices {
+            buffer[i].end = send(buffer[i].tag) ?? .max
         }
     }
 

@@ -8,7 +8,7 @@ package enum NodeMetrics {
     /// rate over it is missing for its first minutes). Called once the metrics system is bootstrapped.
     package static func declare(renditions: [String], providers: [String]) {
         for counter in [rtmpConnections, rtmpBytesReceived, rtmpProtocolErrors, rtmpMediaErrors, publishStarted, publishRefused(reason: "bad_key"),
-                        relayConnections, publisherHandovers, edgeCacheHits, edgeUpstreamRequests, originEdgeRequests, viewerRedirects,
+                        relayConnections, relayOriginsLeft, publisherHandovers, edgeCacheHits, edgeUpstreamRequests, originEdgeRequests, viewerRedirects,
                         transcodeFailures, recordingObjectsWritten, recordingBytesWritten] {
             counter.increment(by: 0)
         }
@@ -36,6 +36,9 @@ package enum NodeMetrics {
         Counter(label: "streamtube_rtmp_connections_refused_total", dimensions: [("reason", reason)])
     }
     package static let relayConnections = Counter(label: "streamtube_relay_connections_total")
+    /// Relays that left an origin the failure detector held dead, that stopped acknowledging, or
+    /// that never took the stream (not counting connections that just closed).
+    package static let relayOriginsLeft = Counter(label: "streamtube_relay_origins_left_total")
     /// Broadcasters' relays on this node with no origin taking their stream right now (a failover
     /// takes seconds; a minute of it is a stream without an origin).
     package static let relaysWithoutOrigin = Gauge(label: "streamtube_ingest_relays_without_origin")

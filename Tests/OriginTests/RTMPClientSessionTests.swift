@@ -217,6 +217,41 @@ final class RTMPClientSessionTests: XCTestCase {
         XCTAssertLessThanOrEqual(acks.last ?? 0, UInt32(3073 + input.count))
     }
 
+    /// A relay asks its origin to acknowledge every `acknowledgementWindow` bytes (announced after
+    /// the handshake, and kept in answer to the server's Set Peer Bandwidth): the server does, and
+    /// each Acknowledgement reaches the client as the count of bytes the server has received.
+    func testARelaysOwnWindowMakesTheServerAcknowledgeWhatItReceived() throws {
+        func publish(window: UInt32?) throws -> (acks: [UInt32], sent: Int) {
+            var link = RTMPClientServerLink(seed: 5, acknowledgementWindow: window)
+            let hello = link.client.start()
+            link.toServer += hello
+            var sent = hello.count
+            var produced: [UInt8] = []
+            try link.pump()
+            XCTAssertTrue(link.client.isPublishing)
+            var rng = SeededRNG(seed: 9)
+            for i in 0..<100 {
+                let bytes = link.client.sendVideo(timestamp: UInt32(i) * 33, payload: [0x27, 1, 0, 0, 0] + rng.bytes(2000))
+                produced += bytes
+                link.toServer += bytes
+                try link.pump()
+            }
+            // Control bytes (C2, Set Chunk Size, commands, the window) are the rest of what the server received.
+            sent += produced.count
+            let acks = link.clientEvents.compactMap { e -> UInt32? in if case .acknowledged(let n) = e { n } else { nil } }
+            return (acks, sent)
+        }
+        let (acks, sent) = try publish(window: 4096)
+        XCTAssertEqual(acks, acks.sorted(), "counts grow")
+        // At the first chunk boundary past each 4 KiB (a chunk here is one 2 KiB video message).
+        XCTAssertTrue(zip(acks, acks.dropFirst()).allSatisfy { $1 - $0 >= 4096 && $1 - $0 < 4096 + 2100 }, "\(acks)")
+        XCTAssertGreaterThan(acks.count, sent / (4096 + 2100) - 2)
+        // The last one is within a window of everything the server received.
+        XCTAssertGreaterThan(Int(acks.last!), sent - 4096 - 2100)
+        let (plainAcks, _) = try publish(window: nil)
+        XCTAssertLessThan(plainAcks.count, 2, "without it, the server's own (large) window applies")
+    }
+
     func testConnectErrorIsARejection() throws {
         var (client, _, _) = try handshakenClient()
         let events = try client.receive(FakeServer().command([

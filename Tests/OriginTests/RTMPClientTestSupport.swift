@@ -17,10 +17,12 @@ struct RTMPClientServerLink {
     /// Largest piece delivered at once; pieces are 1...maxPiece bytes, often very small.
     var maxPiece = 3000
 
-    init(seed: UInt64, app: String = "relay", key: String = "signed-key", answer: PublishAnswer = .accept) {
+    init(seed: UInt64, app: String = "relay", key: String = "signed-key", answer: PublishAnswer = .accept,
+         acknowledgementWindow: UInt32? = nil) {
         rng = SeededRNG(seed: seed)
         let seedCopy = seed
         client = RTMPClientSession(app: app, tcURL: "rtmp://owner.example:1935/\(app)", streamKey: key,
+                                   acknowledgementWindow: acknowledgementWindow,
                                    randomBytes: { n in var r = SeededRNG(seed: seedCopy ^ 0xC1); return r.bytes(n) })
         server = RTMPServerSession(randomBytes: countingRandom)
         self.answer = answer

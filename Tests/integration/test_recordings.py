@@ -4,6 +4,7 @@ under the stream's playback rules. Three nodes on one SQLite file; ~10 s of lavf
 import json
 import os
 import re
+import signal
 import shutil
 import struct
 import subprocess
@@ -194,11 +195,12 @@ def test_a_broadcast_becomes_a_vod_held_by_origin_and_standby_and_played_from_an
     assert decode(f"{other.base}/recordings/{rec['id']}/master.m3u8?token={token}") == ""
 
 
-@pytest.mark.parametrize("end", ["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("end", ["SIGKILL", "SIGTERM", "SIGSTOP"])
 def test_a_recording_survives_the_end_of_its_origin_on_the_standby(tmp_path, end):
     """The stamped broadcaster of the failover tests, relayed by a to its origin b (standby c); b dies
-    (SIGKILL) or hands its stream over (SIGTERM) mid-stream. c's copy holds every frame number from the
-    first to the last, each once, behind one discontinuity."""
+    (SIGKILL), hands its stream over (SIGTERM) or freezes (SIGSTOP: its connections stay open, nothing
+    answers; the relay must not wait for TCP to give up) mid-stream. c's copy holds every frame number
+    from the first to the last, each once, behind one discontinuity."""
     import failover
     from gaptools import FrameReader, clean_numbers, playback_gaps, repeats, stamped_publisher
 
@@ -212,9 +214,17 @@ def test_a_recording_survives_the_end_of_its_origin_on_the_standby(tmp_path, end
         publisher = stamped_publisher(a.rtmp_url(s["key"]), seconds=seconds)
         b.wait_playable(sid, timeout=30)
         time.sleep(7)  # mid-segment at times (1 s GOPs, 2 s segments): the cut then falls inside one
-        b.kill() if end == "SIGKILL" else b.stop()
+        if end == "SIGSTOP":
+            os.kill(b.proc.pid, signal.SIGSTOP)
+        else:
+            b.kill() if end == "SIGKILL" else b.stop()
         _, err = publisher.communicate(timeout=60)
         assert publisher.returncode == 0, err
+        if end == "SIGSTOP":
+            # The relay left the frozen origin because it stopped acknowledging (or the cluster held it dead).
+            left = [r for r in a.log_records() if r.get("msg") == "relay leaves its origin"]
+            assert left, "the relay never left the frozen origin"
+            b.kill()
 
         def ready():
             rs = recordings(a, sid)

@@ -9,4 +9,7 @@ public enum RTMPClientEvent: Equatable, Sendable {
     case rejected(code: String, description: String)
     /// Any other onStatus (for example `NetStream.Unpublish.Success`), for the host to log.
     case status(code: String)
+    /// The server's Acknowledgement: how many bytes it has received from us, counted from the
+    /// first handshake byte, modulo 2^32 (it comes every Window Acknowledgement Size bytes).
+    case acknowledged(UInt32)
 }

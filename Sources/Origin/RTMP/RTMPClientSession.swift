@@ -82,7 +82,10 @@ public struct RTMPClientSession: Sendable {
 
     /// `app` and `tcURL` go into `connect` (for example "relay" and
     /// "rtmp://owner:1935/relay"); `streamKey` into `releaseStream`, `FCPublish` and `publish`.
-    public init(app: String, tcURL: String, streamKey: String, limits: RTMPLimits = .default,
+    /// With `acknowledgementWindow` the server is asked to acknowledge every that many bytes
+    /// (after the handshake, and in answer to its Set Peer Bandwidth), and each Acknowledgement
+    /// comes out as `.acknowledged`.
+    public init(app: String, tcURL: String, streamKey: String, limits: RTMPLimits = .default, acknowledgementWindow: UInt32? = nil,
                 randomBytes: @escaping @Sendable (Int) -> [UInt8]) {
         self.app = app
         self.tcURL = tcURL
@@ -90,6 +93,7 @@ public struct RTMPClientSession: Sendable {
         self.limits = limits
         self.randomBytes = randomBytes
         self.decoder = RTMPChunkDecoder(limits: limits)
+        self.control = RTMPProtocolControl(answersSetPeerBandwidth: true, ownWindow: acknowledgementWindow)
     }
 
     /// True from onStatus `NetStream.Publish.Start` until ``unpublish()`` or a rejection.
@@ -214,6 +218,7 @@ public struct RTMPClientSession: Sendable {
     private mutating func sendChunkSizeAndConnect() -> [UInt8] {
         var out = encodeControl(RTMPProtocolControl.setChunkSize(Self.outgoingChunkSize))
         encoder.chunkSize = Int(Self.outgoingChunkSize)
+        if let window = control.announceOwnWindow() { out += encodeControl(window) }
         out += command("connect", [.object([
             AMF0Property("app", .string(app)),
             AMF0Property("type", .string("nonprivate")),
@@ -227,6 +232,7 @@ public struct RTMPClientSession: Sendable {
         // Stream Begin and the other User Control events need nothing from a publisher.
         if let outcome = try control.handle(message, decoder: &decoder) {
             if let reply = outcome.reply { events.append(.send(encodeControl(reply))) }
+            if let acknowledged = outcome.acknowledged { events.append(.acknowledged(acknowledged)) }
             return
         }
         let payload = message.payload

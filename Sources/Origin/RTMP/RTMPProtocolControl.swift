@@ -29,6 +29,8 @@ public struct RTMPProtocolControl: Sendable {
         public var reply: RTMPMessage?
         /// The User Control event the message carried, if it was one.
         public var userControlEvent: UserControlEvent?
+        /// An Acknowledgement's sequence number: the bytes the peer has received (mod 2^32).
+        public var acknowledged: UInt32?
     }
 
     /// Whether a Set Peer Bandwidth is answered with our Window Acknowledgement Size when the
@@ -41,11 +43,22 @@ public struct RTMPProtocolControl: Sendable {
     public private(set) var peerBandwidth: (window: UInt32, limitType: UInt8)?
     /// The byte count carried by the last Acknowledgement sent.
     private var lastAcknowledged: UInt64 = 0
-    /// The window sent in answer to the last Set Peer Bandwidth.
+    /// The window sent in answer to the last Set Peer Bandwidth (or announced).
     private var sentWindowAcknowledgementSize: UInt32?
+    /// A window of our own, asked for whatever the peer's Set Peer Bandwidth says: a relay wants
+    /// to hear often how much its origin has received.
+    public let ownWindow: UInt32?
 
-    public init(answersSetPeerBandwidth: Bool) {
+    public init(answersSetPeerBandwidth: Bool, ownWindow: UInt32? = nil) {
         self.answersSetPeerBandwidth = answersSetPeerBandwidth
+        self.ownWindow = ownWindow
+    }
+
+    /// Window Acknowledgement Size with `ownWindow`, to send once connected; nil without one.
+    public mutating func announceOwnWindow() -> RTMPMessage? {
+        guard let ownWindow else { return nil }
+        sentWindowAcknowledgementSize = ownWindow
+        return Self.windowAcknowledgementSize(ownWindow)
     }
 
     /// An Acknowledgement of `received` bytes (counted from the first handshake byte) when
@@ -73,7 +86,7 @@ public struct RTMPProtocolControl: Sendable {
         case RTMPMessage.TypeID.abort:
             decoder.abort(chunkStreamID: try Self.uint32(payload, "Abort"))
         case RTMPMessage.TypeID.acknowledgement:
-            break
+            outcome.acknowledged = try Self.uint32(payload, "Acknowledgement")
         case RTMPMessage.TypeID.userControl:
             guard payload.count >= 2 else {
                 throw .protocolViolation("User Control message has \(payload.count) bytes, expected at least 2")
@@ -94,9 +107,10 @@ public struct RTMPProtocolControl: Sendable {
             }
             let window = try Self.uint32(payload, "Set Peer Bandwidth")
             peerBandwidth = (window, payload[4])
-            if answersSetPeerBandwidth, window > 0, window != sentWindowAcknowledgementSize {
-                sentWindowAcknowledgementSize = window
-                outcome.reply = Self.windowAcknowledgementSize(window)
+            let wanted = ownWindow ?? window
+            if answersSetPeerBandwidth, wanted > 0, wanted != sentWindowAcknowledgementSize {
+                sentWindowAcknowledgementSize = wanted
+                outcome.reply = Self.windowAcknowledgementSize(wanted)
             }
         default:
             return nil
