@@ -57,6 +57,10 @@ package final class IngestRelay: @unchecked Sendable {
     private let eventLoop: any EventLoop
     private var logger: Logger
     private let onGiveUp: (String) -> Void
+    /// Called when the ring names this node the stream's owner: the broadcaster's connection
+    /// takes the stream into this node's origin, fed what the relay holds (codec headers first);
+    /// false: it could not, and the relay goes on (to this node's own RTMP port).
+    var onOwnedHere: ((_ tags: [(video: Bool, timestamp: UInt32, payload: [UInt8])]) -> Bool)?
 
     private var channel: (any Channel)?
     private var session: RTMPClientSession?
@@ -233,6 +237,24 @@ package final class IngestRelay: @unchecked Sendable {
             return retry("no owner known for the stream")
         }
         let owner = placement.owner
+        if router.ownsLocally(streamID), let takeHere = onOwnedHere {
+            var tags: [(video: Bool, timestamp: UInt32, payload: [UInt8])] = []
+            if let (ts, h) = videoHeader { tags.append((true, ts, h)) }
+            if let (ts, h) = audioHeader { tags.append((false, ts, h)) }
+            for e in buffer {
+                switch e.tag {
+                case .video(let ts, let p): tags.append((true, ts, p))
+                case .audio(let ts, let p): tags.append((false, ts, p))
+                }
+            }
+            if takeHere(tags) {
+                logger.info("relay ends: this node owns the stream now and takes it in process", metadata: ["replayedTags": "\(buffer.count)"])
+                stopped = true
+                watchdog?.cancel()
+                setWaiting(false)
+                return
+            }
+        }
         target = owner.id
         let address = owner.metadata.rtmpAddress
         let key = tokens.token(for: .relay, scope: RelayScope(streamID: streamID, publisher: publisher).scope)

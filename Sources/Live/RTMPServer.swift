@@ -434,6 +434,10 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
                 self.logger.warning("relay ended; closing the broadcaster's connection", metadata: ["why": "\(why)"])
                 self.end(code: "NetStream.Publish.Failed", description: why, reason: "relay ended", context: context)
             }
+            relay.onOwnedHere = { [weak self] tags in
+                guard let self, !self.closed else { return false }
+                return self.takeOverHere(record, as: publisher, relayed: relayed, tags: tags, context: context)
+            }
             publishing = .relay(id: record.id, relay: relay)
             relay.start()
             send(session.acceptPublish(), context: context)
@@ -441,22 +445,43 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
             logger.info("rtmp publish started, relaying to the origin", metadata: ["title": "\(record.title)"])
             NodeMetrics.publishStarted.increment()
         case .success(.local(let record, let live, let claim, let displaced)):
-            control.add(connectionID, NIOLoopBound(self, eventLoop: context.eventLoop))
-            if let displaced {
-                // A hand-over: the stream goes on as a new session of the same playlists (a
-                // discontinuity); the displaced publisher is closed, ending nothing.
-                publishing = .local(id: record.id, live: live, claim: claim, session: live.handOverPublishing())
-                control.closeDisplaced(displaced.connection, code: "NetStream.Publish.BadName", description: Self.handedOver(record, to: publisher))
-                logger.info("stream handed over", metadata: ["from": "\(displaced.publisher)", "to": "\(publisher)",
-                                                             "displacedConn": "\(displaced.connection)"])
-                NodeMetrics.publisherHandovers.increment()
-            } else {
-                publishing = .local(id: record.id, live: live, claim: claim, session: live.beginPublishing())
-            }
+            publishLocally(record, live: live, claim: claim, displaced: displaced, as: publisher, context: context)
             send(session.acceptPublish(), context: context)
             noteAuthenticated()
             logger.info(relayed ? "rtmp relay publish started" : "rtmp publish started", metadata: ["title": "\(record.title)"])
             NodeMetrics.publishStarted.increment()
+        }
+    }
+
+    /// The ring named this node the owner of a stream this connection was relaying: its media
+    /// goes into this node's origin from now on, starting with what the relay held.
+    private func takeOverHere(_ record: StreamRecord, as publisher: Publisher, relayed: Bool,
+                              tags: [(video: Bool, timestamp: UInt32, payload: [UInt8])], context: ChannelHandlerContext) -> Bool {
+        guard case .relay = publishing,
+              case .success(.local(let record, let live, let claim, let displaced)) = policy.admit(record, as: publisher, relayed: relayed,
+                                                                                                   connection: connectionID) else { return false }
+        publishLocally(record, live: live, claim: claim, displaced: displaced, as: publisher, context: context)
+        logger.info("rtmp publish taken over from the relay in process", metadata: ["replayedTags": "\(tags.count)"])
+        for tag in tags {
+            handle(tag.video ? .video(timestamp: tag.timestamp, payload: tag.payload) : .audio(timestamp: tag.timestamp, payload: tag.payload),
+                   context: context)
+        }
+        return true
+    }
+
+    private func publishLocally(_ record: StreamRecord, live: LiveStream, claim: PublisherClaim, displaced: PublisherClaim?,
+                                as publisher: Publisher, context: ChannelHandlerContext) {
+        control.add(connectionID, NIOLoopBound(self, eventLoop: context.eventLoop))
+        if let displaced {
+            // A hand-over: the stream goes on as a new session of the same playlists (a
+            // discontinuity); the displaced publisher is closed, ending nothing.
+            publishing = .local(id: record.id, live: live, claim: claim, session: live.handOverPublishing())
+            control.closeDisplaced(displaced.connection, code: "NetStream.Publish.BadName", description: Self.handedOver(record, to: publisher))
+            logger.info("stream handed over", metadata: ["from": "\(displaced.publisher)", "to": "\(publisher)",
+                                                         "displacedConn": "\(displaced.connection)"])
+            NodeMetrics.publisherHandovers.increment()
+        } else {
+            publishing = .local(id: record.id, live: live, claim: claim, session: live.beginPublishing())
         }
     }
 

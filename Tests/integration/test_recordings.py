@@ -195,12 +195,13 @@ def test_a_broadcast_becomes_a_vod_held_by_origin_and_standby_and_played_from_an
     assert decode(f"{other.base}/recordings/{rec['id']}/master.m3u8?token={token}") == ""
 
 
-@pytest.mark.parametrize("end", ["SIGKILL", "SIGTERM", "SIGSTOP"])
-def test_a_recording_survives_the_end_of_its_origin_on_the_standby(tmp_path, end):
+@pytest.mark.parametrize("end,via", [("SIGKILL", "a"), ("SIGTERM", "a"), ("SIGSTOP", "a"), ("SIGKILL", "c")])
+def test_a_recording_survives_the_end_of_its_origin_on_the_standby(tmp_path, end, via):
     """The stamped broadcaster of the failover tests, relayed by a to its origin b (standby c); b dies
     (SIGKILL), hands its stream over (SIGTERM) or freezes (SIGSTOP: its connections stay open, nothing
     answers; the relay must not wait for TCP to give up) mid-stream. c's copy holds every frame number
-    from the first to the last, each once, behind one discontinuity."""
+    from the first to the last, each once, behind one discontinuity. With the broadcaster on c itself,
+    c's relay becomes c's origin in process when the ring names c."""
     import failover
     from gaptools import FrameReader, clean_numbers, playback_gaps, repeats, stamped_publisher
 
@@ -211,7 +212,7 @@ def test_a_recording_survives_the_end_of_its_origin_on_the_standby(tmp_path, end
         s = failover.stream_placed(nodes, "b", "c")
         sid = s["id"]
         seconds = 16
-        publisher = stamped_publisher(a.rtmp_url(s["key"]), seconds=seconds)
+        publisher = stamped_publisher(nodes[via].rtmp_url(s["key"]), seconds=seconds)
         b.wait_playable(sid, timeout=30)
         time.sleep(7)  # mid-segment at times (1 s GOPs, 2 s segments): the cut then falls inside one
         if end == "SIGSTOP":
@@ -225,6 +226,9 @@ def test_a_recording_survives_the_end_of_its_origin_on_the_standby(tmp_path, end
             left = [r for r in a.log_records() if r.get("msg") == "relay leaves its origin"]
             assert left, "the relay never left the frozen origin"
             b.kill()
+        if via == "c":
+            assert [r for r in c.log_records() if r.get("msg") == "rtmp publish taken over from the relay in process"], \
+                "c's relay did not become its origin in process"
 
         def ready():
             rs = recordings(a, sid)
