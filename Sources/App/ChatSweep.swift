@@ -8,8 +8,11 @@ struct ChatSweep: Service {
     var every: Duration = .seconds(60)
 
     func run() async throws {
+        let every = self.every
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: every)
+            // The wait ends with a graceful shutdown: a node leaving must not wait a minute for it.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: every) }
+            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { return }
             await rooms.sweep()
         }
     }
