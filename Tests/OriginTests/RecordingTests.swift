@@ -34,6 +34,9 @@ final class RecordingTests: XCTestCase {
     enum replication {
         static func tags() throws -> [FLVFile.Tag] { try FLVFile(try MediaFixtures.flv(name: "cut-6s", seconds: 6)).tags }
 
+        /// An AVC keyframe's NAL units (not its sequence header).
+        static func isKeyframe(_ t: FLVFile.Tag) -> Bool { t.type == 9 && t.body.count > 1 && t.body[0] >> 4 == 1 && t.body[1] == 1 }
+
         static func feed(_ live: LiveStream, _ tags: ArraySlice<FLVFile.Tag>, shift: UInt32 = 0) throws {
             for tag in tags {
                 if tag.type == 9 { try live.ingest(video: FLVVideoTag.parse(tag.body), timestamp: tag.timestamp + shift, byteCount: tag.body.count) }
@@ -246,15 +249,8 @@ final class RecordingTests: XCTestCase {
     /// keeps the old segment only up to that keyframe, so it is as long as the broadcast.
     func testAHandoverInTheMiddleOfAGOPRecordsTheReplayedFramesOnce() throws {
         let all = try replication.tags()
-        let whole = LiveStream(id: "whole")
-        let atWhole = Collected()
-        whole.record(to: atWhole.sink)
-        whole.beginPublishing()
-        try replication.feed(whole, all[...])
-        whole.endPublishing()
-        let broadcast = try XCTUnwrap(atWhole.manifest()).duration
-
-        func isKeyframe(_ t: FLVFile.Tag) -> Bool { t.type == 9 && t.body.count > 1 && t.body[0] >> 4 == 1 && t.body[1] == 1 }
+        let broadcast = try recordedDuration(all)
+        let isKeyframe = replication.isKeyframe
         // The keyframe at 3 s starts the second GOP of a 2 s segment; the origin stops half a GOP later.
         let k = try XCTUnwrap(all.indices.first { isKeyframe(all[$0]) && all[$0].timestamp >= 3_000 })
         let stop = try XCTUnwrap(all.indices.first { all[$0].timestamp >= all[k].timestamp + 500 })
@@ -292,15 +288,8 @@ final class RecordingTests: XCTestCase {
     /// recorded already is dropped.
     func testAKilledOriginsStandbyRecordsTheTwoGOPReplayOnce() throws {
         let all = try replication.tags()
-        let whole = LiveStream(id: "whole")
-        let atWhole = Collected()
-        whole.record(to: atWhole.sink)
-        whole.beginPublishing()
-        try replication.feed(whole, all[...])
-        whole.endPublishing()
-        let broadcast = try XCTUnwrap(atWhole.manifest()).duration
-
-        func isKeyframe(_ t: FLVFile.Tag) -> Bool { t.type == 9 && t.body.count > 1 && t.body[0] >> 4 == 1 && t.body[1] == 1 }
+        let broadcast = try recordedDuration(all)
+        let isKeyframe = replication.isKeyframe
         func index(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { all[$0].timestamp >= ms }) }
         func keyframe(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { isKeyframe(all[$0]) && all[$0].timestamp >= ms }) }
         let headers = all.prefix { !isKeyframe($0) && $0.timestamp == 0 }
@@ -332,6 +321,17 @@ final class RecordingTests: XCTestCase {
             XCTAssertEqual(Set(segments.map(\.sequence)).count, segments.count, c.name)
             XCTAssertEqual(segments.filter(\.discontinuity).count, 1, c.name)
         }
+    }
+
+    /// How long the recording of `tags` published in one session on one node is.
+    func recordedDuration(_ tags: [FLVFile.Tag]) throws -> Double {
+        let whole = LiveStream(id: "whole")
+        let atWhole = Collected()
+        whole.record(to: atWhole.sink)
+        whole.beginPublishing()
+        try replication.feed(whole, tags[...])
+        whole.endPublishing()
+        return try XCTUnwrap(atWhole.manifest()).duration
     }
 
     func testRecordingIDsAndPlaylistsOfBrokenRecordings() throws {

@@ -262,7 +262,7 @@ class Viewers:
     def reset(self):
         self.arrivals = {}  # part name -> [arrival, ...]
         self.missed = []  # when a viewer skipped parts: (time, how many)
-        self.statuses = {}  # "404", "503", "connect", "timeout", ...
+        self.statuses = {}  # "503", "part timeout", "connect timeout", "ConnectionError", ...
         self.requests = {"master": 0, "playlist": 0, "part": 0}
         self.joins = []  # (session start, seconds to its first part)
         self.keys = set()
@@ -334,6 +334,8 @@ class Viewers:
         text = body.decode()
         blocking = "CAN-BLOCK-RELOAD=YES" in text
         part_target = float(tag_value(text, "PART-TARGET=", "0.334"))
+        # The watch page's wait for a blocking reload: three target durations and two seconds.
+        wait = max(4.0, 3 * float(tag_value(text, "#EXT-X-TARGETDURATION:", "2")) + 2)
         (uri, msn, idx), per_segment = newest_part(text)
         if state["at"] is not None:
             # Started again after an error: the parts between count as lost.
@@ -346,7 +348,7 @@ class Viewers:
         while now() < until:
             if blocking:
                 target = f"{media}{sep}_HLS_msn={at[0]}&_HLS_part={at[1]}"
-                status, body = await self.fetch(conn, target, "playlist", 3 * 2 + 2 + 2)
+                status, body = await self.fetch(conn, target, "playlist", wait)
             else:
                 status, body = await self.fetch(conn, media, "playlist", 10)
             if status != 200:
@@ -490,8 +492,9 @@ class Clients:
 # MARK: Followers in this process: due times (origin), nginx's folder (mirror)
 
 class Follower(threading.Thread):
-    """Follows a media playlist with blocking reloads, one request at a time. `on_parts(text,
-    [(uri, msn, idx)], seen_at)` is handed each reload's new parts."""
+    """Follows a media playlist with blocking reloads, one request at a time. `on_parts(conn,
+    text, [(uri, msn, idx)], seen_at)` is handed each reload's new parts (and the connection,
+    to fetch them on)."""
 
     def __init__(self, base, path, on_parts):
         super().__init__(daemon=True)
