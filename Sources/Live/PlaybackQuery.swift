@@ -33,33 +33,48 @@ package enum PlaybackQuery {
 
     /// The playlist with `query` (parameters already escaped: `token=...&vsid=...`) added to
     /// every URI it lists, as `carrying(_:in:)` does for a token.
+    /// Works on the UTF-8 bytes (an edge does this for every viewer's every playlist).
     package static func carrying(query: String, in playlist: String) -> String {
-        var out = ""
-        out.reserveCapacity(playlist.utf8.count + 64 * 16)
-        for line in playlist.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.isEmpty {
-                // keep blank lines (and the final newline)
-            } else if line.hasPrefix("#") {
-                var rest = line[...]
-                while let start = rest.range(of: "URI=\"") {
-                    out += rest[..<start.upperBound]
-                    rest = rest[start.upperBound...]
-                    guard let end = rest.firstIndex(of: "\"") else { break }
-                    let uri = rest[..<end]
-                    out += uri
-                    out += uri.contains("?") ? "&" : "?"
-                    out += query
-                    rest = rest[end...]
-                }
-                out += rest
-            } else {
-                out += line
-                out += line.contains("?") ? "&" : "?"
-                out += query
+        let q = Array(query.utf8)
+        let src = Array(playlist.utf8)
+        let mark = Array("URI=\"".utf8)
+        let (newline, hash, quote, questionMark, ampersand): (UInt8, UInt8, UInt8, UInt8, UInt8) = (0x0A, 0x23, 0x22, 0x3F, 0x26)
+        var out: [UInt8] = []
+        out.reserveCapacity(src.count + 64 * (q.count + 1))
+        /// Where `mark` begins in `src[from..<end]`, if it does.
+        func find(from: Int, end: Int) -> Int? {
+            var i = from
+            while i + mark.count <= end {
+                if src[i] == mark[0], src[i..<i + mark.count].elementsEqual(mark) { return i }
+                i += 1
             }
-            out += "\n"
+            return nil
         }
-        out.removeLast()
-        return out
+        var lineStart = 0
+        while lineStart <= src.count {
+            let lineEnd = src[lineStart...].firstIndex(of: newline) ?? src.count
+            if lineEnd > lineStart {
+                if src[lineStart] == hash {
+                    // A tag: every URI="..." attribute gets the query, the rest is kept.
+                    var i = lineStart
+                    while let m = find(from: i, end: lineEnd) {
+                        let value = m + mark.count
+                        guard let close = src[value..<lineEnd].firstIndex(of: quote) else { break }
+                        out += src[i..<close]
+                        out.append(src[value..<close].contains(questionMark) ? ampersand : questionMark)
+                        out += q
+                        i = close
+                    }
+                    out += src[i..<lineEnd]
+                } else {
+                    out += src[lineStart..<lineEnd]
+                    out.append(src[lineStart..<lineEnd].contains(questionMark) ? ampersand : questionMark)
+                    out += q
+                }
+            }
+            if lineEnd < src.count { out.append(newline) }
+            lineStart = lineEnd + 1
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -121,6 +121,9 @@ package struct ViewerSessionTable: Sendable {
     /// oldest forgotten first.
     private var durations: [String: Float] = [:]
     private var durationOrder: [String] = []
+    /// The last playlist learned from, per rendition (`base`), up to `learnedPlaylists` of them.
+    private var lastLearned: [String: String] = [:]
+    static let learnedPlaylists = 4_096
     private var durationNext = 0
     /// Sessions not counted because the table was full (since the last `takeRefused`).
     package private(set) var refused = 0
@@ -185,6 +188,10 @@ package struct ViewerSessionTable: Sendable {
     /// Learns the durations of the objects a media playlist lists (`#EXTINF` segments,
     /// `#EXT-X-PART` parts); `base` is the playlist's folder (`/live/{id}/{rendition}/`).
     package mutating func learnDurations(playlist: String, base: String) {
+        // Every viewer of a rendition is given the same playlist: it is read once.
+        if lastLearned[base] == playlist { return }
+        if lastLearned.count >= Self.learnedPlaylists { lastLearned.removeAll(keepingCapacity: true) }
+        lastLearned[base] = playlist
         var pending: Float?
         for line in playlist.split(separator: "\n") {
             if line.hasPrefix("#EXTINF:") {

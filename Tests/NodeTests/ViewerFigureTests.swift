@@ -49,6 +49,35 @@ final class ViewerFigureTests: XCTestCase {
                        "#EXTM3U\n#EXT-X-PART:DURATION=0.5,URI=\"part1.0-abcdef01.m4s?vsid=abcdefghijklmnopq\"\nseg1-abcdef01.m4s?vsid=abcdefghijklmnopq\n")
     }
 
+    /// The byte-level rewrite says what a line-by-line String one says, on the odd cases too: URIs
+    /// with a query already, several URI attributes on a line, an attribute without its closing
+    /// quote, blank lines, no final newline, a non-ASCII name.
+    func testCarryingAQueryMatchesTheLineByLineRewrite() {
+        func reference(_ query: String, _ playlist: String) -> String {
+            playlist.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+                if line.isEmpty { return "" }
+                guard line.hasPrefix("#") else { return line + (line.contains("?") ? "&" : "?") + query }
+                var out = "", rest = line[...]
+                while let start = rest.range(of: "URI=\"") {
+                    let value = rest[start.upperBound...]
+                    guard let end = value.firstIndex(of: "\"") else { break }
+                    out += rest[..<end] + (value[..<end].contains("?") ? "&" : "?") + query
+                    rest = rest[end...]
+                }
+                return out + rest
+            }.joined(separator: "\n")
+        }
+        let playlists = [
+            "", "\n", "#EXTM3U", "seg1.m4s", "seg1.m4s?x=1\n",
+            "#EXT-X-MAP:URI=\"init-1.mp4\"\n\n#EXTINF:2.0,\nseg1.m4s\n",
+            "#EXT-X-RENDITION-REPORT:URI=\"../360p/index.m3u8?a=b\",LAST-MSN=3\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p.m4s\"",
+            "#X:URI=\"a\",URI=\"b?c\",URI=\"broken\n#EXT-X-PART:URI=\"é.m4s\"\nvidéo.m4s",
+        ]
+        for p in playlists {
+            XCTAssertEqual(PlaybackQuery.carrying(query: "vsid=abc&token=T", in: p), reference("vsid=abc&token=T", p), p)
+        }
+    }
+
     // MARK: The table
 
     static let playlist = """
