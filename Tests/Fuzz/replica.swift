@@ -5,16 +5,6 @@
 // Built with the Origin sources by ops/fuzz (`swiftc -sanitize=fuzzer,address`).
 import Foundation
 
-@_cdecl("LLVMFuzzerInitialize")
-public func initialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>>>) -> CInt {
-    // `STREAMTUBE_FUZZ_SEEDS=dir`: writes the seed corpus and exits.
-    if let dir = ProcessInfo.processInfo.environment["STREAMTUBE_FUZZ_SEEDS"] {
-        writeSeeds(to: dir)
-        exit(0)
-    }
-    return 0
-}
-
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     guard let batch = try? ReplicaBatch(decoding: Array(UnsafeBufferPointer(start: data, count: count))) else { return 0 }
@@ -27,7 +17,6 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
 /// Batches as an origin sends them: an incremental one with a segment and parts, one that ends a
 /// rendition, and one with a recording start and two renditions.
 func writeSeeds(to dir: String) {
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let part = { (segment: Int, index: Int, independent: Bool) in
         PackagedPart(segment: segment, index: index, duration: 0.333, independent: independent,
                      bytes: Array("moofmdat".utf8) + [UInt8](repeating: UInt8(index), count: 24), startTime: Double(segment * 2) + Double(index) / 3)

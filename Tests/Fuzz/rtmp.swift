@@ -17,16 +17,6 @@ let bound = limits.maxBufferedMessageBytes + 18 + 1537
 /// C0 + C1 + C2 of a client: version 3, zero time, zero filler.
 let handshake: [UInt8] = [3] + [UInt8](repeating: 0, count: 1536 * 2)
 
-@_cdecl("LLVMFuzzerInitialize")
-public func initialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>>>) -> CInt {
-    // `STREAMTUBE_FUZZ_SEEDS=dir`: writes the seed corpus (a real publisher's bytes) and exits.
-    if let dir = ProcessInfo.processInfo.environment["STREAMTUBE_FUZZ_SEEDS"] {
-        writeSeeds(to: dir)
-        exit(0)
-    }
-    return 0
-}
-
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: count))
@@ -58,7 +48,6 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
 /// A publisher's session as our relay client writes it: connect, createStream, publish, metadata,
 /// an AVC sequence header, key and delta frames, AAC; then the same cut into odd chunk sizes.
 func writeSeeds(to dir: String) {
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     var client = RTMPClientSession(app: "live", tcURL: "rtmp://127.0.0.1/live", streamKey: "key", randomBytes: { [UInt8](repeating: 1, count: $0) })
     var server = RTMPServerSession(limits: limits, randomBytes: { [UInt8](repeating: 7, count: $0) })
     var toServer = client.start(), written: [UInt8] = []
