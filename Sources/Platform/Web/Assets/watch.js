@@ -58,6 +58,8 @@ export function attach(Player) {
     };
     count();
     setInterval(count, 5000);
+    // The first count is asked before the picture starts: ask again once it plays.
+    video.addEventListener('playing', count, { once: true });
   }
 
   // A scheduled stream counts down while it is offline; the player turns live by itself.
