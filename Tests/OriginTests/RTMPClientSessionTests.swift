@@ -286,4 +286,23 @@ final class RTMPClientSessionTests: XCTestCase {
         XCTAssertEqual(error, [.rejected(code: "NetStream.Publish.Denied", description: "owner moved")])
         XCTAssertFalse(link.client.isPublishing)
     }
+
+    func testAnOriginHandingTheStreamOverTellsTheRelayWhereToResume() throws {
+        var link = RTMPClientServerLink(seed: 6)
+        try link.connectAndPublish()
+        XCTAssertTrue(link.client.isPublishing)
+        link.toServer += link.client.sendVideo(timestamp: 4_000, payload: [0x17, 1, 0, 0, 0, 9])
+        try link.pump()
+        link.clientEvents = []
+        link.toClient += link.server.handOver(resumeAt: 4_000)
+        try link.pump()
+        XCTAssertEqual(link.clientEvents, [.resume(at: 4_000)])
+        XCTAssertEqual(link.server.handOver(resumeAt: 5_000), [], "said once, then the server takes nothing more")
+        XCTAssertFalse(link.server.isPublishing)
+        // Another server's status of that name without a timestamp is only a status.
+        let odd = try link.client.receive(FakeServer().command([.string("onStatus"), .number(0), .null,
+            .object([AMF0Property("level", .string("status")), AMF0Property("code", .string(RTMPServerSession.resumeCode)),
+                     AMF0Property("description", .string("soon"))])], streamID: 1))
+        XCTAssertEqual(odd, [.status(code: RTMPServerSession.resumeCode)])
+    }
 }

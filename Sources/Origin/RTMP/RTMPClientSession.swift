@@ -274,6 +274,8 @@ public struct RTMPClientSession: Sendable {
             } else if code == "NetStream.Publish.Start", case .publishRequested(let sid) = publishState {
                 publishState = .publishing(streamID: sid)
                 events.append(.publishing)
+            } else if code == RTMPServerSession.resumeCode, let at = info?["description"]?.stringValue.flatMap({ UInt32($0) }) {
+                events.append(.resume(at: at))
             } else {
                 events.append(.status(code: code))
             }

@@ -134,6 +134,18 @@ public struct RTMPServerSession: Sendable {
         return out
     }
 
+    /// The onStatus code of `handOver(resumeAt:)` (not one of Adobe's: only StreamTube's relay reads it).
+    public static let resumeCode = "StreamTube.Relay.Resume"
+
+    /// Tells a relaying publisher that this node hands the stream to another and has made (and
+    /// passed on) everything before the keyframe at `timestamp`: it should start there on its next
+    /// connection. A status, not an error; the host closes the connection afterwards.
+    public mutating func handOver(resumeAt timestamp: UInt32) -> [UInt8] {
+        guard case .publishing(_, let streamID) = publishState else { return [] }
+        publishState = .rejected
+        return onStatus(level: "status", code: Self.resumeCode, description: "\(timestamp)", streamID: streamID)
+    }
+
     /// Rejects the pending publish with onStatus level "error" and `code` (for example
     /// `NetStream.Publish.BadName`). The host should close the connection afterwards.
     public mutating func rejectPublish(code: String, description: String) -> [UInt8] {
