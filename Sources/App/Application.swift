@@ -45,6 +45,8 @@ package struct NodeApplication: @unchecked Sendable {
     package let rtmp: RTMPServer
     package let gossip: GossipNode
     package let handover: HandoverService
+    /// Hands streams published here to the node the ring names their owner (a node joined).
+    package let ownership: OwnershipHandover
     package let records: RecordPlacement
     package let state: NodeState
     package let streams: LiveStreams
@@ -90,7 +92,7 @@ package struct NodeApplication: @unchecked Sendable {
                 + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
                        .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: renewals), .init(service: thumbnails),
                        .init(service: recordingDeletions), .init(service: viewerReporter), .init(service: chatSweep),
-                       .init(service: handover)],
+                       .init(service: ownership), .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await close()
@@ -545,6 +547,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     }
     let handover = HandoverService(gossip: gossip, rtmp: control, replicator: replicator, logger: logger,
                                    began: { readiness.handoverBegan() })
+    let ownership = OwnershipHandover(router: router, rtmp: control, replicator: replicator, logger: logger)
     var noticeSettings = NoticeSettings()
     guard config.reminderMinutes >= 0, config.missedAfterMinutes >= 1 else {
         await database.close()
@@ -582,7 +585,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         let outcome = try await payments.apply(TestGateway.renewed(order))
         return outcome == .applied(.paid) || outcome == .duplicate("applied: paid")
     }
-    return NodeApplication(router: httpRouter, http: http, https: https, rtmps: rtmps, publicTLS: publicTLS, rtmp: rtmp, gossip: gossip, handover: handover, records: records, state: state,
+    return NodeApplication(router: httpRouter, http: http, https: https, rtmps: rtmps, publicTLS: publicTLS, rtmp: rtmp, gossip: gossip, handover: handover, ownership: ownership, records: records, state: state,
                            streams: streams, thumbnails: thumbnails, recorder: recorder, sweeper: sweeper, edge: edge, database: database,
                            catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,

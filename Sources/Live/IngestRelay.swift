@@ -101,6 +101,7 @@ package final class IngestRelay: @unchecked Sendable {
     var currentTarget: NodeID? { target }
 
     func start() {
+        guard !stopped else { return }
         setWaiting(true)
         connect()
         watchdog = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in self?.watch() }
@@ -330,11 +331,30 @@ package final class IngestRelay: @unchecked Sendable {
                 channel.close(promise: nil)
                 onGiveUp("the stream's origin refused it: \(description)")
                 return
+            case .resume(let at):
+                resume(fromKeyframeAt: at)
             case .status:
                 break
             }
         }
         channel.flush()
+    }
+
+    /// The origin hands the stream to another node, having made everything before the keyframe at
+    /// `timestamp`: the next connection starts with that keyframe, so nothing is made twice. A
+    /// keyframe no longer held (it would have to be more than a GOP old) leaves the buffer whole:
+    /// media twice rather than none.
+    private func resume(fromKeyframeAt timestamp: UInt32) {
+        guard let i = buffer.firstIndex(where: { e in
+            guard e.keyframe, case .video(let ts, _) = e.tag else { return false }
+            return ts == timestamp
+        }) else {
+            logger.warning("the origin asked to resume from a keyframe no longer held; replaying all held",
+                           metadata: ["timestamp": "\(timestamp)"])
+            return
+        }
+        drop(i)
+        logger.info("relay resumes from the keyframe the origin handing the stream over named", metadata: ["timestamp": "\(timestamp)"])
     }
 
     /// Codec headers, then what is buffered (from a keyframe): the origin can decode from the

@@ -21,25 +21,52 @@ package final class RTMPControl: Sendable {
     package init() {}
     /// RTMP's listener, and RTMPS's when the node serves it.
     private let listeners = Mutex<[any Channel]>([])
-    private let publishers = Mutex<[UInt64: NIOLoopBound<RTMPConnectionHandler>]>([:])
+    private let publishers = Mutex<[UInt64: (stream: String, handler: NIOLoopBound<RTMPConnectionHandler>)]>([:])
 
     func listening(on channel: any Channel) { listeners.withLock { $0.append(channel) } }
 
-    func add(_ id: UInt64, _ handler: NIOLoopBound<RTMPConnectionHandler>) { publishers.withLock { $0[id] = handler } }
+    func add(_ id: UInt64, stream: String, _ handler: NIOLoopBound<RTMPConnectionHandler>) {
+        publishers.withLock { $0[id] = (stream, handler) }
+    }
     func remove(_ id: UInt64) { _ = publishers.withLock { $0.removeValue(forKey: id) } }
 
     /// Closes the connection a hand-over displaced (on its own event loop), telling its broadcaster why.
     func closeDisplaced(_ id: UInt64, code: String, description: String) {
-        guard let handler = publishers.withLock({ $0[id] }) else { return }
+        guard let handler = publishers.withLock({ $0[id]?.handler }) else { return }
         handler.eventLoop.execute { handler.value.closeDisplaced(code: code, description: description) }
     }
     package var publishingCount: Int { publishers.withLock { $0.count } }
+
+    /// The streams published into this node's origin now.
+    package var publishedStreams: Set<String> { publishers.withLock { Set($0.values.map(\.stream)) } }
+
+    /// Hands a stream published here to the node the ring names its owner (`OwnershipHandover`):
+    /// at the publisher's next keyframe this node's session ends; once `ready` returns (the owner
+    /// has all this node made, or it gave up waiting: false) a relay is told to start from that
+    /// keyframe and closed, and a broadcaster's own connection becomes a relay to the owner from
+    /// it. Returns how many connections it asked.
+    @discardableResult
+    package func handOver(stream: String, ready: @escaping @Sendable () async -> Bool) -> Int {
+        let handlers = publishers.withLock { $0.values.filter { $0.stream == stream }.map(\.handler) }
+        for handler in handlers {
+            handler.eventLoop.execute { handler.value.handOverToOwner(ready: ready) }
+        }
+        return handlers.count
+    }
+
+    /// Gives up a hand-over not done yet (the ring named this node the owner again).
+    package func cancelHandOver(stream: String) {
+        let handlers = publishers.withLock { $0.values.filter { $0.stream == stream }.map(\.handler) }
+        for handler in handlers {
+            handler.eventLoop.execute { handler.value.cancelHandOver() }
+        }
+    }
 
     /// Stops accepting connections and closes every publishing one; returns how many.
     @discardableResult
     package func closeAll(reason: String) async -> Int {
         for channel in listeners.withLock({ $0 }) { try? await channel.close() }
-        let all = publishers.withLock { p in defer { p = [:] }; return Array(p.values) }
+        let all = publishers.withLock { p in defer { p = [:] }; return p.values.map(\.handler) }
         for handler in all {
             try? await handler.eventLoop.submit { handler.value.closeForHandover(reason: reason) }.get()
         }
@@ -202,10 +229,21 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
     private var session: RTMPServerSession
     /// Where this connection's media goes: this node's origin pipeline, or a relay to the owner.
     private enum Target {
-        case local(id: String, live: LiveStream, claim: PublisherClaim, session: Int)
+        case local(id: String, live: LiveStream, claim: PublisherClaim, session: Int, origin: LocalOrigin)
         case relay(id: String, relay: IngestRelay)
     }
+    /// What a connection publishing into this node's origin needs to become a relay instead.
+    struct LocalOrigin {
+        var record: StreamRecord
+        var relayed: Bool
+    }
     private var publishing: Target?
+    /// The broadcaster's codec headers as last sent (a relay made mid-stream starts with them).
+    private var videoHeader: (UInt32, [UInt8])?
+    private var audioHeader: (UInt32, [UInt8])?
+    /// Set when this connection's stream is to go to its owner at the next keyframe: what must
+    /// be done before the relay starts.
+    private var handOverWhenReady: (@Sendable () async -> Bool)?
     private var pendingLookup = false
     private var closed = false
     private let admission: RTMPAdmission
@@ -340,11 +378,20 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
             do {
                 let tag = try FLVVideoTag.parse(payload)
                 switch target {
-                case .local(let id, let live, let claim, _):
+                case .local(let id, let live, let claim, _, let origin):
                     // Handed over to someone else: not one more frame of this publisher's.
                     guard !claim.isDisplaced else { return }
                     if tag.isKeyframe, !policy.stillPublisher(id, claim.publisher) {
                         return removed(claim.publisher, context: context)
+                    }
+                    if case .avcSequenceHeader = tag.packet { videoHeader = (timestamp, payload) }
+                    if tag.isKeyframe, tag.codecID == 7, case .avcNALUs = tag.packet, let ready = handOverWhenReady {
+                        // The stream goes to its owner from this keyframe on: what came before ends here.
+                        handOverWhenReady = nil
+                        if origin.relayed {
+                            return endForOwner(resumeAt: timestamp, ready: ready, context: context)
+                        }
+                        return becomeRelay(origin, publisher: claim.publisher, ready: ready, first: (timestamp, payload), context: context)
                     }
                     try live.ingest(video: tag, timestamp: timestamp, byteCount: payload.count)
                 case .relay(_, let relay):
@@ -361,8 +408,9 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
             do {
                 let tag = try FLVAudioTag.parse(payload)
                 switch target {
-                case .local(_, let live, let claim, _):
+                case .local(_, let live, let claim, _, _):
                     guard !claim.isDisplaced else { return }
+                    if case .aacSequenceHeader = tag.packet { audioHeader = (timestamp, payload) }
                     try live.ingest(audio: tag, timestamp: timestamp, byteCount: payload.count)
                 case .relay(_, let relay):
                     var header = false
@@ -428,16 +476,7 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
         case .failure(let refusal):
             reject(refusal, app: app, context: context)
         case .success(.relay(let record, let publisher, let cluster)):
-            let relay = IngestRelay(streamID: record.id, publisher: publisher, router: cluster.router, tokens: cluster.tokens,
-                                    eventLoop: context.eventLoop, logger: logger) { [weak self] why in
-                guard let self, !self.closed else { return }
-                self.logger.warning("relay ended; closing the broadcaster's connection", metadata: ["why": "\(why)"])
-                self.end(code: "NetStream.Publish.Failed", description: why, reason: "relay ended", context: context)
-            }
-            relay.onOwnedHere = { [weak self] tags in
-                guard let self, !self.closed else { return false }
-                return self.takeOverHere(record, as: publisher, relayed: relayed, tags: tags, context: context)
-            }
+            let relay = makeRelay(record, as: publisher, relayed: relayed, cluster: cluster, context: context)
             publishing = .relay(id: record.id, relay: relay)
             relay.start()
             send(session.acceptPublish(), context: context)
@@ -445,12 +484,79 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
             logger.info("rtmp publish started, relaying to the origin", metadata: ["title": "\(record.title)"])
             NodeMetrics.publishStarted.increment()
         case .success(.local(let record, let live, let claim, let displaced)):
-            publishLocally(record, live: live, claim: claim, displaced: displaced, as: publisher, context: context)
+            publishLocally(record, live: live, claim: claim, displaced: displaced, as: publisher, relayed: relayed, context: context)
             send(session.acceptPublish(), context: context)
             noteAuthenticated()
             logger.info(relayed ? "rtmp relay publish started" : "rtmp publish started", metadata: ["title": "\(record.title)"])
             NodeMetrics.publishStarted.increment()
         }
+    }
+
+    /// A relay of this connection's stream to its owner; if the ring names this node the owner, the
+    /// connection takes the stream into this node's origin (`takeOverHere`).
+    private func makeRelay(_ record: StreamRecord, as publisher: Publisher, relayed: Bool, cluster: IngestCluster,
+                           context: ChannelHandlerContext) -> IngestRelay {
+        let relay = IngestRelay(streamID: record.id, publisher: publisher, router: cluster.router, tokens: cluster.tokens,
+                                eventLoop: context.eventLoop, logger: logger) { [weak self] why in
+            guard let self, !self.closed else { return }
+            self.logger.warning("relay ended; closing the broadcaster's connection", metadata: ["why": "\(why)"])
+            self.end(code: "NetStream.Publish.Failed", description: why, reason: "relay ended", context: context)
+        }
+        relay.onOwnedHere = { [weak self] tags in
+            guard let self, !self.closed else { return false }
+            return self.takeOverHere(record, as: publisher, relayed: relayed, tags: tags, context: context)
+        }
+        return relay
+    }
+
+    /// The ring named another node the owner of the stream this connection publishes here (a node
+    /// joined, a partition healed), and that node has what this one made. At the next keyframe
+    /// this node's session ends, and from that keyframe on the owner makes the stream: a relay is
+    /// told to start there on its next connection and closed (it reconnects to the owner); a
+    /// broadcaster's own connection becomes a relay to the owner. Nothing is made twice, nothing lost.
+    func handOverToOwner(ready: @escaping @Sendable () async -> Bool) {
+        guard !closed, case .local(_, _, let claim, _, _) = publishing, !claim.isDisplaced else { return }
+        logger.info("stream to be handed to its owner at the next keyframe")
+        handOverWhenReady = ready
+    }
+
+    func cancelHandOver() {
+        guard handOverWhenReady != nil else { return }
+        handOverWhenReady = nil
+        logger.info("hand-over to the stream's owner given up: this node owns the stream again")
+    }
+
+    /// Ends this node's session of a relayed stream before the keyframe at `resumeAt`; once the
+    /// owner has the end of it, tells the relay to start from that keyframe and closes.
+    private func endForOwner(resumeAt timestamp: UInt32, ready: @escaping @Sendable () async -> Bool, context: ChannelHandlerContext) {
+        stopPublishing(reason: "handed to the stream's owner")
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask { await ready() }.whenComplete { result in
+            let (handler, context) = bound.value
+            guard !handler.closed else { return }
+            if case .success(false) = result {
+                handler.logger.warning("the owner did not get the end of the session in time; handing the stream over anyway")
+            }
+            handler.send(handler.session.handOver(resumeAt: timestamp), context: context)
+            context.flush()
+            handler.logger.info("rtmp relay told to resume at the owner from a keyframe", metadata: ["timestamp": "\(timestamp)"])
+            handler.close(context)
+        }
+    }
+
+    /// Ends this node's session of the stream at a keyframe and relays from it on to the owner,
+    /// the codec headers first; the relay connects once the owner has the end of the session.
+    private func becomeRelay(_ origin: LocalOrigin, publisher: Publisher, ready: @escaping @Sendable () async -> Bool,
+                             first keyframe: (UInt32, [UInt8]), context: ChannelHandlerContext) {
+        guard let cluster = policy.cluster else { return }
+        stopPublishing(reason: "handed to the stream's owner")
+        let relay = makeRelay(origin.record, as: publisher, relayed: false, cluster: cluster, context: context)
+        publishing = .relay(id: origin.record.id, relay: relay)
+        if let (ts, h) = videoHeader { relay.send(video: h, timestamp: ts, isKeyframe: true, isHeader: true) }
+        if let (ts, h) = audioHeader { relay.send(audio: h, timestamp: ts, isHeader: true) }
+        relay.send(video: keyframe.1, timestamp: keyframe.0, isKeyframe: true, isHeader: false)
+        logger.info("rtmp publish handed to the stream's owner; relaying from this keyframe on")
+        context.eventLoop.makeFutureWithTask { await ready() }.whenComplete { _ in relay.start() }
     }
 
     /// The ring named this node the owner of a stream this connection was relaying: its media
@@ -460,7 +566,7 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
         guard case .relay = publishing,
               case .success(.local(let record, let live, let claim, let displaced)) = policy.admit(record, as: publisher, relayed: relayed,
                                                                                                    connection: connectionID) else { return false }
-        publishLocally(record, live: live, claim: claim, displaced: displaced, as: publisher, context: context)
+        publishLocally(record, live: live, claim: claim, displaced: displaced, as: publisher, relayed: relayed, context: context)
         logger.info("rtmp publish taken over from the relay in process", metadata: ["replayedTags": "\(tags.count)"])
         for tag in tags {
             handle(tag.video ? .video(timestamp: tag.timestamp, payload: tag.payload) : .audio(timestamp: tag.timestamp, payload: tag.payload),
@@ -470,18 +576,19 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
     }
 
     private func publishLocally(_ record: StreamRecord, live: LiveStream, claim: PublisherClaim, displaced: PublisherClaim?,
-                                as publisher: Publisher, context: ChannelHandlerContext) {
-        control.add(connectionID, NIOLoopBound(self, eventLoop: context.eventLoop))
+                                as publisher: Publisher, relayed: Bool, context: ChannelHandlerContext) {
+        control.add(connectionID, stream: record.id, NIOLoopBound(self, eventLoop: context.eventLoop))
+        let origin = LocalOrigin(record: record, relayed: relayed)
         if let displaced {
             // A hand-over: the stream goes on as a new session of the same playlists (a
             // discontinuity); the displaced publisher is closed, ending nothing.
-            publishing = .local(id: record.id, live: live, claim: claim, session: live.handOverPublishing())
+            publishing = .local(id: record.id, live: live, claim: claim, session: live.handOverPublishing(), origin: origin)
             control.closeDisplaced(displaced.connection, code: "NetStream.Publish.BadName", description: Self.handedOver(record, to: publisher))
             logger.info("stream handed over", metadata: ["from": "\(displaced.publisher)", "to": "\(publisher)",
                                                          "displacedConn": "\(displaced.connection)"])
             NodeMetrics.publisherHandovers.increment()
         } else {
-            publishing = .local(id: record.id, live: live, claim: claim, session: live.beginPublishing())
+            publishing = .local(id: record.id, live: live, claim: claim, session: live.beginPublishing(), origin: origin)
         }
     }
 
@@ -514,7 +621,8 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
         guard let target = publishing else { return }
         publishing = nil
         switch target {
-        case .local(let id, let live, let claim, let session):
+        case .local(let id, let live, let claim, let session, _):
+            handOverWhenReady = nil
             // Displaced by a hand-over, the stream is someone else's to end.
             if !claim.isDisplaced {
                 live.endPublishing(session: session)

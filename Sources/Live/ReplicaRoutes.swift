@@ -40,10 +40,13 @@ package enum ReplicaRoutes {
     }
 
     /// A replica comes from the stream's origin by the ring — or from a node that has just left
-    /// or died, which was the origin until then (the last batches of a handover).
+    /// or died, which was the origin until then (the last batches of a handover) — or, when the
+    /// ring names this node the owner, from the node still publishing the stream, which hands it
+    /// over here (a node joined, a partition healed; `OwnershipHandover`).
     static func mayReplicate(from: String, stream: String, view: ClusterView.Snapshot) -> Bool {
         guard let sender = view.members.first(where: { $0.id.rawValue == from }) else { return false }
         if sender.status.isDeadOrLeft { return true }
-        return view.ring.placement(for: stream)?.owner == sender.id
+        let owner = view.ring.placement(for: stream)?.owner
+        return owner == sender.id || owner == view.localID
     }
 }

@@ -215,6 +215,36 @@ package final class Replicator: Sendable {
         streams.withLock { s in for id in s.keys { s[id]?.handingOver = true } }
     }
 
+    /// The ring named another node a stream's owner: from now on that node (the replica's
+    /// target) is told the stream goes on. Undone by `cancelHandover` or when the stream is
+    /// published here again (`attach`).
+    package func beginHandover(of id: String) {
+        streams.withLock { s in s[id]?.handingOver = true }
+    }
+
+    package func cancelHandover(of id: String) {
+        streams.withLock { s in s[id]?.handingOver = false }
+    }
+
+    /// True when everything a stream made here so far has reached `member` (a snapshot taken,
+    /// every batch since sent and answered): it could take the stream over now without a gap.
+    package func isCaughtUp(_ id: String, at member: NodeID) -> Bool {
+        streams.withLock { s in
+            guard let st = s[id] else { return false }
+            return st.target == member && !st.needSnapshot && !st.sending && st.queue.isEmpty
+        }
+    }
+
+    /// Waits until one stream's queue is sent (or `timeout` passes); true when it was.
+    package func flush(_ id: String, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if streams.withLock({ s in s[id].map { !$0.sending && $0.queue.isEmpty } ?? true }) { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
     /// Waits until every queue is sent (or `timeout` passes); true when all were.
     package func flush(timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout

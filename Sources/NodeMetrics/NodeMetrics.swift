@@ -8,7 +8,7 @@ package enum NodeMetrics {
     /// rate over it is missing for its first minutes). Called once the metrics system is bootstrapped.
     package static func declare(renditions: [String], providers: [String]) {
         for counter in [rtmpConnections, rtmpBytesReceived, rtmpProtocolErrors, rtmpMediaErrors, publishStarted, publishRefused(reason: "bad_key"),
-                        relayConnections, relayOriginsLeft, publisherHandovers, edgeCacheHits, edgeUpstreamRequests, originEdgeRequests, viewerRedirects,
+                        relayConnections, relayOriginsLeft, ownershipHandovers, publisherHandovers, edgeCacheHits, edgeUpstreamRequests, originEdgeRequests, viewerRedirects,
                         transcodeFailures, recordingObjectsWritten, recordingBytesWritten] {
             counter.increment(by: 0)
         }
@@ -39,6 +39,9 @@ package enum NodeMetrics {
     /// Relays that left an origin the failure detector held dead, that stopped acknowledging, or
     /// that never took the stream (not counting connections that just closed).
     package static let relayOriginsLeft = Counter(label: "streamtube_relay_origins_left_total")
+    /// Streams this node published and handed to the node the ring named their owner (a node
+    /// joined, a partition healed) without the broadcaster noticing.
+    package static let ownershipHandovers = Counter(label: "streamtube_ownership_handovers_total")
     /// Broadcasters' relays on this node with no origin taking their stream right now (a failover
     /// takes seconds; a minute of it is a stream without an origin).
     package static let relaysWithoutOrigin = Gauge(label: "streamtube_ingest_relays_without_origin")

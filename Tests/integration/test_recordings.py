@@ -254,3 +254,116 @@ def test_a_recording_survives_the_end_of_its_origin_on_the_standby(tmp_path, end
             publisher.kill()
         for n in nodes.values():
             n.stop()
+
+
+@pytest.mark.parametrize("via", ["relay", "origin"])
+def test_a_node_joining_takes_over_the_streams_the_ring_gives_it(tmp_path, via):
+    """A stream published on b (its owner while d is away; the broadcaster relayed from another node, or
+    straight on b) moves to d when d joins and the ring gives d the stream: d first holds all b made,
+    then at a keyframe b's session ends and d's begins (a relay is told to resume from that keyframe
+    and reconnects to d; the broadcaster's own connection becomes a relay to d) — and the broadcaster
+    notices nothing. A player on an edge sees no gap and nothing twice; the recording (wherever it is
+    played from) holds every frame number once."""
+    import failover
+    from gaptools import FrameReader, clean_numbers, playback_gaps, repeats, stamped_publisher
+    from test_cluster import wait_converged
+
+    nodes = failover.start_trio(str(tmp_path), ladder="none", extra=["--recording-reconnect-grace", "3"])
+    a = nodes["a"]
+    args = list(a.extra_args)
+    args[args.index("--node-id") + 1] = "d"
+    args[args.index("--region") + 1] = "r2"
+    d = Node(str(tmp_path / "d"), args + ["--seeds", f"127.0.0.1:{a.gossip_port}"])
+    publisher = reader = None
+    try:
+        # A stream the ring gives d, while d is there; then d leaves and another node owns it.
+        d.start()
+        wait_converged([*nodes.values(), d], ["a", "b", "c", "d"])
+        for i in range(80):
+            s = a.create_stream(f"Join {i}")
+            if http("GET", f"{a.base}/api/route/{s['id']}").json().get("origin") == "d":
+                break
+        else:
+            raise AssertionError("no stream landed on d")
+        sid = s["id"]
+        d.stop()
+        wait_converged(list(nodes.values()), ["a", "b", "c"])
+        owner = http("GET", f"{a.base}/api/route/{sid}").json()["origin"]
+        origin = nodes[owner]
+        ingest = origin if via == "origin" else next(n for name, n in nodes.items() if name != owner)
+        edge = next(n for name, n in nodes.items() if name != owner and n is not ingest) if via == "relay" else \
+            next(n for name, n in nodes.items() if name != owner)
+        seconds = 24
+        publisher = stamped_publisher(ingest.rtmp_url(s["key"]), seconds=seconds)
+        origin.wait_playable(sid, timeout=30)
+        reader = FrameReader(f"{edge.base}/live/{sid}/master.m3u8?routed=1").start()
+        time.sleep(6)
+        joined_at = time.time()
+        d.start()
+        wait_for(lambda: http("GET", f"{a.base}/api/route/{sid}").json().get("origin") == "d", 30, "the ring to give d the stream")
+        wait_for(lambda: [r for r in d.log_records() if r.get("msg") == "rtmp relay publish started" and r.get("stream") == sid],
+                 20, "d to take the stream")
+        took = time.time() - joined_at
+        handed = [r for r in origin.log_records() if r.get("msg") == "handing a stream to the owner the ring names"]
+        assert handed and handed[0]["stream"] == sid and handed[0]["owner"] == "d", handed
+        if via == "origin":
+            assert [r for r in origin.log_records()
+                    if r.get("msg") == "rtmp publish handed to the stream's owner; relaying from this keyframe on"], \
+                "the broadcaster's connection did not become a relay"
+        else:
+            assert [r for r in ingest.log_records()
+                    if r.get("msg") == "relay resumes from the keyframe the origin handing the stream over named"], \
+                "the relay was not told where to resume"
+        _, err = publisher.communicate(timeout=60)
+        assert publisher.returncode == 0, err
+        assert reader.wait(60), "the player did not reach the end of the stream"
+        numbers = [n for n in clean_numbers(reader.frames) if n is not None]
+        assert numbers, reader.stderr_text()
+        assert playback_gaps(reader.frames) == [], (playback_gaps(reader.frames), took)
+        # Cut at a keyframe, nothing is made twice.
+        assert repeats(reader.frames) == [], repeats(reader.frames)
+        assert numbers[-1] >= seconds * 30 - 3, numbers[-1]
+        # d's playlists go on from b's: one more session, the sequence growing.
+        playlist = http("GET", f"{d.base}/live/{sid}/source/index.m3u8").text
+        assert playlist.count("#EXT-X-DISCONTINUITY") == 1, playlist
+
+        def ready():
+            rs = recordings(a, sid)
+            return rs if rs and rs[0]["state"] == "ready" and "d" in rs[0]["nodes"] else None
+        rec = wait_for(ready, 30, "d's copy of the recording ready")[0]
+        assert len(recordings(a, sid)) == 1, ("one recording across the hand-over", recordings(a, sid))
+
+        def frames(node):
+            r = FrameReader(f"{node.base}/recordings/{rec['id']}/source/index.m3u8").start()
+            r.wait(60)
+            return r.frames
+
+        def copies():
+            """Each holder's own copy: its state, and its first and last frame numbers."""
+            out = {}
+            for name in rec["nodes"]:
+                n = d if name == "d" else nodes[name]
+                got = [x for x in clean_numbers(frames(n)) if x is not None]
+                manifest = {}
+                for root, _, files in os.walk(n.data_dir):
+                    if "recording.json" in files and rec["id"] in root:
+                        with open(os.path.join(root, "recording.json")) as f:
+                            m = json.load(f)
+                        manifest = {k: m.get(k) for k in ("state", "reason", "endedAt")}
+                        manifest["segments"] = [len(r["segments"]) for r in m.get("renditions", [])]
+                out[name] = (got[:1], got[-1:], len(got), manifest)
+            return out
+        played = frames(a)
+        got = [n for n in clean_numbers(played) if n is not None]
+        whole = bool(got) and got[0] <= 3 and got[-1] >= seconds * 30 - 3 and set(range(got[0], got[-1] + 1)) <= set(got)
+        assert whole and repeats(played) == [], ("every frame number once, from the first to the last",
+                                                  got[:3], got[-3:], repeats(played), rec, copies())
+    finally:
+        for p in (publisher,):
+            if p and p.poll() is None:
+                p.kill()
+        if reader:
+            reader.stop()
+        for n in [*nodes.values(), d]:
+            if n.proc:
+                n.stop()
