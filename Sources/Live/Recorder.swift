@@ -119,6 +119,8 @@ package final class Recorder: Service, Sendable {
         var endingAt: Date?
         /// Names the one finalization scheduled for `endingAt`.
         var endToken = 0
+        /// Source segments the stream left out on purpose (`RecordedObject.skipped`), by epoch.
+        var skipped: [StreamEpoch: Set<Int>] = [:]
     }
 
     struct State {
@@ -178,7 +180,7 @@ package final class Recorder: Service, Sendable {
         switch object {
         case .initSegment(let i): size = i.bytes.count
         case .segment(let s): size = s.bytes.count
-        case .ended: size = 0
+        case .ended, .skipped: size = 0
         }
         let accepted = state.withLock { s -> Bool in
             guard size == 0 || s.queuedBytes + size <= maxQueuedBytes else { return false }
@@ -211,6 +213,9 @@ package final class Recorder: Service, Sendable {
             write(segment)
         case .ended(let stream, _):
             end(stream: stream)
+        case .skipped(let stream, let epoch, let rendition, let sequence):
+            guard rendition == LiveStream.sourceRendition else { return }
+            state.withLock { $0.streams[stream, default: StreamRecording()].skipped[epoch, default: []].insert(sequence) }
         }
     }
 
@@ -398,6 +403,17 @@ package final class Recorder: Service, Sendable {
         if !wasIncomplete { save(rec) }
     }
 
+    /// The first run of source segments a copy lacks between the recording's first and the last it
+    /// holds, but those the stream left out on purpose (`skipped`); nil when it has them all.
+    static func missing(in rec: RecordingManifest, skipped: Set<Int> = []) -> ClosedRange<Int>? {
+        guard let held = rec.renditions.first(where: { $0.name == LiveStream.sourceRendition })?.segments.map(\.sequence),
+              let last = held.max() else { return nil }
+        let have = Set(held).union(skipped)
+        guard let first = (rec.firstSequence...last).first(where: { !have.contains($0) }) else { return nil }
+        let end = (first...last).first(where: { have.contains($0) }).map { $0 - 1 } ?? last
+        return first...end
+    }
+
     /// Marks a recording incomplete (logged once, counted); `counted`: the lost object is counted here.
     private func failed(_ rec: inout RecordingManifest, _ reason: String, counted: Bool = true) {
         if counted { NodeMetrics.recordingObjectsLost(reason: "write").increment() }
@@ -450,6 +466,13 @@ package final class Recorder: Service, Sendable {
     private func finish(_ rec: RecordingManifest, endedAt: Date) {
         var rec = rec
         rec.endedAt = endedAt
+        let skipped = state.withLock { $0.streams[rec.stream]?.skipped[rec.epoch] } ?? []
+        if let missing = Self.missing(in: rec, skipped: skipped) {
+            // This copy lacks part of the recording (a standby that joined late, one the origin
+            // stopped replicating to while a new owner took the stream over): it says so, and the
+            // recording is played from a copy that has it all.
+            failed(&rec, "source segments \(missing.lowerBound)-\(missing.upperBound) never reached this node", counted: false)
+        }
         if rec.state == .recording { rec.state = .ready }
         state.withLock { s in
             guard s.streams[rec.stream]?.current?.id == rec.id else { return }

@@ -135,21 +135,26 @@ package struct RecordingRoutes: Sendable {
         if name == .thumbnail, let set, set.thumbnail != nil, let uploaded = try? await details?.store.thumbnail(id: id) {
             return Self.picture(uploaded.jpeg, etag: "\"u-\(uploaded.version)\"", access: access)
         }
-        if let held = recorder?.manifest(id: id) {
+        let own = recorder?.manifest(id: id)
+        let summary = own == nil || request.headers[.streamTubeEdge] != nil ? nil : ((try? await store?.recording(id: id)) ?? nil)
+        let fromOwn = { (held: RecordingManifest) async throws -> Response in
             let trim = try? held.trim(start: set?.trimStart, end: set?.trimEnd)
             let manifest = held.trimmed(trim)
-            if name == .thumbnail { return try await picture(of: manifest, access: access) }
+            if name == .thumbnail { return try await self.picture(of: manifest, access: access) }
             if name == .download {
-                return try await download(manifest, trim: trim, title: set?.title ?? record.title, request, context, access: access)
+                return try await self.download(manifest, trim: trim, title: set?.title ?? record.title, request, context, access: access)
             }
-            return LiveRoutes.served(try answer(manifest, rendition: rendition, name: name, access: access, path: request.uri.path),
-                                     request, sessions: sessions, stream: id, access: access)
+            return LiveRoutes.served(try self.answer(manifest, rendition: rendition, name: name, access: access, path: request.uri.path),
+                                     request, sessions: self.sessions, stream: id, access: access)
         }
+        if let held = own, Self.servesOwnCopy(held, best: summary?.recording, localID: recorder?.nodeID) { return try await fromOwn(held) }
         // Held elsewhere: a segment the trim leaves out is not served from an edge's store either.
         if case .segment(let n) = name, let kept = set?.trimSegments, !kept.contains(n) { throw Problem.notFound("no such segment") }
         // Ask a holder (never an edge asking us in turn).
         if let edge, request.headers[.streamTubeEdge] == nil {
-            let holders = ((try? await store?.recording(id: id)) ?? nil)?.nodes ?? []
+            var known = summary
+            if known == nil { known = (try? await store?.recording(id: id)) ?? nil }
+            let holders = known?.nodes.filter { $0 != recorder?.nodeID } ?? []
             if name == .download {
                 // One large file, asked for rarely: streamed from a holder, kept by no edge store.
                 let upstream = await edge.stream(streamID: record.id, path: request.uri.path, token: access.token,
@@ -162,7 +167,22 @@ package struct RecordingRoutes: Sendable {
                                             observe: LiveRoutes.observer(request, sessions: sessions, access: access, immutable: name.isMedia))
             if upstream.status != .serviceUnavailable { return LiveRoutes.served(upstream, request, sessions: sessions, stream: id, access: access) }
         }
+        // The better copies cannot be reached: this node's own, shorter one rather than nothing.
+        if let held = own { return try await fromOwn(held) }
         throw Problem.notFound("no recording \(id) on the nodes that can be reached")
+    }
+
+    /// Whether this node answers from its own copy of a recording: unless the store's pick is
+    /// another node's copy that is whole where this one is incomplete (a late standby's lacks the
+    /// start), that has ended where this one is still open (a standby the origin stopped
+    /// replicating to when a node joined), or that goes on past where this one ended (the old
+    /// origin's copy ends where it handed the stream over). Length alone decides nothing: a copy
+    /// made from a new origin's live segments may hold the GOP a relay replayed twice.
+    static func servesOwnCopy(_ own: RecordingManifest, best: RecordingCopy?, localID: String?) -> Bool {
+        guard let best, best.nodeID != localID else { return true }
+        if own.state == .incomplete && best.state != "incomplete" { return false }
+        guard let ended = own.endedAt else { return best.state != "ready" }
+        return best.endedAt.map { $0 <= ended.addingTimeInterval(2) } ?? (best.state != "recording")
     }
 
     private func answer(_ m: RecordingManifest, rendition: String?, name: FileName, access: LiveRoutes.Playback, path: String) throws -> Response {

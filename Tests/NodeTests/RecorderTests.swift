@@ -276,6 +276,36 @@ final class RecorderTests: XCTestCase {
         XCTAssertNil(standby.manifest(id: "s1-abcdef01-0"))
     }
 
+    func testACopyLackingSegmentsEndsIncompleteSayingWhichButSkippedOnesAreNotLacking() async throws {
+        func ended(_ objects: [RecordedObject]) async throws -> RecordingManifest {
+            let recorder = Recorder(directory: "/rec", nodeID: "n2", files: Files(), store: nil, logger: logger)
+            for o in [initSegment()] + objects + [.ended(stream: "s1", epoch: epoch)] { recorder.take(o) }
+            await recorder.drain()
+            return try XCTUnwrap(recorder.current(stream: "s1"))
+        }
+        // A hole in the middle: the origin stopped replicating here while a new owner took over.
+        var m = try await ended([segment(0), segment(1), segment(4), segment(5)])
+        XCTAssertEqual(m.state, .incomplete)
+        XCTAssertEqual(m.reason, "source segments 2-3 never reached this node")
+        // A standby that came late lacks the start.
+        m = try await ended([segment(6, start: 3), segment(7, start: 3)])
+        XCTAssertEqual(m.state, .incomplete)
+        XCTAssertEqual(m.reason, "source segments 3-5 never reached this node")
+        // Late and out of order, but whole.
+        m = try await ended([segment(5, start: 3), segment(3, start: 3), segment(4, start: 3)])
+        XCTAssertEqual(m.state, .ready)
+        // A segment the stream left out on purpose (its frames open the next session) is no hole;
+        // one of another life of the stream (epoch) does not count.
+        m = try await ended([segment(0), segment(1), .skipped(stream: "s1", epoch: epoch, rendition: "source", sequence: 2),
+                             segment(3, discontinuity: true)])
+        XCTAssertEqual(m.state, .ready, m.reason ?? "")
+        m = try await ended([segment(0), .skipped(stream: "s1", epoch: StreamEpoch(7), rendition: "source", sequence: 1), segment(2)])
+        XCTAssertEqual(m.reason, "source segments 1-1 never reached this node")
+        // Only the source counts (a rung may be shed for a while).
+        m = try await ended([initSegment("360p"), segment(0), segment(1), segment(0, "360p"), segment(2), segment(2, "360p")])
+        XCTAssertEqual(m.state, .ready)
+    }
+
     func testACrashedRecordingIsRebuiltFromItsFiles() async throws {
         let files = Files()
         let before = Recorder(directory: "/rec", nodeID: "n1", files: files, store: nil, logger: logger)

@@ -353,4 +353,29 @@ final class RecordingRouteTests: XCTestCase {
             try await client.execute(uri: "/recordings/\(id)/master.m3u8", method: .get) { r in XCTAssertEqual(r.status, .notFound) }
         }
     }
+
+    func testANodeServesItsOwnCopyUnlessAnotherNodesIsBetter() {
+        var own = RecordingManifest(stream: "s1", epoch: StreamEpoch(1), firstSequence: 0, startedAt: Date(timeIntervalSince1970: 0))
+        own.state = .ready
+        own.endedAt = Date(timeIntervalSince1970: 100)
+        func copy(_ node: String, _ state: String, ended: Double?) -> RecordingCopy {
+            RecordingCopy(id: own.id, nodeID: node, streamID: "s1", state: state, startedAt: Date(timeIntervalSince1970: 0),
+                          endedAt: ended.map { Date(timeIntervalSince1970: $0) }, durationSeconds: 1, bytes: 1, renditions: ["source"])
+        }
+        XCTAssertTrue(RecordingRoutes.servesOwnCopy(own, best: nil, localID: "a"), "nothing known of the others")
+        XCTAssertTrue(RecordingRoutes.servesOwnCopy(own, best: copy("a", "ready", ended: 300), localID: "a"), "its own is the best")
+        XCTAssertTrue(RecordingRoutes.servesOwnCopy(own, best: copy("b", "ready", ended: 101), localID: "a"),
+                      "ended together: its own, however long the other says it is")
+        XCTAssertFalse(RecordingRoutes.servesOwnCopy(own, best: copy("b", "ready", ended: 160), localID: "a"),
+                       "the old origin's copy ends where it handed the stream over")
+        XCTAssertFalse(RecordingRoutes.servesOwnCopy(own, best: copy("b", "recording", ended: nil), localID: "a"), "still being made")
+        own.endedAt = nil
+        own.state = .recording
+        XCTAssertTrue(RecordingRoutes.servesOwnCopy(own, best: copy("b", "recording", ended: nil), localID: "a"), "both being made")
+        XCTAssertFalse(RecordingRoutes.servesOwnCopy(own, best: copy("b", "ready", ended: 100), localID: "a"),
+                       "a standby's copy the origin stopped replicating to stays open; the ended one is served")
+        own.state = .incomplete
+        XCTAssertFalse(RecordingRoutes.servesOwnCopy(own, best: copy("b", "ready", ended: 100), localID: "a"), "a whole copy over a holed one")
+        XCTAssertTrue(RecordingRoutes.servesOwnCopy(own, best: copy("b", "incomplete", ended: 100), localID: "a"))
+    }
 }

@@ -420,7 +420,10 @@ public final class LiveStream: Sendable {
             if let cut {
                 // A frame's worth of slack: rungs are cut on the same timeline, a tick apart at most.
                 segment.parts = Array(segment.parts.prefix { $0.startTime < cut - 0.001 })
-                guard !segment.parts.isEmpty else { continue }
+                guard !segment.parts.isEmpty else {
+                    sink(.skipped(stream: id, epoch: s.epoch, rendition: name, sequence: segment.sequence))
+                    continue
+                }
                 segment.bytes = segment.parts.flatMap(\.bytes)
             }
             sink(.segment(recordedSegment(r, segment, epoch: s.epoch, recordingStart: h.recordingStart)))

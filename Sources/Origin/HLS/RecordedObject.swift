@@ -11,6 +11,9 @@ public enum RecordedObject: Sendable {
     case segment(RecordedSegment)
     /// Every rendition of the stream has ended (its publisher is gone, or the origin said so).
     case ended(stream: String, epoch: StreamEpoch)
+    /// A segment left out of the recording on purpose: every frame of it is in the segments that
+    /// follow (a new origin's session begins with the GOP the old origin's last segment held).
+    case skipped(stream: String, epoch: StreamEpoch, rendition: String, sequence: Int)
 }
 
 public struct RecordedInit: Sendable, Equatable {
