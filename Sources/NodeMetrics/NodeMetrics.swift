@@ -10,6 +10,7 @@ package enum NodeMetrics {
         for counter in [rtmpConnections, rtmpBytesReceived, rtmpProtocolErrors, rtmpMediaErrors, publishStarted, publishRefused(reason: "bad_key"),
                         relayConnections, relayOriginsLeft, publisherHandovers, edgeCacheHits, edgeUpstreamRequests, originEdgeRequests, viewerRedirects,
                         edgeUpstreamMediaRequests, edgePlaylistHits, edgePrefetches, edgePrefetchesSkipped,
+                        viewerJoinsRefused(reason: "viewers"), viewerJoinsRefused(reason: "event_loop_lag"),
                         transcodeFailures, recordingObjectsWritten, recordingBytesWritten] {
             counter.increment(by: 0)
         }
@@ -93,6 +94,13 @@ package enum NodeMetrics {
     /// viewers' requests because its bound of prefetches on their way was reached.
     package static let edgePrefetches = Counter(label: "streamtube_edge_prefetches_total")
     package static let edgePrefetchesSkipped = Counter(label: "streamtube_edge_prefetches_skipped_total")
+    /// Viewers turned away at their master playlist (503, Retry-After) because the node was over a
+    /// bound (`reason`: viewers, event_loop_lag).
+    package static func viewerJoinsRefused(reason: String) -> Counter {
+        Counter(label: "streamtube_viewer_joins_refused_total", dimensions: [("reason", reason)])
+    }
+    /// The event loops' lag (the most any was late running a timer), as of the last sample.
+    package static let eventLoopLagSeconds = Gauge(label: "streamtube_event_loop_lag_seconds")
     /// Viewer sessions this node serves now (as of its last report), and those it did not count
     /// because its table was full.
     package static let viewerSessions = Gauge(label: "streamtube_viewer_sessions")

@@ -357,3 +357,38 @@ def test_a_spike_of_viewers_costs_the_origin_one_request_per_object(duo):
         pub.kill()
         pub.wait()
 
+
+def test_a_node_over_its_viewer_bound_turns_new_viewers_away(tmp_path):
+    """Past --max-viewers a new viewer's master playlist is 503 with Retry-After at once (a player
+    or load balancer goes elsewhere), counted and warned; viewers already watching go on."""
+    n = Node(str(tmp_path / "node"), ["--ladder", "none", "--max-viewers", "1"]).start()
+    pub = None
+    try:
+        s = n.create_stream("Bounded")
+        pub = push(n, s["key"], seconds=30, size="320x240")
+        n.wait_playable(s["id"])
+        master = http("GET", f"{n.base}/live/{s['id']}/master.m3u8")
+        assert master.status == 200
+        media = next(line for line in master.text.splitlines() if line and not line.startswith("#"))
+        assert "vsid=" in media
+        # The first viewer's media playlist makes it a viewer session: the node is at its bound.
+        assert http("GET", f"{n.base}/live/{s['id']}/{media}").status == 200
+        refused = http("GET", f"{n.base}/live/{s['id']}/master.m3u8")
+        assert refused.status == 503, refused.status
+        assert refused.headers["Retry-After"] == "2"
+        assert "viewers" in refused.text
+        # The viewer already watching is served (its session in the query).
+        vsid = media.split("vsid=", 1)[1].split("&")[0]
+        assert http("GET", f"{n.base}/live/{s['id']}/master.m3u8?vsid={vsid}").status == 200
+        assert http("GET", f"{n.base}/live/{s['id']}/{media}").status == 200
+        http("GET", f"{n.base}/live/{s['id']}/master.m3u8")
+        text = http("GET", n.base + "/metrics").text
+        m = re.search(r'^streamtube_viewer_joins_refused_total\{reason="viewers"\} (\d+)', text, re.M)
+        assert m and int(m.group(1)) == 2, text[:2000]
+        warnings = [r for r in n.log_records() if r.get("msg") == "node over its viewer bound: joins refused with 503"]
+        assert len(warnings) == 1, warnings
+    finally:
+        if pub:
+            pub.kill()
+            pub.wait()
+        n.stop()
