@@ -17,6 +17,8 @@ import HummingbirdWebSocket
 import Live
 import Logging
 import NodeMetrics
+import NIOCore
+import NIOPosix
 import NIOSSL
 import Origin
 import Payments
@@ -300,6 +302,9 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     // Viewer sessions are counted where media is served, and reported to the database.
     let viewerSessions = ViewerSessions()
     live.sessions = viewerSessions
+    let loopLag = EventLoopLag(loops: Array(MultiThreadedEventLoopGroup.singleton.makeIterator()))
+    live.joins = JoinGate(policy: JoinAdmission(maxViewers: config.maxViewers, maxLag: config.maxEventLoopLag),
+                          viewers: { viewerSessions.count }, lag: { loopLag.current }, logger: logger)
     let viewerFigures = ViewerFigureStore(database: database)
     let viewerReporter = ViewerReporter(sessions: viewerSessions, store: viewerFigures, nodeID: state.nodeID, region: info.region,
                                         owns: { router.ownsLocally($0) }, logger: logger)

@@ -41,6 +41,10 @@ package struct NodeConfiguration: Codable, Equatable, Sendable {
     package var database: String?
     package var cacheMemoryMB = 256
     package var cacheDiskMB = 4096
+    /// Viewer sessions this node serves at most before new viewers are answered 503; 0: no bound.
+    package var maxViewers = 0
+    /// Seconds the event loops may run late before new viewers are answered 503; 0: no bound.
+    package var maxEventLoopLag = 1.0
     /// Every live session is recorded (segments kept on disk, a VOD when it ends).
     package var recordings = true
     /// Default: DATA_DIR/recordings.
@@ -188,6 +192,9 @@ extension NodeConfiguration {
                   + "or postgres://user:password@host:5432/database[?sslmode=...] for a cluster of hosts (give a password by environment or file)."),
             .int("cacheMemoryMB", \.cacheMemoryMB, "Edge cache memory budget in MiB."),
             .int("cacheDiskMB", \.cacheDiskMB, "Edge cache disk budget in MiB."),
+            .int("maxViewers", \.maxViewers, "Viewers this node serves at most; past it new viewers get 503 and Retry-After (0: no bound)."),
+            .seconds("maxEventLoopLag", \.maxEventLoopLag,
+                     "Seconds the event loops may run late (an overloaded node) before new viewers get 503 and Retry-After (0: no bound)."),
             .boolean("recordings", \.recordings,
                      "Record every live session this node packages or holds as standby (its segments, then a VOD); false records nothing."),
             .text("recordingsDir", \.recordingsDir, "Folder for recordings, e.g. on another disk (default DATA_DIR/recordings)."),

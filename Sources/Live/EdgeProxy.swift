@@ -11,6 +11,7 @@ import Hummingbird
 import Logging
 import NodeMetrics
 import NIOCore
+import Synchronization
 
 /// What an edge got from upstream.
 package struct UpstreamResponse: Sendable {
@@ -29,15 +30,30 @@ package final class EdgeProxy: Sendable {
     package let client: HTTPClient
     package let localID: String
     private let flights = SingleFlight<String, UpstreamResponse>()
+    /// Playlist answers reused while the origin allows (`EdgePlaylistCache`).
+    private let playlists = Mutex(EdgePlaylistCache())
+    /// Prefetches on their way now, and the most there may be: each may be a preload hint the
+    /// origin holds for up to a part duration, so many streams and renditions could otherwise
+    /// take every connection to the origin.
+    private let prefetching = Atomic<Int>(0)
+    package let maxPrefetches: Int
+    /// Seconds on a monotonic clock (tests move it).
+    private let clock: @Sendable () -> Double
     private let logger: Logger
 
-    package init(router: ClusterRouter, cache: EdgeStore, localID: String, logger: Logger) {
+    package init(router: ClusterRouter, cache: EdgeStore, localID: String, logger: Logger, maxPrefetches: Int = 64,
+                 clock: @escaping @Sendable () -> Double = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }) {
         self.router = router
         self.cache = cache
         self.localID = localID
         self.logger = logger
+        self.maxPrefetches = maxPrefetches
+        self.clock = clock
         var config = HTTPClient.Configuration()
-        config.connectionPool = .init(idleTimeout: .seconds(30))
+        // Blocking reloads and preload hints are held by the origin for up to a part duration
+        // each, one per rendition and stream: AsyncHTTPClient's default of 8 connections to a
+        // host would queue the next part behind them.
+        config.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
         config.redirectConfiguration = .disallow
         // Inside the cluster a connection is made in well under a second; a dead origin must not hold
         // viewers up longer than that before the standby is asked.
@@ -53,12 +69,14 @@ package final class EdgeProxy: Sendable {
     }
 
     /// Serves `path?query` of a stream owned elsewhere: immutable media from the store or
-    /// one upstream fetch; playlists always upstream (blocking requests shared).
+    /// one upstream fetch; playlists from `EdgePlaylistCache` while fresh, else upstream
+    /// (concurrent requests for one key sharing one fetch). A live media playlist from
+    /// upstream starts the prefetch of the objects viewers will ask next (`EdgePrefetch`).
     ///
-    /// The store and the single flights name an object by `path?query` alone: `query` carries
-    /// no playback token, so every viewer shares them. `token` (already checked here) goes to
-    /// the origin with the fetch, which checks it again; `carry` is written into every URI of a
-    /// playlist answered (a private stream's viewer's token).
+    /// The store, the playlist cache and the single flights name an object by `path?query`
+    /// alone: `query` carries no playback token, so every viewer shares them. `token` (already
+    /// checked here) goes to the origin with the fetch, which checks it again; `carry` is
+    /// written into every URI of a playlist answered (a private stream's viewer's token).
     /// `holders`: nodes to ask before the stream's origin and standbys (a recording's copies).
     /// `carryQuery`: written into every URI of a playlist instead of `carry`'s token (the token
     /// and the viewer session); `observe` is handed a playlist's text as the origin sent it.
@@ -77,11 +95,28 @@ package final class EdgeProxy: Sendable {
             upstreamTarget += token
         }
         do {
-            let target = upstreamTarget
-            let upstream = try await flights.value(for: key) { [self] () async throws -> UpstreamResponse in
-                let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: target, holders: holders)
-                if immutable, r.status == 200 { cache.put(key, r.body) }
-                return r
+            let upstream: UpstreamResponse
+            if !immutable, let kept = keptPlaylist(key) {
+                upstream = kept
+            } else {
+                let target = upstreamTarget
+                upstream = try await flights.value(for: key) { [self] () async throws -> UpstreamResponse in
+                    // Asked again inside the flight: a request that missed just as the previous
+                    // flight for `key` finished finds its answer here, not at the origin.
+                    if immutable, let bytes = cache.buffer(key) { return UpstreamResponse(status: 200, body: bytes) }
+                    if !immutable, let kept = keptPlaylist(key) { return kept }
+                    let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: target, holders: holders, media: immutable)
+                    if r.status == 200 {
+                        if immutable {
+                            cache.put(key, r.body)
+                        } else {
+                            let now = clock()
+                            playlists.withLock { $0.keep(key, r, now: now) }
+                            prefetch(after: r, streamID: streamID, path: path, token: token, holders: holders)
+                        }
+                    }
+                    return r
+                }
             }
             if upstream.status == 200, immutable { return Responses.media(upstream.body) }
             var headers = HTTPFields()
@@ -103,6 +138,47 @@ package final class EdgeProxy: Sendable {
                             body: .init(byteBuffer: ByteBuffer(string: "the stream's origin cannot be reached; try again\n")))
         }
     }
+
+    /// A playlist answer still fresh in `playlists`, counted as a hit.
+    private func keptPlaylist(_ key: String) -> UpstreamResponse? {
+        let now = clock()
+        guard let kept = playlists.withLock({ $0.answer(key, now: now) }) else { return nil }
+        NodeMetrics.edgePlaylistHits.increment()
+        return kept
+    }
+
+    /// Fetches what `EdgePrefetch` names in a media playlist just got from upstream (at `path`,
+    /// `.../index.m3u8`) into the store, each through the single flight a viewer's request for
+    /// it would join; skipped when already stored or when `maxPrefetches` are on their way.
+    /// `token`: the one the playlist was fetched with (a private stream's objects need one).
+    private func prefetch(after playlist: UpstreamResponse, streamID: String, path: String, token: Substring?, holders: [String]) {
+        guard path.hasSuffix("/index.m3u8") else { return }
+        let base = path.dropLast("index.m3u8".count)
+        for name in EdgePrefetch.targets(in: String(buffer: playlist.body)) {
+            let key = String(base) + String(name)
+            guard cache.memoryBuffer(key) == nil else { continue }
+            guard prefetching.wrappingAdd(1, ordering: .relaxed).newValue <= maxPrefetches else {
+                prefetching.wrappingSubtract(1, ordering: .relaxed)
+                NodeMetrics.edgePrefetchesSkipped.increment()
+                return
+            }
+            var target = key
+            if let token, PlaybackQuery.isPlain(token) { target += "?token=" + token }
+            Task { [self, target] in
+                defer { prefetching.wrappingSubtract(1, ordering: .relaxed) }
+                _ = try? await flights.value(for: key) { [self] () async throws -> UpstreamResponse in
+                    if let bytes = cache.buffer(key) { return UpstreamResponse(status: 200, body: bytes) }
+                    NodeMetrics.edgePrefetches.increment()
+                    let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: target, holders: holders, media: true)
+                    if r.status == 200 { cache.put(key, r.body) }
+                    return r
+                }
+            }
+        }
+    }
+
+    /// Prefetches on their way now (tests).
+    package var prefetchesInFlight: Int { prefetching.load(ordering: .relaxed) }
 
     /// A memory-tier hit for a media object of a stream owned elsewhere, for the fast path
     /// (on the event loop: no disk, no waiting).
@@ -159,12 +235,14 @@ package final class EdgeProxy: Sendable {
     }
 
     /// One request to the origin; on failure the standbys in order.
-    private func fetchFromOrigin(streamID: String, pathAndQuery: String, holders: [String] = []) async throws -> UpstreamResponse {
+    /// `media`: an immutable object (counted apart, so the requests per object can be read).
+    private func fetchFromOrigin(streamID: String, pathAndQuery: String, holders: [String] = [], media: Bool = false) async throws -> UpstreamResponse {
         let members = members(streamID: streamID, holders: holders)
         guard !members.isEmpty else { throw NoOrigin() }
         var lastError: any Error = NoOrigin()
         for member in members where member.id.rawValue != localID {
             NodeMetrics.edgeUpstreamRequests.increment()
+            if media { NodeMetrics.edgeUpstreamMediaRequests.increment() }
             var request = HTTPClientRequest(url: router.transport.baseURL(for: member) + pathAndQuery)
             request.headers.add(name: HTTPField.Name.streamTubeEdge.rawName, value: localID)
             do {

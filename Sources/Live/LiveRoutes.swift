@@ -34,6 +34,8 @@ package struct LiveRoutes: Sendable {
     package let playback: any PlaybackPolicy
     /// Counts the viewer sessions this node serves (nil: not counted).
     package var sessions: ViewerSessions?
+    /// Turns new viewers away (503) when the node is over a bound (nil: every join taken).
+    package var joins: JoinGate?
 
     package init(streams: LiveStreams, edge: EdgeProxy?, info: NodeInfo, playback: any PlaybackPolicy = PublicPlayback()) {
         self.streams = streams
@@ -146,6 +148,12 @@ package struct LiveRoutes: Sendable {
         let record = try await Self.stream(context, in: streams.catalog)
         var access = try authorize(request, record)
         if let redirect = viewers?.redirect(request) { return redirect }
+        // A join (no session yet, not an edge asking its origin) is refused at once over a bound,
+        // before it costs anything, so the player or the load balancer tries elsewhere.
+        if let joins, request.headers[.streamTubeEdge] == nil, ViewerSessions.session(inQuery: request.uri.query) == nil,
+           let refused = joins.refuse() {
+            return refused
+        }
         access.session = session(request, stream: record.id, rendition: nil, assign: true)
         if let upstream = await fromOrigin(record.id, request, query: nil, immutable: false, access: access) { return upstream }
         noteEdgeRequest(request)

@@ -9,6 +9,8 @@ package enum NodeMetrics {
     package static func declare(renditions: [String], providers: [String]) {
         for counter in [rtmpConnections, rtmpBytesReceived, rtmpProtocolErrors, rtmpMediaErrors, publishStarted, publishRefused(reason: "bad_key"),
                         relayConnections, relayOriginsLeft, ownershipHandovers, publisherHandovers, edgeCacheHits, edgeUpstreamRequests, originEdgeRequests, viewerRedirects,
+                        edgeUpstreamMediaRequests, edgePlaylistHits, edgePrefetches, edgePrefetchesSkipped,
+                        viewerJoinsRefused(reason: "viewers"), viewerJoinsRefused(reason: "event_loop_lag"),
                         transcodeFailures, recordingObjectsWritten, recordingBytesWritten] {
             counter.increment(by: 0)
         }
@@ -83,8 +85,25 @@ package enum NodeMetrics {
     // MARK: Edge and viewers
     package static let edgeCacheHits = Counter(label: "streamtube_edge_cache_hits_total")
     package static let edgeUpstreamRequests = Counter(label: "streamtube_edge_upstream_requests_total")
+    /// Of those, the requests for media objects (init segments, parts, segments): at most one
+    /// per object per edge, unless the store had let it go.
+    package static let edgeUpstreamMediaRequests = Counter(label: "streamtube_edge_upstream_media_requests_total")
     package static let originEdgeRequests = Counter(label: "streamtube_origin_edge_requests_total")
     package static let viewerRedirects = Counter(label: "streamtube_viewer_redirects_total")
+    /// Playlist answers an edge gave from its playlist cache (not asking the origin).
+    package static let edgePlaylistHits = Counter(label: "streamtube_edge_playlist_hits_total")
+    /// Media objects an edge fetched because a playlist listed them, before a viewer asked (each
+    /// also counts in `streamtube_edge_upstream_requests_total`), and those it left to the
+    /// viewers' requests because its bound of prefetches on their way was reached.
+    package static let edgePrefetches = Counter(label: "streamtube_edge_prefetches_total")
+    package static let edgePrefetchesSkipped = Counter(label: "streamtube_edge_prefetches_skipped_total")
+    /// Viewers turned away at their master playlist (503, Retry-After) because the node was over a
+    /// bound (`reason`: viewers, event_loop_lag).
+    package static func viewerJoinsRefused(reason: String) -> Counter {
+        Counter(label: "streamtube_viewer_joins_refused_total", dimensions: [("reason", reason)])
+    }
+    /// The event loops' lag (the most any was late running a timer), as of the last sample.
+    package static let eventLoopLagSeconds = Gauge(label: "streamtube_event_loop_lag_seconds")
     /// Viewer sessions this node serves now (as of its last report), and those it did not count
     /// because its table was full.
     package static let viewerSessions = Gauge(label: "streamtube_viewer_sessions")

@@ -105,6 +105,12 @@ def test_push_anywhere_watch_at_the_nearest_edge(trio):
     assert route["edge"] in ("a", "b")
 
 
+def upstream_playlists(edge):
+    """The edge's upstream requests other than for media objects."""
+    return metric(edge, "streamtube_edge_upstream_requests_total", before_first_use=True) \
+        - metric(edge, "streamtube_edge_upstream_media_requests_total", before_first_use=True)
+
+
 async def get_many(host, port, path, count):
     async def one():
         reader, writer = await asyncio.open_connection(host, port)
@@ -122,7 +128,9 @@ def test_a_thousand_viewers_cost_the_origin_one_request(trio):
     pub = push(b, s["key"], seconds=12, size="320x240")
     try:
         b.wait_playable(s["id"])
-        edge_playlist = http("GET", f"{c.base}/live/{s['id']}/source/index.m3u8")
+        # The part is named from the origin's playlist: asked of the edge, a playlist would start
+        # the edge's prefetch of the parts it lists (a test of its own, below).
+        edge_playlist = http("GET", f"{b.base}/live/{s['id']}/source/index.m3u8")
         assert edge_playlist.status == 200
         seq, idx = hinted_part(edge_playlist.text)
         # Next-but-one part: surely not made yet when the thousand requests arrive.
@@ -145,7 +153,7 @@ def test_a_thousand_viewers_cost_the_origin_one_request(trio):
         # requests the router answers (a playlist between them).
         cached = http("GET", c.base + path).body
         hits = metric(c, "streamtube_edge_cache_hits_total")
-        origin_now = metric(b, "streamtube_origin_edge_requests_total")
+        playlists_now = upstream_playlists(c)
         conn = HTTPConnection("127.0.0.1", c.http_port, timeout=10)
         try:
             for target in (path, path, f"/live/{s['id']}/source/index.m3u8", path):
@@ -161,9 +169,14 @@ def test_a_thousand_viewers_cost_the_origin_one_request(trio):
         finally:
             conn.close()
         assert metric(c, "streamtube_edge_cache_hits_total") == hits + 3
-        assert metric(b, "streamtube_origin_edge_requests_total") == origin_now + 1  # the playlist only
+        # The playlist went upstream (it starts prefetches of the parts it lists, which may
+        # still be on their way: the origin's count is only read once they are done, below).
+        assert upstream_playlists(c) == playlists_now + 1
         # A stream that does not exist is 404 at the edge too.
         assert http("GET", f"{c.base}/live/nosuchstream/source/index.m3u8").status == 404
+        time.sleep(1)
+        assert metric(b, "streamtube_origin_edge_requests_total") - before_origin \
+            == metric(c, "streamtube_edge_upstream_requests_total") - before_edge, "the origin saw what the edge asked, no more"
     finally:
         pub.wait(30)
     # The edge restarts: what it cached is served from its RocksDB store, without asking the origin.
@@ -224,3 +237,158 @@ def test_an_edge_never_serves_a_restarted_streams_old_bytes():
     finally:
         origin.stop()
         edge.stop()
+
+
+@pytest.fixture
+def duo():
+    """An origin and an edge, no transcoding."""
+    key = keygen()
+    root = tempfile.mkdtemp(prefix="streamtube-duo-")
+    db = os.path.join(root, "streamtube.sqlite")
+    seed_port = free_port()
+    nodes = {}
+    for name in ("a", "b"):
+        args = ["--node-id", name, "--region", "r1", "--cluster-key", key, "--gossip-preset", "local",
+                "--database", db, "--ladder", "none"]
+        if name != "a":
+            args += ["--seeds", f"127.0.0.1:{seed_port}"]
+        nodes[name] = Node(os.path.join(root, name), args, gossip_port=seed_port if name == "a" else None).start()
+    wait_converged(list(nodes.values()), ["a", "b"])
+    yield nodes
+    for n in nodes.values():
+        n.stop()
+
+
+class Viewer:
+    """An LL-HLS player's requests on one kept-alive connection, as ops/bench/viewers.py makes
+    them: master playlist, media playlist, the newest part, then blocking reloads for the hinted
+    part and that part, until `until`. Notes every object and playlist target it asked for."""
+
+    def __init__(self, host, port, stream, seen):
+        self.host, self.port, self.stream, self.seen = host, port, stream, seen
+
+    async def get(self, path):
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        assert length, head
+        body = await self.reader.readexactly(int(length.group(1)))
+        self.seen["statuses"][status] = self.seen["statuses"].get(status, 0) + 1
+        return status, body
+
+    async def run(self, until):
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            base = f"/live/{self.stream}/"
+            status, master = await self.get(base + "master.m3u8?routed=1")
+            assert status == 200, (status, master)
+            media = next(line for line in master.decode().splitlines() if line and not line.startswith("#"))
+            rendition, query = media.split("/")[0], media.split("?", 1)[1]
+            status, playlist = await self.get(f"{base}{media}")
+            assert status == 200, playlist
+            newest = re.findall(r'#EXT-X-PART:[^\n]*URI="(part[^"?]+)', playlist.decode())[-1]
+            self.seen["objects"].add(f"{rendition}/{newest}")
+            await self.get(f"{base}{rendition}/{newest}?{query}")
+            while time.time() < until:
+                hint = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part(\d+)\.(\d+)-', playlist.decode())
+                msn, part = int(hint.group(1)), int(hint.group(2))
+                target = f"_HLS_msn={msn}&_HLS_part={part}"
+                self.seen["targets"].add(target)
+                status, playlist = await self.get(f"{base}{rendition}/index.m3u8?{target}&{query}")
+                if status != 200:
+                    continue
+                name = f"part{msn}.{part}-{epoch_of(playlist.decode())}.m4s"
+                self.seen["objects"].add(f"{rendition}/{name}")
+                await self.get(f"{base}{rendition}/{name}?{query}")
+        finally:
+            self.writer.close()
+
+
+def test_a_spike_of_viewers_costs_the_origin_one_request_per_object(duo):
+    """Viewers arriving one after another (not at the same instant, which single flight alone
+    merges) cost the origin one request per part and per blocking playlist target, and the
+    plain playlists at most one per lifetime the origin gives them (max-age, a part)."""
+    a, b = duo["a"], duo["b"]
+    s = stream_owned_by(duo, "b")
+    pub = push(b, s["key"], seconds=40, size="320x240")
+    try:
+        b.wait_playable(s["id"])
+        wait_for(lambda: "#EXT-X-PART:" in http("GET", f"{b.base}/live/{s['id']}/source/index.m3u8").text, 20, "parts")
+        names = ("streamtube_edge_upstream_requests_total", "streamtube_edge_upstream_media_requests_total",
+                 "streamtube_edge_prefetches_total", "streamtube_edge_playlist_hits_total")
+        before = {n: metric(a, n, before_first_use=True) for n in names}
+        origin_before = metric(b, "streamtube_origin_edge_requests_total", before_first_use=True)
+        seen = {"objects": set(), "targets": set(), "statuses": {}}
+        viewers, spread, hold = 300, 3.0, 6.0
+
+        async def spike():
+            start = time.time()
+            until = start + spread + hold
+
+            async def one(i):
+                await asyncio.sleep(spread * i / viewers)
+                await Viewer("127.0.0.1", a.http_port, s["id"], seen).run(until)
+            await asyncio.gather(*(one(i) for i in range(viewers)))
+            return time.time() - start
+
+        took = asyncio.run(spike())
+        time.sleep(1.5)  # the last prefetches (a preload hint the origin holds for up to a part)
+        after = {n: metric(a, n) for n in names}
+        d = {n: after[n] - before[n] for n in names}
+        media = d["streamtube_edge_upstream_media_requests_total"]
+        playlists = d["streamtube_edge_upstream_requests_total"] - media
+        assert set(seen["statuses"]) == {200}, seen["statuses"]
+        # Every part asked for cost at most one request. Beyond those: the last playlist's hint
+        # (a part no viewer stayed for), and per segment the hint of a part never made (the
+        # keyframe closed the segment first: the origin answers the edge's prefetch 404).
+        segments = {name.split("part", 1)[1].split(".")[0] for name in seen["objects"]}
+        assert media <= len(seen["objects"]) + 1 + len(segments), (media, len(seen["objects"]), len(segments), d)
+        assert d["streamtube_edge_prefetches_total"] > 0, d
+        # Playlists: one per blocking target, plus the master (max-age 1 s) and the plain media
+        # playlist (one part) at most once per lifetime; without the playlist cache every join
+        # asked the origin for both (about 2 x 300 here).
+        allowed = len(seen["targets"]) + (took + 1) / 1.0 + (took + 1) / 0.334 + 2
+        assert playlists <= allowed, (playlists, allowed, len(seen["targets"]), d)
+        assert d["streamtube_edge_playlist_hits_total"] >= viewers, d
+        assert metric(b, "streamtube_origin_edge_requests_total") - origin_before \
+            == d["streamtube_edge_upstream_requests_total"], "the origin saw what the edge asked, no more"
+    finally:
+        pub.kill()
+        pub.wait()
+
+
+def test_a_node_over_its_viewer_bound_turns_new_viewers_away(tmp_path):
+    """Past --max-viewers a new viewer's master playlist is 503 with Retry-After at once (a player
+    or load balancer goes elsewhere), counted and warned; viewers already watching go on."""
+    n = Node(str(tmp_path / "node"), ["--ladder", "none", "--max-viewers", "1"]).start()
+    pub = None
+    try:
+        s = n.create_stream("Bounded")
+        pub = push(n, s["key"], seconds=30, size="320x240")
+        n.wait_playable(s["id"])
+        master = http("GET", f"{n.base}/live/{s['id']}/master.m3u8")
+        assert master.status == 200
+        media = next(line for line in master.text.splitlines() if line and not line.startswith("#"))
+        assert "vsid=" in media
+        # The first viewer's media playlist makes it a viewer session: the node is at its bound.
+        assert http("GET", f"{n.base}/live/{s['id']}/{media}").status == 200
+        refused = http("GET", f"{n.base}/live/{s['id']}/master.m3u8")
+        assert refused.status == 503, refused.status
+        assert refused.headers["Retry-After"] == "2"
+        assert "viewers" in refused.text
+        # The viewer already watching is served (its session in the query).
+        vsid = media.split("vsid=", 1)[1].split("&")[0]
+        assert http("GET", f"{n.base}/live/{s['id']}/master.m3u8?vsid={vsid}").status == 200
+        assert http("GET", f"{n.base}/live/{s['id']}/{media}").status == 200
+        http("GET", f"{n.base}/live/{s['id']}/master.m3u8")
+        text = http("GET", n.base + "/metrics").text
+        m = re.search(r'^streamtube_viewer_joins_refused_total\{reason="viewers"\} (\d+)', text, re.M)
+        assert m and int(m.group(1)) == 2, text[:2000]
+        warnings = [r for r in n.log_records() if r.get("msg") == "node over its viewer bound: joins refused with 503"]
+        assert len(warnings) == 1, warnings
+    finally:
+        if pub:
+            pub.kill()
+            pub.wait()
+        n.stop()
