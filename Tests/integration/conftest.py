@@ -73,6 +73,7 @@ def pytest_configure(config):
     # Known without pytest-xdist too (a run with `-p no:xdist`).
     config.addinivalue_line("markers", "xdist_group(name): tests that run on one parallel worker, in their order (a shared module fixture)")
     config.addinivalue_line("markers", "timing: tests that measure time bounds; ops/test runs them alone, after the others")
+    config.addinivalue_line("markers", "slow: long scenarios run on demand (test_netlab.py: ops/netlab/netlab scenario), skipped otherwise")
 
 
 # Tests run in parallel workers (pytest-xdist). Ports come from below the kernel's ephemeral
