@@ -49,6 +49,8 @@ package struct NodeApplication: @unchecked Sendable {
     package let handover: HandoverService
     /// Hands streams published here to the node the ring names their owner (a node joined).
     package let ownership: OwnershipHandover
+    /// Ends replicas whose origin stopped sending (this node is no longer the standby).
+    package let replicaSweep: ReplicaSweep
     package let records: RecordPlacement
     package let state: NodeState
     package let streams: LiveStreams
@@ -94,7 +96,7 @@ package struct NodeApplication: @unchecked Sendable {
                 + [.init(service: accountChanges), .init(service: rtmp), .init(service: gossip), .init(service: http),
                        .init(service: records), .init(service: notices), .init(service: paymentOutbox), .init(service: renewals), .init(service: thumbnails),
                        .init(service: recordingDeletions), .init(service: viewerReporter), .init(service: chatSweep),
-                       .init(service: ownership), .init(service: handover)],
+                       .init(service: replicaSweep), .init(service: ownership), .init(service: handover)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await close()
@@ -553,6 +555,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
     let handover = HandoverService(gossip: gossip, rtmp: control, replicator: replicator, logger: logger,
                                    began: { readiness.handoverBegan() })
     let ownership = OwnershipHandover(router: router, rtmp: control, replicator: replicator, logger: logger)
+    let replicaSweep = ReplicaSweep(streams: streams, logger: logger)
     var noticeSettings = NoticeSettings()
     guard config.reminderMinutes >= 0, config.missedAfterMinutes >= 1 else {
         await database.close()
@@ -590,7 +593,7 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         let outcome = try await payments.apply(TestGateway.renewed(order))
         return outcome == .applied(.paid) || outcome == .duplicate("applied: paid")
     }
-    return NodeApplication(router: httpRouter, http: http, https: https, rtmps: rtmps, publicTLS: publicTLS, rtmp: rtmp, gossip: gossip, handover: handover, ownership: ownership, records: records, state: state,
+    return NodeApplication(router: httpRouter, http: http, https: https, rtmps: rtmps, publicTLS: publicTLS, rtmp: rtmp, gossip: gossip, handover: handover, ownership: ownership, replicaSweep: replicaSweep, records: records, state: state,
                            streams: streams, thumbnails: thumbnails, recorder: recorder, sweeper: sweeper, edge: edge, database: database,
                            catalogChanges: CatalogChanges(catalog: catalog),
                            accounts: accounts, accountChanges: AccountChanges(service: accounts, database: database), notices: notices,

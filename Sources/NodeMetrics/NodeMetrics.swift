@@ -8,7 +8,7 @@ package enum NodeMetrics {
     /// rate over it is missing for its first minutes). Called once the metrics system is bootstrapped.
     package static func declare(renditions: [String], providers: [String]) {
         for counter in [rtmpConnections, rtmpBytesReceived, rtmpProtocolErrors, rtmpMediaErrors, publishStarted, publishRefused(reason: "bad_key"),
-                        relayConnections, relayOriginsLeft, ownershipHandovers, publisherHandovers, edgeCacheHits, edgeUpstreamRequests, originEdgeRequests, viewerRedirects,
+                        relayConnections, relayOriginsLeft, ownershipHandovers, replicasEnded, publisherHandovers, edgeCacheHits, edgeUpstreamRequests, originEdgeRequests, viewerRedirects,
                         edgeUpstreamMediaRequests, edgePlaylistHits, edgePrefetches, edgePrefetchesSkipped,
                         viewerJoinsRefused(reason: "viewers"), viewerJoinsRefused(reason: "event_loop_lag"),
                         transcodeFailures, recordingObjectsWritten, recordingBytesWritten] {
@@ -44,6 +44,9 @@ package enum NodeMetrics {
     /// Streams this node published and handed to the node the ring named their owner (a node
     /// joined, a partition healed) without the broadcaster noticing.
     package static let ownershipHandovers = Counter(label: "streamtube_ownership_handovers_total")
+    /// Replicas ended here because their origin sent nothing more while the stream was live
+    /// (this node is no longer the standby, or no one took the stream over).
+    package static let replicasEnded = Counter(label: "streamtube_replicas_ended_total")
     /// Broadcasters' relays on this node with no origin taking their stream right now (a failover
     /// takes seconds; a minute of it is a stream without an origin).
     package static let relaysWithoutOrigin = Gauge(label: "streamtube_ingest_relays_without_origin")

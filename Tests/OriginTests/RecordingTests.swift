@@ -104,6 +104,30 @@ final class RecordingTests: XCTestCase {
         XCTAssertTrue(m.masterPlaylist().contains("source/index.m3u8"))
     }
 
+    func testAReplicaWhoseOriginFallsSilentEndsWithItsRecordingAndABatchTakesItUpAgain() throws {
+        let all = try replication.tags()
+        let (origin, standby, wire) = try replication.publishingPair("rec9")
+        let atStandby = Collected()
+        standby.record(to: atStandby.sink)
+        var delivered = 0
+        let half = all.count / 2
+        try replication.feed(origin, all[..<half])
+        try wire.deliver(to: standby, from: &delivered)
+        XCTAssertTrue(standby.isLive(rendition: LiveStream.sourceRendition))
+        XCTAssertFalse(standby.endReplica(ifSilentFor: 60), "not silent that long")
+        XCTAssertFalse(origin.endReplica(ifSilentFor: 0), "an origin publishing is no replica")
+        XCTAssertTrue(standby.endReplica(ifSilentFor: 0), "the origin went elsewhere")
+        XCTAssertFalse(standby.isLive(rendition: LiveStream.sourceRendition))
+        XCTAssertTrue(standby.mediaPlaylist()!.hasSuffix("#EXT-X-ENDLIST\n"), "its viewers get the end")
+        XCTAssertEqual(atStandby.endings, 1, "and its recording ends, the held segment recorded")
+        XCTAssertFalse(standby.endReplica(ifSilentFor: 0), "once")
+        // The origin was only slow: what it sends next takes the replica up again.
+        try replication.feed(origin, all[half...])
+        try wire.deliver(to: standby, from: &delivered)
+        XCTAssertTrue(standby.isLive(rendition: LiveStream.sourceRendition))
+        XCTAssertEqual(atStandby.segments.map(\.sequence), Array(0..<atStandby.segments.count), "every segment once, in order")
+    }
+
     /// A standby that comes after the origin made its init segment and first segments (a snapshot
     /// carries them) records the same recording from the start of the session.
     func testAStandbyCaughtUpByASnapshotRecordsFromTheSessionStart() throws {

@@ -65,6 +65,8 @@ public final class LiveStream: Sendable {
         /// When (`LiveStream.clock()`) the last session here, or on the origin of the replica
         /// held, ended; nil while one is live.
         var sessionEndedAt: Double?
+        /// When (`LiveStream.clock()`) the last replica batch was applied here.
+        var replicaAppliedAt: Double?
 
         var source: LiveRendition? { renditions[LiveStream.sourceRendition] }
 
@@ -582,6 +584,7 @@ public final class LiveStream: Sendable {
             guard !s.publishing else { throw .publishingHere }
             if !batch.snapshot, batch.streamEpoch != s.epoch { throw .outOfSequence(expected: nil, got: batch.sequence) }
             try s.replica.accept(batch)
+            s.replicaAppliedAt = Self.clock()
             if batch.snapshot {
                 // The origin's names continue here: its objects keep their names.
                 s.epoch = batch.streamEpoch
@@ -618,6 +621,29 @@ public final class LiveStream: Sendable {
             if batch.snapshot { handHeld(&s) } else { noteEnded(&s) }
             return ready
         }.resume()
+    }
+
+    /// A replica whose origin sent nothing for `silence` seconds while saying the stream goes on
+    /// ends here as if its publisher had stopped: its viewers get the end of the playlists and the
+    /// recording its end — a standby the origin stopped replicating to (a node joined and became
+    /// the standby or the owner), or an origin gone with no one taking the stream over. A batch
+    /// that comes after all takes it up again. True when it ended it.
+    @discardableResult
+    public func endReplica(ifSilentFor silence: Double) -> Bool {
+        let (ended, ready) = state.withLock { s -> (Bool, [PlaylistWaiters.Answer]) in
+            guard !s.publishing, s.replica.holdsReplica, s.renditions.values.contains(where: \.replicaLive),
+                  Self.clock() - (s.replicaAppliedAt ?? 0) >= silence else { return (false, []) }
+            var ready: [PlaylistWaiters.Answer] = []
+            for name in s.order where s.renditions[name]?.replicaLive == true {
+                s.renditions[name]!.replicaLive = false
+                ready += s.waiters.takeAll(of: s.renditions[name]!)
+            }
+            if s.sessionEndedAt == nil { s.sessionEndedAt = Self.clock() }
+            noteEnded(&s)
+            return (true, ready)
+        }
+        ready.resume()
+        return ended
     }
 
     /// True when this node holds something of the stream to serve (made here or replicated).
