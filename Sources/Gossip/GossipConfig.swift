@@ -43,6 +43,15 @@ public struct GossipConfig: Hashable, Sendable {
         get { deadReapTimeOverride ?? pushPullInterval * 10 }
         set { deadReapTimeOverride = newValue }
     }
+    /// While some members are dead, one of them is offered a full-state exchange this often: a
+    /// member declared dead may only have been cut off (a partition), and the halves merge at the
+    /// next try after the heal rather than at a push-pull that picks a dead member by chance.
+    /// Derived unless set: five probe intervals.
+    public var reconnectInterval: Duration {
+        get { reconnectIntervalOverride ?? probeInterval * 5 }
+        set { reconnectIntervalOverride = newValue }
+    }
+    private var reconnectIntervalOverride: Duration?
     private var gossipToTheDeadTimeOverride: Duration?
     private var deadReapTimeOverride: Duration?
     /// Tuning of the network coordinates.

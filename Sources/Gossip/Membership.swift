@@ -42,6 +42,7 @@ public struct Membership: Sendable {
     /// nothing is queued no tick is asked for them; the grid is caught up on the next event.
     private var nextGossipAt: GossipInstant
     private var nextPushPullAt: GossipInstant
+    private var nextReconnectAt: GossipInstant
     private var seeds: [Endpoint] = []
     /// Where `MemberTable.touchRows` results go, so the loads are kept.
     private var touchSink = 0
@@ -101,6 +102,7 @@ public struct Membership: Sendable {
         self.nextProbeAt = now + stagger(config.probeInterval)
         self.nextGossipAt = now + stagger(config.gossipInterval)
         self.nextPushPullAt = now + stagger(config.pushPullInterval)
+        self.nextReconnectAt = now + config.reconnectInterval
         self.rng = rng
         let me = Member(metadata: local, incarnation: incarnation, status: .alive, statusChangedAt: now, coordinate: vivaldi.coordinate)
         self.localSlot = table.insert(me)
@@ -160,6 +162,7 @@ public struct Membership: Sendable {
         for r in relays.values { t = min(t, r.nackAt) }
         if let s = suspicionDeadlines.min { t = min(t, s.at) }
         if let d = table.oldestTombstone { t = min(t, d.since + config.deadReapTime) }
+        if table.deadCount > 0 { t = min(t, nextReconnectAt) }
         return t
     }
 
@@ -255,6 +258,10 @@ public struct Membership: Sendable {
         if now >= nextPushPullAt {
             nextPushPullAt = now + config.pushPullInterval(memberCount: estimatedMemberCount)
             if !isLeaving { pushPull(&out) }
+        }
+        if now >= nextReconnectAt {
+            nextReconnectAt = now + config.reconnectInterval
+            if !isLeaving { reconnect(&out) }
         }
         reap(now: now, &out)
         return finish(&out, now: now)
@@ -608,6 +615,15 @@ public struct Membership: Sendable {
             if case .sendDatagram(_, let messages) = d, messages.isEmpty { break }
             out.append(d)
         }
+    }
+
+    /// A full-state exchange with one dead member (not one that left): if it was only cut off,
+    /// each side learns the other declared it dead, refutes, and the halves merge.
+    private mutating func reconnect(_ out: inout [Directive]) {
+        let failed = table.deadCount
+        guard failed > 0, let slot = randomSlots(1, among: failed, where: { $1.status == .dead }).first else { return }
+        counters.fullStateExchanges += 1
+        out.append(.sendFullState(to: table[slot].metadata.gossipAddress, fullState(join: false, isResponse: false)))
     }
 
     private mutating func pushPull(_ out: inout [Directive]) {

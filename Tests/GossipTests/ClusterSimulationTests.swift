@@ -164,6 +164,24 @@ final class ClusterSimulationTests: XCTestCase {
         XCTAssertNotNil(healed, "the partition did not heal within 2 minutes")
     }
 
+    func testAPartitionHealsWithinAReconnectIntervalNotAtAPushPullByChance() {
+        for seed: UInt64 in [5, 6, 7] {
+            let config = GossipConfig.lan(clusterName: "sim")
+            let c = makeCluster(5, seed: seed, config: config)
+            XCTAssertNotNil(c.run(atMost: .seconds(30), until: { $0.converged() }))
+            c.partition = [0: 0, 1: 0, 2: 0, 3: 1, 4: 1]
+            XCTAssertNotNil(c.run(atMost: .seconds(60)) { c in
+                (0..<5).allSatisfy { i in (0..<5).allSatisfy { j in c.status(of: j, seenBy: i) == (c.reachable(i, j) ? .alive : .dead) } }
+            }, "seed \(seed): the halves did not declare each other dead")
+            c.partition = nil
+            // The next reconnect try (every 5 s) of any node reaches the other side: merged well
+            // before a push-pull (30 s) would pick a dead member.
+            let healed = c.run(atMost: .seconds(60), until: { $0.converged() })
+            XCTAssertNotNil(healed)
+            XCTAssertLessThanOrEqual(healed ?? .seconds(60), config.reconnectInterval + config.probeInterval * 3, "seed \(seed)")
+        }
+    }
+
     func testPeriodicPushPullAndTrafficCounters() {
         let c = makeCluster(5, seed: 13)
         let after = c.nodes.map { $0.membership.counters.fullStateExchanges }
