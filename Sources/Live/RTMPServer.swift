@@ -250,6 +250,13 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
     /// The peer's IP address, as admission counts it; nil until the connection is admitted.
     private var admitted: (address: String, exempt: Bool, anonymous: Bool)?
     private var deadline: Scheduled<Void>?
+    /// A relay's publish: when it last sent anything, and the watch that ends a silent one.
+    private var lastRead = NIODeadline.now()
+    private var relayWatch: RepeatedTask?
+    /// A relay sends media all the time and leaves an origin that stops acknowledging within 3 s;
+    /// one silent this long is gone (its node cut off or partitioned away), and this node stops
+    /// taking itself for the stream's origin long before the 30 s a broadcaster is allowed.
+    static let relaySilence: TimeAmount = .seconds(10)
     private let peerAddress: String
 
     init(policy: IngestPolicy, control: RTMPControl, admission: RTMPAdmission, logger: Logger, peer: SocketAddress?) {
@@ -339,6 +346,7 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
+        lastRead = .now()
         var buffer = unwrapInboundIn(data)
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
         NodeMetrics.rtmpBytesReceived.increment(by: bytes.count)
@@ -579,6 +587,16 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
                                 as publisher: Publisher, relayed: Bool, context: ChannelHandlerContext) {
         control.add(connectionID, stream: record.id, NIOLoopBound(self, eventLoop: context.eventLoop))
         let origin = LocalOrigin(record: record, relayed: relayed)
+        if relayed, relayWatch == nil {
+            relayWatch = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] task in
+                guard let self, !self.closed else { return task.cancel() }
+                guard NIODeadline.now() - self.lastRead > Self.relaySilence else { return }
+                self.logger.warning("relay silent, closing its connection", metadata: ["seconds": "\(Self.relaySilence.nanoseconds / 1_000_000_000)"])
+                task.cancel()
+                self.stopPublishing(reason: "relay silent")
+                self.close(context)
+            }
+        }
         if let displaced {
             // A hand-over: the stream goes on as a new session of the same playlists (a
             // discontinuity); the displaced publisher is closed, ending nothing.
@@ -654,6 +672,7 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
 
     package func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
+        relayWatch?.cancel()
         if let a = admitted {
             admission.close(address: a.address, exempt: a.exempt, anonymous: a.anonymous)
             admitted = nil
