@@ -251,17 +251,10 @@ package struct LiveRoutes: Sendable {
     }
 
     private func mediaPlaylist(_ live: LiveStream, rendition: String, request: Request, access: Playback) async throws -> Response {
-        let q = request.uri.queryParameters
-        let msn = q.get("_HLS_msn").map { Int($0) }
-        let part = q.get("_HLS_part").map { Int($0) }
-        let skip = q.get("_HLS_skip").map { $0 == "YES" || $0 == "v2" } ?? false
-        if case .some(nil) = msn { throw Problem.badRequest("_HLS_msn must be a whole number") }
-        if case .some(nil) = part { throw Problem.badRequest("_HLS_part must be a whole number") }
-        if part != nil && msn == nil { throw Problem.badRequest("_HLS_part needs _HLS_msn") }
-        if let m = msn ?? nil {
-            let target: LiveTarget = (part ?? nil).map { .part(sequence: m, index: $0) } ?? .segment(sequence: m)
-            if m < 0 || (part ?? nil).map({ $0 < 0 }) == true { throw Problem.badRequest("_HLS_msn and _HLS_part cannot be negative") }
+        let asked = try PlaylistRequest(request.uri.queryParameters)
+        if let target = asked.target {
             guard live.isWithinReach(target, rendition: rendition) else {
+                let m = switch target { case .part(let n, _), .segment(let n): n }
                 throw Problem.badRequest("_HLS_msn \(m) is more than two segments ahead of the live edge")
             }
             let timeout = Duration.milliseconds(Int(live.settings.segmentTarget * 3 * 1000))
@@ -270,7 +263,7 @@ package struct LiveRoutes: Sendable {
                 throw Problem(.serviceUnavailable, "the requested part did not arrive in time", headers: [.retryAfter: "1"])
             }
         }
-        guard let body = live.mediaPlaylist(rendition: rendition, skip: skip) else { throw Problem.notFound("stream is offline") }
+        guard let body = live.mediaPlaylist(rendition: rendition, skip: asked.skip) else { throw Problem.notFound("stream is offline") }
         let ended = !live.isLive(rendition: rendition)
         if access.session != nil { Self.learn(body, path: request.uri.path, sessions: sessions) }
         return Responses.text(Self.playlist(body, carrying: access), type: Responses.playlistType,
