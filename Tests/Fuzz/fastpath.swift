@@ -44,16 +44,18 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
                 scanned = upTo
                 continue reads
             }
-            let bytes = Array(pending.readableBytesView)
             precondition(scan == RawMediaFastPath.scanHead(pending, from: 0), "a scan resumed at \(scanned) finds \(scan), a whole scan does not")
             switch scan {
             case .incomplete:
                 preconditionFailure()
             case .lenient:
+                let bytes = Array(pending.readableBytesView)
                 precondition(hasBareLineEnd(Array(bytes.prefix(blankLine(in: bytes) ?? bytes.count))), "a lenient head with no bare CR or LF")
                 break reads
             case .complete(let length):
-                precondition(length == blankLine(in: bytes) && !hasBareLineEnd(Array(bytes.prefix(length))), "a head of \(length) bytes, its blank line ends at \(blankLine(in: bytes) ?? -1)")
+                // The head's bytes only: pipelined heads would otherwise each copy all that follows them.
+                let bytes = Array(pending.readableBytesView.prefix(length))
+                precondition(length == blankLine(in: bytes) && !hasBareLineEnd(bytes), "a head of \(length) bytes, its blank line ends at \(blankLine(in: bytes) ?? -1)")
                 scanned = 0
                 let head = pending.readSlice(length: length)!
                 asked = nil
