@@ -126,6 +126,19 @@ extension AccountRouteTests {
             }
             XCTAssertNil(app.streams.catalog.record(id: id)?.record, "unchecked, as its channel: follows the channel")
             XCTAssertEqual(app.streams.catalog.record(id: id)?.isRecorded, false)
+            // A start that is no date and time is refused (the text the fuzzer found trapped Foundation's DateFormatter).
+            for startsAt in ["3\u{594}\u{FFFD}\u{FFFD}pMB=p", "2026-12-24T18:00x", "2026-12-24 18:00", "２026-12-24T18:00"] {
+                try await client.execute(uri: "/studio/streams/\(id)", method: .post, headers: formHeaders,
+                                         body: A.form(["csrf": csrf, "title": "Mine", "startsAt": startsAt, "timeZone": "Europe/Paris"])) { r in
+                    XCTAssertEqual(r.status, .badRequest, startsAt)
+                    XCTAssertTrue(String(buffer: r.body).contains("give the start as a date and a time"), startsAt)
+                }
+            }
+            try await client.execute(uri: "/studio/streams/\(id)", method: .post, headers: formHeaders,
+                                     body: A.form(["csrf": csrf, "title": "Mine", "startsAt": "2026-12-24T18:00", "timeZone": "Europe/Paris"])) { r in
+                XCTAssertEqual(r.status, .seeOther)
+            }
+            XCTAssertEqual(app.streams.catalog.record(id: id)?.startsAt, Date(timeIntervalSince1970: 1_798_131_600))
         }
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Gossip
 import HTTPSupport
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTesting
 import Live
 import NIOCore
@@ -448,6 +449,20 @@ final class RouteTests: XCTestCase {
             XCTAssertNil(MediaObjectRequest(target: "/live/s1/source/seg5-0a1b2c3d.m4s?" + query), query)
         }
         XCTAssertEqual(MediaObjectRequest(target: "/live/s1/source/seg5-0a1b2c3d.m4s?token=é")?.token, "é", "a bad token is the policy's to refuse")
+    }
+
+    func testPlaylistRequestReadsTheLLHLSQuery() throws {
+        func asked(_ query: String) throws -> PlaylistRequest { try PlaylistRequest(URI("/live/s1/source/index.m3u8?" + query).queryParameters) }
+        XCTAssertNil(try asked("").target)
+        XCTAssertEqual(try asked("_HLS_msn=12").target, .segment(sequence: 12))
+        XCTAssertEqual(try asked("_HLS_msn=12&_HLS_part=3&token=abc").target, .part(sequence: 12, index: 3))
+        XCTAssertEqual(try asked("_HLS_skip=YES").skip, true)
+        XCTAssertEqual(try asked("_HLS_skip=v2&_HLS_msn=0").skip, true)
+        XCTAssertEqual(try asked("_HLS_skip=NO").skip, false)
+        for bad in ["_HLS_msn=x", "_HLS_msn=", "_HLS_msn=1&_HLS_part=1.5", "_HLS_part=2", "_HLS_msn=-1", "_HLS_msn=3&_HLS_part=-1",
+                    "_HLS_msn=99999999999999999999"] {
+            XCTAssertThrowsError(try asked(bad), bad) { XCTAssertEqual(($0 as? Problem)?.status, .badRequest, bad) }
+        }
     }
 
     // MARK: Pages

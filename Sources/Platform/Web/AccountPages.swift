@@ -434,11 +434,23 @@ package struct AccountPages: Sendable {
             f.locale = Locale(identifier: "en_US_POSIX")
             f.timeZone = zone
             f.dateFormat = local.count > 16 ? "yyyy-MM-dd'T'HH:mm:ss" : "yyyy-MM-dd'T'HH:mm"
-            guard let date = f.date(from: local) else { throw StreamError.badDetails("give the start as a date and a time") }
+            // Foundation's DateFormatter traps on some text it cannot read (a digit with a combining
+            // mark after it): only the input's own shape reaches it.
+            guard Self.isLocalDateTime(local), let date = f.date(from: local) else {
+                throw StreamError.badDetails("give the start as a date and a time")
+            }
             d.startsAt = .some(date)
             d.timeZone = .some(zone.identifier)
         }
         return d
+    }
+
+    /// Whether `text` has the shape of a `datetime-local` input's value: `2026-12-24T18:00`, seconds optional.
+    static func isLocalDateTime(_ text: String) -> Bool {
+        let shape = "dddd-dd-ddTdd:dd:dd".utf8
+        let bytes = text.utf8
+        guard bytes.count == 16 || bytes.count == 19 else { return false }
+        return zip(bytes, shape).allSatisfy { c, s in s == UInt8(ascii: "d") ? (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) : c == s }
     }
 
     /// A date as the studio's `datetime-local` input shows it, in `zone`.
