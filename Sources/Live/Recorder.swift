@@ -180,7 +180,7 @@ package final class Recorder: Service, Sendable {
         switch object {
         case .initSegment(let i): size = i.bytes.count
         case .segment(let s): size = s.bytes.count
-        case .ended, .skipped: size = 0
+        case .ended, .skipped, .cutOff: size = 0
         }
         let accepted = state.withLock { s -> Bool in
             guard size == 0 || s.queuedBytes + size <= maxQueuedBytes else { return false }
@@ -213,6 +213,12 @@ package final class Recorder: Service, Sendable {
             write(segment)
         case .ended(let stream, _):
             end(stream: stream)
+        case .cutOff(let stream, let epoch):
+            guard var rec = state.withLock({ $0.streams[stream]?.current }), rec.epoch == epoch, rec.endedAt == nil,
+                  rec.state != .incomplete else { return }
+            failed(&rec, "its origin stopped replicating to this node before the recording ended", counted: false)
+            state.withLock { $0.streams[stream]?.current = rec }
+            save(rec)
         case .skipped(let stream, let epoch, let rendition, let sequence):
             guard rendition == LiveStream.sourceRendition else { return }
             state.withLock { $0.streams[stream, default: StreamRecording()].skipped[epoch, default: []].insert(sequence) }

@@ -301,6 +301,10 @@ final class RecorderTests: XCTestCase {
         XCTAssertEqual(m.state, .ready, m.reason ?? "")
         m = try await ended([segment(0), .skipped(stream: "s1", epoch: StreamEpoch(7), rendition: "source", sequence: 1), segment(2)])
         XCTAssertEqual(m.reason, "source segments 1-1 never reached this node")
+        // A replica whose origin went elsewhere: incomplete, whatever it holds.
+        m = try await ended([segment(0), segment(1), .cutOff(stream: "s1", epoch: epoch)])
+        XCTAssertEqual(m.state, .incomplete)
+        XCTAssertEqual(m.reason, "its origin stopped replicating to this node before the recording ended")
         // Only the source counts (a rung may be shed for a while).
         m = try await ended([initSegment("360p"), segment(0), segment(1), segment(0, "360p"), segment(2), segment(2, "360p")])
         XCTAssertEqual(m.state, .ready)

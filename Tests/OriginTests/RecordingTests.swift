@@ -120,6 +120,8 @@ final class RecordingTests: XCTestCase {
         XCTAssertFalse(standby.isLive(rendition: LiveStream.sourceRendition))
         XCTAssertTrue(standby.mediaPlaylist()!.hasSuffix("#EXT-X-ENDLIST\n"), "its viewers get the end")
         XCTAssertEqual(atStandby.endings, 1, "and its recording ends, the held segment recorded")
+        XCTAssertEqual(atStandby.objects.withLock { $0.filter { if case .cutOff = $0 { true } else { false } }.count }, 1,
+                       "saying it lacks what came after")
         XCTAssertFalse(standby.endReplica(ifSilentFor: 0), "once")
         // The origin was only slow: what it sends next takes the replica up again.
         try replication.feed(origin, all[half...])

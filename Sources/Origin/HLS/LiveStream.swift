@@ -639,6 +639,7 @@ public final class LiveStream: Sendable {
                 ready += s.waiters.takeAll(of: s.renditions[name]!)
             }
             if s.sessionEndedAt == nil { s.sessionEndedAt = Self.clock() }
+            if s.recording { s.recorder?(.cutOff(stream: id, epoch: s.epoch)) }
             noteEnded(&s)
             return (true, ready)
         }

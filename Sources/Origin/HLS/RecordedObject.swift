@@ -14,6 +14,9 @@ public enum RecordedObject: Sendable {
     /// A segment left out of the recording on purpose: every frame of it is in the segments that
     /// follow (a new origin's session begins with the GOP the old origin's last segment held).
     case skipped(stream: String, epoch: StreamEpoch, rendition: String, sequence: Int)
+    /// A replica's origin stopped sending while the stream was live (`LiveStream.endReplica`):
+    /// this copy lacks whatever came after, and says so.
+    case cutOff(stream: String, epoch: StreamEpoch)
 }
 
 public struct RecordedInit: Sendable, Equatable {
