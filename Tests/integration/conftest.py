@@ -177,14 +177,19 @@ class Node:
         self.extra_args = list(extra_args)
         self.proc = None
 
+    def command(self):
+        return [binary(), "serve", "--host", self.host, "--http-port", str(self.http_port), "--rtmp-port", str(self.rtmp_port),
+                "--gossip-port", str(self.gossip_port),
+                "--data-dir", self.data_dir, "--admin-token", ADMIN_TOKEN, "--log-format", "json", *self.extra_args]
+
+    def spawn(self, argv):
+        """Starts the node's process (a subclass may start it elsewhere: netlab_harness, in a host of its own)."""
+        return subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env} if self.env else None)
+
     def start(self):
         os.makedirs(self.data_dir, exist_ok=True)
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [binary(), "serve", "--host", self.host, "--http-port", str(self.http_port), "--rtmp-port", str(self.rtmp_port),
-             "--gossip-port", str(self.gossip_port),
-             "--data-dir", self.data_dir, "--admin-token", ADMIN_TOKEN, "--log-format", "json", *self.extra_args],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env} if self.env else None)
+        self.proc = self.spawn(self.command())
         deadline = time.time() + 30
         while time.time() < deadline:
             assert self.proc.poll() is None, f"node exited early:\n{self.logs()}"

@@ -63,24 +63,8 @@ class NetNode(Node):
         self.name = host["name"]
         self.region = host["region"]
 
-    def start(self):
-        os.makedirs(self.data_dir, exist_ok=True)
-        self.log = open(self.log_path, "ab")
-        argv = [binary(), "serve", "--host", self.host, "--http-port", str(self.http_port), "--rtmp-port", str(self.rtmp_port),
-                "--gossip-port", str(self.gossip_port), "--data-dir", self.data_dir, "--admin-token", ADMIN_TOKEN,
-                "--log-format", "json", *self.extra_args]
-        self.proc = subprocess.Popen(self.lab.exec_argv(self.name, argv), stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            assert self.proc.poll() is None, f"node exited early:\n{self.logs()}"
-            try:
-                if http("GET", self.base + "/healthz", timeout=2).status == 200 and self._rtmp_open() \
-                        and self._port_open(self.gossip_port):
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"node did not start:\n{self.logs()}")
+    def spawn(self, argv):
+        return subprocess.Popen(self.lab.exec_argv(self.name, argv), stdout=self.log, stderr=subprocess.STDOUT)
 
     def publishing(self):
         return http("GET", self.base + "/healthz", timeout=2).json()["streamsPublishing"]

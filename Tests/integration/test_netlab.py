@@ -28,6 +28,16 @@ SCENARIOS = os.environ.get("STREAMTUBE_NETLAB_SCENARIOS") == "1"
 SLACK_SECONDS = 2.0
 
 
+def tear_down(cluster, reader, observer, publisher, keep):
+    """Stops the player, the observer and the broadcaster, then the lab (its logs kept if `keep`)."""
+    for part in (reader, observer):
+        if part:
+            part.stop()
+    if publisher and publisher.poll() is None:
+        publisher.kill()
+    cluster.stop(keep=keep)
+
+
 def save(name, out):
     print(f"\n== netlab {name}\n" + json.dumps(out, indent=1, default=str)[:20000])
     folder = os.environ.get("STREAMTUBE_NETLAB_RESULTS")
@@ -149,13 +159,7 @@ def run(kind, regions, fault_seconds, before=12.0, after=15.0, loss_percent=10):
         failed = False
         return out
     finally:
-        if reader:
-            reader.stop()
-        if observer:
-            observer.stop()
-        if publisher and publisher.poll() is None:
-            publisher.kill()
-        cluster.stop(keep=failed or os.environ.get("STREAMTUBE_NETLAB_KEEP") == "1")
+        tear_down(cluster, reader, observer, publisher, keep=failed or os.environ.get("STREAMTUBE_NETLAB_KEEP") == "1")
 
 
 def router_figures(cluster):
@@ -282,13 +286,7 @@ def test_quick_netlab_cluster_across_regions_with_loss():
             assert ok, f"{c}: {json.dumps(detail, default=str)[:3000]}"
         failed = False
     finally:
-        if reader:
-            reader.stop()
-        if observer:
-            observer.stop()
-        if publisher and publisher.poll() is None:
-            publisher.kill()
-        cluster.stop(keep=failed)
+        tear_down(cluster, reader, observer, publisher, keep=failed)
 
 
 LONG = [
