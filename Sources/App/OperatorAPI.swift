@@ -104,8 +104,11 @@ package enum StreamDetailsParser {
         return d
     }
 
-    /// RFC 3339, with or without fractional seconds.
+    /// RFC 3339, with or without fractional seconds, and nothing else: Foundation's ISO 8601 reading
+    /// takes what follows a valid time as well (`2026-12-24T18:00:00+01:00junk`; found by fuzzing).
     package static func parseTime(_ text: String) -> Date? {
+        let shape = #/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/#
+        guard text.utf8.count <= 40, text.wholeMatch(of: shape) != nil else { return nil }
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime]
         if let d = f.date(from: text) { return d }

@@ -517,11 +517,21 @@ package struct PlatformAPI: Sendable {
         let body = try await request.body.collect(upTo: 64 * 1024)
         do {
             let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
+            decoder.dateDecodingStrategy = .custom(Self.strictDate)
             return try decoder.decode(type, from: body)
         } catch {
             throw Problem.badRequest("expected a JSON body like \(example)")
         }
+    }
+
+    /// Times in request bodies: RFC 3339 and nothing else (`StreamDetailsParser.parseTime`).
+    static func strictDate(_ decoder: any Decoder) throws -> Date {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let date = StreamDetailsParser.parseTime(text) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an RFC 3339 time: \(text.prefix(40))")
+        }
+        return date
     }
 
     static func address(_ context: NodeRequestContext) -> String { context.clientAddress }
