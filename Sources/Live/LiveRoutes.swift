@@ -226,7 +226,10 @@ package struct LiveRoutes: Sendable {
     /// the standby) and a node whose origin failed asks it, or the origin cannot be reached.
     private func fromOrigin(_ id: String, _ request: Request, query: String?, immutable: Bool, access: Playback) async -> Response? {
         guard let edge, !edge.router.ownsLocally(id) else { return nil }
-        let replica = streams.existing(id: id).flatMap { $0.hasMedia ? $0 : nil }
+        // Only a replica answers for an origin another node cannot reach: a stream this node
+        // published and handed to the ring's owner has ended here, and an edge that still takes
+        // this node for the origin must get the owner's playlists, not that end.
+        let replica = streams.existing(id: id).flatMap { $0.hasMedia && $0.isReplica ? $0 : nil }
         if replica != nil, request.headers[.streamTubeEdge] != nil { return nil }
         let observe = Self.observer(request, sessions: sessions, access: access, immutable: immutable)
         let upstream = await edge.serve(streamID: id, path: request.uri.path, query: query, immutable: immutable,
