@@ -84,6 +84,9 @@ package final class EdgeProxy: Sendable {
                        token: Substring? = nil, carry: Substring? = nil, holders: [String] = [],
                        carryQuery: String? = nil, observe: (@Sendable (String) -> Void)? = nil) async -> Response {
         let key = query.map { "\(path)?\($0)" } ?? path
+        // Only playlists are kept for their max-age: a thumbnail (max-age 60) removed or replaced
+        // must not be answered from here after the change.
+        let playlist = !immutable && path.hasSuffix(".m3u8")
         if immutable, let bytes = cache.buffer(key) {
             NodeMetrics.edgeCacheHits.increment()
             return Responses.media(bytes)
@@ -96,7 +99,7 @@ package final class EdgeProxy: Sendable {
         }
         do {
             let upstream: UpstreamResponse
-            if !immutable, let kept = keptPlaylist(key) {
+            if playlist, let kept = keptPlaylist(key) {
                 upstream = kept
             } else {
                 let target = upstreamTarget
@@ -104,12 +107,12 @@ package final class EdgeProxy: Sendable {
                     // Asked again inside the flight: a request that missed just as the previous
                     // flight for `key` finished finds its answer here, not at the origin.
                     if immutable, let bytes = cache.buffer(key) { return UpstreamResponse(status: 200, body: bytes) }
-                    if !immutable, let kept = keptPlaylist(key) { return kept }
+                    if playlist, let kept = keptPlaylist(key) { return kept }
                     let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: target, holders: holders, media: immutable)
                     if r.status == 200 {
                         if immutable {
                             cache.put(key, r.body)
-                        } else {
+                        } else if playlist {
                             let now = clock()
                             playlists.withLock { $0.keep(key, r, now: now) }
                             prefetch(after: r, streamID: streamID, path: path, token: token, holders: holders)
