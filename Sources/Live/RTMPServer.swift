@@ -47,7 +47,7 @@ package final class RTMPControl: Sendable {
     /// it. Returns how many connections it asked.
     @discardableResult
     package func handOver(stream: String, ready: @escaping @Sendable () async -> Bool) -> Int {
-        let handlers = publishers.withLock { $0.values.filter { $0.stream == stream }.map(\.handler) }
+        let handlers = handlers(of: stream)
         for handler in handlers {
             handler.eventLoop.execute { handler.value.handOverToOwner(ready: ready) }
         }
@@ -56,10 +56,14 @@ package final class RTMPControl: Sendable {
 
     /// Gives up a hand-over not done yet (the ring named this node the owner again).
     package func cancelHandOver(stream: String) {
-        let handlers = publishers.withLock { $0.values.filter { $0.stream == stream }.map(\.handler) }
-        for handler in handlers {
+        for handler in handlers(of: stream) {
             handler.eventLoop.execute { handler.value.cancelHandOver() }
         }
+    }
+
+    /// The connections publishing `stream` into this node's origin.
+    private func handlers(of stream: String) -> [NIOLoopBound<RTMPConnectionHandler>] {
+        publishers.withLock { $0.values.filter { $0.stream == stream }.map(\.handler) }
     }
 
     /// Stops accepting connections and closes every publishing one; returns how many.
