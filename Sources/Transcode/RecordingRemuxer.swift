@@ -11,8 +11,9 @@ package enum RecordingRemuxer {
     /// Each run is a list of file paths read as one fragmented MP4 — an init segment, then the
     /// segments that use it — so a run ends where the init changes or time starts again (a
     /// discontinuity). Every run's audio and video go to the first run's streams, the whole run
-    /// shifted by one offset when its time would go back: the tracks stay in sync. The first run
-    /// is shifted to start at 0.
+    /// shifted by one offset so that it starts where the run before ended — time going back (a new
+    /// session) or jumping ahead (a segment left out, a break in the broadcast) alike, as a player
+    /// of the playlist's discontinuity goes on: the tracks stay in sync. The first run starts at 0.
     package static func remux(runs: [[String]], to output: String) throws(TranscodeError) {
         var out: UnsafeMutablePointer<AVFormatContext>?
         var rc = avformat_alloc_output_context2(&out, nil, "mp4", output)
@@ -97,10 +98,12 @@ package enum RecordingRemuxer {
                 let stamp = packet.pointee.dts != st_av_nopts_value() ? packet.pointee.dts : packet.pointee.pts
                 if offsetMicros == nil, stamp != st_av_nopts_value() {
                     let first = av_rescale_q(stamp, inBase, micro)
-                    // The first run starts the file at 0 (a trimmed recording starts mid-broadcast): its
-                    // earliest stream's start, so every stream keeps its place against the others.
+                    // From its earliest stream's start, so every stream keeps its place against the others;
+                    // the first run starts the file at 0 (a trimmed recording starts mid-broadcast).
                     let start = opened.pointee.start_time != st_av_nopts_value() ? opened.pointee.start_time : first
-                    offsetMicros = endMicros.map { $0 > first ? $0 - first : 0 } ?? -start
+                    // After a run: from the earlier of that start and the first decode time (a decode time before
+                    // its presentation, B-frames), so that no decode time goes back past the previous run's end.
+                    offsetMicros = endMicros.map { $0 - min(start, first) } ?? -start
                 }
                 av_packet_rescale_ts(packet, inBase, outBase)
                 let shift = av_rescale_q(offsetMicros ?? 0, micro, outBase)

@@ -15,7 +15,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
 }
 
 /// Batches as an origin sends them: an incremental one with a segment and parts, one that ends a
-/// rendition, and one with a recording start and two renditions.
+/// rendition, and one with a recording start, a recording cut and two renditions.
 func writeSeeds(to dir: String) {
     let part = { (segment: Int, index: Int, independent: Bool) in
         PackagedPart(segment: segment, index: index, duration: 0.333, independent: independent,
@@ -38,6 +38,7 @@ func writeSeeds(to dir: String) {
     two.streamEpoch = StreamEpoch(0x1f2a3b4c)
     two.order = ["source", "360p"]
     two.renditions.append(ReplicaRendition(name: "360p", live: true, shed: true, outputs: [.part(part(4, 0, true))]))
+    two.renditions[0].cuts = [3: 7.0]  // a new origin's recording cut of segment 3
     for (name, batch) in [("incremental", incremental), ("ended", ended), ("two-renditions", two)] {
         _ = FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data(batch.encoded()))
     }

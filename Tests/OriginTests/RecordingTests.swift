@@ -349,6 +349,68 @@ final class RecordingTests: XCTestCase {
         }
     }
 
+    /// The new origin's own standby (the node after it in the ring) gets the stream from a snapshot
+    /// the new origin sends once it publishes — before its session's first keyframe or after — and
+    /// then batches. The new origin cuts the recording of the segment its relay's replay repeats; the
+    /// standby's copy of the recording must be cut alike: the broadcast once, segment for segment the
+    /// new origin's copy (it held the replayed GOP twice before the cut went with the replica).
+    func testTheNewOriginsStandbyRecordsTheReplayOnceLikeTheNewOrigin() throws {
+        let all = try replication.tags()
+        let broadcast = try recordedDuration(all)
+        let isKeyframe = replication.isKeyframe
+        func index(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { all[$0].timestamp >= ms }) }
+        func keyframe(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { isKeyframe(all[$0]) && all[$0].timestamp >= ms }) }
+        let headers = all.prefix { !isKeyframe($0) && $0.timestamp == 0 }
+        let cases: [(name: String, replicatedUpTo: Int, killedAt: Int, replayFrom: Int)] = [
+            ("standby with a part of the GOP at 4 s", try index(at: 4_700), try index(at: 4_900), try keyframe(at: 3_000)),
+            ("standby without the end of the GOP at 4 s", try index(at: 4_400), try keyframe(at: 5_000) + 3, try keyframe(at: 4_000)),
+            ("standby with the segment ended by the keyframe at 4 s", try keyframe(at: 4_000) + 1, try keyframe(at: 4_000) + 3, try keyframe(at: 3_000)),
+        ]
+        for c in cases {
+            for snapshotAfterReplayStarts in [false, true] {
+                let name = "\(c.name), snapshot \(snapshotAfterReplayStarts ? "after" : "before") the replay starts"
+                let (origin, standby, wire) = try replication.publishingPair("rec-next")
+                let atStandby = Collected()
+                standby.record(to: atStandby.sink)
+                var delivered = 0
+                try replication.feed(origin, all[..<c.replicatedUpTo])
+                try wire.deliver(to: standby, from: &delivered)
+                try replication.feed(origin, all[c.replicatedUpTo..<c.killedAt])  // SIGKILL: never replicated
+                // The standby publishes (the relay reconnected to it); its own standby is the third node.
+                let next = LiveStream(id: "rec-next"), atNext = Collected()
+                next.record(to: atNext.sink)
+                let onward = ReplicationTests.Wire(epoch: 9)
+                standby.beginPublishing()
+                try replication.feed(standby, headers)
+                let replay = all[c.replayFrom...]
+                let firstGOP = replay.index(after: replay.startIndex) ..< replay.endIndex
+                let secondKeyframe = try XCTUnwrap(firstGOP.first { isKeyframe(all[$0]) })
+                if snapshotAfterReplayStarts {
+                    try replication.feed(standby, all[c.replayFrom..<secondKeyframe])
+                    standby.replicate(to: { onward.sink($0) })
+                    try onward.attach(standby, next)
+                    try replication.feed(standby, all[secondKeyframe...])
+                } else {
+                    standby.replicate(to: { onward.sink($0) })
+                    try onward.attach(standby, next)
+                    try replication.feed(standby, replay)
+                }
+                standby.endPublishing()
+                var onwardDelivered = 0
+                try onward.deliver(to: next, from: &onwardDelivered)
+
+                let m = try XCTUnwrap(atNext.manifest(), name)
+                XCTAssertEqual(m.duration, broadcast, accuracy: 0.05, "\(name): nothing recorded twice, nothing lost")
+                XCTAssertEqual(atNext.endings, 1, name)
+                let key = { (s: RecordedSegment) in "\(s.rendition)/\(s.sequence): \(s.bytes.count) bytes" }
+                let fromStandby = atStandby.segments.map(key).sorted(), fromNext = atNext.segments.map(key).sorted()
+                XCTAssertEqual(Set(fromNext).count, fromNext.count, name)
+                // The snapshot held the whole recording so far (6 s): the same copy on both nodes.
+                XCTAssertEqual(fromNext, fromStandby, name)
+            }
+        }
+    }
+
     /// How long the recording of `tags` published in one session on one node is.
     func recordedDuration(_ tags: [FLVFile.Tag]) throws -> Double {
         let whole = LiveStream(id: "whole")

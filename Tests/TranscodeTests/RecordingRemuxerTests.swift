@@ -10,8 +10,8 @@ import Transcode
 /// whose time starts again follows the first.
 final class RecordingRemuxerTests: XCTestCase {
     /// One live session's init segment and segments, written as the recorder writes them.
-    func record(_ id: String, into folder: URL) throws -> (runFiles: [String], seconds: Double) {
-        let tags = try FLVFile(try MediaFixtures.flv(name: "remux-4s", seconds: 4)).tags
+    func record(_ id: String, into folder: URL, seconds length: Double = 4) throws -> (runFiles: [String], seconds: Double) {
+        let tags = try FLVFile(try MediaFixtures.flv(name: "remux-\(Int(length))s", seconds: length)).tags
         let objects = Mutex<[RecordedObject]>([])
         let live = LiveStream(id: id)
         live.record(to: { o in objects.withLock { $0.append(o) } })
@@ -99,6 +99,18 @@ final class RecordingRemuxerTests: XCTestCase {
         let out = MediaFixtures.folder.appendingPathComponent("remux-two.mp4").path
         try RecordingRemuxer.remux(runs: [a.runFiles, b.runFiles], to: out)
         try check(out, seconds: a.seconds + b.seconds)
+    }
+
+    /// A recording's run after a discontinuity may start later than the one before ended: the
+    /// segment a new origin left out (its relay replayed that GOP, recorded after the discontinuity),
+    /// a broadcaster back within the grace. The playlist plays on with no pause; the MP4 too.
+    func testARunWhoseTimeJumpsAheadFollowsThePreviousOneWithNoGap() throws {
+        let (files, _) = try record("remux3", into: MediaFixtures.folder.appendingPathComponent("remux-gap"), seconds: 6)
+        XCTAssertEqual(files.count, 4, "an init segment and three 2 s segments")
+        let first = Array(files.prefix(2)), last = [files[0], files[3]]  // 0-2 s, then 4-6 s
+        let out = MediaFixtures.folder.appendingPathComponent("remux-gap.mp4").path
+        try RecordingRemuxer.remux(runs: [first, last], to: out)
+        try check(out, seconds: 4)
     }
 
     func testNoMediaIsAnError() {

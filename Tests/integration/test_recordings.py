@@ -230,23 +230,27 @@ def test_a_recording_survives_the_end_of_its_origin_on_the_standby(tmp_path, end
             assert [r for r in c.log_records() if r.get("msg") == "rtmp publish taken over from the relay in process"], \
                 "c's relay did not become its origin in process"
 
+        # c took the stream over; a, the next node of its preference list, is c's standby from then on
+        # and gets the stream by a snapshot: both copies are checked, each from its own node.
         def ready():
             rs = recordings(a, sid)
-            return rs if rs and rs[0]["state"] == "ready" and "c" in rs[0]["nodes"] else None
-        rec = wait_for(ready, 30, "c's copy of the recording ready")[0]
+            return rs if rs and rs[0]["state"] == "ready" and {"c", "a"} <= set(rs[0]["nodes"]) else None
+        rec = wait_for(ready, 30, "c's and a's copies of the recording ready")[0]
         assert len(recordings(a, sid)) == 1, ("one recording across the failover", recordings(a, sid))
-        url = f"{c.base}/recordings/{rec['id']}/source/index.m3u8"
-        playlist = http("GET", url).text
-        assert playlist.count("#EXT-X-DISCONTINUITY") == 1, playlist
-        reader = FrameReader(url).start()
-        reader.wait(60)
-        numbers = [n for n in clean_numbers(reader.frames) if n is not None]
-        assert numbers, reader.stderr_text()
-        assert playback_gaps(reader.frames) == [], (playback_gaps(reader.frames), playlist)
-        assert numbers[0] <= 3 and numbers[-1] >= seconds * 30 - 3, (numbers[0], numbers[-1])
-        assert set(range(numbers[0], numbers[-1] + 1)) <= set(numbers), "every frame number from first to last"
-        # Exactly once: what the relay replays to the new origin after the takeover is not recorded again.
-        assert repeats(reader.frames) == [], repeats(reader.frames)
+        for node in (c, a):
+            url = f"{node.base}/recordings/{rec['id']}/source/index.m3u8"
+            playlist = http("GET", url).text
+            assert playlist.count("#EXT-X-DISCONTINUITY") == 1, (node.base, playlist)
+            reader = FrameReader(url).start()
+            reader.wait(60)
+            numbers = [n for n in clean_numbers(reader.frames) if n is not None]
+            assert numbers, reader.stderr_text()
+            assert playback_gaps(reader.frames) == [], (node.base, playback_gaps(reader.frames), playlist)
+            assert numbers[0] <= 3 and numbers[-1] >= seconds * 30 - 3, (node.base, numbers[0], numbers[-1])
+            assert set(range(numbers[0], numbers[-1] + 1)) <= set(numbers), f"{node.base}: every frame number from first to last"
+            # Exactly once: what the relay replays to the new origin after the takeover is not recorded again,
+            # by the new origin or by its standby (the new origin's cut goes with the replica).
+            assert repeats(reader.frames) == [], (node.base, repeats(reader.frames), playlist)
         # Its MP4 holds both sides of the discontinuity, in sync, as long as the recording.
         check_download(f"{c.base}/recordings/{rec['id']}/download.mp4", rec["durationSeconds"], str(tmp_path / "download.mp4"))
     finally:

@@ -352,7 +352,7 @@ public final class LiveStream: Sendable {
                 guard let start = s.recordingStart, sequence >= start,
                       let seg = r.segments.last(where: { $0.sequence == sequence && $0.complete }) else { continue }
                 // Anything held before it is not the last any more.
-                if let held = s.heldBack.removeValue(forKey: name) { sink(.segment(recordedSegment(r, held.segment, epoch: s.epoch, recordingStart: held.recordingStart))) }
+                if let held = s.heldBack.removeValue(forKey: name) { sink(recordable(r, held.segment, epoch: s.epoch, recordingStart: held.recordingStart)) }
                 s.recording = true
                 // Ended with no media after it while the stream goes on: the origin stopped in the
                 // middle of a GOP, or just after the keyframe that ended it, and the relay will send
@@ -361,7 +361,7 @@ public final class LiveStream: Sendable {
                     s.heldBack[name] = HeldSegment(segment: seg, recordingStart: start)
                     continue
                 }
-                sink(.segment(recordedSegment(r, seg, epoch: s.epoch, recordingStart: start)))
+                sink(recordable(r, seg, epoch: s.epoch, recordingStart: start))
             default:
                 continue
             }
@@ -369,7 +369,9 @@ public final class LiveStream: Sendable {
     }
 
     /// What a stream already holds, for a recorder that starts now (a standby's snapshot): its
-    /// init segments, and the complete segments of the recording being made.
+    /// init segments, and the complete segments of the recording being made — but, on a live
+    /// replica, the last one with media, held back as batches hold it: its origin may be a new
+    /// one whose session begins with that segment's GOP again, and cut its recording (`cuts`).
     private func handHeld(_ s: inout State) {
         guard let sink = s.recorder, s.source != nil else { return }
         for name in s.order {
@@ -381,8 +383,16 @@ public final class LiveStream: Sendable {
         guard let first = s.recordingStart else { return }
         for name in s.order {
             guard let r = s.renditions[name] else { continue }
-            let segments = r.segments.filter { $0.complete && $0.bytes != nil && $0.sequence >= first }
-            for seg in segments { sink(.segment(recordedSegment(r, seg, epoch: s.epoch, recordingStart: first))) }
+            var segments = r.segments.filter { $0.complete && $0.bytes != nil && $0.sequence >= first }
+            if r.replicaLive, let last = segments.last, r.segments.last(where: { !$0.parts.isEmpty })?.sequence == last.sequence {
+                segments.removeLast()
+                if let old = s.heldBack[name], old.segment.sequence != last.sequence {
+                    sink(recordable(r, old.segment, epoch: s.epoch, recordingStart: old.recordingStart))
+                }
+                s.heldBack[name] = HeldSegment(segment: last, recordingStart: first)
+                s.recording = true
+            }
+            for seg in segments { sink(recordable(r, seg, epoch: s.epoch, recordingStart: first)) }
             if !segments.isEmpty { s.recording = true }
         }
         noteEnded(&s)
@@ -397,6 +407,13 @@ public final class LiveStream: Sendable {
                             codecs: i.tracks.map(\.format.codecString).joined(separator: ","), width: video?.width, height: video?.height)
     }
 
+    /// What the recorder is given for a complete segment: what the recording holds of it (its cut
+    /// applied, `LiveSegment.recordedUntil`), or a skip when that is nothing.
+    private func recordable(_ r: LiveRendition, _ seg: LiveSegment, epoch: StreamEpoch, recordingStart: Int) -> RecordedObject {
+        guard let kept = seg.recorded() else { return .skipped(stream: id, epoch: epoch, rendition: r.name, sequence: seg.sequence) }
+        return .segment(recordedSegment(r, kept, epoch: epoch, recordingStart: recordingStart))
+    }
+
     private func recordedSegment(_ r: LiveRendition, _ seg: LiveSegment, epoch: StreamEpoch, recordingStart: Int) -> RecordedSegment {
         RecordedSegment(stream: id, epoch: epoch, rendition: r.name, sequence: seg.sequence, duration: seg.duration,
                         discontinuity: seg.discontinuity, initVersion: seg.initVersion, programDateTime: seg.programDateTime,
@@ -408,7 +425,9 @@ public final class LiveStream: Sendable {
     /// origin had packaged in part. When that keyframe leads one of the held source segment's
     /// parts (parts are cut at keyframes), the held segments of every rendition are recorded up to
     /// that part's start — the new session records the rest — so every frame is recorded once.
-    /// Otherwise (another keyframe, the stream ends: nil) they are recorded whole.
+    /// Otherwise (another keyframe, the stream ends: nil) they are recorded whole (or as cut before).
+    /// The cut stays with the segments (`LiveSegment.recordedUntil`) and goes to the standby, so
+    /// that its copy of the recording holds those frames once too.
     private func recordHeldBack(_ s: inout State, replayedFrom keyframe: [UInt8]?) {
         let held = s.heldBack
         s.heldBack = [:]
@@ -417,19 +436,24 @@ public final class LiveStream: Sendable {
             held[Self.sourceRendition]?.segment.parts.first { $0.independent && $0.leads(withSample: k) }?.startTime
         }
         for name in s.order {
-            guard let h = held[name], let r = s.renditions[name] else { continue }
-            var segment = h.segment
+            guard var h = held[name], let r = s.renditions[name] else { continue }
             if let cut {
-                // A frame's worth of slack: rungs are cut on the same timeline, a tick apart at most.
-                segment.parts = Array(segment.parts.prefix { $0.startTime < cut - 0.001 })
-                guard !segment.parts.isEmpty else {
-                    sink(.skipped(stream: id, epoch: s.epoch, rendition: name, sequence: segment.sequence))
-                    continue
-                }
-                segment.bytes = segment.parts.flatMap(\.bytes)
+                let until = min(cut, h.segment.recordedUntil ?? cut)
+                h.segment.recordedUntil = until
+                cutRecording(&s, rendition: name, sequence: h.segment.sequence, until: until)
             }
-            sink(.segment(recordedSegment(r, segment, epoch: s.epoch, recordingStart: h.recordingStart)))
+            sink(recordable(r, h.segment, epoch: s.epoch, recordingStart: h.recordingStart))
         }
+    }
+
+    /// Marks a segment's recording cut (`LiveSegment.recordedUntil`) in the rendition, and tells the standby.
+    private func cutRecording(_ s: inout State, rendition name: String, sequence: Int, until: Double) {
+        guard let i = s.renditions[name]?.segments.lastIndex(where: { $0.sequence == sequence }) else { return }
+        s.renditions[name]!.segments[i].recordedUntil = until
+        guard s.publishing, let r = s.renditions[name] else { return }
+        var batch = r.replicaRendition(outputs: [])
+        batch.cuts = [sequence: until]
+        s.replica.send(batch, sessions: s.sessions, order: s.order, streamEpoch: s.epoch, recordingStart: s.recordingStart)
     }
 
     /// Whether a replayed keyframe leads a part of a source segment before the held ones: that
@@ -606,6 +630,12 @@ public final class LiveStream: Sendable {
             for r in batch.renditions {
                 if s.renditions[r.name] == nil { s.renditions[r.name] = LiveRendition(name: r.name) }
                 if !batch.snapshot {
+                    for (sequence, until) in r.cuts {
+                        if let i = s.renditions[r.name]!.segments.lastIndex(where: { $0.sequence == sequence }) {
+                            s.renditions[r.name]!.segments[i].recordedUntil = until
+                        }
+                        if s.heldBack[r.name]?.segment.sequence == sequence { s.heldBack[r.name]!.segment.recordedUntil = until }
+                    }
                     ready += apply(r.outputs, to: &s, rendition: r.name, replicate: false, holdBack: r.live)
                     s.renditions[r.name]!.setDates(r.dates)
                 }

@@ -46,6 +46,9 @@ public struct ReplicaRendition: Sendable, Equatable {
     /// The origin's wall-clock time of the segments those outputs touched
     /// (`EXT-X-PROGRAM-DATE-TIME`), so both playlists say the same.
     public var dates: [Int: Date] = [:]
+    /// Segments whose recording a new origin cut since the previous batch (`LiveSegment.recordedUntil`):
+    /// sequence number to the time the recording's part of it ends.
+    public var cuts: [Int: Double] = [:]
     /// The rendition's whole state (snapshots).
     var state: ReplicaState?
 }
@@ -93,7 +96,8 @@ public enum ReplicaError: Error, Equatable, Sendable, CustomStringConvertible {
 
 extension ReplicaBatch {
     static let magic: [UInt8] = Array("STRB".utf8)
-    static let version: UInt8 = 3
+    /// 4: segments' recording cuts (`recordedUntil`, `cuts`).
+    static let version: UInt8 = 4
 
     /// The batch as bytes: big-endian integers, length-prefixed strings and byte strings.
     public func encoded() -> [UInt8] {
@@ -120,6 +124,11 @@ extension ReplicaBatch {
             for (sequence, date) in r.dates.sorted(by: { $0.key < $1.key }) {
                 w.int(sequence)
                 w.double(date.timeIntervalSinceReferenceDate)
+            }
+            w.u32(UInt32(r.cuts.count))
+            for (sequence, time) in r.cuts.sorted(by: { $0.key < $1.key }) {
+                w.int(sequence)
+                w.double(time)
             }
             w.bool(r.state != nil)
             if let s = r.state { w.state(s) }
@@ -152,8 +161,13 @@ extension ReplicaBatch {
                 let sequence = try r.int()
                 dates[sequence] = Date(timeIntervalSinceReferenceDate: try r.double())
             }
+            var cuts: [Int: Double] = [:]
+            for _ in 0..<(try r.count()) {
+                let sequence = try r.int()
+                cuts[sequence] = try r.double()
+            }
             let state = try r.bool() ? try r.state() : nil
-            renditions.append(ReplicaRendition(name: name, live: live, shed: shed, outputs: outputs, dates: dates, state: state))
+            renditions.append(ReplicaRendition(name: name, live: live, shed: shed, outputs: outputs, dates: dates, cuts: cuts, state: state))
         }
         guard r.atEnd else { throw .malformed("\(bytes.count - r.offset) bytes left over") }
         self.init(snapshot: snapshot, sessions: sessions, order: order, renditions: renditions)
@@ -228,6 +242,7 @@ struct ReplicaWriter {
             if let b = g.bytes { data(b) }
             u32(UInt32(g.parts.count))
             for p in g.parts { part(p) }
+            optionalDouble(g.recordedUntil)
         }
         int(s.discontinuitySequence)
         int(s.nextSequence)
@@ -347,7 +362,7 @@ struct ReplicaReader {
             var parts: [PackagedPart] = []
             for _ in 0..<(try count()) { parts.append(try part()) }
             segments.append(LiveSegment(sequence: sequence, parts: parts, complete: complete, discontinuity: discontinuity,
-                                               initVersion: initVersion, programDateTime: date, bytes: b))
+                                        initVersion: initVersion, programDateTime: date, bytes: b, recordedUntil: try optionalDouble()))
         }
         return ReplicaState(inits: inits, segments: segments, discontinuitySequence: try int(), nextSequence: try int(),
                             nextInitVersion: try int(), timelineEnd: try optionalDouble(), partEnd: try optionalDouble(),
