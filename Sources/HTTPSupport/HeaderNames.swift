@@ -4,6 +4,9 @@ import HTTPTypes
 extension HTTPField.Name {
     /// Set by an edge asking a stream's origin (or standby); its value is the edge's node id.
     package static let streamTubeEdge = HTTPField.Name("X-StreamTube-Edge")!
+    /// Set by a stream's owner passing a request on to the nodes after it in the ring (it holds
+    /// nothing of the stream yet): the node asked answers it itself, never passes it on again.
+    package static let streamTubePassedOn = HTTPField.Name("X-StreamTube-Passed-On")!
     /// The viewer's region, chosen by the player or a load balancer.
     package static let streamTubeRegion = HTTPField.Name("X-StreamTube-Region")!
     /// A cluster-key token between nodes (replication, record lookups).

@@ -80,9 +80,12 @@ package final class EdgeProxy: Sendable {
     /// `holders`: nodes to ask before the stream's origin and standbys (a recording's copies).
     /// `carryQuery`: written into every URI of a playlist instead of `carry`'s token (the token
     /// and the viewer session); `observe` is handed a playlist's text as the origin sent it.
+    /// `passOn`: this node is the stream's owner and holds nothing of it: the nodes after it are
+    /// asked, each to answer itself, and one that has nothing either (404) leaves it to the next.
     package func serve(streamID: String, path: String, query: String?, immutable: Bool,
                        token: Substring? = nil, carry: Substring? = nil, holders: [String] = [],
-                       carryQuery: String? = nil, observe: (@Sendable (String) -> Void)? = nil) async -> Response {
+                       carryQuery: String? = nil, observe: (@Sendable (String) -> Void)? = nil,
+                       passOn: Bool = false) async -> Response {
         let key = query.map { "\(path)?\($0)" } ?? path
         // Only playlists are kept for their max-age: a thumbnail (max-age 60) removed or replaced
         // must not be answered from here after the change.
@@ -108,7 +111,8 @@ package final class EdgeProxy: Sendable {
                     // flight for `key` finished finds its answer here, not at the origin.
                     if immutable, let bytes = cache.buffer(key) { return UpstreamResponse(status: 200, body: bytes) }
                     if playlist, let kept = keptPlaylist(key) { return kept }
-                    let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: target, holders: holders, media: immutable)
+                    let r = try await fetchFromOrigin(streamID: streamID, pathAndQuery: target, holders: holders, media: immutable,
+                                                      passOn: passOn)
                     if r.status == 200 {
                         if immutable {
                             cache.put(key, r.body)
@@ -239,15 +243,18 @@ package final class EdgeProxy: Sendable {
 
     /// One request to the origin; on failure the standbys in order.
     /// `media`: an immutable object (counted apart, so the requests per object can be read).
-    private func fetchFromOrigin(streamID: String, pathAndQuery: String, holders: [String] = [], media: Bool = false) async throws -> UpstreamResponse {
+    private func fetchFromOrigin(streamID: String, pathAndQuery: String, holders: [String] = [], media: Bool = false,
+                                 passOn: Bool = false) async throws -> UpstreamResponse {
         let members = members(streamID: streamID, holders: holders)
         guard !members.isEmpty else { throw NoOrigin() }
         var lastError: any Error = NoOrigin()
+        var notFound: UpstreamResponse?
         for member in members where member.id.rawValue != localID {
             NodeMetrics.edgeUpstreamRequests.increment()
             if media { NodeMetrics.edgeUpstreamMediaRequests.increment() }
             var request = HTTPClientRequest(url: router.transport.baseURL(for: member) + pathAndQuery)
             request.headers.add(name: HTTPField.Name.streamTubeEdge.rawName, value: localID)
+            if passOn { request.headers.add(name: HTTPField.Name.streamTubePassedOn.rawName, value: "1") }
             do {
                 let response = try await client.execute(request, timeout: .seconds(20))
                 let body = try await response.body.collect(upTo: 64 << 20)
@@ -255,13 +262,19 @@ package final class EdgeProxy: Sendable {
                     lastError = HTTPError(.badGateway, message: "origin answered \(response.status.code)")
                     continue
                 }
-                return UpstreamResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
-                                        cacheControl: response.headers.first(name: "Cache-Control"),
-                                        etag: response.headers.first(name: "ETag"), body: body)
+                let answer = UpstreamResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
+                                              cacheControl: response.headers.first(name: "Cache-Control"),
+                                              etag: response.headers.first(name: "ETag"), body: body)
+                if passOn, answer.status == 404 {
+                    notFound = notFound ?? answer
+                    continue
+                }
+                return answer
             } catch {
                 lastError = error
             }
         }
+        if let notFound { return notFound }
         throw lastError
     }
 }

@@ -225,13 +225,28 @@ package struct LiveRoutes: Sendable {
     /// node answers itself — it is the stream's owner, or it holds the stream's replica (it is
     /// the standby) and a node whose origin failed asks it, or the origin cannot be reached.
     private func fromOrigin(_ id: String, _ request: Request, query: String?, immutable: Bool, access: Playback) async -> Response? {
-        guard let edge, !edge.router.ownsLocally(id) else { return nil }
+        guard let edge, request.headers[.streamTubePassedOn] == nil else { return nil }
+        let local = streams.existing(id: id)
+        // The node publishing a stream answers for it, whoever the ring names: it makes the media.
+        // (A node that joined is the ring's owner before it holds anything; this node hands the
+        // stream over once it holds it all.)
+        if local?.isPublishing == true { return nil }
+        let observe = Self.observer(request, sessions: sessions, access: access, immutable: immutable)
+        if edge.router.ownsLocally(id) {
+            // The owner with nothing of the stream yet asks the nodes after it in the ring (the one
+            // publishing it among them), each to answer itself: an edge never gets a 404 for a live
+            // stream from a node that has just joined.
+            guard local?.hasMedia != true else { return nil }
+            let upstream = await edge.serve(streamID: id, path: request.uri.path, query: query, immutable: immutable,
+                                            token: access.token, carry: access.carry, carryQuery: access.carryQuery,
+                                            observe: observe, passOn: true)
+            return upstream.status == .ok ? upstream : nil
+        }
         // Only a replica answers for an origin another node cannot reach: a stream this node
         // published and handed to the ring's owner has ended here, and an edge that still takes
         // this node for the origin must get the owner's playlists, not that end.
-        let replica = streams.existing(id: id).flatMap { $0.hasMedia && $0.isReplica ? $0 : nil }
+        let replica = local.flatMap { $0.hasMedia && $0.isReplica ? $0 : nil }
         if replica != nil, request.headers[.streamTubeEdge] != nil { return nil }
-        let observe = Self.observer(request, sessions: sessions, access: access, immutable: immutable)
         let upstream = await edge.serve(streamID: id, path: request.uri.path, query: query, immutable: immutable,
                                         token: access.token, carry: access.carry, carryQuery: access.carryQuery, observe: observe)
         return upstream.status == .serviceUnavailable && replica != nil ? nil : upstream

@@ -683,6 +683,9 @@ public final class LiveStream: Sendable {
     /// The last keyframe the publisher sent in this session, while it is publishing here.
     public var latestKeyframe: SourceKeyframe? { state.withLock { $0.publishing ? $0.latestKeyframe : nil } }
 
+    /// True while a publisher (a broadcaster or a relay) publishes the stream on this node.
+    public var isPublishing: Bool { state.withLock { $0.publishing } }
+
     /// True while this node holds the stream as a standby's replica (not publishing it here).
     public var isReplica: Bool { state.withLock { !$0.publishing && $0.replica.holdsReplica } }
 
