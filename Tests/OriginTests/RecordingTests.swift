@@ -44,6 +44,24 @@ final class RecordingTests: XCTestCase {
             }
         }
 
+        /// The codec headers a relay sends first (before any media).
+        static func headers(_ all: [FLVFile.Tag]) -> ArraySlice<FLVFile.Tag> { all.prefix { !isKeyframe($0) && $0.timestamp == 0 } }
+
+        typealias KillCase = (name: String, replicatedUpTo: Int, killedAt: Int, replayFrom: Int)
+
+        /// Keyframes every second, 2 s segments: the origin dies just after the keyframe at 4 s (the
+        /// relay's replay starts at 3 s) or at 5 s (the replay starts at 4 s), its standby a little behind.
+        static func killCases(_ all: [FLVFile.Tag]) throws -> [KillCase] {
+            func index(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { all[$0].timestamp >= ms }) }
+            func keyframe(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { isKeyframe(all[$0]) && all[$0].timestamp >= ms }) }
+            return [
+                ("standby without the end of the GOP at 3 s", try index(at: 3_400), try keyframe(at: 4_000) + 3, try keyframe(at: 3_000)),
+                ("standby with the segment ended by the keyframe at 4 s", try keyframe(at: 4_000) + 1, try keyframe(at: 4_000) + 3, try keyframe(at: 3_000)),
+                ("standby with a part of the GOP at 4 s", try index(at: 4_700), try index(at: 4_900), try keyframe(at: 3_000)),
+                ("standby without the end of the GOP at 4 s", try index(at: 4_400), try keyframe(at: 5_000) + 3, try keyframe(at: 4_000)),
+            ]
+        }
+
         static func publishingPair(_ id: String) throws -> (origin: LiveStream, standby: LiveStream, wire: ReplicationTests.Wire) {
             let origin = LiveStream(id: id), standby = LiveStream(id: id)
             let wire = ReplicationTests.Wire()
@@ -294,7 +312,7 @@ final class RecordingTests: XCTestCase {
         XCTAssertEqual(atStandby.endings, 0)
         standby.beginPublishing()
         // The relay's replay: the codec headers, its GOP in progress, then the rest.
-        try replication.feed(standby, all.prefix { !isKeyframe($0) && $0.timestamp == 0 })
+        try replication.feed(standby, replication.headers(all))
         try replication.feed(standby, all[k...])
         standby.endPublishing()
 
@@ -315,19 +333,8 @@ final class RecordingTests: XCTestCase {
     func testAKilledOriginsStandbyRecordsTheTwoGOPReplayOnce() throws {
         let all = try replication.tags()
         let broadcast = try recordedDuration(all)
-        let isKeyframe = replication.isKeyframe
-        func index(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { all[$0].timestamp >= ms }) }
-        func keyframe(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { isKeyframe(all[$0]) && all[$0].timestamp >= ms }) }
-        let headers = all.prefix { !isKeyframe($0) && $0.timestamp == 0 }
-        // Keyframes every second, 2 s segments: the origin dies just after the keyframe at 4 s
-        // (the replay starts at 3 s) or at 5 s (the replay starts at 4 s).
-        let cases: [(name: String, replicatedUpTo: Int, killedAt: Int, replayFrom: Int)] = [
-            ("standby without the end of the GOP at 3 s", try index(at: 3_400), try keyframe(at: 4_000) + 3, try keyframe(at: 3_000)),
-            ("standby with the segment ended by the keyframe at 4 s", try keyframe(at: 4_000) + 1, try keyframe(at: 4_000) + 3, try keyframe(at: 3_000)),
-            ("standby with a part of the GOP at 4 s", try index(at: 4_700), try index(at: 4_900), try keyframe(at: 3_000)),
-            ("standby without the end of the GOP at 4 s", try index(at: 4_400), try keyframe(at: 5_000) + 3, try keyframe(at: 4_000)),
-        ]
-        for c in cases {
+        let headers = replication.headers(all)
+        for c in try replication.killCases(all) {
             let (origin, standby, wire) = try replication.publishingPair("rec-kill")
             let atStandby = Collected()
             standby.record(to: atStandby.sink)
@@ -358,15 +365,8 @@ final class RecordingTests: XCTestCase {
         let all = try replication.tags()
         let broadcast = try recordedDuration(all)
         let isKeyframe = replication.isKeyframe
-        func index(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { all[$0].timestamp >= ms }) }
-        func keyframe(at ms: UInt32) throws -> Int { try XCTUnwrap(all.indices.first { isKeyframe(all[$0]) && all[$0].timestamp >= ms }) }
-        let headers = all.prefix { !isKeyframe($0) && $0.timestamp == 0 }
-        let cases: [(name: String, replicatedUpTo: Int, killedAt: Int, replayFrom: Int)] = [
-            ("standby with a part of the GOP at 4 s", try index(at: 4_700), try index(at: 4_900), try keyframe(at: 3_000)),
-            ("standby without the end of the GOP at 4 s", try index(at: 4_400), try keyframe(at: 5_000) + 3, try keyframe(at: 4_000)),
-            ("standby with the segment ended by the keyframe at 4 s", try keyframe(at: 4_000) + 1, try keyframe(at: 4_000) + 3, try keyframe(at: 3_000)),
-        ]
-        for c in cases {
+        let headers = replication.headers(all)
+        for c in try replication.killCases(all) {
             for snapshotAfterReplayStarts in [false, true] {
                 let name = "\(c.name), snapshot \(snapshotAfterReplayStarts ? "after" : "before") the replay starts"
                 let (origin, standby, wire) = try replication.publishingPair("rec-next")
