@@ -283,6 +283,17 @@ struct LiveRendition {
     /// after the last media it holds, and a segment the old origin began with nothing in it
     /// is forgotten (its number is free again). Returns the sequence of a segment the old
     /// origin left unfinished with parts in it, which the caller ends here.
+    /// Whether segment `sequence` is the last one with media (nothing made after it yet).
+    func isLastWithMedia(_ sequence: Int) -> Bool { segments.last(where: { !$0.parts.isEmpty })?.sequence == sequence }
+
+    /// Marks the recording's cut of segment `sequence` (`LiveSegment.recordedUntil`); false when it holds no such segment.
+    @discardableResult
+    mutating func cutRecording(of sequence: Int, until: Double) -> Bool {
+        guard let i = segments.lastIndex(where: { $0.sequence == sequence }) else { return false }
+        segments[i].recordedUntil = until
+        return true
+    }
+
     mutating func takeOver() -> Int? {
         guard packager == nil else { return nil }
         let wasReplica = replicaLive

@@ -357,7 +357,7 @@ public final class LiveStream: Sendable {
                 // Ended with no media after it while the stream goes on: the origin stopped in the
                 // middle of a GOP, or just after the keyframe that ended it, and the relay will send
                 // that GOP (and the one before) again.
-                if holdBack, r.segments.last(where: { !$0.parts.isEmpty })?.sequence == sequence {
+                if holdBack, r.isLastWithMedia(sequence) {
                     s.heldBack[name] = HeldSegment(segment: seg, recordingStart: start)
                     continue
                 }
@@ -384,7 +384,7 @@ public final class LiveStream: Sendable {
         for name in s.order {
             guard let r = s.renditions[name] else { continue }
             var segments = r.segments.filter { $0.complete && $0.bytes != nil && $0.sequence >= first }
-            if r.replicaLive, let last = segments.last, r.segments.last(where: { !$0.parts.isEmpty })?.sequence == last.sequence {
+            if r.replicaLive, let last = segments.last, r.isLastWithMedia(last.sequence) {
                 segments.removeLast()
                 if let old = s.heldBack[name], old.segment.sequence != last.sequence {
                     sink(recordable(r, old.segment, epoch: s.epoch, recordingStart: old.recordingStart))
@@ -448,9 +448,7 @@ public final class LiveStream: Sendable {
 
     /// Marks a segment's recording cut (`LiveSegment.recordedUntil`) in the rendition, and tells the standby.
     private func cutRecording(_ s: inout State, rendition name: String, sequence: Int, until: Double) {
-        guard let i = s.renditions[name]?.segments.lastIndex(where: { $0.sequence == sequence }) else { return }
-        s.renditions[name]!.segments[i].recordedUntil = until
-        guard s.publishing, let r = s.renditions[name] else { return }
+        guard s.renditions[name]?.cutRecording(of: sequence, until: until) == true, s.publishing, let r = s.renditions[name] else { return }
         var batch = r.replicaRendition(outputs: [])
         batch.cuts = [sequence: until]
         s.replica.send(batch, sessions: s.sessions, order: s.order, streamEpoch: s.epoch, recordingStart: s.recordingStart)
@@ -631,9 +629,7 @@ public final class LiveStream: Sendable {
                 if s.renditions[r.name] == nil { s.renditions[r.name] = LiveRendition(name: r.name) }
                 if !batch.snapshot {
                     for (sequence, until) in r.cuts {
-                        if let i = s.renditions[r.name]!.segments.lastIndex(where: { $0.sequence == sequence }) {
-                            s.renditions[r.name]!.segments[i].recordedUntil = until
-                        }
+                        s.renditions[r.name]!.cutRecording(of: sequence, until: until)
                         if s.heldBack[r.name]?.segment.sequence == sequence { s.heldBack[r.name]!.segment.recordedUntil = until }
                     }
                     ready += apply(r.outputs, to: &s, rendition: r.name, replicate: false, holdBack: r.live)
