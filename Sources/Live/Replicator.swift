@@ -2,7 +2,12 @@
 // next node in its preference list (the standby that takes it over if this node dies or
 // leaves), over HTTP with a key signed by the cluster key. A new standby, a lost message or
 // a restart on either side costs one snapshot; nothing blocks the media path: the stream
-// only queues, one task per stream sends.
+// only queues, one task per stream sends. Players are shown what the stream makes once the
+// standby acknowledges it (replicate before announce), or after `showAfter` without an
+// answer (a standby dead or cut off: the stream goes on, without the guarantee, until the
+// cluster names another); with no standby at all, at once. Never while the standby says it
+// publishes the stream itself: this node is the stale one (it was frozen or cut off and the
+// cluster moved on), and what it made since must not reach players.
 import AsyncHTTPClient
 import Cluster
 import Foundation
@@ -27,10 +32,14 @@ package final class Replicator: Sendable {
         var target: NodeID?
         var epoch: UInt64 = 0
         var sequence: UInt64 = 0
+        /// The stream's ordinal (`ReplicaBatch.ordinal`) the batches being sent reach.
+        var reaches: UInt64 = 0
         var needSnapshot = true
         var sending = false
         /// Handing over (graceful leave): the standby must keep the stream live.
         var handingOver = false
+        /// The standby's last answer: it publishes the stream itself.
+        var standbyPublishes = false
     }
 
     private let streams = Mutex<[String: Stream]>([:])
@@ -39,13 +48,56 @@ package final class Replicator: Sendable {
     private let tokens: ClusterTokens
     private let localID: String
     private let logger: Logger
+    /// How long players wait for the standby's acknowledgement before they are shown media anyway.
+    package let showAfter: Duration
+    private let watching = Mutex(false)
 
-    package init(router: ClusterRouter, client: HTTPClient, tokens: ClusterTokens, localID: String, logger: Logger) {
+    package init(router: ClusterRouter, client: HTTPClient, tokens: ClusterTokens, localID: String, logger: Logger,
+                 showAfter: Duration = .seconds(1)) {
         self.router = router
         self.client = client
         self.tokens = tokens
         self.localID = localID
         self.logger = logger
+        self.showAfter = showAfter
+    }
+
+    /// Shows players what waited too long for a standby, every tenth of `showAfter`, while
+    /// this replicator lives.
+    private func watchUnacknowledged() {
+        guard !watching.withLock({ w in defer { w = true }; return w }) else { return }
+        let seconds = Double(showAfter.components.seconds) + Double(showAfter.components.attoseconds) / 1e18
+        Task { [weak self] in
+            var warned = false
+            var woke = ContinuousClock.now
+            var holdUntil = woke
+            while true {
+                try? await Task.sleep(for: (self?.showAfter ?? .zero) / 10)
+                guard let self else { return }
+                // A wake-up far later than asked: this process was paused (SIGSTOP, a VM
+                // frozen). What waited since before the pause is not shown for another
+                // `showAfter`: time for the standby's answer, which may be that it took over.
+                let now = ContinuousClock.now
+                if now - woke > max(self.showAfter * 2, .seconds(2)) {
+                    holdUntil = now + self.showAfter
+                    self.logger.warning("replica: this node was paused; holding back what waits for the standby",
+                                        metadata: ["paused": "\(now - woke)"])
+                }
+                woke = now
+                guard now >= holdUntil else { continue }
+                let lives = self.streams.withLock { s in s.values.filter { !$0.standbyPublishes }.compactMap(\.live) }
+                var shown = 0
+                for live in lives { shown += live.showUnreplicated(olderThan: seconds) }
+                if shown > 0 {
+                    NodeMetrics.replicaUnacknowledgedShown.increment(by: shown)
+                    if !warned {
+                        self.logger.warning("replica: media shown to players before the standby held it",
+                                            metadata: ["batches": "\(shown)", "after": "\(self.showAfter)"])
+                    }
+                }
+                warned = shown > 0
+            }
+        }
     }
 
     /// Replicates what `live` makes from now on.
@@ -58,6 +110,7 @@ package final class Replicator: Sendable {
             s[id] = st
         }
         live.replicate { [weak self] batch in self?.enqueue(id, batch) }
+        watchUnacknowledged()
     }
 
     /// Called with the stream's lock held: queue only.
@@ -90,11 +143,11 @@ package final class Replicator: Sendable {
         var failures = 0
         while true {
             let standby = target(of: id)
-            enum Step { case done, snapshot(LiveStream, Member), batches([ReplicaBatch], Member) }
+            enum Step { case done(LiveStream?), snapshot(LiveStream, Member), batches([ReplicaBatch], Member, LiveStream) }
             let step = streams.withLock { s -> Step in
                 guard var st = s[id], let live = st.live else {
                     s[id] = nil
-                    return .done
+                    return .done(nil)
                 }
                 defer { s[id] = st }
                 guard let member = standby else {
@@ -102,12 +155,12 @@ package final class Replicator: Sendable {
                     st.queue = []
                     st.needSnapshot = true
                     st.sending = false
-                    return .done
+                    return .done(live)
                 }
                 if st.needSnapshot || st.target != member.id { return .snapshot(live, member) }
                 if st.queue.isEmpty {
                     st.sending = false
-                    return .done
+                    return .done(nil)
                 }
                 var out = st.queue
                 st.queue = []
@@ -117,17 +170,23 @@ package final class Replicator: Sendable {
                     out[i].sequence = st.sequence
                     if st.handingOver { out[i].markLive() }
                 }
-                return .batches(out, member)
+                st.reaches = out.last!.ordinal
+                return .batches(out, member, live)
             }
             let batches: [ReplicaBatch]
             let member: Member
+            let live: LiveStream
             switch step {
-            case .done:
+            case .done(let alone):
+                // No standby: nothing waits to be shown.
+                alone?.showReplicated(through: .max)
                 return
-            case .snapshot(let live, let m):
+            case .snapshot(let l, let m):
                 member = m
-                var snap = live.snapshot {
+                live = l
+                var snap = l.snapshot { ordinal in
                     streams.withLock { s in
+                        s[id]?.reaches = ordinal
                         s[id]?.queue = []
                         s[id]?.needSnapshot = false
                         s[id]?.target = m.id
@@ -141,17 +200,24 @@ package final class Replicator: Sendable {
                 if handingOver { snap.markLive() }
                 batches = [snap]
                 NodeMetrics.replicaSnapshots.increment()
-            case .batches(let b, let m):
+            case .batches(let b, let m, let l):
                 batches = b
                 member = m
+                live = l
             }
             let result = await post(id, batches, to: member)
             switch result {
             case .ok:
                 failures = 0
+                streams.withLock { $0[id]?.standbyPublishes = false }
+                if let reaches = streams.withLock({ $0[id]?.reaches }) { live.showReplicated(through: reaches) }
                 NodeMetrics.replicaBatches.increment(by: batches.count)
             case .needSnapshot(let why):
-                streams.withLock { $0[id]?.needSnapshot = true }
+                let publishes = why.contains(ReplicaError.publishingHere.description)
+                streams.withLock {
+                    $0[id]?.needSnapshot = true
+                    $0[id]?.standbyPublishes = publishes
+                }
                 failures += 1
                 logger.info("replica: standby asks for a snapshot", metadata: ["stream": "\(id)", "standby": "\(member.id)", "why": "\(why)"])
                 if failures > 1 { try? await Task.sleep(for: .milliseconds(min(2_000, 100 * failures))) }

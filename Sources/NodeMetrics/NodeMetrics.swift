@@ -64,6 +64,8 @@ package enum NodeMetrics {
     // MARK: Replication
     package static let replicaSnapshots = Counter(label: "streamtube_replica_snapshots_total")
     package static let replicaBatches = Counter(label: "streamtube_replica_batches_total")
+    /// Batches whose media players were shown without the standby's acknowledgement (it did not come in time).
+    package static let replicaUnacknowledgedShown = Counter(label: "streamtube_replica_unacknowledged_shown_total")
     package static let replicaBytesSent = Counter(label: "streamtube_replica_bytes_sent_total")
 
     // MARK: Recording

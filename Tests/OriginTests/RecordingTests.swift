@@ -65,7 +65,7 @@ final class RecordingTests: XCTestCase {
         static func publishingPair(_ id: String) throws -> (origin: LiveStream, standby: LiveStream, wire: ReplicationTests.Wire) {
             let origin = LiveStream(id: id), standby = LiveStream(id: id)
             let wire = ReplicationTests.Wire()
-            origin.replicate(to: { wire.sink($0) })
+            wire.connect(origin)
             try wire.attach(origin, standby)
             origin.beginPublishing()
             return (origin, standby, wire)
@@ -74,7 +74,7 @@ final class RecordingTests: XCTestCase {
         /// A standby attached to its origin (not publishing yet), what each records collected.
         static func recording(_ origin: LiveStream, _ standby: LiveStream) throws -> (ReplicationTests.Wire, Collected, Collected) {
             let wire = ReplicationTests.Wire()
-            origin.replicate(to: { wire.sink($0) })
+            wire.connect(origin)
             try wire.attach(origin, standby)
             let atOrigin = Collected(), atStandby = Collected()
             origin.record(to: atOrigin.sink)
@@ -154,7 +154,7 @@ final class RecordingTests: XCTestCase {
         let all = try replication.tags()
         let origin = LiveStream(id: "rec3")
         let wire = ReplicationTests.Wire()
-        origin.replicate(to: { wire.sink($0) })
+        wire.connect(origin)
         let atOrigin = Collected(), atStandby = Collected()
         origin.record(to: atOrigin.sink)
         origin.beginPublishing()
@@ -163,10 +163,15 @@ final class RecordingTests: XCTestCase {
         let standby = LiveStream(id: "rec3")
         standby.record(to: atStandby.sink)
         var delivered = 0
-        var snap = origin.snapshot { delivered = wire.batches.withLock { $0.count } }
+        var covered: UInt64 = 0
+        var snap = origin.snapshot { ordinal in
+            covered = ordinal
+            delivered = wire.batches.withLock { $0.count }
+        }
         snap.epoch = wire.epoch
         snap.sequence = UInt64(delivered)
         try standby.applyReplica(ReplicaBatch(decoding: snap.encoded()))
+        wire.acknowledge(through: covered)
         try replication.feed(origin, all[(all.count / 2)...])
         origin.endPublishing()
         try wire.deliver(to: standby, from: &delivered)
@@ -387,11 +392,11 @@ final class RecordingTests: XCTestCase {
                 let secondKeyframe = try XCTUnwrap(firstGOP.first { isKeyframe(all[$0]) })
                 if snapshotAfterReplayStarts {
                     try replication.feed(standby, all[c.replayFrom..<secondKeyframe])
-                    standby.replicate(to: { onward.sink($0) })
+                    onward.connect(standby)
                     try onward.attach(standby, next)
                     try replication.feed(standby, all[secondKeyframe...])
                 } else {
-                    standby.replicate(to: { onward.sink($0) })
+                    onward.connect(standby)
                     try onward.attach(standby, next)
                     try replication.feed(standby, replay)
                 }

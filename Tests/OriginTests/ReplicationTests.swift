@@ -7,11 +7,25 @@ import XCTest
 /// An origin's stream replicated to a standby through the wire codec, the way the node's
 /// sender numbers batches; then the standby takes over.
 final class ReplicationTests: XCTestCase {
-    /// Collects an origin's batches and numbers them like the node's sender does.
+    /// Collects an origin's batches and numbers them like the node's sender does; what it
+    /// delivers is acknowledged to the origin, as the sender does when the standby answers.
     final class Wire: Sendable {
         let batches = Mutex<[ReplicaBatch]>([])
         let epoch: UInt64
+        private struct Weak { weak var origin: LiveStream? }
+        private let origin = Mutex(Weak())
         init(epoch: UInt64 = 7) { self.epoch = epoch }
+
+        /// Takes what `origin` makes from now on.
+        func connect(_ origin: LiveStream) {
+            self.origin.withLock { $0.origin = origin }
+            origin.replicate(to: { self.sink($0) })
+        }
+
+        /// The standby answered: the origin may show players everything up to `ordinal`.
+        func acknowledge(through ordinal: UInt64) {
+            origin.withLock { $0.origin }?.showReplicated(through: ordinal)
+        }
 
         func sink(_ b: ReplicaBatch) {
             batches.withLock { list in
@@ -24,10 +38,15 @@ final class ReplicationTests: XCTestCase {
 
         /// Starts the standby the way the node's sender does: with a snapshot (sequence 0).
         func attach(_ origin: LiveStream, _ standby: LiveStream) throws {
-            var snap = origin.snapshot { batches.withLock { $0 = [] } }
+            var covered: UInt64 = 0
+            var snap = origin.snapshot { ordinal in
+                covered = ordinal
+                batches.withLock { $0 = [] }
+            }
             snap.epoch = epoch
             snap.sequence = 0
             try standby.applyReplica(ReplicaBatch(decoding: snap.encoded()))
+            acknowledge(through: covered)
         }
 
         /// Delivers every batch not yet delivered, through the codec.
@@ -35,6 +54,7 @@ final class ReplicationTests: XCTestCase {
             let all = batches.withLock { $0 }
             while index < all.count {
                 try standby.applyReplica(ReplicaBatch(decoding: all[index].encoded()))
+                acknowledge(through: all[index].ordinal)
                 index += 1
             }
         }
@@ -62,7 +82,7 @@ final class ReplicationTests: XCTestCase {
         let origin = LiveStream(id: id)
         let standby = LiveStream(id: id)
         let wire = Wire()
-        origin.replicate(to: { wire.sink($0) })
+        wire.connect(origin)
         try wire.attach(origin, standby)
         origin.beginPublishing()
         return (origin, standby, wire)
@@ -94,6 +114,86 @@ final class ReplicationTests: XCTestCase {
         XCTAssertTrue(standby.mediaPlaylist()!.hasSuffix("#EXT-X-ENDLIST\n"))
     }
 
+    /// Replicate before announce: an origin shows players (playlists, parts, segments, blocking
+    /// requests, the playlist's end) only what its standby acknowledged holding, so after every
+    /// batch delivered the origin's playlist is the standby's, and nothing it listed can be lost.
+    func testTheOriginShowsPlayersOnlyWhatItsStandbyHolds() async throws {
+        let all = try tags()
+        let (origin, standby, wire) = try publishingPair("r7")
+        var delivered = 0
+        var compared = 0
+        for chunk in stride(from: 0, to: all.count, by: 40) {
+            let shownBefore = origin.mediaPlaylist()
+            try feed(origin, all[chunk..<min(chunk + 40, all.count)])
+            XCTAssertEqual(origin.mediaPlaylist(), shownBefore, "nothing new shown before the standby holds it (after \(chunk) tags)")
+            // One batch at a time: the origin's view is the standby's after each.
+            let batches = wire.batches.withLock { $0 }
+            while delivered < batches.count {
+                try standby.applyReplica(ReplicaBatch(decoding: batches[delivered].encoded()))
+                wire.acknowledge(through: batches[delivered].ordinal)
+                delivered += 1
+                XCTAssertEqual(origin.mediaPlaylist(), standby.mediaPlaylist(), "batch \(delivered)")
+                compared += 1
+            }
+        }
+        XCTAssertGreaterThanOrEqual(compared, 12)
+        XCTAssertNotNil(origin.mediaPlaylist())
+
+        // A part made and not yet held by the standby: not served, and a blocking request for it
+        // waits for the acknowledgement.
+        try feed(origin, all[...], shift: 6_100)
+        let pending = try XCTUnwrap(wire.batches.withLock { $0.last }?.ordinal)
+        let next = try XCTUnwrap(nextPart(after: origin.mediaPlaylist()!))
+        XCTAssertNil(origin.part(sequence: next.sequence, index: next.index), "made, not shown")
+        let answered = Mutex(false)
+        let waiting = Task {
+            let found = await origin.wait(for: .part(sequence: next.sequence, index: next.index), timeout: .seconds(10))
+            answered.withLock { $0 = true }
+            return found
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertFalse(answered.withLock { $0 }, "the blocking request waits for the standby")
+        wire.acknowledge(through: pending)
+        let found = await waiting.value
+        XCTAssertTrue(found)
+        XCTAssertNotNil(origin.part(sequence: next.sequence, index: next.index))
+
+        // The end of the stream is shown once the standby holds it too.
+        origin.endPublishing()
+        XCTAssertFalse(origin.mediaPlaylist()!.contains("#EXT-X-ENDLIST"))
+        XCTAssertTrue(origin.isLive(rendition: LiveStream.sourceRendition), "its players still get more")
+        XCTAssertEqual(origin.showUnreplicated(olderThan: 60), 0, "nothing has waited a minute")
+        // The standby does not answer: after the wait the origin shows it anyway.
+        XCTAssertGreaterThan(origin.showUnreplicated(olderThan: 0), 0)
+        XCTAssertTrue(origin.mediaPlaylist()!.hasSuffix("#EXT-X-ENDLIST\n"))
+        XCTAssertFalse(origin.isLive(rendition: LiveStream.sourceRendition))
+        try wire.deliver(to: standby, from: &delivered)
+        XCTAssertEqual(origin.mediaPlaylist(), standby.mediaPlaylist())
+    }
+
+    /// An origin with no sink shows everything as it is made; taking the sink away shows what waited.
+    func testWithoutAStandbyEverythingIsShownAtOnce() throws {
+        let all = try tags()
+        let alone = LiveStream(id: "r8")
+        alone.beginPublishing()
+        try feed(alone, all[...])
+        let whole = try XCTUnwrap(alone.mediaPlaylist())
+        let (origin, _, _) = try publishingPair("r8")
+        try feed(origin, all[...])
+        XCTAssertNil(origin.mediaPlaylist(), "nothing acknowledged")
+        origin.replicate(to: nil)
+        XCTAssertEqual(segmentNumbers(origin.mediaPlaylist() ?? ""), segmentNumbers(whole))
+        XCTAssertEqual(nextPart(after: origin.mediaPlaylist()!)?.index, nextPart(after: whole)?.index)
+    }
+
+    /// The part a playlist's preload hint names.
+    func nextPart(after playlist: String) -> (sequence: Int, index: Int)? {
+        guard let line = playlist.split(separator: "\n").first(where: { $0.hasPrefix("#EXT-X-PRELOAD-HINT") }),
+              let uri = line.split(separator: "\"").dropFirst().first, uri.hasPrefix("part") else { return nil }
+        let numbers = uri.dropFirst(4).prefix { $0 != "-" }.split(separator: ".").compactMap { Int($0) }
+        return numbers.count == 2 ? (numbers[0], numbers[1]) : nil
+    }
+
     /// A stream that starts again from nothing (its origin restarted, no replica) reuses
     /// sequence numbers but not names: the epoch in them is new, and the old names find nothing.
     func testAStreamStartedAgainWithoutAReplicaNamesItsObjectsAnew() throws {
@@ -120,16 +220,21 @@ final class ReplicationTests: XCTestCase {
         let all = try tags()
         let origin = LiveStream(id: "r2")
         let wire = Wire()
-        origin.replicate(to: { wire.sink($0) })
+        wire.connect(origin)
         origin.beginPublishing()
         try feed(origin, all[..<(all.count / 2)])
         // A standby that saw nothing: a snapshot, then the batches after it.
         let standby = LiveStream(id: "r2")
         var delivered = 0
-        var snap = origin.snapshot { delivered = wire.batches.withLock { $0.count } }
+        var covered: UInt64 = 0
+        var snap = origin.snapshot { ordinal in
+            covered = ordinal
+            delivered = wire.batches.withLock { $0.count }
+        }
         snap.epoch = wire.epoch
         snap.sequence = UInt64(delivered)
         try standby.applyReplica(ReplicaBatch(decoding: snap.encoded()))
+        wire.acknowledge(through: covered)
         XCTAssertEqual(standby.mediaPlaylist(), origin.mediaPlaylist())
         try feed(origin, all[(all.count / 2)...])
         try wire.deliver(to: standby, from: &delivered)
@@ -141,7 +246,7 @@ final class ReplicationTests: XCTestCase {
         let all = try tags()
         let origin = LiveStream(id: "r3")
         let wire = Wire()
-        origin.replicate(to: { wire.sink($0) })
+        wire.connect(origin)
         origin.beginPublishing()
         try feed(origin, all[..<200])
         let batches = wire.batches.withLock { $0 }

@@ -33,6 +33,11 @@ struct LiveRendition {
     var audio = RungAudio()
     /// The publishing session the packager was started in.
     var session = 0
+    /// How much of it players may see (`LiveStream`'s replicate-before-announce): up to what
+    /// its standby acknowledged holding, on an origin that replicates; nil, everything (no
+    /// standby, or a standby's own copy). Playlists, blocking requests, parts and segments
+    /// all stop there, so nothing a player was told of is lost when the origin dies.
+    var shown: MediaPosition?
 
     init(name: String) {
         self.name = name
@@ -40,14 +45,44 @@ struct LiveRendition {
 
     var live: Bool { packager != nil || replicaLive }
 
+    /// Where everything it holds ends.
+    var tip: MediaPosition {
+        segments.last.map { MediaPosition(sequence: $0.sequence, parts: $0.parts.count, complete: $0.complete) } ?? .nothing
+    }
+
+    /// True when players may see all it holds.
+    var allShown: Bool { shown.map { $0 >= tip } ?? true }
+
+    /// Over for players: no more is made and they have seen all of it (their playlist ends).
+    var isOver: Bool { !live && allShown }
+
+    /// How many of a segment's parts players may see.
+    func shownParts(of seg: LiveSegment) -> Int {
+        guard let shown, seg.sequence >= shown.sequence else { return seg.parts.count }
+        return seg.sequence == shown.sequence ? min(shown.parts, seg.parts.count) : 0
+    }
+
+    /// Whether players may see that a segment is complete.
+    func isShownComplete(_ seg: LiveSegment) -> Bool {
+        guard seg.complete else { return false }
+        guard let shown else { return true }
+        return seg.sequence < shown.sequence || (seg.sequence == shown.sequence && shown.complete)
+    }
+
+    /// The last part players may see.
     var lastPart: (sequence: Int, index: Int)? {
         for s in segments.reversed() {
-            if let p = s.parts.last { return (s.sequence, p.index) }
+            let n = shownParts(of: s)
+            if n > 0 { return (s.sequence, s.parts[n - 1].index) }
         }
         return nil
     }
 
-    var lastCompleteSequence: Int? { segments.last { $0.complete }?.sequence }
+    /// The last segment players may see complete.
+    var lastCompleteSequence: Int? { segments.last { isShownComplete($0) }?.sequence }
+
+    /// True when it holds media, shown to players or not.
+    var holdsMedia: Bool { segments.contains { !$0.parts.isEmpty } }
 
     /// The sequence number a blocking request may reasonably ask for up to two segments past.
     var liveEdgeSequence: Int { segments.last.map { $0.complete ? $0.sequence + 1 : $0.sequence } ?? nextSequence }
@@ -59,7 +94,7 @@ struct LiveRendition {
             return last >= seq
         case .part(var seq, var index):
             // A part index past the end of a complete segment means the next segment's first part.
-            if let s = segments.first(where: { $0.sequence == seq }), s.complete, index >= s.parts.count {
+            if let s = segments.first(where: { $0.sequence == seq }), isShownComplete(s), index >= s.parts.count {
                 seq += 1
                 index = 0
             }
@@ -190,7 +225,19 @@ struct LiveRendition {
         guard lastCompleteSequence != nil else { return nil }
         let target = targetDuration(settings: settings)
         // The live window: the last `windowSegments` complete segments and the growing one.
-        var listed = segments
+        // Only what players may see: up to the last segment shown, its parts as far as shown; a
+        // segment begun with nothing in it yet is not listed (its date is not known until its
+        // first part, and the preload hint names that part anyway).
+        var listed = segments.compactMap { seg -> LiveSegment? in
+            let n = shownParts(of: seg)
+            let complete = isShownComplete(seg)
+            guard n > 0 || complete else { return nil }
+            if n == seg.parts.count && complete == seg.complete { return seg }
+            var s = seg
+            s.parts = Array(seg.parts.prefix(n))
+            s.complete = complete
+            return s
+        }
         var discontinuities = discontinuitySequence
         let complete = listed.filter(\.complete).count
         if complete > settings.windowSegments {
@@ -206,17 +253,17 @@ struct LiveRendition {
                                 duration: seg.duration, complete: seg.complete, discontinuity: seg.discontinuity,
                                 initVersion: seg.initVersion, programDateTime: seg.programDateTime)
             },
-            ended: !live, discontinuitySequence: discontinuities, epoch: epoch)
+            ended: isOver, discontinuitySequence: discontinuities, epoch: epoch)
         return playlist.render(skipOlderThan: skip ? Double(target) * 6 : nil)
     }
 
     func segment(sequence: Int) -> [UInt8]? {
-        segments.first { $0.sequence == sequence && $0.complete }?.bytes
+        segments.first { $0.sequence == sequence && isShownComplete($0) }?.bytes
     }
 
     func part(sequence: Int, index: Int) -> [UInt8]? {
         guard let seg = segments.first(where: { $0.sequence == sequence }),
-              index < seg.parts.count, !seg.parts[index].bytes.isEmpty else { return nil }
+              index < shownParts(of: seg), !seg.parts[index].bytes.isEmpty else { return nil }
         return seg.parts[index].bytes
     }
 
@@ -306,5 +353,20 @@ struct LiveRendition {
             return nil
         }
         return last.sequence
+    }
+}
+
+/// A point in a rendition's media, in the order it is made: a segment's parts one by one, then
+/// its end. Sequence numbers only grow, so positions compare across sessions and takeovers.
+struct MediaPosition: Comparable, Sendable {
+    var sequence: Int
+    var parts: Int
+    var complete: Bool
+
+    /// Before anything.
+    static let nothing = MediaPosition(sequence: .min, parts: 0, complete: true)
+
+    static func < (a: MediaPosition, b: MediaPosition) -> Bool {
+        (a.sequence, a.parts, a.complete ? 1 : 0) < (b.sequence, b.parts, b.complete ? 1 : 0)
     }
 }

@@ -304,7 +304,8 @@ public final class LiveStream: Sendable {
         guard let out = s.renditions[name]?.finishPackager() else { return [] }
         var answers = apply(out, to: &s, rendition: name)
         if out.isEmpty { replicate(&s, rendition: name, outputs: []) }
-        answers += s.waiters.takeAll(of: s.renditions[name]!)
+        // Players not yet shown its end get it when the standby holds it (`showReplicated`).
+        if s.renditions[name]!.isOver { answers += s.waiters.takeAll(of: s.renditions[name]!) }
         return answers
     }
 
@@ -323,6 +324,8 @@ public final class LiveStream: Sendable {
     private func apply(_ outputs: [PackagerOutput], to s: inout State, rendition name: String,
                        replicate: Bool = true, holdBack: Bool = false) -> [PlaylistWaiters.Answer] {
         guard !outputs.isEmpty, s.renditions[name] != nil else { return [] }
+        // Made here with a standby: players see it once the standby holds it; what was there before is shown.
+        if replicate, s.replica.sink != nil, s.renditions[name]!.shown == nil { s.renditions[name]!.shown = s.renditions[name]!.tip }
         s.renditions[name]!.record(outputs, settings: settings, now: Date())
         if replicate { self.replicate(&s, rendition: name, outputs: outputs) }
         if s.recorder != nil { handToRecorder(&s, rendition: name, outputs: outputs, holdBack: holdBack) }
@@ -573,21 +576,77 @@ public final class LiveStream: Sendable {
     /// Sends everything this node makes of the stream from now on to `sink` (the standby's
     /// sender), one batch per packager step, in order. Called with the stream's lock held:
     /// `sink` must only queue.
+    ///
+    /// Replicate before announce: from then on, what the stream makes is shown to players
+    /// (playlists, blocking requests, parts, segments) only once the standby holds it — the
+    /// sender says so with `showReplicated(through:)`, or gives up waiting with
+    /// `showUnreplicated(olderThan:)`. With no sink, everything is shown as it is made.
     public func replicate(to sink: (@Sendable (ReplicaBatch) -> Void)?) {
-        state.withLock { $0.replica.sink = sink }
+        let ready = state.withLock { s -> [PlaylistWaiters.Answer] in
+            s.replica.sink = sink
+            guard sink == nil else { return [] }
+            s.replica.awaiting = []
+            var ready: [PlaylistWaiters.Answer] = []
+            for name in s.order where s.renditions[name]?.shown != nil {
+                s.renditions[name]!.shown = nil
+                ready += answers(&s, shown: name)
+            }
+            return ready
+        }
+        ready.resume()
     }
 
     private func replicate(_ s: inout State, rendition name: String, outputs: [PackagerOutput]) {
-        guard let r = s.renditions[name] else { return }
-        s.replica.send(r.replicaRendition(outputs: outputs), sessions: s.sessions, order: s.order, streamEpoch: s.epoch,
-                       recordingStart: s.recordingStart)
+        guard let r = s.renditions[name],
+              let ordinal = s.replica.send(r.replicaRendition(outputs: outputs), sessions: s.sessions, order: s.order,
+                                           streamEpoch: s.epoch, recordingStart: s.recordingStart),
+              r.shown != nil else { return }
+        s.replica.awaiting.append(.init(ordinal: ordinal, rendition: name, position: r.tip, madeAt: Self.clock()))
     }
 
-    /// The whole stream as a snapshot batch. `whileLocked` runs before the lock is released:
-    /// batches queued by the sink before it are covered by the snapshot, later ones are not.
-    public func snapshot(_ whileLocked: () -> Void = {}) -> ReplicaBatch {
+    /// The standby holds every batch up to `ordinal` (`ReplicaBatch.ordinal`; a snapshot, all
+    /// batches before it): players are shown what they carried.
+    public func showReplicated(through ordinal: UInt64) {
+        show { $0.ordinal <= ordinal }
+    }
+
+    /// Shows players what has waited `seconds` or more for the standby (unreachable, or too
+    /// slow): the stream goes on without the guarantee rather than stall. Returns how many
+    /// batches' media it showed that way.
+    @discardableResult
+    public func showUnreplicated(olderThan seconds: Double) -> Int {
+        let now = Self.clock()
+        return show { now - $0.madeAt >= seconds }
+    }
+
+    @discardableResult
+    private func show(while done: (ReplicaLink.Awaiting) -> Bool) -> Int {
+        let (n, ready) = state.withLock { s -> (Int, [PlaylistWaiters.Answer]) in
+            let taken = s.replica.takeAwaiting(while: done)
+            var touched: [String] = []
+            for a in taken {
+                guard let shown = s.renditions[a.rendition]?.shown else { continue }
+                if a.position > shown { s.renditions[a.rendition]!.shown = a.position }
+                if !touched.contains(a.rendition) { touched.append(a.rendition) }
+            }
+            return (taken.count, touched.flatMap { answers(&s, shown: $0) })
+        }
+        ready.resume()
+        return n
+    }
+
+    /// The waiters of a rendition that more of it shown answers.
+    private func answers(_ s: inout State, shown name: String) -> [PlaylistWaiters.Answer] {
+        guard let r = s.renditions[name] else { return [] }
+        return r.isOver ? s.waiters.takeAll(of: r) : s.waiters.takeSatisfied(by: r)
+    }
+
+    /// The whole stream as a snapshot batch. `whileLocked` runs before the lock is released,
+    /// given the ordinal of the last batch handed to the sink: batches queued before it are
+    /// covered by the snapshot, later ones are not.
+    public func snapshot(_ whileLocked: (UInt64) -> Void = { _ in }) -> ReplicaBatch {
         state.withLock { s in
-            whileLocked()
+            whileLocked(s.replica.made)
             let renditions = s.order.compactMap { name -> ReplicaRendition? in
                 guard let r = s.renditions[name] else { return nil }
                 return ReplicaRendition(name: name, live: r.live, shed: r.shed, outputs: [], state: r.replicaState)
@@ -674,7 +733,7 @@ public final class LiveStream: Sendable {
     }
 
     /// True when this node holds something of the stream to serve (made here or replicated).
-    public var hasMedia: Bool { state.withLock { $0.source?.lastCompleteSequence != nil || $0.source?.lastPart != nil } }
+    public var hasMedia: Bool { state.withLock { $0.source?.holdsMedia == true } }
 
     /// The last keyframe the publisher sent in this session, while it is publishing here.
     public var latestKeyframe: SourceKeyframe? { state.withLock { $0.publishing ? $0.latestKeyframe : nil } }
@@ -772,7 +831,8 @@ public final class LiveStream: Sendable {
     }
 
     public func hasRendition(_ name: String) -> Bool { state.withLock { $0.renditions[name] != nil } }
-    public func isLive(rendition name: String) -> Bool { state.withLock { $0.renditions[name]?.live == true } }
+    /// Whether players of a rendition get more of it (made, or made and not shown them yet).
+    public func isLive(rendition name: String) -> Bool { state.withLock { $0.renditions[name].map { !$0.isOver } ?? false } }
 
     /// Whether a blocking request for `target` is reasonable: at most two segments ahead.
     public func isWithinReach(_ target: LiveTarget, rendition name: String = LiveStream.sourceRendition) -> Bool {
@@ -830,7 +890,7 @@ public final class LiveStream: Sendable {
     /// Returns true when the target exists.
     public func wait(for target: LiveTarget, rendition name: String = LiveStream.sourceRendition, timeout: Duration) async -> Bool {
         let id: UInt64? = state.withLock { s in
-            guard let r = s.renditions[name], !r.isSatisfied(target), r.live else { return nil }
+            guard let r = s.renditions[name], !r.isSatisfied(target), !r.isOver else { return nil }
             return s.waiters.nextID()
         }
         guard let id else { return state.withLock { $0.renditions[name]?.isSatisfied(target) ?? false } }
@@ -844,7 +904,7 @@ public final class LiveStream: Sendable {
                 let now: Bool? = state.withLock { s in
                     guard let r = s.renditions[name] else { return false }
                     if r.isSatisfied(target) { return true }
-                    if !r.live { return false }
+                    if r.isOver { return false }
                     s.waiters.add(PlaylistWaiters.Waiter(rendition: name, target: target, continuation: c), id: id)
                     return nil
                 }

@@ -12,6 +12,9 @@ public struct ReplicaBatch: Sendable, Equatable {
     /// messages of an epoch from 0, so the standby can tell a lost or repeated message.
     public var epoch: UInt64 = 0
     public var sequence: UInt64 = 0
+    /// Set by the stream on the node that made it, never sent: which of its batches this is
+    /// (1, 2, ...), so the sender can say how far the standby holds (`LiveStream.showReplicated`).
+    public var ordinal: UInt64 = 0
     /// True when the batch is the whole state (it replaces what the standby holds).
     public var snapshot: Bool
     /// Publishing sessions the stream has had on its origin.
