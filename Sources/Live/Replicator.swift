@@ -4,8 +4,8 @@
 // a restart on either side costs one snapshot; nothing blocks the media path: the stream
 // only queues, one task per stream sends. Players are shown what the stream makes once the
 // standby acknowledges it (replicate before announce), or after `showAfter` without an
-// answer (a standby dead or cut off: the stream goes on, without the guarantee, until the
-// cluster names another); with no standby at all, at once. Never while the standby says it
+// answer while media still comes in (a standby dead or cut off: the stream goes on, without
+// the guarantee, until the cluster names another); with no standby at all, at once. Never while the standby says it
 // publishes the stream itself: this node is the stale one (it was frozen or cut off and the
 // cluster moved on), and what it made since must not reach players.
 import AsyncHTTPClient
@@ -87,7 +87,7 @@ package final class Replicator: Sendable {
                 guard now >= holdUntil else { continue }
                 let lives = self.streams.withLock { s in s.values.filter { !$0.standbyPublishes }.compactMap(\.live) }
                 var shown = 0
-                for live in lives { shown += live.showUnreplicated(olderThan: seconds) }
+                for live in lives { shown += live.showUnreplicated(olderThan: seconds, ifMadeWithin: seconds) }
                 if shown > 0 {
                     NodeMetrics.replicaUnacknowledgedShown.increment(by: shown)
                     if !warned {

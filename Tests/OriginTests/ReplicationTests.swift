@@ -162,9 +162,12 @@ final class ReplicationTests: XCTestCase {
         origin.endPublishing()
         XCTAssertFalse(origin.mediaPlaylist()!.contains("#EXT-X-ENDLIST"))
         XCTAssertTrue(origin.isLive(rendition: LiveStream.sourceRendition), "its players still get more")
-        XCTAssertEqual(origin.showUnreplicated(olderThan: 60), 0, "nothing has waited a minute")
-        // The standby does not answer: after the wait the origin shows it anyway.
-        XCTAssertGreaterThan(origin.showUnreplicated(olderThan: 0), 0)
+        XCTAssertEqual(origin.showUnreplicated(olderThan: 60, ifMadeWithin: 60), 0, "nothing has waited a minute")
+        // The standby does not answer. Nothing made lately (this node may be the one cut off): it waits on.
+        XCTAssertEqual(origin.showUnreplicated(olderThan: 0, ifMadeWithin: 0), 0)
+        XCTAssertFalse(origin.mediaPlaylist()!.contains("#EXT-X-ENDLIST"))
+        // Made lately (its publisher was still sending: the standby is the one gone): shown anyway.
+        XCTAssertGreaterThan(origin.showUnreplicated(olderThan: 0, ifMadeWithin: 60), 0)
         XCTAssertTrue(origin.mediaPlaylist()!.hasSuffix("#EXT-X-ENDLIST\n"))
         XCTAssertFalse(origin.isLive(rendition: LiveStream.sourceRendition))
         try wire.deliver(to: standby, from: &delivered)

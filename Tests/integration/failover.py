@@ -82,6 +82,13 @@ def run(mode, ladder="180p:180:250", before=8.0, after=10.0, root=None):
             if r == "source" and parts:
                 hinted_part = f"{r}/{parts[-1]}"
                 announced[hinted_part] = http("GET", f"{b.base}/live/{sid}/{hinted_part}").body
+                # The part the playlist's preload hint names: the origin answers it (a blocking request) only once
+                # its standby holds it, so it too must survive the kill.
+                hint = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"', pl)
+                if hint:
+                    got = http("GET", f"{b.base}/live/{sid}/{r}/{hint.group(1)}")
+                    if got.status == 200:
+                        announced[f"{r}/{hint.group(1)}"] = got.body
         last_before = max(segments(http("GET", f"{b.base}/live/{sid}/source/index.m3u8").text))
         frames_before = len(reader.frames)
         # The ring's answer on edge a, watched from the moment b is told to go (a stop waits for b to exit,

@@ -7,7 +7,7 @@ import pytest
 
 import failover
 from conftest import http, push
-from gaptools import max_gap, stamped_publisher, FrameReader
+from gaptools import max_gap, playback_gaps, stamped_publisher, FrameReader
 from test_cluster import wait_for
 
 # Failure detection and takeover within measured bounds: run alone, after the parallel tests (ops/test).
@@ -51,6 +51,50 @@ def test_sigterm_of_the_origin_hands_the_stream_over():
     assert out["gap_seconds"] <= failover.PART_SECONDS, out["gaps"]
     # A leave is no failure: the ring moves at once, well before the detection bound.
     assert out["owner_moved_seconds"] < failover.detection_bound(3) / 2, out["owner_moved_seconds"]
+
+
+def test_sigkill_of_the_standby_does_not_stall_the_stream(tmp_path):
+    """The origin shows players only what its standby holds (replicate before announce). When the standby dies,
+    the origin waits at most a second for it while the broadcast goes on, then shows what it makes anyway until
+    the cluster names another standby, which acknowledges again: the player loses nothing and stalls little."""
+    from test_edge import metric
+    nodes = failover.start_trio(str(tmp_path), ladder="none")
+    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    pub = reader = None
+    try:
+        s = failover.stream_placed(nodes, "b", "c")
+        sid = s["id"]
+        pub = stamped_publisher(a.rtmp_url(s["key"]), seconds=60)
+        b.wait_playable(sid, timeout=30)
+        reader = FrameReader(f"{a.base}/live/{sid}/master.m3u8?routed=1").start()
+        wait_for(lambda: len(reader.frames) >= 6 * 30, 40, "the player to decode the stream")
+        assert metric(b, "streamtube_replica_unacknowledged_shown_total", before_first_use=True) == 0, \
+            "shown unacknowledged with a standby alive"
+        frames_before = len(reader.frames)
+        t0 = time.time()
+        c.kill()
+        # Past the detection bound, b replicates to a (the next of the stream's preference list): acknowledged again.
+        wait_for(lambda: len(reader.frames) >= frames_before + (failover.detection_bound(3) + 8) * 30 or not reader.alive,
+                 60, "the player to go on")
+        assert reader.alive, reader.stderr_text()[-2000:]
+        shown = metric(b, "streamtube_replica_unacknowledged_shown_total")
+        assert shown > 0, "the dead standby held the stream back"
+        time.sleep(4)
+        assert metric(b, "streamtube_replica_unacknowledged_shown_total") == shown, "another standby acknowledges"
+        reader.stop()
+        arrivals = [t for t, _ in reader.frames]
+        stall = max((y - x for x, y in zip(arrivals, arrivals[1:]) if x >= t0 - 1), default=0.0)
+        stall_before = max((y - x for x, y in zip(arrivals, arrivals[1:]) if x < t0 - 1), default=0.0)
+        assert max_gap(reader.frames) == 0, playback_gaps(reader.frames)
+        # ffmpeg's HLS reader fetches whole segments (2 s): the wait for the dead standby adds at most about 1 s.
+        assert stall <= stall_before + 1.5, (stall, stall_before)
+    finally:
+        if pub and pub.poll() is None:
+            pub.kill()
+        if reader:
+            reader.stop()
+        for n in nodes.values():
+            n.stop()
 
 
 def test_a_broadcaster_on_the_dead_origin_reconnects_to_any_node(tmp_path):

@@ -610,12 +610,16 @@ public final class LiveStream: Sendable {
         show { $0.ordinal <= ordinal }
     }
 
-    /// Shows players what has waited `seconds` or more for the standby (unreachable, or too
-    /// slow): the stream goes on without the guarantee rather than stall. Returns how many
-    /// batches' media it showed that way.
+    /// Shows players what has waited `seconds` or more for the standby (dead, or too slow), as
+    /// long as the stream still makes media (something waiting was made within `recent`): the
+    /// broadcast goes on without the guarantee rather than stall. A stream that made nothing
+    /// lately keeps waiting: this node may be the one cut off (its publisher's connection
+    /// half-open) or just resumed from a pause, and what it made last may never have reached
+    /// the node that took the stream over. Returns how many batches' media it showed.
     @discardableResult
-    public func showUnreplicated(olderThan seconds: Double) -> Int {
+    public func showUnreplicated(olderThan seconds: Double, ifMadeWithin recent: Double) -> Int {
         let now = Self.clock()
+        guard let newest = state.withLock({ $0.replica.awaiting.last?.madeAt }), now - newest <= recent else { return 0 }
         return show { now - $0.madeAt >= seconds }
     }
 
