@@ -211,7 +211,8 @@ package func buildApplication(_ config: NodeConfiguration, metrics: PrometheusCo
         }, logger: logger)
     }
     if let recorder, let sweeper { recorder.whenFinished { sweeper.poke() } }
-    let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, recorder: recorder, logger: logger)
+    let streams = LiveStreams(catalog: catalog, packaging: packaging, ladder: ladder, transcoders: .ffmpeg, recorder: recorder,
+                              numberFromTheClock: true, logger: logger)
     let thumbnails: Thumbnails
     do {
         let store = try ThumbnailStore(directory: state.dataDir.appendingPathComponent("thumbnails"))

@@ -16,6 +16,9 @@ package final class LiveStreams: Sendable {
     /// Records every stream made or held here; nil: nothing is recorded.
     package let recorder: Recorder?
     private let logger: Logger
+    /// Number a stream made afresh here from the clock (`LiveStream.firstSequence(createdAt:)`)
+    /// rather than from 0, so that a new life of it never goes back (the node does; tests may not).
+    private let numberFromTheClock: Bool
 
     private struct State {
         var live: [String: LiveStream] = [:]
@@ -24,7 +27,8 @@ package final class LiveStreams: Sendable {
     private let state = Mutex(State())
 
     package init(catalog: StreamCatalog, packaging: PackagingSettings, ladder: TranscodeSettings?,
-                 transcoders: Transcoders? = nil, recorder: Recorder? = nil, logger: Logger) {
+                 transcoders: Transcoders? = nil, recorder: Recorder? = nil, numberFromTheClock: Bool = false, logger: Logger) {
+        self.numberFromTheClock = numberFromTheClock
         self.catalog = catalog
         self.packaging = packaging
         self.ladder = ladder
@@ -45,7 +49,9 @@ package final class LiveStreams: Sendable {
             let l = LiveStream(id: id, settings: packaging, ladder: streamLadder, transcoders: transcoders,
                                keepSource: record.keepSource, onEvent: Self.eventLogger(stream: id, logger),
                                recordingGrace: recorder?.reconnectGrace ?? 0,
-                               recordsSessions: { [catalog] in catalog.record(id: id)?.isRecorded ?? true })
+                               recordsSessions: { [catalog] in catalog.record(id: id)?.isRecorded ?? true },
+                               firstSequence: { [numberFromTheClock, createdAt = record.createdAt] in
+                                   numberFromTheClock ? LiveStream.firstSequence(createdAt: createdAt) : 0 })
             if let recorder { l.record(to: recorder.sink) }
             s.live[id] = l
             return l

@@ -31,7 +31,7 @@ package enum ReplicaRoutes {
             } catch {
                 switch error {
                 case .malformed: throw Problem.badRequest("\(error)")
-                case .outOfSequence, .publishingHere: throw Problem(.conflict, "\(error)")
+                case .outOfSequence, .publishingHere, .staleSnapshot: throw Problem(.conflict, "\(error)")
                 }
             }
             return Response(status: .noContent)

@@ -3,9 +3,9 @@
 // leaves), over HTTP with a key signed by the cluster key. A new standby, a lost message or
 // a restart on either side costs one snapshot; nothing blocks the media path: the stream
 // only queues, one task per stream sends. Players are shown what the stream makes once the
-// standby acknowledges it (replicate before announce), or after `showAfter` without an
-// answer while media still comes in (a standby dead or cut off: the stream goes on, without
-// the guarantee, until the cluster names another); with no standby at all, at once. Never while the standby says it
+// standby acknowledges it (replicate before announce), or when the stream has gone on making
+// media for `showAfter` without an answer (a standby dead or cut off: the stream goes on,
+// without the guarantee, until the cluster names another); with no standby at all, at once. Never while the standby says it
 // publishes the stream itself: this node is the stale one (it was frozen or cut off and the
 // cluster moved on), and what it made since must not reach players.
 import AsyncHTTPClient
@@ -38,7 +38,7 @@ package final class Replicator: Sendable {
         var sending = false
         /// Handing over (graceful leave): the standby must keep the stream live.
         var handingOver = false
-        /// The standby's last answer: it publishes the stream itself.
+        /// The standby's last answer: it publishes the stream itself, or took it over since.
         var standbyPublishes = false
     }
 
@@ -48,7 +48,7 @@ package final class Replicator: Sendable {
     private let tokens: ClusterTokens
     private let localID: String
     private let logger: Logger
-    /// How long players wait for the standby's acknowledgement before they are shown media anyway.
+    /// How much more media the stream makes, unacknowledged, before players are shown it anyway.
     package let showAfter: Duration
     private let watching = Mutex(false)
 
@@ -87,7 +87,7 @@ package final class Replicator: Sendable {
                 guard now >= holdUntil else { continue }
                 let lives = self.streams.withLock { s in s.values.filter { !$0.standbyPublishes }.compactMap(\.live) }
                 var shown = 0
-                for live in lives { shown += live.showUnreplicated(olderThan: seconds, ifMadeWithin: seconds) }
+                for live in lives { shown += live.showUnreplicated(after: seconds) }
                 if shown > 0 {
                     NodeMetrics.replicaUnacknowledgedShown.increment(by: shown)
                     if !warned {
@@ -130,6 +130,11 @@ package final class Replicator: Sendable {
             return start
         }
         if start { Task { await self.send(id) } }
+    }
+
+    /// True when no other member of the cluster is known but those that left it.
+    private var isAlone: Bool {
+        router.view.snapshot.members.allSatisfy { $0.id.rawValue == localID || $0.status == .left }
     }
 
     /// Where a stream's replica goes: the first node of its preference list other than this one.
@@ -177,9 +182,13 @@ package final class Replicator: Sendable {
             let member: Member
             let live: LiveStream
             switch step {
-            case .done(let alone):
-                // No standby: nothing waits to be shown.
-                alone?.showReplicated(through: .max)
+            case .done(let unreplicated):
+                // No standby. On a node alone in its cluster (every other member gone for good),
+                // nothing waits to be shown. Members held dead or suspect are not gone: this node
+                // may be the one cut off from them, and what it made may never reach the node that
+                // takes the stream over — it waits, shown only if media goes on coming in
+                // (`showAfter`), as for a standby that does not answer.
+                if let unreplicated, isAlone { unreplicated.showReplicated(through: .max) }
                 return
             case .snapshot(let l, let m):
                 member = m
@@ -213,7 +222,8 @@ package final class Replicator: Sendable {
                 if let reaches = streams.withLock({ $0[id]?.reaches }) { live.showReplicated(through: reaches) }
                 NodeMetrics.replicaBatches.increment(by: batches.count)
             case .needSnapshot(let why):
-                let publishes = why.contains(ReplicaError.publishingHere.description)
+                // The standby publishes the stream, or took it over since: this node is the stale one.
+                let publishes = why.contains(ReplicaError.publishingHere.description) || why.contains(ReplicaError.staleText)
                 streams.withLock {
                     $0[id]?.needSnapshot = true
                     $0[id]?.standbyPublishes = publishes

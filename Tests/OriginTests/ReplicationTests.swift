@@ -158,19 +158,30 @@ final class ReplicationTests: XCTestCase {
         XCTAssertTrue(found)
         XCTAssertNotNil(origin.part(sequence: next.sequence, index: next.index))
 
+        // The standby stops answering while the broadcast goes on: what the stream made 0.25 s and more
+        // before its newest media is shown without the acknowledgement; the newest waits.
+        try feed(origin, all[..<120], shift: 12_200)
+        let shownBefore = origin.mediaPlaylist()
+        try await Task.sleep(for: .milliseconds(300))
+        try feed(origin, all[120...], shift: 12_200)
+        XCTAssertEqual(origin.mediaPlaylist(), shownBefore)
+        XCTAssertGreaterThan(origin.showUnreplicated(after: 0.25), 0)
+        XCTAssertNotEqual(origin.mediaPlaylist(), shownBefore)
+        XCTAssertEqual(origin.showUnreplicated(after: 0.25), 0, "the last 0.25 s made waits")
+
         // The end of the stream is shown once the standby holds it too.
         origin.endPublishing()
         XCTAssertFalse(origin.mediaPlaylist()!.contains("#EXT-X-ENDLIST"))
         XCTAssertTrue(origin.isLive(rendition: LiveStream.sourceRendition), "its players still get more")
-        XCTAssertEqual(origin.showUnreplicated(olderThan: 60, ifMadeWithin: 60), 0, "nothing has waited a minute")
-        // The standby does not answer. Nothing made lately (this node may be the one cut off): it waits on.
-        XCTAssertEqual(origin.showUnreplicated(olderThan: 0, ifMadeWithin: 0), 0)
+        // Nothing came in after what waits, nor after the end (this node may be the one cut off, its
+        // publisher's connection half-open, the session ended for it): they wait on, however long.
+        XCTAssertEqual(origin.showUnreplicated(after: 0.25), 0)
+        origin.showUnreplicated(after: 0)
         XCTAssertFalse(origin.mediaPlaylist()!.contains("#EXT-X-ENDLIST"))
-        // Made lately (its publisher was still sending: the standby is the one gone): shown anyway.
-        XCTAssertGreaterThan(origin.showUnreplicated(olderThan: 0, ifMadeWithin: 60), 0)
+        XCTAssertTrue(origin.isLive(rendition: LiveStream.sourceRendition))
+        try wire.deliver(to: standby, from: &delivered)
         XCTAssertTrue(origin.mediaPlaylist()!.hasSuffix("#EXT-X-ENDLIST\n"))
         XCTAssertFalse(origin.isLive(rendition: LiveStream.sourceRendition))
-        try wire.deliver(to: standby, from: &delivered)
         XCTAssertEqual(origin.mediaPlaylist(), standby.mediaPlaylist())
     }
 
@@ -187,6 +198,44 @@ final class ReplicationTests: XCTestCase {
         origin.replicate(to: nil)
         XCTAssertEqual(segmentNumbers(origin.mediaPlaylist() ?? ""), segmentNumbers(whole))
         XCTAssertEqual(nextPart(after: origin.mediaPlaylist()!)?.index, nextPart(after: whole)?.index)
+    }
+
+    /// A stream made afresh on a node (no replica: its origin died with none on this side, or
+    /// restarted) numbers its media from the clock, ten a second since the stream was created, so
+    /// a player's playlist goes on upwards from an earlier life's; later sessions and replicas
+    /// keep the numbering they have.
+    func testANewLifeWithoutTheLastOnesStateNumbersOnFromTheClock() throws {
+        let created = Date(timeIntervalSince1970: 1_000_000)
+        XCTAssertEqual(LiveStream.firstSequence(createdAt: created, now: created.addingTimeInterval(90.05)), 900)
+        XCTAssertEqual(LiveStream.firstSequence(createdAt: created, now: created.addingTimeInterval(-5)), 0, "a clock behind")
+        let all = try tags()
+        // The first life, from 30 s after the stream was created; it runs 6 s (3 segments).
+        let first = LiveStream(id: "r9", firstSequence: { LiveStream.firstSequence(createdAt: created, now: created.addingTimeInterval(30)) })
+        first.beginPublishing()
+        try feed(first, all[...])
+        first.endPublishing()
+        let firstNumbers = segmentNumbers(first.mediaPlaylist()!)
+        XCTAssertEqual(firstNumbers.first, 300)
+        // Its next session on the same node goes on from its numbers, not the clock's.
+        first.beginPublishing()
+        try feed(first, all[...], shift: 6_100)
+        XCTAssertEqual(segmentNumbers(first.mediaPlaylist()!).last.map { $0 > firstNumbers.last! }, true)
+        let before = segmentNumbers(first.mediaPlaylist()!).last!
+        // A new life elsewhere, as soon as the first one stopped: above everything the first made.
+        let next = LiveStream(id: "r9", firstSequence: { LiveStream.firstSequence(createdAt: created, now: created.addingTimeInterval(42)) })
+        next.beginPublishing()
+        try feed(next, all[...])
+        XCTAssertGreaterThan(segmentNumbers(next.mediaPlaylist()!).first!, before)
+        // A standby takes the origin's numbering from its replica, whatever its clock says.
+        let (origin, standby, wire) = try publishingPair("r10")
+        try feed(origin, all[...])
+        var delivered = 0
+        try wire.deliver(to: standby, from: &delivered)
+        let far = LiveStream(id: "r10", firstSequence: { 1_000_000 })
+        try far.applyReplica(origin.snapshot())
+        far.beginPublishing()
+        try feed(far, all[...], shift: 6_100)
+        XCTAssertLessThan(segmentNumbers(far.mediaPlaylist()!).last!, 100)
     }
 
     /// The part a playlist's preload hint names.
@@ -273,6 +322,37 @@ final class ReplicationTests: XCTestCase {
         let here = LiveStream(id: "r3")
         here.beginPublishing()
         XCTAssertThrowsError(try here.applyReplica(origin.snapshot())) { XCTAssertEqual($0 as? ReplicaError, .publishingHere) }
+    }
+
+    /// An origin cut off (or paused) while its standby took the stream over, back afterwards: its
+    /// snapshot is older than the state the standby went on from, and refused even once the
+    /// standby stopped publishing (it handed the stream back); a new life's snapshot is not.
+    func testAStaleOriginsSnapshotIsRefusedByTheNodeThatWentOn() throws {
+        let all = try tags()
+        let (origin, standby, wire) = try publishingPair("r11")
+        try feed(origin, all[..<200])
+        var delivered = 0
+        try wire.deliver(to: standby, from: &delivered)
+        try feed(origin, all[200...])  // cut off: never delivered
+        standby.beginPublishing()  // took the stream over
+        try feed(standby, all[...], shift: 6_100)
+        standby.endPublishing()
+        let stale = origin.snapshot()
+        XCTAssertThrowsError(try standby.applyReplica(stale)) { e in
+            XCTAssertEqual(e as? ReplicaError, .staleSnapshot(sessions: 1, here: 2))
+            XCTAssertTrue("\(e)".hasPrefix(ReplicaError.staleText))
+        }
+        // The old origin's session ends (its relay silent); the node that went on hands the stream
+        // back: the old origin takes that state in place of its own.
+        origin.endPublishing()
+        try origin.applyReplica(standby.snapshot())
+        XCTAssertEqual(origin.mediaPlaylist(), standby.mediaPlaylist())
+        // A new life of the stream (another epoch), however few its sessions, is taken.
+        let reborn = LiveStream(id: "r11")
+        reborn.beginPublishing()
+        try feed(reborn, all[...])
+        try standby.applyReplica(reborn.snapshot())
+        XCTAssertEqual(standby.epoch, reborn.epoch)
     }
 
     func testTheStandbyTakesOverWithGrowingSequenceNumbersAndADiscontinuity() throws {

@@ -196,10 +196,10 @@ def test_a_thousand_viewers_cost_the_origin_one_request(trio):
 
 
 def test_an_edge_never_serves_a_restarted_streams_old_bytes():
-    """An origin restarted from nothing (no replica anywhere: the edge takes no streams)
-    numbers its segments from 0 again. The edge holds the first life's segments in its cache;
-    the names of the second life carry a new epoch, so the edge fetches them and serves the
-    new bytes, never the old ones under a reused number."""
+    """An origin restarted from nothing (no replica anywhere: the edge takes no streams) starts a
+    new life of the stream: its numbers go on upwards (from the clock) and its names carry a new
+    epoch. The edge holds the first life's segments in its cache; it fetches the second life's and
+    serves the new bytes, never the old ones (the epoch tells them apart whatever the numbers)."""
     key = keygen()
     root = tempfile.mkdtemp(prefix="streamtube-epoch-")
     db = os.path.join(root, "streamtube.sqlite")
@@ -220,20 +220,23 @@ def test_an_edge_never_serves_a_restarted_streams_old_bytes():
             pl = wait_for(lambda: (lambda r: r.text if r.status == 200 and "#EXT-X-ENDLIST" in r.text else None)(
                 http("GET", f"{edge.base}/live/{s['id']}/source/index.m3u8?routed=1")), 30, "the ended playlist at the edge")
             epoch = epoch_of(pl)
-            seg0 = f"/live/{s['id']}/source/seg0-{epoch}.m4s"
+            first = min(int(n) for n in re.findall(r"^seg(\d+)-[0-9a-f]{8}\.m4s$", pl, re.M))
+            seg0 = f"/live/{s['id']}/source/seg{first}-{epoch}.m4s"
             via_edge = http("GET", edge.base + seg0 + "?routed=1")
             assert via_edge.status == 200
             assert http("GET", edge.base + seg0).body == via_edge.body, "the edge holds it now"
-            lives.append((epoch, via_edge.body, http("GET", origin.base + seg0).body))
+            lives.append((epoch, via_edge.body, http("GET", origin.base + seg0).body, first, seg0))
             if pattern == "testsrc2":
                 origin.kill()  # the stream's state is gone with the process
                 origin.start()
                 wait_converged([edge, origin], ["edge", "origin"])
-        (e1, edge1, origin1), (e2, edge2, origin2) = lives
+        (e1, edge1, origin1, first1, name1), (e2, edge2, origin2, first2, _) = lives
         assert e1 != e2, "a stream started again from nothing has a new epoch"
+        # Its numbers go on upwards (from the clock: ten a second since the stream was created), never back.
+        assert first2 > first1 + 2, (first1, first2)
         assert edge1 == origin1 and edge2 == origin2, "the edge serves what the origin made, in each life"
         assert edge1 != edge2, "different media, so the check above could tell old bytes from new"
-        assert http("GET", f"{origin.base}/live/{s['id']}/source/seg0-{e1}.m4s").status == 404, "the old name is gone at the origin"
+        assert http("GET", origin.base + name1).status == 404, "the old name is gone at the origin"
     finally:
         origin.stop()
         edge.stop()

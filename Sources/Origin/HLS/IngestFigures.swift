@@ -4,6 +4,8 @@
 
 /// Counters and recent history of a stream's input.
 struct IngestFigures {
+    /// When (`LiveStream.clock()`) the publisher last sent something, in any session.
+    var lastInputAt: Double?
     /// How far back the sliding windows reach, in seconds.
     static let window = 5.0
 
@@ -27,6 +29,7 @@ struct IngestFigures {
 
     /// A message of `bytes` arrived at `now`; what fell out of the windows is dropped.
     mutating func noteInput(bytes: Int, at now: Double) {
+        lastInputAt = now
         bytesIn += UInt64(bytes)
         inputWindow.append((now, bytes))
         while let first = inputWindow.first, now - first.at > Self.window { inputWindow.removeFirst() }

@@ -25,6 +25,8 @@ public final class LiveStream: Sendable {
     /// Whether a session starting now is recorded (the stream's and its channel's setting),
     /// asked under the stream's lock when a session begins: it must not block.
     private let recordsSessions: @Sendable () -> Bool
+    /// Where the first session of a stream that holds nothing yet starts numbering (asked as it begins).
+    private let firstSequence: @Sendable () -> Int
     private let state: Mutex<State>
 
     /// Everything under the one lock, grouped by concept: each part's rules live in its type.
@@ -67,6 +69,8 @@ public final class LiveStream: Sendable {
         var sessionEndedAt: Double?
         /// When (`LiveStream.clock()`) the last replica batch was applied here.
         var replicaAppliedAt: Double?
+        /// Nothing published or replicated here yet: the first session's numbering is `firstSequence`'s.
+        var fresh = true
 
         var source: LiveRendition? { renditions[LiveStream.sourceRendition] }
 
@@ -86,7 +90,8 @@ public final class LiveStream: Sendable {
     public init(id: String, settings: PackagingSettings = .default, ladder: TranscodeSettings? = nil,
                 transcoders: Transcoders? = nil, keepSource: Bool = false, epoch: StreamEpoch = .random(),
                 onEvent: @escaping @Sendable (LiveStreamEvent) -> Void = { _ in },
-                recordingGrace: Double = 0, recordsSessions: @escaping @Sendable () -> Bool = { true }) {
+                recordingGrace: Double = 0, recordsSessions: @escaping @Sendable () -> Bool = { true },
+                firstSequence: @escaping @Sendable () -> Int = { 0 }) {
         self.id = id
         self.settings = settings
         // Rungs start a segment every segment target, whatever the source's GOP.
@@ -100,6 +105,7 @@ public final class LiveStream: Sendable {
         self.keepSource = keepSource
         self.recordingGrace = recordingGrace
         self.recordsSessions = recordsSessions
+        self.firstSequence = firstSequence
         self.onEvent = onEvent
         var s = State(epoch: epoch)
         s.renditions[Self.sourceRendition] = LiveRendition(name: Self.sourceRendition)
@@ -108,6 +114,17 @@ public final class LiveStream: Sendable {
     }
 
     static func clock() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// Where a stream made afresh on a node starts numbering its media (`firstSequence`): ten
+    /// numbers per second since the stream was created. A life of the stream that starts without
+    /// the last one's state (its origin died with no replica on the side that took the stream
+    /// on, or restarted) then numbers on from above anything the earlier lives made — they made
+    /// fewer than ten segments a second — so a player's playlist never goes back.
+    public static func firstSequence(createdAt: Date, now: Date = Date()) -> Int {
+        let seconds = now.timeIntervalSince(createdAt)
+        guard seconds.isFinite, seconds > 0 else { return 0 }
+        return Int(min(seconds, 1e12) * 10)
+    }
 
     // MARK: Publishing
 
@@ -157,7 +174,9 @@ public final class LiveStream: Sendable {
         s.latestKeyframe = nil
         s.droppingReplay = false
         // Every rendition continues from the same sequence number and time, so they stay aligned.
-        let next = s.renditions.values.map(\.nextSequence).max() ?? 0
+        var next = s.renditions.values.map(\.nextSequence).max() ?? 0
+        if s.fresh { next = max(next, firstSequence()) }
+        s.fresh = false
         let timeline = s.source.flatMap { r in [r.timelineEnd, r.partEnd].compactMap { $0 }.max() }
         s.sessionFirstSequence = next
         s.sessionTimelineStart = timeline
@@ -610,17 +629,17 @@ public final class LiveStream: Sendable {
         show { $0.ordinal <= ordinal }
     }
 
-    /// Shows players what has waited `seconds` or more for the standby (dead, or too slow), as
-    /// long as the stream still makes media (something waiting was made within `recent`): the
-    /// broadcast goes on without the guarantee rather than stall. A stream that made nothing
-    /// lately keeps waiting: this node may be the one cut off (its publisher's connection
-    /// half-open) or just resumed from a pause, and what it made last may never have reached
-    /// the node that took the stream over. Returns how many batches' media it showed.
+    /// Shows players what the standby has not acknowledged although the publisher went on
+    /// sending for `seconds` after it was made (the standby dead, or too slow): the broadcast goes
+    /// on without the guarantee rather than stall. What was made with no input for `seconds`
+    /// after it keeps waiting: this node may be the one cut off (its publisher's connection
+    /// half-open, so nothing comes in; what it made last, and the end of the session it makes
+    /// when the connection is given up, may never have reached the node that took the stream
+    /// over). Returns how many batches' media it showed.
     @discardableResult
-    public func showUnreplicated(olderThan seconds: Double, ifMadeWithin recent: Double) -> Int {
-        let now = Self.clock()
-        guard let newest = state.withLock({ $0.replica.awaiting.last?.madeAt }), now - newest <= recent else { return 0 }
-        return show { now - $0.madeAt >= seconds }
+    public func showUnreplicated(after seconds: Double) -> Int {
+        guard let input = state.withLock({ $0.input.lastInputAt }) else { return 0 }
+        return show { input - $0.madeAt >= seconds }
     }
 
     @discardableResult
@@ -667,13 +686,21 @@ public final class LiveStream: Sendable {
     public func applyReplica(_ batch: ReplicaBatch) throws(ReplicaError) {
         try state.withLock { s throws(ReplicaError) -> [PlaylistWaiters.Answer] in
             guard !s.publishing else { throw .publishingHere }
+            // The node that made this life's state went on elsewhere (here): an old origin back
+            // from a cut or a pause must not put its stale state back.
+            if batch.snapshot, batch.streamEpoch == s.epoch, batch.sessions < s.sessions {
+                throw .staleSnapshot(sessions: batch.sessions, here: s.sessions)
+            }
             if !batch.snapshot, batch.streamEpoch != s.epoch { throw .outOfSequence(expected: nil, got: batch.sequence) }
             try s.replica.accept(batch)
             s.replicaAppliedAt = Self.clock()
+            s.fresh = false
             if batch.snapshot {
                 // The origin's names continue here: its objects keep their names.
                 s.epoch = batch.streamEpoch
                 s.renditions = [:]
+                // What this node made and never had acknowledged is replaced with the rest.
+                s.replica.awaiting = []
                 for r in batch.renditions {
                     var rendition = r.state.map { LiveRendition(name: r.name, replica: $0) } ?? LiveRendition(name: r.name)
                     rendition.replicaLive = r.live

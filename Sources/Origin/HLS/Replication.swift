@@ -85,12 +85,20 @@ public enum ReplicaError: Error, Equatable, Sendable, CustomStringConvertible {
     case outOfSequence(expected: UInt64?, got: UInt64)
     /// The bytes are not a replica batch.
     case malformed(String)
+    /// A snapshot of this stream life older than what this node holds: it took the stream over
+    /// since (a session began here after the sender's last), so the sender is the stale one.
+    case staleSnapshot(sessions: Int, here: Int)
+
+    /// How a stale snapshot's refusal begins (the sender recognises it in the answer).
+    public static let staleText = "a snapshot older than this node's state"
 
     public var description: String {
         switch self {
         case .publishingHere: return "the stream is being published on this node"
         case .outOfSequence(let e, let g): return "batch \(g) does not follow \(e.map { "\($0)" } ?? "a snapshot"); a snapshot is needed"
         case .malformed(let why): return "malformed replica batch: \(why)"
+        case .staleSnapshot(let sessions, let here):
+            return "\(Self.staleText): it has \(sessions) sessions, this node \(here) (it took the stream over since)"
         }
     }
 }
