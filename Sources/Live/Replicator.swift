@@ -22,6 +22,12 @@ import Synchronization
 
 package final class Replicator: Sendable {
     package static let path = "/internal/replica/"
+    /// How long what was made with nothing coming in after it waits for a standby's answer at
+    /// most: far past the cluster's detection bound and the relay's silence, so a node cut off
+    /// has been handed a newer state by then if the cluster went on without it (two versions of
+    /// the segment in progress at the cut are possible only past it); a node left with no other
+    /// (a two-node cluster whose other node died) ends its viewers' playlists this late.
+    static let patience = 60.0
     /// Past this many queued batches (a standby that cannot keep up) the queue is dropped
     /// and the standby gets a snapshot instead.
     static let maxQueued = 2_000
@@ -87,7 +93,7 @@ package final class Replicator: Sendable {
                 guard now >= holdUntil else { continue }
                 let lives = self.streams.withLock { s in s.values.filter { !$0.standbyPublishes }.compactMap(\.live) }
                 var shown = 0
-                for live in lives { shown += live.showUnreplicated(after: seconds) }
+                for live in lives { shown += live.showUnreplicated(after: seconds, patience: Self.patience) }
                 if shown > 0 {
                     NodeMetrics.replicaUnacknowledgedShown.increment(by: shown)
                     if !warned {
@@ -132,9 +138,10 @@ package final class Replicator: Sendable {
         if start { Task { await self.send(id) } }
     }
 
-    /// True when no other member of the cluster is known but those that left it.
+    /// True when no other member of the cluster could hold a replica: every other one left it or
+    /// takes no streams (capacity 0, an edge only). Members held dead or suspect still count.
     private var isAlone: Bool {
-        router.view.snapshot.members.allSatisfy { $0.id.rawValue == localID || $0.status == .left }
+        router.view.snapshot.members.allSatisfy { $0.id.rawValue == localID || $0.status == .left || $0.metadata.capacity <= 0 }
     }
 
     /// Where a stream's replica goes: the first node of its preference list other than this one.
@@ -183,8 +190,8 @@ package final class Replicator: Sendable {
             let live: LiveStream
             switch step {
             case .done(let unreplicated):
-                // No standby. On a node alone in its cluster (every other member gone for good),
-                // nothing waits to be shown. Members held dead or suspect are not gone: this node
+                // No standby. On a node alone in its cluster (no other member that could hold a
+                // replica), nothing waits to be shown. Members held dead or suspect are not gone: this node
                 // may be the one cut off from them, and what it made may never reach the node that
                 // takes the stream over — it waits, shown only if media goes on coming in
                 // (`showAfter`), as for a standby that does not answer.

@@ -53,19 +53,34 @@ def test_sigterm_of_the_origin_hands_the_stream_over():
     assert out["owner_moved_seconds"] < failover.detection_bound(3) / 2, out["owner_moved_seconds"]
 
 
+def trio_publishing(tmp_path, via):
+    """Three nodes (no ladder), a stream whose origin is b and standby c, a stamped broadcast of 60 s pushed to
+    node `via`, playable at b."""
+    nodes = failover.start_trio(str(tmp_path), ladder="none")
+    pub = None
+    try:
+        s = failover.stream_placed(nodes, "b", "c")
+        pub = stamped_publisher(nodes[via].rtmp_url(s["key"]), seconds=60)
+        nodes["b"].wait_playable(s["id"], timeout=30)
+        return nodes, s, pub
+    except BaseException:
+        if pub and pub.poll() is None:
+            pub.kill()
+        for n in nodes.values():
+            n.stop()
+        raise
+
+
 def test_sigkill_of_the_standby_does_not_stall_the_stream(tmp_path):
     """The origin shows players only what its standby holds (replicate before announce). When the standby dies,
     the origin waits at most a second for it while the broadcast goes on, then shows what it makes anyway until
     the cluster names another standby, which acknowledges again: the player loses nothing and stalls little."""
     from test_edge import metric
-    nodes = failover.start_trio(str(tmp_path), ladder="none")
+    nodes, s, pub = trio_publishing(tmp_path, via="a")
     a, b, c = nodes["a"], nodes["b"], nodes["c"]
-    pub = reader = None
+    sid = s["id"]
+    reader = None
     try:
-        s = failover.stream_placed(nodes, "b", "c")
-        sid = s["id"]
-        pub = stamped_publisher(a.rtmp_url(s["key"]), seconds=60)
-        b.wait_playable(sid, timeout=30)
         reader = FrameReader(f"{a.base}/live/{sid}/master.m3u8?routed=1").start()
         wait_for(lambda: len(reader.frames) >= 6 * 30, 40, "the player to decode the stream")
         assert metric(b, "streamtube_replica_unacknowledged_shown_total", before_first_use=True) == 0, \
@@ -98,14 +113,11 @@ def test_sigkill_of_the_standby_does_not_stall_the_stream(tmp_path):
 
 
 def test_a_broadcaster_on_the_dead_origin_reconnects_to_any_node(tmp_path):
-    nodes = failover.start_trio(str(tmp_path), ladder="none")
+    nodes, s, pub = trio_publishing(tmp_path, via="b")  # straight to the origin
     a, b, c = nodes["a"], nodes["b"], nodes["c"]
-    pub = reader = None
+    sid = s["id"]
+    reader = None
     try:
-        s = failover.stream_placed(nodes, "b", "c")
-        sid = s["id"]
-        pub = stamped_publisher(b.rtmp_url(s["key"]), seconds=60)  # straight to the origin
-        b.wait_playable(sid, timeout=30)
         wait_for(lambda: len(failover.segments(http("GET", f"{b.base}/live/{sid}/source/index.m3u8").text)) >= 3, 30,
                  "three segments")
         before = failover.segments(http("GET", f"{b.base}/live/{sid}/source/index.m3u8").text)

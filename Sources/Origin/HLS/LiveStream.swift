@@ -635,11 +635,13 @@ public final class LiveStream: Sendable {
     /// after it keeps waiting: this node may be the one cut off (its publisher's connection
     /// half-open, so nothing comes in; what it made last, and the end of the session it makes
     /// when the connection is given up, may never have reached the node that took the stream
-    /// over). Returns how many batches' media it showed.
+    /// over) — until it has waited `patience` (a node left on its own for good: its viewers get
+    /// the end of the stream late rather than never). Returns how many batches' media it showed.
     @discardableResult
-    public func showUnreplicated(after seconds: Double) -> Int {
-        guard let input = state.withLock({ $0.input.lastInputAt }) else { return 0 }
-        return show { input - $0.madeAt >= seconds }
+    public func showUnreplicated(after seconds: Double, patience: Double = .infinity) -> Int {
+        let input = state.withLock { $0.input.lastInputAt } ?? -.infinity
+        let now = Self.clock()
+        return show { input - $0.madeAt >= seconds || now - $0.madeAt >= patience }
     }
 
     @discardableResult
