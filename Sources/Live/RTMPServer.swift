@@ -639,15 +639,20 @@ package final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChann
         close(context)
     }
 
+    /// Why a relayed session ends that gives it up (`LiveStream.endPublishing(abandon:)`).
+    static let givesUp: Set<String> = ["relay silent", "connection error", "connection closed"]
+
     private func stopPublishing(reason: String) {
         guard let target = publishing else { return }
         publishing = nil
         switch target {
-        case .local(let id, let live, let claim, let session, _):
+        case .local(let id, let live, let claim, let session, let origin):
             handOverWhenReady = nil
             // Displaced by a hand-over, the stream is someone else's to end.
             if !claim.isDisplaced {
-                live.endPublishing(session: session)
+                // A relay's connection gone silent or broken is given up, not ended: its publisher may
+                // well go on through another node (the cluster moved the stream, or this one is cut off).
+                live.endPublishing(session: session, abandon: origin.relayed && Self.givesUp.contains(reason))
                 policy.release(id, connection: connectionID)
             }
             control.remove(connectionID)

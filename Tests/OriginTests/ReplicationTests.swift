@@ -241,6 +241,35 @@ final class ReplicationTests: XCTestCase {
         XCTAssertLessThan(segmentNumbers(far.mediaPlaylist()!).last!, 100)
     }
 
+    /// A session given up (its relay's connection silent or broken) makes nothing more: no last
+    /// part, no end of the segment in progress, for its standby or its players. A new session here
+    /// ends that segment with the parts it had and tells the standby.
+    func testASessionGivenUpLeavesItsSegmentUnfinishedUntilTheNextSession() throws {
+        let all = try tags()
+        let (origin, standby, wire) = try publishingPair("r12")
+        try feed(origin, all[..<(all.count / 2)])
+        var delivered = 0
+        try wire.deliver(to: standby, from: &delivered)
+        let before = wire.batches.withLock { $0.count }
+        let unfinished = try XCTUnwrap(nextPart(after: origin.mediaPlaylist()!)).sequence
+        origin.endPublishing(abandon: true)
+        XCTAssertEqual(wire.batches.withLock { $0.count }, before, "nothing more sent to the standby")
+        let ended = try XCTUnwrap(origin.mediaPlaylist())
+        XCTAssertTrue(ended.hasSuffix("#EXT-X-ENDLIST\n"))
+        XCTAssertFalse(segmentNumbers(ended).contains(unfinished), "the segment in progress is not ended")
+        XCTAssertFalse(origin.isPublishing)
+        // The relay comes back here: the unfinished segment ends with the parts it had, then the new session.
+        origin.beginPublishing()
+        try feed(origin, all.filter { $0.type == 9 && $0.body.count > 1 && $0.body[1] == 0 }[...])  // the codec headers again
+        try feed(origin, all[(all.count / 2)...], shift: 100)
+        try wire.deliver(to: standby, from: &delivered)
+        let playlist = try XCTUnwrap(origin.mediaPlaylist())
+        XCTAssertTrue(segmentNumbers(playlist).contains(unfinished))
+        XCTAssertTrue(playlist.contains("#EXT-X-DISCONTINUITY"))
+        XCTAssertEqual(standby.segment(sequence: unfinished), origin.segment(sequence: unfinished))
+        XCTAssertEqual(standby.mediaPlaylist(), playlist)
+    }
+
     /// The part a playlist's preload hint names.
     func nextPart(after playlist: String) -> (sequence: Int, index: Int)? {
         guard let line = playlist.split(separator: "\n").first(where: { $0.hasPrefix("#EXT-X-PRELOAD-HINT") }),

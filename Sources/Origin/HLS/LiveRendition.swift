@@ -38,6 +38,10 @@ struct LiveRendition {
     /// standby, or a standby's own copy). Playlists, blocking requests, parts and segments
     /// all stop there, so nothing a player was told of is lost when the origin dies.
     var shown: MediaPosition?
+    /// Its packager was dropped unflushed (a session given up: its relay's connection silent or
+    /// broken): its last segment stays as it was, ended by the next session here (`takeOver`) or
+    /// replaced by the state of the node that took the stream on.
+    var abandoned = false
 
     init(name: String) {
         self.name = name
@@ -131,6 +135,15 @@ struct LiveRendition {
         let out = try step(&p)
         packager = p
         return out
+    }
+
+    /// Drops the packager without flushing it (`abandoned`): what it held and had not made into
+    /// a part is lost, the segment in progress stays unfinished.
+    mutating func abandonPackager() {
+        guard packager != nil else { return }
+        packager = nil
+        abandoned = true
+        timelineEnd = [timelineEnd, partEnd].compactMap { $0 }.max()
     }
 
     /// Flushes and drops the packager: what it still held, or nil when there was none.
@@ -343,10 +356,11 @@ struct LiveRendition {
 
     mutating func takeOver() -> Int? {
         guard packager == nil else { return nil }
-        let wasReplica = replicaLive
+        let unfinished = replicaLive || abandoned
         replicaLive = false
+        abandoned = false
         timelineEnd = [timelineEnd, partEnd].compactMap { $0 }.max()
-        guard wasReplica, let last = segments.last, !last.complete else { return nil }
+        guard unfinished, let last = segments.last, !last.complete else { return nil }
         if last.parts.isEmpty {
             segments.removeLast()
             nextSequence = last.sequence

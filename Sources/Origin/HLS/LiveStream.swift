@@ -71,6 +71,8 @@ public final class LiveStream: Sendable {
         var replicaAppliedAt: Double?
         /// Nothing published or replicated here yet: the first session's numbering is `firstSequence`'s.
         var fresh = true
+        /// A session given up (`endPublishing(abandon:)`): what its transcoder still makes is dropped.
+        var abandonedSession: Int?
 
         var source: LiveRendition? { renditions[LiveStream.sourceRendition] }
 
@@ -213,8 +215,13 @@ public final class LiveStream: Sendable {
     private func promoteReplica(_ s: inout State) -> [PlaylistWaiters.Answer] {
         var ready: [PlaylistWaiters.Answer] = []
         for name in s.order {
+            // A segment this node left unfinished itself (a session given up) ends now, and its
+            // standby is told; a replica's, the new origin's standby gets in a snapshot.
+            let own = s.renditions[name]?.abandoned == true
             guard let unfinished = s.renditions[name]?.takeOver() else { continue }
             ready += apply([.segmentEnded(sequence: unfinished)], to: &s, rendition: name, replicate: false, holdBack: true)
+            // Told as going on: the session beginning continues the rendition.
+            if own { replicate(&s, rendition: name, outputs: [.segmentEnded(sequence: unfinished)], live: true) }
         }
         s.replica.stopHolding()
         return ready
@@ -288,7 +295,39 @@ public final class LiveStream: Sendable {
     /// The transcoder drains on its own thread; the rungs end when it has.
     /// `session`: only if that session is still the one publishing (a publisher another took
     /// over from must not end the stream); nil: whatever publishes.
-    public func endPublishing(session ending: Int? = nil) {
+    ///
+    /// `abandon`: the session is given up rather than ended — its relay's connection went silent
+    /// or broke, so the publisher may well go on elsewhere (the cluster moved the stream, or this
+    /// node is the one cut off). Nothing more is made of it: no last part, the segment in progress
+    /// left unfinished (a new session here ends it; the state of the node that took the stream on
+    /// replaces it). Its end is not news this node may announce (the split-brain rule).
+    public func endPublishing(session ending: Int? = nil, abandon: Bool = false) {
+        if abandon {
+            let (answers, transcoder) = state.withLock { s -> ([PlaylistWaiters.Answer], (any LadderTranscoder)?) in
+                guard s.publishing, ending.map({ $0 == s.sessions }) ?? true else { return ([], nil) }
+                s.publishing = false
+                s.latestKeyframe = nil
+                s.sessionEndedAt = Self.clock()
+                s.abandonedSession = s.sessions
+                let t = s.ladder.transcoder
+                s.ladder.transcoder = nil
+                var out: [PlaylistWaiters.Answer] = []
+                for name in s.order {
+                    s.renditions[name]?.abandonPackager()
+                    if let r = s.renditions[name], r.isOver { out += s.waiters.takeAll(of: r) }
+                }
+                noteEnded(&s)
+                return (out, t)
+            }
+            answers.resume()
+            if let transcoder {
+                Thread.detachNewThread {
+                    transcoder.finish()
+                    self.state.withLock { $0.ladder.finishedStats = transcoder.stats }
+                }
+            }
+            return
+        }
         let (answers, transcoder, session) = state.withLock { s -> ([PlaylistWaiters.Answer], (any LadderTranscoder)?, Int) in
             guard s.publishing, ending.map({ $0 == s.sessions }) ?? true else { return ([], nil, s.sessions) }
             s.publishing = false
@@ -534,7 +573,7 @@ public final class LiveStream: Sendable {
     /// Output of the transcoder, on its thread.
     private func transcoded(_ output: TranscodeOutput, session: Int) {
         let answers = state.withLock { s -> [PlaylistWaiters.Answer] in
-            guard s.sessions == session else { return [] }
+            guard s.sessions == session, s.abandonedSession != session else { return [] }
             switch output {
             case .config(let rung, let avcC, _, _):
                 guard var r = s.renditions[rung], !r.live || (r.packager != nil && r.session != session) else { return [] }
@@ -615,9 +654,11 @@ public final class LiveStream: Sendable {
         ready.resume()
     }
 
-    private func replicate(_ s: inout State, rendition name: String, outputs: [PackagerOutput]) {
-        guard let r = s.renditions[name],
-              let ordinal = s.replica.send(r.replicaRendition(outputs: outputs), sessions: s.sessions, order: s.order,
+    private func replicate(_ s: inout State, rendition name: String, outputs: [PackagerOutput], live: Bool? = nil) {
+        guard let r = s.renditions[name] else { return }
+        var batch = r.replicaRendition(outputs: outputs)
+        if let live { batch.live = live }
+        guard let ordinal = s.replica.send(batch, sessions: s.sessions, order: s.order,
                                            streamEpoch: s.epoch, recordingStart: s.recordingStart),
               r.shown != nil else { return }
         s.replica.awaiting.append(.init(ordinal: ordinal, rendition: name, position: r.tip, madeAt: Self.clock()))
