@@ -104,8 +104,9 @@ public struct BroadcastQueue: Hashable, Sendable {
 
     /// Takes updates that fit in `budget` bytes (framed sizes), at most `maxCount`, least-sent
     /// and then newest first. Each one taken counts a transmission; those that reach `limit`
-    /// leave the queue.
-    public mutating func take(budget: Int, maxCount: Int, limit: Int) -> [GossipMessage] {
+    /// leave the queue. With `counting` false nothing is counted (a copy for a member that
+    /// cannot pass it on: one declared dead, told so in case it was only cut off).
+    public mutating func take(budget: Int, maxCount: Int, limit: Int, counting: Bool = true) -> [GossipMessage] {
         guard budget > 0, maxCount > 0, !isEmpty else { return [] }
         var remaining = budget
         var taken: [GossipMessage] = []
@@ -129,8 +130,8 @@ public struct BroadcastQueue: Hashable, Sendable {
         }
         for (l, t) in picked {
             let slot = Int(t.slot)
-            let sent = Int(t.transmits) + 1
-            if sent >= limit || sent >= Int(UInt16.max) {
+            let sent = Int(t.transmits) + (counting ? 1 : 0)
+            if counting, sent >= limit || sent >= Int(UInt16.max) {
                 removeItem(slot)
             } else {
                 items[slot]!.transmits = UInt16(sent)

@@ -96,11 +96,14 @@ public struct GossipConfig: Hashable, Sendable {
             gossipInterval: .milliseconds(500), gossipNodes: 4, pushPullInterval: .seconds(60))
     }
 
-    /// memberlist's DefaultLocalConfig: loopback or one host.
+    /// memberlist's DefaultLocalConfig (loopback or one host), but for `retransmitMult` 3 where
+    /// memberlist has 2: with 2 sends an update missed a member of a five-node cluster in about
+    /// one run of eight, which then waited for its own suspicion or a push-pull (up to 18 s;
+    /// `ClusterSimulationTests.testADeathVerdictSpreadsInAFewGossipRoundsInASmallCluster`).
     public static func local(clusterName: String) -> GossipConfig {
         GossipConfig(
             clusterName: clusterName, probeInterval: .seconds(1), probeTimeout: .milliseconds(200),
-            indirectChecks: 1, suspicionMult: 3, suspicionMaxTimeoutMult: 6, retransmitMult: 2,
+            indirectChecks: 1, suspicionMult: 3, suspicionMaxTimeoutMult: 6, retransmitMult: 3,
             gossipInterval: .milliseconds(100), gossipNodes: 3, pushPullInterval: .seconds(15))
     }
 

@@ -611,7 +611,10 @@ public struct Membership: Sendable {
             return true
         }
         for slot in targets {
-            let d = datagram(to: table[slot].metadata.gossipAddress, [])
+            // A dead member gets the updates uncounted: a send it cannot pass on must not
+            // use up one of the few an update has (in a small cluster it is one of the few
+            // targets, and the verdict about itself would be spent on it).
+            let d = datagram(to: table[slot].metadata.gossipAddress, [], counting: !table[slot].status.isDeadOrLeft)
             if case .sendDatagram(_, let messages) = d, messages.isEmpty { break }
             out.append(d)
         }
@@ -731,11 +734,12 @@ public struct Membership: Sendable {
     }
 
     /// Builds a datagram: the primary messages, then as many queued updates as fit.
-    private mutating func datagram(to address: Endpoint, _ primary: [GossipMessage]) -> Directive {
+    private mutating func datagram(to address: Endpoint, _ primary: [GossipMessage], counting: Bool = true) -> Directive {
         let used = MessageCodec.packetHeaderSize + primary.reduce(0) { $0 + MessageCodec.framedSize($1) }
         let budget = config.maxPacketSize - Keyring.overhead - used
         let extra = broadcasts.take(
-            budget: budget, maxCount: 255 - primary.count, limit: config.retransmitLimit(memberCount: estimatedMemberCount))
+            budget: budget, maxCount: 255 - primary.count, limit: config.retransmitLimit(memberCount: estimatedMemberCount),
+            counting: counting)
         // A buddy suspicion may also be queued (perhaps from another accuser): one suspicion
         // about the target is enough.
         let buddies = primary.compactMap { if case .suspect(let s) = $0 { s.node } else { nil } }

@@ -11,7 +11,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual([lan.suspicionMult, wan.suspicionMult, local.suspicionMult], [4, 6, 3])
         XCTAssertEqual([lan.suspicionMaxTimeoutMult, wan.suspicionMaxTimeoutMult, local.suspicionMaxTimeoutMult], [6, 6, 6])
         XCTAssertEqual([lan.indirectChecks, wan.indirectChecks, local.indirectChecks], [3, 3, 1])
-        XCTAssertEqual([lan.retransmitMult, wan.retransmitMult, local.retransmitMult], [4, 4, 2])
+        XCTAssertEqual([lan.retransmitMult, wan.retransmitMult, local.retransmitMult], [4, 4, 3])
         XCTAssertEqual([lan.gossipInterval, wan.gossipInterval, local.gossipInterval], [.milliseconds(200), .milliseconds(500), .milliseconds(100)])
         XCTAssertEqual([lan.gossipNodes, wan.gossipNodes, local.gossipNodes], [3, 4, 3])
         XCTAssertEqual([lan.pushPullInterval, wan.pushPullInterval, local.pushPullInterval], [.seconds(30), .seconds(60), .seconds(15)])
@@ -39,7 +39,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(lan.retransmitLimit(memberCount: 10), 8)
         XCTAssertEqual(lan.retransmitLimit(memberCount: 99), 8)
         XCTAssertEqual(lan.retransmitLimit(memberCount: 100), 12)
-        XCTAssertEqual(GossipConfig.local(clusterName: "c").retransmitLimit(memberCount: 50), 4)
+        XCTAssertEqual(GossipConfig.local(clusterName: "c").retransmitLimit(memberCount: 50), 6)
     }
 
     func testSuspicionTimeoutBounds() {
@@ -83,9 +83,9 @@ final class ConfigTests: XCTestCase {
     }
 
     func testFailureDetectionBound() {
-        // local, 3 members: 3·1 s + 0.2 s + 3 s (suspicion minimum) + 2·0.1 s (gossip rounds).
+        // local, 3 members: 3·1 s + 0.2 s + 3 s (suspicion minimum) + 3·0.1 s (gossip rounds).
         let local = GossipConfig.local(clusterName: "t")
-        XCTAssertEqual(local.failureDetectionBound(memberCount: 3), .milliseconds(6_400))
+        XCTAssertEqual(local.failureDetectionBound(memberCount: 3), .milliseconds(6_500))
         // More members: a longer suspicion minimum and more rounds to spread the verdict.
         XCTAssertGreaterThan(local.failureDetectionBound(memberCount: 1_000), local.failureDetectionBound(memberCount: 3))
         let lan = GossipConfig.lan(clusterName: "t")

@@ -34,14 +34,14 @@ def binary():
 
 # The `local` gossip preset (Sources/Gossip/GossipConfig.swift), as configured.
 LOCAL_PRESET = {"probe_interval": 1.0, "probe_timeout": 0.2, "suspicion_mult": 3, "gossip_interval": 0.1,
-                "retransmit_mult": 2}
+                "retransmit_mult": 3}
 
 
 def detection_bound(members, preset=LOCAL_PRESET):
     """The failure-detection bound from the configured timings, computed here (not read back
     from the node): 3 probe periods + the probe timeout + the minimum suspicion timeout
     (suspicion_mult · max(1, log10 N) · period) + the piggyback rounds
-    (retransmit_mult · ⌈log10(N+1)⌉ gossip intervals). 6.4 s for 3 or 5 members."""
+    (retransmit_mult · ⌈log10(N+1)⌉ gossip intervals). 6.5 s for 3 or 5 members."""
     p = preset
     suspicion = p["suspicion_mult"] * max(1.0, math.log10(members)) * p["probe_interval"]
     rounds = p["retransmit_mult"] * math.ceil(math.log10(members + 1))

@@ -40,7 +40,7 @@ LADDER = ["--ladder", "180p:180:250"]
 # A recording ends a few seconds after its broadcast, not a minute.
 GRACE = ["--recording-reconnect-grace", "2"]
 # Subscription periods of seconds, looked at every second: longer than the failure-detection
-# bound (about 6.4 s with the local preset) plus a look, so a renewal made late by a failover
+# bound (about 6.5 s with the local preset) plus a look, so a renewal made late by a failover
 # still falls within the period after (the cadence is kept).
 PERIOD = 12
 RENEWALS = ["--subscription-period-seconds", str(PERIOD), "--renewal-seconds", "1"]
