@@ -28,7 +28,7 @@ package struct ClusterRouter: Sendable {
     package func ownsLocally(_ streamID: String) -> Bool { view.ownsLocally(streamID) }
 
     /// The nearest healthy edge for a viewer: alive members in the viewer's region (else
-    /// all), the closest three by estimated round-trip time, then the less loaded of two
+    /// all), the closest three by round-trip time (measured, else estimated), then the less loaded of two
     /// picked at random.
     package func chooseEdge(regionHint: String?) -> Member? {
         let snap = view.snapshot

@@ -9,6 +9,8 @@ package final class ClusterView: Sendable {
         package var localID: NodeID
         package var members: [Member] = []
         package var ring = HashRing(nodes: [])
+        /// Round trips from this node: the median of its recent probes of a member, else the
+        /// members' coordinates' estimate.
         package var rtt: [NodeID: Duration] = [:]
         package var stats = GossipStats()
         package var counters: Membership.ProtocolCounters?

@@ -249,7 +249,7 @@ package final class GossipNode: Service, Sendable {
         let members = [m.localMember] + m.members.filter { $0.id != m.localID }
         var rtt: [NodeID: Duration] = [:]
         for member in members where member.id != m.localID {
-            rtt[member.id] = m.estimatedRTT(to: member.id)
+            rtt[member.id] = m.measuredRTT(to: member.id) ?? m.estimatedRTT(to: member.id)
         }
         let stats = combinedStats()
         frameLimit.store(Self.frameLimit(members: members.count), ordering: .relaxed)

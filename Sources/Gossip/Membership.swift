@@ -145,6 +145,11 @@ public struct Membership: Sendable {
         return vivaldi.coordinate.distance(to: other)
     }
 
+    /// The median of this node's recent direct probes of `id` (its last few acks), if any:
+    /// truer than the coordinates' estimate for this node's own peers, which few samples
+    /// or a lossy link leave off by tens of percent (the estimate is for pairs not probed).
+    public func measuredRTT(to id: NodeID) -> Duration? { vivaldi.measuredRTT(peer: id) }
+
     /// Estimated round trip between any two members whose coordinates this node knows.
     public func estimatedRTT(from a: NodeID, to b: NodeID) -> Duration? {
         guard let ca = member(a)?.coordinate, let cb = member(b)?.coordinate, ca.isCompatible(with: cb) else { return nil }

@@ -43,6 +43,13 @@ public struct VivaldiClient: Sendable {
         return coordinate
     }
 
+    /// The median of the recent round trips measured to `peer` (what its coordinate update
+    /// used last), if this node probed it since it last forgot it.
+    public func measuredRTT(peer: NodeID) -> Duration? {
+        guard let samples = latencyFilter[peer], !samples.isEmpty else { return nil }
+        return .seconds(double: samples.sorted()[samples.count / 2])
+    }
+
     /// Forgets the latency history of a peer that left.
     public mutating func forget(peer: NodeID) { latencyFilter[peer] = nil }
 

@@ -89,4 +89,22 @@ final class VivaldiTests: XCTestCase {
         XCTAssertNotEqual(client.coordinate.vector, VivaldiCoordinate().vector)
         XCTAssertTrue(client.coordinate.isValid)
     }
+
+    func testTheMeasuredRoundTripIsTheMedianOfTheLastProbes() {
+        var client = VivaldiClient()
+        var rng = GossipRandom(seed: 3)
+        XCTAssertNil(client.measuredRTT(peer: "x"))
+        // 80 ms, one ack held up on the way, 82 ms: the held-up one is not the measure.
+        for ms in [80, 400, 82] { client.update(peer: "x", other: VivaldiCoordinate(), rtt: .milliseconds(ms), rng: &rng) }
+        XCTAssertEqual(client.measuredRTT(peer: "x")?.seconds ?? 0, 0.082, accuracy: 1e-9)
+        // The window is the last three: an old sample leaves it.
+        for ms in [240, 250] { client.update(peer: "x", other: VivaldiCoordinate(), rtt: .milliseconds(ms), rng: &rng) }
+        XCTAssertEqual(client.measuredRTT(peer: "x")?.seconds ?? 0, 0.240, accuracy: 1e-9)
+        XCTAssertNil(client.measuredRTT(peer: "y"))
+        // Rejected samples are not measurements; a forgotten peer has none.
+        client.update(peer: "y", other: VivaldiCoordinate(), rtt: .seconds(60), rng: &rng)
+        XCTAssertNil(client.measuredRTT(peer: "y"))
+        client.forget(peer: "x")
+        XCTAssertNil(client.measuredRTT(peer: "x"))
+    }
 }

@@ -266,10 +266,10 @@ def test_quick_netlab_cluster_across_regions_with_loss():
         observer.stop()
         seg = observer.check_segments(list(cluster.nodes.values()))
         reader.stop()
-        # The cluster formed across the latency, with round-trip estimates that show it (eu-us: 2 x 40 ms,
-        # eu-ap: 2 x 120 ms). They are Vivaldi estimates (coordinates), not measurements: after ~30 s with
-        # samples lost to the loss they come out compressed (CI once saw eu-us 46 ms, eu-ap 198 ms), so the
-        # check is that they are far above loopback and in the order of the real delays.
+        # The cluster formed across the latency, with round trips that show it (eu-us: 2 x 40 ms ± 5, eu-ap:
+        # 2 x 120 ms ± 10). `rttMs` is the median of eu1's last three probes of the member: the Vivaldi
+        # estimate it showed before came out of ~30 s of lossy samples off by far (CI saw eu-us 46 ms, and
+        # once eu-us 215 ms > eu-ap 170 ms), and routing by it sent viewers to the farther edge.
         rtt = {m["id"]: m.get("rttMs") for m in eu.cluster()["members"]}
         out = {"kind": "quick", "cluster_up_seconds": round(up, 1), "rtt_ms_seen_by_eu1": rtt, "origin": route["origin"],
                "publisher_rc": publisher.returncode, "publisher_stderr": err.decode(errors="replace")[-500:],
@@ -281,7 +281,7 @@ def test_quick_netlab_cluster_across_regions_with_loss():
         out["checks"] = [(c, ok) for c, ok, _ in checks]
         save("quick", out)
         assert route["origin"] == "us1"
-        assert rtt.get("us1") and rtt.get("ap1") and 30 <= rtt["us1"] < rtt["ap1"] <= 400, rtt
+        assert rtt.get("us1") and rtt.get("ap1") and 60 <= rtt["us1"] <= 140 and 200 <= rtt["ap1"] <= 320, rtt
         assert publisher.returncode == 0, out["publisher_stderr"]
         assert len(reader.frames) >= (seconds - 10) * nh.FPS, out
         assert not out["split_brain_rounds"], out["split_brain_rounds"]
