@@ -20,13 +20,47 @@ import NIOCore
 ///   and a master playlist lists renditions.
 /// - At most `capacity` answers: a query is the viewer's to choose, so the table is bounded;
 ///   when full, expired answers go, and if none had, everything does (the origin is asked again).
+///
+/// A blocking reload (`_HLS_msn`, `_HLS_part`) with no answer of its own kept is answered with
+/// the newest media playlist kept for the same path and other query (while that one is fresh)
+/// when it already holds the segment or part asked for: as the origin itself would, since a
+/// blocking reload is answered with the first playlist holding its target or any later one.
+/// A viewer behind live (a spike, a slow phone) then costs the origin nothing, where keeping
+/// answers by exact target alone sent every target older than its max-age upstream again.
 package struct EdgePlaylistCache: Sendable {
     private struct Entry: Sendable {
         var answer: UpstreamResponse
         var until: Double
     }
 
+    /// What a media playlist holds: segments through `complete` whole, and `parts` parts of
+    /// segment `complete + 1`; `ended` holds everything there will be.
+    struct Position: Sendable, Comparable {
+        var complete: Int
+        var parts: Int
+        var ended = false
+
+        static func < (a: Position, b: Position) -> Bool {
+            a.complete != b.complete ? a.complete < b.complete : a.parts != b.parts ? a.parts < b.parts : !a.ended && b.ended
+        }
+
+        /// Whether a blocking reload for segment `msn` (part `part`, if given) may be answered.
+        func holds(msn: Int, part: Int?) -> Bool {
+            if ended || msn <= complete { return true }
+            guard let part, msn == complete + 1 else { return false }
+            return part < parts
+        }
+    }
+
+    private struct Newest: Sendable {
+        var answer: UpstreamResponse
+        var position: Position
+        var until: Double
+    }
+
     private var entries: [String: Entry] = [:]
+    /// The newest media playlist per path and query less `_HLS_msn` and `_HLS_part`.
+    private var newest: [String: Newest] = [:]
     package let capacity: Int
 
     package init(capacity: Int = 4_096) {
@@ -35,14 +69,19 @@ package struct EdgePlaylistCache: Sendable {
 
     package var count: Int { entries.count }
 
-    /// The answer kept for `key`, if still fresh at `now` (seconds on a monotonic clock).
+    /// The answer kept for `key`, if still fresh at `now` (seconds on a monotonic clock); for a
+    /// blocking reload, else the newest kept playlist that holds its target.
     package mutating func answer(_ key: String, now: Double) -> UpstreamResponse? {
-        guard let entry = entries[key] else { return nil }
-        guard now < entry.until else {
+        if let entry = entries[key] {
+            if now < entry.until { return entry.answer }
             entries[key] = nil
+        }
+        guard let target = Self.blockingTarget(key), let kept = newest[target.base] else { return nil }
+        guard now < kept.until else {
+            newest[target.base] = nil
             return nil
         }
-        return entry.answer
+        return kept.position.holds(msn: target.msn, part: target.part) ? kept.answer : nil
     }
 
     /// Keeps `answer` for `key` if the rules above allow it.
@@ -50,9 +89,64 @@ package struct EdgePlaylistCache: Sendable {
         guard let lifetime = Self.lifetime(of: answer, key: key), lifetime > 0 else { return }
         if entries[key] == nil, entries.count >= capacity {
             entries = entries.filter { now < $0.value.until }
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            newest = newest.filter { now < $0.value.until }
+            if entries.count >= capacity {
+                entries.removeAll(keepingCapacity: true)
+                newest.removeAll(keepingCapacity: true)
+            }
         }
         entries[key] = Entry(answer: answer, until: now + lifetime)
+        // Only a blocking reload's answer stands for later targets: one asked without a target
+        // is kept a part duration at most, a join's, and must not stretch further.
+        guard let target = Self.blockingTarget(key), let position = Self.position(String(buffer: answer.body)) else { return }
+        if let kept = newest[target.base], now < kept.until, !(kept.position < position) { return }
+        newest[target.base] = Newest(answer: answer, position: position, until: now + lifetime)
+    }
+
+    /// A blocking reload's target and its key without it (`_HLS_msn`, `_HLS_part` taken out).
+    static func blockingTarget(_ key: String) -> (base: String, msn: Int, part: Int?)? {
+        guard let q = key.firstIndex(of: "?"), key.hasPrefix("/"), key[..<q].hasSuffix("/index.m3u8") else { return nil }
+        var msn: Int?, part: Int?
+        var rest: [Substring] = []
+        for item in key[key.index(after: q)...].split(separator: "&", omittingEmptySubsequences: false) {
+            if item.hasPrefix("_HLS_msn="), msn == nil, let v = Int(item.dropFirst(9)), v >= 0 {
+                msn = v
+            } else if item.hasPrefix("_HLS_part="), part == nil, let v = Int(item.dropFirst(10)), v >= 0 {
+                part = v
+            } else if item.hasPrefix("_HLS_msn=") || item.hasPrefix("_HLS_part=") {
+                return nil  // twice, or not a number: the origin's to refuse
+            } else {
+                rest.append(item)
+            }
+        }
+        guard let msn else { return nil }
+        let path = String(key[..<q])
+        return (rest.isEmpty ? path : path + "?" + rest.joined(separator: "&"), msn, part)
+    }
+
+    /// Where a media playlist stands: `EXT-X-MEDIA-SEQUENCE`, the segments listed (and skipped
+    /// by a delta update), the parts after the last one; nil for anything else.
+    static func position(_ playlist: String) -> Position? {
+        var sequence: Int?, segments = 0, parts = 0, ended = false
+        for line in playlist.split(whereSeparator: \.isNewline) {
+            if line.hasPrefix("#EXTINF:") {
+                segments += 1
+                parts = 0
+            } else if line.hasPrefix("#EXT-X-PART:") {
+                parts += 1
+            } else if line.hasPrefix("#EXT-X-MEDIA-SEQUENCE:") {
+                sequence = Int(line.dropFirst("#EXT-X-MEDIA-SEQUENCE:".count).trimmingCharacters(in: .whitespaces))
+            } else if line.hasPrefix("#EXT-X-SKIP:") {
+                for attribute in line.dropFirst("#EXT-X-SKIP:".count).split(separator: ",")
+                where attribute.hasPrefix("SKIPPED-SEGMENTS=") {
+                    segments += Int(attribute.dropFirst("SKIPPED-SEGMENTS=".count)) ?? 0
+                }
+            } else if line.hasPrefix("#EXT-X-ENDLIST") {
+                ended = true
+            }
+        }
+        guard let sequence else { return nil }
+        return Position(complete: sequence + segments - 1, parts: parts, ended: ended)
     }
 
     /// Seconds `answer` (to `key`, `path?query`) may be reused; nil: not at all.

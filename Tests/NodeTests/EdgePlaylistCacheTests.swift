@@ -51,6 +51,46 @@ final class EdgePlaylistCacheTests: XCTestCase {
                                                   key: "/live/s1/source/index.m3u8"), 0.334)
     }
 
+    func testABlockingReloadBehindLiveIsAnsweredWithTheNewestPlaylistHoldingItsTarget() {
+        var cache = EdgePlaylistCache()
+        // Self.live holds segment 7 whole and parts 8.0 and 8.1.
+        let path = "/live/s1/source/index.m3u8"
+        cache.keep(path + "?_HLS_msn=8&_HLS_part=1", answer(Self.live), now: 10)
+        for (query, held) in [("_HLS_msn=8&_HLS_part=1", true), ("_HLS_msn=8&_HLS_part=0", true), ("_HLS_msn=7&_HLS_part=5", true),
+                              ("_HLS_msn=7", true), ("_HLS_msn=3&_HLS_part=0", true), ("_HLS_msn=8&_HLS_part=2", false),
+                              ("_HLS_msn=8", false), ("_HLS_msn=9&_HLS_part=0", false)] {
+            XCTAssertEqual(cache.answer(path + "?" + query, now: 10.5) != nil, held, query)
+        }
+        // Another query is another playlist (a delta update); a plain reload is a join's.
+        XCTAssertNil(cache.answer(path + "?_HLS_msn=8&_HLS_part=0&_HLS_skip=YES", now: 10.5))
+        XCTAssertNil(cache.answer(path, now: 10.5))
+        XCTAssertNil(cache.answer("/live/s1/720p/index.m3u8?_HLS_msn=8&_HLS_part=0", now: 10.5))
+        // No longer than its max-age.
+        XCTAssertNil(cache.answer(path + "?_HLS_msn=8&_HLS_part=0", now: 11.0))
+
+        // The newest is kept, not the last one stored: a late answer to an older target does not
+        // take its place.
+        let later = Self.live.replacingOccurrences(
+            of: "#EXT-X-PRELOAD-HINT", with: "#EXT-X-PART:DURATION=0.33400,URI=\"part8.2-0a1b2c3d.m4s\"\n#EXT-X-PRELOAD-HINT")
+        cache.keep(path + "?_HLS_msn=8&_HLS_part=2", answer(later), now: 20)
+        cache.keep(path + "?_HLS_msn=8&_HLS_part=1", answer(Self.live), now: 20.1)
+        XCTAssertEqual(cache.answer(path + "?_HLS_msn=8&_HLS_part=0", now: 20.2).map { String(buffer: $0.body) }, later)
+        // An ended playlist holds every target.
+        cache.keep(path + "?_HLS_msn=9&_HLS_part=0", answer(Self.live + "#EXT-X-ENDLIST\n"), now: 30)
+        XCTAssertNotNil(cache.answer(path + "?_HLS_msn=12&_HLS_part=3", now: 30.5))
+        // A delta update's skipped segments count.
+        let delta = Self.live.replacingOccurrences(of: "#EXT-X-MEDIA-SEQUENCE:7\n", with: "#EXT-X-MEDIA-SEQUENCE:4\n#EXT-X-SKIP:SKIPPED-SEGMENTS=3\n")
+        XCTAssertEqual(EdgePlaylistCache.position(delta), EdgePlaylistCache.position(Self.live))
+        XCTAssertEqual(EdgePlaylistCache.position(Self.live), .init(complete: 7, parts: 2))
+        XCTAssertNil(EdgePlaylistCache.position("#EXTM3U\nsource/index.m3u8\n"), "a master playlist")
+        // Malformed or repeated targets are the origin's to refuse, never answered from here.
+        for query in ["_HLS_msn=x&_HLS_part=0", "_HLS_msn=8&_HLS_msn=7", "_HLS_msn=-1", "_HLS_part=0"] {
+            XCTAssertNil(EdgePlaylistCache.blockingTarget(path + "?" + query), query)
+        }
+        XCTAssertEqual(EdgePlaylistCache.blockingTarget(path + "?_HLS_skip=YES&_HLS_msn=8&_HLS_part=1").map { "\($0.base) \($0.msn) \($0.part ?? -1)" },
+                       path + "?_HLS_skip=YES 8 1")
+    }
+
     func testWhatTheOriginDoesNotShareIsNotKept() {
         let key = "/live/s1/master.m3u8"
         for cacheControl in ["private, max-age=1", "no-cache", "public, max-age=1, no-store", "public", "public, max-age=0", nil] {
