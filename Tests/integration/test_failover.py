@@ -33,7 +33,7 @@ def test_sigkill_of_the_origin_mid_stream():
     out = failover.run("kill")
     check_common(out)
     bound = failover.detection_bound(3)
-    assert bound == pytest.approx(6.4)
+    assert bound == pytest.approx(6.5)
     # The node reports the bound of its configured timings...
     assert out["detection_bound_seconds"] == pytest.approx(bound, abs=0.01), out["detection_bound_seconds"]
     # ...and keeps it: the ring names the new origin within it.
