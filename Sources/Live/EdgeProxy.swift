@@ -256,8 +256,7 @@ package final class EdgeProxy: Sendable {
             request.headers.add(name: HTTPField.Name.streamTubeEdge.rawName, value: localID)
             if passOn { request.headers.add(name: HTTPField.Name.streamTubePassedOn.rawName, value: "1") }
             do {
-                let response = try await client.execute(request, timeout: .seconds(20))
-                let body = try await response.body.collect(upTo: 64 << 20)
+                let (response, body) = try await attempt(request, at: member.id)
                 guard response.status.code < 500 else {
                     lastError = HTTPError(.badGateway, message: "origin answered \(response.status.code)")
                     continue
@@ -276,6 +275,40 @@ package final class EdgeProxy: Sendable {
         }
         if let notFound { return notFound }
         throw lastError
+    }
+
+    struct MemberGone: Error, CustomStringConvertible {
+        var member: NodeID
+        var description: String { "the cluster holds \(member) suspect or dead" }
+    }
+
+    /// One request to `member` and its whole body, given up as soon as the cluster holds the
+    /// member suspect or dead: a node cut off or frozen keeps its connections half-open, and the
+    /// request would otherwise wait out its 20 s while the next node (the standby, which holds
+    /// everything players were shown) could answer. Players polling the playlist would stall
+    /// that long and come back behind the window (ffmpeg skipped segments in the network lab).
+    private func attempt(_ request: HTTPClientRequest, at member: NodeID) async throws -> (HTTPClientResponse, ByteBuffer) {
+        try await withThrowingTaskGroup(of: (HTTPClientResponse, ByteBuffer)?.self) { group in
+            group.addTask { [client] in
+                let response = try await client.execute(request, timeout: .seconds(20))
+                return (response, try await response.body.collect(upTo: 64 << 20))
+            }
+            group.addTask { [router] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(100))
+                    let status = router.view.snapshot.members.first { $0.id == member }?.status
+                    if status != .alive, !Task.isCancelled { return nil }
+                }
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let answer = first else {
+                NodeMetrics.edgeUpstreamAbandoned.increment()
+                logger.info("edge: gave up a request to a node held suspect or dead", metadata: ["node": "\(member)"])
+                throw MemberGone(member: member)
+            }
+            return answer
+        }
     }
 }
 

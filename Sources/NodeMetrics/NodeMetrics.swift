@@ -9,7 +9,7 @@ package enum NodeMetrics {
     package static func declare(renditions: [String], providers: [String]) {
         for counter in [rtmpConnections, rtmpBytesReceived, rtmpProtocolErrors, rtmpMediaErrors, publishStarted, publishRefused(reason: "bad_key"),
                         relayConnections, relayOriginsLeft, ownershipHandovers, replicasEnded, publisherHandovers, edgeCacheHits, edgeUpstreamRequests, originEdgeRequests, viewerRedirects,
-                        edgeUpstreamMediaRequests, edgePlaylistHits, edgePrefetches, edgePrefetchesSkipped,
+                        edgeUpstreamMediaRequests, edgeUpstreamAbandoned, edgePlaylistHits, edgePrefetches, edgePrefetchesSkipped,
                         viewerJoinsRefused(reason: "viewers"), viewerJoinsRefused(reason: "event_loop_lag"),
                         transcodeFailures, recordingObjectsWritten, recordingBytesWritten] {
             counter.increment(by: 0)
@@ -93,6 +93,9 @@ package enum NodeMetrics {
     /// Of those, the requests for media objects (init segments, parts, segments): at most one
     /// per object per edge, unless the store had let it go.
     package static let edgeUpstreamMediaRequests = Counter(label: "streamtube_edge_upstream_media_requests_total")
+    /// Upstream requests given up while waiting because the cluster came to hold the node asked
+    /// suspect or dead (the next holder was asked instead).
+    package static let edgeUpstreamAbandoned = Counter(label: "streamtube_edge_upstream_abandoned_total")
     package static let originEdgeRequests = Counter(label: "streamtube_origin_edge_requests_total")
     package static let viewerRedirects = Counter(label: "streamtube_viewer_redirects_total")
     /// Playlist answers an edge gave from its playlist cache (not asking the origin).

@@ -112,6 +112,71 @@ def test_sigkill_of_the_standby_does_not_stall_the_stream(tmp_path):
             n.stop()
 
 
+def next_part(playlist):
+    """The blocking-reload target of the part after the last one a media playlist lists: (msn, part)."""
+    sequence = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", playlist).group(1))
+    segments = parts = 0
+    for line in playlist.splitlines():
+        if line.startswith("#EXTINF:"):
+            segments, parts = segments + 1, 0
+        elif line.startswith("#EXT-X-PART:"):
+            parts += 1
+    return sequence + segments, parts
+
+
+def test_a_frozen_origin_does_not_hold_the_edge_up(tmp_path):
+    """SIGSTOP of the origin: its connections stay open and silent (as when its host is cut off), so an edge's
+    request to it would wait out its 20 s timeout, and players polling the edge stall that long (ffmpeg then
+    skipped segments in the network lab). The edge gives such a request up once the cluster holds the origin
+    suspect and asks the standby, which holds everything players were shown."""
+    import signal
+    import threading
+    from test_edge import metric
+    nodes, s, pub = trio_publishing(tmp_path, via="a")
+    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    sid = s["id"]
+    reader = None
+    try:
+        reader = FrameReader(f"{a.base}/live/{sid}/master.m3u8?routed=1").start()
+        wait_for(lambda: len(reader.frames) >= 6 * 30, 40, "the player to decode the stream")
+        frames_before = len(reader.frames)
+        # A blocking reload at the edge for the next part: the edge asks the origin, which will not answer.
+        msn, part = next_part(http("GET", f"{a.base}/live/{sid}/source/index.m3u8").text)
+        blocked = {}
+
+        def reload():
+            t = time.time()
+            r = http("GET", f"{a.base}/live/{sid}/source/index.m3u8?_HLS_msn={msn}&_HLS_part={part}", timeout=60)
+            blocked.update(status=r.status, seconds=time.time() - t, body=r.text)
+
+        t0 = time.time()
+        b.proc.send_signal(signal.SIGSTOP)
+        asker = threading.Thread(target=reload, daemon=True)
+        asker.start()
+        wait_for(lambda: len(reader.frames) >= frames_before + (failover.detection_bound(3) + 10) * 30 or not reader.alive,
+                 60, "the player to go on")
+        asker.join(60)
+        assert reader.alive, reader.stderr_text()[-2000:]
+        reader.stop()
+        # Answered by the standby, which took the stream on, within the detection bound (before the edge gave such
+        # requests up: about 20 s, its timeout, then the standby).
+        assert blocked.get("status") == 200, blocked
+        assert blocked["seconds"] <= failover.detection_bound(3) + SLACK_SECONDS + 2, blocked
+        assert metric(a, "streamtube_edge_upstream_abandoned_total") > 0
+        arrivals = [t for t, _ in reader.frames]
+        stall = max((y - x for x, y in zip(arrivals, arrivals[1:]) if x >= t0 - 1), default=0.0)
+        assert stall <= failover.detection_bound(3) + SLACK_SECONDS + 2, (stall, playback_gaps(reader.frames))
+        assert max_gap(reader.frames) <= failover.SEGMENT_SECONDS, playback_gaps(reader.frames)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+        if pub and pub.poll() is None:
+            pub.kill()
+        if reader:
+            reader.stop()
+        for n in nodes.values():
+            n.stop()
+
+
 def test_a_broadcaster_on_the_dead_origin_reconnects_to_any_node(tmp_path):
     nodes, s, pub = trio_publishing(tmp_path, via="b")  # straight to the origin
     a, b, c = nodes["a"], nodes["b"], nodes["c"]
