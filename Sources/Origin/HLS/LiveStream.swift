@@ -302,42 +302,25 @@ public final class LiveStream: Sendable {
     /// left unfinished (a new session here ends it; the state of the node that took the stream on
     /// replaces it). Its end is not news this node may announce (the split-brain rule).
     public func endPublishing(session ending: Int? = nil, abandon: Bool = false) {
-        if abandon {
-            let (answers, transcoder) = state.withLock { s -> ([PlaylistWaiters.Answer], (any LadderTranscoder)?) in
-                guard s.publishing, ending.map({ $0 == s.sessions }) ?? true else { return ([], nil) }
-                s.publishing = false
-                s.latestKeyframe = nil
-                s.sessionEndedAt = Self.clock()
-                s.abandonedSession = s.sessions
-                let t = s.ladder.transcoder
-                s.ladder.transcoder = nil
-                var out: [PlaylistWaiters.Answer] = []
-                for name in s.order {
-                    s.renditions[name]?.abandonPackager()
-                    if let r = s.renditions[name], r.isOver { out += s.waiters.takeAll(of: r) }
-                }
-                noteEnded(&s)
-                return (out, t)
-            }
-            answers.resume()
-            if let transcoder {
-                Thread.detachNewThread {
-                    transcoder.finish()
-                    self.state.withLock { $0.ladder.finishedStats = transcoder.stats }
-                }
-            }
-            return
-        }
         let (answers, transcoder, session) = state.withLock { s -> ([PlaylistWaiters.Answer], (any LadderTranscoder)?, Int) in
             guard s.publishing, ending.map({ $0 == s.sessions }) ?? true else { return ([], nil, s.sessions) }
             s.publishing = false
             s.latestKeyframe = nil
             s.sessionEndedAt = Self.clock()
-            var out = finish(&s, rendition: Self.sourceRendition)
             let t = s.ladder.transcoder
             s.ladder.transcoder = nil
-            if t == nil {
-                for name in s.rungs { out += finish(&s, rendition: name) }
+            var out: [PlaylistWaiters.Answer] = []
+            if abandon {
+                s.abandonedSession = s.sessions
+                for name in s.order {
+                    s.renditions[name]?.abandonPackager()
+                    if let r = s.renditions[name], r.isOver { out += s.waiters.takeAll(of: r) }
+                }
+            } else {
+                out = finish(&s, rendition: Self.sourceRendition)
+                if t == nil {
+                    for name in s.rungs { out += finish(&s, rendition: name) }
+                }
             }
             noteEnded(&s)
             return (out, t, s.sessions)
@@ -348,7 +331,8 @@ public final class LiveStream: Sendable {
             transcoder.finish()
             self.state.withLock { s -> [PlaylistWaiters.Answer] in
                 s.ladder.finishedStats = transcoder.stats
-                guard s.sessions == session else { return [] }
+                // A session given up keeps nothing its transcoder still made (`abandonedSession`).
+                guard !abandon, s.sessions == session else { return [] }
                 var out: [PlaylistWaiters.Answer] = []
                 for name in s.rungs { out += self.finish(&s, rendition: name) }
                 self.noteEnded(&s)
