@@ -1,6 +1,9 @@
 """Origin failover with the broadcaster and the players staying on: the origin is killed
 (SIGKILL) or leaves (SIGTERM) mid-stream; see failover.py for the set-up."""
+import contextlib
 import re
+import signal
+import threading
 import time
 
 import pytest
@@ -71,18 +74,41 @@ def trio_publishing(tmp_path, via):
         raise
 
 
+@contextlib.contextmanager
+def trio_playing_at_a(tmp_path):
+    """`trio_publishing` via a, with ffmpeg playing the stream from edge a for 6 s already:
+    yields (nodes, stream id, reader); stops everything on leaving (a node stopped with SIGSTOP resumed first)."""
+    nodes, s, pub = trio_publishing(tmp_path, via="a")
+    reader = None
+    try:
+        reader = FrameReader(f"{nodes['a'].base}/live/{s['id']}/master.m3u8?routed=1").start()
+        wait_for(lambda: len(reader.frames) >= 6 * 30, 40, "the player to decode the stream")
+        yield nodes, s["id"], reader
+    finally:
+        if pub.poll() is None:
+            pub.kill()
+        if reader:
+            reader.stop()
+        for n in nodes.values():
+            if n.proc and n.proc.poll() is None:
+                n.proc.send_signal(signal.SIGCONT)
+            n.stop()
+
+
+def longest_wait(reader, since):
+    """The longest time between two decoded frames' arrivals from `since` on (and before it)."""
+    arrivals = [t for t, _ in reader.frames]
+    waits = list(zip(arrivals, arrivals[1:]))
+    return (max((y - x for x, y in waits if x >= since), default=0.0), max((y - x for x, y in waits if x < since), default=0.0))
+
+
 def test_sigkill_of_the_standby_does_not_stall_the_stream(tmp_path):
     """The origin shows players only what its standby holds (replicate before announce). When the standby dies,
     the origin waits at most a second for it while the broadcast goes on, then shows what it makes anyway until
     the cluster names another standby, which acknowledges again: the player loses nothing and stalls little."""
     from test_edge import metric
-    nodes, s, pub = trio_publishing(tmp_path, via="a")
-    a, b, c = nodes["a"], nodes["b"], nodes["c"]
-    sid = s["id"]
-    reader = None
-    try:
-        reader = FrameReader(f"{a.base}/live/{sid}/master.m3u8?routed=1").start()
-        wait_for(lambda: len(reader.frames) >= 6 * 30, 40, "the player to decode the stream")
+    with trio_playing_at_a(tmp_path) as (nodes, sid, reader):
+        b, c = nodes["b"], nodes["c"]
         assert metric(b, "streamtube_replica_unacknowledged_shown_total", before_first_use=True) == 0, \
             "shown unacknowledged with a standby alive"
         frames_before = len(reader.frames)
@@ -97,19 +123,10 @@ def test_sigkill_of_the_standby_does_not_stall_the_stream(tmp_path):
         time.sleep(4)
         assert metric(b, "streamtube_replica_unacknowledged_shown_total") == shown, "another standby acknowledges"
         reader.stop()
-        arrivals = [t for t, _ in reader.frames]
-        stall = max((y - x for x, y in zip(arrivals, arrivals[1:]) if x >= t0 - 1), default=0.0)
-        stall_before = max((y - x for x, y in zip(arrivals, arrivals[1:]) if x < t0 - 1), default=0.0)
+        stall, stall_before = longest_wait(reader, t0 - 1)
         assert max_gap(reader.frames) == 0, playback_gaps(reader.frames)
         # ffmpeg's HLS reader fetches whole segments (2 s): the wait for the dead standby adds at most about 1 s.
         assert stall <= stall_before + 1.5, (stall, stall_before)
-    finally:
-        if pub and pub.poll() is None:
-            pub.kill()
-        if reader:
-            reader.stop()
-        for n in nodes.values():
-            n.stop()
 
 
 def next_part(playlist):
@@ -129,16 +146,9 @@ def test_a_frozen_origin_does_not_hold_the_edge_up(tmp_path):
     request to it would wait out its 20 s timeout, and players polling the edge stall that long (ffmpeg then
     skipped segments in the network lab). The edge gives such a request up once the cluster holds the origin
     suspect and asks the standby, which holds everything players were shown."""
-    import signal
-    import threading
     from test_edge import metric
-    nodes, s, pub = trio_publishing(tmp_path, via="a")
-    a, b, c = nodes["a"], nodes["b"], nodes["c"]
-    sid = s["id"]
-    reader = None
-    try:
-        reader = FrameReader(f"{a.base}/live/{sid}/master.m3u8?routed=1").start()
-        wait_for(lambda: len(reader.frames) >= 6 * 30, 40, "the player to decode the stream")
+    with trio_playing_at_a(tmp_path) as (nodes, sid, reader):
+        a, b = nodes["a"], nodes["b"]
         frames_before = len(reader.frames)
         # A blocking reload at the edge for the next part: the edge asks the origin, which will not answer.
         msn, part = next_part(http("GET", f"{a.base}/live/{sid}/source/index.m3u8").text)
@@ -163,18 +173,9 @@ def test_a_frozen_origin_does_not_hold_the_edge_up(tmp_path):
         assert blocked.get("status") == 200, blocked
         assert blocked["seconds"] <= failover.detection_bound(3) + SLACK_SECONDS + 2, blocked
         assert metric(a, "streamtube_edge_upstream_abandoned_total") > 0
-        arrivals = [t for t, _ in reader.frames]
-        stall = max((y - x for x, y in zip(arrivals, arrivals[1:]) if x >= t0 - 1), default=0.0)
+        stall, _ = longest_wait(reader, t0 - 1)
         assert stall <= failover.detection_bound(3) + SLACK_SECONDS + 2, (stall, playback_gaps(reader.frames))
         assert max_gap(reader.frames) <= failover.SEGMENT_SECONDS, playback_gaps(reader.frames)
-    finally:
-        b.proc.send_signal(signal.SIGCONT)
-        if pub and pub.poll() is None:
-            pub.kill()
-        if reader:
-            reader.stop()
-        for n in nodes.values():
-            n.stop()
 
 
 def test_a_broadcaster_on_the_dead_origin_reconnects_to_any_node(tmp_path):
