@@ -47,19 +47,24 @@ public struct VivaldiClient: Sendable {
     /// used last), if this node probed it since it last forgot it.
     public func measuredRTT(peer: NodeID) -> Duration? {
         guard let samples = latencyFilter[peer], !samples.isEmpty else { return nil }
-        return .seconds(double: samples.sorted()[samples.count / 2])
+        return .seconds(double: Self.median(samples))
     }
 
     /// Forgets the latency history of a peer that left.
     public mutating func forget(peer: NodeID) { latencyFilter[peer] = nil }
 
     private mutating func filterLatency(peer: NodeID, rtt: Double) -> Double {
-        // Taken out of the dictionary and put back, so it is appended to in place; the median
-        // of up to three without sorting a copy (a probe's ack comes every second).
+        // Taken out of the dictionary and put back, so it is appended to in place.
         var samples = latencyFilter.removeValue(forKey: peer) ?? []
         samples.append(rtt)
         if samples.count > config.latencyFilterSize { samples.removeFirst(samples.count - config.latencyFilterSize) }
         latencyFilter[peer] = samples
+        return Self.median(samples)
+    }
+
+    /// The upper median of a non-empty filter window; up to three without sorting a copy (a
+    /// probe's ack comes every second).
+    private static func median(_ samples: [Double]) -> Double {
         switch samples.count {
         case 1: return samples[0]
         case 2: return max(samples[0], samples[1])
